@@ -1,0 +1,325 @@
+//! The effective configuration: built-in defaults < optional TOML file < environment
+//! (`CORTEX_MCP_*`) < command-line flags, validated once at start.
+//!
+//! Owns parsing and validation of options and the redacted view served as
+//! `cortex://config`. It must not touch the runtime or any toolset.
+
+use std::{
+    collections::BTreeSet,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+
+/// Toolsets enabled when none are named. `batch` is opt-in.
+pub const DEFAULT_TOOLSETS: &[&str] = &["github", "integrations", "asbr", "mvp", "patchkit"];
+/// Every toolset name the server knows.
+pub const ALL_TOOLSETS: &[&str] = &["github", "integrations", "asbr", "mvp", "patchkit", "batch"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("option {option}: {reason}")]
+    Invalid { option: String, reason: String },
+}
+
+fn invalid(option: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        option: option.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Journal durability policy, shared with `runtime::journal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Fsync {
+    Always,
+    #[default]
+    Batch,
+    Never,
+}
+
+impl FromStr for Fsync {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "always" => Ok(Self::Always),
+            "batch" => Ok(Self::Batch),
+            "never" => Ok(Self::Never),
+            other => Err(format!("`{other}` is not one of always|batch|never")),
+        }
+    }
+}
+
+/// Options as they may appear in `cortex-mcp.toml`; every field is optional.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileOptions {
+    pub toolsets: Option<Vec<String>>,
+    pub tools: Option<Vec<String>>,
+    pub exclude_tools: Option<Vec<String>>,
+    pub read_only: Option<bool>,
+    pub state_dir: Option<PathBuf>,
+    pub log_level: Option<String>,
+    pub auth_token: Option<String>,
+    pub allowed_hosts: Option<Vec<String>>,
+    pub allowed_origins: Option<Vec<String>>,
+    pub request_timeout_secs: Option<u64>,
+    pub fsync: Option<Fsync>,
+    pub workspace_roots: Option<Vec<PathBuf>>,
+    pub http_sessions: Option<bool>,
+    pub max_body_bytes: Option<usize>,
+}
+
+/// Values given on the command line or in `CORTEX_MCP_*` variables (clap merges both).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub file: FileOptions,
+}
+
+/// The validated, effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub toolsets: Vec<String>,
+    pub tools: Option<BTreeSet<String>>,
+    pub exclude_tools: BTreeSet<String>,
+    pub read_only: bool,
+    pub state_dir: PathBuf,
+    pub log_level: String,
+    pub auth_token: Option<String>,
+    pub allowed_hosts: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub request_timeout: Duration,
+    pub fsync: Fsync,
+    pub workspace_roots: Vec<PathBuf>,
+    pub http_sessions: bool,
+    pub max_body_bytes: usize,
+    pub conformance_fixtures: bool,
+}
+
+impl Config {
+    /// Defaults < file (explicit `--config`, else `./cortex-mcp.toml` when present) < overrides.
+    pub fn load(overrides: Overrides) -> Result<Self, ConfigError> {
+        let file = match &overrides.config {
+            Some(path) => read_file(path)?,
+            None if Path::new("cortex-mcp.toml").is_file() => {
+                read_file(Path::new("cortex-mcp.toml"))?
+            }
+            None => FileOptions::default(),
+        };
+        Self::from_layers(file, overrides.file)
+    }
+
+    /// Merges a file layer and an override layer over the defaults, then validates.
+    pub fn from_layers(file: FileOptions, over: FileOptions) -> Result<Self, ConfigError> {
+        macro_rules! pick {
+            ($f:ident) => {
+                over.$f.clone().or(file.$f.clone())
+            };
+        }
+        let toolsets = expand_toolsets(pick!(toolsets))?;
+        let log_level = pick!(log_level).unwrap_or_else(|| "info".into());
+        tracing_level_check(&log_level)?;
+        let allowed_hosts = pick!(allowed_hosts)
+            .unwrap_or_else(|| vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]);
+        let allowed_origins = pick!(allowed_origins).unwrap_or_default();
+        for origin in &allowed_origins {
+            if origin != "null" && !origin.contains("://") {
+                return Err(invalid(
+                    "allowed-origins",
+                    format!("`{origin}` must include a scheme, e.g. http://localhost:*"),
+                ));
+            }
+        }
+        let timeout = pick!(request_timeout_secs).unwrap_or(120);
+        if timeout == 0 || timeout > 3600 {
+            return Err(invalid(
+                "request-timeout-secs",
+                "must be between 1 and 3600",
+            ));
+        }
+        let auth_token = pick!(auth_token).filter(|t| !t.is_empty());
+        if let Some(token) = &auth_token
+            && token.len() < 16
+        {
+            return Err(invalid("auth-token", "must be at least 16 characters"));
+        }
+        let workspace_roots = pick!(workspace_roots).unwrap_or_default();
+        Ok(Config {
+            toolsets,
+            tools: pick!(tools).map(|t| t.into_iter().collect()),
+            exclude_tools: pick!(exclude_tools)
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            read_only: pick!(read_only).unwrap_or(false),
+            state_dir: pick!(state_dir).unwrap_or_else(default_state_dir),
+            log_level,
+            auth_token,
+            allowed_hosts,
+            allowed_origins,
+            request_timeout: Duration::from_secs(timeout),
+            fsync: pick!(fsync).unwrap_or_default(),
+            workspace_roots,
+            http_sessions: pick!(http_sessions).unwrap_or(false),
+            max_body_bytes: pick!(max_body_bytes).unwrap_or(4 * 1024 * 1024),
+            conformance_fixtures: false,
+        })
+    }
+
+    /// Whether a toolset is enabled.
+    pub fn toolset_enabled(&self, name: &str) -> bool {
+        self.toolsets.iter().any(|t| t == name)
+    }
+
+    /// The configuration as served by `cortex://config`: secrets replaced by a marker.
+    pub fn redacted(&self) -> serde_json::Value {
+        serde_json::json!({
+            "toolsets": self.toolsets,
+            "tools": self.tools,
+            "excludeTools": self.exclude_tools,
+            "readOnly": self.read_only,
+            "stateDir": self.state_dir,
+            "logLevel": self.log_level,
+            "authToken": self.auth_token.as_ref().map(|_| "[redacted]"),
+            "allowedHosts": self.allowed_hosts,
+            "allowedOrigins": self.allowed_origins,
+            "requestTimeoutSecs": self.request_timeout.as_secs(),
+            "fsync": self.fsync,
+            "workspaceRoots": self.workspace_roots,
+            "httpSessions": self.http_sessions,
+            "maxBodyBytes": self.max_body_bytes,
+        })
+    }
+
+    /// Checks that an HTTP bind address is allowed by the auth settings.
+    pub fn check_bind(&self, addr: SocketAddr) -> Result<(), ConfigError> {
+        if !addr.ip().is_loopback() && self.auth_token.is_none() {
+            return Err(invalid(
+                "http",
+                format!(
+                    "binding {addr} (not loopback) requires an auth token: set CORTEX_MCP_AUTH_TOKEN or --auth-token"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileOptions, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::File {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn expand_toolsets(requested: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> {
+    let Some(requested) = requested else {
+        return Ok(DEFAULT_TOOLSETS.iter().map(|s| s.to_string()).collect());
+    };
+    let mut out: Vec<String> = Vec::new();
+    for name in requested.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let names: &[&str] = match name {
+            "all" => ALL_TOOLSETS,
+            "default" => DEFAULT_TOOLSETS,
+            other if ALL_TOOLSETS.contains(&other) => {
+                std::slice::from_ref(ALL_TOOLSETS.iter().find(|t| **t == other).expect("checked"))
+            }
+            other => {
+                return Err(invalid(
+                    "toolsets",
+                    format!(
+                        "unknown toolset `{other}`; known: {}, default, all",
+                        ALL_TOOLSETS.join(", ")
+                    ),
+                ));
+            }
+        };
+        for n in names {
+            if !out.iter().any(|o| o == n) {
+                out.push(n.to_string());
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn tracing_level_check(level: &str) -> Result<(), ConfigError> {
+    tracing_subscriber::EnvFilter::try_new(level)
+        .map(|_| ())
+        .map_err(|e| invalid("log-level", format!("`{level}`: {e}")))
+}
+
+fn default_state_dir() -> PathBuf {
+    dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("cortex-mcp")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_enable_the_five_toolsets() {
+        let c = Config::from_layers(FileOptions::default(), FileOptions::default()).unwrap();
+        assert_eq!(c.toolsets, DEFAULT_TOOLSETS);
+        assert!(!c.toolset_enabled("batch"));
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let file = FileOptions {
+            read_only: Some(false),
+            toolsets: Some(vec!["github".into()]),
+            ..Default::default()
+        };
+        let over = FileOptions {
+            read_only: Some(true),
+            ..Default::default()
+        };
+        let c = Config::from_layers(file, over).unwrap();
+        assert!(c.read_only);
+        assert_eq!(c.toolsets, vec!["github"]);
+    }
+
+    #[test]
+    fn unknown_toolset_names_the_option() {
+        let over = FileOptions {
+            toolsets: Some(vec!["nope".into()]),
+            ..Default::default()
+        };
+        let err = Config::from_layers(FileOptions::default(), over)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("toolsets") && err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn non_loopback_bind_needs_token() {
+        let c = Config::from_layers(FileOptions::default(), FileOptions::default()).unwrap();
+        assert!(c.check_bind("0.0.0.0:7439".parse().unwrap()).is_err());
+        assert!(c.check_bind("127.0.0.1:7439".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn redacted_config_hides_token() {
+        let over = FileOptions {
+            auth_token: Some("s3cret-token-0123456789".into()),
+            ..Default::default()
+        };
+        let c = Config::from_layers(FileOptions::default(), over).unwrap();
+        assert!(!c.redacted().to_string().contains("s3cret"));
+    }
+}

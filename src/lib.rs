@@ -1,0 +1,17 @@
+//! cortex-mcp: one MCP server for the Cortex-OS toolsets on one shared runtime.
+//!
+//! Module map (see `../shared/design/architecture.md` §1–2):
+//! - [`config`]: the effective configuration, validated once at start.
+//! - [`runtime`]: shared machinery (executor, pages, progress, batch, metrics, journal,
+//!   events, tool registry); imports no toolset, server or transport.
+//! - [`server`]: the rmcp `ServerHandler` that assembles the enabled toolsets.
+//! - [`transport`]: stdio and streamable HTTP.
+//!
+//! The one public entry point is [`server::CortexServer::build`].
+
+pub mod config;
+pub mod fixtures;
+pub mod runtime;
+pub mod schemas;
+pub mod server;
+pub mod transport;

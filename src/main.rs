@@ -1,0 +1,234 @@
+//! The `cortex-mcp` command line: `serve` (stdio by default, `--http ADDR`), `tools`
+//! and `schemas`. Parses flags and `CORTEX_MCP_*` variables (clap), loads the config,
+//! and hands over to the server and transports.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use cortex_mcp::{
+    config::{Config, FileOptions, Fsync, Overrides},
+    server::CortexServer,
+    transport,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "cortex-mcp",
+    version,
+    about = "MCP server for the Cortex-OS toolsets"
+)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve MCP over stdio (default) or streamable HTTP.
+    Serve(ServeArgs),
+    /// Print the enabled tool catalog.
+    Tools {
+        /// Print the full tool definitions as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write or check the tool schema snapshots.
+    Schemas {
+        /// Write one <tool>.json per tool into DIR.
+        #[arg(long, value_name = "DIR", conflicts_with = "check")]
+        write: Option<PathBuf>,
+        /// Fail when DIR differs from the code.
+        #[arg(long, value_name = "DIR")]
+        check: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Default)]
+struct ServeArgs {
+    /// Serve streamable HTTP on this address (e.g. 127.0.0.1:7439) instead of stdio.
+    #[arg(long, env = "CORTEX_MCP_HTTP", value_name = "ADDR")]
+    http: Option<SocketAddr>,
+    /// Add the conformance-suite fixture tools and resources (testing only).
+    #[arg(long)]
+    conformance_fixtures: bool,
+}
+
+#[derive(Args)]
+struct CommonArgs {
+    /// Toolsets to enable (comma-separated; `default`, `all`, or names).
+    #[arg(
+        long,
+        global = true,
+        env = "CORTEX_MCP_TOOLSETS",
+        value_delimiter = ','
+    )]
+    toolsets: Option<Vec<String>>,
+    /// Only these tools (comma-separated).
+    #[arg(long, global = true, env = "CORTEX_MCP_TOOLS", value_delimiter = ',')]
+    tools: Option<Vec<String>>,
+    /// Leave these tools out (comma-separated).
+    #[arg(
+        long,
+        global = true,
+        env = "CORTEX_MCP_EXCLUDE_TOOLS",
+        value_delimiter = ','
+    )]
+    exclude_tools: Option<Vec<String>>,
+    /// Offer only tools that do not change anything.
+    #[arg(long, global = true, env = "CORTEX_MCP_READ_ONLY")]
+    read_only: Option<bool>,
+    /// Where journals and blobs live (default: XDG state dir/cortex-mcp).
+    #[arg(long, global = true, env = "CORTEX_MCP_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// TOML config file (default: ./cortex-mcp.toml when present).
+    #[arg(long, global = true, env = "CORTEX_MCP_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log filter (e.g. info, debug, cortex_mcp=trace); RUST_LOG wins when set.
+    #[arg(long, global = true, env = "CORTEX_MCP_LOG_LEVEL")]
+    log_level: Option<String>,
+    /// Bearer token required on HTTP requests (required for non-loopback binds).
+    #[arg(
+        long,
+        global = true,
+        env = "CORTEX_MCP_AUTH_TOKEN",
+        hide_env_values = true
+    )]
+    auth_token: Option<String>,
+    /// Accepted Host header values (comma-separated).
+    #[arg(
+        long,
+        global = true,
+        env = "CORTEX_MCP_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    allowed_hosts: Option<Vec<String>>,
+    /// Accepted Origin values, with scheme (comma-separated).
+    #[arg(
+        long,
+        global = true,
+        env = "CORTEX_MCP_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    allowed_origins: Option<Vec<String>>,
+    /// Seconds a tool call may run.
+    #[arg(long, global = true, env = "CORTEX_MCP_REQUEST_TIMEOUT_SECS")]
+    request_timeout_secs: Option<u64>,
+    /// Journal durability: always | batch | never.
+    #[arg(long, global = true, env = "CORTEX_MCP_FSYNC")]
+    fsync: Option<Fsync>,
+    /// Directories file tools may touch (comma-separated).
+    #[arg(
+        long,
+        global = true,
+        env = "CORTEX_MCP_WORKSPACE_ROOTS",
+        value_delimiter = ','
+    )]
+    workspace_roots: Option<Vec<PathBuf>>,
+    /// Keep 2025-11-25 HTTP sessions (server-initiated streams) instead of stateless JSON.
+    #[arg(long, global = true, env = "CORTEX_MCP_HTTP_SESSIONS")]
+    http_sessions: Option<bool>,
+}
+
+impl CommonArgs {
+    fn into_overrides(self) -> Overrides {
+        Overrides {
+            config: self.config,
+            file: FileOptions {
+                toolsets: self.toolsets,
+                tools: self.tools,
+                exclude_tools: self.exclude_tools,
+                read_only: self.read_only,
+                state_dir: self.state_dir,
+                log_level: self.log_level,
+                auth_token: self.auth_token,
+                allowed_hosts: self.allowed_hosts,
+                allowed_origins: self.allowed_origins,
+                request_timeout_secs: self.request_timeout_secs,
+                fsync: self.fsync,
+                workspace_roots: self.workspace_roots,
+                http_sessions: self.http_sessions,
+                max_body_bytes: None,
+            },
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    match start() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cortex-mcp: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn start() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut config = Config::load(cli.common.into_overrides())?;
+    let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
+    if let Command::Serve(args) = &command {
+        config.conformance_fixtures = args.conformance_fixtures;
+    }
+    transport::init_logging(&config.log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(command, config))
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => {
+            let server = CortexServer::build(config);
+            match args.http {
+                Some(addr) => transport::http::serve(server, addr).await?,
+                None => transport::stdio::serve(server).await?,
+            }
+        }
+        Command::Tools { json } => print_tools(&CortexServer::build(config), json)?,
+        Command::Schemas { write, check } => {
+            let server = CortexServer::build(config);
+            match (write, check) {
+                (Some(dir), None) => cortex_mcp::schemas::write(&server.catalog(), &dir)?,
+                (None, Some(dir)) => cortex_mcp::schemas::check(&server.catalog(), &dir)?,
+                _ => bail!("schemas: pass --write DIR or --check DIR"),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_tools(server: &CortexServer, json: bool) -> anyhow::Result<()> {
+    let catalog = server.catalog();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&catalog)?);
+        return Ok(());
+    }
+    for tool in catalog {
+        let ro = tool
+            .annotations
+            .as_ref()
+            .and_then(|a| a.read_only_hint)
+            .unwrap_or(false);
+        let first_line = tool
+            .description
+            .as_deref()
+            .unwrap_or("")
+            .split(". ")
+            .next()
+            .unwrap_or("")
+            .to_string();
+        println!(
+            "{:<28} {:<3} {}",
+            tool.name,
+            if ro { "ro" } else { "rw" },
+            first_line
+        );
+    }
+    Ok(())
+}

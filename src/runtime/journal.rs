@@ -1,0 +1,783 @@
+//! Append-only NDJSON journal, one segment file per stream.
+//!
+//! Owns: the on-disk format of `<dir>/<stream>.ndjson` (segment) and
+//! `<dir>/<stream>.snapshot.json` (snapshot), replay on open, the single
+//! writer task that batches appends and fsyncs according to [`FsyncPolicy`],
+//! and snapshot-based compaction.
+//!
+//! Must not touch: any toolset, server or transport module. It knows nothing
+//! about what the records mean.
+//!
+//! # Format
+//!
+//! Each segment line is `{"seq":N,"rec":<record>}` followed by `\n`. The
+//! snapshot is `{"version":1,"last_seq":N,"records":[...]}`. Replay returns
+//! the snapshot records first, then every segment record whose `seq` is
+//! greater than the snapshot's `last_seq` (so a crash between writing the
+//! snapshot and truncating the segment never duplicates records).
+//!
+//! # Rotation / compaction
+//!
+//! The journal cannot know how to compact an owner's records, so it never
+//! rotates on its own. Owners check [`Journal::segment_bytes`] (or
+//! [`Journal::needs_compaction`], which compares against
+//! [`JournalOptions::max_segment_bytes`]) and call [`Journal::compact`] with
+//! the records that summarise the state so far. `compact` atomically replaces
+//! the snapshot (temp file + fsync + rename + directory fsync) and then
+//! truncates the segment. Sequence numbers keep increasing across compaction
+//! and reopen.
+//!
+//! The writer runs on the tokio runtime: `open`/`open_with` must be called
+//! from within a runtime.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+const CHANNEL_CAPACITY: usize = 8192;
+const MAX_BATCH: usize = 8192;
+const SNAPSHOT_VERSION: u32 = 1;
+
+/// Errors produced by the journal.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal i/o error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("corrupt journal {file}:{line}: {reason}")]
+    Corrupt {
+        file: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("failed to serialize journal record: {0}")]
+    Serialize(#[from] serde_json::Error),
+    #[error("journal write failed: {0}")]
+    WriteFailed(String),
+    #[error("journal is closed")]
+    Closed,
+    #[error("invalid journal stream name {0:?}")]
+    InvalidStream(String),
+    #[error("invalid fsync policy {0:?} (expected always, batch or never)")]
+    InvalidPolicy(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> JournalError + '_ {
+    move |source| JournalError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// When appended data is fsynced before an append is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    /// `sync_data` after every record.
+    Always,
+    /// One `sync_data` per writer batch.
+    #[default]
+    Batch,
+    /// Never fsync (the OS decides).
+    Never,
+}
+
+impl FromStr for FsyncPolicy {
+    type Err = JournalError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "always" => Ok(Self::Always),
+            "batch" => Ok(Self::Batch),
+            "never" => Ok(Self::Never),
+            _ => Err(JournalError::InvalidPolicy(s.to_string())),
+        }
+    }
+}
+
+/// Options for [`Journal::open_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalOptions {
+    /// Size after which [`Journal::needs_compaction`] reports `true`.
+    pub max_segment_bytes: u64,
+    pub policy: FsyncPolicy,
+}
+
+impl Default for JournalOptions {
+    fn default() -> Self {
+        Self {
+            max_segment_bytes: 64 * 1024 * 1024,
+            policy: FsyncPolicy::Batch,
+        }
+    }
+}
+
+type AppendAck = oneshot::Sender<Result<u64, JournalError>>;
+
+enum Request {
+    /// Pre-serialized records (no trailing newline); acked with the first seq.
+    Append {
+        records: Vec<Vec<u8>>,
+        ack: AppendAck,
+    },
+    Compact {
+        records: Vec<Value>,
+        ack: oneshot::Sender<Result<(), JournalError>>,
+    },
+    Close {
+        ack: oneshot::Sender<()>,
+    },
+}
+
+struct Shared {
+    stream: String,
+    segment_bytes: AtomicU64,
+    last_seq: AtomicU64,
+    max_segment_bytes: u64,
+}
+
+/// Handle to one journal stream. Cheap to clone.
+#[derive(Clone)]
+pub struct Journal {
+    tx: mpsc::Sender<Request>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("stream", &self.shared.stream)
+            .field("last_seq", &self.last_seq())
+            .finish()
+    }
+}
+
+impl Journal {
+    /// Open (or create) `stream` in `dir` with default options and `policy`,
+    /// returning the handle and the replayed records.
+    pub fn open(
+        dir: &Path,
+        stream: &str,
+        policy: FsyncPolicy,
+    ) -> Result<(Journal, Vec<Value>), JournalError> {
+        let options = JournalOptions {
+            policy,
+            ..JournalOptions::default()
+        };
+        Self::open_with(dir, stream, options)
+    }
+
+    /// Open (or create) `stream` in `dir` with explicit options.
+    pub fn open_with(
+        dir: &Path,
+        stream: &str,
+        options: JournalOptions,
+    ) -> Result<(Journal, Vec<Value>), JournalError> {
+        validate_stream(stream)?;
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let paths = StreamPaths::new(dir, stream);
+        let _ = fs::remove_file(&paths.snapshot_tmp);
+        let (snapshot_seq, mut records) = read_snapshot(&paths.snapshot)?;
+        let segment = replay_segment(&paths.segment, snapshot_seq)?;
+        records.extend(segment.records);
+        let last_seq = segment.last_seq.max(snapshot_seq);
+
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&paths.segment)
+            .map_err(io_err(&paths.segment))?;
+        let shared = Arc::new(Shared {
+            stream: stream.to_string(),
+            segment_bytes: AtomicU64::new(segment.len),
+            last_seq: AtomicU64::new(last_seq),
+            max_segment_bytes: options.max_segment_bytes,
+        });
+        let writer = Writer {
+            file,
+            paths,
+            len: segment.len,
+            next_seq: last_seq + 1,
+            policy: options.policy,
+            shared: shared.clone(),
+        };
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        tokio::spawn(run_writer(writer, rx));
+        Ok((Journal { tx, shared }, records))
+    }
+
+    /// Stream name.
+    pub fn stream(&self) -> &str {
+        &self.shared.stream
+    }
+
+    /// Append one record; resolves with its sequence number once durable
+    /// under the journal's [`FsyncPolicy`].
+    pub async fn append(&self, record: &impl Serialize) -> Result<u64, JournalError> {
+        let line = serde_json::to_vec(record)?;
+        self.submit(vec![line]).await
+    }
+
+    /// Append several records contiguously; returns their sequence numbers.
+    pub async fn append_many<T: Serialize>(&self, records: &[T]) -> Result<Vec<u64>, JournalError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lines = records
+            .iter()
+            .map(serde_json::to_vec)
+            .collect::<Result<Vec<_>, _>>()?;
+        let count = lines.len() as u64;
+        let first = self.submit(lines).await?;
+        Ok((first..first + count).collect())
+    }
+
+    async fn submit(&self, records: Vec<Vec<u8>>) -> Result<u64, JournalError> {
+        let (ack, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Append { records, ack })
+            .await
+            .map_err(|_| JournalError::Closed)?;
+        rx.await.map_err(|_| JournalError::Closed)?
+    }
+
+    /// Atomically replace the snapshot with `snapshot_records` and truncate
+    /// the segment. Appends queued before this call land before the snapshot
+    /// is taken (and are discarded with the segment).
+    pub async fn compact(&self, snapshot_records: Vec<Value>) -> Result<(), JournalError> {
+        let (ack, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Compact {
+                records: snapshot_records,
+                ack,
+            })
+            .await
+            .map_err(|_| JournalError::Closed)?;
+        rx.await.map_err(|_| JournalError::Closed)?
+    }
+
+    /// Current size of the segment file in bytes.
+    pub fn segment_bytes(&self) -> u64 {
+        self.shared.segment_bytes.load(Ordering::Acquire)
+    }
+
+    /// Whether the segment exceeds [`JournalOptions::max_segment_bytes`].
+    pub fn needs_compaction(&self) -> bool {
+        self.segment_bytes() > self.shared.max_segment_bytes
+    }
+
+    /// Highest sequence number durably written (0 when empty).
+    pub fn last_seq(&self) -> u64 {
+        self.shared.last_seq.load(Ordering::Acquire)
+    }
+
+    /// Flush queued appends and stop the writer. Later appends fail with
+    /// [`JournalError::Closed`]. Idempotent.
+    pub async fn close(&self) {
+        let (ack, rx) = oneshot::channel();
+        if self.tx.send(Request::Close { ack }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+fn validate_stream(stream: &str) -> Result<(), JournalError> {
+    let ok = !stream.is_empty()
+        && stream.len() <= 128
+        && !stream.starts_with('.')
+        && stream
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(JournalError::InvalidStream(stream.to_string()))
+    }
+}
+
+struct StreamPaths {
+    dir: PathBuf,
+    segment: PathBuf,
+    snapshot: PathBuf,
+    snapshot_tmp: PathBuf,
+}
+
+impl StreamPaths {
+    fn new(dir: &Path, stream: &str) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            segment: dir.join(format!("{stream}.ndjson")),
+            snapshot: dir.join(format!("{stream}.snapshot.json")),
+            snapshot_tmp: dir.join(format!("{stream}.snapshot.json.tmp")),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    version: u32,
+    last_seq: u64,
+    records: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+struct Line {
+    seq: u64,
+    rec: Value,
+}
+
+fn read_snapshot(path: &Path) -> Result<(u64, Vec<Value>), JournalError> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, Vec::new())),
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    let snap: Snapshot = serde_json::from_slice(&bytes).map_err(|e| JournalError::Corrupt {
+        file: path.to_path_buf(),
+        line: e.line(),
+        reason: e.to_string(),
+    })?;
+    Ok((snap.last_seq, snap.records))
+}
+
+struct SegmentReplay {
+    records: Vec<Value>,
+    last_seq: u64,
+    /// Valid length of the segment after dropping a torn tail.
+    len: u64,
+}
+
+fn replay_segment(path: &Path, snapshot_seq: u64) -> Result<SegmentReplay, JournalError> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    let mut out = SegmentReplay {
+        records: Vec::new(),
+        last_seq: snapshot_seq,
+        len: 0,
+    };
+    let mut offset = 0usize;
+    let mut line_no = 0usize;
+    let mut segment_seq = 0u64;
+    while offset < bytes.len() {
+        line_no += 1;
+        let rest = &bytes[offset..];
+        let Some(nl) = rest.iter().position(|b| *b == b'\n') else {
+            return drop_torn_tail(path, out, line_no, "missing trailing newline");
+        };
+        let raw = &rest[..nl];
+        let is_last = offset + nl + 1 == bytes.len();
+        match parse_line(raw, segment_seq) {
+            Ok(Some(line)) => {
+                segment_seq = line.seq;
+                out.last_seq = out.last_seq.max(line.seq);
+                if line.seq > snapshot_seq {
+                    out.records.push(line.rec);
+                }
+            }
+            Ok(None) => {}
+            Err(reason) if is_last => return drop_torn_tail(path, out, line_no, &reason),
+            Err(reason) => {
+                return Err(JournalError::Corrupt {
+                    file: path.to_path_buf(),
+                    line: line_no,
+                    reason,
+                });
+            }
+        }
+        offset += nl + 1;
+        out.len = offset as u64;
+    }
+    Ok(out)
+}
+
+/// Parse one segment line; `Ok(None)` for blank lines.
+fn parse_line(raw: &[u8], prev_seq: u64) -> Result<Option<Line>, String> {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let line: Line = serde_json::from_slice(raw).map_err(|e| e.to_string())?;
+    // Sequence numbers must strictly increase within a segment.
+    if line.seq <= prev_seq {
+        return Err(format!("sequence {} not after {prev_seq}", line.seq));
+    }
+    Ok(Some(line))
+}
+
+fn drop_torn_tail(
+    path: &Path,
+    out: SegmentReplay,
+    line: usize,
+    reason: &str,
+) -> Result<SegmentReplay, JournalError> {
+    tracing::warn!(
+        file = %path.display(),
+        line,
+        reason,
+        "dropping torn last journal line"
+    );
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    file.set_len(out.len).map_err(io_err(path))?;
+    file.sync_data().map_err(io_err(path))?;
+    Ok(out)
+}
+
+struct Writer {
+    file: File,
+    paths: StreamPaths,
+    len: u64,
+    next_seq: u64,
+    policy: FsyncPolicy,
+    shared: Arc<Shared>,
+}
+
+async fn run_writer(mut writer: Writer, mut rx: mpsc::Receiver<Request>) {
+    let mut pending: Vec<(Vec<Vec<u8>>, AppendAck)> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(req) => batch.push(req),
+                Err(_) => break,
+            }
+        }
+        for req in batch {
+            match req {
+                Request::Append { records, ack } => pending.push((records, ack)),
+                Request::Compact { records, ack } => {
+                    writer = flush(writer, &mut pending).await;
+                    let (w, res) = blocking(writer, move |w| w.compact(&records)).await;
+                    writer = w;
+                    let _ = ack.send(res);
+                }
+                Request::Close { ack } => {
+                    let _ = flush(writer, &mut pending).await;
+                    let _ = ack.send(());
+                    return;
+                }
+            }
+        }
+        writer = flush(writer, &mut pending).await;
+    }
+}
+
+/// Run a blocking operation on the writer off the async worker threads.
+async fn blocking<T: Send + 'static>(
+    writer: Writer,
+    op: impl FnOnce(&mut Writer) -> T + Send + 'static,
+) -> (Writer, T) {
+    let result = tokio::task::spawn_blocking(move || {
+        let mut writer = writer;
+        let out = op(&mut writer);
+        (writer, out)
+    })
+    .await;
+    match result {
+        Ok(pair) => pair,
+        // A panic inside the blocking section would be a bug; the writer is
+        // lost with it, so the task cannot continue.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+async fn flush(writer: Writer, pending: &mut Vec<(Vec<Vec<u8>>, AppendAck)>) -> Writer {
+    if pending.is_empty() {
+        return writer;
+    }
+    let batch = std::mem::take(pending);
+    let counts: Vec<usize> = batch.iter().map(|(r, _)| r.len()).collect();
+    let (acks, records): (Vec<_>, Vec<_>) = batch.into_iter().map(|(r, a)| (a, r)).unzip();
+    let (writer, result) = blocking(writer, move |w| w.write_batch(records)).await;
+    let total: usize = counts.iter().sum();
+    match result {
+        Ok(first) => {
+            metrics::counter!("cortex_journal_appends_total", "stream" => writer.shared.stream.clone())
+                .increment(total as u64);
+            metrics::histogram!("cortex_journal_batch_size").record(total as f64);
+            let mut seq = first;
+            for (ack, count) in acks.into_iter().zip(counts) {
+                let _ = ack.send(Ok(seq));
+                seq += count as u64;
+            }
+        }
+        Err(reason) => {
+            tracing::error!(stream = %writer.shared.stream, %reason, "journal batch write failed");
+            for ack in acks {
+                let _ = ack.send(Err(JournalError::WriteFailed(reason.clone())));
+            }
+        }
+    }
+    writer
+}
+
+impl Writer {
+    /// Write all records; returns the first assigned seq. On failure the
+    /// segment is truncated back and no seq is consumed.
+    fn write_batch(&mut self, requests: Vec<Vec<Vec<u8>>>) -> Result<u64, String> {
+        let first = self.next_seq;
+        let mut seq = first;
+        let mut buf = Vec::new();
+        let mut result = Ok(());
+        for rec in requests.iter().flatten() {
+            encode_line(&mut buf, seq, rec);
+            seq += 1;
+            if self.policy == FsyncPolicy::Always {
+                result = self.write_and_sync(&buf, true);
+                buf.clear();
+                if result.is_err() {
+                    break;
+                }
+            }
+        }
+        if result.is_ok() && !buf.is_empty() {
+            result = self.write_and_sync(&buf, self.policy == FsyncPolicy::Batch);
+        }
+        match result {
+            Ok(()) => {
+                self.next_seq = seq;
+                self.shared.last_seq.store(seq - 1, Ordering::Release);
+                self.shared.segment_bytes.store(self.len, Ordering::Release);
+                Ok(first)
+            }
+            Err(e) => {
+                self.rollback();
+                Err(e.to_string())
+            }
+        }
+    }
+
+    fn write_and_sync(&mut self, buf: &[u8], sync: bool) -> io::Result<()> {
+        self.file.write_all(buf)?;
+        self.len += buf.len() as u64;
+        if sync {
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    fn rollback(&mut self) {
+        let committed = self.shared.segment_bytes.load(Ordering::Acquire);
+        if let Err(e) = self.file.set_len(committed) {
+            tracing::error!(error = %e, "journal rollback truncate failed");
+        }
+        self.len = committed;
+    }
+
+    fn compact(&mut self, records: &[Value]) -> Result<(), JournalError> {
+        let snapshot = Snapshot {
+            version: SNAPSHOT_VERSION,
+            last_seq: self.next_seq - 1,
+            records: records.to_vec(),
+        };
+        let bytes = serde_json::to_vec(&snapshot)?;
+        let tmp = &self.paths.snapshot_tmp;
+        write_synced(tmp, &bytes).map_err(io_err(tmp))?;
+        fs::rename(tmp, &self.paths.snapshot).map_err(io_err(&self.paths.snapshot))?;
+        sync_dir(&self.paths.dir);
+        let seg = &self.paths.segment;
+        self.file.set_len(0).map_err(io_err(seg))?;
+        self.file.sync_data().map_err(io_err(seg))?;
+        self.len = 0;
+        self.shared.segment_bytes.store(0, Ordering::Release);
+        Ok(())
+    }
+}
+
+fn encode_line(buf: &mut Vec<u8>, seq: u64, rec: &[u8]) {
+    buf.extend_from_slice(b"{\"seq\":");
+    buf.extend_from_slice(seq.to_string().as_bytes());
+    buf.extend_from_slice(b",\"rec\":");
+    buf.extend_from_slice(rec);
+    buf.extend_from_slice(b"}\n");
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(dir = %dir.display(), error = %e, "directory fsync failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::collections::HashSet;
+
+    #[tokio::test]
+    async fn replay_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, replay) = Journal::open(dir.path(), "s", FsyncPolicy::Batch).unwrap();
+        assert!(replay.is_empty());
+        assert_eq!(j.append(&json!({"a": 1})).await.unwrap(), 1);
+        assert_eq!(
+            j.append_many(&[json!({"a": 2}), json!({"a": 3})])
+                .await
+                .unwrap(),
+            vec![2, 3]
+        );
+        j.close().await;
+        assert!(matches!(
+            j.append(&json!(1)).await,
+            Err(JournalError::Closed)
+        ));
+
+        let (j, replay) = Journal::open(dir.path(), "s", FsyncPolicy::Always).unwrap();
+        assert_eq!(replay, vec![json!({"a":1}), json!({"a":2}), json!({"a":3})]);
+        assert_eq!(j.append(&json!({"a": 4})).await.unwrap(), 4);
+        j.close().await;
+    }
+
+    #[tokio::test]
+    async fn torn_last_line_is_dropped_and_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, _) = Journal::open(dir.path(), "s", FsyncPolicy::Never).unwrap();
+        j.append(&json!("x")).await.unwrap();
+        j.close().await;
+        let path = dir.path().join("s.ndjson");
+        let good_len = fs::metadata(&path).unwrap().len();
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"seq\":2,\"rec\":").unwrap();
+        drop(f);
+
+        let (j, replay) = Journal::open(dir.path(), "s", FsyncPolicy::Never).unwrap();
+        assert_eq!(replay, vec![json!("x")]);
+        assert_eq!(fs::metadata(&path).unwrap().len(), good_len);
+        assert_eq!(j.append(&json!("y")).await.unwrap(), 2);
+        j.close().await;
+
+        // Unparseable but newline-terminated last line is torn too.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"garbage\n").unwrap();
+        drop(f);
+        let (j, replay) = Journal::open(dir.path(), "s", FsyncPolicy::Never).unwrap();
+        assert_eq!(replay, vec![json!("x"), json!("y")]);
+        j.close().await;
+    }
+
+    #[tokio::test]
+    async fn corrupt_middle_line_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.ndjson");
+        fs::write(
+            &path,
+            "{\"seq\":1,\"rec\":1}\nnot json\n{\"seq\":3,\"rec\":3}\n",
+        )
+        .unwrap();
+        match Journal::open(dir.path(), "s", FsyncPolicy::Batch) {
+            Err(JournalError::Corrupt { file, line, .. }) => {
+                assert_eq!(file, path);
+                assert_eq!(line, 2);
+            }
+            other => panic!("expected corrupt, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn invalid_stream_and_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            Journal::open(dir.path(), "../x", FsyncPolicy::Batch),
+            Err(JournalError::InvalidStream(_))
+        ));
+        assert_eq!(
+            "Always".parse::<FsyncPolicy>().unwrap(),
+            FsyncPolicy::Always
+        );
+        assert!("sometimes".parse::<FsyncPolicy>().is_err());
+        assert_eq!(
+            serde_json::to_string(&FsyncPolicy::Never).unwrap(),
+            "\"never\""
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_appends_all_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, _) = Journal::open(dir.path(), "c", FsyncPolicy::Batch).unwrap();
+        let tasks: Vec<_> = (0..10_000u64)
+            .map(|i| {
+                let j = j.clone();
+                tokio::spawn(async move { j.append(&json!({ "i": i })).await.unwrap() })
+            })
+            .collect();
+        let mut seqs = HashSet::new();
+        for t in futures::future::join_all(tasks).await {
+            assert!(seqs.insert(t.unwrap()));
+        }
+        assert_eq!(seqs.len(), 10_000);
+        assert_eq!(*seqs.iter().max().unwrap(), 10_000);
+        j.close().await;
+
+        let (_j, replay) = Journal::open(dir.path(), "c", FsyncPolicy::Batch).unwrap();
+        let ids: HashSet<u64> = replay.iter().map(|v| v["i"].as_u64().unwrap()).collect();
+        assert_eq!(ids.len(), 10_000);
+    }
+
+    #[tokio::test]
+    async fn compact_then_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = JournalOptions {
+            max_segment_bytes: 10,
+            policy: FsyncPolicy::Batch,
+        };
+        let (j, _) = Journal::open_with(dir.path(), "k", opts).unwrap();
+        for i in 0..5 {
+            j.append(&json!(i)).await.unwrap();
+        }
+        assert!(j.needs_compaction());
+        j.compact(vec![json!("snap")]).await.unwrap();
+        assert_eq!(j.segment_bytes(), 0);
+        assert_eq!(j.append(&json!("after")).await.unwrap(), 6);
+        j.close().await;
+
+        let (j, replay) = Journal::open_with(dir.path(), "k", opts).unwrap();
+        assert_eq!(replay, vec![json!("snap"), json!("after")]);
+        assert_eq!(j.append(&json!("next")).await.unwrap(), 7);
+        j.close().await;
+    }
+
+    #[tokio::test]
+    async fn crash_between_snapshot_and_truncate_does_not_duplicate() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, _) = Journal::open(dir.path(), "d", FsyncPolicy::Batch).unwrap();
+        j.append(&json!(1)).await.unwrap();
+        j.append(&json!(2)).await.unwrap();
+        j.close().await;
+        let snap = Snapshot {
+            version: 1,
+            last_seq: 2,
+            records: vec![json!("s")],
+        };
+        fs::write(
+            dir.path().join("d.snapshot.json"),
+            serde_json::to_vec(&snap).unwrap(),
+        )
+        .unwrap();
+        let (j, replay) = Journal::open(dir.path(), "d", FsyncPolicy::Batch).unwrap();
+        assert_eq!(replay, vec![json!("s")]);
+        assert_eq!(j.append(&json!(3)).await.unwrap(), 3);
+        j.close().await;
+    }
+}

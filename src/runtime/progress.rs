@@ -1,0 +1,103 @@
+//! Progress notifications for long work: sent only when the request carried a progress
+//! token, at most ~20 per second, with strictly increasing progress values.
+//!
+//! Owns the rate limit and monotonicity; it must not know what the work is.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use parking_lot::Mutex;
+use rmcp::{
+    Peer, RoleServer,
+    model::{ProgressNotificationParam, ProgressToken},
+};
+
+/// Minimum spacing between two notifications (≈20/s).
+pub const MIN_INTERVAL: Duration = Duration::from_millis(50);
+
+#[derive(Default)]
+struct State {
+    last_sent: Option<Instant>,
+    last_value: f64,
+}
+
+/// A progress reporter; a no-op when the request had no progress token.
+#[derive(Clone, Default)]
+pub struct Progress {
+    target: Option<Arc<(Peer<RoleServer>, ProgressToken)>>,
+    state: Arc<Mutex<State>>,
+}
+
+impl Progress {
+    pub fn new(peer: Peer<RoleServer>, token: Option<ProgressToken>) -> Self {
+        Progress {
+            target: token.map(|t| Arc::new((peer, t))),
+            state: Arc::default(),
+        }
+    }
+
+    /// A reporter that sends nothing.
+    pub fn none() -> Self {
+        Progress::default()
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.target.is_some()
+    }
+
+    /// Reports `progress` (of `total` when known). Dropped when it does not increase or
+    /// when the previous notification was less than [`MIN_INTERVAL`] ago, unless it is
+    /// the final one (`progress == total`).
+    pub fn report(&self, progress: f64, total: Option<f64>, message: impl Into<String>) {
+        let Some(target) = &self.target else { return };
+        if !self.admit(progress, total) {
+            return;
+        }
+        let mut param = ProgressNotificationParam::new(target.1.clone(), progress);
+        if let Some(total) = total {
+            param = param.with_total(total);
+        }
+        param = param.with_message(message.into());
+        let peer = target.0.clone();
+        tokio::spawn(async move {
+            let _ = peer.notify_progress(param).await;
+        });
+    }
+
+    fn admit(&self, progress: f64, total: Option<f64>) -> bool {
+        let mut state = self.state.lock();
+        if progress <= state.last_value {
+            return false;
+        }
+        let now = Instant::now();
+        let is_final = total.is_some_and(|t| progress >= t);
+        if !is_final
+            && state
+                .last_sent
+                .is_some_and(|t| now.duration_since(t) < MIN_INTERVAL)
+        {
+            return false;
+        }
+        state.last_sent = Some(now);
+        state.last_value = progress;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admits_increasing_values_spaced_in_time() {
+        let p = Progress::default();
+        assert!(p.admit(1.0, Some(10.0)));
+        assert!(!p.admit(2.0, Some(10.0)), "too soon");
+        assert!(!p.admit(1.0, Some(10.0)), "not increasing");
+        assert!(p.admit(10.0, Some(10.0)), "final always goes");
+        std::thread::sleep(MIN_INTERVAL);
+        assert!(!p.admit(10.0, None), "never repeats a value");
+    }
+}

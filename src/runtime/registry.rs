@@ -1,0 +1,351 @@
+//! The tool registry: typed tool definitions, argument validation, and the one call path
+//! shared by MCP clients, the `batch` tool and any toolset that calls another toolset's
+//! tool by name.
+//!
+//! Owns tool metadata (schemas, annotations), input validation (JSON Schema of the input
+//! type, then typed deserialisation naming the failing field), error mapping to
+//! `isError` results, and per-tool metrics. It must not know any toolset.
+
+use std::{
+    collections::BTreeMap,
+    future::Future,
+    sync::{Arc, OnceLock},
+    time::Instant,
+};
+
+use futures::future::BoxFuture;
+use rmcp::{
+    handler::server::common::{schema_for_input, schema_for_output},
+    model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations},
+};
+use schemars::JsonSchema;
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::Value;
+
+use super::progress::Progress;
+
+/// Errors a tool reports to the model as `isError` results.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ToolError {
+    /// The arguments are wrong; the message names the field.
+    #[error("invalid arguments: {0}")]
+    Input(String),
+    /// The request is well-formed but the operation cannot be done in the current state.
+    #[error("{0}")]
+    Business(String),
+    /// An upstream service failed.
+    #[error("upstream error: {0}")]
+    Upstream(String),
+    /// The request deadline passed.
+    #[error("deadline exceeded: {0}")]
+    Deadline(String),
+    /// The client cancelled the request.
+    #[error("cancelled by the client")]
+    Cancelled,
+    /// A fault of this server; the message says what failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ToolError {
+    pub fn input(msg: impl Into<String>) -> Self {
+        Self::Input(msg.into())
+    }
+    pub fn business(msg: impl Into<String>) -> Self {
+        Self::Business(msg.into())
+    }
+    /// Short machine-readable kind, used in batch results and metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Input(_) => "input",
+            Self::Business(_) => "business",
+            Self::Upstream(_) => "upstream",
+            Self::Deadline(_) => "deadline",
+            Self::Cancelled => "cancelled",
+            Self::Internal(_) => "internal",
+        }
+    }
+    pub fn into_result(self) -> CallToolResult {
+        CallToolResult::error(vec![ContentBlock::text(self.to_string())])
+    }
+}
+
+/// Behaviour hints published as MCP tool annotations; `read_only` also drives `--read-only`.
+#[derive(Debug, Clone, Copy)]
+pub struct Hints {
+    pub read_only: bool,
+    pub destructive: bool,
+    pub idempotent: bool,
+    pub open_world: bool,
+}
+
+impl Hints {
+    /// Reads local state only.
+    pub const fn read() -> Self {
+        Hints {
+            read_only: true,
+            destructive: false,
+            idempotent: true,
+            open_world: false,
+        }
+    }
+    /// Reads from an outside service.
+    pub const fn read_remote() -> Self {
+        Hints {
+            read_only: true,
+            destructive: false,
+            idempotent: true,
+            open_world: true,
+        }
+    }
+    /// Creates or changes local state without destroying anything.
+    pub const fn write() -> Self {
+        Hints {
+            read_only: false,
+            destructive: false,
+            idempotent: false,
+            open_world: false,
+        }
+    }
+    /// Creates or changes state in an outside service.
+    pub const fn write_remote() -> Self {
+        Hints {
+            read_only: false,
+            destructive: false,
+            idempotent: false,
+            open_world: true,
+        }
+    }
+    pub const fn destructive(mut self) -> Self {
+        self.destructive = true;
+        self
+    }
+    pub const fn idempotent(mut self) -> Self {
+        self.idempotent = true;
+        self
+    }
+    fn annotations(self, title: &str) -> ToolAnnotations {
+        ToolAnnotations::with_title(title)
+            .read_only(self.read_only)
+            .destructive(self.destructive)
+            .idempotent(self.idempotent)
+            .open_world(self.open_world)
+    }
+}
+
+/// Per-call context: cancellation, deadline, progress, request `_meta`, and the registry
+/// for calls to other tools.
+#[derive(Clone)]
+pub struct CallCtx {
+    pub cancel: tokio_util::sync::CancellationToken,
+    pub deadline: Instant,
+    pub progress: Progress,
+    pub meta: Arc<JsonObject>,
+    pub registry: Arc<Registry>,
+    /// True inside a `batch`: nested batches are refused.
+    pub in_batch: bool,
+}
+
+impl CallCtx {
+    /// Time left before the deadline.
+    pub fn remaining(&self) -> std::time::Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// A validated call, ready to run: the typed input is already parsed.
+pub type PreparedCall =
+    Box<dyn FnOnce(CallCtx) -> BoxFuture<'static, Result<Value, ToolError>> + Send>;
+type Preparer = Arc<dyn Fn(JsonObject) -> Result<PreparedCall, ToolError> + Send + Sync>;
+
+/// One tool: its MCP description and its typed handler.
+#[derive(Clone)]
+pub struct ToolDef {
+    pub tool: Tool,
+    pub toolset: &'static str,
+    pub read_only: bool,
+    validator: Arc<OnceLock<Result<jsonschema::Validator, String>>>,
+    prepare: Preparer,
+}
+
+/// Builds a tool from a typed async handler. The input schema comes from `I`, the output
+/// schema from `O`; arguments are checked against the schema (bounds, enums, required
+/// fields) and then deserialised into `I`.
+pub fn tool<I, O, F, Fut>(
+    toolset: &'static str,
+    name: &'static str,
+    description: &str,
+    hints: Hints,
+    handler: F,
+) -> ToolDef
+where
+    I: DeserializeOwned + JsonSchema + Send + 'static,
+    O: Serialize + JsonSchema + 'static,
+    F: Fn(I, CallCtx) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
+{
+    let input_schema = schema_for_input::<I>().unwrap_or_else(|e| panic!("tool {name}: {e}"));
+    let output_schema = schema_for_output::<O>();
+    let title = name.replace('_', " ");
+    let tool = Tool::new(name, description.to_string(), input_schema)
+        .with_raw_output_schema(output_schema)
+        .with_annotations(hints.annotations(&title));
+    let handler = Arc::new(handler);
+    let prepare: Preparer = Arc::new(move |args: JsonObject| {
+        let input: I = parse_arguments(args)?;
+        let handler = handler.clone();
+        Ok(Box::new(
+            move |ctx: CallCtx| -> BoxFuture<'static, Result<Value, ToolError>> {
+                let fut = handler(input, ctx);
+                Box::pin(async move {
+                    let out = fut.await?;
+                    serde_json::to_value(out)
+                        .map_err(|e| ToolError::Internal(format!("serialising output: {e}")))
+                })
+            },
+        ) as PreparedCall)
+    });
+    ToolDef {
+        tool,
+        toolset,
+        read_only: hints.read_only,
+        validator: Arc::new(OnceLock::new()),
+        prepare,
+    }
+}
+
+fn parse_arguments<I: DeserializeOwned>(args: JsonObject) -> Result<I, ToolError> {
+    let value = Value::Object(args);
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            ToolError::Input(e.inner().to_string())
+        } else {
+            ToolError::Input(format!("{path}: {}", e.inner()))
+        }
+    })
+}
+
+impl ToolDef {
+    pub fn name(&self) -> &str {
+        &self.tool.name
+    }
+
+    /// Validates arguments and parses them into the typed input; no side effects.
+    pub fn prepare(&self, args: JsonObject) -> Result<PreparedCall, ToolError> {
+        self.check_schema(&args)?;
+        (self.prepare)(args)
+    }
+
+    fn check_schema(&self, args: &JsonObject) -> Result<(), ToolError> {
+        let compiled = self.validator.get_or_init(|| {
+            jsonschema::options()
+                .build(&Value::Object((*self.tool.input_schema).clone()))
+                .map_err(|e| e.to_string())
+        });
+        let validator = compiled
+            .as_ref()
+            .map_err(|e| ToolError::Internal(format!("input schema: {e}")))?;
+        let instance = Value::Object(args.clone());
+        let messages: Vec<String> = validator
+            .iter_errors(&instance)
+            .take(5)
+            .map(|err| {
+                let at = err.instance_path().to_string();
+                if at.is_empty() {
+                    err.to_string()
+                } else {
+                    format!("{at}: {err}")
+                }
+            })
+            .collect();
+        if messages.is_empty() {
+            Ok(())
+        } else {
+            Err(ToolError::Input(messages.join("; ")))
+        }
+    }
+}
+
+/// The enabled tools, in deterministic order (toolset order, then name).
+pub struct Registry {
+    tools: Vec<ToolDef>,
+    by_name: BTreeMap<String, usize>,
+}
+
+impl Registry {
+    pub fn new(mut tools: Vec<ToolDef>, toolset_order: &[&str]) -> Self {
+        let rank = |t: &ToolDef| {
+            toolset_order
+                .iter()
+                .position(|s| *s == t.toolset)
+                .unwrap_or(usize::MAX)
+        };
+        tools.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.name().cmp(b.name())));
+        let by_name = tools
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name().to_string(), i))
+            .collect();
+        Registry { tools, by_name }
+    }
+
+    pub fn tools(&self) -> &[ToolDef] {
+        &self.tools
+    }
+
+    pub fn get(&self, name: &str) -> Option<&ToolDef> {
+        self.by_name.get(name).map(|&i| &self.tools[i])
+    }
+
+    /// Runs a prepared call with metrics, cancellation and the request deadline.
+    pub async fn run(
+        &self,
+        name: &str,
+        call: PreparedCall,
+        ctx: CallCtx,
+    ) -> Result<Value, ToolError> {
+        let started = Instant::now();
+        let cancel = ctx.cancel.clone();
+        let deadline = tokio::time::Instant::from_std(ctx.deadline);
+        let result = tokio::select! {
+            r = call(ctx) => r,
+            _ = cancel.cancelled() => Err(ToolError::Cancelled),
+            _ = tokio::time::sleep_until(deadline) => Err(ToolError::Deadline(format!("tool {name} ran past the request timeout; narrow the request or raise request-timeout-secs"))),
+        };
+        super::metrics::record_tool_call(
+            name,
+            started.elapsed(),
+            result.as_ref().err().map(|e| e.kind()),
+        );
+        result
+    }
+
+    /// Validates and runs one call by name: the path every caller takes.
+    pub async fn call(
+        &self,
+        name: &str,
+        args: JsonObject,
+        ctx: CallCtx,
+    ) -> Result<Value, ToolError> {
+        let def = self
+            .get(name)
+            .ok_or_else(|| ToolError::input(format!("unknown tool `{name}`")))?;
+        let call = match def.prepare(args) {
+            Ok(call) => call,
+            Err(e) => {
+                super::metrics::record_tool_call(name, std::time::Duration::ZERO, Some(e.kind()));
+                return Err(e);
+            }
+        };
+        self.run(name, call, ctx).await
+    }
+}
+
+/// Turns a tool outcome into the MCP result: structured content plus its JSON text.
+pub fn into_call_result(result: Result<Value, ToolError>) -> CallToolResult {
+    match result {
+        Ok(value) => CallToolResult::structured(value),
+        Err(e) => e.into_result(),
+    }
+}

@@ -1,0 +1,253 @@
+//! The rmcp `ServerHandler`: assembles the enabled toolsets into one registry, serves
+//! tools, the `cortex://` resources, instructions and logging level. Nothing
+//! domain-specific lives here.
+#![allow(deprecated)] // logging/setLevel is deprecated by SEP-2577 but legacy clients (Inspector) need it
+
+use std::{sync::Arc, time::Instant};
+
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, model::*, service::RequestContext};
+
+use crate::{
+    config::Config,
+    fixtures,
+    runtime::{
+        Runtime, batch,
+        progress::Progress,
+        registry::{CallCtx, Registry, ToolDef, into_call_result},
+    },
+};
+
+const BASE_INSTRUCTIONS: &str = "cortex-mcp serves the Cortex-OS toolsets on one runtime. Tool errors are results with isError and a message saying what to do next. List tools take `limit` and `cursor` and return `next_cursor` when more remain.";
+
+/// One enabled toolset's contribution.
+pub struct Toolset {
+    pub name: &'static str,
+    pub instructions: &'static str,
+    pub tools: Vec<ToolDef>,
+}
+
+/// State shared by every session and request (the HTTP factory clones this cheaply).
+pub struct Shared {
+    pub runtime: Runtime,
+    pub registry: Arc<Registry>,
+    pub instructions: String,
+}
+
+/// The server handler; cheap to clone.
+#[derive(Clone)]
+pub struct CortexServer {
+    shared: Arc<Shared>,
+}
+
+impl CortexServer {
+    /// Builds the runtime and registry from a validated configuration.
+    pub fn build(config: Config) -> Self {
+        let config = Arc::new(config);
+        let runtime = Runtime::new(config.clone());
+        let mut toolsets = Vec::new();
+        if config.toolset_enabled("batch") {
+            toolsets.push(Toolset {
+                name: "batch",
+                instructions: "batch: run up to 50 independent calls in one request with `batch`.",
+                tools: vec![batch::batch_tool()],
+            });
+        }
+        if config.conformance_fixtures {
+            toolsets.push(fixtures::toolset());
+        }
+        Self::assemble(runtime, toolsets)
+    }
+
+    fn assemble(runtime: Runtime, toolsets: Vec<Toolset>) -> Self {
+        let config = runtime.config.clone();
+        let order: Vec<&str> = toolsets.iter().map(|t| t.name).collect();
+        let mut instructions = String::from(BASE_INSTRUCTIONS);
+        let mut tools = Vec::new();
+        for ts in toolsets {
+            instructions.push_str("\n\n");
+            instructions.push_str(ts.instructions);
+            tools.extend(ts.tools.into_iter().filter(|t| selected(&config, t)));
+        }
+        let registry = Arc::new(Registry::new(tools, &order));
+        CortexServer {
+            shared: Arc::new(Shared {
+                runtime,
+                registry,
+                instructions,
+            }),
+        }
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.shared.registry
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.shared.runtime
+    }
+
+    /// The MCP `Tool` list in catalog order.
+    pub fn catalog(&self) -> Vec<Tool> {
+        self.shared
+            .registry
+            .tools()
+            .iter()
+            .map(|t| t.tool.clone())
+            .collect()
+    }
+
+    fn call_ctx(&self, ctx: &RequestContext<RoleServer>) -> CallCtx {
+        CallCtx {
+            cancel: ctx.ct.clone(),
+            deadline: Instant::now() + self.shared.runtime.config.request_timeout,
+            progress: Progress::new(ctx.peer.clone(), ctx.meta.get_progress_token()),
+            meta: Arc::new(match serde_json::to_value(&ctx.meta) {
+                Ok(serde_json::Value::Object(map)) => map,
+                _ => Default::default(),
+            }),
+            registry: self.shared.registry.clone(),
+            in_batch: false,
+        }
+    }
+
+    fn read_builtin(&self, uri: &str) -> Option<String> {
+        match uri {
+            "cortex://metrics" => Some(self.shared.runtime.metrics.snapshot().to_string()),
+            "cortex://config" => Some(self.shared.runtime.config.redacted().to_string()),
+            _ => None,
+        }
+    }
+}
+
+fn selected(config: &Config, tool: &ToolDef) -> bool {
+    if config.read_only && !tool.read_only {
+        return false;
+    }
+    if config.exclude_tools.contains(tool.name()) {
+        return false;
+    }
+    config
+        .tools
+        .as_ref()
+        .is_none_or(|only| only.contains(tool.name()))
+}
+
+fn json_resource(uri: &str, name: &str, description: &str) -> Resource {
+    Resource::new(uri, name)
+        .with_description(description)
+        .with_mime_type("application/json")
+}
+
+// rmcp result types are #[non_exhaustive]: they can only be built from Default and then filled.
+#[allow(clippy::field_reassign_with_default)]
+impl ServerHandler for CortexServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_logging()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(self.shared.instructions.clone())
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let mut result = ListToolsResult::default();
+        result.tools = self.catalog();
+        Ok(result)
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.shared.registry.get(name).map(|t| t.tool.clone())
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let registry = &self.shared.registry;
+        if registry.get(&request.name).is_none() {
+            return Err(McpError::invalid_params(
+                format!(
+                    "unknown tool `{}`; call tools/list for the enabled tools",
+                    request.name
+                ),
+                None,
+            ));
+        }
+        let args = request.arguments.unwrap_or_default();
+        let result = registry
+            .call(&request.name, args, self.call_ctx(&ctx))
+            .await;
+        Ok(into_call_result(result).into())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let mut result = ListResourcesResult::default();
+        result.resources = vec![
+            json_resource(
+                "cortex://config",
+                "config",
+                "Effective configuration, secrets redacted",
+            ),
+            json_resource(
+                "cortex://metrics",
+                "metrics",
+                "Tool, lane, cache and upstream metrics as JSON",
+            ),
+        ];
+        if self.shared.runtime.config.conformance_fixtures {
+            result.resources.extend(fixtures::resources());
+        }
+        Ok(result)
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let text = self.read_builtin(&request.uri).or_else(|| {
+            self.shared
+                .runtime
+                .config
+                .conformance_fixtures
+                .then(|| fixtures::read(&request.uri))
+                .flatten()
+        });
+        match text {
+            Some(text) => Ok(ReadResourceResult::new(vec![
+                ResourceContents::text(text, request.uri.clone())
+                    .with_mime_type("application/json"),
+            ])
+            .into()),
+            None => Err(McpError::resource_not_found(
+                format!("no resource {}; call resources/list", request.uri),
+                None,
+            )),
+        }
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        crate::transport::set_log_level(request.level);
+        Ok(())
+    }
+}

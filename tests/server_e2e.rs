@@ -1,0 +1,276 @@
+//! The foundation through real MCP clients: the rmcp client over stdio and over
+//! streamable HTTP against the real binary.
+
+mod common;
+
+use common::*;
+use rmcp::model::ReadResourceRequestParams;
+use serde_json::json;
+
+const FIXTURES: &[&str] = &["--toolsets", "all", "serve", "--conformance-fixtures"];
+
+#[tokio::test]
+async fn stdio_lists_calls_and_reports_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = stdio_client(dir.path(), FIXTURES).await;
+    let info = client.peer_info().expect("server info");
+    assert_eq!(info.server_info.as_ref().unwrap().name, "cortex-mcp");
+
+    let tools = client.list_all_tools().await.unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert!(
+        names.contains(&"batch") && names.contains(&"test_echo"),
+        "{names:?}"
+    );
+    assert!(
+        tools
+            .iter()
+            .all(|t| t.output_schema.is_some() && t.annotations.is_some())
+    );
+    let again = client.list_all_tools().await.unwrap();
+    assert_eq!(tools, again, "tool order is deterministic");
+
+    let ok = call(&client, "test_echo", json!({"message": "hello"})).await;
+    assert_eq!(ok.is_error, Some(false));
+    assert_eq!(ok.structured_content, Some(json!({"text": "hello"})));
+
+    let missing = call(&client, "test_echo", json!({})).await;
+    assert_eq!(missing.is_error, Some(true));
+    assert!(
+        text(&missing).contains("message"),
+        "names the field: {}",
+        text(&missing)
+    );
+
+    let out_of_range = call(&client, "test_tool_with_progress", json!({"steps": 500})).await;
+    assert_eq!(out_of_range.is_error, Some(true));
+    assert!(
+        text(&out_of_range).contains("/steps"),
+        "{}",
+        text(&out_of_range)
+    );
+
+    let unknown = client
+        .call_tool(rmcp::model::CallToolRequestParams::new("no_such_tool"))
+        .await
+        .expect_err("unknown tool is a protocol error");
+    assert!(
+        unknown.to_string().contains("-32602") || unknown.to_string().contains("unknown tool"),
+        "{unknown}"
+    );
+
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn batch_validates_everything_before_running_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = stdio_client(dir.path(), FIXTURES).await;
+    let good = call(
+        &client,
+        "batch",
+        json!({"calls": [
+            {"tool": "test_echo", "arguments": {"message": "a"}},
+            {"tool": "test_error_handling"},
+            {"tool": "test_echo", "arguments": {"message": "c"}}
+        ]}),
+    )
+    .await;
+    let out = good.structured_content.unwrap();
+    let results = out["results"].as_array().unwrap();
+    assert_eq!(
+        results
+            .iter()
+            .map(|r| r["index"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+    assert_eq!(results[0]["result"]["text"], "a");
+    assert_eq!(results[1]["ok"], false);
+    assert_eq!(out["succeeded"], 2);
+
+    let bad = call(
+        &client,
+        "batch",
+        json!({"calls": [
+            {"tool": "test_echo", "arguments": {"message": "a"}},
+            {"tool": "test_echo", "arguments": {}},
+            {"tool": "batch", "arguments": {"calls": []}}
+        ]}),
+    )
+    .await;
+    assert_eq!(bad.is_error, Some(true));
+    let msg = text(&bad);
+    assert!(
+        msg.contains("no call was run") && msg.contains("calls[1]") && msg.contains("calls[2]"),
+        "{msg}"
+    );
+
+    let metrics = client
+        .read_resource(ReadResourceRequestParams::new("cortex://metrics"))
+        .await
+        .unwrap();
+    let body = serde_json::to_string(&metrics).unwrap();
+    assert!(body.contains("cortex_tool_calls_total"), "{body}");
+    // The invalid batch ran nothing: only the three calls of the first batch (plus the batch itself) ran test_echo/test_error_handling.
+    let snapshot: serde_json::Value = match &metrics.contents[0] {
+        rmcp::model::ResourceContents::TextResourceContents { text, .. } => {
+            serde_json::from_str(text).unwrap()
+        }
+        other => panic!("unexpected {other:?}"),
+    };
+    let echo_calls: f64 = snapshot["cortex_tool_calls_total"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["labels"]["tool"] == "test_echo")
+        .map(|s| s["value"].as_f64().unwrap())
+        .sum();
+    assert_eq!(echo_calls, 2.0);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn config_resource_redacts_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = stdio_client(
+        dir.path(),
+        &["--auth-token", "very-secret-token-123456", "serve"],
+    )
+    .await;
+    let config = client
+        .read_resource(ReadResourceRequestParams::new("cortex://config"))
+        .await
+        .unwrap();
+    let body = serde_json::to_string(&config).unwrap();
+    assert!(
+        body.contains("redacted") && !body.contains("very-secret-token"),
+        "{body}"
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn http_auth_origin_health_metrics_and_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "test-token-0123456789abcdef";
+    let server = http_server(
+        dir.path(),
+        &["--toolsets", "all", "--auth-token", token],
+        &[],
+    );
+    let http = reqwest::Client::new();
+    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    let post = |auth: Option<&str>, origin: Option<&str>| {
+        let mut req = http
+            .post(format!("{}/mcp", server.base))
+            .header("accept", "application/json, text/event-stream")
+            .json(&init);
+        if let Some(a) = auth {
+            req = req.bearer_auth(a);
+        }
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        req.send()
+    };
+    let none = post(None, None).await.unwrap();
+    assert_eq!(none.status(), 401);
+    assert!(none.headers().get("www-authenticate").is_some());
+    assert_eq!(
+        post(Some("wrong-token-xxxxxxxxxxxx"), None)
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        post(Some(token), Some("https://evil.example"))
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let ok = post(Some(token), None).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(
+        ok.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"),
+        "plain JSON reply"
+    );
+
+    let health = http
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let big = "x".repeat(5 * 1024 * 1024);
+    let oversized = http
+        .post(format!("{}/mcp", server.base))
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"ping\",\"params\":{{\"pad\":\"{big}\"}}}}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oversized.status(), 413);
+
+    let client = http_client(&format!("{}/mcp", server.base), Some(token)).await;
+    let tools = client.list_all_tools().await.unwrap();
+    assert!(tools.iter().any(|t| t.name == "batch"));
+    let r = call(&client, "batch", json!({"calls": []})).await;
+    assert_eq!(r.is_error, Some(true), "empty batch is an input error");
+    client.cancel().await.unwrap();
+
+    let metrics = http
+        .get(format!("{}/metrics", server.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("cortex_tool_calls_total"), "{metrics}");
+}
+
+#[test]
+fn non_loopback_bind_without_token_refuses_to_start() {
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--http", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("auth token"));
+}
+
+#[test]
+fn bad_option_fails_at_start_naming_it() {
+    let out = std::process::Command::new(BIN)
+        .args(["--toolsets", "githib", "tools"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("toolsets") && err.contains("githib"), "{err}");
+}
+
+#[test]
+fn schemas_snapshot_matches_the_code() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas");
+    let out = std::process::Command::new(BIN)
+        .args(["--toolsets", "all", "schemas", "--check", dir])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
