@@ -274,3 +274,46 @@ fn schemas_snapshot_matches_the_code() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn malformed_stdio_lines_get_parse_errors_and_the_server_keeps_serving() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(BIN)
+        .arg("--state-dir")
+        .arg(dir.path())
+        .args(FIXTURES)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let lines = [
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        r#"this is {not json"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"test_echo","arguments":{"message":"still here"}}}"#,
+    ];
+    for line in lines {
+        writeln!(stdin, "{line}").unwrap();
+    }
+    drop(stdin); // EOF: the server finishes the in-flight call, then exits
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let replies: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("stdout is only JSON-RPC"))
+        .collect();
+    assert!(
+        replies.iter().any(|r| r["error"]["code"] == -32700),
+        "{stdout}"
+    );
+    assert!(
+        replies
+            .iter()
+            .any(|r| r["id"] == 2 && r["result"]["structuredContent"]["text"] == "still here"),
+        "{stdout}"
+    );
+}

@@ -176,10 +176,13 @@ impl Lane {
             .record(waited.as_secs_f64());
         metrics::gauge!("cortex_lane_running", "lane" => self.name.clone()).increment(1.0);
         let started = Instant::now();
+        // Runs even when the caller drops the work mid-run (cancellation).
+        let _running = scopeguard(|| {
+            metrics::gauge!("cortex_lane_running", "lane" => self.name.clone()).decrement(1.0);
+            metrics::histogram!("cortex_lane_run_seconds", "lane" => self.name.clone())
+                .record(started.elapsed().as_secs_f64());
+        });
         let out = work.await;
-        metrics::gauge!("cortex_lane_running", "lane" => self.name.clone()).decrement(1.0);
-        metrics::histogram!("cortex_lane_run_seconds", "lane" => self.name.clone())
-            .record(started.elapsed().as_secs_f64());
         drop(guards);
         Ok(out)
     }
