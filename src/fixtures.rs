@@ -11,7 +11,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    runtime::registry::{CallCtx, Hints, ToolError, tool},
+    runtime::{
+        Runtime,
+        registry::{CallCtx, Hints, ToolError, tool},
+    },
     server::Toolset,
 };
 
@@ -40,7 +43,21 @@ pub struct TextOut {
     pub text: String,
 }
 
-pub fn toolset() -> Toolset {
+#[derive(Deserialize, JsonSchema)]
+pub struct PublishIn {
+    /// Any JSON object; journaled as the data of a `fixtures.event` event.
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct PublishOut {
+    /// Sequence number of the acknowledged (journaled) event.
+    pub seq: u64,
+    pub id: String,
+}
+
+pub fn toolset(runtime: &Runtime) -> Toolset {
+    let bus = runtime.events.clone();
     Toolset {
         name: "fixtures",
         instructions: "fixtures: conformance test tools (test_*), enabled by --conformance-fixtures.",
@@ -72,6 +89,26 @@ pub fn toolset() -> Toolset {
                     Err::<TextOut, _>(ToolError::business(
                         "This tool intentionally returns an error for testing",
                     ))
+                },
+            ),
+            tool(
+                "fixtures",
+                "test_publish_event",
+                "Publishes `data` as a `fixtures.event` on the event bus; answers once it is journaled.",
+                Hints::write(),
+                move |i: PublishIn, _| {
+                    let bus = bus.clone();
+                    async move {
+                        let data = serde_json::Value::Object(i.data);
+                        let event = bus
+                            .publish_value("fixtures.event", "cortex-mcp/fixtures", data)
+                            .await
+                            .map_err(|e| ToolError::Internal(e.to_string()))?;
+                        Ok(PublishOut {
+                            seq: event.seq,
+                            id: event.id,
+                        })
+                    }
                 },
             ),
             tool(

@@ -184,15 +184,15 @@ fn start() -> anyhow::Result<()> {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => {
-            let server = CortexServer::build(config);
+            let server = CortexServer::build(config)?;
             match args.http {
                 Some(addr) => transport::http::serve(server, addr).await?,
                 None => transport::stdio::serve(server).await?,
             }
         }
-        Command::Tools { json } => print_tools(&CortexServer::build(config), json)?,
+        Command::Tools { json } => print_tools(&CortexServer::build(config)?, json)?,
         Command::Schemas { write, check } => {
-            let server = CortexServer::build(config);
+            let server = CortexServer::build(config)?;
             match (write, check) {
                 (Some(dir), None) => cortex_mcp::schemas::write(&server.catalog(), &dir)?,
                 (None, Some(dir)) => cortex_mcp::schemas::check(&server.catalog(), &dir)?,

@@ -3,7 +3,9 @@
 //! domain-specific lives here.
 #![allow(deprecated)] // logging/setLevel is deprecated by SEP-2577 but legacy clients (Inspector) need it
 
-use std::{sync::Arc, time::Instant};
+use std::{collections::HashMap, sync::Arc, time::Instant};
+
+use tokio_util::sync::CancellationToken;
 
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, model::*, service::RequestContext};
 
@@ -37,13 +39,16 @@ pub struct Shared {
 #[derive(Clone)]
 pub struct CortexServer {
     shared: Arc<Shared>,
+    /// Resource subscriptions of this session: uri → the task forwarding updates.
+    subscriptions: Arc<parking_lot::Mutex<HashMap<String, CancellationToken>>>,
 }
 
 impl CortexServer {
     /// Builds the runtime and registry from a validated configuration.
-    pub fn build(config: Config) -> Self {
+    /// Must run inside a tokio runtime (journals replay here).
+    pub fn build(config: Config) -> Result<Self, crate::runtime::RuntimeError> {
         let config = Arc::new(config);
-        let runtime = Runtime::new(config.clone());
+        let runtime = Runtime::new(config.clone())?;
         let mut toolsets = Vec::new();
         if config.toolset_enabled("batch") {
             toolsets.push(Toolset {
@@ -53,9 +58,9 @@ impl CortexServer {
             });
         }
         if config.conformance_fixtures {
-            toolsets.push(fixtures::toolset());
+            toolsets.push(fixtures::toolset(&runtime));
         }
-        Self::assemble(runtime, toolsets)
+        Ok(Self::assemble(runtime, toolsets))
     }
 
     fn assemble(runtime: Runtime, toolsets: Vec<Toolset>) -> Self {
@@ -75,6 +80,7 @@ impl CortexServer {
                 registry,
                 instructions,
             }),
+            subscriptions: Arc::default(),
         }
     }
 
@@ -114,9 +120,52 @@ impl CortexServer {
         match uri {
             "cortex://metrics" => Some(self.shared.runtime.metrics.snapshot().to_string()),
             "cortex://config" => Some(self.shared.runtime.config.redacted().to_string()),
-            _ => None,
+            other => other
+                .strip_prefix(EVENTS_SCHEME)
+                .map(|rest| self.read_events(rest)),
         }
     }
+}
+
+const EVENTS_SCHEME: &str = "events://";
+const EVENTS_PAGE: usize = 500;
+
+impl CortexServer {
+    /// A new session over the same shared state (own resource subscriptions).
+    pub fn for_session(&self) -> Self {
+        CortexServer {
+            shared: self.shared.clone(),
+            subscriptions: Arc::default(),
+        }
+    }
+
+    /// `events://{topic}[?since_seq=N]`: up to 500 events after `since_seq`, oldest first.
+    fn read_events(&self, rest: &str) -> String {
+        let (topic, since) = parse_events_uri(rest);
+        let events = self
+            .shared
+            .runtime
+            .events
+            .read_since(&topic, since, EVENTS_PAGE);
+        let next_seq = events.last().map_or(since, |e| e.seq);
+        serde_json::json!({ "topic": topic, "events": events, "next_seq": next_seq }).to_string()
+    }
+}
+
+/// Splits `topic?since_seq=N` (topic `*` or empty means every topic).
+fn parse_events_uri(rest: &str) -> (String, u64) {
+    let (topic, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let since = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("since_seq="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let topic = if topic.is_empty() {
+        "*".to_string()
+    } else {
+        topic.to_string()
+    };
+    (topic, since)
 }
 
 fn selected(config: &Config, tool: &ToolDef) -> bool {
@@ -146,6 +195,7 @@ impl ServerHandler for CortexServer {
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_resources()
+                .enable_resources_subscribe()
                 .enable_logging()
                 .build(),
         )
@@ -240,6 +290,72 @@ impl ServerHandler for CortexServer {
                 None,
             )),
         }
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        let mut result = ListResourceTemplatesResult::default();
+        result.resource_templates = vec![
+            ResourceTemplate::new("events://{topic}", "events")
+                .with_description("Events of a topic (`github.issue.action`, a prefix like `asbr.*`, or `*`), oldest first, up to 500 after `?since_seq=N`; subscribe to be notified of new ones")
+                .with_mime_type("application/json"),
+        ];
+        Ok(result)
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let Some(rest) = request.uri.strip_prefix(EVENTS_SCHEME) else {
+            return Err(McpError::invalid_params(
+                format!(
+                    "{} cannot be subscribed; events://{{topic}} can",
+                    request.uri
+                ),
+                None,
+            ));
+        };
+        let (topic, _) = parse_events_uri(rest);
+        let stop = CancellationToken::new();
+        if let Some(old) = self
+            .subscriptions
+            .lock()
+            .insert(request.uri.clone(), stop.clone())
+        {
+            old.cancel();
+        }
+        let mut sub = self.shared.runtime.events.subscribe(&topic, 1024);
+        let peer = ctx.peer.clone();
+        let uri = request.uri.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    next = sub.recv() => {
+                        if next.is_none() { break; }
+                        let note = ResourceUpdatedNotificationParam::new(uri.clone());
+                        if peer.notify_resource_updated(note).await.is_err() { break; }
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        if let Some(stop) = self.subscriptions.lock().remove(&request.uri) {
+            stop.cancel();
+        }
+        Ok(())
     }
 
     async fn set_level(

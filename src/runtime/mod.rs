@@ -17,20 +17,47 @@ use std::sync::Arc;
 
 use crate::config::Config;
 
+use crate::config::Fsync;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("event journal under {dir}: {source}")]
+    Events {
+        dir: String,
+        source: events::EventError,
+    },
+}
+
 /// Handles to the shared machinery, cheap to clone, handed to every toolset constructor.
 #[derive(Clone)]
 pub struct Runtime {
     pub config: Arc<Config>,
     pub executor: executor::Executor,
     pub metrics: metrics::Metrics,
+    pub events: events::EventBus,
 }
 
 impl Runtime {
-    pub fn new(config: Arc<Config>) -> Self {
-        Runtime {
+    /// Opens the state directory's event journals (replaying them) and installs metrics.
+    /// Must run inside a tokio runtime.
+    pub fn new(config: Arc<Config>) -> Result<Self, RuntimeError> {
+        let dir = config.state_dir.join("events");
+        let policy = match config.fsync {
+            Fsync::Always => journal::FsyncPolicy::Always,
+            Fsync::Batch => journal::FsyncPolicy::Batch,
+            Fsync::Never => journal::FsyncPolicy::Never,
+        };
+        let events = events::EventBus::new(Some(dir.clone()), policy).map_err(|source| {
+            RuntimeError::Events {
+                dir: dir.display().to_string(),
+                source,
+            }
+        })?;
+        Ok(Runtime {
             config,
             executor: executor::Executor::default(),
             metrics: metrics::Metrics::install(),
-        }
+            events,
+        })
     }
 }

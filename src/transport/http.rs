@@ -68,7 +68,7 @@ pub fn router(server: CortexServer, ct: CancellationToken) -> Router {
         .with_cancellation_token(ct);
     let factory_server = server.clone();
     let mcp = StreamableHttpService::new(
-        move || Ok(factory_server.clone()),
+        move || Ok(factory_server.for_session()),
         LocalSessionManager::default().into(),
         http_config,
     );

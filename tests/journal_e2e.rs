@@ -1,0 +1,204 @@
+//! The event journal through the real binary: acknowledged events survive SIGKILL, and
+//! resource subscriptions are notified of new events.
+#![allow(deprecated)] // resources/subscribe is legacy-only in rmcp 3.9, and still what 2025-11-25 clients use
+
+mod common;
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use common::*;
+use rmcp::{
+    ClientHandler, RoleClient, ServiceExt,
+    model::{
+        ReadResourceRequestParams, ResourceContents, ResourceUpdatedNotificationParam,
+        SubscribeRequestParams,
+    },
+    service::NotificationContext,
+    transport::TokioChildProcess,
+};
+use serde_json::{Value, json};
+
+const FIXTURES: &[&str] = &["--toolsets", "all", "--fsync", "batch"];
+
+async fn read_json(client: &Client, uri: &str) -> Value {
+    let res = client
+        .read_resource(ReadResourceRequestParams::new(uri))
+        .await
+        .unwrap();
+    match &res.contents[0] {
+        ResourceContents::TextResourceContents { text, .. } => serde_json::from_str(text).unwrap(),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_events_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = http_server_with_fixtures(dir.path());
+    let url = format!("{}/mcp", server.base);
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut workers = Vec::new();
+    for w in 0..8 {
+        let (url, acked) = (url.clone(), acked.clone());
+        workers.push(tokio::spawn(async move {
+            let client = http_client(&url, None).await;
+            for i in 0.. {
+                let args = json!({"data": {"worker": w, "i": i}})
+                    .as_object()
+                    .cloned()
+                    .unwrap();
+                let call = rmcp::model::CallToolRequestParams::new("test_publish_event")
+                    .with_arguments(args);
+                match client.call_tool(call).await {
+                    Ok(r) if r.is_error != Some(true) => {
+                        let id = r.structured_content.unwrap()["id"]
+                            .as_str()
+                            .unwrap()
+                            .to_string();
+                        acked.lock().unwrap().push(id);
+                    }
+                    _ => break,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.child.kill().unwrap(); // SIGKILL mid-stream
+    let _ = server.child.wait();
+    for w in workers {
+        let _ = w.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > 50,
+        "the workload ran ({} acknowledged)",
+        acked.len()
+    );
+
+    let restarted = http_server_with_fixtures(dir.path());
+    let client = http_client(&format!("{}/mcp", restarted.base), None).await;
+    let mut seen = std::collections::HashSet::new();
+    let mut since = 0u64;
+    loop {
+        let page = read_json(
+            &client,
+            &format!("events://fixtures.event?since_seq={since}"),
+        )
+        .await;
+        let events = page["events"].as_array().unwrap();
+        if events.is_empty() {
+            break;
+        }
+        for e in events {
+            seen.insert(e["id"].as_str().unwrap().to_string());
+        }
+        since = page["next_seq"].as_u64().unwrap();
+    }
+    let lost: Vec<&String> = acked.iter().filter(|id| !seen.contains(*id)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged events lost after SIGKILL",
+        lost.len(),
+        acked.len()
+    );
+    client.cancel().await.unwrap();
+}
+
+fn http_server_with_fixtures(dir: &std::path::Path) -> HttpServer {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = std::process::Command::new(BIN)
+        .arg("--state-dir")
+        .arg(dir)
+        .args(FIXTURES)
+        .args(["serve", "--conformance-fixtures", "--http", &addr])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    HttpServer {
+        child,
+        base: format!("http://{addr}"),
+    }
+}
+
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<String>>>);
+
+impl ClientHandler for Recorder {
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _ctx: NotificationContext<RoleClient>,
+    ) {
+        self.0.lock().unwrap().push(params.uri);
+    }
+}
+
+#[tokio::test]
+async fn subscribed_event_resource_is_notified() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.arg("--state-dir")
+        .arg(dir.path())
+        .args(FIXTURES)
+        .args(["serve", "--conformance-fixtures"]);
+    cmd.stderr(std::process::Stdio::null());
+    let recorder = Recorder::default();
+    let client = recorder
+        .clone()
+        .serve(TokioChildProcess::new(cmd).unwrap())
+        .await
+        .unwrap();
+    let uri = "events://fixtures.*";
+    client
+        .subscribe(SubscribeRequestParams::new(uri))
+        .await
+        .unwrap();
+    let args = json!({"data": {"hello": "world"}})
+        .as_object()
+        .cloned()
+        .unwrap();
+    let r = client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("test_publish_event").with_arguments(args),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(false));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while recorder.0.lock().unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no resources/updated notification"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(recorder.0.lock().unwrap()[0], uri);
+    let page = read_json_stdio(&client, uri).await;
+    assert_eq!(page["events"][0]["data"]["hello"], "world");
+    assert_eq!(page["events"][0]["type"], "fixtures.event");
+    client.cancel().await.unwrap();
+}
+
+async fn read_json_stdio(
+    client: &rmcp::service::RunningService<RoleClient, Recorder>,
+    uri: &str,
+) -> Value {
+    let res = client
+        .read_resource(ReadResourceRequestParams::new(uri))
+        .await
+        .unwrap();
+    match &res.contents[0] {
+        ResourceContents::TextResourceContents { text, .. } => serde_json::from_str(text).unwrap(),
+        other => panic!("unexpected {other:?}"),
+    }
+}
