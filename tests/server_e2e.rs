@@ -317,3 +317,57 @@ fn malformed_stdio_lines_get_parse_errors_and_the_server_keeps_serving() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn a_cancelled_call_stops_its_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = stdio_client(dir.path(), FIXTURES).await;
+    let args = json!({"steps": 100, "delay_ms": 50})
+        .as_object()
+        .cloned()
+        .unwrap();
+    let slow = client.call_tool(
+        rmcp::model::CallToolRequestParams::new("test_tool_with_progress").with_arguments(args),
+    );
+    // Dropping the pending call makes the rmcp client send notifications/cancelled.
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), slow)
+            .await
+            .is_err()
+    );
+    let mut cancelled = 0.0;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let res = client
+            .read_resource(ReadResourceRequestParams::new("cortex://metrics"))
+            .await
+            .unwrap();
+        let snapshot: serde_json::Value = match &res.contents[0] {
+            rmcp::model::ResourceContents::TextResourceContents { text, .. } => {
+                serde_json::from_str(text).unwrap()
+            }
+            other => panic!("unexpected {other:?}"),
+        };
+        cancelled = snapshot["cortex_tool_errors_total"]
+            .as_array()
+            .map(|series| {
+                series
+                    .iter()
+                    .filter(|s| {
+                        s["labels"]["tool"] == "test_tool_with_progress"
+                            && s["labels"]["kind"] == "cancelled"
+                    })
+                    .map(|s| s["value"].as_f64().unwrap())
+                    .sum()
+            })
+            .unwrap_or(0.0);
+        if cancelled > 0.0 {
+            break;
+        }
+    }
+    assert_eq!(
+        cancelled, 1.0,
+        "the server stopped the call (5 s of work) when the client cancelled it"
+    );
+    client.cancel().await.unwrap();
+}
