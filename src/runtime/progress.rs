@@ -91,6 +91,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn without_a_token_nothing_is_sent() {
+        let p = Progress::none();
+        assert!(!p.is_active());
+        p.report(1.0, Some(2.0), "no runtime needed: returns before spawning");
+    }
+
+    #[test]
     fn admits_increasing_values_spaced_in_time() {
         let p = Progress::default();
         assert!(p.admit(1.0, Some(10.0)));
