@@ -371,3 +371,52 @@ async fn a_cancelled_call_stops_its_work() {
     );
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_http_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(BIN)
+        .arg("--state-dir")
+        .arg(dir.path())
+        .args([
+            "--toolsets",
+            "all",
+            "serve",
+            "--conformance-fixtures",
+            "--http",
+            &addr,
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    while std::net::TcpStream::connect(&addr).is_err() {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let client = http_client(&format!("http://{addr}/mcp"), None).await;
+    let args = json!({"steps": 20, "delay_ms": 40})
+        .as_object()
+        .cloned()
+        .unwrap();
+    let slow = tokio::spawn(async move {
+        let r = client
+            .call_tool(
+                rmcp::model::CallToolRequestParams::new("test_tool_with_progress")
+                    .with_arguments(args),
+            )
+            .await;
+        (r, client)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let (result, _client) = slow.await.unwrap();
+    let result = result.expect("the in-flight call completes during shutdown");
+    assert_eq!(result.structured_content.unwrap()["text"], "counted to 20");
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exits cleanly after draining: {status:?}");
+}
