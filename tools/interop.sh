@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# Interop smoke test: drives cortex-mcp (stdio and streamable HTTP) with third-party MCP clients:
+#   1. TypeScript SDK v1 (@modelcontextprotocol/sdk)     - tools/interop/ts-client.mjs
+#   2. Python SDK (mcp, mcp.Client, auto + legacy modes) - tools/interop/py_client.py
+#   3. MCP Inspector CLI (@modelcontextprotocol/inspector --cli)
+# Clients are installed locally: npm into tools/interop/node_modules (versions pinned in
+# tools/interop/package.json + package-lock.json), Python into tools/interop/.venv
+# (tools/interop/requirements.txt).
+#
+# Prints one "PASS <check>" / "FAIL <check>" line per check (and "SKIP <client>: <reason>" when a
+# client cannot be installed), then "N passed, M failed". Exits non-zero if M > 0.
+#
+# Env: CORTEX_MCP_BIN   server binary (default target/release/cortex-mcp, else target/debug/cortex-mcp,
+#                       else `cargo build --release --locked`)
+#      INTEROP_PYTHON   python used to create the venv (default python3)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DIR="$ROOT/tools/interop"
+cd "$ROOT"
+
+# ---------------------------------------------------------------- server binary
+if [[ -n "${CORTEX_MCP_BIN:-}" ]]; then
+  BIN="$CORTEX_MCP_BIN"
+elif [[ -x target/release/cortex-mcp ]]; then
+  BIN="$ROOT/target/release/cortex-mcp"
+elif [[ -x target/debug/cortex-mcp ]]; then
+  BIN="$ROOT/target/debug/cortex-mcp"
+else
+  echo "building cortex-mcp (cargo build --release --locked)..." >&2
+  cargo build --release --locked >&2
+  BIN="$ROOT/target/release/cortex-mcp"
+fi
+[[ "$BIN" == /* ]] || BIN="$ROOT/$BIN"
+if [[ ! -x "$BIN" ]]; then
+  echo "cortex-mcp binary not found or not executable: $BIN" >&2
+  exit 2
+fi
+
+# ---------------------------------------------------------------- bookkeeping
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/cortex-interop.XXXXXX")"
+SERVER_PIDS=()
+cleanup() {
+  local pid
+  for pid in "${SERVER_PIDS[@]:-}"; do
+    [[ -n "$pid" ]] || continue
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+PASSED=0
+FAILED=0
+pass() { PASSED=$((PASSED + 1)); echo "PASS $1"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL $1${2:+: $2}"; }
+skip() { echo "SKIP $1: $2"; }
+
+state_dir() { mktemp -d "$WORK/state.XXXXXX"; }
+
+# Run a client that prints its own PASS/FAIL lines; count them. A non-zero exit with no FAIL
+# line (crash, timeout) counts as one failure under <label>.
+run_client() {
+  local label="$1"; shift
+  local out="$WORK/out.$$.$RANDOM" err="$WORK/err.$$.$RANDOM" rc=0 line fails=0
+  timeout 120 "$@" >"$out" 2>"$err" || rc=$?
+  while IFS= read -r line; do
+    case "$line" in
+      PASS\ *) PASSED=$((PASSED + 1)); echo "$line" ;;
+      FAIL\ *) FAILED=$((FAILED + 1)); fails=$((fails + 1)); echo "$line" ;;
+      INFO\ *) echo "$line" ;;
+    esac
+  done <"$out"
+  if [[ $rc -ne 0 && $fails -eq 0 ]]; then
+    fail "$label" "client exited $rc: $(grep -v 'Unknown user config' "$err" | tail -n 3 | tr '\n' ' ')"
+  fi
+}
+
+free_port() {
+  node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+}
+
+# Starts an HTTP server; sets HTTP_URL. Returns non-zero if it never listens.
+start_http_server() {
+  local port log pid i
+  port="$(free_port)"
+  log="$WORK/http-server.$port.log"
+  "$BIN" --state-dir "$(state_dir)" --toolsets all serve --http "127.0.0.1:$port" --conformance-fixtures \
+    >"$log" 2>&1 &
+  pid=$!
+  SERVER_PIDS+=("$pid")
+  for i in $(seq 1 100); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "http server exited early: $(tail -n 3 "$log" | tr '\n' ' ')" >&2
+      return 1
+    fi
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      HTTP_URL="http://127.0.0.1:$port/mcp"
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "http server did not listen on $port within 10s" >&2
+  return 1
+}
+
+SERVER_ARGS=(--toolsets all serve --conformance-fixtures)
+
+# ---------------------------------------------------------------- installs
+NODE_OK=1
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  NODE_OK=0
+  NODE_REASON="node/npm not installed"
+else
+  # Reinstall only when node_modules does not match the pinned versions.
+  if ! node -e '
+      const p=require(process.argv[1]+"/package.json");
+      for (const [n,v] of Object.entries(p.dependencies)) {
+        const got=require(process.argv[1]+"/node_modules/"+n+"/package.json").version;
+        if (got!==v) process.exit(1);
+      }' "$DIR" 2>/dev/null; then
+    echo "installing npm clients into tools/interop/node_modules..." >&2
+    if [[ -f "$DIR/package-lock.json" ]]; then npm_cmd=(ci); else npm_cmd=(install); fi
+    if ! (cd "$DIR" && npm "${npm_cmd[@]}" --no-audit --no-fund --ignore-scripts >"$WORK/npm.log" 2>&1); then
+      NODE_OK=0
+      NODE_REASON="npm ${npm_cmd[*]} failed: $(grep -i 'err' "$WORK/npm.log" | head -n 1)"
+    fi
+  fi
+fi
+pkg_version() { node -p "require('$DIR/node_modules/$1/package.json').version" 2>/dev/null || echo "?"; }
+
+PY_OK=1
+VENV="$DIR/.venv"
+PYTHON="${INTEROP_PYTHON:-python3}"
+if ! command -v "$PYTHON" >/dev/null; then
+  PY_OK=0; PY_REASON="$PYTHON not installed"
+else
+  want="$(sed -n 's/^mcp==//p' "$DIR/requirements.txt")"
+  have="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))' 2>/dev/null || true)"
+  if [[ "$have" != "$want" ]]; then
+    echo "installing python mcp==$want into tools/interop/.venv..." >&2
+    if ! { [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"; } >"$WORK/pip.log" 2>&1 ||
+       ! "$VENV/bin/python" -m pip install -q -r "$DIR/requirements.txt" >>"$WORK/pip.log" 2>&1; then
+      PY_OK=0
+      PY_REASON="pip install mcp==$want failed: $(grep -iE 'error' "$WORK/pip.log" | head -n 1)"
+    fi
+  fi
+fi
+
+echo "server: $BIN" >&2
+
+HTTP_OK=1
+if ! start_http_server; then
+  HTTP_OK=0
+  fail "server/http start" "streamable HTTP server did not come up"
+fi
+
+# ---------------------------------------------------------------- 1. TypeScript SDK v1
+if [[ $NODE_OK -eq 1 && -f "$DIR/node_modules/@modelcontextprotocol/sdk/package.json" ]]; then
+  echo "# @modelcontextprotocol/sdk $(pkg_version @modelcontextprotocol/sdk)"
+  run_client "ts-sdk/stdio" node "$DIR/ts-client.mjs" stdio "$BIN" "$(state_dir)"
+  [[ $HTTP_OK -eq 1 ]] && run_client "ts-sdk/http" node "$DIR/ts-client.mjs" http "$HTTP_URL"
+else
+  skip "ts-sdk" "${NODE_REASON:-@modelcontextprotocol/sdk not installed}"
+fi
+
+# ---------------------------------------------------------------- 2. Python SDK
+if [[ $PY_OK -eq 1 ]]; then
+  echo "# python mcp $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))')"
+  for mode in auto legacy; do
+    run_client "py-sdk/stdio/$mode" "$VENV/bin/python" "$DIR/py_client.py" stdio "$BIN" "$(state_dir)" "$mode"
+    [[ $HTTP_OK -eq 1 ]] && run_client "py-sdk/http/$mode" "$VENV/bin/python" "$DIR/py_client.py" http "$HTTP_URL" "$mode"
+  done
+else
+  skip "py-sdk" "$PY_REASON"
+fi
+
+# ---------------------------------------------------------------- 3. MCP Inspector CLI
+# The Inspector CLI prints the JSON result on stdout; it exits 0 for a normal tool result and
+# INSPECTOR_ISERROR_EXIT (5, inspector 2.x) when the tool result has isError: true.
+INSPECTOR_ISERROR_EXIT=5
+# inspector <check> <expected-exit> <assert-kind> <assert-arg> -- <target...> -- <cli args...>
+inspector_check() {
+  local name="$1" want_rc="$2" kind="$3" arg="$4"; shift 4
+  local target=() rc=0 out="$WORK/insp.out.$RANDOM" err="$WORK/insp.err.$RANDOM" why
+  [[ "$1" == "--" ]] && shift
+  while [[ $# -gt 0 && "$1" != "--" ]]; do target+=("$1"); shift; done
+  shift
+  # npm 11's npx does not find the bin via --prefix alone when run from elsewhere: run it from $DIR.
+  (cd "$DIR" && timeout 60 npx --no-install --prefix "$DIR" @modelcontextprotocol/inspector --cli \
+    "${target[@]}" "$@") >"$out" 2>"$err" || rc=$?
+  if [[ $rc -ne $want_rc ]]; then
+    fail "inspector/$name" "exit $rc, expected $want_rc: $(grep -v 'Unknown user config' "$err" | grep -v ' INFO \| DEBUG ' | tail -n 2 | tr '\n' ' ')$(head -c 300 "$out" | tr '\n' ' ')"
+  elif why="$(node "$DIR/check-inspector.mjs" "$kind" "$out" "$arg")"; then
+    pass "inspector/$name"
+  else
+    fail "inspector/$name" "$why"
+  fi
+}
+
+if [[ $NODE_OK -eq 1 && -f "$DIR/node_modules/@modelcontextprotocol/inspector/package.json" ]]; then
+  echo "# @modelcontextprotocol/inspector $(pkg_version @modelcontextprotocol/inspector)"
+  targets=(stdio)
+  [[ $HTTP_OK -eq 1 ]] && targets+=(http)
+  for t in "${targets[@]}"; do
+    if [[ $t == stdio ]]; then
+      tgt=("$BIN" --state-dir "$(state_dir)" "${SERVER_ARGS[@]}")
+    else
+      tgt=("$HTTP_URL")
+    fi
+    inspector_check "$t tools/list" 0 tools "" -- "${tgt[@]}" -- --method tools/list
+    inspector_check "$t tools/call test_echo" 0 echo "hi inspector" -- "${tgt[@]}" -- \
+      --method tools/call --tool-name test_echo --tool-arg "message=hi inspector"
+    inspector_check "$t tools/call test_error_handling exits $INSPECTOR_ISERROR_EXIT" "$INSPECTOR_ISERROR_EXIT" iserror "" \
+      -- "${tgt[@]}" -- --method tools/call --tool-name test_error_handling
+    inspector_check "$t tools/call test_echo {} exits $INSPECTOR_ISERROR_EXIT" "$INSPECTOR_ISERROR_EXIT" iserror message \
+      -- "${tgt[@]}" -- --method tools/call --tool-name test_echo
+    inspector_check "$t resources/read test://static-text" 0 static "" -- "${tgt[@]}" -- \
+      --method resources/read --uri test://static-text
+  done
+else
+  skip "inspector" "${NODE_REASON:-@modelcontextprotocol/inspector not installed}"
+fi
+
+# ---------------------------------------------------------------- summary
+if [[ $HTTP_OK -eq 1 ]] && ! kill -0 "${SERVER_PIDS[0]}" 2>/dev/null; then
+  fail "server/http alive" "HTTP server died during the run: $(tail -n 3 "$WORK"/http-server.*.log | tr '\n' ' ')"
+fi
+echo "$PASSED passed, $FAILED failed"
+[[ $FAILED -eq 0 ]]
