@@ -5,8 +5,10 @@
 //! toolset (architecture §2).
 
 pub mod batch;
+pub mod cache;
 pub mod events;
 pub mod executor;
+pub mod http;
 pub mod journal;
 pub mod metrics;
 pub mod page;

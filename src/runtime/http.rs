@@ -1,0 +1,821 @@
+//! The one pooled outbound HTTP client and the upstream-call helper: per-attempt lane
+//! admission, conditional GETs through the shared cache with single-flight, retries with
+//! exponential back-off and jitter, Retry-After handling, and cross-origin redirects
+//! re-issued without credentials.
+//!
+//! Owns transport mechanics only. It must not know which upstream it talks to (callers
+//! classify responses through `ResponseObserver`) and imports nothing from `server`,
+//! `transport` or any toolset.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use bytes::Bytes;
+use headers::Header;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use reqwest::Method;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::runtime::cache::{CacheKey, ConditionalCache, StoredResponse};
+use crate::runtime::executor::{ExecError, Lane};
+
+const MAX_REDIRECTS: usize = 5;
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const ERROR_BODY_SNIPPET: usize = 2048;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("could not build the HTTP client: {message}")]
+    Client { message: String },
+    #[error(
+        "{host} is rate limiting this request; try again in {retry_after_secs} s (gave up after {attempts} attempt(s) and {waited_secs} s of waiting)"
+    )]
+    RateLimited {
+        host: String,
+        retry_after_secs: u64,
+        attempts: u32,
+        waited_secs: u64,
+    },
+    #[error("request to {host} failed after {attempts} attempt(s): {message}")]
+    Transport {
+        host: String,
+        attempts: u32,
+        message: String,
+    },
+    #[error("{host} answered {status}: {body}")]
+    Rejected {
+        host: String,
+        status: u16,
+        body: String,
+    },
+    #[error("the request to {host} was cancelled")]
+    Cancelled { host: String },
+    #[error("the request deadline passed while waiting for {host}")]
+    Deadline { host: String },
+    #[error(transparent)]
+    Lane(#[from] ExecError),
+}
+
+/// What the caller's observer makes of one response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Hand the response back (5xx on idempotent requests is still retried).
+    Accept,
+    /// The upstream rejected the request before running it: safe to retry for any method
+    /// after this delay.
+    RetryAfter(Duration),
+    /// Stop now with `UpstreamError::Rejected`.
+    Fail,
+}
+
+/// Lets callers classify responses (rate limits, abuse detection) without this module
+/// knowing the upstream.
+pub trait ResponseObserver: Send + Sync {
+    fn observe(&self, status: u16, headers: &HeaderMap) -> Verdict;
+}
+
+/// 429/503 carrying Retry-After → `RetryAfter`, anything else → `Accept`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultObserver;
+
+impl ResponseObserver for DefaultObserver {
+    fn observe(&self, status: u16, headers: &HeaderMap) -> Verdict {
+        match (status, retry_after(headers)) {
+            (429 | 503, Some(d)) => Verdict::RetryAfter(d),
+            _ => Verdict::Accept,
+        }
+    }
+}
+
+/// Retry-After as delta-seconds or an HTTP date (a past date is zero).
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?;
+    if let Ok(secs) = value.to_str().unwrap_or("").trim().parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let date = headers::LastModified::decode(&mut std::iter::once(value)).ok()?;
+    let at: std::time::SystemTime = date.into();
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub max_retries: u32,
+    pub base: Duration,
+    pub max_total_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 3,
+            base: Duration::from_millis(200),
+            max_total_wait: Duration::from_secs(90),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct UpstreamRequest {
+    pub method: Method,
+    pub url: Url,
+    /// Includes Authorization when the call is authenticated.
+    pub headers: HeaderMap,
+    /// Credential fingerprint (`cache::fingerprint`), never the secret.
+    pub credential: String,
+    pub body: Option<Bytes>,
+    pub lane: Arc<Lane>,
+    pub deadline: Instant,
+    pub cancel: CancellationToken,
+    pub retry: RetryPolicy,
+    pub use_cache: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Fetched from upstream (and stored when storable).
+    Miss,
+    /// Upstream answered 304; the stored body was served.
+    Revalidated,
+    /// Not eligible for the cache.
+    Bypass,
+    /// Joined an identical in-flight request.
+    Shared,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub outcome: CacheOutcome,
+    pub attempts: u32,
+}
+
+/// One failed attempt at the transport level.
+struct AttemptError {
+    message: String,
+    retryable: bool,
+}
+
+impl From<reqwest::Error> for AttemptError {
+    fn from(e: reqwest::Error) -> Self {
+        AttemptError {
+            retryable: e.is_timeout() || e.is_connect(),
+            message: e.without_url().to_string(),
+        }
+    }
+}
+
+type Raw = (u16, HeaderMap, Bytes);
+
+/// The pooled client plus the conditional cache; cheap to clone.
+#[derive(Clone)]
+pub struct Upstream {
+    client: reqwest::Client,
+    cache: ConditionalCache,
+}
+
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+fn host_of(url: &Url) -> String {
+    url.host_str().unwrap_or("unknown").to_string()
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// Every header whose name ends in `api-version`, joined, for the cache key.
+fn api_version(headers: &HeaderMap) -> String {
+    let mut parts: Vec<String> = headers
+        .iter()
+        .filter(|(n, _)| n.as_str().ends_with("api-version"))
+        .map(|(n, v)| format!("{}={}", n, v.to_str().unwrap_or("")))
+        .collect();
+    parts.sort();
+    parts.join(";")
+}
+
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(ERROR_BODY_SNIPPET)]);
+    text.into_owned()
+}
+
+fn fits_deadline(deadline: Instant, wait: Duration) -> bool {
+    Instant::now()
+        .checked_add(wait)
+        .is_some_and(|at| at < deadline)
+}
+
+impl Upstream {
+    pub fn new(user_agent: &str, cache: ConditionalCache) -> Result<Self, UpstreamError> {
+        // Same-origin redirects are followed here; cross-origin ones stop and are
+        // re-issued by `attempt` without credentials.
+        let policy = reqwest::redirect::Policy::custom(|attempt| {
+            let same = attempt
+                .previous()
+                .last()
+                .is_some_and(|prev| same_origin(prev, attempt.url()));
+            if attempt.previous().len() > MAX_REDIRECTS {
+                attempt.error("too many redirects")
+            } else if same {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        });
+        let client = reqwest::Client::builder()
+            .user_agent(user_agent)
+            .timeout(CLIENT_TIMEOUT)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_keepalive(Duration::from_secs(60))
+            .redirect(policy)
+            .build()
+            .map_err(|e| UpstreamError::Client {
+                message: e.to_string(),
+            })?;
+        Ok(Upstream { client, cache })
+    }
+
+    pub fn cache(&self) -> &ConditionalCache {
+        &self.cache
+    }
+
+    /// Sends `req`: cached, coalesced conditional GETs when `use_cache`, retries per the
+    /// policy and the observer's verdicts, each attempt admitted by `req.lane`.
+    pub async fn send(
+        &self,
+        req: UpstreamRequest,
+        observer: Arc<dyn ResponseObserver>,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        if !(req.use_cache && req.method == Method::GET && req.body.is_none()) {
+            let mut resp = self.execute(&req, observer.as_ref(), None).await?;
+            resp.outcome = CacheOutcome::Bypass;
+            return Ok(resp);
+        }
+        let key = CacheKey::new(
+            &req.credential,
+            req.method.as_str(),
+            req.url.as_str(),
+            header_str(&req.headers, "accept"),
+            &api_version(&req.headers),
+        );
+        let host = host_of(&req.url);
+        let cancel = req.cancel.clone();
+        let deadline = req.deadline;
+        let fallback = req.clone();
+        let this = self.clone();
+        let obs = observer.clone();
+        let flight = self.cache.single_flight(&key, move || async move {
+            this.cached_get(key, &req, obs.as_ref()).await
+        });
+        let (result, joined) = tokio::select! {
+            r = flight => r,
+            _ = cancel.cancelled() => return Err(UpstreamError::Cancelled { host }),
+            _ = tokio::time::sleep_until(deadline.into()) => return Err(UpstreamError::Deadline { host }),
+        };
+        if !joined {
+            return result;
+        }
+        match result {
+            // The flight's starter was cancelled, not us: fetch on our own.
+            Err(
+                UpstreamError::Cancelled { .. } | UpstreamError::Lane(ExecError::Cancelled { .. }),
+            ) if !cancel.is_cancelled() => self.cached_get(key, &fallback, observer.as_ref()).await,
+            other => other.map(|mut r| {
+                r.outcome = CacheOutcome::Shared;
+                r
+            }),
+        }
+    }
+
+    async fn cached_get(
+        &self,
+        key: CacheKey,
+        req: &UpstreamRequest,
+        observer: &dyn ResponseObserver,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let stored = self.cache.get(&key).await;
+        let mut resp = self.execute(req, observer, stored.as_deref()).await?;
+        resp.outcome = CacheOutcome::Miss;
+        match (resp.status, stored) {
+            (304, Some(stored)) => {
+                self.cache.note_revalidated();
+                let mut headers = HeaderMap::new();
+                for (name, value) in &stored.headers {
+                    if let (Ok(n), Ok(v)) = (
+                        header::HeaderName::from_bytes(name.as_bytes()),
+                        HeaderValue::from_str(value),
+                    ) {
+                        headers.append(n, v);
+                    }
+                }
+                for (name, value) in &resp.headers {
+                    if name != header::CONTENT_LENGTH && name != header::TRANSFER_ENCODING {
+                        headers.insert(name.clone(), value.clone());
+                    }
+                }
+                Ok(UpstreamResponse {
+                    status: stored.status,
+                    headers,
+                    body: stored.body.clone(),
+                    outcome: CacheOutcome::Revalidated,
+                    attempts: resp.attempts,
+                })
+            }
+            (200, _) => {
+                if let Err(e) = self
+                    .cache
+                    .insert(key, 200, &resp.headers, &[], resp.body.clone())
+                    .await
+                {
+                    tracing::trace!(url = %req.url, "not cached: {e}");
+                }
+                Ok(resp)
+            }
+            _ => Ok(resp),
+        }
+    }
+
+    /// The retry loop around single attempts.
+    async fn execute(
+        &self,
+        req: &UpstreamRequest,
+        observer: &dyn ResponseObserver,
+        stored: Option<&StoredResponse>,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let host = host_of(&req.url);
+        let idempotent = matches!(req.method, Method::GET | Method::HEAD);
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(req.retry.base)
+            .with_max_delay(MAX_BACKOFF)
+            .with_jitter()
+            .without_max_times()
+            .build();
+        let mut attempts = 0u32;
+        let mut waited = Duration::ZERO;
+        loop {
+            attempts += 1;
+            let outcome = req
+                .lane
+                .run(req.deadline, &req.cancel, self.attempt(req, stored))
+                .await?;
+            let retries_left = attempts <= req.retry.max_retries;
+            let next_wait = backoff.next().unwrap_or(MAX_BACKOFF);
+            let budget_ok = |wait: Duration| {
+                retries_left
+                    && waited + wait <= req.retry.max_total_wait
+                    && fits_deadline(req.deadline, wait)
+            };
+            let wait = match outcome {
+                Ok((status, headers, body)) => {
+                    metrics::counter!("cortex_upstream_requests_total",
+                        "host" => host.clone(), "status" => status.to_string())
+                    .increment(1);
+                    match observer.observe(status, &headers) {
+                        Verdict::RetryAfter(d) => {
+                            if let Some(until) = Instant::now().checked_add(d) {
+                                req.lane.pause_until(until);
+                            }
+                            let wait = d.max(next_wait);
+                            if !budget_ok(wait) {
+                                return Err(UpstreamError::RateLimited {
+                                    host,
+                                    retry_after_secs: d.as_secs() + u64::from(d.subsec_nanos() > 0),
+                                    attempts,
+                                    waited_secs: waited.as_secs(),
+                                });
+                            }
+                            wait
+                        }
+                        Verdict::Fail => {
+                            return Err(UpstreamError::Rejected {
+                                host,
+                                status,
+                                body: snippet(&body),
+                            });
+                        }
+                        Verdict::Accept if status >= 500 && idempotent && budget_ok(next_wait) => {
+                            tracing::debug!(%host, status, attempts, "retrying after server error");
+                            next_wait
+                        }
+                        Verdict::Accept => {
+                            return Ok(UpstreamResponse {
+                                status,
+                                headers,
+                                body,
+                                outcome: CacheOutcome::Bypass,
+                                attempts,
+                            });
+                        }
+                    }
+                }
+                Err(e) => {
+                    metrics::counter!("cortex_upstream_requests_total",
+                        "host" => host.clone(), "status" => "error")
+                    .increment(1);
+                    if !(idempotent && e.retryable && budget_ok(next_wait)) {
+                        return Err(UpstreamError::Transport {
+                            host,
+                            attempts,
+                            message: e.message,
+                        });
+                    }
+                    tracing::debug!(%host, attempts, "retrying after {}", e.message);
+                    next_wait
+                }
+            };
+            waited += wait;
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = req.cancel.cancelled() => return Err(UpstreamError::Cancelled { host }),
+            }
+        }
+    }
+
+    /// One attempt: the request (conditional when `stored`), following cross-origin
+    /// redirects without credentials, and the whole body.
+    async fn attempt(
+        &self,
+        req: &UpstreamRequest,
+        stored: Option<&StoredResponse>,
+    ) -> Result<Raw, AttemptError> {
+        let mut method = req.method.clone();
+        let mut url = req.url.clone();
+        let mut headers = req.headers.clone();
+        let mut body = req.body.clone();
+        if let Some(s) = stored {
+            if let Some(v) = s.etag().and_then(|v| HeaderValue::from_str(v).ok()) {
+                headers.insert(header::IF_NONE_MATCH, v);
+            }
+            if let Some(v) = s
+                .last_modified()
+                .and_then(|v| HeaderValue::from_str(v).ok())
+            {
+                headers.insert(header::IF_MODIFIED_SINCE, v);
+            }
+        }
+        let mut hops = 0usize;
+        loop {
+            let remaining = req.deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(AttemptError {
+                    message: "the request deadline passed".to_string(),
+                    retryable: false,
+                });
+            }
+            let mut rb = self
+                .client
+                .request(method.clone(), url.clone())
+                .headers(headers.clone())
+                .timeout(remaining.min(CLIENT_TIMEOUT));
+            if let Some(b) = &body {
+                rb = rb.body(b.clone());
+            }
+            let resp = rb.send().await?;
+            let status = resp.status();
+            let location = resp
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| resp.url().join(l).ok());
+            if let (true, Some(next)) = (
+                status.is_redirection() && status != StatusCode::NOT_MODIFIED,
+                location,
+            ) {
+                if hops >= MAX_REDIRECTS {
+                    return Err(AttemptError {
+                        message: format!("more than {MAX_REDIRECTS} redirects"),
+                        retryable: false,
+                    });
+                }
+                hops += 1;
+                for h in [
+                    header::AUTHORIZATION,
+                    header::PROXY_AUTHORIZATION,
+                    header::COOKIE,
+                ] {
+                    headers.remove(h);
+                }
+                if !matches!(status.as_u16(), 307 | 308) && method != Method::HEAD {
+                    method = Method::GET;
+                    body = None;
+                    headers.remove(header::CONTENT_TYPE);
+                    headers.remove(header::CONTENT_LENGTH);
+                }
+                url = next;
+                continue;
+            }
+            let out_headers = resp.headers().clone();
+            let bytes = resp.bytes().await?;
+            return Ok((status.as_u16(), out_headers, bytes));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::cache::fingerprint;
+    use crate::runtime::executor::{Executor, LaneConfig};
+    use axum::{Router, response::IntoResponse, routing::any};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Clone, Default)]
+    struct Seen {
+        hits: Arc<AtomicUsize>,
+        inm: Arc<parking_lot::Mutex<Vec<Option<String>>>>,
+        auth: Arc<parking_lot::Mutex<Vec<bool>>>,
+    }
+
+    impl Seen {
+        fn hit(&self, h: &HeaderMap) -> usize {
+            let inm = h
+                .get(header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            self.inm.lock().push(inm);
+            self.auth.lock().push(h.contains_key(header::AUTHORIZATION));
+            self.hits.fetch_add(1, Ordering::SeqCst) + 1
+        }
+        fn count(&self) -> usize {
+            self.hits.load(Ordering::SeqCst)
+        }
+    }
+
+    async fn fake(router: Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        format!("http://{addr}")
+    }
+
+    fn fast_retry() -> RetryPolicy {
+        RetryPolicy {
+            base: Duration::from_millis(10),
+            ..RetryPolicy::default()
+        }
+    }
+
+    fn request(method: Method, url: &str) -> UpstreamRequest {
+        let exec = Executor::default();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer secret-token"),
+        );
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        UpstreamRequest {
+            method,
+            url: Url::parse(url).unwrap(),
+            headers,
+            credential: fingerprint("secret-token"),
+            body: None,
+            lane: exec.lane("test", || LaneConfig::concurrency(8)),
+            deadline: Instant::now() + Duration::from_secs(20),
+            cancel: CancellationToken::new(),
+            retry: fast_retry(),
+            use_cache: true,
+        }
+    }
+
+    fn upstream() -> Upstream {
+        Upstream::new("cortex-test", ConditionalCache::default()).unwrap()
+    }
+
+    fn obs() -> Arc<dyn ResponseObserver> {
+        Arc::new(DefaultObserver)
+    }
+
+    /// A fake whose handler gets the request headers and its 1-based hit number.
+    async fn serve_with(
+        seen: &Seen,
+        f: impl Fn(&HeaderMap, usize) -> axum::response::Response + Clone + Send + Sync + 'static,
+    ) -> String {
+        let s = seen.clone();
+        let route = any(move |h: HeaderMap| {
+            let s = s.clone();
+            let f = f.clone();
+            async move {
+                let n = s.hit(&h);
+                f(&h, n)
+            }
+        });
+        fake(Router::new().route("/r", route)).await
+    }
+
+    #[tokio::test]
+    async fn etag_revalidation_serves_stored_body() {
+        let seen = Seen::default();
+        let base = serve_with(&seen, |h, _| {
+            if h.get(header::IF_NONE_MATCH)
+                .is_some_and(|v| v.as_bytes() == b"\"v1\"")
+            {
+                (StatusCode::NOT_MODIFIED, [(header::ETAG, "\"v1\"")]).into_response()
+            } else {
+                (StatusCode::OK, [(header::ETAG, "\"v1\"")], "hello").into_response()
+            }
+        })
+        .await;
+        let up = upstream();
+        let url = format!("{base}/r");
+        let first = up.send(request(Method::GET, &url), obs()).await.unwrap();
+        assert_eq!(first.outcome, CacheOutcome::Miss);
+        assert_eq!(&first.body[..], b"hello");
+        let second = up.send(request(Method::GET, &url), obs()).await.unwrap();
+        assert_eq!(second.outcome, CacheOutcome::Revalidated);
+        assert_eq!(second.status, 200);
+        assert_eq!(&second.body[..], b"hello");
+        assert_eq!(seen.count(), 2);
+        assert_eq!(seen.inm.lock()[1].as_deref(), Some("\"v1\""));
+    }
+
+    #[tokio::test]
+    async fn no_store_is_not_cached() {
+        let seen = Seen::default();
+        let base = serve_with(&seen, |_, n| {
+            let body = format!("v{n}");
+            (
+                StatusCode::OK,
+                [(header::ETAG, "\"x\""), (header::CACHE_CONTROL, "no-store")],
+                body,
+            )
+                .into_response()
+        })
+        .await;
+        let up = upstream();
+        let url = format!("{base}/r");
+        up.send(request(Method::GET, &url), obs()).await.unwrap();
+        let second = up.send(request(Method::GET, &url), obs()).await.unwrap();
+        assert_eq!(second.outcome, CacheOutcome::Miss);
+        assert_eq!(&second.body[..], b"v2");
+        assert_eq!(seen.inm.lock()[1], None);
+    }
+
+    #[tokio::test]
+    async fn identical_concurrent_gets_share_one_request() {
+        let seen = Seen::default();
+        let s = seen.clone();
+        let route = any(move |h: HeaderMap| {
+            let s = s.clone();
+            async move {
+                s.hit(&h);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                (StatusCode::OK, [(header::ETAG, "\"c\"")], "shared").into_response()
+            }
+        });
+        let base = fake(Router::new().route("/r", route)).await;
+        let up = upstream();
+        let url = format!("{base}/r");
+        let calls = (0..20).map(|_| up.send(request(Method::GET, &url), obs()));
+        let outs = futures::future::join_all(calls).await;
+        assert_eq!(seen.count(), 1);
+        let outs: Vec<_> = outs.into_iter().map(|r| r.unwrap()).collect();
+        assert!(outs.iter().all(|r| &r.body[..] == b"shared"));
+        let shared = outs
+            .iter()
+            .filter(|r| r.outcome == CacheOutcome::Shared)
+            .count();
+        assert_eq!(shared, 19);
+    }
+
+    #[tokio::test]
+    async fn get_retried_on_500_then_succeeds() {
+        let seen = Seen::default();
+        let base = serve_with(&seen, |_, n| {
+            if n == 1 {
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            } else {
+                (StatusCode::OK, "ok").into_response()
+            }
+        })
+        .await;
+        let resp = upstream()
+            .send(request(Method::GET, &format!("{base}/r")), obs())
+            .await
+            .unwrap();
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.attempts, 2);
+        assert_eq!(seen.count(), 2);
+    }
+
+    #[tokio::test]
+    async fn post_not_retried_on_500() {
+        let seen = Seen::default();
+        let base = serve_with(&seen, |_, _| {
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        })
+        .await;
+        let resp = upstream()
+            .send(request(Method::POST, &format!("{base}/r")), obs())
+            .await
+            .unwrap();
+        assert_eq!(resp.status, 500);
+        assert_eq!(resp.attempts, 1);
+        assert_eq!(resp.outcome, CacheOutcome::Bypass);
+        assert_eq!(seen.count(), 1);
+    }
+
+    #[tokio::test]
+    async fn post_retried_after_429_retry_after() {
+        let seen = Seen::default();
+        let base = serve_with(&seen, |_, n| {
+            if n == 1 {
+                (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")]).into_response()
+            } else {
+                (StatusCode::CREATED, "made").into_response()
+            }
+        })
+        .await;
+        let started = Instant::now();
+        let resp = upstream()
+            .send(request(Method::POST, &format!("{base}/r")), obs())
+            .await
+            .unwrap();
+        assert!(started.elapsed() >= Duration::from_secs(1));
+        assert_eq!(resp.status, 201);
+        assert_eq!(resp.attempts, 2);
+        assert_eq!(seen.count(), 2);
+    }
+
+    #[tokio::test]
+    async fn retry_after_beyond_budget_is_rate_limited_quickly() {
+        let seen = Seen::default();
+        let base = serve_with(&seen, |_, _| {
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, "120")],
+            )
+                .into_response()
+        })
+        .await;
+        let started = Instant::now();
+        let err = upstream()
+            .send(request(Method::GET, &format!("{base}/r")), obs())
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        match &err {
+            UpstreamError::RateLimited {
+                retry_after_secs,
+                attempts,
+                ..
+            } => {
+                assert_eq!(*retry_after_secs, 120);
+                assert_eq!(*attempts, 1);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(err.to_string().contains("try again in 120 s"));
+        assert_eq!(seen.count(), 1);
+    }
+
+    #[tokio::test]
+    async fn cross_origin_redirect_drops_authorization() {
+        let target = Seen::default();
+        let target_base =
+            serve_with(&target, |_, _| (StatusCode::OK, "there").into_response()).await;
+        let origin = Seen::default();
+        let location = format!("{target_base}/r");
+        let base = serve_with(&origin, move |_, _| {
+            (StatusCode::FOUND, [(header::LOCATION, location.clone())]).into_response()
+        })
+        .await;
+        let resp = upstream()
+            .send(request(Method::GET, &format!("{base}/r")), obs())
+            .await
+            .unwrap();
+        assert_eq!(resp.status, 200);
+        assert_eq!(&resp.body[..], b"there");
+        assert_eq!(*origin.auth.lock(), vec![true]);
+        assert_eq!(*target.auth.lock(), vec![false]);
+    }
+
+    #[test]
+    fn cache_key_differs_by_credential() {
+        let a = fingerprint("secret-a");
+        let b = fingerprint("secret-b");
+        assert!(!a.contains("secret"));
+        let ka = CacheKey::new(&a, "GET", "https://h/x", "application/json", "");
+        let kb = CacheKey::new(&b, "GET", "https://h/x", "application/json", "");
+        assert_ne!(ka, kb);
+    }
+}
