@@ -23,7 +23,11 @@ use serde_json::{Value, json};
 
 const FIXTURES: &[&str] = &["--toolsets", "all", "--fsync", "batch"];
 
-async fn read_json(client: &Client, uri: &str) -> Value {
+/// Reads a JSON resource through any client (stdio or HTTP, any handler).
+async fn read_json<H: ClientHandler>(
+    client: &rmcp::service::RunningService<RoleClient, H>,
+    uri: &str,
+) -> Value {
     let res = client
         .read_resource(ReadResourceRequestParams::new(uri))
         .await
@@ -183,22 +187,8 @@ async fn subscribed_event_resource_is_notified() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(recorder.0.lock().unwrap()[0], uri);
-    let page = read_json_stdio(&client, uri).await;
+    let page = read_json(&client, uri).await;
     assert_eq!(page["events"][0]["data"]["hello"], "world");
     assert_eq!(page["events"][0]["type"], "fixtures.event");
     client.cancel().await.unwrap();
-}
-
-async fn read_json_stdio(
-    client: &rmcp::service::RunningService<RoleClient, Recorder>,
-    uri: &str,
-) -> Value {
-    let res = client
-        .read_resource(ReadResourceRequestParams::new(uri))
-        .await
-        .unwrap();
-    match &res.contents[0] {
-        ResourceContents::TextResourceContents { text, .. } => serde_json::from_str(text).unwrap(),
-        other => panic!("unexpected {other:?}"),
-    }
 }
