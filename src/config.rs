@@ -74,6 +74,8 @@ pub struct FileOptions {
     pub workspace_roots: Option<Vec<PathBuf>>,
     pub http_sessions: Option<bool>,
     pub max_body_bytes: Option<usize>,
+    pub github_api_url: Option<String>,
+    pub github_max_rate_wait_secs: Option<u64>,
 }
 
 /// Values given on the command line or in `CORTEX_MCP_*` variables (clap merges both).
@@ -81,6 +83,174 @@ pub struct FileOptions {
 pub struct Overrides {
     pub config: Option<PathBuf>,
     pub file: FileOptions,
+    /// GitHub credentials, taken from the environment only (never flags or files).
+    pub github_env: GithubEnv,
+}
+
+/// The conventional GitHub credential variables, as read from the environment.
+#[derive(Debug, Default, Clone)]
+pub struct GithubEnv {
+    pub token: Option<String>,
+    pub app_id: Option<String>,
+    pub app_private_key: Option<String>,
+    pub app_private_key_path: Option<PathBuf>,
+    pub app_installation_id: Option<String>,
+}
+
+impl GithubEnv {
+    /// Reads `GITHUB_TOKEN` (or `GITHUB_PERSONAL_ACCESS_TOKEN`) and the `GITHUB_APP_*` variables.
+    pub fn from_process_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        GithubEnv {
+            token: var("GITHUB_TOKEN").or_else(|| var("GITHUB_PERSONAL_ACCESS_TOKEN")),
+            app_id: var("GITHUB_APP_ID"),
+            app_private_key: var("GITHUB_APP_PRIVATE_KEY"),
+            app_private_key_path: var("GITHUB_APP_PRIVATE_KEY_PATH").map(PathBuf::from),
+            app_installation_id: var("GITHUB_APP_INSTALLATION_ID"),
+        }
+    }
+}
+
+/// A GitHub App installation's credentials.
+#[derive(Clone)]
+pub struct GithubApp {
+    pub app_id: u64,
+    pub installation_id: u64,
+    /// PEM text of the RSA private key.
+    pub private_key_pem: String,
+}
+
+impl std::fmt::Debug for GithubApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GithubApp")
+            .field("app_id", &self.app_id)
+            .field("installation_id", &self.installation_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the github toolset authenticates.
+#[derive(Clone, Default)]
+pub enum GithubCredential {
+    #[default]
+    None,
+    Token(String),
+    App(GithubApp),
+}
+
+impl std::fmt::Debug for GithubCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.kind())
+    }
+}
+
+impl GithubCredential {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GithubCredential::None => "none",
+            GithubCredential::Token(_) => "token",
+            GithubCredential::App(_) => "app",
+        }
+    }
+}
+
+/// GitHub settings: the API base and the credential.
+#[derive(Debug, Clone)]
+pub struct GithubSettings {
+    /// REST base, e.g. `https://api.github.com/` or `https://ghe.example/api/v3/` (ends in `/`).
+    pub api_url: url::Url,
+    pub credential: GithubCredential,
+    /// Longest total wait on rate limits before a tool gives up and says when to retry.
+    pub max_rate_wait: Duration,
+}
+
+impl Default for GithubSettings {
+    fn default() -> Self {
+        GithubSettings {
+            api_url: url::Url::parse("https://api.github.com/").expect("valid default"),
+            credential: GithubCredential::None,
+            max_rate_wait: Duration::from_secs(90),
+        }
+    }
+}
+
+fn github_api_url(raw: &str) -> Result<url::Url, ConfigError> {
+    let mut url = url::Url::parse(raw.trim())
+        .map_err(|e| invalid("github-api-url", format!("`{raw}`: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(invalid(
+            "github-api-url",
+            format!("`{raw}` must be an http(s) URL such as https://api.github.com"),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(
+            "github-api-url",
+            "must not carry a query or fragment",
+        ));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+fn parse_id(option: &str, raw: &str) -> Result<u64, ConfigError> {
+    raw.trim()
+        .parse()
+        .map_err(|_| invalid(option, format!("`{raw}` is not a numeric id")))
+}
+
+fn github_credential(env: &GithubEnv) -> Result<GithubCredential, ConfigError> {
+    let app_wanted = env.app_id.is_some()
+        || env.app_installation_id.is_some()
+        || env.app_private_key.is_some()
+        || env.app_private_key_path.is_some();
+    if !app_wanted {
+        return Ok(env
+            .token
+            .clone()
+            .map_or(GithubCredential::None, GithubCredential::Token));
+    }
+    let app_id = env.app_id.as_deref().ok_or_else(|| {
+        invalid(
+            "GITHUB_APP_ID",
+            "is required with the other GITHUB_APP_* variables",
+        )
+    })?;
+    let installation = env.app_installation_id.as_deref().ok_or_else(|| {
+        invalid(
+            "GITHUB_APP_INSTALLATION_ID",
+            "is required with the other GITHUB_APP_* variables",
+        )
+    })?;
+    let private_key_pem = match (&env.app_private_key, &env.app_private_key_path) {
+        (Some(pem), _) => pem.replace("\\n", "\n"),
+        (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+            invalid(
+                "GITHUB_APP_PRIVATE_KEY_PATH",
+                format!("{}: {e}", path.display()),
+            )
+        })?,
+        (None, None) => {
+            return Err(invalid(
+                "GITHUB_APP_PRIVATE_KEY",
+                "set it (PEM text) or GITHUB_APP_PRIVATE_KEY_PATH",
+            ));
+        }
+    };
+    if !private_key_pem.contains("PRIVATE KEY-----") {
+        return Err(invalid(
+            "GITHUB_APP_PRIVATE_KEY",
+            "is not a PEM private key (-----BEGIN ... PRIVATE KEY-----)",
+        ));
+    }
+    Ok(GithubCredential::App(GithubApp {
+        app_id: parse_id("GITHUB_APP_ID", app_id)?,
+        installation_id: parse_id("GITHUB_APP_INSTALLATION_ID", installation)?,
+        private_key_pem,
+    }))
 }
 
 /// The validated, effective configuration.
@@ -101,6 +271,7 @@ pub struct Config {
     pub http_sessions: bool,
     pub max_body_bytes: usize,
     pub conformance_fixtures: bool,
+    pub github: GithubSettings,
 }
 
 impl Config {
@@ -113,7 +284,9 @@ impl Config {
             }
             None => FileOptions::default(),
         };
-        Self::from_layers(file, overrides.file)
+        let mut config = Self::from_layers(file, overrides.file)?;
+        config.github.credential = github_credential(&overrides.github_env)?;
+        Ok(config)
     }
 
     /// Merges a file layer and an override layer over the defaults, then validates.
@@ -151,6 +324,16 @@ impl Config {
             return Err(invalid("auth-token", "must be at least 16 characters"));
         }
         let workspace_roots = pick!(workspace_roots).unwrap_or_default();
+        let mut github = GithubSettings::default();
+        if let Some(raw) = pick!(github_api_url) {
+            github.api_url = github_api_url(&raw)?;
+        }
+        if let Some(secs) = pick!(github_max_rate_wait_secs) {
+            if secs > 3600 {
+                return Err(invalid("github-max-rate-wait-secs", "must be at most 3600"));
+            }
+            github.max_rate_wait = Duration::from_secs(secs);
+        }
         Ok(Config {
             toolsets,
             tools: pick!(tools).map(|t| t.into_iter().collect()),
@@ -170,6 +353,7 @@ impl Config {
             http_sessions: pick!(http_sessions).unwrap_or(false),
             max_body_bytes: pick!(max_body_bytes).unwrap_or(4 * 1024 * 1024),
             conformance_fixtures: false,
+            github,
         })
     }
 
@@ -195,6 +379,11 @@ impl Config {
             "workspaceRoots": self.workspace_roots,
             "httpSessions": self.http_sessions,
             "maxBodyBytes": self.max_body_bytes,
+            "github": {
+                "apiUrl": self.github.api_url.as_str(),
+                "credential": self.github.credential.kind(),
+                "maxRateWaitSecs": self.github.max_rate_wait.as_secs(),
+            },
         })
     }
 

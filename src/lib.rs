@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod fixtures;
+pub mod github;
 pub mod runtime;
 pub mod schemas;
 pub mod server;

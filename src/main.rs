@@ -7,7 +7,7 @@ use std::{net::SocketAddr, path::PathBuf};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use cortex_mcp::{
-    config::{Config, FileOptions, Fsync, Overrides},
+    config::{Config, FileOptions, Fsync, GithubEnv, Overrides},
     server::CortexServer,
     transport,
 };
@@ -78,7 +78,7 @@ struct CommonArgs {
     )]
     exclude_tools: Option<Vec<String>>,
     /// Offer only tools that do not change anything.
-    #[arg(long, global = true, env = "CORTEX_MCP_READ_ONLY")]
+    #[arg(long, global = true, env = "CORTEX_MCP_READ_ONLY", num_args = 0..=1, default_missing_value = "true")]
     read_only: Option<bool>,
     /// Where journals and blobs live (default: XDG state dir/cortex-mcp).
     #[arg(long, global = true, env = "CORTEX_MCP_STATE_DIR")]
@@ -130,6 +130,14 @@ struct CommonArgs {
     /// Keep 2025-11-25 HTTP sessions (server-initiated streams) instead of stateless JSON.
     #[arg(long, global = true, env = "CORTEX_MCP_HTTP_SESSIONS")]
     http_sessions: Option<bool>,
+
+    /// GitHub REST base URL (Enterprise Server: https://HOST/api/v3).
+    #[arg(long, global = true, env = "GITHUB_API_URL", value_name = "URL")]
+    github_api_url: Option<String>,
+
+    /// Longest total wait on GitHub rate limits before a tool answers with the time to retry.
+    #[arg(long, global = true, env = "CORTEX_MCP_GITHUB_MAX_RATE_WAIT_SECS")]
+    github_max_rate_wait_secs: Option<u64>,
 }
 
 impl CommonArgs {
@@ -151,7 +159,10 @@ impl CommonArgs {
                 workspace_roots: self.workspace_roots,
                 http_sessions: self.http_sessions,
                 max_body_bytes: None,
+                github_api_url: self.github_api_url,
+                github_max_rate_wait_secs: self.github_max_rate_wait_secs,
             },
+            github_env: GithubEnv::from_process_env(),
         }
     }
 }

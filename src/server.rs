@@ -11,7 +11,7 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, model::*, service::
 
 use crate::{
     config::Config,
-    fixtures,
+    fixtures, github,
     runtime::{
         Runtime, batch,
         progress::Progress,
@@ -20,6 +20,15 @@ use crate::{
 };
 
 const BASE_INSTRUCTIONS: &str = "cortex-mcp serves the Cortex-OS toolsets on one runtime. Tool errors are results with isError and a message saying what to do next. List tools take `limit` and `cursor` and return `next_cursor` when more remain.";
+
+/// Why the server could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::RuntimeError),
+    #[error(transparent)]
+    Github(#[from] github::GithubError),
+}
 
 /// One enabled toolset's contribution.
 pub struct Toolset {
@@ -46,10 +55,13 @@ pub struct CortexServer {
 impl CortexServer {
     /// Builds the runtime and registry from a validated configuration.
     /// Must run inside a tokio runtime (journals replay here).
-    pub fn build(config: Config) -> Result<Self, crate::runtime::RuntimeError> {
+    pub fn build(config: Config) -> Result<Self, BuildError> {
         let config = Arc::new(config);
         let runtime = Runtime::new(config.clone())?;
         let mut toolsets = Vec::new();
+        if config.toolset_enabled("github") {
+            toolsets.push(github::toolset(&runtime)?);
+        }
         if config.toolset_enabled("batch") {
             toolsets.push(Toolset {
                 name: "batch",

@@ -12,31 +12,13 @@ use std::{
 use common::*;
 use rmcp::{
     ClientHandler, RoleClient, ServiceExt,
-    model::{
-        ReadResourceRequestParams, ResourceContents, ResourceUpdatedNotificationParam,
-        SubscribeRequestParams,
-    },
+    model::{ResourceUpdatedNotificationParam, SubscribeRequestParams},
     service::NotificationContext,
     transport::TokioChildProcess,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 const FIXTURES: &[&str] = &["--toolsets", "all", "--fsync", "batch"];
-
-/// Reads a JSON resource through any client (stdio or HTTP, any handler).
-async fn read_json<H: ClientHandler>(
-    client: &rmcp::service::RunningService<RoleClient, H>,
-    uri: &str,
-) -> Value {
-    let res = client
-        .read_resource(ReadResourceRequestParams::new(uri))
-        .await
-        .unwrap();
-    match &res.contents[0] {
-        ResourceContents::TextResourceContents { text, .. } => serde_json::from_str(text).unwrap(),
-        other => panic!("unexpected {other:?}"),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_survive_sigkill() {

@@ -76,7 +76,8 @@ pub enum Verdict {
 /// Lets callers classify responses (rate limits, abuse detection) without this module
 /// knowing the upstream.
 pub trait ResponseObserver: Send + Sync {
-    fn observe(&self, status: u16, headers: &HeaderMap) -> Verdict;
+    /// Sees every response (including 304 and errors) before it is retried or returned.
+    fn observe(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> Verdict;
 }
 
 /// 429/503 carrying Retry-After → `RetryAfter`, anything else → `Accept`.
@@ -84,7 +85,7 @@ pub trait ResponseObserver: Send + Sync {
 pub struct DefaultObserver;
 
 impl ResponseObserver for DefaultObserver {
-    fn observe(&self, status: u16, headers: &HeaderMap) -> Verdict {
+    fn observe(&self, status: u16, headers: &HeaderMap, _body: &[u8]) -> Verdict {
         match (status, retry_after(headers)) {
             (429 | 503, Some(d)) => Verdict::RetryAfter(d),
             _ => Verdict::Accept,
@@ -388,7 +389,7 @@ impl Upstream {
                     metrics::counter!("cortex_upstream_requests_total",
                         "host" => host.clone(), "status" => status.to_string())
                     .increment(1);
-                    match observer.observe(status, &headers) {
+                    match observer.observe(status, &headers, &body) {
                         Verdict::RetryAfter(d) => {
                             if let Some(until) = Instant::now().checked_add(d) {
                                 req.lane.pause_until(until);

@@ -28,7 +28,12 @@ pub enum RuntimeError {
         dir: String,
         source: events::EventError,
     },
+    #[error(transparent)]
+    Upstream(#[from] http::UpstreamError),
 }
+
+/// Our User-Agent on every outbound request.
+pub const USER_AGENT: &str = concat!("cortex-mcp/", env!("CARGO_PKG_VERSION"));
 
 /// Handles to the shared machinery, cheap to clone, handed to every toolset constructor.
 #[derive(Clone)]
@@ -37,6 +42,8 @@ pub struct Runtime {
     pub executor: executor::Executor,
     pub metrics: metrics::Metrics,
     pub events: events::EventBus,
+    /// The one pooled outbound client with the shared conditional cache.
+    pub upstream: http::Upstream,
 }
 
 impl Runtime {
@@ -60,6 +67,7 @@ impl Runtime {
             executor: executor::Executor::default(),
             metrics: metrics::Metrics::install(),
             events,
+            upstream: http::Upstream::new(USER_AGENT, cache::ConditionalCache::default())?,
         })
     }
 }

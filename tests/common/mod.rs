@@ -8,8 +8,8 @@ use std::{
 };
 
 use rmcp::{
-    RoleClient, ServiceExt,
-    model::{CallToolRequestParams, CallToolResult},
+    ClientHandler, Peer, RoleClient, ServiceExt,
+    model::{CallToolRequestParams, CallToolResult, ReadResourceRequestParams, ResourceContents},
     service::RunningService,
     transport::{
         StreamableHttpClientTransport, TokioChildProcess,
@@ -22,14 +22,40 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_cortex-mcp");
 
 pub type Client = RunningService<RoleClient, ()>;
 
+const GITHUB_VARS: &[&str] = &[
+    "GITHUB_TOKEN",
+    "GITHUB_PERSONAL_ACCESS_TOKEN",
+    "GITHUB_API_URL",
+    "GITHUB_APP_ID",
+    "GITHUB_APP_PRIVATE_KEY",
+    "GITHUB_APP_PRIVATE_KEY_PATH",
+    "GITHUB_APP_INSTALLATION_ID",
+];
+
 /// A stdio client over the real binary with `args` after the global flags.
 pub async fn stdio_client(state_dir: &std::path::Path, args: &[&str]) -> Client {
+    stdio_client_env(state_dir, args, &[]).await
+}
+
+/// Like [`stdio_client`], with extra environment variables (GitHub credentials are
+/// always cleared first so the host's environment cannot leak in).
+pub async fn stdio_client_env(
+    state_dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Client {
     let mut cmd = tokio::process::Command::new(BIN);
     cmd.arg("--state-dir")
         .arg(state_dir)
         .args(args)
         .stderr(Stdio::null());
     cmd.env_remove("RUST_LOG");
+    for var in GITHUB_VARS {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     ().serve(TokioChildProcess::new(cmd).expect("spawn cortex-mcp"))
         .await
         .expect("initialize over stdio")
@@ -94,7 +120,7 @@ pub async fn http_client(url: &str, token: Option<&str>) -> Client {
     ().serve(transport).await.expect("initialize over HTTP")
 }
 
-pub async fn call(client: &Client, tool: &str, args: Value) -> CallToolResult {
+pub async fn call(client: &Peer<RoleClient>, tool: &str, args: Value) -> CallToolResult {
     let args = args.as_object().cloned().unwrap_or_default();
     client
         .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(args))
@@ -109,4 +135,19 @@ pub fn text(result: &CallToolResult) -> String {
         .filter_map(|c| c.as_text().map(|t| t.text.clone()))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Reads a JSON resource through any client (stdio or HTTP, any handler).
+pub async fn read_json<H: ClientHandler>(
+    client: &rmcp::service::RunningService<RoleClient, H>,
+    uri: &str,
+) -> Value {
+    let res = client
+        .read_resource(ReadResourceRequestParams::new(uri))
+        .await
+        .unwrap();
+    match &res.contents[0] {
+        ResourceContents::TextResourceContents { text, .. } => serde_json::from_str(text).unwrap(),
+        other => panic!("unexpected {other:?}"),
+    }
 }

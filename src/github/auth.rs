@@ -1,0 +1,253 @@
+//! GitHub credentials: a personal access token, or a GitHub App installation whose
+//! short-lived token is minted from an RS256 JWT, cached until shortly before it
+//! expires, refreshed once for all concurrent callers, and invalidated once on a 401.
+//!
+//! Owns the secrets and their fingerprints. It must not send requests itself (the
+//! client passes a fetch function) and never logs or returns a secret.
+
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use http::HeaderValue;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use parking_lot::RwLock;
+use serde::Serialize;
+
+use crate::{
+    config::{GithubApp, GithubCredential},
+    runtime::cache::fingerprint,
+};
+
+/// Refresh an installation token this long before GitHub says it expires.
+pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuthError {
+    #[error(
+        "no GitHub credential is configured: set GITHUB_TOKEN (or GITHUB_PERSONAL_ACCESS_TOKEN), or GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY (or GITHUB_APP_PRIVATE_KEY_PATH) and GITHUB_APP_INSTALLATION_ID, then restart the server"
+    )]
+    Missing,
+    #[error("GITHUB_APP_PRIVATE_KEY is not a usable RSA key: {0}")]
+    Key(String),
+    #[error("could not mint a GitHub App installation token: {0}")]
+    Mint(String),
+}
+
+/// An installation token with its expiry.
+#[derive(Clone)]
+pub struct MintedToken {
+    pub token: String,
+    pub expires_at: SystemTime,
+}
+
+struct Cached {
+    header: HeaderValue,
+    refresh_at: SystemTime,
+}
+
+/// A GitHub App installation's token source.
+pub struct AppTokens {
+    app: GithubApp,
+    key: EncodingKey,
+    current: RwLock<Option<Arc<Cached>>>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+#[derive(Serialize)]
+struct Claims {
+    iat: u64,
+    exp: u64,
+    iss: String,
+}
+
+fn bearer(secret: &str) -> Result<HeaderValue, AuthError> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {secret}")).map_err(|_| {
+        AuthError::Mint("the token contains characters not allowed in a header".into())
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+impl AppTokens {
+    fn new(app: GithubApp) -> Result<Self, AuthError> {
+        let key = EncodingKey::from_rsa_pem(app.private_key_pem.as_bytes())
+            .map_err(|e| AuthError::Key(e.to_string()))?;
+        Ok(AppTokens {
+            app,
+            key,
+            current: RwLock::default(),
+            refresh: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn installation_id(&self) -> u64 {
+        self.app.installation_id
+    }
+
+    /// The app JWT: issued a minute in the past (clock drift), valid nine minutes.
+    pub fn jwt(&self) -> Result<String, AuthError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let claims = Claims {
+            iat: now.saturating_sub(60),
+            exp: now + 540,
+            iss: self.app.app_id.to_string(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &self.key)
+            .map_err(|e| AuthError::Key(e.to_string()))
+    }
+
+    fn fresh(&self) -> Option<HeaderValue> {
+        let cached = self.current.read().clone()?;
+        (SystemTime::now() < cached.refresh_at).then(|| cached.header.clone())
+    }
+
+    /// A valid installation token header; when it must be minted, one caller mints and
+    /// the others wait for that result.
+    async fn header<F, Fut>(&self, mint: F) -> Result<HeaderValue, AuthError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<MintedToken, AuthError>>,
+    {
+        if let Some(h) = self.fresh() {
+            return Ok(h);
+        }
+        let _guard = self.refresh.lock().await;
+        if let Some(h) = self.fresh() {
+            return Ok(h);
+        }
+        let minted = mint(self.jwt()?).await?;
+        let header = bearer(&minted.token)?;
+        let refresh_at = minted
+            .expires_at
+            .checked_sub(REFRESH_MARGIN)
+            .unwrap_or(SystemTime::now());
+        *self.current.write() = Some(Arc::new(Cached {
+            header: header.clone(),
+            refresh_at,
+        }));
+        Ok(header)
+    }
+
+    /// Drops the cached token if it is still the one that was refused.
+    fn invalidate(&self, refused: &HeaderValue) -> bool {
+        let mut current = self.current.write();
+        if current.as_ref().is_some_and(|c| c.header == *refused) {
+            *current = None;
+            return true;
+        }
+        false
+    }
+}
+
+/// How requests are authenticated.
+pub enum Auth {
+    Missing,
+    Token { header: HeaderValue },
+    App(AppTokens),
+}
+
+impl Auth {
+    pub fn new(credential: &GithubCredential) -> Result<Self, AuthError> {
+        Ok(match credential {
+            GithubCredential::None => Auth::Missing,
+            GithubCredential::Token(t) => Auth::Token { header: bearer(t)? },
+            GithubCredential::App(app) => Auth::App(AppTokens::new(app.clone())?),
+        })
+    }
+
+    /// A stable fingerprint of the credential (not of the current short-lived token), for
+    /// lane names, cache keys and metrics.
+    pub fn identity(&self) -> String {
+        let basis = match self {
+            Auth::Missing => "anonymous".to_string(),
+            Auth::Token { header } => header.to_str().unwrap_or("").to_string(),
+            Auth::App(app) => format!("app:{}:{}", app.app.app_id, app.app.installation_id),
+        };
+        fingerprint(&basis)
+    }
+
+    /// The Authorization header for the next request.
+    pub async fn header<F, Fut>(&self, mint: F) -> Result<HeaderValue, AuthError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<MintedToken, AuthError>>,
+    {
+        match self {
+            Auth::Missing => Err(AuthError::Missing),
+            Auth::Token { header } => Ok(header.clone()),
+            Auth::App(app) => app.header(mint).await,
+        }
+    }
+
+    /// After a 401: forget the refused installation token once. Returns whether a retry
+    /// with a new token makes sense.
+    pub fn invalidate(&self, refused: &HeaderValue) -> bool {
+        match self {
+            Auth::App(app) => app.invalidate(refused),
+            _ => false,
+        }
+    }
+
+    pub fn app(&self) -> Option<&AppTokens> {
+        match self {
+            Auth::App(app) => Some(app),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const KEY: &str = include_str!("../../tests/support/github-app-test-key.pem");
+
+    fn app_auth() -> Auth {
+        Auth::new(&GithubCredential::App(GithubApp {
+            app_id: 42,
+            installation_id: 7,
+            private_key_pem: KEY.to_string(),
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_mint() {
+        let auth = Arc::new(app_auth());
+        let mints = Arc::new(AtomicUsize::new(0));
+        let calls = (0..20).map(|_| {
+            let auth = auth.clone();
+            let mints = mints.clone();
+            async move {
+                auth.header(|jwt| async move {
+                    assert_eq!(jwt.split('.').count(), 3);
+                    mints.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    Ok(MintedToken {
+                        token: "ghs_x".into(),
+                        expires_at: SystemTime::now() + Duration::from_secs(3600),
+                    })
+                })
+                .await
+                .unwrap()
+            }
+        });
+        let headers = futures::future::join_all(calls).await;
+        assert_eq!(mints.load(Ordering::SeqCst), 1);
+        assert!(headers.iter().all(|h| *h == headers[0]));
+        assert!(auth.invalidate(&headers[0]));
+        assert!(!auth.invalidate(&headers[0]), "only once");
+    }
+
+    #[test]
+    fn identity_is_not_the_secret() {
+        let auth = Auth::new(&GithubCredential::Token("ghp_secret".into())).unwrap();
+        assert!(!auth.identity().contains("secret"));
+    }
+}

@@ -1,0 +1,625 @@
+//! The GitHub REST client: one base URL, standard headers, every request through the
+//! credential's lanes and the shared conditional cache, errors that tell the model what
+//! to do, Link pagination with host-checked cursors, and capped bodies.
+//!
+//! Owns request building and response interpretation. It must not know tool inputs or
+//! output shapes (`tools.rs`, `model.rs`) and never puts a secret in an error or log.
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, header};
+use reqwest::Method;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::Value;
+use url::Url;
+
+use crate::{
+    config::GithubSettings,
+    runtime::{
+        Runtime,
+        http::{CacheOutcome, RetryPolicy, Upstream, UpstreamError, UpstreamRequest},
+        page::{self, Page, PageError},
+        registry::{CallCtx, ToolError},
+    },
+};
+
+use super::{
+    auth::{Auth, AuthError, MintedToken},
+    limits::{LaneKind, Limits},
+};
+
+pub const ACCEPT_JSON: &str = "application/vnd.github+json";
+pub const ACCEPT_DIFF: &str = "application/vnd.github.diff";
+const API_VERSION: &str = "2022-11-28";
+/// At most this many upstream pages are read to fill one `limit`.
+const MAX_PAGES_PER_CALL: usize = 10;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GhError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("{0}")]
+    Input(String),
+    #[error(
+        "GitHub: not found ({what}); check the owner/name, number or path, and that the credential can see it"
+    )]
+    NotFound { what: String },
+    #[error(
+        "GitHub refused the credential (401: {message}); check that the token is valid and not expired"
+    )]
+    Unauthorized { message: String },
+    #[error(
+        "GitHub: forbidden (403: {message}); the credential lacks the permission this needs — this is not a rate limit"
+    )]
+    Forbidden { message: String },
+    #[error("GitHub rejected the request ({status}: {message}); fix the arguments and try again")]
+    Rejected { status: u16, message: String },
+    #[error("GitHub failed ({status}: {message}); try again later")]
+    Server { status: u16, message: String },
+    #[error(
+        "GitHub rate limit: retried {attempts} time(s) over {waited_secs} s; try again after {retry_after_secs} s"
+    )]
+    RateLimited {
+        attempts: u32,
+        waited_secs: u64,
+        retry_after_secs: u64,
+    },
+    #[error("GitHub request failed: {0}")]
+    Upstream(String),
+    #[error("GitHub answered with an unexpected body: {0}")]
+    Decode(String),
+    #[error("{0}")]
+    Deadline(String),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl From<UpstreamError> for GhError {
+    fn from(e: UpstreamError) -> Self {
+        match e {
+            UpstreamError::RateLimited {
+                retry_after_secs,
+                attempts,
+                waited_secs,
+                ..
+            } => GhError::RateLimited {
+                attempts,
+                waited_secs,
+                retry_after_secs,
+            },
+            UpstreamError::Cancelled { .. } => GhError::Cancelled,
+            UpstreamError::Deadline { host } => GhError::Deadline(format!(
+                "the request deadline passed while waiting for {host}; try again or ask for less"
+            )),
+            UpstreamError::Lane(crate::runtime::executor::ExecError::Cancelled { .. }) => {
+                GhError::Cancelled
+            }
+            UpstreamError::Lane(e) => GhError::Deadline(format!(
+                "{e}; GitHub requests of this credential are queued or paused — try again shortly"
+            )),
+            other => GhError::Upstream(other.to_string()),
+        }
+    }
+}
+
+impl From<PageError> for GhError {
+    fn from(e: PageError) -> Self {
+        GhError::Input(format!("cursor: {e}"))
+    }
+}
+
+impl From<GhError> for ToolError {
+    fn from(e: GhError) -> Self {
+        match e {
+            GhError::Input(m) => ToolError::Input(m),
+            GhError::Auth(AuthError::Missing) => ToolError::Business(e.to_string()),
+            GhError::NotFound { .. } | GhError::Rejected { .. } | GhError::Forbidden { .. } => {
+                ToolError::Business(e.to_string())
+            }
+            GhError::Deadline(m) => ToolError::Deadline(m),
+            GhError::Cancelled => ToolError::Cancelled,
+            other => ToolError::Upstream(other.to_string()),
+        }
+    }
+}
+
+/// A successful (2xx or served-from-cache) answer.
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub outcome: CacheOutcome,
+}
+
+impl Reply {
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, GhError> {
+        serde_json::from_slice(&self.body).map_err(|e| GhError::Decode(e.to_string()))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The `rel="next"` target of the `link` header.
+    pub fn next_link(&self) -> Option<Url> {
+        let link = self.headers.get(header::LINK)?.to_str().ok()?;
+        link.split(',').find_map(|part| {
+            let (target, params) = part.split_once(';')?;
+            params
+                .split(';')
+                .any(|p| p.trim().replace(' ', "") == "rel=\"next\"")
+                .then(|| {
+                    Url::parse(target.trim().trim_start_matches('<').trim_end_matches('>')).ok()
+                })
+                .flatten()
+        })
+    }
+}
+
+/// Where a list continues: the upstream page URL and how many of its items were used.
+#[derive(Serialize, Deserialize)]
+struct PagePosition {
+    u: String,
+    s: usize,
+}
+
+/// One credential's client; shared by every GitHub tool.
+pub struct GithubClient {
+    base: Url,
+    upstream: Upstream,
+    auth: Auth,
+    identity: String,
+    limits: Arc<Limits>,
+    max_rate_wait: Duration,
+    default_branches: moka::sync::Cache<String, String>,
+}
+
+fn error_message(body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct Body {
+        message: Option<String>,
+        #[serde(default)]
+        errors: Vec<Value>,
+    }
+    match serde_json::from_slice::<Body>(body) {
+        Ok(b) => {
+            let mut msg = b.message.unwrap_or_else(|| "no message".into());
+            let details: Vec<String> = b
+                .errors
+                .iter()
+                .map(|e| match e {
+                    Value::String(s) => s.clone(),
+                    other => {
+                        let field = other.get("field").and_then(Value::as_str).unwrap_or("");
+                        let code = other.get("code").and_then(Value::as_str).unwrap_or("");
+                        let m = other.get("message").and_then(Value::as_str).unwrap_or("");
+                        format!("{field} {code} {m}").trim().to_string()
+                    }
+                })
+                .collect();
+            if !details.is_empty() {
+                msg = format!("{msg}: {}", details.join("; "));
+            }
+            msg
+        }
+        Err(_) => String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+    }
+}
+
+impl GithubClient {
+    pub fn new(runtime: &Runtime, settings: &GithubSettings) -> Result<Self, AuthError> {
+        let auth = Auth::new(&settings.credential)?;
+        let identity = auth.identity();
+        let short = identity[..12.min(identity.len())].to_string();
+        Ok(GithubClient {
+            base: settings.api_url.clone(),
+            upstream: runtime.upstream.clone(),
+            limits: Arc::new(Limits::new(&runtime.executor, &short)),
+            auth,
+            identity,
+            max_rate_wait: settings.max_rate_wait,
+            default_branches: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(600))
+                .build(),
+        })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// `token`, `app` or `none`.
+    pub fn credential_kind(&self) -> &'static str {
+        match self.auth {
+            Auth::Missing => "none",
+            Auth::Token { .. } => "token",
+            Auth::App(_) => "app",
+        }
+    }
+
+    /// `path` is relative to the API base (no leading slash).
+    pub fn url(&self, path: &str, query: &[(&str, String)]) -> Url {
+        let mut url = self
+            .base
+            .join(path)
+            .expect("relative API path joins the base");
+        if !query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in query {
+                pairs.append_pair(k, v);
+            }
+        }
+        url
+    }
+
+    /// Refuses URLs (from cursors or Link headers) that leave the configured API.
+    pub fn check_on_api(&self, url: &Url) -> Result<(), GhError> {
+        page::check_origin(url, &self.base)?;
+        if !url.path().starts_with(self.base.path()) {
+            return Err(GhError::Input(format!(
+                "cursor: {} is outside the configured GitHub API",
+                url.path()
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn remember_default_branch(&self, repo: &str, branch: &str) {
+        self.default_branches
+            .insert(repo.to_ascii_lowercase(), branch.to_string());
+    }
+
+    pub fn known_default_branch(&self, repo: &str) -> Option<String> {
+        self.default_branches.get(&repo.to_ascii_lowercase())
+    }
+
+    async fn mint(&self, ctx: &CallCtx, jwt: String) -> Result<MintedToken, AuthError> {
+        #[derive(Deserialize)]
+        struct Minted {
+            token: String,
+            expires_at: chrono::DateTime<chrono::Utc>,
+        }
+        let app = self.auth.app().ok_or(AuthError::Missing)?;
+        let url = self.url(
+            &format!("app/installations/{}/access_tokens", app.installation_id()),
+            &[],
+        );
+        let mut headers = self.standard_headers(ACCEPT_JSON);
+        let mut value = HeaderValue::from_str(&format!("Bearer {jwt}"))
+            .map_err(|e| AuthError::Mint(e.to_string()))?;
+        value.set_sensitive(true);
+        headers.insert(header::AUTHORIZATION, value);
+        let req = UpstreamRequest {
+            method: Method::POST,
+            url,
+            headers,
+            credential: self.identity.clone(),
+            body: None,
+            lane: self.limits.lane(LaneKind::Auth).clone(),
+            deadline: ctx.deadline,
+            cancel: ctx.cancel.clone(),
+            retry: self.retry_policy(),
+            use_cache: false,
+        };
+        let resp = self
+            .upstream
+            .send(req, self.limits.clone())
+            .await
+            .map_err(|e| AuthError::Mint(e.to_string()))?;
+        if resp.status != 201 && resp.status != 200 {
+            return Err(AuthError::Mint(format!(
+                "GitHub answered {}: {}; check GITHUB_APP_ID, the private key and GITHUB_APP_INSTALLATION_ID",
+                resp.status,
+                error_message(&resp.body)
+            )));
+        }
+        let minted: Minted =
+            serde_json::from_slice(&resp.body).map_err(|e| AuthError::Mint(e.to_string()))?;
+        Ok(MintedToken {
+            token: minted.token,
+            expires_at: SystemTime::from(minted.expires_at),
+        })
+    }
+
+    fn standard_headers(&self, accept: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_str(accept).unwrap_or(HeaderValue::from_static(ACCEPT_JSON)),
+        );
+        headers.insert(
+            "x-github-api-version",
+            HeaderValue::from_static(API_VERSION),
+        );
+        headers
+    }
+
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_retries: 8,
+            base: Duration::from_millis(250),
+            max_total_wait: self.max_rate_wait,
+        }
+    }
+
+    /// Sends one request; a 401 on an App installation token refreshes it once.
+    pub async fn request(
+        &self,
+        ctx: &CallCtx,
+        method: Method,
+        url: Url,
+        lane: LaneKind,
+        accept: &str,
+        body: Option<&Value>,
+    ) -> Result<Reply, GhError> {
+        let body = body.map(|b| Bytes::from(serde_json::to_vec(b).expect("JSON body")));
+        let mut refreshed = false;
+        loop {
+            let auth = self.auth.header(|jwt| self.mint(ctx, jwt)).await?;
+            let mut headers = self.standard_headers(accept);
+            headers.insert(header::AUTHORIZATION, auth.clone());
+            if body.is_some() {
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+            }
+            let req = UpstreamRequest {
+                use_cache: method == Method::GET,
+                method: method.clone(),
+                url: url.clone(),
+                headers,
+                credential: self.identity.clone(),
+                body: body.clone(),
+                lane: self.limits.lane(lane).clone(),
+                deadline: ctx.deadline,
+                cancel: ctx.cancel.clone(),
+                retry: self.retry_policy(),
+            };
+            let resp = self.upstream.send(req, self.limits.clone()).await?;
+            metrics::counter!("cortex_github_requests_total",
+                "outcome" => format!("{:?}", resp.outcome).to_lowercase())
+            .increment(1);
+            if resp.status == 401 && !refreshed && self.auth.invalidate(&auth) {
+                refreshed = true;
+                continue;
+            }
+            return match resp.status {
+                200..=299 | 304 => Ok(Reply {
+                    status: resp.status,
+                    headers: resp.headers,
+                    body: resp.body,
+                    outcome: resp.outcome,
+                }),
+                401 => Err(GhError::Unauthorized {
+                    message: error_message(&resp.body),
+                }),
+                403 => Err(GhError::Forbidden {
+                    message: error_message(&resp.body),
+                }),
+                404 => Err(GhError::NotFound {
+                    what: format!("{} {}", method, url.path()),
+                }),
+                status @ 400..=499 => Err(GhError::Rejected {
+                    status,
+                    message: error_message(&resp.body),
+                }),
+                status => Err(GhError::Server {
+                    status,
+                    message: error_message(&resp.body),
+                }),
+            };
+        }
+    }
+
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        ctx: &CallCtx,
+        url: Url,
+        lane: LaneKind,
+    ) -> Result<T, GhError> {
+        self.request(ctx, Method::GET, url, lane, ACCEPT_JSON, None)
+            .await?
+            .json()
+    }
+
+    pub async fn send_json<T: DeserializeOwned>(
+        &self,
+        ctx: &CallCtx,
+        method: Method,
+        url: Url,
+        body: &Value,
+    ) -> Result<T, GhError> {
+        self.request(ctx, method, url, LaneKind::Write, ACCEPT_JSON, Some(body))
+            .await?
+            .json()
+    }
+
+    /// The repository's default branch: from memory when known, else one (cached) GET.
+    pub async fn default_branch(&self, ctx: &CallCtx, repo: &str) -> Result<String, GhError> {
+        if let Some(b) = self.known_default_branch(repo) {
+            return Ok(b);
+        }
+        #[derive(Deserialize)]
+        struct Repo {
+            default_branch: String,
+        }
+        let r: Repo = self
+            .get_json(ctx, self.url(&format!("repos/{repo}"), &[]), LaneKind::Read)
+            .await?;
+        self.remember_default_branch(repo, &r.default_branch);
+        Ok(r.default_branch)
+    }
+
+    /// Fills up to `limit` items from a Link-paginated list, reading only the upstream
+    /// pages needed. `items_of` extracts the array from a page body (`None` for a bare
+    /// array); `keep` maps or drops each raw item.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn collect<T>(
+        &self,
+        ctx: &CallCtx,
+        kind: &str,
+        first: Url,
+        cursor: Option<&str>,
+        limit: usize,
+        lane: LaneKind,
+        items_of: Option<&str>,
+        keep: impl Fn(Value) -> Option<T>,
+    ) -> Result<(Page<T>, Value), GhError> {
+        let (mut url, mut skip) = match cursor {
+            Some(c) => {
+                let pos: PagePosition = page::decode(kind, c)?;
+                let url = Url::parse(&pos.u)
+                    .map_err(|_| GhError::Input("cursor: malformed page URL".into()))?;
+                self.check_on_api(&url)?;
+                (url, pos.s)
+            }
+            None => (first, 0),
+        };
+        let mut items = Vec::new();
+        let mut envelope: Value;
+        for pages_read in 1..=MAX_PAGES_PER_CALL {
+            let reply = self
+                .request(ctx, Method::GET, url.clone(), lane, ACCEPT_JSON, None)
+                .await?;
+            let mut body: Value = reply.json()?;
+            let raw = match items_of {
+                Some(field) => body.get_mut(field).map(Value::take),
+                None => Some(body.take()),
+            };
+            let Some(Value::Array(raw)) = raw else {
+                return Err(GhError::Decode(format!("{kind}: expected a list")));
+            };
+            envelope = body;
+            let next = reply.next_link().filter(|n| self.check_on_api(n).is_ok());
+            for (index, value) in raw.into_iter().enumerate().skip(skip) {
+                if items.len() == limit {
+                    let pos = PagePosition {
+                        u: url.to_string(),
+                        s: index,
+                    };
+                    return Ok((
+                        Page {
+                            items,
+                            next_cursor: Some(page::encode(kind, &pos)),
+                        },
+                        envelope,
+                    ));
+                }
+                if let Some(item) = keep(value) {
+                    items.push(item);
+                }
+            }
+            let Some(next) = next else {
+                return Ok((
+                    Page {
+                        items,
+                        next_cursor: None,
+                    },
+                    envelope,
+                ));
+            };
+            if items.len() >= limit || pages_read == MAX_PAGES_PER_CALL {
+                let pos = PagePosition {
+                    u: next.to_string(),
+                    s: 0,
+                };
+                return Ok((
+                    Page {
+                        items,
+                        next_cursor: Some(page::encode(kind, &pos)),
+                    },
+                    envelope,
+                ));
+            }
+            ctx.progress.report(
+                items.len() as f64,
+                Some(limit as f64),
+                format!("read {pages_read} page(s) from GitHub"),
+            );
+            url = next;
+            skip = 0;
+        }
+        unreachable!("the loop returns by its last iteration")
+    }
+}
+
+/// A window of a large text: `max_bytes` from `offset`, cut on a char boundary.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct TextWindow {
+    pub text: String,
+    /// Total length of the full text in bytes.
+    pub total_bytes: usize,
+    /// Byte offset to pass back to read the rest; absent when this is the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_offset: Option<usize>,
+}
+
+pub fn window(full: &str, offset: usize, max_bytes: usize) -> Result<TextWindow, GhError> {
+    if offset > full.len() {
+        return Err(GhError::Input(format!(
+            "offset {offset} is past the end ({} bytes)",
+            full.len()
+        )));
+    }
+    let mut start = offset;
+    while !full.is_char_boundary(start) {
+        start -= 1;
+    }
+    let mut end = (start + max_bytes).min(full.len());
+    while !full.is_char_boundary(end) {
+        end -= 1;
+    }
+    Ok(TextWindow {
+        text: full[start..end].to_string(),
+        total_bytes: full.len(),
+        next_offset: (end < full.len()).then_some(end),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_respects_char_boundaries() {
+        let text = "héllo wörld";
+        let w = window(text, 0, 2).unwrap();
+        assert_eq!(w.text, "h");
+        assert_eq!(w.next_offset, Some(1));
+        let rest = window(text, 1, 100).unwrap();
+        assert_eq!(format!("{}{}", w.text, rest.text), text);
+        assert!(rest.next_offset.is_none());
+        assert!(window(text, 999, 1).is_err());
+    }
+
+    #[test]
+    fn next_link_parsed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::LINK,
+            HeaderValue::from_static(
+                "<http://h/repos/o/r/issues?page=2>; rel=\"next\", <http://h/repos/o/r/issues?page=9>; rel=\"last\"",
+            ),
+        );
+        let reply = Reply {
+            status: 200,
+            headers,
+            body: Bytes::new(),
+            outcome: CacheOutcome::Miss,
+        };
+        assert_eq!(
+            reply.next_link().unwrap().as_str(),
+            "http://h/repos/o/r/issues?page=2"
+        );
+    }
+}

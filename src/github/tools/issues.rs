@@ -1,0 +1,370 @@
+//! Issue, comment and search tools.
+//!
+//! Owns their inputs, outputs and handlers; requests go through the client only.
+
+use super::*;
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListIssuesIn {
+    /// "owner/name".
+    pub repository: String,
+    #[serde(default = "default_issue_state")]
+    pub state: IssueState,
+    /// Only issues carrying every one of these labels.
+    #[serde(default)]
+    pub labels: Option<Vec<String>>,
+    /// Only issues assigned to this login (`none` for unassigned, `*` for any).
+    #[serde(default)]
+    pub assignee: Option<String>,
+    /// Issues to return (1–100). Pull requests are left out.
+    #[serde(default = "default_limit_20")]
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: u32,
+    /// `next_cursor` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateIssueIn {
+    /// "owner/name".
+    pub repository: String,
+    pub title: String,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub labels: Option<Vec<String>>,
+    /// Logins to assign.
+    #[serde(default)]
+    pub assignees: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, JsonSchema, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub enum OpenClosed {
+    Open,
+    Closed,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateIssueIn {
+    /// "owner/name".
+    pub repository: String,
+    #[schemars(range(min = 1))]
+    pub number: u64,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub state: Option<OpenClosed>,
+    /// With `state: closed`: `completed` or `not_planned`.
+    #[serde(default)]
+    pub state_reason: Option<String>,
+    /// Replaces the labels.
+    #[serde(default)]
+    pub labels: Option<Vec<String>>,
+    /// Replaces the assignees.
+    #[serde(default)]
+    pub assignees: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AddCommentIn {
+    /// "owner/name".
+    pub repository: String,
+    /// Issue or pull request number.
+    #[schemars(range(min = 1))]
+    pub number: u64,
+    /// Markdown text.
+    pub body: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListCommentsIn {
+    /// "owner/name".
+    pub repository: String,
+    #[schemars(range(min = 1))]
+    pub number: u64,
+    #[serde(default = "default_limit_30")]
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: u32,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchIn {
+    /// GitHub search syntax, e.g. `repo:octo/hello is:open label:bug crash`.
+    pub query: String,
+    #[serde(default = "default_limit_20")]
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: u32,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+pub(super) fn issue_event(action: &str, repo: &str, issue: &Issue) -> Value {
+    json!({
+        "action": action,
+        "repository": repo,
+        "number": issue.number,
+        "title": issue.title,
+        "state": issue.state,
+        "author": issue.user.as_ref().map(|u| &u.login),
+        "labels": issue.labels.iter().map(|l| &l.name).collect::<Vec<_>>(),
+        "html_url": issue.html_url,
+        "updated_at": issue.updated_at,
+    })
+}
+
+pub(super) async fn list_issues(gh: Gh, i: ListIssuesIn, ctx: CallCtx) -> Out<Page<Issue>> {
+    let repo = repo(&i.repository)?;
+    let mut query = vec![
+        ("state", i.state.as_str().to_string()),
+        // A little headroom: pull requests share the issues list and are dropped.
+        (
+            "per_page",
+            (i.limit + i.limit / 4).clamp(10, 100).to_string(),
+        ),
+    ];
+    if let Some(labels) = i.labels.as_ref().filter(|l| !l.is_empty()) {
+        query.push(("labels", labels.join(",")));
+    }
+    if let Some(a) = i.assignee.as_ref().filter(|a| !a.is_empty()) {
+        query.push(("assignee", a.clone()));
+    }
+    let url = gh.client.url(&format!("repos/{repo}/issues"), &query);
+    let keep = |v: Value| {
+        serde_json::from_value::<Issue>(v)
+            .ok()
+            .filter(|i| !i.is_pull_request())
+    };
+    let (page, _) = gh
+        .client
+        .collect(
+            &ctx,
+            "list_issues",
+            url,
+            i.cursor.as_deref(),
+            i.limit as usize,
+            LaneKind::Read,
+            None,
+            keep,
+        )
+        .await?;
+    Ok(page)
+}
+
+pub(super) async fn get_issue(gh: Gh, i: IssueNumberIn, ctx: CallCtx) -> Out<IssueDetail> {
+    let repo = repo(&i.repository)?;
+    let url = gh
+        .client
+        .url(&format!("repos/{repo}/issues/{}", i.number), &[]);
+    let mut detail: IssueDetail = gh.client.get_json(&ctx, url, LaneKind::Read).await?;
+    (detail.body, detail.body_truncated) = cap(detail.body.take(), i.max_body_bytes as usize);
+    Ok(detail)
+}
+
+pub(super) async fn create_issue(gh: Gh, i: CreateIssueIn, ctx: CallCtx) -> Out<Issue> {
+    let repo = repo(&i.repository)?;
+    if i.title.trim().is_empty() {
+        return Err(ToolError::input("title: must not be empty"));
+    }
+    let url = gh.client.url(&format!("repos/{repo}/issues"), &[]);
+    let body = json!({"title": i.title, "body": i.body, "labels": i.labels.unwrap_or_default(), "assignees": i.assignees.unwrap_or_default()});
+    let issue: Issue = gh.client.send_json(&ctx, Method::POST, url, &body).await?;
+    publish(
+        &gh,
+        "github.issue.action",
+        issue_event("opened", &repo, &issue),
+    )
+    .await;
+    Ok(issue)
+}
+
+pub(super) async fn update_issue(gh: Gh, i: UpdateIssueIn, ctx: CallCtx) -> Out<Issue> {
+    let repo = repo(&i.repository)?;
+    let mut body = serde_json::Map::new();
+    let mut set = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            body.insert(k.to_string(), v);
+        }
+    };
+    set("title", i.title.map(Value::from));
+    set("body", i.body.map(Value::from));
+    set(
+        "state",
+        i.state.map(|s| {
+            Value::from(match s {
+                OpenClosed::Open => "open",
+                OpenClosed::Closed => "closed",
+            })
+        }),
+    );
+    set("state_reason", i.state_reason.map(Value::from));
+    set("labels", i.labels.map(|l| json!(l)));
+    set("assignees", i.assignees.map(|a| json!(a)));
+    if body.is_empty() {
+        return Err(ToolError::input(
+            "nothing to change: give at least one of title, body, state, stateReason, labels, assignees",
+        ));
+    }
+    let url = gh
+        .client
+        .url(&format!("repos/{repo}/issues/{}", i.number), &[]);
+    let issue: Issue = gh
+        .client
+        .send_json(&ctx, Method::PATCH, url, &Value::Object(body))
+        .await?;
+    let action = match i.state {
+        Some(OpenClosed::Closed) => "closed",
+        Some(OpenClosed::Open) => "reopened",
+        None => "edited",
+    };
+    publish(
+        &gh,
+        "github.issue.action",
+        issue_event(action, &repo, &issue),
+    )
+    .await;
+    Ok(issue)
+}
+
+pub(super) async fn add_issue_comment(gh: Gh, i: AddCommentIn, ctx: CallCtx) -> Out<Comment> {
+    let repo = repo(&i.repository)?;
+    if i.body.trim().is_empty() {
+        return Err(ToolError::input("body: must not be empty"));
+    }
+    let url = gh
+        .client
+        .url(&format!("repos/{repo}/issues/{}/comments", i.number), &[]);
+    let comment: Comment = gh
+        .client
+        .send_json(&ctx, Method::POST, url, &json!({"body": i.body}))
+        .await?;
+    publish(
+        &gh,
+        "github.issue.action",
+        json!({"action": "commented", "repository": repo, "number": i.number, "comment_id": comment.id,
+               "author": comment.user.as_ref().map(|u| &u.login), "html_url": comment.html_url}),
+    )
+    .await;
+    Ok(comment)
+}
+
+pub(super) async fn list_issue_comments(
+    gh: Gh,
+    i: ListCommentsIn,
+    ctx: CallCtx,
+) -> Out<Page<Comment>> {
+    let repo = repo(&i.repository)?;
+    let url = gh.client.url(
+        &format!("repos/{repo}/issues/{}/comments", i.number),
+        &[("per_page", i.limit.to_string())],
+    );
+    let keep = |v: Value| serde_json::from_value::<Comment>(v).ok();
+    let (page, _) = gh
+        .client
+        .collect(
+            &ctx,
+            "list_issue_comments",
+            url,
+            i.cursor.as_deref(),
+            i.limit as usize,
+            LaneKind::Read,
+            None,
+            keep,
+        )
+        .await?;
+    Ok(page)
+}
+
+pub(super) async fn search<T: serde::de::DeserializeOwned>(
+    gh: &Gh,
+    ctx: &CallCtx,
+    kind: &str,
+    endpoint: &str,
+    lane: LaneKind,
+    i: SearchIn,
+) -> Out<SearchPage<T>> {
+    if i.query.trim().is_empty() {
+        return Err(ToolError::input("query: must not be empty"));
+    }
+    let url = gh.client.url(
+        endpoint,
+        &[("q", i.query.clone()), ("per_page", i.limit.to_string())],
+    );
+    let keep = |v: Value| serde_json::from_value::<T>(v).ok();
+    let (page, envelope) = gh
+        .client
+        .collect(
+            ctx,
+            kind,
+            url,
+            i.cursor.as_deref(),
+            i.limit as usize,
+            lane,
+            Some("items"),
+            keep,
+        )
+        .await?;
+    Ok(SearchPage {
+        items: page.items,
+        next_cursor: page.next_cursor,
+        total_count: envelope
+            .get("total_count")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        incomplete_results: envelope
+            .get("incomplete_results")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    })
+}
+
+pub(super) async fn search_issues(gh: Gh, i: SearchIn, ctx: CallCtx) -> Out<SearchPage<Issue>> {
+    search(
+        &gh,
+        &ctx,
+        "search_issues",
+        "search/issues",
+        LaneKind::Search,
+        i,
+    )
+    .await
+}
+
+pub(super) async fn search_code(gh: Gh, i: SearchIn, ctx: CallCtx) -> Out<SearchPage<CodeHit>> {
+    search(
+        &gh,
+        &ctx,
+        "search_code",
+        "search/code",
+        LaneKind::CodeSearch,
+        i,
+    )
+    .await
+}
+
+pub(super) async fn search_repositories(
+    gh: Gh,
+    i: SearchIn,
+    ctx: CallCtx,
+) -> Out<SearchPage<RepoHit>> {
+    search(
+        &gh,
+        &ctx,
+        "search_repositories",
+        "search/repositories",
+        LaneKind::Search,
+        i,
+    )
+    .await
+}

@@ -1,0 +1,420 @@
+//! The GitHub tools: inputs (contract names and defaults kept), handlers and their
+//! registration with annotations. Writes publish `github.*` events.
+//!
+//! Owns tool semantics only: requests go through `client.rs`, shapes come from
+//! `model.rs`. It must not touch lanes or rate-limit state directly.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use reqwest::Method;
+
+use schemars::JsonSchema;
+
+use serde::{Deserialize, Serialize};
+
+use serde_json::{Value, json};
+
+use crate::runtime::{
+    events::EventBus,
+    executor::LaneStats,
+    page::Page,
+    registry::{CallCtx, Hints, ToolDef, ToolError, tool},
+};
+
+mod issues;
+mod pulls;
+mod repos;
+
+use issues::*;
+use pulls::*;
+use repos::*;
+
+use super::{
+    client::{ACCEPT_DIFF, GhError, GithubClient, TextWindow, window},
+    limits::{Bucket, LaneKind},
+    model::*,
+};
+
+const SOURCE: &str = "cortex-mcp/github";
+
+const DEFAULT_BODY_BYTES: usize = 16 * 1024;
+
+const DEFAULT_PATCH_BYTES: usize = 4 * 1024;
+
+const DEFAULT_WINDOW_BYTES: usize = 64 * 1024;
+
+/// What every GitHub handler holds.
+pub struct Github {
+    pub client: GithubClient,
+    pub events: EventBus,
+}
+
+type Gh = Arc<Github>;
+
+type Out<T> = Result<T, ToolError>;
+
+fn repo(raw: &str) -> Result<String, ToolError> {
+    let ok_part = |p: &str| {
+        !p.is_empty()
+            && p != "."
+            && p != ".."
+            && p.len() <= 100
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    match raw.trim().split_once('/') {
+        Some((owner, name)) if ok_part(owner) && ok_part(name) => Ok(format!("{owner}/{name}")),
+        _ => Err(ToolError::input(format!(
+            "repository: `{raw}` must be \"owner/name\" (letters, digits, '-', '_', '.')"
+        ))),
+    }
+}
+
+fn git_ref(field: &str, raw: &str) -> Result<String, ToolError> {
+    let bad = raw.is_empty()
+        || raw.len() > 255
+        || raw.contains("..")
+        || raw.starts_with('/')
+        || raw.ends_with('/')
+        || raw
+            .chars()
+            .any(|c| c.is_control() || matches!(c, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\'));
+    if bad {
+        return Err(ToolError::input(format!(
+            "{field}: `{raw}` is not a valid branch or ref name"
+        )));
+    }
+    Ok(raw.to_string())
+}
+
+/// Percent-encodes each segment of a repository path, keeping the slashes.
+fn encode_path(path: &str) -> Result<String, ToolError> {
+    let trimmed = path.trim_matches('/');
+    if trimmed.split('/').any(|s| s == ".." || s == ".") {
+        return Err(ToolError::input(format!(
+            "path: `{path}` must not contain `.` or `..` segments"
+        )));
+    }
+    Ok(trimmed
+        .split('/')
+        .map(|s| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>())
+        .map(|s| s.replace('+', "%20"))
+        .collect::<Vec<_>>()
+        .join("/"))
+}
+
+fn cap(text: Option<String>, max: usize) -> (Option<String>, bool) {
+    match text {
+        Some(mut t) if t.len() > max => {
+            let mut end = max;
+            while !t.is_char_boundary(end) {
+                end -= 1;
+            }
+            t.truncate(end);
+            (Some(t), true)
+        }
+        other => (other, false),
+    }
+}
+
+async fn publish(gh: &Gh, kind: &str, data: Value) {
+    if let Err(e) = gh.events.publish_value(kind, SOURCE, data).await {
+        tracing::warn!(event = kind, "could not journal the GitHub event: {e}");
+    }
+}
+
+fn default_base() -> String {
+    "main".into()
+}
+
+fn default_limit_20() -> u32 {
+    20
+}
+
+fn default_limit_30() -> u32 {
+    30
+}
+
+fn default_body() -> u32 {
+    DEFAULT_BODY_BYTES as u32
+}
+
+fn default_patch() -> u32 {
+    DEFAULT_PATCH_BYTES as u32
+}
+
+fn default_window() -> u32 {
+    DEFAULT_WINDOW_BYTES as u32
+}
+
+#[derive(Deserialize, JsonSchema, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum IssueState {
+    Open,
+    Closed,
+    All,
+}
+
+impl IssueState {
+    fn as_str(self) -> &'static str {
+        match self {
+            IssueState::Open => "open",
+            IssueState::Closed => "closed",
+            IssueState::All => "all",
+        }
+    }
+}
+
+fn default_issue_state() -> IssueState {
+    IssueState::Open
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssueNumberIn {
+    /// "owner/name".
+    pub repository: String,
+    #[schemars(range(min = 1))]
+    pub number: u64,
+    /// Longest body returned, in bytes (default 16384).
+    #[serde(default = "default_body")]
+    #[schemars(range(min = 256, max = 1048576))]
+    pub max_body_bytes: u32,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct SearchPage<T> {
+    pub items: Vec<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    pub total_count: u64,
+    /// GitHub timed out part of the search; results may be missing.
+    pub incomplete_results: bool,
+}
+
+macro_rules! gh_tool {
+    ($gh:expr, $name:literal, $hints:expr, $handler:path, $desc:expr) => {{
+        let gh = $gh.clone();
+        tool("github", $name, $desc, $hints, move |input, ctx| {
+            $handler(gh.clone(), input, ctx)
+        })
+    }};
+}
+
+pub fn all(gh: &Gh) -> Vec<ToolDef> {
+    let read = Hints::read_remote();
+    let write = Hints::write_remote();
+    vec![
+        gh_tool!(
+            gh,
+            "create_pull_request",
+            write,
+            create_pull_request,
+            "Open a pull request from `head` into `base` (default main). Returns the new pull request's number, state and html_url."
+        ),
+        gh_tool!(
+            gh,
+            "get_repository_info",
+            read,
+            get_repository_info,
+            "Repository facts (default branch, visibility, description, topics, counts). `includeStats` adds languages; `includeBranches` adds the first page of branches with a cursor for `list_branches`."
+        ),
+        gh_tool!(
+            gh,
+            "list_issues",
+            read,
+            list_issues,
+            "Issues of a repository (pull requests left out), newest first, filtered by state, labels (all must match) and assignee. Reads only the upstream pages needed for `limit`; continue with `cursor`."
+        ),
+        gh_tool!(
+            gh,
+            "create_branch",
+            write,
+            create_branch,
+            "Create branch `branchName` at the head of `fromBranch` (default main)."
+        ),
+        gh_tool!(
+            gh,
+            "run_action",
+            write,
+            run_action,
+            "Trigger a GitHub Actions workflow (workflow_dispatch) on `ref` with optional string `inputs`. Watch the result with `list_workflow_runs`."
+        ),
+        gh_tool!(
+            gh,
+            "get_issue",
+            read,
+            get_issue,
+            "One issue with its body (capped by `maxBodyBytes`)."
+        ),
+        gh_tool!(
+            gh,
+            "create_issue",
+            write,
+            create_issue,
+            "Open an issue with optional body, labels and assignees."
+        ),
+        gh_tool!(
+            gh,
+            "update_issue",
+            write.idempotent(),
+            update_issue,
+            "Change an issue's title, body, state (open|closed, with stateReason), labels or assignees; given lists replace the current ones."
+        ),
+        gh_tool!(
+            gh,
+            "add_issue_comment",
+            write,
+            add_issue_comment,
+            "Comment on an issue or pull request."
+        ),
+        gh_tool!(
+            gh,
+            "list_issue_comments",
+            read,
+            list_issue_comments,
+            "Comments of an issue or pull request, oldest first; continue with `cursor`."
+        ),
+        gh_tool!(
+            gh,
+            "list_pull_requests",
+            read,
+            list_pull_requests,
+            "Pull requests of a repository by state, head and base; continue with `cursor`."
+        ),
+        gh_tool!(
+            gh,
+            "get_pull_request",
+            read,
+            get_pull_request,
+            "One pull request: branches, mergeability, change counts and body (capped by `maxBodyBytes`)."
+        ),
+        gh_tool!(
+            gh,
+            "get_pull_request_files",
+            read,
+            get_pull_request_files,
+            "Files changed by a pull request with per-file patches (each capped by `maxPatchBytes`); continue with `cursor`."
+        ),
+        gh_tool!(
+            gh,
+            "get_pull_request_diff",
+            read,
+            get_pull_request_diff,
+            "A pull request's unified diff, `maxBytes` at a time from `offset`; pass `next_offset` back to read on."
+        ),
+        gh_tool!(
+            gh,
+            "merge_pull_request",
+            write,
+            merge_pull_request,
+            "Merge a pull request (merge, squash or rebase), optionally only if its head is still `sha`."
+        ),
+        gh_tool!(
+            gh,
+            "get_file_contents",
+            read,
+            get_file_contents,
+            "A file's text (windowed by `offset`/`maxBytes`; binary files as base64) or a directory listing, at `ref` or the default branch. One upstream request, revalidated by ETag."
+        ),
+        gh_tool!(
+            gh,
+            "list_commits",
+            read,
+            list_commits,
+            "Commits from a branch or SHA, optionally touching `path`, newest first; continue with `cursor`."
+        ),
+        gh_tool!(
+            gh,
+            "get_commit",
+            read,
+            get_commit,
+            "One commit: message, author, stats and changed files with capped patches."
+        ),
+        gh_tool!(
+            gh,
+            "compare_commits",
+            read,
+            compare_commits,
+            "Compare two refs (`base...head`): ahead/behind counts, commits and changed files with capped patches."
+        ),
+        gh_tool!(
+            gh,
+            "list_branches",
+            read,
+            list_branches,
+            "Branches of a repository with head SHAs; continue with `cursor`."
+        ),
+        gh_tool!(
+            gh,
+            "search_issues",
+            read,
+            search_issues,
+            "Search issues and pull requests with GitHub syntax (`repo:o/r is:open label:bug words`). Search is limited to 30 requests a minute; calls queue rather than fail."
+        ),
+        gh_tool!(
+            gh,
+            "search_code",
+            read,
+            search_code,
+            "Search code with GitHub syntax (`repo:o/r fn main`). Code search is limited to about 9 requests a minute; calls queue rather than fail."
+        ),
+        gh_tool!(
+            gh,
+            "search_repositories",
+            read,
+            search_repositories,
+            "Search repositories with GitHub syntax (`topic:rust stars:>100`)."
+        ),
+        gh_tool!(
+            gh,
+            "list_workflow_runs",
+            read,
+            list_workflow_runs,
+            "GitHub Actions runs of a repository by branch and status, newest first; continue with `cursor`."
+        ),
+        gh_tool!(
+            gh,
+            "get_workflow_run",
+            read,
+            get_workflow_run,
+            "One workflow run: status, conclusion, branch, SHA and html_url."
+        ),
+        gh_tool!(
+            gh,
+            "get_me",
+            read,
+            get_me,
+            "The account the configured credential acts as."
+        ),
+        gh_tool!(
+            gh,
+            "get_rate_limit",
+            read,
+            get_rate_limit,
+            "Budgets per bucket (core, search, code_search, graphql) as GitHub reports them, this server's lanes (running, waiting, paused) and any pause after a secondary limit. Costs no primary budget."
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_names_are_checked() {
+        assert_eq!(repo("octo/hello").unwrap(), "octo/hello");
+        assert!(repo("octo").is_err());
+        assert!(repo("../etc/passwd").is_err());
+        assert!(repo("octo/hello/extra").is_err());
+        assert!(repo("octo/..").is_err());
+    }
+
+    #[test]
+    fn paths_are_encoded_and_escapes_refused() {
+        assert_eq!(encode_path("/docs/a b.md").unwrap(), "docs/a%20b.md");
+        assert!(encode_path("docs/../../x").is_err());
+        assert!(git_ref("ref", "feature/x").is_ok());
+        assert!(git_ref("ref", "a..b").is_err());
+    }
+}

@@ -1,0 +1,294 @@
+//! Pull request tools: open, list, read (body, files, diff windows) and merge.
+//!
+//! Owns their inputs, outputs and handlers; requests go through the client only.
+
+use super::*;
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatePullRequestIn {
+    /// "owner/name".
+    pub repository: String,
+    pub title: String,
+    /// Markdown description.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Branch with the changes (or "user:branch" for a fork).
+    pub head: String,
+    /// Branch to merge into.
+    #[serde(default = "default_base")]
+    pub base: String,
+    #[serde(default)]
+    pub draft: bool,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPullsIn {
+    /// "owner/name".
+    pub repository: String,
+    #[serde(default = "default_issue_state")]
+    pub state: IssueState,
+    /// Filter by head ("user:branch").
+    #[serde(default)]
+    pub head: Option<String>,
+    /// Filter by base branch.
+    #[serde(default)]
+    pub base: Option<String>,
+    #[serde(default = "default_limit_20")]
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: u32,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrFilesIn {
+    /// "owner/name".
+    pub repository: String,
+    #[schemars(range(min = 1))]
+    pub number: u64,
+    #[serde(default = "default_limit_30")]
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: u32,
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Longest patch per file, in bytes (default 4096).
+    #[serde(default = "default_patch")]
+    #[schemars(range(min = 0, max = 1048576))]
+    pub max_patch_bytes: u32,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrDiffIn {
+    /// "owner/name".
+    pub repository: String,
+    #[schemars(range(min = 1))]
+    pub number: u64,
+    /// Byte offset to continue from (the previous `next_offset`).
+    #[serde(default)]
+    pub offset: u64,
+    /// Bytes to return (default 65536).
+    #[serde(default = "default_window")]
+    #[schemars(range(min = 1024, max = 1048576))]
+    pub max_bytes: u32,
+}
+
+#[derive(Deserialize, JsonSchema, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub enum MergeMethod {
+    Merge,
+    Squash,
+    Rebase,
+}
+
+pub(super) fn default_merge() -> MergeMethod {
+    MergeMethod::Merge
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MergeIn {
+    /// "owner/name".
+    pub repository: String,
+    #[schemars(range(min = 1))]
+    pub number: u64,
+    #[serde(default = "default_merge")]
+    pub merge_method: MergeMethod,
+    #[serde(default)]
+    pub commit_title: Option<String>,
+    #[serde(default)]
+    pub commit_message: Option<String>,
+    /// Merge only if the head is still at this SHA.
+    #[serde(default)]
+    pub sha: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct DiffWindow {
+    pub number: u64,
+    #[serde(flatten)]
+    pub window: TextWindow,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+pub struct MergeResult {
+    pub merged: bool,
+    #[serde(default)]
+    pub sha: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+pub(super) fn pr_event(action: &str, repo: &str, pr: &PullRequest) -> Value {
+    json!({
+        "action": action,
+        "repository": repo,
+        "number": pr.number,
+        "title": pr.title,
+        "state": pr.state,
+        "author": pr.user.as_ref().map(|u| &u.login),
+        "head": pr.head.branch,
+        "base": pr.base.branch,
+        "html_url": pr.html_url,
+        "updated_at": pr.updated_at,
+    })
+}
+
+pub(super) async fn create_pull_request(
+    gh: Gh,
+    i: CreatePullRequestIn,
+    ctx: CallCtx,
+) -> Out<PullRequest> {
+    let repo = repo(&i.repository)?;
+    git_ref("base", &i.base)?;
+    let url = gh.client.url(&format!("repos/{repo}/pulls"), &[]);
+    let body =
+        json!({"title": i.title, "body": i.body, "head": i.head, "base": i.base, "draft": i.draft});
+    let pr: PullRequest = gh.client.send_json(&ctx, Method::POST, url, &body).await?;
+    publish(
+        &gh,
+        "github.pull_request.action",
+        pr_event("opened", &repo, &pr),
+    )
+    .await;
+    Ok(pr)
+}
+
+pub(super) async fn list_pull_requests(
+    gh: Gh,
+    i: ListPullsIn,
+    ctx: CallCtx,
+) -> Out<Page<PullRequest>> {
+    let repo = repo(&i.repository)?;
+    let mut query = vec![
+        ("state", i.state.as_str().to_string()),
+        ("per_page", i.limit.to_string()),
+    ];
+    if let Some(h) = i.head {
+        query.push(("head", h));
+    }
+    if let Some(b) = i.base {
+        query.push(("base", b));
+    }
+    let url = gh.client.url(&format!("repos/{repo}/pulls"), &query);
+    let keep = |v: Value| serde_json::from_value::<PullRequest>(v).ok();
+    let (page, _) = gh
+        .client
+        .collect(
+            &ctx,
+            "list_pull_requests",
+            url,
+            i.cursor.as_deref(),
+            i.limit as usize,
+            LaneKind::Read,
+            None,
+            keep,
+        )
+        .await?;
+    Ok(page)
+}
+
+pub(super) async fn get_pull_request(
+    gh: Gh,
+    i: IssueNumberIn,
+    ctx: CallCtx,
+) -> Out<PullRequestDetail> {
+    let repo = repo(&i.repository)?;
+    let url = gh
+        .client
+        .url(&format!("repos/{repo}/pulls/{}", i.number), &[]);
+    let mut pr: PullRequestDetail = gh.client.get_json(&ctx, url, LaneKind::Read).await?;
+    (pr.body, pr.body_truncated) = cap(pr.body.take(), i.max_body_bytes as usize);
+    Ok(pr)
+}
+
+pub(super) async fn get_pull_request_files(
+    gh: Gh,
+    i: PrFilesIn,
+    ctx: CallCtx,
+) -> Out<Page<ChangedFile>> {
+    let repo = repo(&i.repository)?;
+    let url = gh.client.url(
+        &format!("repos/{repo}/pulls/{}/files", i.number),
+        &[("per_page", i.limit.to_string())],
+    );
+    let max = i.max_patch_bytes as usize;
+    let keep = |v: Value| {
+        serde_json::from_value::<ChangedFile>(v)
+            .ok()
+            .map(|f| f.cap_patch(max))
+    };
+    let (page, _) = gh
+        .client
+        .collect(
+            &ctx,
+            "get_pull_request_files",
+            url,
+            i.cursor.as_deref(),
+            i.limit as usize,
+            LaneKind::Read,
+            None,
+            keep,
+        )
+        .await?;
+    Ok(page)
+}
+
+pub(super) async fn get_pull_request_diff(gh: Gh, i: PrDiffIn, ctx: CallCtx) -> Out<DiffWindow> {
+    let repo = repo(&i.repository)?;
+    let url = gh
+        .client
+        .url(&format!("repos/{repo}/pulls/{}", i.number), &[]);
+    let reply = gh
+        .client
+        .request(&ctx, Method::GET, url, LaneKind::Read, ACCEPT_DIFF, None)
+        .await?;
+    let text = reply.text();
+    Ok(DiffWindow {
+        number: i.number,
+        window: window(&text, i.offset as usize, i.max_bytes as usize)?,
+    })
+}
+
+pub(super) async fn merge_pull_request(gh: Gh, i: MergeIn, ctx: CallCtx) -> Out<MergeResult> {
+    let repo = repo(&i.repository)?;
+    let method = match i.merge_method {
+        MergeMethod::Merge => "merge",
+        MergeMethod::Squash => "squash",
+        MergeMethod::Rebase => "rebase",
+    };
+    let mut body = json!({"merge_method": method});
+    for (k, v) in [
+        ("commit_title", i.commit_title),
+        ("commit_message", i.commit_message),
+        ("sha", i.sha),
+    ] {
+        if let Some(v) = v {
+            body[k] = Value::from(v);
+        }
+    }
+    let url = gh
+        .client
+        .url(&format!("repos/{repo}/pulls/{}/merge", i.number), &[]);
+    let result: MergeResult = gh
+        .client
+        .send_json(&ctx, Method::PUT, url, &body)
+        .await
+        .map_err(|e| match e {
+            GhError::Rejected { status: 405, message } => GhError::Rejected {
+                status: 405,
+                message: format!("{message} (the pull request is not mergeable: closed, already merged, or checks pending)"),
+            },
+            other => other,
+        })?;
+    publish(
+        &gh,
+        "github.pull_request.action",
+        json!({"action": "merged", "repository": repo, "number": i.number, "merge_method": method, "sha": result.sha}),
+    )
+    .await;
+    Ok(result)
+}

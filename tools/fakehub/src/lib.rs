@@ -1,0 +1,255 @@
+//! fakehub: a fake GitHub REST API on loopback that behaves like the real one.
+//!
+//! Used in-process by integration tests (as a library) and by benchmark scripts (as the
+//! `fakehub` binary). It serves deterministic seed data (`octo/hello`, `octo/tools`) and
+//! imitates the parts of GitHub a careful client must handle: primary rate limits with
+//! `x-ratelimit-*` headers on every answer, secondary limits (concurrency and points per
+//! minute per endpoint, with an optional `retry-after` and a penalty window), ETag /
+//! `Last-Modified` conditional requests (304 not charged), `link` pagination, GitHub App
+//! installation tokens (RS256 JWT verification) and the `/api/v3` Enterprise layout.
+//!
+//! # Library API
+//!
+//! ```text
+//! pub struct AppConfig { pub app_id: u64, pub installation_id: u64, pub public_key_pem: String, pub token_ttl: Duration }
+//! #[derive(Clone)] pub struct FakeConfig {
+//!     pub latency: Duration,             // slept before answering every request (default 0)
+//!     pub max_concurrent: usize,         // in-flight requests per token (default 100)
+//!     pub points_per_minute: u32,        // per token per endpoint, GET/HEAD 1, writes 5 (default 900)
+//!     pub retry_after_secs: Option<u64>, // retry-after on secondary answers; None = absent (default Some(60))
+//!     pub core_limit: u32, pub search_limit: u32, pub code_search_limit: u32, // 5000/h, 30/min, 10/min
+//!     pub app: Option<AppConfig>,
+//! }
+//! pub async fn spawn(config: FakeConfig, addr: SocketAddr) -> std::io::Result<FakeHub>;
+//! impl FakeHub {
+//!     pub fn addr(&self) -> SocketAddr;
+//!     pub fn base_url(&self) -> String;            // "http://127.0.0.1:PORT"
+//!     pub fn stats(&self) -> Stats;                // snapshot
+//!     pub fn reset_stats(&self);                   // zero stats AND limiter state (budgets, windows, penalties)
+//!     pub fn inject_server_errors(&self, n: u32, status: u16);
+//!     pub fn force_secondary(&self, n: u32);
+//!     pub fn set_latency(&self, d: Duration);
+//!     pub fn set_retry_after(&self, secs: Option<u64>);
+//!     pub fn revoke_installation_tokens(&self);
+//!     pub fn shutdown(&self);
+//! }
+//! ```
+//!
+//! The server runs on a tokio task and stops on [`FakeHub::shutdown`] or when the last
+//! clone of the [`FakeHub`] handle is dropped.
+//!
+//! # HTTP control endpoints (for scripts; never counted)
+//!
+//! * `GET /_fake/stats` → [`Stats`] as JSON
+//! * `POST /_fake/reset` → same as [`FakeHub::reset_stats`]
+//! * `POST /_fake/control` with JSON `{inject_server_errors?: {n, status}, force_secondary?: n,
+//!   latency_ms?: n, retry_after_secs?: n|null, revoke_installation_tokens?: bool}`
+//!
+//! # Pipeline of one request
+//!
+//! route match → auth (`bad`, revoked or expired installation token → 401) → secondary
+//! admission (forced, penalty window, concurrency, points) → latency → injected 5xx →
+//! primary budget (403 at remaining 0) → handler → conditional check (304, not charged
+//! when `Authorization` was sent) → headers.
+//!
+//! Details worth knowing:
+//! * Requests without credentials share the key `anonymous` (core 60/h, search 10/min).
+//! * Refused requests (401, secondary) also wait `latency`, but outside the in-flight count.
+//! * A secondary refusal opens a penalty window (`retry_after_secs`, or 60 s when `None`)
+//!   during which every request of that token is refused too; refusals inside the
+//!   window do not extend it. Secondary answers are always 403.
+//! * Injected 5xx answers are charged one unit, like any answered request.
+//!   Forced secondaries and injected errors skip `/rate_limit`.
+//! * Unknown routes answer 404 and are charged to `core` (route key `METHOD (unmatched)`).
+//! * `link` URLs keep the request's query parameters (in order) and replace or append `page`.
+//! * Extra route beyond the REST API: `GET /raw/{owner}/{repo}/{ref}/{path}` (GHES raw
+//!   layout used by the official MCP server; `download_url` points there). Also
+//!   `GET /repos/{owner}/{repo}/actions/workflows`. Dispatched workflow runs move from
+//!   `queued` (< 5 s) to `in_progress` (< 15 s) to `completed`/`success`.
+
+mod data;
+mod git;
+mod limits;
+mod routes;
+mod server;
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// GitHub App settings: enables `POST /app/installations/{id}/access_tokens`.
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    pub app_id: u64,
+    pub installation_id: u64,
+    /// RSA public key (PEM, SPKI or PKCS#1) that verifies the app's RS256 JWTs.
+    pub public_key_pem: String,
+    /// Lifetime of the installation tokens handed out.
+    pub token_ttl: Duration,
+}
+
+/// Behaviour knobs of the fake. See the crate docs for defaults.
+#[derive(Clone, Debug)]
+pub struct FakeConfig {
+    /// Added before answering every request (default 0).
+    pub latency: Duration,
+    /// Secondary limit: in-flight requests per token (default 100).
+    pub max_concurrent: usize,
+    /// Secondary limit: points per token per endpoint per 60 s sliding window;
+    /// GET/HEAD/OPTIONS 1 point, writes 5 (default 900).
+    pub points_per_minute: u32,
+    /// `retry-after` on secondary-limit answers; `None` = header absent (default `Some(60)`).
+    pub retry_after_secs: Option<u64>,
+    /// Primary budget per token per hour (default 5000).
+    pub core_limit: u32,
+    /// Primary budget per token per minute for search (default 30).
+    pub search_limit: u32,
+    /// Primary budget per token per minute for code search (default 10).
+    pub code_search_limit: u32,
+    /// GitHub App installation-token support (default `None`: the endpoint answers 404).
+    pub app: Option<AppConfig>,
+}
+
+impl Default for FakeConfig {
+    fn default() -> Self {
+        FakeConfig {
+            latency: Duration::ZERO,
+            max_concurrent: 100,
+            points_per_minute: 900,
+            retry_after_secs: Some(60),
+            core_limit: 5000,
+            search_limit: 30,
+            code_search_limit: 10,
+            app: None,
+        }
+    }
+}
+
+/// Counters since start or the last reset.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Stats {
+    /// Every request except `/_fake/*`.
+    pub requests: u64,
+    /// 304 answers.
+    pub not_modified: u64,
+    /// Secondary-limit answers.
+    pub secondary_limited: u64,
+    /// 403 answers with remaining 0.
+    pub primary_limited: u64,
+    /// Injected 5xx answers.
+    pub server_errors: u64,
+    /// Highest number of concurrent admitted requests observed (any token).
+    pub max_in_flight: u64,
+    /// `POST /app/installations/{id}/access_tokens` requests.
+    pub token_requests: u64,
+    /// `"GET /repos/{owner}/{repo}/issues/{number}"` → count (route template).
+    pub by_route: BTreeMap<String, u64>,
+    /// Token's first 8 chars + `…` (or `anonymous`) → per-token counters.
+    pub by_token: BTreeMap<String, TokenStats>,
+}
+
+/// Per-token counters.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TokenStats {
+    pub requests: u64,
+    /// Bucket (`core`, `search`, `code_search`, `graphql`) → units charged to the primary budget.
+    pub charged: BTreeMap<String, u64>,
+    pub not_modified: u64,
+    pub secondary_limited: u64,
+    pub max_in_flight: u64,
+}
+
+struct Handle {
+    shared: Arc<server::Shared>,
+    addr: SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// A running fake. Cheap to clone; the server stops on [`FakeHub::shutdown`] or when
+/// the last clone is dropped.
+#[derive(Clone)]
+pub struct FakeHub {
+    handle: Arc<Handle>,
+}
+
+/// Bind `addr` (port 0 allowed) and serve the fake on a tokio task.
+pub async fn spawn(config: FakeConfig, addr: SocketAddr) -> std::io::Result<FakeHub> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let shared = Arc::new(server::Shared::new(config, addr));
+    let (stop, mut rx) = tokio::sync::watch::channel(false);
+    let app = server::router(shared.clone());
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await;
+    });
+    Ok(FakeHub {
+        handle: Arc::new(Handle { shared, addr, stop }),
+    })
+}
+
+impl FakeHub {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.handle.addr
+    }
+
+    /// `http://IP:PORT` (no trailing slash).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.handle.addr)
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.handle.shared.gate.lock().stats.clone()
+    }
+
+    /// Zero the counters and the limiter state (primary budgets, point windows,
+    /// secondary penalties); seed data and issued tokens are kept.
+    pub fn reset_stats(&self) {
+        self.handle.shared.gate.lock().reset();
+    }
+
+    /// The next `n` requests (excluding `/_fake/*` and `/rate_limit`) answer `status`.
+    pub fn inject_server_errors(&self, n: u32, status: u16) {
+        self.handle.shared.gate.lock().inject = (n, status);
+    }
+
+    /// The next `n` requests (excluding `/_fake/*` and `/rate_limit`) answer a
+    /// secondary-limit 403 (which also opens the token's penalty window).
+    pub fn force_secondary(&self, n: u32) {
+        self.handle.shared.gate.lock().force_secondary = n;
+    }
+
+    pub fn set_latency(&self, d: Duration) {
+        self.handle.shared.config.lock().latency = d;
+    }
+
+    pub fn set_retry_after(&self, secs: Option<u64>) {
+        self.handle.shared.config.lock().retry_after_secs = secs;
+    }
+
+    /// Outstanding installation tokens now answer 401 Bad credentials.
+    pub fn revoke_installation_tokens(&self) {
+        for t in self.handle.shared.gate.lock().install_tokens.values_mut() {
+            t.revoked = true;
+        }
+    }
+
+    /// Stop accepting connections (idempotent).
+    pub fn shutdown(&self) {
+        let _ = self.handle.stop.send(true);
+    }
+}
