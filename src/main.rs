@@ -128,7 +128,7 @@ struct CommonArgs {
     )]
     workspace_roots: Option<Vec<PathBuf>>,
     /// Keep 2025-11-25 HTTP sessions (server-initiated streams) instead of stateless JSON.
-    #[arg(long, global = true, env = "CORTEX_MCP_HTTP_SESSIONS")]
+    #[arg(long, global = true, env = "CORTEX_MCP_HTTP_SESSIONS", num_args = 0..=1, default_missing_value = "true")]
     http_sessions: Option<bool>,
 
     /// GitHub REST base URL (Enterprise Server: https://HOST/api/v3).

@@ -128,6 +128,10 @@ impl CortexServer {
         }
     }
 
+    fn fixtures_on(&self) -> bool {
+        self.shared.runtime.config.conformance_fixtures
+    }
+
     fn read_builtin(&self, uri: &str) -> Option<String> {
         match uri {
             "cortex://metrics" => Some(self.shared.runtime.metrics.snapshot().to_string()),
@@ -208,6 +212,7 @@ impl ServerHandler for CortexServer {
                 .enable_tools()
                 .enable_resources()
                 .enable_resources_subscribe()
+                .enable_prompts()
                 .enable_logging()
                 .build(),
         )
@@ -225,11 +230,41 @@ impl ServerHandler for CortexServer {
     ) -> Result<ListToolsResult, McpError> {
         let mut result = ListToolsResult::default();
         result.tools = self.catalog();
+        if self.fixtures_on() {
+            result.tools.extend(fixtures::conformance::tools());
+        }
         Ok(result)
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
         self.shared.registry.get(name).map(|t| t.tool.clone())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let mut result = ListPromptsResult::default();
+        if self.fixtures_on() {
+            result.prompts = fixtures::conformance::prompts();
+        }
+        Ok(result)
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        if !self.fixtures_on() {
+            return Err(McpError::invalid_params(
+                format!("no prompt `{}`; this server has none", request.name),
+                None,
+            ));
+        }
+        let args = request.arguments.unwrap_or_default();
+        Ok(fixtures::conformance::get_prompt(&request.name, &args)?.into())
     }
 
     async fn call_tool(
@@ -238,6 +273,12 @@ impl ServerHandler for CortexServer {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let registry = &self.shared.registry;
+        if self.fixtures_on() && registry.get(&request.name).is_none() {
+            let args = request.arguments.clone().unwrap_or_default();
+            if let Some(result) = fixtures::conformance::call(&request.name, &args, &ctx).await {
+                return Ok(result.into());
+            }
+        }
         if registry.get(&request.name).is_none() {
             return Err(McpError::invalid_params(
                 format!(
@@ -248,9 +289,11 @@ impl ServerHandler for CortexServer {
             ));
         }
         let args = request.arguments.unwrap_or_default();
-        let result = registry
-            .call(&request.name, args, self.call_ctx(&ctx))
-            .await;
+        let call_ctx = self.call_ctx(&ctx);
+        let progress = call_ctx.progress.clone();
+        let result = registry.call(&request.name, args, call_ctx).await;
+        // Progress after the result would be dropped by the client: send it first.
+        progress.flush().await;
         Ok(into_call_result(result).into())
     }
 
@@ -283,23 +326,21 @@ impl ServerHandler for CortexServer {
         request: ReadResourceRequestParams,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let text = self.read_builtin(&request.uri).or_else(|| {
-            self.shared
-                .runtime
-                .config
-                .conformance_fixtures
-                .then(|| fixtures::read(&request.uri))
-                .flatten()
-        });
-        match text {
-            Some(text) => Ok(ReadResourceResult::new(vec![
-                ResourceContents::text(text, request.uri.clone())
-                    .with_mime_type("application/json"),
-            ])
-            .into()),
+        let contents = self
+            .read_builtin(&request.uri)
+            .map(|text| {
+                ResourceContents::text(text, request.uri.clone()).with_mime_type("application/json")
+            })
+            .or_else(|| {
+                self.fixtures_on()
+                    .then(|| fixtures::read(&request.uri))
+                    .flatten()
+            });
+        match contents {
+            Some(contents) => Ok(ReadResourceResult::new(vec![contents]).into()),
             None => Err(McpError::resource_not_found(
                 format!("no resource {}; call resources/list", request.uri),
-                None,
+                Some(serde_json::json!({ "uri": request.uri })),
             )),
         }
     }
@@ -315,6 +356,11 @@ impl ServerHandler for CortexServer {
                 .with_description("Events of a topic (`github.issue.action`, a prefix like `asbr.*`, or `*`), oldest first, up to 500 after `?since_seq=N`; subscribe to be notified of new ones")
                 .with_mime_type("application/json"),
         ];
+        if self.fixtures_on() {
+            result
+                .resource_templates
+                .extend(fixtures::conformance::templates());
+        }
         Ok(result)
     }
 
@@ -323,6 +369,13 @@ impl ServerHandler for CortexServer {
         request: SubscribeRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
+        if self.fixtures_on() && fixtures::conformance::subscribable(&request.uri) {
+            // Fixture resources never change: track the subscription, nothing to forward.
+            self.subscriptions
+                .lock()
+                .insert(request.uri.clone(), CancellationToken::new());
+            return Ok(());
+        }
         let Some(rest) = request.uri.strip_prefix(EVENTS_SCHEME) else {
             return Err(McpError::invalid_params(
                 format!(

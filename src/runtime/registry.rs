@@ -184,8 +184,10 @@ where
     F: Fn(I, CallCtx) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
 {
-    let input_schema = schema_for_input::<I>().unwrap_or_else(|e| panic!("tool {name}: {e}"));
-    let output_schema = schema_for_output::<O>();
+    let mut input_schema = schema_for_input::<I>().unwrap_or_else(|e| panic!("tool {name}: {e}"));
+    portable_schema(Arc::make_mut(&mut input_schema));
+    let mut output_schema = schema_for_output::<O>();
+    portable_schema(Arc::make_mut(&mut output_schema));
     let title = name.replace('_', " ");
     let tool = Tool::new(name, description.to_string(), input_schema)
         .with_raw_output_schema(output_schema)
@@ -211,6 +213,36 @@ where
         read_only: hints.read_only,
         validator: Arc::new(OnceLock::new()),
         prepare,
+    }
+}
+
+/// Drops schemars' Rust-specific `format`s (`uint64`, `int32`, `double`, ...): JSON Schema
+/// 2020-12 does not define them and strict clients warn on every one. The bounds they
+/// imply stay as `minimum`/`maximum`.
+fn portable_schema(schema: &mut JsonObject) {
+    const RUST_FORMATS: &[&str] = &[
+        "int", "int8", "int16", "int32", "int64", "int128", "uint", "uint8", "uint16", "uint32",
+        "uint64", "uint128", "float", "double",
+    ];
+    if schema
+        .get("format")
+        .and_then(Value::as_str)
+        .is_some_and(|f| RUST_FORMATS.contains(&f))
+    {
+        schema.remove("format");
+    }
+    for value in schema.values_mut() {
+        match value {
+            Value::Object(inner) => portable_schema(inner),
+            Value::Array(items) => {
+                for item in items {
+                    if let Value::Object(inner) = item {
+                        portable_schema(inner);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }
 
