@@ -11,7 +11,7 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, model::*, service::
 
 use crate::{
     config::Config,
-    fixtures, github,
+    fixtures, github, patchkit,
     runtime::{
         Runtime, batch,
         progress::Progress,
@@ -61,6 +61,9 @@ impl CortexServer {
         let mut toolsets = Vec::new();
         if config.toolset_enabled("github") {
             toolsets.push(github::toolset(&runtime)?);
+        }
+        if config.toolset_enabled("patchkit") {
+            toolsets.push(patchkit::toolset(&runtime));
         }
         if config.toolset_enabled("batch") {
             toolsets.push(Toolset {

@@ -1,0 +1,652 @@
+//! Spool sessions: staged edits on disk under one root. Every operation (alone or in a
+//! batch) is first planned in memory against the current files; only a plan that fully
+//! validates is written, file by file through a temp file + rename, and if any write
+//! fails every file already written is put back byte-for-byte. The session keeps the
+//! baseline bytes of each file it touched so `diff`, `reset` (restores only files that
+//! differ) and `commit` (validators, then re-baseline) know what changed.
+//!
+//! Owns session state and file writes under a session root. It must not decide where a
+//! root may lie (that is `paths.rs`) nor publish events (the tools do).
+
+use std::{
+    collections::BTreeMap,
+    io::ErrorKind,
+    path::{Path, PathBuf},
+};
+
+use regex::Regex;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    apply::{self, HunkStatus},
+    diff::{ChangeType, DiffOptions, FilePatch, create_diff},
+    paths::{self, PathError},
+    validate::{self, Rules},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error(transparent)]
+    Path(#[from] PathError),
+    #[error("{path}: {reason}")]
+    Io { path: String, reason: String },
+}
+
+fn io(path: &str, e: std::io::Error) -> SpoolError {
+    SpoolError::Io {
+        path: path.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// One staged operation. Paths are relative to the session root.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum Op {
+    /// Create or overwrite a file with `content`.
+    Write { path: String, content: String },
+    /// Replace `match` by `replacement` (literal text unless `regex` is true; then
+    /// `$1`-style groups work in `replacement`). `all` replaces every occurrence;
+    /// `required` (default true) makes no match an error.
+    Replace {
+        path: String,
+        #[serde(rename = "match")]
+        pattern: String,
+        replacement: String,
+        #[serde(default)]
+        regex: bool,
+        #[serde(default)]
+        all: bool,
+        #[serde(default = "default_true")]
+        required: bool,
+    },
+    /// Apply a unified diff (git or classic, one or many files) relative to the root.
+    Patch {
+        diff: String,
+        /// Apply the hunks that fit and report the others instead of failing.
+        #[serde(default, rename = "ignoreConflicts")]
+        ignore_conflicts: bool,
+        /// Outer context lines a hunk may drop to fit (0-3).
+        #[serde(default)]
+        #[schemars(range(max = 3))]
+        fuzz: u8,
+    },
+    /// Delete a file (it must exist).
+    Delete { path: String },
+}
+
+impl Op {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Write { .. } => "write",
+            Op::Replace { .. } => "replace",
+            Op::Patch { .. } => "patch",
+            Op::Delete { .. } => "delete",
+        }
+    }
+}
+
+/// What one operation did (or would have done).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OpResult {
+    pub index: usize,
+    pub op: &'static str,
+    /// Files the operation touched.
+    pub paths: Vec<String>,
+    /// `ok`, `failed`, or `not_run` (an earlier operation failed).
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replacements: Option<usize>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hunks: Vec<HunkStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl OpResult {
+    fn new(index: usize, op: &Op) -> Self {
+        OpResult {
+            index,
+            op: op.name(),
+            paths: Vec::new(),
+            status: "ok",
+            replacements: None,
+            hunks: Vec::new(),
+            error: None,
+        }
+    }
+}
+
+/// A batch that did not go through: nothing on disk changed.
+#[derive(Debug)]
+pub struct BatchFailure {
+    pub message: String,
+    pub results: Vec<OpResult>,
+}
+
+/// One spool session.
+pub struct Session {
+    pub id: String,
+    pub root: PathBuf,
+    /// Bytes of every touched file when first touched (or at the last commit); None =
+    /// the file did not exist.
+    baseline: BTreeMap<String, Option<Vec<u8>>>,
+    /// Directories this session created, outermost first.
+    created_dirs: Vec<PathBuf>,
+}
+
+fn read(full: &Path, rel: &str) -> Result<Option<Vec<u8>>, SpoolError> {
+    match std::fs::read(full) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(None),
+        Err(e) => Err(io(rel, e)),
+    }
+}
+
+/// Planned new state: path → new bytes (None = deleted), plus the bytes before.
+struct Plan {
+    next: BTreeMap<String, Option<Vec<u8>>>,
+    before: BTreeMap<String, Option<Vec<u8>>>,
+    last_op: BTreeMap<String, usize>,
+}
+
+impl Plan {
+    fn current(&mut self, root: &Path, rel: &str) -> Result<Option<Vec<u8>>, SpoolError> {
+        if let Some(v) = self.next.get(rel) {
+            return Ok(v.clone());
+        }
+        if !self.before.contains_key(rel) {
+            let full = paths::resolve(root, rel)?;
+            self.before.insert(rel.to_string(), read(&full, rel)?);
+        }
+        Ok(self.before[rel].clone())
+    }
+    fn set(&mut self, rel: &str, value: Option<Vec<u8>>, index: usize) {
+        self.next.insert(rel.to_string(), value);
+        self.last_op.insert(rel.to_string(), index);
+    }
+}
+
+fn text(rel: &str, bytes: Option<Vec<u8>>) -> Result<String, String> {
+    let bytes = bytes.ok_or_else(|| format!("{rel} does not exist"))?;
+    String::from_utf8(bytes).map_err(|_| format!("{rel} is not UTF-8 text"))
+}
+
+impl Session {
+    pub fn new(id: String, root: PathBuf) -> Self {
+        Session {
+            id,
+            root,
+            baseline: BTreeMap::new(),
+            created_dirs: Vec::new(),
+        }
+    }
+
+    /// Plans and writes `ops` all-or-nothing.
+    pub fn run(&mut self, ops: &[Op]) -> Result<Vec<OpResult>, BatchFailure> {
+        let mut plan = Plan {
+            next: BTreeMap::new(),
+            before: BTreeMap::new(),
+            last_op: BTreeMap::new(),
+        };
+        let mut results: Vec<OpResult> = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            let mut r = OpResult::new(i, op);
+            if let Err(e) = self.plan_op(op, i, &mut plan, &mut r) {
+                r.status = "failed";
+                r.error = Some(e.clone());
+                results.push(r);
+                results.extend(ops.iter().enumerate().skip(i + 1).map(|(j, o)| {
+                    let mut n = OpResult::new(j, o);
+                    n.status = "not_run";
+                    n
+                }));
+                return Err(BatchFailure {
+                    message: format!(
+                        "operation {} ({}) failed: {e}; nothing was written",
+                        i + 1,
+                        op.name()
+                    ),
+                    results,
+                });
+            }
+            results.push(r);
+        }
+        if let Err((path, e)) = self.write(&plan) {
+            let failed = plan.last_op.get(&path).copied().unwrap_or(0);
+            for r in &mut results {
+                r.status = if r.index == failed {
+                    "failed"
+                } else {
+                    "not_run"
+                };
+            }
+            results[failed].error = Some(e.to_string());
+            return Err(BatchFailure {
+                message: format!(
+                    "writing failed at operation {} ({}): {e}; every file was restored byte-for-byte",
+                    failed + 1,
+                    ops[failed].name()
+                ),
+                results,
+            });
+        }
+        Ok(results)
+    }
+
+    fn plan_op(&self, op: &Op, i: usize, plan: &mut Plan, r: &mut OpResult) -> Result<(), String> {
+        let root = self.root.clone();
+        let cur = |plan: &mut Plan, rel: &str| plan.current(&root, rel).map_err(|e| e.to_string());
+        match op {
+            Op::Write { path, content } => {
+                let rel = paths::normalise(path).map_err(|e| e.to_string())?;
+                cur(plan, &rel)?;
+                plan.set(&rel, Some(content.clone().into_bytes()), i);
+                r.paths.push(rel);
+            }
+            Op::Delete { path } => {
+                let rel = paths::normalise(path).map_err(|e| e.to_string())?;
+                if cur(plan, &rel)?.is_none() {
+                    return Err(format!("{rel} does not exist"));
+                }
+                plan.set(&rel, None, i);
+                r.paths.push(rel);
+            }
+            Op::Replace {
+                path,
+                pattern,
+                replacement,
+                regex,
+                all,
+                required,
+            } => {
+                let rel = paths::normalise(path).map_err(|e| e.to_string())?;
+                let old = text(&rel, cur(plan, &rel)?)?;
+                let (new, count) = replace(&old, pattern, replacement, *regex, *all)?;
+                if count == 0 && *required {
+                    return Err(format!(
+                        "`{pattern}` not found in {rel} (set required: false to allow no match)"
+                    ));
+                }
+                plan.set(&rel, Some(new.into_bytes()), i);
+                r.replacements = Some(count);
+                r.paths.push(rel);
+            }
+            Op::Patch {
+                diff,
+                ignore_conflicts,
+                fuzz,
+            } => {
+                let files = apply::parse_patch(diff).map_err(|e| e.to_string())?;
+                for f in &files {
+                    self.plan_file_patch(f, i, *fuzz, *ignore_conflicts, plan, r)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn plan_file_patch(
+        &self,
+        f: &apply::FileDiff,
+        i: usize,
+        fuzz: u8,
+        ignore_conflicts: bool,
+        plan: &mut Plan,
+        r: &mut OpResult,
+    ) -> Result<(), String> {
+        let rel = paths::normalise(f.path()).map_err(|e| e.to_string())?;
+        let current = plan.current(&self.root, &rel).map_err(|e| e.to_string())?;
+        if f.change_type == ChangeType::Created && current.is_some() {
+            return Err(format!("{rel}: the patch creates it but it already exists"));
+        }
+        let old = match (&f.change_type, current) {
+            (ChangeType::Created, None) => String::new(),
+            (_, cur) => text(&rel, cur)?,
+        };
+        let applied = apply::apply(&old, f, fuzz as usize);
+        let conflicts = applied.conflicts();
+        r.hunks.extend(applied.hunks.iter().cloned());
+        if conflicts > 0 && !ignore_conflicts {
+            let details = serde_json::to_string(
+                &applied
+                    .hunks
+                    .iter()
+                    .filter(|h| !h.applied)
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap_or_default();
+            return Err(format!(
+                "{rel}: {conflicts} of {} hunks do not apply: {details}",
+                applied.hunks.len()
+            ));
+        }
+        let value = match f.change_type {
+            ChangeType::Deleted if conflicts == 0 => None,
+            _ => Some(applied.content.into_bytes()),
+        };
+        if let Some(old_path) = f.old_path.as_deref().filter(|o| *o != f.path()) {
+            let old_rel = paths::normalise(old_path).map_err(|e| e.to_string())?;
+            plan.current(&self.root, &old_rel)
+                .map_err(|e| e.to_string())?;
+            plan.set(&old_rel, None, i);
+            r.paths.push(old_rel);
+        }
+        plan.set(&rel, value, i);
+        r.paths.push(rel);
+        Ok(())
+    }
+
+    /// Writes the plan; on the first failure restores what was written and returns the
+    /// failing path.
+    fn write(&mut self, plan: &Plan) -> Result<(), (String, SpoolError)> {
+        let mut done: Vec<&str> = Vec::new();
+        let mut new_dirs = Vec::new();
+        for (rel, value) in &plan.next {
+            let result = paths::resolve(&self.root, rel)
+                .map_err(SpoolError::from)
+                .and_then(|full| put(&full, rel, value.as_deref(), &mut new_dirs));
+            if let Err(e) = result {
+                for written in done.iter().rev() {
+                    let full = self.root.join(written);
+                    if let Err(re) = put(
+                        &full,
+                        written,
+                        plan.before[*written].as_deref(),
+                        &mut Vec::new(),
+                    ) {
+                        tracing::error!(path = %written, "restoring after a failed batch: {re}");
+                    }
+                }
+                remove_dirs(&new_dirs);
+                return Err((rel.clone(), e));
+            }
+            done.push(rel);
+        }
+        for (rel, before) in &plan.before {
+            self.baseline
+                .entry(rel.clone())
+                .or_insert_with(|| before.clone());
+        }
+        self.created_dirs.extend(new_dirs);
+        Ok(())
+    }
+
+    /// Files whose disk content differs from the baseline, with both sides.
+    fn changes(&self) -> Result<Vec<(String, Option<Vec<u8>>, Option<Vec<u8>>)>, SpoolError> {
+        let mut out = Vec::new();
+        for (rel, base) in &self.baseline {
+            let now = read(&self.root.join(rel), rel)?;
+            if &now != base {
+                out.push((rel.clone(), base.clone(), now));
+            }
+        }
+        Ok(out)
+    }
+
+    /// One FilePatch per changed file, sorted by path.
+    pub fn diff(&self, opts: &DiffOptions) -> Result<Vec<FilePatch>, SpoolError> {
+        Ok(self
+            .changes()?
+            .into_iter()
+            .filter_map(|(rel, before, after)| {
+                let b = before.map(|b| String::from_utf8_lossy(&b).into_owned());
+                let a = after.map(|a| String::from_utf8_lossy(&a).into_owned());
+                create_diff(&rel, b.as_deref(), a.as_deref(), opts).ok()
+            })
+            .collect())
+    }
+
+    /// Restores every touched file that differs from its baseline; returns their paths.
+    pub fn reset(&mut self) -> Result<Vec<String>, SpoolError> {
+        let changed = self.changes()?;
+        for (rel, before, _) in &changed {
+            let full = paths::resolve(&self.root, rel)?;
+            put(&full, rel, before.as_deref(), &mut Vec::new())?;
+        }
+        remove_dirs(&self.created_dirs);
+        self.created_dirs.clear();
+        self.baseline.clear();
+        Ok(changed.into_iter().map(|(rel, _, _)| rel).collect())
+    }
+
+    /// Runs the validators over the changed files; when they pass, returns the patches
+    /// and makes the current state the new baseline.
+    pub fn commit(&mut self, rules: &Rules, opts: &DiffOptions) -> Result<Vec<FilePatch>, String> {
+        let changed = self.changes().map_err(|e| e.to_string())?;
+        let candidates: Vec<validate::Candidate<'_>> = changed
+            .iter()
+            .map(|(rel, _, now)| validate::Candidate {
+                path: rel,
+                content: now.as_deref(),
+            })
+            .collect();
+        let problems = validate::check(rules, &candidates);
+        if !problems.is_empty() {
+            return Err(format!(
+                "commit refused, nothing was committed: {}",
+                problems.join("; ")
+            ));
+        }
+        let patches = self.diff(opts).map_err(|e| e.to_string())?;
+        self.baseline.clear();
+        self.created_dirs.clear();
+        Ok(patches)
+    }
+
+    /// Every touched file and how it stands against its baseline.
+    pub fn status(&self) -> Result<Vec<(String, &'static str)>, SpoolError> {
+        let mut out = Vec::new();
+        for (rel, base) in &self.baseline {
+            let now = read(&self.root.join(rel), rel)?;
+            let state = match (base, &now) {
+                (a, b) if a == b => "unchanged",
+                (None, Some(_)) => "created",
+                (Some(_), None) => "deleted",
+                _ => "modified",
+            };
+            out.push((rel.clone(), state));
+        }
+        Ok(out)
+    }
+}
+
+fn replace(
+    old: &str,
+    pattern: &str,
+    replacement: &str,
+    regex: bool,
+    all: bool,
+) -> Result<(String, usize), String> {
+    if pattern.is_empty() {
+        return Err("match must not be empty".into());
+    }
+    if regex {
+        let re = Regex::new(pattern).map_err(|e| format!("match is not a valid regex: {e}"))?;
+        let count = if all {
+            re.find_iter(old).count()
+        } else {
+            usize::from(re.is_match(old))
+        };
+        let limit = if all { 0 } else { 1 };
+        return Ok((re.replacen(old, limit, replacement).into_owned(), count));
+    }
+    let count = if all {
+        old.matches(pattern).count()
+    } else {
+        usize::from(old.contains(pattern))
+    };
+    let new = if all {
+        old.replace(pattern, replacement)
+    } else {
+        old.replacen(pattern, replacement, 1)
+    };
+    Ok((new, count))
+}
+
+/// Puts `value` at `full` (None = remove) through a temp file + rename, keeping the
+/// permissions of a file it replaces; records directories it had to create.
+fn put(
+    full: &Path,
+    rel: &str,
+    value: Option<&[u8]>,
+    new_dirs: &mut Vec<PathBuf>,
+) -> Result<(), SpoolError> {
+    let Some(bytes) = value else {
+        return match std::fs::remove_file(full) {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(io(rel, e)),
+            _ => Ok(()),
+        };
+    };
+    let parent = full.parent().unwrap_or(Path::new("."));
+    create_dirs(parent, new_dirs).map_err(|e| io(rel, e))?;
+    let name = full.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = parent.join(format!(".{name}.spool-{}", uuid::Uuid::new_v4().simple()));
+    let result = std::fs::write(&tmp, bytes).and_then(|()| {
+        if let Ok(meta) = std::fs::metadata(full) {
+            std::fs::set_permissions(&tmp, meta.permissions())?;
+        }
+        std::fs::rename(&tmp, full)
+    });
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(rel, e));
+    }
+    Ok(())
+}
+
+fn create_dirs(dir: &Path, new_dirs: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut missing = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(d) = cur {
+        if d.exists() {
+            break;
+        }
+        missing.push(d.to_path_buf());
+        cur = d.parent();
+    }
+    for d in missing.into_iter().rev() {
+        std::fs::create_dir(&d)?;
+        new_dirs.push(d);
+    }
+    Ok(())
+}
+
+/// Removes created directories that are empty again, innermost first.
+fn remove_dirs(dirs: &[PathBuf]) {
+    for d in dirs.iter().rev() {
+        let _ = std::fs::remove_dir(d);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                if p.is_dir() {
+                    out.insert(format!("{rel}/"), Vec::new());
+                    stack.push(p);
+                } else {
+                    out.insert(rel, std::fs::read(&p).unwrap());
+                }
+            }
+        }
+        out
+    }
+
+    fn session() -> (tempfile::TempDir, Session) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.txt"), "one\ntwo\n").unwrap();
+        std::fs::write(dir.path().join("b.txt"), "bee\n").unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        (dir, Session::new("s".into(), root))
+    }
+
+    fn w(path: &str, content: &str) -> Op {
+        Op::Write {
+            path: path.into(),
+            content: content.into(),
+        }
+    }
+
+    #[test]
+    fn failing_write_restores_everything() {
+        let (dir, mut s) = session();
+        let before = tree(dir.path());
+        let ops = vec![
+            w("a.txt", "changed\n"),
+            w("new/dir/c.txt", "c\n"),
+            Op::Delete {
+                path: "b.txt".into(),
+            },
+            w("d.txt", "d\n"),
+            w("a.txt/child.txt", "cannot be written\n"),
+        ];
+        let err = s.run(&ops).unwrap_err();
+        assert_eq!(err.results[4].status, "failed", "{}", err.message);
+        assert_eq!(tree(dir.path()), before);
+    }
+
+    #[test]
+    fn failing_plan_writes_nothing() {
+        let (dir, mut s) = session();
+        let before = tree(dir.path());
+        let ops = vec![
+            w("a.txt", "x\n"),
+            Op::Replace {
+                path: "b.txt".into(),
+                pattern: "zzz".into(),
+                replacement: "y".into(),
+                regex: false,
+                all: false,
+                required: true,
+            },
+        ];
+        assert!(s.run(&ops).is_err());
+        assert_eq!(tree(dir.path()), before);
+    }
+
+    #[test]
+    fn literal_match_is_not_a_regex_and_reset_restores() {
+        let (dir, mut s) = session();
+        std::fs::write(dir.path().join("r.txt"), "a.b axb a.b\n").unwrap();
+        let ops = vec![Op::Replace {
+            path: "r.txt".into(),
+            pattern: "a.b".into(),
+            replacement: "Z".into(),
+            regex: false,
+            all: true,
+            required: true,
+        }];
+        let r = s.run(&ops).unwrap();
+        assert_eq!(r[0].replacements, Some(2));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("r.txt")).unwrap(),
+            "Z axb Z\n"
+        );
+        s.run(&[w("made/new.txt", "n\n")]).unwrap();
+        let restored = s.reset().unwrap();
+        assert_eq!(
+            restored,
+            vec!["made/new.txt".to_string(), "r.txt".to_string()]
+        );
+        assert!(!dir.path().join("made").exists());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("r.txt")).unwrap(),
+            "a.b axb a.b\n"
+        );
+    }
+}

@@ -1,0 +1,248 @@
+//! The patchkit tools: inputs (contract names and defaults kept), handlers and their
+//! registration with annotations. CPU work (diffing, hashing, applying, file writes)
+//! runs on the executor's `cpu` lane via `spawn_blocking`, never on the async threads.
+//! Committed spool patches publish `patchkit.patch` events.
+//!
+//! Owns tool semantics only; diff/apply/spool logic lives in the sibling modules.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use parking_lot::Mutex;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::{
+    Runtime,
+    events::EventBus,
+    executor::Executor,
+    registry::{CallCtx, Hints, ToolDef, ToolError, tool},
+};
+
+use super::{diff::FilePatch, paths, spool::Session};
+
+mod diffs;
+mod spools;
+
+const SOURCE: &str = "cortex-mcp/patchkit";
+
+/// Most spool sessions open at once.
+const MAX_SESSIONS: usize = 64;
+
+type Out<T> = Result<T, ToolError>;
+
+/// Cache key of a diff: (path, shaBefore, shaAfter, options).
+#[derive(Hash, PartialEq, Eq, Clone)]
+struct DiffKey {
+    path: String,
+    sha_before: Option<String>,
+    sha_after: Option<String>,
+    context: usize,
+    max_preview: usize,
+    algorithm: super::diff::DiffAlgorithm,
+}
+
+struct SessionEntry {
+    session: Arc<Mutex<Session>>,
+    ttl: Duration,
+    last_used: Instant,
+}
+
+/// What every patchkit handler holds.
+pub struct Patchkit {
+    executor: Executor,
+    events: EventBus,
+    workspace: Vec<PathBuf>,
+    cache: moka::sync::Cache<DiffKey, Arc<FilePatch>>,
+    sessions: Mutex<HashMap<String, SessionEntry>>,
+}
+
+type Kit = Arc<Patchkit>;
+
+impl Patchkit {
+    pub fn new(runtime: &Runtime) -> Self {
+        Patchkit {
+            executor: runtime.executor.clone(),
+            events: runtime.events.clone(),
+            workspace: paths::workspace_roots(&runtime.config.workspace_roots),
+            cache: moka::sync::Cache::builder()
+                .weigher(|_k: &DiffKey, v: &Arc<FilePatch>| {
+                    u32::try_from(v.diff.len() + 256).unwrap_or(u32::MAX)
+                })
+                .max_capacity(32 * 1024 * 1024)
+                .build(),
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Runs blocking work on the `cpu` lane within the call's deadline and cancellation.
+    async fn cpu<T: Send + 'static>(
+        &self,
+        ctx: &CallCtx,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Out<T> {
+        self.executor
+            .run_cpu(ctx.deadline, &ctx.cancel, f)
+            .await
+            .map_err(|e| ToolError::Deadline(e.to_string()))
+    }
+
+    /// The live session `id`, refreshing its idle timer; expired sessions are dropped.
+    fn session(&self, id: &str) -> Out<Arc<Mutex<Session>>> {
+        let mut sessions = self.sessions.lock();
+        sweep(&mut sessions);
+        match sessions.get_mut(id) {
+            Some(entry) => {
+                entry.last_used = Instant::now();
+                Ok(entry.session.clone())
+            }
+            None => Err(ToolError::business(format!(
+                "no open spool session `{id}` (closed, or expired after its idle TTL); open one with spool_open"
+            ))),
+        }
+    }
+}
+
+fn sweep(sessions: &mut HashMap<String, SessionEntry>) {
+    let now = Instant::now();
+    sessions.retain(|_, e| now.duration_since(e.last_used) < e.ttl);
+}
+
+macro_rules! pk_tool {
+    ($kit:expr, $name:literal, $hints:expr, $handler:path, $desc:expr) => {{
+        let kit = $kit.clone();
+        tool("patchkit", $name, $desc, $hints, move |input, ctx| {
+            $handler(kit.clone(), input, ctx)
+        })
+    }};
+}
+
+pub fn all(kit: &Kit) -> Vec<ToolDef> {
+    let read = Hints::read();
+    let write = Hints::write();
+    vec![
+        pk_tool!(
+            kit,
+            "create_diff",
+            read,
+            diffs::create_diff,
+            "Diff two versions of one file into a FilePatch: hunks, git-style unified text (`diff --git`, `/dev/null` for a null side, no-newline markers; `git apply` and `patch -p1` accept it), a summary (additions, deletions, preview) and SHA-256 of each side. `before: null` means created, `after: null` deleted. Results are cached; past `timeoutMs` a coarser but valid diff comes back with `approximate: true`."
+        ),
+        pk_tool!(
+            kit,
+            "apply_patch",
+            read,
+            diffs::apply_patch,
+            "Apply a unified diff (git or classic) to `content` and return the new content; writes nothing. Hunks may sit at an offset; `fuzz` (0-3) lets a hunk drop that many outer context lines. CRLF content keeps its line endings. If any hunk does not fit, the result is an error listing each failing hunk's header, expected lines, the lines found and the nearest offset."
+        ),
+        pk_tool!(
+            kit,
+            "check_conflicts",
+            read,
+            diffs::check_conflicts,
+            "Dry-run a unified diff against `content`: per-hunk status (applies, at which offset and fuzz, or conflicts with expected vs found lines). Never an error for conflicts."
+        ),
+        pk_tool!(
+            kit,
+            "parse_patch",
+            read,
+            diffs::parse_patch,
+            "Read a (multi-file) unified diff: files with old/new paths, change type, hunks and addition/deletion counts."
+        ),
+        pk_tool!(
+            kit,
+            "format_side_by_side",
+            read,
+            diffs::format_side_by_side,
+            "Show two JSON values as pretty-printed columns aligned by a line diff; `|` marks changed rows, `<` left-only, `>` right-only."
+        ),
+        pk_tool!(
+            kit,
+            "spool_open",
+            write,
+            spools::spool_open,
+            "Open a spool session over directory `root` (inside the server's workspace roots; symlinks and `..` cannot lead out). Returns `session` for the other spool tools. Sessions expire after `ttlSecs` idle."
+        ),
+        pk_tool!(
+            kit,
+            "spool_write",
+            write.destructive(),
+            spools::spool_write,
+            "Create or overwrite a file of the session (path relative to its root); parent directories are created."
+        ),
+        pk_tool!(
+            kit,
+            "spool_replace",
+            write.destructive(),
+            spools::spool_replace,
+            "Replace text in a session file: `match` is literal unless `regex: true`; `all` replaces every occurrence; with `required` (default true) no match is an error."
+        ),
+        pk_tool!(
+            kit,
+            "spool_patch",
+            write.destructive(),
+            spools::spool_patch,
+            "Apply a unified diff (one or many files, paths relative to the root; git `a/`/`b/` prefixes stripped) to the session's files, all-or-nothing. A hunk that does not fit is an error with its details unless `ignoreConflicts`."
+        ),
+        pk_tool!(
+            kit,
+            "spool_delete",
+            write.destructive(),
+            spools::spool_delete,
+            "Delete a file of the session; `spool_reset` brings it back."
+        ),
+        pk_tool!(
+            kit,
+            "spool_batch",
+            write.destructive(),
+            spools::spool_batch,
+            "Run a plan of operations (`write`, `replace`, `patch`, `delete`) all-or-nothing: every operation is checked in memory first, files are written through temp file + rename, and on any failure every file is restored byte-for-byte. Returns per-operation results; on failure the error names the failing operation."
+        ),
+        pk_tool!(
+            kit,
+            "spool_diff",
+            read,
+            spools::spool_diff,
+            "FilePatches of every file the session changed since it opened (or last committed), one file per item, paginated with `limit`/`cursor`."
+        ),
+        pk_tool!(
+            kit,
+            "spool_commit",
+            write,
+            spools::spool_commit,
+            "Validate the session's changes (max file size, forbidden globs, .json/.toml must parse) and, if they pass, accept them as the new baseline and publish one `patchkit.patch` event per file. If any validator fails nothing is committed and the error lists every problem."
+        ),
+        pk_tool!(
+            kit,
+            "spool_reset",
+            write.destructive().idempotent(),
+            spools::spool_reset,
+            "Put every file the session changed back to its baseline bytes (only files that differ are rewritten; created files are removed)."
+        ),
+        pk_tool!(
+            kit,
+            "spool_status",
+            read,
+            spools::spool_status,
+            "The session's root, TTL and each touched file's state (created, modified, deleted, unchanged)."
+        ),
+        pk_tool!(
+            kit,
+            "spool_close",
+            write.idempotent(),
+            spools::spool_close,
+            "Close a session. Files stay as they are on disk unless `reset: true`, which first restores the baseline."
+        ),
+    ]
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionIn {
+    /// Session id from spool_open.
+    pub session: String,
+}

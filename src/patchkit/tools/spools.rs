@@ -1,0 +1,404 @@
+//! Spool tools: open/close sessions, staged operations, diff, commit, reset, status.
+//!
+//! Owns their inputs, outputs and handlers and the `patchkit.patch` events; file work
+//! is in `spool.rs`, root checks in `paths.rs`, commit rules in `validate.rs`.
+
+use crate::{
+    patchkit::{
+        diff::{DiffOptions, PatchSummary},
+        spool::{BatchFailure, Op, OpResult},
+        validate::{Globs, Rules},
+    },
+    runtime::page::{self, Page},
+};
+
+use super::*;
+
+fn default_ttl() -> u64 {
+    1800
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenIn {
+    /// Directory the session works in; must lie inside the server's workspace roots.
+    pub root: String,
+    /// Idle seconds before the session expires (default 1800).
+    #[serde(default = "default_ttl")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub ttl_secs: u64,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenOut {
+    pub session: String,
+    /// The canonical root.
+    pub root: String,
+    pub ttl_secs: u64,
+}
+
+pub(super) async fn spool_open(kit: Kit, i: OpenIn, _ctx: CallCtx) -> Out<OpenOut> {
+    let root = paths::session_root(&i.root, &kit.workspace)
+        .map_err(|e| ToolError::input(format!("root: {e}")))?;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let mut sessions = kit.sessions.lock();
+    sweep(&mut sessions);
+    if sessions.len() >= MAX_SESSIONS {
+        return Err(ToolError::business(format!(
+            "{MAX_SESSIONS} spool sessions are open; close one with spool_close first"
+        )));
+    }
+    sessions.insert(
+        id.clone(),
+        SessionEntry {
+            session: Arc::new(Mutex::new(Session::new(id.clone(), root.clone()))),
+            ttl: Duration::from_secs(i.ttl_secs),
+            last_used: Instant::now(),
+        },
+    );
+    Ok(OpenOut {
+        session: id,
+        root: root.display().to_string(),
+        ttl_secs: i.ttl_secs,
+    })
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OpsOut {
+    pub results: Vec<OpResult>,
+}
+
+fn failure(f: BatchFailure) -> ToolError {
+    ToolError::business(format!(
+        "{} Per-operation results: {}",
+        f.message,
+        serde_json::to_string(&f.results).unwrap_or_default()
+    ))
+}
+
+async fn run_ops(kit: &Kit, session: &str, ops: Vec<Op>, ctx: &CallCtx) -> Out<OpsOut> {
+    let s = kit.session(session)?;
+    let results = kit
+        .cpu(ctx, move || s.lock().run(&ops))
+        .await?
+        .map_err(failure)?;
+    Ok(OpsOut { results })
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteIn {
+    pub session: String,
+    /// File path relative to the session root.
+    pub path: String,
+    /// The whole new content.
+    pub content: String,
+}
+
+pub(super) async fn spool_write(kit: Kit, i: WriteIn, ctx: CallCtx) -> Out<OpsOut> {
+    let op = Op::Write {
+        path: i.path,
+        content: i.content,
+    };
+    run_ops(&kit, &i.session, vec![op], &ctx).await
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplaceIn {
+    pub session: String,
+    /// File path relative to the session root.
+    pub path: String,
+    /// Text to find: literal unless `regex` is true.
+    #[serde(rename = "match")]
+    pub pattern: String,
+    /// Replacement (with `regex`, `$1` / `${name}` refer to groups).
+    pub replacement: String,
+    /// Treat `match` as a regular expression.
+    #[serde(default)]
+    pub regex: bool,
+    /// Replace every occurrence, not just the first.
+    #[serde(default)]
+    pub all: bool,
+    /// Fail when nothing matches (default true).
+    #[serde(default = "default_true")]
+    pub required: bool,
+}
+
+pub(super) async fn spool_replace(kit: Kit, i: ReplaceIn, ctx: CallCtx) -> Out<OpsOut> {
+    let op = Op::Replace {
+        path: i.path,
+        pattern: i.pattern,
+        replacement: i.replacement,
+        regex: i.regex,
+        all: i.all,
+        required: i.required,
+    };
+    run_ops(&kit, &i.session, vec![op], &ctx).await
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchIn {
+    pub session: String,
+    /// Unified diff; paths relative to the session root.
+    pub diff: String,
+    /// Apply the hunks that fit and report the rest instead of failing.
+    #[serde(default)]
+    pub ignore_conflicts: bool,
+    /// Outer context lines a hunk may drop to fit (0-3).
+    #[serde(default)]
+    #[schemars(range(max = 3))]
+    pub fuzz: u8,
+}
+
+pub(super) async fn spool_patch(kit: Kit, i: PatchIn, ctx: CallCtx) -> Out<OpsOut> {
+    let op = Op::Patch {
+        diff: i.diff,
+        ignore_conflicts: i.ignore_conflicts,
+        fuzz: i.fuzz,
+    };
+    run_ops(&kit, &i.session, vec![op], &ctx).await
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteIn {
+    pub session: String,
+    /// File path relative to the session root.
+    pub path: String,
+}
+
+pub(super) async fn spool_delete(kit: Kit, i: DeleteIn, ctx: CallCtx) -> Out<OpsOut> {
+    run_ops(&kit, &i.session, vec![Op::Delete { path: i.path }], &ctx).await
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchIn {
+    pub session: String,
+    /// Operations in order; each is `{op: "write"|"replace"|"patch"|"delete", ...}`.
+    #[schemars(length(min = 1, max = 500))]
+    pub operations: Vec<Op>,
+}
+
+pub(super) async fn spool_batch(kit: Kit, i: BatchIn, ctx: CallCtx) -> Out<OpsOut> {
+    run_ops(&kit, &i.session, i.operations, &ctx).await
+}
+
+fn default_limit() -> u32 {
+    20
+}
+
+fn default_context() -> usize {
+    3
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DiffIn {
+    pub session: String,
+    /// Files per page (default 20, max 100).
+    #[serde(default = "default_limit")]
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: u32,
+    /// `next_cursor` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Unchanged lines around each change (default 3).
+    #[serde(default = "default_context")]
+    #[schemars(range(max = 1000))]
+    pub context_lines: usize,
+}
+
+pub(super) async fn spool_diff(kit: Kit, i: DiffIn, ctx: CallCtx) -> Out<Page<FilePatch>> {
+    let s = kit.session(&i.session)?;
+    let opts = DiffOptions {
+        context: i.context_lines,
+        ..DiffOptions::default()
+    };
+    let patches = kit
+        .cpu(&ctx, move || s.lock().diff(&opts))
+        .await?
+        .map_err(|e| ToolError::business(e.to_string()))?;
+    page::offset_page(
+        "spool_diff",
+        &patches,
+        i.limit as usize,
+        i.cursor.as_deref(),
+    )
+    .map_err(|e| ToolError::input(format!("cursor: {e}")))
+}
+
+fn default_max_bytes() -> usize {
+    1024 * 1024
+}
+
+fn default_forbidden() -> Vec<String> {
+    vec![
+        ".git/**".into(),
+        "*.pem".into(),
+        "*.key".into(),
+        ".env".into(),
+    ]
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitIn {
+    pub session: String,
+    /// Largest allowed file in bytes (default 1 MiB).
+    #[serde(default = "default_max_bytes")]
+    #[schemars(range(min = 1, max = 1073741824))]
+    pub max_file_bytes: usize,
+    /// Paths that must not change (default `.git/**`, `*.pem`, `*.key`, `.env`); a glob
+    /// without `/` matches the file name anywhere; `**` crosses directories.
+    #[serde(default = "default_forbidden")]
+    pub forbidden_globs: Vec<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitOut {
+    pub committed: Vec<PatchSummary>,
+    /// Sequence numbers of the published `patchkit.patch` events.
+    pub event_seqs: Vec<u64>,
+}
+
+pub(super) async fn spool_commit(kit: Kit, i: CommitIn, ctx: CallCtx) -> Out<CommitOut> {
+    let s = kit.session(&i.session)?;
+    let rules = Rules {
+        max_file_bytes: i.max_file_bytes,
+        forbidden: Globs::new(&i.forbidden_globs).map_err(|e| ToolError::input(e.to_string()))?,
+    };
+    let patches = kit
+        .cpu(&ctx, move || {
+            s.lock().commit(&rules, &DiffOptions::default())
+        })
+        .await?
+        .map_err(ToolError::business)?;
+    let mut event_seqs = Vec::with_capacity(patches.len());
+    for p in &patches {
+        let data = serde_json::to_value(&p.summary)
+            .map_err(|e| ToolError::Internal(format!("event payload: {e}")))?;
+        match kit
+            .events
+            .publish_value("patchkit.patch", SOURCE, data)
+            .await
+        {
+            Ok(ev) => event_seqs.push(ev.seq),
+            Err(e) => tracing::warn!("could not journal the patchkit.patch event: {e}"),
+        }
+    }
+    Ok(CommitOut {
+        committed: patches.into_iter().map(|p| p.summary).collect(),
+        event_seqs,
+    })
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetOut {
+    /// Files rewritten (or removed) to match the baseline.
+    pub restored: Vec<String>,
+}
+
+pub(super) async fn spool_reset(kit: Kit, i: SessionIn, ctx: CallCtx) -> Out<ResetOut> {
+    let s = kit.session(&i.session)?;
+    let restored = kit
+        .cpu(&ctx, move || s.lock().reset())
+        .await?
+        .map_err(|e| ToolError::business(e.to_string()))?;
+    Ok(ResetOut { restored })
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct FileState {
+    pub path: String,
+    /// created, modified, deleted or unchanged (against the baseline).
+    pub state: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusOut {
+    pub session: String,
+    pub root: String,
+    pub ttl_secs: u64,
+    pub files: Vec<FileState>,
+    /// Files that differ from the baseline.
+    pub changed: usize,
+}
+
+pub(super) async fn spool_status(kit: Kit, i: SessionIn, ctx: CallCtx) -> Out<StatusOut> {
+    let s = kit.session(&i.session)?;
+    let ttl = kit
+        .sessions
+        .lock()
+        .get(&i.session)
+        .map_or(0, |e| e.ttl.as_secs());
+    let (root, files) = kit
+        .cpu(&ctx, move || {
+            let s = s.lock();
+            (s.root.display().to_string(), s.status())
+        })
+        .await?;
+    let files: Vec<FileState> = files
+        .map_err(|e| ToolError::business(e.to_string()))?
+        .into_iter()
+        .map(|(path, state)| FileState {
+            path,
+            state: state.to_string(),
+        })
+        .collect();
+    Ok(StatusOut {
+        session: i.session,
+        root,
+        ttl_secs: ttl,
+        changed: files.iter().filter(|f| f.state != "unchanged").count(),
+        files,
+    })
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CloseIn {
+    pub session: String,
+    /// Restore the baseline before closing (default false: files stay as they are).
+    #[serde(default)]
+    pub reset: bool,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CloseOut {
+    pub closed: bool,
+    pub restored: Vec<String>,
+}
+
+pub(super) async fn spool_close(kit: Kit, i: CloseIn, ctx: CallCtx) -> Out<CloseOut> {
+    let Some(entry) = kit.sessions.lock().remove(&i.session) else {
+        return Ok(CloseOut {
+            closed: false,
+            restored: vec![],
+        });
+    };
+    let restored = if i.reset {
+        let s = entry.session;
+        kit.cpu(&ctx, move || s.lock().reset())
+            .await?
+            .map_err(|e| ToolError::business(e.to_string()))?
+    } else {
+        vec![]
+    };
+    Ok(CloseOut {
+        closed: true,
+        restored,
+    })
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Side-by-side patch benchmark (issue 4): files of 1k/10k/100k lines with 1% and 30% of
+# lines changed. Diff: ours in-process (`cortex-mcp diff --bench`), ours as an MCP call
+# (stdio, create_diff), ours at process level (`cortex-mcp diff OLD NEW`), against
+# `git diff --no-index`, GNU `diff -u` and the npm package `diff` 5.2 (structuredPatch
+# then createTwoFilesPatch, as the original did). Apply: ours in-process and as an MCP
+# call (apply_patch) against `git apply` and GNU `patch`. Plus a cold 20-operation
+# spool_batch. Prints Markdown tables with ratios.
+#
+# Needs: cargo, git, diff, patch, node + npm (installs diff@5.2 into tools/bench/npm,
+# gitignored), python3. Not run by .ci/run.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+echo "building cortex-mcp (release)..." >&2
+cargo build --release --locked -p cortex-mcp >&2
+
+NPM_DIR="$ROOT/tools/bench/npm"
+if [[ ! -f "$NPM_DIR/node_modules/diff/package.json" ]]; then
+  echo "installing diff@5.2 into tools/bench/npm..." >&2
+  mkdir -p "$NPM_DIR"
+  npm install --silent --no-audit --no-fund --prefix "$NPM_DIR" diff@5.2 >&2
+fi
+
+python3 "$ROOT/tools/bench/patch_bench.py" \
+  --ours "$ROOT/target/release/cortex-mcp" \
+  --npm-dir "$NPM_DIR" "$@"
