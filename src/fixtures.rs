@@ -119,6 +119,7 @@ pub fn toolset(runtime: &Runtime) -> Toolset {
                 slow_count,
             ),
         ],
+        resources: Vec::new(),
     }
 }
 
