@@ -76,6 +76,8 @@ pub struct FileOptions {
     pub max_body_bytes: Option<usize>,
     pub github_api_url: Option<String>,
     pub github_max_rate_wait_secs: Option<u64>,
+    pub connectors_manifest_path: Option<PathBuf>,
+    pub advisories_dir: Option<PathBuf>,
 }
 
 /// Values given on the command line or in `CORTEX_MCP_*` variables (clap merges both).
@@ -272,6 +274,31 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub conformance_fixtures: bool,
     pub github: GithubSettings,
+    pub asbr: AsbrSettings,
+}
+
+/// Settings of the `asbr` toolset.
+#[derive(Clone, Default)]
+pub struct AsbrSettings {
+    /// Connector manifest (`--connectors-manifest-path`, `CONNECTORS_MANIFEST_PATH`).
+    pub connectors_manifest_path: Option<PathBuf>,
+    /// HMAC key of the service map, from `CONNECTORS_SIGNATURE_KEY` only (never flags or files).
+    pub signature_key: Option<String>,
+    /// Directory of OSV advisories (`--advisories-dir`, `ASBR_ADVISORIES_DIR`).
+    pub advisories_dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for AsbrSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsbrSettings")
+            .field("connectors_manifest_path", &self.connectors_manifest_path)
+            .field(
+                "signature_key",
+                &self.signature_key.as_ref().map(|_| "[redacted]"),
+            )
+            .field("advisories_dir", &self.advisories_dir)
+            .finish()
+    }
 }
 
 impl Config {
@@ -286,6 +313,9 @@ impl Config {
         };
         let mut config = Self::from_layers(file, overrides.file)?;
         config.github.credential = github_credential(&overrides.github_env)?;
+        config.asbr.signature_key = std::env::var("CONNECTORS_SIGNATURE_KEY")
+            .ok()
+            .filter(|k| !k.is_empty());
         Ok(config)
     }
 
@@ -354,6 +384,11 @@ impl Config {
             max_body_bytes: pick!(max_body_bytes).unwrap_or(4 * 1024 * 1024),
             conformance_fixtures: false,
             github,
+            asbr: AsbrSettings {
+                connectors_manifest_path: pick!(connectors_manifest_path),
+                signature_key: None,
+                advisories_dir: pick!(advisories_dir),
+            },
         })
     }
 
@@ -383,6 +418,11 @@ impl Config {
                 "apiUrl": self.github.api_url.as_str(),
                 "credential": self.github.credential.kind(),
                 "maxRateWaitSecs": self.github.max_rate_wait.as_secs(),
+            },
+            "asbr": {
+                "connectorsManifestPath": self.asbr.connectors_manifest_path,
+                "signatureKey": self.asbr.signature_key.as_ref().map(|_| "[redacted]"),
+                "advisoriesDir": self.asbr.advisories_dir,
             },
         })
     }

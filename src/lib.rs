@@ -9,6 +9,7 @@
 //!
 //! The one public entry point is [`server::CortexServer::build`].
 
+pub mod asbr;
 pub mod config;
 pub mod fixtures;
 pub mod github;

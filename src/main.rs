@@ -158,6 +158,19 @@ struct CommonArgs {
     /// Longest total wait on GitHub rate limits before a tool answers with the time to retry.
     #[arg(long, global = true, env = "CORTEX_MCP_GITHUB_MAX_RATE_WAIT_SECS")]
     github_max_rate_wait_secs: Option<u64>,
+
+    /// Connector manifest JSON served (signed) by `get_connector_service_map`.
+    #[arg(
+        long,
+        global = true,
+        env = "CONNECTORS_MANIFEST_PATH",
+        value_name = "PATH"
+    )]
+    connectors_manifest_path: Option<PathBuf>,
+
+    /// Directory of OSV advisories (*.json) for `run_security_scan` dependency checks.
+    #[arg(long, global = true, env = "ASBR_ADVISORIES_DIR", value_name = "DIR")]
+    advisories_dir: Option<PathBuf>,
 }
 
 impl CommonArgs {
@@ -181,6 +194,8 @@ impl CommonArgs {
                 max_body_bytes: None,
                 github_api_url: self.github_api_url,
                 github_max_rate_wait_secs: self.github_max_rate_wait_secs,
+                connectors_manifest_path: self.connectors_manifest_path,
+                advisories_dir: self.advisories_dir,
             },
             github_env: GithubEnv::from_process_env(),
         }

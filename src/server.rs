@@ -10,12 +10,14 @@ use tokio_util::sync::CancellationToken;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, model::*, service::RequestContext};
 
 use crate::{
+    asbr,
     config::Config,
     fixtures, github, patchkit,
     runtime::{
         Runtime, batch,
         progress::Progress,
         registry::{CallCtx, Registry, ToolDef, into_call_result},
+        resources::ResourceSource,
     },
 };
 
@@ -28,6 +30,8 @@ pub enum BuildError {
     Runtime(#[from] crate::runtime::RuntimeError),
     #[error(transparent)]
     Github(#[from] github::GithubError),
+    #[error(transparent)]
+    Asbr(#[from] asbr::AsbrError),
 }
 
 /// One enabled toolset's contribution.
@@ -35,6 +39,8 @@ pub struct Toolset {
     pub name: &'static str,
     pub instructions: &'static str,
     pub tools: Vec<ToolDef>,
+    /// MCP resources this toolset serves (may be empty).
+    pub resources: Vec<Arc<dyn ResourceSource>>,
 }
 
 /// State shared by every session and request (the HTTP factory clones this cheaply).
@@ -42,6 +48,8 @@ pub struct Shared {
     pub runtime: Runtime,
     pub registry: Arc<Registry>,
     pub instructions: String,
+    /// Resources contributed by the enabled toolsets.
+    pub resources: Vec<Arc<dyn ResourceSource>>,
 }
 
 /// The server handler; cheap to clone.
@@ -62,6 +70,9 @@ impl CortexServer {
         if config.toolset_enabled("github") {
             toolsets.push(github::toolset(&runtime)?);
         }
+        if config.toolset_enabled("asbr") {
+            toolsets.push(asbr::toolset(&runtime)?);
+        }
         if config.toolset_enabled("patchkit") {
             toolsets.push(patchkit::toolset(&runtime));
         }
@@ -70,6 +81,7 @@ impl CortexServer {
                 name: "batch",
                 instructions: "batch: run up to 50 independent calls in one request with `batch`.",
                 tools: vec![batch::batch_tool()],
+                resources: Vec::new(),
             });
         }
         if config.conformance_fixtures {
@@ -83,7 +95,9 @@ impl CortexServer {
         let order: Vec<&str> = toolsets.iter().map(|t| t.name).collect();
         let mut instructions = String::from(BASE_INSTRUCTIONS);
         let mut tools = Vec::new();
+        let mut resources = Vec::new();
         for ts in toolsets {
+            resources.extend(ts.resources);
             instructions.push_str("\n\n");
             instructions.push_str(ts.instructions);
             tools.extend(ts.tools.into_iter().filter(|t| selected(&config, t)));
@@ -94,6 +108,7 @@ impl CortexServer {
                 runtime,
                 registry,
                 instructions,
+                resources,
             }),
             subscriptions: Arc::default(),
         }
@@ -147,6 +162,35 @@ impl CortexServer {
 }
 
 const EVENTS_SCHEME: &str = "events://";
+
+impl CortexServer {
+    /// Sends `notifications/resources/updated` for `uri` whenever `changes` moves, until
+    /// unsubscribed or the peer goes away.
+    fn forward_changes(
+        &self,
+        uri: String,
+        mut changes: tokio::sync::watch::Receiver<u64>,
+        peer: rmcp::Peer<RoleServer>,
+    ) {
+        let stop = CancellationToken::new();
+        if let Some(old) = self.subscriptions.lock().insert(uri.clone(), stop.clone()) {
+            old.cancel();
+        }
+        changes.mark_unchanged();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    changed = changes.changed() => {
+                        if changed.is_err() { break; }
+                        let note = ResourceUpdatedNotificationParam::new(uri.clone());
+                        if peer.notify_resource_updated(note).await.is_err() { break; }
+                    }
+                }
+            }
+        });
+    }
+}
 const EVENTS_PAGE: usize = 500;
 
 impl CortexServer {
@@ -156,6 +200,10 @@ impl CortexServer {
             shared: self.shared.clone(),
             subscriptions: Arc::default(),
         }
+    }
+
+    fn source_for(&self, uri: &str) -> Option<&Arc<dyn ResourceSource>> {
+        self.shared.resources.iter().find(|s| s.handles(uri))
     }
 
     /// `events://{topic}[?since_seq=N]`: up to 500 events after `since_seq`, oldest first.
@@ -329,6 +377,16 @@ impl ServerHandler for CortexServer {
         request: ReadResourceRequestParams,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
+        if let Some(source) = self.source_for(&request.uri) {
+            let text = source
+                .read(&request.uri)
+                .map_err(|e| McpError::resource_not_found(e.to_string(), None))?;
+            return Ok(ReadResourceResult::new(vec![
+                ResourceContents::text(text, request.uri.clone())
+                    .with_mime_type("application/json"),
+            ])
+            .into());
+        }
         let contents = self
             .read_builtin(&request.uri)
             .map(|text| {
@@ -359,6 +417,9 @@ impl ServerHandler for CortexServer {
                 .with_description("Events of a topic (`github.issue.action`, a prefix like `asbr.*`, or `*`), oldest first, up to 500 after `?since_seq=N`; subscribe to be notified of new ones")
                 .with_mime_type("application/json"),
         ];
+        for source in &self.shared.resources {
+            result.resource_templates.extend(source.templates());
+        }
         if self.fixtures_on() {
             result
                 .resource_templates
@@ -372,6 +433,13 @@ impl ServerHandler for CortexServer {
         request: SubscribeRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
+        if let Some(source) = self.source_for(&request.uri) {
+            let changes = source
+                .watch(&request.uri)
+                .map_err(|e| McpError::resource_not_found(e.to_string(), None))?;
+            self.forward_changes(request.uri, changes, ctx.peer.clone());
+            return Ok(());
+        }
         if self.fixtures_on() && fixtures::conformance::subscribable(&request.uri) {
             // Fixture resources never change: track the subscription, nothing to forward.
             self.subscriptions

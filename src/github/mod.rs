@@ -33,5 +33,6 @@ pub fn toolset(runtime: &Runtime) -> Result<Toolset, GithubError> {
         name: "github",
         instructions: INSTRUCTIONS,
         tools: tools::all(&github),
+        resources: Vec::new(),
     })
 }

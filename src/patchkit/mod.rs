@@ -25,5 +25,6 @@ pub fn toolset(runtime: &Runtime) -> Toolset {
         name: "patchkit",
         instructions: INSTRUCTIONS,
         tools: tools::all(&kit),
+        resources: Vec::new(),
     }
 }

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod page;
 pub mod progress;
 pub mod registry;
+pub mod resources;
 
 use std::sync::Arc;
 

@@ -1,0 +1,92 @@
+//! The `asbr` toolset ("Agentic Second-Brain Runtime"): durable tasks and their event
+//! stream, profiles, content-addressed artifacts, the signed connector service map and
+//! local security scans.
+//!
+//! Imports only `runtime`, `config` and `server::Toolset`; never another toolset. All
+//! state lives in journals and blobs under `<state-dir>/asbr/` and is rebuilt on start.
+
+pub mod artifacts;
+pub mod canonical;
+pub mod manifest;
+pub mod profiles;
+pub mod tasks;
+pub mod tools;
+
+use std::{path::PathBuf, sync::Arc};
+
+use crate::{runtime::Runtime, server::Toolset};
+
+pub const INSTRUCTIONS: &str = "asbr: durable agent tasks and their events, profiles, artifacts, the signed connector service map. Create a task with `create_task` (idempotent for 5 minutes), report progress with `record_task_event`, pause for approval with type AwaitingApproval and continue with `approve_task_step`; follow a task with `watch_task_events` (long poll with since_seq/next_seq) or subscribe to the resource asbr://tasks/{id}/events. Store outputs with `put_artifact` and refer to them by id.";
+
+/// Why the toolset could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AsbrError {
+    #[error("asbr toolset: journal {stream} under {dir}: {source}")]
+    Journal {
+        stream: &'static str,
+        dir: PathBuf,
+        source: crate::runtime::journal::JournalError,
+    },
+    #[error("asbr toolset: journal {stream} holds a malformed record: {reason}")]
+    Replay {
+        stream: &'static str,
+        reason: String,
+    },
+    #[error("asbr toolset: {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Builds the toolset: replays the journals under `<state-dir>/asbr/`.
+pub fn toolset(runtime: &Runtime) -> Result<Toolset, AsbrError> {
+    let dir = runtime.config.state_dir.join("asbr");
+    let tasks = Arc::new(tasks::TaskStore::open(
+        &dir,
+        runtime.events.clone(),
+        runtime_policy(runtime),
+    )?);
+    let artifacts = Arc::new(artifacts::ArtifactStore::open(
+        &dir,
+        runtime_policy(runtime),
+    )?);
+    let profiles = Arc::new(profiles::ProfileStore::open(&dir, runtime_policy(runtime))?);
+    let manifest = Arc::new(manifest::ServiceMaps::new(runtime.config.asbr.clone()));
+    let asbr = Arc::new(tools::Asbr {
+        tasks: tasks.clone(),
+        artifacts,
+        profiles,
+        manifest,
+    });
+    Ok(Toolset {
+        name: "asbr",
+        instructions: INSTRUCTIONS,
+        tools: tools::all(&asbr),
+        resources: vec![tasks],
+    })
+}
+
+fn runtime_policy(runtime: &Runtime) -> crate::runtime::journal::FsyncPolicy {
+    use crate::{config::Fsync, runtime::journal::FsyncPolicy};
+    match runtime.config.fsync {
+        Fsync::Always => FsyncPolicy::Always,
+        Fsync::Batch => FsyncPolicy::Batch,
+        Fsync::Never => FsyncPolicy::Never,
+    }
+}
+
+/// Opens one journal stream under `dir`, mapping errors to [`AsbrError`].
+pub(crate) fn open_journal(
+    dir: &std::path::Path,
+    stream: &'static str,
+    policy: crate::runtime::journal::FsyncPolicy,
+) -> Result<(crate::runtime::journal::Journal, Vec<serde_json::Value>), AsbrError> {
+    crate::runtime::journal::Journal::open(dir, stream, policy).map_err(|source| {
+        AsbrError::Journal {
+            stream,
+            dir: dir.to_path_buf(),
+            source,
+        }
+    })
+}

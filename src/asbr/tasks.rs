@@ -1,0 +1,1017 @@
+//! Durable tasks: the `cortex.task@1` model, the state machine, idempotent creation,
+//! per-task event history with long-poll waiting, and the `asbr://tasks/{id}/events`
+//! resources.
+//!
+//! Owns the `tasks` journal under `<state-dir>/asbr/` (one record per transition: the
+//! task after it and the bus event that announced it) and the in-memory index rebuilt
+//! from it on start. Terminal tasks leave memory [`TERMINAL_TTL`] after they end (the
+//! journal keeps their history until the next start-up compaction). Must not touch tool
+//! registration or other toolsets.
+//!
+//! Transition order: per task, transitions are serialised by an async gate; each one is
+//! published on the bus (journaled in the bus's `asbr` stream), then journaled here,
+//! and only then applied to memory, announced to watchers and returned to the caller.
+//! Watchers of one task are woken only by that task's events.
+//!
+//! `PlanStarted` is published when a task is created (status `queued`): planning may
+//! start. The agent then reports `StepCompleted` (→ running), `AwaitingApproval`
+//! (→ paused until `approve_task_step` or `resume_task`), `DeliverableReady`
+//! (→ succeeded) or `Failed` (→ failed); `cancel_task` ends any non-terminal task.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use parking_lot::RwLock;
+use rmcp::model::ResourceTemplate;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::runtime::{
+    events::{Event, EventBus},
+    journal::{FsyncPolicy, Journal},
+    resources::{ResourceError, ResourceSource},
+};
+
+use super::{AsbrError, canonical, open_journal};
+
+/// How long an idempotency key maps to its task.
+pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(5 * 60);
+/// How long a finished task stays in memory.
+pub const TERMINAL_TTL: Duration = Duration::from_secs(60 * 60);
+/// Most events kept in memory per task, and in the all-tasks ring.
+const TASK_EVENTS_CAP: usize = 1_000;
+const RECENT_CAP: usize = 10_000;
+/// Most finished tasks kept in memory at once.
+const TERMINAL_CAP: u64 = 100_000;
+const SOURCE: &str = "cortex-mcp/asbr";
+const STREAM: &str = "tasks";
+const URI_PREFIX: &str = "asbr://tasks/";
+
+/// Errors of task operations; all become `isError` results.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error(
+        "task {0} not found (finished tasks leave memory an hour after they end); call list_tasks"
+    )]
+    NotFound(String),
+    #[error("task {id} is {status}: {what}")]
+    Illegal {
+        id: String,
+        status: TaskStatus,
+        what: String,
+    },
+    #[error("{0}")]
+    Input(String),
+    #[error("could not journal the task change: {0}")]
+    Journal(String),
+}
+
+// ---------------------------------------------------------------- model
+
+/// One input of a task.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum TaskInputItem {
+    /// A repository path.
+    Repo { path: String },
+    /// A document path.
+    Doc { path: String },
+    /// Inline text.
+    Text { value: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Deadlines {
+    /// RFC 3339 time the task should be done by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soft: Option<String>,
+    /// RFC 3339 time after which the result is useless.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hard: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum Risk {
+    Low,
+    Balanced,
+    High,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Low,
+    High,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum Motion {
+    Reduced,
+    Full,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum Contrast {
+    High,
+    Default,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Preferences {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<Risk>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verbosity: Option<Level>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub motion: Option<Motion>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contrast: Option<Contrast>,
+}
+
+/// `cortex.task.input@1`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskInput {
+    #[schemars(length(min = 1, max = 200))]
+    pub title: String,
+    #[schemars(length(max = 20000))]
+    pub brief: String,
+    #[serde(default)]
+    #[schemars(length(max = 100))]
+    pub inputs: Vec<TaskInputItem>,
+    /// What the task may touch; at least one.
+    #[schemars(length(min = 1, max = 50))]
+    pub scopes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadlines: Option<Deadlines>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub a11y_profile_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferences: Option<Preferences>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    Queued,
+    Planning,
+    Running,
+    Paused,
+    Canceled,
+    Succeeded,
+    Failed,
+}
+
+impl TaskStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Canceled | Self::Succeeded | Self::Failed)
+    }
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Planning => "planning",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Canceled => "canceled",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Approver {
+    User,
+    Policy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Approval {
+    pub step: String,
+    pub by: Approver,
+    pub at: String,
+}
+
+/// `cortex.task@1`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Task {
+    pub id: String,
+    pub title: String,
+    pub status: TaskStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_step: Option<String>,
+    /// The step waiting for `approve_task_step`, while paused for approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaiting_approval: Option<String>,
+    pub artifacts: Vec<String>,
+    pub evidence_ids: Vec<String>,
+    pub approvals: Vec<Approval>,
+    pub idempotency_key: String,
+    pub input: TaskInput,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Task event kinds (the `type` of a task event's data; the bus type is
+/// `asbr.task.<Kind>`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub enum TaskEventKind {
+    PlanStarted,
+    StepCompleted,
+    AwaitingApproval,
+    Canceled,
+    Resumed,
+    DeliverableReady,
+    Failed,
+}
+
+impl TaskEventKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::PlanStarted => "PlanStarted",
+            Self::StepCompleted => "StepCompleted",
+            Self::AwaitingApproval => "AwaitingApproval",
+            Self::Canceled => "Canceled",
+            Self::Resumed => "Resumed",
+            Self::DeliverableReady => "DeliverableReady",
+            Self::Failed => "Failed",
+        }
+    }
+}
+
+/// Kinds an agent may report with `record_task_event`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub enum AgentEventKind {
+    StepCompleted,
+    AwaitingApproval,
+    DeliverableReady,
+    Failed,
+}
+
+/// The `data` of a task event on the bus.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskEventData {
+    pub task_id: String,
+    pub r#type: TaskEventKind,
+    pub status: TaskStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// A short sentence a screen reader can announce.
+    pub aria_live_hint: String,
+    pub timestamp: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+    /// W3C trace context of the request that caused the event.
+    pub traceparent: String,
+}
+
+/// One journal record: the task after a transition and the event that announced it.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    task: Task,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    event: Option<Event>,
+}
+
+// ---------------------------------------------------------------- helpers
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The idempotency key: first 16 hex of SHA-256 over canonical
+/// `{title, brief, inputs, scopes (sorted)}`.
+pub fn idempotency_key(input: &TaskInput) -> String {
+    let mut scopes = input.scopes.clone();
+    scopes.sort();
+    let value = serde_json::json!({
+        "title": input.title,
+        "brief": input.brief,
+        "inputs": input.inputs,
+        "scopes": scopes,
+    });
+    canonical::sha256_hex(canonical::to_string(&value).as_bytes())[..16].to_string()
+}
+
+/// The request's `traceparent` when valid W3C, else a new one.
+pub fn traceparent(meta: &serde_json::Map<String, Value>) -> String {
+    if let Some(tp) = meta.get("traceparent").and_then(Value::as_str)
+        && valid_traceparent(tp)
+    {
+        return tp.to_string();
+    }
+    let trace = uuid::Uuid::new_v4().simple().to_string();
+    let span = &uuid::Uuid::new_v4().simple().to_string()[..16];
+    format!("00-{trace}-{span}-01")
+}
+
+fn valid_traceparent(tp: &str) -> bool {
+    let parts: Vec<&str> = tp.split('-').collect();
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    parts.len() == 4
+        && hex(parts[0], 2)
+        && parts[0] != "ff"
+        && hex(parts[1], 32)
+        && parts[1] != "0".repeat(32)
+        && hex(parts[2], 16)
+        && parts[2] != "0".repeat(16)
+        && hex(parts[3], 2)
+}
+
+fn hint(task: &Task, kind: TaskEventKind, step: Option<&str>) -> String {
+    let title = &task.title;
+    let step = step.unwrap_or("the current step");
+    match kind {
+        TaskEventKind::PlanStarted => format!("Task {title} is queued and planning has started."),
+        TaskEventKind::StepCompleted => format!("Task {title}: {step} is done."),
+        TaskEventKind::AwaitingApproval => {
+            format!("Task {title} is waiting for your approval of {step}.")
+        }
+        TaskEventKind::Canceled => format!("Task {title} was canceled."),
+        TaskEventKind::Resumed => format!("Task {title} is running again."),
+        TaskEventKind::DeliverableReady => format!("Task {title} finished; its result is ready."),
+        TaskEventKind::Failed => format!("Task {title} failed."),
+    }
+}
+
+/// What a transition produced before it is made durable.
+pub struct Change {
+    pub task: Task,
+    pub kind: TaskEventKind,
+    pub step: Option<String>,
+    pub data: Option<Value>,
+}
+
+fn illegal(task: &Task, what: impl Into<String>) -> TaskError {
+    TaskError::Illegal {
+        id: task.id.clone(),
+        status: task.status,
+        what: what.into(),
+    }
+}
+
+/// The state machine for an agent-reported event.
+pub fn apply_agent_event(
+    task: &Task,
+    kind: AgentEventKind,
+    step: Option<String>,
+    data: Option<Value>,
+) -> Result<Change, TaskError> {
+    use TaskStatus::*;
+    let mut next = task.clone();
+    let (status, event) = match (task.status, kind) {
+        (s, _) if s.is_terminal() => {
+            return Err(illegal(
+                task,
+                "it has ended; no further events are accepted",
+            ));
+        }
+        (Paused, _) if kind != AgentEventKind::Failed => {
+            return Err(illegal(
+                task,
+                "resume it with resume_task or approve_task_step before reporting progress",
+            ));
+        }
+        (_, AgentEventKind::StepCompleted) => (Running, TaskEventKind::StepCompleted),
+        (_, AgentEventKind::AwaitingApproval) => (Paused, TaskEventKind::AwaitingApproval),
+        (_, AgentEventKind::DeliverableReady) => (Succeeded, TaskEventKind::DeliverableReady),
+        (_, AgentEventKind::Failed) => (Failed, TaskEventKind::Failed),
+    };
+    if matches!(
+        kind,
+        AgentEventKind::StepCompleted | AgentEventKind::AwaitingApproval
+    ) && step.is_none()
+    {
+        return Err(TaskError::Input(format!(
+            "step: required for {kind:?} events"
+        )));
+    }
+    next.status = status;
+    if let Some(step) = &step {
+        next.current_step = Some(step.clone());
+    }
+    next.awaiting_approval = (kind == AgentEventKind::AwaitingApproval)
+        .then(|| step.clone())
+        .flatten();
+    if let Some(data) = &data {
+        collect_ids(data, "artifacts", &mut next.artifacts);
+        collect_ids(data, "evidenceIds", &mut next.evidence_ids);
+    }
+    Ok(Change {
+        task: next,
+        kind: event,
+        step,
+        data,
+    })
+}
+
+/// Adds string ids found at `data[field]` (a list) to `into`, without duplicates.
+fn collect_ids(data: &Value, field: &str, into: &mut Vec<String>) {
+    let Some(items) = data.get(field).and_then(Value::as_array) else {
+        return;
+    };
+    for id in items.iter().filter_map(Value::as_str) {
+        if !into.iter().any(|x| x == id) {
+            into.push(id.to_string());
+        }
+    }
+}
+
+pub fn apply_cancel(task: &Task) -> Result<Change, TaskError> {
+    if task.status.is_terminal() {
+        return Err(illegal(task, "it has already ended"));
+    }
+    let mut next = task.clone();
+    next.status = TaskStatus::Canceled;
+    next.awaiting_approval = None;
+    Ok(Change {
+        task: next,
+        kind: TaskEventKind::Canceled,
+        step: task.current_step.clone(),
+        data: None,
+    })
+}
+
+pub fn apply_resume(task: &Task) -> Result<Change, TaskError> {
+    if task.status != TaskStatus::Paused {
+        return Err(illegal(task, "only a paused task can be resumed"));
+    }
+    let mut next = task.clone();
+    next.status = TaskStatus::Running;
+    next.awaiting_approval = None;
+    Ok(Change {
+        task: next,
+        kind: TaskEventKind::Resumed,
+        step: task.current_step.clone(),
+        data: None,
+    })
+}
+
+pub fn apply_approval(task: &Task, step: &str, by: Approver) -> Result<Change, TaskError> {
+    match &task.awaiting_approval {
+        Some(waiting) if task.status == TaskStatus::Paused && waiting == step => {}
+        Some(waiting) if task.status == TaskStatus::Paused => {
+            return Err(illegal(
+                task,
+                format!("it waits for approval of step `{waiting}`, not `{step}`"),
+            ));
+        }
+        _ => return Err(illegal(task, "no step is waiting for approval")),
+    }
+    let mut next = task.clone();
+    next.status = TaskStatus::Running;
+    next.awaiting_approval = None;
+    next.approvals.push(Approval {
+        step: step.to_string(),
+        by,
+        at: now(),
+    });
+    Ok(Change {
+        task: next,
+        kind: TaskEventKind::Resumed,
+        step: Some(step.to_string()),
+        data: Some(serde_json::json!({ "approvedBy": by })),
+    })
+}
+
+// ---------------------------------------------------------------- store
+
+/// One task in memory.
+struct Slot {
+    /// Serialises transitions of this task (held across journaling).
+    gate: tokio::sync::Mutex<()>,
+    /// The durable state, readable without waiting on the gate.
+    view: RwLock<Option<Task>>,
+    /// Set when creation failed to journal; the slot is then unusable.
+    dead: AtomicBool,
+    events: RwLock<VecDeque<Event>>,
+    changes: watch::Sender<u64>,
+}
+
+impl Slot {
+    fn new(task: Option<Task>) -> Arc<Self> {
+        Arc::new(Slot {
+            gate: tokio::sync::Mutex::new(()),
+            view: RwLock::new(task),
+            dead: AtomicBool::new(false),
+            events: RwLock::new(VecDeque::new()),
+            changes: watch::channel(0).0,
+        })
+    }
+
+    fn task(&self) -> Option<Task> {
+        self.view.read().clone()
+    }
+
+    fn push_event(&self, event: Event) {
+        let seq = event.seq;
+        let mut events = self.events.write();
+        events.push_back(event);
+        if events.len() > TASK_EVENTS_CAP {
+            events.pop_front();
+        }
+        drop(events);
+        self.changes.send_replace(seq);
+    }
+}
+
+/// The outcome of `create_task`.
+pub struct Created {
+    pub task: Task,
+    /// True when an earlier task with the same key was returned.
+    pub reused: bool,
+}
+
+/// All tasks: active ones in a map, finished ones in a TTL cache.
+pub struct TaskStore {
+    journal: Journal,
+    bus: EventBus,
+    active: RwLock<HashMap<String, Arc<Slot>>>,
+    terminal: moka::sync::Cache<String, Arc<Slot>>,
+    idempotency: moka::sync::Cache<String, Arc<Slot>>,
+    recent: RwLock<VecDeque<Event>>,
+    changes: watch::Sender<u64>,
+}
+
+impl TaskStore {
+    /// Opens the `tasks` journal under `dir` and rebuilds memory from it.
+    pub fn open(dir: &Path, bus: EventBus, policy: FsyncPolicy) -> Result<Self, AsbrError> {
+        let (journal, records) = open_journal(dir, STREAM, policy)?;
+        let store = TaskStore {
+            journal,
+            bus,
+            active: RwLock::default(),
+            terminal: moka::sync::Cache::builder()
+                .max_capacity(TERMINAL_CAP)
+                .time_to_live(TERMINAL_TTL)
+                .build(),
+            idempotency: moka::sync::Cache::builder()
+                .max_capacity(TERMINAL_CAP)
+                .time_to_live(IDEMPOTENCY_WINDOW)
+                .build(),
+            recent: RwLock::default(),
+            changes: watch::channel(0).0,
+        };
+        store.replay(records)?;
+        store.compact_if_large();
+        Ok(store)
+    }
+
+    fn replay(&self, records: Vec<Value>) -> Result<(), AsbrError> {
+        let mut slots: HashMap<String, Arc<Slot>> = HashMap::new();
+        let mut order: Vec<String> = Vec::new();
+        for (i, raw) in records.into_iter().enumerate() {
+            let record: Record = serde_json::from_value(raw).map_err(|e| AsbrError::Replay {
+                stream: STREAM,
+                reason: format!("record {}: {e}", i + 1),
+            })?;
+            let id = record.task.id.clone();
+            let slot = slots.entry(id.clone()).or_insert_with(|| {
+                order.push(id.clone());
+                Slot::new(None)
+            });
+            *slot.view.write() = Some(record.task);
+            if let Some(event) = record.event {
+                self.push_recent(event.clone());
+                slot.push_event(event);
+            }
+        }
+        let horizon =
+            chrono::Utc::now() - chrono::Duration::from_std(IDEMPOTENCY_WINDOW).unwrap_or_default();
+        for id in order {
+            let slot = slots.remove(&id).expect("slot recorded in order");
+            let Some(task) = slot.task() else { continue };
+            let recent_enough =
+                chrono::DateTime::parse_from_rfc3339(&task.created_at).is_ok_and(|t| t > horizon);
+            if recent_enough {
+                self.idempotency
+                    .insert(task.idempotency_key.clone(), slot.clone());
+            }
+            if task.status.is_terminal() {
+                self.terminal.insert(id, slot);
+            } else {
+                self.active.write().insert(id, slot);
+            }
+        }
+        let last = self.recent.read().back().map_or(0, |e| e.seq);
+        self.changes.send_replace(last);
+        Ok(())
+    }
+
+    /// Rewrites the journal as a snapshot of what memory holds when it has grown large.
+    fn compact_if_large(&self) {
+        if !self.journal.needs_compaction() {
+            return;
+        }
+        let mut records = Vec::new();
+        for slot in self.all_slots() {
+            let Some(task) = slot.task() else { continue };
+            let events: Vec<Event> = slot.events.read().iter().cloned().collect();
+            if events.is_empty() {
+                records.push(Record { task, event: None });
+                continue;
+            }
+            for event in events {
+                records.push(Record {
+                    task: task.clone(),
+                    event: Some(event),
+                });
+            }
+        }
+        let values: Vec<Value> = records
+            .iter()
+            .filter_map(|r| serde_json::to_value(r).ok())
+            .collect();
+        let journal = self.journal.clone();
+        tokio::spawn(async move {
+            if let Err(e) = journal.compact(values).await {
+                tracing::warn!("could not compact the asbr tasks journal: {e}");
+            }
+        });
+    }
+
+    fn all_slots(&self) -> Vec<Arc<Slot>> {
+        let mut slots: Vec<Arc<Slot>> = self.active.read().values().cloned().collect();
+        slots.extend(self.terminal.iter().map(|(_, s)| s));
+        slots
+    }
+
+    fn slot(&self, id: &str) -> Result<Arc<Slot>, TaskError> {
+        if let Some(slot) = self.active.read().get(id) {
+            return Ok(slot.clone());
+        }
+        self.terminal
+            .get(id)
+            .ok_or_else(|| TaskError::NotFound(id.to_string()))
+    }
+
+    fn push_recent(&self, event: Event) {
+        let mut recent = self.recent.write();
+        let pos = recent.partition_point(|e| e.seq < event.seq);
+        recent.insert(pos, event);
+        if recent.len() > RECENT_CAP {
+            recent.pop_front();
+        }
+    }
+
+    /// Creates a task, or returns the one created with the same key in the last 5 minutes.
+    pub async fn create(
+        &self,
+        input: TaskInput,
+        key: Option<String>,
+        traceparent: String,
+    ) -> Result<Created, TaskError> {
+        if input.title.trim().is_empty() {
+            return Err(TaskError::Input("input.title: must not be blank".into()));
+        }
+        if input.scopes.iter().any(|s| s.trim().is_empty()) {
+            return Err(TaskError::Input(
+                "input.scopes: entries must not be blank".into(),
+            ));
+        }
+        let key = key.unwrap_or_else(|| idempotency_key(&input));
+        let fresh = Slot::new(None);
+        let gate = fresh
+            .gate
+            .try_lock()
+            .map_err(|_| TaskError::Journal("new task gate busy".into()))?;
+        let entry = self
+            .idempotency
+            .entry(key.clone())
+            .or_insert_with(|| fresh.clone());
+        if !entry.is_fresh() {
+            drop(gate);
+            let slot = entry.into_value();
+            let _wait = slot.gate.lock().await;
+            return match slot.task() {
+                Some(task) if !slot.dead.load(Ordering::Acquire) => {
+                    Ok(Created { task, reused: true })
+                }
+                _ => Err(TaskError::Journal(
+                    "an earlier identical request failed to journal; retry".into(),
+                )),
+            };
+        }
+        let at = now();
+        let task = Task {
+            id: uuid::Uuid::now_v7().to_string(),
+            title: input.title.clone(),
+            status: TaskStatus::Queued,
+            current_step: None,
+            awaiting_approval: None,
+            artifacts: Vec::new(),
+            evidence_ids: Vec::new(),
+            approvals: Vec::new(),
+            idempotency_key: key.clone(),
+            input,
+            created_at: at.clone(),
+            updated_at: at,
+        };
+        let change = Change {
+            task: task.clone(),
+            kind: TaskEventKind::PlanStarted,
+            step: None,
+            data: None,
+        };
+        match self.commit(&fresh, change, traceparent).await {
+            Ok(task) => {
+                self.active.write().insert(task.id.clone(), fresh.clone());
+                drop(gate);
+                Ok(Created {
+                    task,
+                    reused: false,
+                })
+            }
+            Err(e) => {
+                fresh.dead.store(true, Ordering::Release);
+                self.idempotency.invalidate(&key);
+                drop(gate);
+                Err(e)
+            }
+        }
+    }
+
+    /// Publishes and journals `change`, then applies it to `slot` and wakes watchers.
+    async fn commit(
+        &self,
+        slot: &Arc<Slot>,
+        change: Change,
+        traceparent: String,
+    ) -> Result<Task, TaskError> {
+        let Change {
+            mut task,
+            kind,
+            step,
+            data,
+        } = change;
+        task.updated_at = now();
+        let payload = TaskEventData {
+            task_id: task.id.clone(),
+            r#type: kind,
+            status: task.status,
+            aria_live_hint: hint(&task, kind, step.as_deref()),
+            step,
+            timestamp: task.updated_at.clone(),
+            data,
+            traceparent,
+        };
+        let payload =
+            serde_json::to_value(&payload).map_err(|e| TaskError::Journal(e.to_string()))?;
+        let event = self
+            .bus
+            .publish_value(&format!("asbr.task.{}", kind.name()), SOURCE, payload)
+            .await
+            .map_err(|e| TaskError::Journal(e.to_string()))?;
+        let record = Record {
+            task,
+            event: Some(event),
+        };
+        self.journal
+            .append(&record)
+            .await
+            .map_err(|e| TaskError::Journal(e.to_string()))?;
+        let Record { task, event } = record;
+        let event = event.expect("set above");
+        *slot.view.write() = Some(task.clone());
+        self.push_recent(event.clone());
+        let seq = event.seq;
+        slot.push_event(event);
+        self.changes.send_modify(|v| *v = (*v).max(seq));
+        Ok(task)
+    }
+
+    /// Runs one transition of task `id` under its gate.
+    pub async fn transition(
+        &self,
+        id: &str,
+        traceparent: String,
+        decide: impl FnOnce(&Task) -> Result<Change, TaskError>,
+    ) -> Result<Task, TaskError> {
+        let slot = self.slot(id)?;
+        let _gate = slot.gate.lock().await;
+        let current = slot
+            .task()
+            .filter(|_| !slot.dead.load(Ordering::Acquire))
+            .ok_or_else(|| TaskError::NotFound(id.to_string()))?;
+        let change = decide(&current)?;
+        let task = self.commit(&slot, change, traceparent).await?;
+        if task.status.is_terminal()
+            && let Some(slot) = self.active.write().remove(id)
+        {
+            self.terminal.insert(id.to_string(), slot);
+        }
+        Ok(task)
+    }
+
+    pub fn get(&self, id: &str) -> Result<Task, TaskError> {
+        self.slot(id)?
+            .task()
+            .ok_or_else(|| TaskError::NotFound(id.to_string()))
+    }
+
+    /// Tasks newest first (ids are time-ordered), after `before` when given.
+    pub fn list(
+        &self,
+        status: Option<TaskStatus>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> (Vec<Task>, bool) {
+        let mut tasks: Vec<Task> = self
+            .all_slots()
+            .iter()
+            .filter_map(|s| s.task())
+            .filter(|t| status.is_none_or(|s| t.status == s))
+            .filter(|t| before.is_none_or(|b| t.id.as_str() < b))
+            .collect();
+        tasks.sort_by(|a, b| b.id.cmp(&a.id));
+        let more = tasks.len() > limit;
+        tasks.truncate(limit);
+        (tasks, more)
+    }
+
+    /// Events after `since` of one task (or of all tasks), filtered by kind; waits up to
+    /// `wait` for the first one. Returns the events and the seq to pass next time.
+    pub async fn watch(
+        &self,
+        task_id: Option<&str>,
+        kinds: &[TaskEventKind],
+        since: u64,
+        limit: usize,
+        wait: Duration,
+    ) -> Result<(Vec<Event>, u64), TaskError> {
+        let slot = task_id.map(|id| self.slot(id)).transpose()?;
+        let mut changes = match &slot {
+            Some(slot) => slot.changes.subscribe(),
+            None => self.changes.subscribe(),
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            changes.mark_unchanged();
+            let found = match &slot {
+                Some(slot) => select(&slot.events.read(), kinds, since, limit),
+                None => select(&self.recent.read(), kinds, since, limit),
+            };
+            if !found.is_empty() {
+                let next = found.last().map_or(since, |e| e.seq);
+                return Ok((found, next));
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return Ok((Vec::new(), since)),
+            }
+        }
+    }
+
+    /// Closes the journal (flushes pending appends).
+    pub async fn close(&self) {
+        self.journal.close().await;
+    }
+}
+
+fn select(
+    events: &VecDeque<Event>,
+    kinds: &[TaskEventKind],
+    since: u64,
+    limit: usize,
+) -> Vec<Event> {
+    let start = events.partition_point(|e| e.seq <= since);
+    events
+        .range(start..)
+        .filter(|e| {
+            kinds.is_empty()
+                || kinds
+                    .iter()
+                    .any(|k| e.r#type.strip_prefix("asbr.task.") == Some(k.name()))
+        })
+        .take(limit)
+        .cloned()
+        .collect()
+}
+
+// ---------------------------------------------------------------- resources
+
+/// `asbr://tasks/{id}/events[?since_seq=N]` → the id and `since_seq`.
+fn parse_uri(uri: &str) -> Option<(&str, u64)> {
+    let rest = uri.strip_prefix(URI_PREFIX)?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let id = path.strip_suffix("/events")?;
+    if id.is_empty() || id.contains('/') {
+        return None;
+    }
+    let since = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("since_seq="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Some((id, since))
+}
+
+impl ResourceSource for TaskStore {
+    fn templates(&self) -> Vec<ResourceTemplate> {
+        vec![
+            ResourceTemplate::new("asbr://tasks/{id}/events", "task-events")
+                .with_description("Events of one asbr task, oldest first, up to 500 after `?since_seq=N`; subscribe to be notified of new ones")
+                .with_mime_type("application/json"),
+        ]
+    }
+
+    fn handles(&self, uri: &str) -> bool {
+        uri.starts_with(URI_PREFIX)
+    }
+
+    fn read(&self, uri: &str) -> Result<String, ResourceError> {
+        let (id, since) = parse_uri(uri).ok_or_else(|| {
+            ResourceError::NotFound(format!("{uri}: expected asbr://tasks/{{id}}/events"))
+        })?;
+        let slot = self
+            .slot(id)
+            .map_err(|e| ResourceError::NotFound(e.to_string()))?;
+        let events = select(&slot.events.read(), &[], since, 500);
+        let next_seq = events.last().map_or(since, |e| e.seq);
+        Ok(serde_json::json!({ "taskId": id, "events": events, "next_seq": next_seq }).to_string())
+    }
+
+    fn watch(&self, uri: &str) -> Result<watch::Receiver<u64>, ResourceError> {
+        let (id, _) = parse_uri(uri).ok_or_else(|| {
+            ResourceError::NotFound(format!("{uri}: expected asbr://tasks/{{id}}/events"))
+        })?;
+        let slot = self
+            .slot(id)
+            .map_err(|e| ResourceError::NotFound(e.to_string()))?;
+        Ok(slot.changes.subscribe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(scopes: &[&str]) -> TaskInput {
+        TaskInput {
+            title: "t".into(),
+            brief: "b".into(),
+            inputs: vec![TaskInputItem::Text { value: "x".into() }],
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            deadlines: None,
+            a11y_profile_id: None,
+            preferences: None,
+        }
+    }
+
+    #[test]
+    fn key_ignores_scope_order_and_is_16_hex() {
+        let a = idempotency_key(&input(&["b", "a"]));
+        assert_eq!(a, idempotency_key(&input(&["a", "b"])));
+        assert_eq!(a.len(), 16);
+        assert_ne!(a, idempotency_key(&input(&["a"])));
+    }
+
+    #[test]
+    fn traceparent_kept_when_valid_else_generated() {
+        let mut meta = serde_json::Map::new();
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        meta.insert("traceparent".into(), tp.into());
+        assert_eq!(traceparent(&meta), tp);
+        meta.insert("traceparent".into(), "garbage".into());
+        assert!(valid_traceparent(&traceparent(&meta)));
+    }
+
+    #[test]
+    fn uri_parsing() {
+        assert_eq!(parse_uri("asbr://tasks/abc/events"), Some(("abc", 0)));
+        assert_eq!(
+            parse_uri("asbr://tasks/abc/events?since_seq=7"),
+            Some(("abc", 7))
+        );
+        assert_eq!(parse_uri("asbr://tasks//events"), None);
+        assert_eq!(parse_uri("asbr://tasks/a/b/events"), None);
+    }
+}

@@ -1,0 +1,508 @@
+//! The asbr toolset through the real binary and a real MCP client: idempotent task
+//! creation, the state machine, long polls, resource subscriptions, durability under
+//! SIGKILL, and the cached, signed connector service map.
+#![allow(deprecated)] // resources/subscribe is legacy-only in rmcp 3.9
+
+mod common;
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use common::*;
+use rmcp::{
+    ClientHandler, RoleClient, ServiceExt,
+    model::{CallToolResult, ResourceUpdatedNotificationParam, SubscribeRequestParams},
+    service::NotificationContext,
+    transport::TokioChildProcess,
+};
+use serde_json::{Value, json};
+
+const ASBR: &[&str] = &["--toolsets", "asbr", "--fsync", "batch"];
+
+fn ok(r: &CallToolResult) -> Value {
+    assert_ne!(r.is_error, Some(true), "tool error: {}", text(r));
+    r.structured_content.clone().expect("structured content")
+}
+
+fn err(r: &CallToolResult) -> String {
+    assert_eq!(r.is_error, Some(true), "expected an error, got {}", text(r));
+    text(r)
+}
+
+fn task_input(title: &str) -> Value {
+    json!({"title": title, "brief": "do it", "inputs": [{"kind": "text", "value": "x"}], "scopes": ["repo:read", "docs"]})
+}
+
+#[tokio::test]
+async fn tasks_are_idempotent_and_follow_the_state_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = stdio_client(dir.path(), ASBR).await;
+
+    let a = ok(&call(&client, "create_task", json!({"input": task_input("one")})).await);
+    assert_eq!(a["status"], "queued");
+    assert_eq!(a["reused"], false);
+    let key = a["idempotencyKey"].as_str().unwrap();
+    assert_eq!(key.len(), 16);
+    // same content, scopes in another order → same task
+    let mut again = task_input("one");
+    again["scopes"] = json!(["docs", "repo:read"]);
+    let b = ok(&call(&client, "create_task", json!({"input": again})).await);
+    assert_eq!(b["id"], a["id"]);
+    assert_eq!(b["reused"], true);
+    let explicit = ok(&call(
+        &client,
+        "create_task",
+        json!({"input": task_input("one"), "idempotencyKey": "k-1"}),
+    )
+    .await);
+    assert_ne!(explicit["id"], a["id"]);
+
+    let mut empty = task_input("x");
+    empty["scopes"] = json!([]);
+    let e = err(&call(&client, "create_task", json!({"input": empty})).await);
+    assert!(e.contains("scopes"), "{e}");
+
+    let id = a["id"].as_str().unwrap();
+    let e = err(&call(&client, "resume_task", json!({"taskId": id})).await);
+    assert!(e.contains("queued"), "{e}");
+    let r = ok(&call(
+        &client,
+        "record_task_event",
+        json!({"taskId": id, "type": "StepCompleted", "step": "plan"}),
+    )
+    .await);
+    assert_eq!(r["task"]["status"], "running");
+    let r = ok(&call(
+        &client,
+        "record_task_event",
+        json!({"taskId": id, "type": "AwaitingApproval", "step": "apply"}),
+    )
+    .await);
+    assert_eq!(r["task"]["status"], "paused");
+    let e = err(&call(
+        &client,
+        "record_task_event",
+        json!({"taskId": id, "type": "StepCompleted", "step": "apply"}),
+    )
+    .await);
+    assert!(e.contains("paused"), "{e}");
+    let e = err(&call(
+        &client,
+        "approve_task_step",
+        json!({"taskId": id, "step": "other", "by": "user"}),
+    )
+    .await);
+    assert!(e.contains("apply"), "{e}");
+    let t = ok(&call(
+        &client,
+        "approve_task_step",
+        json!({"taskId": id, "step": "apply", "by": "user"}),
+    )
+    .await);
+    assert_eq!(t["status"], "running");
+    assert_eq!(t["approvals"][0]["by"], "user");
+    let r = ok(&call(
+        &client,
+        "record_task_event",
+        json!({"taskId": id, "type": "DeliverableReady", "data": {"artifacts": ["sha256:00"]}}),
+    )
+    .await);
+    assert_eq!(r["task"]["status"], "succeeded");
+    assert_eq!(r["task"]["artifacts"][0], "sha256:00");
+    let e = err(&call(&client, "cancel_task", json!({"taskId": id})).await);
+    assert!(e.contains("succeeded"), "{e}");
+
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut params = rmcp::model::CallToolRequestParams::new("cancel_task").with_arguments(
+        json!({"taskId": explicit["id"]})
+            .as_object()
+            .cloned()
+            .unwrap(),
+    );
+    params
+        .meta
+        .get_or_insert_with(Default::default)
+        .insert("traceparent".into(), json!(tp));
+    let canceled = client.call_tool(params).await.unwrap();
+    assert_eq!(ok(&canceled)["status"], "canceled");
+
+    let w = ok(&call(&client, "watch_task_events", json!({"taskId": id})).await);
+    let kinds: Vec<&str> = w["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["data"]["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "PlanStarted",
+            "StepCompleted",
+            "AwaitingApproval",
+            "Resumed",
+            "DeliverableReady"
+        ]
+    );
+    for e in w["events"].as_array().unwrap() {
+        assert!(!e["data"]["ariaLiveHint"].as_str().unwrap().is_empty());
+        assert_eq!(e["data"]["traceparent"].as_str().unwrap().len(), 55);
+    }
+    let all = ok(&call(&client, "watch_task_events", json!({"types": ["Canceled"]})).await);
+    assert_eq!(all["events"][0]["data"]["traceparent"], tp);
+
+    let list = ok(&call(&client, "list_tasks", json!({"limit": 1})).await);
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    let rest = ok(&call(
+        &client,
+        "list_tasks",
+        json!({"limit": 10, "cursor": list["next_cursor"]}),
+    )
+    .await);
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+    let done = ok(&call(&client, "list_tasks", json!({"status": "succeeded"})).await);
+    assert_eq!(done["items"][0]["id"], id);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_poll_wakes_on_a_new_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = stdio_client(dir.path(), ASBR).await;
+    let t = ok(&call(&client, "create_task", json!({"input": task_input("poll")})).await);
+    let id = t["id"].as_str().unwrap().to_string();
+    let first = ok(&call(&client, "watch_task_events", json!({"taskId": id})).await);
+    let since = first["next_seq"].as_u64().unwrap();
+    let peer = client.peer().clone();
+    let waiter = {
+        let id = id.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let r = call(
+                &peer,
+                "watch_task_events",
+                json!({"taskId": id, "since_seq": since, "wait_ms": 20000}),
+            )
+            .await;
+            (r, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ok(&call(
+        &client,
+        "record_task_event",
+        json!({"taskId": id, "type": "StepCompleted", "step": "s1"}),
+    )
+    .await);
+    let (r, waited) = waiter.await.unwrap();
+    let r = ok(&r);
+    assert!(waited < Duration::from_secs(10), "woke late: {waited:?}");
+    assert_eq!(r["events"][0]["data"]["step"], "s1");
+    assert!(r["next_seq"].as_u64().unwrap() > since);
+    let quiet = ok(&call(
+        &client,
+        "watch_task_events",
+        json!({"taskId": id, "since_seq": r["next_seq"], "wait_ms": 50}),
+    )
+    .await);
+    assert!(quiet["events"].as_array().unwrap().is_empty());
+    client.cancel().await.unwrap();
+}
+
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<String>>>);
+
+impl ClientHandler for Recorder {
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _ctx: NotificationContext<RoleClient>,
+    ) {
+        self.0.lock().unwrap().push(params.uri);
+    }
+}
+
+#[tokio::test]
+async fn task_event_resource_subscription_is_notified() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.arg("--state-dir").arg(dir.path()).args(ASBR);
+    cmd.stderr(std::process::Stdio::null());
+    let recorder = Recorder::default();
+    let client = recorder
+        .clone()
+        .serve(TokioChildProcess::new(cmd).unwrap())
+        .await
+        .unwrap();
+    let t = ok(&call(&client, "create_task", json!({"input": task_input("sub")})).await);
+    let id = t["id"].as_str().unwrap();
+    let uri = format!("asbr://tasks/{id}/events");
+    client
+        .subscribe(SubscribeRequestParams::new(uri.clone()))
+        .await
+        .unwrap();
+    ok(&call(
+        &client,
+        "record_task_event",
+        json!({"taskId": id, "type": "StepCompleted", "step": "s"}),
+    )
+    .await);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while recorder.0.lock().unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no resources/updated notification"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(recorder.0.lock().unwrap()[0], uri);
+    let page = read_json(&client, &uri).await;
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1]["data"]["type"], "StepCompleted");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_tasks_and_events_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = http_server(dir.path(), ASBR, &[]);
+    let url = format!("{}/mcp", server.base);
+    // (task id, number of acknowledged StepCompleted events)
+    let acked = Arc::new(Mutex::new(Vec::<(String, u64)>::new()));
+    let mut workers = Vec::new();
+    for w in 0..6 {
+        let (url, acked) = (url.clone(), acked.clone());
+        workers.push(tokio::spawn(async move {
+            let client = http_client(&url, None).await;
+            for i in 0.. {
+                let input = task_input(&format!("w{w}-{i}"));
+                let Ok(r) = client
+                    .call_tool(
+                        rmcp::model::CallToolRequestParams::new("create_task")
+                            .with_arguments(json!({"input": input}).as_object().cloned().unwrap()),
+                    )
+                    .await
+                else {
+                    break;
+                };
+                if r.is_error == Some(true) {
+                    break;
+                }
+                let id = r.structured_content.unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                let slot = {
+                    let mut a = acked.lock().unwrap();
+                    a.push((id.clone(), 0));
+                    a.len() - 1
+                };
+                for s in 0..3 {
+                    let args =
+                        json!({"taskId": id, "type": "StepCompleted", "step": format!("s{s}")});
+                    match client
+                        .call_tool(
+                            rmcp::model::CallToolRequestParams::new("record_task_event")
+                                .with_arguments(args.as_object().cloned().unwrap()),
+                        )
+                        .await
+                    {
+                        Ok(r) if r.is_error != Some(true) => acked.lock().unwrap()[slot].1 += 1,
+                        _ => return,
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+    for w in workers {
+        let _ = w.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 10, "the workload ran ({} tasks)", acked.len());
+
+    let client = stdio_client(dir.path(), ASBR).await;
+    for (id, steps) in &acked {
+        let w = ok(&call(
+            &client,
+            "watch_task_events",
+            json!({"taskId": id, "limit": 500}),
+        )
+        .await);
+        let got = w["events"].as_array().unwrap().len() as u64;
+        assert!(
+            got > *steps,
+            "task {id}: {got} events after restart, {} acknowledged",
+            steps + 1
+        );
+        let t = ok(&call(&client, "get_task", json!({"taskId": id})).await);
+        // A step may have been journaled just before the kill without its answer reaching
+        // us: with no acknowledged step the task is queued or already running.
+        let allowed: &[&str] = if *steps > 0 {
+            &["running"]
+        } else {
+            &["queued", "running"]
+        };
+        assert!(
+            allowed.contains(&t["status"].as_str().unwrap_or_default()),
+            "task {id}: status {} with {steps} acknowledged steps",
+            t["status"]
+        );
+    }
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn artifacts_and_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = stdio_client(dir.path(), ASBR).await;
+    let p = ok(&call(
+        &client,
+        "upsert_profile",
+        json!({"id": "me", "skill": "expert", "tools": ["git"], "a11y": {"screenReader": true}}),
+    )
+    .await);
+    assert_eq!(p["created"], true);
+    let g = ok(&call(&client, "get_profile", json!({"id": "me"})).await);
+    assert_eq!(g["a11y"]["screenReader"], true);
+    err(&call(&client, "get_profile", json!({"id": "nobody"})).await);
+
+    let a = ok(&call(
+        &client,
+        "put_artifact",
+        json!({"kind": "report", "content": "hello"}),
+    )
+    .await);
+    let id = a["artifact"]["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("sha256:2cf24dba"));
+    let again = ok(&call(
+        &client,
+        "put_artifact",
+        json!({"kind": "report", "content": "aGVsbG8=", "encoding": "base64"}),
+    )
+    .await);
+    assert_eq!(again["deduplicated"], true);
+    let bin = ok(&call(
+        &client,
+        "put_artifact",
+        json!({"kind": "diff", "content": "/w==", "encoding": "base64"}),
+    )
+    .await);
+    let got = ok(&call(&client, "get_artifact", json!({"id": id})).await);
+    assert_eq!(got["content"], "hello");
+    assert_eq!(got["notModified"], false);
+    let cached = ok(&call(
+        &client,
+        "get_artifact",
+        json!({"id": id, "ifNoneMatch": got["digest"]}),
+    )
+    .await);
+    assert_eq!(cached["notModified"], true);
+    assert!(cached.get("content").is_none());
+    let b = ok(&call(
+        &client,
+        "get_artifact",
+        json!({"id": bin["artifact"]["id"]}),
+    )
+    .await);
+    assert_eq!(b["encoding"], "base64");
+    let reports = ok(&call(&client, "list_artifacts", json!({"kind": "report"})).await);
+    assert_eq!(reports["items"].as_array().unwrap().len(), 1);
+    let none = ok(&call(
+        &client,
+        "list_artifacts",
+        json!({"createdAfter": "2999-01-01T00:00:00Z"}),
+    )
+    .await);
+    assert!(none["items"].as_array().unwrap().is_empty());
+    let paged = ok(&call(&client, "list_artifacts", json!({"limit": 1})).await);
+    assert!(paged["next_cursor"].is_string());
+    client.cancel().await.unwrap();
+
+    // state is rebuilt from the journals
+    let client = stdio_client(dir.path(), ASBR).await;
+    ok(&call(&client, "get_profile", json!({"id": "me"})).await);
+    let got = ok(&call(&client, "get_artifact", json!({"id": id})).await);
+    assert_eq!(got["content"], "hello");
+    client.cancel().await.unwrap();
+}
+
+const MANIFEST: &str = r#"{"id":"01HZX3V6J7Q8W9E0R1T2Y3V4X5","manifestVersion":"1.2.0","ttlSeconds":300,
+  "connectors":[
+    {"id":"wiki","name":"Wiki","version":"1","endpoint":"https://wiki.example","auth":{"type":"bearer"},"scopes":["read"],"ttlSeconds":120},
+    {"id":"crm","name":"CRM","version":"2","endpoint":"https://crm.example","auth":{"type":"apiKey","headerName":"X-Key"},"scopes":["read","write"],"ttlSeconds":600}]}"#;
+
+fn metric(snapshot: &Value, outcome: &str) -> u64 {
+    snapshot["asbr_service_map_total"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["labels"]["outcome"] == outcome)
+        .and_then(|s| s["value"].as_f64())
+        .unwrap_or(0.0) as u64
+}
+
+#[tokio::test]
+async fn service_map_is_signed_cached_and_refreshed() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("connectors.json");
+    std::fs::write(&manifest, MANIFEST).unwrap();
+
+    let none = stdio_client_env(dir.path(), ASBR, &[]).await;
+    let e = err(&call(&none, "get_connector_service_map", json!({})).await);
+    assert!(e.contains("CONNECTORS_SIGNATURE_KEY"), "{e}");
+    none.cancel().await.unwrap();
+
+    let path = manifest.to_str().unwrap();
+    let client = stdio_client_env(
+        dir.path(),
+        ASBR,
+        &[
+            ("CONNECTORS_SIGNATURE_KEY", "test-key-123"),
+            ("CONNECTORS_MANIFEST_PATH", path),
+        ],
+    )
+    .await;
+    let first = ok(&call(&client, "get_connector_service_map", json!({})).await);
+    assert_eq!(first["cache"], "built");
+    let map = &first["map"];
+    assert_eq!(map["connectors"][0]["id"], "crm");
+    assert_eq!(map["ttlSeconds"], 120);
+    let sig = map["signature"].as_str().unwrap().to_string();
+    for _ in 0..5 {
+        let again = ok(&call(&client, "get_connector_service_map", json!({})).await);
+        assert_eq!(again["cache"], "hit");
+        assert_eq!(again["map"]["signature"], sig.as_str());
+    }
+    let metrics = read_json(&client, "cortex://metrics").await;
+    assert_eq!(metric(&metrics, "built"), 1, "{metrics}");
+    assert_eq!(metric(&metrics, "hit"), 5, "{metrics}");
+
+    let v = ok(&call(&client, "verify_service_map", json!({"map": map})).await);
+    assert_eq!(v["valid"], true);
+    let mut tampered = map.clone();
+    tampered["ttlSeconds"] = json!(9999);
+    let v = ok(&call(&client, "verify_service_map", json!({"map": tampered})).await);
+    assert_eq!(v["valid"], false);
+
+    // a changed file is picked up on the next call
+    std::fs::write(
+        &manifest,
+        MANIFEST.replace("\"ttlSeconds\":120", "\"ttlSeconds\":60"),
+    )
+    .unwrap();
+    let changed = ok(&call(&client, "get_connector_service_map", json!({})).await);
+    assert_eq!(changed["cache"], "built");
+    assert_eq!(changed["map"]["ttlSeconds"], 60);
+    assert_ne!(changed["map"]["signature"], sig.as_str());
+
+    // an invalid manifest names the JSON path
+    std::fs::write(&manifest, MANIFEST.replace("https://wiki.example", "wiki")).unwrap();
+    let e = err(&call(&client, "get_connector_service_map", json!({})).await);
+    assert!(e.contains("$.connectors[0].endpoint"), "{e}");
+    client.cancel().await.unwrap();
+}
