@@ -12,6 +12,7 @@
 pub mod config;
 pub mod fixtures;
 pub mod github;
+pub mod mvp;
 pub mod runtime;
 pub mod schemas;
 pub mod server;

@@ -11,7 +11,7 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, model::*, service::
 
 use crate::{
     config::Config,
-    fixtures, github,
+    fixtures, github, mvp,
     runtime::{
         Runtime, batch,
         progress::Progress,
@@ -28,6 +28,8 @@ pub enum BuildError {
     Runtime(#[from] crate::runtime::RuntimeError),
     #[error(transparent)]
     Github(#[from] github::GithubError),
+    #[error(transparent)]
+    Mvp(#[from] mvp::MvpError),
 }
 
 /// One enabled toolset's contribution.
@@ -61,6 +63,9 @@ impl CortexServer {
         let mut toolsets = Vec::new();
         if config.toolset_enabled("github") {
             toolsets.push(github::toolset(&runtime)?);
+        }
+        if config.toolset_enabled("mvp") {
+            toolsets.push(mvp::toolset(&runtime)?);
         }
         if config.toolset_enabled("batch") {
             toolsets.push(Toolset {
