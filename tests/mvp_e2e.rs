@@ -135,7 +135,7 @@ async fn graph_calls_github_and_runtime_tools_by_name() {
             {"id": "repo", "type": "tool", "config": {"tool": "get_repository_info", "arguments": {"repository": "{{inputs.repo}}"}}},
             {"id": "file", "type": "tool", "config": {"tool": "read_file", "arguments": {"path": "notes.txt"}}},
             {"id": "check", "type": "gate", "config": {"condition": "{{nodes.issue.number}} == 2"}},
-            {"id": "echo", "type": "tool", "config": {"tool": "run_command", "arguments": {"program": "echo", "args": ["{{nodes.repo.default_branch}}", "{{nodes.file.content}}"]}}}
+            {"id": "echo", "type": "tool", "config": {"tool": "run_command", "arguments": {"program": "echo", "args": ["{{nodes.repo.repository.default_branch}}", "{{nodes.file.content}}"]}}}
         ], "edges": [
             {"from": "issue", "to": "check"}, {"from": "check", "to": "echo"},
             {"from": "repo", "to": "echo"}, {"from": "file", "to": "echo"}
@@ -158,7 +158,12 @@ async fn graph_calls_github_and_runtime_tools_by_name() {
         .unwrap();
     assert_eq!(echo["output"]["stdout"], "main graph input file\n");
     assert!(
-        hub.stats().by_token.values().sum::<u64>() >= 2,
+        hub.stats()
+            .by_token
+            .values()
+            .map(|t| t.charged.get("core").copied().unwrap_or(0))
+            .sum::<u64>()
+            >= 2,
         "github was really called"
     );
     let status = ok(

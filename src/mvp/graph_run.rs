@@ -100,9 +100,11 @@ pub async fn execute(
         None => ctx.deadline,
     };
     let cancel = ctx.cancel.child_token();
+    // Nodes keep the request deadline: the graph's own timeout is enforced below by
+    // cancelling them, so a timed-out run reports `timed_out` rather than node errors.
     let node_ctx = CallCtx {
         cancel: cancel.clone(),
-        deadline,
+        deadline: ctx.deadline,
         progress: Progress::none(),
         meta: ctx.meta.clone(),
         registry: ctx.registry.clone(),
