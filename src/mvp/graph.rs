@@ -1179,7 +1179,7 @@ pub fn optimize(
         .filter(|c| c.max_output_bytes > 0)
         .cloned()
         .collect();
-    heavy.sort_by(|a, b| b.max_output_bytes.cmp(&a.max_output_bytes));
+    heavy.sort_by_key(|b| std::cmp::Reverse(b.max_output_bytes));
     heavy.truncate(5);
     let mut suggestions = Vec::new();
     if runs.is_empty() {
