@@ -78,6 +78,12 @@ pub struct FileOptions {
     pub github_max_rate_wait_secs: Option<u64>,
     pub connectors_manifest_path: Option<PathBuf>,
     pub advisories_dir: Option<PathBuf>,
+    pub exec_allow: Option<Vec<String>>,
+    pub exec_env_allow: Option<Vec<String>>,
+    pub exec_max_processes: Option<usize>,
+    pub exec_timeout_secs: Option<u64>,
+    pub prp_history: Option<usize>,
+    pub teaching_max_examples: Option<usize>,
 }
 
 /// Values given on the command line or in `CORTEX_MCP_*` variables (clap merges both).
@@ -255,6 +261,142 @@ fn github_credential(env: &GithubEnv) -> Result<GithubCredential, ConfigError> {
     }))
 }
 
+/// Programs the mvp executor may start when `--exec-allow` is not given (bare names,
+/// resolved on PATH; never a shell).
+pub const DEFAULT_EXEC_ALLOW: &[&str] = &[
+    "cargo",
+    "cargo-nextest",
+    "python3",
+    "python",
+    "pytest",
+    "ruff",
+    "npx",
+    "node",
+    "eslint",
+    "vitest",
+    "jest",
+    "git",
+];
+
+/// Environment variables passed to child processes besides PATH and HOME.
+pub const DEFAULT_EXEC_ENV_ALLOW: &[&str] = &[
+    "LANG",
+    "LC_ALL",
+    "TERM",
+    "TMPDIR",
+    "CARGO_HOME",
+    "RUSTUP_HOME",
+    "RUSTUP_TOOLCHAIN",
+    "CARGO_TARGET_DIR",
+    "VIRTUAL_ENV",
+    "PYENV_ROOT",
+    "PYENV_VERSION",
+    "NODE_PATH",
+];
+
+/// Settings of the mvp toolset's secure executor, PRP history and teaching store.
+#[derive(Debug, Clone)]
+pub struct MvpSettings {
+    /// Program names the executor may start.
+    pub exec_allow: Vec<String>,
+    /// Environment variables kept for children besides PATH and HOME.
+    pub exec_env_allow: Vec<String>,
+    /// Processes running at once; more wait in the `exec` lane's queue.
+    pub exec_max_processes: usize,
+    /// Default timeout of one process.
+    pub exec_timeout: Duration,
+    /// PRP runs kept (a ring: the oldest is evicted).
+    pub prp_history: usize,
+    /// Teaching examples kept (the oldest is evicted).
+    pub teaching_max_examples: usize,
+}
+
+impl Default for MvpSettings {
+    fn default() -> Self {
+        MvpSettings {
+            exec_allow: DEFAULT_EXEC_ALLOW.iter().map(|s| s.to_string()).collect(),
+            exec_env_allow: DEFAULT_EXEC_ENV_ALLOW
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            exec_max_processes: 10,
+            exec_timeout: Duration::from_secs(30),
+            prp_history: 1000,
+            teaching_max_examples: 10_000,
+        }
+    }
+}
+
+fn mvp_settings(
+    allow: Option<Vec<String>>,
+    env_allow: Option<Vec<String>>,
+    max_processes: Option<usize>,
+    timeout_secs: Option<u64>,
+    prp_history: Option<usize>,
+    teaching_max: Option<usize>,
+) -> Result<MvpSettings, ConfigError> {
+    let mut s = MvpSettings::default();
+    if let Some(allow) = allow {
+        let allow: Vec<String> = allow
+            .into_iter()
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .collect();
+        for name in &allow {
+            let bad = name.contains('/')
+                || name.contains('\\')
+                || name.starts_with('.')
+                || name.chars().any(|c| c.is_whitespace() || c.is_control());
+            if bad {
+                return Err(invalid(
+                    "exec-allow",
+                    format!("`{name}` must be a bare program name (resolved on PATH), not a path"),
+                ));
+            }
+        }
+        s.exec_allow = allow;
+    }
+    if let Some(env) = env_allow {
+        for name in &env {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(invalid(
+                    "exec-env-allow",
+                    format!("`{name}` is not an environment variable name"),
+                ));
+            }
+        }
+        s.exec_env_allow = env;
+    }
+    if let Some(n) = max_processes {
+        if n == 0 || n > 256 {
+            return Err(invalid("exec-max-processes", "must be between 1 and 256"));
+        }
+        s.exec_max_processes = n;
+    }
+    if let Some(secs) = timeout_secs {
+        if secs == 0 || secs > 3600 {
+            return Err(invalid("exec-timeout-secs", "must be between 1 and 3600"));
+        }
+        s.exec_timeout = Duration::from_secs(secs);
+    }
+    if let Some(n) = prp_history {
+        if n == 0 || n > 1_000_000 {
+            return Err(invalid("prp-history", "must be between 1 and 1000000"));
+        }
+        s.prp_history = n;
+    }
+    if let Some(n) = teaching_max {
+        if n == 0 || n > 10_000_000 {
+            return Err(invalid(
+                "teaching-max-examples",
+                "must be between 1 and 10000000",
+            ));
+        }
+        s.teaching_max_examples = n;
+    }
+    Ok(s)
+}
+
 /// The validated, effective configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -274,6 +416,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub conformance_fixtures: bool,
     pub github: GithubSettings,
+    pub mvp: MvpSettings,
     pub asbr: AsbrSettings,
 }
 
@@ -364,6 +507,14 @@ impl Config {
             }
             github.max_rate_wait = Duration::from_secs(secs);
         }
+        let mvp = mvp_settings(
+            pick!(exec_allow),
+            pick!(exec_env_allow),
+            pick!(exec_max_processes),
+            pick!(exec_timeout_secs),
+            pick!(prp_history),
+            pick!(teaching_max_examples),
+        )?;
         Ok(Config {
             toolsets,
             tools: pick!(tools).map(|t| t.into_iter().collect()),
@@ -389,6 +540,7 @@ impl Config {
                 signature_key: None,
                 advisories_dir: pick!(advisories_dir),
             },
+            mvp,
         })
     }
 
@@ -423,6 +575,14 @@ impl Config {
                 "connectorsManifestPath": self.asbr.connectors_manifest_path,
                 "signatureKey": self.asbr.signature_key.as_ref().map(|_| "[redacted]"),
                 "advisoriesDir": self.asbr.advisories_dir,
+            },
+            "mvp": {
+                "execAllow": self.mvp.exec_allow,
+                "execEnvAllow": self.mvp.exec_env_allow,
+                "execMaxProcesses": self.mvp.exec_max_processes,
+                "execTimeoutSecs": self.mvp.exec_timeout.as_secs(),
+                "prpHistory": self.mvp.prp_history,
+                "teachingMaxExamples": self.mvp.teaching_max_examples,
             },
         })
     }
@@ -540,6 +700,26 @@ mod tests {
         let c = Config::from_layers(FileOptions::default(), FileOptions::default()).unwrap();
         assert!(c.check_bind("0.0.0.0:7439".parse().unwrap()).is_err());
         assert!(c.check_bind("127.0.0.1:7439".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn mvp_options_are_validated_by_name() {
+        let over = FileOptions {
+            exec_allow: Some(vec!["/bin/sh".into()]),
+            ..Default::default()
+        };
+        let err = Config::from_layers(FileOptions::default(), over)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exec-allow"), "{err}");
+        let over = FileOptions {
+            prp_history: Some(0),
+            ..Default::default()
+        };
+        let err = Config::from_layers(FileOptions::default(), over)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("prp-history"), "{err}");
     }
 
     #[test]

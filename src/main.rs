@@ -171,6 +171,39 @@ struct CommonArgs {
     /// Directory of OSV advisories (*.json) for `run_security_scan` dependency checks.
     #[arg(long, global = true, env = "ASBR_ADVISORIES_DIR", value_name = "DIR")]
     advisories_dir: Option<PathBuf>,
+    /// Programs the mvp executor may start (comma-separated bare names, resolved on PATH).
+    #[arg(
+        long,
+        global = true,
+        env = "CORTEX_MCP_EXEC_ALLOW",
+        value_delimiter = ','
+    )]
+    exec_allow: Option<Vec<String>>,
+
+    /// Environment variables kept for child processes besides PATH and HOME (comma-separated).
+    #[arg(
+        long,
+        global = true,
+        env = "CORTEX_MCP_EXEC_ENV_ALLOW",
+        value_delimiter = ','
+    )]
+    exec_env_allow: Option<Vec<String>>,
+
+    /// Child processes running at once (more wait in the `exec` lane).
+    #[arg(long, global = true, env = "CORTEX_MCP_EXEC_MAX_PROCESSES")]
+    exec_max_processes: Option<usize>,
+
+    /// Default timeout of one child process, in seconds.
+    #[arg(long, global = true, env = "CORTEX_MCP_EXEC_TIMEOUT_SECS")]
+    exec_timeout_secs: Option<u64>,
+
+    /// PRP runs kept in history (oldest evicted).
+    #[arg(long, global = true, env = "CORTEX_MCP_PRP_HISTORY")]
+    prp_history: Option<usize>,
+
+    /// Teaching examples kept (oldest evicted).
+    #[arg(long, global = true, env = "CORTEX_MCP_TEACHING_MAX_EXAMPLES")]
+    teaching_max_examples: Option<usize>,
 }
 
 impl CommonArgs {
@@ -196,6 +229,12 @@ impl CommonArgs {
                 github_max_rate_wait_secs: self.github_max_rate_wait_secs,
                 connectors_manifest_path: self.connectors_manifest_path,
                 advisories_dir: self.advisories_dir,
+                exec_allow: self.exec_allow,
+                exec_env_allow: self.exec_env_allow,
+                exec_max_processes: self.exec_max_processes,
+                exec_timeout_secs: self.exec_timeout_secs,
+                prp_history: self.prp_history,
+                teaching_max_examples: self.teaching_max_examples,
             },
             github_env: GithubEnv::from_process_env(),
         }

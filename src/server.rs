@@ -12,7 +12,7 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, model::*, service::
 use crate::{
     asbr,
     config::Config,
-    fixtures, github, patchkit,
+    fixtures, github, mvp, patchkit,
     runtime::{
         Runtime, batch,
         progress::Progress,
@@ -32,6 +32,8 @@ pub enum BuildError {
     Github(#[from] github::GithubError),
     #[error(transparent)]
     Asbr(#[from] asbr::AsbrError),
+    #[error(transparent)]
+    Mvp(#[from] mvp::MvpError),
 }
 
 /// One enabled toolset's contribution.
@@ -72,6 +74,9 @@ impl CortexServer {
         }
         if config.toolset_enabled("asbr") {
             toolsets.push(asbr::toolset(&runtime)?);
+        }
+        if config.toolset_enabled("mvp") {
+            toolsets.push(mvp::toolset(&runtime)?);
         }
         if config.toolset_enabled("patchkit") {
             toolsets.push(patchkit::toolset(&runtime));

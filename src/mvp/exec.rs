@@ -1,0 +1,656 @@
+//! The secure executor: the only way the mvp toolset starts a process.
+//!
+//! Owns program allow-listing (bare names resolved on the reduced PATH, never a shell),
+//! argument checks (each ≤ 1,000 bytes), the reduced environment (PATH, HOME and an
+//! allow-list), the working directory check (inside the workspace roots, via
+//! [`super::workspace::Roots`]), admission through the runtime's `exec` lane (a bounded
+//! queue that waits within the request deadline instead of failing at the process cap),
+//! the timeout that kills the whole process group, stdout/stderr caps with a truncation
+//! marker, and line-by-line redaction of secrets while output streams. The count of
+//! running processes is kept by a guard, so it is exact on every exit path (normal exit,
+//! timeout, cancellation, spawn failure, panic).
+//!
+//! It must not know what the processes are for (test runners and linters live in
+//! `runners.rs`).
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use regex::Regex;
+use schemars::JsonSchema;
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::MvpSettings,
+    runtime::executor::{Executor, Lane, LaneConfig},
+};
+
+/// Longest single argument, in bytes.
+pub const MAX_ARG_BYTES: usize = 1000;
+/// Most arguments in one command.
+pub const MAX_ARGS: usize = 256;
+/// Default cap of each of stdout and stderr, in bytes.
+pub const DEFAULT_OUTPUT_CAP: usize = 1024 * 1024;
+/// Appended once to a stream whose output passed its cap.
+pub const TRUNCATION_MARKER: &str = "\n[output truncated]\n";
+/// Longest line kept before redaction (longer lines are cut, then redacted).
+const MAX_LINE_BYTES: usize = 64 * 1024;
+/// What a redacted secret becomes.
+pub const REDACTED: &str = "[REDACTED]";
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum ExecError {
+    #[error(
+        "program `{0}` is not allow-listed; allowed: {1}. Ask the operator to add it with --exec-allow"
+    )]
+    NotAllowed(String, String),
+    #[error("program `{0}` is not installed (not found on PATH)")]
+    NotFound(String),
+    #[error("program must be a bare name such as `cargo`, not a path: `{0}`")]
+    PathProgram(String),
+    #[error("argument {index} is {len} bytes; the limit is {MAX_ARG_BYTES}")]
+    ArgTooLong { index: usize, len: usize },
+    #[error("too many arguments ({0}); the limit is {MAX_ARGS}")]
+    TooManyArgs(usize),
+    #[error("argument {0} contains a NUL byte")]
+    NulByte(usize),
+    #[error("environment variable `{0}` is not allow-listed (--exec-env-allow)")]
+    EnvNotAllowed(String),
+    #[error("{0}")]
+    Cwd(String),
+    #[error("could not start `{program}`: {reason}")]
+    Spawn { program: String, reason: String },
+    #[error("{0}")]
+    Queue(String),
+    #[error("cancelled by the client; the process group was killed")]
+    Cancelled,
+}
+
+/// One process to run.
+#[derive(Debug, Clone)]
+pub struct Command {
+    pub program: String,
+    pub args: Vec<String>,
+    /// Already checked to be inside the roots (see `workspace::Roots::dir`).
+    pub cwd: PathBuf,
+    pub timeout: Duration,
+    /// Extra variables; each name must be allow-listed.
+    pub env: BTreeMap<String, String>,
+    /// Cap of each of stdout and stderr.
+    pub output_cap: usize,
+}
+
+impl Command {
+    pub fn new(program: &str, args: &[&str], cwd: &Path, timeout: Duration) -> Self {
+        Command {
+            program: program.to_string(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            cwd: cwd.to_path_buf(),
+            timeout,
+            env: BTreeMap::new(),
+            output_cap: DEFAULT_OUTPUT_CAP,
+        }
+    }
+
+    /// The command line as shown to users (arguments joined by spaces, no quoting).
+    pub fn display(&self) -> String {
+        std::iter::once(self.program.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Which stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Called with every (already redacted) line as it arrives.
+pub type LineSink = Arc<dyn Fn(Stream, &str) + Send + Sync>;
+
+/// What a finished (or killed) process left.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Output {
+    pub command: String,
+    /// Exit code; absent when a signal ended the process.
+    pub exit_code: Option<i32>,
+    /// The signal that ended the process, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// The timeout ran out and the process group was killed.
+    pub timed_out: bool,
+    pub stdout: String,
+    pub stderr: String,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+    pub duration_ms: u64,
+    /// Time spent waiting for a process slot.
+    pub queued_ms: u64,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.exit_code == Some(0) && !self.timed_out
+    }
+}
+
+/// Redacts secrets: known values (configured tokens) and well-known token shapes.
+#[derive(Clone)]
+pub struct Redactor {
+    patterns: Arc<Vec<Regex>>,
+    known: Arc<Vec<String>>,
+}
+
+impl Redactor {
+    /// `known` are literal secret values (at least 8 bytes) that must never be shown.
+    pub fn new(known: Vec<String>) -> Self {
+        let sources = [
+            // GitHub tokens (classic, fine-grained, app, oauth, refresh).
+            r"\b(?:gh[pousr]_[A-Za-z0-9]{20,255}|github_pat_[A-Za-z0-9_]{20,255})\b",
+            // AWS access key ids.
+            r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
+            // Slack tokens.
+            r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b",
+            // OpenAI / Anthropic style keys.
+            r"\bsk-(?:ant-)?[A-Za-z0-9_-]{20,}\b",
+            // PEM private keys (the header line; bodies are caught by the known values).
+            r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
+            // Authorization headers.
+            r"(?i)\b(?:bearer|token|basic)\s+[A-Za-z0-9._~+/=-]{16,}",
+            // key=value / key: value assignments of secret-looking names.
+            r#"(?i)\b[A-Za-z0-9_]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key)[A-Za-z0-9_]*\s*[=:]\s*["']?[^\s"',;]{6,}"#,
+        ];
+        let patterns = sources
+            .iter()
+            .map(|s| Regex::new(s).expect("static redaction patterns compile"))
+            .collect();
+        let mut known: Vec<String> = known.into_iter().filter(|k| k.len() >= 8).collect();
+        known.sort_by_key(|k| std::cmp::Reverse(k.len()));
+        known.dedup();
+        Redactor {
+            patterns: Arc::new(patterns),
+            known: Arc::new(known),
+        }
+    }
+
+    /// One line with every secret replaced by [`REDACTED`].
+    pub fn line(&self, line: &str) -> String {
+        let mut out = line.to_string();
+        for k in self.known.iter() {
+            if out.contains(k.as_str()) {
+                out = out.replace(k.as_str(), REDACTED);
+            }
+        }
+        for re in self.patterns.iter() {
+            if re.is_match(&out) {
+                out = re.replace_all(&out, REDACTED).into_owned();
+            }
+        }
+        out
+    }
+}
+
+/// The executor shared by every mvp tool.
+#[derive(Clone)]
+pub struct SecureExec {
+    allow: Arc<Vec<String>>,
+    env_allow: Arc<Vec<String>>,
+    path: Arc<String>,
+    home: Arc<String>,
+    lane: Arc<Lane>,
+    running: Arc<AtomicUsize>,
+    started_total: Arc<AtomicU64>,
+    pub default_timeout: Duration,
+    pub redactor: Redactor,
+}
+
+/// Decrements the running count exactly once and kills the process group if the
+/// process may still be alive (timeout, cancellation, early return).
+struct RunningGuard {
+    running: Arc<AtomicUsize>,
+    pgid: Option<i32>,
+    reaped: bool,
+}
+
+impl RunningGuard {
+    fn kill_group(&mut self) {
+        if let Some(pgid) = self.pgid
+            && !self.reaped
+        {
+            // SAFETY: killpg only sends a signal; a stale pgid yields ESRCH.
+            unsafe {
+                libc::killpg(pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.kill_group();
+        let now = self.running.fetch_sub(1, Ordering::AcqRel) - 1;
+        metrics::gauge!("cortex_mvp_processes_running").set(now as f64);
+    }
+}
+
+impl SecureExec {
+    pub fn new(settings: &MvpSettings, executor: &Executor, redactor: Redactor) -> Self {
+        let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+        let home = std::env::var("HOME").unwrap_or_else(|_| "/".into());
+        let max = settings.exec_max_processes;
+        let lane = executor.lane("exec", || LaneConfig::concurrency(max).queue(1024));
+        SecureExec {
+            allow: Arc::new(settings.exec_allow.clone()),
+            env_allow: Arc::new(settings.exec_env_allow.clone()),
+            path: Arc::new(path),
+            home: Arc::new(home),
+            lane,
+            running: Arc::default(),
+            started_total: Arc::default(),
+            default_timeout: settings.exec_timeout,
+            redactor,
+        }
+    }
+
+    /// Processes running right now (exact).
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::Acquire)
+    }
+
+    /// Processes started since the server started.
+    pub fn started_total(&self) -> u64 {
+        self.started_total.load(Ordering::Relaxed)
+    }
+
+    pub fn allow_list(&self) -> &[String] {
+        &self.allow
+    }
+
+    /// Whether `program` is allow-listed and found on PATH.
+    pub fn available(&self, program: &str) -> bool {
+        self.allow.iter().any(|a| a == program) && self.resolve(program).is_ok()
+    }
+
+    /// Checks the program name and resolves it on the reduced PATH.
+    pub fn resolve(&self, program: &str) -> Result<PathBuf, ExecError> {
+        if program.contains('/') || program.contains('\\') || program.is_empty() {
+            return Err(ExecError::PathProgram(program.to_string()));
+        }
+        if !self.allow.iter().any(|a| a == program) {
+            return Err(ExecError::NotAllowed(
+                program.to_string(),
+                self.allow.join(", "),
+            ));
+        }
+        std::env::split_paths(self.path.as_str())
+            .map(|dir| dir.join(program))
+            .find(|p| is_executable(p))
+            .ok_or_else(|| ExecError::NotFound(program.to_string()))
+    }
+
+    /// Checks everything about `cmd` that can be checked before running it.
+    pub fn check(&self, cmd: &Command) -> Result<PathBuf, ExecError> {
+        let exe = self.resolve(&cmd.program)?;
+        if cmd.args.len() > MAX_ARGS {
+            return Err(ExecError::TooManyArgs(cmd.args.len()));
+        }
+        for (index, arg) in cmd.args.iter().enumerate() {
+            if arg.len() > MAX_ARG_BYTES {
+                return Err(ExecError::ArgTooLong {
+                    index,
+                    len: arg.len(),
+                });
+            }
+            if arg.contains('\0') {
+                return Err(ExecError::NulByte(index));
+            }
+        }
+        for name in cmd.env.keys() {
+            if !self.env_allow.iter().any(|a| a == name) {
+                return Err(ExecError::EnvNotAllowed(name.clone()));
+            }
+        }
+        if !cmd.cwd.is_dir() {
+            return Err(ExecError::Cwd(format!(
+                "working directory {} is not a directory",
+                cmd.cwd.display()
+            )));
+        }
+        Ok(exe)
+    }
+
+    fn environment(&self, cmd: &Command) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("PATH".to_string(), self.path.to_string()),
+            ("HOME".to_string(), self.home.to_string()),
+        ];
+        for name in self.env_allow.iter() {
+            if let Some(v) = cmd.env.get(name) {
+                env.push((name.clone(), v.clone()));
+            } else if let Ok(v) = std::env::var(name) {
+                env.push((name.clone(), v));
+            }
+        }
+        env
+    }
+
+    /// Runs `cmd` once a process slot is free (waiting at most until `deadline`),
+    /// streaming redacted lines to `sink`. The process group is killed on timeout,
+    /// on cancellation and when this future is dropped.
+    pub async fn run(
+        &self,
+        cmd: &Command,
+        deadline: Instant,
+        cancel: &CancellationToken,
+        sink: Option<LineSink>,
+    ) -> Result<Output, ExecError> {
+        let exe = self.check(cmd)?;
+        let asked = Instant::now();
+        let work = self.spawn_and_wait(cmd, exe, asked, cancel, sink);
+        match self.lane.run(deadline, cancel, work).await {
+            Ok(result) => result,
+            Err(crate::runtime::executor::ExecError::Cancelled { .. }) => Err(ExecError::Cancelled),
+            Err(e) => Err(ExecError::Queue(e.to_string())),
+        }
+    }
+
+    async fn spawn_and_wait(
+        &self,
+        cmd: &Command,
+        exe: PathBuf,
+        asked: Instant,
+        cancel: &CancellationToken,
+        sink: Option<LineSink>,
+    ) -> Result<Output, ExecError> {
+        let queued_ms = asked.elapsed().as_millis() as u64;
+        let now = self.running.fetch_add(1, Ordering::AcqRel) + 1;
+        metrics::gauge!("cortex_mvp_processes_running").set(now as f64);
+        let mut guard = RunningGuard {
+            running: self.running.clone(),
+            pgid: None,
+            reaped: false,
+        };
+        let mut command = tokio::process::Command::new(&exe);
+        command
+            .args(&cmd.args)
+            .current_dir(&cmd.cwd)
+            .env_clear()
+            .envs(self.environment(cmd))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0);
+        let mut child = command.spawn().map_err(|e| ExecError::Spawn {
+            program: cmd.program.clone(),
+            reason: e.to_string(),
+        })?;
+        self.started_total.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("cortex_mvp_processes_started_total").increment(1);
+        guard.pgid = child.id().map(|p| p as i32);
+        let started = Instant::now();
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let out_task = collect(
+            stdout,
+            Stream::Stdout,
+            cmd.output_cap,
+            self.redactor.clone(),
+            sink.clone(),
+        );
+        let err_task = collect(
+            stderr,
+            Stream::Stderr,
+            cmd.output_cap,
+            self.redactor.clone(),
+            sink,
+        );
+        let streams = async { tokio::join!(out_task, err_task) };
+        let timeout = tokio::time::sleep(cmd.timeout);
+        tokio::pin!(streams, timeout);
+        let mut timed_out = false;
+        // Wait for both pipes to close and the child to exit, or for the timeout.
+        let ((stdout, stdout_truncated), (stderr, stderr_truncated)) = tokio::select! {
+            s = &mut streams => s,
+            _ = &mut timeout => {
+                timed_out = true;
+                guard.kill_group();
+                // A process that left the group may still hold a pipe: do not wait forever.
+                tokio::time::timeout(Duration::from_secs(2), &mut streams)
+                    .await
+                    .unwrap_or_else(|_| {
+                        let lost = "[output lost: a process outside the group kept the pipe open]\n";
+                        ((lost.to_string(), true), (String::new(), false))
+                    })
+            }
+            _ = cancel.cancelled() => {
+                guard.kill_group();
+                return Err(ExecError::Cancelled);
+            }
+        };
+        let status = tokio::select! {
+            s = child.wait() => s,
+            _ = &mut timeout, if !timed_out => {
+                timed_out = true;
+                guard.kill_group();
+                child.wait().await
+            }
+            _ = cancel.cancelled() => {
+                guard.kill_group();
+                return Err(ExecError::Cancelled);
+            }
+        }
+        .map_err(|e| ExecError::Spawn {
+            program: cmd.program.clone(),
+            reason: format!("waiting: {e}"),
+        })?;
+        // Children left behind in the group (daemonised grandchildren) go too.
+        guard.kill_group();
+        guard.reaped = true;
+        use std::os::unix::process::ExitStatusExt;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        metrics::histogram!("cortex_mvp_process_seconds").record(duration_ms as f64 / 1000.0);
+        Ok(Output {
+            command: self.redactor.line(&cmd.display()),
+            exit_code: status.code(),
+            signal: status.signal(),
+            timed_out,
+            stdout,
+            stderr,
+            stdout_truncated,
+            stderr_truncated,
+            duration_ms,
+            queued_ms,
+        })
+    }
+}
+
+/// Reads a stream line by line, redacting each line before it is stored or streamed.
+async fn collect<R: AsyncRead + Unpin>(
+    reader: R,
+    stream: Stream,
+    cap: usize,
+    redactor: Redactor,
+    sink: Option<LineSink>,
+) -> (String, bool) {
+    let mut reader = BufReader::new(reader);
+    let mut out = String::new();
+    let mut truncated = false;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match read_line_capped(&mut reader, &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let raw = String::from_utf8_lossy(&buf);
+        let line = redactor.line(raw.trim_end_matches(['\n', '\r']));
+        if let Some(sink) = &sink {
+            sink(stream, &line);
+        }
+        if truncated {
+            continue; // keep draining so the child never blocks on a full pipe
+        }
+        if out.len() + line.len() + 1 > cap {
+            let room = cap.saturating_sub(out.len());
+            let mut end = room.min(line.len());
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            out.push_str(&line[..end]);
+            out.push_str(TRUNCATION_MARKER);
+            truncated = true;
+        } else {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    (out, truncated)
+}
+
+/// Reads up to and including `\n`, keeping at most [`MAX_LINE_BYTES`] of the line.
+async fn read_line_capped<R: AsyncBufReadExt + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    let mut total = 0;
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(total);
+        }
+        let (chunk, done) = match available.iter().position(|b| *b == b'\n') {
+            Some(i) => (&available[..=i], true),
+            None => (available, false),
+        };
+        let n = chunk.len();
+        let room = MAX_LINE_BYTES.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..n.min(room)]);
+        reader.consume(n);
+        total += n;
+        if done {
+            return Ok(total);
+        }
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exec(allow: &[&str]) -> SecureExec {
+        let settings = MvpSettings {
+            exec_allow: allow.iter().map(|s| s.to_string()).collect(),
+            exec_max_processes: 2,
+            ..Default::default()
+        };
+        SecureExec::new(
+            &settings,
+            &Executor::default(),
+            Redactor::new(vec!["planted-secret-value".into()]),
+        )
+    }
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(30)
+    }
+
+    #[test]
+    fn redaction_covers_known_values_and_token_shapes() {
+        let r = Redactor::new(vec!["planted-secret-value".into()]);
+        let line = r.line(
+            "x planted-secret-value ghp_abcdefghijklmnopqrstuvwxyz0123 API_KEY=abcdef123456 ok",
+        );
+        assert!(!line.contains("planted-secret"), "{line}");
+        assert!(!line.contains("ghp_"), "{line}");
+        assert!(!line.contains("abcdef123456"), "{line}");
+        assert!(line.ends_with(" ok"), "{line}");
+    }
+
+    #[test]
+    fn refuses_unlisted_programs_paths_and_long_args() {
+        let ex = exec(&["sh"]);
+        let cwd = std::env::temp_dir();
+        let err = ex
+            .check(&Command::new("rm", &[], &cwd, Duration::from_secs(1)))
+            .unwrap_err();
+        assert!(matches!(err, ExecError::NotAllowed(..)), "{err}");
+        let err = ex
+            .check(&Command::new("/bin/sh", &[], &cwd, Duration::from_secs(1)))
+            .unwrap_err();
+        assert!(matches!(err, ExecError::PathProgram(_)));
+        let long = "a".repeat(MAX_ARG_BYTES + 1);
+        let err = ex
+            .check(&Command::new("sh", &[&long], &cwd, Duration::from_secs(1)))
+            .unwrap_err();
+        assert!(matches!(err, ExecError::ArgTooLong { .. }));
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_group_and_count_returns_to_zero() {
+        let ex = exec(&["sh"]);
+        let cwd = std::env::temp_dir();
+        let cmd = Command::new(
+            "sh",
+            &["-c", "sleep 30 & sleep 30; echo never"],
+            &cwd,
+            Duration::from_millis(200),
+        );
+        let t0 = Instant::now();
+        let out = ex
+            .run(&cmd, far(), &CancellationToken::new(), None)
+            .await
+            .unwrap();
+        assert!(out.timed_out);
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        assert_eq!(ex.running(), 0);
+    }
+
+    #[tokio::test]
+    async fn output_is_capped_and_redacted_while_streaming() {
+        let ex = exec(&["sh"]);
+        let cwd = std::env::temp_dir();
+        let mut cmd = Command::new(
+            "sh",
+            &[
+                "-c",
+                "echo token planted-secret-value; yes line | head -n 10000",
+            ],
+            &cwd,
+            Duration::from_secs(10),
+        );
+        cmd.output_cap = 1000;
+        let seen = Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
+        let s2 = seen.clone();
+        let sink: LineSink = Arc::new(move |_, l| s2.lock().push(l.to_string()));
+        let out = ex
+            .run(&cmd, far(), &CancellationToken::new(), Some(sink))
+            .await
+            .unwrap();
+        assert!(out.stdout_truncated);
+        assert!(out.stdout.ends_with(TRUNCATION_MARKER));
+        assert!(!out.stdout.contains("planted-secret-value"));
+        assert!(seen.lock()[0].contains(REDACTED));
+        assert_eq!(ex.running(), 0);
+    }
+}

@@ -1,0 +1,137 @@
+//! The `health` probe: is the state directory writable, how long a journal append takes
+//! to become durable (journal lag), the executor lanes and the running processes.
+//! Probes are cached for [`CACHE_FOR`] so a busy client cannot turn health checks into
+//! disk load.
+//!
+//! Owns only the probe; it reads lane and process figures, never changes them.
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use parking_lot::Mutex;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::runtime::{
+    executor::LaneStats,
+    journal::{FsyncPolicy, Journal, JournalError},
+};
+
+/// How long a probe result is reused.
+pub const CACHE_FOR: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Processes {
+    /// Child processes running now (exact).
+    pub running: usize,
+    pub started_total: u64,
+    pub max_concurrent: usize,
+    pub allow_list: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// ok | degraded
+    pub status: String,
+    pub state_dir: String,
+    pub state_dir_writable: bool,
+    /// Milliseconds for a probe record to become durable in the journal.
+    pub journal_lag_ms: Option<f64>,
+    pub problems: Vec<String>,
+    pub processes: Processes,
+    pub lanes: Vec<LaneStats>,
+    pub workspace_roots: Vec<String>,
+    pub graphs: usize,
+    pub prp_runs: usize,
+    pub teaching_examples: usize,
+    /// Age of the cached disk probe.
+    pub probe_age_ms: u64,
+}
+
+#[derive(Clone)]
+struct DiskProbe {
+    at: Instant,
+    writable: bool,
+    lag_ms: Option<f64>,
+    problems: Vec<String>,
+}
+
+pub struct HealthProbe {
+    dir: PathBuf,
+    journal: Journal,
+    last: tokio::sync::Mutex<Option<DiskProbe>>,
+    _guard: Mutex<()>,
+}
+
+impl HealthProbe {
+    pub fn new(dir: &Path, policy: FsyncPolicy) -> Result<Self, JournalError> {
+        let (journal, _) = Journal::open(dir, "health", policy)?;
+        Ok(HealthProbe {
+            dir: dir.to_path_buf(),
+            journal,
+            last: tokio::sync::Mutex::new(None),
+            _guard: Mutex::new(()),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The disk half of the probe, cached for [`CACHE_FOR`].
+    pub async fn disk(&self) -> (bool, Option<f64>, Vec<String>, u64) {
+        let mut last = self.last.lock().await;
+        if let Some(p) = last.as_ref().filter(|p| p.at.elapsed() < CACHE_FOR) {
+            return (
+                p.writable,
+                p.lag_ms,
+                p.problems.clone(),
+                p.at.elapsed().as_millis() as u64,
+            );
+        }
+        let mut problems = Vec::new();
+        let probe = self.dir.join(".health-probe");
+        let writable = match std::fs::write(&probe, b"ok") {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&probe);
+                true
+            }
+            Err(e) => {
+                problems.push(format!(
+                    "state dir {} not writable: {e}",
+                    self.dir.display()
+                ));
+                false
+            }
+        };
+        let t0 = Instant::now();
+        let lag_ms = match self
+            .journal
+            .append(&serde_json::json!({"probe": true}))
+            .await
+        {
+            Ok(_) => {
+                let lag = t0.elapsed().as_secs_f64() * 1000.0;
+                if self.journal.segment_bytes() > 64 * 1024 {
+                    let _ = self.journal.compact(Vec::new()).await;
+                }
+                Some(lag)
+            }
+            Err(e) => {
+                problems.push(format!("journal append failed: {e}"));
+                None
+            }
+        };
+        *last = Some(DiskProbe {
+            at: Instant::now(),
+            writable,
+            lag_ms,
+            problems: problems.clone(),
+        });
+        (writable, lag_ms, problems, 0)
+    }
+}

@@ -1,0 +1,108 @@
+//! The `mvp` toolset: workflow graphs over every registered tool, PRP runs with real
+//! gates, teaching examples, workspace tools (`read_file`, `test_runner`,
+//! `code_analysis`, `run_command`) on a secure executor, and `health`.
+//!
+//! Imports only `runtime`, `config` and `server::Toolset`; never another toolset. Graph
+//! `tool` nodes reach other toolsets' tools through the runtime registry by name.
+//!
+//! State (graphs and runs, PRP runs, teaching examples) is journaled under
+//! `<state-dir>/mvp/` and replayed on start.
+
+pub mod exec;
+pub mod graph;
+pub mod graph_run;
+pub mod health;
+pub mod prp;
+pub mod runners;
+pub mod teaching;
+pub mod tools;
+pub mod workspace;
+
+use std::sync::Arc;
+
+use crate::{
+    config::GithubCredential,
+    runtime::{Runtime, journal::FsyncPolicy},
+    server::Toolset,
+};
+
+pub const INSTRUCTIONS: &str = "mvp: workflow graphs (create_graph, validate_graph, execute_graph, get_graph_status, optimize_graph) whose `tool` nodes call any tool of this server by name with `{{inputs.x}}` / `{{nodes.ID.field}}` templates; PRP workflows (run_prp_workflow: strategy → build → evaluation with real gates; with a `workspace` the build gate runs the tests and the linter); teaching (capture_example, list_patterns, replay_example); workspace tools inside the configured roots (read_file, test_runner, code_analysis, run_command) on a secure executor (allow-listed programs, no shell, reduced environment, timeouts that kill the process group, redacted output); and health.";
+
+#[derive(Debug, thiserror::Error)]
+pub enum MvpError {
+    #[error("mvp toolset: {0}")]
+    Workspace(#[from] workspace::WorkspaceError),
+    #[error("mvp toolset: journal under {dir}: {source}")]
+    Journal {
+        dir: String,
+        source: crate::runtime::journal::JournalError,
+    },
+}
+
+/// What every mvp handler holds.
+pub struct Mvp {
+    pub runtime: Runtime,
+    pub roots: workspace::Roots,
+    pub exec: exec::SecureExec,
+    pub analysis_cache: runners::AnalysisCache,
+    pub graphs: graph::GraphStore,
+    pub prp: prp::PrpStore,
+    pub teaching: teaching::Teaching,
+    pub health: health::HealthProbe,
+}
+
+/// Literal secrets of this server's own configuration, for the redactor.
+fn known_secrets(runtime: &Runtime) -> Vec<String> {
+    let config = &runtime.config;
+    let mut known: Vec<String> = config.auth_token.iter().cloned().collect();
+    match &config.github.credential {
+        GithubCredential::Token(t) => known.push(t.clone()),
+        GithubCredential::App(app) => known.extend(
+            app.private_key_pem
+                .lines()
+                .filter(|l| l.len() >= 16 && !l.starts_with("-----"))
+                .map(str::to_string),
+        ),
+        GithubCredential::None => {}
+    }
+    known
+}
+
+/// Builds the toolset: opens (and replays) its journals.
+pub fn toolset(runtime: &Runtime) -> Result<Toolset, MvpError> {
+    let config = runtime.config.clone();
+    let roots = workspace::Roots::new(&config.workspace_roots)?;
+    let redactor = exec::Redactor::new(known_secrets(runtime));
+    let exec = exec::SecureExec::new(&config.mvp, &runtime.executor, redactor);
+    let dir = config.state_dir.join("mvp");
+    let policy = match config.fsync {
+        crate::config::Fsync::Always => FsyncPolicy::Always,
+        crate::config::Fsync::Batch => FsyncPolicy::Batch,
+        crate::config::Fsync::Never => FsyncPolicy::Never,
+    };
+    let journal_err = |source| MvpError::Journal {
+        dir: dir.display().to_string(),
+        source,
+    };
+    let graphs = graph::GraphStore::open(&dir, policy).map_err(journal_err)?;
+    let prp = prp::PrpStore::open(&dir, policy, config.mvp.prp_history).map_err(journal_err)?;
+    let teaching = teaching::Teaching::open(&dir, policy, config.mvp.teaching_max_examples)
+        .map_err(journal_err)?;
+    let health = health::HealthProbe::new(&dir, policy).map_err(journal_err)?;
+    let mvp = Arc::new(Mvp {
+        runtime: runtime.clone(),
+        roots,
+        exec,
+        analysis_cache: runners::AnalysisCache::default(),
+        graphs,
+        prp,
+        teaching,
+        health,
+    });
+    Ok(Toolset {
+        name: "mvp",
+        instructions: INSTRUCTIONS,
+        tools: tools::all(&mvp),
+        resources: Vec::new(),
+    })
+}

@@ -1,0 +1,673 @@
+//! The mvp toolset through a real MCP client (rmcp over stdio): graphs calling tools of
+//! other toolsets (github against the fake GitHub, the runtime's tools), cycles, real
+//! parallelism, timeouts that leave no process behind, PRP on a fixture crate with a
+//! failing test, deterministic runs, the executor's refusals, process accounting under
+//! many random timeouts, streamed redaction, pytest, and teaching.
+
+mod common;
+
+use std::{
+    path::Path,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use common::*;
+use rmcp::{
+    ClientHandler, RoleClient, ServiceExt,
+    model::{
+        CallToolRequestParams, CallToolResult, NumberOrString, ProgressNotificationParam,
+        ProgressToken, RequestMetaObject,
+    },
+    service::NotificationContext,
+    transport::TokioChildProcess,
+};
+use serde_json::{Value, json};
+
+fn structured(result: &CallToolResult) -> Value {
+    assert!(
+        result.is_error != Some(true),
+        "tool failed: {}",
+        text(result)
+    );
+    result
+        .structured_content
+        .clone()
+        .expect("structured content")
+}
+
+async fn ok(client: &Client, tool: &str, args: Value) -> Value {
+    structured(&call(client, tool, args).await)
+}
+
+async fn err(client: &Client, tool: &str, args: Value) -> String {
+    let r = call(client, tool, args).await;
+    assert_eq!(r.is_error, Some(true), "{tool} should fail: {}", text(&r));
+    text(&r)
+}
+
+struct Setup {
+    client: Client,
+    work: tempfile::TempDir,
+    _state: tempfile::TempDir,
+}
+
+async fn setup(extra: &[&str], env: &[(&str, &str)]) -> Setup {
+    let state = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let roots = work.path().display().to_string();
+    let mut args = vec![
+        "--toolsets",
+        "github,mvp,batch",
+        "--workspace-roots",
+        roots.as_str(),
+        "--exec-allow",
+        "cargo,python3,ruff,sh,sleep,echo",
+    ];
+    args.extend_from_slice(extra);
+    let client = stdio_client_env(state.path(), &args, env).await;
+    Setup {
+        client,
+        work,
+        _state: state,
+    }
+}
+
+/// Processes whose command line contains `marker` (scans /proc).
+fn processes_with(marker: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|c| String::from_utf8_lossy(c).contains(marker))
+        .count()
+}
+
+fn write(dir: &Path, rel: &str, body: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, body).unwrap();
+}
+
+/// A tiny offline crate with one passing and one failing test.
+fn failing_crate(dir: &Path) {
+    write(
+        dir,
+        "Cargo.toml",
+        "[package]\nname = \"fx\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    );
+    write(
+        dir,
+        "src/lib.rs",
+        "pub fn add(a: i32, b: i32) -> i32 { a + b }\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn adds() { assert_eq!(super::add(2, 2), 4); }\n    #[test]\n    fn subtracts_wrongly() { assert_eq!(super::add(2, -2), 1, \"planted failure\"); }\n}\n",
+    );
+}
+
+#[tokio::test]
+async fn graph_calls_github_and_runtime_tools_by_name() {
+    let hub = fakehub::spawn(
+        fakehub::FakeConfig::default(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let base = hub.base_url();
+    let s = setup(
+        &[],
+        &[
+            ("GITHUB_API_URL", &base),
+            ("GITHUB_TOKEN", "tok-e2e-mvp-0001"),
+        ],
+    )
+    .await;
+    write(s.work.path(), "notes.txt", "graph input file");
+    let created = ok(
+        &s.client,
+        "create_graph",
+        json!({"name": "cross-toolset", "nodes": [
+            {"id": "issue", "type": "tool", "config": {"tool": "get_issue", "arguments": {"repository": "{{inputs.repo}}", "number": 2}}},
+            {"id": "repo", "type": "tool", "config": {"tool": "get_repository_info", "arguments": {"repository": "{{inputs.repo}}"}}},
+            {"id": "file", "type": "tool", "config": {"tool": "read_file", "arguments": {"path": "notes.txt"}}},
+            {"id": "check", "type": "gate", "config": {"condition": "{{nodes.issue.number}} == 2"}},
+            {"id": "echo", "type": "tool", "config": {"tool": "run_command", "arguments": {"program": "echo", "args": ["{{nodes.repo.repository.default_branch}}", "{{nodes.file.content}}"]}}}
+        ], "edges": [
+            {"from": "issue", "to": "check"}, {"from": "check", "to": "echo"},
+            {"from": "repo", "to": "echo"}, {"from": "file", "to": "echo"}
+        ]}),
+    )
+    .await;
+    let id = created["graphId"].as_str().unwrap().to_string();
+    let run = ok(
+        &s.client,
+        "execute_graph",
+        json!({"graphId": id, "inputs": {"repo": "octo/hello"}, "config": {"parallel": true}}),
+    )
+    .await;
+    assert_eq!(run["status"], "completed", "{run:#}");
+    let echo = run["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "echo")
+        .unwrap();
+    assert_eq!(echo["output"]["stdout"], "main graph input file\n");
+    assert!(
+        hub.stats()
+            .by_token
+            .values()
+            .map(|t| t.charged.get("core").copied().unwrap_or(0))
+            .sum::<u64>()
+            >= 2,
+        "github was really called"
+    );
+    let status = ok(
+        &s.client,
+        "get_graph_status",
+        json!({"graphId": id, "includeHistory": true}),
+    )
+    .await;
+    assert_eq!(status["status"], "completed");
+    assert_eq!(status["history"].as_array().unwrap().len(), 1);
+    let opt = ok(&s.client, "optimize_graph", json!({"graphId": id})).await;
+    assert_eq!(opt["runsMeasured"], 1);
+    assert_eq!(opt["parallelLevels"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn cycles_are_reported_with_their_path_and_refused() {
+    let s = setup(&[], &[]).await;
+    let def = json!({"name": "loop", "nodes": [
+        {"id": "a", "type": "tool", "config": {"tool": "health"}},
+        {"id": "b", "type": "tool", "config": {"tool": "health"}},
+        {"id": "c", "type": "tool", "config": {"tool": "nope_tool"}}
+    ], "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "a"}, {"from": "c", "to": "x"}]});
+    let v = ok(&s.client, "validate_graph", json!({"graphDefinition": def})).await;
+    assert_eq!(v["valid"], false);
+    let messages: Vec<String> = v["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            format!(
+                "{}: {}",
+                i["code"].as_str().unwrap(),
+                i["message"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        messages.iter().any(|m| m == "cycle: cycle: a → b → a"),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.starts_with("unknown_tool")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.starts_with("dangling_edge")),
+        "{messages:?}"
+    );
+    let e = err(&s.client, "create_graph", def).await;
+    assert!(e.contains("a → b → a"), "{e}");
+}
+
+async fn sleepers(client: &Client, parallel: bool) -> Vec<(f64, f64)> {
+    let nodes: Vec<Value> = (0..3)
+        .map(|i| json!({"id": format!("s{i}"), "type": "tool", "config": {"tool": "run_command", "arguments": {"program": "sleep", "args": ["0.4"]}}}))
+        .collect();
+    let g = ok(
+        client,
+        "create_graph",
+        json!({"name": "sleepers", "nodes": nodes}),
+    )
+    .await;
+    let run = ok(
+        client,
+        "execute_graph",
+        json!({"graphId": g["graphId"], "config": {"parallel": parallel}}),
+    )
+    .await;
+    assert_eq!(run["status"], "completed", "{run:#}");
+    run["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["startMs"].as_f64().unwrap(), n["endMs"].as_f64().unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn parallel_nodes_really_overlap() {
+    let s = setup(&[], &[]).await;
+    let par = sleepers(&s.client, true).await;
+    let latest_start = par.iter().map(|p| p.0).fold(0.0, f64::max);
+    let earliest_end = par.iter().map(|p| p.1).fold(f64::MAX, f64::min);
+    assert!(latest_start < earliest_end, "all three overlap: {par:?}");
+    let seq = sleepers(&s.client, false).await;
+    for w in seq.windows(2) {
+        assert!(w[1].0 >= w[0].1, "sequential runs do not overlap: {seq:?}");
+    }
+}
+
+#[tokio::test]
+async fn graph_timeout_kills_child_processes() {
+    let s = setup(&[], &[]).await;
+    let marker = "sleep 987.123";
+    let g = ok(
+        &s.client,
+        "create_graph",
+        json!({"name": "slow", "nodes": [
+            {"id": "slow", "type": "tool", "config": {"tool": "run_command", "arguments": {"program": "sh", "args": ["-c", format!("{marker} & {marker}; echo done")], "timeoutMs": 60000}}},
+            {"id": "after", "type": "tool", "config": {"tool": "health"}}
+        ], "edges": [{"from": "slow", "to": "after"}]}),
+    )
+    .await;
+    let t0 = std::time::Instant::now();
+    let run = ok(
+        &s.client,
+        "execute_graph",
+        json!({"graphId": g["graphId"], "config": {"timeout": 600}}),
+    )
+    .await;
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    assert_eq!(run["status"], "timed_out", "{run:#}");
+    assert_eq!(run["nodes"][0]["status"], "timed_out");
+    assert_eq!(run["nodes"][1]["status"], "skipped");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(processes_with("987.123"), 0, "no orphan left");
+    let h = ok(&s.client, "health", json!({})).await;
+    assert_eq!(h["processes"]["running"], 0);
+}
+
+#[tokio::test]
+async fn client_cancellation_kills_child_processes() {
+    let s = setup(&[], &[]).await;
+    let peer = s.client.peer().clone();
+    let args = json!({"program": "sh", "args": ["-c", "sleep 986.321 & sleep 986.321"]});
+    let request = tokio::spawn(async move {
+        peer.call_tool(
+            CallToolRequestParams::new("run_command")
+                .with_arguments(args.as_object().cloned().unwrap()),
+        )
+        .await
+    });
+    for _ in 0..50 {
+        if processes_with("986.321") >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(processes_with("986.321") >= 2, "the command started");
+    request.abort(); // dropping the request makes the client send notifications/cancelled
+    let _ = request.await;
+    for _ in 0..60 {
+        if processes_with("986.321") == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        processes_with("986.321"),
+        0,
+        "no orphan left after cancellation"
+    );
+    let h = ok(&s.client, "health", json!({})).await;
+    assert_eq!(h["processes"]["running"], 0);
+}
+
+#[tokio::test]
+async fn prp_on_a_crate_with_a_failing_test_recycles_naming_it() {
+    let s = setup(&[], &[]).await;
+    let crate_dir = s.work.path().join("fx");
+    failing_crate(&crate_dir);
+    let run = ok(
+        &s.client,
+        "run_prp_workflow",
+        json!({"blueprint": {"title": "adder", "description": "adds numbers",
+                "requirements": ["add returns the sum of two numbers", "negative numbers are supported"]},
+               "workspace": "fx"}),
+    )
+    .await;
+    assert_eq!(run["status"], "recycled", "{run:#}");
+    assert_eq!(run["recycledAt"], "build");
+    assert_eq!(run["cerebrum"]["decision"], "recycle");
+    let reasons = run["cerebrum"]["reasons"].to_string();
+    assert!(reasons.contains("tests::subtracts_wrongly"), "{reasons}");
+    let build = &run["phases"][1]["gate"];
+    assert_eq!(build["blockerCount"], 1, "{build:#}");
+    let id = run["runId"].as_str().unwrap();
+    let again = ok(&s.client, "get_prp_run", json!({"runId": id})).await;
+    assert_eq!(again["runId"], id);
+    let list = ok(&s.client, "list_prp_runs", json!({"status": "recycled"})).await;
+    assert_eq!(list["items"][0]["runId"], id);
+    // The test report names the failure with its message, too.
+    let report = ok(&s.client, "test_runner", json!({"cwd": "fx"})).await;
+    assert_eq!(report["totals"]["failed"], 1);
+    assert_eq!(report["totals"]["passed"], 1);
+    assert_eq!(report["failures"][0]["name"], "tests::subtracts_wrongly");
+    assert!(
+        report["failures"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("planted failure")
+    );
+}
+
+#[tokio::test]
+async fn deterministic_prp_runs_are_identical() {
+    let s = setup(&[], &[]).await;
+    let input = json!({"blueprint": {"title": "t", "description": "d",
+        "requirements": ["the thing does one", "the thing does two"]}, "deterministic": true});
+    let a = call(&s.client, "run_prp_workflow", input.clone()).await;
+    let b = call(&s.client, "run_prp_workflow", input).await;
+    assert_eq!(text(&a), text(&b));
+    let v = structured(&a);
+    assert_eq!(v["status"], "completed", "{v:#}");
+    assert_eq!(v["cerebrum"]["decision"], "promote");
+    let bad = ok(
+        &s.client,
+        "run_prp_workflow",
+        json!({"blueprint": {"title": "t", "requirements": []}}),
+    )
+    .await;
+    assert_eq!(bad["status"], "recycled");
+    assert_eq!(bad["recycledAt"], "strategy");
+}
+
+#[tokio::test]
+async fn executor_refuses_programs_and_escapes() {
+    let s = setup(&[], &[]).await;
+    let e = err(
+        &s.client,
+        "run_command",
+        json!({"program": "rm", "args": ["-rf", "x"]}),
+    )
+    .await;
+    assert!(e.contains("not allow-listed"), "{e}");
+    let e = err(&s.client, "run_command", json!({"program": "/bin/sh"})).await;
+    assert!(e.contains("bare name"), "{e}");
+    let e = err(
+        &s.client,
+        "run_command",
+        json!({"program": "echo", "args": ["x".repeat(1001)]}),
+    )
+    .await;
+    assert!(e.contains("1000"), "{e}");
+    let e = err(
+        &s.client,
+        "run_command",
+        json!({"program": "echo", "cwd": "/"}),
+    )
+    .await;
+    assert!(e.contains("outside the workspace roots"), "{e}");
+    let e = err(
+        &s.client,
+        "run_command",
+        json!({"program": "echo", "env": {"LD_PRELOAD": "x"}}),
+    )
+    .await;
+    assert!(e.contains("LD_PRELOAD"), "{e}");
+    // read_file: sibling prefix and symlink escapes.
+    let sibling = format!("{}-b", s.work.path().display());
+    std::fs::create_dir_all(&sibling).unwrap();
+    std::fs::write(format!("{sibling}/secret.txt"), "s").unwrap();
+    std::os::unix::fs::symlink(format!("{sibling}/secret.txt"), s.work.path().join("link"))
+        .unwrap();
+    for path in [
+        format!("{sibling}/secret.txt"),
+        "link".into(),
+        "../x".into(),
+        "/etc/passwd".into(),
+    ] {
+        let e = err(&s.client, "read_file", json!({"path": path})).await;
+        assert!(
+            e.contains("outside the workspace roots") || e.contains("no such file"),
+            "{e}"
+        );
+    }
+    std::fs::remove_dir_all(&sibling).unwrap();
+    write(s.work.path(), "big.txt", &"0123456789".repeat(10));
+    let w = ok(
+        &s.client,
+        "read_file",
+        json!({"path": "big.txt", "length": 40}),
+    )
+    .await;
+    assert_eq!(w["nextOffset"], 40);
+    let w = ok(
+        &s.client,
+        "read_file",
+        json!({"path": "big.txt", "offset": 80, "encoding": "base64"}),
+    )
+    .await;
+    assert_eq!(w["bytes"], 20);
+    assert!(w.get("nextOffset").is_none());
+    // The environment is reduced: only PATH, HOME and allow-listed names reach children.
+    let out = ok(
+        &s.client,
+        "run_command",
+        json!({"program": "sh", "args": ["-c", "env | cut -d= -f1 | sort | tr '\\n' ' '"]}),
+    )
+    .await;
+    let names = out["stdout"].as_str().unwrap();
+    assert!(names.contains("PATH") && names.contains("HOME"), "{names}");
+    assert!(!names.contains("CARGO_MANIFEST_DIR"), "{names}");
+}
+
+#[tokio::test]
+async fn many_runs_with_random_timeouts_leave_no_process_running() {
+    let s = setup(&["--exec-max-processes", "8"], &[]).await;
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..20 {
+        let calls: Vec<Value> = (0..50)
+            .map(|_| {
+                let sleep = format!("0.{:03}", next() % 60);
+                json!({"tool": "run_command", "arguments": {"program": "sleep", "args": [sleep], "timeoutMs": 1 + next() % 40}})
+            })
+            .collect();
+        let out = ok(
+            &s.client,
+            "batch",
+            json!({"calls": calls, "max_concurrency": 50}),
+        )
+        .await;
+        assert_eq!(out["succeeded"], 50, "{out:#}");
+    }
+    let h = ok(&s.client, "health", json!({})).await;
+    assert_eq!(h["processes"]["running"], 0, "{h:#}");
+    assert_eq!(h["processes"]["startedTotal"], 1000);
+    let exec = h["lanes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "exec")
+        .unwrap();
+    assert_eq!(exec["running"], 0);
+    assert_eq!(exec["waiting"], 0);
+}
+
+#[derive(Clone, Default)]
+struct Messages(Arc<Mutex<Vec<String>>>);
+
+impl ClientHandler for Messages {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _ctx: NotificationContext<RoleClient>,
+    ) {
+        if let Some(m) = params.message {
+            self.0.lock().unwrap().push(m);
+        }
+    }
+}
+
+#[tokio::test]
+async fn planted_token_is_redacted_in_streamed_and_final_output() {
+    let state = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let planted = "tok-planted-5f3a9c2e71";
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.arg("--state-dir")
+        .arg(state.path())
+        .args([
+            "--toolsets",
+            "mvp",
+            "--exec-allow",
+            "sh",
+            "--workspace-roots",
+        ])
+        .arg(work.path())
+        .env("GITHUB_TOKEN", planted)
+        .stderr(std::process::Stdio::null());
+    let seen = Messages::default();
+    let client = seen
+        .clone()
+        .serve(TokioChildProcess::new(cmd).unwrap())
+        .await
+        .unwrap();
+    let script = format!(
+        "for i in 1 2 3; do echo line $i {planted}; sleep 0.06; done; echo aws AKIAABCDEFGHIJKLMNOP; echo password=hunter2hunter2 >&2"
+    );
+    let mut call = CallToolRequestParams::new("run_command").with_arguments(
+        json!({"program": "sh", "args": ["-c", script]})
+            .as_object()
+            .cloned()
+            .unwrap(),
+    );
+    call.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(
+        NumberOrString::String("r1".into()),
+    )));
+    let result = client.call_tool(call).await.unwrap();
+    let out = structured(&result);
+    let all = out.to_string();
+    assert!(!all.contains(planted), "{all}");
+    assert!(!all.contains("AKIAABCDEFGHIJKLMNOP"), "{all}");
+    assert!(!all.contains("hunter2"), "{all}");
+    assert!(
+        out["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("line 1 [REDACTED]"),
+        "{all}"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let streamed = seen.0.lock().unwrap().clone();
+    assert!(!streamed.is_empty(), "lines were streamed as progress");
+    assert!(
+        streamed.iter().all(|m| !m.contains(planted)),
+        "{streamed:?}"
+    );
+    assert!(
+        streamed.iter().any(|m| m.contains("[REDACTED]")),
+        "{streamed:?}"
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn pytest_and_ruff_report_real_results() {
+    let s = setup(&[], &[]).await;
+    let py = s.work.path().join("py");
+    write(
+        &py,
+        "pyproject.toml",
+        "[project]\nname = \"fx\"\nversion = \"0.1.0\"\n",
+    );
+    write(
+        &py,
+        "tests/test_math.py",
+        "import os\n\n\ndef test_ok():\n    assert 1 + 1 == 2\n\n\ndef test_bad():\n    assert 1 + 1 == 3, \"planted\"\n",
+    );
+    let r = ok(
+        &s.client,
+        "test_runner",
+        json!({"cwd": "py", "framework": "auto"}),
+    )
+    .await;
+    assert_eq!(r["framework"], "pytest", "{r:#}");
+    assert_eq!(r["totals"]["passed"], 1, "{r:#}");
+    assert_eq!(r["totals"]["failed"], 1, "{r:#}");
+    assert_eq!(r["failures"][0]["name"], "tests/test_math.py::test_bad");
+    assert!(
+        r["failures"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("planted"),
+        "{r:#}"
+    );
+    let lint = ok(&s.client, "code_analysis", json!({"cwd": "py"})).await;
+    assert_eq!(lint["tool"], "ruff");
+    assert_eq!(lint["errorCount"], 1, "{lint:#}");
+    assert_eq!(lint["issues"][0]["ruleId"], "F401");
+    assert_eq!(lint["cached"], false);
+    let again = ok(&s.client, "code_analysis", json!({"cwd": "py"})).await;
+    assert_eq!(again["cached"], true);
+    write(
+        &py,
+        "tests/test_math.py",
+        "def test_ok():\n    assert True\n",
+    );
+    let changed = ok(&s.client, "code_analysis", json!({"cwd": "py"})).await;
+    assert_eq!(changed["cached"], false);
+    assert_eq!(changed["errorCount"], 0);
+}
+
+#[tokio::test]
+async fn missing_linter_is_an_error_naming_it() {
+    let s = setup(&["--exec-allow", "sh"], &[]).await;
+    let py = s.work.path().join("py");
+    write(&py, "a.py", "x = 1\n");
+    let e = err(&s.client, "code_analysis", json!({"cwd": "py"})).await;
+    assert!(e.contains("ruff"), "{e}");
+}
+
+#[tokio::test]
+async fn teaching_counts_patterns_and_replays_by_similarity() {
+    let s = setup(&[], &[]).await;
+    let mut ids = Vec::new();
+    for success in [true, true, false] {
+        let c = ok(
+            &s.client,
+            "capture_example",
+            json!({"type": "correction", "phase": "build",
+                   "context": {"description": "failing parser test", "state": {"module": "parser", "tests": 3}},
+                   "userAction": {"type": "fix", "description": "fix the parser"},
+                   "outcome": {"success": success, "learningValue": 0.7}}),
+        )
+        .await;
+        ids.push(c["exampleId"].as_str().unwrap().to_string());
+    }
+    let p = ok(&s.client, "list_patterns", json!({})).await;
+    let pat = &p["items"][0];
+    assert_eq!(pat["key"], "correction-build-fix");
+    assert_eq!(pat["examples"], 3);
+    assert!((pat["confidence"].as_f64().unwrap() - 0.8).abs() < 1e-9);
+    assert!((pat["effectiveness"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+    let r = ok(
+        &s.client,
+        "replay_example",
+        json!({"exampleId": ids[0], "state": {"phase": "build", "module": "parser", "tests": 1, "description": "parser test failing"}}),
+    )
+    .await;
+    assert_eq!(r["applies"], true, "{r:#}");
+    assert_eq!(r["suggestedAction"]["type"], "fix");
+    let r = ok(
+        &s.client,
+        "replay_example",
+        json!({"exampleId": ids[0], "state": {"phase": "strategy"}}),
+    )
+    .await;
+    assert_eq!(r["applies"], false);
+}
