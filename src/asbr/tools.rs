@@ -559,7 +559,7 @@ async fn run_security_scan(a: A, i: ScanIn, ctx: CallCtx) -> Out<ScanOut> {
         .run(ctx.deadline, &ctx.cancel, async move {
             tokio::task::spawn_blocking(move || {
                 let on_file = |n: u64| {
-                    if n % 200 == 0 {
+                    if n.is_multiple_of(200) {
                         progress.report(n as f64, None, format!("{n} files scanned"));
                     }
                 };
