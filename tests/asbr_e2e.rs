@@ -340,8 +340,15 @@ async fn acknowledged_tasks_and_events_survive_sigkill() {
             steps + 1
         );
         let t = ok(&call(&client, "get_task", json!({"taskId": id})).await);
-        let want = if *steps > 0 { "running" } else { "queued" };
-        assert_eq!(t["status"], want, "task {id}");
+        // a step may be journaled but not yet acknowledged when the kill lands
+        if *steps > 0 {
+            assert_eq!(t["status"], "running", "task {id}");
+        } else {
+            assert!(
+                t["status"] == "queued" || t["status"] == "running",
+                "task {id}: {t}"
+            );
+        }
     }
     client.cancel().await.unwrap();
 }
