@@ -340,18 +340,15 @@ async fn acknowledged_tasks_and_events_survive_sigkill() {
             steps + 1
         );
         let t = ok(&call(&client, "get_task", json!({"taskId": id})).await);
-        // A step may have been journaled just before the kill without its answer reaching
-        // us: with no acknowledged step the task is queued or already running.
-        let allowed: &[&str] = if *steps > 0 {
-            &["running"]
+        // a step may be journaled but not yet acknowledged when the kill lands
+        if *steps > 0 {
+            assert_eq!(t["status"], "running", "task {id}");
         } else {
-            &["queued", "running"]
-        };
-        assert!(
-            allowed.contains(&t["status"].as_str().unwrap_or_default()),
-            "task {id}: status {} with {steps} acknowledged steps",
-            t["status"]
-        );
+            assert!(
+                t["status"] == "queued" || t["status"] == "running",
+                "task {id}: {t}"
+            );
+        }
     }
     client.cancel().await.unwrap();
 }
@@ -504,5 +501,121 @@ async fn service_map_is_signed_cached_and_refreshed() {
     std::fs::write(&manifest, MANIFEST.replace("https://wiki.example", "wiki")).unwrap();
     let e = err(&call(&client, "get_connector_service_map", json!({})).await);
     assert!(e.contains("$.connectors[0].endpoint"), "{e}");
+    client.cancel().await.unwrap();
+}
+
+fn plant(root: &std::path::Path, files: &[(&str, String)]) {
+    for (path, body) in files {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn security_scan_finds_planted_issues_and_refuses_escapes() {
+    let state = tempfile::tempdir().unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    let dirty = ws.path().join("dirty");
+    let clean = ws.path().join("clean");
+    // secrets are assembled at run time so this file does not itself look like one
+    let gh = format!("gh{}_{}", "p", "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8");
+    let aws = format!("AKIA{}", "ABCDEFGHIJKLMNOP");
+    let pem = format!("-----BEGIN RSA {} KEY-----\nMIIB\n", "PRIVATE");
+    plant(
+        &dirty,
+        &[
+            ("config.env", format!("GITHUB_TOKEN={gh}\nAWS_KEY={aws}\n")),
+            ("keys/id_rsa", pem),
+            ("app.py", "import pickle\nobj = pickle.loads(data)\nsubprocess.run(cmd, shell=True)\n".into()),
+            ("web/index.js", "const x = eval(userInput);\n".into()),
+            ("deploy.sh", "curl https://get.example | sh\n".into()),
+            ("Cargo.lock", "version = 3\n\n[[package]]\nname = \"oldcrate\"\nversion = \"1.1.0\"\n".into()),
+            ("js/package-lock.json", r#"{"lockfileVersion":3,"packages":{"":{},"node_modules/leftpadx":{"version":"1.2.0"}}}"#.into()),
+            ("py/requirements.txt", "yamlish==5.1\nrequests==2.31.0\n".into()),
+            ("ignored/leak.txt", format!("token = {gh}\n")),
+            (".gitignore", "ignored/\n".into()),
+        ],
+    );
+    plant(
+        &clean,
+        &[
+            ("main.rs", "fn main() { println!(\"hello\"); }\n".into()),
+            (
+                "Cargo.lock",
+                "version = 3\n\n[[package]]\nname = \"oldcrate\"\nversion = \"1.2.0\"\n".into(),
+            ),
+            ("notes.md", "password = see the vault\n".into()),
+        ],
+    );
+    let osv = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/osv");
+    let roots = ws.path().to_str().unwrap().to_string();
+    let client = stdio_client_env(
+        state.path(),
+        &["--toolsets", "asbr", "--workspace-roots", &roots],
+        &[("ASBR_ADVISORIES_DIR", osv)],
+    )
+    .await;
+    let r = ok(&call(&client, "run_security_scan", json!({"targetPath": "dirty"})).await);
+    let findings = r["findings"].as_array().unwrap();
+    let rules: std::collections::BTreeSet<&str> = findings
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    for want in [
+        "github-token",
+        "aws-access-key-id",
+        "private-key",
+        "py-pickle",
+        "py-shell-true",
+        "js-eval",
+        "sh-curl-pipe",
+        "RUSTSEC-2099-0001",
+        "GHSA-fixt-ure0-0001",
+        "PYSEC-2099-0001",
+    ] {
+        assert!(rules.contains(want), "missing {want}: {rules:?}");
+    }
+    assert!(
+        findings
+            .iter()
+            .all(|f| !f["file"].as_str().unwrap().starts_with("ignored/"))
+    );
+    let text = r.to_string();
+    assert!(!text.contains(&gh), "secret leaked in the result");
+    let tok = findings
+        .iter()
+        .find(|f| f["rule"] == "github-token")
+        .unwrap();
+    assert_eq!(tok["file"], "config.env");
+    assert_eq!(tok["line"], 1);
+
+    let high = ok(&call(
+        &client,
+        "run_security_scan",
+        json!({"targetPath": "dirty", "scanType": "secrets", "severity": "critical"}),
+    )
+    .await);
+    assert!(
+        high["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["severity"] == "critical" && f["type"] == "secrets")
+    );
+
+    let c = ok(&call(
+        &client,
+        "run_security_scan",
+        json!({"targetPath": clean.to_str().unwrap()}),
+    )
+    .await);
+    assert!(c["findings"].as_array().unwrap().is_empty(), "{c}");
+    assert!(c["summary"]["filesScanned"].as_u64().unwrap() >= 3);
+
+    let e = err(&call(&client, "run_security_scan", json!({"targetPath": "../"})).await);
+    assert!(e.contains("outside the workspace roots"), "{e}");
+    let e = err(&call(&client, "run_security_scan", json!({"targetPath": "/etc"})).await);
+    assert!(e.contains("outside the workspace roots"), "{e}");
     client.cancel().await.unwrap();
 }

@@ -1,6 +1,7 @@
 //! The `asbr` toolset ("Agentic Second-Brain Runtime"): durable tasks and their event
 //! stream, profiles, content-addressed artifacts, the signed connector service map and
-//! local security scans.
+//! local security scans (inside the workspace roots; the current directory when none are
+//! configured).
 //!
 //! Imports only `runtime`, `config` and `server::Toolset`; never another toolset. All
 //! state lives in journals and blobs under `<state-dir>/asbr/` and is rebuilt on start.
@@ -9,6 +10,7 @@ pub mod artifacts;
 pub mod canonical;
 pub mod manifest;
 pub mod profiles;
+pub mod scan;
 pub mod tasks;
 pub mod tools;
 
@@ -53,11 +55,24 @@ pub fn toolset(runtime: &Runtime) -> Result<Toolset, AsbrError> {
     )?);
     let profiles = Arc::new(profiles::ProfileStore::open(&dir, runtime_policy(runtime))?);
     let manifest = Arc::new(manifest::ServiceMaps::new(runtime.config.asbr.clone()));
+    let roots = if runtime.config.workspace_roots.is_empty() {
+        std::env::current_dir().into_iter().collect()
+    } else {
+        runtime.config.workspace_roots.clone()
+    };
+    let scanner = Arc::new(scan::Scanner {
+        rules: Arc::new(scan::Rules::new()),
+        roots,
+        advisories_dir: runtime.config.asbr.advisories_dir.clone(),
+    });
     let asbr = Arc::new(tools::Asbr {
         tasks: tasks.clone(),
         artifacts,
         profiles,
         manifest,
+        scanner,
+        events: runtime.events.clone(),
+        executor: runtime.executor.clone(),
     });
     Ok(Toolset {
         name: "asbr",

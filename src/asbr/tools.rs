@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::runtime::{
-    events::Event,
+    events::{Event, EventBus},
+    executor::Executor,
     page::{self, Page},
     registry::{CallCtx, Hints, ToolDef, ToolError, tool},
 };
@@ -21,6 +22,7 @@ use super::{
     artifacts::{ArtifactError, ArtifactKind, ArtifactMeta, ArtifactStore, normalise_time},
     manifest::{CacheOutcome, ManifestError, ServiceMaps},
     profiles::{A11y, Profile, ProfileError, ProfileStore, Skill},
+    scan::{self, Finding, ScanError, ScanSummary, ScanType, Scanner, Severity},
     tasks::{
         self, AgentEventKind, Approver, Task, TaskError, TaskEventKind, TaskInput, TaskStatus,
         TaskStore,
@@ -33,6 +35,9 @@ pub struct Asbr {
     pub artifacts: Arc<ArtifactStore>,
     pub profiles: Arc<ProfileStore>,
     pub manifest: Arc<ServiceMaps>,
+    pub scanner: Arc<Scanner>,
+    pub events: EventBus,
+    pub executor: Executor,
 }
 
 type A = Arc<Asbr>;
@@ -499,6 +504,95 @@ async fn verify_service_map(a: A, i: VerifyIn, _ctx: CallCtx) -> Out<VerifyOut> 
     })
 }
 
+// ---------------------------------------------------------------- security scan
+
+impl From<ScanError> for ToolError {
+    fn from(e: ScanError) -> Self {
+        match e {
+            ScanError::Path(_) => ToolError::Input(e.to_string()),
+            ScanError::Advisories(_) => ToolError::Business(e.to_string()),
+        }
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScanIn {
+    /// A directory inside the workspace roots (absolute, or relative to the first root).
+    #[schemars(length(min = 1, max = 4096))]
+    pub target_path: String,
+    #[serde(default)]
+    pub scan_type: ScanType,
+    /// Lowest severity to report.
+    #[serde(default)]
+    pub severity: Option<Severity>,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanOut {
+    pub findings: Vec<Finding>,
+    pub summary: ScanSummary,
+    pub duration_ms: u64,
+}
+
+async fn run_security_scan(a: A, i: ScanIn, ctx: CallCtx) -> Out<ScanOut> {
+    let root = scan::resolve_target(&a.scanner.roots, &i.target_path)?;
+    let wants_deps = matches!(i.scan_type, ScanType::Dependency | ScanType::All);
+    let advisories = match (&a.scanner.advisories_dir, wants_deps) {
+        (Some(dir), true) => scan::load_advisories(dir)?,
+        (None, true) if i.scan_type == ScanType::Dependency => {
+            return Err(ToolError::business(
+                "dependency scans need OSV advisories: set ASBR_ADVISORIES_DIR (or --advisories-dir) to a directory of OSV *.json files",
+            ));
+        }
+        _ => Vec::new(),
+    };
+    let rules = a.scanner.rules.clone();
+    let progress = ctx.progress.clone();
+    let (scan_type, min) = (i.scan_type, i.severity);
+    let started = std::time::Instant::now();
+    let work_root = root.clone();
+    let outcome = a
+        .executor
+        .cpu()
+        .run(ctx.deadline, &ctx.cancel, async move {
+            tokio::task::spawn_blocking(move || {
+                let on_file = |n: u64| {
+                    if n.is_multiple_of(200) {
+                        progress.report(n as f64, None, format!("{n} files scanned"));
+                    }
+                };
+                scan::scan_dir(&rules, &work_root, scan_type, min, &advisories, &on_file)
+            })
+            .await
+        })
+        .await
+        .map_err(|e| ToolError::Deadline(e.to_string()))?
+        .map_err(|e| ToolError::Internal(format!("scan stopped: {e}")))?;
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let data = serde_json::json!({
+        "targetPath": root.display().to_string(),
+        "scanType": scan_type,
+        "findings": outcome.findings.len(),
+        "bySeverity": outcome.summary.by_severity,
+        "filesScanned": outcome.summary.files_scanned,
+        "durationMs": duration_ms,
+    });
+    if let Err(e) = a
+        .events
+        .publish_value("asbr.security.scan_executed", "cortex-mcp/asbr", data)
+        .await
+    {
+        tracing::warn!("could not journal asbr.security.scan_executed: {e}");
+    }
+    Ok(ScanOut {
+        findings: outcome.findings,
+        summary: outcome.summary,
+        duration_ms,
+    })
+}
+
 // ---------------------------------------------------------------- registration
 
 macro_rules! asbr_tool {
@@ -605,6 +699,13 @@ pub fn all(a: &A) -> Vec<ToolDef> {
             read,
             get_connector_service_map,
             "The connector service map from the configured manifest: connectors sorted by id, ttlSeconds, and an HMAC-SHA256 `signature`. Served from cache while the manifest file is unchanged."
+        ),
+        asbr_tool!(
+            a,
+            "run_security_scan",
+            read,
+            run_security_scan,
+            "Scan a directory inside the workspace roots: `secrets` (GitHub, AWS, Slack, Stripe, private keys, JWTs, high-entropy assignments; values redacted), `sast` (Rust, JS/TS, Python, shell rules), `dependency` (Cargo.lock, package-lock.json, requirements.txt, poetry.lock against OSV advisories from ASBR_ADVISORIES_DIR) or `all`. Respects .gitignore, skips binaries and files over 2 MiB; reports progress. Findings {rule, type, severity, file, line, message, excerpt}, at most 1,000, most severe first."
         ),
         asbr_tool!(
             a,
