@@ -14,8 +14,12 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-echo "building cortex-mcp (release)..." >&2
-cargo build --release --locked -p cortex-mcp >&2
+# CORTEX_MCP_BIN: use this binary instead of building target/release/cortex-mcp.
+BIN="${CORTEX_MCP_BIN:-$ROOT/target/release/cortex-mcp}"
+if [[ -z "${CORTEX_MCP_BIN:-}" ]]; then
+  echo "building cortex-mcp (release)..." >&2
+  cargo build --release --locked -p cortex-mcp >&2
+fi
 
 NPM_DIR="$ROOT/tools/bench/npm"
 if [[ ! -f "$NPM_DIR/node_modules/diff/package.json" ]]; then
@@ -25,5 +29,5 @@ if [[ ! -f "$NPM_DIR/node_modules/diff/package.json" ]]; then
 fi
 
 python3 "$ROOT/tools/bench/patch_bench.py" \
-  --ours "$ROOT/target/release/cortex-mcp" \
+  --ours "$BIN" \
   --npm-dir "$NPM_DIR" "$@"

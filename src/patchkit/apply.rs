@@ -77,10 +77,8 @@ fn header_path(raw: &str, strip: bool) -> Option<String> {
         return None;
     }
     let raw = raw.trim_matches('"');
-    if strip {
-        if let Some(rest) = raw.strip_prefix("a/").or_else(|| raw.strip_prefix("b/")) {
-            return Some(rest.to_string());
-        }
+    if strip && let Some(rest) = raw.strip_prefix("a/").or_else(|| raw.strip_prefix("b/")) {
+        return Some(rest.to_string());
     }
     Some(raw.to_string())
 }

@@ -149,6 +149,9 @@ fn read(full: &Path, rel: &str) -> Result<Option<Vec<u8>>, SpoolError> {
     }
 }
 
+/// A changed file: (path, baseline bytes, current bytes); None = absent.
+type Change = (String, Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// Planned new state: path → new bytes (None = deleted), plus the bytes before.
 struct Plan {
     next: BTreeMap<String, Option<Vec<u8>>>,
@@ -379,7 +382,7 @@ impl Session {
     }
 
     /// Files whose disk content differs from the baseline, with both sides.
-    fn changes(&self) -> Result<Vec<(String, Option<Vec<u8>>, Option<Vec<u8>>)>, SpoolError> {
+    fn changes(&self) -> Result<Vec<Change>, SpoolError> {
         let mut out = Vec::new();
         for (rel, base) in &self.baseline {
             let now = read(&self.root.join(rel), rel)?;

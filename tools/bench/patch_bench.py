@@ -99,7 +99,7 @@ def main():
     ap.add_argument("--sizes", default="1000,10000,100000")
     ap.add_argument("--pcts", default="1,30")
     args = ap.parse_args()
-    npm_diff = os.path.join(args.npm_dir, "node_modules", "diff")
+    npm_diff = os.path.abspath(os.path.join(args.npm_dir, "node_modules", "diff"))
     work = tempfile.mkdtemp()
     node_js = os.path.join(work, "npm_bench.js")
     with open(node_js, "w") as f:
