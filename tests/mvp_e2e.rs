@@ -626,11 +626,20 @@ async fn pytest_and_ruff_report_real_results() {
 
 #[tokio::test]
 async fn missing_linter_is_an_error_naming_it() {
-    let s = setup(&["--exec-allow", "sh"], &[]).await;
-    let py = s.work.path().join("py");
-    write(&py, "a.py", "x = 1\n");
-    let e = err(&s.client, "code_analysis", json!({"cwd": "py"})).await;
-    assert!(e.contains("ruff"), "{e}");
+    // ruff is allow-listed by default, but not on this PATH.
+    let state = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let roots = work.path().display().to_string();
+    let client = stdio_client_env(
+        state.path(),
+        &["--toolsets", "mvp", "--workspace-roots", &roots],
+        &[("PATH", "/nonexistent-bin")],
+    )
+    .await;
+    write(work.path(), "pyproject.toml", "[project]\nname = \"x\"\n");
+    write(work.path(), "a.py", "x = 1\n");
+    let e = err(&client, "code_analysis", json!({})).await;
+    assert!(e.contains("`ruff` is not installed"), "{e}");
 }
 
 #[tokio::test]

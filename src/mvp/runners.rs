@@ -112,7 +112,7 @@ pub fn exec_err(e: ExecError) -> ToolError {
 }
 
 /// Picks the framework of a directory.
-pub fn detect_framework(dir: &Path, exec: &SecureExec) -> Option<Framework> {
+pub fn detect_framework(dir: &Path) -> Option<Framework> {
     if dir.join("Cargo.toml").is_file() {
         return Some(Framework::Cargo);
     }
@@ -134,7 +134,6 @@ pub fn detect_framework(dir: &Path, exec: &SecureExec) -> Option<Framework> {
     if python_markers.iter().any(|m| dir.join(m).is_file()) || has_python_tests(dir) {
         return Some(Framework::Pytest);
     }
-    let _ = exec;
     None
 }
 
@@ -481,7 +480,7 @@ pub async fn run_tests(
     timeout: Option<Duration>,
 ) -> Result<TestReport, ToolError> {
     let framework = match framework {
-        Framework::Auto => detect_framework(dir, exec).ok_or_else(|| {
+        Framework::Auto => detect_framework(dir).ok_or_else(|| {
             ToolError::business(format!(
                 "no test framework detected in {} (looked for Cargo.toml, package.json with jest/vitest, pyproject.toml/pytest.ini/conftest.py/test_*.py); pass `framework`",
                 dir.display()
