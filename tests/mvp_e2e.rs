@@ -753,3 +753,46 @@ async fn map_nodes_conditional_edges_and_state_survive_a_restart() {
     assert_eq!(again, prp);
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn test_runner_streams_progress_as_tests_finish() {
+    let state = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    write(
+        work.path(),
+        "tests/test_many.py",
+        &(0..5)
+            .map(|i| format!("import time\n\ndef test_{i}():\n    time.sleep(0.08)\n\n"))
+            .collect::<String>(),
+    );
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.arg("--state-dir")
+        .arg(state.path())
+        .args(["--toolsets", "mvp", "--workspace-roots"])
+        .arg(work.path())
+        .stderr(std::process::Stdio::null());
+    let seen = Messages::default();
+    let client = seen
+        .clone()
+        .serve(TokioChildProcess::new(cmd).unwrap())
+        .await
+        .unwrap();
+    let mut call = CallToolRequestParams::new("test_runner").with_arguments(
+        json!({"framework": "pytest", "coverage": false})
+            .as_object()
+            .cloned()
+            .unwrap(),
+    );
+    call.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(
+        NumberOrString::String("t1".into()),
+    )));
+    let report = structured(&client.call_tool(call).await.unwrap());
+    assert_eq!(report["totals"]["passed"], 5, "{report:#}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let streamed = seen.0.lock().unwrap().clone();
+    assert!(
+        streamed.iter().filter(|m| m.contains("tests done")).count() >= 3,
+        "one notification per finished test (rate-limited): {streamed:?}"
+    );
+    client.cancel().await.unwrap();
+}
