@@ -11,6 +11,7 @@
 pub mod exec;
 pub mod graph;
 pub mod graph_run;
+pub mod graph_store;
 pub mod health;
 pub mod prp;
 pub mod runners;
