@@ -13,6 +13,7 @@ pub mod graph;
 pub mod graph_run;
 pub mod graph_store;
 pub mod health;
+pub mod lint;
 pub mod prp;
 pub mod runners;
 pub mod teaching;
