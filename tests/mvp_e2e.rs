@@ -234,6 +234,11 @@ async fn sleepers(client: &Client, parallel: bool) -> Vec<(f64, f64)> {
     )
     .await;
     assert_eq!(run["status"], "completed", "{run:#}");
+    // Three independent 0.4 s nodes: the measured estimate is close to ×3.
+    let opt = ok(client, "optimize_graph", json!({"graphId": g["graphId"]})).await;
+    let est = opt["estimatedSpeedup"].as_f64().unwrap();
+    assert!((2.5..=3.1).contains(&est), "{opt:#}");
+    assert_eq!(opt["parallelLevels"][0].as_array().unwrap().len(), 3);
     run["nodes"]
         .as_array()
         .unwrap()
@@ -340,6 +345,10 @@ async fn prp_on_a_crate_with_a_failing_test_recycles_naming_it() {
     let reasons = run["cerebrum"]["reasons"].to_string();
     assert!(reasons.contains("tests::subtracts_wrongly"), "{reasons}");
     let build = &run["phases"][1]["gate"];
+    assert!(
+        build["evidence"].to_string().contains("lint (cargo clippy"),
+        "the build gate ran the linter too: {build:#}"
+    );
     assert_eq!(build["blockerCount"], 1, "{build:#}");
     let id = run["runId"].as_str().unwrap();
     let again = ok(&s.client, "get_prp_run", json!({"runId": id})).await;
@@ -626,11 +635,20 @@ async fn pytest_and_ruff_report_real_results() {
 
 #[tokio::test]
 async fn missing_linter_is_an_error_naming_it() {
-    let s = setup(&["--exec-allow", "sh"], &[]).await;
-    let py = s.work.path().join("py");
-    write(&py, "a.py", "x = 1\n");
-    let e = err(&s.client, "code_analysis", json!({"cwd": "py"})).await;
-    assert!(e.contains("ruff"), "{e}");
+    // ruff is allow-listed by default, but not on this PATH.
+    let state = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let roots = work.path().display().to_string();
+    let client = stdio_client_env(
+        state.path(),
+        &["--toolsets", "mvp", "--workspace-roots", &roots],
+        &[("PATH", "/nonexistent-bin")],
+    )
+    .await;
+    write(work.path(), "pyproject.toml", "[project]\nname = \"x\"\n");
+    write(work.path(), "a.py", "x = 1\n");
+    let e = err(&client, "code_analysis", json!({})).await;
+    assert!(e.contains("`ruff` is not installed"), "{e}");
 }
 
 #[tokio::test]
@@ -670,4 +688,111 @@ async fn teaching_counts_patterns_and_replays_by_similarity() {
     )
     .await;
     assert_eq!(r["applies"], false);
+}
+
+#[tokio::test]
+async fn map_nodes_conditional_edges_and_state_survive_a_restart() {
+    let state = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let roots = work.path().display().to_string();
+    let args = ["--toolsets", "mvp", "--workspace-roots", roots.as_str()];
+    write(work.path(), "a.txt", "alpha");
+    write(work.path(), "b.txt", "beta");
+    let client = stdio_client(state.path(), &args).await;
+    let g = ok(
+        &client,
+        "create_graph",
+        json!({"name": "map", "nodes": [
+            {"id": "m", "type": "map", "config": {"tool": "read_file", "over": "{{inputs.files}}", "arguments": {"path": "{{item}}"}, "concurrency": 2}},
+            {"id": "good", "type": "gate", "config": {"condition": "{{nodes.m.succeeded}} == 2"}},
+            {"id": "bad", "type": "gate", "config": {"condition": "true"}}
+        ], "edges": [
+            {"from": "m", "to": "good", "condition": "{{nodes.m.failed}} == 0"},
+            {"from": "m", "to": "bad", "condition": "{{nodes.m.failed}} > 0"}
+        ]}),
+    )
+    .await;
+    let id = g["graphId"].as_str().unwrap().to_string();
+    let run = ok(
+        &client,
+        "execute_graph",
+        json!({"graphId": id, "inputs": {"files": ["a.txt", "b.txt"]}}),
+    )
+    .await;
+    assert_eq!(run["status"], "completed", "{run:#}");
+    assert_eq!(
+        run["nodes"][0]["output"]["results"][1]["result"]["content"],
+        "beta"
+    );
+    assert_eq!(run["nodes"][1]["status"], "succeeded");
+    assert_eq!(run["nodes"][2]["status"], "skipped");
+    // A missing file fails the map node; only the edge whose condition holds is taken.
+    let run = ok(
+        &client,
+        "execute_graph",
+        json!({"graphId": id, "inputs": {"files": ["a.txt", "nope.txt"]}}),
+    )
+    .await;
+    assert_eq!(run["status"], "failed", "{run:#}");
+    assert_eq!(run["nodes"][0]["status"], "failed");
+    assert_eq!(run["nodes"][1]["status"], "skipped");
+    assert_eq!(run["nodes"][2]["status"], "succeeded");
+    let prp = ok(&client, "run_prp_workflow", json!({"blueprint": {"title": "kept", "description": "d", "requirements": ["survives a restart of the server"]}})).await;
+    client.cancel().await.unwrap();
+
+    let client = stdio_client(state.path(), &args).await;
+    let status = ok(
+        &client,
+        "get_graph_status",
+        json!({"graphId": id, "includeHistory": true}),
+    )
+    .await;
+    assert_eq!(status["status"], "failed");
+    assert_eq!(status["history"].as_array().unwrap().len(), 2);
+    let again = ok(&client, "get_prp_run", json!({"runId": prp["runId"]})).await;
+    assert_eq!(again, prp);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn test_runner_streams_progress_as_tests_finish() {
+    let state = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    write(
+        work.path(),
+        "tests/test_many.py",
+        &(0..5)
+            .map(|i| format!("import time\n\ndef test_{i}():\n    time.sleep(0.08)\n\n"))
+            .collect::<String>(),
+    );
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.arg("--state-dir")
+        .arg(state.path())
+        .args(["--toolsets", "mvp", "--workspace-roots"])
+        .arg(work.path())
+        .stderr(std::process::Stdio::null());
+    let seen = Messages::default();
+    let client = seen
+        .clone()
+        .serve(TokioChildProcess::new(cmd).unwrap())
+        .await
+        .unwrap();
+    let mut call = CallToolRequestParams::new("test_runner").with_arguments(
+        json!({"framework": "pytest", "coverage": false})
+            .as_object()
+            .cloned()
+            .unwrap(),
+    );
+    call.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(
+        NumberOrString::String("t1".into()),
+    )));
+    let report = structured(&client.call_tool(call).await.unwrap());
+    assert_eq!(report["totals"]["passed"], 5, "{report:#}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let streamed = seen.0.lock().unwrap().clone();
+    assert!(
+        streamed.iter().filter(|m| m.contains("tests done")).count() >= 3,
+        "one notification per finished test (rate-limited): {streamed:?}"
+    );
+    client.cancel().await.unwrap();
 }

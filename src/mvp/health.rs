@@ -10,7 +10,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use parking_lot::Mutex;
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -64,7 +63,6 @@ pub struct HealthProbe {
     dir: PathBuf,
     journal: Journal,
     last: tokio::sync::Mutex<Option<DiskProbe>>,
-    _guard: Mutex<()>,
 }
 
 impl HealthProbe {
@@ -74,7 +72,6 @@ impl HealthProbe {
             dir: dir.to_path_buf(),
             journal,
             last: tokio::sync::Mutex::new(None),
-            _guard: Mutex::new(()),
         })
     }
 

@@ -11,7 +11,9 @@
 pub mod exec;
 pub mod graph;
 pub mod graph_run;
+pub mod graph_store;
 pub mod health;
+pub mod lint;
 pub mod prp;
 pub mod runners;
 pub mod teaching;
