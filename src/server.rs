@@ -34,6 +34,29 @@ pub enum BuildError {
     Asbr(#[from] asbr::AsbrError),
     #[error(transparent)]
     Mvp(#[from] mvp::MvpError),
+    #[error("tool `{name}` is defined by both the {first} and the {second} toolset")]
+    DuplicateTool {
+        name: String,
+        first: &'static str,
+        second: &'static str,
+    },
+}
+
+/// Two toolsets defining one tool name would shadow each other in the registry.
+fn reject_duplicate_names(toolsets: &[Toolset]) -> Result<(), BuildError> {
+    let mut owners: HashMap<&str, &'static str> = HashMap::new();
+    for ts in toolsets {
+        for tool in &ts.tools {
+            if let Some(first) = owners.insert(tool.name(), ts.name) {
+                return Err(BuildError::DuplicateTool {
+                    name: tool.name().to_string(),
+                    first,
+                    second: ts.name,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One enabled toolset's contribution.
@@ -92,6 +115,7 @@ impl CortexServer {
         if config.conformance_fixtures {
             toolsets.push(fixtures::toolset(&runtime));
         }
+        reject_duplicate_names(&toolsets)?;
         Ok(Self::assemble(runtime, toolsets))
     }
 

@@ -6,7 +6,9 @@ tools/fakehub). `calls.json` is a list of checks, run in order in one session:
   {"tool": "get_issue", "arguments": {...},
    "expect": "ok" | "error",            (default "ok")
    "contains": "text the result must contain"}   (optional)
-Strings in arguments may use {STATE_DIR} and {WORK_DIR} (a scratch directory).
+   "save": {"NAME": "field"}  (optional: keeps a top-level field of the structured result)
+Strings in arguments may use {STATE_DIR}, {WORK_DIR} (a scratch directory) and {NAME} for
+values saved by earlier calls.
 Prints one "PASS <check>" / "FAIL <check>: <why>" line per call.
 """
 
@@ -29,11 +31,15 @@ server = StdioServerParameters(
     env=env,
 )
 failed = 0
+saved: dict[str, str] = {}
 
 
 def substitute(value):
     if isinstance(value, str):
-        return value.replace("{STATE_DIR}", state_dir).replace("{WORK_DIR}", work_dir)
+        value = value.replace("{STATE_DIR}", state_dir).replace("{WORK_DIR}", work_dir)
+        for key, val in saved.items():
+            value = value.replace("{" + key + "}", val)
+        return value
     if isinstance(value, list):
         return [substitute(v) for v in value]
     if isinstance(value, dict):
@@ -70,6 +76,8 @@ async def run_call(client, call) -> None:
     elif "contains" in call and call["contains"] not in text:
         report(name, f"result lacks {call['contains']!r}: {text}")
     else:
+        for key, field in call.get("save", {}).items():
+            saved[key] = str((r.structured_content or {}).get(field, ""))
         report(name, True)
 
 
