@@ -6,7 +6,7 @@ tools/fakehub). `calls.json` is a list of checks, run in order in one session:
   {"tool": "get_issue", "arguments": {...},
    "expect": "ok" | "error",            (default "ok")
    "contains": "text the result must contain"}   (optional)
-   "save": {"NAME": "field"}  (optional: keeps a top-level field of the structured result)
+   "save": {"NAME": "field.path"}  (optional: keeps a field of the structured result)
 Strings in arguments may use {STATE_DIR}, {WORK_DIR} (a scratch directory) and {NAME} for
 values saved by earlier calls.
 Prints one "PASS <check>" / "FAIL <check>: <why>" line per call.
@@ -76,8 +76,11 @@ async def run_call(client, call) -> None:
     elif "contains" in call and call["contains"] not in text:
         report(name, f"result lacks {call['contains']!r}: {text}")
     else:
-        for key, field in call.get("save", {}).items():
-            saved[key] = str((r.structured_content or {}).get(field, ""))
+        for key, path in call.get("save", {}).items():
+            value = r.structured_content or {}
+            for field in path.split("."):
+                value = value.get(field, {}) if isinstance(value, dict) else {}
+            saved[key] = str(value) if value != {} else ""
         report(name, True)
 
 
