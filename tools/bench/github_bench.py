@@ -5,7 +5,8 @@ both talking to the same fake GitHub (tools/fakehub, latency 50 ms, on port 80).
 Workloads (same for both servers, on the tools both have over REST):
   (a) 20 issues read 10 times            -> primary-budget units spent
   (b) 300 concurrent get_issue            -> wall time, secondary-limit answers, failed calls
-  (c) one call's overhead above latency   -> p50 / p99 (ms), 100 sequential get_issue
+  (c) one call's overhead above latency   -> p50 / p99 (ms), 100 sequential get_issue,
+                                             sent as raw JSON-RPC lines (no SDK cost)
   (d) 50 get_file_contents                -> upstream requests
   (e) get_pull_request, list_commits, search_issues once each -> upstream requests, ok
 
@@ -141,20 +142,6 @@ async def run_server(server, fake, token, latency_ms):
         out["b_secondary"] = token_stats(fake_get(fake, "/_fake/stats"), token)["secondary_limited"]
         out["b_failed"] = sum(1 for ok in results if not ok)
 
-    async def c(s):
-        # (c) overhead above the fake's latency, sequential calls (after one warm-up).
-        await call(s, server, "get_issue", number=42)
-        samples, failed = [], 0
-        for _ in range(100):
-            t0 = time.perf_counter()
-            ok = await call(s, server, "get_issue", number=42)
-            samples.append((time.perf_counter() - t0) * 1000 - latency_ms)
-            failed += 0 if ok else 1
-        samples.sort()
-        out["c_p50_ms"] = statistics.median(samples)
-        out["c_p99_ms"] = samples[int(len(samples) * 0.99) - 1]
-        out["c_failed"] = failed
-
     async def d(s):
         # (d) 50 get_file_contents: upstream requests.
         oks = await asyncio.gather(
@@ -173,10 +160,54 @@ async def run_server(server, fake, token, latency_ms):
         out["e_requests"] = token_stats(fake_get(fake, "/_fake/stats"), token)["requests"]
         out["e_failed"] = sum(1 for ok in e_ok if not ok)
 
-    for work in (a, b, c, d, e):
+    for work in (a, b, d, e):
         fake_post(fake, "/_fake/reset")
         await in_session(server, work)
+    fake_post(fake, "/_fake/reset")
+    out.update(await overhead(server, latency_ms))
     return out
+
+
+async def overhead(server, latency_ms):
+    """(c) One call's cost above the fake's latency: 100 sequential get_issue calls sent as
+    raw JSON-RPC lines over stdio (no SDK in the loop, so the client adds microseconds)."""
+    env = dict(server.params.env or {})
+    env.setdefault("PATH", "/usr/bin:/bin")
+    proc = await asyncio.create_subprocess_exec(
+        server.params.command, *server.params.args, env=env,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL, limit=1 << 24,
+    )
+
+    async def rpc(msg_id, method, params):
+        proc.stdin.write((json.dumps({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params}) + "\n").encode())
+        await proc.stdin.drain()
+        while True:
+            line = await proc.stdout.readline()
+            if not line:
+                raise RuntimeError("server closed stdout")
+            msg = json.loads(line)
+            if msg.get("id") == msg_id:
+                return msg
+
+    await rpc(0, "initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                "clientInfo": {"name": "bench", "version": "0"}})
+    proc.stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+    args = {"name": "get_issue", "arguments": server.args_for("get_issue", number=42)}
+    await rpc(1, "tools/call", args)  # warm-up: the first read fills the cache
+    samples, failed = [], 0
+    for i in range(100):
+        t0 = time.perf_counter()
+        msg = await rpc(2 + i, "tools/call", args)
+        samples.append((time.perf_counter() - t0) * 1000 - latency_ms)
+        failed += 1 if ("error" in msg or msg.get("result", {}).get("isError")) else 0
+    proc.stdin.close()
+    try:
+        await asyncio.wait_for(proc.wait(), 5)
+    except asyncio.TimeoutError:
+        proc.kill()
+    samples.sort()
+    return {"c_p50_ms": statistics.median(samples), "c_p99_ms": samples[int(len(samples) * 0.99) - 1], "c_failed": failed}
 
 
 def ratio(a, b):
