@@ -31,6 +31,8 @@ pub enum ExecError {
     },
     #[error("cancelled while waiting in lane `{lane}`")]
     Cancelled { lane: String },
+    #[error("work on lane `{lane}` did not finish: {reason}")]
+    Aborted { lane: String, reason: String },
 }
 
 /// How a lane admits work.
@@ -347,12 +349,18 @@ impl Executor {
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ExecError> {
         let lane = self.cpu();
+        let name = lane.name().to_string();
         lane.run(deadline, cancel, async move {
+            // A panic in the work or a shutdown that cancels it is an error, never a
+            // panic of the caller.
             tokio::task::spawn_blocking(f)
                 .await
-                .expect("cpu work does not panic")
+                .map_err(|e| ExecError::Aborted {
+                    lane: name,
+                    reason: e.to_string(),
+                })
         })
-        .await
+        .await?
     }
 
     /// Figures of every lane, sorted by name.
@@ -468,6 +476,23 @@ mod tests {
         let err = lane.run(far(), &cancel, async {}).await.unwrap_err();
         assert!(matches!(err, ExecError::Cancelled { .. }));
         assert_eq!(lane.stats().waiting, 0);
+    }
+
+    #[tokio::test]
+    async fn cpu_work_that_panics_is_an_error_not_a_panic() {
+        let ex = Executor::default();
+        let err = ex
+            .run_cpu(far(), &CancellationToken::new(), || -> u8 {
+                panic!("bug in cpu work")
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ExecError::Aborted { .. }), "{err}");
+        let ok = ex
+            .run_cpu(far(), &CancellationToken::new(), || 7u8)
+            .await
+            .unwrap();
+        assert_eq!(ok, 7);
     }
 
     #[tokio::test]

@@ -460,8 +460,13 @@ async fn run_writer(mut writer: Writer, mut rx: mpsc::Receiver<Request>) {
             match req {
                 Request::Append { records, ack } => pending.push((records, ack)),
                 Request::Compact { records, ack } => {
-                    writer = flush(writer, &mut pending).await;
-                    let (w, res) = blocking(writer, move |w| w.compact(&records)).await;
+                    let Some(flushed) = flush(writer, &mut pending).await else {
+                        return;
+                    };
+                    let Some((w, res)) = blocking(flushed, move |w| w.compact(&records)).await
+                    else {
+                        return;
+                    };
                     writer = w;
                     let _ = ack.send(res);
                 }
@@ -472,15 +477,20 @@ async fn run_writer(mut writer: Writer, mut rx: mpsc::Receiver<Request>) {
                 }
             }
         }
-        writer = flush(writer, &mut pending).await;
+        match flush(writer, &mut pending).await {
+            Some(w) => writer = w,
+            None => return,
+        }
     }
 }
 
-/// Run a blocking operation on the writer off the async worker threads.
+/// Run a blocking operation on the writer off the async worker threads. `None` when the
+/// operation never finished (the runtime is shutting down, or it panicked): the writer
+/// is gone with it and the writer task ends; pending callers see the journal closed.
 async fn blocking<T: Send + 'static>(
     writer: Writer,
     op: impl FnOnce(&mut Writer) -> T + Send + 'static,
-) -> (Writer, T) {
+) -> Option<(Writer, T)> {
     let result = tokio::task::spawn_blocking(move || {
         let mut writer = writer;
         let out = op(&mut writer);
@@ -488,21 +498,22 @@ async fn blocking<T: Send + 'static>(
     })
     .await;
     match result {
-        Ok(pair) => pair,
-        // A panic inside the blocking section would be a bug; the writer is
-        // lost with it, so the task cannot continue.
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
+        Ok(pair) => Some(pair),
+        Err(e) => {
+            tracing::error!("journal writer stopped: {e}");
+            None
+        }
     }
 }
 
-async fn flush(writer: Writer, pending: &mut Vec<(Vec<Vec<u8>>, AppendAck)>) -> Writer {
+async fn flush(writer: Writer, pending: &mut Vec<(Vec<Vec<u8>>, AppendAck)>) -> Option<Writer> {
     if pending.is_empty() {
-        return writer;
+        return Some(writer);
     }
     let batch = std::mem::take(pending);
     let counts: Vec<usize> = batch.iter().map(|(r, _)| r.len()).collect();
     let (acks, records): (Vec<_>, Vec<_>) = batch.into_iter().map(|(r, a)| (a, r)).unzip();
-    let (writer, result) = blocking(writer, move |w| w.write_batch(records)).await;
+    let (writer, result) = blocking(writer, move |w| w.write_batch(records)).await?;
     let total: usize = counts.iter().sum();
     match result {
         Ok(first) => {
@@ -522,7 +533,7 @@ async fn flush(writer: Writer, pending: &mut Vec<(Vec<Vec<u8>>, AppendAck)>) -> 
             }
         }
     }
-    writer
+    Some(writer)
 }
 
 impl Writer {
