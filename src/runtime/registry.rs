@@ -216,9 +216,9 @@ where
     }
 }
 
-/// Drops schemars' Rust-specific `format`s (`uint64`, `int32`, `double`, ...): JSON Schema
-/// 2020-12 does not define them and strict clients warn on every one. The bounds they
-/// imply stay as `minimum`/`maximum`.
+/// Makes schemars' output portable: drops its Rust-specific `format`s (`uint64`, `int32`,
+/// `double`, ...), which JSON Schema 2020-12 does not define and strict clients warn on
+/// (the bounds they imply stay as `minimum`/`maximum`), and spells "any value" as `{}`.
 fn portable_schema(schema: &mut JsonObject) {
     const RUST_FORMATS: &[&str] = &[
         "int", "int8", "int16", "int32", "int64", "int128", "uint", "uint8", "uint16", "uint32",
@@ -230,6 +230,18 @@ fn portable_schema(schema: &mut JsonObject) {
         .is_some_and(|f| RUST_FORMATS.contains(&f))
     {
         schema.remove("format");
+    }
+    // A bare `true` schema ("any value") is legal but some clients expect an object:
+    // `{}` means the same.
+    if let Some(Value::Object(properties)) = schema.get_mut("properties") {
+        for value in properties.values_mut() {
+            if *value == Value::Bool(true) {
+                *value = Value::Object(JsonObject::new());
+            }
+        }
+    }
+    if schema.get("items") == Some(&Value::Bool(true)) {
+        schema.insert("items".into(), Value::Object(JsonObject::new()));
     }
     for value in schema.values_mut() {
         match value {
