@@ -619,3 +619,258 @@ async fn security_scan_finds_planted_issues_and_refuses_escapes() {
     assert!(e.contains("outside the workspace roots"), "{e}");
     client.cancel().await.unwrap();
 }
+
+fn review_fixture(ws: &std::path::Path) {
+    let aws = format!("AKIA{}", "QRSTUVWXYZABCDEF");
+    let mut long_fn = String::from("def build(rows):\n");
+    for i in 0..90 {
+        long_fn.push_str(&format!("    v{i} = rows[{i}]\n"));
+    }
+    long_fn.push_str("    return rows\n");
+    plant(
+        &ws.join("repo"),
+        &[
+            ("settings.py", format!("AWS_KEY = \"{aws}\"\nimport os\nos.system(cmd)\n")),
+            (
+                "src/orders.py",
+                "def totals(ids):\n    for i in ids:\n        cur.execute(\"select * from o where id = %s\", (i,))\n    data = fh.read()\n".into(),
+            ),
+            (
+                "src/match.rs",
+                "pub fn pairs(a: &[u32], b: &[u32]) -> usize {\n    let mut n = 0;\n    for x in a {\n        for y in b {\n            if x == y {\n                n += 1;\n            }\n        }\n    }\n    n\n}\n".into(),
+            ),
+            ("web/app.js", "// FIXME: handle errors   \nconst x = 1;\n".into()),
+            ("tools/build.py", long_fn),
+        ],
+    );
+    plant(
+        &ws.join("tidy"),
+        &[
+            (
+                "main.rs",
+                "fn main() {\n    println!(\"hello\");\n}\n".into(),
+            ),
+            ("util.py", "def inc(x):\n    return x + 1\n".into()),
+        ],
+    );
+}
+
+#[tokio::test]
+async fn reviews_find_planted_issues_record_feedback_and_survive_restart() {
+    let state = tempfile::tempdir().unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    review_fixture(ws.path());
+    let roots = ws.path().to_str().unwrap().to_string();
+    let args = ["--toolsets", "asbr", "--workspace-roots", &roots];
+    let client = stdio_client(state.path(), &args).await;
+
+    let r = ok(&call(
+        &client,
+        "create_review",
+        json!({"repositoryUrl": "repo", "reviewers": ["security", "performance", "style"]}),
+    )
+    .await);
+    let review = &r["review"];
+    assert_eq!(review["status"], "completed", "{r}");
+    let id = review["id"].as_str().unwrap().to_string();
+    let by_reviewer = &review["findings"]["byReviewer"];
+    for k in ["security", "performance", "style"] {
+        assert!(by_reviewer[k].as_u64().unwrap_or(0) > 0, "{k}: {r}");
+    }
+    assert!(!r["topFindings"].as_array().unwrap().is_empty());
+
+    let d = ok(&call(
+        &client,
+        "get_review_status",
+        json!({"reviewId": id, "includeDetails": true, "limit": 500}),
+    )
+    .await);
+    let details = d["details"].as_array().unwrap();
+    let rules: std::collections::BTreeSet<&str> = details
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    for want in [
+        "aws-access-key-id",
+        "py-os-system",
+        "perf-query-in-loop",
+        "perf-nested-loop",
+        "perf-unbounded-read",
+        "style-todo",
+        "style-trailing-whitespace",
+        "style-long-function",
+    ] {
+        assert!(rules.contains(want), "missing {want}: {rules:?}");
+    }
+    let nested = details
+        .iter()
+        .find(|f| f["rule"] == "perf-nested-loop")
+        .unwrap();
+    assert_eq!(
+        (nested["file"].as_str(), nested["line"].as_u64()),
+        (Some("src/match.rs"), Some(4))
+    );
+    assert!(!d.to_string().contains("QRSTUVWXYZABCDEF"), "secret leaked");
+    // paginated details
+    let p1 = ok(&call(
+        &client,
+        "get_review_status",
+        json!({"reviewId": id, "includeDetails": true, "limit": 2}),
+    )
+    .await);
+    assert_eq!(p1["details"].as_array().unwrap().len(), 2);
+    let cur = p1["detailsNextCursor"].as_str().unwrap();
+    let p2 = ok(&call(
+        &client,
+        "get_review_status",
+        json!({"reviewId": id, "includeDetails": true, "limit": 2, "cursor": cur}),
+    )
+    .await);
+    assert_eq!(p2["details"][0], details[2]);
+    let brief = ok(&call(&client, "get_review_status", json!({"reviewId": id})).await);
+    assert!(brief.get("details").is_none());
+
+    // the review's work is a task with published events
+    let task_id = review["taskId"].as_str().unwrap();
+    let t = ok(&call(&client, "get_task", json!({"taskId": task_id})).await);
+    assert_eq!(t["status"], "succeeded");
+    let w = ok(&call(&client, "watch_task_events", json!({"taskId": task_id})).await);
+    let steps: Vec<&str> = w["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["data"]["step"].as_str())
+        .collect();
+    assert_eq!(
+        steps,
+        ["security review", "performance review", "style review"]
+    );
+
+    // scope narrows the files
+    let s = ok(&call(
+        &client,
+        "create_review",
+        json!({"repositoryUrl": "repo", "scope": ["src"], "reviewers": ["performance", "style"]}),
+    )
+    .await);
+    assert!(s["review"]["findings"]["total"].as_u64().unwrap() > 0);
+    assert!(
+        s["topFindings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["file"].as_str().unwrap().starts_with("src/"))
+    );
+
+    // a clean tree has no findings
+    let c = ok(&call(&client, "create_review", json!({"repositoryUrl": "tidy"})).await);
+    assert_eq!(c["review"]["status"], "completed");
+    assert_eq!(c["review"]["findings"]["total"], 0, "{c}");
+    let clean_id = c["review"]["id"].as_str().unwrap().to_string();
+
+    // feedback
+    let e = err(&call(
+        &client,
+        "submit_feedback",
+        json!({"reviewId": id, "verdict": "request_changes"}),
+    )
+    .await);
+    assert!(e.contains("comments"), "{e}");
+    let f = ok(&call(
+        &client,
+        "submit_feedback",
+        json!({"reviewId": id, "verdict": "request_changes", "comments": [
+            {"file": "src/orders.py", "line": 3, "severity": "high", "message": "batch the query"}]}),
+    )
+    .await);
+    assert_eq!(f["review"]["verdict"], "request_changes");
+    assert_eq!(f["review"]["feedbackCount"], 1);
+    let e = err(&call(
+        &client,
+        "submit_feedback",
+        json!({"reviewId": id, "verdict": "comment", "comments": [
+            {"file": "../x", "severity": "low", "message": "m"}]}),
+    )
+    .await);
+    assert!(e.contains("comments[0].file"), "{e}");
+    let e = err(&call(
+        &client,
+        "submit_feedback",
+        json!({"reviewId": "nope", "verdict": "approve"}),
+    )
+    .await);
+    assert!(e.contains("reviewId") && e.contains("list_reviews"), "{e}");
+    let snap = read_json(&client, "events://asbr.*").await;
+    let text = snap.to_string();
+    for t in [
+        "asbr.review.created",
+        "asbr.review.completed",
+        "asbr.feedback.submitted",
+    ] {
+        assert!(text.contains(t), "missing {t}");
+    }
+    assert!(text.contains("batch the query") || text.contains("\"comments\":1"));
+
+    // list with cursor
+    let l1 = ok(&call(&client, "list_reviews", json!({"limit": 2})).await);
+    assert_eq!(l1["items"].as_array().unwrap().len(), 2);
+    let cur = l1["next_cursor"].as_str().unwrap();
+    let l2 = ok(&call(&client, "list_reviews", json!({"limit": 2, "cursor": cur})).await);
+    let last = l2["items"].as_array().unwrap();
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0]["id"], id.as_str());
+    assert!(l2.get("next_cursor").is_none());
+    let reqd = ok(&call(&client, "list_reviews", json!({"reviewer": "security"})).await);
+    assert_eq!(reqd["items"].as_array().unwrap().len(), 2);
+
+    // escapes and remote forms are refused
+    let e = err(&call(&client, "create_review", json!({"repositoryUrl": "../"})).await);
+    assert!(
+        e.contains("repositoryUrl") && e.contains("outside the workspace roots"),
+        "{e}"
+    );
+    let e = err(&call(&client, "create_review", json!({"repositoryUrl": "/etc"})).await);
+    assert!(e.contains("outside the workspace roots"), "{e}");
+    let e = err(&call(
+        &client,
+        "create_review",
+        json!({"repositoryUrl": "octo/widgets", "pullRequestId": 7}),
+    )
+    .await);
+    assert!(e.contains("pullRequestId") && e.contains("locally"), "{e}");
+    let e = err(&call(
+        &client,
+        "create_review",
+        json!({"repositoryUrl": "octo/widgets"}),
+    )
+    .await);
+    assert!(e.contains("only local paths"), "{e}");
+    let e = err(&call(
+        &client,
+        "create_review",
+        json!({"repositoryUrl": "repo", "scope": ["../../etc"]}),
+    )
+    .await);
+    assert!(e.contains("scope"), "{e}");
+    client.cancel().await.unwrap();
+
+    // restart keeps reviews, findings and feedback
+    let client = stdio_client(state.path(), &args).await;
+    let d = ok(&call(
+        &client,
+        "get_review_status",
+        json!({"reviewId": id, "includeDetails": true, "limit": 500}),
+    )
+    .await);
+    assert_eq!(d["review"]["status"], "completed");
+    assert_eq!(d["details"].as_array().unwrap().len(), details.len());
+    assert_eq!(
+        d["feedback"][0]["comments"][0]["message"],
+        "batch the query"
+    );
+    let c = ok(&call(&client, "get_review_status", json!({"reviewId": clean_id})).await);
+    assert_eq!(c["review"]["findings"]["total"], 0);
+    let l = ok(&call(&client, "list_reviews", json!({"status": "completed"})).await);
+    assert_eq!(l["items"].as_array().unwrap().len(), 3);
+    client.cancel().await.unwrap();
+}

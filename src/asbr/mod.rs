@@ -1,5 +1,5 @@
 //! The `asbr` toolset ("Agentic Second-Brain Runtime"): durable tasks and their event
-//! stream, profiles, content-addressed artifacts, the signed connector service map and
+//! stream, profiles, content-addressed artifacts, the signed connector service map, reviews and
 //! local security scans (inside the workspace roots; the current directory when none are
 //! configured).
 //!
@@ -10,6 +10,8 @@ pub mod artifacts;
 pub mod canonical;
 pub mod manifest;
 pub mod profiles;
+pub mod review_rules;
+pub mod reviews;
 pub mod scan;
 pub mod tasks;
 pub mod tools;
@@ -18,7 +20,7 @@ use std::{path::PathBuf, sync::Arc};
 
 use crate::{runtime::Runtime, server::Toolset};
 
-pub const INSTRUCTIONS: &str = "asbr: durable agent tasks and their events, profiles, artifacts, the signed connector service map. Create a task with `create_task` (idempotent for 5 minutes), report progress with `record_task_event`, pause for approval with type AwaitingApproval and continue with `approve_task_step`; follow a task with `watch_task_events` (long poll with since_seq/next_seq) or subscribe to the resource asbr://tasks/{id}/events. Store outputs with `put_artifact` and refer to them by id.";
+pub const INSTRUCTIONS: &str = "asbr: durable agent tasks and their events, profiles, artifacts, the signed connector service map. Create a task with `create_task` (idempotent for 5 minutes), report progress with `record_task_event`, pause for approval with type AwaitingApproval and continue with `approve_task_step`; follow a task with `watch_task_events` (long poll with since_seq/next_seq) or subscribe to the resource asbr://tasks/{id}/events. Store outputs with `put_artifact` and refer to them by id. Review a local checkout with `create_review` (security, performance and style analysers run as a task), read findings with `get_review_status` and give your own verdict as the `ai` reviewer with `submit_feedback`.";
 
 /// Why the toolset could not start.
 #[derive(Debug, thiserror::Error)]
@@ -60,8 +62,9 @@ pub fn toolset(runtime: &Runtime) -> Result<Toolset, AsbrError> {
     } else {
         runtime.config.workspace_roots.clone()
     };
+    let security_rules = Arc::new(scan::Rules::new());
     let scanner = Arc::new(scan::Scanner {
-        rules: Arc::new(scan::Rules::new()),
+        rules: security_rules.clone(),
         roots,
         advisories_dir: runtime.config.asbr.advisories_dir.clone(),
     });
@@ -71,6 +74,11 @@ pub fn toolset(runtime: &Runtime) -> Result<Toolset, AsbrError> {
         profiles,
         manifest,
         scanner,
+        reviews: Arc::new(reviews::ReviewStore::open(&dir, runtime_policy(runtime))?),
+        analysers: Arc::new(reviews::Analysers {
+            security: security_rules,
+            packs: review_rules::ReviewRules::new(),
+        }),
         events: runtime.events.clone(),
         executor: runtime.executor.clone(),
     });

@@ -1,0 +1,545 @@
+//! Reviews: a local repository path inside the workspace roots, a scope (globs or
+//! `all`) and reviewers. The deterministic reviewers (`security` through the security
+//! scan, `performance` and `style` through `review_rules.rs`) run as one asbr task; the
+//! model is the `ai` reviewer and answers with `submit_feedback`.
+//!
+//! Owns the `reviews` journal under `<state-dir>/asbr/` (one full review record per
+//! change, last write wins) and the bounded in-memory index rebuilt from it on start. A
+//! review found running at start-up was interrupted by a restart and is marked failed.
+//! Must not touch tool registration or other toolsets.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::Path,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use parking_lot::{Mutex, RwLock};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::runtime::journal::{FsyncPolicy, Journal};
+
+use super::{
+    AsbrError, open_journal,
+    review_rules::{self, ReviewRules},
+    scan::{self, Advisory, Rules, ScanType, Severity},
+};
+
+const STREAM: &str = "reviews";
+/// Most reviews kept in memory (the oldest finished ones leave first).
+pub const MAX_REVIEWS: usize = 2_000;
+/// Most findings kept per review.
+pub const MAX_REVIEW_FINDINGS: usize = 1_000;
+/// Most feedback entries kept per review.
+pub const MAX_FEEDBACK: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error(
+        "reviewId: review {0} not found (only the newest {MAX_REVIEWS} are kept); call list_reviews"
+    )]
+    NotFound(String),
+    #[error("{0}")]
+    Input(String),
+    #[error("{0}")]
+    Business(String),
+    #[error("could not journal the review: {0}")]
+    Journal(String),
+}
+
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ReviewerKind {
+    /// The security scan (secrets, SAST, dependencies when advisories are configured).
+    Security,
+    /// Nested loops, queries/requests inside loops, unbounded reads.
+    Performance,
+    /// Long lines, long functions, TODO/FIXME markers, trailing whitespace.
+    Style,
+    /// The model itself: runs no analyser, answers with submit_feedback.
+    Ai,
+}
+
+impl ReviewerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Security => "security",
+            Self::Performance => "performance",
+            Self::Style => "style",
+            Self::Ai => "ai",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReviewStatus {
+    Pending,
+    InProgress,
+    Completed,
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Approve,
+    RequestChanges,
+    Comment,
+}
+
+/// One finding of a review.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewFinding {
+    /// security | performance | style
+    pub reviewer: ReviewerKind,
+    pub rule: String,
+    pub severity: Severity,
+    /// Path relative to the repository.
+    pub file: String,
+    pub line: u64,
+    pub message: String,
+    /// The line concerned (secrets redacted).
+    pub excerpt: String,
+}
+
+/// Finding counts of a review.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FindingSummary {
+    pub total: u64,
+    pub by_severity: BTreeMap<String, u64>,
+    pub by_reviewer: BTreeMap<String, u64>,
+    pub files_scanned: u64,
+    /// More findings existed than the 1,000 kept.
+    pub truncated: bool,
+}
+
+/// One comment of a feedback.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Comment {
+    /// Path relative to the repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub line: Option<u64>,
+    pub severity: Severity,
+    #[schemars(length(min = 1, max = 10000))]
+    pub message: String,
+}
+
+/// Feedback a reviewer submitted.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Feedback {
+    pub id: String,
+    pub reviewer: String,
+    pub verdict: Verdict,
+    pub comments: Vec<Comment>,
+    pub submitted_at: String,
+}
+
+/// A review without its findings and feedback bodies.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewSummary {
+    pub id: String,
+    /// The canonical repository path.
+    pub repository_path: String,
+    pub scope: Vec<String>,
+    pub reviewers: Vec<ReviewerKind>,
+    pub status: ReviewStatus,
+    /// The asbr task tracking the review's work (see watch_task_events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    pub findings: FindingSummary,
+    /// The latest feedback verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    pub feedback_count: u64,
+    /// Why the review failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A full review (one journal record).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Review {
+    #[serde(flatten)]
+    pub summary: ReviewSummary,
+    pub details: Vec<ReviewFinding>,
+    pub feedback: Vec<Feedback>,
+}
+
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+pub struct ReviewStore {
+    journal: Journal,
+    reviews: RwLock<HashMap<String, Review>>,
+    /// Serialises read-modify-write changes so concurrent feedback is never lost.
+    gate: tokio::sync::Mutex<()>,
+}
+
+impl ReviewStore {
+    pub fn open(dir: &Path, policy: FsyncPolicy) -> Result<Self, AsbrError> {
+        let (journal, records) = open_journal(dir, STREAM, policy)?;
+        let mut reviews = HashMap::new();
+        for (i, raw) in records.into_iter().enumerate() {
+            let r: Review = serde_json::from_value(raw).map_err(|e| AsbrError::Replay {
+                stream: STREAM,
+                reason: format!("record {}: {e}", i + 1),
+            })?;
+            reviews.insert(r.summary.id.clone(), r);
+        }
+        for r in reviews.values_mut() {
+            if matches!(
+                r.summary.status,
+                ReviewStatus::Pending | ReviewStatus::InProgress
+            ) {
+                r.summary.status = ReviewStatus::Failed;
+                r.summary.error =
+                    Some("interrupted by a server restart; call create_review again".into());
+            }
+        }
+        let store = ReviewStore {
+            journal,
+            reviews: RwLock::new(reviews),
+            gate: tokio::sync::Mutex::new(()),
+        };
+        store.evict();
+        Ok(store)
+    }
+
+    /// Keeps at most [`MAX_REVIEWS`] in memory, dropping the oldest finished ones.
+    fn evict(&self) {
+        let mut reviews = self.reviews.write();
+        if reviews.len() <= MAX_REVIEWS {
+            return;
+        }
+        let mut done: Vec<String> = reviews
+            .values()
+            .filter(|r| {
+                matches!(
+                    r.summary.status,
+                    ReviewStatus::Completed | ReviewStatus::Failed
+                )
+            })
+            .map(|r| r.summary.id.clone())
+            .collect();
+        done.sort();
+        let excess = reviews.len() - MAX_REVIEWS;
+        for id in done.into_iter().take(excess) {
+            reviews.remove(&id);
+        }
+    }
+
+    /// Journals `review`, then makes it visible.
+    pub async fn put(&self, mut review: Review) -> Result<Review, ReviewError> {
+        review.summary.updated_at = now();
+        review.summary.feedback_count = review.feedback.len() as u64;
+        self.journal
+            .append(&review)
+            .await
+            .map_err(|e| ReviewError::Journal(e.to_string()))?;
+        self.reviews
+            .write()
+            .insert(review.summary.id.clone(), review.clone());
+        self.evict();
+        Ok(review)
+    }
+
+    /// Applies `change` to review `id` and journals the result, one change at a time.
+    pub async fn update(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Review) -> Result<(), ReviewError>,
+    ) -> Result<Review, ReviewError> {
+        let _gate = self.gate.lock().await;
+        let mut review = self.get(id)?;
+        change(&mut review)?;
+        self.put(review).await
+    }
+
+    pub fn get(&self, id: &str) -> Result<Review, ReviewError> {
+        self.reviews
+            .read()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ReviewError::NotFound(id.to_string()))
+    }
+
+    /// Summaries newest first (ids are time-ordered), after `before` when given.
+    pub fn list(
+        &self,
+        status: Option<ReviewStatus>,
+        reviewer: Option<ReviewerKind>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> (Vec<ReviewSummary>, bool) {
+        let mut items: Vec<ReviewSummary> = self
+            .reviews
+            .read()
+            .values()
+            .map(|r| &r.summary)
+            .filter(|s| status.is_none_or(|st| s.status == st))
+            .filter(|s| reviewer.is_none_or(|k| s.reviewers.contains(&k)))
+            .filter(|s| before.is_none_or(|b| s.id.as_str() < b))
+            .cloned()
+            .collect();
+        items.sort_by(|a, b| b.id.cmp(&a.id));
+        let more = items.len() > limit;
+        items.truncate(limit);
+        (items, more)
+    }
+}
+
+// ---------------------------------------------------------------- scope
+
+/// A compiled review scope: `all` (or `full`), or gitignore-style globs relative to
+/// the repository.
+pub struct Scope {
+    globs: Option<ignore::overrides::Override>,
+}
+
+impl Scope {
+    pub fn new(root: &Path, entries: &[String]) -> Result<Self, ReviewError> {
+        if entries.is_empty()
+            || entries
+                .iter()
+                .any(|e| matches!(e.trim(), "all" | "full" | "*" | "**"))
+        {
+            return Ok(Scope { globs: None });
+        }
+        let mut b = ignore::overrides::OverrideBuilder::new(root);
+        for e in entries {
+            let e = e.trim();
+            if e.is_empty()
+                || e.starts_with('/')
+                || e.starts_with('!')
+                || e.split(['/', '\\']).any(|p| p == "..")
+            {
+                return Err(ReviewError::Input(format!(
+                    "scope: `{e}` must be a glob or path relative to repositoryUrl, without `..`, a leading `/` or `!`; use \"all\" for the whole repository"
+                )));
+            }
+            b.add(e)
+                .map_err(|err| ReviewError::Input(format!("scope: `{e}` is not a glob: {err}")))?;
+        }
+        let globs = b
+            .build()
+            .map_err(|err| ReviewError::Input(format!("scope: {err}")))?;
+        Ok(Scope { globs: Some(globs) })
+    }
+
+    /// True when the repository-relative file `rel` is in scope.
+    pub fn contains(&self, rel: &str) -> bool {
+        match &self.globs {
+            None => true,
+            Some(o) => {
+                let path = Path::new(rel);
+                if o.matched(path, false).is_whitelist() {
+                    return true;
+                }
+                // a directory entry (e.g. `src`) covers everything under it
+                path.ancestors()
+                    .skip(1)
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .any(|p| o.matched(p, true).is_whitelist())
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- analysis
+
+/// What the analysers produced for one reviewer.
+pub struct ReviewerOutcome {
+    pub findings: Vec<ReviewFinding>,
+    pub files_scanned: u64,
+}
+
+/// Runs the security scan over `root` and keeps the findings in scope.
+pub fn run_security(
+    rules: &Rules,
+    root: &Path,
+    scope: &Scope,
+    advisories: &[Advisory],
+    on_file: &(dyn Fn(u64) + Sync),
+) -> ReviewerOutcome {
+    let out = scan::scan_dir(rules, root, ScanType::All, None, advisories, on_file);
+    ReviewerOutcome {
+        findings: out
+            .findings
+            .into_iter()
+            .filter(|f| scope.contains(&f.file))
+            .map(|f| ReviewFinding {
+                reviewer: ReviewerKind::Security,
+                rule: f.rule,
+                severity: f.severity,
+                file: f.file,
+                line: f.line,
+                message: f.message,
+                excerpt: f.excerpt,
+            })
+            .collect(),
+        files_scanned: out.summary.files_scanned,
+    }
+}
+
+/// Runs the `performance` or `style` pack over the source files of `root` in scope
+/// (respecting `.gitignore`, skipping binaries and files over 2 MiB).
+pub fn run_pack(
+    rules: &ReviewRules,
+    kind: ReviewerKind,
+    root: &Path,
+    scope: &Scope,
+    on_file: &(dyn Fn(u64) + Sync),
+) -> ReviewerOutcome {
+    let findings = Mutex::new(Vec::new());
+    let files = AtomicU64::new(0);
+    let walker = ignore::WalkBuilder::new(root)
+        .hidden(false)
+        .git_ignore(true)
+        .require_git(false)
+        .filter_entry(|e| e.file_name() != ".git")
+        .threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .build_parallel();
+    walker.run(|| {
+        let (findings, files) = (&findings, &files);
+        Box::new(move |entry| {
+            let Ok(entry) = entry else {
+                return ignore::WalkState::Continue;
+            };
+            if !entry.file_type().is_some_and(|t| t.is_file()) {
+                return ignore::WalkState::Continue;
+            }
+            let path = entry.path();
+            let Some(lang) = review_rules::lang_of(path) else {
+                return ignore::WalkState::Continue;
+            };
+            let rel = path
+                .strip_prefix(root)
+                .unwrap_or(path)
+                .to_string_lossy()
+                .replace('\\', "/");
+            if !scope.contains(&rel)
+                || entry
+                    .metadata()
+                    .map_or(true, |m| m.len() > scan::MAX_FILE_BYTES)
+            {
+                return ignore::WalkState::Continue;
+            }
+            let Ok(data) = std::fs::read(path) else {
+                return ignore::WalkState::Continue;
+            };
+            if data[..data.len().min(8192)].contains(&0) {
+                return ignore::WalkState::Continue;
+            }
+            let text = String::from_utf8_lossy(&data);
+            let hits = match kind {
+                ReviewerKind::Performance => rules.performance(lang, &text),
+                _ => rules.style(lang, &text),
+            };
+            if !hits.is_empty() {
+                findings
+                    .lock()
+                    .extend(hits.into_iter().map(|h| ReviewFinding {
+                        reviewer: kind,
+                        rule: h.rule.to_string(),
+                        severity: h.severity,
+                        file: rel.clone(),
+                        line: h.line,
+                        message: h.message,
+                        excerpt: h.excerpt,
+                    }));
+            }
+            on_file(files.fetch_add(1, Ordering::Relaxed) + 1);
+            ignore::WalkState::Continue
+        })
+    });
+    ReviewerOutcome {
+        findings: findings.into_inner(),
+        files_scanned: files.into_inner(),
+    }
+}
+
+/// Sorts (most severe first), counts and caps the findings of a review.
+pub fn summarise(
+    mut findings: Vec<ReviewFinding>,
+    files_scanned: u64,
+) -> (Vec<ReviewFinding>, FindingSummary) {
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.file.cmp(&b.file))
+            .then(a.line.cmp(&b.line))
+            .then_with(|| a.rule.cmp(&b.rule))
+    });
+    let mut s = FindingSummary {
+        total: findings.len() as u64,
+        files_scanned,
+        ..Default::default()
+    };
+    for f in &findings {
+        *s.by_severity
+            .entry(severity_name(f.severity).to_string())
+            .or_insert(0) += 1;
+        *s.by_reviewer
+            .entry(f.reviewer.as_str().to_string())
+            .or_insert(0) += 1;
+    }
+    s.truncated = findings.len() > MAX_REVIEW_FINDINGS;
+    findings.truncate(MAX_REVIEW_FINDINGS);
+    (findings, s)
+}
+
+pub fn severity_name(s: Severity) -> &'static str {
+    match s {
+        Severity::Low => "low",
+        Severity::Medium => "medium",
+        Severity::High => "high",
+        Severity::Critical => "critical",
+    }
+}
+
+/// Everything a review run needs, shared read-only.
+pub struct Analysers {
+    pub security: std::sync::Arc<Rules>,
+    pub packs: ReviewRules,
+}
+
+/// Convenience for serialising to a JSON value for event payloads.
+pub fn to_value<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_globs_and_directories() {
+        let root = Path::new("/repo");
+        let s = Scope::new(root, &["src".into(), "*.py".into()]).unwrap();
+        assert!(s.contains("src/a/b.rs"));
+        assert!(s.contains("tools/x.py"));
+        assert!(!s.contains("web/index.js"));
+        let all = Scope::new(root, &["all".into()]).unwrap();
+        assert!(all.contains("anything/at/all.rs"));
+        assert!(Scope::new(root, &["../x".into()]).is_err());
+        assert!(Scope::new(root, &["/etc".into()]).is_err());
+    }
+}
