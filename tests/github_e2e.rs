@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use common::*;
 use fakehub::{AppConfig, FakeConfig, FakeHub};
-use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "tok-e2e-0001";
@@ -50,28 +49,6 @@ async fn setup_with(config: FakeConfig, extra: &[&str], env: &[(&str, &str)]) ->
 
 async fn setup(config: FakeConfig) -> Setup {
     setup_with(config, &[], &[("GITHUB_TOKEN", TOKEN)]).await
-}
-
-fn structured(result: &CallToolResult) -> Value {
-    assert!(
-        result.is_error != Some(true),
-        "tool failed: {}",
-        text(result)
-    );
-    result
-        .structured_content
-        .clone()
-        .expect("structured content")
-}
-
-async fn ok(client: &Client, tool: &str, args: Value) -> Value {
-    structured(&call(client, tool, args).await)
-}
-
-async fn err(client: &Client, tool: &str, args: Value) -> String {
-    let r = call(client, tool, args).await;
-    assert_eq!(r.is_error, Some(true), "{tool} should fail: {}", text(&r));
-    text(&r)
 }
 
 fn charged(hub: &FakeHub) -> u64 {

@@ -16,35 +16,13 @@ use common::*;
 use rmcp::{
     ClientHandler, RoleClient, ServiceExt,
     model::{
-        CallToolRequestParams, CallToolResult, NumberOrString, ProgressNotificationParam,
-        ProgressToken, RequestMetaObject,
+        CallToolRequestParams, NumberOrString, ProgressNotificationParam, ProgressToken,
+        RequestMetaObject,
     },
     service::NotificationContext,
     transport::TokioChildProcess,
 };
 use serde_json::{Value, json};
-
-fn structured(result: &CallToolResult) -> Value {
-    assert!(
-        result.is_error != Some(true),
-        "tool failed: {}",
-        text(result)
-    );
-    result
-        .structured_content
-        .clone()
-        .expect("structured content")
-}
-
-async fn ok(client: &Client, tool: &str, args: Value) -> Value {
-    structured(&call(client, tool, args).await)
-}
-
-async fn err(client: &Client, tool: &str, args: Value) -> String {
-    let r = call(client, tool, args).await;
-    assert_eq!(r.is_error, Some(true), "{tool} should fail: {}", text(&r));
-    text(&r)
-}
 
 struct Setup {
     client: Client,

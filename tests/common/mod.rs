@@ -151,3 +151,28 @@ pub async fn read_json<H: ClientHandler>(
         other => panic!("unexpected {other:?}"),
     }
 }
+
+/// The structured result of a call that must succeed.
+pub fn structured(result: &CallToolResult) -> Value {
+    assert!(
+        result.is_error != Some(true),
+        "tool failed: {}",
+        text(result)
+    );
+    result
+        .structured_content
+        .clone()
+        .expect("structured content")
+}
+
+/// Calls a tool that must succeed; returns its structured result.
+pub async fn ok(client: &Peer<RoleClient>, tool: &str, args: Value) -> Value {
+    structured(&call(client, tool, args).await)
+}
+
+/// Calls a tool that must fail with `isError`; returns its text.
+pub async fn err(client: &Peer<RoleClient>, tool: &str, args: Value) -> String {
+    let r = call(client, tool, args).await;
+    assert_eq!(r.is_error, Some(true), "{tool} should fail: {}", text(&r));
+    text(&r)
+}
