@@ -460,6 +460,23 @@ impl GithubClient {
         Ok(r.default_branch)
     }
 
+    /// One page of a plain list endpoint on the read lane: each item deserialised as `T`
+    /// (items that do not fit are skipped).
+    pub async fn list<T: serde::de::DeserializeOwned>(
+        &self,
+        ctx: &CallCtx,
+        kind: &str,
+        first: Url,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<T>, GhError> {
+        let keep = |v: Value| serde_json::from_value::<T>(v).ok();
+        let (page, _) = self
+            .collect(ctx, kind, first, cursor, limit, LaneKind::Read, None, keep)
+            .await?;
+        Ok(page)
+    }
+
     /// Fills up to `limit` items from a Link-paginated list, reading only the upstream
     /// pages needed. `items_of` extracts the array from a page body (`None` for a bare
     /// array); `keep` maps or drops each raw item.

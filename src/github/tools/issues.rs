@@ -269,21 +269,16 @@ pub(super) async fn list_issue_comments(
         &format!("repos/{repo}/issues/{}/comments", i.number),
         &[("per_page", i.limit.to_string())],
     );
-    let keep = |v: Value| serde_json::from_value::<Comment>(v).ok();
-    let (page, _) = gh
+    Ok(gh
         .client
-        .collect(
+        .list::<Comment>(
             &ctx,
             "list_issue_comments",
             url,
             i.cursor.as_deref(),
             i.limit as usize,
-            LaneKind::Read,
-            None,
-            keep,
         )
-        .await?;
-    Ok(page)
+        .await?)
 }
 
 pub(super) async fn search<T: serde::de::DeserializeOwned>(

@@ -174,21 +174,16 @@ pub(super) async fn list_pull_requests(
         query.push(("base", b));
     }
     let url = gh.client.url(&format!("repos/{repo}/pulls"), &query);
-    let keep = |v: Value| serde_json::from_value::<PullRequest>(v).ok();
-    let (page, _) = gh
+    Ok(gh
         .client
-        .collect(
+        .list::<PullRequest>(
             &ctx,
             "list_pull_requests",
             url,
             i.cursor.as_deref(),
             i.limit as usize,
-            LaneKind::Read,
-            None,
-            keep,
         )
-        .await?;
-    Ok(page)
+        .await?)
 }
 
 pub(super) async fn get_pull_request(

@@ -526,21 +526,16 @@ pub(super) async fn list_commits(gh: Gh, i: ListCommitsIn, ctx: CallCtx) -> Out<
         query.push(("path", p));
     }
     let url = gh.client.url(&format!("repos/{repo}/commits"), &query);
-    let keep = |v: Value| serde_json::from_value::<Commit>(v).ok();
-    let (page, _) = gh
+    Ok(gh
         .client
-        .collect(
+        .list::<Commit>(
             &ctx,
             "list_commits",
             url,
             i.cursor.as_deref(),
             i.limit as usize,
-            LaneKind::Read,
-            None,
-            keep,
         )
-        .await?;
-    Ok(page)
+        .await?)
 }
 
 pub(super) fn files_of(v: &mut Value, limit: usize, max_patch: usize) -> (Vec<ChangedFile>, bool) {
