@@ -3,7 +3,11 @@
 // and idle RSS — for cortex-mcp and a peer in the same run, driven by the same raw
 // JSON-RPC client (no SDK in the loop, so the client costs the same for both).
 //
-// Usage: node transport_bench.mjs --ours BIN --peer-entry PATH/TO/server-everything/dist/index.js
+// With --wrk BIN, the HTTP loads are also driven by wrk (tools/bench/wrk_call.lua) for
+// WRK_SECONDS each: a C load generator, so the figures show the servers rather than
+// Node's fetch, which tops out near 1,000 round trips/s on this machine.
+//
+// Usage: node transport_bench.mjs --ours BIN --peer-entry PATH/TO/server-everything/dist/index.js [--wrk BIN]
 // Prints a Markdown table with both servers' figures and ratios.
 import { spawn } from "node:child_process";
 import { readFileSync, mkdtempSync } from "node:fs";
@@ -20,6 +24,9 @@ const OURS = arg("--ours");
 const PEER_ENTRY = arg("--peer-entry");
 const CALLS = Number(arg("--calls") ?? 2000);
 const COLD_RUNS = Number(arg("--cold-runs") ?? 10);
+const WRK = arg("--wrk");
+const WRK_SECONDS = Number(arg("--wrk-seconds") ?? 5);
+const WRK_SCRIPT = new URL("./wrk_call.lua", import.meta.url).pathname;
 
 const INIT = {
   protocolVersion: "2025-11-25",
@@ -161,11 +168,35 @@ async function httpSession(url) {
   await (await fetch(url, { method: "POST", headers, body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }) })).text();
   let id = 1;
   return {
+    headers,
     request: async (method, params) => {
       const r = await fetch(url, { method: "POST", headers, body: JSON.stringify({ jsonrpc: "2.0", id: id++, method, params }) });
       return readRpc(r);
     },
   };
+}
+
+// ---------------------------------------------------------------- wrk
+function wrkLoad(url, headers, echo, concurrency) {
+  const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: echo });
+  const threads = Math.min(2, concurrency);
+  const args = [`-t${threads}`, `-c${concurrency}`, `-d${WRK_SECONDS}s`, "-s", WRK_SCRIPT, url];
+  const env = {
+    ...process.env,
+    WRK_BODY: body,
+    WRK_SESSION: headers["mcp-session-id"] ?? "",
+    WRK_PROTOCOL: headers["mcp-protocol-version"],
+  };
+  return new Promise((resolve, reject) => {
+    const child = spawn(WRK, args, { env, stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.on("exit", () => {
+      const m = /RESULT rps=([\d.]+) p50_us=(\d+) p99_us=(\d+) requests=(\d+) bad=(\d+) errors=(\d+)/.exec(out);
+      if (!m) return reject(new Error(`wrk printed no RESULT line:\n${out}`));
+      resolve({ rps: Number(m[1]), p50: Number(m[2]) / 1000, p99: Number(m[3]) / 1000, failures: Number(m[5]) + Number(m[6]) });
+    });
+  });
 }
 
 // ---------------------------------------------------------------- load
@@ -212,6 +243,7 @@ async function measure(server) {
   const { child, url } = await httpServer(server);
   const session = await httpSession(url);
   for (const c of [1, 32]) out[`http${c}`] = await load(session.request, server.echo, c);
+  if (WRK) for (const c of [1, 32]) out[`wrk${c}`] = await wrkLoad(url, session.headers, server.echo, c);
   child.kill("SIGTERM");
   return out;
 }
@@ -224,12 +256,13 @@ for (const server of servers) {
 const [o, q] = results;
 const f = (v, d = 0) => (Number.isFinite(v) ? v.toFixed(d) : "n/a");
 const rows = [];
-for (const t of ["stdio", "http"]) {
+for (const t of WRK ? ["stdio", "http", "wrk"] : ["stdio", "http"]) {
   for (const c of [1, 32]) {
     const k = `${t}${c}`;
-    rows.push([`${t} c=${c}: calls/s`, f(o[k].rps), f(q[k].rps), `${(o[k].rps / q[k].rps).toFixed(1)}×`]);
-    rows.push([`${t} c=${c}: p50 / p99 (ms)`, `${f(o[k].p50, 2)} / ${f(o[k].p99, 2)}`, `${f(q[k].p50, 2)} / ${f(q[k].p99, 2)}`, ""]);
-    if (o[k].failures || q[k].failures) rows.push([`${t} c=${c}: failed calls`, o[k].failures, q[k].failures, ""]);
+    const label = t === "wrk" ? `http c=${c}, wrk driver (${WRK_SECONDS} s)` : `${t} c=${c}`;
+    rows.push([`${label}: calls/s`, f(o[k].rps), f(q[k].rps), `${(o[k].rps / q[k].rps).toFixed(1)}×`]);
+    rows.push([`${label}: p50 / p99 (ms)`, `${f(o[k].p50, 2)} / ${f(o[k].p99, 2)}`, `${f(q[k].p50, 2)} / ${f(q[k].p99, 2)}`, ""]);
+    if (o[k].failures || q[k].failures) rows.push([`${label}: failed calls`, o[k].failures, q[k].failures, ""]);
   }
 }
 rows.push(["cold start to initialize answer (ms, median)", f(o.coldMs, 1), f(q.coldMs, 1), `${(q.coldMs / o.coldMs).toFixed(1)}× faster`]);
