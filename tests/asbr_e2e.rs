@@ -746,11 +746,11 @@ async fn reviews_find_planted_issues_record_feedback_and_survive_restart() {
         ["security review", "performance review", "style review"]
     );
 
-    // scope narrows the files
+    // paths narrow the files
     let s = ok(&call(
         &client,
         "create_review",
-        json!({"repositoryUrl": "repo", "scope": ["src"], "reviewers": ["performance", "style"]}),
+        json!({"repositoryUrl": "repo", "scope": "full", "paths": ["src"], "reviewers": ["performance", "style"]}),
     )
     .await);
     assert!(s["review"]["findings"]["total"].as_u64().unwrap() > 0);
@@ -837,18 +837,31 @@ async fn reviews_find_planted_issues_record_feedback_and_survive_restart() {
         json!({"repositoryUrl": "octo/widgets", "pullRequestId": 7}),
     )
     .await);
-    assert!(e.contains("pullRequestId") && e.contains("locally"), "{e}");
+    assert!(
+        e.contains("pullRequestId") && e.contains("github toolset") && e.contains("--toolsets"),
+        "{e}"
+    );
     let e = err(&call(
         &client,
         "create_review",
         json!({"repositoryUrl": "octo/widgets"}),
     )
     .await);
-    assert!(e.contains("only local paths"), "{e}");
+    assert!(
+        e.contains("not a local directory") && e.contains("pullRequestId"),
+        "{e}"
+    );
     let e = err(&call(
         &client,
         "create_review",
-        json!({"repositoryUrl": "repo", "scope": ["../../etc"]}),
+        json!({"repositoryUrl": "repo", "paths": ["../../etc"]}),
+    )
+    .await);
+    assert!(e.contains("paths"), "{e}");
+    let e = err(&call(
+        &client,
+        "create_review",
+        json!({"repositoryUrl": "repo", "scope": "everything"}),
     )
     .await);
     assert!(e.contains("scope"), "{e}");
@@ -872,5 +885,168 @@ async fn reviews_find_planted_issues_record_feedback_and_survive_restart() {
     assert_eq!(c["review"]["findings"]["total"], 0);
     let l = ok(&call(&client, "list_reviews", json!({"status": "completed"})).await);
     assert_eq!(l["items"].as_array().unwrap().len(), 3);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn incremental_reviews_cover_only_files_changed_since_the_last_one() {
+    let state = tempfile::tempdir().unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    review_fixture(ws.path());
+    let roots = ws.path().to_str().unwrap().to_string();
+    let args = ["--toolsets", "asbr", "--workspace-roots", &roots];
+    let client = stdio_client(state.path(), &args).await;
+    let reviewers = json!(["security", "performance", "architecture", "style"]);
+
+    let first = ok(&call(
+        &client,
+        "create_review",
+        json!({"repositoryUrl": "repo", "reviewers": reviewers}),
+    )
+    .await);
+    assert!(first["review"].get("incrementalSince").is_none(), "{first}");
+    let scanned = first["review"]["findings"]["filesScanned"]
+        .as_u64()
+        .unwrap();
+    assert!(scanned >= 4, "{first}");
+
+    // Nothing changed: the next incremental review has nothing to look at.
+    let quiet = ok(&call(
+        &client,
+        "create_review",
+        json!({"repositoryUrl": "repo", "reviewers": reviewers}),
+    )
+    .await);
+    assert_eq!(
+        quiet["review"]["incrementalSince"]["reviewId"],
+        first["review"]["id"]
+    );
+    assert_eq!(quiet["review"]["findings"]["total"], 0, "{quiet}");
+
+    // One file changes (its mtime moves past the last review): only it is reviewed.
+    let changed = ws.path().join("repo/web/app.js");
+    std::fs::write(&changed, "// TODO: retry\nconst y = 2;\n").unwrap();
+    let later = std::time::SystemTime::now() + Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&changed)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let next = ok(&call(
+        &client,
+        "create_review",
+        json!({"repositoryUrl": "repo", "reviewers": reviewers}),
+    )
+    .await);
+    let files: std::collections::BTreeSet<&str> = next["topFindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, ["web/app.js"].into(), "{next}");
+
+    // full ignores the base; security-only runs the security reviewer alone.
+    let full = ok(&call(
+        &client,
+        "create_review",
+        json!({"repositoryUrl": "repo", "scope": "full", "reviewers": reviewers}),
+    )
+    .await);
+    assert!(
+        full["review"]["findings"]["total"].as_u64().unwrap() > 5,
+        "{full}"
+    );
+    let sec = ok(&call(
+        &client,
+        "create_review",
+        json!({"repositoryUrl": "repo", "scope": "security-only", "reviewers": ["style", "ai"]}),
+    )
+    .await);
+    assert_eq!(sec["review"]["reviewers"], json!(["security", "ai"]));
+    let by = &sec["review"]["findings"]["byReviewer"];
+    assert!(
+        by["security"].as_u64().unwrap() > 0 && by.get("style").is_none(),
+        "{sec}"
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn pull_request_reviews_read_changed_files_through_the_github_toolset() {
+    let hub = fakehub::spawn(
+        fakehub::FakeConfig::default(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .expect("fake GitHub starts");
+    let state = tempfile::tempdir().unwrap();
+    let base = hub.base_url();
+    let vars = [
+        ("GITHUB_API_URL", base.as_str()),
+        ("GITHUB_TOKEN", "tok-review-1"),
+    ];
+    let client = stdio_client_env(state.path(), &["--toolsets", "github,asbr"], &vars).await;
+
+    // Pull request 289 (feature-39) changes src/lib.rs and files/f39.txt and adds
+    // scripts/deploy.py with a planted AWS key id and subprocess(shell=True).
+    let r = ok(&call(
+        &client,
+        "create_review",
+        json!({"repositoryUrl": "https://github.com/octo/hello", "pullRequestId": 289}),
+    )
+    .await);
+    let review = &r["review"];
+    assert_eq!(review["status"], "completed", "{r}");
+    assert_eq!(review["repositoryPath"], "octo/hello#289");
+    let pr = &review["pullRequest"];
+    assert_eq!(pr["repository"], "octo/hello");
+    assert_eq!(pr["files"], 3, "{pr}");
+    let head = ok(&call(
+        &client,
+        "get_pull_request",
+        json!({"repository": "octo/hello", "number": 289}),
+    )
+    .await);
+    assert_eq!(pr["headSha"], head["head"]["sha"]);
+    let id = review["id"].as_str().unwrap();
+    let d = ok(&call(
+        &client,
+        "get_review_status",
+        json!({"reviewId": id, "includeDetails": true, "limit": 500}),
+    )
+    .await);
+    let found: std::collections::BTreeSet<(&str, &str)> = d["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["rule"].as_str().unwrap(), f["file"].as_str().unwrap()))
+        .collect();
+    assert!(
+        found.contains(&("aws-access-key-id", "scripts/deploy.py")),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&("py-shell-true", "scripts/deploy.py")),
+        "{found:?}"
+    );
+    assert!(!d.to_string().contains("FAKEHUBPLANTED01"), "secret leaked");
+    // the scratch checkout is gone once the review is done
+    let checkouts = state.path().join("asbr/checkouts");
+    let left = std::fs::read_dir(&checkouts).map_or(0, |d| d.count());
+    assert_eq!(left, 0, "scratch checkouts left behind");
+
+    // a missing pull request is the github toolset's own error
+    let e = err(&call(
+        &client,
+        "create_review",
+        json!({"repositoryUrl": "octo/hello", "pullRequestId": 99999}),
+    )
+    .await);
+    assert!(
+        e.contains("octo/hello#99999") && e.contains("not found"),
+        "{e}"
+    );
     client.cancel().await.unwrap();
 }

@@ -1,7 +1,8 @@
 //! The deterministic rule packs behind review reviewers other than `security` (which
 //! reuses the security scan): `performance` (nested loops, queries and requests inside
-//! loops, unbounded reads) and `style` (long lines, long functions, TODO/FIXME markers,
-//! trailing whitespace) for Rust, JavaScript/TypeScript and Python.
+//! loops, unbounded reads), `architecture` (large modules, functions with many
+//! parameters, deep nesting, wildcard imports) and `style` (long lines, long functions,
+//! TODO/FIXME markers, trailing whitespace) for Rust, JavaScript/TypeScript and Python.
 //!
 //! Pure functions over one file's text; the walk and scope filtering live in
 //! `reviews.rs`. Must not touch journals, tasks or tool wiring.
@@ -16,6 +17,12 @@ use super::scan::Severity;
 pub const MAX_LINE_CHARS: usize = 120;
 /// Functions longer than this (in lines) are reported by `style`.
 pub const MAX_FUNCTION_LINES: usize = 80;
+/// Files longer than this (in lines) are reported by `architecture`.
+pub const MAX_MODULE_LINES: usize = 800;
+/// Functions taking more parameters than this are reported by `architecture`.
+pub const MAX_PARAMETERS: usize = 6;
+/// Blocks nested deeper than this inside a function are reported by `architecture`.
+pub const MAX_NESTING: usize = 4;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Lang {
@@ -52,6 +59,7 @@ pub struct ReviewRules {
     fn_brace: Regex,
     fn_py: Regex,
     todo: Regex,
+    wildcard_import: [Regex; 2],
 }
 
 impl Default for ReviewRules {
@@ -123,7 +131,85 @@ impl ReviewRules {
             ),
             fn_py: re(r"^\s*(?:async\s+)?def\s+\w+"),
             todo: re(r"(?://|#|/\*|\*)\s*(TODO|FIXME|XXX|HACK)\b"),
+            wildcard_import: [
+                re(r"^\s*(?:pub(?:\([^)]*\))?\s+)?use\s+([\w:]+)::\*\s*;"),
+                re(r"^\s*from\s+\S+\s+import\s+\*"),
+            ],
         }
+    }
+
+    /// The `architecture` pack over one file.
+    pub fn architecture(&self, lang: Lang, text: &str) -> Vec<Hit> {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut hits = Vec::new();
+        if lines.len() > MAX_MODULE_LINES {
+            hits.push(Hit {
+                rule: "arch-large-module",
+                severity: Severity::Medium,
+                line: 1,
+                message: format!(
+                    "file is {} lines long (limit {MAX_MODULE_LINES}); split it into modules with one responsibility each",
+                    lines.len()
+                ),
+                excerpt: excerpt(lines[0]),
+            });
+        }
+        hits.extend(self.wildcard_imports(lang, &lines));
+        for (start, len, header) in self.functions(lang, text) {
+            let first = start as usize - 1;
+            let body = &lines[first..(first + len).min(lines.len())];
+            let params = parameter_count(lang, body);
+            if params > MAX_PARAMETERS {
+                hits.push(Hit {
+                    rule: "arch-many-parameters",
+                    severity: Severity::Medium,
+                    line: start,
+                    message: format!(
+                        "function takes {params} parameters (limit {MAX_PARAMETERS}); group related ones into a struct or object"
+                    ),
+                    excerpt: header.clone(),
+                });
+            }
+            let (depth, at) = deepest_nesting(lang, body);
+            if depth > MAX_NESTING {
+                hits.push(Hit {
+                    rule: "arch-deep-nesting",
+                    severity: Severity::Medium,
+                    line: start + at as u64,
+                    message: format!(
+                        "blocks nested {depth} deep in this function (limit {MAX_NESTING}); return early or extract the inner part"
+                    ),
+                    excerpt: excerpt(body[at]),
+                });
+            }
+        }
+        hits.sort_by_key(|h| h.line);
+        hits
+    }
+
+    fn wildcard_imports(&self, lang: Lang, lines: &[&str]) -> Vec<Hit> {
+        let re = match lang {
+            Lang::Rust => &self.wildcard_import[0],
+            Lang::Python => &self.wildcard_import[1],
+            Lang::Js => return Vec::new(),
+        };
+        let mut hits = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let Some(c) = re.captures(line) else { continue };
+            // `use super::*` in test modules and preludes are the idiom, not a smell.
+            let module = c.get(1).map_or("", |m| m.as_str());
+            if module == "super" || module.ends_with("prelude") {
+                continue;
+            }
+            hits.push(Hit {
+                rule: "arch-wildcard-import",
+                severity: Severity::Low,
+                line: i as u64 + 1,
+                message: "wildcard import hides where names come from and couples the modules; import the names used".into(),
+                excerpt: excerpt(line),
+            });
+        }
+        hits
     }
 
     /// The `performance` pack over one file.
@@ -317,9 +403,126 @@ impl ReviewRules {
     }
 }
 
+/// Parameters of the function whose header starts `body` (receivers `self` and `cls`
+/// not counted): top-level commas inside the first parenthesised list.
+fn parameter_count(lang: Lang, body: &[&str]) -> usize {
+    let mut depth = 0i32;
+    let mut params: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for line in body.iter().take(30) {
+        for c in line.chars() {
+            match c {
+                '(' | '[' | '{' | '<' if depth > 0 || c == '(' => {
+                    if depth > 0 {
+                        current.push(c);
+                    }
+                    depth += 1;
+                }
+                ')' | ']' | '}' | '>' if depth > 1 => {
+                    depth -= 1;
+                    current.push(c);
+                }
+                ')' if depth == 1 => {
+                    params.push(std::mem::take(&mut current));
+                    return count_params(lang, &params);
+                }
+                ',' if depth == 1 => params.push(std::mem::take(&mut current)),
+                _ if depth > 0 => current.push(c),
+                _ => {}
+            }
+        }
+    }
+    0
+}
+
+fn count_params(lang: Lang, params: &[String]) -> usize {
+    params
+        .iter()
+        .map(|p| p.trim())
+        .filter(|p| !p.is_empty())
+        .filter(|p| {
+            let receiver = p.trim_start_matches('&').trim_start_matches("mut ").trim();
+            !(matches!(lang, Lang::Rust | Lang::Python)
+                && (receiver == "self"
+                    || receiver.starts_with("self:")
+                    || receiver.starts_with("'") && receiver.ends_with("self")
+                    || (lang == Lang::Python && receiver == "cls")))
+        })
+        .count()
+}
+
+/// The deepest block nesting inside the function `body` (its own block is level 0), and
+/// the index of the first line reaching it.
+fn deepest_nesting(lang: Lang, body: &[&str]) -> (usize, usize) {
+    let mut best = (0usize, 0usize);
+    if lang == Lang::Python {
+        let base = body.first().map_or(0, |l| indent(l));
+        let unit = body
+            .iter()
+            .skip(1)
+            .map(|l| indent(l))
+            .find(|&i| i > base)
+            .map_or(4, |i| i - base)
+            .max(1);
+        for (i, line) in body.iter().enumerate().skip(1) {
+            if line.trim().is_empty() || line.trim_start().starts_with('#') {
+                continue;
+            }
+            let level = (indent(line).saturating_sub(base) / unit).saturating_sub(1);
+            if level > best.0 {
+                best = (level, i);
+            }
+        }
+        return best;
+    }
+    let mut depth = 0i64;
+    for (i, line) in body.iter().enumerate() {
+        depth += brace_delta(line);
+        let level = (depth - 1).max(0) as usize;
+        if level > best.0 {
+            best = (level, i);
+        }
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn architecture_finds_parameters_nesting_wildcards_and_large_modules() {
+        let r = ReviewRules::new();
+        let rust = "use std::collections::*;\nuse super::*;\nfn wide(&self, a: u8, b: u8, c: Vec<(u8, u8)>, d: u8, e: u8, f: u8, g: u8) {}\nfn deep(x: u8) {\n    if a {\n        for b in c {\n            while d {\n                if e {\n                    if f {\n                        g();\n                    }\n                }\n            }\n        }\n    }\n}\nfn fine(&mut self, a: HashMap<u8, (u8, u8)>) {}\n";
+        let h = r.architecture(Lang::Rust, rust);
+        assert_eq!(
+            rules_of(&h),
+            [
+                "arch-wildcard-import",
+                "arch-many-parameters",
+                "arch-deep-nesting"
+            ],
+            "{h:?}"
+        );
+        assert!(h[1].message.contains("takes 7 parameters"), "{h:?}");
+        assert_eq!(h[2].line, 9, "{h:?}");
+        let py = "from os import *\ndef f(self, a, b, c, d, e, f, g):\n    return a\n";
+        let h = r.architecture(Lang::Python, py);
+        assert_eq!(
+            rules_of(&h),
+            ["arch-wildcard-import", "arch-many-parameters"],
+            "{h:?}"
+        );
+        let big = "x = 1\n".repeat(MAX_MODULE_LINES + 1);
+        assert_eq!(
+            rules_of(&r.architecture(Lang::Python, &big)),
+            ["arch-large-module"]
+        );
+        assert!(
+            r.architecture(Lang::Js, "function f(a, b) {\n  return a + b;\n}\n")
+                .is_empty()
+        );
+    }
 
     fn rules_of(h: &[Hit]) -> Vec<&'static str> {
         h.iter().map(|h| h.rule).collect()

@@ -1,17 +1,21 @@
-//! Reviews: a local repository path inside the workspace roots, a scope (globs or
-//! `all`) and reviewers. The deterministic reviewers (`security` through the security
-//! scan, `performance` and `style` through `review_rules.rs`) run as one asbr task; the
-//! model is the `ai` reviewer and answers with `submit_feedback`.
+//! Reviews: a local repository path inside the workspace roots (or a pull request's
+//! changed files, fetched by `pr_checkout.rs`), a scope mode (`full`, `incremental`,
+//! `security-only`), optional path globs and reviewers. The deterministic reviewers
+//! (`security` through the security scan; `performance`, `architecture` and `style`
+//! through `review_rules.rs`) run as one asbr task; the model is the `ai` reviewer and
+//! answers with `submit_feedback`.
 //!
 //! Owns the `reviews` journal under `<state-dir>/asbr/` (one full review record per
-//! change, last write wins) and the bounded in-memory index rebuilt from it on start. A
-//! review found running at start-up was interrupted by a restart and is marked failed.
-//! Must not touch tool registration or other toolsets.
+//! change, last write wins; rewritten as a snapshot of the kept reviews when it grows
+//! large) and the bounded in-memory index rebuilt from it on start. A review found
+//! running at start-up was interrupted by a restart and is marked failed. Must not touch
+//! tool registration or other toolsets.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     path::Path,
     sync::atomic::{AtomicU64, Ordering},
+    time::SystemTime,
 };
 
 use parking_lot::{Mutex, RwLock};
@@ -58,6 +62,8 @@ pub enum ReviewerKind {
     Security,
     /// Nested loops, queries/requests inside loops, unbounded reads.
     Performance,
+    /// Large modules, functions with many parameters, deep nesting, wildcard imports.
+    Architecture,
     /// Long lines, long functions, TODO/FIXME markers, trailing whitespace.
     Style,
     /// The model itself: runs no analyser, answers with submit_feedback.
@@ -69,10 +75,56 @@ impl ReviewerKind {
         match self {
             Self::Security => "security",
             Self::Performance => "performance",
+            Self::Architecture => "architecture",
             Self::Style => "style",
             Self::Ai => "ai",
         }
     }
+}
+
+/// Which files a review covers.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScopeMode {
+    /// Every file (within `paths` when given).
+    Full,
+    /// A pull request's changed files; for a local directory, the files modified since
+    /// the last completed review of the same directory (every file the first time).
+    #[default]
+    Incremental,
+    /// Every file, security reviewer only.
+    SecurityOnly,
+}
+
+/// Reads the scope of records written before scope modes existed (a list of globs,
+/// which always meant the whole selection) as `full`.
+fn scope_mode_compat<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ScopeMode, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Mode(ScopeMode),
+        Globs(#[allow(dead_code)] Vec<serde::de::IgnoredAny>),
+    }
+    Ok(match Stored::deserialize(d)? {
+        Stored::Mode(m) => m,
+        Stored::Globs(_) => ScopeMode::Full,
+    })
+}
+
+/// Where a pull-request review's files came from.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PullRequestSource {
+    /// "owner/name".
+    pub repository: String,
+    pub pull_request_id: u64,
+    /// The head commit the files were read at.
+    pub head_sha: String,
+    /// Changed files fetched and reviewed.
+    pub files: u64,
+    /// Changed files not reviewed, each with why (removed, binary, too large, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -152,9 +204,20 @@ pub struct Feedback {
 #[serde(rename_all = "camelCase")]
 pub struct ReviewSummary {
     pub id: String,
-    /// The canonical repository path.
+    /// The canonical repository path, or "owner/name#N" for a pull request.
     pub repository_path: String,
-    pub scope: Vec<String>,
+    #[serde(deserialize_with = "scope_mode_compat")]
+    pub scope: ScopeMode,
+    /// Path globs the review was limited to (empty: no limit).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    /// For an incremental review of a local directory: the earlier review whose start
+    /// bounds which files count as modified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental_since: Option<IncrementalBase>,
+    /// For a pull-request review: what was fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<PullRequestSource>,
     pub reviewers: Vec<ReviewerKind>,
     pub status: ReviewStatus,
     /// The asbr task tracking the review's work (see watch_task_events).
@@ -170,6 +233,15 @@ pub struct ReviewSummary {
     pub error: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// The earlier review an incremental review starts from.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IncrementalBase {
+    pub review_id: String,
+    /// Files modified at or after this time were reviewed.
+    pub created_at: String,
 }
 
 /// A full review (one journal record).
@@ -258,7 +330,41 @@ impl ReviewStore {
             .write()
             .insert(review.summary.id.clone(), review.clone());
         self.evict();
+        self.compact_if_large().await;
         Ok(review)
+    }
+
+    /// Rewrites the journal as a snapshot of the kept reviews once it has grown past
+    /// its segment limit (every change appends a whole review record).
+    async fn compact_if_large(&self) {
+        if !self.journal.needs_compaction() {
+            return;
+        }
+        let live: Vec<Value> = self
+            .reviews
+            .read()
+            .values()
+            .filter_map(|r| serde_json::to_value(r).ok())
+            .collect();
+        if let Err(e) = self.journal.compact(live).await {
+            tracing::warn!("could not compact the asbr reviews journal: {e}");
+        }
+    }
+
+    /// The newest completed review of the whole of `repository_path` (no `paths`
+    /// limit), the base of an incremental review.
+    pub fn last_completed(&self, repository_path: &str) -> Option<IncrementalBase> {
+        self.reviews
+            .read()
+            .values()
+            .map(|r| &r.summary)
+            .filter(|s| s.repository_path == repository_path && s.paths.is_empty())
+            .filter(|s| s.status == ReviewStatus::Completed)
+            .max_by(|a, b| a.id.cmp(&b.id))
+            .map(|s| IncrementalBase {
+                review_id: s.id.clone(),
+                created_at: s.created_at.clone(),
+            })
     }
 
     /// Applies `change` to review `id` and journals the result, one change at a time.
@@ -308,20 +414,30 @@ impl ReviewStore {
 
 // ---------------------------------------------------------------- scope
 
-/// A compiled review scope: `all` (or `full`), or gitignore-style globs relative to
-/// the repository.
+/// A compiled review scope: gitignore-style globs relative to the repository (none:
+/// everything), optionally narrowed to a set of files (a pull request's) and to files
+/// modified at or after a time (an incremental review).
 pub struct Scope {
+    root: std::path::PathBuf,
     globs: Option<ignore::overrides::Override>,
+    files: Option<HashSet<String>>,
+    modified_since: Option<SystemTime>,
 }
 
 impl Scope {
     pub fn new(root: &Path, entries: &[String]) -> Result<Self, ReviewError> {
+        let mut scope = Scope {
+            root: root.to_path_buf(),
+            globs: None,
+            files: None,
+            modified_since: None,
+        };
         if entries.is_empty()
             || entries
                 .iter()
                 .any(|e| matches!(e.trim(), "all" | "full" | "*" | "**"))
         {
-            return Ok(Scope { globs: None });
+            return Ok(scope);
         }
         let mut b = ignore::overrides::OverrideBuilder::new(root);
         for e in entries {
@@ -332,20 +448,46 @@ impl Scope {
                 || e.split(['/', '\\']).any(|p| p == "..")
             {
                 return Err(ReviewError::Input(format!(
-                    "scope: `{e}` must be a glob or path relative to repositoryUrl, without `..`, a leading `/` or `!`; use \"all\" for the whole repository"
+                    "paths: `{e}` must be a glob or path relative to repositoryUrl, without `..`, a leading `/` or `!`; leave paths out for the whole repository"
                 )));
             }
             b.add(e)
-                .map_err(|err| ReviewError::Input(format!("scope: `{e}` is not a glob: {err}")))?;
+                .map_err(|err| ReviewError::Input(format!("paths: `{e}` is not a glob: {err}")))?;
         }
         let globs = b
             .build()
-            .map_err(|err| ReviewError::Input(format!("scope: {err}")))?;
-        Ok(Scope { globs: Some(globs) })
+            .map_err(|err| ReviewError::Input(format!("paths: {err}")))?;
+        scope.globs = Some(globs);
+        Ok(scope)
+    }
+
+    /// Narrows the scope to these repository-relative files.
+    pub fn only_files(mut self, files: impl IntoIterator<Item = String>) -> Self {
+        self.files = Some(files.into_iter().collect());
+        self
+    }
+
+    /// Narrows the scope to files modified at or after `since`.
+    pub fn modified_since(mut self, since: SystemTime) -> Self {
+        self.modified_since = Some(since);
+        self
     }
 
     /// True when the repository-relative file `rel` is in scope.
     pub fn contains(&self, rel: &str) -> bool {
+        if self.files.as_ref().is_some_and(|f| !f.contains(rel)) {
+            return false;
+        }
+        if let Some(since) = self.modified_since {
+            let modified = std::fs::metadata(self.root.join(rel)).and_then(|m| m.modified());
+            if modified.is_ok_and(|m| m < since) {
+                return false;
+            }
+        }
+        self.matches_globs(rel)
+    }
+
+    fn matches_globs(&self, rel: &str) -> bool {
         match &self.globs {
             None => true,
             Some(o) => {
@@ -399,7 +541,7 @@ pub fn run_security(
     }
 }
 
-/// Runs the `performance` or `style` pack over the source files of `root` in scope
+/// Runs the `performance`, `architecture` or `style` pack over the source files of `root` in scope
 /// (respecting `.gitignore`, skipping binaries and files over 2 MiB).
 pub fn run_pack(
     rules: &ReviewRules,
@@ -451,6 +593,7 @@ pub fn run_pack(
             let text = String::from_utf8_lossy(&data);
             let hits = match kind {
                 ReviewerKind::Performance => rules.performance(lang, &text),
+                ReviewerKind::Architecture => rules.architecture(lang, &text),
                 _ => rules.style(lang, &text),
             };
             if !hits.is_empty() {

@@ -1,8 +1,9 @@
 //! The asbr tools: inputs (contract names and defaults kept), handlers and their
 //! registration with annotations.
 //!
-//! Owns tool semantics only: state lives in `tasks.rs`, `artifacts.rs`, `profiles.rs`
-//! and `manifest.rs`. It must not touch journals directly.
+//! Owns tool semantics only (the review tools live in `review_tools.rs`): state lives in
+//! `tasks.rs`, `artifacts.rs`, `profiles.rs` and `manifest.rs`. It must not touch
+//! journals directly.
 
 use std::{sync::Arc, time::Duration};
 
@@ -22,10 +23,8 @@ use super::{
     artifacts::{ArtifactError, ArtifactKind, ArtifactMeta, ArtifactStore, normalise_time},
     manifest::{CacheOutcome, ManifestError, ServiceMaps},
     profiles::{A11y, Profile, ProfileError, ProfileStore, Skill},
-    reviews::{
-        self, Analysers, Comment, Feedback, FindingSummary, Review, ReviewError, ReviewFinding,
-        ReviewStatus, ReviewStore, ReviewSummary, ReviewerKind, Verdict,
-    },
+    review_tools,
+    reviews::{Analysers, ReviewStore},
     scan::{self, Finding, ScanError, ScanSummary, ScanType, Scanner, Severity},
     tasks::{
         self, AgentEventKind, Approver, Task, TaskError, TaskEventKind, TaskInput, TaskStatus,
@@ -44,10 +43,12 @@ pub struct Asbr {
     pub analysers: Arc<Analysers>,
     pub events: EventBus,
     pub executor: Executor,
+    /// Scratch checkouts of pull requests under review (`<state-dir>/asbr/checkouts`).
+    pub checkouts: std::path::PathBuf,
 }
 
-type A = Arc<Asbr>;
-type Out<T> = Result<T, ToolError>;
+pub(super) type A = Arc<Asbr>;
+pub(super) type Out<T> = Result<T, ToolError>;
 
 impl From<TaskError> for ToolError {
     fn from(e: TaskError) -> Self {
@@ -84,11 +85,11 @@ impl From<ManifestError> for ToolError {
     }
 }
 
-fn default_limit() -> u32 {
+pub(super) fn default_limit() -> u32 {
     20
 }
 
-fn cursor_err(e: page::PageError) -> ToolError {
+pub(super) fn cursor_err(e: page::PageError) -> ToolError {
     ToolError::input(format!("cursor: {e}"))
 }
 
@@ -599,569 +600,6 @@ async fn run_security_scan(a: A, i: ScanIn, ctx: CallCtx) -> Out<ScanOut> {
     })
 }
 
-// ---------------------------------------------------------------- reviews
-
-impl From<ReviewError> for ToolError {
-    fn from(e: ReviewError) -> Self {
-        match e {
-            ReviewError::Input(m) => ToolError::Input(m),
-            ReviewError::Business(m) => ToolError::Business(m),
-            ReviewError::Journal(_) => ToolError::Internal(e.to_string()),
-            ReviewError::NotFound(_) => ToolError::Business(e.to_string()),
-        }
-    }
-}
-
-fn default_scope() -> Vec<String> {
-    vec!["all".into()]
-}
-
-fn default_reviewers() -> Vec<ReviewerKind> {
-    vec![
-        ReviewerKind::Security,
-        ReviewerKind::Performance,
-        ReviewerKind::Style,
-    ]
-}
-
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateReviewIn {
-    /// A local directory inside the workspace roots (absolute, or relative to the first
-    /// root). Remote repositories and pull requests are not fetched: check them out
-    /// locally first.
-    #[schemars(length(min = 1, max = 4096))]
-    pub repository_url: String,
-    /// Not supported: only local paths are reviewed. Check the pull request out locally
-    /// and pass its directory as repositoryUrl.
-    #[serde(default)]
-    pub pull_request_id: Option<Value>,
-    /// Files to review: globs or paths relative to repositoryUrl (gitignore syntax; a
-    /// directory covers everything under it), or "all".
-    #[serde(default = "default_scope")]
-    #[schemars(length(min = 1, max = 100))]
-    pub scope: Vec<String>,
-    /// Which analysers run: security (the security scan), performance, style; `ai` is
-    /// you, answering with submit_feedback. Default: security, performance, style.
-    #[serde(default = "default_reviewers")]
-    #[schemars(length(min = 1, max = 4))]
-    pub reviewers: Vec<ReviewerKind>,
-}
-
-/// Most findings shown by create_review (the rest through get_review_status).
-const TOP_FINDINGS: usize = 20;
-
-#[derive(Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CreateReviewOut {
-    pub review: ReviewSummary,
-    /// The most severe findings (at most 20); all of them with get_review_status
-    /// includeDetails=true.
-    pub top_findings: Vec<ReviewFinding>,
-}
-
-fn looks_remote(url: &str) -> bool {
-    let u = url.trim();
-    u.starts_with("http://")
-        || u.starts_with("https://")
-        || u.starts_with("git@")
-        || u.starts_with("ssh://")
-        || u.starts_with("git://")
-}
-
-fn looks_like_owner_repo(url: &str) -> bool {
-    let parts: Vec<&str> = url.trim().split('/').collect();
-    parts.len() == 2
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && *p != ".."
-                && *p != "."
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        })
-}
-
-const LOCAL_ONLY: &str = "only local paths are supported: check the repository or pull request out locally (e.g. `git fetch origin pull/<n>/head:pr-<n> && git worktree add ../pr-<n> pr-<n>`) inside the workspace roots and pass that directory as repositoryUrl, without pullRequestId";
-
-async fn review_task_step(
-    a: &A,
-    task_id: &str,
-    tp: &str,
-    kind: AgentEventKind,
-    step: Option<String>,
-    data: Value,
-) {
-    let tp = tp.to_string();
-    if let Err(e) = a
-        .tasks
-        .transition(task_id, tp, move |t| {
-            tasks::apply_agent_event(t, kind, step, Some(data))
-        })
-        .await
-    {
-        tracing::warn!("review task {task_id}: could not record {kind:?}: {e}");
-    }
-}
-
-async fn publish_review_event(a: &A, r#type: &str, data: Value) {
-    if let Err(e) = a
-        .events
-        .publish_value(r#type, "cortex-mcp/asbr", data)
-        .await
-    {
-        tracing::warn!("could not journal {type}: {e}");
-    }
-}
-
-async fn create_review(a: A, i: CreateReviewIn, ctx: CallCtx) -> Out<CreateReviewOut> {
-    if i.pull_request_id.is_some() {
-        return Err(ToolError::input(format!("pullRequestId: {LOCAL_ONLY}")));
-    }
-    if looks_remote(&i.repository_url) {
-        return Err(ToolError::input(format!("repositoryUrl: {LOCAL_ONLY}")));
-    }
-    let root = match scan::resolve_target(&a.scanner.roots, &i.repository_url) {
-        Ok(root) => root,
-        Err(ScanError::Path(m))
-            if looks_like_owner_repo(&i.repository_url) && m.contains("No such file") =>
-        {
-            return Err(ToolError::input(format!(
-                "repositoryUrl: `{}` is not a local directory; {LOCAL_ONLY}",
-                i.repository_url
-            )));
-        }
-        Err(ScanError::Path(m)) => return Err(ToolError::input(format!("repositoryUrl: {m}"))),
-        Err(e) => return Err(e.into()),
-    };
-    let mut reviewers = i.reviewers;
-    reviewers.sort();
-    reviewers.dedup();
-    if reviewers.is_empty() {
-        return Err(ToolError::input(
-            "reviewers: give at least one of security, performance, style, ai",
-        ));
-    }
-    let scope = Arc::new(reviews::Scope::new(&root, &i.scope)?);
-    let advisories = match (
-        &a.scanner.advisories_dir,
-        reviewers.contains(&ReviewerKind::Security),
-    ) {
-        (Some(dir), true) => scan::load_advisories(dir)?,
-        _ => Vec::new(),
-    };
-    let tp = tasks::traceparent(&ctx.meta);
-    let id = uuid::Uuid::now_v7().to_string();
-    let path = root.display().to_string();
-    let name = root
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| path.clone());
-    let kinds: Vec<&str> = reviewers.iter().map(|r| r.as_str()).collect();
-    let task = a
-        .tasks
-        .create(
-            TaskInput {
-                title: format!("Review of {name}"),
-                brief: format!(
-                    "Review {path} (scope: {}) by {}",
-                    i.scope.join(", "),
-                    kinds.join(", ")
-                ),
-                inputs: vec![tasks::TaskInputItem::Repo { path: path.clone() }],
-                scopes: vec!["review".into()],
-                deadlines: None,
-                a11y_profile_id: None,
-                preferences: None,
-            },
-            Some(format!("review:{id}")),
-            tp.clone(),
-        )
-        .await?
-        .task;
-    let at = reviews::now();
-    let review = a
-        .reviews
-        .put(Review {
-            summary: ReviewSummary {
-                id: id.clone(),
-                repository_path: path.clone(),
-                scope: i.scope.clone(),
-                reviewers: reviewers.clone(),
-                status: ReviewStatus::InProgress,
-                task_id: Some(task.id.clone()),
-                findings: FindingSummary::default(),
-                verdict: None,
-                feedback_count: 0,
-                error: None,
-                created_at: at.clone(),
-                updated_at: at,
-            },
-            details: Vec::new(),
-            feedback: Vec::new(),
-        })
-        .await?;
-    publish_review_event(
-        &a,
-        "asbr.review.created",
-        serde_json::json!({
-            "reviewId": id,
-            "taskId": task.id,
-            "repositoryPath": path,
-            "scope": review.summary.scope,
-            "reviewers": reviewers,
-            "status": review.summary.status,
-            "ariaLiveHint": format!("Review of {name} started with {} reviewer(s).", kinds.join(", ")),
-            "timestamp": review.summary.created_at,
-            "traceparent": tp,
-        }),
-    )
-    .await;
-
-    let analysers: Vec<ReviewerKind> = reviewers
-        .iter()
-        .copied()
-        .filter(|r| *r != ReviewerKind::Ai)
-        .collect();
-    let total = analysers.len() as f64;
-    let advisories = Arc::new(advisories);
-    let mut findings = Vec::new();
-    let mut files_scanned = 0u64;
-    let mut failure = None;
-    for (n, kind) in analysers.iter().copied().enumerate() {
-        ctx.progress.report(
-            n as f64,
-            Some(total),
-            format!("{} reviewer running", kind.as_str()),
-        );
-        let (an, root, scope, adv, progress) = (
-            a.analysers.clone(),
-            root.clone(),
-            scope.clone(),
-            advisories.clone(),
-            ctx.progress.clone(),
-        );
-        let run = a
-            .executor
-            .run_cpu(ctx.deadline, &ctx.cancel, move || {
-                let on_file = |f: u64| {
-                    if f.is_multiple_of(200) {
-                        progress.report(
-                            n as f64,
-                            Some(total),
-                            format!("{}: {f} files", kind.as_str()),
-                        );
-                    }
-                };
-                match kind {
-                    ReviewerKind::Security => {
-                        reviews::run_security(&an.security, &root, &scope, &adv, &on_file)
-                    }
-                    _ => reviews::run_pack(&an.packs, kind, &root, &scope, &on_file),
-                }
-            })
-            .await;
-        match run {
-            Ok(out) => {
-                files_scanned = files_scanned.max(out.files_scanned);
-                review_task_step(
-                    &a,
-                    &task.id,
-                    &tp,
-                    AgentEventKind::StepCompleted,
-                    Some(format!("{} review", kind.as_str())),
-                    serde_json::json!({"reviewId": id, "findings": out.findings.len()}),
-                )
-                .await;
-                findings.extend(out.findings);
-            }
-            Err(e) => {
-                failure = Some(format!("{} reviewer stopped: {e}", kind.as_str()));
-                break;
-            }
-        }
-    }
-    ctx.progress.report(total, Some(total), "review done");
-    let (details, summary) = reviews::summarise(findings, files_scanned);
-    let failed = failure.clone();
-    let review = a
-        .reviews
-        .update(&id, move |r| {
-            r.summary.status = if failed.is_some() {
-                ReviewStatus::Failed
-            } else {
-                ReviewStatus::Completed
-            };
-            r.summary.error = failed;
-            r.summary.findings = summary;
-            r.details = details;
-            Ok(())
-        })
-        .await?;
-    let s = &review.summary;
-    let (kind, hint) = match &failure {
-        Some(_) => (AgentEventKind::Failed, format!("Review of {name} failed.")),
-        None => (
-            AgentEventKind::DeliverableReady,
-            format!(
-                "Review of {name} finished with {} finding(s).",
-                s.findings.total
-            ),
-        ),
-    };
-    review_task_step(
-        &a,
-        &task.id,
-        &tp,
-        kind,
-        None,
-        serde_json::json!({"reviewId": id, "findings": s.findings.total, "error": failure}),
-    )
-    .await;
-    let shown: Vec<Value> = review
-        .details
-        .iter()
-        .take(100)
-        .map(|f| {
-            serde_json::json!({
-                "type": f.reviewer, "rule": f.rule, "severity": f.severity,
-                "message": f.message, "file": f.file, "line": f.line,
-            })
-        })
-        .collect();
-    publish_review_event(
-        &a,
-        "asbr.review.completed",
-        serde_json::json!({
-            "reviewId": id,
-            "taskId": task.id,
-            "status": s.status,
-            "summary": s.findings,
-            "findings": shown,
-            "error": s.error,
-            "ariaLiveHint": hint,
-            "timestamp": s.updated_at,
-            "traceparent": tp,
-        }),
-    )
-    .await;
-    if let Some(e) = failure {
-        return Err(ToolError::Deadline(format!(
-            "review {id}: {e}; the findings so far are kept; narrow the scope or call create_review again"
-        )));
-    }
-    let top_findings = review.details.iter().take(TOP_FINDINGS).cloned().collect();
-    Ok(CreateReviewOut {
-        review: review.summary,
-        top_findings,
-    })
-}
-
-fn default_details_limit() -> u32 {
-    100
-}
-
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ReviewStatusIn {
-    #[schemars(length(min = 1, max = 64))]
-    pub review_id: String,
-    /// Also return the findings (a page of `limit`) and the feedback.
-    #[serde(default)]
-    pub include_details: bool,
-    /// Findings per page when includeDetails is true.
-    #[serde(default = "default_details_limit")]
-    #[schemars(range(min = 1, max = 500))]
-    pub limit: u32,
-    /// From `detailsNextCursor`.
-    #[serde(default)]
-    pub cursor: Option<String>,
-}
-
-#[derive(Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ReviewStatusOut {
-    pub review: ReviewSummary,
-    /// Findings, most severe first (with includeDetails).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub details: Option<Vec<ReviewFinding>>,
-    /// Pass back as `cursor` for the next page of details.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub details_next_cursor: Option<String>,
-    /// Submitted feedback, oldest first (with includeDetails).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub feedback: Option<Vec<Feedback>>,
-}
-
-async fn get_review_status(a: A, i: ReviewStatusIn, _ctx: CallCtx) -> Out<ReviewStatusOut> {
-    let review = a.reviews.get(&i.review_id)?;
-    if !i.include_details {
-        return Ok(ReviewStatusOut {
-            review: review.summary,
-            details: None,
-            details_next_cursor: None,
-            feedback: None,
-        });
-    }
-    let page = page::offset_page(
-        "get_review_status",
-        &review.details,
-        i.limit as usize,
-        i.cursor.as_deref(),
-    )
-    .map_err(cursor_err)?;
-    Ok(ReviewStatusOut {
-        review: review.summary,
-        details: Some(page.items),
-        details_next_cursor: page.next_cursor,
-        feedback: Some(review.feedback),
-    })
-}
-
-fn default_reviewer_name() -> String {
-    "ai".into()
-}
-
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SubmitFeedbackIn {
-    #[schemars(length(min = 1, max = 64))]
-    pub review_id: String,
-    /// Who gives the feedback; you are the "ai" reviewer.
-    #[serde(default = "default_reviewer_name")]
-    #[schemars(length(min = 1, max = 64))]
-    pub reviewer: String,
-    /// Comments, each optionally on a file (relative to the repository) and line.
-    #[serde(default)]
-    #[schemars(length(max = 200))]
-    pub comments: Vec<Comment>,
-    pub verdict: Verdict,
-}
-
-#[derive(Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SubmitFeedbackOut {
-    pub feedback: Feedback,
-    pub review: ReviewSummary,
-}
-
-async fn submit_feedback(a: A, i: SubmitFeedbackIn, ctx: CallCtx) -> Out<SubmitFeedbackOut> {
-    if i.reviewer.trim().is_empty() {
-        return Err(ToolError::input("reviewer: must not be blank; use \"ai\""));
-    }
-    for (n, c) in i.comments.iter().enumerate() {
-        if c.message.trim().is_empty() {
-            return Err(ToolError::input(format!(
-                "comments[{n}].message: must not be blank"
-            )));
-        }
-        if c.line == Some(0) {
-            return Err(ToolError::input(format!(
-                "comments[{n}].line: lines start at 1"
-            )));
-        }
-        if let Some(f) = &c.file
-            && (f.starts_with('/') || f.split(['/', '\\']).any(|p| p == ".."))
-        {
-            return Err(ToolError::input(format!(
-                "comments[{n}].file: `{f}` must be relative to the reviewed repository, without `..`"
-            )));
-        }
-    }
-    if i.verdict == Verdict::RequestChanges && i.comments.is_empty() {
-        return Err(ToolError::input(
-            "comments: request_changes needs at least one comment saying what to change",
-        ));
-    }
-    let feedback = Feedback {
-        id: uuid::Uuid::now_v7().to_string(),
-        reviewer: i.reviewer.trim().to_string(),
-        verdict: i.verdict,
-        comments: i.comments,
-        submitted_at: reviews::now(),
-    };
-    let fb = feedback.clone();
-    let review = a
-        .reviews
-        .update(&i.review_id, move |r| {
-            if matches!(
-                r.summary.status,
-                ReviewStatus::Pending | ReviewStatus::InProgress
-            ) {
-                return Err(ReviewError::Business(format!(
-                    "review {} is still running; wait until get_review_status shows completed",
-                    r.summary.id
-                )));
-            }
-            if r.feedback.len() >= reviews::MAX_FEEDBACK {
-                return Err(ReviewError::Business(format!(
-                    "review {} already holds {} feedback entries; create a new review",
-                    r.summary.id,
-                    reviews::MAX_FEEDBACK
-                )));
-            }
-            r.summary.verdict = Some(fb.verdict);
-            r.feedback.push(fb);
-            Ok(())
-        })
-        .await?;
-    let verdict = reviews::to_value(&feedback.verdict);
-    publish_review_event(
-        &a,
-        "asbr.feedback.submitted",
-        serde_json::json!({
-            "reviewId": review.summary.id,
-            "feedbackId": feedback.id,
-            "reviewer": feedback.reviewer,
-            "verdict": verdict,
-            "comments": feedback.comments.len(),
-            "ariaLiveHint": format!(
-                "Reviewer {} submitted {} with {} comment(s).",
-                feedback.reviewer,
-                verdict.as_str().unwrap_or("feedback").replace('_', " "),
-                feedback.comments.len()
-            ),
-            "timestamp": feedback.submitted_at,
-            "traceparent": tasks::traceparent(&ctx.meta),
-        }),
-    )
-    .await;
-    Ok(SubmitFeedbackOut {
-        feedback,
-        review: review.summary,
-    })
-}
-
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ListReviewsIn {
-    #[serde(default)]
-    pub status: Option<ReviewStatus>,
-    /// Only reviews that ran this reviewer.
-    #[serde(default)]
-    pub reviewer: Option<ReviewerKind>,
-    #[serde(default = "default_limit")]
-    #[schemars(range(min = 1, max = 100))]
-    pub limit: u32,
-    #[serde(default)]
-    pub cursor: Option<String>,
-}
-
-async fn list_reviews(a: A, i: ListReviewsIn, _ctx: CallCtx) -> Out<Page<ReviewSummary>> {
-    let before: Option<String> = i
-        .cursor
-        .as_deref()
-        .map(|c| page::decode("list_reviews", c))
-        .transpose()
-        .map_err(cursor_err)?;
-    let (items, more) = a
-        .reviews
-        .list(i.status, i.reviewer, before.as_deref(), i.limit as usize);
-    let next_cursor = more
-        .then(|| items.last().map(|r| page::encode("list_reviews", &r.id)))
-        .flatten();
-    Ok(Page { items, next_cursor })
-}
-
 // ---------------------------------------------------------------- registration
 
 macro_rules! asbr_tool {
@@ -1280,28 +718,28 @@ pub fn all(a: &A) -> Vec<ToolDef> {
             a,
             "create_review",
             write,
-            create_review,
-            "Review a local repository directory inside the workspace roots: runs the chosen deterministic reviewers (security = the security scan; performance = nested loops, queries/requests inside loops, unbounded reads; style = lines over 120 characters, functions over 80 lines, TODO/FIXME, trailing whitespace; for Rust, JS/TS, Python) over `scope` (globs or \"all\") as an asbr task with progress (follow it with watch_task_events), and returns the summary by severity and reviewer plus the 20 most severe findings. Publishes asbr.review.created and asbr.review.completed. Remote URLs, owner/repo and pullRequestId are refused: check the pull request out locally first."
+            review_tools::create_review,
+            "Review a local repository directory inside the workspace roots, or a GitHub pull request (repositoryUrl \"owner/name\" + pullRequestId; its changed files are read at the head commit through the github toolset): runs the chosen deterministic reviewers (security = the security scan; performance = nested loops, queries/requests inside loops, unbounded reads; architecture = files over 800 lines, functions over 6 parameters, nesting deeper than 4, wildcard imports; style = lines over 120 characters, functions over 80 lines, TODO/FIXME, trailing whitespace; for Rust, JS/TS, Python) over `scope` (full | incremental = changed files, the default | security-only) and optional `paths` globs, as an asbr task with progress (follow it with watch_task_events), and returns the summary by severity and reviewer plus the 20 most severe findings. Publishes asbr.review.created and asbr.review.completed."
         ),
         asbr_tool!(
             a,
             "get_review_status",
             read,
-            get_review_status,
+            review_tools::get_review_status,
             "A review's status and findings summary by severity and reviewer; with includeDetails, a page of findings (most severe first, `limit`, `cursor` from detailsNextCursor) and the submitted feedback."
         ),
         asbr_tool!(
             a,
             "submit_feedback",
             write,
-            submit_feedback,
+            review_tools::submit_feedback,
             "Give your verdict on a finished review as the \"ai\" reviewer (or another named reviewer): approve, request_changes (needs at least one comment) or comment, with comments {file?, line?, severity, message}. Recorded durably; publishes asbr.feedback.submitted."
         ),
         asbr_tool!(
             a,
             "list_reviews",
             read,
-            list_reviews,
+            review_tools::list_reviews,
             "Reviews newest first (summaries, no findings), by status and reviewer; continue with `cursor`."
         ),
         asbr_tool!(

@@ -456,6 +456,12 @@ fn seed_hello(w: &mut World) -> Repo {
                 Some(format!("# Feature {k}\n\nDescribes feature {k}.\n")),
             ));
         }
+        if k == PLANTED_FEATURE {
+            changes.push((
+                "scripts/deploy.py".to_string(),
+                Some(planted_deploy_script()),
+            ));
+        }
         let sha = r.child(
             &parent,
             changes,
@@ -722,6 +728,19 @@ pub fn pull_range(r: &Repo, p: &Pull) -> (String, String) {
         }
     };
     (base, head)
+}
+
+/// The feature branch (pull request 250 + k) whose change plants a credential and a
+/// shell-injection call in `scripts/deploy.py`, for review tests.
+pub const PLANTED_FEATURE: usize = 39;
+
+/// A deploy script with a fake AWS key id and `shell=True` (built at run time so the
+/// source holds no credential-shaped literal).
+pub fn planted_deploy_script() -> String {
+    let key = format!("AKIA{}", "FAKEHUBPLANTED01");
+    format!(
+        "import subprocess\n\nAWS_ACCESS_KEY_ID = \"{key}\"\n\n\ndef deploy(cmd):\n    subprocess.run(cmd, shell=True)\n"
+    )
 }
 
 pub fn pull_files(r: &Repo, p: &Pull) -> Vec<FileDiff> {
