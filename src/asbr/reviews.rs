@@ -34,6 +34,9 @@ use super::{
 const STREAM: &str = "reviews";
 /// Most reviews kept in memory (the oldest finished ones leave first).
 pub const MAX_REVIEWS: usize = 2_000;
+/// Most memory the kept reviews may take (estimated from their text), so 2,000 reviews
+/// of 1,000 findings each cannot hold hundreds of MiB.
+pub const MAX_REVIEW_BYTES: usize = 64 << 20;
 /// Most findings kept per review.
 pub const MAX_REVIEW_FINDINGS: usize = 1_000;
 /// Most feedback entries kept per review.
@@ -42,7 +45,7 @@ pub const MAX_FEEDBACK: usize = 100;
 #[derive(Debug, thiserror::Error)]
 pub enum ReviewError {
     #[error(
-        "reviewId: review {0} not found (only the newest {MAX_REVIEWS} are kept); call list_reviews"
+        "reviewId: review {0} not found (only the newest reviews are kept, at most {MAX_REVIEWS} and 64 MiB); call list_reviews"
     )]
     NotFound(String),
     #[error("{0}")]
@@ -254,6 +257,23 @@ pub struct Review {
     pub feedback: Vec<Feedback>,
 }
 
+/// A review's memory, estimated from its text (strings dominate; a fixed cost per
+/// finding and comment covers the rest).
+fn estimated_bytes(r: &Review) -> usize {
+    let findings: usize = r
+        .details
+        .iter()
+        .map(|f| 64 + f.rule.len() + f.file.len() + f.message.len() + f.excerpt.len())
+        .sum();
+    let feedback: usize = r
+        .feedback
+        .iter()
+        .flat_map(|f| &f.comments)
+        .map(|c| 64 + c.message.len() + c.file.as_ref().map_or(0, String::len))
+        .sum();
+    512 + r.summary.repository_path.len() + findings + feedback
+}
+
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -263,10 +283,21 @@ pub struct ReviewStore {
     reviews: RwLock<HashMap<String, Review>>,
     /// Serialises read-modify-write changes so concurrent feedback is never lost.
     gate: tokio::sync::Mutex<()>,
+    /// (most reviews, most estimated bytes) kept in memory.
+    limits: (usize, usize),
 }
 
 impl ReviewStore {
     pub fn open(dir: &Path, policy: FsyncPolicy) -> Result<Self, AsbrError> {
+        Self::open_with_limits(dir, policy, (MAX_REVIEWS, MAX_REVIEW_BYTES))
+    }
+
+    /// [`ReviewStore::open`] keeping at most `limits` = (reviews, estimated bytes).
+    pub fn open_with_limits(
+        dir: &Path,
+        policy: FsyncPolicy,
+        limits: (usize, usize),
+    ) -> Result<Self, AsbrError> {
         let (journal, records) = open_journal(dir, STREAM, policy)?;
         let mut reviews = HashMap::new();
         for (i, raw) in records.into_iter().enumerate() {
@@ -290,18 +321,22 @@ impl ReviewStore {
             journal,
             reviews: RwLock::new(reviews),
             gate: tokio::sync::Mutex::new(()),
+            limits,
         };
         store.evict();
         Ok(store)
     }
 
-    /// Keeps at most [`MAX_REVIEWS`] in memory, dropping the oldest finished ones.
+    /// Keeps at most [`MAX_REVIEWS`] reviews and [`MAX_REVIEW_BYTES`] of them in memory,
+    /// dropping the oldest finished ones first.
     fn evict(&self) {
+        let (max_reviews, max_bytes) = self.limits;
         let mut reviews = self.reviews.write();
-        if reviews.len() <= MAX_REVIEWS {
+        let mut bytes: usize = reviews.values().map(estimated_bytes).sum();
+        if reviews.len() <= max_reviews && bytes <= max_bytes {
             return;
         }
-        let mut done: Vec<String> = reviews
+        let mut done: Vec<(String, usize)> = reviews
             .values()
             .filter(|r| {
                 matches!(
@@ -309,12 +344,15 @@ impl ReviewStore {
                     ReviewStatus::Completed | ReviewStatus::Failed
                 )
             })
-            .map(|r| r.summary.id.clone())
+            .map(|r| (r.summary.id.clone(), estimated_bytes(r)))
             .collect();
         done.sort();
-        let excess = reviews.len() - MAX_REVIEWS;
-        for id in done.into_iter().take(excess) {
+        for (id, size) in done {
+            if reviews.len() <= max_reviews && bytes <= max_bytes {
+                break;
+            }
             reviews.remove(&id);
+            bytes -= size;
         }
     }
 
@@ -672,6 +710,58 @@ pub fn to_value<T: Serialize>(v: &T) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn finished_review(id: &str, findings: usize) -> Review {
+        let finding = ReviewFinding {
+            reviewer: ReviewerKind::Style,
+            rule: "style-todo".into(),
+            severity: Severity::Low,
+            file: "src/lib.rs".into(),
+            line: 1,
+            message: "m".repeat(200),
+            excerpt: "e".repeat(200),
+        };
+        Review {
+            summary: ReviewSummary {
+                id: id.into(),
+                repository_path: "/repo".into(),
+                scope: ScopeMode::Full,
+                paths: Vec::new(),
+                incremental_since: None,
+                pull_request: None,
+                reviewers: vec![ReviewerKind::Style],
+                status: ReviewStatus::Completed,
+                task_id: None,
+                findings: FindingSummary::default(),
+                verdict: None,
+                feedback_count: 0,
+                error: None,
+                created_at: now(),
+                updated_at: now(),
+            },
+            details: vec![finding; findings],
+            feedback: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn memory_is_bounded_by_bytes_not_only_by_count() {
+        let dir = tempfile::tempdir().unwrap();
+        // room for about two reviews of 100 findings (~48 KB each), however many fit by count
+        let store = ReviewStore::open_with_limits(dir.path(), FsyncPolicy::Never, (1_000, 100_000))
+            .unwrap();
+        for id in ["r1", "r2", "r3", "r4"] {
+            store.put(finished_review(id, 100)).await.unwrap();
+        }
+        assert!(store.get("r1").is_err() && store.get("r2").is_err());
+        assert!(store.get("r3").is_ok() && store.get("r4").is_ok());
+        // small reviews are bounded by count as before (the journal replays r1..r4)
+        drop(store);
+        let store =
+            ReviewStore::open_with_limits(dir.path(), FsyncPolicy::Never, (2, 1 << 30)).unwrap();
+        store.put(finished_review("r5", 0)).await.unwrap();
+        assert_eq!(store.list(None, None, None, 10).0.len(), 2);
+    }
 
     #[test]
     fn scope_globs_and_directories() {
