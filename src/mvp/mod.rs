@@ -8,6 +8,7 @@
 //! State (graphs and runs, PRP runs, teaching examples) is journaled under
 //! `<state-dir>/mvp/` and replayed on start.
 
+pub mod coverage;
 pub mod exec;
 pub mod graph;
 pub mod graph_run;
@@ -17,6 +18,7 @@ pub mod lint;
 pub mod prp;
 pub mod runners;
 pub mod teaching;
+pub mod test_output;
 pub mod tools;
 pub mod workspace;
 

@@ -30,6 +30,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     Mvp,
+    coverage::CoverageWant,
     runners::{self, AnalysisReport, Framework, TestReport},
 };
 use crate::runtime::{
@@ -263,7 +264,16 @@ async fn build_gate(
         return Ok(f.gate(limits));
     };
     evidence.workspace = true;
-    let tests = runners::run_tests(&mvp.exec, ctx, dir, Framework::Auto, None, false, None).await;
+    let tests = runners::run_tests(
+        &mvp.exec,
+        ctx,
+        dir,
+        Framework::Auto,
+        None,
+        CoverageWant::Off,
+        None,
+    )
+    .await;
     match tests {
         Ok(report) => {
             for failure in &report.failures {

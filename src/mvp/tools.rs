@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use super::{
     Mvp,
+    coverage::CoverageWant,
     exec::{self, Command, Output},
     graph::{self, Graph, GraphDef, GraphRun, Issue, NodeRun, Optimization, OptimizationType},
     graph_run,
@@ -169,10 +170,6 @@ async fn run_command(mvp: M, input: RunCommandIn, ctx: CallCtx) -> Out<Output> {
 
 // ------------------------------------------------------------------ test_runner
 
-fn yes() -> bool {
-    true
-}
-
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TestRunnerIn {
@@ -183,9 +180,13 @@ pub struct TestRunnerIn {
     /// auto (default) detects from the project files.
     #[serde(default)]
     pub framework: Framework,
-    /// Report coverage where the runner can (jest/vitest json-summary); default true.
-    #[serde(default = "yes")]
-    pub coverage: bool,
+    /// Line coverage (jest built-in, vitest with @vitest/coverage-v8, pytest with
+    /// pytest-cov, cargo/nextest with cargo-llvm-cov). Omitted (the default, true) is best
+    /// effort: a missing coverage tool is named in `coverage.note`. `true` requires it:
+    /// a missing tool is an error naming it. `false` skips coverage.
+    #[serde(default)]
+    #[schemars(extend("default" = true))]
+    pub coverage: Option<bool>,
     /// Project directory inside the workspace roots (default: the first root).
     #[serde(default)]
     pub cwd: Option<String>,
@@ -203,7 +204,7 @@ async fn test_runner(mvp: M, input: TestRunnerIn, ctx: CallCtx) -> Out<TestRepor
         &dir,
         input.framework,
         input.test_path.as_deref(),
-        input.coverage,
+        CoverageWant::from_input(input.coverage),
         input.timeout_ms.map(Duration::from_millis),
     )
     .await?;
