@@ -2,7 +2,9 @@
 //! jest, vitest and eslint (pinned in tests/fixtures/js-runners, installed by `.ci/run`
 //! with `npm ci`), cargo-nextest on a tiny dependency-free crate, and coverage (jest's
 //! istanbul, vitest's v8 provider, pytest-cov; cargo's missing cargo-llvm-cov named).
-//! Fixture projects live in the test's temp dir; JS ones link the pinned node_modules.
+//! Also the PRP evaluation gate tracing requirements to tests, test files and gate
+//! results. Fixture projects live in the test's temp dir; JS ones link the pinned
+//! node_modules.
 
 mod common;
 
@@ -399,5 +401,91 @@ async fn pytest_coverage_returns_a_percentage() {
     assert_eq!(r["coverage"]["available"], true, "{r:#}");
     let pct = r["coverage"]["linesPct"].as_f64().unwrap();
     assert!(pct > 50.0 && pct < 100.0, "one branch is never run: {r:#}");
+    s.client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn prp_evaluation_traces_requirements_to_tests_files_and_gates() {
+    let target = tempfile::tempdir().unwrap();
+    let s = server(&[("CARGO_TARGET_DIR", target.path().display().to_string())]).await;
+    let dir = s.work.path().join("calc");
+    write(
+        &dir,
+        "Cargo.toml",
+        "[package]\nname = \"calc\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    );
+    write(
+        &dir,
+        "src/lib.rs",
+        "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn adds_two_numbers() {\n        assert_eq!(super::add(2, 2), 4);\n    }\n}\n",
+    );
+    write(
+        &dir,
+        "tests/overflow.rs",
+        "// Large inputs wrap instead of panicking.\n#[test]\nfn big() {\n    assert_eq!(calc::add(1, 2), 3);\n}\n",
+    );
+    let run = ok(
+        &s.client,
+        "run_prp_workflow",
+        json!({"blueprint": {"title": "calc", "description": "a calculator",
+                "requirements": [
+                    "adds two numbers",
+                    "large inputs wrap instead of panicking",
+                    "the linter reports no errors",
+                    "exports a CSV report of every sum"
+                ]},
+               "workspace": "calc", "deterministic": true, "gates": {"maxMajors": 0}}),
+    )
+    .await;
+    assert_eq!(run["status"], "recycled", "{run:#}");
+    assert_eq!(run["recycledAt"], "evaluation", "{run:#}");
+    let eval = &run["phases"][2]["gate"];
+    let trace = eval["trace"].as_array().unwrap();
+    assert_eq!(trace.len(), 4, "{eval:#}");
+    assert_eq!(trace[0]["traced"], true);
+    assert_eq!(
+        trace[0]["evidence"][0], "test tests::adds_two_numbers",
+        "{eval:#}"
+    );
+    assert_eq!(trace[1]["traced"], true);
+    assert!(
+        trace[1]["evidence"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("file tests/overflow.rs")),
+        "{eval:#}"
+    );
+    assert_eq!(trace[2]["traced"], true);
+    assert!(
+        trace[2]["evidence"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("gate lint (cargo clippy"),
+        "{eval:#}"
+    );
+    assert_eq!(trace[3]["traced"], false);
+    assert_eq!(eval["majorCount"], 1, "{eval:#}");
+    let major = eval["majors"][0].as_str().unwrap();
+    assert!(
+        major.starts_with("requirement 4 (\"exports a CSV report of every sum\") is not traced"),
+        "{major}"
+    );
+    assert!(
+        run["cerebrum"]["reasons"]
+            .to_string()
+            .contains("requirement 4"),
+        "{run:#}"
+    );
+    // With the default limits (≤ 3 majors) the same run completes, still listing it.
+    let run = ok(
+        &s.client,
+        "run_prp_workflow",
+        json!({"blueprint": {"title": "calc", "description": "a calculator",
+                "requirements": ["adds two numbers", "exports a CSV report of every sum"]},
+               "workspace": "calc", "deterministic": true}),
+    )
+    .await;
+    assert_eq!(run["status"], "completed", "{run:#}");
+    assert_eq!(run["phases"][2]["gate"]["majorCount"], 1, "{run:#}");
     s.client.cancel().await.unwrap();
 }

@@ -20,6 +20,7 @@ pub mod runners;
 pub mod teaching;
 pub mod test_output;
 pub mod tools;
+pub mod trace;
 pub mod workspace;
 
 use std::sync::Arc;

@@ -5,8 +5,10 @@
 //! Gates are real: the strategy gate checks the blueprint; with a workspace the build
 //! gate runs the project's tests (each failing test is a blocker) and linter (each lint
 //! error is a major); the evaluation gate checks the evidence gathered (tests ran,
-//! lint gathered, requirements checkable). A gate passes with at most `maxBlockers`
-//! blockers (default 0) and `maxMajors` majors (default 3). No sleeps anywhere.
+//! lint gathered) and traces every requirement to it (`trace.rs`: test names, test
+//! files, build gate results); each requirement not traced is a major. A gate passes
+//! with at most `maxBlockers` blockers (default 0) and `maxMajors` majors (default 3).
+//! No sleeps anywhere.
 //!
 //! Deterministic mode derives the run id from the input and fixes timestamps and
 //! durations, so the same input gives byte-identical output.
@@ -32,6 +34,7 @@ use super::{
     Mvp,
     coverage::CoverageWant,
     runners::{self, AnalysisReport, Framework, TestReport},
+    trace::{self, EvidenceItem, RequirementTrace},
 };
 use crate::runtime::{
     journal::{FsyncPolicy, Journal, JournalError, JournalOptions},
@@ -108,6 +111,9 @@ pub struct Gate {
     pub minors: Vec<String>,
     /// What the gate looked at.
     pub evidence: Vec<String>,
+    /// Evaluation gate: each requirement and the evidence it was traced to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trace: Vec<RequirementTrace>,
 }
 
 #[derive(Default)]
@@ -138,6 +144,7 @@ impl Findings {
             majors: cut(self.majors),
             minors: cut(self.minors),
             evidence: self.evidence,
+            trace: Vec::new(),
         }
     }
 }
@@ -198,13 +205,8 @@ struct BuildEvidence {
     tests: Option<TestReport>,
     lint: Option<AnalysisReport>,
     workspace: bool,
-}
-
-fn words(s: &str) -> Vec<String> {
-    s.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.len() >= 4)
-        .map(str::to_lowercase)
-        .collect()
+    /// What requirements are traced to: tests that ran, test files, gate results.
+    items: Vec<EvidenceItem>,
 }
 
 pub fn strategy_gate(bp: &Blueprint, limits: GateLimits) -> Gate {
@@ -283,6 +285,12 @@ async fn build_gate(
                 "tests ({}): {} passed, {} failed, {} total",
                 report.command, report.totals.passed, report.totals.failed, report.totals.total
             ));
+            evidence.items.extend(
+                report
+                    .test_names
+                    .iter()
+                    .map(|n| EvidenceItem::new(format!("test {n}"), n)),
+            );
             evidence.tests = Some(report);
         }
         Err(ToolError::Cancelled) => return Err(ToolError::Cancelled),
@@ -325,6 +333,23 @@ async fn build_gate(
         Err(ToolError::Deadline(m)) => return Err(ToolError::Deadline(m)),
         Err(e) => f.majors.push(format!("lint could not run: {e}")),
     }
+    let root = dir.to_path_buf();
+    let files = mvp
+        .runtime
+        .executor
+        .run_cpu(ctx.deadline, &ctx.cancel, move || {
+            trace::scan_test_files(&root)
+        })
+        .await
+        .map_err(|e| ToolError::Deadline(e.to_string()))?;
+    f.evidence
+        .push(format!("{} test files read for tracing", files.len()));
+    evidence.items.extend(files);
+    evidence.items.extend(
+        f.evidence
+            .iter()
+            .map(|line| EvidenceItem::new(format!("gate {line}"), line)),
+    );
     Ok(f.gate(limits))
 }
 
@@ -337,13 +362,16 @@ fn relative(dir: &Path, file: &str) -> String {
 
 fn evaluation_gate(bp: &Blueprint, evidence: &BuildEvidence, limits: GateLimits) -> Gate {
     let mut f = Findings::default();
+    let traces = trace::trace(&bp.requirements, &evidence.items);
     if !evidence.workspace {
         f.majors.push(
             "no build evidence: pass a workspace so tests and lint verify the requirements".into(),
         );
         f.evidence
             .push("requirements checked against: nothing".into());
-        return f.gate(limits);
+        let mut gate = f.gate(limits);
+        gate.trace = traces;
+        return gate;
     }
     match &evidence.tests {
         Some(t) if t.totals.total == 0 => f
@@ -355,27 +383,35 @@ fn evaluation_gate(bp: &Blueprint, evidence: &BuildEvidence, limits: GateLimits)
     if evidence.lint.is_none() {
         f.minors.push("no lint evidence was gathered".into());
     }
-    let vague: Vec<usize> = bp
-        .requirements
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| words(r).is_empty())
-        .map(|(i, _)| i + 1)
-        .collect();
-    for i in vague {
-        f.minors
-            .push(format!("requirement {i} has no checkable terms"));
+    for t in &traces {
+        if t.keywords.is_empty() {
+            f.minors.push(format!(
+                "requirement {} has no checkable terms",
+                t.requirement
+            ));
+        } else if !t.traced {
+            f.majors.push(format!(
+                "requirement {} (\"{}\") is not traced to any test, test file or gate result (keywords: {})",
+                t.requirement,
+                t.text,
+                t.keywords.join(", ")
+            ));
+        }
     }
     f.evidence.push(format!(
-        "{} requirements against {} tests and {} lint issues",
+        "{} of {} requirements traced to {} evidence items ({} tests, {} lint issues)",
+        traces.iter().filter(|t| t.traced).count(),
         bp.requirements.len(),
+        evidence.items.len(),
         evidence.tests.as_ref().map_or(0, |t| t.totals.total),
         evidence
             .lint
             .as_ref()
             .map_or(0, |l| l.error_count + l.warning_count)
     ));
-    f.gate(limits)
+    let mut gate = f.gate(limits);
+    gate.trace = traces;
+    gate
 }
 
 fn cerebrum(phases: &[PhaseRecord]) -> Cerebrum {

@@ -98,6 +98,11 @@ pub struct TestReport {
     pub coverage: Option<Coverage>,
     /// Last lines of the runner's stderr (capped), for context.
     pub stderr_tail: String,
+    /// Names of the tests that ran (capped); not part of the tool result, used by the
+    /// PRP evaluation gate to trace requirements to tests.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub test_names: Vec<String>,
 }
 
 pub fn exec_err(e: ExecError) -> ToolError {
@@ -346,9 +351,10 @@ pub async fn run_tests(
         Framework::Pytest => pytest_failure_details(&out.stdout, &mut live.failures),
         Framework::Jest | Framework::Vitest => {
             if let Some(file) = &report_file {
-                if let Some((t, f)) = parse_js_report(file) {
-                    live.totals = t;
-                    live.failures = f;
+                if let Some(report) = parse_js_report(file) {
+                    live.totals = report.totals;
+                    live.failures = report.failures;
+                    live.names = report.names;
                 }
                 let _ = std::fs::remove_file(file);
             }
@@ -417,5 +423,6 @@ fn finish_report(
         failures: live.failures,
         coverage,
         stderr_tail: tail(&out.stderr, 2048),
+        test_names: live.names,
     })
 }

@@ -17,6 +17,8 @@ use super::{
 pub(super) const MAX_FAILURES: usize = 100;
 /// Bytes of a failure's captured output kept.
 pub(super) const MAX_FAILURE_OUTPUT: usize = 4096;
+/// Names of finished tests kept (for the PRP evaluation gate's tracing).
+pub(super) const MAX_TEST_NAMES: usize = 5000;
 
 /// Incremental parse state shared with the line sink.
 #[derive(Default)]
@@ -30,6 +32,8 @@ pub(super) struct LiveTests {
     failed_names: Vec<String>,
     /// nextest: the final summary started (its FAIL lines repeat earlier ones).
     summary_seen: bool,
+    /// Names of the tests that finished, in order (capped).
+    pub(super) names: Vec<String>,
 }
 
 impl LiveTests {
@@ -40,12 +44,16 @@ impl LiveTests {
         stream: Stream,
         line: &str,
     ) -> Option<String> {
-        match framework {
+        let name = match framework {
             Framework::Cargo | Framework::Auto => self.feed_cargo(stream, line),
             Framework::Nextest => self.feed_nextest(line),
             Framework::Pytest => self.feed_pytest(line),
             Framework::Jest | Framework::Vitest => self.feed_js(line),
+        }?;
+        if self.names.len() < MAX_TEST_NAMES {
+            self.names.push(name.clone());
         }
+        Some(name)
     }
 
     /// Closes a failure section still open when the output ended.
@@ -263,7 +271,14 @@ pub(super) fn pytest_failure_details(stdout: &str, failures: &mut [TestFailure])
 }
 
 /// Parses jest/vitest `--json` reports (same top-level shape).
-pub(super) fn parse_js_report(path: &Path) -> Option<(Totals, Vec<TestFailure>)> {
+/// A jest/vitest JSON report: totals, failures and the names of all tests.
+pub(super) struct JsReport {
+    pub totals: Totals,
+    pub failures: Vec<TestFailure>,
+    pub names: Vec<String>,
+}
+
+pub(super) fn parse_js_report(path: &Path) -> Option<JsReport> {
     let text = std::fs::read_to_string(path).ok()?;
     let v: Value = serde_json::from_str(&text).ok()?;
     let n = |k: &str| v[k].as_u64().unwrap_or(0);
@@ -274,8 +289,12 @@ pub(super) fn parse_js_report(path: &Path) -> Option<(Totals, Vec<TestFailure>)>
         ignored: n("numPendingTests") + n("numTodoTests"),
     };
     let mut failures = Vec::new();
+    let mut names = Vec::new();
     for file in v["testResults"].as_array().into_iter().flatten() {
         for a in file["assertionResults"].as_array().into_iter().flatten() {
+            if names.len() < MAX_TEST_NAMES {
+                names.push(a["fullName"].as_str().unwrap_or("?").to_string());
+            }
             if a["status"] == "failed" && failures.len() < MAX_FAILURES {
                 let msg = a["failureMessages"]
                     .as_array()
@@ -293,7 +312,11 @@ pub(super) fn parse_js_report(path: &Path) -> Option<(Totals, Vec<TestFailure>)>
             }
         }
     }
-    Some((totals, failures))
+    Some(JsReport {
+        totals,
+        failures,
+        names,
+    })
 }
 
 /// Splits a nextest status line into (status, test name).

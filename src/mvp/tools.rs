@@ -904,7 +904,7 @@ pub fn all(m: &M) -> Vec<ToolDef> {
             "run_prp_workflow",
             runs,
             run_prp_workflow,
-            "Run a PRP workflow for blueprint {title, description, requirements[]}: strategy → build → evaluation gates; with `workspace` the build gate runs the tests (failures are blockers) and the linter (errors are majors). A gate passes with ≤ maxBlockers (0) blockers and ≤ maxMajors (3) majors; the first failing gate recycles the run. Returns phases, status completed|recycled and the cerebrum decision with reasons. `deterministic` fixes ids and times."
+            "Run a PRP workflow for blueprint {title, description, requirements[]}: strategy → build → evaluation gates; with `workspace` the build gate runs the tests (failures are blockers) and the linter (errors are majors). The evaluation gate traces each requirement to the evidence: its keywords (words of 3+ letters minus common words, lower-cased, a plural -s and one of -ing/-ed/-er/-e stripped, first 5 letters) are matched against the names of the tests that ran, the workspace's test files (path and contents) and the build gate's results; an item holding at least half of the keywords traces it. `gate.trace` lists each requirement with its evidence; each untraced requirement is a major. A gate passes with ≤ maxBlockers (0) blockers and ≤ maxMajors (3) majors; the first failing gate recycles the run. Returns phases, status completed|recycled and the cerebrum decision with reasons. `deterministic` fixes ids and times."
         ),
         mvp_tool!(
             m,
