@@ -18,6 +18,7 @@ pub mod graph_validate;
 pub mod health;
 pub mod lint;
 pub mod prp;
+pub mod prp_store;
 pub mod runners;
 pub mod teaching;
 pub mod test_output;
