@@ -286,6 +286,17 @@ impl SecureExec {
         self.allow.iter().any(|a| a == program) && self.resolve(program).is_ok()
     }
 
+    /// Finds a program on the children's PATH without the allow-list check: for helpers
+    /// an allow-listed program starts itself (cargo runs `cargo-nextest`).
+    pub fn on_path(&self, program: &str) -> Option<PathBuf> {
+        if program.contains('/') || program.is_empty() {
+            return None;
+        }
+        std::env::split_paths(self.path.as_str())
+            .map(|dir| dir.join(program))
+            .find(|p| is_executable(p))
+    }
+
     /// Checks the program name and resolves it on the reduced PATH.
     pub fn resolve(&self, program: &str) -> Result<PathBuf, ExecError> {
         if program.contains('/') || program.contains('\\') || program.is_empty() {

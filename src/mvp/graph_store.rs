@@ -427,3 +427,28 @@ fn redundant_edges(graph: &Graph, topo: &Topology, order: &[usize]) -> Vec<EdgeD
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn optimize_finds_levels_critical_path_and_redundant_edges() {
+        let def: super::super::graph::GraphDef = serde_json::from_value(json!({"name": "o", "nodes": [
+                {"id": "a", "type": "gate", "config": {"condition": "true"}},
+                {"id": "b", "type": "gate", "config": {"condition": "true"}},
+                {"id": "c", "type": "gate", "config": {"condition": "true"}}],
+                "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}, {"from": "a", "to": "c"}]}))
+        .unwrap();
+        let g = Graph {
+            id: "g".into(),
+            created_at: String::new(),
+            def,
+        };
+        let o = optimize(&g, &[], OptimizationType::Performance, 8).unwrap();
+        assert_eq!(o.parallel_levels, vec![vec!["a"], vec!["b"], vec!["c"]]);
+        assert_eq!(o.redundant_edges.len(), 1);
+        assert_eq!(o.redundant_edges[0].to, "c");
+    }
+}

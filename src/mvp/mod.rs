@@ -8,16 +8,26 @@
 //! State (graphs and runs, PRP runs, teaching examples) is journaled under
 //! `<state-dir>/mvp/` and replayed on start.
 
+pub mod coverage;
 pub mod exec;
 pub mod graph;
 pub mod graph_run;
 pub mod graph_store;
+pub mod graph_template;
+pub mod graph_validate;
 pub mod health;
 pub mod lint;
 pub mod prp;
+pub mod prp_store;
 pub mod runners;
 pub mod teaching;
+pub mod test_output;
 pub mod tools;
+pub mod tools_graph;
+pub mod tools_prp;
+pub mod tools_teaching;
+pub mod tools_workspace;
+pub mod trace;
 pub mod workspace;
 
 use std::sync::Arc;

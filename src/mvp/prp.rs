@@ -5,37 +5,36 @@
 //! Gates are real: the strategy gate checks the blueprint; with a workspace the build
 //! gate runs the project's tests (each failing test is a blocker) and linter (each lint
 //! error is a major); the evaluation gate checks the evidence gathered (tests ran,
-//! lint gathered, requirements checkable). A gate passes with at most `maxBlockers`
-//! blockers (default 0) and `maxMajors` majors (default 3). No sleeps anywhere.
+//! lint gathered) and traces every requirement to it (`trace.rs`: test names, test
+//! files, build gate results); each requirement not traced is a major. A gate passes
+//! with at most `maxBlockers` blockers (default 0) and `maxMajors` majors (default 3).
+//! No sleeps anywhere.
 //!
 //! Deterministic mode derives the run id from the input and fixes timestamps and
 //! durations, so the same input gives byte-identical output.
 //!
-//! Owns the PRP model, the gates and the bounded history (a ring, journaled in the
-//! `prp` stream). Runs the build tools through `runners.rs`; publishes no events itself
+//! Owns the PRP model and the gates; the bounded history (a ring, journaled in the
+//! `prp` stream) is `prp_store.rs`. Runs the build tools through `runners.rs`; publishes no events itself
 //! (the caller does, from the returned phases).
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::HashMap,
     path::{Path, PathBuf},
-    sync::Arc,
     time::Instant,
 };
 
-use parking_lot::Mutex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+pub use super::prp_store::PrpStore;
 use super::{
     Mvp,
+    coverage::CoverageWant,
     runners::{self, AnalysisReport, Framework, TestReport},
+    trace::{self, EvidenceItem, RequirementTrace},
 };
-use crate::runtime::{
-    journal::{FsyncPolicy, Journal, JournalError, JournalOptions},
-    registry::{CallCtx, ToolError},
-};
+use crate::runtime::registry::{CallCtx, ToolError};
 
 const FIXED_TIME: &str = "1970-01-01T00:00:00.000Z";
 /// Findings listed per severity in a gate (the counts stay exact).
@@ -107,6 +106,9 @@ pub struct Gate {
     pub minors: Vec<String>,
     /// What the gate looked at.
     pub evidence: Vec<String>,
+    /// Evaluation gate: each requirement and the evidence it was traced to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trace: Vec<RequirementTrace>,
 }
 
 #[derive(Default)]
@@ -137,6 +139,7 @@ impl Findings {
             majors: cut(self.majors),
             minors: cut(self.minors),
             evidence: self.evidence,
+            trace: Vec::new(),
         }
     }
 }
@@ -197,13 +200,8 @@ struct BuildEvidence {
     tests: Option<TestReport>,
     lint: Option<AnalysisReport>,
     workspace: bool,
-}
-
-fn words(s: &str) -> Vec<String> {
-    s.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.len() >= 4)
-        .map(str::to_lowercase)
-        .collect()
+    /// What requirements are traced to: tests that ran, test files, gate results.
+    items: Vec<EvidenceItem>,
 }
 
 pub fn strategy_gate(bp: &Blueprint, limits: GateLimits) -> Gate {
@@ -263,7 +261,16 @@ async fn build_gate(
         return Ok(f.gate(limits));
     };
     evidence.workspace = true;
-    let tests = runners::run_tests(&mvp.exec, ctx, dir, Framework::Auto, None, false, None).await;
+    let tests = runners::run_tests(
+        &mvp.exec,
+        ctx,
+        dir,
+        Framework::Auto,
+        None,
+        CoverageWant::Off,
+        None,
+    )
+    .await;
     match tests {
         Ok(report) => {
             for failure in &report.failures {
@@ -273,6 +280,12 @@ async fn build_gate(
                 "tests ({}): {} passed, {} failed, {} total",
                 report.command, report.totals.passed, report.totals.failed, report.totals.total
             ));
+            evidence.items.extend(
+                report
+                    .test_names
+                    .iter()
+                    .map(|n| EvidenceItem::new(format!("test {n}"), n)),
+            );
             evidence.tests = Some(report);
         }
         Err(ToolError::Cancelled) => return Err(ToolError::Cancelled),
@@ -315,6 +328,23 @@ async fn build_gate(
         Err(ToolError::Deadline(m)) => return Err(ToolError::Deadline(m)),
         Err(e) => f.majors.push(format!("lint could not run: {e}")),
     }
+    let root = dir.to_path_buf();
+    let files = mvp
+        .runtime
+        .executor
+        .run_cpu(ctx.deadline, &ctx.cancel, move || {
+            trace::scan_test_files(&root)
+        })
+        .await
+        .map_err(|e| ToolError::Deadline(e.to_string()))?;
+    f.evidence
+        .push(format!("{} test files read for tracing", files.len()));
+    evidence.items.extend(files);
+    evidence.items.extend(
+        f.evidence
+            .iter()
+            .map(|line| EvidenceItem::new(format!("gate {line}"), line)),
+    );
     Ok(f.gate(limits))
 }
 
@@ -327,13 +357,16 @@ fn relative(dir: &Path, file: &str) -> String {
 
 fn evaluation_gate(bp: &Blueprint, evidence: &BuildEvidence, limits: GateLimits) -> Gate {
     let mut f = Findings::default();
+    let traces = trace::trace(&bp.requirements, &evidence.items);
     if !evidence.workspace {
         f.majors.push(
             "no build evidence: pass a workspace so tests and lint verify the requirements".into(),
         );
         f.evidence
             .push("requirements checked against: nothing".into());
-        return f.gate(limits);
+        let mut gate = f.gate(limits);
+        gate.trace = traces;
+        return gate;
     }
     match &evidence.tests {
         Some(t) if t.totals.total == 0 => f
@@ -345,27 +378,35 @@ fn evaluation_gate(bp: &Blueprint, evidence: &BuildEvidence, limits: GateLimits)
     if evidence.lint.is_none() {
         f.minors.push("no lint evidence was gathered".into());
     }
-    let vague: Vec<usize> = bp
-        .requirements
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| words(r).is_empty())
-        .map(|(i, _)| i + 1)
-        .collect();
-    for i in vague {
-        f.minors
-            .push(format!("requirement {i} has no checkable terms"));
+    for t in &traces {
+        if t.keywords.is_empty() {
+            f.minors.push(format!(
+                "requirement {} has no checkable terms",
+                t.requirement
+            ));
+        } else if !t.traced {
+            f.majors.push(format!(
+                "requirement {} (\"{}\") is not traced to any test, test file or gate result (keywords: {})",
+                t.requirement,
+                t.text,
+                t.keywords.join(", ")
+            ));
+        }
     }
     f.evidence.push(format!(
-        "{} requirements against {} tests and {} lint issues",
+        "{} of {} requirements traced to {} evidence items ({} tests, {} lint issues)",
+        traces.iter().filter(|t| t.traced).count(),
         bp.requirements.len(),
+        evidence.items.len(),
         evidence.tests.as_ref().map_or(0, |t| t.totals.total),
         evidence
             .lint
             .as_ref()
             .map_or(0, |l| l.error_count + l.warning_count)
     ));
-    f.gate(limits)
+    let mut gate = f.gate(limits);
+    gate.trace = traces;
+    gate
 }
 
 fn cerebrum(phases: &[PhaseRecord]) -> Cerebrum {
@@ -538,94 +579,6 @@ pub async fn run(
             started.elapsed().as_millis() as u64
         },
     })
-}
-
-#[derive(Default)]
-struct Ring {
-    order: VecDeque<String>,
-    by_id: HashMap<String, Arc<PrpRun>>,
-}
-
-/// The bounded PRP history, journaled.
-pub struct PrpStore {
-    ring: Mutex<Ring>,
-    journal: Journal,
-    cap: usize,
-}
-
-impl PrpStore {
-    pub fn open(dir: &Path, policy: FsyncPolicy, cap: usize) -> Result<Self, JournalError> {
-        let options = JournalOptions {
-            policy,
-            max_segment_bytes: 16 * 1024 * 1024,
-        };
-        let (journal, records) = Journal::open_with(dir, "prp", options)?;
-        let store = PrpStore {
-            ring: Mutex::new(Ring::default()),
-            journal,
-            cap,
-        };
-        for r in records {
-            match serde_json::from_value::<PrpRun>(r) {
-                Ok(run) => store.insert(Arc::new(run)),
-                Err(e) => tracing::warn!("prp journal: skipped a record: {e}"),
-            }
-        }
-        Ok(store)
-    }
-
-    fn insert(&self, run: Arc<PrpRun>) {
-        let mut ring = self.ring.lock();
-        if ring.by_id.insert(run.run_id.clone(), run.clone()).is_some() {
-            ring.order.retain(|id| *id != run.run_id);
-        }
-        ring.order.push_back(run.run_id.clone());
-        while ring.order.len() > self.cap {
-            if let Some(old) = ring.order.pop_front() {
-                ring.by_id.remove(&old);
-            }
-        }
-    }
-
-    /// Keeps a finished run (journaled first).
-    pub async fn record(&self, run: Arc<PrpRun>) -> Result<(), JournalError> {
-        self.journal.append(&*run).await?;
-        self.insert(run);
-        if self.journal.needs_compaction() {
-            let live: Vec<Value> = {
-                let ring = self.ring.lock();
-                ring.order
-                    .iter()
-                    .filter_map(|id| ring.by_id.get(id))
-                    .filter_map(|r| serde_json::to_value(&**r).ok())
-                    .collect()
-            };
-            self.journal.compact(live).await?;
-        }
-        Ok(())
-    }
-
-    pub fn get(&self, id: &str) -> Option<Arc<PrpRun>> {
-        self.ring.lock().by_id.get(id).cloned()
-    }
-
-    /// Newest first.
-    pub fn list(&self) -> Vec<Arc<PrpRun>> {
-        let ring = self.ring.lock();
-        ring.order
-            .iter()
-            .rev()
-            .filter_map(|id| ring.by_id.get(id).cloned())
-            .collect()
-    }
-
-    pub fn len(&self) -> usize {
-        self.ring.lock().order.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]

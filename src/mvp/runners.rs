@@ -1,7 +1,7 @@
-//! Test runners: framework detection, the command for each, and parsers of their
-//! machine-readable output as it streams (libtest lines and cargo JSON messages,
-//! nextest status lines, pytest verbose lines, jest/vitest JSON reports). Linters are
-//! in `lint.rs`.
+//! Test runners: framework detection, the command for each (machine-readable or
+//! line-per-test output so progress streams as tests finish), the run itself and the
+//! report. Output parsers are in `test_output.rs`, coverage in `coverage.rs`, linters in
+//! `lint.rs`.
 //!
 //! Every process goes through [`super::exec::SecureExec`]; this module never spawns.
 
@@ -14,19 +14,20 @@ use std::{
 use parking_lot::Mutex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 pub use super::lint::{AnalysisCache, AnalysisReport, Issue, Linter, analyse, detect_linter};
 
-use super::exec::{Command, ExecError, LineSink, Output, SecureExec, Stream};
+use super::{
+    coverage::{self, CoveragePlan, CoverageWant},
+    exec::{Command, ExecError, LineSink, Output, SecureExec},
+    test_output::{
+        LiveTests, MAX_FAILURE_OUTPUT, cap_text, parse_js_report, pytest_failure_details,
+    },
+};
 use crate::runtime::registry::{CallCtx, ToolError};
 
 /// Test runs default to 10 minutes (still bounded by the request deadline).
 pub const DEFAULT_TEST_TIMEOUT: Duration = Duration::from_secs(600);
-/// Most failures listed in a result.
-const MAX_FAILURES: usize = 100;
-/// Bytes of a failure's captured output kept.
-const MAX_FAILURE_OUTPUT: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema, Default)]
 #[serde(rename_all = "lowercase")]
@@ -38,6 +39,19 @@ pub enum Framework {
     Vitest,
     Jest,
     Pytest,
+}
+
+impl Framework {
+    pub fn name(self) -> &'static str {
+        match self {
+            Framework::Auto => "auto",
+            Framework::Cargo => "cargo",
+            Framework::Nextest => "nextest",
+            Framework::Vitest => "vitest",
+            Framework::Jest => "jest",
+            Framework::Pytest => "pytest",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Default, PartialEq)]
@@ -84,6 +98,11 @@ pub struct TestReport {
     pub coverage: Option<Coverage>,
     /// Last lines of the runner's stderr (capped), for context.
     pub stderr_tail: String,
+    /// Names of the tests that ran (capped); not part of the tool result, used by the
+    /// PRP evaluation gate to trace requirements to tests.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub test_names: Vec<String>,
 }
 
 pub fn exec_err(e: ExecError) -> ToolError {
@@ -121,6 +140,17 @@ pub fn detect_framework(dir: &Path) -> Option<Framework> {
     None
 }
 
+pub(super) fn tail(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut start = s.len() - max;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    s[start..].to_string()
+}
+
 pub(super) fn has_python_tests(dir: &Path) -> bool {
     let looks = |p: &Path| {
         std::fs::read_dir(p)
@@ -135,29 +165,52 @@ pub(super) fn has_python_tests(dir: &Path) -> bool {
     looks(dir) || looks(&dir.join("tests"))
 }
 
-/// Builds the command line for a framework.
+/// Builds the command line for a framework. jest and vitest write their JSON report
+/// to the returned file.
 fn test_command(
     framework: Framework,
     dir: &Path,
     test_path: Option<&str>,
-    coverage: bool,
+    cov: &CoveragePlan,
     timeout: Duration,
 ) -> (Command, Option<PathBuf>) {
-    let mut cov_file = None;
-    let (program, args): (&str, Vec<String>) = match framework {
+    let mut report_file = None;
+    let llvm = match cov {
+        CoveragePlan::LlvmCov(f) => Some(f),
+        _ => None,
+    };
+    let (program, mut args): (&str, Vec<String>) = match framework {
         Framework::Cargo | Framework::Auto => {
-            let mut a: Vec<String> = ["test", "--no-fail-fast", "--message-format=json"]
-                .map(String::from)
-                .to_vec();
+            let mut a: Vec<String> = match llvm {
+                // cargo-llvm-cov runs `cargo test` and passes libtest's lines through.
+                Some(f) => vec![
+                    "llvm-cov".into(),
+                    "--no-fail-fast".into(),
+                    "--json".into(),
+                    "--summary-only".into(),
+                    format!("--output-path={}", f.display()),
+                ],
+                None => ["test", "--no-fail-fast", "--message-format=json"]
+                    .map(String::from)
+                    .to_vec(),
+            };
             if let Some(filter) = test_path {
                 a.extend(["--".into(), filter.into()]);
             }
             ("cargo", a)
         }
         Framework::Nextest => {
-            let mut a: Vec<String> = ["nextest", "run", "--no-fail-fast", "--color", "never"]
-                .map(String::from)
-                .to_vec();
+            let mut a: Vec<String> = match llvm {
+                Some(f) => vec![
+                    "llvm-cov".into(),
+                    "nextest".into(),
+                    "--json".into(),
+                    "--summary-only".into(),
+                    format!("--output-path={}", f.display()),
+                ],
+                None => vec!["nextest".into(), "run".into()],
+            };
+            a.extend(["--no-fail-fast", "--color", "never"].map(String::from));
             if let Some(filter) = test_path {
                 a.push(filter.into());
             }
@@ -175,6 +228,7 @@ fn test_command(
             ]
             .map(String::from)
             .to_vec();
+            a.extend(cov.args(framework));
             if let Some(p) = test_path {
                 a.push(p.into());
             }
@@ -183,274 +237,55 @@ fn test_command(
         Framework::Jest | Framework::Vitest => {
             let file = std::env::temp_dir().join(format!(
                 "cortex-mvp-{}-{}.json",
-                if framework == Framework::Jest {
-                    "jest"
-                } else {
-                    "vitest"
-                },
+                framework.name(),
                 uuid::Uuid::new_v4()
             ));
+            // `--no-install`: never fetch a runner from the registry; use the project's.
             let mut a: Vec<String> = if framework == Framework::Jest {
                 vec![
+                    "--no-install".into(),
                     "jest".into(),
                     "--json".into(),
                     format!("--outputFile={}", file.display()),
+                    // One `✓`/`✕` line per test on stderr as each file finishes.
+                    "--verbose".into(),
                 ]
             } else {
                 vec![
+                    "--no-install".into(),
                     "vitest".into(),
                     "run".into(),
                     "--reporter=json".into(),
                     format!("--outputFile={}", file.display()),
+                    // One `✓`/`×` line per test on stdout as it finishes.
+                    "--reporter=verbose".into(),
                 ]
             };
-            if coverage {
-                a.push("--coverage".into());
-            }
+            a.extend(cov.args(framework));
             if let Some(p) = test_path {
                 a.push(p.into());
             }
-            cov_file = Some(file);
+            report_file = Some(file);
             ("npx", a)
         }
     };
+    if framework == Framework::Jest {
+        args.push("--ci".into());
+    }
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    (Command::new(program, &refs, dir, timeout), cov_file)
+    (Command::new(program, &refs, dir, timeout), report_file)
 }
 
-/// Incremental parse state shared with the line sink.
-#[derive(Default)]
-struct LiveTests {
-    totals: Totals,
-    failures: Vec<TestFailure>,
-    build_errors: Vec<String>,
-    /// cargo: the failure section being collected (`---- name stdout ----`).
-    section: Option<(String, String)>,
-    /// cargo: names of failed tests, in order.
-    failed_names: Vec<String>,
-}
-
-impl LiveTests {
-    /// Feeds one line; returns the name of a test that just finished, if any.
-    fn feed(&mut self, framework: Framework, stream: Stream, line: &str) -> Option<String> {
-        match framework {
-            Framework::Cargo | Framework::Auto => self.feed_cargo(stream, line),
-            Framework::Nextest => self.feed_nextest(line),
-            Framework::Pytest => self.feed_pytest(line),
-            Framework::Jest | Framework::Vitest => None,
-        }
+fn resolve_framework(dir: &Path, framework: Framework) -> Result<Framework, ToolError> {
+    match framework {
+        Framework::Auto => detect_framework(dir).ok_or_else(|| {
+            ToolError::business(format!(
+                "no test framework detected in {} (looked for Cargo.toml, package.json with jest/vitest, pyproject.toml/pytest.ini/conftest.py/test_*.py); pass `framework`",
+                dir.display()
+            ))
+        }),
+        f => Ok(f),
     }
-
-    fn feed_cargo(&mut self, stream: Stream, line: &str) -> Option<String> {
-        if stream == Stream::Stdout && line.starts_with('{') {
-            if let Ok(msg) = serde_json::from_str::<Value>(line)
-                && msg["reason"] == "compiler-message"
-                && msg["message"]["level"] == "error"
-            {
-                let rendered = msg["message"]["rendered"]
-                    .as_str()
-                    .or(msg["message"]["message"].as_str())
-                    .unwrap_or("compile error");
-                self.build_errors
-                    .push(cap_text(rendered, MAX_FAILURE_OUTPUT));
-            }
-            return None;
-        }
-        if let Some((name, body)) = &mut self.section {
-            if line.starts_with("---- ") || line == "failures:" || line.starts_with("test result:")
-            {
-                let (name, body) = (name.clone(), body.clone());
-                self.section = None;
-                if let Some(f) = self.failures.iter_mut().find(|f| f.name == name) {
-                    f.message = cap_text(body.trim_end(), MAX_FAILURE_OUTPUT);
-                }
-            } else {
-                if body.len() < MAX_FAILURE_OUTPUT {
-                    body.push_str(line);
-                    body.push('\n');
-                }
-                return None;
-            }
-        }
-        if let Some(rest) = line.strip_prefix("---- ")
-            && let Some(name) = rest.strip_suffix(" stdout ----")
-        {
-            self.section = Some((name.to_string(), String::new()));
-            return None;
-        }
-        let rest = line.strip_prefix("test ")?;
-        let (name, outcome) = rest.rsplit_once(" ... ")?;
-        let name = name.trim().to_string();
-        match outcome.trim() {
-            "ok" => self.totals.passed += 1,
-            "FAILED" => {
-                self.totals.failed += 1;
-                self.failed_names.push(name.clone());
-                if self.failures.len() < MAX_FAILURES {
-                    self.failures.push(TestFailure {
-                        name: name.clone(),
-                        message: String::new(),
-                    });
-                }
-            }
-            o if o.starts_with("ignored") => self.totals.ignored += 1,
-            _ => return None,
-        }
-        self.totals.total += 1;
-        Some(name)
-    }
-
-    fn feed_nextest(&mut self, line: &str) -> Option<String> {
-        let t = line.trim_start();
-        let (status, rest) = t.split_once(' ')?;
-        if !matches!(
-            status,
-            "PASS" | "FAIL" | "SIGSEGV" | "SIGABRT" | "TIMEOUT" | "LEAK-FAIL"
-        ) {
-            return None;
-        }
-        // "[   0.004s] crate::bin tests::name"
-        let rest = rest.trim_start();
-        let after = rest.strip_prefix('[')?.split_once(']')?.1.trim();
-        let name = after.split_whitespace().last()?.to_string();
-        self.totals.total += 1;
-        if status == "PASS" {
-            self.totals.passed += 1;
-        } else {
-            self.totals.failed += 1;
-            if self.failures.len() < MAX_FAILURES {
-                self.failures.push(TestFailure {
-                    name: name.clone(),
-                    message: status.to_string(),
-                });
-            }
-        }
-        Some(name)
-    }
-
-    fn feed_pytest(&mut self, line: &str) -> Option<String> {
-        // Verbose lines: "tests/test_x.py::test_y PASSED    [ 50%]".
-        if line.starts_with("FAILED ") || line.starts_with("ERROR ") {
-            return None; // short summary lines repeat what was seen
-        }
-        let (name, rest) = line.split_once(' ')?;
-        if !name.contains("::") {
-            return None;
-        }
-        let outcome = rest.split_whitespace().next()?;
-        match outcome {
-            "PASSED" | "XPASS" => self.totals.passed += 1,
-            "FAILED" | "ERROR" => {
-                self.totals.failed += 1;
-                if self.failures.len() < MAX_FAILURES {
-                    self.failures.push(TestFailure {
-                        name: name.to_string(),
-                        message: String::new(),
-                    });
-                }
-            }
-            "SKIPPED" | "XFAIL" => self.totals.ignored += 1,
-            _ => return None,
-        }
-        self.totals.total += 1;
-        Some(name.to_string())
-    }
-}
-
-fn cap_text(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
-pub(super) fn tail(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut start = s.len() - max;
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    s[start..].to_string()
-}
-
-/// Fills pytest failure messages from the `____ test_name ____` sections of stdout.
-fn pytest_failure_details(stdout: &str, failures: &mut [TestFailure]) {
-    let mut current: Option<(String, String)> = None;
-    let mut sections: Vec<(String, String)> = Vec::new();
-    for line in stdout.lines() {
-        let t = line.trim();
-        if t.starts_with("___") && t.ends_with("___") {
-            if let Some(s) = current.take() {
-                sections.push(s);
-            }
-            let name = t.trim_matches('_').trim().to_string();
-            current = Some((name, String::new()));
-        } else if t.starts_with("===") {
-            if let Some(s) = current.take() {
-                sections.push(s);
-            }
-        } else if let Some((_, body)) = &mut current
-            && body.len() < MAX_FAILURE_OUTPUT
-        {
-            body.push_str(line);
-            body.push('\n');
-        }
-    }
-    for f in failures.iter_mut() {
-        let short = f.name.rsplit("::").next().unwrap_or(&f.name);
-        if let Some((_, body)) = sections
-            .iter()
-            .find(|(n, _)| n == short || n.ends_with(short))
-        {
-            f.message = cap_text(body.trim_end(), MAX_FAILURE_OUTPUT);
-        }
-    }
-}
-
-/// Parses jest/vitest `--json` reports (same top-level shape).
-fn parse_js_report(path: &Path) -> Option<(Totals, Vec<TestFailure>)> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let v: Value = serde_json::from_str(&text).ok()?;
-    let n = |k: &str| v[k].as_u64().unwrap_or(0);
-    let totals = Totals {
-        passed: n("numPassedTests"),
-        failed: n("numFailedTests"),
-        total: n("numTotalTests"),
-        ignored: n("numPendingTests") + n("numTodoTests"),
-    };
-    let mut failures = Vec::new();
-    for file in v["testResults"].as_array().into_iter().flatten() {
-        for a in file["assertionResults"].as_array().into_iter().flatten() {
-            if a["status"] == "failed" && failures.len() < MAX_FAILURES {
-                let msg = a["failureMessages"]
-                    .as_array()
-                    .map(|m| {
-                        m.iter()
-                            .filter_map(Value::as_str)
-                            .collect::<Vec<_>>()
-                            .join("\n")
-                    })
-                    .unwrap_or_default();
-                failures.push(TestFailure {
-                    name: a["fullName"].as_str().unwrap_or("?").to_string(),
-                    message: cap_text(&msg, MAX_FAILURE_OUTPUT),
-                });
-            }
-        }
-    }
-    Some((totals, failures))
-}
-
-fn js_coverage(dir: &Path) -> Option<f64> {
-    let text = std::fs::read_to_string(dir.join("coverage/coverage-summary.json")).ok()?;
-    let v: Value = serde_json::from_str(&text).ok()?;
-    v["total"]["lines"]["pct"].as_f64()
 }
 
 /// Runs the tests of `dir`, reporting progress as tests finish.
@@ -460,18 +295,10 @@ pub async fn run_tests(
     dir: &Path,
     framework: Framework,
     test_path: Option<&str>,
-    coverage: bool,
+    coverage: CoverageWant,
     timeout: Option<Duration>,
 ) -> Result<TestReport, ToolError> {
-    let framework = match framework {
-        Framework::Auto => detect_framework(dir).ok_or_else(|| {
-            ToolError::business(format!(
-                "no test framework detected in {} (looked for Cargo.toml, package.json with jest/vitest, pyproject.toml/pytest.ini/conftest.py/test_*.py); pass `framework`",
-                dir.display()
-            ))
-        })?,
-        f => f,
-    };
+    let framework = resolve_framework(dir, framework)?;
     if let Some(p) = test_path
         && (p.starts_with('-') || p.len() > 1000)
     {
@@ -479,10 +306,17 @@ pub async fn run_tests(
             "testPath: must be a test path or filter, not an option (no leading '-')",
         ));
     }
+    // cargo starts cargo-nextest itself, so it need not be allow-listed, only installed.
+    if framework == Framework::Nextest && exec.on_path("cargo-nextest").is_none() {
+        return Err(ToolError::business(
+            "framework nextest needs cargo-nextest, which is not installed on PATH; install it (cargo install cargo-nextest) or use framework cargo",
+        ));
+    }
+    let cov = coverage::plan(exec, ctx, framework, dir, coverage).await?;
     let timeout = timeout
         .unwrap_or(DEFAULT_TEST_TIMEOUT)
         .min(ctx.remaining().saturating_sub(Duration::from_millis(250)));
-    let (mut cmd, report_file) = test_command(framework, dir, test_path, coverage, timeout);
+    let (mut cmd, report_file) = test_command(framework, dir, test_path, &cov, timeout);
     cmd.output_cap = 4 * 1024 * 1024;
     let live = Arc::new(Mutex::new(LiveTests::default()));
     let sink_live = live.clone();
@@ -500,53 +334,34 @@ pub async fn run_tests(
         }
     });
     let started = Instant::now();
-    let out = exec
-        .run(&cmd, ctx.deadline, &ctx.cancel, Some(sink))
-        .await
-        .map_err(exec_err)?;
+    let run = exec.run(&cmd, ctx.deadline, &ctx.cancel, Some(sink)).await;
+    let coverage = cov.finish();
+    let out = match run {
+        Ok(out) => out,
+        Err(e) => {
+            if let Some(file) = &report_file {
+                let _ = std::fs::remove_file(file);
+            }
+            return Err(exec_err(e));
+        }
+    };
     let mut live = std::mem::take(&mut *live.lock());
-    if let Some((name, body)) = live.section.take()
-        && let Some(f) = live.failures.iter_mut().find(|f| f.name == name)
-    {
-        f.message = cap_text(body.trim_end(), MAX_FAILURE_OUTPUT);
-    }
-    let mut cov = None;
+    live.close_section();
     match framework {
         Framework::Pytest => pytest_failure_details(&out.stdout, &mut live.failures),
         Framework::Jest | Framework::Vitest => {
             if let Some(file) = &report_file {
-                if let Some((t, f)) = parse_js_report(file) {
-                    live.totals = t;
-                    live.failures = f;
+                if let Some(report) = parse_js_report(file) {
+                    live.totals = report.totals;
+                    live.failures = report.failures;
+                    live.names = report.names;
                 }
                 let _ = std::fs::remove_file(file);
-            }
-            if coverage {
-                let pct = js_coverage(dir);
-                cov = Some(Coverage {
-                    available: pct.is_some(),
-                    lines_pct: pct,
-                    note: if pct.is_some() {
-                        "from coverage/coverage-summary.json".into()
-                    } else {
-                        "coverage requested; no coverage/coverage-summary.json was written (add the json-summary reporter)".into()
-                    },
-                });
             }
         }
         _ => {}
     }
-    if coverage && cov.is_none() {
-        cov = Some(Coverage {
-            available: false,
-            lines_pct: None,
-            note: match framework {
-                Framework::Pytest => "coverage needs pytest-cov; run with `--cov` through run_command if it is installed".into(),
-                _ => "cargo has no built-in coverage; use cargo-llvm-cov through run_command if it is installed".into(),
-            },
-        });
-    }
-    finish_report(framework, dir, started, out, live, cov)
+    finish_report(framework, dir, started, out, live, coverage)
 }
 
 fn finish_report(
@@ -608,80 +423,6 @@ fn finish_report(
         failures: live.failures,
         coverage,
         stderr_tail: tail(&out.stderr, 2048),
+        test_names: live.names,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cargo_lines_are_parsed_as_they_come() {
-        let mut l = LiveTests::default();
-        let f = Framework::Cargo;
-        assert_eq!(
-            l.feed(f, Stream::Stdout, "test a::ok_one ... ok")
-                .as_deref(),
-            Some("a::ok_one")
-        );
-        l.feed(f, Stream::Stdout, "test a::bad ... FAILED");
-        l.feed(f, Stream::Stdout, "test a::skip ... ignored, slow");
-        l.feed(f, Stream::Stdout, "failures:");
-        l.feed(f, Stream::Stdout, "---- a::bad stdout ----");
-        l.feed(f, Stream::Stdout, "assertion failed: 1 == 2");
-        l.feed(f, Stream::Stdout, "failures:");
-        assert_eq!(
-            l.totals,
-            Totals {
-                passed: 1,
-                failed: 1,
-                total: 3,
-                ignored: 1
-            }
-        );
-        assert_eq!(l.failures[0].name, "a::bad");
-        assert!(l.failures[0].message.contains("assertion failed"));
-    }
-
-    #[test]
-    fn pytest_and_nextest_lines_are_parsed() {
-        let mut l = LiveTests::default();
-        l.feed(
-            Framework::Pytest,
-            Stream::Stdout,
-            "tests/test_a.py::test_ok PASSED      [ 50%]",
-        );
-        l.feed(
-            Framework::Pytest,
-            Stream::Stdout,
-            "tests/test_a.py::test_bad FAILED     [100%]",
-        );
-        l.feed(
-            Framework::Pytest,
-            Stream::Stdout,
-            "FAILED tests/test_a.py::test_bad - assert 1 == 2",
-        );
-        assert_eq!(l.totals.total, 2);
-        assert_eq!(l.failures[0].name, "tests/test_a.py::test_bad");
-        let mut n = LiveTests::default();
-        n.feed(
-            Framework::Nextest,
-            Stream::Stderr,
-            "        PASS [   0.004s] fx tests::a",
-        );
-        n.feed(
-            Framework::Nextest,
-            Stream::Stderr,
-            "        FAIL [   0.004s] fx tests::b",
-        );
-        assert_eq!(
-            n.totals,
-            Totals {
-                passed: 1,
-                failed: 1,
-                total: 2,
-                ignored: 0
-            }
-        );
-    }
 }

@@ -1,0 +1,301 @@
+//! Handlers of the graph tools — `create_graph`, `validate_graph`, `execute_graph`,
+//! `get_graph_status`, `optimize_graph` — with their inputs and views. Registered in
+//! `tools.rs`.
+//!
+//! Owns tool semantics only: validation, execution and storage are the graph modules'.
+
+use std::{sync::Arc, time::Duration};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{
+    Mvp,
+    graph::{self, Graph, GraphDef, GraphRun, Issue, NodeRun, Optimization, OptimizationType},
+    graph_run,
+    tools::{M, Out, track},
+};
+use crate::runtime::registry::{CallCtx, ToolError};
+
+// ------------------------------------------------------------------ graphs
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedGraph {
+    pub graph_id: String,
+    pub name: String,
+    pub nodes: usize,
+    pub edges: usize,
+    /// Warnings found while validating (errors refuse the graph).
+    pub issues: Vec<Issue>,
+}
+
+pub(super) async fn create_graph(mvp: M, input: GraphDef, ctx: CallCtx) -> Out<CreatedGraph> {
+    let issues = graph::validate(&input, Some(&ctx.registry), false);
+    let errors: Vec<&Issue> = issues.iter().filter(|i| i.severity == "error").collect();
+    if !errors.is_empty() {
+        return Err(ToolError::input(format!(
+            "the graph is not valid: {}",
+            errors
+                .iter()
+                .map(|i| i.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )));
+    }
+    let g = Graph {
+        id: format!("graph-{}", uuid::Uuid::now_v7().simple()),
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        def: input,
+    };
+    let g = mvp
+        .graphs
+        .add_graph(g)
+        .await
+        .map_err(|e| ToolError::Internal(format!("journal: {e}")))?;
+    Ok(CreatedGraph {
+        graph_id: g.id.clone(),
+        name: g.def.name.clone(),
+        nodes: g.def.nodes.len(),
+        edges: g.def.edges.len(),
+        issues,
+    })
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ValidateGraphIn {
+    /// A stored graph to check.
+    #[serde(default)]
+    pub graph_id: Option<String>,
+    /// Or a definition {name, nodes, edges?} to check without storing it.
+    #[serde(default)]
+    pub graph_definition: Option<GraphDef>,
+    /// Also report nodes connected to nothing or never runnable, and outputs no one reads.
+    #[serde(default)]
+    pub strict: bool,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Validation {
+    pub valid: bool,
+    pub error_count: usize,
+    pub issues: Vec<Issue>,
+}
+
+fn stored(mvp: &Mvp, id: &str) -> Out<(Arc<Graph>, Vec<Arc<GraphRun>>)> {
+    mvp.graphs.get(id).ok_or_else(|| {
+        ToolError::business(format!("no graph `{id}`; create one with create_graph"))
+    })
+}
+
+pub(super) async fn validate_graph(
+    mvp: M,
+    input: ValidateGraphIn,
+    ctx: CallCtx,
+) -> Out<Validation> {
+    let def = match (input.graph_id, input.graph_definition) {
+        (Some(id), None) => stored(&mvp, &id)?.0.def.clone(),
+        (None, Some(def)) => def,
+        _ => {
+            return Err(ToolError::input(
+                "pass exactly one of graphId or graphDefinition",
+            ));
+        }
+    };
+    let issues = graph::validate(&def, Some(&ctx.registry), input.strict);
+    let error_count = issues.iter().filter(|i| i.severity == "error").count();
+    Ok(Validation {
+        valid: error_count == 0,
+        error_count,
+        issues,
+    })
+}
+
+#[derive(Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExecConfig {
+    /// Stop the run after this many milliseconds (running nodes are cancelled).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 3600000))]
+    pub timeout: Option<u64>,
+    /// Run ready nodes concurrently (up to 16 at once); default false.
+    #[serde(default)]
+    pub parallel: bool,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExecuteGraphIn {
+    pub graph_id: String,
+    /// Values for `{{inputs.NAME}}` templates.
+    #[serde(default)]
+    pub inputs: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    pub config: Option<ExecConfig>,
+}
+
+pub(super) async fn execute_graph(mvp: M, input: ExecuteGraphIn, ctx: CallCtx) -> Out<GraphRun> {
+    let (g, _) = stored(&mvp, &input.graph_id)?;
+    let config = input.config.unwrap_or_default();
+    let inputs = Value::Object(input.inputs.unwrap_or_default());
+    let run = graph_run::execute(
+        &mvp,
+        &g,
+        inputs,
+        config.parallel,
+        config.timeout.map(Duration::from_millis),
+        &ctx,
+    )
+    .await;
+    track(
+        &mvp,
+        "execute_graph",
+        run.duration_ms,
+        json!({"graphId": g.id, "runId": run.run_id, "status": run.status}),
+    );
+    let run = mvp
+        .graphs
+        .add_run(run)
+        .await
+        .map_err(|e| ToolError::Internal(format!("journal: {e}")))?;
+    if run.status == "cancelled" {
+        return Err(ToolError::Cancelled);
+    }
+    Ok((*run).clone())
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GraphStatusIn {
+    pub graph_id: String,
+    /// Add summaries of earlier runs (up to 20 kept).
+    #[serde(default)]
+    pub include_history: bool,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    pub run_id: String,
+    pub status: String,
+    pub parallel: bool,
+    pub started_at: String,
+    pub duration_ms: f64,
+    pub failed_nodes: Vec<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphStatus {
+    pub graph_id: String,
+    pub name: String,
+    pub created_at: String,
+    pub nodes: usize,
+    pub edges: usize,
+    /// never_run | the last run's status
+    pub status: String,
+    /// Per node of the last run: status, timings, truncated output, error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<GraphRunView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<RunSummary>>,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphRunView {
+    pub run_id: String,
+    pub status: String,
+    pub duration_ms: f64,
+    pub nodes: Vec<NodeRun>,
+}
+
+/// Node outputs in status views are cut to this many bytes.
+const STATUS_OUTPUT_BYTES: usize = 2048;
+
+pub(super) async fn get_graph_status(
+    mvp: M,
+    input: GraphStatusIn,
+    _ctx: CallCtx,
+) -> Out<GraphStatus> {
+    let (g, runs) = stored(&mvp, &input.graph_id)?;
+    let last_run = runs.last().map(|r| GraphRunView {
+        run_id: r.run_id.clone(),
+        status: r.status.clone(),
+        duration_ms: r.duration_ms,
+        nodes: r
+            .nodes
+            .iter()
+            .map(|n| {
+                let mut n = n.clone();
+                if let Some(o) = &n.output {
+                    let text = o.to_string();
+                    if text.len() > STATUS_OUTPUT_BYTES {
+                        let mut end = STATUS_OUTPUT_BYTES;
+                        while !text.is_char_boundary(end) {
+                            end -= 1;
+                        }
+                        n.output = Some(Value::String(text[..end].to_string()));
+                        n.output_truncated = true;
+                    }
+                }
+                n
+            })
+            .collect(),
+    });
+    let history = input.include_history.then(|| {
+        runs.iter()
+            .rev()
+            .map(|r| RunSummary {
+                run_id: r.run_id.clone(),
+                status: r.status.clone(),
+                parallel: r.parallel,
+                started_at: r.started_at.clone(),
+                duration_ms: r.duration_ms,
+                failed_nodes: r
+                    .nodes
+                    .iter()
+                    .filter(|n| n.status == "failed")
+                    .map(|n| n.id.clone())
+                    .collect(),
+            })
+            .collect()
+    });
+    Ok(GraphStatus {
+        graph_id: g.id.clone(),
+        name: g.def.name.clone(),
+        created_at: g.created_at.clone(),
+        nodes: g.def.nodes.len(),
+        edges: g.def.edges.len(),
+        status: runs.last().map_or("never_run".into(), |r| r.status.clone()),
+        last_run,
+        history,
+    })
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OptimizeGraphIn {
+    pub graph_id: String,
+    /// performance (default) | memory | cost.
+    #[serde(default)]
+    pub optimization_type: OptimizationType,
+}
+
+pub(super) async fn optimize_graph(
+    mvp: M,
+    input: OptimizeGraphIn,
+    _ctx: CallCtx,
+) -> Out<Optimization> {
+    let (g, runs) = stored(&mvp, &input.graph_id)?;
+    graph::optimize(
+        &g,
+        &runs,
+        input.optimization_type,
+        graph_run::PARALLEL_SLOTS,
+    )
+    .map_err(ToolError::business)
+}

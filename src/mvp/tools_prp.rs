@@ -1,0 +1,112 @@
+//! Handlers of the PRP tools — `run_prp_workflow`, `get_prp_run`, `list_prp_runs` —
+//! with their inputs; publishes `mvp.prp.phase`. Registered in `tools.rs`.
+//!
+//! Owns tool semantics only: gates and history are `prp.rs`'s.
+
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{
+    prp::{self, PrpInput, PrpRun},
+    tools::{M, Out, default_limit, publish, track},
+};
+use crate::runtime::{
+    page::{self, Page},
+    registry::{CallCtx, ToolError},
+};
+
+// ------------------------------------------------------------------ PRP
+
+pub(super) async fn run_prp_workflow(mvp: M, input: PrpInput, ctx: CallCtx) -> Out<PrpRun> {
+    let events = mvp.clone();
+    let title = input.blueprint.title.clone();
+    let run = prp::run(&mvp, &ctx, &input, None, move |run_id, record| {
+        publish(
+            &events,
+            "mvp.prp.phase",
+            json!({"runId": run_id, "title": title, "phase": record.phase, "passed": record.gate.passed,
+                   "blockers": record.gate.blocker_count, "majors": record.gate.major_count}),
+        );
+    })
+    .await?;
+    let run = Arc::new(run);
+    mvp.prp
+        .record(run.clone())
+        .await
+        .map_err(|e| ToolError::Internal(format!("journal: {e}")))?;
+    track(
+        &mvp,
+        "run_prp_workflow",
+        run.duration_ms as f64,
+        json!({"runId": run.run_id, "status": run.status}),
+    );
+    Ok((*run).clone())
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetPrpRunIn {
+    pub run_id: String,
+}
+
+pub(super) async fn get_prp_run(mvp: M, input: GetPrpRunIn, _ctx: CallCtx) -> Out<PrpRun> {
+    mvp.prp
+        .get(&input.run_id)
+        .map(|r| (*r).clone())
+        .ok_or_else(|| {
+            ToolError::business(format!(
+                "no PRP run `{}` (history keeps the latest {}); list them with list_prp_runs",
+                input.run_id, mvp.runtime.config.mvp.prp_history
+            ))
+        })
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListPrpRunsIn {
+    /// completed | recycled; default both.
+    #[serde(default)]
+    pub status: Option<prp::RunStatus>,
+    #[serde(default = "default_limit")]
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: usize,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct PrpRunSummary {
+    pub run_id: String,
+    pub title: String,
+    pub status: prp::RunStatus,
+    pub decision: prp::Decision,
+    pub created_at: String,
+    pub duration_ms: u64,
+}
+
+pub(super) async fn list_prp_runs(
+    mvp: M,
+    input: ListPrpRunsIn,
+    _ctx: CallCtx,
+) -> Out<Page<PrpRunSummary>> {
+    let all: Vec<PrpRunSummary> = mvp
+        .prp
+        .list()
+        .into_iter()
+        .filter(|r| input.status.is_none_or(|s| s == r.status))
+        .map(|r| PrpRunSummary {
+            run_id: r.run_id.clone(),
+            title: r.title.clone(),
+            status: r.status,
+            decision: r.cerebrum.decision,
+            created_at: r.created_at.clone(),
+            duration_ms: r.duration_ms,
+        })
+        .collect();
+    page::offset_page("list_prp_runs", &all, input.limit, input.cursor.as_deref())
+        .map_err(|e| ToolError::input(e.to_string()))
+}

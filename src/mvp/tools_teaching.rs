@@ -1,0 +1,154 @@
+//! Handlers of the teaching tools — `capture_example`, `list_patterns`,
+//! `replay_example` — with their inputs; publishes `mvp.user.action`. Registered in
+//! `tools.rs`.
+//!
+//! Owns tool semantics only: storage and similarity are `teaching.rs`'s.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{
+    teaching::{
+        self, Example, ExampleContext, ExampleType, Outcome, Pattern, Similarity, UserAction,
+    },
+    tools::{M, Out, default_limit, publish},
+};
+use crate::runtime::{
+    page::{self, Page},
+    registry::{CallCtx, ToolError},
+};
+
+// ------------------------------------------------------------------ teaching
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CaptureIn {
+    /// workflow | validation | decision | correction.
+    pub r#type: ExampleType,
+    /// Workflow phase, e.g. strategy, build, evaluation.
+    #[schemars(length(min = 1, max = 64))]
+    pub phase: String,
+    #[serde(default = "empty_context")]
+    pub context: ExampleContext,
+    pub user_action: UserAction,
+    pub outcome: Outcome,
+    #[serde(default)]
+    #[schemars(length(max = 32))]
+    pub tags: Vec<String>,
+}
+
+fn empty_context() -> ExampleContext {
+    ExampleContext {
+        description: String::new(),
+        state: Default::default(),
+    }
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Captured {
+    pub example_id: String,
+    pub pattern: Pattern,
+    pub stored_examples: usize,
+}
+
+pub(super) async fn capture_example(mvp: M, input: CaptureIn, _ctx: CallCtx) -> Out<Captured> {
+    if !(0.0..=1.0).contains(&input.outcome.learning_value) {
+        return Err(ToolError::input(
+            "outcome.learningValue: must be between 0 and 1",
+        ));
+    }
+    let e = Example {
+        id: format!("ex-{}", uuid::Uuid::now_v7().simple()),
+        r#type: input.r#type,
+        phase: input.phase,
+        context: input.context,
+        user_action: input.user_action,
+        outcome: input.outcome,
+        tags: input.tags,
+        captured_at: chrono::Utc::now().timestamp_millis(),
+    };
+    let id = e.id.clone();
+    publish(
+        &mvp,
+        "mvp.user.action",
+        json!({"exampleId": id, "type": e.r#type, "phase": e.phase, "actionType": e.user_action.r#type, "success": e.outcome.success}),
+    );
+    let pattern = mvp
+        .teaching
+        .capture(e)
+        .await
+        .map_err(|e| ToolError::Internal(format!("journal: {e}")))?;
+    Ok(Captured {
+        example_id: id,
+        pattern,
+        stored_examples: mvp.teaching.len(),
+    })
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListPatternsIn {
+    #[serde(default)]
+    pub r#type: Option<ExampleType>,
+    #[serde(default)]
+    pub phase: Option<String>,
+    #[serde(default = "default_limit")]
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: usize,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+pub(super) async fn list_patterns(
+    mvp: M,
+    input: ListPatternsIn,
+    _ctx: CallCtx,
+) -> Out<Page<Pattern>> {
+    let all = mvp.teaching.patterns(input.r#type, input.phase.as_deref());
+    page::offset_page("list_patterns", &all, input.limit, input.cursor.as_deref())
+        .map_err(|e| ToolError::input(e.to_string()))
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplayIn {
+    pub example_id: String,
+    /// The current state: its `phase`, `description` and other keys are compared with
+    /// the example.
+    pub state: serde_json::Map<String, Value>,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Replay {
+    pub example_id: String,
+    pub similarity: Similarity,
+    /// similarity ≥ 0.6.
+    pub applies: bool,
+    pub threshold: f64,
+    /// The example's action, to repeat when it applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggested_action: Option<UserAction>,
+    pub pattern: Option<Pattern>,
+}
+
+pub(super) async fn replay_example(mvp: M, input: ReplayIn, _ctx: CallCtx) -> Out<Replay> {
+    let e = mvp.teaching.get(&input.example_id).ok_or_else(|| {
+        ToolError::business(format!(
+            "no example `{}` (evicted or never captured)",
+            input.example_id
+        ))
+    })?;
+    let sim = teaching::similarity(&e, &input.state);
+    let applies = sim.score >= teaching::APPLY_THRESHOLD;
+    Ok(Replay {
+        example_id: e.id.clone(),
+        applies,
+        threshold: teaching::APPLY_THRESHOLD,
+        suggested_action: applies.then(|| e.user_action.clone()),
+        pattern: mvp.teaching.pattern(&e.pattern_key()),
+        similarity: sim,
+    })
+}

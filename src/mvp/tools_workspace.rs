@@ -1,0 +1,278 @@
+//! Handlers of the workspace tools — `read_file`, `run_command`, `test_runner`,
+//! `code_analysis` — and `health`, with their inputs. Registered in `tools.rs`.
+//!
+//! Owns tool semantics only: processes go through `exec.rs`, paths through
+//! `workspace.rs`, runners and linters through `runners.rs`.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{
+    coverage::CoverageWant,
+    exec::{self, Command, Output},
+    health::{Health, Processes},
+    runners::{self, AnalysisReport, Framework, TestReport, exec_err},
+    tools::{M, Out, track, ws_err},
+    workspace::{self, Encoding, FileWindow},
+};
+use crate::runtime::registry::{CallCtx, ToolError};
+
+// ------------------------------------------------------------------ read_file
+
+fn default_read_len() -> u64 {
+    workspace::DEFAULT_READ_BYTES
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReadFileIn {
+    /// File path, absolute or relative to the first workspace root.
+    #[schemars(length(min = 1, max = 4096))]
+    pub path: String,
+    /// utf8 (default) or base64.
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// Byte offset to start at (pass `nextOffset` back to read on).
+    #[serde(default)]
+    pub offset: u64,
+    /// Bytes to read (default 262144, at most 1048576).
+    #[serde(default = "default_read_len")]
+    #[schemars(range(min = 1, max = 1048576))]
+    pub length: u64,
+}
+
+pub(super) async fn read_file(mvp: M, input: ReadFileIn, ctx: CallCtx) -> Out<FileWindow> {
+    let roots = mvp.roots.clone();
+    mvp.runtime
+        .executor
+        .run_cpu(ctx.deadline, &ctx.cancel, move || {
+            workspace::read_window(
+                &roots,
+                &input.path,
+                input.encoding,
+                input.offset,
+                input.length,
+            )
+        })
+        .await
+        .map_err(|e| ToolError::Deadline(e.to_string()))?
+        .map_err(ws_err)
+}
+
+// ------------------------------------------------------------------ run_command
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunCommandIn {
+    /// An allow-listed program name (see `health` → processes.allowList); no paths, no shell.
+    #[schemars(length(min = 1, max = 64))]
+    pub program: String,
+    /// Arguments, passed as-is (no shell expansion); each at most 1000 bytes.
+    #[serde(default)]
+    #[schemars(length(max = 256))]
+    pub args: Vec<String>,
+    /// Working directory inside the workspace roots (default: the first root).
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// Kill the process group after this many milliseconds (default: the server's
+    /// exec timeout, 30 s unless configured).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 3600000))]
+    pub timeout_ms: Option<u64>,
+    /// Extra environment variables; names must be allow-listed.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Cap of each of stdout and stderr in bytes (default 1048576).
+    #[serde(default)]
+    #[schemars(range(min = 256, max = 8388608))]
+    pub max_output_bytes: Option<usize>,
+}
+
+pub(super) async fn run_command(mvp: M, input: RunCommandIn, ctx: CallCtx) -> Out<Output> {
+    let cwd = mvp.roots.dir(input.cwd.as_deref()).map_err(ws_err)?;
+    let timeout = input
+        .timeout_ms
+        .map(Duration::from_millis)
+        .unwrap_or(mvp.exec.default_timeout);
+    let mut cmd = Command::new(&input.program, &[], &cwd, timeout);
+    cmd.args = input.args;
+    cmd.env = input.env;
+    cmd.output_cap = input.max_output_bytes.unwrap_or(exec::DEFAULT_OUTPUT_CAP);
+    let progress = ctx.progress.clone();
+    let lines = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sink: exec::LineSink = Arc::new(move |_, line| {
+        let n = lines.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        progress.report(n as f64, None, line.chars().take(200).collect::<String>());
+    });
+    let out = mvp
+        .exec
+        .run(&cmd, ctx.deadline, &ctx.cancel, Some(sink))
+        .await
+        .map_err(exec_err)?;
+    track(
+        &mvp,
+        "run_command",
+        out.duration_ms as f64,
+        json!({"program": cmd.program, "exitCode": out.exit_code, "timedOut": out.timed_out}),
+    );
+    Ok(out)
+}
+
+// ------------------------------------------------------------------ test_runner
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TestRunnerIn {
+    /// A test file, directory or name filter passed to the runner.
+    #[serde(default)]
+    #[schemars(length(max = 1000))]
+    pub test_path: Option<String>,
+    /// auto (default) detects from the project files.
+    #[serde(default)]
+    pub framework: Framework,
+    /// Line coverage (jest built-in, vitest with @vitest/coverage-v8, pytest with
+    /// pytest-cov, cargo/nextest with cargo-llvm-cov). Omitted (the default, true) is best
+    /// effort: a missing coverage tool is named in `coverage.note`. `true` requires it:
+    /// a missing tool is an error naming it. `false` skips coverage.
+    #[serde(default)]
+    #[schemars(extend("default" = true))]
+    pub coverage: Option<bool>,
+    /// Project directory inside the workspace roots (default: the first root).
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// Kill the run after this many milliseconds (default 600000, within the request timeout).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 3600000))]
+    pub timeout_ms: Option<u64>,
+}
+
+pub(super) async fn test_runner(mvp: M, input: TestRunnerIn, ctx: CallCtx) -> Out<TestReport> {
+    let dir = mvp.roots.dir(input.cwd.as_deref()).map_err(ws_err)?;
+    let report = runners::run_tests(
+        &mvp.exec,
+        &ctx,
+        &dir,
+        input.framework,
+        input.test_path.as_deref(),
+        CoverageWant::from_input(input.coverage),
+        input.timeout_ms.map(Duration::from_millis),
+    )
+    .await?;
+    track(
+        &mvp,
+        "test_runner",
+        report.duration_ms as f64,
+        json!({"framework": report.framework, "totals": report.totals}),
+    );
+    Ok(report)
+}
+
+// ------------------------------------------------------------------ code_analysis
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CodeAnalysisIn {
+    /// Files to lint (inside the roots); default: the whole project.
+    #[serde(default)]
+    #[schemars(length(max = 200))]
+    pub files: Option<Vec<String>>,
+    /// Project directory inside the workspace roots (default: the first root).
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// Linter configuration file inside the roots (ruff --config, eslint -c).
+    #[serde(default)]
+    pub config_path: Option<String>,
+}
+
+pub(super) async fn code_analysis(
+    mvp: M,
+    input: CodeAnalysisIn,
+    ctx: CallCtx,
+) -> Out<AnalysisReport> {
+    let dir = mvp.roots.dir(input.cwd.as_deref()).map_err(ws_err)?;
+    let mut rel = Vec::new();
+    let mut abs = Vec::new();
+    for f in input.files.unwrap_or_default() {
+        let p = if Path::new(&f).is_absolute() {
+            f.clone()
+        } else {
+            dir.join(&f).display().to_string()
+        };
+        let canonical = mvp.roots.resolve(&p).map_err(ws_err)?;
+        let shown = canonical
+            .strip_prefix(&dir)
+            .map(|r| r.display().to_string())
+            .unwrap_or_else(|_| canonical.display().to_string());
+        rel.push(shown);
+        abs.push(canonical);
+    }
+    let config: Option<PathBuf> = match input.config_path {
+        Some(c) => Some(mvp.roots.resolve(&c).map_err(ws_err)?),
+        None => None,
+    };
+    let report = runners::analyse(
+        &mvp.runtime.executor,
+        &mvp.exec,
+        &mvp.analysis_cache,
+        &ctx,
+        &dir,
+        &rel,
+        &abs,
+        config.as_deref(),
+    )
+    .await?;
+    track(
+        &mvp,
+        "code_analysis",
+        report.duration_ms as f64,
+        json!({"tool": report.tool, "errors": report.error_count, "cached": report.cached}),
+    );
+    Ok(report)
+}
+
+// ------------------------------------------------------------------ health
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthIn {}
+
+pub(super) async fn health(mvp: M, _input: HealthIn, _ctx: CallCtx) -> Out<Health> {
+    let (writable, lag, problems, age) = mvp.health.disk().await;
+    Ok(Health {
+        status: if problems.is_empty() {
+            "ok"
+        } else {
+            "degraded"
+        }
+        .into(),
+        state_dir: mvp.health.dir().display().to_string(),
+        state_dir_writable: writable,
+        journal_lag_ms: lag.map(|l| (l * 1000.0).round() / 1000.0),
+        problems,
+        processes: Processes {
+            running: mvp.exec.running(),
+            started_total: mvp.exec.started_total(),
+            max_concurrent: mvp.runtime.config.mvp.exec_max_processes,
+            allow_list: mvp.exec.allow_list().to_vec(),
+        },
+        lanes: mvp.runtime.executor.stats(),
+        workspace_roots: mvp
+            .roots
+            .list()
+            .iter()
+            .map(|r| r.display().to_string())
+            .collect(),
+        graphs: mvp.graphs.len(),
+        prp_runs: mvp.prp.len(),
+        teaching_examples: mvp.teaching.len(),
+        probe_age_ms: age,
+    })
+}
