@@ -360,6 +360,21 @@ async fn service_map(dir: &Path) -> (f64, f64, usize) {
     (cached_rate, rebuilt_rate, bytes)
 }
 
+/// Total size of the files under `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| {
+            if e.file_type().unwrap().is_dir() {
+                dir_bytes(&e.path())
+            } else {
+                e.metadata().unwrap().len()
+            }
+        })
+        .sum()
+}
+
 /// A tiny deterministic generator (xorshift) so the tree is the same every run.
 struct Rng(u64);
 
@@ -485,6 +500,7 @@ async fn bench_asbr() {
     }
     store.close().await;
     drop(store);
+    let journal_bytes = dir_bytes(dir.path());
     let base = publish_baseline(dir.path(), publishers, base_per).await;
 
     // (b) watchers on other tasks vs none; three interleaved rounds, median.
@@ -535,6 +551,10 @@ async fn bench_asbr() {
         ours.p99(),
         base.p50(),
         base.p99()
+    );
+    println!(
+        "| journal bytes written per task event (bus `asbr` stream + `tasks` stream) | {:.0} | | | |",
+        journal_bytes as f64 / ours.events as f64
     );
     println!();
     println!("| measure | value | target |");
