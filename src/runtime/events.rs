@@ -155,6 +155,9 @@ impl SubEntry {
 struct SubIndex {
     exact: HashMap<String, Vec<SubEntry>>,
     prefix: HashMap<String, Vec<SubEntry>>,
+    /// The distinct byte lengths of the keys of `prefix`, ascending: fan-out looks up
+    /// only the prefixes of an event type that have one of these lengths.
+    prefix_lens: Vec<usize>,
     all: Vec<SubEntry>,
 }
 
@@ -162,7 +165,12 @@ impl SubIndex {
     fn insert(&mut self, filter: Filter, entry: SubEntry) {
         match filter {
             Filter::All => self.all.push(entry),
-            Filter::Prefix(p) => self.prefix.entry(p).or_default().push(entry),
+            Filter::Prefix(p) => {
+                if let Err(at) = self.prefix_lens.binary_search(&p.len()) {
+                    self.prefix_lens.insert(at, p.len());
+                }
+                self.prefix.entry(p).or_default().push(entry)
+            }
             Filter::Exact(e) => self.exact.entry(e).or_default().push(entry),
         }
     }
@@ -181,13 +189,8 @@ impl SubIndex {
         if let Some(list) = self.exact.get(ty) {
             offer_all(list);
         }
-        if !self.prefix.is_empty() {
-            for (end, _) in ty.char_indices().skip(1).chain([(ty.len(), ' ')]) {
-                if let Some(list) = self.prefix.get(&ty[..end]) {
-                    offer_all(list);
-                }
-            }
-            if let Some(list) = self.prefix.get("") {
+        for &len in self.prefix_lens.iter().take_while(|&&len| len <= ty.len()) {
+            if let Some(list) = ty.get(..len).and_then(|p| self.prefix.get(p)) {
                 offer_all(list);
             }
         }
@@ -202,6 +205,9 @@ impl SubIndex {
                 !list.is_empty()
             });
         }
+        self.prefix_lens = self.prefix.keys().map(String::len).collect();
+        self.prefix_lens.sort_unstable();
+        self.prefix_lens.dedup();
     }
 }
 
@@ -750,6 +756,32 @@ mod tests {
             Err(EventError::InvalidType(_))
         ));
         assert!(bus.publish_value("x.*", "t", json!(1)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn prefix_filters_of_any_length_match_and_survive_pruning() {
+        let bus = bus();
+        let mut short = bus.subscribe("a*", 8);
+        let mut multibyte = bus.subscribe("a.é*", 8);
+        let mut whole = bus.subscribe("a.é.b*", 8);
+        let mut other = bus.subscribe("a.x*", 8);
+        let gone = bus.subscribe("zz*", 8);
+        drop(gone);
+        assert_eq!(bus.inner.subs.read().prefix_lens, vec![1, 2, 3, 4, 6]);
+        bus.publish_value("a.é.b", "t", json!(1)).await.unwrap();
+        for sub in [&mut short, &mut multibyte, &mut whole] {
+            assert_eq!(sub.try_recv().unwrap().data, json!(1));
+        }
+        assert!(other.try_recv().is_none());
+        drop(whole);
+        bus.publish_value("a.é.b", "t", json!(2)).await.unwrap();
+        assert_eq!(bus.inner.subs.read().prefix_lens, vec![1, 3, 4]);
+        bus.publish_value("a.éz", "t", json!(3)).await.unwrap();
+        assert_eq!(short.try_recv().unwrap().data, json!(2));
+        assert_eq!(short.try_recv().unwrap().data, json!(3));
+        assert_eq!(multibyte.try_recv().unwrap().data, json!(2));
+        assert_eq!(multibyte.try_recv().unwrap().data, json!(3));
+        assert!(other.try_recv().is_none());
     }
 
     #[tokio::test]

@@ -44,6 +44,8 @@ use tokio::sync::{mpsc, oneshot};
 const CHANNEL_CAPACITY: usize = 8192;
 const MAX_BATCH: usize = 8192;
 const SNAPSHOT_VERSION: u32 = 1;
+/// The writer keeps its batch buffer between batches up to this capacity.
+const MAX_KEPT_BUFFER: usize = 4 * 1024 * 1024;
 
 /// Errors produced by the journal.
 #[derive(Debug, thiserror::Error)]
@@ -205,6 +207,7 @@ impl Journal {
         });
         let writer = Writer {
             file,
+            buf: Vec::new(),
             paths,
             len: segment.len,
             next_seq: last_seq + 1,
@@ -439,6 +442,8 @@ fn drop_torn_tail(
 
 struct Writer {
     file: File,
+    /// Batch encoding buffer, reused so a batch costs no large allocation.
+    buf: Vec<u8>,
     paths: StreamPaths,
     len: u64,
     next_seq: u64,
@@ -542,7 +547,9 @@ impl Writer {
     fn write_batch(&mut self, requests: Vec<Vec<Vec<u8>>>) -> Result<u64, String> {
         let first = self.next_seq;
         let mut seq = first;
-        let mut buf = Vec::new();
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        buf.reserve(requests.iter().flatten().map(|r| r.len() + 32).sum());
         let mut result = Ok(());
         for rec in requests.iter().flatten() {
             encode_line(&mut buf, seq, rec);
@@ -557,6 +564,9 @@ impl Writer {
         }
         if result.is_ok() && !buf.is_empty() {
             result = self.write_and_sync(&buf, self.policy == FsyncPolicy::Batch);
+        }
+        if buf.capacity() <= MAX_KEPT_BUFFER {
+            self.buf = buf;
         }
         match result {
             Ok(()) => {
@@ -611,7 +621,8 @@ impl Writer {
 
 fn encode_line(buf: &mut Vec<u8>, seq: u64, rec: &[u8]) {
     buf.extend_from_slice(b"{\"seq\":");
-    buf.extend_from_slice(seq.to_string().as_bytes());
+    // Writing to a Vec cannot fail.
+    let _ = write!(buf, "{seq}");
     buf.extend_from_slice(b",\"rec\":");
     buf.extend_from_slice(rec);
     buf.extend_from_slice(b"}\n");
