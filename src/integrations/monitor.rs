@@ -1,0 +1,160 @@
+//! Per-integration call statistics in time buckets: one bucket per minute holding a
+//! latency histogram (HdrHistogram, microseconds, 2 significant digits, ~12 KiB), the
+//! call count and the error count. At most [`RETENTION_MINUTES`] buckets are kept per
+//! integration (older ones are dropped as new minutes start), so memory is bounded and a
+//! query merges at most that many buckets — never a scan over call history.
+//!
+//! Owns recording and range queries only. It must not touch the registry, events or
+//! tool wiring.
+
+use std::collections::{HashMap, VecDeque};
+
+use chrono::{DateTime, Utc};
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+/// Buckets kept per integration: 24 hours of minutes.
+pub const RETENTION_MINUTES: i64 = 24 * 60;
+const MAX_MICROS: u64 = 3_600_000_000;
+
+struct Bucket {
+    minute: i64,
+    latency: Histogram<u32>,
+    calls: u64,
+    errors: u64,
+}
+
+impl Bucket {
+    fn new(minute: i64) -> Self {
+        Bucket {
+            minute,
+            latency: Histogram::new_with_bounds(1, MAX_MICROS, 2).expect("static bounds are valid"),
+            calls: 0,
+            errors: 0,
+        }
+    }
+}
+
+/// Figures for one range.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Figures {
+    pub calls: u64,
+    pub errors: u64,
+    /// Milliseconds (2 significant digits).
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    /// Successful calls / calls; absent when there were none.
+    pub success_rate: Option<f64>,
+    /// Minute buckets that held calls in the range.
+    pub buckets: usize,
+}
+
+#[derive(Default)]
+pub struct Monitor {
+    series: Mutex<HashMap<String, VecDeque<Bucket>>>,
+}
+
+fn minute_of(at: DateTime<Utc>) -> i64 {
+    at.timestamp().div_euclid(60)
+}
+
+impl Monitor {
+    /// Records one call that ended at `at`.
+    pub fn record(&self, id: &str, at: DateTime<Utc>, latency: std::time::Duration, ok: bool) {
+        let minute = minute_of(at);
+        let mut series = self.series.lock();
+        let buckets = series.entry(id.to_string()).or_default();
+        let pos = buckets.partition_point(|b| b.minute < minute);
+        if buckets.get(pos).is_none_or(|b| b.minute != minute) {
+            if buckets
+                .front()
+                .is_some_and(|b| minute < b.minute - RETENTION_MINUTES)
+            {
+                return; // older than anything kept
+            }
+            buckets.insert(pos, Bucket::new(minute));
+        }
+        let bucket = &mut buckets[pos];
+        let micros = (latency.as_micros() as u64).clamp(1, MAX_MICROS);
+        bucket.latency.saturating_record(micros);
+        bucket.calls += 1;
+        bucket.errors += u64::from(!ok);
+        let newest = buckets.back().map_or(minute, |b| b.minute);
+        while buckets
+            .front()
+            .is_some_and(|b| b.minute <= newest - RETENTION_MINUTES)
+        {
+            buckets.pop_front();
+        }
+    }
+
+    /// Merged figures of the buckets whose minute overlaps `[start, end]`.
+    pub fn query(&self, id: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> Figures {
+        let (from, to) = (minute_of(start), minute_of(end));
+        let series = self.series.lock();
+        let mut merged: Histogram<u32> =
+            Histogram::new_with_bounds(1, MAX_MICROS, 2).expect("static bounds are valid");
+        let (mut calls, mut errors, mut used) = (0, 0, 0);
+        for b in series
+            .get(id)
+            .into_iter()
+            .flatten()
+            .filter(|b| b.minute >= from && b.minute <= to)
+        {
+            let _ = merged.add(&b.latency);
+            calls += b.calls;
+            errors += b.errors;
+            used += 1;
+        }
+        let pct = |q: f64| (calls > 0).then(|| merged.value_at_quantile(q) as f64 / 1000.0);
+        Figures {
+            calls,
+            errors,
+            p50_ms: pct(0.50),
+            p95_ms: pct(0.95),
+            p99_ms: pct(0.99),
+            success_rate: (calls > 0).then(|| (calls - errors) as f64 / calls as f64),
+            buckets: used,
+        }
+    }
+
+    pub fn forget(&self, id: &str) {
+        self.series.lock().remove(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn figures_match_recorded_calls_and_retention_is_bounded() {
+        let m = Monitor::default();
+        let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:10Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        for i in 0..100u64 {
+            m.record("a", t0, Duration::from_millis(i + 1), i % 10 != 0);
+        }
+        let f = m.query("a", t0, t0);
+        assert_eq!((f.calls, f.errors, f.buckets), (100, 10, 1));
+        assert_eq!(f.success_rate, Some(0.9));
+        let p50 = f.p50_ms.unwrap();
+        assert!((49.0..=51.0).contains(&p50), "{p50}");
+        for minute in 0..(RETENTION_MINUTES + 50) {
+            m.record(
+                "a",
+                t0 + chrono::Duration::minutes(minute),
+                Duration::from_millis(1),
+                true,
+            );
+        }
+        assert_eq!(m.series.lock()["a"].len(), RETENTION_MINUTES as usize);
+        assert_eq!(m.query("a", t0, t0).calls, 0);
+    }
+}
