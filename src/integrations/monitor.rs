@@ -1,8 +1,10 @@
 //! Per-integration call statistics in time buckets: one bucket per minute holding a
 //! latency histogram (HdrHistogram, microseconds, 2 significant digits, ~12 KiB), the
 //! call count and the error count. At most [`RETENTION_MINUTES`] buckets are kept per
-//! integration (older ones are dropped as new minutes start), so memory is bounded and a
-//! query merges at most that many buckets — never a scan over call history.
+//! integration (older ones are dropped as new minutes start) and at most [`MAX_BUCKETS`]
+//! in all (past that, the oldest bucket of the busiest series goes), so memory stays
+//! under ~55 MiB however many integrations there are, and a query merges at most 1,440
+//! buckets — never a scan over call history.
 //!
 //! Owns recording and range queries only. It must not touch the registry, events or
 //! tool wiring.
@@ -17,6 +19,8 @@ use serde::Serialize;
 
 /// Buckets kept per integration: 24 hours of minutes.
 pub const RETENTION_MINUTES: i64 = 24 * 60;
+/// Buckets kept across all integrations.
+pub const MAX_BUCKETS: usize = 4096;
 const MAX_MICROS: u64 = 3_600_000_000;
 
 struct Bucket {
@@ -54,8 +58,54 @@ pub struct Figures {
 }
 
 #[derive(Default)]
+struct Series {
+    by_id: HashMap<String, VecDeque<Bucket>>,
+    /// Buckets across all integrations.
+    total: usize,
+}
+
+impl Series {
+    /// Drops the oldest bucket of the longest series while more than [`MAX_BUCKETS`] live.
+    fn enforce_budget(&mut self) {
+        while self.total > MAX_BUCKETS {
+            let Some(longest) = self.by_id.values_mut().max_by_key(|b| b.len()) else {
+                return;
+            };
+            longest.pop_front();
+            self.total -= 1;
+        }
+    }
+
+    /// The bucket of `minute` for `id`, created when missing (None when older than the
+    /// retention or evicted by the budget).
+    fn bucket(&mut self, id: &str, minute: i64) -> Option<&mut Bucket> {
+        let buckets = self.by_id.entry(id.to_string()).or_default();
+        let pos = buckets.partition_point(|b| b.minute < minute);
+        if buckets.get(pos).is_none_or(|b| b.minute != minute) {
+            let newest = buckets.back().map_or(minute, |b| b.minute.max(minute));
+            if minute <= newest - RETENTION_MINUTES {
+                return None;
+            }
+            buckets.insert(pos, Bucket::new(minute));
+            self.total += 1;
+            while buckets
+                .front()
+                .is_some_and(|b| b.minute <= newest - RETENTION_MINUTES)
+            {
+                buckets.pop_front();
+                self.total -= 1;
+            }
+            self.enforce_budget();
+        }
+        let buckets = self.by_id.get_mut(id)?;
+        let pos = buckets.partition_point(|b| b.minute < minute);
+        buckets.get_mut(pos).filter(|b| b.minute == minute)
+    }
+}
+
+#[derive(Default)]
 pub struct Monitor {
-    series: Mutex<HashMap<String, VecDeque<Bucket>>>,
+    series: Mutex<Series>,
 }
 
 fn minute_of(at: DateTime<Utc>) -> i64 {
@@ -65,31 +115,14 @@ fn minute_of(at: DateTime<Utc>) -> i64 {
 impl Monitor {
     /// Records one call that ended at `at`.
     pub fn record(&self, id: &str, at: DateTime<Utc>, latency: std::time::Duration, ok: bool) {
-        let minute = minute_of(at);
         let mut series = self.series.lock();
-        let buckets = series.entry(id.to_string()).or_default();
-        let pos = buckets.partition_point(|b| b.minute < minute);
-        if buckets.get(pos).is_none_or(|b| b.minute != minute) {
-            if buckets
-                .front()
-                .is_some_and(|b| minute < b.minute - RETENTION_MINUTES)
-            {
-                return; // older than anything kept
-            }
-            buckets.insert(pos, Bucket::new(minute));
-        }
-        let bucket = &mut buckets[pos];
+        let Some(bucket) = series.bucket(id, minute_of(at)) else {
+            return;
+        };
         let micros = (latency.as_micros() as u64).clamp(1, MAX_MICROS);
         bucket.latency.saturating_record(micros);
         bucket.calls += 1;
         bucket.errors += u64::from(!ok);
-        let newest = buckets.back().map_or(minute, |b| b.minute);
-        while buckets
-            .front()
-            .is_some_and(|b| b.minute <= newest - RETENTION_MINUTES)
-        {
-            buckets.pop_front();
-        }
     }
 
     /// Merged figures of the buckets whose minute overlaps `[start, end]`.
@@ -100,6 +133,7 @@ impl Monitor {
             Histogram::new_with_bounds(1, MAX_MICROS, 2).expect("static bounds are valid");
         let (mut calls, mut errors, mut used) = (0, 0, 0);
         for b in series
+            .by_id
             .get(id)
             .into_iter()
             .flatten()
@@ -123,7 +157,10 @@ impl Monitor {
     }
 
     pub fn forget(&self, id: &str) {
-        self.series.lock().remove(id);
+        let mut series = self.series.lock();
+        if let Some(gone) = series.by_id.remove(id) {
+            series.total -= gone.len();
+        }
     }
 }
 
@@ -154,7 +191,16 @@ mod tests {
                 true,
             );
         }
-        assert_eq!(m.series.lock()["a"].len(), RETENTION_MINUTES as usize);
+        assert_eq!(m.series.lock().by_id["a"].len(), RETENTION_MINUTES as usize);
         assert_eq!(m.query("a", t0, t0).calls, 0);
+        for n in 0..10 {
+            for minute in 0..1000 {
+                let at = t0 + chrono::Duration::minutes(minute);
+                m.record(&format!("b{n}"), at, Duration::from_millis(1), true);
+            }
+        }
+        let s = m.series.lock();
+        assert_eq!(s.total, MAX_BUCKETS);
+        assert_eq!(s.total, s.by_id.values().map(VecDeque::len).sum::<usize>());
     }
 }

@@ -121,9 +121,15 @@ impl Connections {
                 other => Err(MqError::Operation(other.to_string())),
             }
         };
-        tokio::time::timeout(timeout, work)
+        let result = tokio::time::timeout(timeout, work)
             .await
-            .map_err(|_| MqError::Connect("timed out".into()))?
+            .map_err(|_| MqError::Connect("timed out".into()))
+            .and_then(|r| r);
+        if matches!(result, Err(MqError::Connect(_))) {
+            // a broken connection is not reused: the next call reconnects
+            self.forget(&integration.id);
+        }
+        result
     }
 
     /// Connects and sends PING; for `test_integration`.
