@@ -84,6 +84,9 @@ pub struct FileOptions {
     pub exec_timeout_secs: Option<u64>,
     pub prp_history: Option<usize>,
     pub teaching_max_examples: Option<usize>,
+    pub events_sink_url: Option<String>,
+    pub events_sink_batching: Option<bool>,
+    pub events_sink_filter: Option<String>,
 }
 
 /// Values given on the command line or in `CORTEX_MCP_*` variables (clap merges both).
@@ -418,6 +421,38 @@ pub struct Config {
     pub github: GithubSettings,
     pub mvp: MvpSettings,
     pub asbr: AsbrSettings,
+    /// The outbound event sink (A2A bus), off unless a URL is set.
+    pub events_sink: Option<EventsSink>,
+}
+
+/// Where and how events are forwarded over HTTP.
+#[derive(Debug, Clone)]
+pub struct EventsSink {
+    pub url: url::Url,
+    /// Micro-batches (JSON arrays of up to 25 events or 50 ms) instead of one event per POST.
+    pub batching: bool,
+    /// Event types forwarded (`*`, a prefix like `integrations.*`, or one type).
+    pub filter: String,
+}
+
+fn events_sink(
+    url: Option<String>,
+    batching: Option<bool>,
+    filter: Option<String>,
+) -> Result<Option<EventsSink>, ConfigError> {
+    let Some(raw) = url.filter(|u| !u.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let url = url::Url::parse(raw.trim())
+        .map_err(|e| invalid("events-sink-url", format!("`{raw}`: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(invalid("events-sink-url", "must be an http(s) URL"));
+    }
+    Ok(Some(EventsSink {
+        url,
+        batching: batching.unwrap_or(false),
+        filter: filter.unwrap_or_else(|| "*".into()),
+    }))
 }
 
 /// Settings of the `asbr` toolset.
@@ -515,7 +550,13 @@ impl Config {
             pick!(prp_history),
             pick!(teaching_max_examples),
         )?;
+        let events_sink = events_sink(
+            pick!(events_sink_url),
+            pick!(events_sink_batching),
+            pick!(events_sink_filter),
+        )?;
         Ok(Config {
+            events_sink,
             toolsets,
             tools: pick!(tools).map(|t| t.into_iter().collect()),
             exclude_tools: pick!(exclude_tools)
@@ -576,6 +617,11 @@ impl Config {
                 "signatureKey": self.asbr.signature_key.as_ref().map(|_| "[redacted]"),
                 "advisoriesDir": self.asbr.advisories_dir,
             },
+            "eventsSink": self.events_sink.as_ref().map(|s| serde_json::json!({
+                "url": s.url.as_str(),
+                "batching": s.batching,
+                "filter": s.filter,
+            })),
             "mvp": {
                 "execAllow": self.mvp.exec_allow,
                 "execEnvAllow": self.mvp.exec_env_allow,

@@ -13,6 +13,7 @@ pub mod asbr;
 pub mod config;
 pub mod fixtures;
 pub mod github;
+pub mod integrations;
 pub mod mvp;
 pub mod patchkit;
 pub mod runtime;

@@ -204,6 +204,23 @@ struct CommonArgs {
     /// Teaching examples kept (oldest evicted).
     #[arg(long, global = true, env = "CORTEX_MCP_TEACHING_MAX_EXAMPLES")]
     teaching_max_examples: Option<usize>,
+
+    /// Forward events over HTTP POST to this URL (an A2A bus); off when unset.
+    #[arg(
+        long,
+        global = true,
+        env = "CORTEX_MCP_EVENTS_SINK_URL",
+        value_name = "URL"
+    )]
+    events_sink_url: Option<String>,
+
+    /// Send micro-batches (JSON arrays, up to 25 events or 50 ms) instead of one event per POST.
+    #[arg(long, global = true, env = "CORTEX_MCP_EVENTS_SINK_BATCHING", num_args = 0..=1, default_missing_value = "true")]
+    events_sink_batching: Option<bool>,
+
+    /// Event types forwarded: `*` (default), a prefix like `integrations.*`, or one type.
+    #[arg(long, global = true, env = "CORTEX_MCP_EVENTS_SINK_FILTER")]
+    events_sink_filter: Option<String>,
 }
 
 impl CommonArgs {
@@ -235,6 +252,9 @@ impl CommonArgs {
                 exec_timeout_secs: self.exec_timeout_secs,
                 prp_history: self.prp_history,
                 teaching_max_examples: self.teaching_max_examples,
+                events_sink_url: self.events_sink_url,
+                events_sink_batching: self.events_sink_batching,
+                events_sink_filter: self.events_sink_filter,
             },
             github_env: GithubEnv::from_process_env(),
         }
@@ -353,9 +373,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Serve(args) => {
             let server = CortexServer::build(config)?;
             match args.http {
-                Some(addr) => transport::http::serve(server, addr).await?,
-                None => transport::stdio::serve(server).await?,
+                Some(addr) => transport::http::serve(server.clone(), addr).await?,
+                None => transport::stdio::serve(server.clone()).await?,
             }
+            server.runtime().shutdown().await;
         }
         Command::Tools { json } => print_tools(&CortexServer::build(config)?, json)?,
         Command::Schemas { write, check } => {

@@ -12,7 +12,7 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, model::*, service::
 use crate::{
     asbr,
     config::Config,
-    fixtures, github, mvp, patchkit,
+    fixtures, github, integrations, mvp, patchkit,
     runtime::{
         Runtime, batch,
         progress::Progress,
@@ -34,6 +34,8 @@ pub enum BuildError {
     Asbr(#[from] asbr::AsbrError),
     #[error(transparent)]
     Mvp(#[from] mvp::MvpError),
+    #[error(transparent)]
+    Integrations(#[from] integrations::IntegrationsError),
     #[error("tool `{name}` is defined by both the {first} and the {second} toolset")]
     DuplicateTool {
         name: String,
@@ -75,6 +77,8 @@ pub struct Shared {
     pub instructions: String,
     /// Resources contributed by the enabled toolsets.
     pub resources: Vec<Arc<dyn ResourceSource>>,
+    /// Extra HTTP routes of the enabled toolsets (served next to /mcp in HTTP mode).
+    pub routes: axum::Router,
 }
 
 /// The server handler; cheap to clone.
@@ -92,6 +96,7 @@ impl CortexServer {
         let config = Arc::new(config);
         let runtime = Runtime::new(config.clone())?;
         let mut toolsets = Vec::new();
+        let mut routes = axum::Router::new();
         if config.toolset_enabled("github") {
             toolsets.push(github::toolset(&runtime)?);
         }
@@ -103,6 +108,11 @@ impl CortexServer {
         }
         if config.toolset_enabled("patchkit") {
             toolsets.push(patchkit::toolset(&runtime));
+        }
+        if config.toolset_enabled("integrations") {
+            let built = integrations::toolset(&runtime)?;
+            toolsets.push(built.toolset);
+            routes = routes.merge(built.hooks);
         }
         if config.toolset_enabled("batch") {
             toolsets.push(Toolset {
@@ -116,10 +126,10 @@ impl CortexServer {
             toolsets.push(fixtures::toolset(&runtime));
         }
         reject_duplicate_names(&toolsets)?;
-        Ok(Self::assemble(runtime, toolsets))
+        Ok(Self::assemble(runtime, toolsets, routes))
     }
 
-    fn assemble(runtime: Runtime, toolsets: Vec<Toolset>) -> Self {
+    fn assemble(runtime: Runtime, toolsets: Vec<Toolset>, routes: axum::Router) -> Self {
         let config = runtime.config.clone();
         let order: Vec<&str> = toolsets.iter().map(|t| t.name).collect();
         let mut instructions = String::from(BASE_INSTRUCTIONS);
@@ -138,6 +148,7 @@ impl CortexServer {
                 registry,
                 instructions,
                 resources,
+                routes,
             }),
             subscriptions: Arc::default(),
         }
@@ -149,6 +160,12 @@ impl CortexServer {
 
     pub fn runtime(&self) -> &Runtime {
         &self.shared.runtime
+    }
+
+    /// HTTP routes the toolsets serve besides /mcp (e.g. `/hooks/{id}`); they carry
+    /// their own authentication.
+    pub fn routes(&self) -> axum::Router {
+        self.shared.routes.clone()
     }
 
     /// The MCP `Tool` list in catalog order.

@@ -279,7 +279,8 @@ fi
 
 # ---------------------------------------------------------------- 4. every toolset's tools
 # tools/interop/calls/<toolset>.json lists calls made through the Python SDK over stdio.
-# GitHub calls go to tools/fakehub (a loopback fake GitHub) started here.
+# GitHub calls go to tools/fakehub (a loopback fake GitHub) started here; the integrations
+# calls use the same fake as their HTTP API ({FAKEHUB_URL} in integrations.json).
 FAKEHUB_BIN="${FAKEHUB_BIN:-$(dirname "$BIN")/fakehub}"
 if [[ ! -x "$FAKEHUB_BIN" ]]; then
   echo "building fakehub (cargo build --locked -p fakehub)..." >&2
@@ -312,6 +313,12 @@ if [[ $PY_OK -eq 1 ]]; then
         continue
       fi
       env_args=(GITHUB_API_URL="$FAKEHUB_URL" GITHUB_TOKEN=tok-interop-0001)
+    elif [[ $toolset == integrations ]]; then
+      if ! start_fakehub; then
+        fail "toolsets/integrations" "fakehub did not start"
+        continue
+      fi
+      env_args=(FAKEHUB_URL="$FAKEHUB_URL")
     fi
     echo "# toolset $toolset ($(basename "$calls"))"
     run_client "toolsets/$toolset" "$VENV/bin/python" "$DIR/toolset_calls.py" "$BIN" "$(state_dir)" "$calls" "${env_args[@]}"

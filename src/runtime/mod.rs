@@ -45,7 +45,12 @@ pub struct Runtime {
     pub events: events::EventBus,
     /// The one pooled outbound client with the shared conditional cache.
     pub upstream: http::Upstream,
+    /// The outbound event sink when `events-sink-url` is set; taken by [`Runtime::shutdown`].
+    sink: Arc<parking_lot::Mutex<Option<events::SinkHandle>>>,
 }
+
+/// How long shutdown waits for the event sink to deliver what it holds.
+const SINK_DRAIN: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl Runtime {
     /// Opens the state directory's event journals (replaying them) and installs metrics.
@@ -63,12 +68,54 @@ impl Runtime {
                 source,
             }
         })?;
+        let sink = config
+            .events_sink
+            .as_ref()
+            .map(|s| attach_sink(&events, s))
+            .transpose()?;
         Ok(Runtime {
             config,
             executor: executor::Executor::default(),
             metrics: metrics::Metrics::install(),
             events,
             upstream: http::Upstream::new(USER_AGENT, cache::ConditionalCache::default())?,
+            sink: Arc::new(parking_lot::Mutex::new(sink)),
         })
     }
+
+    /// Drains the event sink (delivering what it holds, up to 15 s) and closes the
+    /// event journals. Call once when serving ends.
+    pub async fn shutdown(&self) {
+        let sink = self.sink.lock().take();
+        if let Some(sink) = sink {
+            let report = sink.drain(SINK_DRAIN).await;
+            tracing::info!(
+                delivered = report.delivered,
+                lagged = report.lagged,
+                completed = report.completed,
+                "event sink drained"
+            );
+        }
+        self.events.close().await;
+    }
+}
+
+fn attach_sink(
+    events: &events::EventBus,
+    settings: &crate::config::EventsSink,
+) -> Result<events::SinkHandle, RuntimeError> {
+    let client = reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| {
+            RuntimeError::Upstream(http::UpstreamError::Client {
+                message: e.to_string(),
+            })
+        })?;
+    let mut opts = events::SinkOptions::new(settings.url.as_str());
+    opts.batching = settings.batching;
+    // A bus that comes back should not wait long for the next attempt.
+    opts.max_backoff = std::time::Duration::from_secs(5);
+    Ok(events.attach_http_sink(opts, client, &settings.filter))
 }

@@ -1,5 +1,6 @@
 //! Streamable HTTP transport (axum): `/mcp` (rmcp `StreamableHttpService`, both protocol
-//! eras), `/healthz`, `/metrics`; bearer auth compared in constant time; Host and Origin
+//! eras), `/healthz`, `/metrics`, plus the toolsets' own routes (`/hooks/{id}` of
+//! integrations, which authenticate by their own signatures); bearer auth compared in constant time; Host and Origin
 //! validation; TCP_NODELAY on accepted sockets; graceful shutdown that drains in-flight
 //! calls on SIGINT/SIGTERM.
 //!
@@ -72,6 +73,9 @@ pub fn router(server: CortexServer, ct: CancellationToken) -> Router {
         LocalSessionManager::default().into(),
         http_config,
     );
+    let toolset_routes = server
+        .routes()
+        .layer(axum::extract::DefaultBodyLimit::max(config.max_body_bytes));
     let state = AppState {
         token: config.auth_token.as_deref().map(Arc::from),
         server,
@@ -85,6 +89,7 @@ pub fn router(server: CortexServer, ct: CancellationToken) -> Router {
         ))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
+        .merge(toolset_routes)
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

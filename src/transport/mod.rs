@@ -14,13 +14,26 @@ use tracing_subscriber::{
 
 static RELOAD: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
 
+/// rmcp logs whole requests (tool arguments, which may carry credentials) at debug:
+/// its service module is held at info whatever the level asked for.
+const QUIET_PAYLOADS: &str = "rmcp::service=info";
+
+fn filter(directives: &str) -> EnvFilter {
+    let filter = EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info"));
+    match QUIET_PAYLOADS.parse() {
+        Ok(d) => filter.add_directive(d),
+        Err(_) => filter,
+    }
+}
+
 /// Logs to stderr only (stdout is the JSON-RPC channel on stdio). `RUST_LOG` wins over
 /// `level` when set.
 pub fn init_logging(level: &str) {
     let filter = std::env::var("RUST_LOG")
         .ok()
-        .and_then(|v| EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| EnvFilter::new(level));
+        .filter(|v| EnvFilter::try_new(v).is_ok())
+        .map(|v| filter(&v))
+        .unwrap_or_else(|| filter(level));
     let (layer, handle) = reload::Layer::new(filter);
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
@@ -44,7 +57,7 @@ pub fn set_log_level(level: LoggingLevel) {
         _ => "error",
     };
     if let Some(handle) = RELOAD.get() {
-        let _ = handle.modify(|f| *f = EnvFilter::new(directive));
+        let _ = handle.modify(|f| *f = filter(directive));
     }
     tracing::info!(level = directive, "log level set by client");
 }

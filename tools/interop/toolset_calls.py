@@ -7,8 +7,8 @@ tools/fakehub). `calls.json` is a list of checks, run in order in one session:
    "expect": "ok" | "error",            (default "ok")
    "contains": "text the result must contain"}   (optional)
    "save": {"NAME": "field.path"}  (optional: keeps a field of the structured result)
-Strings in arguments may use {STATE_DIR}, {WORK_DIR} (a scratch directory) and {NAME} for
-values saved by earlier calls.
+Strings in arguments may use {STATE_DIR}, {WORK_DIR} (a scratch directory), {KEY} for a
+KEY=VALUE pair given on the command line, and {NAME} for values saved by earlier calls.
 Prints one "PASS <check>" / "FAIL <check>: <why>" line per call.
 """
 
@@ -37,7 +37,7 @@ saved: dict[str, str] = {}
 def substitute(value):
     if isinstance(value, str):
         value = value.replace("{STATE_DIR}", state_dir).replace("{WORK_DIR}", work_dir)
-        for key, val in saved.items():
+        for key, val in (extra_env | saved).items():
             value = value.replace("{" + key + "}", val)
         return value
     if isinstance(value, list):

@@ -1,0 +1,75 @@
+//! The `integrations` toolset: a registry of external systems (HTTP APIs and webhooks,
+//! PostgreSQL databases, Redis Streams queues), calls through per-integration executor
+//! lanes, time-bucketed monitoring, step-timed connection tests, and inbound webhooks
+//! (`POST /hooks/{integrationId}` in HTTP mode) published on the event bus.
+//!
+//! Imports only `runtime`, `config` and `server::Toolset`; never another toolset. State
+//! lives under `<state-dir>/integrations/`: the `registry` journal (replayed on start)
+//! and `credentials.json` (mode 0600). Outbound delivery of `integrations.*` events is
+//! the runtime event bus's opt-in HTTP sink (`--events-sink-url`).
+
+pub mod db;
+pub mod execute;
+pub mod hooks;
+pub mod monitor;
+pub mod mq;
+pub mod probe;
+pub mod registry;
+pub mod tools;
+
+use std::{path::PathBuf, sync::Arc};
+
+use crate::{runtime::Runtime, server::Toolset};
+
+pub const INSTRUCTIONS: &str = "integrations: register external systems with `create_integration` (api/webhook URLs, PostgreSQL, Redis Streams; credentials are stored apart and never shown), check them with `test_integration`, call them with `execute_integration` (\"GET /path\", SQL, or publish/read) and watch them with `monitor_integration`. Every call publishes `integrations.api.called` (read events://integrations.*). Webhooks signed with HMAC-SHA256 (`webhookSecret`) arrive at POST /hooks/{integrationId} in HTTP mode.";
+
+/// Why the toolset could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum IntegrationsError {
+    #[error("integrations toolset: journal under {dir}: {source}")]
+    Journal {
+        dir: PathBuf,
+        source: crate::runtime::journal::JournalError,
+    },
+    #[error("integrations toolset: the registry journal holds a malformed record: {reason}")]
+    Replay { reason: String },
+    #[error("integrations toolset: {path}: {reason}")]
+    Vault { path: PathBuf, reason: String },
+}
+
+/// The toolset and the router of its HTTP webhook endpoint.
+pub struct Built {
+    pub toolset: Toolset,
+    pub hooks: axum::Router,
+}
+
+/// Builds the toolset: replays `<state-dir>/integrations/`.
+pub fn toolset(runtime: &Runtime) -> Result<Built, IntegrationsError> {
+    use crate::{config::Fsync, runtime::journal::FsyncPolicy};
+    let policy = match runtime.config.fsync {
+        Fsync::Always => FsyncPolicy::Always,
+        Fsync::Batch => FsyncPolicy::Batch,
+        Fsync::Never => FsyncPolicy::Never,
+    };
+    let dir = runtime.config.state_dir.join("integrations");
+    let registry = registry::Registry::open(&dir, policy)?;
+    let state = Arc::new(tools::Integrations {
+        registry: registry.clone(),
+        monitor: monitor::Monitor::default(),
+        spool: execute::Spool::default(),
+        pools: db::Pools::default(),
+        queues: mq::Connections::default(),
+        upstream: runtime.upstream.clone(),
+        executor: runtime.executor.clone(),
+        events: runtime.events.clone(),
+    });
+    Ok(Built {
+        toolset: Toolset {
+            name: "integrations",
+            instructions: INSTRUCTIONS,
+            tools: tools::all(&state),
+            resources: Vec::new(),
+        },
+        hooks: hooks::router(registry, runtime.events.clone()),
+    })
+}

@@ -1,0 +1,716 @@
+//! The integration registry: definitions kept in the `registry` journal (last record per
+//! id wins, deletions are tombstones) and credentials kept apart in
+//! `<state-dir>/integrations/credentials.json`, written atomically with mode 0600.
+//!
+//! Owns validation of definitions, storage and the credential vault. Credential values
+//! leave this module only through [`Registry::credentials`] (for the call that injects
+//! them) and never appear in a [`Integration`], a journal record or an error message.
+//! It must not send requests or touch tool wiring.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    io::Write,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use parking_lot::{Mutex, RwLock};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::journal::{FsyncPolicy, Journal};
+
+use super::IntegrationsError;
+
+const STREAM: &str = "registry";
+const VAULT: &str = "credentials.json";
+/// Most integrations kept; creating more is refused.
+pub const MAX_INTEGRATIONS: usize = 10_000;
+/// Credential keys an HTTP integration injects; any other name is only stored.
+pub const BEARER_KEYS: &[&str] = &["token", "bearerToken", "accessToken"];
+pub const API_KEY_KEYS: &[&str] = &["apiKey"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("integration {0} not found; call list_integrations for the registered ones")]
+    NotFound(String),
+    #[error("an integration named `{0}` already exists; pick another name or update it")]
+    DuplicateName(String),
+    #[error(
+        "{MAX_INTEGRATIONS} integrations are registered already; delete unused ones with delete_integration"
+    )]
+    Full,
+    #[error("could not store the integration: {0}")]
+    Storage(String),
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> RegistryError {
+    RegistryError::Invalid {
+        field: field.to_string(),
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum IntegrationType {
+    Webhook,
+    Api,
+    Database,
+    MessageQueue,
+}
+
+impl IntegrationType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Webhook => "webhook",
+            Self::Api => "api",
+            Self::Database => "database",
+            Self::MessageQueue => "message-queue",
+        }
+    }
+    pub fn is_http(self) -> bool {
+        matches!(self, Self::Webhook | Self::Api)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Active,
+    Inactive,
+    Error,
+}
+
+/// Retries of an HTTP integration: only idempotent methods (GET, HEAD) after server or
+/// connection errors, and any method after 429/503 with Retry-After.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (0 = never retry).
+    #[serde(default = "default_retries")]
+    #[schemars(range(min = 0, max = 10))]
+    pub max_retries: u32,
+    /// First back-off delay in ms, doubled per retry with jitter.
+    #[serde(default = "default_backoff")]
+    #[schemars(range(min = 1, max = 60000))]
+    pub backoff_ms: u64,
+}
+
+fn default_retries() -> u32 {
+    3
+}
+fn default_backoff() -> u64 {
+    1000
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: default_retries(),
+            backoff_ms: default_backoff(),
+        }
+    }
+}
+
+/// The configuration as given by the caller (credentials included).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigInput {
+    /// Base URL: http(s):// for api/webhook, postgres:// for database, redis:// for
+    /// message-queue. No password in the URL: put it in `credentials`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Secret values by name, stored apart (mode 0600) and never returned. HTTP:
+    /// `token` (Authorization: Bearer) or `apiKey` (header `apiKeyHeader`, default
+    /// X-API-Key); webhook: `webhookSecret` (HMAC-SHA256 key of POST /hooks/{id});
+    /// database/message-queue: `password` (and `username`).
+    #[serde(default)]
+    pub credentials: Option<BTreeMap<String, String>>,
+    /// Extra request headers (not secrets; Authorization is refused here).
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub retry_policy: Option<RetryPolicy>,
+    /// Calls in flight at once for this integration (its executor lane), default 4.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 64))]
+    pub concurrency: Option<u32>,
+    /// Named operations: name → "METHOD /path" (HTTP) or SQL (database).
+    #[serde(default)]
+    pub operations: Option<BTreeMap<String, String>>,
+    /// Header carrying `apiKey` (default X-API-Key).
+    #[serde(default)]
+    pub api_key_header: Option<String>,
+    /// Database only: run operations in a read-write transaction (default false:
+    /// read-only transactions).
+    #[serde(default)]
+    pub allow_writes: Option<bool>,
+}
+
+/// The stored configuration: everything but credential values.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Names of the stored credentials (values are never returned).
+    pub credential_names: Vec<String>,
+    pub headers: BTreeMap<String, String>,
+    pub retry_policy: RetryPolicy,
+    pub concurrency: u32,
+    pub operations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_header: Option<String>,
+    pub allow_writes: bool,
+}
+
+/// A registered integration as tools return it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Integration {
+    pub id: String,
+    pub name: String,
+    pub r#type: IntegrationType,
+    pub status: Status,
+    pub config: StoredConfig,
+    /// Configuration revision, bumped by every update.
+    pub revision: u64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+enum Record {
+    Put { integration: Box<Integration> },
+    Delete { id: String },
+}
+
+/// Credential values by integration id, persisted with mode 0600.
+struct Vault {
+    path: PathBuf,
+    values: Mutex<HashMap<String, BTreeMap<String, String>>>,
+}
+
+impl Vault {
+    fn open(dir: &Path) -> Result<Self, IntegrationsError> {
+        let path = dir.join(VAULT);
+        let values = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| IntegrationsError::Vault {
+                path: path.clone(),
+                reason: format!("not a credential file: {e}"),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
+            Err(e) => {
+                return Err(IntegrationsError::Vault {
+                    path,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        Ok(Vault {
+            path,
+            values: Mutex::new(values),
+        })
+    }
+
+    /// Applies `change` and rewrites the file (temp file 0600, fsync, rename).
+    fn update(
+        &self,
+        change: impl FnOnce(&mut HashMap<String, BTreeMap<String, String>>),
+    ) -> Result<(), RegistryError> {
+        let mut values = self.values.lock();
+        let mut next = values.clone();
+        change(&mut next);
+        write_private(&self.path, &next).map_err(|e| {
+            RegistryError::Storage(format!("credential file {}: {e}", self.path.display()))
+        })?;
+        *values = next;
+        Ok(())
+    }
+
+    fn get(&self, id: &str) -> BTreeMap<String, String> {
+        self.values.lock().get(id).cloned().unwrap_or_default()
+    }
+}
+
+fn write_private(
+    path: &Path,
+    values: &HashMap<String, BTreeMap<String, String>>,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("json.tmp");
+    let bytes = serde_json::to_vec(values).map_err(std::io::Error::other)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(&bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The registry; cheap to share behind an `Arc`.
+pub struct Registry {
+    journal: Journal,
+    items: RwLock<BTreeMap<String, Integration>>,
+    vault: Vault,
+    /// Serialises create/update/delete so name checks and writes do not race.
+    writes: tokio::sync::Mutex<()>,
+}
+
+/// What a create or update asks for.
+pub struct Change {
+    pub name: Option<String>,
+    pub r#type: Option<IntegrationType>,
+    pub status: Option<Status>,
+    pub config: Option<ConfigInput>,
+}
+
+impl Registry {
+    pub fn open(dir: &Path, policy: FsyncPolicy) -> Result<Arc<Self>, IntegrationsError> {
+        std::fs::create_dir_all(dir).map_err(|e| IntegrationsError::Vault {
+            path: dir.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let (journal, records) =
+            Journal::open(dir, STREAM, policy).map_err(|source| IntegrationsError::Journal {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
+        let mut items = BTreeMap::new();
+        for (i, raw) in records.into_iter().enumerate() {
+            let record: Record =
+                serde_json::from_value(raw).map_err(|e| IntegrationsError::Replay {
+                    reason: format!("record {}: {e}", i + 1),
+                })?;
+            match record {
+                Record::Put { integration } => {
+                    items.insert(integration.id.clone(), *integration);
+                }
+                Record::Delete { id } => {
+                    items.remove(&id);
+                }
+            }
+        }
+        Ok(Arc::new(Registry {
+            journal,
+            items: RwLock::new(items),
+            vault: Vault::open(dir)?,
+            writes: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    pub fn get(&self, id: &str) -> Result<Integration, RegistryError> {
+        self.items
+            .read()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| RegistryError::NotFound(id.to_string()))
+    }
+
+    /// Credential values of `id` for injection into one call; never returned by a tool.
+    pub fn credentials(&self, id: &str) -> BTreeMap<String, String> {
+        self.vault.get(id)
+    }
+
+    /// Every registered integration, in id (creation) order, filtered.
+    pub fn list(
+        &self,
+        r#type: Option<IntegrationType>,
+        status: Option<Status>,
+    ) -> Vec<Integration> {
+        self.items
+            .read()
+            .values()
+            .filter(|i| r#type.is_none_or(|t| i.r#type == t))
+            .filter(|i| status.is_none_or(|s| i.status == s))
+            .cloned()
+            .collect()
+    }
+
+    pub async fn create(
+        &self,
+        name: String,
+        r#type: IntegrationType,
+        input: ConfigInput,
+    ) -> Result<Integration, RegistryError> {
+        let _guard = self.writes.lock().await;
+        let name = check_name(&name)?;
+        if self.items.read().len() >= MAX_INTEGRATIONS {
+            return Err(RegistryError::Full);
+        }
+        self.check_unique(&name, None)?;
+        let creds = input.credentials.clone().unwrap_or_default();
+        let config = build_config(r#type, input, None)?;
+        check_credentials(r#type, &creds)?;
+        let now = now();
+        let integration = Integration {
+            id: uuid::Uuid::now_v7().to_string(),
+            name,
+            r#type,
+            status: Status::Active,
+            config,
+            revision: 1,
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        let id = integration.id.clone();
+        self.vault.update(|v| {
+            if creds.is_empty() {
+                v.remove(&id);
+            } else {
+                v.insert(id.clone(), creds);
+            }
+        })?;
+        self.put(integration).await
+    }
+
+    /// Applies a partial change; `config` fields that are given replace the stored ones
+    /// (credentials as a whole map when given).
+    pub async fn update(&self, id: &str, change: Change) -> Result<Integration, RegistryError> {
+        let _guard = self.writes.lock().await;
+        let mut current = self.get(id)?;
+        if let Some(name) = change.name {
+            let name = check_name(&name)?;
+            self.check_unique(&name, Some(id))?;
+            current.name = name;
+        }
+        if let Some(t) = change.r#type
+            && t != current.r#type
+        {
+            return Err(invalid(
+                "type",
+                format!(
+                    "cannot change from {} to {}; create a new integration",
+                    current.r#type.as_str(),
+                    t.as_str()
+                ),
+            ));
+        }
+        if let Some(status) = change.status {
+            current.status = status;
+        }
+        if let Some(input) = change.config {
+            let creds = input.credentials.clone();
+            current.config = build_config(current.r#type, input, Some(&current.config))?;
+            if let Some(creds) = creds {
+                check_credentials(current.r#type, &creds)?;
+                current.config.credential_names = creds.keys().cloned().collect();
+                self.vault.update(|v| {
+                    v.insert(id.to_string(), creds);
+                })?;
+            }
+        }
+        current.revision += 1;
+        current.updated_at = now();
+        self.put(current).await
+    }
+
+    /// Marks an integration's status (test verdicts); no-op when it is gone.
+    pub async fn set_status(&self, id: &str, status: Status) -> Result<(), RegistryError> {
+        let _guard = self.writes.lock().await;
+        let Ok(mut current) = self.get(id) else {
+            return Ok(());
+        };
+        if current.status == status || current.status == Status::Inactive {
+            return Ok(());
+        }
+        current.status = status;
+        current.updated_at = now();
+        self.put(current).await.map(|_| ())
+    }
+
+    pub async fn delete(&self, id: &str) -> Result<Integration, RegistryError> {
+        let _guard = self.writes.lock().await;
+        let current = self.get(id)?;
+        self.journal
+            .append(&Record::Delete { id: id.to_string() })
+            .await
+            .map_err(|e| RegistryError::Storage(e.to_string()))?;
+        self.items.write().remove(id);
+        self.vault.update(|v| {
+            v.remove(id);
+        })?;
+        Ok(current)
+    }
+
+    async fn put(&self, integration: Integration) -> Result<Integration, RegistryError> {
+        self.journal
+            .append(&Record::Put {
+                integration: Box::new(integration.clone()),
+            })
+            .await
+            .map_err(|e| RegistryError::Storage(e.to_string()))?;
+        self.items
+            .write()
+            .insert(integration.id.clone(), integration.clone());
+        Ok(integration)
+    }
+
+    fn check_unique(&self, name: &str, except: Option<&str>) -> Result<(), RegistryError> {
+        let taken = self
+            .items
+            .read()
+            .values()
+            .any(|i| i.name == name && Some(i.id.as_str()) != except);
+        if taken {
+            Err(RegistryError::DuplicateName(name.to_string()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn check_name(name: &str) -> Result<String, RegistryError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(invalid("name", "must be 1 to 100 characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(invalid("name", "must not contain control characters"));
+    }
+    Ok(name.to_string())
+}
+
+fn build_config(
+    r#type: IntegrationType,
+    input: ConfigInput,
+    previous: Option<&StoredConfig>,
+) -> Result<StoredConfig, RegistryError> {
+    let endpoint = match input.endpoint {
+        Some(raw) => Some(check_endpoint(r#type, &raw)?),
+        None => previous.and_then(|p| p.endpoint.clone()),
+    };
+    if endpoint.is_none() && r#type != IntegrationType::Webhook {
+        return Err(invalid(
+            "config.endpoint",
+            format!("is required for a {} integration", r#type.as_str()),
+        ));
+    }
+    let headers = match input.headers {
+        Some(h) => check_headers(h)?,
+        None => previous.map(|p| p.headers.clone()).unwrap_or_default(),
+    };
+    let operations = match input.operations {
+        Some(ops) => check_operations(r#type, ops)?,
+        None => previous.map(|p| p.operations.clone()).unwrap_or_default(),
+    };
+    let api_key_header = match input.api_key_header {
+        Some(h) => {
+            http::HeaderName::from_bytes(h.as_bytes())
+                .map_err(|_| invalid("config.apiKeyHeader", "is not a valid header name"))?;
+            Some(h)
+        }
+        None => previous.and_then(|p| p.api_key_header.clone()),
+    };
+    let concurrency = input
+        .concurrency
+        .or(previous.map(|p| p.concurrency))
+        .unwrap_or(4);
+    if !(1..=64).contains(&concurrency) {
+        return Err(invalid("config.concurrency", "must be between 1 and 64"));
+    }
+    let retry_policy = input
+        .retry_policy
+        .or(previous.map(|p| p.retry_policy))
+        .unwrap_or_default();
+    if retry_policy.backoff_ms == 0 {
+        return Err(invalid("config.retryPolicy.backoffMs", "must be above 0"));
+    }
+    if retry_policy.max_retries > 10 {
+        return Err(invalid(
+            "config.retryPolicy.maxRetries",
+            "must be at most 10",
+        ));
+    }
+    let credential_names = match &input.credentials {
+        Some(c) => c.keys().cloned().collect(),
+        None => previous
+            .map(|p| p.credential_names.clone())
+            .unwrap_or_default(),
+    };
+    Ok(StoredConfig {
+        endpoint,
+        credential_names,
+        headers,
+        retry_policy,
+        concurrency,
+        operations,
+        api_key_header,
+        allow_writes: input
+            .allow_writes
+            .or(previous.map(|p| p.allow_writes))
+            .unwrap_or(false),
+    })
+}
+
+fn check_endpoint(r#type: IntegrationType, raw: &str) -> Result<String, RegistryError> {
+    let url = url::Url::parse(raw.trim())
+        .map_err(|e| invalid("config.endpoint", format!("`{raw}` is not a URL: {e}")))?;
+    let schemes: &[&str] = match r#type {
+        IntegrationType::Api | IntegrationType::Webhook => &["http", "https"],
+        IntegrationType::Database => &["postgres", "postgresql"],
+        IntegrationType::MessageQueue => &["redis", "rediss"],
+    };
+    if !schemes.contains(&url.scheme()) || url.host_str().is_none() {
+        return Err(invalid(
+            "config.endpoint",
+            format!(
+                "must be a {} URL with a host for a {} integration",
+                schemes.join("/"),
+                r#type.as_str()
+            ),
+        ));
+    }
+    if url.password().is_some() {
+        return Err(invalid(
+            "config.endpoint",
+            "must not carry a password; put it in config.credentials.password",
+        ));
+    }
+    if url.fragment().is_some() {
+        return Err(invalid("config.endpoint", "must not carry a fragment"));
+    }
+    Ok(url.to_string())
+}
+
+const SECRET_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie"];
+
+fn check_headers(
+    headers: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, RegistryError> {
+    for (name, value) in &headers {
+        let field = format!("config.headers.{name}");
+        http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| invalid(&field, "is not a valid header name"))?;
+        http::HeaderValue::from_str(value)
+            .map_err(|_| invalid(&field, "is not a valid header value"))?;
+        if SECRET_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(invalid(
+                &field,
+                "carries a secret; put it in config.credentials (token or apiKey) so it is never returned",
+            ));
+        }
+    }
+    Ok(headers)
+}
+
+fn check_operations(
+    r#type: IntegrationType,
+    ops: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, RegistryError> {
+    for (name, op) in &ops {
+        let field = format!("config.operations.{name}");
+        if name.is_empty() || name.contains(' ') {
+            return Err(invalid(&field, "names must be non-empty without spaces"));
+        }
+        if r#type.is_http() {
+            super::execute::parse_http_operation(op).map_err(|reason| invalid(&field, reason))?;
+        } else if op.trim().is_empty() {
+            return Err(invalid(&field, "must not be empty"));
+        }
+    }
+    Ok(ops)
+}
+
+fn check_credentials(
+    r#type: IntegrationType,
+    creds: &BTreeMap<String, String>,
+) -> Result<(), RegistryError> {
+    for (name, value) in creds {
+        let field = format!("config.credentials.{name}");
+        if name.is_empty() || name.len() > 64 {
+            return Err(invalid(&field, "names must be 1 to 64 characters"));
+        }
+        if value.is_empty() {
+            return Err(invalid(&field, "must not be empty"));
+        }
+        let injected =
+            BEARER_KEYS.contains(&name.as_str()) || API_KEY_KEYS.contains(&name.as_str());
+        if injected && r#type.is_http() && http::HeaderValue::from_str(value).is_err() {
+            return Err(invalid(&field, "cannot be sent in an HTTP header"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(endpoint: &str) -> ConfigInput {
+        ConfigInput {
+            endpoint: Some(endpoint.into()),
+            credentials: Some(BTreeMap::from([("token".into(), "s3cret".into())])),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn create_replay_and_vault_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path(), FsyncPolicy::Never).unwrap();
+        let made = reg
+            .create(
+                "a".into(),
+                IntegrationType::Api,
+                api("http://127.0.0.1:1/x"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(made.config.credential_names, vec!["token"]);
+        let record = std::fs::read_to_string(dir.path().join("registry.ndjson")).unwrap();
+        assert!(!record.contains("s3cret"));
+        let mode = std::fs::metadata(dir.path().join(VAULT))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let err = reg
+            .create("a".into(), IntegrationType::Api, api("http://h/"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RegistryError::DuplicateName(_)));
+        reg.journal.close().await;
+        drop(reg);
+        let reg = Registry::open(dir.path(), FsyncPolicy::Never).unwrap();
+        assert_eq!(reg.get(&made.id).unwrap(), made);
+        assert_eq!(reg.credentials(&made.id)["token"], "s3cret");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let bad = ConfigInput {
+            endpoint: Some("ftp://x".into()),
+            ..Default::default()
+        };
+        let e = build_config(IntegrationType::Api, bad, None).unwrap_err();
+        assert!(e.to_string().starts_with("config.endpoint"), "{e}");
+        let bad = ConfigInput {
+            endpoint: Some("http://x".into()),
+            headers: Some(BTreeMap::from([(
+                "Authorization".into(),
+                "Bearer x".into(),
+            )])),
+            ..Default::default()
+        };
+        let e = build_config(IntegrationType::Api, bad, None).unwrap_err();
+        assert!(
+            e.to_string().contains("config.headers.Authorization"),
+            "{e}"
+        );
+        let e = check_endpoint(IntegrationType::Database, "postgres://u:pw@h/db").unwrap_err();
+        assert!(e.to_string().contains("password"), "{e}");
+    }
+}

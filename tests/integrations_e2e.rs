@@ -1,0 +1,986 @@
+//! The integrations toolset through the real binary and a real MCP client, against a
+//! loopback fake HTTP service and (when installed) real PostgreSQL and Redis started in
+//! temporary directories: credentials never appear in outputs or logs, retries only
+//! where allowed, Retry-After honoured, lane limits respected, monitor figures match the
+//! calls, webhooks verified by HMAC, the A2A sink loses nothing across an outage.
+
+mod common;
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{any, get, post},
+};
+use common::*;
+use rmcp::{ServiceExt, transport::TokioChildProcess};
+use serde_json::{Value, json};
+
+const SECRET: &str = "tok-Zx81-very-secret-credential";
+
+// ---------------------------------------------------------------- the fake service
+
+#[derive(Default)]
+struct Fake {
+    hits: parking_lot::Mutex<HashMap<String, usize>>,
+    times: parking_lot::Mutex<HashMap<String, Vec<Instant>>>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    sink_down: AtomicBool,
+    sink_posts: AtomicUsize,
+    sink_ids: parking_lot::Mutex<Vec<String>>,
+}
+
+type S = State<Arc<Fake>>;
+
+impl Fake {
+    fn hit(&self, key: &str) -> usize {
+        self.times
+            .lock()
+            .entry(key.to_string())
+            .or_default()
+            .push(Instant::now());
+        let mut hits = self.hits.lock();
+        let n = hits.entry(key.to_string()).or_default();
+        *n += 1;
+        *n
+    }
+    fn count(&self, key: &str) -> usize {
+        self.hits.lock().get(key).copied().unwrap_or(0)
+    }
+}
+
+fn header(h: &HeaderMap, name: &str) -> String {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+async fn echo(State(f): S, h: HeaderMap) -> Json<Value> {
+    f.hit("echo");
+    Json(json!({"authorization": header(&h, "authorization"), "custom": header(&h, "x-team")}))
+}
+
+async fn flaky(State(f): S) -> Response {
+    if f.hit("flaky") == 1 {
+        StatusCode::INTERNAL_SERVER_ERROR.into_response()
+    } else {
+        Json(json!({"ok": true})).into_response()
+    }
+}
+
+async fn always_500(State(f): S) -> Response {
+    f.hit("fail");
+    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+}
+
+async fn limited(State(f): S) -> Response {
+    if f.hit("limited") == 1 {
+        (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")]).into_response()
+    } else {
+        (StatusCode::CREATED, Json(json!({"made": true}))).into_response()
+    }
+}
+
+async fn slow(State(f): S) -> Json<Value> {
+    f.hit("slow");
+    let now = f.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    f.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    f.in_flight.fetch_sub(1, Ordering::SeqCst);
+    Json(json!({"slow": true}))
+}
+
+async fn refused(State(f): S, h: HeaderMap) -> Response {
+    f.hit("refused");
+    let body = format!("bad credentials: {}", header(&h, "authorization"));
+    (StatusCode::UNAUTHORIZED, body).into_response()
+}
+
+async fn big(State(f): S) -> String {
+    f.hit("big");
+    "abcdefghij".repeat(20_000)
+}
+
+async fn sink(State(f): S, Json(body): Json<Value>) -> StatusCode {
+    f.sink_posts.fetch_add(1, Ordering::SeqCst);
+    if f.sink_down.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let events = match body {
+        Value::Array(a) => a,
+        one => vec![one],
+    };
+    let mut ids = f.sink_ids.lock();
+    ids.extend(
+        events
+            .iter()
+            .filter_map(|e| e["id"].as_str().map(str::to_string)),
+    );
+    StatusCode::OK
+}
+
+async fn start_fake() -> (Arc<Fake>, String) {
+    let fake = Arc::new(Fake::default());
+    let app = Router::new()
+        .route("/echo", get(echo))
+        .route("/flaky", get(flaky))
+        .route("/fail", any(always_500))
+        .route("/limited", post(limited))
+        .route("/slow", post(slow))
+        .route("/refused", get(refused))
+        .route("/big", get(big))
+        .route("/missing", get(|| async { StatusCode::NOT_FOUND }))
+        .route("/sink", post(sink))
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (fake, format!("http://{addr}"))
+}
+
+// ---------------------------------------------------------------- helpers
+
+const INTEGRATIONS: &[&str] = &["--toolsets", "integrations", "--fsync", "never"];
+
+/// A stdio client whose server logs at debug level into `log`.
+async fn logged_client(state: &Path, log: &Path, extra: &[&str]) -> Client {
+    let file = std::fs::File::create(log).unwrap();
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.arg("--state-dir")
+        .arg(state)
+        .args(INTEGRATIONS)
+        .args(["--log-level", "debug"])
+        .args(extra);
+    cmd.env_remove("RUST_LOG");
+    let (transport, _) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::from(file))
+        .spawn()
+        .unwrap();
+    ().serve(transport).await.unwrap()
+}
+
+async fn create_api(client: &Client, name: &str, base: &str, config: Value) -> String {
+    let mut cfg = json!({"endpoint": base});
+    if let (Some(c), Some(extra)) = (cfg.as_object_mut(), config.as_object()) {
+        c.extend(extra.clone());
+    }
+    let made = ok(
+        client,
+        "create_integration",
+        json!({"name": name, "type": "api", "config": cfg}),
+    )
+    .await;
+    made["id"].as_str().unwrap().to_string()
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------- tests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_never_appear_in_outputs_logs_or_journals() {
+    let (fake, base) = start_fake().await;
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("server.log");
+    let client = logged_client(state.path(), &log, &[]).await;
+    let mut seen = Vec::new();
+
+    let made = ok(
+        &client,
+        "create_integration",
+        json!({"name": "svc", "type": "api", "config": {"endpoint": base, "credentials": {"token": SECRET}, "headers": {"X-Team": "blue"}}}),
+    )
+    .await;
+    seen.push(made.to_string());
+    assert_eq!(made["config"]["credentialNames"], json!(["token"]));
+    assert_eq!(made["status"], "active");
+    let id = made["id"].as_str().unwrap();
+
+    let e = err(
+        &client,
+        "create_integration",
+        json!({"name": "x", "type": "api", "config": {"endpoint": "ftp://h"}}),
+    )
+    .await;
+    assert!(e.contains("config.endpoint"), "{e}");
+    let e = err(&client, "create_integration", json!({"name": "x", "type": "api", "config": {"endpoint": base, "headers": {"Authorization": "Bearer x"}}})).await;
+    assert!(e.contains("config.headers.Authorization"), "{e}");
+
+    // the fake echoes the Authorization header: the secret reached it, not us
+    let echoed = ok(
+        &client,
+        "execute_integration",
+        json!({"integrationId": id, "operation": "GET /echo"}),
+    )
+    .await;
+    seen.push(echoed.to_string());
+    assert_eq!(echoed["statusCode"], 200);
+    assert_eq!(echoed["body"]["authorization"], "Bearer [redacted]");
+    assert_eq!(echoed["body"]["custom"], "blue");
+    let e = err(
+        &client,
+        "execute_integration",
+        json!({"integrationId": id, "operation": "GET /refused"}),
+    )
+    .await;
+    assert!(e.contains("401") && e.contains("test_integration"), "{e}");
+    seen.push(e);
+    let t = ok(
+        &client,
+        "test_integration",
+        json!({"integrationId": id, "testType": "full"}),
+    )
+    .await;
+    seen.push(t.to_string());
+    assert_eq!(t["ok"], true);
+    let names: Vec<&str> = t["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["dns", "connect", "first-byte", "authentication"]);
+    let listed = ok(&client, "list_integrations", json!({})).await;
+    seen.push(listed.to_string());
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    let updated = ok(&client, "update_integration", json!({"integrationId": id, "config": {"credentials": {"token": SECRET, "apiKey": SECRET}}})).await;
+    seen.push(updated.to_string());
+    assert_eq!(
+        updated["config"]["credentialNames"],
+        json!(["apiKey", "token"])
+    );
+    assert_eq!(updated["revision"], 2);
+    seen.push(
+        read_json(&client, "events://integrations.*")
+            .await
+            .to_string(),
+    );
+    seen.push(read_json(&client, "cortex://metrics").await.to_string());
+    seen.push(read_json(&client, "cortex://config").await.to_string());
+    assert_eq!(fake.count("echo"), 1);
+
+    client.cancel().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for text in &seen {
+        assert!(!text.contains(SECRET), "secret in output: {text}");
+    }
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logs.contains("DEBUG") || logs.contains("INFO"),
+        "the server logged nothing: {logs}"
+    );
+    let leaks: Vec<String> = logs
+        .lines()
+        .filter(|l| l.contains(SECRET))
+        .map(|l| l.replace(SECRET, "<SECRET>").chars().take(300).collect())
+        .collect();
+    assert!(leaks.is_empty(), "secret in the log: {leaks:#?}");
+    let vault = state.path().join("integrations/credentials.json");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&vault).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    for file in files_under(state.path()) {
+        if file == vault || file == log {
+            continue;
+        }
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(SECRET),
+            "secret in {}",
+            file.display()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_only_where_allowed_and_retry_after_is_honoured() {
+    let (fake, base) = start_fake().await;
+    let state = tempfile::tempdir().unwrap();
+    let client = stdio_client(state.path(), INTEGRATIONS).await;
+    let id = create_api(
+        &client,
+        "r",
+        &base,
+        json!({"retryPolicy": {"maxRetries": 2, "backoffMs": 10}}),
+    )
+    .await;
+
+    let r = ok(
+        &client,
+        "execute_integration",
+        json!({"integrationId": id, "operation": "GET /flaky"}),
+    )
+    .await;
+    assert_eq!(
+        (r["statusCode"].as_u64(), r["attempts"].as_u64()),
+        (Some(200), Some(2))
+    );
+    assert_eq!(fake.count("flaky"), 2);
+
+    let e = err(
+        &client,
+        "execute_integration",
+        json!({"integrationId": id, "operation": "POST /fail", "payload": {"a": 1}}),
+    )
+    .await;
+    assert!(e.contains("500"), "{e}");
+    assert_eq!(fake.count("fail"), 1, "a POST is not retried after a 500");
+
+    let e = err(
+        &client,
+        "execute_integration",
+        json!({"integrationId": id, "operation": "GET /fail"}),
+    )
+    .await;
+    assert!(e.contains("500"), "{e}");
+    assert_eq!(
+        fake.count("fail"),
+        1 + 3,
+        "a GET is retried maxRetries times"
+    );
+
+    let r = ok(
+        &client,
+        "execute_integration",
+        json!({"integrationId": id, "operation": "POST /limited", "payload": {}}),
+    )
+    .await;
+    assert_eq!(
+        (r["statusCode"].as_u64(), r["attempts"].as_u64()),
+        (Some(201), Some(2))
+    );
+    let times = fake.times.lock()["limited"].clone();
+    assert_eq!(times.len(), 2);
+    assert!(
+        times[1] - times[0] >= Duration::from_millis(950),
+        "retried before Retry-After: {:?}",
+        times[1] - times[0]
+    );
+
+    let none = create_api(
+        &client,
+        "n",
+        &base,
+        json!({"retryPolicy": {"maxRetries": 0, "backoffMs": 10}}),
+    )
+    .await;
+    err(
+        &client,
+        "execute_integration",
+        json!({"integrationId": none, "operation": "GET /fail"}),
+    )
+    .await;
+    assert_eq!(fake.count("fail"), 5, "maxRetries 0 never retries");
+
+    // a body over 64 KiB comes in chunks through the cursor
+    let first = ok(
+        &client,
+        "execute_integration",
+        json!({"integrationId": id, "operation": "GET /big"}),
+    )
+    .await;
+    assert_eq!(first["truncated"], true);
+    let mut text = first["text"].as_str().unwrap().to_string();
+    let mut cursor = first["next_cursor"].as_str().map(str::to_string);
+    while let Some(c) = cursor {
+        let next = ok(
+            &client,
+            "execute_integration",
+            json!({"integrationId": id, "cursor": c}),
+        )
+        .await;
+        text.push_str(next["text"].as_str().unwrap());
+        cursor = next["next_cursor"].as_str().map(str::to_string);
+    }
+    assert_eq!(text.len(), 200_000);
+    assert!(
+        text == "abcdefghij".repeat(20_000),
+        "the chunks do not add up to the body"
+    );
+    assert_eq!(fake.count("big"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lane_limits_concurrency_and_monitor_matches_the_calls() {
+    let (fake, base) = start_fake().await;
+    let state = tempfile::tempdir().unwrap();
+    let client = stdio_client(state.path(), INTEGRATIONS).await;
+    let id = create_api(&client, "lane", &base, json!({"concurrency": 2})).await;
+
+    let calls = (0..8).map(|i| {
+        let id = id.clone();
+        let peer = client.peer().clone();
+        async move {
+            call(
+                &peer,
+                "execute_integration",
+                json!({"integrationId": id, "operation": "POST /slow", "payload": {"i": i}}),
+            )
+            .await
+        }
+    });
+    let results = futures::future::join_all(calls).await;
+    assert!(results.iter().all(|r| r.is_error != Some(true)));
+    assert_eq!(fake.count("slow"), 8);
+    assert_eq!(
+        fake.max_in_flight.load(Ordering::SeqCst),
+        2,
+        "lane of 2 let more through"
+    );
+
+    for _ in 0..3 {
+        err(
+            &client,
+            "execute_integration",
+            json!({"integrationId": id, "operation": "GET /missing"}),
+        )
+        .await;
+    }
+    // input errors are not calls
+    err(
+        &client,
+        "execute_integration",
+        json!({"integrationId": id, "operation": "FETCH"}),
+    )
+    .await;
+    let m = ok(&client, "monitor_integration", json!({"integrationId": id})).await;
+    assert_eq!(m["calls"], 11);
+    assert_eq!(m["errorCount"], 3);
+    assert_eq!(m["successRate"].as_f64().unwrap(), 8.0 / 11.0);
+    assert!(m["latency"]["p50Ms"].as_f64().unwrap() >= 100.0);
+    let only = ok(
+        &client,
+        "monitor_integration",
+        json!({"integrationId": id, "metrics": ["error-count"]}),
+    )
+    .await;
+    assert_eq!(only["errorCount"], 3);
+    assert!(only.get("latency").is_none() && only.get("successRate").is_none());
+    let past = ok(&client, "monitor_integration", json!({"integrationId": id, "timeRange": {"start": "2020-01-01T00:00:00Z", "end": "2020-01-02T00:00:00Z"}})).await;
+    assert_eq!(past["calls"], 0);
+    let e = err(
+        &client,
+        "monitor_integration",
+        json!({"integrationId": id, "timeRange": {"start": "yesterday"}}),
+    )
+    .await;
+    assert!(e.contains("timeRange.start"), "{e}");
+
+    let events = read_json(&client, "events://integrations.api.called").await;
+    let events = events["events"].as_array().unwrap();
+    assert_eq!(events.len(), 11);
+    assert_eq!(
+        events.iter().filter(|e| e["data"]["ok"] == false).count(),
+        3
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e["data"]["integrationId"] == id.as_str())
+    );
+
+    let off = ok(
+        &client,
+        "update_integration",
+        json!({"integrationId": id, "status": "inactive"}),
+    )
+    .await;
+    assert_eq!(off["status"], "inactive");
+    let e = err(
+        &client,
+        "execute_integration",
+        json!({"integrationId": id, "operation": "GET /echo"}),
+    )
+    .await;
+    assert!(e.contains("inactive"), "{e}");
+    ok(&client, "delete_integration", json!({"integrationId": id})).await;
+    let e = err(&client, "monitor_integration", json!({"integrationId": id})).await;
+    assert!(e.contains("list_integrations"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_need_a_valid_signature() {
+    let state = tempfile::tempdir().unwrap();
+    let server = http_server(state.path(), INTEGRATIONS, &[]);
+    let client = http_client(&format!("{}/mcp", server.base), None).await;
+    let made = ok(&client, "create_integration", json!({"name": "hook", "type": "webhook", "config": {"credentials": {"webhookSecret": "whsec-123456"}}})).await;
+    let id = made["id"].as_str().unwrap();
+    let url = format!("{}/hooks/{id}", server.base);
+    let body = br#"{"action":"opened","number":7}"#;
+    let http = reqwest::Client::new();
+    let post = |sig: Option<String>| {
+        let mut req = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        if let Some(s) = sig {
+            req = req.header("X-Signature-256", s);
+        }
+        req.send()
+    };
+    let good = cortex_mcp::integrations::hooks::sign(b"whsec-123456", body);
+    let bad = cortex_mcp::integrations::hooks::sign(b"wrong-secret", body);
+    assert_eq!(post(Some(bad)).await.unwrap().status(), 401);
+    assert_eq!(post(None).await.unwrap().status(), 401);
+    let accepted = post(Some(good.clone())).await.unwrap();
+    assert_eq!(accepted.status(), 202);
+    let unknown = http
+        .post(format!("{}/hooks/nope", server.base))
+        .header("X-Signature-256", good)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let events = read_json(&client, "events://integrations.webhook.received").await;
+    let events = events["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "only the signed delivery is published");
+    assert_eq!(events[0]["data"]["payload"]["number"], 7);
+    assert_eq!(events[0]["data"]["integrationId"], id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_a2a_sink_loses_nothing_across_an_outage() {
+    let (fake, base) = start_fake().await;
+    fake.sink_down.store(true, Ordering::SeqCst);
+    let state = tempfile::tempdir().unwrap();
+    let sink_url = format!("{base}/sink");
+    let client = stdio_client(
+        state.path(),
+        &[
+            INTEGRATIONS,
+            &[
+                "--events-sink-url",
+                &sink_url,
+                "--events-sink-batching",
+                "--events-sink-filter",
+                "integrations.*",
+            ],
+        ]
+        .concat(),
+    )
+    .await;
+    let id = create_api(&client, "sinky", &base, json!({})).await;
+    for _ in 0..40 {
+        ok(
+            &client,
+            "execute_integration",
+            json!({"integrationId": id, "operation": "POST /slow", "payload": {}}),
+        )
+        .await;
+    }
+    // the target refused everything so far, and the sink kept retrying
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fake.sink_posts.load(Ordering::SeqCst) < 3 {
+        assert!(Instant::now() < deadline, "the sink did not retry");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(fake.sink_ids.lock().is_empty());
+    fake.sink_down.store(false, Ordering::SeqCst);
+    for _ in 0..20 {
+        ok(
+            &client,
+            "execute_integration",
+            json!({"integrationId": id, "operation": "POST /slow", "payload": {}}),
+        )
+        .await;
+    }
+    let published: HashSet<String> = read_json(&client, "events://integrations.*").await["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(published.len(), 60);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got: HashSet<String> = fake.sink_ids.lock().iter().cloned().collect();
+        if got == published {
+            break;
+        }
+        assert!(
+            got.is_subset(&published),
+            "the sink sent events it should not have"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} events delivered",
+            got.len(),
+            published.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ids = fake.sink_ids.lock().clone();
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(
+        unique.len(),
+        60,
+        "every event delivered, once after de-duplication"
+    );
+}
+
+// ---------------------------------------------------------------- PostgreSQL and Redis
+
+fn pg_bin() -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|b| b.join("initdb").exists() && b.join("pg_ctl").exists())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+fn missing(what: &str, install: &str) {
+    eprintln!(
+        "SKIPPED: {what} is not installed; install it with `apt-get install -y {install}` (.ci/run does) to run this test"
+    );
+}
+
+/// A PostgreSQL cluster in a temp dir on a loopback port, stopped on drop.
+struct Postgres {
+    bin: PathBuf,
+    data: PathBuf,
+    _dir: tempfile::TempDir,
+    port: u16,
+}
+
+fn as_postgres(args: &[&str]) -> std::process::Output {
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut cmd = if root {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "postgres", "--"]);
+        c.args(args);
+        c
+    } else {
+        let mut c = std::process::Command::new(args[0]);
+        c.args(&args[1..]);
+        c
+    };
+    cmd.output().expect("run a PostgreSQL program")
+}
+
+impl Postgres {
+    fn start(password: &str) -> Option<Postgres> {
+        let bin = pg_bin()?;
+        let dir = tempfile::Builder::new()
+            .prefix("cortex-pg")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let data = dir.path().join("data");
+        let pwfile = dir.path().join("pw");
+        std::fs::write(&pwfile, password).unwrap();
+        if unsafe { libc::geteuid() } == 0 {
+            let status = std::process::Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        let s = |p: &Path| p.display().to_string();
+        let init = as_postgres(&[
+            &s(&bin.join("initdb")),
+            "-D",
+            &s(&data),
+            "-U",
+            "postgres",
+            "--auth=scram-sha-256",
+            "--pwfile",
+            &s(&pwfile),
+            "-E",
+            "UTF8",
+        ]);
+        assert!(
+            init.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let port = free_port();
+        let opts = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            s(dir.path())
+        );
+        let start = as_postgres(&[
+            &s(&bin.join("pg_ctl")),
+            "-D",
+            &s(&data),
+            "-o",
+            &opts,
+            "-l",
+            &s(&dir.path().join("log")),
+            "-w",
+            "start",
+        ]);
+        assert!(
+            start.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&start.stderr)
+        );
+        Some(Postgres {
+            bin,
+            data,
+            _dir: dir,
+            port,
+        })
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let s = |p: &Path| p.display().to_string();
+        as_postgres(&[
+            &s(&self.bin.join("pg_ctl")),
+            "-D",
+            &s(&self.data),
+            "-m",
+            "immediate",
+            "stop",
+        ]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_queries_run_read_only_unless_writes_are_allowed() {
+    let Some(pg) = Postgres::start("pg-pass-98765") else {
+        return missing(
+            "PostgreSQL (initdb, pg_ctl under /usr/lib/postgresql)",
+            "postgresql",
+        );
+    };
+    let state = tempfile::tempdir().unwrap();
+    let client = stdio_client(state.path(), INTEGRATIONS).await;
+    let endpoint = format!("postgres://postgres@127.0.0.1:{}/postgres", pg.port);
+    let e = err(&client, "create_integration", json!({"name": "db", "type": "database", "config": {"endpoint": format!("postgres://postgres:pw@127.0.0.1:{}/postgres", pg.port)}})).await;
+    assert!(
+        e.contains("config.endpoint") && e.contains("password"),
+        "{e}"
+    );
+    let made = ok(&client, "create_integration", json!({"name": "db", "type": "database", "config": {"endpoint": endpoint, "credentials": {"password": "wrong-password"}}})).await;
+    let id = made["id"].as_str().unwrap();
+    let t = ok(
+        &client,
+        "test_integration",
+        json!({"integrationId": id, "testType": "authentication"}),
+    )
+    .await;
+    assert_eq!(t["ok"], false, "{t}");
+    assert_eq!(t["status"], "error");
+    assert!(
+        t["verdict"]
+            .as_str()
+            .unwrap()
+            .contains("authentication failed"),
+        "{t}"
+    );
+    ok(
+        &client,
+        "update_integration",
+        json!({"integrationId": id, "config": {"credentials": {"password": "pg-pass-98765"}}}),
+    )
+    .await;
+    let t = ok(
+        &client,
+        "test_integration",
+        json!({"integrationId": id, "testType": "full"}),
+    )
+    .await;
+    assert_eq!(t["ok"], true, "{t}");
+
+    let e = err(
+        &client,
+        "execute_integration",
+        json!({"integrationId": id, "operation": "CREATE TABLE items (id int, name text)"}),
+    )
+    .await;
+    assert!(e.contains("read-only") && e.contains("allowWrites"), "{e}");
+    ok(
+        &client,
+        "update_integration",
+        json!({"integrationId": id, "config": {"allowWrites": true}}),
+    )
+    .await;
+    ok(&client, "execute_integration", json!({"integrationId": id, "operation": "CREATE TABLE items (id int, name text, tags jsonb)"})).await;
+    let ins = ok(&client, "execute_integration", json!({"integrationId": id, "operation": "INSERT INTO items SELECT g, 'item ' || g, $1::jsonb FROM generate_series(1, $2::int) g", "payload": [{"k": "v"}, 250]})).await;
+    assert_eq!(ins["rowsAffected"], 250);
+    ok(
+        &client,
+        "update_integration",
+        json!({"integrationId": id, "config": {"allowWrites": false}}),
+    )
+    .await;
+    let e = err(
+        &client,
+        "execute_integration",
+        json!({"integrationId": id, "operation": "DELETE FROM items"}),
+    )
+    .await;
+    assert!(e.contains("read-only"), "{e}");
+
+    let r = ok(&client, "execute_integration", json!({"integrationId": id, "operation": "SELECT id, name, tags FROM items WHERE id > $1 ORDER BY id", "payload": [10]})).await;
+    assert_eq!(r["rowCount"], 240);
+    let rows = r["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 100);
+    assert_eq!(
+        rows[0],
+        json!({"id": 11, "name": "item 11", "tags": {"k": "v"}})
+    );
+    let mut all = rows.len();
+    let mut cursor = r["next_cursor"].as_str().map(str::to_string);
+    while let Some(c) = cursor {
+        let page = ok(
+            &client,
+            "execute_integration",
+            json!({"integrationId": id, "cursor": c}),
+        )
+        .await;
+        all += page["rows"].as_array().unwrap().len();
+        cursor = page["next_cursor"].as_str().map(str::to_string);
+    }
+    assert_eq!(all, 240);
+    let e = err(
+        &client,
+        "execute_integration",
+        json!({"integrationId": id, "operation": "SELECT $1::int", "payload": ["x"]}),
+    )
+    .await;
+    assert!(e.contains("$1"), "{e}");
+    let m = ok(&client, "monitor_integration", json!({"integrationId": id})).await;
+    // both refused writes and the bad parameter reached the database: 6 calls, 3 failed
+    assert_eq!(m["calls"], 6);
+    assert_eq!(m["errorCount"], 3);
+}
+
+/// A redis-server on a loopback port with a password, killed on drop.
+struct Redis(
+    std::process::Child,
+    u16,
+    #[allow(dead_code)] tempfile::TempDir,
+);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_redis(password: &str) -> Option<Redis> {
+    let bin = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())?;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = std::process::Command::new(bin)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            password,
+        ])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "redis did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(Redis(child, port, dir))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_streams_publish_and_read() {
+    let Some(redis) = start_redis("redis-pass-4321") else {
+        return missing("redis-server", "redis-server");
+    };
+    let state = tempfile::tempdir().unwrap();
+    let client = stdio_client(state.path(), INTEGRATIONS).await;
+    let made = ok(&client, "create_integration", json!({"name": "q", "type": "message-queue", "config": {"endpoint": format!("redis://127.0.0.1:{}/", redis.1), "credentials": {"password": "nope-wrong"}}})).await;
+    let id = made["id"].as_str().unwrap();
+    let t = ok(
+        &client,
+        "test_integration",
+        json!({"integrationId": id, "testType": "authentication"}),
+    )
+    .await;
+    assert_eq!(t["ok"], false, "{t}");
+    ok(
+        &client,
+        "update_integration",
+        json!({"integrationId": id, "config": {"credentials": {"password": "redis-pass-4321"}}}),
+    )
+    .await;
+    let t = ok(&client, "test_integration", json!({"integrationId": id})).await;
+    assert_eq!(t["ok"], true, "{t}");
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let r = ok(&client, "execute_integration", json!({"integrationId": id, "operation": "publish", "payload": {"stream": "orders", "fields": {"n": n, "kind": "new"}}})).await;
+        ids.push(r["result"]["id"].as_str().unwrap().to_string());
+    }
+    let r = ok(&client, "execute_integration", json!({"integrationId": id, "operation": "read", "payload": {"stream": "orders", "count": 2}})).await;
+    let entries = r["result"]["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["id"], ids[0].as_str());
+    assert_eq!(entries[1]["fields"], json!({"kind": "new", "n": "1"}));
+    let since = r["result"]["nextSince"].as_str().unwrap();
+    let r = ok(&client, "execute_integration", json!({"integrationId": id, "operation": "read", "payload": {"stream": "orders", "since": since}})).await;
+    let entries = r["result"]["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["id"], ids[2].as_str());
+    let e = err(
+        &client,
+        "execute_integration",
+        json!({"integrationId": id, "operation": "drop"}),
+    )
+    .await;
+    assert!(e.contains("publish or read"), "{e}");
+    let m = ok(&client, "monitor_integration", json!({"integrationId": id})).await;
+    assert_eq!(m["calls"], 5);
+    assert_eq!(m["errorCount"], 0);
+}
