@@ -45,10 +45,7 @@ pub async fn stdio_client_env(
     env: &[(&str, &str)],
 ) -> Client {
     let mut cmd = tokio::process::Command::new(BIN);
-    cmd.arg("--state-dir")
-        .arg(state_dir)
-        .args(args)
-        .stderr(Stdio::null());
+    cmd.arg("--state-dir").arg(state_dir).args(args);
     cmd.env_remove("RUST_LOG");
     for var in GITHUB_VARS {
         cmd.env_remove(var);
@@ -56,9 +53,13 @@ pub async fn stdio_client_env(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    ().serve(TokioChildProcess::new(cmd).expect("spawn cortex-mcp"))
-        .await
-        .expect("initialize over stdio")
+    // `TokioChildProcess::new` would reset stderr to inherit; the builder keeps the
+    // server's log out of the test output.
+    let (child, _) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn cortex-mcp");
+    ().serve(child).await.expect("initialize over stdio")
 }
 
 pub fn free_port() -> u16 {
