@@ -14,6 +14,10 @@
 //! fsync figures to mean anything). Sizes: `PUBLISHERS`, `EVENTS` (per publisher),
 //! `BASELINE_EVENTS`, `SCAN_MB`.
 
+mod common;
+
+use common::bench::*;
+
 use std::{
     io::Write,
     path::Path,
@@ -37,37 +41,6 @@ use serde_json::{Value, json};
 
 const WATCHERS: usize = 1_000;
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn profile() -> &'static str {
-    if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    }
-}
-
-fn bench_dir() -> tempfile::TempDir {
-    match std::env::var_os("BENCH_DIR") {
-        Some(dir) => tempfile::tempdir_in(dir).unwrap(),
-        None => tempfile::tempdir().unwrap(),
-    }
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 /// Throughput and latency of one publishing run.
 struct Run {

@@ -13,6 +13,8 @@
 
 mod common;
 
+use common::bench::*;
+
 use std::{
     collections::HashMap,
     sync::{
@@ -29,10 +31,6 @@ use cortex_mcp::runtime::{
     journal::FsyncPolicy,
 };
 use serde_json::{Value, json};
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
 
 fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());

@@ -12,6 +12,10 @@
 //! (default: the system temp dir, which must be a real disk). Sizes: `APPENDERS`,
 //! `APPENDS` (total per row), `PUBLISHES`.
 
+mod common;
+
+use common::bench::*;
+
 use std::time::Instant;
 
 use cortex_mcp::runtime::{
@@ -22,37 +26,6 @@ use serde::Serialize;
 use serde_json::json;
 
 const SUBSCRIBERS: usize = 10_000;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn profile() -> &'static str {
-    if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    }
-}
-
-fn bench_dir() -> tempfile::TempDir {
-    match std::env::var_os("BENCH_DIR") {
-        Some(dir) => tempfile::tempdir_in(dir).unwrap(),
-        None => tempfile::tempdir().unwrap(),
-    }
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 /// A record of the size a typical event envelope has.
 #[derive(Serialize)]

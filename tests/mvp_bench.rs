@@ -5,16 +5,14 @@
 
 mod common;
 
+use common::bench::*;
+
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{Value, json};
 
 const PHASES: [&str; 3] = ["strategy", "build", "evaluation"];
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run tools/bench-mvp.sh"]

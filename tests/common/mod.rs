@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: spawn the real binary and talk MCP to it.
 #![allow(dead_code)]
 
+pub mod bench;
+
 use std::{
     net::TcpListener,
     process::{Child, Command, Stdio},
