@@ -11,12 +11,7 @@ use std::{
 };
 
 use common::*;
-use rmcp::{
-    ClientHandler, RoleClient, ServiceExt,
-    model::{CallToolResult, ResourceUpdatedNotificationParam, SubscribeRequestParams},
-    service::NotificationContext,
-    transport::TokioChildProcess,
-};
+use rmcp::model::{CallToolResult, SubscribeRequestParams};
 use serde_json::{Value, json};
 
 const ASBR: &[&str] = &["--toolsets", "asbr", "--fsync", "batch"];
@@ -210,31 +205,11 @@ async fn long_poll_wakes_on_a_new_event() {
     client.cancel().await.unwrap();
 }
 
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<String>>>);
-
-impl ClientHandler for Recorder {
-    async fn on_resource_updated(
-        &self,
-        params: ResourceUpdatedNotificationParam,
-        _ctx: NotificationContext<RoleClient>,
-    ) {
-        self.0.lock().unwrap().push(params.uri);
-    }
-}
-
 #[tokio::test]
 async fn task_event_resource_subscription_is_notified() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = tokio::process::Command::new(BIN);
-    cmd.arg("--state-dir").arg(dir.path()).args(ASBR);
-    cmd.stderr(std::process::Stdio::null());
-    let recorder = Recorder::default();
-    let client = recorder
-        .clone()
-        .serve(TokioChildProcess::new(cmd).unwrap())
-        .await
-        .unwrap();
+    let recorder = UpdatedUris::default();
+    let client = stdio_client_with(recorder.clone(), dir.path(), ASBR, &[]).await;
     let t = ok(&call(&client, "create_task", json!({"input": task_input("sub")})).await);
     let id = t["id"].as_str().unwrap();
     let uri = format!("asbr://tasks/{id}/events");

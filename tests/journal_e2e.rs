@@ -10,12 +10,7 @@ use std::{
 };
 
 use common::*;
-use rmcp::{
-    ClientHandler, RoleClient, ServiceExt,
-    model::{ResourceUpdatedNotificationParam, SubscribeRequestParams},
-    service::NotificationContext,
-    transport::TokioChildProcess,
-};
+use rmcp::model::SubscribeRequestParams;
 use serde_json::json;
 
 const FIXTURES: &[&str] = &["--toolsets", "all", "--fsync", "batch"];
@@ -116,34 +111,16 @@ fn http_server_with_fixtures(dir: &std::path::Path) -> HttpServer {
     }
 }
 
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<String>>>);
-
-impl ClientHandler for Recorder {
-    async fn on_resource_updated(
-        &self,
-        params: ResourceUpdatedNotificationParam,
-        _ctx: NotificationContext<RoleClient>,
-    ) {
-        self.0.lock().unwrap().push(params.uri);
-    }
-}
-
 #[tokio::test]
 async fn subscribed_event_resource_is_notified() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = tokio::process::Command::new(BIN);
-    cmd.arg("--state-dir")
-        .arg(dir.path())
-        .args(FIXTURES)
-        .args(["serve", "--conformance-fixtures"]);
-    cmd.stderr(std::process::Stdio::null());
-    let recorder = Recorder::default();
-    let client = recorder
-        .clone()
-        .serve(TokioChildProcess::new(cmd).unwrap())
-        .await
-        .unwrap();
+    let args: Vec<&str> = FIXTURES
+        .iter()
+        .copied()
+        .chain(["serve", "--conformance-fixtures"])
+        .collect();
+    let recorder = UpdatedUris::default();
+    let client = stdio_client_with(recorder.clone(), dir.path(), &args, &[]).await;
     let uri = "events://fixtures.*";
     client
         .subscribe(SubscribeRequestParams::new(uri))

@@ -6,22 +6,10 @@
 
 mod common;
 
-use std::{
-    path::Path,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{path::Path, time::Duration};
 
 use common::*;
-use rmcp::{
-    ClientHandler, RoleClient, ServiceExt,
-    model::{
-        CallToolRequestParams, NumberOrString, ProgressNotificationParam, ProgressToken,
-        RequestMetaObject,
-    },
-    service::NotificationContext,
-    transport::TokioChildProcess,
-};
+use rmcp::model::{CallToolRequestParams, NumberOrString, ProgressToken, RequestMetaObject};
 use serde_json::{Value, json};
 
 struct Setup {
@@ -485,45 +473,28 @@ async fn many_runs_with_random_timeouts_leave_no_process_running() {
     assert_eq!(exec["waiting"], 0);
 }
 
-#[derive(Clone, Default)]
-struct Messages(Arc<Mutex<Vec<String>>>);
-
-impl ClientHandler for Messages {
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _ctx: NotificationContext<RoleClient>,
-    ) {
-        if let Some(m) = params.message {
-            self.0.lock().unwrap().push(m);
-        }
-    }
-}
-
 #[tokio::test]
 async fn planted_token_is_redacted_in_streamed_and_final_output() {
     let state = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let planted = "tok-planted-5f3a9c2e71";
-    let mut cmd = tokio::process::Command::new(BIN);
-    cmd.arg("--state-dir")
-        .arg(state.path())
-        .args([
-            "--toolsets",
-            "mvp",
-            "--exec-allow",
-            "sh",
-            "--workspace-roots",
-        ])
-        .arg(work.path())
-        .env("GITHUB_TOKEN", planted)
-        .stderr(std::process::Stdio::null());
-    let seen = Messages::default();
-    let client = seen
-        .clone()
-        .serve(TokioChildProcess::new(cmd).unwrap())
-        .await
-        .unwrap();
+    let work_dir = work.path().to_str().unwrap();
+    let args = [
+        "--toolsets",
+        "mvp",
+        "--exec-allow",
+        "sh",
+        "--workspace-roots",
+        work_dir,
+    ];
+    let seen = ProgressMessages::default();
+    let client = stdio_client_with(
+        seen.clone(),
+        state.path(),
+        &args,
+        &[("GITHUB_TOKEN", planted)],
+    )
+    .await;
     let script = format!(
         "for i in 1 2 3; do echo line $i {planted}; sleep 0.06; done; echo aws AKIAABCDEFGHIJKLMNOP; echo password=hunter2hunter2 >&2"
     );
@@ -743,18 +714,14 @@ async fn test_runner_streams_progress_as_tests_finish() {
             .map(|i| format!("import time\n\ndef test_{i}():\n    time.sleep(0.08)\n\n"))
             .collect::<String>(),
     );
-    let mut cmd = tokio::process::Command::new(BIN);
-    cmd.arg("--state-dir")
-        .arg(state.path())
-        .args(["--toolsets", "mvp", "--workspace-roots"])
-        .arg(work.path())
-        .stderr(std::process::Stdio::null());
-    let seen = Messages::default();
-    let client = seen
-        .clone()
-        .serve(TokioChildProcess::new(cmd).unwrap())
-        .await
-        .unwrap();
+    let args = [
+        "--toolsets",
+        "mvp",
+        "--workspace-roots",
+        work.path().to_str().unwrap(),
+    ];
+    let seen = ProgressMessages::default();
+    let client = stdio_client_with(seen.clone(), state.path(), &args, &[]).await;
     let mut call = CallToolRequestParams::new("test_runner").with_arguments(
         json!({"framework": "pytest", "coverage": false})
             .as_object()

@@ -10,40 +10,20 @@ mod common;
 
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
     time::Duration,
 };
 
 use common::*;
 use rmcp::{
-    ClientHandler, RoleClient, ServiceExt,
-    model::{
-        CallToolRequestParams, NumberOrString, ProgressNotificationParam, ProgressToken,
-        RequestMetaObject,
-    },
-    service::{NotificationContext, RunningService},
-    transport::TokioChildProcess,
+    RoleClient,
+    model::{CallToolRequestParams, NumberOrString, ProgressToken, RequestMetaObject},
+    service::RunningService,
 };
 use serde_json::{Value, json};
 
-#[derive(Clone, Default)]
-struct Messages(Arc<Mutex<Vec<String>>>);
-
-impl ClientHandler for Messages {
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _ctx: NotificationContext<RoleClient>,
-    ) {
-        if let Some(m) = params.message {
-            self.0.lock().unwrap().push(m);
-        }
-    }
-}
-
 struct Server {
-    client: RunningService<RoleClient, Messages>,
-    seen: Messages,
+    client: RunningService<RoleClient, ProgressMessages>,
+    seen: ProgressMessages,
     work: tempfile::TempDir,
     _state: tempfile::TempDir,
 }
@@ -51,23 +31,17 @@ struct Server {
 async fn server(env: &[(&str, String)]) -> Server {
     let state = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let mut cmd = tokio::process::Command::new(BIN);
-    cmd.arg("--state-dir")
-        .arg(state.path())
-        .args(["--toolsets", "mvp", "--exec-allow", "npx,cargo,python3"])
-        .arg("--workspace-roots")
-        .arg(work.path())
-        .env_remove("RUST_LOG")
-        .stderr(std::process::Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let seen = Messages::default();
-    let client = seen
-        .clone()
-        .serve(TokioChildProcess::new(cmd).unwrap())
-        .await
-        .unwrap();
+    let args = [
+        "--toolsets",
+        "mvp",
+        "--exec-allow",
+        "npx,cargo,python3",
+        "--workspace-roots",
+        work.path().to_str().unwrap(),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let seen = ProgressMessages::default();
+    let client = stdio_client_with(seen.clone(), state.path(), &args, &env).await;
     Server {
         client,
         seen,

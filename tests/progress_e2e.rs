@@ -11,13 +11,12 @@ use std::{
 
 use common::*;
 use rmcp::{
-    ClientHandler, RoleClient, ServiceExt,
+    ClientHandler, RoleClient,
     model::{
         CallToolRequestParams, NumberOrString, ProgressNotificationParam, ProgressToken,
         RequestMetaObject,
     },
     service::NotificationContext,
-    transport::TokioChildProcess,
 };
 use serde_json::json;
 
@@ -37,20 +36,9 @@ impl ClientHandler for Progress {
 #[tokio::test]
 async fn progress_is_increasing_and_rate_limited() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = tokio::process::Command::new(BIN);
-    cmd.arg("--state-dir").arg(dir.path()).args([
-        "--toolsets",
-        "all",
-        "serve",
-        "--conformance-fixtures",
-    ]);
-    cmd.stderr(std::process::Stdio::null());
+    let args = ["--toolsets", "all", "serve", "--conformance-fixtures"];
     let seen = Progress::default();
-    let client = seen
-        .clone()
-        .serve(TokioChildProcess::new(cmd).unwrap())
-        .await
-        .unwrap();
+    let client = stdio_client_with(seen.clone(), dir.path(), &args, &[]).await;
 
     // 100 steps of 5 ms = 0.5 s of work: at most ~20/s means about 10, never 100.
     let args = json!({"steps": 100, "delay_ms": 5})

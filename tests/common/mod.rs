@@ -6,13 +6,17 @@ pub mod bench;
 use std::{
     net::TcpListener,
     process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use rmcp::{
     ClientHandler, Peer, RoleClient, ServiceExt,
-    model::{CallToolRequestParams, CallToolResult, ReadResourceRequestParams, ResourceContents},
-    service::RunningService,
+    model::{
+        CallToolRequestParams, CallToolResult, ProgressNotificationParam,
+        ReadResourceRequestParams, ResourceContents, ResourceUpdatedNotificationParam,
+    },
+    service::{NotificationContext, RunningService},
     transport::{
         StreamableHttpClientTransport, TokioChildProcess,
         streamable_http_client::StreamableHttpClientTransportConfig,
@@ -46,6 +50,17 @@ pub async fn stdio_client_env(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> Client {
+    stdio_client_with((), state_dir, args, env).await
+}
+
+/// Like [`stdio_client_env`], with `handler` receiving the server's notifications
+/// (progress, resource updates).
+pub async fn stdio_client_with<H: ClientHandler>(
+    handler: H,
+    state_dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> RunningService<RoleClient, H> {
     let mut cmd = tokio::process::Command::new(BIN);
     cmd.arg("--state-dir").arg(state_dir).args(args);
     cmd.env_remove("RUST_LOG");
@@ -61,7 +76,37 @@ pub async fn stdio_client_env(
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn cortex-mcp");
-    ().serve(child).await.expect("initialize over stdio")
+    handler.serve(child).await.expect("initialize over stdio")
+}
+
+/// Collects the URIs of `notifications/resources/updated`.
+#[derive(Clone, Default)]
+pub struct UpdatedUris(pub Arc<Mutex<Vec<String>>>);
+
+impl ClientHandler for UpdatedUris {
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _ctx: NotificationContext<RoleClient>,
+    ) {
+        self.0.lock().unwrap().push(params.uri);
+    }
+}
+
+/// Collects the messages of `notifications/progress`.
+#[derive(Clone, Default)]
+pub struct ProgressMessages(pub Arc<Mutex<Vec<String>>>);
+
+impl ClientHandler for ProgressMessages {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _ctx: NotificationContext<RoleClient>,
+    ) {
+        if let Some(m) = params.message {
+            self.0.lock().unwrap().push(m);
+        }
+    }
 }
 
 pub fn free_port() -> u16 {
