@@ -24,7 +24,7 @@ async fn setup(extra: &[&str], env: &[(&str, &str)]) -> Setup {
     let roots = work.path().display().to_string();
     let mut args = vec![
         "--toolsets",
-        "github,mvp,batch",
+        "github,mvp,patchkit,batch",
         "--workspace-roots",
         roots.as_str(),
         "--exec-allow",
@@ -76,7 +76,7 @@ fn failing_crate(dir: &Path) {
 }
 
 #[tokio::test]
-async fn graph_calls_github_and_runtime_tools_by_name() {
+async fn graph_calls_github_patchkit_and_runtime_tools_by_name() {
     let hub = fakehub::spawn(
         fakehub::FakeConfig::default(),
         "127.0.0.1:0".parse().unwrap(),
@@ -101,10 +101,12 @@ async fn graph_calls_github_and_runtime_tools_by_name() {
             {"id": "repo", "type": "tool", "config": {"tool": "get_repository_info", "arguments": {"repository": "{{inputs.repo}}"}}},
             {"id": "file", "type": "tool", "config": {"tool": "read_file", "arguments": {"path": "notes.txt"}}},
             {"id": "check", "type": "gate", "config": {"condition": "{{nodes.issue.number}} == 2"}},
-            {"id": "echo", "type": "tool", "config": {"tool": "run_command", "arguments": {"program": "echo", "args": ["{{nodes.repo.repository.default_branch}}", "{{nodes.file.content}}"]}}}
+            {"id": "echo", "type": "tool", "config": {"tool": "run_command", "arguments": {"program": "echo", "args": ["{{nodes.repo.repository.default_branch}}", "{{nodes.file.content}}"]}}},
+            {"id": "diff", "type": "tool", "config": {"tool": "create_diff", "arguments": {"path": "notes.txt", "before": "{{nodes.file.content}}", "after": "{{nodes.issue.title}}"}}}
         ], "edges": [
             {"from": "issue", "to": "check"}, {"from": "check", "to": "echo"},
-            {"from": "repo", "to": "echo"}, {"from": "file", "to": "echo"}
+            {"from": "repo", "to": "echo"}, {"from": "file", "to": "echo"},
+            {"from": "file", "to": "diff"}, {"from": "issue", "to": "diff"}
         ]}),
     )
     .await;
@@ -123,6 +125,26 @@ async fn graph_calls_github_and_runtime_tools_by_name() {
         .find(|n| n["id"] == "echo")
         .unwrap();
     assert_eq!(echo["output"]["stdout"], "main graph input file\n");
+    // patchkit's create_diff, fed by mvp's read_file and github's get_issue
+    let diff = run["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "diff")
+        .unwrap();
+    let summary = &diff["output"]["summary"];
+    assert_eq!(summary["changeType"], "modified", "{diff:#}");
+    assert_eq!(
+        (summary["additions"].as_u64(), summary["deletions"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert!(
+        diff["output"]["diff"]
+            .as_str()
+            .unwrap()
+            .contains("-graph input file"),
+        "{diff:#}"
+    );
     assert!(
         hub.stats()
             .by_token
