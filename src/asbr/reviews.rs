@@ -590,13 +590,7 @@ pub fn run_pack(
 ) -> ReviewerOutcome {
     let findings = Mutex::new(Vec::new());
     let files = AtomicU64::new(0);
-    let walker = ignore::WalkBuilder::new(root)
-        .hidden(false)
-        .git_ignore(true)
-        .require_git(false)
-        .filter_entry(|e| e.file_name() != ".git")
-        .threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .build_parallel();
+    let walker = scan::parallel_walker(root);
     walker.run(|| {
         let (findings, files) = (&findings, &files);
         Box::new(move |entry| {

@@ -883,13 +883,7 @@ pub fn scan_dir(
     let bytes = AtomicU64::new(0);
     let binary = AtomicU64::new(0);
     let large = AtomicU64::new(0);
-    let walker = ignore::WalkBuilder::new(root)
-        .hidden(false)
-        .git_ignore(true)
-        .require_git(false)
-        .filter_entry(|e| e.file_name() != ".git")
-        .threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .build_parallel();
+    let walker = parallel_walker(root);
     walker.run(|| {
         let findings = &findings;
         let (files, bytes, binary, large) = (&files, &bytes, &binary, &large);
@@ -976,6 +970,19 @@ pub struct Scanner {
     pub rules: Arc<Rules>,
     pub roots: Vec<PathBuf>,
     pub advisories_dir: Option<PathBuf>,
+}
+
+/// A parallel walk of `root` that sees hidden files, respects `.gitignore` (with or
+/// without a git repository) and skips `.git`, on every core: the walk the scans and
+/// the review rule packs share.
+pub fn parallel_walker(root: &Path) -> ignore::WalkParallel {
+    ignore::WalkBuilder::new(root)
+        .hidden(false)
+        .git_ignore(true)
+        .require_git(false)
+        .filter_entry(|e| e.file_name() != ".git")
+        .threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .build_parallel()
 }
 
 #[cfg(test)]
