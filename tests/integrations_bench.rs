@@ -264,7 +264,7 @@ async fn flush_latency(dir: &std::path::Path) -> (f64, f64) {
                 .publish_value("integrations.api.called", "bench", json!({"i": i}))
                 .await
                 .unwrap();
-            published.push((ev.id, t));
+            published.push((ev.id.clone(), t));
         }
     }
     assert!(wait_delivered(&target, published.len(), Duration::from_secs(60)).await);
@@ -295,7 +295,7 @@ async fn outage(dir: &std::path::Path, down: Duration) -> (usize, usize, u64) {
             .publish_value("integrations.api.called", "bench", json!({"tick": tick}))
             .await
             .unwrap();
-        ids.push(ev.id);
+        ids.push(ev.id.clone());
         tick += 1;
     }
     target.down.store(false, Ordering::SeqCst);

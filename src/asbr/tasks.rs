@@ -2,16 +2,19 @@
 //! per-task event history with long-poll waiting, and the `asbr://tasks/{id}/events`
 //! resources.
 //!
-//! Owns the `tasks` journal under `<state-dir>/asbr/` (one record per transition: the
-//! task after it and the bus event that announced it) and the in-memory index rebuilt
-//! from it on start. Terminal tasks leave memory [`TERMINAL_TTL`] after they end (the
-//! journal keeps their history until the next start-up compaction). Must not touch tool
+//! Event-sourced: a transition is one task event on the bus, journaled in the bus's
+//! `asbr` stream; that journal is the source of truth. `PlanStarted` carries the created
+//! task, and every event is applied by the one function ([`apply_event`]) that also
+//! replays it. Owns the `tasks` snapshot under `<state-dir>/asbr/` (tasks with their
+//! recent events, and the bus seq they account for), rewritten at start-up after the
+//! newer bus events are replayed onto it. Terminal tasks leave memory [`TERMINAL_TTL`]
+//! after they end (and the snapshot at the next start-up). Must not touch tool
 //! registration or other toolsets.
 //!
 //! Transition order: per task, transitions are serialised by an async gate; each one is
-//! published on the bus (journaled in the bus's `asbr` stream), then journaled here,
-//! and only then applied to memory, announced to watchers and returned to the caller.
-//! Watchers of one task are woken only by that task's events.
+//! published on the bus and, once journaled there, applied to memory, announced to
+//! watchers and returned to the caller. Watchers of one task are woken only by that
+//! task's events.
 //!
 //! `PlanStarted` is published when a task is created (status `queued`): planning may
 //! start. The agent then reports `StepCompleted` (→ running), `AwaitingApproval`
@@ -53,7 +56,11 @@ const RECENT_CAP: usize = 10_000;
 /// Most finished tasks kept in memory at once.
 const TERMINAL_CAP: u64 = 100_000;
 const SOURCE: &str = "cortex-mcp/asbr";
+/// The snapshot journal under `<state-dir>/asbr/`.
 const STREAM: &str = "tasks";
+/// The bus stream that journals task events (the source of truth for transitions).
+const BUS_STREAM: &str = "asbr";
+const TYPE_PREFIX: &str = "asbr.task.";
 const URI_PREFIX: &str = "asbr://tasks/";
 
 /// Errors of task operations; all become `isError` results.
@@ -249,6 +256,19 @@ pub enum TaskEventKind {
 }
 
 impl TaskEventKind {
+    /// The bus event type, `asbr.task.<Kind>`.
+    fn bus_type(self) -> &'static str {
+        match self {
+            Self::PlanStarted => "asbr.task.PlanStarted",
+            Self::StepCompleted => "asbr.task.StepCompleted",
+            Self::AwaitingApproval => "asbr.task.AwaitingApproval",
+            Self::Canceled => "asbr.task.Canceled",
+            Self::Resumed => "asbr.task.Resumed",
+            Self::DeliverableReady => "asbr.task.DeliverableReady",
+            Self::Failed => "asbr.task.Failed",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Self::PlanStarted => "PlanStarted",
@@ -287,14 +307,29 @@ pub struct TaskEventData {
     pub data: Option<Value>,
     /// W3C trace context of the request that caused the event.
     pub traceparent: String,
+    /// The task as created (`PlanStarted` only): replay starts from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<Box<Task>>,
 }
 
-/// One journal record: the task after a transition and the event that announced it.
+/// One record of the `tasks` snapshot: a task with its recent events, or the bus seq up
+/// to which the snapshot accounts for every task event. (Older versions appended a task
+/// with one event per transition; those records still load.)
 #[derive(Serialize, Deserialize)]
-struct Record {
-    task: Task,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    event: Option<Event>,
+#[serde(untagged)]
+enum Record {
+    Snapshot {
+        task: Box<Task>,
+        events: Vec<Arc<Event>>,
+    },
+    Task {
+        task: Box<Task>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        event: Option<Arc<Event>>,
+    },
+    Watermark {
+        watermark: u64,
+    },
 }
 
 // ---------------------------------------------------------------- helpers
@@ -362,12 +397,38 @@ fn hint(task: &Task, kind: TaskEventKind, step: Option<&str>) -> String {
     }
 }
 
-/// What a transition produced before it is made durable.
+/// What a transition decided, before it is announced and applied (by [`apply_event`]).
 pub struct Change {
-    pub task: Task,
     pub kind: TaskEventKind,
+    pub status: TaskStatus,
     pub step: Option<String>,
     pub data: Option<Value>,
+}
+
+/// Applies an announced transition to `task`. Live transitions and start-up replay both
+/// go through here, so a task rebuilt from its events equals the acknowledged one.
+fn apply_event(task: &mut Task, event: &TaskEventData) {
+    task.status = event.status;
+    task.updated_at.clone_from(&event.timestamp);
+    if let Some(step) = &event.step {
+        task.current_step = Some(step.clone());
+    }
+    task.awaiting_approval = (event.r#type == TaskEventKind::AwaitingApproval)
+        .then(|| event.step.clone())
+        .flatten();
+    let Some(data) = &event.data else { return };
+    collect_ids(data, "artifacts", &mut task.artifacts);
+    collect_ids(data, "evidenceIds", &mut task.evidence_ids);
+    let approver = data
+        .get("approvedBy")
+        .and_then(|by| Approver::deserialize(by).ok());
+    if let (TaskEventKind::Resumed, Some(by), Some(step)) = (event.r#type, approver, &event.step) {
+        task.approvals.push(Approval {
+            step: step.clone(),
+            by,
+            at: event.timestamp.clone(),
+        });
+    }
 }
 
 fn illegal(task: &Task, what: impl Into<String>) -> TaskError {
@@ -386,7 +447,6 @@ pub fn apply_agent_event(
     data: Option<Value>,
 ) -> Result<Change, TaskError> {
     use TaskStatus::*;
-    let mut next = task.clone();
     let (status, event) = match (task.status, kind) {
         (s, _) if s.is_terminal() => {
             return Err(illegal(
@@ -414,20 +474,9 @@ pub fn apply_agent_event(
             "step: required for {kind:?} events"
         )));
     }
-    next.status = status;
-    if let Some(step) = &step {
-        next.current_step = Some(step.clone());
-    }
-    next.awaiting_approval = (kind == AgentEventKind::AwaitingApproval)
-        .then(|| step.clone())
-        .flatten();
-    if let Some(data) = &data {
-        collect_ids(data, "artifacts", &mut next.artifacts);
-        collect_ids(data, "evidenceIds", &mut next.evidence_ids);
-    }
     Ok(Change {
-        task: next,
         kind: event,
+        status,
         step,
         data,
     })
@@ -449,12 +498,9 @@ pub fn apply_cancel(task: &Task) -> Result<Change, TaskError> {
     if task.status.is_terminal() {
         return Err(illegal(task, "it has already ended"));
     }
-    let mut next = task.clone();
-    next.status = TaskStatus::Canceled;
-    next.awaiting_approval = None;
     Ok(Change {
-        task: next,
         kind: TaskEventKind::Canceled,
+        status: TaskStatus::Canceled,
         step: task.current_step.clone(),
         data: None,
     })
@@ -464,12 +510,9 @@ pub fn apply_resume(task: &Task) -> Result<Change, TaskError> {
     if task.status != TaskStatus::Paused {
         return Err(illegal(task, "only a paused task can be resumed"));
     }
-    let mut next = task.clone();
-    next.status = TaskStatus::Running;
-    next.awaiting_approval = None;
     Ok(Change {
-        task: next,
         kind: TaskEventKind::Resumed,
+        status: TaskStatus::Running,
         step: task.current_step.clone(),
         data: None,
     })
@@ -486,17 +529,9 @@ pub fn apply_approval(task: &Task, step: &str, by: Approver) -> Result<Change, T
         }
         _ => return Err(illegal(task, "no step is waiting for approval")),
     }
-    let mut next = task.clone();
-    next.status = TaskStatus::Running;
-    next.awaiting_approval = None;
-    next.approvals.push(Approval {
-        step: step.to_string(),
-        by,
-        at: now(),
-    });
     Ok(Change {
-        task: next,
         kind: TaskEventKind::Resumed,
+        status: TaskStatus::Running,
         step: Some(step.to_string()),
         data: Some(serde_json::json!({ "approvedBy": by })),
     })
@@ -512,7 +547,7 @@ struct Slot {
     view: RwLock<Option<Task>>,
     /// Set when creation failed to journal; the slot is then unusable.
     dead: AtomicBool,
-    events: RwLock<VecDeque<Event>>,
+    events: RwLock<VecDeque<Arc<Event>>>,
     changes: watch::Sender<u64>,
 }
 
@@ -531,7 +566,7 @@ impl Slot {
         self.view.read().clone()
     }
 
-    fn push_event(&self, event: Event) {
+    fn push_event(&self, event: Arc<Event>) {
         let seq = event.seq;
         let mut events = self.events.write();
         events.push_back(event);
@@ -550,19 +585,101 @@ pub struct Created {
     pub reused: bool,
 }
 
+/// Tasks being rebuilt at start-up, in creation order.
+#[derive(Default)]
+struct Rebuild {
+    slots: HashMap<String, Arc<Slot>>,
+    order: Vec<String>,
+    /// Every task event with a seq up to here is accounted for.
+    watermark: u64,
+}
+
+impl Rebuild {
+    fn slot(&mut self, id: &str) -> Arc<Slot> {
+        if let Some(slot) = self.slots.get(id) {
+            return slot.clone();
+        }
+        self.order.push(id.to_string());
+        let slot = Slot::new(None);
+        self.slots.insert(id.to_string(), slot.clone());
+        slot
+    }
+
+    /// A record of the `tasks` snapshot (or of an older version's per-transition log).
+    fn record(&mut self, record: Record) {
+        match record {
+            Record::Watermark { watermark } => self.watermark = self.watermark.max(watermark),
+            Record::Snapshot { task, events } => {
+                let slot = self.slot(&task.id);
+                *slot.view.write() = Some(*task);
+                for event in events {
+                    self.watermark = self.watermark.max(event.seq);
+                    slot.push_event(event);
+                }
+            }
+            Record::Task { task, event } => {
+                let slot = self.slot(&task.id);
+                *slot.view.write() = Some(*task);
+                if let Some(event) = event {
+                    self.watermark = self.watermark.max(event.seq);
+                    slot.push_event(event);
+                }
+            }
+        }
+    }
+
+    /// A task event from the bus's `asbr` stream, newer than the snapshot.
+    fn event(&mut self, event: Event) {
+        if !event.r#type.starts_with(TYPE_PREFIX) {
+            return;
+        }
+        let data = match TaskEventData::deserialize(&event.data) {
+            Ok(data) => data,
+            Err(e) => {
+                tracing::warn!(seq = event.seq, "skipping an unreadable task event: {e}");
+                return;
+            }
+        };
+        let slot = self.slot(&data.task_id);
+        let mut view = slot.view.write();
+        match (view.as_mut(), &data.task) {
+            (Some(task), _) => apply_event(task, &data),
+            (None, Some(created)) => {
+                let mut task = Task::clone(created);
+                apply_event(&mut task, &data);
+                *view = Some(task);
+            }
+            (None, None) => {
+                tracing::warn!(seq = event.seq, task = %data.task_id, "skipping an event of an unknown task");
+                return;
+            }
+        }
+        drop(view);
+        self.watermark = self.watermark.max(event.seq);
+        slot.push_event(Arc::new(event));
+    }
+}
+
 /// All tasks: active ones in a map, finished ones in a TTL cache.
+///
+/// Durability: a transition is durable once its event is in the bus's `asbr` journal;
+/// the state is rebuilt at start-up from the `tasks` snapshot plus the task events the
+/// bus journaled after it, and the snapshot is then rewritten.
 pub struct TaskStore {
     journal: Journal,
     bus: EventBus,
     active: RwLock<HashMap<String, Arc<Slot>>>,
     terminal: moka::sync::Cache<String, Arc<Slot>>,
     idempotency: moka::sync::Cache<String, Arc<Slot>>,
-    recent: RwLock<VecDeque<Event>>,
+    recent: RwLock<VecDeque<Arc<Event>>>,
     changes: watch::Sender<u64>,
+    /// The start-up snapshot being written, awaited by [`TaskStore::close`].
+    snapshot: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl TaskStore {
-    /// Opens the `tasks` journal under `dir` and rebuilds memory from it.
+    /// Opens the `tasks` snapshot under `dir` and rebuilds memory from it and the bus's
+    /// task events. Run before anything publishes on the bus's `asbr` stream.
     pub fn open(dir: &Path, bus: EventBus, policy: FsyncPolicy) -> Result<Self, AsbrError> {
         let (journal, records) = open_journal(dir, STREAM, policy)?;
         let store = TaskStore {
@@ -579,36 +696,50 @@ impl TaskStore {
                 .build(),
             recent: RwLock::default(),
             changes: watch::channel(0).0,
+            snapshot: parking_lot::Mutex::default(),
         };
-        store.replay(records)?;
-        store.compact_if_large();
-        Ok(store)
-    }
-
-    fn replay(&self, records: Vec<Value>) -> Result<(), AsbrError> {
-        let mut slots: HashMap<String, Arc<Slot>> = HashMap::new();
-        let mut order: Vec<String> = Vec::new();
+        let mut rebuild = Rebuild::default();
         for (i, raw) in records.into_iter().enumerate() {
             let record: Record = serde_json::from_value(raw).map_err(|e| AsbrError::Replay {
                 stream: STREAM,
                 reason: format!("record {}: {e}", i + 1),
             })?;
-            let id = record.task.id.clone();
-            let slot = slots.entry(id.clone()).or_insert_with(|| {
-                order.push(id.clone());
-                Slot::new(None)
-            });
-            *slot.view.write() = Some(record.task);
-            if let Some(event) = record.event {
-                self.push_recent(event.clone());
-                slot.push_event(event);
-            }
+            rebuild.record(record);
         }
+        let newer = store
+            .bus
+            .history(BUS_STREAM, rebuild.watermark)
+            .map_err(|e| AsbrError::Replay {
+                stream: BUS_STREAM,
+                reason: e.to_string(),
+            })?;
+        let replayed = newer.len();
+        for event in newer {
+            rebuild.event(event);
+        }
+        let watermark = rebuild.watermark;
+        store.install(rebuild);
+        if replayed > 0 || store.journal.segment_bytes() > 0 {
+            store.write_snapshot(watermark);
+        }
+        Ok(store)
+    }
+
+    /// Moves rebuilt tasks into the live indexes.
+    fn install(&self, rebuild: Rebuild) {
+        let Rebuild {
+            mut slots, order, ..
+        } = rebuild;
         let horizon =
             chrono::Utc::now() - chrono::Duration::from_std(IDEMPOTENCY_WINDOW).unwrap_or_default();
         for id in order {
-            let slot = slots.remove(&id).expect("slot recorded in order");
+            let Some(slot) = slots.remove(&id) else {
+                continue;
+            };
             let Some(task) = slot.task() else { continue };
+            for event in slot.events.read().iter() {
+                self.push_recent(event.clone());
+            }
             let recent_enough =
                 chrono::DateTime::parse_from_rfc3339(&task.created_at).is_ok_and(|t| t > horizon);
             if recent_enough {
@@ -623,39 +754,32 @@ impl TaskStore {
         }
         let last = self.recent.read().back().map_or(0, |e| e.seq);
         self.changes.send_replace(last);
-        Ok(())
     }
 
-    /// Rewrites the journal as a snapshot of what memory holds when it has grown large.
-    fn compact_if_large(&self) {
-        if !self.journal.needs_compaction() {
-            return;
-        }
-        let mut records = Vec::new();
+    /// Rewrites the `tasks` snapshot as what memory holds, accounting for every task
+    /// event up to `watermark`. Runs at start-up only, before anything publishes, so
+    /// no transition can fall between the snapshot and the watermark.
+    fn write_snapshot(&self, watermark: u64) {
+        let mut records = vec![Record::Watermark { watermark }];
         for slot in self.all_slots() {
             let Some(task) = slot.task() else { continue };
-            let events: Vec<Event> = slot.events.read().iter().cloned().collect();
-            if events.is_empty() {
-                records.push(Record { task, event: None });
-                continue;
-            }
-            for event in events {
-                records.push(Record {
-                    task: task.clone(),
-                    event: Some(event),
-                });
-            }
+            let events: Vec<Arc<Event>> = slot.events.read().iter().cloned().collect();
+            records.push(Record::Snapshot {
+                task: Box::new(task),
+                events,
+            });
         }
         let values: Vec<Value> = records
             .iter()
             .filter_map(|r| serde_json::to_value(r).ok())
             .collect();
         let journal = self.journal.clone();
-        tokio::spawn(async move {
+        let writing = tokio::spawn(async move {
             if let Err(e) = journal.compact(values).await {
-                tracing::warn!("could not compact the asbr tasks journal: {e}");
+                tracing::warn!("could not write the asbr tasks snapshot: {e}");
             }
         });
+        *self.snapshot.lock() = Some(writing);
     }
 
     fn all_slots(&self) -> Vec<Arc<Slot>> {
@@ -673,10 +797,14 @@ impl TaskStore {
             .ok_or_else(|| TaskError::NotFound(id.to_string()))
     }
 
-    fn push_recent(&self, event: Event) {
+    fn push_recent(&self, event: Arc<Event>) {
         let mut recent = self.recent.write();
-        let pos = recent.partition_point(|e| e.seq < event.seq);
-        recent.insert(pos, event);
+        if recent.back().is_none_or(|last| last.seq < event.seq) {
+            recent.push_back(event);
+        } else {
+            let pos = recent.partition_point(|e| e.seq < event.seq);
+            recent.insert(pos, event);
+        }
         if recent.len() > RECENT_CAP {
             recent.pop_front();
         }
@@ -736,12 +864,12 @@ impl TaskStore {
             updated_at: at,
         };
         let change = Change {
-            task: task.clone(),
             kind: TaskEventKind::PlanStarted,
+            status: TaskStatus::Queued,
             step: None,
             data: None,
         };
-        match self.commit(&fresh, change, traceparent).await {
+        match self.commit(&fresh, task, change, traceparent).await {
             Ok(task) => {
                 self.active.write().insert(task.id.clone(), fresh.clone());
                 drop(gate);
@@ -759,47 +887,40 @@ impl TaskStore {
         }
     }
 
-    /// Publishes and journals `change`, then applies it to `slot` and wakes watchers.
+    /// Announces `change` of `task` on the bus (durable once the bus journals it), then
+    /// applies it to `slot` and wakes watchers.
     async fn commit(
         &self,
         slot: &Arc<Slot>,
+        mut task: Task,
         change: Change,
         traceparent: String,
     ) -> Result<Task, TaskError> {
         let Change {
-            mut task,
             kind,
+            status,
             step,
             data,
         } = change;
-        task.updated_at = now();
         let payload = TaskEventData {
             task_id: task.id.clone(),
             r#type: kind,
-            status: task.status,
+            status,
             aria_live_hint: hint(&task, kind, step.as_deref()),
             step,
-            timestamp: task.updated_at.clone(),
+            timestamp: now(),
             data,
             traceparent,
+            task: (kind == TaskEventKind::PlanStarted).then(|| Box::new(task.clone())),
         };
-        let payload =
+        let value =
             serde_json::to_value(&payload).map_err(|e| TaskError::Journal(e.to_string()))?;
         let event = self
             .bus
-            .publish_value(&format!("asbr.task.{}", kind.name()), SOURCE, payload)
+            .publish_value(kind.bus_type(), SOURCE, value)
             .await
             .map_err(|e| TaskError::Journal(e.to_string()))?;
-        let record = Record {
-            task,
-            event: Some(event),
-        };
-        self.journal
-            .append(&record)
-            .await
-            .map_err(|e| TaskError::Journal(e.to_string()))?;
-        let Record { task, event } = record;
-        let event = event.expect("set above");
+        apply_event(&mut task, &payload);
         *slot.view.write() = Some(task.clone());
         self.push_recent(event.clone());
         let seq = event.seq;
@@ -822,7 +943,7 @@ impl TaskStore {
             .filter(|_| !slot.dead.load(Ordering::Acquire))
             .ok_or_else(|| TaskError::NotFound(id.to_string()))?;
         let change = decide(&current)?;
-        let task = self.commit(&slot, change, traceparent).await?;
+        let task = self.commit(&slot, current, change, traceparent).await?;
         if task.status.is_terminal()
             && let Some(slot) = self.active.write().remove(id)
         {
@@ -866,7 +987,7 @@ impl TaskStore {
         since: u64,
         limit: usize,
         wait: Duration,
-    ) -> Result<(Vec<Event>, u64), TaskError> {
+    ) -> Result<(Vec<Arc<Event>>, u64), TaskError> {
         let slot = task_id.map(|id| self.slot(id)).transpose()?;
         let mut changes = match &slot {
             Some(slot) => slot.changes.subscribe(),
@@ -890,18 +1011,22 @@ impl TaskStore {
         }
     }
 
-    /// Closes the journal (flushes pending appends).
+    /// Finishes a snapshot being written and closes its journal.
     pub async fn close(&self) {
+        let writing = self.snapshot.lock().take();
+        if let Some(writing) = writing {
+            let _ = writing.await;
+        }
         self.journal.close().await;
     }
 }
 
 fn select(
-    events: &VecDeque<Event>,
+    events: &VecDeque<Arc<Event>>,
     kinds: &[TaskEventKind],
     since: u64,
     limit: usize,
-) -> Vec<Event> {
+) -> Vec<Arc<Event>> {
     let start = events.partition_point(|e| e.seq <= since);
     events
         .range(start..)
@@ -909,7 +1034,7 @@ fn select(
             kinds.is_empty()
                 || kinds
                     .iter()
-                    .any(|k| e.r#type.strip_prefix("asbr.task.") == Some(k.name()))
+                    .any(|k| e.r#type.strip_prefix(TYPE_PREFIX) == Some(k.name()))
         })
         .take(limit)
         .cloned()
@@ -1002,6 +1127,154 @@ mod tests {
         assert_eq!(traceparent(&meta), tp);
         meta.insert("traceparent".into(), "garbage".into());
         assert!(valid_traceparent(&traceparent(&meta)));
+    }
+
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn open(dir: &Path) -> (EventBus, TaskStore) {
+        let bus = EventBus::new(Some(dir.join("events")), FsyncPolicy::Never).unwrap();
+        let store = TaskStore::open(&dir.join("asbr"), bus.clone(), FsyncPolicy::Never).unwrap();
+        (bus, store)
+    }
+
+    async fn close(bus: EventBus, store: TaskStore) {
+        store.close().await;
+        bus.close().await;
+    }
+
+    async fn step(
+        store: &TaskStore,
+        id: &str,
+        kind: AgentEventKind,
+        step: &str,
+        data: Value,
+    ) -> Task {
+        let step = Some(step.to_string());
+        store
+            .transition(id, TP.into(), |t| {
+                apply_agent_event(t, kind, step, Some(data))
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn event_count(store: &TaskStore, id: &str) -> usize {
+        let (events, _) = store
+            .watch(Some(id), &[], 0, 100, Duration::ZERO)
+            .await
+            .unwrap();
+        events.len()
+    }
+
+    #[tokio::test]
+    async fn tasks_rebuilt_from_their_events_equal_the_acknowledged_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bus, store) = open(dir.path());
+        let a = store
+            .create(input(&["a"]), None, TP.into())
+            .await
+            .unwrap()
+            .task;
+        let ids = serde_json::json!({"artifacts": ["art-1"], "evidenceIds": ["ev-1"]});
+        step(&store, &a.id, AgentEventKind::StepCompleted, "plan", ids).await;
+        step(
+            &store,
+            &a.id,
+            AgentEventKind::AwaitingApproval,
+            "deploy",
+            Value::Null,
+        )
+        .await;
+        let a_approved = store
+            .transition(&a.id, TP.into(), |t| {
+                apply_approval(t, "deploy", Approver::User)
+            })
+            .await
+            .unwrap();
+        let b = store
+            .create(input(&["b"]), None, TP.into())
+            .await
+            .unwrap()
+            .task;
+        let b_canceled = store
+            .transition(&b.id, TP.into(), apply_cancel)
+            .await
+            .unwrap();
+        close(bus, store).await;
+
+        // First restart: everything comes from the bus journal; a snapshot is written.
+        let (bus, store) = open(dir.path());
+        assert_eq!(store.get(&a.id).unwrap(), a_approved);
+        assert_eq!(store.get(&b.id).unwrap(), b_canceled);
+        assert_eq!(event_count(&store, &a.id).await, 4);
+        let c = store
+            .create(input(&["c"]), None, TP.into())
+            .await
+            .unwrap()
+            .task;
+        let more = serde_json::json!({"artifacts": ["art-2", "art-1"]});
+        let a_done = step(
+            &store,
+            &a.id,
+            AgentEventKind::DeliverableReady,
+            "ship",
+            more,
+        )
+        .await;
+        close(bus, store).await;
+
+        assert!(dir.path().join("asbr/tasks.snapshot.json").exists());
+
+        // Second restart: the snapshot plus the events published after it.
+        let (bus, store) = open(dir.path());
+        assert_eq!(store.get(&a.id).unwrap(), a_done);
+        assert_eq!(store.get(&c.id).unwrap().status, TaskStatus::Queued);
+        assert_eq!(a_done.artifacts, vec!["art-1", "art-2"]);
+        assert_eq!(a_done.evidence_ids, vec!["ev-1"]);
+        assert_eq!(a_done.approvals.len(), 1);
+        assert_eq!(a_done.status, TaskStatus::Succeeded);
+        assert_eq!(event_count(&store, &a.id).await, 5);
+        let reused = store.create(input(&["c"]), None, TP.into()).await.unwrap();
+        assert!(reused.reused, "idempotency survives restarts");
+        close(bus, store).await;
+    }
+
+    #[tokio::test]
+    async fn journals_of_the_per_transition_format_still_load_without_duplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bus, store) = open(dir.path());
+        let a = store
+            .create(input(&["a"]), None, TP.into())
+            .await
+            .unwrap()
+            .task;
+        let a = step(
+            &store,
+            &a.id,
+            AgentEventKind::StepCompleted,
+            "one",
+            Value::Null,
+        )
+        .await;
+        let (events, _) = store
+            .watch(Some(&a.id), &[], 0, 100, Duration::ZERO)
+            .await
+            .unwrap();
+        close(bus, store).await;
+        let asbr = dir.path().join("asbr");
+        std::fs::remove_dir_all(&asbr).unwrap();
+        let (old, _) = Journal::open(&asbr, STREAM, FsyncPolicy::Never).unwrap();
+        for event in &events {
+            old.append(&serde_json::json!({"task": a, "event": event}))
+                .await
+                .unwrap();
+        }
+        old.close().await;
+
+        let (bus, store) = open(dir.path());
+        assert_eq!(store.get(&a.id).unwrap(), a);
+        assert_eq!(event_count(&store, &a.id).await, 2);
+        close(bus, store).await;
     }
 
     #[test]

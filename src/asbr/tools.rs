@@ -262,7 +262,7 @@ pub struct WatchIn {
 
 #[derive(Serialize, JsonSchema)]
 pub struct WatchOut {
-    pub events: Vec<Event>,
+    pub events: Vec<std::sync::Arc<Event>>,
     /// Pass back as `since_seq`.
     pub next_seq: u64,
 }

@@ -131,14 +131,14 @@ fn validate_type(ty: &str) -> Result<(), EventError> {
 }
 
 struct SubEntry {
-    tx: mpsc::Sender<Event>,
+    tx: mpsc::Sender<Arc<Event>>,
     lagged: Arc<AtomicU64>,
 }
 
 impl SubEntry {
     /// Deliver without blocking; returns `false` if the subscriber is gone.
-    fn offer(&self, event: &Event) -> bool {
-        match self.tx.try_send(event.clone()) {
+    fn offer(&self, event: &Arc<Event>) -> bool {
+        match self.tx.try_send(Arc::clone(event)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.lagged.fetch_add(1, Ordering::Relaxed);
@@ -177,7 +177,7 @@ impl SubIndex {
 
     /// Offer `event` to every matching subscriber; returns `true` if a
     /// closed subscriber was seen.
-    fn fan_out(&self, event: &Event) -> bool {
+    fn fan_out(&self, event: &Arc<Event>) -> bool {
         let ty = event.r#type.as_str();
         let mut dead = false;
         let mut offer_all = |list: &[SubEntry]| {
@@ -215,18 +215,18 @@ impl SubIndex {
 /// dropped for this subscriber and counted in [`Subscription::lagged`].
 #[derive(Debug)]
 pub struct Subscription {
-    rx: mpsc::Receiver<Event>,
+    rx: mpsc::Receiver<Arc<Event>>,
     lagged: Arc<AtomicU64>,
 }
 
 impl Subscription {
     /// Next event, or `None` once the bus is gone.
-    pub async fn recv(&mut self) -> Option<Event> {
+    pub async fn recv(&mut self) -> Option<Arc<Event>> {
         self.rx.recv().await
     }
 
     /// Next buffered event without waiting.
-    pub fn try_recv(&mut self) -> Option<Event> {
+    pub fn try_recv(&mut self) -> Option<Arc<Event>> {
         self.rx.try_recv().ok()
     }
 
@@ -236,13 +236,22 @@ impl Subscription {
     }
 }
 
+/// Recent events of one type, oldest first, and that type's published-events counter.
+#[derive(Default)]
+struct Ring {
+    events: VecDeque<Arc<Event>>,
+    /// Registered on the type's first publish, not during replay (which runs before the
+    /// metrics recorder is installed), so publishing does not build a labelled key each time.
+    published: Option<metrics::Counter>,
+}
+
 struct BusInner {
     journal_dir: Option<PathBuf>,
     policy: FsyncPolicy,
     journals: Mutex<HashMap<String, Journal>>,
     seq: AtomicU64,
     ring_capacity: usize,
-    rings: RwLock<HashMap<String, VecDeque<Event>>>,
+    rings: RwLock<HashMap<String, Ring>>,
     subs: RwLock<SubIndex>,
     latest: watch::Sender<u64>,
 }
@@ -303,12 +312,44 @@ impl EventBus {
                         reason: e.to_string(),
                     })?;
                 self.inner.seq.fetch_max(event.seq, Ordering::AcqRel);
-                self.insert_ring(event);
+                self.insert_ring(Arc::new(event), false);
             }
             self.inner.journals.lock().insert(stream, journal);
         }
         self.inner.latest.send_replace(self.last_seq());
         Ok(())
+    }
+
+    /// Every journaled event of the `prefix` stream (e.g. `asbr`) with `seq > after_seq`,
+    /// read from disk in seq order: for a toolset rebuilding its state at start-up, before
+    /// it publishes. Without a journal directory, what the in-memory rings hold.
+    pub fn history(&self, prefix: &str, after_seq: u64) -> Result<Vec<Event>, EventError> {
+        let Some(dir) = &self.inner.journal_dir else {
+            let filter = format!("{prefix}.*");
+            let recent = self.read_since(&filter, after_seq, usize::MAX);
+            return Ok(recent.iter().map(|e| Event::clone(e)).collect());
+        };
+        let mut events = Vec::new();
+        let mut bad = None;
+        Journal::read_each(
+            dir,
+            prefix,
+            &mut |record| match serde_json::from_value::<Event>(record) {
+                Ok(event) if event.seq > after_seq => events.push(event),
+                Ok(_) => {}
+                Err(e) => {
+                    bad.get_or_insert(e);
+                }
+            },
+        )?;
+        if let Some(e) = bad {
+            return Err(EventError::BadRecord {
+                stream: prefix.to_string(),
+                reason: e.to_string(),
+            });
+        }
+        events.sort_by_key(|e| e.seq);
+        Ok(events)
     }
 
     /// Highest seq assigned so far.
@@ -321,35 +362,34 @@ impl EventBus {
         &self,
         source: &str,
         payload: &P,
-    ) -> Result<Event, EventError> {
+    ) -> Result<Arc<Event>, EventError> {
         let data = serde_json::to_value(payload)?;
         self.publish_value(P::TYPE, source, data).await
     }
 
     /// Publish a dynamic event. Returns once the event is durable in its
-    /// journal (if any); subscribers are notified right after.
+    /// journal (if any); subscribers are notified right after. The returned event is
+    /// the one the bus keeps and delivers (shared, not copied).
     pub async fn publish_value(
         &self,
         r#type: &str,
         source: &str,
         data: Value,
-    ) -> Result<Event, EventError> {
+    ) -> Result<Arc<Event>, EventError> {
         validate_type(r#type)?;
         let journal = self.journal_for(topic_prefix(r#type))?;
-        let event = Event {
+        let event = Arc::new(Event {
             id: uuid::Uuid::now_v7().to_string(),
             r#type: r#type.to_string(),
             source: source.to_string(),
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             seq: self.inner.seq.fetch_add(1, Ordering::AcqRel) + 1,
             data,
-        };
+        });
         if let Some(journal) = journal {
-            journal.append(&event).await?;
+            journal.append(&*event).await?;
         }
-        metrics::counter!("cortex_events_published_total", "type" => event.r#type.clone())
-            .increment(1);
-        self.insert_ring(event.clone());
+        self.insert_ring(event.clone(), true);
         self.notify(&event);
         Ok(event)
     }
@@ -367,17 +407,35 @@ impl EventBus {
         Ok(Some(journal))
     }
 
-    fn insert_ring(&self, event: Event) {
+    /// Adds `event` to its type's ring (in seq order); `count` it as published.
+    fn insert_ring(&self, event: Arc<Event>, count: bool) {
         let mut rings = self.inner.rings.write();
-        let ring = rings.entry(event.r#type.clone()).or_default();
-        let pos = ring.partition_point(|e| e.seq < event.seq);
-        ring.insert(pos, event);
-        if ring.len() > self.inner.ring_capacity {
-            ring.pop_front();
+        if !rings.contains_key(&event.r#type) {
+            rings.insert(event.r#type.clone(), Ring::default());
+        }
+        let Some(ring) = rings.get_mut(&event.r#type) else {
+            return;
+        };
+        if count {
+            ring.published
+                .get_or_insert_with(|| {
+                    metrics::counter!("cortex_events_published_total", "type" => event.r#type.clone())
+                })
+                .increment(1);
+        }
+        let events = &mut ring.events;
+        if events.back().is_none_or(|last| last.seq < event.seq) {
+            events.push_back(event);
+        } else {
+            let pos = events.partition_point(|e| e.seq < event.seq);
+            events.insert(pos, event);
+        }
+        if events.len() > self.inner.ring_capacity {
+            events.pop_front();
         }
     }
 
-    fn notify(&self, event: &Event) {
+    fn notify(&self, event: &Arc<Event>) {
         let dead = self.inner.subs.read().fan_out(event);
         if dead {
             self.inner.subs.write().prune();
@@ -399,13 +457,13 @@ impl EventBus {
 
     /// Recent events (from the in-memory rings) matching `topic_filter` with
     /// `seq > since_seq`, oldest first, at most `limit`.
-    pub fn read_since(&self, topic_filter: &str, since_seq: u64, limit: usize) -> Vec<Event> {
+    pub fn read_since(&self, topic_filter: &str, since_seq: u64, limit: usize) -> Vec<Arc<Event>> {
         let filter = Filter::parse(topic_filter);
         let rings = self.inner.rings.read();
-        let mut out: Vec<Event> = Vec::new();
-        let mut take = |ring: &VecDeque<Event>| {
-            let start = ring.partition_point(|e| e.seq <= since_seq);
-            out.extend(ring.range(start..).take(limit).cloned());
+        let mut out: Vec<Arc<Event>> = Vec::new();
+        let mut take = |ring: &Ring| {
+            let start = ring.events.partition_point(|e| e.seq <= since_seq);
+            out.extend(ring.events.range(start..).take(limit).cloned());
         };
         match &filter {
             Filter::Exact(ty) => {
@@ -426,7 +484,12 @@ impl EventBus {
     /// Long-poll: events matching `filter` newer than `since_seq`, returned
     /// immediately if any exist, else after the first one arrives or empty
     /// after `timeout`.
-    pub async fn wait_for(&self, filter: &str, since_seq: u64, timeout: Duration) -> Vec<Event> {
+    pub async fn wait_for(
+        &self,
+        filter: &str,
+        since_seq: u64,
+        timeout: Duration,
+    ) -> Vec<Arc<Event>> {
         let deadline = Instant::now() + timeout;
         let mut changes = self.inner.latest.subscribe();
         loop {
@@ -618,7 +681,11 @@ impl Sink {
         }
     }
 
-    async fn collect_batch(&self, rx: &mut mpsc::Receiver<Event>, first: Event) -> Vec<Event> {
+    async fn collect_batch(
+        &self,
+        rx: &mut mpsc::Receiver<Arc<Event>>,
+        first: Arc<Event>,
+    ) -> Vec<Arc<Event>> {
         let mut batch = vec![first];
         let deadline = Instant::now() + self.opts.batch_window;
         let urgent = rx.len() > self.opts.queue_bound / 2;
@@ -638,7 +705,7 @@ impl Sink {
         batch
     }
 
-    fn encode(&self, batch: &[Event]) -> Result<Bytes, serde_json::Error> {
+    fn encode(&self, batch: &[Arc<Event>]) -> Result<Bytes, serde_json::Error> {
         let body = match batch {
             [single] if !self.opts.batching => serde_json::to_vec(single)?,
             _ => serde_json::to_vec(batch)?,
@@ -648,7 +715,7 @@ impl Sink {
 
     /// POST `batch`, retrying with exponential back-off and jitter until it
     /// succeeds.
-    async fn deliver(&self, batch: &[Event]) {
+    async fn deliver(&self, batch: &[Arc<Event>]) {
         if batch.is_empty() {
             return;
         }
@@ -729,7 +796,7 @@ mod tests {
             .unwrap();
         assert_eq!(ev.seq, 1);
         let got = sub.recv().await.unwrap();
-        assert_eq!(got, ev);
+        assert_eq!(*got, *ev);
         assert_eq!(got.data, json!({"number": 7}));
         let wire = serde_json::to_value(&got).unwrap();
         assert_eq!(wire["type"], "github.issue.action");
@@ -878,7 +945,7 @@ mod tests {
         let mut sent = HashSet::new();
         for i in 0..100 {
             let ev = bus.publish_value("sink.test", "t", json!(i)).await.unwrap();
-            sent.insert(ev.id);
+            sent.insert(ev.id.clone());
         }
         bus.publish_value("other.test", "t", json!(0))
             .await

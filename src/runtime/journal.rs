@@ -190,8 +190,12 @@ impl Journal {
         let paths = StreamPaths::new(dir, stream);
         let _ = fs::remove_file(&paths.snapshot_tmp);
         let (snapshot_seq, mut records) = read_snapshot(&paths.snapshot)?;
-        let segment = replay_segment(&paths.segment, snapshot_seq)?;
-        records.extend(segment.records);
+        let segment = replay_segment(
+            &paths.segment,
+            snapshot_seq,
+            TornTail::Truncate,
+            &mut |record| records.push(record),
+        )?;
         let last_seq = segment.last_seq.max(snapshot_seq);
 
         let file = OpenOptions::new()
@@ -217,6 +221,23 @@ impl Journal {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         tokio::spawn(run_writer(writer, rx));
         Ok((Journal { tx, shared }, records))
+    }
+
+    /// Hands every record of `stream` in `dir` (snapshot, then segment) to `each`, one
+    /// at a time, without opening the stream for writing: a torn last line ends the read
+    /// and is left in place for the writer's [`Journal::open`] to drop. Nothing when the
+    /// stream does not exist.
+    pub fn read_each(
+        dir: &Path,
+        stream: &str,
+        each: &mut dyn FnMut(Value),
+    ) -> Result<(), JournalError> {
+        validate_stream(stream)?;
+        let paths = StreamPaths::new(dir, stream);
+        let (snapshot_seq, records) = read_snapshot(&paths.snapshot)?;
+        records.into_iter().for_each(&mut *each);
+        replay_segment(&paths.segment, snapshot_seq, TornTail::Keep, each)?;
+        Ok(())
     }
 
     /// Stream name.
@@ -354,20 +375,30 @@ fn read_snapshot(path: &Path) -> Result<(u64, Vec<Value>), JournalError> {
 }
 
 struct SegmentReplay {
-    records: Vec<Value>,
     last_seq: u64,
     /// Valid length of the segment after dropping a torn tail.
     len: u64,
 }
 
-fn replay_segment(path: &Path, snapshot_seq: u64) -> Result<SegmentReplay, JournalError> {
+/// What replay does with a torn last line: the writer truncates it, readers stop before it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TornTail {
+    Truncate,
+    Keep,
+}
+
+fn replay_segment(
+    path: &Path,
+    snapshot_seq: u64,
+    torn: TornTail,
+    each: &mut dyn FnMut(Value),
+) -> Result<SegmentReplay, JournalError> {
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(io_err(path)(e)),
     };
     let mut out = SegmentReplay {
-        records: Vec::new(),
         last_seq: snapshot_seq,
         len: 0,
     };
@@ -378,7 +409,7 @@ fn replay_segment(path: &Path, snapshot_seq: u64) -> Result<SegmentReplay, Journ
         line_no += 1;
         let rest = &bytes[offset..];
         let Some(nl) = rest.iter().position(|b| *b == b'\n') else {
-            return drop_torn_tail(path, out, line_no, "missing trailing newline");
+            return drop_torn_tail(path, out, line_no, "missing trailing newline", torn);
         };
         let raw = &rest[..nl];
         let is_last = offset + nl + 1 == bytes.len();
@@ -387,11 +418,11 @@ fn replay_segment(path: &Path, snapshot_seq: u64) -> Result<SegmentReplay, Journ
                 segment_seq = line.seq;
                 out.last_seq = out.last_seq.max(line.seq);
                 if line.seq > snapshot_seq {
-                    out.records.push(line.rec);
+                    each(line.rec);
                 }
             }
             Ok(None) => {}
-            Err(reason) if is_last => return drop_torn_tail(path, out, line_no, &reason),
+            Err(reason) if is_last => return drop_torn_tail(path, out, line_no, &reason, torn),
             Err(reason) => {
                 return Err(JournalError::Corrupt {
                     file: path.to_path_buf(),
@@ -424,7 +455,11 @@ fn drop_torn_tail(
     out: SegmentReplay,
     line: usize,
     reason: &str,
+    torn: TornTail,
 ) -> Result<SegmentReplay, JournalError> {
+    if torn == TornTail::Keep {
+        return Ok(out);
+    }
     tracing::warn!(
         file = %path.display(),
         line,

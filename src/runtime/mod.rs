@@ -56,6 +56,7 @@ impl Runtime {
     /// Opens the state directory's event journals (replaying them) and installs metrics.
     /// Must run inside a tokio runtime.
     pub fn new(config: Arc<Config>) -> Result<Self, RuntimeError> {
+        let metrics = metrics::Metrics::install();
         let dir = config.state_dir.join("events");
         let policy = match config.fsync {
             Fsync::Always => journal::FsyncPolicy::Always,
@@ -76,7 +77,7 @@ impl Runtime {
         Ok(Runtime {
             config,
             executor: executor::Executor::default(),
-            metrics: metrics::Metrics::install(),
+            metrics,
             events,
             upstream: http::Upstream::new(USER_AGENT, cache::ConditionalCache::default())?,
             sink: Arc::new(parking_lot::Mutex::new(sink)),

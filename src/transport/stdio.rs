@@ -6,9 +6,12 @@
 //! Both rmcp's replies and ours go to stdout through one writer task, a whole line at a
 //! time, so they never interleave.
 
+use std::os::fd::AsFd;
+
 use rmcp::ServiceExt;
 use tokio::{
     io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader},
+    net::unix::pipe,
     sync::mpsc,
 };
 
@@ -25,8 +28,32 @@ pub enum StdioError {
 const PARSE_ERROR: &str = r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error: the line is not valid JSON; send one JSON-RPC message per line"}}"#;
 
 /// Serves on the process's stdin/stdout until stdin closes.
+///
+/// When they are pipes (as MCP clients spawn servers), they are read and written through
+/// the reactor; tokio's `stdin()`/`stdout()` hand every read and write to a blocking
+/// thread, which costs two thread wake-ups per message each way.
 pub async fn serve(server: CortexServer) -> Result<(), StdioError> {
-    serve_on(server, tokio::io::stdin(), tokio::io::stdout()).await
+    let input: Box<dyn AsyncRead + Unpin + Send> = match stdin_pipe() {
+        Some(pipe) => Box::new(pipe),
+        None => Box::new(tokio::io::stdin()),
+    };
+    let output: Box<dyn AsyncWrite + Unpin + Send> = match stdout_pipe() {
+        Some(pipe) => Box::new(pipe),
+        None => Box::new(tokio::io::stdout()),
+    };
+    serve_on(server, input, output).await
+}
+
+/// stdin as a non-blocking pipe, or `None` when it is not a pipe (a terminal or a file).
+fn stdin_pipe() -> Option<pipe::Receiver> {
+    let fd = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
+    pipe::Receiver::from_owned_fd(fd).ok()
+}
+
+/// stdout as a non-blocking pipe, or `None` when it is not a pipe.
+fn stdout_pipe() -> Option<pipe::Sender> {
+    let fd = std::io::stdout().as_fd().try_clone_to_owned().ok()?;
+    pipe::Sender::from_owned_fd(fd).ok()
 }
 
 /// Serves on any reader/writer pair (tests use pipes).
