@@ -2,7 +2,7 @@
 //!
 //! Owns: the on-disk format of `<dir>/<stream>.ndjson` (segment) and
 //! `<dir>/<stream>.snapshot.json` (snapshot), replay on open, the single
-//! writer task that batches appends and fsyncs according to [`FsyncPolicy`],
+//! writer thread that batches appends and fsyncs according to [`FsyncPolicy`],
 //! and snapshot-based compaction.
 //!
 //! Must not touch: any toolset, server or transport module. It knows nothing
@@ -27,8 +27,9 @@
 //! truncates the segment. Sequence numbers keep increasing across compaction
 //! and reopen.
 //!
-//! The writer runs on the tokio runtime: `open`/`open_with` must be called
-//! from within a runtime.
+//! Each stream has one writer thread of its own, blocked on the request queue when idle:
+//! appends reach it with one wake-up and are acknowledged straight from it, with no
+//! hand-off through the async workers or the blocking pool.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -42,6 +43,8 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 const CHANNEL_CAPACITY: usize = 8192;
+/// The writer thread's stack: it only encodes lines and makes file system calls.
+const WRITER_STACK: usize = 256 * 1024;
 const MAX_BATCH: usize = 8192;
 const SNAPSHOT_VERSION: u32 = 1;
 /// The writer keeps its batch buffer between batches up to this capacity.
@@ -217,9 +220,14 @@ impl Journal {
             next_seq: last_seq + 1,
             policy: options.policy,
             shared: shared.clone(),
+            appends: None,
         };
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        tokio::spawn(run_writer(writer, rx));
+        std::thread::Builder::new()
+            .name(format!("journal-{stream}"))
+            .stack_size(WRITER_STACK)
+            .spawn(move || run_writer(writer, rx))
+            .map_err(io_err(dir))?;
         Ok((Journal { tx, shared }, records))
     }
 
@@ -484,11 +492,17 @@ struct Writer {
     next_seq: u64,
     policy: FsyncPolicy,
     shared: Arc<Shared>,
+    /// `cortex_journal_appends_total` for this stream, registered on the first batch.
+    appends: Option<metrics::Counter>,
 }
 
-async fn run_writer(mut writer: Writer, mut rx: mpsc::Receiver<Request>) {
+/// The writer thread: takes whatever requests are queued, writes the appends as one
+/// batch (one fsync under `batch`), acknowledges them, and repeats. It ends on `Close`
+/// or when every [`Journal`] handle is gone; if it panics, pending and later callers
+/// see the journal closed.
+fn run_writer(mut writer: Writer, mut rx: mpsc::Receiver<Request>) {
     let mut pending: Vec<(Vec<Vec<u8>>, AppendAck)> = Vec::new();
-    while let Some(first) = rx.recv().await {
+    while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -500,83 +514,54 @@ async fn run_writer(mut writer: Writer, mut rx: mpsc::Receiver<Request>) {
             match req {
                 Request::Append { records, ack } => pending.push((records, ack)),
                 Request::Compact { records, ack } => {
-                    let Some(flushed) = flush(writer, &mut pending).await else {
-                        return;
-                    };
-                    let Some((w, res)) = blocking(flushed, move |w| w.compact(&records)).await
-                    else {
-                        return;
-                    };
-                    writer = w;
-                    let _ = ack.send(res);
+                    writer.flush(&mut pending);
+                    let _ = ack.send(writer.compact(&records));
                 }
                 Request::Close { ack } => {
-                    let _ = flush(writer, &mut pending).await;
+                    writer.flush(&mut pending);
                     let _ = ack.send(());
                     return;
                 }
             }
         }
-        match flush(writer, &mut pending).await {
-            Some(w) => writer = w,
-            None => return,
-        }
+        writer.flush(&mut pending);
     }
-}
-
-/// Run a blocking operation on the writer off the async worker threads. `None` when the
-/// operation never finished (the runtime is shutting down, or it panicked): the writer
-/// is gone with it and the writer task ends; pending callers see the journal closed.
-async fn blocking<T: Send + 'static>(
-    writer: Writer,
-    op: impl FnOnce(&mut Writer) -> T + Send + 'static,
-) -> Option<(Writer, T)> {
-    let result = tokio::task::spawn_blocking(move || {
-        let mut writer = writer;
-        let out = op(&mut writer);
-        (writer, out)
-    })
-    .await;
-    match result {
-        Ok(pair) => Some(pair),
-        Err(e) => {
-            tracing::error!("journal writer stopped: {e}");
-            None
-        }
-    }
-}
-
-async fn flush(writer: Writer, pending: &mut Vec<(Vec<Vec<u8>>, AppendAck)>) -> Option<Writer> {
-    if pending.is_empty() {
-        return Some(writer);
-    }
-    let batch = std::mem::take(pending);
-    let counts: Vec<usize> = batch.iter().map(|(r, _)| r.len()).collect();
-    let (acks, records): (Vec<_>, Vec<_>) = batch.into_iter().map(|(r, a)| (a, r)).unzip();
-    let (writer, result) = blocking(writer, move |w| w.write_batch(records)).await?;
-    let total: usize = counts.iter().sum();
-    match result {
-        Ok(first) => {
-            metrics::counter!("cortex_journal_appends_total", "stream" => writer.shared.stream.clone())
-                .increment(total as u64);
-            metrics::histogram!("cortex_journal_batch_size").record(total as f64);
-            let mut seq = first;
-            for (ack, count) in acks.into_iter().zip(counts) {
-                let _ = ack.send(Ok(seq));
-                seq += count as u64;
-            }
-        }
-        Err(reason) => {
-            tracing::error!(stream = %writer.shared.stream, %reason, "journal batch write failed");
-            for ack in acks {
-                let _ = ack.send(Err(JournalError::WriteFailed(reason.clone())));
-            }
-        }
-    }
-    Some(writer)
 }
 
 impl Writer {
+    /// Writes the pending appends as one batch and acknowledges each with its first seq
+    /// (or the failure).
+    fn flush(&mut self, pending: &mut Vec<(Vec<Vec<u8>>, AppendAck)>) {
+        if pending.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(pending);
+        let counts: Vec<usize> = batch.iter().map(|(r, _)| r.len()).collect();
+        let (acks, records): (Vec<_>, Vec<_>) = batch.into_iter().map(|(r, a)| (a, r)).unzip();
+        let total: usize = counts.iter().sum();
+        match self.write_batch(records) {
+            Ok(first) => {
+                self.appends
+                    .get_or_insert_with(|| {
+                        metrics::counter!("cortex_journal_appends_total", "stream" => self.shared.stream.clone())
+                    })
+                    .increment(total as u64);
+                metrics::histogram!("cortex_journal_batch_size").record(total as f64);
+                let mut seq = first;
+                for (ack, count) in acks.into_iter().zip(counts) {
+                    let _ = ack.send(Ok(seq));
+                    seq += count as u64;
+                }
+            }
+            Err(reason) => {
+                tracing::error!(stream = %self.shared.stream, %reason, "journal batch write failed");
+                for ack in acks {
+                    let _ = ack.send(Err(JournalError::WriteFailed(reason.clone())));
+                }
+            }
+        }
+    }
+
     /// Write all records; returns the first assigned seq. On failure the
     /// segment is truncated back and no seq is consumed.
     fn write_batch(&mut self, requests: Vec<Vec<Vec<u8>>>) -> Result<u64, String> {
