@@ -423,6 +423,10 @@ async fn unknown_ca_fails_at_the_tls_step() {
             verdict.starts_with("tls failed:") && verdict.contains("UnknownIssuer"),
             "{t}"
         );
+        assert!(
+            verdict.contains("SSL_CERT_FILE"),
+            "the advice names the trust store: {t}"
+        );
         assert!(!t.to_string().contains(TOKEN), "{t}");
     }
 

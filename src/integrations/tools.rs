@@ -682,22 +682,19 @@ async fn test_http(
     let report = probe::probe_http(&url, headers, timeout).await;
     let mut steps = report.steps;
     let Some(status) = report.status else {
-        let failed = steps
+        let (failed, advice) = steps
             .last()
             .map(|s| {
-                format!(
-                    "{} failed: {}",
-                    s.name,
-                    s.detail.clone().unwrap_or_default()
-                )
+                let detail = s.detail.clone().unwrap_or_default();
+                let advice = if s.name == "tls" && detail.contains("certificate") {
+                    "the server's certificate is not trusted here: give it one from a trusted CA, or add its CA to the server's trust store (SSL_CERT_FILE)"
+                } else {
+                    "check config.endpoint and that the service is up"
+                };
+                (format!("{} failed: {detail}", s.name), advice)
             })
             .unwrap_or_default();
-        return (
-            steps,
-            None,
-            false,
-            format!("{failed}; check config.endpoint and that the service is up"),
-        );
+        return (steps, None, false, format!("{failed}; {advice}"));
     };
     if !with_auth {
         return (

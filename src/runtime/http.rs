@@ -249,7 +249,7 @@ impl Upstream {
             .redirect(policy)
             .build()
             .map_err(|e| UpstreamError::Client {
-                message: e.to_string(),
+                message: error_chain(&e),
             })?;
         Ok(Upstream { client, cache })
     }
@@ -528,6 +528,20 @@ impl Upstream {
             return Ok((status.as_u16(), out_headers, bytes));
         }
     }
+}
+
+
+/// `e` and its sources (reqwest's builder error alone says only "builder error"; the
+/// cause, e.g. that no root certificates could be loaded, is in the source chain).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
 }
 
 #[cfg(test)]
