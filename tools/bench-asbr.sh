@@ -3,7 +3,7 @@
 # (tests/asbr_bench.rs): (a) task-event publish throughput and p99 latency to the
 # acknowledgement under `batch` fsync with concurrent publishers, against a baseline in
 # the same run that appends + fsyncs per event and walks every subscriber (the original's
-# design); (b) publish cost with 1,000 watchers on other tasks vs none; (c) the service
+# design, on libuv's 4 writer threads; also printed with one thread per publisher); (b) publish cost with 1,000 watchers on other tasks vs none; (c) the service
 # map cached vs rebuilt each call; (d) secrets + SAST scan MB/s on a generated 200 MB tree.
 # Prints Markdown tables.
 #

@@ -17,8 +17,8 @@
 //! publishers may complete (and notify subscribers) slightly out of seq order;
 //! [`EventBus::read_since`] always returns events sorted by seq.
 //!
-//! [`EventBus::new`] and the first publish to a new prefix spawn journal
-//! writer tasks, so they must run inside a tokio runtime.
+//! Each journal stream has its own writer thread (see [`crate::runtime::journal`]);
+//! only [`EventBus::attach_http_sink`] spawns a task and needs a tokio runtime.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
