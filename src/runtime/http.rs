@@ -530,7 +530,6 @@ impl Upstream {
     }
 }
 
-
 /// `e` and its sources (reqwest's builder error alone says only "builder error"; the
 /// cause, e.g. that no root certificates could be loaded, is in the source chain).
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -6,7 +6,10 @@
 //! Both rmcp's replies and ours go to stdout through one writer task, a whole line at a
 //! time, so they never interleave.
 
-use std::os::fd::AsFd;
+use std::os::{
+    fd::{AsFd, BorrowedFd, OwnedFd},
+    unix::fs::FileTypeExt,
+};
 
 use rmcp::ServiceExt;
 use tokio::{
@@ -29,31 +32,53 @@ const PARSE_ERROR: &str = r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"
 
 /// Serves on the process's stdin/stdout until stdin closes.
 ///
-/// When they are pipes (as MCP clients spawn servers), they are read and written through
-/// the reactor; tokio's `stdin()`/`stdout()` hand every read and write to a blocking
-/// thread, which costs two thread wake-ups per message each way.
+/// When they are pipes or sockets (clients spawn servers with one or the other: Node's
+/// `child_process` uses socket pairs), they are read and written through the reactor;
+/// tokio's `stdin()`/`stdout()` hand every read and write to a blocking thread, which
+/// costs two thread wake-ups per message each way. Terminals and files keep those.
 pub async fn serve(server: CortexServer) -> Result<(), StdioError> {
-    let input: Box<dyn AsyncRead + Unpin + Send> = match stdin_pipe() {
-        Some(pipe) => Box::new(pipe),
+    let input: Box<dyn AsyncRead + Unpin + Send> = match reactor_stream(std::io::stdin().as_fd()) {
+        Some(Stream::Pipe(file)) => match pipe::Receiver::from_file(file) {
+            Ok(pipe) => Box::new(pipe),
+            Err(_) => Box::new(tokio::io::stdin()),
+        },
+        Some(Stream::Socket(socket)) => Box::new(socket),
         None => Box::new(tokio::io::stdin()),
     };
-    let output: Box<dyn AsyncWrite + Unpin + Send> = match stdout_pipe() {
-        Some(pipe) => Box::new(pipe),
+    let output: Box<dyn AsyncWrite + Unpin + Send> = match reactor_stream(std::io::stdout().as_fd())
+    {
+        Some(Stream::Pipe(file)) => match pipe::Sender::from_file(file) {
+            Ok(pipe) => Box::new(pipe),
+            Err(_) => Box::new(tokio::io::stdout()),
+        },
+        Some(Stream::Socket(socket)) => Box::new(socket),
         None => Box::new(tokio::io::stdout()),
     };
     serve_on(server, input, output).await
 }
 
-/// stdin as a non-blocking pipe, or `None` when it is not a pipe (a terminal or a file).
-fn stdin_pipe() -> Option<pipe::Receiver> {
-    let fd = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
-    pipe::Receiver::from_owned_fd(fd).ok()
+/// A standard stream the reactor can drive.
+enum Stream {
+    Pipe(std::fs::File),
+    Socket(tokio::net::UnixStream),
 }
 
-/// stdout as a non-blocking pipe, or `None` when it is not a pipe.
-fn stdout_pipe() -> Option<pipe::Sender> {
-    let fd = std::io::stdout().as_fd().try_clone_to_owned().ok()?;
-    pipe::Sender::from_owned_fd(fd).ok()
+/// A duplicate of `fd` as a pipe or a (non-blocking) socket, or `None` for anything else
+/// (a terminal, a file) or on any error.
+fn reactor_stream(fd: BorrowedFd<'_>) -> Option<Stream> {
+    let file = std::fs::File::from(fd.try_clone_to_owned().ok()?);
+    let kind = file.metadata().ok()?.file_type();
+    if kind.is_fifo() {
+        return Some(Stream::Pipe(file));
+    }
+    if !kind.is_socket() {
+        return None;
+    }
+    let socket = std::os::unix::net::UnixStream::from(OwnedFd::from(file));
+    socket.set_nonblocking(true).ok()?;
+    tokio::net::UnixStream::from_std(socket)
+        .ok()
+        .map(Stream::Socket)
 }
 
 /// Serves on any reader/writer pair (tests use pipes).
