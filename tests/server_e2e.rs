@@ -301,6 +301,8 @@ fn malformed_stdio_lines_get_parse_errors_and_the_server_keeps_serving() {
         r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#,
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
         r#"this is {not json"#,
+        r#"{"jsonrpc":"2.0","id":7,"method":7}"#,
+        r#"{"jsonrpc":"2.0","method":"vendor/unknown","params":{"x":1}}"#,
         r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"test_echo","arguments":{"message":"still here"}}}"#,
     ];
     for line in lines {
@@ -317,6 +319,17 @@ fn malformed_stdio_lines_get_parse_errors_and_the_server_keeps_serving() {
     assert!(
         replies.iter().any(|r| r["error"]["code"] == -32700),
         "{stdout}"
+    );
+    assert!(
+        replies
+            .iter()
+            .any(|r| r["id"] == 7 && r["error"]["code"] == -32600),
+        "JSON that is not a message is answered with its id: {stdout}"
+    );
+    assert_eq!(
+        replies.len(),
+        4,
+        "initialize, -32700, -32600 and the call; the notification gets no answer: {stdout}"
     );
     assert!(
         replies

@@ -1,17 +1,23 @@
 //! stdio transport: JSON-RPC on stdin/stdout, logs on stderr, clean exit on EOF after
 //! in-flight calls finish.
 //!
-//! stdin passes through a line filter before rmcp sees it: a line that is not JSON gets
-//! a JSON-RPC -32700 reply and the session keeps serving (rmcp alone would drop it).
-//! Both rmcp's replies and ours go to stdout through one writer task, a whole line at a
-//! time, so they never interleave.
+//! rmcp reads parsed messages straight from stdin through [`incoming_messages`]: a line
+//! that is not JSON gets a JSON-RPC -32700 reply (rmcp alone would drop it silently), JSON
+//! that is not a message gets -32600 with its id, an unreadable notification is ignored,
+//! and the session keeps serving. rmcp's messages and our replies go to stdout through one
+//! writer task, a whole line at a time, so they never interleave.
 
 use std::os::{
     fd::{AsFd, BorrowedFd, OwnedFd},
     unix::fs::FileTypeExt,
 };
 
-use rmcp::ServiceExt;
+use futures::{Sink, Stream};
+use rmcp::{
+    ServiceExt,
+    service::{RoleServer, RxJsonRpcMessage, TxJsonRpcMessage},
+};
+use serde_json::{Value, error::Category};
 use tokio::{
     io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader},
     net::unix::pipe,
@@ -38,38 +44,38 @@ const PARSE_ERROR: &str = r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"
 /// costs two thread wake-ups per message each way. Terminals and files keep those.
 pub async fn serve(server: CortexServer) -> Result<(), StdioError> {
     let input: Box<dyn AsyncRead + Unpin + Send> = match reactor_stream(std::io::stdin().as_fd()) {
-        Some(Stream::Pipe(file)) => match pipe::Receiver::from_file(file) {
+        Some(StdStream::Pipe(file)) => match pipe::Receiver::from_file(file) {
             Ok(pipe) => Box::new(pipe),
             Err(_) => Box::new(tokio::io::stdin()),
         },
-        Some(Stream::Socket(socket)) => Box::new(socket),
+        Some(StdStream::Socket(socket)) => Box::new(socket),
         None => Box::new(tokio::io::stdin()),
     };
     let output: Box<dyn AsyncWrite + Unpin + Send> = match reactor_stream(std::io::stdout().as_fd())
     {
-        Some(Stream::Pipe(file)) => match pipe::Sender::from_file(file) {
+        Some(StdStream::Pipe(file)) => match pipe::Sender::from_file(file) {
             Ok(pipe) => Box::new(pipe),
             Err(_) => Box::new(tokio::io::stdout()),
         },
-        Some(Stream::Socket(socket)) => Box::new(socket),
+        Some(StdStream::Socket(socket)) => Box::new(socket),
         None => Box::new(tokio::io::stdout()),
     };
     serve_on(server, input, output).await
 }
 
 /// A standard stream the reactor can drive.
-enum Stream {
+enum StdStream {
     Pipe(std::fs::File),
     Socket(tokio::net::UnixStream),
 }
 
 /// A duplicate of `fd` as a pipe or a (non-blocking) socket, or `None` for anything else
 /// (a terminal, a file) or on any error.
-fn reactor_stream(fd: BorrowedFd<'_>) -> Option<Stream> {
+fn reactor_stream(fd: BorrowedFd<'_>) -> Option<StdStream> {
     let file = std::fs::File::from(fd.try_clone_to_owned().ok()?);
     let kind = file.metadata().ok()?.file_type();
     if kind.is_fifo() {
-        return Some(Stream::Pipe(file));
+        return Some(StdStream::Pipe(file));
     }
     if !kind.is_socket() {
         return None;
@@ -78,7 +84,7 @@ fn reactor_stream(fd: BorrowedFd<'_>) -> Option<Stream> {
     socket.set_nonblocking(true).ok()?;
     tokio::net::UnixStream::from_std(socket)
         .ok()
-        .map(Stream::Socket)
+        .map(StdStream::Socket)
 }
 
 /// Serves on any reader/writer pair (tests use pipes).
@@ -88,58 +94,110 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (lines_tx, lines_rx) = mpsc::channel::<String>(256);
-    let (to_server, server_in) = tokio::io::duplex(1 << 20);
-    let (server_out, from_server) = tokio::io::duplex(1 << 20);
     let writer = tokio::spawn(write_lines(lines_rx, output));
-    let filter = tokio::spawn(filter_input(input, to_server, lines_tx.clone()));
-    let relay = tokio::spawn(relay_output(from_server, lines_tx));
+    let incoming = incoming_messages(input, lines_tx.clone());
+    let outgoing = outgoing_messages(lines_tx);
     let running = server
-        .serve((server_in, server_out))
+        .serve((outgoing, incoming))
         .await
         .map_err(|e| StdioError::Start(e.to_string()))?;
     let result = running
         .waiting()
         .await
         .map_err(|e| StdioError::Run(e.to_string()));
-    filter.abort();
-    let _ = relay.await;
     let _ = writer.await;
     result.map(|_| ())
 }
 
-async fn filter_input<R: AsyncRead + Unpin>(
-    input: R,
-    mut to_server: tokio::io::DuplexStream,
-    replies: mpsc::Sender<String>,
-) {
-    let mut lines = BufReader::new(input).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if line.trim().is_empty() {
-            continue;
-        }
-        if serde_json::from_str::<serde::de::IgnoredAny>(&line).is_err() {
-            tracing::warn!("stdin: dropped a line that is not JSON");
-            if replies.send(PARSE_ERROR.to_string()).await.is_err() {
-                break;
-            }
-            continue;
-        }
-        if to_server.write_all(line.as_bytes()).await.is_err()
-            || to_server.write_all(b"\n").await.is_err()
-        {
-            break;
-        }
-    }
-    let _ = to_server.shutdown().await;
+/// What one line of stdin is.
+enum Incoming {
+    Message(Box<RxJsonRpcMessage<RoleServer>>),
+    /// Nothing to do (a blank line, or a notification this server does not know).
+    Skip,
+    /// An error reply to send back.
+    Reply(String),
 }
 
-async fn relay_output(from_server: tokio::io::DuplexStream, lines: mpsc::Sender<String>) {
-    let mut reader = BufReader::new(from_server).lines();
-    while let Ok(Some(line)) = reader.next_line().await {
-        if lines.send(line).await.is_err() {
-            break;
-        }
+/// Parses one line: a message for rmcp, or the JSON-RPC error that answers it.
+fn classify(line: &str) -> Incoming {
+    let line = line.trim_start_matches('\u{feff}');
+    if line.trim().is_empty() {
+        return Incoming::Skip;
     }
+    let err = match serde_json::from_str::<RxJsonRpcMessage<RoleServer>>(line) {
+        Ok(message) => return Incoming::Message(Box::new(message)),
+        Err(err) => err,
+    };
+    if matches!(err.classify(), Category::Syntax | Category::Eof) {
+        tracing::warn!("stdin: dropped a line that is not JSON");
+        return Incoming::Reply(PARSE_ERROR.to_string());
+    }
+    let value: Value = serde_json::from_str(line).unwrap_or_default();
+    if value.get("method").is_some() && value.get("id").is_none() {
+        // A notification gets no answer (JSON-RPC), even one this server cannot read.
+        tracing::debug!("stdin: ignored a notification that is not understood: {err}");
+        return Incoming::Skip;
+    }
+    let id = value
+        .get("id")
+        .filter(|id| id.is_string() || id.is_number())
+        .cloned()
+        .unwrap_or(Value::Null);
+    Incoming::Reply(
+        serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "error": {"code": -32600, "message": format!("Invalid Request: {err}")},
+        })
+        .to_string(),
+    )
+}
+
+/// stdin as a stream of messages, read by rmcp's service loop itself (no task or pipe in
+/// between). Lines that are not messages are answered through `replies`.
+fn incoming_messages<R>(
+    input: R,
+    replies: mpsc::Sender<String>,
+) -> impl Stream<Item = RxJsonRpcMessage<RoleServer>> + Send + Unpin + 'static
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    let lines = BufReader::new(input).lines();
+    Box::pin(futures::stream::unfold(
+        (lines, replies),
+        |(mut lines, replies)| async move {
+            loop {
+                let Ok(Some(line)) = lines.next_line().await else {
+                    return None;
+                };
+                match classify(&line) {
+                    Incoming::Message(message) => return Some((*message, (lines, replies))),
+                    Incoming::Skip => {}
+                    Incoming::Reply(reply) => {
+                        if replies.send(reply).await.is_err() {
+                            return None;
+                        }
+                    }
+                }
+            }
+        },
+    ))
+}
+
+/// rmcp's outgoing messages, one line each, to the stdout writer.
+fn outgoing_messages(
+    lines: mpsc::Sender<String>,
+) -> impl Sink<TxJsonRpcMessage<RoleServer>, Error = std::io::Error> + Send + Unpin + 'static {
+    Box::pin(futures::sink::unfold(
+        lines,
+        |lines, message: TxJsonRpcMessage<RoleServer>| async move {
+            let line = serde_json::to_string(&message).map_err(std::io::Error::other)?;
+            lines.send(line).await.map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdout is closed")
+            })?;
+            Ok::<_, std::io::Error>(lines)
+        },
+    ))
 }
 
 async fn write_lines<W: AsyncWrite + Unpin>(mut lines: mpsc::Receiver<String>, mut output: W) {
