@@ -1,8 +1,10 @@
 //! The integrations benchmark (`tools/bench-integrations.sh`; ignored by `cargo test`).
 //! Prints a Markdown table:
-//! 1. `execute_integration` (GET through the lane and the conditional cache, over a real
-//!    MCP stdio client) against a direct keep-alive reqwest GET of the same loopback
-//!    endpoint, p50 — and a no-op MCP call (`list_integrations`) as the transport floor.
+//! 1. `execute_integration` (GET through the lane and the conditional cache, over MCP
+//!    stdio) against a direct keep-alive reqwest GET of the same loopback endpoint, p50 —
+//!    and a no-op MCP call (`list_integrations`) as the transport floor. Each is measured
+//!    through a minimal line client (what the server adds) and through the rmcp client
+//!    (what an rmcp-based agent sees), interleaved in one loop.
 //! 2. Event pipeline CPU per 100 events: publish in bursts of 100 (journal with group
 //!    commit, fan-out) plus the batching HTTP sink's encode and POST, in process; the
 //!    receiving target runs on its own thread and its CPU time is subtracted. Two rounds
@@ -134,7 +136,96 @@ async fn wait_delivered(target: &Target, n: usize, limit: Duration) -> bool {
 
 // ---------------------------------------------------------------- 1. overhead
 
-async fn overhead() -> (f64, f64, f64) {
+/// A minimal JSON-RPC client on the server's stdin/stdout: one line out, one line in, no
+/// service loop. It shows what the server adds; the rmcp client (measured beside it) adds
+/// its own tasks and channels on the client side.
+struct LineClient {
+    _child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::io::BufReader<tokio::process::ChildStdout>,
+    next_id: u64,
+    line: String,
+}
+
+impl LineClient {
+    async fn start(state_dir: &std::path::Path, args: &[&str]) -> Self {
+        let mut child = tokio::process::Command::new(BIN)
+            .arg("--state-dir")
+            .arg(state_dir)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn cortex-mcp");
+        let mut client = LineClient {
+            stdin: child.stdin.take().unwrap(),
+            stdout: tokio::io::BufReader::new(child.stdout.take().unwrap()),
+            _child: child,
+            next_id: 0,
+            line: String::new(),
+        };
+        let init = json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}});
+        client.request("initialize", init).await;
+        client
+            .send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
+        client
+    }
+
+    async fn send(&mut self, message: &Value) {
+        use tokio::io::AsyncWriteExt;
+        let mut line = serde_json::to_vec(message).unwrap();
+        line.push(b'\n');
+        self.stdin.write_all(&line).await.unwrap();
+    }
+
+    async fn request(&mut self, method: &str, params: Value) -> Value {
+        use tokio::io::AsyncBufReadExt;
+        self.next_id += 1;
+        let id = self.next_id;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .await;
+        loop {
+            self.line.clear();
+            assert!(
+                self.stdout.read_line(&mut self.line).await.unwrap() > 0,
+                "server closed stdout"
+            );
+            let message: Value = serde_json::from_str(&self.line).unwrap();
+            if message["id"] == id {
+                return message;
+            }
+        }
+    }
+
+    /// Calls `tool`; panics unless it succeeded.
+    async fn call(&mut self, tool: &str, args: Value) -> Value {
+        let answer = self
+            .request("tools/call", json!({"name": tool, "arguments": args}))
+            .await;
+        let result = &answer["result"];
+        assert!(
+            result.is_object() && result["isError"] != json!(true),
+            "{tool} failed: {answer}"
+        );
+        answer
+    }
+}
+
+/// p50 of one round of `N` calls each: direct GET, `execute_integration` and a no-op MCP
+/// call through the minimal line client, and the same two through the rmcp client.
+struct Overhead {
+    direct: f64,
+    via: f64,
+    floor: f64,
+    via_rmcp: f64,
+    floor_rmcp: f64,
+}
+
+async fn overhead() -> Overhead {
     let app = Router::new().route(
         "/ping",
         axum::routing::get(|| async { Json(json!({"pong": true})) }),
@@ -142,47 +233,45 @@ async fn overhead() -> (f64, f64, f64) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
+    let server_args = [
+        "--toolsets",
+        "integrations",
+        "--fsync",
+        "never",
+        "--log-level",
+        "warn",
+    ];
     let state = tempfile::tempdir().unwrap();
-    let mcp = stdio_client(
-        state.path(),
-        &[
-            "--toolsets",
-            "integrations",
-            "--fsync",
-            "never",
-            "--log-level",
-            "warn",
-        ],
-    )
-    .await;
-    let made = ok(
+    let mut raw = LineClient::start(state.path(), &server_args).await;
+    let made = raw
+        .call(
+            "create_integration",
+            json!({"name": "bench", "type": "api", "config": {"endpoint": base}}),
+        )
+        .await;
+    let made: Value =
+        serde_json::from_str(made["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
+    let id = made["id"].as_str().unwrap().to_string();
+    let rmcp_state = tempfile::tempdir().unwrap();
+    let mcp = stdio_client(rmcp_state.path(), &server_args).await;
+    let rmcp_id = ok(
         &mcp,
         "create_integration",
         json!({"name": "bench", "type": "api", "config": {"endpoint": base}}),
     )
-    .await;
-    let id = made["id"].as_str().unwrap().to_string();
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let execute = json!({"integrationId": id, "operation": "GET /ping"});
+    let execute_rmcp = json!({"integrationId": rmcp_id, "operation": "GET /ping"});
+    let no_op = json!({"limit": 1});
     let http = client();
+    const WARM_UP: usize = 50;
     const N: usize = 1000;
-    let mut direct = Vec::with_capacity(N);
-    let mut via = Vec::with_capacity(N);
-    let mut floor = Vec::with_capacity(N);
-    for _ in 0..50 {
-        http.get(format!("{base}/ping"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        ok(
-            &mcp,
-            "execute_integration",
-            json!({"integrationId": id, "operation": "GET /ping"}),
-        )
-        .await;
-    }
-    for _ in 0..N {
+    let mut samples: [Vec<f64>; 5] = Default::default();
+    for round in 0..WARM_UP + N {
+        let mut took = [0.0; 5];
         let t = Instant::now();
         http.get(format!("{base}/ping"))
             .send()
@@ -191,24 +280,37 @@ async fn overhead() -> (f64, f64, f64) {
             .bytes()
             .await
             .unwrap();
-        direct.push(t.elapsed().as_secs_f64() * 1000.0);
+        took[0] = ms_since(t);
         let t = Instant::now();
-        ok(
-            &mcp,
-            "execute_integration",
-            json!({"integrationId": id, "operation": "GET /ping"}),
-        )
-        .await;
-        via.push(t.elapsed().as_secs_f64() * 1000.0);
+        raw.call("execute_integration", execute.clone()).await;
+        took[1] = ms_since(t);
         let t = Instant::now();
-        ok(&mcp, "list_integrations", json!({"limit": 1})).await;
-        floor.push(t.elapsed().as_secs_f64() * 1000.0);
+        raw.call("list_integrations", no_op.clone()).await;
+        took[2] = ms_since(t);
+        let t = Instant::now();
+        ok(&mcp, "execute_integration", execute_rmcp.clone()).await;
+        took[3] = ms_since(t);
+        let t = Instant::now();
+        ok(&mcp, "list_integrations", no_op.clone()).await;
+        took[4] = ms_since(t);
+        if round >= WARM_UP {
+            for (kind, ms) in took.into_iter().enumerate() {
+                samples[kind].push(ms);
+            }
+        }
     }
-    (
-        pct(&sorted(direct), 0.5),
-        pct(&sorted(via), 0.5),
-        pct(&sorted(floor), 0.5),
-    )
+    let [direct, via, floor, via_rmcp, floor_rmcp] = samples.map(|v| pct(&sorted(v), 0.5));
+    Overhead {
+        direct,
+        via,
+        floor,
+        via_rmcp,
+        floor_rmcp,
+    }
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
 }
 
 // ---------------------------------------------------------------- 2-4. event pipeline
@@ -330,7 +432,13 @@ async fn bench_integrations() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
     let dir = tempfile::tempdir().unwrap();
-    let (direct, via, floor) = overhead().await;
+    let Overhead {
+        direct,
+        via,
+        floor,
+        via_rmcp,
+        floor_rmcp,
+    } = overhead().await;
     let (cpu_first, cpu) = pipeline_cpu(dir.path()).await;
     let (p50, p99) = flush_latency(dir.path()).await;
     let (sent, lost, dupes) = outage(dir.path(), Duration::from_secs(down_secs)).await;
@@ -338,11 +446,19 @@ async fn bench_integrations() {
     println!("| measure | result | target |");
     println!("|---|---|---|");
     println!("| direct loopback GET, p50 (reqwest, keep-alive) | {direct:.3} ms | |");
-    println!("| `execute_integration` GET over MCP stdio, p50 | {via:.3} ms | |");
-    println!("| no-op MCP call (`list_integrations`), p50 | {floor:.3} ms | |");
     println!(
-        "| overhead: execute − direct, p50 | {:.3} ms | ≤ 0.3 ms |",
+        "| `execute_integration` GET over MCP stdio, p50 (line client / rmcp client) | {via:.3} / {via_rmcp:.3} ms | |"
+    );
+    println!(
+        "| no-op MCP call (`list_integrations`), p50 (line client / rmcp client) | {floor:.3} / {floor_rmcp:.3} ms | |"
+    );
+    println!(
+        "| overhead: execute − direct, p50 (line client) | {:.3} ms | ≤ 0.3 ms |",
         via - direct
+    );
+    println!(
+        "| overhead: execute − direct, p50 (rmcp client, its own tasks and channels included) | {:.3} ms | |",
+        via_rmcp - direct
     );
     println!(
         "| overhead beyond the MCP round trip: execute − direct − no-op, p50 | {:.3} ms | |",

@@ -74,6 +74,7 @@ impl Runtime {
             .as_ref()
             .map(|s| attach_sink(&events, s))
             .transpose()?;
+        anchor_timer_wheel(config.request_timeout);
         Ok(Runtime {
             config,
             executor: executor::Executor::default(),
@@ -99,6 +100,27 @@ impl Runtime {
         }
         self.events.close().await;
     }
+}
+
+/// Keeps a timer pending that always fires before any request deadline.
+///
+/// tokio wakes a worker parked in the timer driver whenever a timer is registered that
+/// is due before the driver's next planned wake-up, and with no timer pending every
+/// call's deadline would do so: an eventfd write and a futex wake-up per call, on the
+/// other core, for a timer that almost never fires. With this tick pending the driver's
+/// next wake-up is always earlier than a new deadline, so registering one wakes nobody.
+fn anchor_timer_wheel(request_timeout: std::time::Duration) {
+    let period = (request_timeout / 2).clamp(
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(30),
+    );
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+        }
+    });
 }
 
 fn attach_sink(

@@ -352,7 +352,9 @@ impl Registry {
         let started = Instant::now();
         let cancel = ctx.cancel.clone();
         let deadline = tokio::time::Instant::from_std(ctx.deadline);
+        // The call is polled first so one that completes at once never arms the timer.
         let result = tokio::select! {
+            biased;
             r = call(ctx) => r,
             _ = cancel.cancelled() => Err(ToolError::Cancelled),
             _ = tokio::time::sleep_until(deadline) => Err(ToolError::Deadline(format!("tool {name} ran past the request timeout; narrow the request or raise request-timeout-secs"))),

@@ -4,12 +4,17 @@
 //! rmcp reads parsed messages straight from stdin through [`incoming_messages`]: a line
 //! that is not JSON gets a JSON-RPC -32700 reply (rmcp alone would drop it silently), JSON
 //! that is not a message gets -32600 with its id, an unreadable notification is ignored,
-//! and the session keeps serving. rmcp's messages and our replies go to stdout through one
-//! writer task, a whole line at a time, so they never interleave.
+//! and the session keeps serving. rmcp's messages and our replies are written to stdout
+//! in place, a whole line at a time under one lock, so they never interleave. There is no
+//! writer task: each extra task hand-off per call costs a cross-thread wake-up once tokio
+//! stops running the woken task in place (after three in a row).
 
-use std::os::{
-    fd::{AsFd, BorrowedFd, OwnedFd},
-    unix::fs::FileTypeExt,
+use std::{
+    os::{
+        fd::{AsFd, BorrowedFd, OwnedFd},
+        unix::fs::FileTypeExt,
+    },
+    sync::Arc,
 };
 
 use futures::{Sink, Stream};
@@ -21,7 +26,7 @@ use serde_json::{Value, error::Category};
 use tokio::{
     io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader},
     net::unix::pipe,
-    sync::mpsc,
+    sync::Mutex,
 };
 
 use crate::server::CortexServer;
@@ -93,10 +98,9 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (lines_tx, lines_rx) = mpsc::channel::<String>(256);
-    let writer = tokio::spawn(write_lines(lines_rx, output));
-    let incoming = incoming_messages(input, lines_tx.clone());
-    let outgoing = outgoing_messages(lines_tx);
+    let output = Arc::new(Mutex::new(output));
+    let incoming = incoming_messages(input, output.clone());
+    let outgoing = outgoing_messages(output);
     let running = server
         .serve((outgoing, incoming))
         .await
@@ -105,7 +109,6 @@ where
         .waiting()
         .await
         .map_err(|e| StdioError::Run(e.to_string()));
-    let _ = writer.await;
     result.map(|_| ())
 }
 
@@ -154,27 +157,28 @@ fn classify(line: &str) -> Incoming {
 }
 
 /// stdin as a stream of messages, read by rmcp's service loop itself (no task or pipe in
-/// between). Lines that are not messages are answered through `replies`.
-fn incoming_messages<R>(
+/// between). Lines that are not messages are answered on `output`.
+fn incoming_messages<R, W>(
     input: R,
-    replies: mpsc::Sender<String>,
+    output: Arc<Mutex<W>>,
 ) -> impl Stream<Item = RxJsonRpcMessage<RoleServer>> + Send + Unpin + 'static
 where
     R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
 {
     let lines = BufReader::new(input).lines();
     Box::pin(futures::stream::unfold(
-        (lines, replies),
-        |(mut lines, replies)| async move {
+        (lines, output),
+        |(mut lines, output)| async move {
             loop {
                 let Ok(Some(line)) = lines.next_line().await else {
                     return None;
                 };
                 match classify(&line) {
-                    Incoming::Message(message) => return Some((*message, (lines, replies))),
+                    Incoming::Message(message) => return Some((*message, (lines, output))),
                     Incoming::Skip => {}
                     Incoming::Reply(reply) => {
-                        if replies.send(reply).await.is_err() {
+                        if write_line(&output, reply).await.is_err() {
                             return None;
                         }
                     }
@@ -184,32 +188,30 @@ where
     ))
 }
 
-/// rmcp's outgoing messages, one line each, to the stdout writer.
-fn outgoing_messages(
-    lines: mpsc::Sender<String>,
-) -> impl Sink<TxJsonRpcMessage<RoleServer>, Error = std::io::Error> + Send + Unpin + 'static {
+/// rmcp's outgoing messages, one line each, written to stdout as they come.
+fn outgoing_messages<W>(
+    output: Arc<Mutex<W>>,
+) -> impl Sink<TxJsonRpcMessage<RoleServer>, Error = std::io::Error> + Send + Unpin + 'static
+where
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     Box::pin(futures::sink::unfold(
-        lines,
-        |lines, message: TxJsonRpcMessage<RoleServer>| async move {
+        output,
+        |output, message: TxJsonRpcMessage<RoleServer>| async move {
             let line = serde_json::to_string(&message).map_err(std::io::Error::other)?;
-            lines.send(line).await.map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdout is closed")
-            })?;
-            Ok::<_, std::io::Error>(lines)
+            write_line(&output, line).await?;
+            Ok::<_, std::io::Error>(output)
         },
     ))
 }
 
-async fn write_lines<W: AsyncWrite + Unpin>(mut lines: mpsc::Receiver<String>, mut output: W) {
-    while let Some(mut line) = lines.recv().await {
-        line.push('\n');
-        if output.write_all(line.as_bytes()).await.is_err() {
-            break;
-        }
-        // Flush only when no other line is ready, so bursts go out in one write.
-        if lines.is_empty() && output.flush().await.is_err() {
-            break;
-        }
-    }
-    let _ = output.flush().await;
+/// Writes `line` and its newline in one write where the stream takes it, and flushes.
+async fn write_line<W: AsyncWrite + Unpin>(
+    output: &Mutex<W>,
+    mut line: String,
+) -> std::io::Result<()> {
+    line.push('\n');
+    let mut output = output.lock().await;
+    output.write_all(line.as_bytes()).await?;
+    output.flush().await
 }
