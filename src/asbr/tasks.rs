@@ -1,6 +1,7 @@
-//! Durable tasks: the `cortex.task@1` model, the state machine, idempotent creation,
-//! per-task event history with long-poll waiting, and the `asbr://tasks/{id}/events`
-//! resources.
+//! Durable tasks: the `cortex.task@1` model, idempotent creation, per-task event history
+//! with long-poll waiting, and the `asbr://tasks/{id}/events` resources. The state
+//! machine and the application of task events live in `tasks/transitions.rs`, the
+//! start-up rebuild and the snapshot it writes in `tasks/rebuild.rs`.
 //!
 //! Event-sourced: a transition is one task event on the bus, journaled in the bus's
 //! `asbr` stream; that journal is the source of truth. `PlanStarted` carries the created
@@ -45,6 +46,12 @@ use crate::runtime::{
 };
 
 use super::{AsbrError, canonical, open_journal};
+
+mod rebuild;
+mod transitions;
+
+use transitions::apply_event;
+pub use transitions::{Change, apply_agent_event, apply_approval, apply_cancel, apply_resume};
 
 /// How long an idempotency key maps to its task.
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(5 * 60);
@@ -312,26 +319,6 @@ pub struct TaskEventData {
     pub task: Option<Box<Task>>,
 }
 
-/// One record of the `tasks` snapshot: a task with its recent events, or the bus seq up
-/// to which the snapshot accounts for every task event. (Older versions appended a task
-/// with one event per transition; those records still load.)
-#[derive(Serialize, Deserialize)]
-#[serde(untagged)]
-enum Record {
-    Snapshot {
-        task: Box<Task>,
-        events: Vec<Arc<Event>>,
-    },
-    Task {
-        task: Box<Task>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        event: Option<Arc<Event>>,
-    },
-    Watermark {
-        watermark: u64,
-    },
-}
-
 // ---------------------------------------------------------------- helpers
 
 fn now() -> String {
@@ -397,146 +384,6 @@ fn hint(task: &Task, kind: TaskEventKind, step: Option<&str>) -> String {
     }
 }
 
-/// What a transition decided, before it is announced and applied (by [`apply_event`]).
-pub struct Change {
-    pub kind: TaskEventKind,
-    pub status: TaskStatus,
-    pub step: Option<String>,
-    pub data: Option<Value>,
-}
-
-/// Applies an announced transition to `task`. Live transitions and start-up replay both
-/// go through here, so a task rebuilt from its events equals the acknowledged one.
-fn apply_event(task: &mut Task, event: &TaskEventData) {
-    task.status = event.status;
-    task.updated_at.clone_from(&event.timestamp);
-    if let Some(step) = &event.step {
-        task.current_step = Some(step.clone());
-    }
-    task.awaiting_approval = (event.r#type == TaskEventKind::AwaitingApproval)
-        .then(|| event.step.clone())
-        .flatten();
-    let Some(data) = &event.data else { return };
-    collect_ids(data, "artifacts", &mut task.artifacts);
-    collect_ids(data, "evidenceIds", &mut task.evidence_ids);
-    let approver = data
-        .get("approvedBy")
-        .and_then(|by| Approver::deserialize(by).ok());
-    if let (TaskEventKind::Resumed, Some(by), Some(step)) = (event.r#type, approver, &event.step) {
-        task.approvals.push(Approval {
-            step: step.clone(),
-            by,
-            at: event.timestamp.clone(),
-        });
-    }
-}
-
-fn illegal(task: &Task, what: impl Into<String>) -> TaskError {
-    TaskError::Illegal {
-        id: task.id.clone(),
-        status: task.status,
-        what: what.into(),
-    }
-}
-
-/// The state machine for an agent-reported event.
-pub fn apply_agent_event(
-    task: &Task,
-    kind: AgentEventKind,
-    step: Option<String>,
-    data: Option<Value>,
-) -> Result<Change, TaskError> {
-    use TaskStatus::*;
-    let (status, event) = match (task.status, kind) {
-        (s, _) if s.is_terminal() => {
-            return Err(illegal(
-                task,
-                "it has ended; no further events are accepted",
-            ));
-        }
-        (Paused, _) if kind != AgentEventKind::Failed => {
-            return Err(illegal(
-                task,
-                "resume it with resume_task or approve_task_step before reporting progress",
-            ));
-        }
-        (_, AgentEventKind::StepCompleted) => (Running, TaskEventKind::StepCompleted),
-        (_, AgentEventKind::AwaitingApproval) => (Paused, TaskEventKind::AwaitingApproval),
-        (_, AgentEventKind::DeliverableReady) => (Succeeded, TaskEventKind::DeliverableReady),
-        (_, AgentEventKind::Failed) => (Failed, TaskEventKind::Failed),
-    };
-    if matches!(
-        kind,
-        AgentEventKind::StepCompleted | AgentEventKind::AwaitingApproval
-    ) && step.is_none()
-    {
-        return Err(TaskError::Input(format!(
-            "step: required for {kind:?} events"
-        )));
-    }
-    Ok(Change {
-        kind: event,
-        status,
-        step,
-        data,
-    })
-}
-
-/// Adds string ids found at `data[field]` (a list) to `into`, without duplicates.
-fn collect_ids(data: &Value, field: &str, into: &mut Vec<String>) {
-    let Some(items) = data.get(field).and_then(Value::as_array) else {
-        return;
-    };
-    for id in items.iter().filter_map(Value::as_str) {
-        if !into.iter().any(|x| x == id) {
-            into.push(id.to_string());
-        }
-    }
-}
-
-pub fn apply_cancel(task: &Task) -> Result<Change, TaskError> {
-    if task.status.is_terminal() {
-        return Err(illegal(task, "it has already ended"));
-    }
-    Ok(Change {
-        kind: TaskEventKind::Canceled,
-        status: TaskStatus::Canceled,
-        step: task.current_step.clone(),
-        data: None,
-    })
-}
-
-pub fn apply_resume(task: &Task) -> Result<Change, TaskError> {
-    if task.status != TaskStatus::Paused {
-        return Err(illegal(task, "only a paused task can be resumed"));
-    }
-    Ok(Change {
-        kind: TaskEventKind::Resumed,
-        status: TaskStatus::Running,
-        step: task.current_step.clone(),
-        data: None,
-    })
-}
-
-pub fn apply_approval(task: &Task, step: &str, by: Approver) -> Result<Change, TaskError> {
-    match &task.awaiting_approval {
-        Some(waiting) if task.status == TaskStatus::Paused && waiting == step => {}
-        Some(waiting) if task.status == TaskStatus::Paused => {
-            return Err(illegal(
-                task,
-                format!("it waits for approval of step `{waiting}`, not `{step}`"),
-            ));
-        }
-        _ => return Err(illegal(task, "no step is waiting for approval")),
-    }
-    Ok(Change {
-        kind: TaskEventKind::Resumed,
-        status: TaskStatus::Running,
-        step: Some(step.to_string()),
-        data: Some(serde_json::json!({ "approvedBy": by })),
-    })
-}
-
 // ---------------------------------------------------------------- store
 
 /// One task in memory.
@@ -585,81 +432,6 @@ pub struct Created {
     pub reused: bool,
 }
 
-/// Tasks being rebuilt at start-up, in creation order.
-#[derive(Default)]
-struct Rebuild {
-    slots: HashMap<String, Arc<Slot>>,
-    order: Vec<String>,
-    /// Every task event with a seq up to here is accounted for.
-    watermark: u64,
-}
-
-impl Rebuild {
-    fn slot(&mut self, id: &str) -> Arc<Slot> {
-        if let Some(slot) = self.slots.get(id) {
-            return slot.clone();
-        }
-        self.order.push(id.to_string());
-        let slot = Slot::new(None);
-        self.slots.insert(id.to_string(), slot.clone());
-        slot
-    }
-
-    /// A record of the `tasks` snapshot (or of an older version's per-transition log).
-    fn record(&mut self, record: Record) {
-        match record {
-            Record::Watermark { watermark } => self.watermark = self.watermark.max(watermark),
-            Record::Snapshot { task, events } => {
-                let slot = self.slot(&task.id);
-                *slot.view.write() = Some(*task);
-                for event in events {
-                    self.watermark = self.watermark.max(event.seq);
-                    slot.push_event(event);
-                }
-            }
-            Record::Task { task, event } => {
-                let slot = self.slot(&task.id);
-                *slot.view.write() = Some(*task);
-                if let Some(event) = event {
-                    self.watermark = self.watermark.max(event.seq);
-                    slot.push_event(event);
-                }
-            }
-        }
-    }
-
-    /// A task event from the bus's `asbr` stream, newer than the snapshot.
-    fn event(&mut self, event: Event) {
-        if !event.r#type.starts_with(TYPE_PREFIX) {
-            return;
-        }
-        let data = match TaskEventData::deserialize(&event.data) {
-            Ok(data) => data,
-            Err(e) => {
-                tracing::warn!(seq = event.seq, "skipping an unreadable task event: {e}");
-                return;
-            }
-        };
-        let slot = self.slot(&data.task_id);
-        let mut view = slot.view.write();
-        match (view.as_mut(), &data.task) {
-            (Some(task), _) => apply_event(task, &data),
-            (None, Some(created)) => {
-                let mut task = Task::clone(created);
-                apply_event(&mut task, &data);
-                *view = Some(task);
-            }
-            (None, None) => {
-                tracing::warn!(seq = event.seq, task = %data.task_id, "skipping an event of an unknown task");
-                return;
-            }
-        }
-        drop(view);
-        self.watermark = self.watermark.max(event.seq);
-        slot.push_event(Arc::new(event));
-    }
-}
-
 /// All tasks: active ones in a map, finished ones in a TTL cache.
 ///
 /// Durability: a transition is durable once its event is in the bus's `asbr` journal;
@@ -698,88 +470,8 @@ impl TaskStore {
             changes: watch::channel(0).0,
             snapshot: parking_lot::Mutex::default(),
         };
-        let mut rebuild = Rebuild::default();
-        for (i, raw) in records.into_iter().enumerate() {
-            let record: Record = serde_json::from_value(raw).map_err(|e| AsbrError::Replay {
-                stream: STREAM,
-                reason: format!("record {}: {e}", i + 1),
-            })?;
-            rebuild.record(record);
-        }
-        let newer = store
-            .bus
-            .history(BUS_STREAM, rebuild.watermark)
-            .map_err(|e| AsbrError::Replay {
-                stream: BUS_STREAM,
-                reason: e.to_string(),
-            })?;
-        let replayed = newer.len();
-        for event in newer {
-            rebuild.event(event);
-        }
-        let watermark = rebuild.watermark;
-        store.install(rebuild);
-        if replayed > 0 || store.journal.segment_bytes() > 0 {
-            store.write_snapshot(watermark);
-        }
+        store.rebuild(records)?;
         Ok(store)
-    }
-
-    /// Moves rebuilt tasks into the live indexes.
-    fn install(&self, rebuild: Rebuild) {
-        let Rebuild {
-            mut slots, order, ..
-        } = rebuild;
-        let horizon =
-            chrono::Utc::now() - chrono::Duration::from_std(IDEMPOTENCY_WINDOW).unwrap_or_default();
-        for id in order {
-            let Some(slot) = slots.remove(&id) else {
-                continue;
-            };
-            let Some(task) = slot.task() else { continue };
-            for event in slot.events.read().iter() {
-                self.push_recent(event.clone());
-            }
-            let recent_enough =
-                chrono::DateTime::parse_from_rfc3339(&task.created_at).is_ok_and(|t| t > horizon);
-            if recent_enough {
-                self.idempotency
-                    .insert(task.idempotency_key.clone(), slot.clone());
-            }
-            if task.status.is_terminal() {
-                self.terminal.insert(id, slot);
-            } else {
-                self.active.write().insert(id, slot);
-            }
-        }
-        let last = self.recent.read().back().map_or(0, |e| e.seq);
-        self.changes.send_replace(last);
-    }
-
-    /// Rewrites the `tasks` snapshot as what memory holds, accounting for every task
-    /// event up to `watermark`. Runs at start-up only, before anything publishes, so
-    /// no transition can fall between the snapshot and the watermark.
-    fn write_snapshot(&self, watermark: u64) {
-        let mut records = vec![Record::Watermark { watermark }];
-        for slot in self.all_slots() {
-            let Some(task) = slot.task() else { continue };
-            let events: Vec<Arc<Event>> = slot.events.read().iter().cloned().collect();
-            records.push(Record::Snapshot {
-                task: Box::new(task),
-                events,
-            });
-        }
-        let values: Vec<Value> = records
-            .iter()
-            .filter_map(|r| serde_json::to_value(r).ok())
-            .collect();
-        let journal = self.journal.clone();
-        let writing = tokio::spawn(async move {
-            if let Err(e) = journal.compact(values).await {
-                tracing::warn!("could not write the asbr tasks snapshot: {e}");
-            }
-        });
-        *self.snapshot.lock() = Some(writing);
     }
 
     fn all_slots(&self) -> Vec<Arc<Slot>> {
