@@ -850,6 +850,16 @@ mod tests {
             .unwrap()
     }
 
+    /// Creates a fresh task with `scope` as its only scope (distinct scopes, distinct tasks).
+    async fn create(store: &TaskStore, scope: &str) -> Task {
+        let created = store
+            .create(input(&[scope]), None, TP.into())
+            .await
+            .unwrap();
+        assert!(!created.reused, "a task with scope {scope} already existed");
+        created.task
+    }
+
     async fn event_count(store: &TaskStore, id: &str) -> usize {
         let (events, _) = store
             .watch(Some(id), &[], 0, 100, Duration::ZERO)
@@ -862,11 +872,7 @@ mod tests {
     async fn tasks_rebuilt_from_their_events_equal_the_acknowledged_ones() {
         let dir = tempfile::tempdir().unwrap();
         let (bus, store) = open(dir.path());
-        let a = store
-            .create(input(&["a"]), None, TP.into())
-            .await
-            .unwrap()
-            .task;
+        let a = create(&store, "a").await;
         let ids = serde_json::json!({"artifacts": ["art-1"], "evidenceIds": ["ev-1"]});
         step(&store, &a.id, AgentEventKind::StepCompleted, "plan", ids).await;
         step(
@@ -883,11 +889,7 @@ mod tests {
             })
             .await
             .unwrap();
-        let b = store
-            .create(input(&["b"]), None, TP.into())
-            .await
-            .unwrap()
-            .task;
+        let b = create(&store, "b").await;
         let b_canceled = store
             .transition(&b.id, TP.into(), apply_cancel)
             .await
@@ -899,11 +901,7 @@ mod tests {
         assert_eq!(store.get(&a.id).unwrap(), a_approved);
         assert_eq!(store.get(&b.id).unwrap(), b_canceled);
         assert_eq!(event_count(&store, &a.id).await, 4);
-        let c = store
-            .create(input(&["c"]), None, TP.into())
-            .await
-            .unwrap()
-            .task;
+        let c = create(&store, "c").await;
         let more = serde_json::json!({"artifacts": ["art-2", "art-1"]});
         let a_done = step(
             &store,
@@ -935,11 +933,7 @@ mod tests {
     async fn journals_of_the_per_transition_format_still_load_without_duplicates() {
         let dir = tempfile::tempdir().unwrap();
         let (bus, store) = open(dir.path());
-        let a = store
-            .create(input(&["a"]), None, TP.into())
-            .await
-            .unwrap()
-            .task;
+        let a = create(&store, "a").await;
         let a = step(
             &store,
             &a.id,
