@@ -243,60 +243,41 @@ async fn task_event_resource_subscription_is_notified() {
 async fn acknowledged_tasks_and_events_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = http_server(dir.path(), ASBR, &[]);
-    let url = format!("{}/mcp", server.base);
     // (task id, number of acknowledged StepCompleted events)
     let acked = Arc::new(Mutex::new(Vec::<(String, u64)>::new()));
-    let mut workers = Vec::new();
-    for w in 0..6 {
-        let (url, acked) = (url.clone(), acked.clone());
-        workers.push(tokio::spawn(async move {
-            let client = http_client(&url, None).await;
-            for i in 0.. {
-                let input = task_input(&format!("w{w}-{i}"));
-                let Ok(r) = client
-                    .call_tool(
-                        rmcp::model::CallToolRequestParams::new("create_task")
-                            .with_arguments(json!({"input": input}).as_object().cloned().unwrap()),
-                    )
-                    .await
-                else {
-                    break;
-                };
-                if r.is_error == Some(true) {
-                    break;
-                }
-                let id = r.structured_content.unwrap()["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_string();
-                let slot = {
-                    let mut a = acked.lock().unwrap();
-                    a.push((id.clone(), 0));
-                    a.len() - 1
-                };
-                for s in 0..3 {
-                    let args =
-                        json!({"taskId": id, "type": "StepCompleted", "step": format!("s{s}")});
-                    match client
-                        .call_tool(
-                            rmcp::model::CallToolRequestParams::new("record_task_event")
-                                .with_arguments(args.as_object().cloned().unwrap()),
-                        )
-                        .await
-                    {
-                        Ok(r) if r.is_error != Some(true) => acked.lock().unwrap()[slot].1 += 1,
-                        _ => return,
+    let recorder = acked.clone();
+    sigkill_under_load(
+        &mut server,
+        6,
+        Duration::from_millis(1500),
+        move |client, w| {
+            let acked = recorder.clone();
+            async move {
+                for i in 0.. {
+                    let input = task_input(&format!("w{w}-{i}"));
+                    let Some(task) = try_ok(&client, "create_task", json!({"input": input})).await
+                    else {
+                        break;
+                    };
+                    let id = task["id"].as_str().unwrap().to_string();
+                    let slot = {
+                        let mut a = acked.lock().unwrap();
+                        a.push((id.clone(), 0));
+                        a.len() - 1
+                    };
+                    for s in 0..3 {
+                        let args =
+                            json!({"taskId": id, "type": "StepCompleted", "step": format!("s{s}")});
+                        if try_ok(&client, "record_task_event", args).await.is_none() {
+                            return;
+                        }
+                        acked.lock().unwrap()[slot].1 += 1;
                     }
                 }
             }
-        }));
-    }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    server.child.kill().unwrap();
-    let _ = server.child.wait();
-    for w in workers {
-        let _ = w.await;
-    }
+        },
+    )
+    .await;
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() > 10, "the workload ran ({} tasks)", acked.len());
 
