@@ -26,6 +26,21 @@ fn err(r: &CallToolResult) -> String {
     text(r)
 }
 
+/// `record_task_event` of a `kind` event at `step` of task `id`.
+async fn record_step(
+    client: &rmcp::Peer<rmcp::RoleClient>,
+    id: &str,
+    kind: &str,
+    step: &str,
+) -> CallToolResult {
+    call(
+        client,
+        "record_task_event",
+        json!({"taskId": id, "type": kind, "step": step}),
+    )
+    .await
+}
+
 fn task_input(title: &str) -> Value {
     json!({"title": title, "brief": "do it", "inputs": [{"kind": "text", "value": "x"}], "scopes": ["repo:read", "docs"]})
 }
@@ -62,26 +77,11 @@ async fn tasks_are_idempotent_and_follow_the_state_machine() {
     let id = a["id"].as_str().unwrap();
     let e = err(&call(&client, "resume_task", json!({"taskId": id})).await);
     assert!(e.contains("queued"), "{e}");
-    let r = ok(&call(
-        &client,
-        "record_task_event",
-        json!({"taskId": id, "type": "StepCompleted", "step": "plan"}),
-    )
-    .await);
+    let r = ok(&record_step(&client, id, "StepCompleted", "plan").await);
     assert_eq!(r["task"]["status"], "running");
-    let r = ok(&call(
-        &client,
-        "record_task_event",
-        json!({"taskId": id, "type": "AwaitingApproval", "step": "apply"}),
-    )
-    .await);
+    let r = ok(&record_step(&client, id, "AwaitingApproval", "apply").await);
     assert_eq!(r["task"]["status"], "paused");
-    let e = err(&call(
-        &client,
-        "record_task_event",
-        json!({"taskId": id, "type": "StepCompleted", "step": "apply"}),
-    )
-    .await);
+    let e = err(&record_step(&client, id, "StepCompleted", "apply").await);
     assert!(e.contains("paused"), "{e}");
     let e = err(&call(
         &client,
@@ -184,12 +184,7 @@ async fn long_poll_wakes_on_a_new_event() {
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    ok(&call(
-        &client,
-        "record_task_event",
-        json!({"taskId": id, "type": "StepCompleted", "step": "s1"}),
-    )
-    .await);
+    ok(&record_step(&client, &id, "StepCompleted", "s1").await);
     let (r, waited) = waiter.await.unwrap();
     let r = ok(&r);
     assert!(waited < Duration::from_secs(10), "woke late: {waited:?}");
@@ -217,12 +212,7 @@ async fn task_event_resource_subscription_is_notified() {
         .subscribe(SubscribeRequestParams::new(uri.clone()))
         .await
         .unwrap();
-    ok(&call(
-        &client,
-        "record_task_event",
-        json!({"taskId": id, "type": "StepCompleted", "step": "s"}),
-    )
-    .await);
+    ok(&record_step(&client, id, "StepCompleted", "s").await);
     let deadline = Instant::now() + Duration::from_secs(5);
     while recorder.0.lock().unwrap().is_empty() {
         assert!(
