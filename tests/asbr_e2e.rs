@@ -41,6 +41,18 @@ async fn record_step(
     .await
 }
 
+/// Asserts that every rule in `want` has a finding in `findings`.
+#[track_caller]
+fn assert_rules_found(findings: &[Value], want: &[&str]) {
+    let rules: std::collections::BTreeSet<&str> = findings
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    for want in want {
+        assert!(rules.contains(want), "missing {want}: {rules:?}");
+    }
+}
+
 fn task_input(title: &str) -> Value {
     json!({"title": title, "brief": "do it", "inputs": [{"kind": "text", "value": "x"}], "scopes": ["repo:read", "docs"]})
 }
@@ -504,24 +516,21 @@ async fn security_scan_finds_planted_issues_and_refuses_escapes() {
     .await;
     let r = ok(&call(&client, "run_security_scan", json!({"targetPath": "dirty"})).await);
     let findings = r["findings"].as_array().unwrap();
-    let rules: std::collections::BTreeSet<&str> = findings
-        .iter()
-        .map(|f| f["rule"].as_str().unwrap())
-        .collect();
-    for want in [
-        "github-token",
-        "aws-access-key-id",
-        "private-key",
-        "py-pickle",
-        "py-shell-true",
-        "js-eval",
-        "sh-curl-pipe",
-        "RUSTSEC-2099-0001",
-        "GHSA-fixt-ure0-0001",
-        "PYSEC-2099-0001",
-    ] {
-        assert!(rules.contains(want), "missing {want}: {rules:?}");
-    }
+    assert_rules_found(
+        findings,
+        &[
+            "github-token",
+            "aws-access-key-id",
+            "private-key",
+            "py-pickle",
+            "py-shell-true",
+            "js-eval",
+            "sh-curl-pipe",
+            "RUSTSEC-2099-0001",
+            "GHSA-fixt-ure0-0001",
+            "PYSEC-2099-0001",
+        ],
+    );
     assert!(
         findings
             .iter()
@@ -632,22 +641,19 @@ async fn reviews_find_planted_issues_record_feedback_and_survive_restart() {
     )
     .await);
     let details = d["details"].as_array().unwrap();
-    let rules: std::collections::BTreeSet<&str> = details
-        .iter()
-        .map(|f| f["rule"].as_str().unwrap())
-        .collect();
-    for want in [
-        "aws-access-key-id",
-        "py-os-system",
-        "perf-query-in-loop",
-        "perf-nested-loop",
-        "perf-unbounded-read",
-        "style-todo",
-        "style-trailing-whitespace",
-        "style-long-function",
-    ] {
-        assert!(rules.contains(want), "missing {want}: {rules:?}");
-    }
+    assert_rules_found(
+        details,
+        &[
+            "aws-access-key-id",
+            "py-os-system",
+            "perf-query-in-loop",
+            "perf-nested-loop",
+            "perf-unbounded-read",
+            "style-todo",
+            "style-trailing-whitespace",
+            "style-long-function",
+        ],
+    );
     let nested = details
         .iter()
         .find(|f| f["rule"] == "perf-nested-loop")
