@@ -610,14 +610,35 @@ fn review_fixture(ws: &std::path::Path) {
     );
 }
 
+/// A state dir and a workspace holding [`review_fixture`], served by asbr processes
+/// whose workspace root it is.
+struct Reviews {
+    state: tempfile::TempDir,
+    ws: tempfile::TempDir,
+}
+
+impl Reviews {
+    fn planted() -> Reviews {
+        let reviews = Reviews {
+            state: tempfile::tempdir().unwrap(),
+            ws: tempfile::tempdir().unwrap(),
+        };
+        review_fixture(reviews.ws.path());
+        reviews
+    }
+
+    /// A new server on the same state dir (a restart when an earlier one was canceled).
+    async fn client(&self) -> Client {
+        let roots = self.ws.path().to_str().unwrap();
+        let args = ["--toolsets", "asbr", "--workspace-roots", roots];
+        stdio_client(self.state.path(), &args).await
+    }
+}
+
 #[tokio::test]
 async fn reviews_find_planted_issues_record_feedback_and_survive_restart() {
-    let state = tempfile::tempdir().unwrap();
-    let ws = tempfile::tempdir().unwrap();
-    review_fixture(ws.path());
-    let roots = ws.path().to_str().unwrap().to_string();
-    let args = ["--toolsets", "asbr", "--workspace-roots", &roots];
-    let client = stdio_client(state.path(), &args).await;
+    let setup = Reviews::planted();
+    let client = setup.client().await;
 
     let r = ok(&call(
         &client,
@@ -820,7 +841,7 @@ async fn reviews_find_planted_issues_record_feedback_and_survive_restart() {
     client.cancel().await.unwrap();
 
     // restart keeps reviews, findings and feedback
-    let client = stdio_client(state.path(), &args).await;
+    let client = setup.client().await;
     let d = ok(&call(
         &client,
         "get_review_status",
@@ -842,12 +863,8 @@ async fn reviews_find_planted_issues_record_feedback_and_survive_restart() {
 
 #[tokio::test]
 async fn incremental_reviews_cover_only_files_changed_since_the_last_one() {
-    let state = tempfile::tempdir().unwrap();
-    let ws = tempfile::tempdir().unwrap();
-    review_fixture(ws.path());
-    let roots = ws.path().to_str().unwrap().to_string();
-    let args = ["--toolsets", "asbr", "--workspace-roots", &roots];
-    let client = stdio_client(state.path(), &args).await;
+    let setup = Reviews::planted();
+    let client = setup.client().await;
     let reviewers = json!(["security", "performance", "architecture", "style"]);
 
     let first = ok(&call(
@@ -876,7 +893,7 @@ async fn incremental_reviews_cover_only_files_changed_since_the_last_one() {
     assert_eq!(quiet["review"]["findings"]["total"], 0, "{quiet}");
 
     // One file changes (its mtime moves past the last review): only it is reviewed.
-    let changed = ws.path().join("repo/web/app.js");
+    let changed = setup.ws.path().join("repo/web/app.js");
     std::fs::write(&changed, "// TODO: retry\nconst y = 2;\n").unwrap();
     let later = std::time::SystemTime::now() + Duration::from_secs(5);
     std::fs::File::options()
