@@ -280,3 +280,24 @@ pub async fn err(client: &Peer<RoleClient>, tool: &str, args: Value) -> String {
     assert_eq!(r.is_error, Some(true), "{tool} should fail: {}", text(&r));
     text(&r)
 }
+
+/// Writes `body` to `dir/rel`, creating the directories on the way.
+pub fn write(dir: &std::path::Path, rel: &str, body: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, body).unwrap();
+}
+
+/// A tiny dependency-free, offline crate with one passing and one failing test.
+pub fn failing_crate(dir: &std::path::Path) {
+    write(
+        dir,
+        "Cargo.toml",
+        "[package]\nname = \"fx\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    );
+    write(
+        dir,
+        "src/lib.rs",
+        "pub fn add(a: i32, b: i32) -> i32 { a + b }\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn adds() { assert_eq!(super::add(2, 2), 4); }\n    #[test]\n    fn subtracts_wrongly() { assert_eq!(super::add(2, -2), 1, \"planted failure\"); }\n}\n",
+    );
+}
