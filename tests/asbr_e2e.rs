@@ -26,6 +26,33 @@ fn err(r: &CallToolResult) -> String {
     text(r)
 }
 
+/// `record_task_event` of a `kind` event at `step` of task `id`.
+async fn record_step(
+    client: &rmcp::Peer<rmcp::RoleClient>,
+    id: &str,
+    kind: &str,
+    step: &str,
+) -> CallToolResult {
+    call(
+        client,
+        "record_task_event",
+        json!({"taskId": id, "type": kind, "step": step}),
+    )
+    .await
+}
+
+/// Asserts that every rule in `want` has a finding in `findings`.
+#[track_caller]
+fn assert_rules_found(findings: &[Value], want: &[&str]) {
+    let rules: std::collections::BTreeSet<&str> = findings
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    for want in want {
+        assert!(rules.contains(want), "missing {want}: {rules:?}");
+    }
+}
+
 fn task_input(title: &str) -> Value {
     json!({"title": title, "brief": "do it", "inputs": [{"kind": "text", "value": "x"}], "scopes": ["repo:read", "docs"]})
 }
@@ -62,26 +89,11 @@ async fn tasks_are_idempotent_and_follow_the_state_machine() {
     let id = a["id"].as_str().unwrap();
     let e = err(&call(&client, "resume_task", json!({"taskId": id})).await);
     assert!(e.contains("queued"), "{e}");
-    let r = ok(&call(
-        &client,
-        "record_task_event",
-        json!({"taskId": id, "type": "StepCompleted", "step": "plan"}),
-    )
-    .await);
+    let r = ok(&record_step(&client, id, "StepCompleted", "plan").await);
     assert_eq!(r["task"]["status"], "running");
-    let r = ok(&call(
-        &client,
-        "record_task_event",
-        json!({"taskId": id, "type": "AwaitingApproval", "step": "apply"}),
-    )
-    .await);
+    let r = ok(&record_step(&client, id, "AwaitingApproval", "apply").await);
     assert_eq!(r["task"]["status"], "paused");
-    let e = err(&call(
-        &client,
-        "record_task_event",
-        json!({"taskId": id, "type": "StepCompleted", "step": "apply"}),
-    )
-    .await);
+    let e = err(&record_step(&client, id, "StepCompleted", "apply").await);
     assert!(e.contains("paused"), "{e}");
     let e = err(&call(
         &client,
@@ -184,12 +196,7 @@ async fn long_poll_wakes_on_a_new_event() {
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    ok(&call(
-        &client,
-        "record_task_event",
-        json!({"taskId": id, "type": "StepCompleted", "step": "s1"}),
-    )
-    .await);
+    ok(&record_step(&client, &id, "StepCompleted", "s1").await);
     let (r, waited) = waiter.await.unwrap();
     let r = ok(&r);
     assert!(waited < Duration::from_secs(10), "woke late: {waited:?}");
@@ -217,12 +224,7 @@ async fn task_event_resource_subscription_is_notified() {
         .subscribe(SubscribeRequestParams::new(uri.clone()))
         .await
         .unwrap();
-    ok(&call(
-        &client,
-        "record_task_event",
-        json!({"taskId": id, "type": "StepCompleted", "step": "s"}),
-    )
-    .await);
+    ok(&record_step(&client, id, "StepCompleted", "s").await);
     let deadline = Instant::now() + Duration::from_secs(5);
     while recorder.0.lock().unwrap().is_empty() {
         assert!(
@@ -243,60 +245,41 @@ async fn task_event_resource_subscription_is_notified() {
 async fn acknowledged_tasks_and_events_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = http_server(dir.path(), ASBR, &[]);
-    let url = format!("{}/mcp", server.base);
     // (task id, number of acknowledged StepCompleted events)
     let acked = Arc::new(Mutex::new(Vec::<(String, u64)>::new()));
-    let mut workers = Vec::new();
-    for w in 0..6 {
-        let (url, acked) = (url.clone(), acked.clone());
-        workers.push(tokio::spawn(async move {
-            let client = http_client(&url, None).await;
-            for i in 0.. {
-                let input = task_input(&format!("w{w}-{i}"));
-                let Ok(r) = client
-                    .call_tool(
-                        rmcp::model::CallToolRequestParams::new("create_task")
-                            .with_arguments(json!({"input": input}).as_object().cloned().unwrap()),
-                    )
-                    .await
-                else {
-                    break;
-                };
-                if r.is_error == Some(true) {
-                    break;
-                }
-                let id = r.structured_content.unwrap()["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_string();
-                let slot = {
-                    let mut a = acked.lock().unwrap();
-                    a.push((id.clone(), 0));
-                    a.len() - 1
-                };
-                for s in 0..3 {
-                    let args =
-                        json!({"taskId": id, "type": "StepCompleted", "step": format!("s{s}")});
-                    match client
-                        .call_tool(
-                            rmcp::model::CallToolRequestParams::new("record_task_event")
-                                .with_arguments(args.as_object().cloned().unwrap()),
-                        )
-                        .await
-                    {
-                        Ok(r) if r.is_error != Some(true) => acked.lock().unwrap()[slot].1 += 1,
-                        _ => return,
+    let recorder = acked.clone();
+    sigkill_under_load(
+        &mut server,
+        6,
+        Duration::from_millis(1500),
+        move |client, w| {
+            let acked = recorder.clone();
+            async move {
+                for i in 0.. {
+                    let input = task_input(&format!("w{w}-{i}"));
+                    let Some(task) = try_ok(&client, "create_task", json!({"input": input})).await
+                    else {
+                        break;
+                    };
+                    let id = task["id"].as_str().unwrap().to_string();
+                    let slot = {
+                        let mut a = acked.lock().unwrap();
+                        a.push((id.clone(), 0));
+                        a.len() - 1
+                    };
+                    for s in 0..3 {
+                        let args =
+                            json!({"taskId": id, "type": "StepCompleted", "step": format!("s{s}")});
+                        if try_ok(&client, "record_task_event", args).await.is_none() {
+                            return;
+                        }
+                        acked.lock().unwrap()[slot].1 += 1;
                     }
                 }
             }
-        }));
-    }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    server.child.kill().unwrap();
-    let _ = server.child.wait();
-    for w in workers {
-        let _ = w.await;
-    }
+        },
+    )
+    .await;
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() > 10, "the workload ran ({} tasks)", acked.len());
 
@@ -533,24 +516,21 @@ async fn security_scan_finds_planted_issues_and_refuses_escapes() {
     .await;
     let r = ok(&call(&client, "run_security_scan", json!({"targetPath": "dirty"})).await);
     let findings = r["findings"].as_array().unwrap();
-    let rules: std::collections::BTreeSet<&str> = findings
-        .iter()
-        .map(|f| f["rule"].as_str().unwrap())
-        .collect();
-    for want in [
-        "github-token",
-        "aws-access-key-id",
-        "private-key",
-        "py-pickle",
-        "py-shell-true",
-        "js-eval",
-        "sh-curl-pipe",
-        "RUSTSEC-2099-0001",
-        "GHSA-fixt-ure0-0001",
-        "PYSEC-2099-0001",
-    ] {
-        assert!(rules.contains(want), "missing {want}: {rules:?}");
-    }
+    assert_rules_found(
+        findings,
+        &[
+            "github-token",
+            "aws-access-key-id",
+            "private-key",
+            "py-pickle",
+            "py-shell-true",
+            "js-eval",
+            "sh-curl-pipe",
+            "RUSTSEC-2099-0001",
+            "GHSA-fixt-ure0-0001",
+            "PYSEC-2099-0001",
+        ],
+    );
     assert!(
         findings
             .iter()
@@ -630,14 +610,35 @@ fn review_fixture(ws: &std::path::Path) {
     );
 }
 
+/// A state dir and a workspace holding [`review_fixture`], served by asbr processes
+/// whose workspace root it is.
+struct Reviews {
+    state: tempfile::TempDir,
+    ws: tempfile::TempDir,
+}
+
+impl Reviews {
+    fn planted() -> Reviews {
+        let reviews = Reviews {
+            state: tempfile::tempdir().unwrap(),
+            ws: tempfile::tempdir().unwrap(),
+        };
+        review_fixture(reviews.ws.path());
+        reviews
+    }
+
+    /// A new server on the same state dir (a restart when an earlier one was canceled).
+    async fn client(&self) -> Client {
+        let roots = self.ws.path().to_str().unwrap();
+        let args = ["--toolsets", "asbr", "--workspace-roots", roots];
+        stdio_client(self.state.path(), &args).await
+    }
+}
+
 #[tokio::test]
 async fn reviews_find_planted_issues_record_feedback_and_survive_restart() {
-    let state = tempfile::tempdir().unwrap();
-    let ws = tempfile::tempdir().unwrap();
-    review_fixture(ws.path());
-    let roots = ws.path().to_str().unwrap().to_string();
-    let args = ["--toolsets", "asbr", "--workspace-roots", &roots];
-    let client = stdio_client(state.path(), &args).await;
+    let setup = Reviews::planted();
+    let client = setup.client().await;
 
     let r = ok(&call(
         &client,
@@ -661,22 +662,19 @@ async fn reviews_find_planted_issues_record_feedback_and_survive_restart() {
     )
     .await);
     let details = d["details"].as_array().unwrap();
-    let rules: std::collections::BTreeSet<&str> = details
-        .iter()
-        .map(|f| f["rule"].as_str().unwrap())
-        .collect();
-    for want in [
-        "aws-access-key-id",
-        "py-os-system",
-        "perf-query-in-loop",
-        "perf-nested-loop",
-        "perf-unbounded-read",
-        "style-todo",
-        "style-trailing-whitespace",
-        "style-long-function",
-    ] {
-        assert!(rules.contains(want), "missing {want}: {rules:?}");
-    }
+    assert_rules_found(
+        details,
+        &[
+            "aws-access-key-id",
+            "py-os-system",
+            "perf-query-in-loop",
+            "perf-nested-loop",
+            "perf-unbounded-read",
+            "style-todo",
+            "style-trailing-whitespace",
+            "style-long-function",
+        ],
+    );
     let nested = details
         .iter()
         .find(|f| f["rule"] == "perf-nested-loop")
@@ -843,7 +841,7 @@ async fn reviews_find_planted_issues_record_feedback_and_survive_restart() {
     client.cancel().await.unwrap();
 
     // restart keeps reviews, findings and feedback
-    let client = stdio_client(state.path(), &args).await;
+    let client = setup.client().await;
     let d = ok(&call(
         &client,
         "get_review_status",
@@ -865,12 +863,8 @@ async fn reviews_find_planted_issues_record_feedback_and_survive_restart() {
 
 #[tokio::test]
 async fn incremental_reviews_cover_only_files_changed_since_the_last_one() {
-    let state = tempfile::tempdir().unwrap();
-    let ws = tempfile::tempdir().unwrap();
-    review_fixture(ws.path());
-    let roots = ws.path().to_str().unwrap().to_string();
-    let args = ["--toolsets", "asbr", "--workspace-roots", &roots];
-    let client = stdio_client(state.path(), &args).await;
+    let setup = Reviews::planted();
+    let client = setup.client().await;
     let reviewers = json!(["security", "performance", "architecture", "style"]);
 
     let first = ok(&call(
@@ -899,7 +893,7 @@ async fn incremental_reviews_cover_only_files_changed_since_the_last_one() {
     assert_eq!(quiet["review"]["findings"]["total"], 0, "{quiet}");
 
     // One file changes (its mtime moves past the last review): only it is reviewed.
-    let changed = ws.path().join("repo/web/app.js");
+    let changed = setup.ws.path().join("repo/web/app.js");
     std::fs::write(&changed, "// TODO: retry\nconst y = 2;\n").unwrap();
     let later = std::time::SystemTime::now() + Duration::from_secs(5);
     std::fs::File::options()

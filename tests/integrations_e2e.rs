@@ -190,6 +190,72 @@ async fn create_api(client: &Client, name: &str, base: &str, config: Value) -> S
     made["id"].as_str().unwrap().to_string()
 }
 
+/// `execute_integration` arguments: `operation` on integration `id`, with `payload`
+/// unless it is null.
+fn execute_args(id: &str, operation: &str, payload: Value) -> Value {
+    let mut args = json!({"integrationId": id, "operation": operation});
+    if !payload.is_null() {
+        args["payload"] = payload;
+    }
+    args
+}
+
+/// Runs `operation` on integration `id`, expecting success.
+async fn execute(client: &Client, id: &str, operation: &str, payload: Value) -> Value {
+    ok(
+        client,
+        "execute_integration",
+        execute_args(id, operation, payload),
+    )
+    .await
+}
+
+/// Runs `operation` on integration `id`, expecting an error result; returns its text.
+async fn execute_err(client: &Client, id: &str, operation: &str, payload: Value) -> String {
+    err(
+        client,
+        "execute_integration",
+        execute_args(id, operation, payload),
+    )
+    .await
+}
+
+/// Every page after `first` of a chunked `execute_integration` result, following
+/// `next_cursor` until it runs out.
+async fn later_pages(client: &Client, id: &str, first: &Value) -> Vec<Value> {
+    let mut pages = Vec::new();
+    let mut cursor = first["next_cursor"].as_str().map(str::to_string);
+    while let Some(c) = cursor {
+        let next = ok(
+            client,
+            "execute_integration",
+            json!({"integrationId": id, "cursor": c}),
+        )
+        .await;
+        cursor = next["next_cursor"].as_str().map(str::to_string);
+        pages.push(next);
+    }
+    pages
+}
+
+/// `test_integration` of integration `id` (of `test_type`, or the default one).
+async fn probe(client: &Client, id: &str, test_type: Option<&str>) -> Value {
+    let mut args = json!({"integrationId": id});
+    if let Some(t) = test_type {
+        args["testType"] = json!(t);
+    }
+    ok(client, "test_integration", args).await
+}
+
+/// `update_integration` of integration `id` with the fields of `changes`.
+async fn update(client: &Client, id: &str, changes: Value) -> Value {
+    let mut args = json!({"integrationId": id});
+    if let (Some(a), Some(c)) = (args.as_object_mut(), changes.as_object()) {
+        a.extend(c.clone());
+    }
+    ok(client, "update_integration", args).await
+}
+
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -238,30 +304,15 @@ async fn credentials_never_appear_in_outputs_logs_or_journals() {
     assert!(e.contains("config.headers.Authorization"), "{e}");
 
     // the fake echoes the Authorization header: the secret reached it, not us
-    let echoed = ok(
-        &client,
-        "execute_integration",
-        json!({"integrationId": id, "operation": "GET /echo"}),
-    )
-    .await;
+    let echoed = execute(&client, id, "GET /echo", Value::Null).await;
     seen.push(echoed.to_string());
     assert_eq!(echoed["statusCode"], 200);
     assert_eq!(echoed["body"]["authorization"], "Bearer [redacted]");
     assert_eq!(echoed["body"]["custom"], "blue");
-    let e = err(
-        &client,
-        "execute_integration",
-        json!({"integrationId": id, "operation": "GET /refused"}),
-    )
-    .await;
+    let e = execute_err(&client, id, "GET /refused", Value::Null).await;
     assert!(e.contains("401") && e.contains("test_integration"), "{e}");
     seen.push(e);
-    let t = ok(
-        &client,
-        "test_integration",
-        json!({"integrationId": id, "testType": "full"}),
-    )
-    .await;
+    let t = probe(&client, id, Some("full")).await;
     seen.push(t.to_string());
     assert_eq!(t["ok"], true);
     let names: Vec<&str> = t["steps"]
@@ -274,7 +325,12 @@ async fn credentials_never_appear_in_outputs_logs_or_journals() {
     let listed = ok(&client, "list_integrations", json!({})).await;
     seen.push(listed.to_string());
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
-    let updated = ok(&client, "update_integration", json!({"integrationId": id, "config": {"credentials": {"token": SECRET, "apiKey": SECRET}}})).await;
+    let updated = update(
+        &client,
+        id,
+        json!({"config": {"credentials": {"token": SECRET, "apiKey": SECRET}}}),
+    )
+    .await;
     seen.push(updated.to_string());
     assert_eq!(
         updated["config"]["credentialNames"],
@@ -338,33 +394,18 @@ async fn retries_only_where_allowed_and_retry_after_is_honoured() {
     )
     .await;
 
-    let r = ok(
-        &client,
-        "execute_integration",
-        json!({"integrationId": id, "operation": "GET /flaky"}),
-    )
-    .await;
+    let r = execute(&client, &id, "GET /flaky", Value::Null).await;
     assert_eq!(
         (r["statusCode"].as_u64(), r["attempts"].as_u64()),
         (Some(200), Some(2))
     );
     assert_eq!(fake.count("flaky"), 2);
 
-    let e = err(
-        &client,
-        "execute_integration",
-        json!({"integrationId": id, "operation": "POST /fail", "payload": {"a": 1}}),
-    )
-    .await;
+    let e = execute_err(&client, &id, "POST /fail", json!({"a": 1})).await;
     assert!(e.contains("500"), "{e}");
     assert_eq!(fake.count("fail"), 1, "a POST is not retried after a 500");
 
-    let e = err(
-        &client,
-        "execute_integration",
-        json!({"integrationId": id, "operation": "GET /fail"}),
-    )
-    .await;
+    let e = execute_err(&client, &id, "GET /fail", Value::Null).await;
     assert!(e.contains("500"), "{e}");
     assert_eq!(
         fake.count("fail"),
@@ -372,12 +413,7 @@ async fn retries_only_where_allowed_and_retry_after_is_honoured() {
         "a GET is retried maxRetries times"
     );
 
-    let r = ok(
-        &client,
-        "execute_integration",
-        json!({"integrationId": id, "operation": "POST /limited", "payload": {}}),
-    )
-    .await;
+    let r = execute(&client, &id, "POST /limited", json!({})).await;
     assert_eq!(
         (r["statusCode"].as_u64(), r["attempts"].as_u64()),
         (Some(201), Some(2))
@@ -397,33 +433,15 @@ async fn retries_only_where_allowed_and_retry_after_is_honoured() {
         json!({"retryPolicy": {"maxRetries": 0, "backoffMs": 10}}),
     )
     .await;
-    err(
-        &client,
-        "execute_integration",
-        json!({"integrationId": none, "operation": "GET /fail"}),
-    )
-    .await;
+    execute_err(&client, &none, "GET /fail", Value::Null).await;
     assert_eq!(fake.count("fail"), 5, "maxRetries 0 never retries");
 
     // a body over 64 KiB comes in chunks through the cursor
-    let first = ok(
-        &client,
-        "execute_integration",
-        json!({"integrationId": id, "operation": "GET /big"}),
-    )
-    .await;
+    let first = execute(&client, &id, "GET /big", Value::Null).await;
     assert_eq!(first["truncated"], true);
     let mut text = first["text"].as_str().unwrap().to_string();
-    let mut cursor = first["next_cursor"].as_str().map(str::to_string);
-    while let Some(c) = cursor {
-        let next = ok(
-            &client,
-            "execute_integration",
-            json!({"integrationId": id, "cursor": c}),
-        )
-        .await;
+    for next in later_pages(&client, &id, &first).await {
         text.push_str(next["text"].as_str().unwrap());
-        cursor = next["next_cursor"].as_str().map(str::to_string);
     }
     assert_eq!(text.len(), 200_000);
     assert!(
@@ -462,20 +480,10 @@ async fn the_lane_limits_concurrency_and_monitor_matches_the_calls() {
     );
 
     for _ in 0..3 {
-        err(
-            &client,
-            "execute_integration",
-            json!({"integrationId": id, "operation": "GET /missing"}),
-        )
-        .await;
+        execute_err(&client, &id, "GET /missing", Value::Null).await;
     }
     // input errors are not calls
-    err(
-        &client,
-        "execute_integration",
-        json!({"integrationId": id, "operation": "FETCH"}),
-    )
-    .await;
+    execute_err(&client, &id, "FETCH", Value::Null).await;
     let m = ok(&client, "monitor_integration", json!({"integrationId": id})).await;
     assert_eq!(m["calls"], 11);
     assert_eq!(m["errorCount"], 3);
@@ -512,19 +520,9 @@ async fn the_lane_limits_concurrency_and_monitor_matches_the_calls() {
             .all(|e| e["data"]["integrationId"] == id.as_str())
     );
 
-    let off = ok(
-        &client,
-        "update_integration",
-        json!({"integrationId": id, "status": "inactive"}),
-    )
-    .await;
+    let off = update(&client, &id, json!({"status": "inactive"})).await;
     assert_eq!(off["status"], "inactive");
-    let e = err(
-        &client,
-        "execute_integration",
-        json!({"integrationId": id, "operation": "GET /echo"}),
-    )
-    .await;
+    let e = execute_err(&client, &id, "GET /echo", Value::Null).await;
     assert!(e.contains("inactive"), "{e}");
     ok(&client, "delete_integration", json!({"integrationId": id})).await;
     let e = err(&client, "monitor_integration", json!({"integrationId": id})).await;
@@ -595,12 +593,7 @@ async fn the_a2a_sink_loses_nothing_across_an_outage() {
     .await;
     let id = create_api(&client, "sinky", &base, json!({})).await;
     for _ in 0..40 {
-        ok(
-            &client,
-            "execute_integration",
-            json!({"integrationId": id, "operation": "POST /slow", "payload": {}}),
-        )
-        .await;
+        execute(&client, &id, "POST /slow", json!({})).await;
     }
     // the target refused everything so far, and the sink kept retrying
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -611,12 +604,7 @@ async fn the_a2a_sink_loses_nothing_across_an_outage() {
     assert!(fake.sink_ids.lock().is_empty());
     fake.sink_down.store(false, Ordering::SeqCst);
     for _ in 0..20 {
-        ok(
-            &client,
-            "execute_integration",
-            json!({"integrationId": id, "operation": "POST /slow", "payload": {}}),
-        )
-        .await;
+        execute(&client, &id, "POST /slow", json!({})).await;
     }
     let published: HashSet<String> = read_json(&client, "events://integrations.*").await["events"]
         .as_array()
@@ -792,12 +780,7 @@ async fn postgres_queries_run_read_only_unless_writes_are_allowed() {
     );
     let made = ok(&client, "create_integration", json!({"name": "db", "type": "database", "config": {"endpoint": endpoint, "credentials": {"password": "wrong-password"}}})).await;
     let id = made["id"].as_str().unwrap();
-    let t = ok(
-        &client,
-        "test_integration",
-        json!({"integrationId": id, "testType": "authentication"}),
-    )
-    .await;
+    let t = probe(&client, id, Some("authentication")).await;
     assert_eq!(t["ok"], false, "{t}");
     assert_eq!(t["status"], "error");
     assert!(
@@ -807,51 +790,50 @@ async fn postgres_queries_run_read_only_unless_writes_are_allowed() {
             .contains("authentication failed"),
         "{t}"
     );
-    ok(
+    update(
         &client,
-        "update_integration",
-        json!({"integrationId": id, "config": {"credentials": {"password": "pg-pass-98765"}}}),
+        id,
+        json!({"config": {"credentials": {"password": "pg-pass-98765"}}}),
     )
     .await;
-    let t = ok(
-        &client,
-        "test_integration",
-        json!({"integrationId": id, "testType": "full"}),
-    )
-    .await;
+    let t = probe(&client, id, Some("full")).await;
     assert_eq!(t["ok"], true, "{t}");
 
-    let e = err(
+    let e = execute_err(
         &client,
-        "execute_integration",
-        json!({"integrationId": id, "operation": "CREATE TABLE items (id int, name text)"}),
+        id,
+        "CREATE TABLE items (id int, name text)",
+        Value::Null,
     )
     .await;
     assert!(e.contains("read-only") && e.contains("allowWrites"), "{e}");
-    ok(
+    update(&client, id, json!({"config": {"allowWrites": true}})).await;
+    execute(
         &client,
-        "update_integration",
-        json!({"integrationId": id, "config": {"allowWrites": true}}),
+        id,
+        "CREATE TABLE items (id int, name text, tags jsonb)",
+        Value::Null,
     )
     .await;
-    ok(&client, "execute_integration", json!({"integrationId": id, "operation": "CREATE TABLE items (id int, name text, tags jsonb)"})).await;
-    let ins = ok(&client, "execute_integration", json!({"integrationId": id, "operation": "INSERT INTO items SELECT g, 'item ' || g, $1::jsonb FROM generate_series(1, $2::int) g", "payload": [{"k": "v"}, 250]})).await;
+    let ins = execute(
+        &client,
+        id,
+        "INSERT INTO items SELECT g, 'item ' || g, $1::jsonb FROM generate_series(1, $2::int) g",
+        json!([{"k": "v"}, 250]),
+    )
+    .await;
     assert_eq!(ins["rowsAffected"], 250);
-    ok(
-        &client,
-        "update_integration",
-        json!({"integrationId": id, "config": {"allowWrites": false}}),
-    )
-    .await;
-    let e = err(
-        &client,
-        "execute_integration",
-        json!({"integrationId": id, "operation": "DELETE FROM items"}),
-    )
-    .await;
+    update(&client, id, json!({"config": {"allowWrites": false}})).await;
+    let e = execute_err(&client, id, "DELETE FROM items", Value::Null).await;
     assert!(e.contains("read-only"), "{e}");
 
-    let r = ok(&client, "execute_integration", json!({"integrationId": id, "operation": "SELECT id, name, tags FROM items WHERE id > $1 ORDER BY id", "payload": [10]})).await;
+    let r = execute(
+        &client,
+        id,
+        "SELECT id, name, tags FROM items WHERE id > $1 ORDER BY id",
+        json!([10]),
+    )
+    .await;
     assert_eq!(r["rowCount"], 240);
     let rows = r["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 100);
@@ -860,24 +842,11 @@ async fn postgres_queries_run_read_only_unless_writes_are_allowed() {
         json!({"id": 11, "name": "item 11", "tags": {"k": "v"}})
     );
     let mut all = rows.len();
-    let mut cursor = r["next_cursor"].as_str().map(str::to_string);
-    while let Some(c) = cursor {
-        let page = ok(
-            &client,
-            "execute_integration",
-            json!({"integrationId": id, "cursor": c}),
-        )
-        .await;
+    for page in later_pages(&client, id, &r).await {
         all += page["rows"].as_array().unwrap().len();
-        cursor = page["next_cursor"].as_str().map(str::to_string);
     }
     assert_eq!(all, 240);
-    let e = err(
-        &client,
-        "execute_integration",
-        json!({"integrationId": id, "operation": "SELECT $1::int", "payload": ["x"]}),
-    )
-    .await;
+    let e = execute_err(&client, id, "SELECT $1::int", json!(["x"])).await;
     assert!(e.contains("$1"), "{e}");
     let m = ok(&client, "monitor_integration", json!({"integrationId": id})).await;
     // both refused writes and the bad parameter reached the database: 6 calls, 3 failed
@@ -943,42 +912,44 @@ async fn redis_streams_publish_and_read() {
     let client = stdio_client(state.path(), INTEGRATIONS).await;
     let made = ok(&client, "create_integration", json!({"name": "q", "type": "message-queue", "config": {"endpoint": format!("redis://127.0.0.1:{}/", redis.1), "credentials": {"password": "nope-wrong"}}})).await;
     let id = made["id"].as_str().unwrap();
-    let t = ok(
-        &client,
-        "test_integration",
-        json!({"integrationId": id, "testType": "authentication"}),
-    )
-    .await;
+    let t = probe(&client, id, Some("authentication")).await;
     assert_eq!(t["ok"], false, "{t}");
-    ok(
+    update(
         &client,
-        "update_integration",
-        json!({"integrationId": id, "config": {"credentials": {"password": "redis-pass-4321"}}}),
+        id,
+        json!({"config": {"credentials": {"password": "redis-pass-4321"}}}),
     )
     .await;
-    let t = ok(&client, "test_integration", json!({"integrationId": id})).await;
+    let t = probe(&client, id, None).await;
     assert_eq!(t["ok"], true, "{t}");
     let mut ids = Vec::new();
     for n in 0..3 {
-        let r = ok(&client, "execute_integration", json!({"integrationId": id, "operation": "publish", "payload": {"stream": "orders", "fields": {"n": n, "kind": "new"}}})).await;
+        let r = execute(
+            &client,
+            id,
+            "publish",
+            json!({"stream": "orders", "fields": {"n": n, "kind": "new"}}),
+        )
+        .await;
         ids.push(r["result"]["id"].as_str().unwrap().to_string());
     }
-    let r = ok(&client, "execute_integration", json!({"integrationId": id, "operation": "read", "payload": {"stream": "orders", "count": 2}})).await;
+    let r = execute(&client, id, "read", json!({"stream": "orders", "count": 2})).await;
     let entries = r["result"]["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 2);
     assert_eq!(entries[0]["id"], ids[0].as_str());
     assert_eq!(entries[1]["fields"], json!({"kind": "new", "n": "1"}));
     let since = r["result"]["nextSince"].as_str().unwrap();
-    let r = ok(&client, "execute_integration", json!({"integrationId": id, "operation": "read", "payload": {"stream": "orders", "since": since}})).await;
+    let r = execute(
+        &client,
+        id,
+        "read",
+        json!({"stream": "orders", "since": since}),
+    )
+    .await;
     let entries = r["result"]["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["id"], ids[2].as_str());
-    let e = err(
-        &client,
-        "execute_integration",
-        json!({"integrationId": id, "operation": "drop"}),
-    )
-    .await;
+    let e = execute_err(&client, id, "drop", Value::Null).await;
     assert!(e.contains("publish or read"), "{e}");
     let m = ok(&client, "monitor_integration", json!({"integrationId": id})).await;
     assert_eq!(m["calls"], 5);

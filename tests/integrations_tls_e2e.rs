@@ -202,9 +202,14 @@ async fn start_http() -> (Arc<Seen>, u16) {
 
 // ---------------------------------------------------------------- helpers
 
-/// A server process whose platform verifier trusts only the certificates in `roots`
-/// (`SSL_CERT_DIR` points at an empty directory so the host's store stays out).
-async fn client_trusting(state: &Path, roots: &Path, empty_dir: &Path) -> Client {
+/// A server process whose platform verifier trusts only `ca`: its PEM is written under
+/// `dir` for `SSL_CERT_FILE`, and `SSL_CERT_DIR` points at an empty directory there so
+/// the host's store stays out.
+async fn client_trusting(state: &Path, dir: &Path, ca: &Ca) -> Client {
+    let roots = dir.join("trusted.pem");
+    std::fs::write(&roots, &ca.pem).unwrap();
+    let empty_dir = dir.join("no-certs");
+    std::fs::create_dir(&empty_dir).unwrap();
     let env = [
         ("SSL_CERT_FILE", roots.to_str().unwrap()),
         ("SSL_CERT_DIR", empty_dir.to_str().unwrap()),
@@ -235,6 +240,13 @@ async fn probe(client: &Client, id: &str, test_type: &str) -> Value {
     .await
 }
 
+/// Creates an api integration for `endpoint` without credentials and probes its
+/// connectivity.
+async fn probe_new(client: &Client, name: &str, endpoint: &str) -> Value {
+    let id = create_api(client, name, endpoint, None).await;
+    probe(client, &id, "connectivity").await
+}
+
 fn step_names(t: &Value) -> Vec<String> {
     t["steps"]
         .as_array()
@@ -242,6 +254,13 @@ fn step_names(t: &Value) -> Vec<String> {
         .iter()
         .map(|s| s["name"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// Asserts the probe passed with exactly `steps`, in order.
+#[track_caller]
+fn assert_passed(t: &Value, steps: &[&str]) {
+    assert_eq!(t["ok"], true, "{t}");
+    assert_eq!(step_names(t), steps, "{t}");
 }
 
 fn step<'a>(t: &'a Value, name: &str) -> &'a Value {
@@ -281,25 +300,15 @@ async fn wait_for_refusals(seen: &Seen, n: usize) {
 async fn trusted_ca_gives_dns_connect_tls_first_byte() {
     let dir = tempfile::tempdir().unwrap();
     let ca = throwaway_ca("cortex-mcp test CA");
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, &ca.pem).unwrap();
-    let empty_dir = dir.path().join("no-certs");
-    std::fs::create_dir(&empty_dir).unwrap();
     let (seen, port) = start_https(&ca).await;
     let (plain_seen, plain_port) = start_http().await;
 
     let state = tempfile::tempdir().unwrap();
-    let client = client_trusting(state.path(), &ca_file, &empty_dir).await;
+    let client = client_trusting(state.path(), dir.path(), &ca).await;
 
     // connectivity over https: four steps in order, all ok, one handshake at the service
-    let id = create_api(&client, "tls", &format!("https://localhost:{port}"), None).await;
-    let t = probe(&client, &id, "connectivity").await;
-    assert_eq!(t["ok"], true, "{t}");
-    assert_eq!(
-        step_names(&t),
-        ["dns", "connect", "tls", "first-byte"],
-        "{t}"
-    );
+    let t = probe_new(&client, "tls", &format!("https://localhost:{port}")).await;
+    assert_passed(&t, &["dns", "connect", "tls", "first-byte"]);
     assert!(all_ok(&t), "{t}");
     assert_eq!(t["statusCode"], 200, "{t}");
     assert_eq!(t["status"], "active", "{t}");
@@ -315,11 +324,9 @@ async fn trusted_ca_gives_dns_connect_tls_first_byte() {
     let private = format!("https://localhost:{port}/private");
     let id = create_api(&client, "tls-private", &private, Some(TOKEN)).await;
     let t = probe(&client, &id, "full").await;
-    assert_eq!(t["ok"], true, "{t}");
-    assert_eq!(
-        step_names(&t),
-        ["dns", "connect", "tls", "first-byte", "authentication"],
-        "{t}"
+    assert_passed(
+        &t,
+        &["dns", "connect", "tls", "first-byte", "authentication"],
     );
     assert!(all_ok(&t), "{t}");
     assert_eq!(seen.handshakes.load(Ordering::SeqCst), 2);
@@ -346,34 +353,14 @@ async fn trusted_ca_gives_dns_connect_tls_first_byte() {
     assert_eq!(seen.handshakes.load(Ordering::SeqCst), 3);
 
     // the IP SAN: https://127.0.0.1 verifies against the same certificate
-    let id = create_api(
-        &client,
-        "tls-ip",
-        &format!("https://127.0.0.1:{port}"),
-        None,
-    )
-    .await;
-    let t = probe(&client, &id, "connectivity").await;
-    assert_eq!(t["ok"], true, "{t}");
-    assert_eq!(
-        step_names(&t),
-        ["dns", "connect", "tls", "first-byte"],
-        "{t}"
-    );
+    let t = probe_new(&client, "tls-ip", &format!("https://127.0.0.1:{port}")).await;
+    assert_passed(&t, &["dns", "connect", "tls", "first-byte"]);
     assert_eq!(seen.handshakes.load(Ordering::SeqCst), 4);
     assert_eq!(*seen.paths.lock(), ["/", "/private", "/private", "/"]);
 
     // plain http: no tls step, and the https service saw nothing more
-    let id = create_api(
-        &client,
-        "plain",
-        &format!("http://localhost:{plain_port}"),
-        None,
-    )
-    .await;
-    let t = probe(&client, &id, "connectivity").await;
-    assert_eq!(t["ok"], true, "{t}");
-    assert_eq!(step_names(&t), ["dns", "connect", "first-byte"], "{t}");
+    let t = probe_new(&client, "plain", &format!("http://localhost:{plain_port}")).await;
+    assert_passed(&t, &["dns", "connect", "first-byte"]);
     assert_eq!(*plain_seen.paths.lock(), ["/"]);
     assert_eq!(seen.handshakes.load(Ordering::SeqCst), 4);
     assert_eq!(seen.refused.load(Ordering::SeqCst), 0);
@@ -387,14 +374,10 @@ async fn unknown_ca_fails_at_the_tls_step() {
     let ca = throwaway_ca("cortex-mcp test CA");
     // the server process trusts another throwaway CA only, never the service's
     let other = throwaway_ca("unrelated test CA");
-    let other_file = dir.path().join("other.pem");
-    std::fs::write(&other_file, &other.pem).unwrap();
-    let empty_dir = dir.path().join("no-certs");
-    std::fs::create_dir(&empty_dir).unwrap();
     let (seen, port) = start_https(&ca).await;
 
     let state = tempfile::tempdir().unwrap();
-    let client = client_trusting(state.path(), &other_file, &empty_dir).await;
+    let client = client_trusting(state.path(), dir.path(), &other).await;
     let id = create_api(
         &client,
         "tls",

@@ -19,39 +19,28 @@ const FIXTURES: &[&str] = &["--toolsets", "all", "--fsync", "batch"];
 async fn acknowledged_events_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = http_server_with_fixtures(dir.path());
-    let url = format!("{}/mcp", server.base);
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
-    let mut workers = Vec::new();
-    for w in 0..8 {
-        let (url, acked) = (url.clone(), acked.clone());
-        workers.push(tokio::spawn(async move {
-            let client = http_client(&url, None).await;
-            for i in 0.. {
-                let args = json!({"data": {"worker": w, "i": i}})
-                    .as_object()
-                    .cloned()
-                    .unwrap();
-                let call = rmcp::model::CallToolRequestParams::new("test_publish_event")
-                    .with_arguments(args);
-                match client.call_tool(call).await {
-                    Ok(r) if r.is_error != Some(true) => {
-                        let id = r.structured_content.unwrap()["id"]
-                            .as_str()
-                            .unwrap()
-                            .to_string();
-                        acked.lock().unwrap().push(id);
-                    }
-                    _ => break,
+    let recorder = acked.clone();
+    // SIGKILL mid-stream
+    sigkill_under_load(
+        &mut server,
+        8,
+        Duration::from_millis(700),
+        move |client, w| {
+            let acked = recorder.clone();
+            async move {
+                for i in 0.. {
+                    let args = json!({"data": {"worker": w, "i": i}});
+                    let Some(event) = try_ok(&client, "test_publish_event", args).await else {
+                        break;
+                    };
+                    let id = event["id"].as_str().unwrap().to_string();
+                    acked.lock().unwrap().push(id);
                 }
             }
-        }));
-    }
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    server.child.kill().unwrap(); // SIGKILL mid-stream
-    let _ = server.child.wait();
-    for w in workers {
-        let _ = w.await;
-    }
+        },
+    )
+    .await;
     let acked = acked.lock().unwrap().clone();
     assert!(
         acked.len() > 50,
@@ -89,26 +78,7 @@ async fn acknowledged_events_survive_sigkill() {
 }
 
 fn http_server_with_fixtures(dir: &std::path::Path) -> HttpServer {
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let child = std::process::Command::new(BIN)
-        .arg("--state-dir")
-        .arg(dir)
-        .args(FIXTURES)
-        .args(["serve", "--conformance-fixtures", "--http", &addr])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20));
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    HttpServer {
-        child,
-        base: format!("http://{addr}"),
-    }
+    http_server_serving(dir, FIXTURES, &["--conformance-fixtures"], &[])
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::{path::Path, time::Duration};
+use std::time::Duration;
 
 use common::*;
 use rmcp::model::{CallToolRequestParams, NumberOrString, ProgressToken, RequestMetaObject};
@@ -53,26 +53,6 @@ fn processes_with(marker: &str) -> usize {
         .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
         .filter(|c| String::from_utf8_lossy(c).contains(marker))
         .count()
-}
-
-fn write(dir: &Path, rel: &str, body: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, body).unwrap();
-}
-
-/// A tiny offline crate with one passing and one failing test.
-fn failing_crate(dir: &Path) {
-    write(
-        dir,
-        "Cargo.toml",
-        "[package]\nname = \"fx\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
-    );
-    write(
-        dir,
-        "src/lib.rs",
-        "pub fn add(a: i32, b: i32) -> i32 { a + b }\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn adds() { assert_eq!(super::add(2, 2), 4); }\n    #[test]\n    fn subtracts_wrongly() { assert_eq!(super::add(2, -2), 1, \"planted failure\"); }\n}\n",
-    );
 }
 
 #[tokio::test]

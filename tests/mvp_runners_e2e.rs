@@ -62,12 +62,6 @@ async fn call_with_progress(s: &Server, tool: &str, args: Value) -> Value {
     r
 }
 
-fn write(dir: &Path, rel: &str, body: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, body).unwrap();
-}
-
 /// The pinned runners' node_modules; fails with the command that installs them.
 fn js_modules() -> PathBuf {
     let m = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/js-runners/node_modules");
@@ -254,20 +248,6 @@ async fn eslint_finds_the_planted_error() {
     let again = ok(&s.client, "code_analysis", json!({"cwd": "lint"})).await;
     assert_eq!(again["cached"], true);
     s.client.cancel().await.unwrap();
-}
-
-/// A tiny dependency-free crate with one passing and one failing test.
-fn failing_crate(dir: &Path) {
-    write(
-        dir,
-        "Cargo.toml",
-        "[package]\nname = \"fx\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
-    );
-    write(
-        dir,
-        "src/lib.rs",
-        "pub fn add(a: i32, b: i32) -> i32 { a + b }\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn adds() { assert_eq!(super::add(2, 2), 4); }\n    #[test]\n    fn subtracts_wrongly() { assert_eq!(super::add(2, -2), 1, \"planted failure\"); }\n}\n",
-    );
 }
 
 fn on_path(program: &str) -> bool {

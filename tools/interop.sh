@@ -160,23 +160,26 @@ if ! start_http_server; then
   fail "server/http start" "streamable HTTP server did not come up"
 fi
 
+# ts_client <label> <npm package> <script>: a TypeScript SDK client over stdio and, when the
+# HTTP server is up, streamable HTTP; skipped when node or the package is missing.
+ts_client() {
+  local label="$1" pkg="$2" script="$3"
+  if [[ $NODE_OK -eq 1 && -f "$DIR/node_modules/$pkg/package.json" ]]; then
+    echo "# $pkg $(pkg_version "$pkg")"
+    run_client "$label/stdio" node "$DIR/$script" stdio "$BIN" "$(state_dir)"
+    if [[ $HTTP_OK -eq 1 ]]; then
+      run_client "$label/http" node "$DIR/$script" http "$HTTP_URL"
+    fi
+  else
+    skip "$label" "${NODE_REASON:-$pkg not installed}"
+  fi
+}
+
 # ---------------------------------------------------------------- 1. TypeScript SDK v1
-if [[ $NODE_OK -eq 1 && -f "$DIR/node_modules/@modelcontextprotocol/sdk/package.json" ]]; then
-  echo "# @modelcontextprotocol/sdk $(pkg_version @modelcontextprotocol/sdk)"
-  run_client "ts-sdk/stdio" node "$DIR/ts-client.mjs" stdio "$BIN" "$(state_dir)"
-  [[ $HTTP_OK -eq 1 ]] && run_client "ts-sdk/http" node "$DIR/ts-client.mjs" http "$HTTP_URL"
-else
-  skip "ts-sdk" "${NODE_REASON:-@modelcontextprotocol/sdk not installed}"
-fi
+ts_client "ts-sdk" @modelcontextprotocol/sdk ts-client.mjs
 
 # ---------------------------------------------------------------- 1b. TypeScript SDK v2 (2026-07-28 era)
-if [[ $NODE_OK -eq 1 && -f "$DIR/node_modules/@modelcontextprotocol/client/package.json" ]]; then
-  echo "# @modelcontextprotocol/client $(pkg_version @modelcontextprotocol/client)"
-  run_client "ts-sdk-v2/stdio" node "$DIR/ts2-client.mjs" stdio "$BIN" "$(state_dir)"
-  [[ $HTTP_OK -eq 1 ]] && run_client "ts-sdk-v2/http" node "$DIR/ts2-client.mjs" http "$HTTP_URL"
-else
-  skip "ts-sdk-v2" "${NODE_REASON:-@modelcontextprotocol/client not installed}"
-fi
+ts_client "ts-sdk-v2" @modelcontextprotocol/client ts2-client.mjs
 
 # ---------------------------------------------------------------- 2. Python SDK
 if [[ $PY_OK -eq 1 ]]; then

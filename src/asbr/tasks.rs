@@ -1,6 +1,8 @@
-//! Durable tasks: the `cortex.task@1` model, the state machine, idempotent creation,
-//! per-task event history with long-poll waiting, and the `asbr://tasks/{id}/events`
-//! resources.
+//! Durable tasks: idempotent creation, per-task event history with long-poll waiting, and
+//! the `asbr://tasks/{id}/events` resources. The `cortex.task@1` model lives in
+//! `tasks/model.rs`, the state machine and the application of task events in
+//! `tasks/transitions.rs`, the start-up rebuild and the snapshot it writes in
+//! `tasks/rebuild.rs`.
 //!
 //! Event-sourced: a transition is one task event on the bus, journaled in the bus's
 //! `asbr` stream; that journal is the source of truth. `PlanStarted` carries the created
@@ -33,8 +35,6 @@ use std::{
 
 use parking_lot::RwLock;
 use rmcp::model::ResourceTemplate;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -45,6 +45,18 @@ use crate::runtime::{
 };
 
 use super::{AsbrError, canonical, open_journal};
+
+mod model;
+mod rebuild;
+mod transitions;
+
+pub use model::{
+    AgentEventKind, Approval, Approver, Contrast, Deadlines, Level, Motion, Preferences, Risk,
+    Task, TaskEventData, TaskEventKind, TaskInput, TaskInputItem, TaskStatus,
+};
+
+use transitions::apply_event;
+pub use transitions::{Change, apply_agent_event, apply_approval, apply_cancel, apply_resume};
 
 /// How long an idempotency key maps to its task.
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(5 * 60);
@@ -80,256 +92,6 @@ pub enum TaskError {
     Input(String),
     #[error("could not journal the task change: {0}")]
     Journal(String),
-}
-
-// ---------------------------------------------------------------- model
-
-/// One input of a task.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum TaskInputItem {
-    /// A repository path.
-    Repo { path: String },
-    /// A document path.
-    Doc { path: String },
-    /// Inline text.
-    Text { value: String },
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Deadlines {
-    /// RFC 3339 time the task should be done by.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub soft: Option<String>,
-    /// RFC 3339 time after which the result is useless.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hard: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(rename_all = "lowercase")]
-pub enum Risk {
-    Low,
-    Balanced,
-    High,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Low,
-    High,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(rename_all = "lowercase")]
-pub enum Motion {
-    Reduced,
-    Full,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(rename_all = "lowercase")]
-pub enum Contrast {
-    High,
-    Default,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Preferences {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub risk: Option<Risk>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verbosity: Option<Level>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub motion: Option<Motion>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub contrast: Option<Contrast>,
-}
-
-/// `cortex.task.input@1`.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TaskInput {
-    #[schemars(length(min = 1, max = 200))]
-    pub title: String,
-    #[schemars(length(max = 20000))]
-    pub brief: String,
-    #[serde(default)]
-    #[schemars(length(max = 100))]
-    pub inputs: Vec<TaskInputItem>,
-    /// What the task may touch; at least one.
-    #[schemars(length(min = 1, max = 50))]
-    pub scopes: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deadlines: Option<Deadlines>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub a11y_profile_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preferences: Option<Preferences>,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum TaskStatus {
-    Queued,
-    Planning,
-    Running,
-    Paused,
-    Canceled,
-    Succeeded,
-    Failed,
-}
-
-impl TaskStatus {
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Canceled | Self::Succeeded | Self::Failed)
-    }
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Planning => "planning",
-            Self::Running => "running",
-            Self::Paused => "paused",
-            Self::Canceled => "canceled",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-impl std::fmt::Display for TaskStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Approver {
-    User,
-    Policy,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Approval {
-    pub step: String,
-    pub by: Approver,
-    pub at: String,
-}
-
-/// `cortex.task@1`.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Task {
-    pub id: String,
-    pub title: String,
-    pub status: TaskStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub current_step: Option<String>,
-    /// The step waiting for `approve_task_step`, while paused for approval.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub awaiting_approval: Option<String>,
-    pub artifacts: Vec<String>,
-    pub evidence_ids: Vec<String>,
-    pub approvals: Vec<Approval>,
-    pub idempotency_key: String,
-    pub input: TaskInput,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-/// Task event kinds (the `type` of a task event's data; the bus type is
-/// `asbr.task.<Kind>`).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
-pub enum TaskEventKind {
-    PlanStarted,
-    StepCompleted,
-    AwaitingApproval,
-    Canceled,
-    Resumed,
-    DeliverableReady,
-    Failed,
-}
-
-impl TaskEventKind {
-    /// The bus event type, `asbr.task.<Kind>`.
-    fn bus_type(self) -> &'static str {
-        match self {
-            Self::PlanStarted => "asbr.task.PlanStarted",
-            Self::StepCompleted => "asbr.task.StepCompleted",
-            Self::AwaitingApproval => "asbr.task.AwaitingApproval",
-            Self::Canceled => "asbr.task.Canceled",
-            Self::Resumed => "asbr.task.Resumed",
-            Self::DeliverableReady => "asbr.task.DeliverableReady",
-            Self::Failed => "asbr.task.Failed",
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::PlanStarted => "PlanStarted",
-            Self::StepCompleted => "StepCompleted",
-            Self::AwaitingApproval => "AwaitingApproval",
-            Self::Canceled => "Canceled",
-            Self::Resumed => "Resumed",
-            Self::DeliverableReady => "DeliverableReady",
-            Self::Failed => "Failed",
-        }
-    }
-}
-
-/// Kinds an agent may report with `record_task_event`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
-pub enum AgentEventKind {
-    StepCompleted,
-    AwaitingApproval,
-    DeliverableReady,
-    Failed,
-}
-
-/// The `data` of a task event on the bus.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TaskEventData {
-    pub task_id: String,
-    pub r#type: TaskEventKind,
-    pub status: TaskStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub step: Option<String>,
-    /// A short sentence a screen reader can announce.
-    pub aria_live_hint: String,
-    pub timestamp: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<Value>,
-    /// W3C trace context of the request that caused the event.
-    pub traceparent: String,
-    /// The task as created (`PlanStarted` only): replay starts from it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task: Option<Box<Task>>,
-}
-
-/// One record of the `tasks` snapshot: a task with its recent events, or the bus seq up
-/// to which the snapshot accounts for every task event. (Older versions appended a task
-/// with one event per transition; those records still load.)
-#[derive(Serialize, Deserialize)]
-#[serde(untagged)]
-enum Record {
-    Snapshot {
-        task: Box<Task>,
-        events: Vec<Arc<Event>>,
-    },
-    Task {
-        task: Box<Task>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        event: Option<Arc<Event>>,
-    },
-    Watermark {
-        watermark: u64,
-    },
 }
 
 // ---------------------------------------------------------------- helpers
@@ -397,146 +159,6 @@ fn hint(task: &Task, kind: TaskEventKind, step: Option<&str>) -> String {
     }
 }
 
-/// What a transition decided, before it is announced and applied (by [`apply_event`]).
-pub struct Change {
-    pub kind: TaskEventKind,
-    pub status: TaskStatus,
-    pub step: Option<String>,
-    pub data: Option<Value>,
-}
-
-/// Applies an announced transition to `task`. Live transitions and start-up replay both
-/// go through here, so a task rebuilt from its events equals the acknowledged one.
-fn apply_event(task: &mut Task, event: &TaskEventData) {
-    task.status = event.status;
-    task.updated_at.clone_from(&event.timestamp);
-    if let Some(step) = &event.step {
-        task.current_step = Some(step.clone());
-    }
-    task.awaiting_approval = (event.r#type == TaskEventKind::AwaitingApproval)
-        .then(|| event.step.clone())
-        .flatten();
-    let Some(data) = &event.data else { return };
-    collect_ids(data, "artifacts", &mut task.artifacts);
-    collect_ids(data, "evidenceIds", &mut task.evidence_ids);
-    let approver = data
-        .get("approvedBy")
-        .and_then(|by| Approver::deserialize(by).ok());
-    if let (TaskEventKind::Resumed, Some(by), Some(step)) = (event.r#type, approver, &event.step) {
-        task.approvals.push(Approval {
-            step: step.clone(),
-            by,
-            at: event.timestamp.clone(),
-        });
-    }
-}
-
-fn illegal(task: &Task, what: impl Into<String>) -> TaskError {
-    TaskError::Illegal {
-        id: task.id.clone(),
-        status: task.status,
-        what: what.into(),
-    }
-}
-
-/// The state machine for an agent-reported event.
-pub fn apply_agent_event(
-    task: &Task,
-    kind: AgentEventKind,
-    step: Option<String>,
-    data: Option<Value>,
-) -> Result<Change, TaskError> {
-    use TaskStatus::*;
-    let (status, event) = match (task.status, kind) {
-        (s, _) if s.is_terminal() => {
-            return Err(illegal(
-                task,
-                "it has ended; no further events are accepted",
-            ));
-        }
-        (Paused, _) if kind != AgentEventKind::Failed => {
-            return Err(illegal(
-                task,
-                "resume it with resume_task or approve_task_step before reporting progress",
-            ));
-        }
-        (_, AgentEventKind::StepCompleted) => (Running, TaskEventKind::StepCompleted),
-        (_, AgentEventKind::AwaitingApproval) => (Paused, TaskEventKind::AwaitingApproval),
-        (_, AgentEventKind::DeliverableReady) => (Succeeded, TaskEventKind::DeliverableReady),
-        (_, AgentEventKind::Failed) => (Failed, TaskEventKind::Failed),
-    };
-    if matches!(
-        kind,
-        AgentEventKind::StepCompleted | AgentEventKind::AwaitingApproval
-    ) && step.is_none()
-    {
-        return Err(TaskError::Input(format!(
-            "step: required for {kind:?} events"
-        )));
-    }
-    Ok(Change {
-        kind: event,
-        status,
-        step,
-        data,
-    })
-}
-
-/// Adds string ids found at `data[field]` (a list) to `into`, without duplicates.
-fn collect_ids(data: &Value, field: &str, into: &mut Vec<String>) {
-    let Some(items) = data.get(field).and_then(Value::as_array) else {
-        return;
-    };
-    for id in items.iter().filter_map(Value::as_str) {
-        if !into.iter().any(|x| x == id) {
-            into.push(id.to_string());
-        }
-    }
-}
-
-pub fn apply_cancel(task: &Task) -> Result<Change, TaskError> {
-    if task.status.is_terminal() {
-        return Err(illegal(task, "it has already ended"));
-    }
-    Ok(Change {
-        kind: TaskEventKind::Canceled,
-        status: TaskStatus::Canceled,
-        step: task.current_step.clone(),
-        data: None,
-    })
-}
-
-pub fn apply_resume(task: &Task) -> Result<Change, TaskError> {
-    if task.status != TaskStatus::Paused {
-        return Err(illegal(task, "only a paused task can be resumed"));
-    }
-    Ok(Change {
-        kind: TaskEventKind::Resumed,
-        status: TaskStatus::Running,
-        step: task.current_step.clone(),
-        data: None,
-    })
-}
-
-pub fn apply_approval(task: &Task, step: &str, by: Approver) -> Result<Change, TaskError> {
-    match &task.awaiting_approval {
-        Some(waiting) if task.status == TaskStatus::Paused && waiting == step => {}
-        Some(waiting) if task.status == TaskStatus::Paused => {
-            return Err(illegal(
-                task,
-                format!("it waits for approval of step `{waiting}`, not `{step}`"),
-            ));
-        }
-        _ => return Err(illegal(task, "no step is waiting for approval")),
-    }
-    Ok(Change {
-        kind: TaskEventKind::Resumed,
-        status: TaskStatus::Running,
-        step: Some(step.to_string()),
-        data: Some(serde_json::json!({ "approvedBy": by })),
-    })
-}
-
 // ---------------------------------------------------------------- store
 
 /// One task in memory.
@@ -585,81 +207,6 @@ pub struct Created {
     pub reused: bool,
 }
 
-/// Tasks being rebuilt at start-up, in creation order.
-#[derive(Default)]
-struct Rebuild {
-    slots: HashMap<String, Arc<Slot>>,
-    order: Vec<String>,
-    /// Every task event with a seq up to here is accounted for.
-    watermark: u64,
-}
-
-impl Rebuild {
-    fn slot(&mut self, id: &str) -> Arc<Slot> {
-        if let Some(slot) = self.slots.get(id) {
-            return slot.clone();
-        }
-        self.order.push(id.to_string());
-        let slot = Slot::new(None);
-        self.slots.insert(id.to_string(), slot.clone());
-        slot
-    }
-
-    /// A record of the `tasks` snapshot (or of an older version's per-transition log).
-    fn record(&mut self, record: Record) {
-        match record {
-            Record::Watermark { watermark } => self.watermark = self.watermark.max(watermark),
-            Record::Snapshot { task, events } => {
-                let slot = self.slot(&task.id);
-                *slot.view.write() = Some(*task);
-                for event in events {
-                    self.watermark = self.watermark.max(event.seq);
-                    slot.push_event(event);
-                }
-            }
-            Record::Task { task, event } => {
-                let slot = self.slot(&task.id);
-                *slot.view.write() = Some(*task);
-                if let Some(event) = event {
-                    self.watermark = self.watermark.max(event.seq);
-                    slot.push_event(event);
-                }
-            }
-        }
-    }
-
-    /// A task event from the bus's `asbr` stream, newer than the snapshot.
-    fn event(&mut self, event: Event) {
-        if !event.r#type.starts_with(TYPE_PREFIX) {
-            return;
-        }
-        let data = match TaskEventData::deserialize(&event.data) {
-            Ok(data) => data,
-            Err(e) => {
-                tracing::warn!(seq = event.seq, "skipping an unreadable task event: {e}");
-                return;
-            }
-        };
-        let slot = self.slot(&data.task_id);
-        let mut view = slot.view.write();
-        match (view.as_mut(), &data.task) {
-            (Some(task), _) => apply_event(task, &data),
-            (None, Some(created)) => {
-                let mut task = Task::clone(created);
-                apply_event(&mut task, &data);
-                *view = Some(task);
-            }
-            (None, None) => {
-                tracing::warn!(seq = event.seq, task = %data.task_id, "skipping an event of an unknown task");
-                return;
-            }
-        }
-        drop(view);
-        self.watermark = self.watermark.max(event.seq);
-        slot.push_event(Arc::new(event));
-    }
-}
-
 /// All tasks: active ones in a map, finished ones in a TTL cache.
 ///
 /// Durability: a transition is durable once its event is in the bus's `asbr` journal;
@@ -698,88 +245,8 @@ impl TaskStore {
             changes: watch::channel(0).0,
             snapshot: parking_lot::Mutex::default(),
         };
-        let mut rebuild = Rebuild::default();
-        for (i, raw) in records.into_iter().enumerate() {
-            let record: Record = serde_json::from_value(raw).map_err(|e| AsbrError::Replay {
-                stream: STREAM,
-                reason: format!("record {}: {e}", i + 1),
-            })?;
-            rebuild.record(record);
-        }
-        let newer = store
-            .bus
-            .history(BUS_STREAM, rebuild.watermark)
-            .map_err(|e| AsbrError::Replay {
-                stream: BUS_STREAM,
-                reason: e.to_string(),
-            })?;
-        let replayed = newer.len();
-        for event in newer {
-            rebuild.event(event);
-        }
-        let watermark = rebuild.watermark;
-        store.install(rebuild);
-        if replayed > 0 || store.journal.segment_bytes() > 0 {
-            store.write_snapshot(watermark);
-        }
+        store.rebuild(records)?;
         Ok(store)
-    }
-
-    /// Moves rebuilt tasks into the live indexes.
-    fn install(&self, rebuild: Rebuild) {
-        let Rebuild {
-            mut slots, order, ..
-        } = rebuild;
-        let horizon =
-            chrono::Utc::now() - chrono::Duration::from_std(IDEMPOTENCY_WINDOW).unwrap_or_default();
-        for id in order {
-            let Some(slot) = slots.remove(&id) else {
-                continue;
-            };
-            let Some(task) = slot.task() else { continue };
-            for event in slot.events.read().iter() {
-                self.push_recent(event.clone());
-            }
-            let recent_enough =
-                chrono::DateTime::parse_from_rfc3339(&task.created_at).is_ok_and(|t| t > horizon);
-            if recent_enough {
-                self.idempotency
-                    .insert(task.idempotency_key.clone(), slot.clone());
-            }
-            if task.status.is_terminal() {
-                self.terminal.insert(id, slot);
-            } else {
-                self.active.write().insert(id, slot);
-            }
-        }
-        let last = self.recent.read().back().map_or(0, |e| e.seq);
-        self.changes.send_replace(last);
-    }
-
-    /// Rewrites the `tasks` snapshot as what memory holds, accounting for every task
-    /// event up to `watermark`. Runs at start-up only, before anything publishes, so
-    /// no transition can fall between the snapshot and the watermark.
-    fn write_snapshot(&self, watermark: u64) {
-        let mut records = vec![Record::Watermark { watermark }];
-        for slot in self.all_slots() {
-            let Some(task) = slot.task() else { continue };
-            let events: Vec<Arc<Event>> = slot.events.read().iter().cloned().collect();
-            records.push(Record::Snapshot {
-                task: Box::new(task),
-                events,
-            });
-        }
-        let values: Vec<Value> = records
-            .iter()
-            .filter_map(|r| serde_json::to_value(r).ok())
-            .collect();
-        let journal = self.journal.clone();
-        let writing = tokio::spawn(async move {
-            if let Err(e) = journal.compact(values).await {
-                tracing::warn!("could not write the asbr tasks snapshot: {e}");
-            }
-        });
-        *self.snapshot.lock() = Some(writing);
     }
 
     fn all_slots(&self) -> Vec<Arc<Slot>> {
@@ -1158,6 +625,16 @@ mod tests {
             .unwrap()
     }
 
+    /// Creates a fresh task with `scope` as its only scope (distinct scopes, distinct tasks).
+    async fn create(store: &TaskStore, scope: &str) -> Task {
+        let created = store
+            .create(input(&[scope]), None, TP.into())
+            .await
+            .unwrap();
+        assert!(!created.reused, "a task with scope {scope} already existed");
+        created.task
+    }
+
     async fn event_count(store: &TaskStore, id: &str) -> usize {
         let (events, _) = store
             .watch(Some(id), &[], 0, 100, Duration::ZERO)
@@ -1170,11 +647,7 @@ mod tests {
     async fn tasks_rebuilt_from_their_events_equal_the_acknowledged_ones() {
         let dir = tempfile::tempdir().unwrap();
         let (bus, store) = open(dir.path());
-        let a = store
-            .create(input(&["a"]), None, TP.into())
-            .await
-            .unwrap()
-            .task;
+        let a = create(&store, "a").await;
         let ids = serde_json::json!({"artifacts": ["art-1"], "evidenceIds": ["ev-1"]});
         step(&store, &a.id, AgentEventKind::StepCompleted, "plan", ids).await;
         step(
@@ -1191,11 +664,7 @@ mod tests {
             })
             .await
             .unwrap();
-        let b = store
-            .create(input(&["b"]), None, TP.into())
-            .await
-            .unwrap()
-            .task;
+        let b = create(&store, "b").await;
         let b_canceled = store
             .transition(&b.id, TP.into(), apply_cancel)
             .await
@@ -1207,11 +676,7 @@ mod tests {
         assert_eq!(store.get(&a.id).unwrap(), a_approved);
         assert_eq!(store.get(&b.id).unwrap(), b_canceled);
         assert_eq!(event_count(&store, &a.id).await, 4);
-        let c = store
-            .create(input(&["c"]), None, TP.into())
-            .await
-            .unwrap()
-            .task;
+        let c = create(&store, "c").await;
         let more = serde_json::json!({"artifacts": ["art-2", "art-1"]});
         let a_done = step(
             &store,
@@ -1243,11 +708,7 @@ mod tests {
     async fn journals_of_the_per_transition_format_still_load_without_duplicates() {
         let dir = tempfile::tempdir().unwrap();
         let (bus, store) = open(dir.path());
-        let a = store
-            .create(input(&["a"]), None, TP.into())
-            .await
-            .unwrap()
-            .task;
+        let a = create(&store, "a").await;
         let a = step(
             &store,
             &a.id,

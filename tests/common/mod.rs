@@ -135,13 +135,25 @@ pub fn http_server(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> HttpServer {
+    http_server_serving(state_dir, extra, &[], env)
+}
+
+/// [`http_server`] with `serve_args` passed to the `serve` subcommand.
+pub fn http_server_serving(
+    state_dir: &std::path::Path,
+    extra: &[&str],
+    serve_args: &[&str],
+    env: &[(&str, &str)],
+) -> HttpServer {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let mut cmd = Command::new(BIN);
     cmd.arg("--state-dir")
         .arg(state_dir)
         .args(extra)
-        .args(["serve", "--http", &addr]);
+        .arg("serve")
+        .args(serve_args)
+        .args(["--http", &addr]);
     cmd.stderr(Stdio::null()).stdout(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
@@ -218,9 +230,74 @@ pub async fn ok(client: &Peer<RoleClient>, tool: &str, args: Value) -> Value {
     structured(&call(client, tool, args).await)
 }
 
+/// The structured result of a call, or `None` when it failed at the protocol level (the
+/// server is gone) or returned `isError`: for workloads that run until the server dies.
+pub async fn try_ok(client: &Peer<RoleClient>, tool: &str, args: Value) -> Option<Value> {
+    let args = args.as_object().cloned().unwrap_or_default();
+    let r = client
+        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(args))
+        .await
+        .ok()?;
+    if r.is_error == Some(true) {
+        return None;
+    }
+    Some(r.structured_content.expect("structured content"))
+}
+
+/// Runs `workers` HTTP clients of `server` at once, each doing `work(client, worker)`
+/// (which records what the server acknowledged and returns once a call fails), lets
+/// them run for `run_for`, then SIGKILLs the server mid-stream and waits until every
+/// worker has stopped.
+pub async fn sigkill_under_load<W, F>(
+    server: &mut HttpServer,
+    workers: usize,
+    run_for: Duration,
+    work: W,
+) where
+    W: Fn(Client, usize) -> F + Clone + Send + 'static,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let url = format!("{}/mcp", server.base);
+    let mut running = Vec::new();
+    for w in 0..workers {
+        let (url, work) = (url.clone(), work.clone());
+        running.push(tokio::spawn(async move {
+            let client = http_client(&url, None).await;
+            work(client, w).await;
+        }));
+    }
+    tokio::time::sleep(run_for).await;
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+    for w in running {
+        let _ = w.await;
+    }
+}
+
 /// Calls a tool that must fail with `isError`; returns its text.
 pub async fn err(client: &Peer<RoleClient>, tool: &str, args: Value) -> String {
     let r = call(client, tool, args).await;
     assert_eq!(r.is_error, Some(true), "{tool} should fail: {}", text(&r));
     text(&r)
+}
+
+/// Writes `body` to `dir/rel`, creating the directories on the way.
+pub fn write(dir: &std::path::Path, rel: &str, body: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, body).unwrap();
+}
+
+/// A tiny dependency-free, offline crate with one passing and one failing test.
+pub fn failing_crate(dir: &std::path::Path) {
+    write(
+        dir,
+        "Cargo.toml",
+        "[package]\nname = \"fx\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    );
+    write(
+        dir,
+        "src/lib.rs",
+        "pub fn add(a: i32, b: i32) -> i32 { a + b }\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn adds() { assert_eq!(super::add(2, 2), 4); }\n    #[test]\n    fn subtracts_wrongly() { assert_eq!(super::add(2, -2), 1, \"planted failure\"); }\n}\n",
+    );
 }

@@ -1,63 +1,28 @@
-// Drives cortex-mcp with the TypeScript SDK v1 client.
+// Drives cortex-mcp with the TypeScript SDK v1 client; the checks live in ts-checks.mjs.
 // Usage: node ts-client.mjs stdio <bin> <state-dir>   |   node ts-client.mjs http <url>
 // Prints one "PASS <check>" / "FAIL <check>: <why>" line per check; exits 1 if any failed.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { args, run, stdioServer, timeout } from "./ts-checks.mjs";
 
-const [mode, target, stateDir] = process.argv.slice(2);
-const tag = `ts-sdk/${mode}`;
-let failed = 0;
-const pass = (c) => console.log(`PASS ${tag} ${c}`);
-const fail = (c, why) => { failed++; console.log(`FAIL ${tag} ${c}: ${String(why).split("\n")[0]}`); };
-async function check(name, fn) {
-  try { const r = await fn(); if (r === true) pass(name); else fail(name, r); }
-  catch (e) { fail(name, e?.message ?? e); }
-}
-
-let transport;
-if (mode === "stdio") {
-  transport = new StdioClientTransport({
-    command: target,
-    args: ["--state-dir", stateDir, "--toolsets", "all", "serve", "--conformance-fixtures"],
-    env: { ...process.env, CORTEX_MCP_LOG_LEVEL: "warn" },
-    stderr: "ignore",
-  });
-} else {
-  transport = new StreamableHTTPClientTransport(new URL(target));
-}
+const { mode, target, stateDir } = args();
+const transport = mode === "stdio"
+  ? new StdioClientTransport(stdioServer(target, stateDir))
+  : new StreamableHTTPClientTransport(new URL(target));
 const client = new Client({ name: "cortex-interop-ts", version: "0.0.0" });
-const timeout = { timeout: 20000 };
 
-let connected = false;
-await check("connect", async () => { await client.connect(transport, timeout); connected = true; return true; });
-if (connected) {
-  await check("listTools", async () => {
-    const names = (await client.listTools({}, timeout)).tools.map((t) => t.name);
-    for (const want of ["test_echo", "batch"]) if (!names.includes(want)) return `missing ${want} in [${names}]`;
-    return true;
-  });
-  await check("callTool test_echo", async () => {
-    const msg = `hello from ts ${mode} ✓`;
-    const r = await client.callTool({ name: "test_echo", arguments: { message: msg } }, undefined, timeout);
-    if (r.isError) return `isError: ${JSON.stringify(r.content)}`;
-    if (r.structuredContent?.text !== msg) return `structuredContent=${JSON.stringify(r.structuredContent)}`;
-    return true;
-  });
-  await check("callTool test_echo {} isError", async () => {
-    const r = await client.callTool({ name: "test_echo", arguments: {} }, undefined, timeout);
-    if (r.isError !== true) return `expected isError, got ${JSON.stringify(r)}`;
-    const text = (r.content ?? []).map((c) => c.text ?? "").join(" ");
-    if (!text.includes("message")) return `error does not name "message": ${text}`;
-    return true;
-  });
-  await check("readResource test://static-text", async () => {
+await run({
+  tag: `ts-sdk/${mode}`,
+  client,
+  transport,
+  callTool: (params) => client.callTool(params, undefined, timeout),
+  greeting: `hello from ts ${mode} ✓`,
+  resource: ["readResource test://static-text", async () => {
     const r = await client.readResource({ uri: "test://static-text" }, timeout);
     const c = r.contents?.[0];
     if (!c || c.uri !== "test://static-text" || typeof c.text !== "string" || c.text.length === 0)
       return `contents=${JSON.stringify(r.contents)}`;
     return true;
-  });
-  try { await client.close(); } catch {}
-}
-process.exit(failed ? 1 : 0);
+  }],
+});

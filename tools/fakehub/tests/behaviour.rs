@@ -1,7 +1,7 @@
 //! End-to-end behaviour of the fake over real HTTP.
 
 use fakehub::{AppConfig, FakeConfig, FakeHub};
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -19,6 +19,31 @@ fn h(r: &Response, name: &str) -> Option<String> {
 
 async fn get(c: &Client, url: &str, token: &str) -> Response {
     c.get(url).bearer_auth(token).send().await.unwrap()
+}
+
+/// GET `url` as `token` with one more request header.
+async fn get_with(c: &Client, url: &str, token: &str, header: &str, value: &str) -> Response {
+    c.get(url)
+        .bearer_auth(token)
+        .header(header, value)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `method` `url` as `token` with a JSON `body`.
+async fn send_json(c: &Client, method: Method, url: &str, token: &str, body: Value) -> Response {
+    c.request(method, url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The JSON body of GET `url` as `token`.
+async fn get_json<T: serde::de::DeserializeOwned>(c: &Client, url: &str, token: &str) -> T {
+    get(c, url, token).await.json().await.unwrap()
 }
 
 async fn count(c: &Client, url: &str) -> usize {
@@ -52,13 +77,7 @@ async fn etag_304_is_not_charged() {
     assert_eq!(issue["number"], 3);
     assert_eq!(issue["assignee"]["login"], "alice");
 
-    let r = c
-        .get(&url)
-        .bearer_auth("tok-etag")
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let r = get_with(&c, &url, "tok-etag", "if-none-match", &etag).await;
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
     assert_eq!(h(&r, "x-ratelimit-remaining").unwrap(), "4999");
     assert_eq!(h(&r, "x-ratelimit-used").unwrap(), "1");
@@ -69,39 +88,22 @@ async fn etag_304_is_not_charged() {
 
     // If-Modified-Since works too; an etag without W/ does not match.
     let lm = h(&get(&c, &url, "tok-etag").await, "last-modified").unwrap();
-    let r = c
-        .get(&url)
-        .bearer_auth("tok-etag")
-        .header("if-modified-since", lm)
-        .send()
-        .await
-        .unwrap();
+    let r = get_with(&c, &url, "tok-etag", "if-modified-since", &lm).await;
     assert_eq!(r.status(), 304);
-    let r = c
-        .get(&url)
-        .bearer_auth("tok-etag")
-        .header("if-none-match", &etag[2..])
-        .send()
-        .await
-        .unwrap();
+    let r = get_with(&c, &url, "tok-etag", "if-none-match", &etag[2..]).await;
     assert_eq!(r.status(), 200);
 
     // A write changes the ETag.
-    let r = c
-        .patch(&url)
-        .bearer_auth("tok-etag")
-        .json(&json!({"title": "renamed"}))
-        .send()
-        .await
-        .unwrap();
+    let r = send_json(
+        &c,
+        Method::PATCH,
+        &url,
+        "tok-etag",
+        json!({"title": "renamed"}),
+    )
+    .await;
     assert_eq!(r.status(), 200);
-    let r = c
-        .get(&url)
-        .bearer_auth("tok-etag")
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let r = get_with(&c, &url, "tok-etag", "if-none-match", &etag).await;
     assert_eq!(r.status(), 200);
     assert_ne!(h(&r, "etag").unwrap(), etag);
 
@@ -157,13 +159,14 @@ async fn link_pagination_and_api_v3_prefix() {
     let r = get(&c, &format!("{}/api/v3/nope", hub.base_url()), "pat").await;
     assert_eq!(r.status(), 404);
     assert_eq!(r.json::<Value>().await.unwrap()["message"], "Not Found");
-    let r = c
-        .post(format!("{}/api/graphql", hub.base_url()))
-        .bearer_auth("pat")
-        .json(&json!({"query": "{viewer{login}}"}))
-        .send()
-        .await
-        .unwrap();
+    let r = send_json(
+        &c,
+        Method::POST,
+        &format!("{}/api/graphql", hub.base_url()),
+        "pat",
+        json!({"query": "{viewer{login}}"}),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(h(&r, "x-ratelimit-resource").unwrap(), "graphql");
     let r = get(&c, &format!("{}/api/v3/user", hub.base_url()), "pat").await;
@@ -193,7 +196,7 @@ async fn issue_filters() {
         count(&c, &issues("state=all&assignee=none")).await,
         none_all
     );
-    let pulls: Vec<Value> = get(
+    let pulls: Vec<Value> = get_json(
         &c,
         &format!(
             "{}/repos/octo/hello/pulls?head=octo:feature-3",
@@ -201,14 +204,11 @@ async fn issue_filters() {
         ),
         "pat",
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(pulls.len(), 1);
     assert_eq!(pulls[0]["number"], 253);
 
-    let r: Value = get(
+    let r: Value = get_json(
         &c,
         &format!(
             "{}/search/issues?q=is:issue+label:bug+repo:octo/tools",
@@ -216,10 +216,7 @@ async fn issue_filters() {
         ),
         "pat",
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(r["total_count"], 3);
     let r = get(
         &c,
@@ -295,22 +292,10 @@ async fn secondary_limit_on_points_and_penalty() {
     let c = Client::new();
     let url = format!("{}/repos/octo/hello/issues/1/comments", hub.base_url());
     for _ in 0..2 {
-        let r = c
-            .post(&url)
-            .bearer_auth("tok-pts")
-            .json(&json!({"body": "hi"}))
-            .send()
-            .await
-            .unwrap();
+        let r = send_json(&c, Method::POST, &url, "tok-pts", json!({"body": "hi"})).await;
         assert_eq!(r.status(), 201);
     }
-    let r = c
-        .post(&url)
-        .bearer_auth("tok-pts")
-        .json(&json!({"body": "hi"}))
-        .send()
-        .await
-        .unwrap();
+    let r = send_json(&c, Method::POST, &url, "tok-pts", json!({"body": "hi"})).await;
     assert_eq!(r.status(), 403);
     assert!(h(&r, "retry-after").is_none());
     assert!(h(&r, "x-ratelimit-remaining").is_some());
@@ -323,7 +308,7 @@ async fn secondary_limit_on_points_and_penalty() {
     .await;
     assert_eq!(r.status(), 403);
     assert_eq!(hub.stats().by_token["tok-pts…"].secondary_limited, 2);
-    let comments: Vec<Value> = get(&c, &url, "someone-else").await.json().await.unwrap();
+    let comments: Vec<Value> = get_json(&c, &url, "someone-else").await;
     assert_eq!(
         comments.len(),
         5,
@@ -390,15 +375,12 @@ async fn writes_pulls_contents_actions() {
     let hub = hub(FakeConfig::default()).await;
     let c = Client::new();
     let b = hub.base_url();
-    let file: Value = get(
+    let file: Value = get_json(
         &c,
         &format!("{b}/repos/octo/hello/contents/src/lib.rs"),
         "pat",
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(file["type"], "file");
     assert!(file["content"].as_str().unwrap().ends_with('\n'));
     let r = get(
@@ -431,91 +413,73 @@ async fn writes_pulls_contents_actions() {
             .status(),
         404
     );
-    let dir: Vec<Value> = get(&c, &format!("{b}/repos/octo/hello/contents"), "pat")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let dir: Vec<Value> = get_json(&c, &format!("{b}/repos/octo/hello/contents"), "pat").await;
     assert_eq!(dir[0]["type"], "dir");
 
-    let r = c
-        .post(format!("{b}/repos/octo/hello/pulls"))
-        .bearer_auth("pat")
-        .json(&json!({"title": "x", "head": "nope", "base": "main"}))
-        .send()
-        .await
-        .unwrap();
+    let r = send_json(
+        &c,
+        Method::POST,
+        &format!("{b}/repos/octo/hello/pulls"),
+        "pat",
+        json!({"title": "x", "head": "nope", "base": "main"}),
+    )
+    .await;
     assert_eq!(r.status(), 422);
     assert_eq!(
         r.json::<Value>().await.unwrap()["errors"][0]["field"],
         "head"
     );
-    let diff = c
-        .get(format!("{b}/repos/octo/hello/pulls/255"))
-        .bearer_auth("pat")
-        .header("accept", "application/vnd.github.diff")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let diff = get_with(
+        &c,
+        &format!("{b}/repos/octo/hello/pulls/255"),
+        "pat",
+        "accept",
+        "application/vnd.github.diff",
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
     assert!(diff.starts_with("diff --git a/"), "{diff}");
-    let r = c
-        .put(format!("{b}/repos/octo/hello/pulls/255/merge"))
-        .bearer_auth("pat")
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let merge_url = format!("{b}/repos/octo/hello/pulls/255/merge");
+    let merge = || send_json(&c, Method::PUT, &merge_url, "pat", json!({}));
+    let r = merge().await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["merged"], true);
-    let r = c
-        .put(format!("{b}/repos/octo/hello/pulls/255/merge"))
-        .bearer_auth("pat")
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let r = merge().await;
     assert_eq!(r.status(), 405);
-    let cmp: Value = get(
+    let cmp: Value = get_json(
         &c,
         &format!("{b}/repos/octo/hello/compare/dev...main"),
         "pat",
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(cmp["status"], "diverged");
 
-    let r = c
-        .post(format!("{b}/repos/octo/hello/git/refs"))
-        .bearer_auth("pat")
-        .json(&json!({"ref": "refs/heads/main", "sha": "0"}))
-        .send()
-        .await
-        .unwrap();
+    let r = send_json(
+        &c,
+        Method::POST,
+        &format!("{b}/repos/octo/hello/git/refs"),
+        "pat",
+        json!({"ref": "refs/heads/main", "sha": "0"}),
+    )
+    .await;
     assert_eq!(r.status(), 422);
-    let r = c
-        .post(format!(
-            "{b}/repos/octo/hello/actions/workflows/ci.yml/dispatches"
-        ))
-        .bearer_auth("pat")
-        .json(&json!({"ref": "main"}))
-        .send()
-        .await
-        .unwrap();
+    let r = send_json(
+        &c,
+        Method::POST,
+        &format!("{b}/repos/octo/hello/actions/workflows/ci.yml/dispatches"),
+        "pat",
+        json!({"ref": "main"}),
+    )
+    .await;
     assert_eq!(r.status(), 204);
-    let runs: Value = get(
+    let runs: Value = get_json(
         &c,
         &format!("{b}/repos/octo/hello/actions/runs?per_page=2"),
         "pat",
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(runs["total_count"], 6);
     assert_eq!(runs["workflow_runs"][0]["status"], "queued");
 }

@@ -1,0 +1,204 @@
+//! The start-up rebuild of the task store: loads the `tasks` snapshot journal (and the
+//! per-transition records older versions wrote), replays the task events the bus's
+//! `asbr` stream journaled after the snapshot's watermark through
+//! [`apply_event`](super::transitions::apply_event), moves the rebuilt tasks into the
+//! live indexes, and rewrites the snapshot.
+//!
+//! Runs once, in [`TaskStore::open`], before anything publishes on the bus's `asbr`
+//! stream. Must not publish events, decide transitions or touch tool registration.
+
+use std::{collections::HashMap, sync::Arc};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::runtime::events::Event;
+
+use super::{
+    super::AsbrError, BUS_STREAM, IDEMPOTENCY_WINDOW, STREAM, Slot, TYPE_PREFIX, Task,
+    TaskEventData, TaskStore, transitions::apply_event,
+};
+
+/// One record of the `tasks` snapshot: a task with its recent events, or the bus seq up
+/// to which the snapshot accounts for every task event. (Older versions appended a task
+/// with one event per transition; those records still load.)
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum Record {
+    Snapshot {
+        task: Box<Task>,
+        events: Vec<Arc<Event>>,
+    },
+    Task {
+        task: Box<Task>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        event: Option<Arc<Event>>,
+    },
+    Watermark {
+        watermark: u64,
+    },
+}
+
+/// Tasks being rebuilt at start-up, in creation order.
+#[derive(Default)]
+struct Rebuild {
+    slots: HashMap<String, Arc<Slot>>,
+    order: Vec<String>,
+    /// Every task event with a seq up to here is accounted for.
+    watermark: u64,
+}
+
+impl Rebuild {
+    fn slot(&mut self, id: &str) -> Arc<Slot> {
+        if let Some(slot) = self.slots.get(id) {
+            return slot.clone();
+        }
+        self.order.push(id.to_string());
+        let slot = Slot::new(None);
+        self.slots.insert(id.to_string(), slot.clone());
+        slot
+    }
+
+    /// A record of the `tasks` snapshot (or of an older version's per-transition log).
+    fn record(&mut self, record: Record) {
+        match record {
+            Record::Watermark { watermark } => self.watermark = self.watermark.max(watermark),
+            Record::Snapshot { task, events } => {
+                let slot = self.slot(&task.id);
+                *slot.view.write() = Some(*task);
+                for event in events {
+                    self.watermark = self.watermark.max(event.seq);
+                    slot.push_event(event);
+                }
+            }
+            Record::Task { task, event } => {
+                let slot = self.slot(&task.id);
+                *slot.view.write() = Some(*task);
+                if let Some(event) = event {
+                    self.watermark = self.watermark.max(event.seq);
+                    slot.push_event(event);
+                }
+            }
+        }
+    }
+
+    /// A task event from the bus's `asbr` stream, newer than the snapshot.
+    fn event(&mut self, event: Event) {
+        if !event.r#type.starts_with(TYPE_PREFIX) {
+            return;
+        }
+        let data = match TaskEventData::deserialize(&event.data) {
+            Ok(data) => data,
+            Err(e) => {
+                tracing::warn!(seq = event.seq, "skipping an unreadable task event: {e}");
+                return;
+            }
+        };
+        let slot = self.slot(&data.task_id);
+        let mut view = slot.view.write();
+        match (view.as_mut(), &data.task) {
+            (Some(task), _) => apply_event(task, &data),
+            (None, Some(created)) => {
+                let mut task = Task::clone(created);
+                apply_event(&mut task, &data);
+                *view = Some(task);
+            }
+            (None, None) => {
+                tracing::warn!(seq = event.seq, task = %data.task_id, "skipping an event of an unknown task");
+                return;
+            }
+        }
+        drop(view);
+        self.watermark = self.watermark.max(event.seq);
+        slot.push_event(Arc::new(event));
+    }
+}
+
+impl TaskStore {
+    /// Rebuilds memory from the `tasks` snapshot's `records` and the task events the bus
+    /// journaled after it, then rewrites the snapshot when either held anything.
+    pub(super) fn rebuild(&self, records: Vec<Value>) -> Result<(), AsbrError> {
+        let mut rebuild = Rebuild::default();
+        for (i, raw) in records.into_iter().enumerate() {
+            let record: Record = serde_json::from_value(raw).map_err(|e| AsbrError::Replay {
+                stream: STREAM,
+                reason: format!("record {}: {e}", i + 1),
+            })?;
+            rebuild.record(record);
+        }
+        let newer = self
+            .bus
+            .history(BUS_STREAM, rebuild.watermark)
+            .map_err(|e| AsbrError::Replay {
+                stream: BUS_STREAM,
+                reason: e.to_string(),
+            })?;
+        let replayed = newer.len();
+        for event in newer {
+            rebuild.event(event);
+        }
+        let watermark = rebuild.watermark;
+        self.install(rebuild);
+        if replayed > 0 || self.journal.segment_bytes() > 0 {
+            self.write_snapshot(watermark);
+        }
+        Ok(())
+    }
+
+    /// Moves rebuilt tasks into the live indexes.
+    fn install(&self, rebuild: Rebuild) {
+        let Rebuild {
+            mut slots, order, ..
+        } = rebuild;
+        let horizon =
+            chrono::Utc::now() - chrono::Duration::from_std(IDEMPOTENCY_WINDOW).unwrap_or_default();
+        for id in order {
+            let Some(slot) = slots.remove(&id) else {
+                continue;
+            };
+            let Some(task) = slot.task() else { continue };
+            for event in slot.events.read().iter() {
+                self.push_recent(event.clone());
+            }
+            let recent_enough =
+                chrono::DateTime::parse_from_rfc3339(&task.created_at).is_ok_and(|t| t > horizon);
+            if recent_enough {
+                self.idempotency
+                    .insert(task.idempotency_key.clone(), slot.clone());
+            }
+            if task.status.is_terminal() {
+                self.terminal.insert(id, slot);
+            } else {
+                self.active.write().insert(id, slot);
+            }
+        }
+        let last = self.recent.read().back().map_or(0, |e| e.seq);
+        self.changes.send_replace(last);
+    }
+
+    /// Rewrites the `tasks` snapshot as what memory holds, accounting for every task
+    /// event up to `watermark`. Runs at start-up only, before anything publishes, so
+    /// no transition can fall between the snapshot and the watermark.
+    fn write_snapshot(&self, watermark: u64) {
+        let mut records = vec![Record::Watermark { watermark }];
+        for slot in self.all_slots() {
+            let Some(task) = slot.task() else { continue };
+            let events: Vec<Arc<Event>> = slot.events.read().iter().cloned().collect();
+            records.push(Record::Snapshot {
+                task: Box::new(task),
+                events,
+            });
+        }
+        let values: Vec<Value> = records
+            .iter()
+            .filter_map(|r| serde_json::to_value(r).ok())
+            .collect();
+        let journal = self.journal.clone();
+        let writing = tokio::spawn(async move {
+            if let Err(e) = journal.compact(values).await {
+                tracing::warn!("could not write the asbr tasks snapshot: {e}");
+            }
+        });
+        *self.snapshot.lock() = Some(writing);
+    }
+}
