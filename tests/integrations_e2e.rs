@@ -507,8 +507,7 @@ async fn the_lane_limits_concurrency_and_monitor_matches_the_calls() {
     .await;
     assert!(e.contains("timeRange.start"), "{e}");
 
-    let events = read_json(&client, "events://integrations.api.called").await;
-    let events = events["events"].as_array().unwrap();
+    let events = settled_events(&client, "events://integrations.api.called", 11).await;
     assert_eq!(events.len(), 11);
     assert_eq!(
         events.iter().filter(|e| e["data"]["ok"] == false).count(),
@@ -606,9 +605,8 @@ async fn the_a2a_sink_loses_nothing_across_an_outage() {
     for _ in 0..20 {
         execute(&client, &id, "POST /slow", json!({})).await;
     }
-    let published: HashSet<String> = read_json(&client, "events://integrations.*").await["events"]
-        .as_array()
-        .unwrap()
+    let published: HashSet<String> = settled_events(&client, "events://integrations.*", 60)
+        .await
         .iter()
         .map(|e| e["id"].as_str().unwrap().to_string())
         .collect();
@@ -954,4 +952,21 @@ async fn redis_streams_publish_and_read() {
     let m = ok(&client, "monitor_integration", json!({"integrationId": id})).await;
     assert_eq!(m["calls"], 5);
     assert_eq!(m["errorCount"], 0);
+}
+
+/// The events at `uri` once at least `n` are there (10 s at most): `api.called` is
+/// published just after the call answers, so a read right after the last call can come
+/// before its event.
+async fn settled_events(client: &Client, uri: &str, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let events = read_json(client, uri).await["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if events.len() >= n || Instant::now() > deadline {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
