@@ -39,7 +39,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::runtime::{
-    events::{Event, EventBus},
+    events::{Event, EventBus, StreamHold},
     journal::{FsyncPolicy, Journal},
     resources::{ResourceError, ResourceSource},
 };
@@ -706,6 +706,8 @@ impl TaskStore {
             })?;
             rebuild.record(record);
         }
+        // Keeps the bus from compacting away task events this store has not snapshotted.
+        let hold = store.bus.hold(BUS_STREAM);
         let newer = store
             .bus
             .history(BUS_STREAM, rebuild.watermark)
@@ -720,7 +722,10 @@ impl TaskStore {
         let watermark = rebuild.watermark;
         store.install(rebuild);
         if replayed > 0 || store.journal.segment_bytes() > 0 {
-            store.write_snapshot(watermark);
+            store.write_snapshot(watermark, hold);
+        } else {
+            // Everything came from the snapshot on disk, durable since it was written.
+            hold.release_through(watermark);
         }
         Ok(store)
     }
@@ -759,7 +764,8 @@ impl TaskStore {
     /// Rewrites the `tasks` snapshot as what memory holds, accounting for every task
     /// event up to `watermark`. Runs at start-up only, before anything publishes, so
     /// no transition can fall between the snapshot and the watermark.
-    fn write_snapshot(&self, watermark: u64) {
+    /// Once the snapshot is durable, `hold` releases the bus events it accounts for.
+    fn write_snapshot(&self, watermark: u64, hold: StreamHold) {
         let mut records = vec![Record::Watermark { watermark }];
         for slot in self.all_slots() {
             let Some(task) = slot.task() else { continue };
@@ -775,8 +781,9 @@ impl TaskStore {
             .collect();
         let journal = self.journal.clone();
         let writing = tokio::spawn(async move {
-            if let Err(e) = journal.compact(values).await {
-                tracing::warn!("could not write the asbr tasks snapshot: {e}");
+            match journal.compact(values).await {
+                Ok(()) => hold.release_through(watermark),
+                Err(e) => tracing::warn!("could not write the asbr tasks snapshot: {e}"),
             }
         });
         *self.snapshot.lock() = Some(writing);
@@ -1236,6 +1243,80 @@ mod tests {
         assert_eq!(event_count(&store, &a.id).await, 5);
         let reused = store.create(input(&["c"]), None, TP.into()).await.unwrap();
         assert!(reused.reused, "idempotency survives restarts");
+        close(bus, store).await;
+    }
+
+    /// Like `open`, with a bus that compacts its streams past 2 KiB and keeps one
+    /// event per type in its rings.
+    fn open_compacting(dir: &Path) -> (EventBus, TaskStore) {
+        let options = crate::runtime::events::BusOptions {
+            ring_capacity: 1,
+            max_segment_bytes: 2048,
+            ..crate::runtime::events::BusOptions::new(FsyncPolicy::Never)
+        };
+        let bus = EventBus::with_options(Some(dir.join("events")), options).unwrap();
+        let store = TaskStore::open(&dir.join("asbr"), bus.clone(), FsyncPolicy::Never).unwrap();
+        (bus, store)
+    }
+
+    #[tokio::test]
+    async fn tasks_rebuilt_after_the_bus_compacts_equal_the_acknowledged_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let compacted = dir.path().join("events/asbr.snapshot.json");
+        let (bus, store) = open_compacting(dir.path());
+        let a = store.create(input(&["a"]), None, TP.into()).await.unwrap();
+        let mut a = a.task;
+        for i in 0..12 {
+            a = step(
+                &store,
+                &a.id,
+                AgentEventKind::StepCompleted,
+                "s",
+                serde_json::json!(i),
+            )
+            .await;
+        }
+        let b = store.create(input(&["b"]), None, TP.into()).await.unwrap();
+        close(bus, store).await;
+        assert!(
+            !compacted.exists(),
+            "no task snapshot yet: the bus keeps all"
+        );
+
+        // Restart: the task snapshot is written, then new events make the bus compact.
+        let (bus, store) = open_compacting(dir.path());
+        assert_eq!(store.get(&a.id).unwrap(), a);
+        let snapshot = store.snapshot.lock().take().unwrap();
+        snapshot.await.unwrap();
+        let c = store.create(input(&["c"]), None, TP.into()).await.unwrap();
+        let mut c = c.task;
+        for i in 0..12 {
+            c = step(
+                &store,
+                &c.id,
+                AgentEventKind::StepCompleted,
+                "s",
+                serde_json::json!(i),
+            )
+            .await;
+        }
+        let b = store
+            .transition(&b.task.id, TP.into(), apply_cancel)
+            .await
+            .unwrap();
+        close(bus, store).await;
+        assert!(compacted.exists(), "the asbr stream was compacted");
+        let bus = EventBus::new(Some(dir.path().join("events")), FsyncPolicy::Never).unwrap();
+        let kept = bus.history(BUS_STREAM, 0).unwrap();
+        assert!(kept.len() < 28, "events the snapshot covers were dropped");
+        bus.close().await;
+
+        // Second restart: the task snapshot plus the events kept above its watermark.
+        let (bus, store) = open_compacting(dir.path());
+        assert_eq!(store.get(&a.id).unwrap(), a);
+        assert_eq!(store.get(&b.id).unwrap(), b);
+        assert_eq!(store.get(&c.id).unwrap(), c);
+        assert_eq!(event_count(&store, &c.id).await, 13);
         close(bus, store).await;
     }
 

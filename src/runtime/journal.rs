@@ -27,6 +27,16 @@
 //! truncates the segment. Sequence numbers keep increasing across compaction
 //! and reopen.
 //!
+//! An owner whose records summarise themselves (an event log that keeps a window) can
+//! instead queue [`Journal::compact_retaining`]: the writer thread, after the appends
+//! queued before it, reads every record back, keeps what the owner's function returns
+//! and compacts to that, so nothing appended concurrently is lost.
+//!
+//! Crash safety: the segment is only truncated after the new snapshot and its directory
+//! entry are durable, and a snapshot's `last_seq` hides the segment records it holds, so
+//! a crash at any point leaves either the old snapshot with the whole segment, or the
+//! new snapshot (with or without the old segment), never a partial snapshot.
+//!
 //! Each stream has one writer thread of its own, blocked on the request queue when idle:
 //! appends reach it with one wake-up and are acknowledged straight from it, with no
 //! hand-off through the async workers or the blocking pool.
@@ -36,7 +46,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -129,6 +139,10 @@ impl Default for JournalOptions {
 
 type AppendAck = oneshot::Sender<Result<u64, JournalError>>;
 
+/// Chooses, from every record of a stream in journal order, the records a compaction
+/// keeps (see [`Journal::compact_retaining`]).
+pub type Retain = Box<dyn FnOnce(Vec<Value>) -> Vec<Value> + Send>;
+
 enum Request {
     /// Pre-serialized records (no trailing newline); acked with the first seq.
     Append {
@@ -138,6 +152,10 @@ enum Request {
     Compact {
         records: Vec<Value>,
         ack: oneshot::Sender<Result<(), JournalError>>,
+    },
+    /// Compact to what `retain` keeps of every record, if the segment is still over size.
+    Retain {
+        retain: Retain,
     },
     Close {
         ack: oneshot::Sender<()>,
@@ -149,6 +167,8 @@ struct Shared {
     segment_bytes: AtomicU64,
     last_seq: AtomicU64,
     max_segment_bytes: u64,
+    /// A [`Request::Retain`] is queued and not yet handled.
+    retain_queued: AtomicBool,
 }
 
 /// Handle to one journal stream. Cheap to clone.
@@ -211,6 +231,7 @@ impl Journal {
             segment_bytes: AtomicU64::new(segment.len),
             last_seq: AtomicU64::new(last_seq),
             max_segment_bytes: options.max_segment_bytes,
+            retain_queued: AtomicBool::new(false),
         });
         let writer = Writer {
             file,
@@ -298,6 +319,23 @@ impl Journal {
         rx.await.map_err(|_| JournalError::Closed)?
     }
 
+    /// Queues a compaction that keeps what `retain` returns of every record (snapshot
+    /// records, then segment records, in journal order), run by the writer after the
+    /// appends queued before it and before any queued after it, and only if the segment
+    /// is then still over [`JournalOptions::max_segment_bytes`]. Does not wait: returns
+    /// `false` (and drops `retain`) when one is already queued or the queue is full.
+    /// Failures are logged; the journal stays as it was.
+    pub fn compact_retaining(&self, retain: Retain) -> bool {
+        if self.shared.retain_queued.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        if self.tx.try_send(Request::Retain { retain }).is_err() {
+            self.shared.retain_queued.store(false, Ordering::Release);
+            return false;
+        }
+        true
+    }
+
     /// Current size of the segment file in bytes.
     pub fn segment_bytes(&self) -> u64 {
         self.shared.segment_bytes.load(Ordering::Acquire)
@@ -360,6 +398,14 @@ struct Snapshot {
     version: u32,
     last_seq: u64,
     records: Vec<Value>,
+}
+
+/// What [`Writer::compact`] writes: a [`Snapshot`] that borrows its records.
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    version: u32,
+    last_seq: u64,
+    records: &'a [Value],
 }
 
 #[derive(Deserialize)]
@@ -517,6 +563,10 @@ fn run_writer(mut writer: Writer, mut rx: mpsc::Receiver<Request>) {
                     writer.flush(&mut pending);
                     let _ = ack.send(writer.compact(&records));
                 }
+                Request::Retain { retain } => {
+                    writer.flush(&mut pending);
+                    writer.retain(retain);
+                }
                 Request::Close { ack } => {
                     writer.flush(&mut pending);
                     let _ = ack.send(());
@@ -619,17 +669,53 @@ impl Writer {
         self.len = committed;
     }
 
+    /// Handles a [`Request::Retain`]: compacts to what `retain` keeps when the segment is
+    /// over size.
+    fn retain(&mut self, retain: Retain) {
+        let over = self.len > self.shared.max_segment_bytes;
+        let result = if over {
+            self.read_all()
+                .and_then(|records| self.compact(&retain(records)))
+        } else {
+            Ok(())
+        };
+        self.shared.retain_queued.store(false, Ordering::Release);
+        match result {
+            Ok(()) if over => {
+                metrics::counter!("cortex_journal_compactions_total", "stream" => self.shared.stream.clone())
+                    .increment(1);
+            }
+            Ok(()) => {}
+            Err(e) => {
+                tracing::error!(stream = %self.shared.stream, error = %e, "journal compaction failed")
+            }
+        }
+    }
+
+    /// Every record on disk (snapshot, then segment), as replay returns them.
+    fn read_all(&self) -> Result<Vec<Value>, JournalError> {
+        let (snapshot_seq, mut records) = read_snapshot(&self.paths.snapshot)?;
+        replay_segment(
+            &self.paths.segment,
+            snapshot_seq,
+            TornTail::Keep,
+            &mut |record| records.push(record),
+        )?;
+        Ok(records)
+    }
+
     fn compact(&mut self, records: &[Value]) -> Result<(), JournalError> {
-        let snapshot = Snapshot {
+        let snapshot = SnapshotRef {
             version: SNAPSHOT_VERSION,
             last_seq: self.next_seq - 1,
-            records: records.to_vec(),
+            records,
         };
         let bytes = serde_json::to_vec(&snapshot)?;
         let tmp = &self.paths.snapshot_tmp;
         write_synced(tmp, &bytes).map_err(io_err(tmp))?;
         fs::rename(tmp, &self.paths.snapshot).map_err(io_err(&self.paths.snapshot))?;
-        sync_dir(&self.paths.dir);
+        // The segment may only shrink once the rename is durable.
+        sync_dir(&self.paths.dir).map_err(io_err(&self.paths.dir))?;
         let seg = &self.paths.segment;
         self.file.set_len(0).map_err(io_err(seg))?;
         self.file.sync_data().map_err(io_err(seg))?;
@@ -654,11 +740,12 @@ fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
     file.sync_all()
 }
 
-fn sync_dir(dir: &Path) {
+fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
-    if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
-        tracing::warn!(dir = %dir.display(), error = %e, "directory fsync failed");
-    }
+    File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -797,6 +884,95 @@ mod tests {
         let (j, replay) = Journal::open_with(dir.path(), "k", opts).unwrap();
         assert_eq!(replay, vec![json!("snap"), json!("after")]);
         assert_eq!(j.append(&json!("next")).await.unwrap(), 7);
+        j.close().await;
+    }
+
+    fn odd(records: Vec<Value>) -> Vec<Value> {
+        records
+            .into_iter()
+            .filter(|r| r["i"].as_u64().is_none_or(|i| i % 2 == 1))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn compact_retaining_loses_no_concurrent_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = JournalOptions {
+            max_segment_bytes: 256,
+            policy: FsyncPolicy::Never,
+        };
+        let (j, _) = Journal::open_with(dir.path(), "r", opts).unwrap();
+        let tasks: Vec<_> = (0..4000u64)
+            .map(|i| {
+                let j = j.clone();
+                tokio::spawn(async move {
+                    let seq = j.append(&json!({ "i": i })).await.unwrap();
+                    if j.needs_compaction() {
+                        j.compact_retaining(Box::new(odd));
+                    }
+                    seq
+                })
+            })
+            .collect();
+        for t in futures::future::join_all(tasks).await {
+            t.unwrap();
+        }
+        j.close().await;
+
+        let (j, replay) = Journal::open_with(dir.path(), "r", opts).unwrap();
+        let ids: Vec<u64> = replay.iter().map(|v| v["i"].as_u64().unwrap()).collect();
+        let odd_ids: HashSet<u64> = ids.iter().copied().filter(|i| i % 2 == 1).collect();
+        assert_eq!(
+            odd_ids.len(),
+            2000,
+            "every record compaction keeps is there"
+        );
+        assert_eq!(
+            ids.len(),
+            HashSet::<&u64>::from_iter(&ids).len(),
+            "no duplicates"
+        );
+        assert!(ids.len() < 3000, "compaction ran: {} records", ids.len());
+        assert!(dir.path().join("r.snapshot.json").exists());
+        assert_eq!(j.last_seq(), 4000);
+        assert_eq!(j.append(&json!({"i": 1})).await.unwrap(), 4001);
+        j.close().await;
+    }
+
+    #[tokio::test]
+    async fn compact_retaining_only_runs_over_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = JournalOptions {
+            max_segment_bytes: 1024,
+            policy: FsyncPolicy::Never,
+        };
+        let (j, _) = Journal::open_with(dir.path(), "u", opts).unwrap();
+        for i in 0..4 {
+            j.append(&json!({ "i": i })).await.unwrap();
+        }
+        assert!(j.compact_retaining(Box::new(odd)));
+        j.close().await;
+        let (j, replay) = Journal::open_with(dir.path(), "u", opts).unwrap();
+        assert_eq!(replay.len(), 4);
+        assert!(!dir.path().join("u.snapshot.json").exists());
+        j.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_torn_before_its_rename_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, _) = Journal::open(dir.path(), "t", FsyncPolicy::Batch).unwrap();
+        j.append(&json!(1)).await.unwrap();
+        j.compact(vec![json!("s")]).await.unwrap();
+        j.append(&json!(2)).await.unwrap();
+        j.close().await;
+        // A crash while the next snapshot was being written leaves a partial temp file.
+        let tmp = dir.path().join("t.snapshot.json.tmp");
+        fs::write(&tmp, b"{\"version\":1,\"last_seq\":2,\"rec").unwrap();
+        let (j, replay) = Journal::open(dir.path(), "t", FsyncPolicy::Batch).unwrap();
+        assert_eq!(replay, vec![json!("s"), json!(2)]);
+        assert!(!tmp.exists());
+        assert_eq!(j.append(&json!(3)).await.unwrap(), 3);
         j.close().await;
     }
 
