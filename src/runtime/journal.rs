@@ -255,7 +255,8 @@ impl Journal {
     /// Hands every record of `stream` in `dir` (snapshot, then segment) to `each`, one
     /// at a time, without opening the stream for writing: a torn last line ends the read
     /// and is left in place for the writer's [`Journal::open`] to drop. Nothing when the
-    /// stream does not exist.
+    /// stream does not exist. A compaction that replaces the snapshot during the read
+    /// makes it start over, so the records handed out are one consistent view.
     pub fn read_each(
         dir: &Path,
         stream: &str,
@@ -263,10 +264,20 @@ impl Journal {
     ) -> Result<(), JournalError> {
         validate_stream(stream)?;
         let paths = StreamPaths::new(dir, stream);
-        let (snapshot_seq, records) = read_snapshot(&paths.snapshot)?;
-        records.into_iter().for_each(&mut *each);
-        replay_segment(&paths.segment, snapshot_seq, TornTail::Keep, each)?;
-        Ok(())
+        loop {
+            let before = file_identity(&paths.snapshot);
+            let (snapshot_seq, mut records) = read_snapshot(&paths.snapshot)?;
+            replay_segment(
+                &paths.segment,
+                snapshot_seq,
+                TornTail::Keep,
+                &mut |record| records.push(record),
+            )?;
+            if file_identity(&paths.snapshot) == before {
+                records.into_iter().for_each(&mut *each);
+                return Ok(());
+            }
+        }
     }
 
     /// Stream name.
@@ -412,6 +423,17 @@ struct SnapshotRef<'a> {
 struct Line {
     seq: u64,
     rec: Value,
+}
+
+/// Tells a snapshot file from the one that replaces it (compaction renames a new file
+/// over it); `None` when there is none.
+fn file_identity(path: &Path) -> Option<(u64, u64, Option<std::time::SystemTime>)> {
+    let meta = fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some((inode, meta.len(), meta.modified().ok()))
 }
 
 fn read_snapshot(path: &Path) -> Result<(u64, Vec<Value>), JournalError> {
@@ -936,6 +958,49 @@ mod tests {
         assert!(dir.path().join("r.snapshot.json").exists());
         assert_eq!(j.last_seq(), 4000);
         assert_eq!(j.append(&json!({"i": 1})).await.unwrap(), 4001);
+        j.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_during_compactions_see_every_acknowledged_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = JournalOptions {
+            max_segment_bytes: 512,
+            policy: FsyncPolicy::Never,
+        };
+        let (j, _) = Journal::open_with(dir.path(), "v", opts).unwrap();
+        let acked = Arc::new(AtomicU64::new(0));
+        let writer = {
+            let (j, acked) = (j.clone(), acked.clone());
+            tokio::spawn(async move {
+                for i in 0..3000u64 {
+                    j.append(&json!({ "i": i })).await.unwrap();
+                    acked.store(i + 1, Ordering::Release);
+                    if j.needs_compaction() {
+                        j.compact_retaining(Box::new(|all| all));
+                    }
+                }
+            })
+        };
+        let path = dir.path().to_path_buf();
+        let reader = tokio::task::spawn_blocking(move || {
+            let mut reads = 0;
+            loop {
+                let before = acked.load(Ordering::Acquire);
+                let mut ids = HashSet::new();
+                Journal::read_each(&path, "v", &mut |r| {
+                    assert!(ids.insert(r["i"].as_u64().unwrap()), "duplicate {r}");
+                })
+                .unwrap();
+                assert!(ids.len() as u64 >= before, "read {} of {before}", ids.len());
+                reads += 1;
+                if before == 3000 {
+                    return reads;
+                }
+            }
+        });
+        writer.await.unwrap();
+        assert!(reader.await.unwrap() > 1);
         j.close().await;
     }
 
