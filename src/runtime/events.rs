@@ -658,10 +658,10 @@ impl EventBus {
 /// above `floor` when there is one, and any record that is not an event (replay reports
 /// it; compaction does not hide it).
 fn retain_events(records: Vec<Value>, capacity: usize, floor: Option<u64>) -> Vec<Value> {
-    let keys: Vec<Option<(String, u64)>> = records.iter().map(event_key).collect();
+    let keys: Vec<Option<(&str, u64)>> = records.iter().map(event_key).collect();
     let mut seqs_by_type: HashMap<&str, Vec<u64>> = HashMap::new();
-    for (ty, seq) in keys.iter().flatten() {
-        seqs_by_type.entry(ty.as_str()).or_default().push(*seq);
+    for &(ty, seq) in keys.iter().flatten() {
+        seqs_by_type.entry(ty).or_default().push(seq);
     }
     // The lowest seq each type's ring keeps.
     let ring_floor: HashMap<&str, u64> = seqs_by_type
@@ -674,11 +674,10 @@ fn retain_events(records: Vec<Value>, capacity: usize, floor: Option<u64>) -> Ve
         .collect();
     let keep: Vec<bool> = keys
         .iter()
-        .map(|key| match key {
+        .map(|key| match *key {
             None => true,
             Some((ty, seq)) => {
-                floor.is_some_and(|f| *seq > f)
-                    || ring_floor.get(ty.as_str()).is_some_and(|low| seq >= low)
+                floor.is_some_and(|f| seq > f) || ring_floor.get(ty).is_some_and(|&low| seq >= low)
             }
         })
         .collect();
@@ -690,10 +689,10 @@ fn retain_events(records: Vec<Value>, capacity: usize, floor: Option<u64>) -> Ve
 }
 
 /// The type and seq of an event record.
-fn event_key(record: &Value) -> Option<(String, u64)> {
+fn event_key(record: &Value) -> Option<(&str, u64)> {
     let ty = record.get("type")?.as_str()?;
     let seq = record.get("seq")?.as_u64()?;
-    Some((ty.to_string(), seq))
+    Some((ty, seq))
 }
 
 fn list_streams(dir: &Path) -> Result<BTreeSet<String>, EventError> {
