@@ -28,14 +28,18 @@
 //! and reopen.
 //!
 //! An owner whose records summarise themselves (an event log that keeps a window) can
-//! instead queue [`Journal::compact_retaining`]: the writer thread, after the appends
-//! queued before it, reads every record back, keeps what the owner's function returns
-//! and compacts to that, so nothing appended concurrently is lost.
+//! instead queue [`Journal::compact_retaining`]: the writer notes a cut (the appends
+//! queued before it), a helper thread reads every record up to the cut back, keeps what
+//! the owner's function returns and writes that as the next snapshot, and the writer,
+//! between two batches, installs it and keeps the segment's records after the cut, so
+//! appends wait only for the install and nothing appended meanwhile is lost.
 //!
-//! Crash safety: the segment is only truncated after the new snapshot and its directory
-//! entry are durable, and a snapshot's `last_seq` hides the segment records it holds, so
-//! a crash at any point leaves either the old snapshot with the whole segment, or the
-//! new snapshot (with or without the old segment), never a partial snapshot.
+//! Crash safety: a snapshot is written to a temp file, fsynced and renamed over the old
+//! one, and the directory is fsynced before the segment shrinks (truncated, or replaced
+//! by its tail the same way); a snapshot's `last_seq` hides the segment records it
+//! holds. So a kill at any point leaves the old snapshot with the old segment, or the
+//! new snapshot with the old or the new segment: never a partial file. Temp files left
+//! by a crash are removed on open.
 //!
 //! Each stream has one writer thread of its own, blocked on the request queue when idle:
 //! appends reach it with one wake-up and are acknowledged straight from it, with no
@@ -157,9 +161,16 @@ enum Request {
     Retain {
         retain: Retain,
     },
+    /// Compact to what `retain` keeps of every record, now.
+    RetainNow {
+        retain: Retain,
+        ack: oneshot::Sender<Result<(), JournalError>>,
+    },
     Close {
         ack: oneshot::Sender<()>,
     },
+    /// From a [`Request::Retain`]'s helper thread: its snapshot is written.
+    Written,
 }
 
 struct Shared {
@@ -211,7 +222,9 @@ impl Journal {
         validate_stream(stream)?;
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let paths = StreamPaths::new(dir, stream);
-        let _ = fs::remove_file(&paths.snapshot_tmp);
+        for tmp in [&paths.snapshot_tmp, &paths.retain_tmp, &paths.segment_tmp] {
+            let _ = fs::remove_file(tmp);
+        }
         let (snapshot_seq, mut records) = read_snapshot(&paths.snapshot)?;
         let segment = replay_segment(
             &paths.segment,
@@ -233,7 +246,9 @@ impl Journal {
             max_segment_bytes: options.max_segment_bytes,
             retain_queued: AtomicBool::new(false),
         });
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let writer = Writer {
+            wake: tx.downgrade(),
             file,
             buf: Vec::new(),
             paths,
@@ -242,8 +257,8 @@ impl Journal {
             policy: options.policy,
             shared: shared.clone(),
             appends: None,
+            retaining: None,
         };
-        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         std::thread::Builder::new()
             .name(format!("journal-{stream}"))
             .stack_size(WRITER_STACK)
@@ -331,11 +346,11 @@ impl Journal {
     }
 
     /// Queues a compaction that keeps what `retain` returns of every record (snapshot
-    /// records, then segment records, in journal order), run by the writer after the
-    /// appends queued before it and before any queued after it, and only if the segment
-    /// is then still over [`JournalOptions::max_segment_bytes`]. Does not wait: returns
-    /// `false` (and drops `retain`) when one is already queued or the queue is full.
-    /// Failures are logged; the journal stays as it was.
+    /// records, then segment records, in journal order) up to the appends queued before
+    /// it, if the segment is then still over [`JournalOptions::max_segment_bytes`];
+    /// records appended later stay in the segment. `retain` runs on a helper thread.
+    /// Does not wait: returns `false` (and drops `retain`) when one is already queued or
+    /// running, or the queue is full. Failures are logged; the journal stays as it was.
     pub fn compact_retaining(&self, retain: Retain) -> bool {
         if self.shared.retain_queued.swap(true, Ordering::AcqRel) {
             return false;
@@ -345,6 +360,23 @@ impl Journal {
             return false;
         }
         true
+    }
+
+    /// Compacts now, whatever the segment's size, to what `retain` keeps of every record
+    /// appended before this call (after finishing a [`Journal::compact_retaining`] in
+    /// progress); appends wait meanwhile.
+    pub async fn compact_retained(&self, retain: Retain) -> Result<(), JournalError> {
+        let (ack, rx) = oneshot::channel();
+        self.tx
+            .send(Request::RetainNow { retain, ack })
+            .await
+            .map_err(|_| JournalError::Closed)?;
+        rx.await.map_err(|_| JournalError::Closed)?
+    }
+
+    /// Whether a [`Journal::compact_retaining`] is queued or running.
+    pub fn compaction_pending(&self) -> bool {
+        self.shared.retain_queued.load(Ordering::Acquire)
     }
 
     /// Current size of the segment file in bytes.
@@ -391,6 +423,10 @@ struct StreamPaths {
     segment: PathBuf,
     snapshot: PathBuf,
     snapshot_tmp: PathBuf,
+    /// The snapshot a [`Request::Retain`]'s helper thread writes.
+    retain_tmp: PathBuf,
+    /// The segment's tail being written when a retained snapshot is installed.
+    segment_tmp: PathBuf,
 }
 
 impl StreamPaths {
@@ -400,6 +436,8 @@ impl StreamPaths {
             segment: dir.join(format!("{stream}.ndjson")),
             snapshot: dir.join(format!("{stream}.snapshot.json")),
             snapshot_tmp: dir.join(format!("{stream}.snapshot.json.tmp")),
+            retain_tmp: dir.join(format!("{stream}.snapshot.json.retain.tmp")),
+            segment_tmp: dir.join(format!("{stream}.ndjson.tmp")),
         }
     }
 }
@@ -474,6 +512,17 @@ fn replay_segment(
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(io_err(path)(e)),
     };
+    replay_bytes(path, &bytes, snapshot_seq, torn, each)
+}
+
+/// [`replay_segment`] over the segment's bytes (`path` names it in errors).
+fn replay_bytes(
+    path: &Path,
+    bytes: &[u8],
+    snapshot_seq: u64,
+    torn: TornTail,
+    each: &mut dyn FnMut(Value),
+) -> Result<SegmentReplay, JournalError> {
     let mut out = SegmentReplay {
         last_seq: snapshot_seq,
         len: 0,
@@ -562,6 +611,19 @@ struct Writer {
     shared: Arc<Shared>,
     /// `cortex_journal_appends_total` for this stream, registered on the first batch.
     appends: Option<metrics::Counter>,
+    /// The [`Request::Retain`] whose snapshot a helper thread is writing.
+    retaining: Option<Retaining>,
+    /// The writer's own queue, for that helper thread to report it is done (weak, so
+    /// the writer still ends when every [`Journal`] is gone).
+    wake: mpsc::WeakSender<Request>,
+}
+
+/// A retained snapshot being chosen and written off the writer thread.
+struct Retaining {
+    /// The last seq and the segment length (a line boundary) the snapshot accounts for.
+    last_seq: u64,
+    cut: u64,
+    thread: std::thread::JoinHandle<Result<(), JournalError>>,
 }
 
 /// The writer thread: takes whatever requests are queued, writes the appends as one
@@ -571,6 +633,7 @@ struct Writer {
 fn run_writer(mut writer: Writer, mut rx: mpsc::Receiver<Request>) {
     let mut pending: Vec<(Vec<Vec<u8>>, AppendAck)> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
+        writer.install_if_written();
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -583,14 +646,24 @@ fn run_writer(mut writer: Writer, mut rx: mpsc::Receiver<Request>) {
                 Request::Append { records, ack } => pending.push((records, ack)),
                 Request::Compact { records, ack } => {
                     writer.flush(&mut pending);
+                    writer.finish_retaining(false);
                     let _ = ack.send(writer.compact(&records));
                 }
                 Request::Retain { retain } => {
                     writer.flush(&mut pending);
                     writer.retain(retain);
                 }
+                // Sent as the helper's last act (and before any later Retain can be
+                // queued), so this waits for it to return, not for a newer one.
+                Request::Written => writer.finish_retaining(true),
+                Request::RetainNow { retain, ack } => {
+                    writer.flush(&mut pending);
+                    writer.finish_retaining(true);
+                    let _ = ack.send(writer.retain_now(retain));
+                }
                 Request::Close { ack } => {
                     writer.flush(&mut pending);
+                    writer.finish_retaining(true);
                     let _ = ack.send(());
                     return;
                 }
@@ -598,6 +671,7 @@ fn run_writer(mut writer: Writer, mut rx: mpsc::Receiver<Request>) {
         }
         writer.flush(&mut pending);
     }
+    writer.finish_retaining(true);
 }
 
 impl Writer {
@@ -691,19 +765,98 @@ impl Writer {
         self.len = committed;
     }
 
-    /// Handles a [`Request::Retain`]: compacts to what `retain` keeps when the segment is
-    /// over size.
+    /// Handles a [`Request::Retain`]: when the segment is over size, a helper thread
+    /// writes the snapshot of what `retain` keeps of everything written so far.
     fn retain(&mut self, retain: Retain) {
-        let over = self.len > self.shared.max_segment_bytes;
-        let result = if over {
-            self.read_all()
-                .and_then(|records| self.compact(&retain(records)))
-        } else {
-            Ok(())
+        if self.retaining.is_some() {
+            return;
+        }
+        if self.len <= self.shared.max_segment_bytes {
+            self.shared.retain_queued.store(false, Ordering::Release);
+            return;
+        }
+        let (last_seq, cut) = (self.next_seq - 1, self.len);
+        let snapshot = self.paths.snapshot.clone();
+        let segment = self.paths.segment.clone();
+        let tmp = self.paths.retain_tmp.clone();
+        let wake = self.wake.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("journal-{}-compact", self.shared.stream))
+            .spawn(move || {
+                let written = write_retained(&snapshot, &segment, &tmp, last_seq, cut, retain);
+                // A full queue wakes the writer anyway; blocking here could deadlock
+                // with a writer waiting for this thread.
+                if let Some(tx) = wake.upgrade() {
+                    let _ = tx.try_send(Request::Written);
+                }
+                written
+            });
+        match spawned {
+            Ok(thread) => {
+                self.retaining = Some(Retaining {
+                    last_seq,
+                    cut,
+                    thread,
+                })
+            }
+            Err(e) => {
+                self.shared.retain_queued.store(false, Ordering::Release);
+                tracing::error!(stream = %self.shared.stream, error = %e, "journal compaction not started");
+            }
+        }
+    }
+
+    /// Handles a [`Request::RetainNow`] on the writer thread.
+    fn retain_now(&mut self, retain: Retain) -> Result<(), JournalError> {
+        let (last_seq, cut) = (self.next_seq - 1, self.len);
+        let paths = &self.paths;
+        let written = write_retained(
+            &paths.snapshot,
+            &paths.segment,
+            &paths.retain_tmp,
+            last_seq,
+            cut,
+            retain,
+        );
+        let result = written.and_then(|()| self.install(last_seq, cut));
+        if result.is_err() {
+            let _ = fs::remove_file(&self.paths.retain_tmp);
+        }
+        result
+    }
+
+    /// Installs the retained snapshot if its helper thread is done.
+    fn install_if_written(&mut self) {
+        if self
+            .retaining
+            .as_ref()
+            .is_some_and(|r| r.thread.is_finished())
+        {
+            self.finish_retaining(true);
+        }
+    }
+
+    /// Waits for the retained snapshot being written, then installs it (or, when
+    /// `install` is false because the snapshot was replaced since, discards it).
+    fn finish_retaining(&mut self, install: bool) {
+        let Some(retaining) = self.retaining.take() else {
+            return;
         };
+        let written = retaining.thread.join().unwrap_or_else(|_| {
+            Err(JournalError::WriteFailed(
+                "compaction thread panicked".into(),
+            ))
+        });
+        let result = match written {
+            Ok(()) if install => self.install(retaining.last_seq, retaining.cut),
+            other => other,
+        };
+        if !install || result.is_err() {
+            let _ = fs::remove_file(&self.paths.retain_tmp);
+        }
         self.shared.retain_queued.store(false, Ordering::Release);
         match result {
-            Ok(()) if over => {
+            Ok(()) if install => {
                 metrics::counter!("cortex_journal_compactions_total", "stream" => self.shared.stream.clone())
                     .increment(1);
             }
@@ -714,16 +867,37 @@ impl Writer {
         }
     }
 
-    /// Every record on disk (snapshot, then segment), as replay returns them.
-    fn read_all(&self) -> Result<Vec<Value>, JournalError> {
-        let (snapshot_seq, mut records) = read_snapshot(&self.paths.snapshot)?;
-        replay_segment(
-            &self.paths.segment,
-            snapshot_seq,
-            TornTail::Keep,
-            &mut |record| records.push(record),
-        )?;
-        Ok(records)
+    /// Makes the retained snapshot (accounting for every record up to `last_seq`, the
+    /// first `cut` bytes of the segment) the stream's snapshot, then shrinks the segment
+    /// to the records after the cut.
+    fn install(&mut self, last_seq: u64, cut: u64) -> Result<(), JournalError> {
+        let paths = &self.paths;
+        fs::rename(&paths.retain_tmp, &paths.snapshot).map_err(io_err(&paths.snapshot))?;
+        // The segment may only shrink once the rename is durable.
+        sync_dir(&paths.dir).map_err(io_err(&paths.dir))?;
+        debug_assert!(last_seq < self.next_seq);
+        let seg = &paths.segment;
+        let tail_len = self.len - cut;
+        if tail_len == 0 {
+            self.file.set_len(0).map_err(io_err(seg))?;
+            self.file.sync_data().map_err(io_err(seg))?;
+        } else {
+            let mut tail = vec![0; tail_len as usize];
+            let mut file = File::open(seg).map_err(io_err(seg))?;
+            io::Seek::seek(&mut file, io::SeekFrom::Start(cut)).map_err(io_err(seg))?;
+            io::Read::read_exact(&mut file, &mut tail).map_err(io_err(seg))?;
+            let tmp = &paths.segment_tmp;
+            write_synced(tmp, &tail).map_err(io_err(tmp))?;
+            fs::rename(tmp, seg).map_err(io_err(seg))?;
+            sync_dir(&paths.dir).map_err(io_err(&paths.dir))?;
+            self.file = OpenOptions::new()
+                .append(true)
+                .open(seg)
+                .map_err(io_err(seg))?;
+        }
+        self.len = tail_len;
+        self.shared.segment_bytes.store(tail_len, Ordering::Release);
+        Ok(())
     }
 
     fn compact(&mut self, records: &[Value]) -> Result<(), JournalError> {
@@ -745,6 +919,37 @@ impl Writer {
         self.shared.segment_bytes.store(0, Ordering::Release);
         Ok(())
     }
+}
+
+/// The helper thread of a [`Request::Retain`]: reads the snapshot and the first `cut`
+/// bytes of the segment, and writes what `retain` keeps of them to `tmp` (fsynced) as a
+/// snapshot accounting for every record up to `last_seq`.
+fn write_retained(
+    snapshot: &Path,
+    segment: &Path,
+    tmp: &Path,
+    last_seq: u64,
+    cut: u64,
+    retain: Retain,
+) -> Result<(), JournalError> {
+    let (snapshot_seq, mut records) = read_snapshot(snapshot)?;
+    let mut bytes = fs::read(segment).map_err(io_err(segment))?;
+    bytes.truncate(cut as usize);
+    replay_bytes(
+        segment,
+        &bytes,
+        snapshot_seq,
+        TornTail::Keep,
+        &mut |record| records.push(record),
+    )?;
+    drop(bytes);
+    let kept = retain(records);
+    let body = serde_json::to_vec(&SnapshotRef {
+        version: SNAPSHOT_VERSION,
+        last_seq,
+        records: &kept,
+    })?;
+    write_synced(tmp, &body).map_err(io_err(tmp))
 }
 
 fn encode_line(buf: &mut Vec<u8>, seq: u64, rec: &[u8]) {
@@ -954,7 +1159,7 @@ mod tests {
             HashSet::<&u64>::from_iter(&ids).len(),
             "no duplicates"
         );
-        assert!(ids.len() < 3000, "compaction ran: {} records", ids.len());
+        assert!(ids.len() < 4000, "compaction ran: {} records", ids.len());
         assert!(dir.path().join("r.snapshot.json").exists());
         assert_eq!(j.last_seq(), 4000);
         assert_eq!(j.append(&json!({"i": 1})).await.unwrap(), 4001);
@@ -1034,9 +1239,18 @@ mod tests {
         // A crash while the next snapshot was being written leaves a partial temp file.
         let tmp = dir.path().join("t.snapshot.json.tmp");
         fs::write(&tmp, b"{\"version\":1,\"last_seq\":2,\"rec").unwrap();
+        // ... or while a retained snapshot, or a segment's tail, was being written.
+        let retain_tmp = dir.path().join("t.snapshot.json.retain.tmp");
+        fs::write(
+            &retain_tmp,
+            b"{\"version\":1,\"last_seq\":2,\"records\":[\"x\"]}",
+        )
+        .unwrap();
+        let segment_tmp = dir.path().join("t.ndjson.tmp");
+        fs::write(&segment_tmp, b"{\"seq\":9,\"rec\":9}\n").unwrap();
         let (j, replay) = Journal::open(dir.path(), "t", FsyncPolicy::Batch).unwrap();
         assert_eq!(replay, vec![json!("s"), json!(2)]);
-        assert!(!tmp.exists());
+        assert!(!tmp.exists() && !retain_tmp.exists() && !segment_tmp.exists());
         assert_eq!(j.append(&json!(3)).await.unwrap(), 3);
         j.close().await;
     }
