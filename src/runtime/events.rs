@@ -18,13 +18,14 @@
 //! [`EventBus::read_since`] always returns events sorted by seq.
 //!
 //! Retention: a stream's journal is compacted once its segment passes
-//! [`DEFAULT_MAX_SEGMENT_BYTES`] (checked after each append, compacted by the stream's
-//! writer thread after the appends queued before it). It keeps the newest events of
-//! each type that the rings hold ([`EventBus::with_ring_capacity`]), so rings and
-//! [`EventBus::read_since`] look the same after a restart, and, for a stream an owner
-//! holds ([`EventBus::hold`]), every event above the owner's floor. Seqs are kept, so
-//! the global seq stays monotonic. [`EventBus::history`] of a stream nobody holds only
-//! covers that window.
+//! [`BusOptions::max_segment_bytes`] (default [`DEFAULT_MAX_SEGMENT_BYTES`]: a size
+//! comparison after each append; the rewrite runs on a helper thread of the stream's
+//! journal, see [`Journal::compact_retaining`]), or when [`EventBus::compact`] asks.
+//! It keeps the newest events of each type that the rings hold
+//! ([`BusOptions::ring_capacity`]), so rings and [`EventBus::read_since`] look the same
+//! after a restart, and, for a stream an owner holds ([`EventBus::hold`]), every event
+//! above the owner's floor. Seqs are kept, so the global seq stays monotonic.
+//! [`EventBus::history`] of a stream nobody holds only covers that window.
 //!
 //! Each journal stream has its own writer thread (see [`crate::runtime::journal`]);
 //! only [`EventBus::attach_http_sink`] spawns a task and needs a tokio runtime.
