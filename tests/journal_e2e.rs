@@ -121,3 +121,84 @@ async fn subscribed_event_resource_is_notified() {
     assert_eq!(page["events"][0]["type"], "fixtures.event");
     client.cancel().await.unwrap();
 }
+
+/// Seqs of the events `events://fixtures.event?since_seq={since}` returns (one page).
+async fn page_seqs(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    since: u64,
+) -> Vec<u64> {
+    let page = read_json(
+        client,
+        &format!("events://fixtures.event?since_seq={since}"),
+    )
+    .await;
+    page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect()
+}
+
+async fn publish(client: &rmcp::service::RunningService<rmcp::RoleClient, ()>, i: u64) -> u64 {
+    let args = json!({"data": {"after": i}}).as_object().cloned().unwrap();
+    let call = rmcp::model::CallToolRequestParams::new("test_publish_event").with_arguments(args);
+    let r = client.call_tool(call).await.unwrap();
+    assert_eq!(r.is_error, Some(false));
+    r.structured_content.unwrap()["seq"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_past_its_segment_size_is_compacted_and_restarts_the_same() {
+    use cortex_mcp::runtime::{
+        events::{BusOptions, EventBus},
+        journal::FsyncPolicy,
+    };
+    // 12,500 events of ~6 KB: past the 64 MiB segment size, and 2,500 more than the
+    // 10,000 the ring of their type holds.
+    let dir = tempfile::tempdir().unwrap();
+    let events_dir = dir.path().join("events");
+    let never = BusOptions {
+        max_segment_bytes: u64::MAX,
+        ..BusOptions::new(FsyncPolicy::Never)
+    };
+    let bus = EventBus::with_options(Some(events_dir.clone()), never).unwrap();
+    let pad = "x".repeat(6000);
+    for i in 0..12_500u64 {
+        let data = json!({"i": i, "pad": pad});
+        bus.publish_value("fixtures.event", "test", data)
+            .await
+            .unwrap();
+    }
+    bus.close().await;
+    drop(bus);
+    let segment = events_dir.join("fixtures.ndjson");
+    assert!(std::fs::metadata(&segment).unwrap().len() > 64 << 20);
+
+    let mut server = http_server_with_fixtures(dir.path());
+    let client = http_client(&format!("{}/mcp", server.base), None).await;
+    let oldest = page_seqs(&client, 0).await;
+    assert_eq!(oldest[0], 2_501, "the ring holds the newest 10,000");
+    assert_eq!(publish(&client, 0).await, 12_501);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::fs::metadata(&segment).unwrap().len() > 64 << 20 {
+        assert!(std::time::Instant::now() < deadline, "no compaction");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(publish(&client, 1).await, 12_502);
+    let oldest = page_seqs(&client, 0).await;
+    let newest = page_seqs(&client, 12_400).await;
+    assert_eq!(newest.last(), Some(&12_502));
+    server.child.kill().unwrap(); // SIGKILL
+    let _ = server.child.wait();
+    let snapshot = events_dir.join("fixtures.snapshot.json");
+    assert!(snapshot.exists());
+    assert!(std::fs::metadata(&segment).unwrap().len() < 1 << 20);
+
+    let restarted = http_server_with_fixtures(dir.path());
+    let client = http_client(&format!("{}/mcp", restarted.base), None).await;
+    assert_eq!(page_seqs(&client, 0).await, oldest);
+    assert_eq!(page_seqs(&client, 12_400).await, newest);
+    assert_eq!(publish(&client, 2).await, 12_503, "seq continues");
+    client.cancel().await.unwrap();
+}

@@ -704,6 +704,80 @@ mod tests {
         close(bus, store).await;
     }
 
+    /// Like `open`, with a bus that compacts its streams past 2 KiB and keeps one
+    /// event per type in its rings.
+    fn open_compacting(dir: &Path) -> (EventBus, TaskStore) {
+        let options = crate::runtime::events::BusOptions {
+            ring_capacity: 1,
+            max_segment_bytes: 2048,
+            ..crate::runtime::events::BusOptions::new(FsyncPolicy::Never)
+        };
+        let bus = EventBus::with_options(Some(dir.join("events")), options).unwrap();
+        let store = TaskStore::open(&dir.join("asbr"), bus.clone(), FsyncPolicy::Never).unwrap();
+        (bus, store)
+    }
+
+    #[tokio::test]
+    async fn tasks_rebuilt_after_the_bus_compacts_equal_the_acknowledged_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let compacted = dir.path().join("events/asbr.snapshot.json");
+        let (bus, store) = open_compacting(dir.path());
+        let a = store.create(input(&["a"]), None, TP.into()).await.unwrap();
+        let mut a = a.task;
+        for i in 0..12 {
+            a = step(
+                &store,
+                &a.id,
+                AgentEventKind::StepCompleted,
+                "s",
+                serde_json::json!(i),
+            )
+            .await;
+        }
+        let b = store.create(input(&["b"]), None, TP.into()).await.unwrap();
+        close(bus, store).await;
+        assert!(
+            !compacted.exists(),
+            "no task snapshot yet: the bus keeps all"
+        );
+
+        // Restart: the task snapshot is written, then new events make the bus compact.
+        let (bus, store) = open_compacting(dir.path());
+        assert_eq!(store.get(&a.id).unwrap(), a);
+        let snapshot = store.snapshot.lock().take().unwrap();
+        snapshot.await.unwrap();
+        let c = store.create(input(&["c"]), None, TP.into()).await.unwrap();
+        let mut c = c.task;
+        for i in 0..12 {
+            c = step(
+                &store,
+                &c.id,
+                AgentEventKind::StepCompleted,
+                "s",
+                serde_json::json!(i),
+            )
+            .await;
+        }
+        let b = store
+            .transition(&b.task.id, TP.into(), apply_cancel)
+            .await
+            .unwrap();
+        close(bus, store).await;
+        assert!(compacted.exists(), "the asbr stream was compacted");
+        let bus = EventBus::new(Some(dir.path().join("events")), FsyncPolicy::Never).unwrap();
+        let kept = bus.history(BUS_STREAM, 0).unwrap();
+        assert!(kept.len() < 28, "events the snapshot covers were dropped");
+        bus.close().await;
+
+        // Second restart: the task snapshot plus the events kept above its watermark.
+        let (bus, store) = open_compacting(dir.path());
+        assert_eq!(store.get(&a.id).unwrap(), a);
+        assert_eq!(store.get(&b.id).unwrap(), b);
+        assert_eq!(store.get(&c.id).unwrap(), c);
+        assert_eq!(event_count(&store, &c.id).await, 13);
+        close(bus, store).await;
+    }
+
     #[tokio::test]
     async fn journals_of_the_per_transition_format_still_load_without_duplicates() {
         let dir = tempfile::tempdir().unwrap();

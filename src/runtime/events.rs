@@ -17,6 +17,16 @@
 //! publishers may complete (and notify subscribers) slightly out of seq order;
 //! [`EventBus::read_since`] always returns events sorted by seq.
 //!
+//! Retention: a stream's journal is compacted once its segment passes
+//! [`BusOptions::max_segment_bytes`] (default [`DEFAULT_MAX_SEGMENT_BYTES`]: a size
+//! comparison after each append; the rewrite runs on a helper thread of the stream's
+//! journal, see [`Journal::compact_retaining`]), or when [`EventBus::compact`] asks.
+//! It keeps the newest events of each type that the rings hold
+//! ([`BusOptions::ring_capacity`]), so rings and [`EventBus::read_since`] look the same
+//! after a restart, and, for a stream an owner holds ([`EventBus::hold`]), every event
+//! above the owner's floor. Seqs are kept, so the global seq stays monotonic.
+//! [`EventBus::history`] of a stream nobody holds only covers that window.
+//!
 //! Each journal stream has its own writer thread (see [`crate::runtime::journal`]);
 //! only [`EventBus::attach_http_sink`] spawns a task and needs a tokio runtime.
 
@@ -34,10 +44,55 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::journal::{FsyncPolicy, Journal, JournalError};
+use super::journal::{FsyncPolicy, Journal, JournalError, JournalOptions, Retain};
 
 /// Default number of recent events kept in memory per event type.
 pub const DEFAULT_RING_CAPACITY: usize = 10_000;
+
+/// Default segment size after which a stream's journal is compacted.
+pub const DEFAULT_MAX_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How the bus keeps events in memory and on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusOptions {
+    pub policy: FsyncPolicy,
+    /// Recent events kept in memory per event type (at least 1).
+    pub ring_capacity: usize,
+    /// Segment size after which a stream's journal is compacted.
+    pub max_segment_bytes: u64,
+}
+
+impl BusOptions {
+    pub fn new(policy: FsyncPolicy) -> Self {
+        Self {
+            policy,
+            ring_capacity: DEFAULT_RING_CAPACITY,
+            max_segment_bytes: DEFAULT_MAX_SEGMENT_BYTES,
+        }
+    }
+
+    fn journal(&self) -> JournalOptions {
+        JournalOptions {
+            max_segment_bytes: self.max_segment_bytes,
+            policy: self.policy,
+        }
+    }
+}
+
+/// An owner's claim on a stream's journal (see [`EventBus::hold`]): compaction keeps
+/// every event of the stream above the floor, which starts at 0 (everything is kept).
+#[derive(Debug, Clone)]
+pub struct StreamHold {
+    floor: Arc<AtomicU64>,
+}
+
+impl StreamHold {
+    /// The owner no longer needs the events with `seq <= through` (it has durably
+    /// recorded what they did); compaction may drop them. The floor never goes down.
+    pub fn release_through(&self, through: u64) {
+        self.floor.fetch_max(through, Ordering::AcqRel);
+    }
+}
 
 /// Errors produced by the event bus.
 #[derive(Debug, thiserror::Error)]
@@ -247,8 +302,10 @@ struct Ring {
 
 struct BusInner {
     journal_dir: Option<PathBuf>,
-    policy: FsyncPolicy,
+    options: BusOptions,
     journals: Mutex<HashMap<String, Journal>>,
+    /// The floors of every [`StreamHold`] per stream, kept for the bus's lifetime.
+    holds: Mutex<HashMap<String, Vec<Arc<AtomicU64>>>>,
     seq: AtomicU64,
     ring_capacity: usize,
     rings: RwLock<HashMap<String, Ring>>,
@@ -284,13 +341,30 @@ impl EventBus {
         policy: FsyncPolicy,
         ring_capacity: usize,
     ) -> Result<EventBus, EventError> {
+        let options = BusOptions {
+            ring_capacity,
+            ..BusOptions::new(policy)
+        };
+        Self::with_options(journal_dir, options)
+    }
+
+    /// Like [`EventBus::new`] with explicit [`BusOptions`].
+    pub fn with_options(
+        journal_dir: Option<PathBuf>,
+        options: BusOptions,
+    ) -> Result<EventBus, EventError> {
+        let ring_capacity = options.ring_capacity.max(1);
         let bus = EventBus {
             inner: Arc::new(BusInner {
                 journal_dir: journal_dir.clone(),
-                policy,
+                options: BusOptions {
+                    ring_capacity,
+                    ..options
+                },
                 journals: Mutex::new(HashMap::new()),
+                holds: Mutex::new(HashMap::new()),
                 seq: AtomicU64::new(0),
-                ring_capacity: ring_capacity.max(1),
+                ring_capacity,
                 rings: RwLock::new(HashMap::new()),
                 subs: RwLock::new(SubIndex::default()),
                 latest: watch::channel(0).0,
@@ -304,7 +378,8 @@ impl EventBus {
 
     fn replay(&self, dir: &Path) -> Result<(), EventError> {
         for stream in list_streams(dir)? {
-            let (journal, records) = Journal::open(dir, &stream, self.inner.policy)?;
+            let (journal, records) =
+                Journal::open_with(dir, &stream, self.inner.options.journal())?;
             for record in records {
                 let event: Event =
                     serde_json::from_value(record).map_err(|e| EventError::BadRecord {
@@ -388,6 +463,9 @@ impl EventBus {
         });
         if let Some(journal) = journal {
             journal.append(&*event).await?;
+            if journal.needs_compaction() {
+                self.queue_compaction(&journal);
+            }
         }
         self.insert_ring(event.clone(), true);
         self.notify(&event);
@@ -402,9 +480,61 @@ impl EventBus {
         if let Some(journal) = journals.get(prefix) {
             return Ok(Some(journal.clone()));
         }
-        let (journal, _) = Journal::open(dir, prefix, self.inner.policy)?;
+        let (journal, _) = Journal::open_with(dir, prefix, self.inner.options.journal())?;
         journals.insert(prefix.to_string(), journal.clone());
         Ok(Some(journal))
+    }
+
+    /// Claims `stream` (a type's first segment, e.g. `asbr`) for an owner that rebuilds
+    /// its state from [`EventBus::history`]: from now on compaction keeps every event of
+    /// the stream above the returned hold's floor (all of them until it releases some).
+    /// Claim before anything publishes on the stream. The claim lasts as long as the bus;
+    /// several holds on one stream keep what any of them needs.
+    pub fn hold(&self, stream: &str) -> StreamHold {
+        let floor = Arc::new(AtomicU64::new(0));
+        self.inner
+            .holds
+            .lock()
+            .entry(stream.to_string())
+            .or_default()
+            .push(floor.clone());
+        StreamHold { floor }
+    }
+
+    /// The seq above which `stream` keeps every event: the lowest floor of its holds,
+    /// `None` when nobody holds it.
+    fn retention_floor(&self, stream: &str) -> Option<u64> {
+        let holds = self.inner.holds.lock();
+        let floors = holds.get(stream)?;
+        floors.iter().map(|f| f.load(Ordering::Acquire)).min()
+    }
+
+    /// Compacts `stream`'s journal now under the retention rule (see the module docs),
+    /// whatever its size; publishes on it wait meanwhile. Nothing without a journal.
+    pub async fn compact(&self, stream: &str) -> Result<(), EventError> {
+        let journal = self.inner.journals.lock().get(stream).cloned();
+        let Some(journal) = journal else {
+            return Ok(());
+        };
+        let floor = self.retention_floor(stream);
+        let capacity = self.inner.ring_capacity;
+        let retain: Retain = Box::new(move |records| retain_events(records, capacity, floor));
+        Ok(journal.compact_retained(retain).await?)
+    }
+
+    /// Asks `journal`'s writer to compact it (after the appends queued so far), keeping
+    /// what [`retain_events`] keeps. Nothing when an owner holds everything.
+    fn queue_compaction(&self, journal: &Journal) {
+        if journal.compaction_pending() {
+            return;
+        }
+        let floor = self.retention_floor(journal.stream());
+        if floor == Some(0) {
+            return;
+        }
+        let capacity = self.inner.ring_capacity;
+        let retain: Retain = Box::new(move |records| retain_events(records, capacity, floor));
+        journal.compact_retaining(retain);
     }
 
     /// Adds `event` to its type's ring (in seq order); `count` it as published.
@@ -538,6 +668,48 @@ impl EventBus {
             lagged,
         }
     }
+}
+
+/// What compaction keeps of a stream's records (in their order): the `capacity` newest
+/// events of each type (what the rings hold after a restart), every event with a seq
+/// above `floor` when there is one, and any record that is not an event (replay reports
+/// it; compaction does not hide it).
+fn retain_events(records: Vec<Value>, capacity: usize, floor: Option<u64>) -> Vec<Value> {
+    let keys: Vec<Option<(&str, u64)>> = records.iter().map(event_key).collect();
+    let mut seqs_by_type: HashMap<&str, Vec<u64>> = HashMap::new();
+    for &(ty, seq) in keys.iter().flatten() {
+        seqs_by_type.entry(ty).or_default().push(seq);
+    }
+    // The lowest seq each type's ring keeps.
+    let ring_floor: HashMap<&str, u64> = seqs_by_type
+        .into_iter()
+        .map(|(ty, mut seqs)| {
+            seqs.sort_unstable_by(|a, b| b.cmp(a));
+            let lowest = seqs[..seqs.len().min(capacity)].last().copied();
+            (ty, lowest.unwrap_or(0))
+        })
+        .collect();
+    let keep: Vec<bool> = keys
+        .iter()
+        .map(|key| match *key {
+            None => true,
+            Some((ty, seq)) => {
+                floor.is_some_and(|f| seq > f) || ring_floor.get(ty).is_some_and(|&low| seq >= low)
+            }
+        })
+        .collect();
+    records
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(record, keep)| keep.then_some(record))
+        .collect()
+}
+
+/// The type and seq of an event record.
+fn event_key(record: &Value) -> Option<(&str, u64)> {
+    let ty = record.get("type")?.as_str()?;
+    let seq = record.get("seq")?.as_u64()?;
+    Some((ty, seq))
 }
 
 fn list_streams(dir: &Path) -> Result<BTreeSet<String>, EventError> {
@@ -885,6 +1057,146 @@ mod tests {
         let ev = bus.publish_value("asbr.b", "t", json!(4)).await.unwrap();
         assert_eq!(ev.seq, 4);
         bus.close().await;
+    }
+
+    fn small(dir: &Path) -> EventBus {
+        let options = BusOptions {
+            ring_capacity: 3,
+            max_segment_bytes: 1024,
+            ..BusOptions::new(FsyncPolicy::Never)
+        };
+        EventBus::with_options(Some(dir.to_path_buf()), options).unwrap()
+    }
+
+    fn seqs(events: &[Event]) -> Vec<u64> {
+        events.iter().map(|e| e.seq).collect()
+    }
+
+    fn recent(bus: &EventBus, filter: &str, since: u64) -> Vec<Event> {
+        let events = bus.read_since(filter, since, usize::MAX);
+        events.iter().map(|e| Event::clone(e)).collect()
+    }
+
+    #[tokio::test]
+    async fn compacted_streams_restart_with_the_same_rings_and_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = small(dir.path());
+        for i in 0..60 {
+            let ty = ["github.a", "github.b", "mvp.c"][i % 3];
+            bus.publish_value(ty, "t", json!({ "i": i })).await.unwrap();
+        }
+        // mvp passed 1 KiB: compacted on its own (closing finishes the compaction).
+        bus.compact("github").await.unwrap();
+        let rings = recent(&bus, "*", 0);
+        assert_eq!(rings.len(), 9);
+        let last = bus.last_seq();
+        bus.close().await;
+        drop(bus);
+
+        assert!(dir.path().join("mvp.snapshot.json").exists());
+        let mvp = seqs(&bus_history(dir.path(), "mvp"));
+        assert!(mvp.len() < 20, "mvp was not compacted: {mvp:?}");
+        assert!(mvp.ends_with(&[54, 57, 60]));
+        let github = std::fs::metadata(dir.path().join("github.ndjson")).unwrap();
+        assert_eq!(github.len(), 0);
+        let kept = bus_history(dir.path(), "github");
+        assert_eq!(kept, recent_from(&rings, "github.", 0));
+
+        let bus = small(dir.path());
+        assert_eq!(recent(&bus, "*", 0), rings);
+        assert_eq!(bus.last_seq(), last);
+        assert_eq!(
+            recent(&bus, "github.a", 50),
+            recent_from(&rings, "github.a", 50)
+        );
+        assert_eq!(recent(&bus, "mvp.*", 0), recent_from(&rings, "mvp.c", 0));
+        let next = bus.publish_value("mvp.c", "t", json!("new")).await.unwrap();
+        assert_eq!(next.seq, last + 1);
+        for i in 0..30 {
+            bus.publish_value("github.a", "t", json!(i)).await.unwrap();
+        }
+        let rings = recent(&bus, "*", 0);
+        let last = bus.last_seq();
+        bus.close().await;
+        drop(bus);
+
+        let bus = small(dir.path());
+        assert_eq!(recent(&bus, "*", 0), rings);
+        assert_eq!(bus.last_seq(), last);
+        assert_eq!(last, 91);
+        let next = bus.publish_value("github.b", "t", json!(0)).await.unwrap();
+        assert_eq!(next.seq, last + 1);
+        bus.close().await;
+    }
+
+    fn bus_history(dir: &Path, stream: &str) -> Vec<Event> {
+        let bus =
+            EventBus::with_options(Some(dir.to_path_buf()), BusOptions::new(FsyncPolicy::Never));
+        bus.unwrap().history(stream, 0).unwrap()
+    }
+
+    /// `events` of type `ty` (or starting with it when it ends with a dot) after `since`.
+    fn recent_from(events: &[Event], ty: &str, since: u64) -> Vec<Event> {
+        let matches = |t: &str| t == ty || (ty.ends_with('.') && t.starts_with(ty));
+        events
+            .iter()
+            .filter(|e| matches(&e.r#type) && e.seq > since)
+            .cloned()
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_held_stream_keeps_every_event_above_its_floor() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = small(dir.path());
+        let hold = bus.hold("asbr");
+        let _other = bus.hold("asbr");
+        for i in 0..30 {
+            bus.publish_value("asbr.x", "t", json!(i)).await.unwrap();
+            bus.publish_value("github.y", "t", json!(i)).await.unwrap();
+        }
+        // Nothing released: the whole stream is there, while github was compacted.
+        assert_eq!(
+            seqs(&bus.history("asbr", 0).unwrap()),
+            (1..=59).step_by(2).collect::<Vec<_>>()
+        );
+        bus.compact("github").await.unwrap();
+        assert_eq!(seqs(&bus.history("github", 0).unwrap()), vec![56, 58, 60]);
+        bus.compact("asbr").await.unwrap();
+        assert_eq!(bus.history("asbr", 0).unwrap().len(), 30);
+        hold.release_through(40);
+        for _ in 0..30 {
+            bus.publish_value("asbr.x", "t", json!("more"))
+                .await
+                .unwrap();
+        }
+        bus.close().await;
+        drop(bus);
+        let kept = seqs(&bus_history(dir.path(), "asbr"));
+        assert_eq!(
+            kept,
+            (1..=59).step_by(2).chain(61..=90).collect::<Vec<_>>(),
+            "the other hold keeps all"
+        );
+
+        // One hold only: it keeps everything above its floor, and the ring window.
+        let bus = small(dir.path());
+        let hold = bus.hold("asbr");
+        hold.release_through(40);
+        hold.release_through(20);
+        for _ in 0..20 {
+            bus.publish_value("asbr.x", "t", json!("last"))
+                .await
+                .unwrap();
+        }
+        bus.compact("asbr").await.unwrap();
+        bus.close().await;
+        drop(bus);
+        let kept = seqs(&bus_history(dir.path(), "asbr"));
+        assert_eq!(
+            kept,
+            (41..=59).step_by(2).chain(61..=110).collect::<Vec<_>>()
+        );
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ use std::{collections::HashMap, sync::Arc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::runtime::events::Event;
+use crate::runtime::events::{Event, StreamHold};
 
 use super::{
     super::AsbrError, BUS_STREAM, IDEMPOTENCY_WINDOW, STREAM, Slot, TYPE_PREFIX, Task,
@@ -126,6 +126,8 @@ impl TaskStore {
             })?;
             rebuild.record(record);
         }
+        // Keeps the bus from compacting away task events this store has not snapshotted.
+        let hold = self.bus.hold(BUS_STREAM);
         let newer = self
             .bus
             .history(BUS_STREAM, rebuild.watermark)
@@ -140,7 +142,10 @@ impl TaskStore {
         let watermark = rebuild.watermark;
         self.install(rebuild);
         if replayed > 0 || self.journal.segment_bytes() > 0 {
-            self.write_snapshot(watermark);
+            self.write_snapshot(watermark, hold);
+        } else {
+            // Everything came from the snapshot on disk, durable since it was written.
+            hold.release_through(watermark);
         }
         Ok(())
     }
@@ -179,7 +184,8 @@ impl TaskStore {
     /// Rewrites the `tasks` snapshot as what memory holds, accounting for every task
     /// event up to `watermark`. Runs at start-up only, before anything publishes, so
     /// no transition can fall between the snapshot and the watermark.
-    fn write_snapshot(&self, watermark: u64) {
+    /// Once the snapshot is durable, `hold` releases the bus events it accounts for.
+    fn write_snapshot(&self, watermark: u64, hold: StreamHold) {
         let mut records = vec![Record::Watermark { watermark }];
         for slot in self.all_slots() {
             let Some(task) = slot.task() else { continue };
@@ -195,8 +201,9 @@ impl TaskStore {
             .collect();
         let journal = self.journal.clone();
         let writing = tokio::spawn(async move {
-            if let Err(e) = journal.compact(values).await {
-                tracing::warn!("could not write the asbr tasks snapshot: {e}");
+            match journal.compact(values).await {
+                Ok(()) => hold.release_through(watermark),
+                Err(e) => tracing::warn!("could not write the asbr tasks snapshot: {e}"),
             }
         });
         *self.snapshot.lock() = Some(writing);
