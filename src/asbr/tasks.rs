@@ -635,6 +635,15 @@ mod tests {
         created.task
     }
 
+    /// `task` after twelve `StepCompleted` events.
+    async fn twelve_steps(store: &TaskStore, mut task: Task) -> Task {
+        for i in 0..12 {
+            let data = serde_json::json!(i);
+            task = step(store, &task.id, AgentEventKind::StepCompleted, "s", data).await;
+        }
+        task
+    }
+
     async fn event_count(store: &TaskStore, id: &str) -> usize {
         let (events, _) = store
             .watch(Some(id), &[], 0, 100, Duration::ZERO)
@@ -722,19 +731,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let compacted = dir.path().join("events/asbr.snapshot.json");
         let (bus, store) = open_compacting(dir.path());
-        let a = store.create(input(&["a"]), None, TP.into()).await.unwrap();
-        let mut a = a.task;
-        for i in 0..12 {
-            a = step(
-                &store,
-                &a.id,
-                AgentEventKind::StepCompleted,
-                "s",
-                serde_json::json!(i),
-            )
-            .await;
-        }
-        let b = store.create(input(&["b"]), None, TP.into()).await.unwrap();
+        let a = twelve_steps(&store, create(&store, "a").await).await;
+        let b = create(&store, "b").await;
         close(bus, store).await;
         assert!(
             !compacted.exists(),
@@ -746,20 +744,9 @@ mod tests {
         assert_eq!(store.get(&a.id).unwrap(), a);
         let snapshot = store.snapshot.lock().take().unwrap();
         snapshot.await.unwrap();
-        let c = store.create(input(&["c"]), None, TP.into()).await.unwrap();
-        let mut c = c.task;
-        for i in 0..12 {
-            c = step(
-                &store,
-                &c.id,
-                AgentEventKind::StepCompleted,
-                "s",
-                serde_json::json!(i),
-            )
-            .await;
-        }
+        let c = twelve_steps(&store, create(&store, "c").await).await;
         let b = store
-            .transition(&b.task.id, TP.into(), apply_cancel)
+            .transition(&b.id, TP.into(), apply_cancel)
             .await
             .unwrap();
         close(bus, store).await;
