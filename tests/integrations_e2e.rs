@@ -652,9 +652,9 @@ fn pg_bin() -> Option<PathBuf> {
 }
 
 fn missing(what: &str, install: &str) {
-    eprintln!(
-        "SKIPPED: {what} is not installed; install it with `apt-get install -y {install}` (.ci/run does) to run this test"
-    );
+    skip_unless_ci(&format!(
+        "{what} is not installed; install it with `apt-get install -y {install}` (tools/test.sh does as root) to run this test"
+    ));
 }
 
 /// A PostgreSQL cluster in a temp dir on a loopback port, stopped on drop.

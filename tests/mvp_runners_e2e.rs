@@ -1,5 +1,5 @@
 //! test_runner and code_analysis through a real MCP client, driving the real runners:
-//! jest, vitest and eslint (pinned in tests/fixtures/js-runners, installed by `.ci/run`
+//! jest, vitest and eslint (pinned in tests/fixtures/js-runners, installed by `tools/test.sh`
 //! with `npm ci`), cargo-nextest on a tiny dependency-free crate, and coverage (jest's
 //! istanbul, vitest's v8 provider, pytest-cov; cargo's missing cargo-llvm-cov named).
 //! Also the PRP evaluation gate tracing requirements to tests, test files and gate
@@ -68,7 +68,7 @@ fn js_modules() -> PathBuf {
     for bin in ["jest", "vitest", "eslint"] {
         assert!(
             m.join(".bin").join(bin).exists(),
-            "{bin} is not installed: run `npm ci --prefix tests/fixtures/js-runners` (as .ci/run does)"
+            "{bin} is not installed: run `npm ci --prefix tests/fixtures/js-runners` (tools/test.sh does)"
         );
     }
     m

@@ -301,3 +301,12 @@ pub fn failing_crate(dir: &std::path::Path) {
         "pub fn add(a: i32, b: i32) -> i32 { a + b }\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn adds() { assert_eq!(super::add(2, 2), 4); }\n    #[test]\n    fn subtracts_wrongly() { assert_eq!(super::add(2, -2), 1, \"planted failure\"); }\n}\n",
     );
 }
+
+/// A test tool or service this machine lacks: outside CI the test skips with `why`;
+/// under `CI=true` it fails, so a missing install step cannot pass unnoticed.
+pub fn skip_unless_ci(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{why} (CI=true: a missing test tool fails the run; tools/test.sh installs it)");
+    }
+    eprintln!("SKIPPED: {why}");
+}
