@@ -605,12 +605,13 @@ async fn the_a2a_sink_loses_nothing_across_an_outage() {
     for _ in 0..20 {
         execute(&client, &id, "POST /slow", json!({})).await;
     }
-    let published: HashSet<String> = settled_events(&client, "events://integrations.*", 60)
+    // each POST publishes integrations.api.called and integrations.data.synced
+    let published: HashSet<String> = settled_events(&client, "events://integrations.*", 120)
         .await
         .iter()
         .map(|e| e["id"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(published.len(), 60);
+    assert_eq!(published.len(), 120);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let got: HashSet<String> = fake.sink_ids.lock().iter().cloned().collect();
@@ -633,7 +634,7 @@ async fn the_a2a_sink_loses_nothing_across_an_outage() {
     let unique: HashSet<&String> = ids.iter().collect();
     assert_eq!(
         unique.len(),
-        60,
+        120,
         "every event delivered, once after de-duplication"
     );
 }
