@@ -953,6 +953,27 @@ async fn redis_streams_publish_and_read() {
     let m = ok(&client, "monitor_integration", json!({"integrationId": id})).await;
     assert_eq!(m["calls"], 5);
     assert_eq!(m["errorCount"], 0);
+    // three XADDs wrote, two XRANGEs returned entries
+    let synced = settled_events(&client, "events://integrations.data.synced", 5).await;
+    let records: Vec<(String, u64)> = synced
+        .iter()
+        .map(|e| {
+            (
+                e["data"]["direction"].as_str().unwrap().to_string(),
+                e["data"]["records"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let writes = records
+        .iter()
+        .filter(|(d, n)| d == "write" && *n == 1)
+        .count();
+    let reads: u64 = records
+        .iter()
+        .filter(|(d, _)| d == "read")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!((synced.len(), writes, reads), (5, 3, 3), "{synced:?}");
 }
 
 /// The events at `uri` once at least `n` are there (10 s at most): `api.called` is
