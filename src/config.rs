@@ -87,6 +87,10 @@ pub struct FileOptions {
     pub events_sink_url: Option<String>,
     pub events_sink_batching: Option<bool>,
     pub events_sink_filter: Option<String>,
+    /// Integrations may reach loopback and private addresses (`--integrations-allow-private`
+    /// / `--integrations-deny-private`); unset: allowed over stdio and loopback HTTP binds,
+    /// denied for non-loopback HTTP binds.
+    pub integrations_allow_private: Option<bool>,
 }
 
 /// Values given on the command line or in `CORTEX_MCP_*` variables (clap merges both).
@@ -423,6 +427,9 @@ pub struct Config {
     pub asbr: AsbrSettings,
     /// The outbound event sink (A2A bus), off unless a URL is set.
     pub events_sink: Option<EventsSink>,
+    /// Whether integrations may reach loopback/private addresses; `None` until the
+    /// transport is known ([`Config::settle_integrations_private`]), read as allowed.
+    pub integrations_allow_private: Option<bool>,
 }
 
 /// Where and how events are forwarded over HTTP.
@@ -557,6 +564,7 @@ impl Config {
         )?;
         Ok(Config {
             events_sink,
+            integrations_allow_private: pick!(integrations_allow_private),
             toolsets,
             tools: pick!(tools).map(|t| t.into_iter().collect()),
             exclude_tools: pick!(exclude_tools)
@@ -617,6 +625,7 @@ impl Config {
                 "signatureKey": self.asbr.signature_key.as_ref().map(|_| "[redacted]"),
                 "advisoriesDir": self.asbr.advisories_dir,
             },
+            "integrationsAllowPrivate": self.integrations_allow_private,
             "eventsSink": self.events_sink.as_ref().map(|s| serde_json::json!({
                 "url": s.url.as_str(),
                 "batching": s.batching,
@@ -631,6 +640,13 @@ impl Config {
                 "teachingMaxExamples": self.mvp.teaching_max_examples,
             },
         })
+    }
+
+    /// Fixes the integrations' private-address default once the transport is known:
+    /// allowed over stdio and loopback binds, denied for other HTTP binds.
+    pub fn settle_integrations_private(&mut self, http_bind: Option<SocketAddr>) {
+        let default = http_bind.is_none_or(|a| a.ip().is_loopback());
+        self.integrations_allow_private = Some(self.integrations_allow_private.unwrap_or(default));
     }
 
     /// Checks that an HTTP bind address is allowed by the auth settings.
@@ -746,6 +762,27 @@ mod tests {
         let c = Config::from_layers(FileOptions::default(), FileOptions::default()).unwrap();
         assert!(c.check_bind("0.0.0.0:7439".parse().unwrap()).is_err());
         assert!(c.check_bind("127.0.0.1:7439".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn integrations_private_default_follows_the_bind() {
+        let base = Config::from_layers(FileOptions::default(), FileOptions::default()).unwrap();
+        let mut c = base.clone();
+        c.settle_integrations_private(None);
+        assert_eq!(c.integrations_allow_private, Some(true));
+        let mut c = base.clone();
+        c.settle_integrations_private(Some("127.0.0.1:7439".parse().unwrap()));
+        assert_eq!(c.integrations_allow_private, Some(true));
+        let mut c = base.clone();
+        c.settle_integrations_private(Some("0.0.0.0:7439".parse().unwrap()));
+        assert_eq!(c.integrations_allow_private, Some(false));
+        let over = FileOptions {
+            integrations_allow_private: Some(true),
+            ..Default::default()
+        };
+        let mut c = Config::from_layers(FileOptions::default(), over).unwrap();
+        c.settle_integrations_private(Some("0.0.0.0:7439".parse().unwrap()));
+        assert_eq!(c.integrations_allow_private, Some(true));
     }
 
     #[test]

@@ -221,6 +221,16 @@ struct CommonArgs {
     /// Event types forwarded: `*` (default), a prefix like `integrations.*`, or one type.
     #[arg(long, global = true, env = "CORTEX_MCP_EVENTS_SINK_FILTER")]
     events_sink_filter: Option<String>,
+
+    /// Let integrations reach loopback and private addresses (default over stdio and
+    /// loopback HTTP binds). Link-local / cloud-metadata addresses stay refused.
+    #[arg(long, global = true, conflicts_with = "integrations_deny_private")]
+    integrations_allow_private: bool,
+
+    /// Refuse loopback and private addresses for integrations (default for non-loopback
+    /// HTTP binds).
+    #[arg(long, global = true)]
+    integrations_deny_private: bool,
 }
 
 impl CommonArgs {
@@ -255,6 +265,14 @@ impl CommonArgs {
                 events_sink_url: self.events_sink_url,
                 events_sink_batching: self.events_sink_batching,
                 events_sink_filter: self.events_sink_filter,
+                integrations_allow_private: match (
+                    self.integrations_allow_private,
+                    self.integrations_deny_private,
+                ) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
             },
             github_env: GithubEnv::from_process_env(),
         }
@@ -359,6 +377,7 @@ fn start(cli: Cli) -> anyhow::Result<()> {
     let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
     if let Command::Serve(args) = &command {
         config.conformance_fixtures = args.conformance_fixtures;
+        config.settle_integrations_private(args.http);
     }
     transport::init_logging(&config.log_level);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -605,12 +605,13 @@ async fn the_a2a_sink_loses_nothing_across_an_outage() {
     for _ in 0..20 {
         execute(&client, &id, "POST /slow", json!({})).await;
     }
-    let published: HashSet<String> = settled_events(&client, "events://integrations.*", 60)
+    // each POST publishes integrations.api.called and integrations.data.synced
+    let published: HashSet<String> = settled_events(&client, "events://integrations.*", 120)
         .await
         .iter()
         .map(|e| e["id"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(published.len(), 60);
+    assert_eq!(published.len(), 120);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let got: HashSet<String> = fake.sink_ids.lock().iter().cloned().collect();
@@ -633,7 +634,7 @@ async fn the_a2a_sink_loses_nothing_across_an_outage() {
     let unique: HashSet<&String> = ids.iter().collect();
     assert_eq!(
         unique.len(),
-        60,
+        120,
         "every event delivered, once after de-duplication"
     );
 }
@@ -952,6 +953,27 @@ async fn redis_streams_publish_and_read() {
     let m = ok(&client, "monitor_integration", json!({"integrationId": id})).await;
     assert_eq!(m["calls"], 5);
     assert_eq!(m["errorCount"], 0);
+    // three XADDs wrote, two XRANGEs returned entries
+    let synced = settled_events(&client, "events://integrations.data.synced", 5).await;
+    let records: Vec<(String, u64)> = synced
+        .iter()
+        .map(|e| {
+            (
+                e["data"]["direction"].as_str().unwrap().to_string(),
+                e["data"]["records"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let writes = records
+        .iter()
+        .filter(|(d, n)| d == "write" && *n == 1)
+        .count();
+    let reads: u64 = records
+        .iter()
+        .filter(|(d, _)| d == "read")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!((synced.len(), writes, reads), (5, 3, 3), "{synced:?}");
 }
 
 /// The events at `uri` once at least `n` are there (10 s at most): `api.called` is
@@ -969,4 +991,562 @@ async fn settled_events(client: &Client, uri: &str, n: usize) -> Vec<Value> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+// ---------------------------------------------------------------- trust boundaries
+
+/// Every request a fake saw: (path, lower-cased header name → value).
+type Seen = Arc<parking_lot::Mutex<Vec<(String, HashMap<String, String>)>>>;
+
+/// A fake that records every request and answers 200 `{"ok":true}`, or, for
+/// `/rNNN`, redirects with status NNN to `redirect_to` + `/landed`.
+async fn recording_fake(redirect_to: Option<String>) -> (Seen, String) {
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    let app = Router::new().fallback(any(move |uri: axum::http::Uri, h: HeaderMap| {
+        let s = s.clone();
+        let to = redirect_to.clone();
+        async move {
+            let headers = h
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+                .collect();
+            let path = uri.path().to_string();
+            s.lock().push((path.clone(), headers));
+            let code = path
+                .strip_prefix("/r")
+                .and_then(|c| c.parse::<u16>().ok())
+                .filter(|c| (300..400).contains(c));
+            match (code, to) {
+                (Some(code), Some(to)) => (
+                    StatusCode::from_u16(code).unwrap(),
+                    [("location", format!("{to}/landed"))],
+                )
+                    .into_response(),
+                _ => Json(json!({"ok": true})).into_response(),
+            }
+        }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (seen, format!("http://{addr}"))
+}
+
+/// The credential-looking headers in one recorded request.
+fn credential_headers(headers: &HashMap<String, String>) -> Vec<String> {
+    headers
+        .keys()
+        .filter(|k| {
+            matches!(
+                k.as_str(),
+                "authorization" | "proxy-authorization" | "cookie" | "x-api-key" | "x-vendor-key"
+            )
+        })
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_not_sent_across_origins_on_redirect() {
+    let (target, target_base) = recording_fake(None).await;
+    let (origin, origin_base) = recording_fake(Some(target_base)).await;
+    let state = tempfile::tempdir().unwrap();
+    let client = stdio_client(state.path(), INTEGRATIONS).await;
+    let configs = [
+        ("bearer", json!({"credentials": {"token": SECRET}})),
+        ("api-key", json!({"credentials": {"apiKey": SECRET}})),
+        (
+            "custom-key",
+            json!({"credentials": {"apiKey": SECRET}, "apiKeyHeader": "X-Vendor-Key"}),
+        ),
+    ];
+    let mut calls = 0;
+    for (name, config) in configs {
+        let id = create_api(&client, name, &origin_base, config).await;
+        for code in [301, 302, 307, 308] {
+            for method in ["GET", "POST"] {
+                let r = execute(&client, &id, &format!("{method} /r{code}"), Value::Null).await;
+                assert_eq!(r["statusCode"], 200, "{name} {method} {code}: {r}");
+                calls += 1;
+            }
+        }
+    }
+    let origin = origin.lock().clone();
+    let target = target.lock().clone();
+    assert_eq!(origin.len(), calls);
+    assert_eq!(target.len(), calls, "every redirect was followed");
+    for (path, headers) in &origin {
+        assert_eq!(
+            credential_headers(headers).len(),
+            1,
+            "the origin gets the credential ({path}: {headers:?})"
+        );
+    }
+    for (path, headers) in &target {
+        assert_eq!(path, "/landed");
+        assert!(
+            credential_headers(headers).is_empty(),
+            "a credential header reached the other origin: {headers:?}"
+        );
+        assert!(!headers.values().any(|v| v.contains(SECRET)), "{headers:?}");
+    }
+}
+
+/// A TCP listener that records every byte it is sent (answering PostgreSQL startup
+/// messages with a cleartext-password request when `postgres`).
+async fn recording_listener(postgres: bool) -> (Arc<parking_lot::Mutex<Vec<u8>>>, u16) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let got: Arc<parking_lot::Mutex<Vec<u8>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let g = got.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let g = g.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut asked = false;
+                while let Ok(n) = sock.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    g.lock().extend_from_slice(&buf[..n]);
+                    if postgres && !asked {
+                        asked = true;
+                        // AuthenticationCleartextPassword
+                        let _ = sock.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 3]).await;
+                    }
+                }
+            });
+        }
+    });
+    (got, port)
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_the_endpoint_to_another_origin_drops_the_credentials() {
+    let (old_seen, old_base) = recording_fake(None).await;
+    let (new_seen, new_base) = recording_fake(None).await;
+    let state = tempfile::tempdir().unwrap();
+    let client = stdio_client(state.path(), INTEGRATIONS).await;
+
+    // HTTP: bearer token and API key
+    for (name, creds) in [
+        ("bearer", json!({"token": SECRET})),
+        ("key", json!({"apiKey": SECRET})),
+    ] {
+        let id = create_api(&client, name, &old_base, json!({"credentials": creds})).await;
+        execute(&client, &id, "GET /before", Value::Null).await;
+        let moved = update(&client, &id, json!({"config": {"endpoint": new_base}})).await;
+        assert_eq!(moved["config"]["credentialNames"], json!([]), "{moved}");
+        let notice = moved["credentialsDropped"].as_str().unwrap_or("");
+        assert!(
+            notice.contains("another origin") && notice.contains("config.credentials"),
+            "{moved}"
+        );
+        execute(&client, &id, "GET /after", Value::Null).await;
+        probe(&client, &id, Some("authentication")).await;
+        // a path change on the same origin keeps them
+        let same = update(
+            &client,
+            &id,
+            json!({"config": {"endpoint": format!("{new_base}/v2"), "credentials": creds}}),
+        )
+        .await;
+        assert!(same.get("credentialsDropped").is_none(), "{same}");
+        let kept = update(
+            &client,
+            &id,
+            json!({"config": {"endpoint": format!("{new_base}/v3")}}),
+        )
+        .await;
+        assert_eq!(
+            kept["config"]["credentialNames"].as_array().unwrap().len(),
+            1,
+            "{kept}"
+        );
+    }
+    let old_seen = old_seen.lock().clone();
+    assert_eq!(old_seen.len(), 2);
+    assert!(
+        old_seen
+            .iter()
+            .all(|(_, h)| credential_headers(h).len() == 1)
+    );
+    let new_seen = new_seen.lock().clone();
+    assert_eq!(new_seen.len(), 4, "{new_seen:?}");
+    for (path, headers) in &new_seen {
+        assert!(
+            credential_headers(headers).is_empty(),
+            "{path} carried a credential to the new origin: {headers:?}"
+        );
+    }
+
+    // Redis AUTH and the PostgreSQL password go nowhere new either
+    for (kind, scheme, postgres) in [
+        ("message-queue", "redis", false),
+        ("database", "postgres", true),
+    ] {
+        let password = format!("{scheme}-secret-pw-5521");
+        let (old_got, old_port) = recording_listener(postgres).await;
+        let (new_got, new_port) = recording_listener(postgres).await;
+        let endpoint = |port: u16| {
+            if postgres {
+                format!("postgres://postgres@127.0.0.1:{port}/postgres")
+            } else {
+                format!("redis://127.0.0.1:{port}/")
+            }
+        };
+        let made = ok(
+            &client,
+            "create_integration",
+            json!({"name": kind, "type": kind, "config": {
+            "endpoint": endpoint(old_port),
+            "credentials": {"password": password}}}),
+        )
+        .await;
+        let id = made["id"].as_str().unwrap().to_string();
+        let (op, payload) = if postgres {
+            ("SELECT 1", Value::Null)
+        } else {
+            ("publish", json!({"stream": "s", "fields": {"a": 1}}))
+        };
+        let call = |id: String| {
+            let client = &client;
+            let payload = payload.clone();
+            async move {
+                let mut args = execute_args(&id, op, payload);
+                args["timeout"] = json!(1000);
+                err(client, "execute_integration", args).await
+            }
+        };
+        call(id.clone()).await;
+        let before = Instant::now();
+        while !contains(&old_got.lock(), &password) && before.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            contains(&old_got.lock(), &password),
+            "{kind}: the first origin gets the password"
+        );
+        let moved = update(
+            &client,
+            &id,
+            json!({"config": {"endpoint": endpoint(new_port)}}),
+        )
+        .await;
+        assert!(moved["credentialsDropped"].is_string(), "{moved}");
+        let e = call(id.clone()).await;
+        assert!(!e.contains(&password), "{e}");
+        probe(&client, &id, Some("authentication")).await;
+        let got = new_got.lock().clone();
+        assert!(!got.is_empty(), "{kind}: the new origin was contacted");
+        assert!(
+            !contains(&got, &password),
+            "{kind}: the password reached the new origin"
+        );
+        if !postgres {
+            assert!(
+                !contains(&got.to_ascii_uppercase(), "AUTH"),
+                "{kind}: AUTH sent"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbound_address_policy_refuses_metadata_private_and_odd_addresses() {
+    let (seen, base) = recording_fake(Some("http://169.254.169.254".into())).await;
+    let port = base.rsplit(':').next().unwrap().to_string();
+    // over stdio loopback is allowed by default, metadata never
+    let state = tempfile::tempdir().unwrap();
+    let client = stdio_client(state.path(), INTEGRATIONS).await;
+    for refused in [
+        "http://169.254.169.254/latest/meta-data",
+        "http://[fe80::1]/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://0.0.0.0:80/",
+        "http://0xa9fea9fe/",
+        "http://2852039166/",
+    ] {
+        let e = err(
+            &client,
+            "create_integration",
+            json!({"name": "m", "type": "api", "config": {"endpoint": refused}}),
+        )
+        .await;
+        assert!(
+            e.contains("config.endpoint") && e.contains("outbound address policy"),
+            "{refused}: {e}"
+        );
+    }
+    let e = err(&client, "create_integration", json!({"name": "m", "type": "database", "config": {"endpoint": "postgres://u@0251.0376.0251.0376/db"}})).await;
+    assert!(e.contains("link-local"), "{e}");
+    let id = create_api(&client, "loop", &format!("http://127.1:{port}"), json!({})).await;
+    execute(&client, &id, "GET /fine", Value::Null).await;
+    // a redirect to the metadata address is not followed
+    let e = execute_err(&client, &id, "GET /r302", Value::Null).await;
+    assert!(
+        e.contains("169.254.169.254") && e.contains("link-local"),
+        "{e}"
+    );
+    drop(client);
+
+    // with --integrations-deny-private, loopback in any spelling is refused too
+    let state = tempfile::tempdir().unwrap();
+    let mut args = INTEGRATIONS.to_vec();
+    args.push("--integrations-deny-private");
+    let client = stdio_client(state.path(), &args).await;
+    let hits = seen.lock().len();
+    for (i, endpoint) in [
+        format!("http://127.0.0.1:{port}"),
+        format!("http://2130706433:{port}"),
+        format!("http://0x7f.1:{port}"),
+        format!("http://0177.0.0.1:{port}"),
+        format!("http://127.1:{port}"),
+        format!("http://[::ffff:127.0.0.1]:{port}"),
+        format!("http://localhost:{port}"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let id = create_api(&client, &format!("p{i}"), endpoint, json!({})).await;
+        let e = execute_err(&client, &id, "GET /x", Value::Null).await;
+        assert!(e.contains("loopback or private"), "{endpoint}: {e}");
+        let t = probe(&client, &id, None).await;
+        assert_eq!(t["ok"], false, "{endpoint}: {t}");
+    }
+    for (kind, endpoint) in [
+        ("database", format!("postgres://u@127.1:{port}/db")),
+        ("message-queue", format!("redis://127.1:{port}/")),
+    ] {
+        let made = ok(
+            &client,
+            "create_integration",
+            json!({"name": kind, "type": kind, "config": {"endpoint": endpoint}}),
+        )
+        .await;
+        assert!(
+            made["config"]["endpoint"]
+                .as_str()
+                .unwrap()
+                .contains("127.0.0.1"),
+            "odd forms are stored as the resolver reads them: {made}"
+        );
+        let id = made["id"].as_str().unwrap();
+        let (op, payload) = if kind == "database" {
+            ("SELECT 1", Value::Null)
+        } else {
+            ("read", json!({"stream": "s"}))
+        };
+        let e = execute_err(&client, id, op, payload).await;
+        assert!(e.contains("loopback or private"), "{kind}: {e}");
+    }
+    assert_eq!(seen.lock().len(), hits, "nothing reached the loopback fake");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_host_and_hop_by_hop_headers_and_escaping_operations_are_refused() {
+    let state = tempfile::tempdir().unwrap();
+    let client = stdio_client(state.path(), INTEGRATIONS).await;
+    let create = |config: Value| {
+        let client = &client;
+        async move {
+            let mut cfg = json!({"endpoint": "http://127.0.0.1:9/api"});
+            cfg.as_object_mut()
+                .unwrap()
+                .extend(config.as_object().unwrap().clone());
+            err(
+                client,
+                "create_integration",
+                json!({"name": "h", "type": "api", "config": cfg}),
+            )
+            .await
+        }
+    };
+    for name in ["Host", "Connection", "Transfer-Encoding", "Upgrade", "TE"] {
+        let e = create(json!({"headers": {name: "x"}})).await;
+        assert!(
+            e.contains(&format!("config.headers.{name}")) && e.contains("cannot be configured"),
+            "{e}"
+        );
+    }
+    let e = create(json!({"apiKeyHeader": "Host"})).await;
+    assert!(e.contains("config.apiKeyHeader"), "{e}");
+    for name in [
+        "X-API-Key",
+        "X-Auth-Token",
+        "Private-Token",
+        "Authorization",
+        "Cookie",
+        "X-Client-Secret",
+    ] {
+        let e = create(json!({"headers": {name: "s3cr3t-value"}})).await;
+        assert!(
+            e.contains(&format!("config.headers.{name}")) && e.contains("config.credentials"),
+            "{e}"
+        );
+        assert!(!e.contains("s3cr3t-value"), "{e}");
+    }
+    for op in ["GET /../admin", "GET /v1/../../admin", "GET /%2e%2e/admin"] {
+        let e = create(json!({"operations": {"escape": op}})).await;
+        assert!(
+            e.contains("config.operations.escape") && e.contains("base path"),
+            "{e}"
+        );
+    }
+    let journal = std::fs::read_to_string(state.path().join("integrations/registry.ndjson"))
+        .unwrap_or_default();
+    assert!(!journal.contains("s3cr3t-value"));
+    let (seen, base) = recording_fake(None).await;
+    let id = create_api(
+        &client,
+        "ok",
+        &format!("{base}/api"),
+        json!({"operations": {"list": "GET /v1/../items"}}),
+    )
+    .await;
+    execute(&client, &id, "list", Value::Null).await;
+    let e = execute_err(&client, &id, "GET /../admin", Value::Null).await;
+    assert!(e.contains("base path"), "{e}");
+    let paths: Vec<String> = seen.lock().iter().map(|(p, _)| p.clone()).collect();
+    assert_eq!(paths, vec!["/api/items"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_and_stale_webhook_deliveries_are_refused() {
+    let state = tempfile::tempdir().unwrap();
+    let server = http_server(state.path(), INTEGRATIONS, &[]);
+    let client = http_client(&format!("{}/mcp", server.base), None).await;
+    let secret = "whsec-replay-1";
+    let made = ok(&client, "create_integration", json!({"name": "hook", "type": "webhook", "config": {"credentials": {"webhookSecret": secret}}})).await;
+    let url = format!("{}/hooks/{}", server.base, made["id"].as_str().unwrap());
+    let http = reqwest::Client::new();
+    let post = |body: &[u8], delivery: &str, sig: String| {
+        http.post(&url)
+            .header("X-Signature-256", sig)
+            .header("X-GitHub-Delivery", delivery)
+            .body(body.to_vec())
+            .send()
+    };
+    let sign = |b: &[u8]| cortex_mcp::integrations::hooks::sign(secret.as_bytes(), b);
+    let body: &[u8] = br#"{"n":1}"#;
+    assert_eq!(post(body, "d-1", sign(body)).await.unwrap().status(), 202);
+    let again = post(body, "d-1", sign(body)).await.unwrap();
+    assert_eq!(again.status(), 409);
+    assert!(again.text().await.unwrap().contains("already received"));
+    // the delivery id is not signed: a fresh one does not make a replay new
+    assert_eq!(post(body, "d-2", sign(body)).await.unwrap().status(), 409);
+    let other: &[u8] = br#"{"n":2}"#;
+    assert_eq!(post(other, "d-3", sign(other)).await.unwrap().status(), 202);
+
+    // signed timestamps: stale ones are refused
+    let made = ok(&client, "create_integration", json!({"name": "ts", "type": "webhook", "config": {"credentials": {"webhookSecret": secret}, "webhookTimestampHeader": "X-Signature-Timestamp"}})).await;
+    let ts_url = format!("{}/hooks/{}", server.base, made["id"].as_str().unwrap());
+    let post_ts = |ts: i64, delivery: &str| {
+        let signed = format!("{ts}.{}", String::from_utf8_lossy(body));
+        http.post(&ts_url)
+            .header("X-Signature-256", sign(signed.as_bytes()))
+            .header("X-Signature-Timestamp", ts.to_string())
+            .header("X-GitHub-Delivery", delivery)
+            .body(body.to_vec())
+            .send()
+    };
+    let now = chrono::Utc::now().timestamp();
+    assert_eq!(post_ts(now, "t-1").await.unwrap().status(), 202);
+    assert_eq!(post_ts(now, "t-1").await.unwrap().status(), 409);
+    let stale = post_ts(now - 3600, "t-2").await.unwrap();
+    assert_eq!(stale.status(), 401);
+    assert!(stale.text().await.unwrap().contains("stale"));
+    let unsigned_ts = http
+        .post(&ts_url)
+        .header("X-Signature-256", sign(body))
+        .header("X-Signature-Timestamp", now.to_string())
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned_ts.status(), 401, "the timestamp must be signed");
+    let events = read_json(&client, "events://integrations.webhook.received").await;
+    let events = events["events"].as_array().unwrap();
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(events.iter().all(|e| e["data"]["schemaVersion"] == 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_synced_is_published_when_data_moves() {
+    let (_seen, base) = recording_fake(None).await;
+    let (_, missing_base) = start_fake().await;
+    let state = tempfile::tempdir().unwrap();
+    let client = stdio_client(state.path(), INTEGRATIONS).await;
+    let id = create_api(&client, "svc", &base, json!({})).await;
+    execute(&client, &id, "GET /items", Value::Null).await;
+    execute(&client, &id, "POST /items", json!({"name": "x"})).await;
+    let gone = create_api(&client, "gone", &missing_base, json!({})).await;
+    execute_err(&client, &gone, "GET /missing", Value::Null).await;
+    let called = settled_events(&client, "events://integrations.api.called", 3).await;
+    assert_eq!(called.len(), 3);
+    assert!(called.iter().all(|e| e["data"]["schemaVersion"] == 1));
+    let synced = settled_events(&client, "events://integrations.data.synced", 2).await;
+    assert_eq!(synced.len(), 2, "{synced:?}");
+    let mut dirs: Vec<&str> = synced
+        .iter()
+        .map(|e| e["data"]["direction"].as_str().unwrap())
+        .collect();
+    dirs.sort();
+    assert_eq!(dirs, vec!["read", "write"]);
+    for e in &synced {
+        assert_eq!(e["data"]["schemaVersion"], 1);
+        assert_eq!(e["data"]["integrationId"], id.as_str());
+        assert_eq!(e["data"]["target"], "/items");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_timeout_bounds_the_statement_and_leaves_no_backend() {
+    let Some(pg) = Postgres::start("pg-pass-timeout") else {
+        return missing(
+            "PostgreSQL (initdb, pg_ctl under /usr/lib/postgresql)",
+            "postgresql",
+        );
+    };
+    let state = tempfile::tempdir().unwrap();
+    let client = stdio_client(state.path(), INTEGRATIONS).await;
+    let endpoint = format!("postgres://postgres@127.0.0.1:{}/postgres", pg.port);
+    let made = ok(&client, "create_integration", json!({"name": "db", "type": "database", "config": {"endpoint": endpoint, "credentials": {"password": "pg-pass-timeout"}}})).await;
+    let id = made["id"].as_str().unwrap();
+    let started = Instant::now();
+    let mut args = execute_args(id, "SELECT pg_sleep(600)", Value::Null);
+    args["timeout"] = json!(500);
+    let e = err(&client, "execute_integration", args).await;
+    eprintln!(
+        "pg_sleep(600) with timeout 500 answered after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        e.contains("timeout (500 ms)") && e.contains("cancelled"),
+        "{e}"
+    );
+    // the backend stops; poll while the cancel lands
+    let check = "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%pg_sleep(600)%' AND state <> 'idle' AND pid <> pg_backend_pid()";
+    let until = Instant::now() + Duration::from_secs(20);
+    let left = loop {
+        let r = execute(&client, id, check, Value::Null).await;
+        let n = r["rows"][0]["n"].as_i64().unwrap();
+        if n == 0 || Instant::now() > until {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(left, 0, "a backend still runs the statement");
+    // the pool still works after the cancelled call
+    let r = execute(&client, id, "SELECT 41 + 1 AS x", Value::Null).await;
+    assert_eq!(r["rows"][0]["x"], 42);
 }

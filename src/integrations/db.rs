@@ -7,9 +7,19 @@
 //!
 //! Choices: plain TCP (no TLS to the database; use a local socket or tunnel for remote
 //! servers); column types without a JSON mapping ask the model to cast them to text.
+//! Hosts are resolved and checked by the outbound address policy when a pool is built,
+//! and the pool connects to the checked addresses (`hostaddr`). A call's `timeout`
+//! bounds all of it: the connection, `SET LOCAL statement_timeout` on the server, and on
+//! the deadline a cancel request plus the connection's removal, so no backend keeps
+//! running after the answer.
 //! Owns SQL execution only; it must not touch the registry's storage, events or tools.
 
-use std::{collections::BTreeMap, collections::HashMap, str::FromStr, time::Duration};
+use std::{
+    collections::BTreeMap,
+    collections::HashMap,
+    str::FromStr,
+    time::{Duration, Instant},
+};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures::{StreamExt, pin_mut};
@@ -20,7 +30,7 @@ use tokio_postgres::{
     types::{ToSql, Type},
 };
 
-use super::registry::Integration;
+use super::{address::AddressPolicy, registry::Integration};
 
 /// Rows returned in the first result.
 pub const PAGE_ROWS: usize = 100;
@@ -44,6 +54,10 @@ pub enum DbError {
     #[error("the database refused the statement: {0}")]
     Statement(String),
     #[error(
+        "the call did not finish within its timeout ({0} ms); the statement was cancelled on the server. Raise `timeout` or make the statement cheaper"
+    )]
+    Timeout(u128),
+    #[error(
         "column `{column}` has type {ty}, which has no JSON mapping; cast it in SQL (e.g. {column}::text)"
     )]
     Column { column: String, ty: String },
@@ -58,25 +72,33 @@ pub struct DbOutcome {
 }
 
 /// Pools by integration id and revision (a new revision gets a new pool).
-#[derive(Default)]
 pub struct Pools {
     pools: Mutex<HashMap<String, (u64, Pool)>>,
+    policy: AddressPolicy,
 }
 
 impl Pools {
-    fn pool(
+    pub fn new(policy: AddressPolicy) -> Self {
+        Pools {
+            pools: Mutex::default(),
+            policy,
+        }
+    }
+
+    async fn pool(
         &self,
         integration: &Integration,
         creds: &BTreeMap<String, String>,
     ) -> Result<Pool, DbError> {
-        let mut pools = self.pools.lock();
-        if let Some((rev, pool)) = pools.get(&integration.id)
+        if let Some((rev, pool)) = self.pools.lock().get(&integration.id)
             && *rev == integration.revision
         {
             return Ok(pool.clone());
         }
-        let pool = build_pool(integration, creds)?;
-        pools.insert(integration.id.clone(), (integration.revision, pool.clone()));
+        let pool = build_pool(integration, creds, self.policy).await?;
+        self.pools
+            .lock()
+            .insert(integration.id.clone(), (integration.revision, pool.clone()));
         Ok(pool)
     }
 
@@ -84,44 +106,39 @@ impl Pools {
         self.pools.lock().remove(id);
     }
 
-    /// Runs `sql` with `params` in a transaction (read-only unless writes are allowed).
+    /// Runs `sql` with `params` in a transaction (read-only unless writes are allowed),
+    /// all of it before `deadline`.
     pub async fn execute(
         &self,
         integration: &Integration,
         creds: &BTreeMap<String, String>,
         sql: &str,
         params: Option<&Value>,
+        deadline: Instant,
         timeout: Duration,
     ) -> Result<DbOutcome, DbError> {
-        let pool = self.pool(integration, creds)?;
-        let mut client = tokio::time::timeout(timeout, pool.get())
+        let timed_out = || DbError::Timeout(timeout.as_millis());
+        let pool = tokio::time::timeout_at(deadline.into(), self.pool(integration, creds))
             .await
-            .map_err(|_| DbError::Connect("timed out".into()))?
+            .map_err(|_| timed_out())??;
+        let mut client = tokio::time::timeout_at(deadline.into(), pool.get())
+            .await
+            .map_err(|_| timed_out())?
             .map_err(|e| pool_error(&e))?;
-        let tx = client
-            .build_transaction()
-            .read_only(!integration.config.allow_writes)
-            .start()
-            .await
-            .map_err(|e| classify_pg(&e))?;
-        let stmt = tx.prepare(sql).await.map_err(|e| classify_pg(&e))?;
-        let values = convert_params(&stmt, params)?;
-        let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|b| b.as_ref() as _).collect();
-        let outcome = if stmt.columns().is_empty() {
-            let n = tx
-                .execute(&stmt, &refs)
-                .await
-                .map_err(|e| classify_pg(&e))?;
-            DbOutcome {
-                rows: Vec::new(),
-                rows_affected: Some(n),
-                truncated: false,
+        let cancel = client.cancel_token();
+        let allow_writes = integration.config.allow_writes;
+        let work = run(&mut client, sql, params, allow_writes, deadline);
+        match tokio::time::timeout_at(deadline.into(), work).await {
+            Ok(Err(DbError::Statement(m))) if m.contains("(57014)") => Err(timed_out()),
+            Ok(result) => result,
+            Err(_) => {
+                // Stop the backend's work now and never hand this connection out again.
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(2), cancel.cancel_query(NoTls)).await;
+                drop(deadpool_postgres::Object::take(client));
+                Err(timed_out())
             }
-        } else {
-            read_rows(&tx, &stmt, refs).await?
-        };
-        tx.commit().await.map_err(|e| classify_pg(&e))?;
-        Ok(outcome)
+        }
     }
 
     /// Connects and runs `SELECT 1`; for `test_integration`.
@@ -131,17 +148,63 @@ impl Pools {
         creds: &BTreeMap<String, String>,
         timeout: Duration,
     ) -> Result<(), DbError> {
-        let pool = self.pool(integration, creds)?;
-        let client = tokio::time::timeout(timeout, pool.get())
+        let deadline = Instant::now() + timeout;
+        let timed_out = || DbError::Connect("timed out".into());
+        let pool = tokio::time::timeout_at(deadline.into(), self.pool(integration, creds))
             .await
-            .map_err(|_| DbError::Connect("timed out".into()))?
+            .map_err(|_| timed_out())??;
+        let client = tokio::time::timeout_at(deadline.into(), pool.get())
+            .await
+            .map_err(|_| timed_out())?
             .map_err(|e| pool_error(&e))?;
-        client
-            .simple_query("SELECT 1")
+        tokio::time::timeout_at(deadline.into(), client.simple_query("SELECT 1"))
             .await
+            .map_err(|_| timed_out())?
             .map_err(|e| classify_pg(&e))?;
         Ok(())
     }
+}
+
+/// The transaction of one call, with the server-side statement timeout set to what is
+/// left before `deadline`.
+async fn run(
+    client: &mut deadpool_postgres::Object,
+    sql: &str,
+    params: Option<&Value>,
+    allow_writes: bool,
+    deadline: Instant,
+) -> Result<DbOutcome, DbError> {
+    let tx = client
+        .build_transaction()
+        .read_only(!allow_writes)
+        .start()
+        .await
+        .map_err(|e| classify_pg(&e))?;
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .as_millis()
+        .max(1);
+    tx.batch_execute(&format!("SET LOCAL statement_timeout = {left}"))
+        .await
+        .map_err(|e| classify_pg(&e))?;
+    let stmt = tx.prepare(sql).await.map_err(|e| classify_pg(&e))?;
+    let values = convert_params(&stmt, params)?;
+    let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|b| b.as_ref() as _).collect();
+    let outcome = if stmt.columns().is_empty() {
+        let n = tx
+            .execute(&stmt, &refs)
+            .await
+            .map_err(|e| classify_pg(&e))?;
+        DbOutcome {
+            rows: Vec::new(),
+            rows_affected: Some(n),
+            truncated: false,
+        }
+    } else {
+        read_rows(&tx, &stmt, refs).await?
+    };
+    tx.commit().await.map_err(|e| classify_pg(&e))?;
+    Ok(outcome)
 }
 
 async fn read_rows(
@@ -171,9 +234,12 @@ async fn read_rows(
     })
 }
 
-fn build_pool(
+/// The pool of one integration revision: every TCP host resolved and checked by
+/// `policy` now, and connected to at that address (`hostaddr`) from then on.
+async fn build_pool(
     integration: &Integration,
     creds: &BTreeMap<String, String>,
+    policy: AddressPolicy,
 ) -> Result<Pool, DbError> {
     let endpoint = integration
         .config
@@ -182,6 +248,34 @@ fn build_pool(
         .ok_or_else(|| DbError::Config("missing".into()))?;
     let mut config =
         tokio_postgres::Config::from_str(endpoint).map_err(|e| DbError::Config(e.to_string()))?;
+    if !config.get_hostaddrs().is_empty() {
+        return Err(DbError::Config(
+            "hostaddr is not accepted; put the host in the URL".into(),
+        ));
+    }
+    let ports = config.get_ports().to_vec();
+    let hosts = config.get_hosts().to_vec();
+    for (i, host) in hosts.iter().enumerate() {
+        let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+        match host {
+            tokio_postgres::config::Host::Tcp(name) => {
+                let addr = policy.resolve(name, port).await.map_err(DbError::Connect)?;
+                config.hostaddr(addr.ip());
+            }
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(path) => {
+                if !policy.allow_private {
+                    return Err(DbError::Connect(format!(
+                        "{} is a local socket, refused by the outbound address policy (--integrations-deny-private)",
+                        path.display()
+                    )));
+                }
+                return Err(DbError::Config(
+                    "local sockets are not supported; use a TCP host".into(),
+                ));
+            }
+        }
+    }
     if let Some(user) = creds.get("username").or_else(|| creds.get("user")) {
         config.user(user);
     }

@@ -127,6 +127,10 @@ pub fn request_headers(
         );
     }
     for (k, v) in &integration.config.headers {
+        // Records written before these were refused at registration are not sent.
+        if crate::runtime::http::is_credential_header(k) || k.eq_ignore_ascii_case("host") {
+            continue;
+        }
         if let (Ok(n), Ok(v)) = (
             HeaderName::from_bytes(k.as_bytes()),
             HeaderValue::from_str(v),
@@ -158,13 +162,30 @@ pub fn request_headers(
 }
 
 /// `endpoint` + `path` (the path is appended to the endpoint's path), kept on the
-/// endpoint's origin.
+/// endpoint's origin and, after dot segments (`..`, `%2e%2e`) are resolved, under the
+/// endpoint's base path.
 pub fn target_url(endpoint: &str, path: &str) -> Result<url::Url, String> {
     let base = url::Url::parse(endpoint).map_err(|e| e.to_string())?;
-    let joined = format!("{}{}", endpoint.trim_end_matches('/'), path);
+    let mut prefix = base.clone();
+    prefix.set_query(None);
+    let joined = format!("{}{}", prefix.as_str().trim_end_matches('/'), path);
     let url = url::Url::parse(&joined).map_err(|e| format!("`{path}`: {e}"))?;
     if url.origin() != base.origin() {
         return Err(format!("`{path}` leaves the integration's endpoint"));
+    }
+    let base_path = base.path().trim_end_matches('/');
+    if !base_path.is_empty() {
+        let under = url.path() == base_path
+            || url
+                .path()
+                .strip_prefix(base_path)
+                .is_some_and(|rest| rest.starts_with('/'));
+        let lower = url.path().to_ascii_lowercase();
+        if !under || lower.contains("%2f") || lower.contains("%5c") {
+            return Err(format!(
+                "`{path}` leaves the endpoint's base path {base_path}/ (after resolving `..`); operations stay under it"
+            ));
+        }
     }
     Ok(url)
 }
@@ -452,6 +473,19 @@ mod tests {
         let u = target_url("http://127.0.0.1:9/api/", "/v1/x?a=b").unwrap();
         assert_eq!(u.as_str(), "http://127.0.0.1:9/api/v1/x?a=b");
         assert!(target_url("http://127.0.0.1:9", "/@evil.example/").is_ok());
+        for escape in [
+            "/../admin",
+            "/v1/../../admin",
+            "/%2e%2e/admin",
+            "/..%2fadmin",
+        ] {
+            assert!(
+                target_url("http://127.0.0.1:9/api", escape).is_err(),
+                "{escape}"
+            );
+        }
+        assert!(target_url("http://127.0.0.1:9/api", "/v1/../x").is_ok());
+        assert!(target_url("http://127.0.0.1:9/apix", "/../apixy").is_err());
     }
 
     #[test]

@@ -5,10 +5,20 @@
 //! deliveries are published as `integrations.webhook.received` and answered 202 with the
 //! event id; a bad or missing signature is 401, an unknown integration 404.
 //!
+//! Replays are refused (409): a verified delivery is remembered by its delivery id (the
+//! integration's `webhookDeliveryHeader`, else X-GitHub-Delivery / X-Delivery-Id /
+//! X-Request-Id) and by the SHA-256 of its signature and body (delivery ids are not
+//! signed, so a byte-for-byte replay under a fresh id is caught too). The seen set is
+//! windowed, not persisted: entries live [`REPLAY_WINDOW`] and at most
+//! [`MAX_SEEN`] are kept, so memory stays bounded; a restart forgets it. Senders that
+//! sign a timestamp (`webhookTimestampHeader`: the signature covers `<ts>.<body>`) are
+//! also refused when the timestamp is more than [`MAX_SKEW`] away from now, which
+//! closes the window for those across restarts too.
+//!
 //! Owns the route and the verification. It sits outside the MCP bearer check (the
 //! signature is the authentication) and must not touch tool wiring or other toolsets.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
@@ -32,10 +42,17 @@ const SIGNATURE_HEADERS: [&str; 2] = ["x-signature-256", "x-hub-signature-256"];
 const DELIVERY_HEADERS: [&str; 3] = ["x-delivery-id", "x-github-delivery", "x-request-id"];
 /// Largest JSON payload carried inside the event; bigger ones are summarised by size.
 const MAX_EVENT_PAYLOAD: usize = 64 * 1024;
+/// How long a delivery is remembered for replay refusal.
+pub const REPLAY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// Most remembered deliveries (ids and digests together), across integrations.
+pub const MAX_SEEN: u64 = 200_000;
+/// Largest accepted distance between a signed timestamp and now.
+pub const MAX_SKEW: Duration = Duration::from_secs(300);
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookReceived {
+    pub schema_version: u32,
     pub integration_id: String,
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,13 +72,24 @@ impl EventPayload for WebhookReceived {
 struct HookState {
     registry: Arc<Registry>,
     events: EventBus,
+    /// Recently accepted deliveries: `id:<integration>:<delivery id>` and
+    /// `sha:<integration>:<digest>`.
+    seen: moka::sync::Cache<String, ()>,
 }
 
 /// The router serving `/hooks/{integrationId}`.
 pub fn router(registry: Arc<Registry>, events: EventBus) -> Router {
+    let seen = moka::sync::Cache::builder()
+        .max_capacity(MAX_SEEN)
+        .time_to_live(REPLAY_WINDOW)
+        .build();
     Router::new()
         .route("/hooks/{id}", post(receive))
-        .with_state(HookState { registry, events })
+        .with_state(HookState {
+            registry,
+            events,
+            seen,
+        })
 }
 
 /// Computes the `sha256=<hex>` signature of `body` (for senders and tests).
@@ -121,10 +149,82 @@ async fn receive(
     let Some(presented) = header(&headers, &SIGNATURE_HEADERS) else {
         return reply(StatusCode::UNAUTHORIZED, "missing X-Signature-256 header");
     };
-    if !verify(secret.as_bytes(), &body, presented) {
+    let signed: std::borrow::Cow<'_, [u8]> = match &integration.config.webhook_timestamp_header {
+        None => std::borrow::Cow::Borrowed(&body),
+        Some(name) => {
+            let Some(ts) = header(&headers, &[name.as_str()]) else {
+                return reply(
+                    StatusCode::UNAUTHORIZED,
+                    &format!("missing {name} header (the signed timestamp)"),
+                );
+            };
+            let mut v = ts.trim().as_bytes().to_vec();
+            v.push(b'.');
+            v.extend_from_slice(&body);
+            std::borrow::Cow::Owned(v)
+        }
+    };
+    if !verify(secret.as_bytes(), &signed, presented) {
         tracing::warn!(integration = %id, "webhook refused: bad signature");
         metrics::counter!("cortex_integration_webhooks_refused_total").increment(1);
         return reply(StatusCode::UNAUTHORIZED, "signature does not match");
+    }
+    if let Some(name) = &integration.config.webhook_timestamp_header {
+        let ts = header(&headers, &[name.as_str()]).unwrap_or("");
+        let now = chrono::Utc::now().timestamp();
+        let fresh = ts
+            .trim()
+            .parse::<i64>()
+            .is_ok_and(|t| now.abs_diff(t) <= MAX_SKEW.as_secs());
+        if !fresh {
+            metrics::counter!("cortex_integration_webhooks_refused_total").increment(1);
+            return reply(
+                StatusCode::UNAUTHORIZED,
+                &format!(
+                    "{name} is not a Unix time within {} s of now: stale or replayed delivery",
+                    MAX_SKEW.as_secs()
+                ),
+            );
+        }
+    }
+    let delivery_id = match &integration.config.webhook_delivery_header {
+        Some(name) => header(&headers, &[name.as_str()]),
+        None => header(&headers, &DELIVERY_HEADERS),
+    }
+    .map(str::to_string);
+    let digest = {
+        use sha2::Digest;
+        let mut h = Sha256::new();
+        h.update(presented.trim().as_bytes());
+        h.update([0u8]);
+        h.update(&signed);
+        hex::encode(h.finalize())
+    };
+    let keys: Vec<String> = delivery_id
+        .iter()
+        .map(|d| format!("id:{id}:{d}"))
+        .chain([format!("sha:{id}:{digest}")])
+        .collect();
+    // Claim every key atomically; any key already held means a replay.
+    let mut claimed = Vec::new();
+    let mut replay = false;
+    for key in &keys {
+        if state.seen.entry(key.clone()).or_insert(()).is_fresh() {
+            claimed.push(key.clone());
+        } else {
+            replay = true;
+        }
+    }
+    if replay {
+        for key in &claimed {
+            state.seen.invalidate(key);
+        }
+        metrics::counter!("cortex_integration_webhooks_refused_total").increment(1);
+        tracing::warn!(integration = %id, "webhook refused: replayed delivery");
+        return reply(
+            StatusCode::CONFLICT,
+            "this delivery was already received (same delivery id or same signed body); it is not published again",
+        );
     }
     let payload = if body.len() <= MAX_EVENT_PAYLOAD {
         serde_json::from_slice(&body).unwrap_or(Value::Null)
@@ -132,9 +232,10 @@ async fn receive(
         Value::Null
     };
     let event = WebhookReceived {
+        schema_version: super::EVENT_SCHEMA_VERSION,
         integration_id: id.clone(),
         name: integration.name,
-        delivery_id: header(&headers, &DELIVERY_HEADERS).map(str::to_string),
+        delivery_id,
         content_type: header(&headers, &["content-type"]).map(str::to_string),
         bytes: body.len(),
         payload,
@@ -145,6 +246,10 @@ async fn receive(
             Json(json!({ "eventId": ev.id, "seq": ev.seq })),
         ),
         Err(e) => {
+            // Not published: let the sender's retry through.
+            for key in &keys {
+                state.seen.invalidate(key);
+            }
             tracing::error!(integration = %id, "webhook event not stored: {e}");
             reply(
                 StatusCode::SERVICE_UNAVAILABLE,

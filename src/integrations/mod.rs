@@ -6,8 +6,11 @@
 //! Imports only `runtime`, `config` and `server::Toolset`; never another toolset. State
 //! lives under `<state-dir>/integrations/`: the `registry` journal (replayed on start)
 //! and `credentials.json` (mode 0600). Outbound delivery of `integrations.*` events is
-//! the runtime event bus's opt-in HTTP sink (`--events-sink-url`).
+//! the runtime event bus's opt-in HTTP sink (`--events-sink-url`). Outbound calls go
+//! through the outbound address policy (`address.rs`); every event carries
+//! `schemaVersion` ([`EVENT_SCHEMA_VERSION`]).
 
+pub mod address;
 pub mod db;
 pub mod execute;
 pub mod hooks;
@@ -21,7 +24,10 @@ use std::{path::PathBuf, sync::Arc};
 
 use crate::{runtime::Runtime, server::Toolset};
 
-pub const INSTRUCTIONS: &str = "integrations: register external systems with `create_integration` (api/webhook URLs, PostgreSQL, Redis Streams; credentials are stored apart and never shown), check them with `test_integration`, call them with `execute_integration` (\"GET /path\", SQL, or publish/read) and watch them with `monitor_integration`. Every call publishes `integrations.api.called` (read events://integrations.*). Webhooks signed with HMAC-SHA256 (`webhookSecret`) arrive at POST /hooks/{integrationId} in HTTP mode.";
+pub const INSTRUCTIONS: &str = "integrations: register external systems with `create_integration` (api/webhook URLs, PostgreSQL, Redis Streams; credentials are stored apart and never shown, and are dropped when the endpoint moves to another origin), check them with `test_integration`, call them with `execute_integration` (\"GET /path\", SQL, or publish/read) and watch them with `monitor_integration`. Every call publishes `integrations.api.called`, and calls that move data `integrations.data.synced` (read events://integrations.*). Webhooks signed with HMAC-SHA256 (`webhookSecret`) arrive at POST /hooks/{integrationId} in HTTP mode; replays are refused.";
+
+/// `schemaVersion` of every `integrations.*` event payload.
+pub const EVENT_SCHEMA_VERSION: u32 = 1;
 
 /// Why the toolset could not start.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +41,8 @@ pub enum IntegrationsError {
     Replay { reason: String },
     #[error("integrations toolset: {path}: {reason}")]
     Vault { path: PathBuf, reason: String },
+    #[error("integrations toolset: {0}")]
+    Client(#[from] crate::runtime::http::UpstreamError),
 }
 
 /// The toolset and the router of its HTTP webhook endpoint.
@@ -53,13 +61,22 @@ pub fn toolset(runtime: &Runtime) -> Result<Built, IntegrationsError> {
     };
     let dir = runtime.config.state_dir.join("integrations");
     let registry = registry::Registry::open(&dir, policy)?;
+    let addresses = address::AddressPolicy {
+        allow_private: runtime.config.integrations_allow_private.unwrap_or(true),
+    };
+    let upstream = crate::runtime::http::Upstream::with_guard(
+        crate::runtime::USER_AGENT,
+        runtime.upstream.cache().clone(),
+        Arc::new(addresses),
+    )?;
     let state = Arc::new(tools::Integrations {
         registry: registry.clone(),
         monitor: monitor::Monitor::default(),
         spool: execute::Spool::default(),
-        pools: db::Pools::default(),
-        queues: mq::Connections::default(),
-        upstream: runtime.upstream.clone(),
+        pools: db::Pools::new(addresses),
+        queues: mq::Connections::new(addresses),
+        addresses,
+        upstream,
         executor: runtime.executor.clone(),
         events: runtime.events.clone(),
     });

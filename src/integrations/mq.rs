@@ -3,18 +3,24 @@
 //! (id `*`), `read` {stream, since?, count?} → XRANGE after `since` (exclusive; from the
 //! start when absent), at most `count` (default 100, max 1000) entries, with `nextSince`
 //! to continue. The password comes from the `password` credential (and `username` for
-//! ACL users), never from the endpoint URL.
+//! ACL users), never from the endpoint URL. The host is resolved and checked by the
+//! outbound address policy and the connection goes to the checked address; a call's
+//! `timeout` bounds connecting and the command together.
 //!
 //! Owns Redis access only; it must not touch the registry's storage, events or tools.
 
-use std::{collections::BTreeMap, collections::HashMap, time::Duration};
+use std::{
+    collections::BTreeMap,
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use parking_lot::Mutex;
 use redis::aio::MultiplexedConnection;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::registry::Integration;
+use super::{address::AddressPolicy, registry::Integration};
 
 pub const MAX_READ: usize = 1000;
 
@@ -49,10 +55,10 @@ struct ReadIn {
     count: Option<usize>,
 }
 
-#[derive(Default)]
 pub struct Connections {
     conns: tokio::sync::Mutex<()>,
     cached: Mutex<HashMap<String, (u64, MultiplexedConnection)>>,
+    policy: AddressPolicy,
 }
 
 fn classify(e: redis::RedisError) -> MqError {
@@ -68,11 +74,19 @@ fn classify(e: redis::RedisError) -> MqError {
 }
 
 impl Connections {
+    pub fn new(policy: AddressPolicy) -> Self {
+        Connections {
+            conns: tokio::sync::Mutex::default(),
+            cached: Mutex::default(),
+            policy,
+        }
+    }
+
+    /// The cached connection of this revision, or a new one to the checked address.
     async fn connection(
         &self,
         integration: &Integration,
         creds: &BTreeMap<String, String>,
-        timeout: Duration,
     ) -> Result<MultiplexedConnection, MqError> {
         if let Some((rev, c)) = self.cached.lock().get(&integration.id)
             && *rev == integration.revision
@@ -82,16 +96,36 @@ impl Connections {
         let _one = self.conns.lock().await;
         let endpoint = integration.config.endpoint.as_deref().unwrap_or_default();
         let mut url = url::Url::parse(endpoint).map_err(|e| MqError::Connect(e.to_string()))?;
+        let host = url.host_str().unwrap_or("").to_string();
+        let port = url.port().unwrap_or(6379);
+        let addr = self
+            .policy
+            .resolve(&host, port)
+            .await
+            .map_err(MqError::Connect)?;
         if let Some(user) = creds.get("username") {
             let _ = url.set_username(user);
         }
         if let Some(pw) = creds.get("password") {
             let _ = url.set_password(Some(pw));
         }
-        let client = redis::Client::open(url.as_str()).map_err(classify)?;
-        let conn = tokio::time::timeout(timeout, client.get_multiplexed_async_connection())
+        let info =
+            redis::IntoConnectionInfo::into_connection_info(url.as_str()).map_err(classify)?;
+        let info = match info.addr() {
+            redis::ConnectionAddr::Tcp(..) => info.set_addr(redis::ConnectionAddr::Tcp(
+                addr.ip().to_string(),
+                addr.port(),
+            )),
+            _ => {
+                return Err(MqError::Connect(
+                    "only plain redis:// TCP endpoints are supported".into(),
+                ));
+            }
+        };
+        let client = redis::Client::open(info).map_err(classify)?;
+        let conn = client
+            .get_multiplexed_async_connection()
             .await
-            .map_err(|_| MqError::Connect("timed out".into()))?
             .map_err(classify)?;
         self.cached
             .lock()
@@ -103,27 +137,28 @@ impl Connections {
         self.cached.lock().remove(id);
     }
 
-    /// Runs `publish` or `read`; returns the JSON result.
+    /// Runs `publish` or `read` (connecting when needed) before `deadline`; returns the
+    /// JSON result.
     pub async fn execute(
         &self,
         integration: &Integration,
         creds: &BTreeMap<String, String>,
         operation: &str,
         payload: Option<&Value>,
-        timeout: Duration,
+        deadline: Instant,
     ) -> Result<Value, MqError> {
         let payload = payload.cloned().unwrap_or(Value::Null);
-        let mut conn = self.connection(integration, creds, timeout).await?;
         let work = async {
+            let mut conn = self.connection(integration, creds).await?;
             match operation.trim() {
                 "publish" => publish(&mut conn, payload).await,
                 "read" => read(&mut conn, payload).await,
                 other => Err(MqError::Operation(other.to_string())),
             }
         };
-        let result = tokio::time::timeout(timeout, work)
+        let result = tokio::time::timeout_at(deadline.into(), work)
             .await
-            .map_err(|_| MqError::Connect("timed out".into()))
+            .map_err(|_| MqError::Connect("timed out (the call's timeout)".into()))
             .and_then(|r| r);
         if matches!(result, Err(MqError::Connect(_))) {
             // a broken connection is not reused: the next call reconnects
@@ -140,11 +175,16 @@ impl Connections {
         timeout: Duration,
     ) -> Result<(), MqError> {
         self.forget(&integration.id);
-        let mut conn = self.connection(integration, creds, timeout).await?;
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
+        let work = async {
+            let mut conn = self.connection(integration, creds).await?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .map_err(classify)
+        };
+        tokio::time::timeout(timeout, work)
             .await
-            .map_err(classify)?;
+            .map_err(|_| MqError::Connect("timed out".into()))??;
         Ok(())
     }
 }

@@ -3,7 +3,8 @@
 //! platform verifier), and the first byte of the response (hyper HTTP/1.1 over the
 //! connection). Authentication is judged from the status: 401/403 fail.
 //!
-//! Owns the probe only; it opens its own connection (outside the pooled client) because
+//! The address it connects to is the first resolved one the outbound address policy
+//! allows. Owns the probe only; it opens its own connection (outside the pooled client) because
 //! a pooled connection would hide the DNS/connect/TLS steps. It must not touch the
 //! registry, events or tool wiring.
 
@@ -18,6 +19,8 @@ use hyper_util::rt::TokioIo;
 use schemars::JsonSchema;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::address::AddressPolicy;
 
 /// One timed step.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -56,8 +59,14 @@ fn fail(steps: &mut Vec<Step>, name: &str, started: Instant, detail: String) -> 
     }
 }
 
-/// Probes `url` with GET and `headers` (credentials included when authenticating).
-pub async fn probe_http(url: &url::Url, headers: HeaderMap, timeout: Duration) -> ProbeReport {
+/// Probes `url` with GET and `headers` (credentials included when authenticating),
+/// connecting only to a resolved address `policy` allows.
+pub async fn probe_http(
+    url: &url::Url,
+    headers: HeaderMap,
+    timeout: Duration,
+    policy: AddressPolicy,
+) -> ProbeReport {
     let mut steps = Vec::new();
     let host = url.host_str().unwrap_or("").to_string();
     let port = url.port_or_known_default().unwrap_or(80);
@@ -68,8 +77,12 @@ pub async fn probe_http(url: &url::Url, headers: HeaderMap, timeout: Duration) -
             Ok(Err(e)) => return fail(&mut steps, "dns", t, format!("cannot resolve {host}: {e}")),
             Err(_) => return fail(&mut steps, "dns", t, format!("resolving {host} timed out")),
         };
-    let Some(addr) = addrs.first().copied() else {
+    let Some(first) = addrs.first().copied() else {
         return fail(&mut steps, "dns", t, format!("{host} has no address"));
+    };
+    let Some(addr) = addrs.iter().copied().find(|a| policy.check(a.ip()).is_ok()) else {
+        let reason = policy.check(first.ip()).err().unwrap_or_default();
+        return fail(&mut steps, "dns", t, reason);
     };
     steps.push(Step::new(
         "dns",

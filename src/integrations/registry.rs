@@ -29,6 +29,9 @@ pub const MAX_INTEGRATIONS: usize = 10_000;
 /// Credential keys an HTTP integration injects; any other name is only stored.
 pub const BEARER_KEYS: &[&str] = &["token", "bearerToken", "accessToken"];
 pub const API_KEY_KEYS: &[&str] = &["apiKey"];
+/// Credentials that are never sent to the endpoint (inbound webhook verification), so
+/// they survive a change of endpoint origin.
+pub const INBOUND_KEYS: &[&str] = &["webhookSecret"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -129,7 +132,8 @@ pub struct ConfigInput {
     /// database/message-queue: `password` (and `username`).
     #[serde(default)]
     pub credentials: Option<BTreeMap<String, String>>,
-    /// Extra request headers (not secrets; Authorization is refused here).
+    /// Extra request headers: not secrets (Authorization, Cookie, X-API-Key, *-Token,
+    /// ... are refused: use `credentials`), not Host or hop-by-hop headers.
     #[serde(default)]
     pub headers: Option<BTreeMap<String, String>>,
     #[serde(default)]
@@ -148,6 +152,15 @@ pub struct ConfigInput {
     /// read-only transactions).
     #[serde(default)]
     pub allow_writes: Option<bool>,
+    /// Webhook only: header naming each delivery, used to refuse replays (default: the
+    /// first of X-GitHub-Delivery, X-Delivery-Id, X-Request-Id that is present).
+    #[serde(default)]
+    pub webhook_delivery_header: Option<String>,
+    /// Webhook only: header carrying the sender's Unix timestamp. When set, deliveries
+    /// must carry it, the signature covers `<timestamp>.<body>`, and deliveries more than
+    /// 5 minutes old (or ahead) are refused.
+    #[serde(default)]
+    pub webhook_timestamp_header: Option<String>,
 }
 
 /// The stored configuration: everything but credential values.
@@ -165,6 +178,10 @@ pub struct StoredConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_header: Option<String>,
     pub allow_writes: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_delivery_header: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_timestamp_header: Option<String>,
 }
 
 /// A registered integration as tools return it.
@@ -372,8 +389,14 @@ impl Registry {
     }
 
     /// Applies a partial change; `config` fields that are given replace the stored ones
-    /// (credentials as a whole map when given).
-    pub async fn update(&self, id: &str, change: Change) -> Result<Integration, RegistryError> {
+    /// (credentials as a whole map when given). Credentials are bound to the endpoint's
+    /// origin: when the origin changes and no credentials come in the same change, the
+    /// ones sent outbound are dropped, and the second value says so.
+    pub async fn update(
+        &self,
+        id: &str,
+        change: Change,
+    ) -> Result<(Integration, Option<String>), RegistryError> {
         let _guard = self.writes.lock().await;
         let mut current = self.get(id)?;
         if let Some(name) = change.name {
@@ -396,20 +419,46 @@ impl Registry {
         if let Some(status) = change.status {
             current.status = status;
         }
+        let mut notice = None;
         if let Some(input) = change.config {
             let creds = input.credentials.clone();
+            let old_origin = current.config.endpoint.as_deref().map(origin_of);
             current.config = build_config(current.r#type, input, Some(&current.config))?;
+            let new_origin = current.config.endpoint.as_deref().map(origin_of);
             if let Some(creds) = creds {
                 check_credentials(current.r#type, &creds)?;
                 current.config.credential_names = creds.keys().cloned().collect();
                 self.vault.update(|v| {
                     v.insert(id.to_string(), creds);
                 })?;
+            } else if old_origin != new_origin {
+                let (kept, dropped): (BTreeMap<_, _>, BTreeMap<_, _>) = self
+                    .vault
+                    .get(id)
+                    .into_iter()
+                    .partition(|(k, _)| INBOUND_KEYS.contains(&k.as_str()));
+                if !dropped.is_empty() {
+                    let names: Vec<String> = dropped.keys().cloned().collect();
+                    current.config.credential_names = kept.keys().cloned().collect();
+                    self.vault.update(|v| {
+                        if kept.is_empty() {
+                            v.remove(id);
+                        } else {
+                            v.insert(id.to_string(), kept);
+                        }
+                    })?;
+                    notice = Some(format!(
+                        "config.endpoint moved to another origin ({} -> {}), so the stored credentials ({}) were dropped: credentials are bound to the origin they were given for; send them again in config.credentials with the new endpoint",
+                        old_origin.as_deref().unwrap_or("none"),
+                        new_origin.as_deref().unwrap_or("none"),
+                        names.join(", ")
+                    ));
+                }
             }
         }
         current.revision += 1;
         current.updated_at = now();
-        self.put(current).await
+        Ok((self.put(current).await?, notice))
     }
 
     /// Marks an integration's status (test verdicts); no-op when it is gone.
@@ -505,13 +554,27 @@ fn build_config(
         Some(ops) => check_operations(r#type, ops)?,
         None => previous.map(|p| p.operations.clone()).unwrap_or_default(),
     };
-    let api_key_header = match input.api_key_header {
-        Some(h) => {
-            http::HeaderName::from_bytes(h.as_bytes())
-                .map_err(|_| invalid("config.apiKeyHeader", "is not a valid header name"))?;
-            Some(h)
+    if r#type.is_http()
+        && let Some(endpoint) = &endpoint
+    {
+        for (name, op) in &operations {
+            if let Ok((_, path)) = super::execute::parse_http_operation(op) {
+                super::execute::target_url(endpoint, &path)
+                    .map_err(|reason| invalid(&format!("config.operations.{name}"), reason))?;
+            }
         }
+    }
+    let api_key_header = match input.api_key_header {
+        Some(h) => Some(check_header_name("config.apiKeyHeader", &h)?),
         None => previous.and_then(|p| p.api_key_header.clone()),
+    };
+    let webhook_delivery_header = match input.webhook_delivery_header {
+        Some(h) => Some(check_header_name("config.webhookDeliveryHeader", &h)?),
+        None => previous.and_then(|p| p.webhook_delivery_header.clone()),
+    };
+    let webhook_timestamp_header = match input.webhook_timestamp_header {
+        Some(h) => Some(check_header_name("config.webhookTimestampHeader", &h)?),
+        None => previous.and_then(|p| p.webhook_timestamp_header.clone()),
     };
     let concurrency = input
         .concurrency
@@ -551,7 +614,67 @@ fn build_config(
             .allow_writes
             .or(previous.map(|p| p.allow_writes))
             .unwrap_or(false),
+        webhook_delivery_header,
+        webhook_timestamp_header,
     })
+}
+
+/// The origin credentials are bound to: scheme, host (as the resolver reads it) and port
+/// (with the scheme's default).
+pub fn origin_of(endpoint: &str) -> String {
+    let Ok(url) = url::Url::parse(endpoint) else {
+        return endpoint.to_string();
+    };
+    let scheme = match url.scheme() {
+        "postgresql" => "postgres",
+        other => other,
+    };
+    let port = url.port_or_known_default().or(match scheme {
+        "postgres" => Some(5432),
+        "redis" | "rediss" => Some(6379),
+        _ => None,
+    });
+    let host = super::address::normalise_host(url.host_str().unwrap_or(""));
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    match port {
+        Some(p) => format!("{scheme}://{host}:{p}"),
+        None => format!("{scheme}://{host}"),
+    }
+}
+
+/// Headers a caller may never set: the request target and connection management.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "expect",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+];
+
+fn check_header_name(field: &str, name: &str) -> Result<String, RegistryError> {
+    http::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| invalid(field, "is not a valid header name"))?;
+    if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(invalid(
+            field,
+            format!(
+                "`{name}` is set by the client (Host and hop-by-hop headers cannot be configured)"
+            ),
+        ));
+    }
+    Ok(name.to_string())
 }
 
 fn check_endpoint(r#type: IntegrationType, raw: &str) -> Result<String, RegistryError> {
@@ -581,24 +704,61 @@ fn check_endpoint(r#type: IntegrationType, raw: &str) -> Result<String, Registry
     if url.fragment().is_some() {
         return Err(invalid("config.endpoint", "must not carry a fragment"));
     }
+    let mut url = url;
+    let host = url.host_str().unwrap_or("").to_string();
+    if let Some(ip) = super::address::literal_ip(&host) {
+        if let Some(reason) = super::address::AddressPolicy::always_refused(ip) {
+            return Err(invalid("config.endpoint", reason));
+        }
+        // Non-HTTP URLs keep hosts like `127.1` as written: store what the resolver
+        // would connect to.
+        let canonical = match ip {
+            std::net::IpAddr::V4(v4) => v4.to_string(),
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        };
+        if canonical != host && url.set_host(Some(&canonical)).is_err() {
+            return Err(invalid(
+                "config.endpoint",
+                format!("`{host}` is an unusual spelling of {ip}; write {ip}"),
+            ));
+        }
+    }
+    if matches!(r#type, IntegrationType::Database)
+        && url
+            .query_pairs()
+            .any(|(k, _)| matches!(k.as_ref(), "host" | "hostaddr" | "port"))
+    {
+        return Err(invalid(
+            "config.endpoint",
+            "must not set host, hostaddr or port in the query; put the host in the URL",
+        ));
+    }
     Ok(url.to_string())
 }
-
-const SECRET_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie"];
 
 fn check_headers(
     headers: BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, RegistryError> {
     for (name, value) in &headers {
         let field = format!("config.headers.{name}");
-        http::HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| invalid(&field, "is not a valid header name"))?;
+        check_header_name(&field, name)?;
         http::HeaderValue::from_str(value)
             .map_err(|_| invalid(&field, "is not a valid header value"))?;
-        if SECRET_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        if crate::runtime::http::is_credential_header(name) {
+            let lower = name.to_ascii_lowercase();
+            let advice = if matches!(lower.as_str(), "authorization" | "proxy-authorization") {
+                "put the token in config.credentials.token (sent as Authorization: Bearer)"
+                    .to_string()
+            } else {
+                format!(
+                    "put the value in config.credentials.apiKey and set config.apiKeyHeader to \"{name}\""
+                )
+            };
             return Err(invalid(
                 &field,
-                "carries a secret; put it in config.credentials (token or apiKey) so it is never returned",
+                format!(
+                    "looks like it carries a secret, and headers are returned in results and stored in the registry journal; {advice} so it is stored apart and never returned"
+                ),
             ));
         }
     }

@@ -1,7 +1,8 @@
 //! The integrations tools: contract names, inputs and defaults kept (cortex-contracts §2),
 //! plus `update_integration` and `delete_integration`. Every `execute_integration`
 //! records an `integrations.api.called` event, a latency sample in the monitor and the
-//! `cortex_integration_call_seconds` histogram.
+//! `cortex_integration_call_seconds` histogram; calls that move data (a successful read
+//! that returns some, or a successful write) also publish `integrations.data.synced`.
 //!
 //! Owns tool semantics and error mapping. Storage lives in `registry.rs`, calls in
 //! `execute.rs`, `db.rs` and `mq.rs`, statistics in `monitor.rs`; this file must not
@@ -27,6 +28,8 @@ use crate::runtime::{
 };
 
 use super::{
+    EVENT_SCHEMA_VERSION,
+    address::AddressPolicy,
     db::{self, DbError, Pools},
     execute::{self, BodyView, CURSOR_KIND, ExecuteError, HttpCall, Spool, SpoolCursor, Spooled},
     monitor::{Figures, Monitor},
@@ -44,6 +47,7 @@ pub struct Integrations {
     pub spool: Spool,
     pub pools: Pools,
     pub queues: Connections,
+    pub addresses: AddressPolicy,
     pub upstream: Upstream,
     pub executor: Executor,
     pub events: EventBus,
@@ -98,6 +102,7 @@ impl From<MqError> for ToolError {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiCalled {
+    pub schema_version: u32,
     pub integration_id: String,
     pub integration_type: &'static str,
     pub method: String,
@@ -120,6 +125,7 @@ impl EventPayload for ApiCalled {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionEstablished {
+    pub schema_version: u32,
     pub integration_id: String,
     pub test_type: TestType,
     pub steps: Vec<Step>,
@@ -127,6 +133,30 @@ pub struct ConnectionEstablished {
 
 impl EventPayload for ConnectionEstablished {
     const TYPE: &'static str = "integrations.connection.established";
+}
+
+/// `integrations.data.synced`: a call that moved data — a successful read that returned
+/// some (HTTP GET/HEAD with a body, SQL rows, stream entries) or a successful write
+/// (HTTP POST/PUT/PATCH/DELETE, SQL changing rows, XADD).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataSynced {
+    pub schema_version: u32,
+    pub integration_id: String,
+    pub integration_type: &'static str,
+    /// `read` (data came in) or `write` (data went out or changed).
+    pub direction: &'static str,
+    /// The operation as run ("GET /path", the SQL verb, XADD / XRANGE).
+    pub operation: String,
+    /// Where: the HTTP path, `sql`, or the stream name.
+    pub target: String,
+    /// Rows, entries or 1 for an HTTP body.
+    pub records: u64,
+    pub bytes: usize,
+}
+
+impl EventPayload for DataSynced {
+    const TYPE: &'static str = "integrations.data.synced";
 }
 
 // ---------------------------------------------------------------- registry tools
@@ -169,7 +199,19 @@ pub struct UpdateIn {
     pub config: Option<ConfigInput>,
 }
 
-async fn update_integration(i: I, input: UpdateIn, _ctx: CallCtx) -> Out<Integration> {
+/// The updated integration, and what the update did to its credentials.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateOut {
+    #[serde(flatten)]
+    pub integration: Integration,
+    /// Set when the endpoint moved to another origin without new credentials: the stored
+    /// ones were dropped (credentials are bound to their origin); send them again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials_dropped: Option<String>,
+}
+
+async fn update_integration(i: I, input: UpdateIn, _ctx: CallCtx) -> Out<UpdateOut> {
     let change = Change {
         name: input.name,
         r#type: None,
@@ -179,10 +221,13 @@ async fn update_integration(i: I, input: UpdateIn, _ctx: CallCtx) -> Out<Integra
         }),
         config: input.config,
     };
-    let updated = i.registry.update(&input.integration_id, change).await?;
+    let (updated, credentials_dropped) = i.registry.update(&input.integration_id, change).await?;
     i.pools.forget(&updated.id);
     i.queues.forget(&updated.id);
-    Ok(updated)
+    Ok(UpdateOut {
+        integration: updated,
+        credentials_dropped,
+    })
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -306,6 +351,8 @@ struct Record {
     request_bytes: usize,
     response_bytes: usize,
     ok: bool,
+    /// Data moved: (direction, records, bytes).
+    synced: Option<(&'static str, u64, usize)>,
 }
 
 impl Integrations {
@@ -320,7 +367,18 @@ impl Integrations {
         metrics::counter!("cortex_integration_calls_total",
             "integration" => integration.id.clone(), "ok" => if r.ok { "true" } else { "false" })
         .increment(1);
+        let synced = r.synced.map(|(direction, records, bytes)| DataSynced {
+            schema_version: EVENT_SCHEMA_VERSION,
+            integration_id: integration.id.clone(),
+            integration_type: integration.r#type.as_str(),
+            direction,
+            operation: r.method.clone(),
+            target: r.endpoint.clone(),
+            records,
+            bytes,
+        });
         let event = ApiCalled {
+            schema_version: EVENT_SCHEMA_VERSION,
             integration_id: integration.id.clone(),
             integration_type: integration.r#type.as_str(),
             method: r.method,
@@ -335,6 +393,11 @@ impl Integrations {
         tokio::spawn(async move {
             if let Err(e) = events.publish("integrations", &event).await {
                 tracing::warn!(integration = %event.integration_id, "integrations.api.called not stored: {e}");
+            }
+            if let Some(synced) = synced
+                && let Err(e) = events.publish("integrations", &synced).await
+            {
+                tracing::warn!(integration = %synced.integration_id, "integrations.data.synced not stored: {e}");
             }
         });
     }
@@ -452,6 +515,12 @@ async fn execute_http(
         err,
         Some(ExecuteError::Operation(_) | ExecuteError::Payload(_))
     ) {
+        let read = matches!(method, http::Method::GET | http::Method::HEAD);
+        let synced = match (&outcome, err.is_none()) {
+            (Some(o), true) if read && !o.body.is_empty() => Some(("read", 1, o.body.len())),
+            (Some(o), true) if !read => Some(("write", 1, o.request_bytes + o.body.len())),
+            _ => None,
+        };
         let record = Record {
             method: method.to_string(),
             endpoint: path.split('?').next().unwrap_or("").to_string(),
@@ -459,6 +528,7 @@ async fn execute_http(
             request_bytes: outcome.as_ref().map_or(0, |o| o.request_bytes),
             response_bytes: outcome.as_ref().map_or(0, |o| o.body.len()),
             ok: err.is_none(),
+            synced,
         };
         i.record(integration, took, record);
     }
@@ -498,8 +568,14 @@ async fn execute_db(
         .run(
             started + timeout,
             &ctx.cancel,
-            i.pools
-                .execute(integration, creds, &sql, input.payload.as_ref(), timeout),
+            i.pools.execute(
+                integration,
+                creds,
+                &sql,
+                input.payload.as_ref(),
+                started + timeout,
+                timeout,
+            ),
         )
         .await
         .map_err(|e| ToolError::Upstream(e.to_string()))?;
@@ -512,6 +588,15 @@ async fn execute_db(
     let response_bytes = result
         .as_ref()
         .map_or(0, |o| o.rows.iter().map(|r| r.to_string().len()).sum());
+    let synced = match &result {
+        Ok(o) if o.rows_affected.is_none() && !o.rows.is_empty() => {
+            Some(("read", o.rows.len() as u64, response_bytes))
+        }
+        Ok(o) if o.rows_affected.is_some_and(|n| n > 0) => {
+            Some(("write", o.rows_affected.unwrap_or(0), sql.len()))
+        }
+        _ => None,
+    };
     let record = Record {
         method: verb,
         endpoint: "sql".into(),
@@ -519,6 +604,7 @@ async fn execute_db(
         request_bytes: sql.len(),
         response_bytes,
         ok: result.is_ok(),
+        synced,
     };
     i.record(integration, took, record);
     let outcome = result.map_err(|e| ToolError::from(redact_db(e, creds)))?;
@@ -580,9 +666,13 @@ async fn execute_mq(
         .to_string();
     let lane = execute::lane(&i.executor, integration);
     let started = Instant::now();
-    let work = i
-        .queues
-        .execute(integration, creds, &op, input.payload.as_ref(), timeout);
+    let work = i.queues.execute(
+        integration,
+        creds,
+        &op,
+        input.payload.as_ref(),
+        started + timeout,
+    );
     let result = lane
         .run(started + timeout, &ctx.cancel, work)
         .await
@@ -596,13 +686,26 @@ async fn execute_mq(
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
+        let request_bytes = input.payload.as_ref().map_or(0, |p| p.to_string().len());
+        let response_bytes = result.as_ref().map_or(0, |v| v.to_string().len());
+        let synced = match &result {
+            Ok(_) if op == "publish" => Some(("write", 1, request_bytes)),
+            Ok(v) => match v.get("entries").and_then(Value::as_array) {
+                Some(entries) if !entries.is_empty() => {
+                    Some(("read", entries.len() as u64, response_bytes))
+                }
+                _ => None,
+            },
+            Err(_) => None,
+        };
         let record = Record {
             method: if op == "publish" { "XADD" } else { "XRANGE" }.into(),
             endpoint: stream,
             status: 0,
-            request_bytes: input.payload.as_ref().map_or(0, |p| p.to_string().len()),
-            response_bytes: result.as_ref().map_or(0, |v| v.to_string().len()),
+            request_bytes,
+            response_bytes,
             ok: result.is_ok(),
+            synced,
         };
         i.record(integration, took, record);
     }
@@ -658,6 +761,7 @@ async fn test_http(
     creds: &BTreeMap<String, String>,
     test: TestType,
     timeout: Duration,
+    policy: AddressPolicy,
 ) -> (Vec<Step>, Option<u16>, bool, String) {
     let Some(endpoint) = integration.config.endpoint.as_deref() else {
         return (
@@ -679,7 +783,7 @@ async fn test_http(
     let empty = BTreeMap::new();
     let headers =
         execute::request_headers(integration, if with_auth { creds } else { &empty }, false);
-    let report = probe::probe_http(&url, headers, timeout).await;
+    let report = probe::probe_http(&url, headers, timeout, policy).await;
     let mut steps = report.steps;
     let Some(status) = report.status else {
         let (failed, advice) = steps
@@ -798,7 +902,7 @@ async fn test_integration(i: I, input: TestIn, ctx: CallCtx) -> Out<TestOut> {
     let creds = i.registry.credentials(&integration.id);
     let timeout = PROBE_TIMEOUT.min(ctx.remaining());
     let (steps, status_code, ok, verdict) = if integration.r#type.is_http() {
-        test_http(&integration, &creds, input.test_type, timeout).await
+        test_http(&integration, &creds, input.test_type, timeout, i.addresses).await
     } else {
         let (s, ok, v) = test_backend(&i, &integration, &creds, timeout).await;
         (s, None, ok, v)
@@ -808,6 +912,7 @@ async fn test_integration(i: I, input: TestIn, ctx: CallCtx) -> Out<TestOut> {
     i.registry.set_status(&integration.id, new_status).await?;
     if ok {
         let event = ConnectionEstablished {
+            schema_version: EVENT_SCHEMA_VERSION,
             integration_id: integration.id.clone(),
             test_type: input.test_type,
             steps: steps.clone(),
@@ -963,7 +1068,7 @@ pub fn all(i: &I) -> Vec<ToolDef> {
             "update_integration",
             Hints::write().idempotent(),
             update_integration,
-            "Change an integration's name, status (active|inactive) or config fields; given config fields replace stored ones, `credentials` replaces the whole set. The type cannot change."
+            "Change an integration's name, status (active|inactive) or config fields; given config fields replace stored ones, `credentials` replaces the whole set. Credentials are bound to the endpoint's origin: moving config.endpoint to another origin without new credentials drops them (credentialsDropped says so). The type cannot change."
         ),
         itool!(
             i,

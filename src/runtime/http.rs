@@ -1,7 +1,11 @@
 //! The one pooled outbound HTTP client and the upstream-call helper: per-attempt lane
 //! admission, conditional GETs through the shared cache with single-flight, retries with
 //! exponential back-off and jitter, Retry-After handling, and cross-origin redirects
-//! re-issued without credentials.
+//! re-issued without credentials: every header that can carry one (marked sensitive,
+//! `Authorization`, `Cookie`, API-key and token headers, see [`is_credential_header`]) is
+//! dropped at the first hop to another origin. An [`Upstream`] built with
+//! [`Upstream::with_guard`] also checks every address it connects to (after DNS, through
+//! its resolver, and literal IPs before each hop) and connects only to checked ones.
 //!
 //! Owns transport mechanics only. It must not know which upstream it talks to (callers
 //! classify responses through `ResponseObserver`) and imports nothing from `server`,
@@ -183,6 +187,120 @@ type Raw = (u16, HeaderMap, Bytes);
 pub struct Upstream {
     client: reqwest::Client,
     cache: ConditionalCache,
+    guard: Option<Arc<dyn AddressGuard>>,
+}
+
+/// Decides which peer addresses an [`Upstream`] may connect to (the caller's outbound
+/// address policy); `Err` carries the reason shown to the user.
+pub trait AddressGuard: Send + Sync {
+    fn check(&self, ip: std::net::IpAddr) -> Result<(), String>;
+}
+
+/// A connection refused by the [`AddressGuard`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct AddressRefused(pub String);
+
+/// Resolves with the system resolver and keeps only the addresses the guard allows, so
+/// the connection goes to an address that was checked (no second lookup).
+struct GuardedResolver(Arc<dyn AddressGuard>);
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let guard = self.0.clone();
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let found: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let mut refusal = None;
+            let allowed: Vec<std::net::SocketAddr> = found
+                .into_iter()
+                .filter(|a| match guard.check(a.ip()) {
+                    Ok(()) => true,
+                    Err(reason) => {
+                        refusal.get_or_insert(reason);
+                        false
+                    }
+                })
+                .collect();
+            if allowed.is_empty() {
+                let reason = refusal.unwrap_or_else(|| format!("{host} has no address"));
+                return Err(Box::new(AddressRefused(format!("{host}: {reason}")))
+                    as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Header names that carry credentials by convention: never kept across origins (and
+/// refused as plain configured headers by callers that store headers).
+pub fn is_credential_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    const EXACT: &[&str] = &[
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "cookie2",
+        "set-cookie",
+        "x-api-key",
+        "api-key",
+        "apikey",
+        "x-apikey",
+        "private-token",
+        "job-token",
+        "x-amz-security-token",
+        "x-goog-api-key",
+        "ocp-apim-subscription-key",
+    ];
+    const PARTS: &[&str] = &[
+        "auth",
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "api-key",
+        "apikey",
+        "api_key",
+        "access-key",
+        "private-key",
+        "session",
+        "credential",
+        "signature",
+    ];
+    EXACT.contains(&n.as_str()) || PARTS.iter().any(|p| n.contains(p))
+}
+
+/// Removes every credential-bearing header: the ones marked sensitive and those named
+/// like credentials ([`is_credential_header`]).
+pub fn strip_credentials(headers: &mut HeaderMap) {
+    let names: Vec<header::HeaderName> = headers
+        .iter()
+        .filter(|(n, v)| v.is_sensitive() || is_credential_header(n.as_str()))
+        .map(|(n, _)| n.clone())
+        .collect();
+    for n in names {
+        headers.remove(n);
+    }
+}
+
+/// The redirect policy of every outbound client: same-origin redirects are followed (at
+/// most five), cross-origin ones stop so the caller can re-issue them without
+/// credentials (or fail).
+pub fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same = attempt
+            .previous()
+            .last()
+            .is_some_and(|prev| same_origin(prev, attempt.url()));
+        if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error("too many redirects")
+        } else if same {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {
@@ -226,32 +344,46 @@ fn fits_deadline(deadline: Instant, wait: Duration) -> bool {
 
 impl Upstream {
     pub fn new(user_agent: &str, cache: ConditionalCache) -> Result<Self, UpstreamError> {
+        Self::build(user_agent, cache, None)
+    }
+
+    /// A client (sharing `cache`) that connects only to addresses `guard` allows: names
+    /// are resolved by a filtering resolver and literal IPs checked before each hop. It
+    /// ignores HTTP(S)_PROXY, since through a proxy the peer could not be checked.
+    pub fn with_guard(
+        user_agent: &str,
+        cache: ConditionalCache,
+        guard: Arc<dyn AddressGuard>,
+    ) -> Result<Self, UpstreamError> {
+        Self::build(user_agent, cache, Some(guard))
+    }
+
+    fn build(
+        user_agent: &str,
+        cache: ConditionalCache,
+        guard: Option<Arc<dyn AddressGuard>>,
+    ) -> Result<Self, UpstreamError> {
         // Same-origin redirects are followed here; cross-origin ones stop and are
         // re-issued by `attempt` without credentials.
-        let policy = reqwest::redirect::Policy::custom(|attempt| {
-            let same = attempt
-                .previous()
-                .last()
-                .is_some_and(|prev| same_origin(prev, attempt.url()));
-            if attempt.previous().len() > MAX_REDIRECTS {
-                attempt.error("too many redirects")
-            } else if same {
-                attempt.follow()
-            } else {
-                attempt.stop()
-            }
-        });
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(user_agent)
             .timeout(CLIENT_TIMEOUT)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_keepalive(Duration::from_secs(60))
-            .redirect(policy)
-            .build()
-            .map_err(|e| UpstreamError::Client {
-                message: error_chain(&e),
-            })?;
-        Ok(Upstream { client, cache })
+            .redirect(redirect_policy());
+        if let Some(g) = &guard {
+            builder = builder
+                .no_proxy()
+                .dns_resolver(Arc::new(GuardedResolver(g.clone())));
+        }
+        let client = builder.build().map_err(|e| UpstreamError::Client {
+            message: error_chain(&e),
+        })?;
+        Ok(Upstream {
+            client,
+            cache,
+            guard,
+        })
     }
 
     pub fn cache(&self) -> &ConditionalCache {
@@ -481,6 +613,7 @@ impl Upstream {
                     retryable: false,
                 });
             }
+            self.check_literal(&url)?;
             let mut rb = self
                 .client
                 .request(method.clone(), url.clone())
@@ -489,7 +622,7 @@ impl Upstream {
             if let Some(b) = &body {
                 rb = rb.body(b.clone());
             }
-            let resp = rb.send().await?;
+            let resp = rb.send().await.map_err(|e| self.send_error(e))?;
             let status = resp.status();
             let location = resp
                 .headers()
@@ -507,13 +640,7 @@ impl Upstream {
                     });
                 }
                 hops += 1;
-                for h in [
-                    header::AUTHORIZATION,
-                    header::PROXY_AUTHORIZATION,
-                    header::COOKIE,
-                ] {
-                    headers.remove(h);
-                }
+                strip_credentials(&mut headers);
                 if !matches!(status.as_u16(), 307 | 308) && method != Method::HEAD {
                     method = Method::GET;
                     body = None;
@@ -527,6 +654,39 @@ impl Upstream {
             let bytes = resp.bytes().await?;
             return Ok((status.as_u16(), out_headers, bytes));
         }
+    }
+}
+
+impl Upstream {
+    /// A literal-IP host is never resolved, so the guard sees it here.
+    fn check_literal(&self, url: &Url) -> Result<(), AttemptError> {
+        let Some(guard) = &self.guard else {
+            return Ok(());
+        };
+        let ip = match url.host() {
+            Some(url::Host::Ipv4(ip)) => std::net::IpAddr::V4(ip),
+            Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip),
+            _ => return Ok(()),
+        };
+        guard.check(ip).map_err(|reason| AttemptError {
+            message: format!("{ip}: {reason}"),
+            retryable: false,
+        })
+    }
+
+    /// A refusal by the guard (found in the error's sources) is final and says why.
+    fn send_error(&self, e: reqwest::Error) -> AttemptError {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(cause) = source {
+            if let Some(refused) = cause.downcast_ref::<AddressRefused>() {
+                return AttemptError {
+                    message: refused.0.clone(),
+                    retryable: false,
+                };
+            }
+            source = cause.source();
+        }
+        AttemptError::from(e)
     }
 }
 
@@ -565,7 +725,11 @@ mod tests {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
             self.inm.lock().push(inm);
-            self.auth.lock().push(h.contains_key(header::AUTHORIZATION));
+            self.auth.lock().push(
+                h.contains_key(header::AUTHORIZATION)
+                    || h.contains_key("x-api-key")
+                    || h.contains_key("x-vendor-key"),
+            );
             self.hits.fetch_add(1, Ordering::SeqCst) + 1
         }
         fn count(&self) -> usize {
@@ -597,6 +761,10 @@ mod tests {
             HeaderValue::from_static("Bearer secret-token"),
         );
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert("x-api-key", HeaderValue::from_static("key-1"));
+        let mut custom = HeaderValue::from_static("key-2");
+        custom.set_sensitive(true);
+        headers.insert("x-vendor-key", custom);
         UpstreamRequest {
             method,
             url: Url::parse(url).unwrap(),
@@ -803,7 +971,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn cross_origin_redirect_drops_authorization() {
+    async fn cross_origin_redirect_drops_every_credential_header() {
         let target = Seen::default();
         let target_base =
             serve_with(&target, |_, _| (StatusCode::OK, "there").into_response()).await;

@@ -130,6 +130,7 @@ fn attach_sink(
     let client = reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .timeout(std::time::Duration::from_secs(10))
+        .redirect(http::redirect_policy())
         .build()
         .map_err(|e| {
             RuntimeError::Upstream(http::UpstreamError::Client {
