@@ -87,6 +87,8 @@ pub struct FileOptions {
     pub events_sink_url: Option<String>,
     pub events_sink_batching: Option<bool>,
     pub events_sink_filter: Option<String>,
+    /// How long a finished asbr task stays in memory (`3600`, `90s`, `1h`).
+    pub asbr_task_retention: Option<String>,
 }
 
 /// Values given on the command line or in `CORTEX_MCP_*` variables (clap merges both).
@@ -455,6 +457,24 @@ fn events_sink(
     }))
 }
 
+/// `--asbr-task-retention`: seconds (`3600`) or a humantime duration (`90s`, `1h`),
+/// between 1 s and 365 days.
+fn task_retention(raw: &str) -> Result<Duration, ConfigError> {
+    let raw = raw.trim();
+    let parsed = match raw.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(raw)
+            .map_err(|e| invalid("asbr-task-retention", format!("`{raw}`: {e}")))?,
+    };
+    if parsed < Duration::from_secs(1) || parsed > Duration::from_secs(365 * 24 * 3600) {
+        return Err(invalid(
+            "asbr-task-retention",
+            "must be between 1s and 365 days",
+        ));
+    }
+    Ok(parsed)
+}
+
 /// Settings of the `asbr` toolset.
 #[derive(Clone, Default)]
 pub struct AsbrSettings {
@@ -464,6 +484,8 @@ pub struct AsbrSettings {
     pub signature_key: Option<String>,
     /// Directory of OSV advisories (`--advisories-dir`, `ASBR_ADVISORIES_DIR`).
     pub advisories_dir: Option<PathBuf>,
+    /// How long a finished task stays in memory (`--asbr-task-retention`); `None`: 1 h.
+    pub task_retention: Option<Duration>,
 }
 
 impl std::fmt::Debug for AsbrSettings {
@@ -475,6 +497,7 @@ impl std::fmt::Debug for AsbrSettings {
                 &self.signature_key.as_ref().map(|_| "[redacted]"),
             )
             .field("advisories_dir", &self.advisories_dir)
+            .field("task_retention", &self.task_retention)
             .finish()
     }
 }
@@ -555,6 +578,9 @@ impl Config {
             pick!(events_sink_batching),
             pick!(events_sink_filter),
         )?;
+        let task_retention = pick!(asbr_task_retention)
+            .map(|raw| task_retention(&raw))
+            .transpose()?;
         Ok(Config {
             events_sink,
             toolsets,
@@ -580,6 +606,7 @@ impl Config {
                 connectors_manifest_path: pick!(connectors_manifest_path),
                 signature_key: None,
                 advisories_dir: pick!(advisories_dir),
+                task_retention,
             },
             mvp,
         })
@@ -616,6 +643,7 @@ impl Config {
                 "connectorsManifestPath": self.asbr.connectors_manifest_path,
                 "signatureKey": self.asbr.signature_key.as_ref().map(|_| "[redacted]"),
                 "advisoriesDir": self.asbr.advisories_dir,
+                "taskRetentionSecs": self.asbr.task_retention.map(|d| d.as_secs()),
             },
             "eventsSink": self.events_sink.as_ref().map(|s| serde_json::json!({
                 "url": s.url.as_str(),

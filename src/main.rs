@@ -221,6 +221,15 @@ struct CommonArgs {
     /// Event types forwarded: `*` (default), a prefix like `integrations.*`, or one type.
     #[arg(long, global = true, env = "CORTEX_MCP_EVENTS_SINK_FILTER")]
     events_sink_filter: Option<String>,
+
+    /// How long a finished asbr task stays in memory: seconds or a duration like `90s`, `1h`.
+    #[arg(
+        long,
+        global = true,
+        env = "CORTEX_MCP_ASBR_TASK_RETENTION",
+        value_name = "DURATION"
+    )]
+    asbr_task_retention: Option<String>,
 }
 
 impl CommonArgs {
@@ -255,6 +264,7 @@ impl CommonArgs {
                 events_sink_url: self.events_sink_url,
                 events_sink_batching: self.events_sink_batching,
                 events_sink_filter: self.events_sink_filter,
+                asbr_task_retention: self.asbr_task_retention,
             },
             github_env: GithubEnv::from_process_env(),
         }
