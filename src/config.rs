@@ -805,4 +805,21 @@ mod tests {
         let c = Config::from_layers(FileOptions::default(), over).unwrap();
         assert!(!c.redacted().to_string().contains("s3cret"));
     }
+
+    #[test]
+    fn asbr_task_retention_takes_seconds_or_durations() {
+        let with = |raw: &str| {
+            let over = FileOptions {
+                asbr_task_retention: Some(raw.into()),
+                ..Default::default()
+            };
+            Config::from_layers(FileOptions::default(), over).map(|c| c.asbr.task_retention)
+        };
+        assert_eq!(with("90").unwrap(), Some(Duration::from_secs(90)));
+        assert_eq!(with("2h").unwrap(), Some(Duration::from_secs(7200)));
+        for bad in ["0", "soon", "400days"] {
+            let err = with(bad).unwrap_err().to_string();
+            assert!(err.contains("asbr-task-retention"), "{err}");
+        }
+    }
 }
