@@ -91,6 +91,8 @@ pub struct FileOptions {
     /// / `--integrations-deny-private`); unset: allowed over stdio and loopback HTTP binds,
     /// denied for non-loopback HTTP binds.
     pub integrations_allow_private: Option<bool>,
+    /// How long a finished asbr task stays in memory (`3600`, `90s`, `1h`).
+    pub asbr_task_retention: Option<String>,
 }
 
 /// Values given on the command line or in `CORTEX_MCP_*` variables (clap merges both).
@@ -462,6 +464,24 @@ fn events_sink(
     }))
 }
 
+/// `--asbr-task-retention`: seconds (`3600`) or a humantime duration (`90s`, `1h`),
+/// between 1 s and 365 days.
+fn task_retention(raw: &str) -> Result<Duration, ConfigError> {
+    let raw = raw.trim();
+    let parsed = match raw.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(raw)
+            .map_err(|e| invalid("asbr-task-retention", format!("`{raw}`: {e}")))?,
+    };
+    if parsed < Duration::from_secs(1) || parsed > Duration::from_secs(365 * 24 * 3600) {
+        return Err(invalid(
+            "asbr-task-retention",
+            "must be between 1s and 365 days",
+        ));
+    }
+    Ok(parsed)
+}
+
 /// Settings of the `asbr` toolset.
 #[derive(Clone, Default)]
 pub struct AsbrSettings {
@@ -471,6 +491,8 @@ pub struct AsbrSettings {
     pub signature_key: Option<String>,
     /// Directory of OSV advisories (`--advisories-dir`, `ASBR_ADVISORIES_DIR`).
     pub advisories_dir: Option<PathBuf>,
+    /// How long a finished task stays in memory (`--asbr-task-retention`); `None`: 1 h.
+    pub task_retention: Option<Duration>,
 }
 
 impl std::fmt::Debug for AsbrSettings {
@@ -482,6 +504,7 @@ impl std::fmt::Debug for AsbrSettings {
                 &self.signature_key.as_ref().map(|_| "[redacted]"),
             )
             .field("advisories_dir", &self.advisories_dir)
+            .field("task_retention", &self.task_retention)
             .finish()
     }
 }
@@ -562,6 +585,9 @@ impl Config {
             pick!(events_sink_batching),
             pick!(events_sink_filter),
         )?;
+        let task_retention = pick!(asbr_task_retention)
+            .map(|raw| task_retention(&raw))
+            .transpose()?;
         Ok(Config {
             events_sink,
             integrations_allow_private: pick!(integrations_allow_private),
@@ -588,6 +614,7 @@ impl Config {
                 connectors_manifest_path: pick!(connectors_manifest_path),
                 signature_key: None,
                 advisories_dir: pick!(advisories_dir),
+                task_retention,
             },
             mvp,
         })
@@ -624,6 +651,7 @@ impl Config {
                 "connectorsManifestPath": self.asbr.connectors_manifest_path,
                 "signatureKey": self.asbr.signature_key.as_ref().map(|_| "[redacted]"),
                 "advisoriesDir": self.asbr.advisories_dir,
+                "taskRetentionSecs": self.asbr.task_retention.map(|d| d.as_secs()),
             },
             "integrationsAllowPrivate": self.integrations_allow_private,
             "eventsSink": self.events_sink.as_ref().map(|s| serde_json::json!({
@@ -813,5 +841,22 @@ mod tests {
         };
         let c = Config::from_layers(FileOptions::default(), over).unwrap();
         assert!(!c.redacted().to_string().contains("s3cret"));
+    }
+
+    #[test]
+    fn asbr_task_retention_takes_seconds_or_durations() {
+        let with = |raw: &str| {
+            let over = FileOptions {
+                asbr_task_retention: Some(raw.into()),
+                ..Default::default()
+            };
+            Config::from_layers(FileOptions::default(), over).map(|c| c.asbr.task_retention)
+        };
+        assert_eq!(with("90").unwrap(), Some(Duration::from_secs(90)));
+        assert_eq!(with("2h").unwrap(), Some(Duration::from_secs(7200)));
+        for bad in ["0", "soon", "400days"] {
+            let err = with(bad).unwrap_err().to_string();
+            assert!(err.contains("asbr-task-retention"), "{err}");
+        }
     }
 }

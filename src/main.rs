@@ -231,6 +231,14 @@ struct CommonArgs {
     /// HTTP binds).
     #[arg(long, global = true)]
     integrations_deny_private: bool,
+    /// How long a finished asbr task stays in memory: seconds or a duration like `90s`, `1h`.
+    #[arg(
+        long,
+        global = true,
+        env = "CORTEX_MCP_ASBR_TASK_RETENTION",
+        value_name = "DURATION"
+    )]
+    asbr_task_retention: Option<String>,
 }
 
 impl CommonArgs {
@@ -273,6 +281,7 @@ impl CommonArgs {
                     (_, true) => Some(false),
                     _ => None,
                 },
+                asbr_task_retention: self.asbr_task_retention,
             },
             github_env: GithubEnv::from_process_env(),
         }

@@ -61,6 +61,66 @@ fn reject_duplicate_names(toolsets: &[Toolset]) -> Result<(), BuildError> {
     Ok(())
 }
 
+/// `build(runtime)`, or, when the toolset's state cannot load, [`unavailable`]: one
+/// toolset's damage never stops the server.
+fn or_unavailable<E: std::fmt::Display>(
+    runtime: &Runtime,
+    name: &'static str,
+    build: impl Fn(&Runtime) -> Result<Toolset, E>,
+) -> Toolset {
+    match build(runtime) {
+        Ok(toolset) => toolset,
+        Err(e) => unavailable(runtime, name, &e, |rt| build(rt).ok()),
+    }
+}
+
+/// A toolset whose state could not load (`error`): its catalog, built by `build` over an
+/// empty scratch state directory and an in-memory bus, with every tool answering
+/// `isError` naming the damage; no resources or routes. Reported as damage.
+fn unavailable(
+    runtime: &Runtime,
+    name: &'static str,
+    error: &dyn std::fmt::Display,
+    build: impl Fn(&Runtime) -> Option<Toolset>,
+) -> Toolset {
+    use crate::runtime::damage;
+    let state = runtime.config.state_dir.join(name);
+    damage::report(damage::Damage::new(
+        format!("toolset {name}"),
+        &state,
+        format!("{error}; its tools answer isError until it loads"),
+    ));
+    let message: Arc<str> = format!(
+        "the {name} toolset is unavailable: its state under {} could not load: {error}. Restore or move the damaged file aside and restart the server (damage is listed in cortex://health); other toolsets are unaffected.",
+        state.display()
+    )
+    .into();
+    let scratch =
+        std::env::temp_dir().join(format!("cortex-mcp-catalog-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let mut shadow = runtime.clone();
+    let mut config = (*runtime.config).clone();
+    config.state_dir = scratch.clone();
+    shadow.config = Arc::new(config);
+    let catalog = crate::runtime::events::EventBus::new(None, Default::default())
+        .ok()
+        .and_then(|bus| {
+            shadow.events = bus;
+            build(&shadow)
+        });
+    let _ = std::fs::remove_dir_all(&scratch);
+    let (instructions, tools) = catalog.map_or(("", Vec::new()), |ts| (ts.instructions, ts.tools));
+    Toolset {
+        name,
+        instructions,
+        tools: tools
+            .into_iter()
+            .map(|t| t.unavailable(message.clone()))
+            .collect(),
+        resources: Vec::new(),
+    }
+}
+
 /// One enabled toolset's contribution.
 pub struct Toolset {
     pub name: &'static str,
@@ -101,18 +161,24 @@ impl CortexServer {
             toolsets.push(github::toolset(&runtime)?);
         }
         if config.toolset_enabled("asbr") {
-            toolsets.push(asbr::toolset(&runtime)?);
+            toolsets.push(or_unavailable(&runtime, "asbr", asbr::toolset));
         }
         if config.toolset_enabled("mvp") {
-            toolsets.push(mvp::toolset(&runtime)?);
+            toolsets.push(or_unavailable(&runtime, "mvp", mvp::toolset));
         }
         if config.toolset_enabled("patchkit") {
             toolsets.push(patchkit::toolset(&runtime));
         }
         if config.toolset_enabled("integrations") {
-            let built = integrations::toolset(&runtime)?;
-            toolsets.push(built.toolset);
-            routes = routes.merge(built.hooks);
+            match integrations::toolset(&runtime) {
+                Ok(built) => {
+                    toolsets.push(built.toolset);
+                    routes = routes.merge(built.hooks);
+                }
+                Err(e) => toolsets.push(unavailable(&runtime, "integrations", &e, |rt| {
+                    integrations::toolset(rt).ok().map(|b| b.toolset)
+                })),
+            }
         }
         if config.toolset_enabled("batch") {
             toolsets.push(Toolset {
@@ -189,6 +255,10 @@ impl CortexServer {
             }),
             registry: self.shared.registry.clone(),
             in_batch: false,
+            principal: crate::runtime::principal::Principal::of_request(
+                &ctx.extensions,
+                self.shared.runtime.config.auth_token.as_deref(),
+            ),
         }
     }
 
@@ -200,6 +270,7 @@ impl CortexServer {
         match uri {
             "cortex://metrics" => Some(self.shared.runtime.metrics.snapshot().to_string()),
             "cortex://config" => Some(self.shared.runtime.config.redacted().to_string()),
+            "cortex://health" => Some(health_report().to_string()),
             other => other
                 .strip_prefix(EVENTS_SCHEME)
                 .map(|rest| self.read_events(rest)),
@@ -263,6 +334,15 @@ impl CortexServer {
         let next_seq = events.last().map_or(since, |e| e.seq);
         serde_json::json!({ "topic": topic, "events": events, "next_seq": next_seq }).to_string()
     }
+}
+
+/// `cortex://health`: `ok`, or `degraded` with every piece of damaged state reported.
+fn health_report() -> serde_json::Value {
+    let damage = crate::runtime::damage::reported();
+    serde_json::json!({
+        "status": if damage.is_empty() { "ok" } else { "degraded" },
+        "damage": damage,
+    })
 }
 
 /// Splits `topic?since_seq=N` (topic `*` or empty means every topic).
@@ -410,6 +490,11 @@ impl ServerHandler for CortexServer {
                 "cortex://metrics",
                 "metrics",
                 "Tool, lane, cache and upstream metrics as JSON",
+            ),
+            json_resource(
+                "cortex://health",
+                "health",
+                "ok, or degraded with the damaged state found at start (quarantined journal records and files, toolsets that could not load)",
             ),
         ];
         if self.shared.runtime.config.conformance_fixtures {

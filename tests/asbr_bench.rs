@@ -319,6 +319,7 @@ async fn service_map(dir: &Path) -> (f64, f64, usize) {
         connectors_manifest_path: Some(path.clone()),
         signature_key: Some("bench-signature-key".into()),
         advisories_dir: None,
+        ..AsbrSettings::default()
     };
     let bytes = std::fs::metadata(&path).unwrap().len() as usize;
     let cached = ServiceMaps::new(settings.clone());

@@ -95,6 +95,15 @@ async fn tasks_are_idempotent_and_follow_the_state_machine() {
     assert_eq!(r["task"]["status"], "paused");
     let e = err(&record_step(&client, id, "StepCompleted", "apply").await);
     assert!(e.contains("paused"), "{e}");
+    // A step waiting for approval cannot be skipped with resume_task.
+    let e = err(&call(&client, "resume_task", json!({"taskId": id})).await);
+    assert!(
+        e.contains("approve_task_step") && e.contains("apply"),
+        "{e}"
+    );
+    let t = ok(&call(&client, "get_task", json!({"taskId": id})).await);
+    assert_eq!(t["status"], "paused");
+    assert_eq!(t["approvals"], json!([]));
     let e = err(&call(
         &client,
         "approve_task_step",
@@ -109,7 +118,9 @@ async fn tasks_are_idempotent_and_follow_the_state_machine() {
     )
     .await);
     assert_eq!(t["status"], "running");
-    assert_eq!(t["approvals"][0]["by"], "user");
+    // Recorded under the authenticated caller (stdio here); the claimed role is a label.
+    assert_eq!(t["approvals"][0]["by"], "stdio");
+    assert_eq!(t["approvals"][0]["label"], "user");
     let r = ok(&call(
         &client,
         "record_task_event",
@@ -1018,4 +1029,91 @@ async fn pull_request_reviews_read_changed_files_through_the_github_toolset() {
         "{e}"
     );
     client.cancel().await.unwrap();
+}
+
+/// Creates a task and pauses it for approval of `step`; returns its id.
+async fn paused_for_approval(
+    client: &rmcp::Peer<rmcp::RoleClient>,
+    title: &str,
+    step: &str,
+) -> String {
+    let t = ok(&call(client, "create_task", json!({"input": task_input(title)})).await);
+    let id = t["id"].as_str().unwrap().to_string();
+    ok(&record_step(client, &id, "AwaitingApproval", step).await);
+    id
+}
+
+#[tokio::test]
+async fn approvals_over_http_are_recorded_under_the_token_not_the_claimed_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "approval-token-0123456789";
+    let server = http_server(dir.path(), &[ASBR, &["--auth-token", token]].concat(), &[]);
+    let client = http_client(&format!("{}/mcp", server.base), Some(token)).await;
+    let id = paused_for_approval(&client, "http approval", "ship").await;
+
+    let e = err(&call(&client, "resume_task", json!({"taskId": id})).await);
+    assert!(e.contains("approve_task_step"), "{e}");
+    let t = ok(&call(
+        &client,
+        "approve_task_step",
+        json!({"taskId": id, "step": "ship", "by": "policy"}),
+    )
+    .await);
+    assert_eq!(t["status"], "running");
+    use sha2::Digest;
+    let fingerprint = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+    let want = format!("token:{}", &fingerprint[..12]);
+    assert_eq!(t["approvals"][0]["by"], want.as_str());
+    assert_eq!(t["approvals"][0]["label"], "policy");
+    assert!(!text(&call(&client, "get_task", json!({"taskId": id})).await).contains(token));
+    drop(client);
+    drop(server);
+
+    // Without a token over HTTP the approver is anonymous, whatever name it claims.
+    let server = http_server(dir.path(), ASBR, &[]);
+    let client = http_client(&format!("{}/mcp", server.base), None).await;
+    let id = paused_for_approval(&client, "anonymous approval", "ship").await;
+    let t = ok(&call(
+        &client,
+        "approve_task_step",
+        json!({"taskId": id, "step": "ship", "by": "user"}),
+    )
+    .await);
+    assert_eq!(t["approvals"][0]["by"], "http:anonymous");
+}
+
+#[tokio::test]
+async fn finished_tasks_are_answered_after_they_leave_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = stdio_client(
+        dir.path(),
+        &[ASBR, &["--asbr-task-retention", "1s"]].concat(),
+    )
+    .await;
+    let id = paused_for_approval(&client, "short-lived", "check").await;
+    ok(&call(
+        &client,
+        "approve_task_step",
+        json!({"taskId": id, "step": "check", "by": "user"}),
+    )
+    .await);
+    let done = ok(&call(&client, "cancel_task", json!({"taskId": id})).await);
+    assert_eq!(done["status"], "canceled");
+    // Past the retention the task has left memory; it is rebuilt from the journal.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let again = ok(&call(&client, "get_task", json!({"taskId": id})).await);
+    assert_eq!(again, done);
+    let w = ok(&call(&client, "watch_task_events", json!({"taskId": id})).await);
+    assert_eq!(w["events"].as_array().unwrap().len(), 4, "{w}");
+    // An id that never existed names the retention and the flag.
+    let e = err(&call(
+        &client,
+        "get_task",
+        json!({"taskId": "0190a0a0-0000-7000-8000-000000000000"}),
+    )
+    .await);
+    assert!(
+        e.contains("--asbr-task-retention") && e.contains("1s"),
+        "{e}"
+    );
 }

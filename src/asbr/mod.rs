@@ -48,10 +48,15 @@ pub enum AsbrError {
 /// Builds the toolset: replays the journals under `<state-dir>/asbr/`.
 pub fn toolset(runtime: &Runtime) -> Result<Toolset, AsbrError> {
     let dir = runtime.config.state_dir.join("asbr");
-    let tasks = Arc::new(tasks::TaskStore::open(
+    let tasks = Arc::new(tasks::TaskStore::open_with(
         &dir,
         runtime.events.clone(),
         runtime_policy(runtime),
+        runtime
+            .config
+            .asbr
+            .task_retention
+            .unwrap_or(tasks::TERMINAL_TTL),
     )?);
     let artifacts = Arc::new(artifacts::ArtifactStore::open(
         &dir,

@@ -10,8 +10,10 @@
 //! replays it. Owns the `tasks` snapshot under `<state-dir>/asbr/` (tasks with their
 //! recent events, and the bus seq they account for), rewritten at start-up after the
 //! newer bus events are replayed onto it. Terminal tasks leave memory [`TERMINAL_TTL`]
-//! after they end (and the snapshot at the next start-up). Must not touch tool
-//! registration or other toolsets.
+//! (or the configured retention) after they end (and the snapshot at the next
+//! start-up); [`TaskStore::get_or_recover`] rebuilds an evicted one from the snapshot
+//! and the bus's journal while they hold its events. Must not touch tool registration
+//! or other toolsets.
 //!
 //! Transition order: per task, transitions are serialised by an async gate; each one is
 //! published on the bus and, once journaled there, applied to memory, announced to
@@ -20,12 +22,12 @@
 //!
 //! `PlanStarted` is published when a task is created (status `queued`): planning may
 //! start. The agent then reports `StepCompleted` (→ running), `AwaitingApproval`
-//! (→ paused until `approve_task_step` or `resume_task`), `DeliverableReady`
+//! (→ paused until `approve_task_step`; `resume_task` refuses it), `DeliverableReady`
 //! (→ succeeded) or `Failed` (→ failed); `cancel_task` ends any non-terminal task.
 
 use std::{
     collections::{HashMap, VecDeque},
-    path::Path,
+    path::{Path, PathBuf},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -60,7 +62,7 @@ pub use transitions::{Change, apply_agent_event, apply_approval, apply_cancel, a
 
 /// How long an idempotency key maps to its task.
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(5 * 60);
-/// How long a finished task stays in memory.
+/// How long a finished task stays in memory by default (`--asbr-task-retention`).
 pub const TERMINAL_TTL: Duration = Duration::from_secs(60 * 60);
 /// Most events kept in memory per task, and in the all-tasks ring.
 const TASK_EVENTS_CAP: usize = 1_000;
@@ -79,9 +81,9 @@ const URI_PREFIX: &str = "asbr://tasks/";
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
     #[error(
-        "task {0} not found (finished tasks leave memory an hour after they end); call list_tasks"
+        "task {id} not found: a finished task leaves memory {retention} after it ends (set by --asbr-task-retention) and is then rebuilt from the journal while its events are kept; check the id or call list_tasks"
     )]
-    NotFound(String),
+    NotFound { id: String, retention: String },
     #[error("task {id} is {status}: {what}")]
     Illegal {
         id: String,
@@ -214,6 +216,10 @@ pub struct Created {
 /// bus journaled after it, and the snapshot is then rewritten.
 pub struct TaskStore {
     journal: Journal,
+    /// `<state-dir>/asbr/`, where the `tasks` snapshot lives.
+    dir: PathBuf,
+    /// How long a finished task stays in memory.
+    retention: Duration,
     bus: EventBus,
     active: RwLock<HashMap<String, Arc<Slot>>>,
     terminal: moka::sync::Cache<String, Arc<Slot>>,
@@ -228,14 +234,26 @@ impl TaskStore {
     /// Opens the `tasks` snapshot under `dir` and rebuilds memory from it and the bus's
     /// task events. Run before anything publishes on the bus's `asbr` stream.
     pub fn open(dir: &Path, bus: EventBus, policy: FsyncPolicy) -> Result<Self, AsbrError> {
+        Self::open_with(dir, bus, policy, TERMINAL_TTL)
+    }
+
+    /// [`TaskStore::open`] keeping finished tasks in memory for `retention`.
+    pub fn open_with(
+        dir: &Path,
+        bus: EventBus,
+        policy: FsyncPolicy,
+        retention: Duration,
+    ) -> Result<Self, AsbrError> {
         let (journal, records) = open_journal(dir, STREAM, policy)?;
         let store = TaskStore {
             journal,
+            dir: dir.to_path_buf(),
+            retention,
             bus,
             active: RwLock::default(),
             terminal: moka::sync::Cache::builder()
                 .max_capacity(TERMINAL_CAP)
-                .time_to_live(TERMINAL_TTL)
+                .time_to_live(retention)
                 .build(),
             idempotency: moka::sync::Cache::builder()
                 .max_capacity(TERMINAL_CAP)
@@ -259,9 +277,66 @@ impl TaskStore {
         if let Some(slot) = self.active.read().get(id) {
             return Ok(slot.clone());
         }
-        self.terminal
-            .get(id)
-            .ok_or_else(|| TaskError::NotFound(id.to_string()))
+        self.terminal.get(id).ok_or_else(|| self.not_found(id))
+    }
+
+    fn not_found(&self, id: &str) -> TaskError {
+        TaskError::NotFound {
+            id: id.to_string(),
+            retention: humantime::format_duration(self.retention).to_string(),
+        }
+    }
+
+    /// [`TaskStore::slot`], rebuilding a finished task that left memory from the `tasks`
+    /// snapshot and the bus's journal (read off the async workers) when they still hold
+    /// its events. Only ids that can belong to such a task (UUID v7 created at least the
+    /// retention ago) are looked up on disk.
+    async fn slot_or_recover(&self, id: &str) -> Result<Arc<Slot>, TaskError> {
+        let missing = match self.slot(id) {
+            Ok(slot) => return Ok(slot),
+            Err(e) => e,
+        };
+        if !self.could_be_evicted(id) {
+            return Err(missing);
+        }
+        let (dir, bus, key) = (self.dir.clone(), self.bus.clone(), id.to_string());
+        let recovered =
+            tokio::task::spawn_blocking(move || rebuild::recover_task(&dir, &bus, &key)).await;
+        match recovered {
+            Ok(Ok(Some(slot))) => {
+                // Kept again for the retention, so repeated reads do not go to disk.
+                let slot = self.terminal.get_with(id.to_string(), move || slot);
+                Ok(slot)
+            }
+            Ok(Ok(None)) => Err(missing),
+            Ok(Err(reason)) => {
+                tracing::warn!(task = id, "could not rebuild a finished task: {reason}");
+                Err(missing)
+            }
+            Err(e) => Err(TaskError::Journal(e.to_string())),
+        }
+    }
+
+    /// Whether `id` is a task id (UUID v7) old enough to have been evicted.
+    fn could_be_evicted(&self, id: &str) -> bool {
+        let Ok(uuid) = uuid::Uuid::parse_str(id) else {
+            return false;
+        };
+        let Some((secs, _)) = uuid.get_timestamp().map(|t| t.to_unix()) else {
+            return false;
+        };
+        let created = std::time::UNIX_EPOCH + Duration::from_secs(secs);
+        std::time::SystemTime::now()
+            .duration_since(created)
+            .is_ok_and(|age| age + Duration::from_secs(1) >= self.retention)
+    }
+
+    /// One task; a finished one that left memory is rebuilt from the journal when it can be.
+    pub async fn get_or_recover(&self, id: &str) -> Result<Task, TaskError> {
+        self.slot_or_recover(id)
+            .await?
+            .task()
+            .ok_or_else(|| self.not_found(id))
     }
 
     fn push_recent(&self, event: Arc<Event>) {
@@ -408,7 +483,7 @@ impl TaskStore {
         let current = slot
             .task()
             .filter(|_| !slot.dead.load(Ordering::Acquire))
-            .ok_or_else(|| TaskError::NotFound(id.to_string()))?;
+            .ok_or_else(|| self.not_found(id))?;
         let change = decide(&current)?;
         let task = self.commit(&slot, current, change, traceparent).await?;
         if task.status.is_terminal()
@@ -420,9 +495,7 @@ impl TaskStore {
     }
 
     pub fn get(&self, id: &str) -> Result<Task, TaskError> {
-        self.slot(id)?
-            .task()
-            .ok_or_else(|| TaskError::NotFound(id.to_string()))
+        self.slot(id)?.task().ok_or_else(|| self.not_found(id))
     }
 
     /// Tasks newest first (ids are time-ordered), after `before` when given.
@@ -455,7 +528,10 @@ impl TaskStore {
         limit: usize,
         wait: Duration,
     ) -> Result<(Vec<Arc<Event>>, u64), TaskError> {
-        let slot = task_id.map(|id| self.slot(id)).transpose()?;
+        let slot = match task_id {
+            Some(id) => Some(self.slot_or_recover(id).await?),
+            None => None,
+        };
         let mut changes = match &slot {
             Some(slot) => slot.changes.subscribe(),
             None => self.changes.subscribe(),
@@ -669,7 +745,7 @@ mod tests {
         .await;
         let a_approved = store
             .transition(&a.id, TP.into(), |t| {
-                apply_approval(t, "deploy", Approver::User)
+                apply_approval(t, "deploy", Approver::User, "stdio")
             })
             .await
             .unwrap();

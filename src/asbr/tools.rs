@@ -134,7 +134,7 @@ pub struct TaskIdIn {
 }
 
 async fn get_task(a: A, i: TaskIdIn, _ctx: CallCtx) -> Out<Task> {
-    Ok(a.tasks.get(&i.task_id)?)
+    Ok(a.tasks.get_or_recover(&i.task_id).await?)
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -223,14 +223,17 @@ pub struct ApproveIn {
     pub task_id: String,
     #[schemars(length(min = 1, max = 200))]
     pub step: String,
+    /// What you approve as (user or policy): kept as a label; the approval is recorded
+    /// under your authenticated identity.
     pub by: Approver,
 }
 
 async fn approve_task_step(a: A, i: ApproveIn, ctx: CallCtx) -> Out<Task> {
     let (step, by) = (i.step, i.by);
+    let principal = ctx.principal.to_string();
     Ok(a.tasks
         .transition(&i.task_id, tasks::traceparent(&ctx.meta), move |t| {
-            tasks::apply_approval(t, &step, by)
+            tasks::apply_approval(t, &step, by, &principal)
         })
         .await?)
 }
@@ -627,7 +630,7 @@ pub fn all(a: &A) -> Vec<ToolDef> {
             "get_task",
             read,
             get_task,
-            "One task: status, current step, step awaiting approval, approvals, artifacts."
+            "One task: status, current step, step awaiting approval, approvals, artifacts. A finished task that left memory (after `--asbr-task-retention`, default 1 h) is rebuilt from the journal while its events are kept."
         ),
         asbr_tool!(
             a,
@@ -648,7 +651,7 @@ pub fn all(a: &A) -> Vec<ToolDef> {
             "resume_task",
             write,
             resume_task,
-            "Resume a paused task (publishes Resumed). Only a paused task can be resumed."
+            "Resume a paused task (publishes Resumed). Only a paused task can be resumed, and not one waiting for approval of a step: approve that with approve_task_step."
         ),
         asbr_tool!(
             a,
@@ -662,7 +665,7 @@ pub fn all(a: &A) -> Vec<ToolDef> {
             "approve_task_step",
             write,
             approve_task_step,
-            "Approve the step a paused task waits for (by user or policy); the task runs again (publishes Resumed)."
+            "Approve the step a paused task waits for; the task runs again (publishes Resumed). The approval is recorded under the authenticated caller (`token:<fingerprint>` over HTTP, `stdio` locally); `by` (user or policy) is kept as its label."
         ),
         asbr_tool!(
             a,

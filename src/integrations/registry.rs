@@ -47,6 +47,8 @@ pub enum RegistryError {
     Full,
     #[error("could not store the integration: {0}")]
     Storage(String),
+    #[error("{0}")]
+    CredentialsLost(String),
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> RegistryError {
@@ -210,16 +212,46 @@ enum Record {
 struct Vault {
     path: PathBuf,
     values: Mutex<HashMap<String, BTreeMap<String, String>>>,
+    /// Set when the file was damaged at start and moved aside: what calls that need a
+    /// credential the vault no longer has are told.
+    lost: Option<String>,
 }
 
 impl Vault {
+    /// Loads the credential file. A damaged one is moved aside (renamed to
+    /// `credentials.json.quarantine-<UTC time>`, keeping its 0600 mode) and reported; the
+    /// vault then starts empty and says so to calls that need a lost credential.
     fn open(dir: &Path) -> Result<Self, IntegrationsError> {
         let path = dir.join(VAULT);
+        let mut lost = None;
         let values = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| IntegrationsError::Vault {
-                path: path.clone(),
-                reason: format!("not a credential file: {e}"),
-            })?,
+            Ok(bytes) => {
+                match serde_json::from_slice(&bytes) {
+                    Ok(values) => values,
+                    Err(e) => {
+                        use crate::runtime::damage;
+                        let to = damage::quarantine_path(dir, VAULT);
+                        std::fs::rename(&path, &to).map_err(|e| IntegrationsError::Vault {
+                            path: path.clone(),
+                            reason: format!("damaged and could not be moved aside: {e}"),
+                        })?;
+                        damage::report(
+                        damage::Damage::new(
+                            "integrations credentials",
+                            &path,
+                            format!("not a credential file ({e}); started with no stored credentials"),
+                        )
+                        .quarantined(&to, 0, bytes.len() as u64),
+                    );
+                        lost = Some(format!(
+                            "the stored credentials were lost: {} was damaged at start and moved to {}; give this integration's credentials again with update_integration (config.credentials)",
+                            path.display(),
+                            to.display()
+                        ));
+                        HashMap::new()
+                    }
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
             Err(e) => {
                 return Err(IntegrationsError::Vault {
@@ -231,6 +263,7 @@ impl Vault {
         Ok(Vault {
             path,
             values: Mutex::new(values),
+            lost,
         })
     }
 
@@ -334,6 +367,24 @@ impl Registry {
     /// Credential values of `id` for injection into one call; never returned by a tool.
     pub fn credentials(&self, id: &str) -> BTreeMap<String, String> {
         self.vault.get(id)
+    }
+
+    /// [`Registry::credentials`] of `integration` for a call, refused when it names
+    /// credentials the vault lost to a damaged credential file.
+    pub fn credentials_for_call(
+        &self,
+        integration: &Integration,
+    ) -> Result<BTreeMap<String, String>, RegistryError> {
+        let creds = self.vault.get(&integration.id);
+        match &self.vault.lost {
+            Some(lost) if creds.is_empty() && !integration.config.credential_names.is_empty() => {
+                Err(RegistryError::CredentialsLost(format!(
+                    "integration {}: {lost}",
+                    integration.id
+                )))
+            }
+            _ => Ok(creds),
+        }
     }
 
     /// Every registered integration, in id (creation) order, filtered.

@@ -472,7 +472,7 @@ async fn execute_integration(i: I, input: ExecuteIn, ctx: CallCtx) -> Out<Execut
     let timeout = input.timeout.map_or(ctx.remaining(), |ms| {
         Duration::from_millis(ms).min(ctx.remaining())
     });
-    let creds = i.registry.credentials(&integration.id);
+    let creds = i.registry.credentials_for_call(&integration)?;
     match integration.r#type {
         IntegrationType::Api | IntegrationType::Webhook => {
             execute_http(&i, &integration, &input, &creds, timeout, &ctx).await
@@ -899,7 +899,7 @@ async fn test_backend(
 
 async fn test_integration(i: I, input: TestIn, ctx: CallCtx) -> Out<TestOut> {
     let integration = i.registry.get(&input.integration_id)?;
-    let creds = i.registry.credentials(&integration.id);
+    let creds = i.registry.credentials_for_call(&integration)?;
     let timeout = PROBE_TIMEOUT.min(ctx.remaining());
     let (steps, status_code, ok, verdict) = if integration.r#type.is_http() {
         test_http(&integration, &creds, input.test_type, timeout, i.addresses).await

@@ -109,6 +109,7 @@ pub async fn execute(
         meta: ctx.meta.clone(),
         registry: ctx.registry.clone(),
         in_batch: false,
+        principal: ctx.principal.clone(),
     };
     let inputs = Arc::new(inputs);
     let mut outputs: HashMap<String, Value> = HashMap::new();

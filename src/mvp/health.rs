@@ -41,6 +41,9 @@ pub struct Health {
     /// Milliseconds for a probe record to become durable in the journal.
     pub journal_lag_ms: Option<f64>,
     pub problems: Vec<String>,
+    /// Damaged state found at start (quarantined journal records and files, toolsets
+    /// that could not load), each also listed in `problems`; also in `cortex://health`.
+    pub damage: Vec<crate::runtime::damage::Damage>,
     pub processes: Processes,
     pub lanes: Vec<LaneStats>,
     pub workspace_roots: Vec<String>,

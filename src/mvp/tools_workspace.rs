@@ -245,7 +245,9 @@ pub(super) async fn code_analysis(
 pub struct HealthIn {}
 
 pub(super) async fn health(mvp: M, _input: HealthIn, _ctx: CallCtx) -> Out<Health> {
-    let (writable, lag, problems, age) = mvp.health.disk().await;
+    let (writable, lag, mut problems, age) = mvp.health.disk().await;
+    let damage = crate::runtime::damage::reported();
+    problems.extend(damage.iter().map(|d| d.describe()));
     Ok(Health {
         status: if problems.is_empty() {
             "ok"
@@ -257,6 +259,7 @@ pub(super) async fn health(mvp: M, _input: HealthIn, _ctx: CallCtx) -> Out<Healt
         state_dir_writable: writable,
         journal_lag_ms: lag.map(|l| (l * 1000.0).round() / 1000.0),
         problems,
+        damage,
         processes: Processes {
             running: mvp.exec.running(),
             started_total: mvp.exec.started_total(),

@@ -380,14 +380,27 @@ impl EventBus {
         for stream in list_streams(dir)? {
             let (journal, records) =
                 Journal::open_with(dir, &stream, self.inner.options.journal())?;
-            for record in records {
-                let event: Event =
-                    serde_json::from_value(record).map_err(|e| EventError::BadRecord {
-                        stream: stream.clone(),
-                        reason: e.to_string(),
-                    })?;
-                self.inner.seq.fetch_max(event.seq, Ordering::AcqRel);
-                self.insert_ring(Arc::new(event), false);
+            let mut not_events = Vec::new();
+            for (i, record) in records.into_iter().enumerate() {
+                match serde_json::from_value::<Event>(record) {
+                    Ok(event) => {
+                        self.inner.seq.fetch_max(event.seq, Ordering::AcqRel);
+                        self.insert_ring(Arc::new(event), false);
+                    }
+                    Err(e) => not_events.push(format!("record {}: {e}", i + 1)),
+                }
+            }
+            if let Some(first) = not_events.first() {
+                // Well-formed journal lines whose record is not an event: skipped (and
+                // kept on disk), every event of the stream is still served.
+                super::damage::report(super::damage::Damage::new(
+                    format!("event stream {stream}"),
+                    &dir.join(format!("{stream}.ndjson")),
+                    format!(
+                        "{} record(s) are not events and were skipped ({first})",
+                        not_events.len()
+                    ),
+                ));
             }
             self.inner.journals.lock().insert(stream, journal);
         }
@@ -405,24 +418,14 @@ impl EventBus {
             return Ok(recent.iter().map(|e| Event::clone(e)).collect());
         };
         let mut events = Vec::new();
-        let mut bad = None;
-        Journal::read_each(
-            dir,
-            prefix,
-            &mut |record| match serde_json::from_value::<Event>(record) {
-                Ok(event) if event.seq > after_seq => events.push(event),
-                Ok(_) => {}
-                Err(e) => {
-                    bad.get_or_insert(e);
-                }
-            },
-        )?;
-        if let Some(e) = bad {
-            return Err(EventError::BadRecord {
-                stream: prefix.to_string(),
-                reason: e.to_string(),
-            });
-        }
+        // Records that are not events were reported when the bus replayed the stream.
+        Journal::read_each(dir, prefix, &mut |record| {
+            if let Ok(event) = serde_json::from_value::<Event>(record)
+                && event.seq > after_seq
+            {
+                events.push(event);
+            }
+        })?;
         events.sort_by_key(|e| e.seq);
         Ok(events)
     }

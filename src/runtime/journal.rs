@@ -41,6 +41,14 @@
 //! new snapshot with the old or the new segment: never a partial file. Temp files left
 //! by a crash are removed on open.
 //!
+//! Damage: a corrupt line before the last one (not JSON, or a sequence number that does
+//! not increase) is not fatal. Opening a stream for writing moves each such line, as it
+//! was, to `<stream>.quarantine-<UTC time>` next to the segment (fsynced), rewrites the
+//! segment without them (temp file + rename), keeps every good record and reports the
+//! damage to [`super::damage`]; an unreadable snapshot is moved aside the same way
+//! (`<stream>.snapshot.quarantine-<UTC time>`) and the segment replayed in full.
+//! Readers ([`Journal::read_each`], compaction) skip such lines.
+//!
 //! Each stream has one writer thread of its own, blocked on the request queue when idle:
 //! appends reach it with one wake-up and are acknowledged straight from it, with no
 //! hand-off through the async workers or the blocking pool.
@@ -225,13 +233,24 @@ impl Journal {
         for tmp in [&paths.snapshot_tmp, &paths.retain_tmp, &paths.segment_tmp] {
             let _ = fs::remove_file(tmp);
         }
-        let (snapshot_seq, mut records) = read_snapshot(&paths.snapshot)?;
-        let segment = replay_segment(
+        let (snapshot_seq, mut records) = match read_snapshot(&paths.snapshot) {
+            Err(JournalError::Corrupt { reason, .. }) => {
+                quarantine_snapshot(&paths, stream, &reason)?;
+                (0, Vec::new())
+            }
+            other => other?,
+        };
+        let mut bad = Vec::new();
+        let mut segment = replay_segment(
             &paths.segment,
             snapshot_seq,
             TornTail::Truncate,
+            &mut bad,
             &mut |record| records.push(record),
         )?;
+        if !bad.is_empty() {
+            segment.len = quarantine_lines(&paths, stream, &bad, segment.len)?;
+        }
         let last_seq = segment.last_seq.max(snapshot_seq);
 
         let file = OpenOptions::new()
@@ -286,6 +305,7 @@ impl Journal {
                 &paths.segment,
                 snapshot_seq,
                 TornTail::Keep,
+                &mut Vec::new(),
                 &mut |record| records.push(record),
             )?;
             if file_identity(&paths.snapshot) == before {
@@ -501,10 +521,20 @@ enum TornTail {
     Keep,
 }
 
+/// A corrupt segment line before the last one: skipped by replay.
+struct BadLine {
+    /// 1-based line number.
+    line: usize,
+    /// Byte range of the line, its newline included.
+    range: std::ops::Range<usize>,
+    reason: String,
+}
+
 fn replay_segment(
     path: &Path,
     snapshot_seq: u64,
     torn: TornTail,
+    bad: &mut Vec<BadLine>,
     each: &mut dyn FnMut(Value),
 ) -> Result<SegmentReplay, JournalError> {
     let bytes = match fs::read(path) {
@@ -512,15 +542,17 @@ fn replay_segment(
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(io_err(path)(e)),
     };
-    replay_bytes(path, &bytes, snapshot_seq, torn, each)
+    replay_bytes(path, &bytes, snapshot_seq, torn, bad, each)
 }
 
-/// [`replay_segment`] over the segment's bytes (`path` names it in errors).
+/// [`replay_segment`] over the segment's bytes (`path` names it in errors). Corrupt
+/// lines before the last one are skipped and listed in `bad`.
 fn replay_bytes(
     path: &Path,
     bytes: &[u8],
     snapshot_seq: u64,
     torn: TornTail,
+    bad: &mut Vec<BadLine>,
     each: &mut dyn FnMut(Value),
 ) -> Result<SegmentReplay, JournalError> {
     let mut out = SegmentReplay {
@@ -548,13 +580,11 @@ fn replay_bytes(
             }
             Ok(None) => {}
             Err(reason) if is_last => return drop_torn_tail(path, out, line_no, &reason, torn),
-            Err(reason) => {
-                return Err(JournalError::Corrupt {
-                    file: path.to_path_buf(),
-                    line: line_no,
-                    reason,
-                });
-            }
+            Err(reason) => bad.push(BadLine {
+                line: line_no,
+                range: offset..offset + nl + 1,
+                reason,
+            }),
         }
         offset += nl + 1;
         out.len = offset as u64;
@@ -598,6 +628,74 @@ fn drop_torn_tail(
     file.set_len(out.len).map_err(io_err(path))?;
     file.sync_data().map_err(io_err(path))?;
     Ok(out)
+}
+
+/// Moves the `bad` lines of the segment's first `len` bytes to a quarantine file next to
+/// it (fsynced first), then replaces the segment with the other lines (temp file, fsync,
+/// rename, directory fsync) and reports the damage. Returns the segment's new length.
+fn quarantine_lines(
+    paths: &StreamPaths,
+    stream: &str,
+    bad: &[BadLine],
+    len: u64,
+) -> Result<u64, JournalError> {
+    let seg = &paths.segment;
+    let mut bytes = fs::read(seg).map_err(io_err(seg))?;
+    bytes.truncate(len as usize);
+    let mut moved = Vec::new();
+    let mut kept = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    for line in bad {
+        kept.extend_from_slice(&bytes[at..line.range.start]);
+        moved.extend_from_slice(&bytes[line.range.clone()]);
+        at = line.range.end;
+    }
+    kept.extend_from_slice(&bytes[at..]);
+    let quarantine = super::damage::quarantine_path(&paths.dir, stream);
+    write_synced(&quarantine, &moved).map_err(io_err(&quarantine))?;
+    write_synced(&paths.segment_tmp, &kept).map_err(io_err(&paths.segment_tmp))?;
+    fs::rename(&paths.segment_tmp, seg).map_err(io_err(seg))?;
+    sync_dir(&paths.dir).map_err(io_err(&paths.dir))?;
+    let lines: Vec<String> = bad.iter().take(5).map(|b| b.line.to_string()).collect();
+    let reason = format!(
+        "corrupt line(s) {}{} (first: {}); every other record was kept",
+        lines.join(", "),
+        if bad.len() > 5 { ", ..." } else { "" },
+        bad[0].reason
+    );
+    super::damage::report(
+        super::damage::Damage::new(format!("journal {stream}"), seg, reason).quarantined(
+            &quarantine,
+            bad.len() as u64,
+            moved.len() as u64,
+        ),
+    );
+    Ok(kept.len() as u64)
+}
+
+/// Moves an unreadable snapshot aside (renamed, so nothing is lost) and reports it; the
+/// stream then replays from its segment alone.
+fn quarantine_snapshot(
+    paths: &StreamPaths,
+    stream: &str,
+    reason: &str,
+) -> Result<(), JournalError> {
+    let snap = &paths.snapshot;
+    let bytes = fs::metadata(snap).map(|m| m.len()).unwrap_or(0);
+    let quarantine = super::damage::quarantine_path(&paths.dir, &format!("{stream}.snapshot"));
+    fs::rename(snap, &quarantine).map_err(io_err(snap))?;
+    sync_dir(&paths.dir).map_err(io_err(&paths.dir))?;
+    super::damage::report(
+        super::damage::Damage::new(
+            format!("journal {stream}"),
+            snap,
+            format!(
+                "unreadable snapshot ({reason}); the records it summarised are missing, the segment's records were kept"
+            ),
+        )
+        .quarantined(&quarantine, 0, bytes),
+    );
+    Ok(())
 }
 
 struct Writer {
@@ -940,6 +1038,7 @@ fn write_retained(
         &bytes,
         snapshot_seq,
         TornTail::Keep,
+        &mut Vec::new(),
         &mut |record| records.push(record),
     )?;
     drop(bytes);
@@ -1033,21 +1132,70 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn corrupt_middle_line_errors() {
+    async fn corrupt_middle_lines_are_quarantined_and_the_rest_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.ndjson");
         fs::write(
             &path,
-            "{\"seq\":1,\"rec\":1}\nnot json\n{\"seq\":3,\"rec\":3}\n",
+            "{\"seq\":1,\"rec\":1}\nnot json\n{\"seq\":3,\"rec\":3}\n{\"seq\":2,\"rec\":2}\n{\"seq\":4,\"rec\":4}\n",
         )
         .unwrap();
-        match Journal::open(dir.path(), "s", FsyncPolicy::Batch) {
-            Err(JournalError::Corrupt { file, line, .. }) => {
-                assert_eq!(file, path);
-                assert_eq!(line, 2);
-            }
-            other => panic!("expected corrupt, got {other:?}"),
-        }
+        let (j, replay) = Journal::open(dir.path(), "s", FsyncPolicy::Batch).unwrap();
+        assert_eq!(replay, vec![json!(1), json!(3), json!(4)]);
+        assert_eq!(j.append(&json!(5)).await.unwrap(), 5);
+        j.close().await;
+        let quarantined: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("s.quarantine-"))
+            .collect();
+        assert_eq!(quarantined.len(), 1);
+        assert_eq!(
+            fs::read_to_string(quarantined[0].path()).unwrap(),
+            "not json\n{\"seq\":2,\"rec\":2}\n"
+        );
+        let report = crate::runtime::damage::reported();
+        let d = report
+            .iter()
+            .find(|d| d.file == path.display().to_string())
+            .expect("reported");
+        assert_eq!((d.records, d.bytes), (2, 27));
+        // Reopening finds a clean segment: nothing more is quarantined.
+        let (j, replay) = Journal::open(dir.path(), "s", FsyncPolicy::Batch).unwrap();
+        assert_eq!(replay, vec![json!(1), json!(3), json!(4), json!(5)]);
+        j.close().await;
+        let again = crate::runtime::damage::reported();
+        assert_eq!(
+            again
+                .iter()
+                .filter(|d| d.file == path.display().to_string())
+                .count(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_snapshot_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, _) = Journal::open(dir.path(), "q", FsyncPolicy::Batch).unwrap();
+        j.append(&json!(1)).await.unwrap();
+        j.compact(vec![json!("s")]).await.unwrap();
+        j.append(&json!(2)).await.unwrap();
+        j.close().await;
+        fs::write(
+            dir.path().join("q.snapshot.json"),
+            b"{\"version\":1,garbage",
+        )
+        .unwrap();
+        let (j, replay) = Journal::open(dir.path(), "q", FsyncPolicy::Batch).unwrap();
+        assert_eq!(replay, vec![json!(2)]);
+        j.close().await;
+        assert!(!dir.path().join("q.snapshot.json").exists());
+        assert!(fs::read_dir(dir.path()).unwrap().flatten().any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("q.snapshot.quarantine-")
+        }));
     }
 
     #[tokio::test]

@@ -6,12 +6,14 @@
 
 pub mod batch;
 pub mod cache;
+pub mod damage;
 pub mod events;
 pub mod executor;
 pub mod http;
 pub mod journal;
 pub mod metrics;
 pub mod page;
+pub mod principal;
 pub mod progress;
 pub mod registry;
 pub mod resources;

@@ -144,6 +144,8 @@ pub struct CallCtx {
     pub registry: Arc<Registry>,
     /// True inside a `batch`: nested batches are refused.
     pub in_batch: bool,
+    /// Who made the request (see [`super::principal`]).
+    pub principal: super::principal::Principal,
 }
 
 impl CallCtx {
@@ -166,6 +168,22 @@ pub struct ToolDef {
     pub read_only: bool,
     validator: Arc<OnceLock<Result<jsonschema::Validator, String>>>,
     prepare: Preparer,
+}
+
+impl ToolDef {
+    /// The same tool (name, schemas, annotations) answering every call with `message` as
+    /// an `isError` result: for a toolset whose state could not load.
+    pub fn unavailable(mut self, message: Arc<str>) -> ToolDef {
+        self.prepare = Arc::new(move |_args: JsonObject| {
+            let message = message.clone();
+            Ok(Box::new(
+                move |_ctx: CallCtx| -> BoxFuture<'static, Result<Value, ToolError>> {
+                    Box::pin(async move { Err(ToolError::Business(message.to_string())) })
+                },
+            ) as PreparedCall)
+        });
+        self
+    }
 }
 
 /// Builds a tool from a typed async handler. The input schema comes from `I`, the output

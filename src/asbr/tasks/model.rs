@@ -141,7 +141,14 @@ pub enum Approver {
 #[serde(rename_all = "camelCase")]
 pub struct Approval {
     pub step: String,
-    pub by: Approver,
+    /// Who approved, as authenticated by the transport: `token:<first 12 hex of the
+    /// bearer token's SHA-256>` over HTTP with a token, `http:anonymous` without one,
+    /// `stdio` for a local client. (Approvals recorded before this was kept hold the
+    /// claimed `user`/`policy` here.)
+    pub by: String,
+    /// What the approver said it was (`user` or `policy`): a label, not an identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<Approver>,
     pub at: String,
 }
 

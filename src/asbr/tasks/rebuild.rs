@@ -5,14 +5,19 @@
 //! live indexes, and rewrites the snapshot.
 //!
 //! Runs once, in [`TaskStore::open`], before anything publishes on the bus's `asbr`
-//! stream. Must not publish events, decide transitions or touch tool registration.
+//! stream; [`recover_task`] rebuilds one finished task the same way, read-only, when it
+//! has left memory. Must not publish events, decide transitions or touch tool
+//! registration.
 
 use std::{collections::HashMap, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::runtime::events::{Event, StreamHold};
+use crate::runtime::{
+    events::{Event, EventBus, StreamHold},
+    journal::Journal,
+};
 
 use super::{
     super::AsbrError, BUS_STREAM, IDEMPOTENCY_WINDOW, STREAM, Slot, TYPE_PREFIX, Task,
@@ -119,12 +124,24 @@ impl TaskStore {
     /// journaled after it, then rewrites the snapshot when either held anything.
     pub(super) fn rebuild(&self, records: Vec<Value>) -> Result<(), AsbrError> {
         let mut rebuild = Rebuild::default();
+        let mut skipped = Vec::new();
         for (i, raw) in records.into_iter().enumerate() {
-            let record: Record = serde_json::from_value(raw).map_err(|e| AsbrError::Replay {
-                stream: STREAM,
-                reason: format!("record {}: {e}", i + 1),
-            })?;
-            rebuild.record(record);
+            match serde_json::from_value::<Record>(raw) {
+                Ok(record) => rebuild.record(record),
+                Err(e) => skipped.push(format!("record {}: {e}", i + 1)),
+            }
+        }
+        if let Some(first) = skipped.first() {
+            // The bus's journal still holds the events after the watermark; the tasks
+            // these records held are rebuilt from it when it kept their events.
+            crate::runtime::damage::report(crate::runtime::damage::Damage::new(
+                "asbr tasks snapshot",
+                &self.dir.join(format!("{STREAM}.snapshot.json")),
+                format!(
+                    "{} malformed record(s) skipped ({first}); they are rewritten away with the next snapshot",
+                    skipped.len()
+                ),
+            ));
         }
         // Keeps the bus from compacting away task events this store has not snapshotted.
         let hold = self.bus.hold(BUS_STREAM);
@@ -208,4 +225,50 @@ impl TaskStore {
         });
         *self.snapshot.lock() = Some(writing);
     }
+}
+
+/// Rebuilds task `id` from the `tasks` snapshot under `dir` and the task events the bus
+/// journaled after its watermark (the store holds those since start-up), without
+/// writing anything: `None` when neither holds the task.
+pub(super) fn recover_task(
+    dir: &std::path::Path,
+    bus: &EventBus,
+    id: &str,
+) -> Result<Option<Arc<Slot>>, String> {
+    let mut rebuild = Rebuild::default();
+    let mut bad = None;
+    Journal::read_each(dir, STREAM, &mut |raw| {
+        let about_id = raw
+            .get("task")
+            .and_then(|t| t.get("id"))
+            .and_then(Value::as_str)
+            .is_some_and(|t| t == id);
+        if !about_id && raw.get("watermark").is_none() {
+            return;
+        }
+        match serde_json::from_value::<Record>(raw) {
+            Ok(record) => rebuild.record(record),
+            Err(e) => {
+                bad.get_or_insert(e.to_string());
+            }
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    if let Some(reason) = bad {
+        return Err(format!(
+            "the tasks snapshot holds a malformed record: {reason}"
+        ));
+    }
+    let newer = bus
+        .history(BUS_STREAM, rebuild.watermark)
+        .map_err(|e| e.to_string())?;
+    for event in newer {
+        if event.data.get("taskId").and_then(Value::as_str) == Some(id) {
+            rebuild.event(event);
+        }
+    }
+    Ok(rebuild
+        .slots
+        .remove(id)
+        .filter(|slot| slot.task().is_some()))
 }

@@ -34,13 +34,15 @@ pub(super) fn apply_event(task: &mut Task, event: &TaskEventData) {
     let Some(data) = &event.data else { return };
     collect_ids(data, "artifacts", &mut task.artifacts);
     collect_ids(data, "evidenceIds", &mut task.evidence_ids);
-    let approver = data
-        .get("approvedBy")
+    let approver = data.get("approvedBy").and_then(Value::as_str);
+    let label = data
+        .get("approverLabel")
         .and_then(|by| Approver::deserialize(by).ok());
     if let (TaskEventKind::Resumed, Some(by), Some(step)) = (event.r#type, approver, &event.step) {
         task.approvals.push(Approval {
             step: step.clone(),
-            by,
+            by: by.to_string(),
+            label,
             at: event.timestamp.clone(),
         });
     }
@@ -72,7 +74,7 @@ pub fn apply_agent_event(
         (Paused, _) if kind != AgentEventKind::Failed => {
             return Err(illegal(
                 task,
-                "resume it with resume_task or approve_task_step before reporting progress",
+                "it waits for approval; approve the step with approve_task_step before reporting progress",
             ));
         }
         (_, AgentEventKind::StepCompleted) => (Running, TaskEventKind::StepCompleted),
@@ -125,6 +127,14 @@ pub fn apply_resume(task: &Task) -> Result<Change, TaskError> {
     if task.status != TaskStatus::Paused {
         return Err(illegal(task, "only a paused task can be resumed"));
     }
+    if let Some(step) = &task.awaiting_approval {
+        return Err(illegal(
+            task,
+            format!(
+                "it waits for approval of step `{step}`, which resume_task cannot skip; approve it with approve_task_step (recorded under your authenticated identity)"
+            ),
+        ));
+    }
     Ok(Change {
         kind: TaskEventKind::Resumed,
         status: TaskStatus::Running,
@@ -133,7 +143,14 @@ pub fn apply_resume(task: &Task) -> Result<Change, TaskError> {
     })
 }
 
-pub fn apply_approval(task: &Task, step: &str, by: Approver) -> Result<Change, TaskError> {
+/// Approves `step` as `principal` (the authenticated caller, see
+/// [`crate::runtime::principal`]), keeping the caller's claimed `label`.
+pub fn apply_approval(
+    task: &Task,
+    step: &str,
+    label: Approver,
+    principal: &str,
+) -> Result<Change, TaskError> {
     match &task.awaiting_approval {
         Some(waiting) if task.status == TaskStatus::Paused && waiting == step => {}
         Some(waiting) if task.status == TaskStatus::Paused => {
@@ -148,6 +165,6 @@ pub fn apply_approval(task: &Task, step: &str, by: Approver) -> Result<Change, T
         kind: TaskEventKind::Resumed,
         status: TaskStatus::Running,
         step: Some(step.to_string()),
-        data: Some(serde_json::json!({ "approvedBy": by })),
+        data: Some(serde_json::json!({ "approvedBy": principal, "approverLabel": label })),
     })
 }
