@@ -15,6 +15,7 @@ pub mod page;
 pub mod progress;
 pub mod registry;
 pub mod resources;
+pub mod secrets;
 
 use std::sync::Arc;
 
@@ -47,6 +48,9 @@ pub struct Runtime {
     pub upstream: http::Upstream,
     /// The outbound event sink when `events-sink-url` is set; taken by [`Runtime::shutdown`].
     sink: Arc<parking_lot::Mutex<Option<events::SinkHandle>>>,
+    /// Cancelled when serving ends (stdio EOF): work that outlives a request, such as
+    /// child processes, stops at once instead of running to its timeout.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 /// How long shutdown waits for the event sink to deliver what it holds.
@@ -82,6 +86,7 @@ impl Runtime {
             events,
             upstream: http::Upstream::new(USER_AGENT, cache::ConditionalCache::default())?,
             sink: Arc::new(parking_lot::Mutex::new(sink)),
+            stopping: tokio_util::sync::CancellationToken::new(),
         })
     }
 
