@@ -270,6 +270,11 @@ fn escaping_grandchild(file: &Path, marker: &str, parent: &str) -> String {
     )
 }
 
+/// Whether the escaped grandchild has written to `file` (it is running).
+fn has_written(file: &Path) -> bool {
+    std::fs::metadata(file).is_ok_and(|m| m.len() > 0)
+}
+
 async fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
     for _ in 0..100 {
         if cond() {
@@ -323,7 +328,8 @@ async fn setsid_grandchildren_die_with_their_run() {
 
     // 3. health counts a running command exactly, and 0 after it is cancelled.
     let marker = "sandbox-marker-health";
-    let code = escaping_grandchild(&file, marker, "time.sleep(60)");
+    let health_file = s.work.path().join("health.txt");
+    let code = escaping_grandchild(&health_file, marker, "time.sleep(60)");
     let peer = s.client.peer().clone();
     let call = tokio::spawn(async move {
         try_ok(
@@ -333,7 +339,7 @@ async fn setsid_grandchildren_die_with_their_run() {
         )
         .await
     });
-    assert!(wait_until(|| pids_with(marker).len() == 2).await);
+    assert!(wait_until(|| has_written(&health_file)).await);
     let h = ok(&s.client, "health", json!({})).await;
     assert_eq!(h["processes"]["running"], 1, "{h:#}");
     let _ = call.await;
@@ -348,7 +354,8 @@ async fn closing_stdin_kills_running_children() {
     let s = setup(&[]).await;
     let pid = server_pid(s.state.path());
     let marker = "sandbox-marker-eof";
-    let code = escaping_grandchild(&s.work.path().join("eof.txt"), marker, "time.sleep(60)");
+    let file = s.work.path().join("eof.txt");
+    let code = escaping_grandchild(&file, marker, "time.sleep(60)");
     let peer = s.client.peer().clone();
     tokio::spawn(async move {
         let _ = try_ok(
@@ -358,7 +365,8 @@ async fn closing_stdin_kills_running_children() {
         )
         .await;
     });
-    assert!(wait_until(|| pids_with(marker).len() == 2).await);
+    assert!(wait_until(|| has_written(&file)).await);
+    assert_eq!(pids_with(marker).len(), 2, "the command and its grandchild run");
     // Dropping the client closes the server's stdin.
     s.client.cancel().await.unwrap();
     assert!(
@@ -380,7 +388,8 @@ async fn killing_the_server_kills_running_children() {
     let s = setup(&[]).await;
     let pid = server_pid(s.state.path());
     let marker = "sandbox-marker-sigkill";
-    let code = escaping_grandchild(&s.work.path().join("kill.txt"), marker, "time.sleep(60)");
+    let file = s.work.path().join("kill.txt");
+    let code = escaping_grandchild(&file, marker, "time.sleep(60)");
     let peer = s.client.peer().clone();
     tokio::spawn(async move {
         let _ = try_ok(
@@ -390,7 +399,8 @@ async fn killing_the_server_kills_running_children() {
         )
         .await;
     });
-    assert!(wait_until(|| pids_with(marker).len() == 2).await);
+    assert!(wait_until(|| has_written(&file)).await);
+    assert_eq!(pids_with(marker).len(), 2, "the command and its grandchild run");
     // SAFETY: kill only sends a signal to the server this test started.
     unsafe {
         libc::kill(pid as i32, libc::SIGKILL);

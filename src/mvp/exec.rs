@@ -338,6 +338,11 @@ impl SecureExec {
         &self.sandbox
     }
 
+    /// A directory children may write and the server reads back (report files).
+    pub fn scratch(&self) -> &Path {
+        self.sandbox.scratch()
+    }
+
     /// Processes running right now (exact).
     pub fn running(&self) -> usize {
         self.running.load(Ordering::Acquire)

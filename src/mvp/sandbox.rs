@@ -78,6 +78,7 @@ pub struct Sandbox {
     namespaces: libc::c_int,
     network: bool,
     tmp_base: PathBuf,
+    scratch: PathBuf,
     /// Paths children may read (for the start-up overlap check and the README's claims).
     readable: Vec<PathBuf>,
 }
@@ -161,12 +162,18 @@ impl Sandbox {
             }
             (_, abi) => (Mechanism::Landlock { abi }, None),
         };
+        let scratch = tmp_base.join("reports");
+        std::fs::create_dir_all(&scratch).map_err(|e| SandboxError::Tmp {
+            path: scratch.display().to_string(),
+            reason: e.to_string(),
+        })?;
         let mut sandbox = Sandbox {
             mechanism,
             refused,
             ruleset: None,
             namespaces: 0,
             network,
+            scratch,
             tmp_base,
             readable: Vec::new(),
         };
@@ -306,6 +313,11 @@ impl Sandbox {
         self.namespaces & libc::CLONE_NEWPID != 0
     }
 
+    /// Where report files children write for the server go (inside the writable base).
+    pub fn scratch(&self) -> &Path {
+        &self.scratch
+    }
+
     /// A fresh private temporary directory for one run (under the sandbox's base).
     pub fn run_tmp(&self, run: u64) -> std::io::Result<PathBuf> {
         let dir = self.tmp_base.join(format!("run-{run}"));
@@ -337,25 +349,55 @@ impl Drop for Sandbox {
 }
 
 /// The directory to grant for one PATH entry: the toolchain's top directory under HOME
-/// (`~/.cargo/bin` → `~/.cargo`) unless that would expose a protected path, else the
-/// entry itself.
+/// (`~/.cargo/bin` → `~/.cargo`), else the installation prefix of a `bin` directory (a
+/// virtualenv's `venv/bin` → `venv`, whose `lib` holds its packages), else the entry
+/// itself; never one that would expose HOME, `/` or a protected path.
 fn toolchain_dir(dir: &Path, home: Option<&Path>, protected: &[PathBuf]) -> PathBuf {
+    let exposes = |p: &Path| {
+        p.parent().is_none()
+            || home.is_some_and(|h| p == h)
+            || protected.iter().any(|x| x.starts_with(p))
+    };
     if let Some(home) = home
         && let Ok(rest) = dir.strip_prefix(home)
         && let Some(first) = rest.components().next()
     {
         let top = home.join(first);
-        if !protected.iter().any(|p| p.starts_with(&top)) {
+        if !exposes(&top) {
             return top;
         }
+    }
+    if dir.file_name().is_some_and(|n| n == "bin")
+        && let Some(prefix) = dir.parent()
+        && !exposes(prefix)
+    {
+        return prefix.to_path_buf();
     }
     dir.to_path_buf()
 }
 
-/// `<tmp>/cortex-mcp-exec-<pid>`, mode 0700, emptied if a previous server left it.
+/// `<tmp>/cortex-mcp-exec-<pid>-<n>`, mode 0700. Directories that servers no longer
+/// running left behind are removed first.
 fn private_tmp() -> Result<PathBuf, SandboxError> {
     use std::os::unix::fs::DirBuilderExt;
-    let path = std::env::temp_dir().join(format!("cortex-mcp-exec-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let tmp = std::env::temp_dir();
+    if let Ok(entries) = std::fs::read_dir(&tmp) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name
+                .strip_prefix("cortex-mcp-exec-")
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<u32>().ok());
+            if let Some(pid) = pid
+                && !Path::new(&format!("/proc/{pid}")).exists()
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path = tmp.join(format!("cortex-mcp-exec-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&path);
     std::fs::DirBuilder::new()
         .mode(0o700)
