@@ -240,6 +240,8 @@ impl Sandbox {
             read.extend(HOME_TOOLCHAINS.iter().map(|d| home.join(d)));
             write.extend(HOME_CACHES.iter().map(|d| home.join(d)));
         }
+        // A shared build directory the operator set for every child.
+        write.extend(env_path("CARGO_TARGET_DIR").filter(|p| p.is_absolute()));
         let cargo_home = env_path("CARGO_HOME").or_else(|| home.as_ref().map(|h| h.join(".cargo")));
         if let Some(c) = cargo_home {
             write.extend([c.join("registry"), c.join("git")]);
