@@ -366,7 +366,11 @@ async fn closing_stdin_kills_running_children() {
         .await;
     });
     assert!(wait_until(|| has_written(&file)).await);
-    assert_eq!(pids_with(marker).len(), 2, "the command and its grandchild run");
+    assert_eq!(
+        pids_with(marker).len(),
+        2,
+        "the command and its grandchild run"
+    );
     // Dropping the client closes the server's stdin.
     s.client.cancel().await.unwrap();
     assert!(
@@ -400,7 +404,11 @@ async fn killing_the_server_kills_running_children() {
         .await;
     });
     assert!(wait_until(|| has_written(&file)).await);
-    assert_eq!(pids_with(marker).len(), 2, "the command and its grandchild run");
+    assert_eq!(
+        pids_with(marker).len(),
+        2,
+        "the command and its grandchild run"
+    );
     // SAFETY: kill only sends a signal to the server this test started.
     unsafe {
         libc::kill(pid as i32, libc::SIGKILL);

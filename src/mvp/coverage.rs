@@ -102,7 +102,10 @@ pub async fn plan(
         }
         Framework::Pytest => {
             if pytest_cov_installed(exec, ctx, dir).await {
-                Ok(CoveragePlan::PytestJson(temp_path(exec.scratch(), "pytest")))
+                Ok(CoveragePlan::PytestJson(temp_path(
+                    exec.scratch(),
+                    "pytest",
+                )))
             } else {
                 missing("pytest-cov (pip install pytest-cov)")
             }

@@ -317,7 +317,8 @@ pub async fn run_tests(
     let timeout = timeout
         .unwrap_or(DEFAULT_TEST_TIMEOUT)
         .min(ctx.remaining().saturating_sub(Duration::from_millis(250)));
-    let (mut cmd, report_file) = test_command(framework, dir, test_path, &cov, timeout, exec.scratch());
+    let (mut cmd, report_file) =
+        test_command(framework, dir, test_path, &cov, timeout, exec.scratch());
     cmd.output_cap = 4 * 1024 * 1024;
     let live = Arc::new(Mutex::new(LiveTests::default()));
     let sink_live = live.clone();

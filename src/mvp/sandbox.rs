@@ -569,3 +569,25 @@ unsafe fn relay(command: libc::pid_t) -> ! {
         libc::_exit(128 + sig);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_entries_grant_their_prefix_but_never_home_root_or_a_protected_path() {
+        let home = Path::new("/home/u");
+        let state = PathBuf::from("/home/u/.local/state/cortex-mcp");
+        let p = |d: &str| toolchain_dir(Path::new(d), Some(home), std::slice::from_ref(&state));
+        assert_eq!(p("/home/u/.cargo/bin"), PathBuf::from("/home/u/.cargo"));
+        assert_eq!(p("/home/u/.local/bin"), PathBuf::from("/home/u/.local/bin"));
+        assert_eq!(
+            p("/repo/target/venv/bin"),
+            PathBuf::from("/repo/target/venv")
+        );
+        assert_eq!(p("/usr/local/bin"), PathBuf::from("/usr/local"));
+        assert_eq!(p("/bin"), PathBuf::from("/bin"));
+        assert_eq!(p("/home/u/bin"), PathBuf::from("/home/u/bin"));
+        assert_eq!(p("/usr/sbin"), PathBuf::from("/usr/sbin"));
+    }
+}
