@@ -82,6 +82,8 @@ pub struct FileOptions {
     pub exec_env_allow: Option<Vec<String>>,
     pub exec_max_processes: Option<usize>,
     pub exec_timeout_secs: Option<u64>,
+    pub exec_sandbox: Option<ExecSandbox>,
+    pub exec_network: Option<bool>,
     pub prp_history: Option<usize>,
     pub teaching_max_examples: Option<usize>,
     pub events_sink_url: Option<String>,
@@ -303,6 +305,32 @@ pub const DEFAULT_EXEC_ENV_ALLOW: &[&str] = &[
     "NODE_PATH",
 ];
 
+/// How the mvp executor confines child processes (`--exec-sandbox`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecSandbox {
+    /// The strongest mechanism this kernel offers (Landlock); children are refused when
+    /// there is none, so running unconfined is never silent.
+    #[default]
+    Auto,
+    /// Landlock (filesystem, TCP and scope rules), applied in the child before exec.
+    Landlock,
+    /// No confinement (logged as a warning at start).
+    None,
+}
+
+impl FromStr for ExecSandbox {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "landlock" => Ok(Self::Landlock),
+            "none" => Ok(Self::None),
+            other => Err(format!("`{other}` is not one of auto|landlock|none")),
+        }
+    }
+}
+
 /// Settings of the mvp toolset's secure executor, PRP history and teaching store.
 #[derive(Debug, Clone)]
 pub struct MvpSettings {
@@ -314,6 +342,10 @@ pub struct MvpSettings {
     pub exec_max_processes: usize,
     /// Default timeout of one process.
     pub exec_timeout: Duration,
+    /// How children are confined.
+    pub exec_sandbox: ExecSandbox,
+    /// Whether children may open network connections (off by default).
+    pub exec_network: bool,
     /// PRP runs kept (a ring: the oldest is evicted).
     pub prp_history: usize,
     /// Teaching examples kept (the oldest is evicted).
@@ -330,6 +362,8 @@ impl Default for MvpSettings {
                 .collect(),
             exec_max_processes: 10,
             exec_timeout: Duration::from_secs(30),
+            exec_sandbox: ExecSandbox::Auto,
+            exec_network: false,
             prp_history: 1000,
             teaching_max_examples: 10_000,
         }
@@ -572,7 +606,7 @@ impl Config {
             }
             github.max_rate_wait = Duration::from_secs(secs);
         }
-        let mvp = mvp_settings(
+        let mut mvp = mvp_settings(
             pick!(exec_allow),
             pick!(exec_env_allow),
             pick!(exec_max_processes),
@@ -580,6 +614,8 @@ impl Config {
             pick!(prp_history),
             pick!(teaching_max_examples),
         )?;
+        mvp.exec_sandbox = pick!(exec_sandbox).unwrap_or_default();
+        mvp.exec_network = pick!(exec_network).unwrap_or(false);
         let events_sink = events_sink(
             pick!(events_sink_url),
             pick!(events_sink_batching),
@@ -664,6 +700,8 @@ impl Config {
                 "execEnvAllow": self.mvp.exec_env_allow,
                 "execMaxProcesses": self.mvp.exec_max_processes,
                 "execTimeoutSecs": self.mvp.exec_timeout.as_secs(),
+                "execSandbox": self.mvp.exec_sandbox,
+                "execNetwork": self.mvp.exec_network,
                 "prpHistory": self.mvp.prp_history,
                 "teachingMaxExamples": self.mvp.teaching_max_examples,
             },

@@ -7,7 +7,7 @@ use std::{net::SocketAddr, path::PathBuf};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use cortex_mcp::{
-    config::{Config, FileOptions, Fsync, GithubEnv, Overrides},
+    config::{Config, ExecSandbox, FileOptions, Fsync, GithubEnv, Overrides},
     server::CortexServer,
     transport,
 };
@@ -197,6 +197,14 @@ struct CommonArgs {
     #[arg(long, global = true, env = "CORTEX_MCP_EXEC_TIMEOUT_SECS")]
     exec_timeout_secs: Option<u64>,
 
+    /// How child processes are confined: auto (the strongest available) | landlock | none.
+    #[arg(long, global = true, env = "CORTEX_MCP_EXEC_SANDBOX")]
+    exec_sandbox: Option<ExecSandbox>,
+
+    /// Let child processes use the network (off by default).
+    #[arg(long, global = true, env = "CORTEX_MCP_EXEC_NETWORK", num_args = 0..=1, default_missing_value = "true")]
+    exec_network: Option<bool>,
+
     /// PRP runs kept in history (oldest evicted).
     #[arg(long, global = true, env = "CORTEX_MCP_PRP_HISTORY")]
     prp_history: Option<usize>,
@@ -268,6 +276,8 @@ impl CommonArgs {
                 exec_env_allow: self.exec_env_allow,
                 exec_max_processes: self.exec_max_processes,
                 exec_timeout_secs: self.exec_timeout_secs,
+                exec_sandbox: self.exec_sandbox,
+                exec_network: self.exec_network,
                 prp_history: self.prp_history,
                 teaching_max_examples: self.teaching_max_examples,
                 events_sink_url: self.events_sink_url,

@@ -31,13 +31,21 @@ struct Server {
 async fn server(env: &[(&str, String)]) -> Server {
     let state = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
+    // The fixtures link the pinned node_modules from the repository: children read them
+    // through the symlink, so that directory is a root too (the sandbox grants nothing
+    // outside the roots, the system and the toolchains).
+    let roots = format!(
+        "{},{}/tests/fixtures/js-runners",
+        work.path().display(),
+        env!("CARGO_MANIFEST_DIR")
+    );
     let args = [
         "--toolsets",
         "mvp",
         "--exec-allow",
         "npx,cargo,python3",
         "--workspace-roots",
-        work.path().to_str().unwrap(),
+        roots.as_str(),
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let seen = ProgressMessages::default();

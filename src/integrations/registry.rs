@@ -260,6 +260,11 @@ impl Vault {
                 });
             }
         };
+        crate::runtime::secrets::register_all(
+            values
+                .values()
+                .flat_map(|m: &BTreeMap<String, String>| m.values()),
+        );
         Ok(Vault {
             path,
             values: Mutex::new(values),
@@ -278,6 +283,7 @@ impl Vault {
         write_private(&self.path, &next).map_err(|e| {
             RegistryError::Storage(format!("credential file {}: {e}", self.path.display()))
         })?;
+        crate::runtime::secrets::register_all(next.values().flat_map(|m| m.values()));
         *values = next;
         Ok(())
     }

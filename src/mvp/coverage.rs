@@ -56,8 +56,10 @@ pub enum CoveragePlan {
     LlvmCov(PathBuf),
 }
 
-fn temp_path(kind: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("cortex-mvp-cov-{kind}-{}", uuid::Uuid::new_v4()))
+/// A fresh report path in `dir` (the executor's scratch directory, which sandboxed
+/// children may write).
+fn temp_path(dir: &Path, kind: &str) -> PathBuf {
+    dir.join(format!("cortex-mvp-cov-{kind}-{}", uuid::Uuid::new_v4()))
 }
 
 /// Decides how coverage is collected, probing for the tool it needs.
@@ -86,28 +88,31 @@ pub async fn plan(
         }
     };
     match framework {
-        Framework::Jest => Ok(CoveragePlan::JsSummary(temp_path("jest"))),
+        Framework::Jest => Ok(CoveragePlan::JsSummary(temp_path(exec.scratch(), "jest"))),
         Framework::Vitest => {
             let providers = ["@vitest/coverage-v8", "@vitest/coverage-istanbul"];
             if providers
                 .iter()
                 .any(|p| dir.join("node_modules").join(p).is_dir())
             {
-                Ok(CoveragePlan::JsSummary(temp_path("vitest")))
+                Ok(CoveragePlan::JsSummary(temp_path(exec.scratch(), "vitest")))
             } else {
                 missing("the npm package @vitest/coverage-v8 in the project")
             }
         }
         Framework::Pytest => {
             if pytest_cov_installed(exec, ctx, dir).await {
-                Ok(CoveragePlan::PytestJson(temp_path("pytest")))
+                Ok(CoveragePlan::PytestJson(temp_path(
+                    exec.scratch(),
+                    "pytest",
+                )))
             } else {
                 missing("pytest-cov (pip install pytest-cov)")
             }
         }
         Framework::Cargo | Framework::Nextest | Framework::Auto => {
             if exec.on_path("cargo-llvm-cov").is_some() {
-                Ok(CoveragePlan::LlvmCov(temp_path("llvm")))
+                Ok(CoveragePlan::LlvmCov(temp_path(exec.scratch(), "llvm")))
             } else {
                 missing(
                     "cargo-llvm-cov (cargo install cargo-llvm-cov, plus the rustup component llvm-tools-preview)",
@@ -203,7 +208,7 @@ mod tests {
 
     #[test]
     fn summaries_are_read_and_removed() {
-        let d = temp_path("unit");
+        let d = temp_path(&std::env::temp_dir(), "unit");
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(
             d.join("coverage-summary.json"),
@@ -213,13 +218,13 @@ mod tests {
         let c = CoveragePlan::JsSummary(d.clone()).finish().unwrap();
         assert_eq!(c.lines_pct, Some(66.67));
         assert!(!d.exists());
-        let f = temp_path("unit-llvm");
+        let f = temp_path(&std::env::temp_dir(), "unit-llvm");
         std::fs::write(&f, r#"{"data":[{"totals":{"lines":{"percent":50.0}}}]}"#).unwrap();
         assert_eq!(
             CoveragePlan::LlvmCov(f).finish().unwrap().lines_pct,
             Some(50.0)
         );
-        let none = CoveragePlan::PytestJson(temp_path("absent"))
+        let none = CoveragePlan::PytestJson(temp_path(&std::env::temp_dir(), "absent"))
             .finish()
             .unwrap();
         assert!(!none.available);

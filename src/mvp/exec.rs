@@ -1,11 +1,13 @@
 //! The secure executor: the only way the mvp toolset starts a process.
 //!
-//! Owns program allow-listing (bare names resolved on the reduced PATH, never a shell),
-//! argument checks (each ≤ 1,000 bytes), the reduced environment (PATH, HOME and an
+//! Owns program allow-listing (bare names resolved on the reduced PATH; an allow-listed
+//! interpreter can still run anything, so the boundary is the sandbox of
+//! [`super::sandbox`], which every child runs in), argument checks (each ≤ 1,000 bytes), the reduced environment (PATH, HOME and an
 //! allow-list), the working directory check (inside the workspace roots, via
 //! [`super::workspace::Roots`]), admission through the runtime's `exec` lane (a bounded
 //! queue that waits within the request deadline instead of failing at the process cap),
-//! the timeout that kills the whole process group, stdout/stderr caps with a truncation
+//! the timeout that kills every descendant (the run's PID namespace, else its process
+//! group), stopping every run when the server stops serving, stdout/stderr caps with a truncation
 //! marker, and line-by-line redaction of secrets while output streams. The count of
 //! running processes is kept by a guard, so it is exact on every exit path (normal exit,
 //! timeout, cancellation, spawn failure, panic).
@@ -30,9 +32,13 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio_util::sync::CancellationToken;
 
+use super::sandbox::Sandbox;
 use crate::{
     config::MvpSettings,
-    runtime::executor::{Executor, Lane, LaneConfig},
+    runtime::{
+        executor::{Executor, Lane, LaneConfig},
+        secrets,
+    },
 };
 
 /// Longest single argument, in bytes.
@@ -74,6 +80,10 @@ pub enum ExecError {
     Queue(String),
     #[error("cancelled by the client; the process group was killed")]
     Cancelled,
+    #[error("the server is shutting down; the process was killed")]
+    Stopping,
+    #[error("child processes are refused: {0}")]
+    Sandbox(String),
 }
 
 /// One process to run.
@@ -149,11 +159,15 @@ impl Output {
     }
 }
 
-/// Redacts secrets: known values (configured tokens) and well-known token shapes.
+/// Redacts secrets: known values (configured tokens), the values registered at run time
+/// in [`crate::runtime::secrets`] (integration credentials, webhook secrets) and
+/// well-known token shapes.
 #[derive(Clone)]
 pub struct Redactor {
     patterns: Arc<Vec<Regex>>,
     known: Arc<Vec<String>>,
+    /// The registry's values as of a generation.
+    registered: Arc<parking_lot::Mutex<(u64, Arc<Vec<String>>)>>,
 }
 
 impl Redactor {
@@ -185,13 +199,32 @@ impl Redactor {
         Redactor {
             patterns: Arc::new(patterns),
             known: Arc::new(known),
+            registered: Arc::new(parking_lot::Mutex::new((u64::MAX, Arc::default()))),
         }
+    }
+
+    fn registered(&self) -> Arc<Vec<String>> {
+        let generation = secrets::generation();
+        let mut cached = self.registered.lock();
+        if cached.0 != generation {
+            *cached = (generation, Arc::new(secrets::snapshot()));
+        }
+        cached.1.clone()
+    }
+
+    /// Whether `value` contains a secret this redactor knows by value.
+    pub fn holds_secret(&self, value: &str) -> bool {
+        self.known
+            .iter()
+            .chain(self.registered().iter())
+            .any(|k| value.contains(k.as_str()))
     }
 
     /// One line with every secret replaced by [`REDACTED`].
     pub fn line(&self, line: &str) -> String {
         let mut out = line.to_string();
-        for k in self.known.iter() {
+        let registered = self.registered();
+        for k in self.known.iter().chain(registered.iter()) {
             if out.contains(k.as_str()) {
                 out = out.replace(k.as_str(), REDACTED);
             }
@@ -215,26 +248,42 @@ pub struct SecureExec {
     lane: Arc<Lane>,
     running: Arc<AtomicUsize>,
     started_total: Arc<AtomicU64>,
+    /// Numbers runs (their private TMPDIR).
+    runs: Arc<AtomicU64>,
     pub default_timeout: Duration,
     pub redactor: Redactor,
+    sandbox: Arc<Sandbox>,
+    /// Cancelled when the server stops serving: every run is killed.
+    stopping: CancellationToken,
 }
 
-/// Decrements the running count exactly once and kills the process group if the
-/// process may still be alive (timeout, cancellation, early return).
+/// Decrements the running count exactly once and kills every descendant if the run may
+/// still be alive (timeout, cancellation, early return), and removes its temporary
+/// directory.
 struct RunningGuard {
     running: Arc<AtomicUsize>,
-    pgid: Option<i32>,
+    /// The relay's pid, which is also the run's process group.
+    relay: Option<i32>,
+    /// The run has its own PID namespace: stopping the relay's command kills them all.
+    namespaced: bool,
     reaped: bool,
+    tmp: Option<PathBuf>,
 }
 
 impl RunningGuard {
     fn kill_group(&mut self) {
-        if let Some(pgid) = self.pgid
+        if let Some(relay) = self.relay
             && !self.reaped
         {
-            // SAFETY: killpg only sends a signal; a stale pgid yields ESRCH.
+            // SAFETY: kill/killpg only send signals; the relay is our unreaped child, so
+            // its pid (and group id) cannot have been reused.
             unsafe {
-                libc::killpg(pgid, libc::SIGKILL);
+                // The relay's handler SIGKILLs the command, which takes its PID namespace
+                // down; the relay then exits with the command's status.
+                libc::kill(relay, libc::SIGTERM);
+                if !self.namespaced {
+                    libc::killpg(relay, libc::SIGKILL);
+                }
             }
         }
     }
@@ -243,13 +292,21 @@ impl RunningGuard {
 impl Drop for RunningGuard {
     fn drop(&mut self) {
         self.kill_group();
+        if let Some(tmp) = self.tmp.take() {
+            std::thread::spawn(move || std::fs::remove_dir_all(tmp));
+        }
         let now = self.running.fetch_sub(1, Ordering::AcqRel) - 1;
         metrics::gauge!("cortex_mvp_processes_running").set(now as f64);
     }
 }
 
 impl SecureExec {
-    pub fn new(settings: &MvpSettings, executor: &Executor, redactor: Redactor) -> Self {
+    pub fn new(
+        settings: &MvpSettings,
+        executor: &Executor,
+        redactor: Redactor,
+        sandbox: Arc<Sandbox>,
+    ) -> Self {
         let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
         let home = std::env::var("HOME").unwrap_or_else(|_| "/".into());
         let max = settings.exec_max_processes;
@@ -262,9 +319,28 @@ impl SecureExec {
             lane,
             running: Arc::default(),
             started_total: Arc::default(),
+            runs: Arc::default(),
             default_timeout: settings.exec_timeout,
             redactor,
+            sandbox,
+            stopping: CancellationToken::new(),
         }
+    }
+
+    /// Kills every run when `token` is cancelled (the server stopped serving).
+    pub fn stop_on(mut self, token: CancellationToken) -> Self {
+        self.stopping = token;
+        self
+    }
+
+    /// The sandbox children run in.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// A directory children may write and the server reads back (report files).
+    pub fn scratch(&self) -> &Path {
+        self.sandbox.scratch()
     }
 
     /// Processes running right now (exact).
@@ -351,9 +427,13 @@ impl SecureExec {
             ("HOME".to_string(), self.home.to_string()),
         ];
         for name in self.env_allow.iter() {
-            if let Some(v) = cmd.env.get(name) {
-                env.push((name.clone(), v.clone()));
-            } else if let Ok(v) = std::env::var(name) {
+            let value = cmd
+                .env
+                .get(name)
+                .cloned()
+                .or_else(|| std::env::var(name).ok());
+            // A secret never reaches a child, whatever name it hides under.
+            if let Some(v) = value.filter(|v| !self.redactor.holds_secret(v)) {
                 env.push((name.clone(), v));
             }
         }
@@ -371,6 +451,12 @@ impl SecureExec {
         sink: Option<LineSink>,
     ) -> Result<Output, ExecError> {
         let exe = self.check(cmd)?;
+        if let Some(why) = self.sandbox.refused() {
+            return Err(ExecError::Sandbox(why.to_string()));
+        }
+        if self.stopping.is_cancelled() {
+            return Err(ExecError::Stopping);
+        }
         let asked = Instant::now();
         let work = self.spawn_and_wait(cmd, exe, asked, cancel, sink);
         match self.lane.run(deadline, cancel, work).await {
@@ -391,29 +477,41 @@ impl SecureExec {
         let queued_ms = asked.elapsed().as_millis() as u64;
         let now = self.running.fetch_add(1, Ordering::AcqRel) + 1;
         metrics::gauge!("cortex_mvp_processes_running").set(now as f64);
+        let run = self.runs.fetch_add(1, Ordering::Relaxed);
         let mut guard = RunningGuard {
             running: self.running.clone(),
-            pgid: None,
+            relay: None,
+            namespaced: self.sandbox.namespaced(),
             reaped: false,
+            tmp: None,
         };
+        let tmp = self.sandbox.run_tmp(run).map_err(|e| ExecError::Spawn {
+            program: cmd.program.clone(),
+            reason: format!("creating its private TMPDIR: {e}"),
+        })?;
+        guard.tmp = Some(tmp.clone());
         let mut command = tokio::process::Command::new(&exe);
         command
             .args(&cmd.args)
             .current_dir(&cmd.cwd)
             .env_clear()
             .envs(self.environment(cmd))
+            .env("TMPDIR", &tmp)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
+            // The guard stops the run through its relay; a SIGKILL of the relay alone
+            // would leave its command to the parent-death signal.
+            .kill_on_drop(false)
             .process_group(0);
+        self.sandbox.prepare(&mut command);
         let mut child = command.spawn().map_err(|e| ExecError::Spawn {
             program: cmd.program.clone(),
             reason: e.to_string(),
         })?;
         self.started_total.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("cortex_mvp_processes_started_total").increment(1);
-        guard.pgid = child.id().map(|p| p as i32);
+        guard.relay = child.id().map(|p| p as i32);
         let started = Instant::now();
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
@@ -453,6 +551,10 @@ impl SecureExec {
                 guard.kill_group();
                 return Err(ExecError::Cancelled);
             }
+            _ = self.stopping.cancelled() => {
+                guard.kill_group();
+                return Err(ExecError::Stopping);
+            }
         };
         let status = tokio::select! {
             s = child.wait() => s,
@@ -465,13 +567,25 @@ impl SecureExec {
                 guard.kill_group();
                 return Err(ExecError::Cancelled);
             }
+            _ = self.stopping.cancelled() => {
+                guard.kill_group();
+                return Err(ExecError::Stopping);
+            }
         }
         .map_err(|e| ExecError::Spawn {
             program: cmd.program.clone(),
             reason: format!("waiting: {e}"),
         })?;
-        // Children left behind in the group (daemonised grandchildren) go too.
-        guard.kill_group();
+        // Children left behind in the group go too (without a PID namespace; with one,
+        // they died with the command).
+        if !guard.namespaced
+            && let Some(pgid) = guard.relay
+        {
+            // SAFETY: killpg only sends a signal.
+            unsafe {
+                libc::killpg(pgid, libc::SIGKILL);
+            }
+        }
         guard.reaped = true;
         use std::os::unix::process::ExitStatusExt;
         let duration_ms = started.elapsed().as_millis() as u64;
@@ -575,10 +689,16 @@ mod tests {
             exec_max_processes: 2,
             ..Default::default()
         };
+        let layout = super::super::sandbox::Layout {
+            roots: vec![std::env::temp_dir().canonicalize().unwrap()],
+            protected: Vec::new(),
+        };
+        let sandbox = Sandbox::new(&settings, &layout).unwrap();
         SecureExec::new(
             &settings,
             &Executor::default(),
             Redactor::new(vec!["planted-secret-value".into()]),
+            Arc::new(sandbox),
         )
     }
 

@@ -29,6 +29,12 @@ pub struct Processes {
     pub started_total: u64,
     pub max_concurrent: usize,
     pub allow_list: Vec<String>,
+    /// How children are confined: landlock | none.
+    pub sandbox: String,
+    /// Whether children may use the network.
+    pub network: bool,
+    /// Whether each run has its own PID namespace (no descendant outlives it).
+    pub pid_namespace: bool,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]

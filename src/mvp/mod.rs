@@ -20,6 +20,7 @@ pub mod lint;
 pub mod prp;
 pub mod prp_store;
 pub mod runners;
+pub mod sandbox;
 pub mod teaching;
 pub mod test_output;
 pub mod tools;
@@ -38,12 +39,14 @@ use crate::{
     server::Toolset,
 };
 
-pub const INSTRUCTIONS: &str = "mvp: workflow graphs (create_graph, validate_graph, execute_graph, get_graph_status, optimize_graph) whose `tool` nodes call any tool of this server by name with `{{inputs.x}}` / `{{nodes.ID.field}}` templates; PRP workflows (run_prp_workflow: strategy → build → evaluation with real gates; with a `workspace` the build gate runs the tests and the linter); teaching (capture_example, list_patterns, replay_example); workspace tools inside the configured roots (read_file, test_runner, code_analysis, run_command) on a secure executor (allow-listed programs, no shell, reduced environment, timeouts that kill the process group, redacted output); and health.";
+pub const INSTRUCTIONS: &str = "mvp: workflow graphs (create_graph, validate_graph, execute_graph, get_graph_status, optimize_graph) whose `tool` nodes call any tool of this server by name with `{{inputs.x}}` / `{{nodes.ID.field}}` templates; PRP workflows (run_prp_workflow: strategy → build → evaluation with real gates; with a `workspace` the build gate runs the tests and the linter); teaching (capture_example, list_patterns, replay_example); workspace tools inside the configured roots (read_file, test_runner, code_analysis, run_command) on a secure executor (allow-listed programs started without a shell, reduced environment, every child confined by a sandbox — the workspace read-write, the system read-only, no network unless the operator allows it, no access to this server's state or /proc — and timeouts that kill every descendant, redacted output); and health.";
 
 #[derive(Debug, thiserror::Error)]
 pub enum MvpError {
     #[error("mvp toolset: {0}")]
     Workspace(#[from] workspace::WorkspaceError),
+    #[error("mvp toolset: {0}")]
+    Sandbox(#[from] sandbox::SandboxError),
     #[error("mvp toolset: journal under {dir}: {source}")]
     Journal {
         dir: String,
@@ -77,7 +80,22 @@ fn known_secrets(runtime: &Runtime) -> Vec<String> {
         ),
         GithubCredential::None => {}
     }
+    known.extend(config.asbr.signature_key.iter().cloned());
     known
+}
+
+/// Paths children must not read: the state directory (journals, the integrations'
+/// credential file) and the config file.
+fn protected_paths(runtime: &Runtime) -> Vec<std::path::PathBuf> {
+    let config = &runtime.config;
+    let mut paths = vec![config.state_dir.clone()];
+    paths.extend(std::env::var_os("CORTEX_MCP_CONFIG").map(std::path::PathBuf::from));
+    paths.push("cortex-mcp.toml".into());
+    let _ = std::fs::create_dir_all(&config.state_dir);
+    paths
+        .into_iter()
+        .filter_map(|p| p.canonicalize().ok())
+        .collect()
 }
 
 /// Builds the toolset: opens (and replays) its journals.
@@ -85,7 +103,13 @@ pub fn toolset(runtime: &Runtime) -> Result<Toolset, MvpError> {
     let config = runtime.config.clone();
     let roots = workspace::Roots::new(&config.workspace_roots)?;
     let redactor = exec::Redactor::new(known_secrets(runtime));
-    let exec = exec::SecureExec::new(&config.mvp, &runtime.executor, redactor);
+    let layout = sandbox::Layout {
+        roots: roots.list().to_vec(),
+        protected: protected_paths(runtime),
+    };
+    let sandbox = Arc::new(sandbox::Sandbox::new(&config.mvp, &layout)?);
+    let exec = exec::SecureExec::new(&config.mvp, &runtime.executor, redactor, sandbox)
+        .stop_on(runtime.stopping.clone());
     let dir = config.state_dir.join("mvp");
     let policy = match config.fsync {
         crate::config::Fsync::Always => FsyncPolicy::Always,

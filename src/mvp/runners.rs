@@ -173,6 +173,7 @@ fn test_command(
     test_path: Option<&str>,
     cov: &CoveragePlan,
     timeout: Duration,
+    scratch: &Path,
 ) -> (Command, Option<PathBuf>) {
     let mut report_file = None;
     let llvm = match cov {
@@ -235,7 +236,7 @@ fn test_command(
             ("python3", a)
         }
         Framework::Jest | Framework::Vitest => {
-            let file = std::env::temp_dir().join(format!(
+            let file = scratch.join(format!(
                 "cortex-mvp-{}-{}.json",
                 framework.name(),
                 uuid::Uuid::new_v4()
@@ -316,7 +317,8 @@ pub async fn run_tests(
     let timeout = timeout
         .unwrap_or(DEFAULT_TEST_TIMEOUT)
         .min(ctx.remaining().saturating_sub(Duration::from_millis(250)));
-    let (mut cmd, report_file) = test_command(framework, dir, test_path, &cov, timeout);
+    let (mut cmd, report_file) =
+        test_command(framework, dir, test_path, &cov, timeout, exec.scratch());
     cmd.output_cap = 4 * 1024 * 1024;
     let live = Arc::new(Mutex::new(LiveTests::default()));
     let sink_live = live.clone();

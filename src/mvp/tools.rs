@@ -90,7 +90,7 @@ pub fn all(m: &M) -> Vec<ToolDef> {
             "run_command",
             runs.destructive(),
             run_command,
-            "Run an allow-listed program (no shell; argv passed as-is) in a directory inside the workspace roots, with a reduced environment and a timeout that kills its whole process group. Output is capped and secrets are redacted line by line; progress streams lines. Waits for a process slot within the request timeout."
+            "Run an allow-listed program (argv passed as-is, not through a shell) in a directory inside the workspace roots, with a reduced environment and a timeout that kills every process it started. The program runs in a sandbox: the workspace roots read-write, a private TMPDIR, the system read-only, no network unless the operator allowed it, and no access to this server's state directory, config or processes. Output is capped and secrets are redacted line by line; progress streams lines. Waits for a process slot within the request timeout."
         ),
         mvp_tool!(
             m,

@@ -248,6 +248,9 @@ pub(super) async fn health(mvp: M, _input: HealthIn, _ctx: CallCtx) -> Out<Healt
     let (writable, lag, mut problems, age) = mvp.health.disk().await;
     let damage = crate::runtime::damage::reported();
     problems.extend(damage.iter().map(|d| d.describe()));
+    if let Some(why) = mvp.exec.sandbox().refused() {
+        problems.push(format!("child processes are refused: {why}"));
+    }
     Ok(Health {
         status: if problems.is_empty() {
             "ok"
@@ -265,6 +268,9 @@ pub(super) async fn health(mvp: M, _input: HealthIn, _ctx: CallCtx) -> Out<Healt
             started_total: mvp.exec.started_total(),
             max_concurrent: mvp.runtime.config.mvp.exec_max_processes,
             allow_list: mvp.exec.allow_list().to_vec(),
+            sandbox: mvp.exec.sandbox().mechanism().name().into(),
+            network: mvp.exec.sandbox().network(),
+            pid_namespace: mvp.exec.sandbox().namespaced(),
         },
         lanes: mvp.runtime.executor.stats(),
         workspace_roots: mvp

@@ -17,6 +17,7 @@ pub mod principal;
 pub mod progress;
 pub mod registry;
 pub mod resources;
+pub mod secrets;
 
 use std::sync::Arc;
 
@@ -49,6 +50,9 @@ pub struct Runtime {
     pub upstream: http::Upstream,
     /// The outbound event sink when `events-sink-url` is set; taken by [`Runtime::shutdown`].
     sink: Arc<parking_lot::Mutex<Option<events::SinkHandle>>>,
+    /// Cancelled when serving ends (stdio EOF): work that outlives a request, such as
+    /// child processes, stops at once instead of running to its timeout.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 /// How long shutdown waits for the event sink to deliver what it holds.
@@ -84,6 +88,7 @@ impl Runtime {
             events,
             upstream: http::Upstream::new(USER_AGENT, cache::ConditionalCache::default())?,
             sink: Arc::new(parking_lot::Mutex::new(sink)),
+            stopping: tokio_util::sync::CancellationToken::new(),
         })
     }
 

@@ -1,5 +1,6 @@
 //! stdio transport: JSON-RPC on stdin/stdout, logs on stderr, clean exit on EOF after
-//! in-flight calls finish.
+//! in-flight calls finish; EOF first cancels the runtime's `stopping` token, so running
+//! child processes are killed rather than waited for.
 //!
 //! rmcp reads parsed messages straight from stdin through [`incoming_messages`]: a line
 //! that is not JSON gets a JSON-RPC -32700 reply (rmcp alone would drop it silently), JSON
@@ -99,7 +100,8 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let output = Arc::new(Mutex::new(output));
-    let incoming = incoming_messages(input, output.clone());
+    let stopping = server.runtime().stopping.clone();
+    let incoming = incoming_messages(input, output.clone(), stopping);
     let outgoing = outgoing_messages(output);
     let running = server
         .serve((outgoing, incoming))
@@ -157,10 +159,12 @@ fn classify(line: &str) -> Incoming {
 }
 
 /// stdin as a stream of messages, read by rmcp's service loop itself (no task or pipe in
-/// between). Lines that are not messages are answered on `output`.
+/// between). Lines that are not messages are answered on `output`. At EOF `stopping` is
+/// cancelled: work that outlives requests (child processes) stops at once.
 fn incoming_messages<R, W>(
     input: R,
     output: Arc<Mutex<W>>,
+    stopping: tokio_util::sync::CancellationToken,
 ) -> impl Stream<Item = RxJsonRpcMessage<RoleServer>> + Send + Unpin + 'static
 where
     R: AsyncRead + Unpin + Send + 'static,
@@ -168,14 +172,17 @@ where
 {
     let lines = BufReader::new(input).lines();
     Box::pin(futures::stream::unfold(
-        (lines, output),
-        |(mut lines, output)| async move {
+        (lines, output, stopping),
+        |(mut lines, output, stopping)| async move {
             loop {
                 let Ok(Some(line)) = lines.next_line().await else {
+                    stopping.cancel();
                     return None;
                 };
                 match classify(&line) {
-                    Incoming::Message(message) => return Some((*message, (lines, output))),
+                    Incoming::Message(message) => {
+                        return Some((*message, (lines, output, stopping)));
+                    }
                     Incoming::Skip => {}
                     Incoming::Reply(reply) => {
                         if write_line(&output, reply).await.is_err() {
