@@ -5,6 +5,7 @@
 //! The memory-heavy tests run the server under `RLIMIT_AS` so a regression fails the
 //! test (allocation failure, or a peak RSS over the bound the test states) instead of
 //! exhausting the machine; each keeps its count small enough to take a few seconds.
+#![allow(deprecated)] // logging and resources/subscribe are legacy (SEP-2577), still served
 
 mod common;
 
@@ -24,7 +25,6 @@ use rmcp::{
 };
 use serde_json::{Value, json};
 
-const FIXTURES: &[&str] = &["--toolsets", "all", "serve", "--conformance-fixtures"];
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
 /// Address space the server gets in the memory tests: ample for a healthy server
 /// (virtual reservations included), far below what the floods reached before the fixes.
@@ -171,6 +171,7 @@ async fn session_flood_ends_in_503_with_bounded_memory() {
     let (status, _, _) = post(&client, &server.base, INIT, &[]).await;
     assert_eq!(status, 200, "a freed slot takes a new session");
     let peak_mib = status_kib(pid, "VmHWM") / 1024;
+    eprintln!("session flood: peak RSS {peak_mib} MiB after 1,500 initialize calls");
     assert!(
         peak_mib < 200,
         "peak RSS {peak_mib} MiB after 1,500 initialize calls (bound 200 MiB)"
@@ -354,6 +355,7 @@ fn a_stdio_line_over_the_limit_is_skipped_unheld_and_answered_32600() {
             std::thread::sleep(Duration::from_millis(300));
         });
     let peak_mib = peak_kib / 1024;
+    eprintln!("stdio long line: peak RSS {peak_mib} MiB while 64 MiB streamed by");
     assert!(
         peak_mib < 60,
         "peak RSS {peak_mib} MiB while a 64 MiB line streamed by (limit 1 MiB)"
@@ -411,6 +413,10 @@ async fn stateless_subscribes_are_refused_and_hold_nothing() {
         t.await.unwrap();
     }
     let grown_mib = status_kib(pid, "VmRSS").saturating_sub(before) / 1024;
+    eprintln!(
+        "stateless subscribes: RSS {} MiB before, grew {grown_mib} MiB over 20,000",
+        before / 1024
+    );
     assert!(
         grown_mib < 40,
         "RSS grew {grown_mib} MiB over 20,000 stateless subscribes (bound 40 MiB)"
@@ -460,10 +466,11 @@ async fn subscriptions_of_a_session_are_bounded() {
 #[tokio::test]
 async fn stateless_http_server_to_client_requests_fail_fast() {
     let dir = tempfile::tempdir().unwrap();
-    let server = http_server(
+    let server = http_server_serving(
         dir.path(),
         &["--toolsets", "all"],
         &["--conformance-fixtures"],
+        &[],
     );
     let client = http_client(&format!("{}/mcp", server.base), None).await;
     for (tool, args) in [
@@ -520,11 +527,10 @@ impl ClientHandler for LogCount {
 }
 
 #[tokio::test]
-#[allow(deprecated)] // logging/setLevel: deprecated by SEP-2577, still served
 async fn set_level_is_per_client_and_never_touches_the_stderr_log() {
     use rmcp::model::{LoggingLevel, SetLevelRequestParams};
     let dir = tempfile::tempdir().unwrap();
-    let server = http_server(
+    let server = http_server_serving(
         dir.path(),
         &[
             "--toolsets",
@@ -534,6 +540,7 @@ async fn set_level_is_per_client_and_never_touches_the_stderr_log() {
             "warn",
         ],
         &["--conformance-fixtures"],
+        &[],
     );
     let url = format!("{}/mcp", server.base);
     let connect = |handler: LogCount| {
@@ -592,21 +599,14 @@ async fn set_level_is_per_client_and_never_touches_the_stderr_log() {
 #[test]
 fn optional_value_flags_do_not_swallow_serve_and_diff_help_is_its_own() {
     for flag in ["--read-only", "--http-sessions"] {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new(BIN)
-            .arg("--state-dir")
-            .arg(dir.path())
-            .args([flag, "serve"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
+        let (replies, _, stderr) = stdio_exchange(&[flag, "serve"], |stdin| {
+            writeln!(stdin, "{INIT}").unwrap();
+        });
         assert!(
-            out.status.success(),
-            "`{flag} serve` exited {:?}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
+            replies
+                .iter()
+                .any(|r| r["id"] == 1 && r["result"].is_object()),
+            "`{flag} serve` did not serve: {stderr}"
         );
     }
     let out = Command::new(BIN).args(["diff", "--help"]).output().unwrap();
