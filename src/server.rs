@@ -185,6 +185,15 @@ const KNOWN_METHODS: &[&str] = &[
     "completion/complete",
 ];
 
+/// Requests the 2026-07-28 protocol removed (SEP-2575): a client of that era gets
+/// -32601 for them (rmcp hands them to `on_custom_request` too).
+const REMOVED_IN_2026: &[&str] = &[
+    "initialize",
+    "logging/setLevel",
+    "resources/subscribe",
+    "resources/unsubscribe",
+];
+
 impl CortexServer {
     /// Builds the runtime and registry from a validated configuration.
     /// Must run inside a tokio runtime (journals replay here).
@@ -650,9 +659,14 @@ impl ServerHandler for CortexServer {
     async fn on_custom_request(
         &self,
         request: CustomRequest,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<CustomResult, McpError> {
-        if KNOWN_METHODS.contains(&request.method.as_str()) {
+        let method = request.method.as_str();
+        let removed = REMOVED_IN_2026.contains(&method)
+            && ctx
+                .protocol_version()
+                .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+        if KNOWN_METHODS.contains(&method) && !removed {
             let what = if request.params.is_none() {
                 "are missing"
             } else {
@@ -671,5 +685,29 @@ impl ServerHandler for CortexServer {
             request.method,
             None,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_bounds_its_subscriptions_and_stops_them_when_dropped() {
+        let session = SessionState::default();
+        let first = session.track("events://a").unwrap();
+        session.track("events://a").unwrap();
+        assert!(first.is_cancelled(), "re-subscribing replaces the old task");
+        for i in 1..MAX_SUBSCRIPTIONS {
+            session.track(&format!("events://t{i}")).unwrap();
+        }
+        assert!(session.track("events://one-too-many").is_err());
+        let held = session.track("events://a").unwrap();
+        assert!(!held.is_cancelled());
+        drop(session);
+        assert!(
+            held.is_cancelled(),
+            "the session's end stops its forwarding tasks"
+        );
     }
 }
