@@ -95,6 +95,11 @@ pub struct FileOptions {
     pub integrations_allow_private: Option<bool>,
     /// How long a finished asbr task stays in memory (`3600`, `90s`, `1h`).
     pub asbr_task_retention: Option<String>,
+    pub http_max_sessions: Option<usize>,
+    pub http_max_connections: Option<usize>,
+    pub http_header_timeout_secs: Option<u64>,
+    pub http_body_timeout_secs: Option<u64>,
+    pub stdio_max_line_bytes: Option<usize>,
 }
 
 /// Values given on the command line or in `CORTEX_MCP_*` variables (clap merges both).
@@ -466,6 +471,86 @@ pub struct Config {
     /// Whether integrations may reach loopback/private addresses; `None` until the
     /// transport is known ([`Config::settle_integrations_private`]), read as allowed.
     pub integrations_allow_private: Option<bool>,
+    /// Containment limits of the transports.
+    pub limits: TransportLimits,
+}
+
+/// Containment limits of the transports (all enforced before the bearer check).
+#[derive(Debug, Clone)]
+pub struct TransportLimits {
+    /// HTTP sessions alive at once (`--http-sessions`); past it `initialize` gets 503.
+    pub http_max_sessions: usize,
+    /// TCP connections served at once; more wait in the listen backlog.
+    pub http_max_connections: usize,
+    /// Time a client has to send a request's headers (also the keep-alive idle limit).
+    pub http_header_timeout: Duration,
+    /// Time a client has to send a request's whole body.
+    pub http_body_timeout: Duration,
+    /// Longest stdio line; a longer one is skipped and answered -32600.
+    pub stdio_max_line_bytes: usize,
+}
+
+impl Default for TransportLimits {
+    fn default() -> Self {
+        TransportLimits {
+            http_max_sessions: 1000,
+            http_max_connections: 512,
+            http_header_timeout: Duration::from_secs(10),
+            http_body_timeout: Duration::from_secs(30),
+            stdio_max_line_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+fn transport_limits(
+    over: &FileOptions,
+    file: &FileOptions,
+) -> Result<TransportLimits, ConfigError> {
+    let d = TransportLimits::default();
+    let ranged = |name: &str, v: Option<u64>, min: u64, max: u64, default: u64| match v {
+        None => Ok(default),
+        Some(v) if (min..=max).contains(&v) => Ok(v),
+        Some(_) => Err(invalid(name, format!("must be between {min} and {max}"))),
+    };
+    let as_u64 = |v: Option<usize>| v.map(|v| v as u64);
+    Ok(TransportLimits {
+        http_max_sessions: ranged(
+            "http-max-sessions",
+            as_u64(over.http_max_sessions.or(file.http_max_sessions)),
+            1,
+            1_000_000,
+            d.http_max_sessions as u64,
+        )? as usize,
+        http_max_connections: ranged(
+            "http-max-connections",
+            as_u64(over.http_max_connections.or(file.http_max_connections)),
+            1,
+            65_536,
+            d.http_max_connections as u64,
+        )? as usize,
+        http_header_timeout: Duration::from_secs(ranged(
+            "http-header-timeout-secs",
+            over.http_header_timeout_secs
+                .or(file.http_header_timeout_secs),
+            1,
+            3600,
+            d.http_header_timeout.as_secs(),
+        )?),
+        http_body_timeout: Duration::from_secs(ranged(
+            "http-body-timeout-secs",
+            over.http_body_timeout_secs.or(file.http_body_timeout_secs),
+            1,
+            3600,
+            d.http_body_timeout.as_secs(),
+        )?),
+        stdio_max_line_bytes: ranged(
+            "stdio-max-line-bytes",
+            as_u64(over.stdio_max_line_bytes.or(file.stdio_max_line_bytes)),
+            1024,
+            1 << 30,
+            d.stdio_max_line_bytes as u64,
+        )? as usize,
+    })
 }
 
 /// Where and how events are forwarded over HTTP.
@@ -624,7 +709,9 @@ impl Config {
         let task_retention = pick!(asbr_task_retention)
             .map(|raw| task_retention(&raw))
             .transpose()?;
+        let limits = transport_limits(&over, &file)?;
         Ok(Config {
+            limits,
             events_sink,
             integrations_allow_private: pick!(integrations_allow_private),
             toolsets,
@@ -678,6 +765,13 @@ impl Config {
             "workspaceRoots": self.workspace_roots,
             "httpSessions": self.http_sessions,
             "maxBodyBytes": self.max_body_bytes,
+            "limits": {
+                "httpMaxSessions": self.limits.http_max_sessions,
+                "httpMaxConnections": self.limits.http_max_connections,
+                "httpHeaderTimeoutSecs": self.limits.http_header_timeout.as_secs(),
+                "httpBodyTimeoutSecs": self.limits.http_body_timeout.as_secs(),
+                "stdioMaxLineBytes": self.limits.stdio_max_line_bytes,
+            },
             "github": {
                 "apiUrl": self.github.api_url.as_str(),
                 "credential": self.github.credential.kind(),

@@ -48,6 +48,19 @@ enum Command {
     Diff(DiffArgs),
 }
 
+/// `cortex-mcp diff ...`, parsed on its own so that its help lists only its own
+/// options (the server options are global to every other subcommand).
+#[derive(Parser)]
+#[command(
+    name = "cortex-mcp diff",
+    bin_name = "cortex-mcp diff",
+    about = "Print a git-style unified diff of two files (exit 1 when they differ, like diff(1))."
+)]
+struct DiffCli {
+    #[command(flatten)]
+    args: DiffArgs,
+}
+
 #[derive(Args)]
 struct DiffArgs {
     /// The old file.
@@ -98,7 +111,7 @@ struct CommonArgs {
     )]
     exclude_tools: Option<Vec<String>>,
     /// Offer only tools that do not change anything.
-    #[arg(long, global = true, env = "CORTEX_MCP_READ_ONLY", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, global = true, env = "CORTEX_MCP_READ_ONLY", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     read_only: Option<bool>,
     /// Where journals and blobs live (default: XDG state dir/cortex-mcp).
     #[arg(long, global = true, env = "CORTEX_MCP_STATE_DIR")]
@@ -148,7 +161,7 @@ struct CommonArgs {
     )]
     workspace_roots: Option<Vec<PathBuf>>,
     /// Keep 2025-11-25 HTTP sessions (server-initiated streams) instead of stateless JSON.
-    #[arg(long, global = true, env = "CORTEX_MCP_HTTP_SESSIONS", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, global = true, env = "CORTEX_MCP_HTTP_SESSIONS", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     http_sessions: Option<bool>,
 
     /// GitHub REST base URL (Enterprise Server: https://HOST/api/v3).
@@ -223,7 +236,7 @@ struct CommonArgs {
     events_sink_url: Option<String>,
 
     /// Send micro-batches (JSON arrays, up to 25 events or 50 ms) instead of one event per POST.
-    #[arg(long, global = true, env = "CORTEX_MCP_EVENTS_SINK_BATCHING", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, global = true, env = "CORTEX_MCP_EVENTS_SINK_BATCHING", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     events_sink_batching: Option<bool>,
 
     /// Event types forwarded: `*` (default), a prefix like `integrations.*`, or one type.
@@ -247,6 +260,25 @@ struct CommonArgs {
         value_name = "DURATION"
     )]
     asbr_task_retention: Option<String>,
+    /// HTTP sessions alive at once (`--http-sessions`); past it `initialize` gets 503 with Retry-After.
+    #[arg(long, global = true, env = "CORTEX_MCP_HTTP_MAX_SESSIONS")]
+    http_max_sessions: Option<usize>,
+
+    /// TCP connections the HTTP server serves at once; more wait in the listen backlog.
+    #[arg(long, global = true, env = "CORTEX_MCP_HTTP_MAX_CONNECTIONS")]
+    http_max_connections: Option<usize>,
+
+    /// Seconds a client has to send a request's headers (and an idle keep-alive connection lasts).
+    #[arg(long, global = true, env = "CORTEX_MCP_HTTP_HEADER_TIMEOUT_SECS")]
+    http_header_timeout_secs: Option<u64>,
+
+    /// Seconds a client has to send a whole request body (408 after).
+    #[arg(long, global = true, env = "CORTEX_MCP_HTTP_BODY_TIMEOUT_SECS")]
+    http_body_timeout_secs: Option<u64>,
+
+    /// Longest stdio line in bytes; a longer one is skipped and answered -32600.
+    #[arg(long, global = true, env = "CORTEX_MCP_STDIO_MAX_LINE_BYTES")]
+    stdio_max_line_bytes: Option<usize>,
 }
 
 impl CommonArgs {
@@ -292,6 +324,11 @@ impl CommonArgs {
                     _ => None,
                 },
                 asbr_task_retention: self.asbr_task_retention,
+                http_max_sessions: self.http_max_sessions,
+                http_max_connections: self.http_max_connections,
+                http_header_timeout_secs: self.http_header_timeout_secs,
+                http_body_timeout_secs: self.http_body_timeout_secs,
+                stdio_max_line_bytes: self.stdio_max_line_bytes,
             },
             github_env: GithubEnv::from_process_env(),
         }
@@ -299,7 +336,11 @@ impl CommonArgs {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == "diff") {
+        return diff_files(&DiffCli::parse_from(&argv[1..]).args);
+    }
+    let cli = Cli::parse_from(argv);
     if let Some(Command::Diff(args)) = &cli.command {
         return diff_files(args);
     }

@@ -145,9 +145,114 @@ pub struct Shared {
 #[derive(Clone)]
 pub struct CortexServer {
     shared: Arc<Shared>,
-    /// Resource subscriptions of this session: uri → the task forwarding updates.
-    subscriptions: Arc<parking_lot::Mutex<HashMap<String, CancellationToken>>>,
+    /// What this session holds (one per stdio process, per HTTP session, per stateless
+    /// request); released when the session's handler is dropped.
+    session: Arc<SessionState>,
 }
+
+/// Resource subscriptions one session may hold at once.
+pub const MAX_SUBSCRIPTIONS: usize = 256;
+
+/// One session's state: its resource subscriptions (uri → the token that stops the task
+/// forwarding updates) and the level of `notifications/message` its client asked for.
+#[derive(Default)]
+struct SessionState {
+    subscriptions: parking_lot::Mutex<HashMap<String, CancellationToken>>,
+    log_level: parking_lot::Mutex<Option<LoggingLevel>>,
+}
+
+impl Drop for SessionState {
+    /// The session is gone: its forwarding tasks stop now, not at their next event.
+    fn drop(&mut self) {
+        for (_, stop) in self.subscriptions.get_mut().drain() {
+            stop.cancel();
+        }
+    }
+}
+
+impl SessionState {
+    /// Registers a subscription to `uri` (replacing an older one to the same uri) and
+    /// returns the token that stops its task; refused past [`MAX_SUBSCRIPTIONS`].
+    fn track(&self, uri: &str) -> Result<CancellationToken, McpError> {
+        let mut subs = self.subscriptions.lock();
+        if !subs.contains_key(uri) && subs.len() >= MAX_SUBSCRIPTIONS {
+            return Err(McpError::invalid_request(
+                format!(
+                    "this session already holds {MAX_SUBSCRIPTIONS} resource subscriptions; resources/unsubscribe some before subscribing to {uri}"
+                ),
+                None,
+            ));
+        }
+        let stop = CancellationToken::new();
+        if let Some(old) = subs.insert(uri.to_string(), stop.clone()) {
+            old.cancel();
+        }
+        Ok(stop)
+    }
+}
+
+/// The `notifications/message` level the client of a request asked for with
+/// `logging/setLevel` (absent: everything), put in the request's extensions by
+/// `tools/call`.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientLogLevel(pub Option<LoggingLevel>);
+
+fn level_rank(level: LoggingLevel) -> u8 {
+    match level {
+        LoggingLevel::Debug => 0,
+        LoggingLevel::Info => 1,
+        LoggingLevel::Notice => 2,
+        LoggingLevel::Warning => 3,
+        LoggingLevel::Error => 4,
+        LoggingLevel::Critical => 5,
+        LoggingLevel::Alert => 6,
+        LoggingLevel::Emergency => 7,
+    }
+}
+
+/// Whether the client of this request wants `notifications/message` at `level`.
+pub fn client_wants_log(ctx: &RequestContext<RoleServer>, level: LoggingLevel) -> bool {
+    match ctx.extensions.get::<ClientLogLevel>() {
+        Some(ClientLogLevel(Some(min))) => level_rank(level) >= level_rank(*min),
+        _ => true,
+    }
+}
+
+/// Whether this request came over stateless HTTP (no session): the client cannot
+/// answer a server-to-client request (sampling, elicitation, roots) and no stream
+/// outlives the response, so nothing may wait on either.
+pub fn stateless_http(ctx: &RequestContext<RoleServer>) -> bool {
+    ctx.extensions
+        .get::<http::request::Parts>()
+        .is_some_and(|parts| !parts.headers.contains_key("mcp-session-id"))
+}
+
+/// Standard MCP requests: rmcp hands one whose params do not parse to
+/// `on_custom_request`, which must then answer -32602, not -32601.
+const KNOWN_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/read",
+    "resources/templates/list",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "logging/setLevel",
+    "completion/complete",
+];
+
+/// Requests the 2026-07-28 protocol removed (SEP-2575): a client of that era gets
+/// -32601 for them (rmcp hands them to `on_custom_request` too).
+const REMOVED_IN_2026: &[&str] = &[
+    "initialize",
+    "logging/setLevel",
+    "resources/subscribe",
+    "resources/unsubscribe",
+];
 
 impl CortexServer {
     /// Builds the runtime and registry from a validated configuration.
@@ -216,7 +321,7 @@ impl CortexServer {
                 resources,
                 routes,
             }),
-            subscriptions: Arc::default(),
+            session: Arc::default(),
         }
     }
 
@@ -288,11 +393,8 @@ impl CortexServer {
         uri: String,
         mut changes: tokio::sync::watch::Receiver<u64>,
         peer: rmcp::Peer<RoleServer>,
+        stop: CancellationToken,
     ) {
-        let stop = CancellationToken::new();
-        if let Some(old) = self.subscriptions.lock().insert(uri.clone(), stop.clone()) {
-            old.cancel();
-        }
         changes.mark_unchanged();
         tokio::spawn(async move {
             loop {
@@ -315,7 +417,7 @@ impl CortexServer {
     pub fn for_session(&self) -> Self {
         CortexServer {
             shared: self.shared.clone(),
-            subscriptions: Arc::default(),
+            session: Arc::default(),
         }
     }
 
@@ -447,9 +549,11 @@ impl ServerHandler for CortexServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        ctx: RequestContext<RoleServer>,
+        mut ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let registry = &self.shared.registry;
+        ctx.extensions
+            .insert(ClientLogLevel(*self.session.log_level.lock()));
         if self.fixtures_on() && registry.get(&request.name).is_none() {
             let args = request.arguments.clone().unwrap_or_default();
             if let Some(result) = fixtures::conformance::call(&request.name, &args, &ctx).await {
@@ -564,18 +668,26 @@ impl ServerHandler for CortexServer {
         request: SubscribeRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
+        if stateless_http(&ctx) {
+            return Err(McpError::invalid_request(
+                format!(
+                    "resources/subscribe needs a session, and this is stateless HTTP (no stream outlives a request), so {} was not subscribed; poll it with resources/read (events://{{topic}}?since_seq=N returns what is new), or connect over stdio or to a server started with --http-sessions",
+                    request.uri
+                ),
+                None,
+            ));
+        }
         if let Some(source) = self.source_for(&request.uri) {
             let changes = source
                 .watch(&request.uri)
                 .map_err(|e| McpError::resource_not_found(e.to_string(), None))?;
-            self.forward_changes(request.uri, changes, ctx.peer.clone());
+            let stop = self.session.track(&request.uri)?;
+            self.forward_changes(request.uri, changes, ctx.peer.clone(), stop);
             return Ok(());
         }
         if self.fixtures_on() && fixtures::conformance::subscribable(&request.uri) {
             // Fixture resources never change: track the subscription, nothing to forward.
-            self.subscriptions
-                .lock()
-                .insert(request.uri.clone(), CancellationToken::new());
+            self.session.track(&request.uri)?;
             return Ok(());
         }
         let Some(rest) = request.uri.strip_prefix(EVENTS_SCHEME) else {
@@ -588,14 +700,7 @@ impl ServerHandler for CortexServer {
             ));
         };
         let (topic, _) = parse_events_uri(rest);
-        let stop = CancellationToken::new();
-        if let Some(old) = self
-            .subscriptions
-            .lock()
-            .insert(request.uri.clone(), stop.clone())
-        {
-            old.cancel();
-        }
+        let stop = self.session.track(&request.uri)?;
         let mut sub = self.shared.runtime.events.subscribe(&topic, 1024);
         let peer = ctx.peer.clone();
         let uri = request.uri.clone();
@@ -619,7 +724,7 @@ impl ServerHandler for CortexServer {
         request: UnsubscribeRequestParams,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        if let Some(stop) = self.subscriptions.lock().remove(&request.uri) {
+        if let Some(stop) = self.session.subscriptions.lock().remove(&request.uri) {
             stop.cancel();
         }
         Ok(())
@@ -630,7 +735,64 @@ impl ServerHandler for CortexServer {
         request: SetLevelRequestParams,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        crate::transport::set_log_level(request.level);
+        // This client's notifications/message only: the process's stderr log keeps the
+        // operator's --log-level.
+        *self.session.log_level.lock() = Some(request.level);
         Ok(())
+    }
+
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, McpError> {
+        let method = request.method.as_str();
+        let removed = REMOVED_IN_2026.contains(&method)
+            && ctx
+                .protocol_version()
+                .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+        if KNOWN_METHODS.contains(&method) && !removed {
+            let what = if request.params.is_none() {
+                "are missing"
+            } else {
+                "do not match its schema"
+            };
+            return Err(McpError::invalid_params(
+                format!(
+                    "the params of {} {what}; see the MCP specification of this method",
+                    request.method
+                ),
+                None,
+            ));
+        }
+        Err(McpError::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            request.method,
+            None,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_bounds_its_subscriptions_and_stops_them_when_dropped() {
+        let session = SessionState::default();
+        let first = session.track("events://a").unwrap();
+        session.track("events://a").unwrap();
+        assert!(first.is_cancelled(), "re-subscribing replaces the old task");
+        for i in 1..MAX_SUBSCRIPTIONS {
+            session.track(&format!("events://t{i}")).unwrap();
+        }
+        assert!(session.track("events://one-too-many").is_err());
+        let held = session.track("events://a").unwrap();
+        assert!(!held.is_cancelled());
+        drop(session);
+        assert!(
+            held.is_cancelled(),
+            "the session's end stops its forwarding tasks"
+        );
     }
 }

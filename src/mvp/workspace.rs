@@ -49,6 +49,10 @@ pub enum WorkspaceError {
     },
     #[error("no workspace root is usable: {0}")]
     NoRoots(String),
+    #[error(
+        "the path argument {path:?} contains a NUL byte (\\u0000), which no file name can hold; pass the path without it"
+    )]
+    NulInPath { path: String },
 }
 
 /// The canonical workspace roots.
@@ -105,6 +109,11 @@ impl Roots {
     /// Resolves `raw` (absolute, or relative to the first root), canonicalises it and
     /// checks that it lies inside a root.
     pub fn resolve(&self, raw: &str) -> Result<PathBuf, WorkspaceError> {
+        if raw.contains('\0') {
+            return Err(WorkspaceError::NulInPath {
+                path: raw.to_string(),
+            });
+        }
         let given = Path::new(raw);
         let joined = if given.is_absolute() {
             given.to_path_buf()

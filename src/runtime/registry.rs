@@ -314,10 +314,15 @@ impl ToolDef {
             .take(5)
             .map(|err| {
                 let at = err.instance_path().to_string();
+                // A long offending value (a 51-call batch) is named, not echoed back.
+                let mut text = err.to_string();
+                if text.len() > 300 {
+                    text = err.masked_with("the value").to_string();
+                }
                 if at.is_empty() {
-                    err.to_string()
+                    text
                 } else {
-                    format!("{at}: {err}")
+                    format!("{at}: {text}")
                 }
             })
             .collect();

@@ -1,29 +1,30 @@
-//! Transports: stdio and streamable HTTP, plus the process-wide log filter that
-//! `logging/setLevel` adjusts. Imports `server` only.
-#![allow(deprecated)] // LoggingLevel is deprecated by SEP-2577; legacy clients still send setLevel
+//! Transports: stdio and streamable HTTP, plus the process's stderr log filter (set once
+//! at start from `--log-level`/`RUST_LOG`; a client's `logging/setLevel` never changes
+//! it, see `server`). Imports `server` only.
 
 pub mod http;
 pub mod stdio;
 
-use std::sync::OnceLock;
-
-use rmcp::model::LoggingLevel;
-use tracing_subscriber::{
-    EnvFilter, Registry, layer::SubscriberExt, reload, util::SubscriberInitExt,
-};
-
-static RELOAD: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
+use tracing_subscriber::{EnvFilter, filter::LevelFilter, util::SubscriberInitExt};
 
 /// rmcp logs whole requests (tool arguments, which may carry credentials) at debug:
-/// its service module is held at info whatever the level asked for.
+/// its service module is held at info when the filter asks for more.
 const QUIET_PAYLOADS: &str = "rmcp::service=info";
 
 fn filter(directives: &str) -> EnvFilter {
     let filter = EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info"));
-    match QUIET_PAYLOADS.parse() {
-        Ok(d) => filter.add_directive(d),
-        Err(_) => filter,
+    // Added only when something is more verbose than info: the directive would otherwise
+    // raise rmcp's service module to info under `warn` or `error`.
+    if filter
+        .max_level_hint()
+        .is_none_or(|max| max > LevelFilter::INFO)
+    {
+        match QUIET_PAYLOADS.parse() {
+            Ok(d) => return filter.add_directive(d),
+            Err(_) => return filter,
+        }
     }
+    filter
 }
 
 /// Logs to stderr only (stdout is the JSON-RPC channel on stdio). `RUST_LOG` wins over
@@ -34,30 +35,23 @@ pub fn init_logging(level: &str) {
         .filter(|v| EnvFilter::try_new(v).is_ok())
         .map(|v| filter(&v))
         .unwrap_or_else(|| filter(level));
-    let (layer, handle) = reload::Layer::new(filter);
-    let fmt = tracing_subscriber::fmt::layer()
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(false);
-    if tracing_subscriber::registry()
-        .with(layer)
-        .with(fmt)
-        .try_init()
-        .is_ok()
-    {
-        let _ = RELOAD.set(handle);
-    }
+        .with_ansi(false)
+        .finish()
+        .try_init();
 }
 
-/// Applies an MCP log level to the process filter.
-pub fn set_log_level(level: LoggingLevel) {
-    let directive = match level {
-        LoggingLevel::Debug => "debug",
-        LoggingLevel::Info | LoggingLevel::Notice => "info",
-        LoggingLevel::Warning => "warn",
-        _ => "error",
-    };
-    if let Some(handle) = RELOAD.get() {
-        let _ = handle.modify(|f| *f = filter(directive));
+#[cfg(test)]
+mod tests {
+    use super::filter;
+
+    #[test]
+    fn warn_keeps_rmcp_info_out_and_debug_holds_payloads_at_info() {
+        let warn = filter("warn").to_string();
+        assert!(!warn.contains("rmcp"), "{warn}");
+        let debug = filter("debug").to_string();
+        assert!(debug.contains("rmcp::service=info"), "{debug}");
     }
-    tracing::info!(level = directive, "log level set by client");
 }

@@ -3,9 +3,11 @@
 //! child processes are killed rather than waited for.
 //!
 //! rmcp reads parsed messages straight from stdin through [`incoming_messages`]: a line
-//! that is not JSON gets a JSON-RPC -32700 reply (rmcp alone would drop it silently), JSON
-//! that is not a message gets -32600 with its id, an unreadable notification is ignored,
-//! and the session keeps serving. rmcp's messages and our replies are written to stdout
+//! that is not JSON (or not UTF-8) gets a JSON-RPC -32700 reply (rmcp alone would drop it
+//! silently, or end the session on a bad byte), JSON that is not a message gets -32600
+//! with its id, a line longer than `--stdio-max-line-bytes` is skipped without being held
+//! and answered -32600, an unreadable notification is ignored, and the session keeps
+//! serving. rmcp's messages and our replies are written to stdout
 //! in place, a whole line at a time under one lock, so they never interleave. There is no
 //! writer task: each extra task hand-off per call costs a cross-thread wake-up once tokio
 //! stops running the woken task in place (after three in a row).
@@ -41,6 +43,8 @@ pub enum StdioError {
 }
 
 const PARSE_ERROR: &str = r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error: the line is not valid JSON; send one JSON-RPC message per line"}}"#;
+
+const NOT_UTF8: &str = r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error: the line is not valid UTF-8; send one UTF-8 JSON-RPC message per line"}}"#;
 
 /// Serves on the process's stdin/stdout until stdin closes.
 ///
@@ -99,11 +103,13 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    let max_line = server.runtime().config.limits.stdio_max_line_bytes;
     let output = Arc::new(Mutex::new(output));
     let stopping = server.runtime().stopping.clone();
-    let incoming = incoming_messages(input, output.clone(), stopping);
+    let incoming = incoming_messages(input, max_line, output.clone(), stopping);
     let outgoing = outgoing_messages(output);
     let running = server
+        .for_session()
         .serve((outgoing, incoming))
         .await
         .map_err(|e| StdioError::Start(e.to_string()))?;
@@ -121,6 +127,79 @@ enum Incoming {
     Skip,
     /// An error reply to send back.
     Reply(String),
+}
+
+/// One line of stdin, without its newline.
+enum Line {
+    Bytes(Vec<u8>),
+    /// Longer than the limit: its bytes were dropped as they came.
+    TooLong(usize),
+}
+
+/// stdin split into lines that never hold more than `max` bytes.
+struct LineReader<R> {
+    inner: BufReader<R>,
+    max: usize,
+}
+
+impl<R: AsyncRead + Unpin> LineReader<R> {
+    /// The next line, or `None` at end of input.
+    async fn next_line(&mut self) -> std::io::Result<Option<Line>> {
+        let mut line = Vec::new();
+        let mut too_long: Option<usize> = None;
+        loop {
+            let available = self.inner.fill_buf().await?;
+            if available.is_empty() {
+                return Ok(match too_long {
+                    Some(n) => Some(Line::TooLong(n)),
+                    None if line.is_empty() => None,
+                    None => Some(Line::Bytes(line)),
+                });
+            }
+            let newline = available.iter().position(|&b| b == b'\n');
+            let chunk = &available[..newline.unwrap_or(available.len())];
+            match &mut too_long {
+                Some(n) => *n += chunk.len(),
+                None if line.len() + chunk.len() > self.max => {
+                    too_long = Some(line.len() + chunk.len());
+                    line = Vec::new();
+                }
+                None => line.extend_from_slice(chunk),
+            }
+            let used = newline.map_or(available.len(), |i| i + 1);
+            self.inner.consume(used);
+            if newline.is_some() {
+                return Ok(Some(match too_long {
+                    Some(n) => Line::TooLong(n),
+                    None => Line::Bytes(line),
+                }));
+            }
+        }
+    }
+}
+
+/// The -32600 reply to a line over the limit.
+fn too_long_reply(len: usize, max: usize) -> String {
+    serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {
+            "code": -32600,
+            "message": format!("Invalid Request: a line of {len} bytes is over the {max}-byte limit (--stdio-max-line-bytes) and was skipped; send smaller messages"),
+        },
+    })
+    .to_string()
+}
+
+/// Parses one line of bytes: a message for rmcp, or the JSON-RPC error that answers it.
+fn classify_bytes(line: &[u8]) -> Incoming {
+    match std::str::from_utf8(line) {
+        Ok(text) => classify(text),
+        Err(_) => {
+            tracing::warn!("stdin: dropped a line that is not UTF-8");
+            Incoming::Reply(NOT_UTF8.to_string())
+        }
+    }
 }
 
 /// Parses one line: a message for rmcp, or the JSON-RPC error that answers it.
@@ -163,6 +242,7 @@ fn classify(line: &str) -> Incoming {
 /// cancelled: work that outlives requests (child processes) stops at once.
 fn incoming_messages<R, W>(
     input: R,
+    max_line: usize,
     output: Arc<Mutex<W>>,
     stopping: tokio_util::sync::CancellationToken,
 ) -> impl Stream<Item = RxJsonRpcMessage<RoleServer>> + Send + Unpin + 'static
@@ -170,16 +250,31 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let lines = BufReader::new(input).lines();
+    let lines = LineReader {
+        inner: BufReader::new(input),
+        max: max_line,
+    };
     Box::pin(futures::stream::unfold(
         (lines, output, stopping),
         |(mut lines, output, stopping)| async move {
             loop {
-                let Ok(Some(line)) = lines.next_line().await else {
-                    stopping.cancel();
-                    return None;
+                let incoming = match lines.next_line().await {
+                    Ok(Some(Line::Bytes(line))) => classify_bytes(&line),
+                    Ok(Some(Line::TooLong(len))) => {
+                        tracing::warn!(len, "stdin: skipped a line over the length limit");
+                        Incoming::Reply(too_long_reply(len, lines.max))
+                    }
+                    Ok(None) => {
+                        stopping.cancel();
+                        return None;
+                    }
+                    Err(e) => {
+                        tracing::warn!("stdin: read failed, ending the session: {e}");
+                        stopping.cancel();
+                        return None;
+                    }
                 };
-                match classify(&line) {
+                match incoming {
                     Incoming::Message(message) => {
                         return Some((*message, (lines, output, stopping)));
                     }
