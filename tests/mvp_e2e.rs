@@ -743,3 +743,130 @@ async fn test_runner_streams_progress_as_tests_finish() {
     );
     client.cancel().await.unwrap();
 }
+
+/// A crate whose build script leaves `marker` behind when anything compiles it.
+fn booby_trapped_crate(dir: &std::path::Path, marker: &std::path::Path) {
+    write(
+        dir,
+        "Cargo.toml",
+        "[package]\nname = \"victim\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    );
+    write(
+        dir,
+        "build.rs",
+        &format!(
+            "fn main() {{ std::fs::write({:?}, \"ran\").unwrap(); }}\n",
+            marker.display().to_string()
+        ),
+    );
+    write(
+        dir,
+        "src/lib.rs",
+        "#[cfg(test)]\nmod tests {\n    #[test]\n    fn t() {}\n}\n",
+    );
+}
+
+/// Runs a one-node graph and returns the run.
+async fn one_node(client: &Client, name: &str, node: Value) -> Value {
+    let g = ok(
+        client,
+        "create_graph",
+        json!({"name": name, "nodes": [node]}),
+    )
+    .await;
+    ok(
+        client,
+        "execute_graph",
+        json!({"graphId": g["graphId"], "inputs": {"cmds": ["a", "b"]}}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn excluded_tools_cannot_be_reached_through_any_graph_node() {
+    let state = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let marker = work.path().join("build-rs-ran");
+    let touched = work.path().join("touched");
+    booby_trapped_crate(&work.path().join("victim"), &marker);
+    let roots = work.path().display().to_string();
+    let touch = touched.display().to_string();
+    let base = [
+        "--toolsets",
+        "mvp",
+        "--workspace-roots",
+        roots.as_str(),
+        "--exec-allow",
+        "cargo,sh,touch",
+    ];
+    let prp = |phase: Option<&str>| {
+        let mut config = json!({"blueprint": {"title": "t", "description": "d", "requirements": ["r"]}, "workspace": "victim"});
+        if let Some(p) = phase {
+            config["phase"] = json!(p);
+        }
+        json!({"id": "p", "type": "prp", "config": config})
+    };
+    let mut args = base.to_vec();
+    args.extend([
+        "--exclude-tools",
+        "run_command,test_runner,code_analysis,run_prp_workflow",
+    ]);
+    let client = stdio_client(state.path(), &args).await;
+    let nodes = [
+        (
+            "tool",
+            json!({"id": "t", "type": "tool", "config": {"tool": "run_command", "arguments": {"program": "touch", "args": [touch]}}}),
+        ),
+        (
+            "map",
+            json!({"id": "m", "type": "map", "config": {"tool": "run_command", "over": "{{inputs.cmds}}", "arguments": {"program": "touch", "args": [touch]}}}),
+        ),
+        ("prp", prp(None)),
+        ("prp-build", prp(Some("build"))),
+        (
+            "gate",
+            json!({"id": "g", "type": "gate", "config": {"condition": "true"}}),
+        ),
+    ];
+    for (name, node) in nodes {
+        let run = one_node(&client, name, node).await;
+        if name == "gate" {
+            // A gate calls no tool: it runs.
+            assert_eq!(run["status"], "completed", "{run:#}");
+            continue;
+        }
+        assert_eq!(run["status"], "failed", "{name}: {run:#}");
+        let node = &run["nodes"][0];
+        let error = node["error"].to_string();
+        assert!(
+            error.contains("run_command") || error.contains("run_prp_workflow"),
+            "{name}: {node:#}"
+        );
+    }
+    assert!(!touched.exists(), "run_command ran through a graph node");
+    assert!(!marker.exists(), "cargo ran through a graph node");
+    client.cancel().await.unwrap();
+
+    // With the PRP tool offered but tests and lint excluded, a PRP run (as a tool or a
+    // node) builds nothing and says why.
+    let mut args = base.to_vec();
+    args.extend(["--exclude-tools", "test_runner,code_analysis"]);
+    let client = stdio_client(state.path(), &args).await;
+    let run = one_node(&client, "prp-only-build", prp(Some("build"))).await;
+    let gate = run["nodes"][0]["output"]["phases"][0]["gate"].to_string();
+    assert!(gate.contains("test_runner is not offered"), "{run:#}");
+    assert!(gate.contains("code_analysis is not offered"), "{run:#}");
+    let direct = call(
+        &client,
+        "run_prp_workflow",
+        json!({"blueprint": {"title": "t", "description": "d", "requirements": ["r"]}, "workspace": "victim"}),
+    )
+    .await;
+    assert!(
+        text(&direct).contains("test_runner is not offered"),
+        "{}",
+        text(&direct)
+    );
+    assert!(!marker.exists(), "cargo ran through a PRP run");
+    client.cancel().await.unwrap();
+}
