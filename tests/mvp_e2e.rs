@@ -766,20 +766,19 @@ fn booby_trapped_crate(dir: &std::path::Path, marker: &std::path::Path) {
     );
 }
 
-/// Runs a one-node graph and returns the run.
-async fn one_node(client: &Client, name: &str, node: Value) -> Value {
-    let g = ok(
-        client,
-        "create_graph",
-        json!({"name": name, "nodes": [node]}),
-    )
-    .await;
-    ok(
+/// Executes a stored graph: the run, or the refusal's text when the call fails.
+async fn execute(client: &Client, id: &Value) -> Result<Value, String> {
+    let r = call(
         client,
         "execute_graph",
-        json!({"graphId": g["graphId"], "inputs": {"cmds": ["a", "b"]}}),
+        json!({"graphId": id, "inputs": {"cmds": ["a", "b"]}}),
     )
-    .await
+    .await;
+    if r.is_error == Some(true) {
+        Err(text(&r))
+    } else {
+        Ok(structured(&r))
+    }
 }
 
 #[tokio::test]
@@ -799,50 +798,83 @@ async fn excluded_tools_cannot_be_reached_through_any_graph_node() {
         "--exec-allow",
         "cargo,sh,touch",
     ];
+    let blueprint = json!({"title": "t", "description": "d", "requirements": ["r"]});
     let prp = |phase: Option<&str>| {
-        let mut config = json!({"blueprint": {"title": "t", "description": "d", "requirements": ["r"]}, "workspace": "victim"});
+        let mut config = json!({"blueprint": blueprint, "workspace": "victim"});
         if let Some(p) = phase {
             config["phase"] = json!(p);
         }
         json!({"id": "p", "type": "prp", "config": config})
     };
+    let nodes = [
+        (
+            "tool",
+            "run_command",
+            json!({"id": "t", "type": "tool", "config": {"tool": "run_command", "arguments": {"program": "touch", "args": [touch]}}}),
+        ),
+        (
+            "map",
+            "run_command",
+            json!({"id": "m", "type": "map", "config": {"tool": "run_command", "over": "{{inputs.cmds}}", "arguments": {"program": "touch", "args": [touch]}}}),
+        ),
+        ("prp", "run_prp_workflow", prp(None)),
+        ("prp-build", "run_prp_workflow", prp(Some("build"))),
+    ];
+    // Stored while every tool was offered ...
+    let client = stdio_client(state.path(), &base).await;
+    let mut ids = Vec::new();
+    for (name, _, node) in &nodes {
+        let g = ok(
+            &client,
+            "create_graph",
+            json!({"name": name, "nodes": [node]}),
+        )
+        .await;
+        ids.push(g["graphId"].clone());
+    }
+    client.cancel().await.unwrap();
+
+    // ... then run by a server that excludes the tools: refused when stored, and
+    // stored graphs fail without running anything.
     let mut args = base.to_vec();
     args.extend([
         "--exclude-tools",
         "run_command,test_runner,code_analysis,run_prp_workflow",
     ]);
     let client = stdio_client(state.path(), &args).await;
-    let nodes = [
-        (
-            "tool",
-            json!({"id": "t", "type": "tool", "config": {"tool": "run_command", "arguments": {"program": "touch", "args": [touch]}}}),
-        ),
-        (
-            "map",
-            json!({"id": "m", "type": "map", "config": {"tool": "run_command", "over": "{{inputs.cmds}}", "arguments": {"program": "touch", "args": [touch]}}}),
-        ),
-        ("prp", prp(None)),
-        ("prp-build", prp(Some("build"))),
-        (
-            "gate",
-            json!({"id": "g", "type": "gate", "config": {"condition": "true"}}),
-        ),
-    ];
-    for (name, node) in nodes {
-        let run = one_node(&client, name, node).await;
-        if name == "gate" {
-            // A gate calls no tool: it runs.
-            assert_eq!(run["status"], "completed", "{run:#}");
-            continue;
+    for ((name, tool, node), id) in nodes.iter().zip(&ids) {
+        let msg = err(
+            &client,
+            "create_graph",
+            json!({"name": format!("{name}-again"), "nodes": [node]}),
+        )
+        .await;
+        assert!(msg.contains(tool), "{name}: {msg}");
+        match execute(&client, id).await {
+            Err(msg) => assert!(msg.contains(tool), "{name}: {msg}"),
+            Ok(run) => {
+                assert_eq!(run["status"], "failed", "{name}: {run:#}");
+                // The node's error (a map node's: per item) names the tool.
+                let node = run["nodes"][0].to_string();
+                assert!(
+                    node.contains(&format!("unknown tool `{tool}`"))
+                        || node.contains(&format!("{tool} is not offered")),
+                    "{name}: {run:#}"
+                );
+            }
         }
-        assert_eq!(run["status"], "failed", "{name}: {run:#}");
-        let node = &run["nodes"][0];
-        let error = node["error"].to_string();
-        assert!(
-            error.contains("run_command") || error.contains("run_prp_workflow"),
-            "{name}: {node:#}"
-        );
     }
+    // A gate calls no tool: it runs.
+    let g = ok(
+        &client,
+        "create_graph",
+        json!({"name": "gate", "nodes": [{"id": "g", "type": "gate", "config": {"condition": "true"}}]}),
+    )
+    .await;
+    assert_eq!(
+        execute(&client, &g["graphId"]).await.unwrap()["status"],
+        "completed"
+    );
     assert!(!touched.exists(), "run_command ran through a graph node");
     assert!(!marker.exists(), "cargo ran through a graph node");
     client.cancel().await.unwrap();
@@ -852,14 +884,14 @@ async fn excluded_tools_cannot_be_reached_through_any_graph_node() {
     let mut args = base.to_vec();
     args.extend(["--exclude-tools", "test_runner,code_analysis"]);
     let client = stdio_client(state.path(), &args).await;
-    let run = one_node(&client, "prp-only-build", prp(Some("build"))).await;
+    let run = execute(&client, &ids[3]).await.unwrap();
     let gate = run["nodes"][0]["output"]["phases"][0]["gate"].to_string();
     assert!(gate.contains("test_runner is not offered"), "{run:#}");
     assert!(gate.contains("code_analysis is not offered"), "{run:#}");
     let direct = call(
         &client,
         "run_prp_workflow",
-        json!({"blueprint": {"title": "t", "description": "d", "requirements": ["r"]}, "workspace": "victim"}),
+        json!({"blueprint": blueprint, "workspace": "victim"}),
     )
     .await;
     assert!(
