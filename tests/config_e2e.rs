@@ -216,3 +216,55 @@ async fn the_config_resource_shows_no_url_secret() {
     );
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn sink_failures_are_logged_without_url_secrets() {
+    let d = dirs();
+    let log = d.state.path().join("stderr.log");
+    let roots = d.project.path().display().to_string();
+    let cmd = command(
+        d.project.path(),
+        d.xdg.path(),
+        d.state.path(),
+        &[
+            "--toolsets",
+            "patchkit",
+            "--workspace-roots",
+            &roots,
+            // Port 9 (discard) on loopback: refused, so every POST fails and is logged.
+            "--events-sink-url",
+            "http://sinkuser:pa55word@127.0.0.1:9/sink?access_token=s3cr3t-sink",
+        ],
+    );
+    let (child, _) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .spawn()
+        .expect("spawn cortex-mcp");
+    let client = ().serve(child).await.expect("initialize over stdio");
+    let id =
+        structured(&call(&client, "spool_open", json!({"root": roots})).await)["session"].clone();
+    structured(
+        &call(
+            &client,
+            "spool_batch",
+            json!({"session": id, "operations": [{"op": "write", "path": "a.txt", "content": "a\n"}]}),
+        )
+        .await,
+    );
+    structured(&call(&client, "spool_commit", json!({"session": id})).await);
+    // Wait (bounded) until the failed delivery has been logged.
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("event sink POST failed") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(text.contains("event sink POST failed"), "{text}");
+    assert!(text.contains("[redacted]"), "{text}");
+    for secret in ["sinkuser", "pa55word", "s3cr3t-sink"] {
+        assert!(!text.contains(secret), "{secret} logged: {text}");
+    }
+    drop(client);
+}

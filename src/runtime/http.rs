@@ -357,7 +357,7 @@ impl Upstream {
                     .insert(key, 200, &resp.headers, &[], resp.body.clone())
                     .await
                 {
-                    tracing::trace!(url = %req.url, "not cached: {e}");
+                    tracing::trace!(url = %crate::config::redact_url(&req.url), "not cached: {e}");
                 }
                 Ok(resp)
             }
