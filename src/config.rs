@@ -968,7 +968,7 @@ mod tests {
         assert!(check_file_placement(&path, &narrow, std::slice::from_ref(&root)).is_ok());
         let elsewhere = std::env::temp_dir().join(format!("cortex-other-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&elsewhere).unwrap();
-        assert!(check_file_placement(&path, &widening, &[elsewhere.clone()]).is_ok());
+        assert!(check_file_placement(&path, &widening, std::slice::from_ref(&elsewhere)).is_ok());
         std::fs::remove_dir_all(root).unwrap();
         std::fs::remove_dir_all(elsewhere).unwrap();
     }

@@ -319,7 +319,7 @@ pub(super) async fn branches_page(
 ) -> Result<Page<Branch>, GhError> {
     let url = c.url(
         "repos/{repository}/branches",
-        &[("repository", &repo)],
+        &[("repository", repo)],
         &[("per_page", limit.to_string())],
     )?;
     let keep = |v: Value| serde_json::from_value::<Branch>(v).ok();
