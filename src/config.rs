@@ -473,6 +473,8 @@ pub struct Config {
     pub integrations_allow_private: Option<bool>,
     /// Containment limits of the transports.
     pub limits: TransportLimits,
+    /// The config file read at start, if any (logged and shown in `cortex://config`).
+    pub config_file: Option<PathBuf>,
 }
 
 /// Containment limits of the transports (all enforced before the bearer check).
@@ -628,17 +630,114 @@ impl std::fmt::Debug for AsbrSettings {
     }
 }
 
+/// Keys that widen what the server may do: never taken from a file inside a workspace root.
+pub const WIDENING_KEYS: &[&str] = &[
+    "exec-allow",
+    "exec-env-allow",
+    "workspace-roots",
+    "github-api-url",
+    "events-sink-url",
+    "connectors-manifest-path",
+    "allowed-hosts",
+    "allowed-origins",
+];
+
+impl FileOptions {
+    /// The [`WIDENING_KEYS`] this layer sets.
+    fn widening_keys(&self) -> Vec<&'static str> {
+        let set = [
+            self.exec_allow.is_some(),
+            self.exec_env_allow.is_some(),
+            self.workspace_roots.is_some(),
+            self.github_api_url.is_some(),
+            self.events_sink_url.is_some(),
+            self.connectors_manifest_path.is_some(),
+            self.allowed_hosts.is_some(),
+            self.allowed_origins.is_some(),
+        ];
+        WIDENING_KEYS
+            .iter()
+            .zip(set)
+            .filter_map(|(k, on)| on.then_some(*k))
+            .collect()
+    }
+}
+
+/// The user's config file: `$XDG_CONFIG_HOME/cortex-mcp/config.toml` (platform config dir).
+pub fn user_config_file() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("cortex-mcp").join("config.toml"))
+}
+
+/// Which config file to read: `--config`/`CORTEX_MCP_CONFIG` when given (it must exist),
+/// else the user's config file when present. Never the working directory implicitly.
+fn config_source(explicit: Option<&Path>) -> Option<PathBuf> {
+    match explicit {
+        Some(path) => Some(path.to_path_buf()),
+        None => user_config_file().filter(|p| p.is_file()),
+    }
+}
+
+/// Refuses a file that sets widening keys while it lies inside a workspace root (the
+/// roots in effect: given ones, else the current directory), where the agent, or the
+/// repository that was opened, could have written it.
+fn check_file_placement(
+    path: &Path,
+    file: &FileOptions,
+    roots: &[PathBuf],
+) -> Result<(), ConfigError> {
+    let keys = file.widening_keys();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let Ok(canonical) = path.canonicalize() else {
+        return Ok(());
+    };
+    let roots: Vec<PathBuf> = if roots.is_empty() {
+        std::env::current_dir().into_iter().collect()
+    } else {
+        roots.to_vec()
+    };
+    let inside = roots
+        .iter()
+        .filter_map(|r| r.canonicalize().ok())
+        .find(|r| canonical.starts_with(r));
+    match inside {
+        Some(root) => Err(ConfigError::File {
+            path: path.display().to_string(),
+            reason: format!(
+                "sets {} but lies inside the workspace root {}, where a repository or an agent could have written it; \
+                 these keys are only read from a file outside every workspace root (e.g. {}) or from flags/CORTEX_MCP_* variables",
+                keys.join(", "),
+                root.display(),
+                user_config_file()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "the user config directory".into()),
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 impl Config {
-    /// Defaults < file (explicit `--config`, else `./cortex-mcp.toml` when present) < overrides.
+    /// Defaults < file (`--config`/`CORTEX_MCP_CONFIG`, else the user's config file when
+    /// present; never `./cortex-mcp.toml` implicitly) < overrides.
     pub fn load(overrides: Overrides) -> Result<Self, ConfigError> {
-        let file = match &overrides.config {
+        let source = config_source(overrides.config.as_deref());
+        let file = match &source {
             Some(path) => read_file(path)?,
-            None if Path::new("cortex-mcp.toml").is_file() => {
-                read_file(Path::new("cortex-mcp.toml"))?
-            }
             None => FileOptions::default(),
         };
+        if let Some(path) = &source {
+            let roots = overrides
+                .file
+                .workspace_roots
+                .clone()
+                .or_else(|| file.workspace_roots.clone())
+                .unwrap_or_default();
+            check_file_placement(path, &file, &roots)?;
+        }
         let mut config = Self::from_layers(file, overrides.file)?;
+        config.config_file = source;
         config.github.credential = github_credential(&overrides.github_env)?;
         config.asbr.signature_key = std::env::var("CONNECTORS_SIGNATURE_KEY")
             .ok()
@@ -714,6 +813,7 @@ impl Config {
             limits,
             events_sink,
             integrations_allow_private: pick!(integrations_allow_private),
+            config_file: None,
             toolsets,
             tools: pick!(tools).map(|t| t.into_iter().collect()),
             exclude_tools: pick!(exclude_tools)
@@ -751,6 +851,7 @@ impl Config {
     /// The configuration as served by `cortex://config`: secrets replaced by a marker.
     pub fn redacted(&self) -> serde_json::Value {
         serde_json::json!({
+            "configFile": self.config_file,
             "toolsets": self.toolsets,
             "tools": self.tools,
             "excludeTools": self.exclude_tools,
@@ -773,7 +874,7 @@ impl Config {
                 "stdioMaxLineBytes": self.limits.stdio_max_line_bytes,
             },
             "github": {
-                "apiUrl": self.github.api_url.as_str(),
+                "apiUrl": redact_url(&self.github.api_url),
                 "credential": self.github.credential.kind(),
                 "maxRateWaitSecs": self.github.max_rate_wait.as_secs(),
             },
@@ -785,7 +886,7 @@ impl Config {
             },
             "integrationsAllowPrivate": self.integrations_allow_private,
             "eventsSink": self.events_sink.as_ref().map(|s| serde_json::json!({
-                "url": s.url.as_str(),
+                "url": redact_url(&s.url),
                 "batching": s.batching,
                 "filter": s.filter,
             })),
@@ -821,6 +922,52 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Query parameter names whose values are treated as secrets (compared lowercase; a
+/// name containing one of these is redacted).
+const SECRET_PARAMS: &[&str] = &[
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "key",
+    "signature",
+    "sig",
+    "auth",
+    "credential",
+    "code",
+];
+
+/// A URL safe to show or log: userinfo replaced by `[redacted]`, secret-looking query
+/// values replaced by `[redacted]`.
+pub fn redact_url(url: &url::Url) -> String {
+    let mut out = url.clone();
+    if !out.username().is_empty() || out.password().is_some() {
+        let _ = out.set_password(None);
+        let _ = out.set_username("[redacted]");
+    }
+    if out.query().is_some() {
+        let pairs: Vec<(String, String)> = out
+            .query_pairs()
+            .map(|(k, v)| {
+                let lower = k.to_ascii_lowercase();
+                let secret = SECRET_PARAMS.iter().any(|s| lower.contains(s));
+                (
+                    k.into_owned(),
+                    if secret {
+                        "[redacted]".into()
+                    } else {
+                        v.into_owned()
+                    },
+                )
+            })
+            .collect();
+        out.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    out.set_fragment(None);
+    // Brackets stay readable: `[redacted]` is percent-encoded by the serializer.
+    out.as_str().replace("%5Bredacted%5D", "[redacted]")
 }
 
 fn read_file(path: &Path) -> Result<FileOptions, ConfigError> {
@@ -990,5 +1137,53 @@ mod tests {
             let err = with(bad).unwrap_err().to_string();
             assert!(err.contains("asbr-task-retention"), "{err}");
         }
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        let url = url::Url::parse(
+            "https://bob:hunter2@sink.example/in?access_token=abc123&topic=x&api_key=k9",
+        )
+        .unwrap();
+        let shown = redact_url(&url);
+        for secret in ["bob", "hunter2", "abc123", "k9"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(
+            shown.contains("topic=x") && shown.contains("sink.example/in"),
+            "{shown}"
+        );
+        let plain = url::Url::parse("https://api.github.com/").unwrap();
+        assert_eq!(redact_url(&plain), "https://api.github.com/");
+    }
+
+    #[test]
+    fn widening_keys_from_inside_a_root_are_refused() {
+        let root = std::env::temp_dir().join(format!("cortex-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&root).unwrap();
+        let path = root.join("cortex-mcp.toml");
+        std::fs::write(&path, "").unwrap();
+        let widening = FileOptions {
+            exec_allow: Some(vec!["sh".into()]),
+            events_sink_url: Some("http://x.example/".into()),
+            ..Default::default()
+        };
+        let err = check_file_placement(&path, &widening, std::slice::from_ref(&root))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("exec-allow") && err.contains("events-sink-url"),
+            "{err}"
+        );
+        let narrow = FileOptions {
+            exec_timeout_secs: Some(5),
+            ..Default::default()
+        };
+        assert!(check_file_placement(&path, &narrow, std::slice::from_ref(&root)).is_ok());
+        let elsewhere = std::env::temp_dir().join(format!("cortex-other-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        assert!(check_file_placement(&path, &widening, std::slice::from_ref(&elsewhere)).is_ok());
+        std::fs::remove_dir_all(root).unwrap();
+        std::fs::remove_dir_all(elsewhere).unwrap();
     }
 }

@@ -116,7 +116,8 @@ struct CommonArgs {
     /// Where journals and blobs live (default: XDG state dir/cortex-mcp).
     #[arg(long, global = true, env = "CORTEX_MCP_STATE_DIR")]
     state_dir: Option<PathBuf>,
-    /// TOML config file (default: ./cortex-mcp.toml when present).
+    /// TOML config file (default: $XDG_CONFIG_HOME/cortex-mcp/config.toml when present;
+    /// never read from the working directory implicitly).
     #[arg(long, global = true, env = "CORTEX_MCP_CONFIG")]
     config: Option<PathBuf>,
     /// Log filter (e.g. info, debug, cortex_mcp=trace); RUST_LOG wins when set.
@@ -440,6 +441,12 @@ fn start(cli: Cli) -> anyhow::Result<()> {
         config.settle_integrations_private(args.http);
     }
     transport::init_logging(&config.log_level);
+    match &config.config_file {
+        Some(path) => tracing::info!(config_file = %path.display(), "configuration file read"),
+        None => {
+            tracing::info!("no configuration file read (defaults, CORTEX_MCP_* and flags only)")
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

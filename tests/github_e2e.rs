@@ -366,30 +366,130 @@ async fn list_issues_filters_pages_and_refuses_foreign_cursors() {
     );
     assert_eq!(s.hub.stats().requests, 1);
 
-    // A cursor pointing at another host is refused.
+    // Cursors are signed: one re-pointed at another host, at another path on the API,
+    // with its signature cut off or flipped, is refused and nothing is sent.
     let cursor = five["next_cursor"].as_str().unwrap();
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .unwrap();
-    let mut decoded: Value = serde_json::from_slice(&raw).unwrap();
-    let url = decoded["p"]["u"]
-        .as_str()
-        .unwrap()
-        .replace("127.0.0.1", "evil.example");
-    decoded["p"]["u"] = json!(url);
-    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(decoded.to_string());
+    let (body, tag) = cursor.split_once('.').expect("a signed cursor");
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let decoded: Value = serde_json::from_slice(&b64.decode(body).unwrap()).unwrap();
+    let repoint = |from: &str, to: &str| {
+        let mut d = decoded.clone();
+        d["p"]["u"] = json!(d["p"]["u"].as_str().unwrap().replace(from, to));
+        b64.encode(d.to_string())
+    };
+    let foreign = repoint("127.0.0.1", "evil.example");
+    let other_path = repoint("/repos/octo/hello/issues", "/user");
+    let mut flipped = b64.decode(tag).unwrap();
+    flipped[0] ^= 1;
     let before = s.hub.stats().requests;
-    let msg = err(
+    for forged in [
+        format!("{foreign}.{tag}"),
+        format!("{other_path}.{tag}"),
+        other_path.clone(),
+        format!("{body}.{}", b64.encode(&flipped)),
+    ] {
+        let msg = err(
+            &s.client,
+            "list_issues",
+            json!({"repository": REPO, "cursor": forged}),
+        )
+        .await;
+        assert!(
+            msg.contains("cursor") && msg.contains("sign"),
+            "{forged}: {msg}"
+        );
+    }
+    assert_eq!(s.hub.stats().requests, before, "nothing was sent");
+    // The genuine cursor still works.
+    ok(
         &s.client,
         "list_issues",
-        json!({"repository": REPO, "cursor": forged}),
+        json!({"repository": REPO, "cursor": cursor}),
     )
     .await;
-    assert!(
-        msg.contains("cursor") && msg.contains("evil.example"),
-        "{msg}"
-    );
-    assert_eq!(s.hub.stats().requests, before, "nothing was sent");
+}
+
+/// User values in URL paths are checked after percent-decoding on an Enterprise base:
+/// `%2e%2e` segments, `#` and `?` are refused naming the field, and nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encoded_path_segments_are_refused_naming_the_field() {
+    let hub = fake(FakeConfig::default()).await;
+    let state = tempfile::tempdir().unwrap();
+    let base = format!("{}/api/v3", hub.base_url());
+    let client = stdio_client_env(
+        state.path(),
+        &["--toolsets", "github"],
+        &[("GITHUB_API_URL", &base), ("GITHUB_TOKEN", TOKEN)],
+    )
+    .await;
+    let cases = [
+        (
+            "get_commit",
+            json!({"repository": REPO, "sha": "%2e%2e/%2e%2e/%2e%2e/user"}),
+            "sha",
+        ),
+        (
+            "get_commit",
+            json!({"repository": REPO, "sha": "%2E%2E"}),
+            "sha",
+        ),
+        (
+            "get_commit",
+            json!({"repository": REPO, "sha": "main#frag"}),
+            "sha",
+        ),
+        (
+            "get_commit",
+            json!({"repository": REPO, "sha": "main%23frag"}),
+            "sha",
+        ),
+        (
+            "get_commit",
+            json!({"repository": REPO, "sha": "main%3Fx=1"}),
+            "sha",
+        ),
+        (
+            "compare_commits",
+            json!({"repository": REPO, "base": "%2e%2e/%2e%2e/x", "head": "main"}),
+            "base",
+        ),
+        (
+            "compare_commits",
+            json!({"repository": REPO, "base": "main", "head": "main#frag"}),
+            "head",
+        ),
+        (
+            "get_file_contents",
+            json!({"repository": REPO, "path": "docs/%2e%2e/%2e%2e/%2e%2e/user"}),
+            "path",
+        ),
+        (
+            "create_branch",
+            json!({"repository": REPO, "branchName": "x", "fromBranch": "%2e%2e"}),
+            "fromBranch",
+        ),
+    ];
+    for (tool, args, field) in cases {
+        let before = hub.stats().requests;
+        let msg = err(&client, tool, args.clone()).await;
+        assert!(
+            msg.starts_with(&format!("{field}: ")) || msg.contains(&format!("{field}: `")),
+            "{tool} {args}: {msg}"
+        );
+        assert_eq!(
+            hub.stats().requests,
+            before,
+            "{tool} {args}: a request was sent"
+        );
+    }
+    // Ordinary paths still reach the API under the same base.
+    let r = call(
+        &client,
+        "get_file_contents",
+        json!({"repository": REPO, "path": "README.md"}),
+    )
+    .await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -689,4 +789,136 @@ async fn every_tool_works_against_the_fake() {
     ] {
         assert!(types.contains(&t), "{t} missing from {types:?}");
     }
+}
+
+/// A persistent 5xx ends after a few quick retries (its own budget, not the rate-limit
+/// wait) with `isError` naming the status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_server_error_ends_after_three_retries() {
+    let s = setup(FakeConfig::default()).await;
+    s.hub.inject_server_errors(1_000, 502);
+    let msg = err(
+        &s.client,
+        "get_issue",
+        json!({"repository": REPO, "number": 1}),
+    )
+    .await;
+    assert!(msg.contains("502"), "{msg}");
+    assert_eq!(
+        s.hub.stats().server_errors,
+        4,
+        "one attempt and three retries"
+    );
+}
+
+/// Without `base`/`fromBranch`, writes use the repository's default branch, not `main`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn branch_and_pull_request_default_to_the_default_branch() {
+    let s = setup(FakeConfig::default()).await;
+    s.hub.rename_default_branch(REPO, "trunk");
+    let branch = ok(
+        &s.client,
+        "create_branch",
+        json!({"repository": REPO, "branchName": "from-default"}),
+    )
+    .await;
+    assert_eq!(branch["ref"], "refs/heads/from-default");
+    let pr = ok(
+        &s.client,
+        "create_pull_request",
+        json!({"repository": REPO, "title": "into the default", "head": "feature-1"}),
+    )
+    .await;
+    assert!(pr.to_string().contains("trunk"), "{pr}");
+}
+
+/// A diff request answered with JSON (the upstream ignored `Accept`) fails clearly
+/// instead of returning the JSON as the diff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diff_answered_as_json_is_refused() {
+    let s = setup(FakeConfig::default()).await;
+    let prs = ok(
+        &s.client,
+        "list_pull_requests",
+        json!({"repository": REPO, "limit": 1}),
+    )
+    .await;
+    let number = prs["items"][0]["number"].as_u64().unwrap();
+    s.hub.set_ignore_accept(true);
+    let msg = err(
+        &s.client,
+        "get_pull_request_diff",
+        json!({"repository": REPO, "number": number}),
+    )
+    .await;
+    assert!(
+        msg.contains("application/json") && msg.contains("diff"),
+        "{msg}"
+    );
+    s.hub.set_ignore_accept(false);
+    let diff = ok(
+        &s.client,
+        "get_pull_request_diff",
+        json!({"repository": REPO, "number": number}),
+    )
+    .await;
+    assert!(diff["text"].as_str().unwrap().starts_with("diff --git"));
+}
+
+/// After the installation token is revoked, every one of ten concurrent callers that got
+/// a 401 retries once with the refreshed token; one token request serves them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_caller_refused_after_a_token_rotation_retries_once() {
+    let key_path = APP_KEY.to_string();
+    let s = setup_with(
+        FakeConfig {
+            app: Some(AppConfig {
+                app_id: 4242,
+                installation_id: 77,
+                public_key_pem: APP_PUB.to_string(),
+                token_ttl: Duration::from_secs(3600),
+            }),
+            ..Default::default()
+        },
+        &[],
+        &[
+            ("GITHUB_APP_ID", "4242"),
+            ("GITHUB_APP_INSTALLATION_ID", "77"),
+            ("GITHUB_APP_PRIVATE_KEY_PATH", key_path.as_str()),
+        ],
+    )
+    .await;
+    ok(
+        &s.client,
+        "get_issue",
+        json!({"repository": REPO, "number": 1}),
+    )
+    .await;
+    assert_eq!(s.hub.stats().token_requests, 1);
+    s.hub.revoke_installation_tokens();
+    // Every call is in flight with the stale token before the first 401 comes back.
+    s.hub.set_latency(Duration::from_millis(300));
+    let calls = (0..10u64).map(|i| {
+        let c = s.client.clone();
+        async move {
+            call(
+                &c,
+                "get_issue",
+                json!({"repository": REPO, "number": 2 + i}),
+            )
+            .await
+        }
+    });
+    let results = futures::future::join_all(calls).await;
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|r| r.is_error == Some(true))
+        .map(text)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of 10 failed: {failed:?}",
+        failed.len()
+    );
+    assert_eq!(s.hub.stats().token_requests, 2, "one refresh for all");
 }

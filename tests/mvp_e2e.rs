@@ -743,3 +743,162 @@ async fn test_runner_streams_progress_as_tests_finish() {
     );
     client.cancel().await.unwrap();
 }
+
+/// A crate whose build script leaves `marker` behind when anything compiles it.
+fn booby_trapped_crate(dir: &std::path::Path, marker: &std::path::Path) {
+    write(
+        dir,
+        "Cargo.toml",
+        "[package]\nname = \"victim\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    );
+    write(
+        dir,
+        "build.rs",
+        &format!(
+            "fn main() {{ std::fs::write({:?}, \"ran\").unwrap(); }}\n",
+            marker.display().to_string()
+        ),
+    );
+    write(
+        dir,
+        "src/lib.rs",
+        "#[cfg(test)]\nmod tests {\n    #[test]\n    fn t() {}\n}\n",
+    );
+}
+
+/// Executes a stored graph: the run, or the refusal's text when the call fails.
+async fn execute(client: &Client, id: &Value) -> Result<Value, String> {
+    let r = call(
+        client,
+        "execute_graph",
+        json!({"graphId": id, "inputs": {"cmds": ["a", "b"]}}),
+    )
+    .await;
+    if r.is_error == Some(true) {
+        Err(text(&r))
+    } else {
+        Ok(structured(&r))
+    }
+}
+
+#[tokio::test]
+async fn excluded_tools_cannot_be_reached_through_any_graph_node() {
+    let state = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let marker = work.path().join("build-rs-ran");
+    let touched = work.path().join("touched");
+    booby_trapped_crate(&work.path().join("victim"), &marker);
+    let roots = work.path().display().to_string();
+    let touch = touched.display().to_string();
+    let base = [
+        "--toolsets",
+        "mvp",
+        "--workspace-roots",
+        roots.as_str(),
+        "--exec-allow",
+        "cargo,sh,touch",
+    ];
+    let blueprint = json!({"title": "t", "description": "d", "requirements": ["r"]});
+    let prp = |phase: Option<&str>| {
+        let mut config = json!({"blueprint": blueprint, "workspace": "victim"});
+        if let Some(p) = phase {
+            config["phase"] = json!(p);
+        }
+        json!({"id": "p", "type": "prp", "config": config})
+    };
+    let nodes = [
+        (
+            "tool",
+            "run_command",
+            json!({"id": "t", "type": "tool", "config": {"tool": "run_command", "arguments": {"program": "touch", "args": [touch]}}}),
+        ),
+        (
+            "map",
+            "run_command",
+            json!({"id": "m", "type": "map", "config": {"tool": "run_command", "over": "{{inputs.cmds}}", "arguments": {"program": "touch", "args": [touch]}}}),
+        ),
+        ("prp", "run_prp_workflow", prp(None)),
+        ("prp-build", "run_prp_workflow", prp(Some("build"))),
+    ];
+    // Stored while every tool was offered ...
+    let client = stdio_client(state.path(), &base).await;
+    let mut ids = Vec::new();
+    for (name, _, node) in &nodes {
+        let g = ok(
+            &client,
+            "create_graph",
+            json!({"name": name, "nodes": [node]}),
+        )
+        .await;
+        ids.push(g["graphId"].clone());
+    }
+    client.cancel().await.unwrap();
+
+    // ... then run by a server that excludes the tools: refused when stored, and
+    // stored graphs fail without running anything.
+    let mut args = base.to_vec();
+    args.extend([
+        "--exclude-tools",
+        "run_command,test_runner,code_analysis,run_prp_workflow",
+    ]);
+    let client = stdio_client(state.path(), &args).await;
+    for ((name, tool, node), id) in nodes.iter().zip(&ids) {
+        let msg = err(
+            &client,
+            "create_graph",
+            json!({"name": format!("{name}-again"), "nodes": [node]}),
+        )
+        .await;
+        assert!(msg.contains(tool), "{name}: {msg}");
+        match execute(&client, id).await {
+            Err(msg) => assert!(msg.contains(tool), "{name}: {msg}"),
+            Ok(run) => {
+                assert_eq!(run["status"], "failed", "{name}: {run:#}");
+                // The node's error (a map node's: per item) names the tool.
+                let node = run["nodes"][0].to_string();
+                assert!(
+                    node.contains(&format!("unknown tool `{tool}`"))
+                        || node.contains(&format!("{tool} is not offered")),
+                    "{name}: {run:#}"
+                );
+            }
+        }
+    }
+    // A gate calls no tool: it runs.
+    let g = ok(
+        &client,
+        "create_graph",
+        json!({"name": "gate", "nodes": [{"id": "g", "type": "gate", "config": {"condition": "true"}}]}),
+    )
+    .await;
+    assert_eq!(
+        execute(&client, &g["graphId"]).await.unwrap()["status"],
+        "completed"
+    );
+    assert!(!touched.exists(), "run_command ran through a graph node");
+    assert!(!marker.exists(), "cargo ran through a graph node");
+    client.cancel().await.unwrap();
+
+    // With the PRP tool offered but tests and lint excluded, a PRP run (as a tool or a
+    // node) builds nothing and says why.
+    let mut args = base.to_vec();
+    args.extend(["--exclude-tools", "test_runner,code_analysis"]);
+    let client = stdio_client(state.path(), &args).await;
+    let run = execute(&client, &ids[3]).await.unwrap();
+    let gate = run["nodes"][0]["output"]["phases"][0]["gate"].to_string();
+    assert!(gate.contains("test_runner is not offered"), "{run:#}");
+    assert!(gate.contains("code_analysis is not offered"), "{run:#}");
+    let direct = call(
+        &client,
+        "run_prp_workflow",
+        json!({"blueprint": blueprint, "workspace": "victim"}),
+    )
+    .await;
+    assert!(
+        text(&direct).contains("test_runner is not offered"),
+        "{}",
+        text(&direct)
+    );
+    assert!(!marker.exists(), "cargo ran through a PRP run");
+    client.cancel().await.unwrap();
+}

@@ -589,3 +589,46 @@ fn diff_subcommand_behaves_like_diff() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Classic patches (no `diff --git` line) with `a/`/`b/` prefixes and `/dev/null` on one
+/// side create and delete the same files `git apply` does.
+#[tokio::test]
+async fn classic_create_and_delete_patches_match_git_apply() {
+    if !have("git") {
+        return;
+    }
+    let s = setup().await;
+    let ws = s.ws();
+    std::fs::write(ws.join("a.txt"), "gone\n").unwrap();
+    std::fs::write(ws.join("keep.txt"), "kept\n").unwrap();
+    let git_dir = s.work.path().join("git");
+    std::fs::create_dir_all(&git_dir).unwrap();
+    std::fs::write(git_dir.join("a.txt"), "gone\n").unwrap();
+    std::fs::write(git_dir.join("keep.txt"), "kept\n").unwrap();
+    let patch = "--- /dev/null\n+++ b/new.txt\n@@ -0,0 +1,2 @@\n+hello\n+world\n\
+                 --- a/a.txt\n+++ /dev/null\n@@ -1 +0,0 @@\n-gone\n";
+    std::fs::write(s.work.path().join("p.patch"), patch).unwrap();
+    let out = Command::new("git")
+        .args(["apply"])
+        .arg(s.work.path().join("p.patch"))
+        .current_dir(&git_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git apply: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = ok(&call(&s.client, "spool_open", json!({"root": ws})).await)["session"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(&call(
+        &s.client,
+        "spool_patch",
+        json!({"session": id, "diff": patch}),
+    )
+    .await);
+    assert_eq!(tree(&ws), tree(&git_dir));
+    assert!(ws.join("new.txt").is_file() && !ws.join("b").exists());
+}

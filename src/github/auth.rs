@@ -1,6 +1,7 @@
 //! GitHub credentials: a personal access token, or a GitHub App installation whose
 //! short-lived token is minted from an RS256 JWT, cached until shortly before it
-//! expires, refreshed once for all concurrent callers, and invalidated once on a 401.
+//! expires, refreshed once for all concurrent callers, and invalidated once on a 401
+//! (every caller refused with the stale token retries once with the new one).
 //!
 //! Owns the secrets and their fingerprints. It must not send requests itself (the
 //! client passes a fetch function) and never logs or returns a secret.
@@ -133,14 +134,16 @@ impl AppTokens {
         Ok(header)
     }
 
-    /// Drops the cached token if it is still the one that was refused.
+    /// Drops the cached token if it is still the one that was refused. Every caller
+    /// refused with a stale token retries once: the first one's drop makes the next
+    /// [`AppTokens::header`] mint (once, for all of them); a caller whose 401 arrives after
+    /// that finds the new token already cached and uses it.
     fn invalidate(&self, refused: &HeaderValue) -> bool {
         let mut current = self.current.write();
         if current.as_ref().is_some_and(|c| c.header == *refused) {
             *current = None;
-            return true;
         }
-        false
+        true
     }
 }
 
@@ -241,8 +244,23 @@ mod tests {
         let headers = futures::future::join_all(calls).await;
         assert_eq!(mints.load(Ordering::SeqCst), 1);
         assert!(headers.iter().all(|h| *h == headers[0]));
+        let mint = |n: &'static str| {
+            let mints = mints.clone();
+            move |_jwt: String| async move {
+                mints.fetch_add(1, Ordering::SeqCst);
+                Ok(MintedToken {
+                    token: n.into(),
+                    expires_at: SystemTime::now() + Duration::from_secs(3600),
+                })
+            }
+        };
+        // Two callers refused with the stale token: the first drops it, the second's
+        // late 401 keeps the new one; both retry, with one mint between them.
         assert!(auth.invalidate(&headers[0]));
-        assert!(!auth.invalidate(&headers[0]), "only once");
+        let renewed = auth.header(mint("ghs_y")).await.unwrap();
+        assert!(auth.invalidate(&headers[0]), "a late 401 still retries");
+        assert_eq!(auth.header(mint("ghs_z")).await.unwrap(), renewed);
+        assert_eq!(mints.load(Ordering::SeqCst), 2);
     }
 
     #[test]

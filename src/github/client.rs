@@ -160,6 +160,68 @@ impl Reply {
     }
 }
 
+/// Fields that are repository file paths: several segments, and `#`/`?` are legitimate
+/// file-name characters there (they are percent-encoded, never interpreted).
+const FILE_PATH_FIELDS: &[&str] = &["path"];
+
+/// Characters kept as they are in an encoded path segment (RFC 3986 unreserved).
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Checks one user-supplied path value (after percent-decoding) and encodes it segment by
+/// segment, keeping its slashes.
+fn path_field(field: &str, raw: &str) -> Result<String, GhError> {
+    let file_path = FILE_PATH_FIELDS.contains(&field);
+    let value = if file_path {
+        raw.trim_matches('/')
+    } else {
+        raw
+    };
+    let refuse = |why: &str| {
+        GhError::Input(format!(
+            "{field}: `{}` is refused in a GitHub URL path: {why}",
+            raw.escape_debug()
+        ))
+    };
+    if value.is_empty() {
+        return if file_path {
+            Ok(String::new())
+        } else {
+            Err(refuse("it is empty"))
+        };
+    }
+    let mut out = Vec::new();
+    for segment in value.split('/') {
+        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+        for text in [segment, decoded.as_ref()] {
+            if text.chars().any(char::is_control) {
+                return Err(refuse("it contains a control character"));
+            }
+            if text.contains('\\') {
+                return Err(refuse("it contains `\\`"));
+            }
+            if !file_path && (text.contains('#') || text.contains('?')) {
+                return Err(refuse("it contains `#` or `?`"));
+            }
+        }
+        match decoded.as_ref() {
+            "" => return Err(refuse("it has an empty segment (`//`)")),
+            "." | ".." => {
+                return Err(refuse(
+                    "it has a `.` or `..` segment (also when percent-encoded)",
+                ));
+            }
+            d if d.contains('/') => return Err(refuse("it has a percent-encoded `/`")),
+            _ => {}
+        }
+        out.push(percent_encoding::utf8_percent_encode(segment, SEGMENT).to_string());
+    }
+    Ok(out.join("/"))
+}
+
 /// Where a list continues: the upstream page URL and how many of its items were used.
 #[derive(Serialize, Deserialize)]
 struct PagePosition {
@@ -246,19 +308,59 @@ impl GithubClient {
         }
     }
 
-    /// `path` is relative to the API base (no leading slash).
-    pub fn url(&self, path: &str, query: &[(&str, String)]) -> Url {
+    /// Builds a request URL. `template` is relative to the API base (no leading slash);
+    /// each `{name}` in it is replaced by the value of field `name` from `fields`, which
+    /// is checked after percent-decoding (`.`/`..` segments, `#`, `?`, `\`, encoded `/`
+    /// and control characters are refused with an error naming the field) and then
+    /// percent-encoded segment by segment. Every GitHub request URL is made here.
+    pub fn url(
+        &self,
+        template: &str,
+        fields: &[(&str, &str)],
+        query: &[(&str, String)],
+    ) -> Result<Url, GhError> {
+        let mut path = String::with_capacity(template.len() + 32);
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            path.push_str(&rest[..open]);
+            let template_error = || {
+                GhError::Input(format!(
+                    "internal: URL template `{template}` does not match its fields"
+                ))
+            };
+            let close = rest[open..]
+                .find('}')
+                .map(|c| open + c)
+                .ok_or_else(template_error)?;
+            let name = &rest[open + 1..close];
+            let (_, value) = fields
+                .iter()
+                .find(|(n, _)| *n == name)
+                .ok_or_else(template_error)?;
+            path.push_str(&path_field(name, value)?);
+            rest = &rest[close + 1..];
+        }
+        path.push_str(rest);
         let mut url = self
             .base
-            .join(path)
-            .expect("relative API path joins the base");
+            .join(&path)
+            .map_err(|e| GhError::Input(format!("request path `{path}`: {e}")))?;
+        // Defence in depth: whatever went in, the URL must stay under the API base.
+        if url.fragment().is_some()
+            || url.query().is_some()
+            || !url.path().starts_with(self.base.path())
+        {
+            return Err(GhError::Input(format!(
+                "request path `{path}` leaves the configured GitHub API; check the arguments"
+            )));
+        }
         if !query.is_empty() {
             let mut pairs = url.query_pairs_mut();
             for (k, v) in query {
                 pairs.append_pair(k, v);
             }
         }
-        url
+        Ok(url)
     }
 
     /// Refuses URLs (from cursors or Link headers) that leave the configured API.
@@ -271,6 +373,19 @@ impl GithubClient {
             )));
         }
         Ok(())
+    }
+
+    /// Drops the cached answer of a GET (one whose body turned out unusable, e.g. JSON
+    /// where a diff was asked for) so the next call fetches afresh.
+    pub async fn forget(&self, url: &Url, accept: &str) {
+        let key = crate::runtime::cache::CacheKey::new(
+            &self.identity,
+            Method::GET.as_str(),
+            url.as_str(),
+            accept,
+            &format!("x-github-api-version={API_VERSION}"),
+        );
+        self.upstream.cache().invalidate(&key).await;
     }
 
     pub fn remember_default_branch(&self, repo: &str, branch: &str) {
@@ -289,10 +404,13 @@ impl GithubClient {
             expires_at: chrono::DateTime<chrono::Utc>,
         }
         let app = self.auth.app().ok_or(AuthError::Missing)?;
-        let url = self.url(
-            &format!("app/installations/{}/access_tokens", app.installation_id()),
-            &[],
-        );
+        let url = self
+            .url(
+                &format!("app/installations/{}/access_tokens", app.installation_id()),
+                &[],
+                &[],
+            )
+            .map_err(|e| AuthError::Mint(e.to_string()))?;
         let mut headers = self.standard_headers(ACCEPT_JSON);
         let mut value = HeaderValue::from_str(&format!("Bearer {jwt}"))
             .map_err(|e| AuthError::Mint(e.to_string()))?;
@@ -348,6 +466,10 @@ impl GithubClient {
             max_retries: 8,
             base: Duration::from_millis(250),
             max_total_wait: self.max_rate_wait,
+            // A persistent 5xx or transport failure: 3 retries within ~10 s, then the
+            // status is answered (rate-limit waits keep their own, longer budget).
+            max_error_retries: 3,
+            max_error_wait: Duration::from_secs(10),
         }
     }
 
@@ -454,7 +576,11 @@ impl GithubClient {
             default_branch: String,
         }
         let r: Repo = self
-            .get_json(ctx, self.url(&format!("repos/{repo}"), &[]), LaneKind::Read)
+            .get_json(
+                ctx,
+                self.url("repos/{repository}", &[("repository", repo)], &[])?,
+                LaneKind::Read,
+            )
             .await?;
         self.remember_default_branch(repo, &r.default_branch);
         Ok(r.default_branch)
@@ -617,6 +743,34 @@ mod tests {
         assert_eq!(format!("{}{}", w.text, rest.text), text);
         assert!(rest.next_offset.is_none());
         assert!(window(text, 999, 1).is_err());
+    }
+
+    #[test]
+    fn path_fields_are_checked_after_decoding() {
+        for (field, bad) in [
+            ("sha", "%2e%2e/%2e%2e/orgs/x"),
+            ("sha", "%2E%2E"),
+            ("base", ".."),
+            ("head", "main#frag"),
+            ("head", "main%23frag"),
+            ("sha", "a?b=1"),
+            ("sha", "a%3Fb"),
+            ("sha", "a\\b"),
+            ("sha", "a%2fb"),
+            ("sha", "a\nb"),
+            ("sha", "a%0ab"),
+            ("sha", ""),
+            ("path", "docs/%2e%2e/x"),
+            ("path", "docs/../x"),
+        ] {
+            let err = path_field(field, bad).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{field}: ")), "{bad}: {err}");
+        }
+        assert_eq!(path_field("head", "feature/x").unwrap(), "feature/x");
+        assert_eq!(path_field("sha", "v1.0").unwrap(), "v1.0");
+        assert_eq!(path_field("path", "/docs/a b.md").unwrap(), "docs/a%20b.md");
+        assert_eq!(path_field("path", "C#/x?.md").unwrap(), "C%23/x%3F.md");
+        assert_eq!(path_field("path", "").unwrap(), "");
     }
 
     #[test]

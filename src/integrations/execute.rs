@@ -264,6 +264,8 @@ pub async fn call_http(
             max_retries: policy.max_retries,
             base: Duration::from_millis(policy.backoff_ms),
             max_total_wait: MAX_RETRY_WAIT,
+            max_error_retries: policy.max_retries,
+            max_error_wait: MAX_RETRY_WAIT,
         },
         use_cache: method == Method::GET,
     };

@@ -1,7 +1,8 @@
 //! Graph execution: schedules ready nodes (one at a time, or concurrently up to
 //! [`PARALLEL_SLOTS`] when `parallel` is set), evaluates edge conditions, runs `tool`
 //! and `map` nodes through the runtime registry by name (the same path a client takes),
-//! `gate` nodes over upstream outputs and `prp` nodes through `prp.rs`. The run's
+//! `gate` nodes over upstream outputs and `prp` nodes through the registry's
+//! `run_prp_workflow` (one phase: through `prp.rs`, only where that tool is offered). The run's
 //! timeout and the client's cancellation reach every running node: node futures are
 //! dropped, which kills their child processes. Progress is reported per node.
 //!
@@ -471,8 +472,11 @@ fn gate_node(def: &NodeDef, scope: &Scope<'_>) -> NodeOut {
     }
 }
 
+/// The tool a `prp` node stands for; the node is reachable only when it is offered.
+const PRP_TOOL: &str = "run_prp_workflow";
+
 async fn prp_node(mvp: &Arc<Mvp>, def: &NodeDef, scope: &Scope<'_>, ctx: &CallCtx) -> NodeOut {
-    let mut config = scope
+    let config = scope
         .render(&Value::Object(def.config.clone().unwrap_or_default()))
         .map_err(|e| (None, e))?;
     let phase = config
@@ -481,26 +485,48 @@ async fn prp_node(mvp: &Arc<Mvp>, def: &NodeDef, scope: &Scope<'_>, ctx: &CallCt
         .map(|p| serde_json::from_value::<prp::Phase>(json!(p)))
         .transpose()
         .map_err(|e| (None, format!("phase: {e}")))?;
-    if let Value::Object(o) = &mut config {
-        o.remove("phase");
-        o.remove("timeoutMs");
-    }
-    let input: prp::PrpInput =
-        serde_json::from_value(config).map_err(|e| (None, format!("prp config: {e}")))?;
+    let Value::Object(mut args) = config else {
+        return Err((None, "prp config must be an object".into()));
+    };
+    args.remove("phase");
+    args.remove("timeoutMs");
     let ctx = node_deadline(def, ctx);
-    let run = prp::run(mvp, &ctx, &input, phase, |_, _| {})
-        .await
-        .map_err(|e| (None, e.to_string()))?;
-    let run = Arc::new(run);
-    if let Err(e) = mvp.prp.record(run.clone()).await {
-        tracing::warn!("prp run not journaled: {e}");
-    }
-    let out = serde_json::to_value(&*run).unwrap_or(Value::Null);
-    if run.status == prp::RunStatus::Recycled {
-        Err((
-            Some(out),
-            format!("PRP recycled: {}", run.cerebrum.reasons.join("; ")),
-        ))
+    let out = match phase {
+        // The whole workflow is the `run_prp_workflow` tool: called by name through the
+        // server's (filtered) registry, like any tool node.
+        None => call_tool(PRP_TOOL, args, &ctx)
+            .await
+            .map_err(|e| (None, e))?,
+        // One phase has no tool of its own; it runs only where the tool is offered, and
+        // the engine reaches tests and lint through the same registry checks.
+        Some(phase) => {
+            if ctx.registry.get(PRP_TOOL).is_none() {
+                return Err((
+                    None,
+                    format!(
+                        "{PRP_TOOL} is not offered by this server (excluded or not selected); a prp node cannot run"
+                    ),
+                ));
+            }
+            let input: prp::PrpInput = serde_json::from_value(Value::Object(args))
+                .map_err(|e| (None, format!("prp config: {e}")))?;
+            let run = prp::run(mvp, &ctx, &input, Some(phase), |_, _| {})
+                .await
+                .map_err(|e| (None, e.to_string()))?;
+            let run = Arc::new(run);
+            if let Err(e) = mvp.prp.record(run.clone()).await {
+                tracing::warn!("prp run not journaled: {e}");
+            }
+            serde_json::to_value(&*run).unwrap_or(Value::Null)
+        }
+    };
+    if out["status"] == "recycled" {
+        let reasons: Vec<&str> = out["cerebrum"]["reasons"]
+            .as_array()
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let message = format!("PRP recycled: {}", reasons.join("; "));
+        Err((Some(out), message))
     } else {
         Ok(out)
     }

@@ -246,6 +246,19 @@ fn check_node(n: &NodeDef, registry: Option<&Registry>, issues: &mut Vec<Issue>)
             }
         }
         "prp" => {
+            // A prp node is the `run_prp_workflow` tool: only where it is offered.
+            if let Some(reg) = registry
+                && reg.get("run_prp_workflow").is_none()
+            {
+                issues.push(issue(
+                    "unknown_tool",
+                    format!(
+                        "prp node `{}` needs `run_prp_workflow`, which is not a tool of this server",
+                        n.id
+                    ),
+                    vec![n.id.clone()],
+                ));
+            }
             if n.config.as_ref().and_then(|c| c.get("blueprint")).is_none() {
                 issues.push(bad_config(format!(
                     "prp node `{}` needs config.blueprint {{title, description, requirements}}",

@@ -246,6 +246,18 @@ pub fn strategy_gate(bp: &Blueprint, limits: GateLimits) -> Gate {
     f.gate(limits)
 }
 
+/// Whether `tool` is offered by this server (not excluded, selected, allowed by
+/// read-only): the registry in `ctx` holds exactly the offered tools.
+fn offered(ctx: &CallCtx, tool: &str) -> Result<(), ToolError> {
+    if ctx.registry.get(tool).is_some() {
+        Ok(())
+    } else {
+        Err(ToolError::business(format!(
+            "{tool} is not offered by this server (excluded or not selected)"
+        )))
+    }
+}
+
 async fn build_gate(
     mvp: &Mvp,
     ctx: &CallCtx,
@@ -261,16 +273,23 @@ async fn build_gate(
         return Ok(f.gate(limits));
     };
     evidence.workspace = true;
-    let tests = runners::run_tests(
-        &mvp.exec,
-        ctx,
-        dir,
-        Framework::Auto,
-        None,
-        CoverageWant::Off,
-        None,
-    )
-    .await;
+    // Tests and lint run only where their tools are offered: an excluded `test_runner`
+    // or `code_analysis` is not reachable through a PRP run either.
+    let tests = match offered(ctx, "test_runner") {
+        Err(e) => Err(e),
+        Ok(()) => {
+            runners::run_tests(
+                &mvp.exec,
+                ctx,
+                dir,
+                Framework::Auto,
+                None,
+                CoverageWant::Off,
+                None,
+            )
+            .await
+        }
+    };
     match tests {
         Ok(report) => {
             for failure in &report.failures {
@@ -292,17 +311,22 @@ async fn build_gate(
         Err(ToolError::Deadline(m)) => return Err(ToolError::Deadline(m)),
         Err(e) => f.majors.push(format!("tests could not run: {e}")),
     }
-    let lint = runners::analyse(
-        &mvp.runtime.executor,
-        &mvp.exec,
-        &mvp.analysis_cache,
-        ctx,
-        dir,
-        &[],
-        &[],
-        None,
-    )
-    .await;
+    let lint = match offered(ctx, "code_analysis") {
+        Err(e) => Err(e),
+        Ok(()) => {
+            runners::analyse(
+                &mvp.runtime.executor,
+                &mvp.exec,
+                &mvp.analysis_cache,
+                ctx,
+                dir,
+                &[],
+                &[],
+                None,
+            )
+            .await
+        }
+    };
     match lint {
         Ok(report) => {
             for issue in report.issues.iter().filter(|i| i.severity == "error") {

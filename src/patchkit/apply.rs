@@ -83,6 +83,24 @@ fn header_path(raw: &str, strip: bool) -> Option<String> {
     Some(raw.to_string())
 }
 
+/// Whether a traditional (no `diff --git`) header pair carries git's `a/` and `b/`
+/// prefixes, as `git diff --no-index` or `diff -u a/x b/x` make them: the old side starts
+/// with `a/` or is `/dev/null`, the new side starts with `b/` or is `/dev/null`. Then
+/// both are stripped, as `git apply` (`-p1`) does; `/dev/null` on either side stays a
+/// creation or a deletion.
+fn git_prefixes(old: &str, new: &str) -> bool {
+    let has = |raw: &str, prefix: &str| {
+        raw.trim_start_matches('"').starts_with(prefix) && header_path(raw, false).is_some()
+    };
+    let null = |raw: &str| header_path(raw, false).is_none();
+    match (null(old), null(new)) {
+        (true, true) => false,
+        (true, false) => has(new, "b/"),
+        (false, true) => has(old, "a/"),
+        (false, false) => has(old, "a/") && has(new, "b/"),
+    }
+}
+
 fn parse_range(s: &str) -> Option<(usize, usize)> {
     match s.split_once(',') {
         Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
@@ -137,8 +155,7 @@ pub fn parse_patch(text: &str) -> Result<Vec<FileDiff>, PatchError> {
                 .get(p.pos + 1)
                 .is_some_and(|l| l.starts_with("+++ "))
         {
-            let strip = pending.is_some()
-                || (line[4..].starts_with("a/") && p.lines[p.pos + 1][4..].starts_with("b/"));
+            let strip = pending.is_some() || git_prefixes(&line[4..], &p.lines[p.pos + 1][4..]);
             let old_path = header_path(&line[4..], strip);
             let new_path = header_path(&p.lines[p.pos + 1][4..], strip);
             p.pos += 2;
@@ -617,6 +634,25 @@ mod tests {
         assert_eq!(files[1].path(), "x");
         assert_eq!(files[2].change_type, ChangeType::Created);
         assert_eq!(apply("", &files[1], 0).content, "hi\n");
+    }
+
+    #[test]
+    fn classic_create_and_delete_strip_git_prefixes() {
+        let create = "--- /dev/null\n+++ b/new.txt\n@@ -0,0 +1 @@\n+hi\n";
+        let files = parse_patch(create).unwrap();
+        assert_eq!(files[0].change_type, ChangeType::Created);
+        assert_eq!(files[0].path(), "new.txt");
+        assert_eq!(files[0].old_path, None);
+        let delete = "--- a/a.txt\t2024-01-01\n+++ /dev/null\n@@ -1 +0,0 @@\n-x\n";
+        let files = parse_patch(delete).unwrap();
+        assert_eq!(files[0].change_type, ChangeType::Deleted);
+        assert_eq!(files[0].path(), "a.txt");
+        assert_eq!(files[0].new_path, None);
+        // A lone prefix on the wrong side is a real directory name: kept.
+        let odd = "--- /dev/null\n+++ a/new.txt\n@@ -0,0 +1 @@\n+hi\n";
+        assert_eq!(parse_patch(odd).unwrap()[0].path(), "a/new.txt");
+        let plain = "--- x/old.txt\n+++ b/old.txt\n@@ -1 +1 @@\n-a\n+b\n";
+        assert_eq!(parse_patch(plain).unwrap()[0].path(), "b/old.txt");
     }
 
     mod props {

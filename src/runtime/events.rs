@@ -906,7 +906,10 @@ impl Sink {
             match self.post(body.clone()).await {
                 Ok(()) => break,
                 Err(reason) => {
-                    tracing::warn!(url = %self.opts.url, %reason, "event sink POST failed; retrying");
+                    let url = url::Url::parse(&self.opts.url)
+                        .map(|u| crate::config::redact_url(&u))
+                        .unwrap_or_else(|_| "[unparsable url]".into());
+                    tracing::warn!(%url, %reason, "event sink POST failed; retrying");
                     metrics::counter!("cortex_events_sink_retries_total").increment(1);
                 }
             }
@@ -925,7 +928,8 @@ impl Sink {
             .body(body)
             .send()
             .await
-            .map_err(|e| e.to_string())?;
+            // The error text would otherwise carry the URL, secrets included.
+            .map_err(|e| e.without_url().to_string())?;
         if resp.status().is_success() {
             Ok(())
         } else {

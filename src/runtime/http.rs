@@ -111,11 +111,20 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     )
 }
 
+/// Two separate budgets: waits the upstream asked for (Retry-After, rate limits) and
+/// retries after failures (5xx, transport errors; idempotent requests only), so a
+/// persistent failure ends quickly even where rate-limit waits may be long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
+    /// Retries after Retry-After answers.
     pub max_retries: u32,
     pub base: Duration,
+    /// Longest total wait on Retry-After answers.
     pub max_total_wait: Duration,
+    /// Retries after 5xx answers or transport errors.
+    pub max_error_retries: u32,
+    /// Longest total wait spent on those retries.
+    pub max_error_wait: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -124,6 +133,8 @@ impl Default for RetryPolicy {
             max_retries: 3,
             base: Duration::from_millis(200),
             max_total_wait: Duration::from_secs(90),
+            max_error_retries: 3,
+            max_error_wait: Duration::from_secs(10),
         }
     }
 }
@@ -478,7 +489,7 @@ impl Upstream {
                     .insert(key, 200, &resp.headers, &[], resp.body.clone())
                     .await
                 {
-                    tracing::trace!(url = %req.url, "not cached: {e}");
+                    tracing::trace!(url = %crate::config::redact_url(&req.url), "not cached: {e}");
                 }
                 Ok(resp)
             }
@@ -501,20 +512,35 @@ impl Upstream {
             .with_jitter()
             .without_max_times()
             .build();
+        let mut error_backoff = ExponentialBuilder::default()
+            .with_min_delay(req.retry.base)
+            .with_max_delay(req.retry.max_error_wait)
+            .with_jitter()
+            .without_max_times()
+            .build();
         let mut attempts = 0u32;
+        let mut limit_retries = 0u32;
+        let mut error_retries = 0u32;
         let mut waited = Duration::ZERO;
+        let mut error_waited = Duration::ZERO;
         loop {
             attempts += 1;
             let outcome = req
                 .lane
                 .run(req.deadline, &req.cancel, self.attempt(req, stored))
                 .await?;
-            let retries_left = attempts <= req.retry.max_retries;
-            let next_wait = backoff.next().unwrap_or(MAX_BACKOFF);
-            let budget_ok = |wait: Duration| {
-                retries_left
-                    && waited + wait <= req.retry.max_total_wait
-                    && fits_deadline(req.deadline, wait)
+            // A failure may be retried while its own budget (count and total wait) lasts.
+            let mut error_retry = |error_waited: &mut Duration| {
+                let wait = error_backoff.next().unwrap_or(req.retry.max_error_wait);
+                let ok = idempotent
+                    && error_retries < req.retry.max_error_retries
+                    && *error_waited + wait <= req.retry.max_error_wait
+                    && fits_deadline(req.deadline, wait);
+                ok.then(|| {
+                    error_retries += 1;
+                    *error_waited += wait;
+                    wait
+                })
             };
             let wait = match outcome {
                 Ok((status, headers, body)) => {
@@ -526,8 +552,11 @@ impl Upstream {
                             if let Some(until) = Instant::now().checked_add(d) {
                                 req.lane.pause_until(until);
                             }
-                            let wait = d.max(next_wait);
-                            if !budget_ok(wait) {
+                            let wait = d.max(backoff.next().unwrap_or(MAX_BACKOFF));
+                            if !(limit_retries < req.retry.max_retries
+                                && waited + wait <= req.retry.max_total_wait
+                                && fits_deadline(req.deadline, wait))
+                            {
                                 return Err(UpstreamError::RateLimited {
                                     host,
                                     retry_after_secs: d.as_secs() + u64::from(d.subsec_nanos() > 0),
@@ -535,6 +564,8 @@ impl Upstream {
                                     waited_secs: waited.as_secs(),
                                 });
                             }
+                            limit_retries += 1;
+                            waited += wait;
                             wait
                         }
                         Verdict::Fail => {
@@ -544,10 +575,21 @@ impl Upstream {
                                 body: snippet(&body),
                             });
                         }
-                        Verdict::Accept if status >= 500 && idempotent && budget_ok(next_wait) => {
-                            tracing::debug!(%host, status, attempts, "retrying after server error");
-                            next_wait
-                        }
+                        Verdict::Accept if status >= 500 => match error_retry(&mut error_waited) {
+                            Some(wait) => {
+                                tracing::debug!(%host, status, attempts, "retrying after server error");
+                                wait
+                            }
+                            None => {
+                                return Ok(UpstreamResponse {
+                                    status,
+                                    headers,
+                                    body,
+                                    outcome: CacheOutcome::Bypass,
+                                    attempts,
+                                });
+                            }
+                        },
                         Verdict::Accept => {
                             return Ok(UpstreamResponse {
                                 status,
@@ -563,18 +605,22 @@ impl Upstream {
                     metrics::counter!("cortex_upstream_requests_total",
                         "host" => host.clone(), "status" => "error")
                     .increment(1);
-                    if !(idempotent && e.retryable && budget_ok(next_wait)) {
+                    let retry = if e.retryable {
+                        error_retry(&mut error_waited)
+                    } else {
+                        None
+                    };
+                    let Some(wait) = retry else {
                         return Err(UpstreamError::Transport {
                             host,
                             attempts,
                             message: e.message,
                         });
-                    }
+                    };
                     tracing::debug!(%host, attempts, "retrying after {}", e.message);
-                    next_wait
+                    wait
                 }
             };
-            waited += wait;
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = req.cancel.cancelled() => return Err(UpstreamError::Cancelled { host }),
@@ -897,6 +943,20 @@ mod tests {
         assert_eq!(resp.status, 200);
         assert_eq!(resp.attempts, 2);
         assert_eq!(seen.count(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_persistent_500_is_retried_within_its_own_budget() {
+        let seen = Seen::default();
+        let base = serve_with(&seen, |_, _| StatusCode::BAD_GATEWAY.into_response()).await;
+        let mut req = request(Method::GET, &format!("{base}/r"));
+        // Long rate-limit allowances do not stretch the failure retries.
+        req.retry.max_retries = 8;
+        req.retry.max_total_wait = Duration::from_secs(3600);
+        let resp = upstream().send(req, obs()).await.unwrap();
+        assert_eq!(resp.status, 502);
+        assert_eq!(resp.attempts, 1 + RetryPolicy::default().max_error_retries);
+        assert_eq!(seen.count(), 4);
     }
 
     #[tokio::test]

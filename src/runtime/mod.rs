@@ -34,6 +34,8 @@ pub enum RuntimeError {
     },
     #[error(transparent)]
     Upstream(#[from] http::UpstreamError),
+    #[error("cursor signing key under {dir}: {source}")]
+    CursorKey { dir: String, source: std::io::Error },
 }
 
 /// Our User-Agent on every outbound request.
@@ -63,6 +65,10 @@ impl Runtime {
     /// Must run inside a tokio runtime.
     pub fn new(config: Arc<Config>) -> Result<Self, RuntimeError> {
         let metrics = metrics::Metrics::install();
+        page::init_key(&config.state_dir).map_err(|source| RuntimeError::CursorKey {
+            dir: config.state_dir.display().to_string(),
+            source,
+        })?;
         let dir = config.state_dir.join("events");
         let policy = match config.fsync {
             Fsync::Always => journal::FsyncPolicy::Always,

@@ -1,14 +1,85 @@
 //! Pages and cursors for every list tool: `limit`/`cursor` in, `items`/`next_cursor` out.
 //!
-//! Cursors are opaque base64url JSON `{v, k, p}` (version, tool kind, payload). A cursor
-//! that does not decode, has another version or belongs to another kind is an input
-//! error. Owns only encoding; what a payload means is the tool's business.
+//! Cursors are opaque: base64url JSON `{v, k, p}` (version, tool kind, payload), a `.`,
+//! and a base64url HMAC-SHA256 of the first part. The key lives in the state directory
+//! (`cursor.key`, created 0600 on first use, see [`init_key`]) so cursors survive a
+//! restart; a cursor whose signature does not match (forged or edited), that does not
+//! decode, has another version or belongs to another kind is an input error. Owns only
+//! encoding and signing; what a payload means is the tool's business.
+
+use std::{path::Path, sync::OnceLock};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use hmac::{KeyInit, Mac};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+const KEY_FILE: &str = "cursor.key";
+const KEY_LEN: usize = 32;
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+static KEY: OnceLock<[u8; KEY_LEN]> = OnceLock::new();
+
+/// Loads the cursor key from `state_dir/cursor.key`, creating it (32 random bytes, mode
+/// 0600) on first use. Called once at start; until then (unit tests) a random
+/// per-process key is used.
+pub fn init_key(state_dir: &Path) -> std::io::Result<()> {
+    let key = load_or_create_key(&state_dir.join(KEY_FILE))?;
+    // A key already in place (a second server in one process) stays: cursors it signed
+    // must keep verifying.
+    let _ = KEY.set(key);
+    Ok(())
+}
+
+fn load_or_create_key(path: &Path) -> std::io::Result<[u8; KEY_LEN]> {
+    use std::io::Write;
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.len() == KEY_LEN => {
+            let mut key = [0u8; KEY_LEN];
+            key.copy_from_slice(&bytes);
+            return Ok(key);
+        }
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{} is not a {KEY_LEN}-byte key; delete it to have a new one made (outstanding cursors become invalid)",
+                    path.display()
+                ),
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let key: [u8; KEY_LEN] = rand::random();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(mut file) => {
+            file.write_all(&key)?;
+            file.sync_all()?;
+            Ok(key)
+        }
+        // Another process made it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create_key(path),
+        Err(e) => Err(e),
+    }
+}
+
+fn mac() -> HmacSha256 {
+    let key = KEY.get_or_init(rand::random);
+    <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes any key length")
+}
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PageError {
@@ -46,13 +117,29 @@ pub fn encode<P: Serialize>(kind: &str, payload: &P) -> String {
         p: payload,
     })
     .expect("cursor payload serialises");
-    URL_SAFE_NO_PAD.encode(bytes)
+    let body = URL_SAFE_NO_PAD.encode(bytes);
+    let mut m = mac();
+    m.update(body.as_bytes());
+    let tag = URL_SAFE_NO_PAD.encode(m.finalize().into_bytes());
+    format!("{body}.{tag}")
 }
 
 /// Decodes a cursor made by [`encode`] for the same kind.
 pub fn decode<P: DeserializeOwned>(kind: &str, cursor: &str) -> Result<P, PageError> {
+    let (body, tag) = cursor
+        .trim()
+        .split_once('.')
+        .ok_or_else(|| PageError::BadCursor("it is not signed by this server".into()))?;
+    let tag = URL_SAFE_NO_PAD
+        .decode(tag)
+        .map_err(|_| PageError::BadCursor("its signature is not base64url".into()))?;
+    let mut m = mac();
+    m.update(body.as_bytes());
+    m.verify_slice(&tag).map_err(|_| {
+        PageError::BadCursor("its signature does not match (it was edited or not made here)".into())
+    })?;
     let bytes = URL_SAFE_NO_PAD
-        .decode(cursor.trim())
+        .decode(body)
         .map_err(|_| PageError::BadCursor("not base64url".into()))?;
     let env: Envelope<P> =
         serde_json::from_slice(&bytes).map_err(|_| PageError::BadCursor("malformed".into()))?;
@@ -114,6 +201,49 @@ mod tests {
             decode::<serde_json::Value>("list_issues", "%%%"),
             Err(PageError::BadCursor(_))
         ));
+    }
+
+    #[test]
+    fn edited_or_unsigned_cursors_are_refused() {
+        let c = encode("list_issues", &serde_json::json!({"page": 2}));
+        let (body, tag) = c.split_once('.').unwrap();
+        // An unsigned envelope, as version 1 made them.
+        assert!(matches!(
+            decode::<serde_json::Value>("list_issues", body),
+            Err(PageError::BadCursor(m)) if m.contains("not signed")
+        ));
+        // A forged payload with the old tag.
+        let forged = URL_SAFE_NO_PAD.encode(
+            serde_json::to_vec(
+                &serde_json::json!({"v": VERSION, "k": "list_issues", "p": {"page": 9}}),
+            )
+            .unwrap(),
+        );
+        assert!(matches!(
+            decode::<serde_json::Value>("list_issues", &format!("{forged}.{tag}")),
+            Err(PageError::BadCursor(m)) if m.contains("does not match")
+        ));
+        // A flipped signature byte.
+        let mut bad_tag = URL_SAFE_NO_PAD.decode(tag).unwrap();
+        bad_tag[0] ^= 1;
+        let edited = format!("{body}.{}", URL_SAFE_NO_PAD.encode(bad_tag));
+        assert!(decode::<serde_json::Value>("list_issues", &edited).is_err());
+    }
+
+    #[test]
+    fn key_file_is_private_and_stable() {
+        let dir = std::env::temp_dir().join(format!("cortex-page-key-{}", uuid::Uuid::new_v4()));
+        let path = dir.join(KEY_FILE);
+        let first = load_or_create_key(&path).unwrap();
+        let again = load_or_create_key(&path).unwrap();
+        assert_eq!(first, again);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -140,7 +140,11 @@ pub(super) async fn list_issues(gh: Gh, i: ListIssuesIn, ctx: CallCtx) -> Out<Pa
     if let Some(a) = i.assignee.as_ref().filter(|a| !a.is_empty()) {
         query.push(("assignee", a.clone()));
     }
-    let url = gh.client.url(&format!("repos/{repo}/issues"), &query);
+    let url = gh.client.url(
+        "repos/{repository}/issues",
+        &[("repository", &repo)],
+        &query,
+    )?;
     let keep = |v: Value| {
         serde_json::from_value::<Issue>(v)
             .ok()
@@ -164,9 +168,11 @@ pub(super) async fn list_issues(gh: Gh, i: ListIssuesIn, ctx: CallCtx) -> Out<Pa
 
 pub(super) async fn get_issue(gh: Gh, i: IssueNumberIn, ctx: CallCtx) -> Out<IssueDetail> {
     let repo = repo(&i.repository)?;
-    let url = gh
-        .client
-        .url(&format!("repos/{repo}/issues/{}", i.number), &[]);
+    let url = gh.client.url(
+        "repos/{repository}/issues/{number}",
+        &[("repository", &repo), ("number", &i.number.to_string())],
+        &[],
+    )?;
     let mut detail: IssueDetail = gh.client.get_json(&ctx, url, LaneKind::Read).await?;
     (detail.body, detail.body_truncated) = cap(detail.body.take(), i.max_body_bytes as usize);
     Ok(detail)
@@ -177,7 +183,9 @@ pub(super) async fn create_issue(gh: Gh, i: CreateIssueIn, ctx: CallCtx) -> Out<
     if i.title.trim().is_empty() {
         return Err(ToolError::input("title: must not be empty"));
     }
-    let url = gh.client.url(&format!("repos/{repo}/issues"), &[]);
+    let url = gh
+        .client
+        .url("repos/{repository}/issues", &[("repository", &repo)], &[])?;
     let body = json!({"title": i.title, "body": i.body, "labels": i.labels.unwrap_or_default(), "assignees": i.assignees.unwrap_or_default()});
     let issue: Issue = gh.client.send_json(&ctx, Method::POST, url, &body).await?;
     publish(
@@ -216,9 +224,11 @@ pub(super) async fn update_issue(gh: Gh, i: UpdateIssueIn, ctx: CallCtx) -> Out<
             "nothing to change: give at least one of title, body, state, stateReason, labels, assignees",
         ));
     }
-    let url = gh
-        .client
-        .url(&format!("repos/{repo}/issues/{}", i.number), &[]);
+    let url = gh.client.url(
+        "repos/{repository}/issues/{number}",
+        &[("repository", &repo), ("number", &i.number.to_string())],
+        &[],
+    )?;
     let issue: Issue = gh
         .client
         .send_json(&ctx, Method::PATCH, url, &Value::Object(body))
@@ -242,9 +252,11 @@ pub(super) async fn add_issue_comment(gh: Gh, i: AddCommentIn, ctx: CallCtx) -> 
     if i.body.trim().is_empty() {
         return Err(ToolError::input("body: must not be empty"));
     }
-    let url = gh
-        .client
-        .url(&format!("repos/{repo}/issues/{}/comments", i.number), &[]);
+    let url = gh.client.url(
+        "repos/{repository}/issues/{number}/comments",
+        &[("repository", &repo), ("number", &i.number.to_string())],
+        &[],
+    )?;
     let comment: Comment = gh
         .client
         .send_json(&ctx, Method::POST, url, &json!({"body": i.body}))
@@ -266,9 +278,10 @@ pub(super) async fn list_issue_comments(
 ) -> Out<Page<Comment>> {
     let repo = repo(&i.repository)?;
     let url = gh.client.url(
-        &format!("repos/{repo}/issues/{}/comments", i.number),
+        "repos/{repository}/issues/{number}/comments",
+        &[("repository", &repo), ("number", &i.number.to_string())],
         &[("per_page", i.limit.to_string())],
-    );
+    )?;
     Ok(gh
         .client
         .list::<Comment>(
@@ -294,8 +307,9 @@ pub(super) async fn search<T: serde::de::DeserializeOwned>(
     }
     let url = gh.client.url(
         endpoint,
+        &[],
         &[("q", i.query.clone()), ("per_page", i.limit.to_string())],
-    );
+    )?;
     let keep = |v: Value| serde_json::from_value::<T>(v).ok();
     let (page, envelope) = gh
         .client

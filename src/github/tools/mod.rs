@@ -87,22 +87,6 @@ fn git_ref(field: &str, raw: &str) -> Result<String, ToolError> {
     Ok(raw.to_string())
 }
 
-/// Percent-encodes each segment of a repository path, keeping the slashes.
-fn encode_path(path: &str) -> Result<String, ToolError> {
-    let trimmed = path.trim_matches('/');
-    if trimmed.split('/').any(|s| s == ".." || s == ".") {
-        return Err(ToolError::input(format!(
-            "path: `{path}` must not contain `.` or `..` segments"
-        )));
-    }
-    Ok(trimmed
-        .split('/')
-        .map(|s| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>())
-        .map(|s| s.replace('+', "%20"))
-        .collect::<Vec<_>>()
-        .join("/"))
-}
-
 fn cap(text: Option<String>, max: usize) -> (Option<String>, bool) {
     match text {
         Some(mut t) if t.len() > max => {
@@ -121,10 +105,6 @@ async fn publish(gh: &Gh, kind: &str, data: Value) {
     if let Err(e) = gh.events.publish_value(kind, SOURCE, data).await {
         tracing::warn!(event = kind, "could not journal the GitHub event: {e}");
     }
-}
-
-fn default_base() -> String {
-    "main".into()
 }
 
 fn default_limit_20() -> u32 {
@@ -210,7 +190,7 @@ pub fn all(gh: &Gh) -> Vec<ToolDef> {
             "create_pull_request",
             write,
             create_pull_request,
-            "Open a pull request from `head` into `base` (default main). Returns the new pull request's number, state and html_url."
+            "Open a pull request from `head` into `base` (default: the repository's default branch). Returns the new pull request's number, state and html_url."
         ),
         gh_tool!(
             gh,
@@ -231,7 +211,7 @@ pub fn all(gh: &Gh) -> Vec<ToolDef> {
             "create_branch",
             write,
             create_branch,
-            "Create branch `branchName` at the head of `fromBranch` (default main)."
+            "Create branch `branchName` at the head of `fromBranch` (default: the repository's default branch)."
         ),
         gh_tool!(
             gh,
@@ -411,9 +391,7 @@ mod tests {
     }
 
     #[test]
-    fn paths_are_encoded_and_escapes_refused() {
-        assert_eq!(encode_path("/docs/a b.md").unwrap(), "docs/a%20b.md");
-        assert!(encode_path("docs/../../x").is_err());
+    fn ref_names_are_checked() {
         assert!(git_ref("ref", "feature/x").is_ok());
         assert!(git_ref("ref", "a..b").is_err());
     }

@@ -15,9 +15,9 @@ pub struct CreatePullRequestIn {
     pub body: Option<String>,
     /// Branch with the changes (or "user:branch" for a fork).
     pub head: String,
-    /// Branch to merge into.
-    #[serde(default = "default_base")]
-    pub base: String,
+    /// Branch to merge into (default: the repository's default branch).
+    #[serde(default)]
+    pub base: Option<String>,
     #[serde(default)]
     pub draft: bool,
 }
@@ -143,10 +143,15 @@ pub(super) async fn create_pull_request(
     ctx: CallCtx,
 ) -> Out<PullRequest> {
     let repo = repo(&i.repository)?;
-    git_ref("base", &i.base)?;
-    let url = gh.client.url(&format!("repos/{repo}/pulls"), &[]);
+    let base = match &i.base {
+        Some(b) => git_ref("base", b)?,
+        None => gh.client.default_branch(&ctx, &repo).await?,
+    };
+    let url = gh
+        .client
+        .url("repos/{repository}/pulls", &[("repository", &repo)], &[])?;
     let body =
-        json!({"title": i.title, "body": i.body, "head": i.head, "base": i.base, "draft": i.draft});
+        json!({"title": i.title, "body": i.body, "head": i.head, "base": base, "draft": i.draft});
     let pr: PullRequest = gh.client.send_json(&ctx, Method::POST, url, &body).await?;
     publish(
         &gh,
@@ -173,7 +178,9 @@ pub(super) async fn list_pull_requests(
     if let Some(b) = i.base {
         query.push(("base", b));
     }
-    let url = gh.client.url(&format!("repos/{repo}/pulls"), &query);
+    let url = gh
+        .client
+        .url("repos/{repository}/pulls", &[("repository", &repo)], &query)?;
     Ok(gh
         .client
         .list::<PullRequest>(
@@ -192,9 +199,11 @@ pub(super) async fn get_pull_request(
     ctx: CallCtx,
 ) -> Out<PullRequestDetail> {
     let repo = repo(&i.repository)?;
-    let url = gh
-        .client
-        .url(&format!("repos/{repo}/pulls/{}", i.number), &[]);
+    let url = gh.client.url(
+        "repos/{repository}/pulls/{number}",
+        &[("repository", &repo), ("number", &i.number.to_string())],
+        &[],
+    )?;
     let mut pr: PullRequestDetail = gh.client.get_json(&ctx, url, LaneKind::Read).await?;
     (pr.body, pr.body_truncated) = cap(pr.body.take(), i.max_body_bytes as usize);
     Ok(pr)
@@ -207,9 +216,10 @@ pub(super) async fn get_pull_request_files(
 ) -> Out<Page<ChangedFile>> {
     let repo = repo(&i.repository)?;
     let url = gh.client.url(
-        &format!("repos/{repo}/pulls/{}/files", i.number),
+        "repos/{repository}/pulls/{number}/files",
+        &[("repository", &repo), ("number", &i.number.to_string())],
         &[("per_page", i.limit.to_string())],
-    );
+    )?;
     let max = i.max_patch_bytes as usize;
     let keep = |v: Value| {
         serde_json::from_value::<ChangedFile>(v)
@@ -232,15 +242,59 @@ pub(super) async fn get_pull_request_files(
     Ok(page)
 }
 
+/// The answer to `Accept: application/vnd.github.diff` must be a diff: an upstream or
+/// proxy that ignores the media type sends the pull request's JSON instead.
+fn check_diff_media_type(headers: &http::HeaderMap, body: &[u8]) -> Result<(), GhError> {
+    let ct = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let media = ct.split(';').next().unwrap_or("").trim();
+    let diff = matches!(
+        media,
+        "application/vnd.github.diff"
+            | "application/vnd.github.v3.diff"
+            | "text/x-diff"
+            | "text/x-patch"
+            | "text/plain"
+    ) || (media.is_empty() && body.first() != Some(&b'{'));
+    if diff {
+        Ok(())
+    } else {
+        Err(GhError::Decode(format!(
+            "asked for a diff (Accept: {ACCEPT_DIFF}) but the answer is `{}`; the upstream or a proxy ignored the media type — use get_pull_request_files for per-file patches",
+            if media.is_empty() {
+                "without a content type"
+            } else {
+                media
+            }
+        )))
+    }
+}
+
 pub(super) async fn get_pull_request_diff(gh: Gh, i: PrDiffIn, ctx: CallCtx) -> Out<DiffWindow> {
     let repo = repo(&i.repository)?;
-    let url = gh
-        .client
-        .url(&format!("repos/{repo}/pulls/{}", i.number), &[]);
+    let url = gh.client.url(
+        "repos/{repository}/pulls/{number}",
+        &[("repository", &repo), ("number", &i.number.to_string())],
+        &[],
+    )?;
     let reply = gh
         .client
-        .request(&ctx, Method::GET, url, LaneKind::Read, ACCEPT_DIFF, None)
+        .request(
+            &ctx,
+            Method::GET,
+            url.clone(),
+            LaneKind::Read,
+            ACCEPT_DIFF,
+            None,
+        )
         .await?;
+    if let Err(e) = check_diff_media_type(&reply.headers, &reply.body) {
+        gh.client.forget(&url, ACCEPT_DIFF).await;
+        return Err(e.into());
+    }
     let text = reply.text();
     Ok(DiffWindow {
         number: i.number,
@@ -265,9 +319,11 @@ pub(super) async fn merge_pull_request(gh: Gh, i: MergeIn, ctx: CallCtx) -> Out<
             body[k] = Value::from(v);
         }
     }
-    let url = gh
-        .client
-        .url(&format!("repos/{repo}/pulls/{}/merge", i.number), &[]);
+    let url = gh.client.url(
+        "repos/{repository}/pulls/{number}/merge",
+        &[("repository", &repo), ("number", &i.number.to_string())],
+        &[],
+    )?;
     let result: MergeResult = gh
         .client
         .send_json(&ctx, Method::PUT, url, &body)

@@ -24,9 +24,9 @@ pub struct CreateBranchIn {
     pub repository: String,
     /// The new branch's name.
     pub branch_name: String,
-    /// Branch to start from.
-    #[serde(default = "default_base")]
-    pub from_branch: String,
+    /// Branch to start from (default: the repository's default branch).
+    #[serde(default)]
+    pub from_branch: Option<String>,
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -36,9 +36,9 @@ pub struct RunActionIn {
     pub repository: String,
     /// Workflow file name (e.g. `ci.yml`) or numeric id.
     pub workflow: String,
-    /// Branch or tag to run on.
-    #[serde(default = "default_base", rename = "ref")]
-    pub git_ref: String,
+    /// Branch or tag to run on (default: the repository's default branch).
+    #[serde(default, rename = "ref")]
+    pub git_ref: Option<String>,
     /// Workflow inputs.
     #[serde(default)]
     pub inputs: Option<BTreeMap<String, String>>,
@@ -271,8 +271,12 @@ pub(super) async fn get_repository_info(
 ) -> Out<RepositoryInfo> {
     let repo = repo(&i.repository)?;
     let c = &gh.client;
-    let repo_url = c.url(&format!("repos/{repo}"), &[]);
-    let langs_url = c.url(&format!("repos/{repo}/languages"), &[]);
+    let repo_url = c.url("repos/{repository}", &[("repository", &repo)], &[])?;
+    let langs_url = c.url(
+        "repos/{repository}/languages",
+        &[("repository", &repo)],
+        &[],
+    )?;
     let (repository, languages, branches) = tokio::try_join!(
         c.get_json::<Repository>(&ctx, repo_url, LaneKind::Read),
         async {
@@ -314,9 +318,10 @@ pub(super) async fn branches_page(
     cursor: Option<&str>,
 ) -> Result<Page<Branch>, GhError> {
     let url = c.url(
-        &format!("repos/{repo}/branches"),
+        "repos/{repository}/branches",
+        &[("repository", repo)],
         &[("per_page", limit.to_string())],
-    );
+    )?;
     let keep = |v: Value| serde_json::from_value::<Branch>(v).ok();
     let (page, _) = c
         .collect(
@@ -341,7 +346,11 @@ pub(super) async fn list_branches(gh: Gh, i: ListBranchesIn, ctx: CallCtx) -> Ou
 pub(super) async fn create_branch(gh: Gh, i: CreateBranchIn, ctx: CallCtx) -> Out<BranchCreated> {
     let repo = repo(&i.repository)?;
     let name = git_ref("branchName", &i.branch_name)?;
-    let from = git_ref("fromBranch", &i.from_branch)?;
+    let c = &gh.client;
+    let from = match &i.from_branch {
+        Some(b) => git_ref("fromBranch", b)?,
+        None => c.default_branch(&ctx, &repo).await?,
+    };
     #[derive(Deserialize)]
     struct Obj {
         sha: String,
@@ -352,14 +361,14 @@ pub(super) async fn create_branch(gh: Gh, i: CreateBranchIn, ctx: CallCtx) -> Ou
         name: String,
         object: Obj,
     }
-    let c = &gh.client;
     let source: GitRef = c
         .get_json(
             &ctx,
             c.url(
-                &format!("repos/{repo}/git/ref/heads/{}", encode_path(&from)?),
+                "repos/{repository}/git/ref/heads/{fromBranch}",
+                &[("repository", &repo), ("fromBranch", &from)],
                 &[],
-            ),
+            )?,
             LaneKind::Read,
         )
         .await
@@ -374,7 +383,7 @@ pub(super) async fn create_branch(gh: Gh, i: CreateBranchIn, ctx: CallCtx) -> Ou
         .send_json(
             &ctx,
             Method::POST,
-            c.url(&format!("repos/{repo}/git/refs"), &[]),
+            c.url("repos/{repository}/git/refs", &[("repository", &repo)], &[])?,
             &body,
         )
         .await?;
@@ -387,8 +396,11 @@ pub(super) async fn create_branch(gh: Gh, i: CreateBranchIn, ctx: CallCtx) -> Ou
 
 pub(super) async fn run_action(gh: Gh, i: RunActionIn, ctx: CallCtx) -> Out<ActionDispatched> {
     let repo = repo(&i.repository)?;
-    let git_ref = git_ref("ref", &i.git_ref)?;
-    let workflow = encode_path(&i.workflow)?;
+    let git_ref = match &i.git_ref {
+        Some(r) => git_ref("ref", r)?,
+        None => gh.client.default_branch(&ctx, &repo).await?,
+    };
+    let workflow = i.workflow.trim();
     if workflow.is_empty() || workflow.contains('/') {
         return Err(ToolError::input(
             "workflow: give the workflow file name (e.g. ci.yml) or its numeric id",
@@ -396,9 +408,10 @@ pub(super) async fn run_action(gh: Gh, i: RunActionIn, ctx: CallCtx) -> Out<Acti
     }
     let c = &gh.client;
     let url = c.url(
-        &format!("repos/{repo}/actions/workflows/{workflow}/dispatches"),
+        "repos/{repository}/actions/workflows/{workflow}/dispatches",
+        &[("repository", &repo), ("workflow", workflow)],
         &[],
-    );
+    )?;
     let body = json!({"ref": git_ref, "inputs": i.inputs.unwrap_or_default()});
     c.request(
         &ctx,
@@ -429,14 +442,17 @@ pub(super) async fn get_file_contents(
     ctx: CallCtx,
 ) -> Out<FileContents> {
     let repo = repo(&i.repository)?;
-    let path = encode_path(&i.path)?;
     let mut query = Vec::new();
     if let Some(r) = &i.git_ref {
         query.push(("ref", git_ref("ref", r)?));
     }
     let c = &gh.client;
     // Without a ref GitHub reads the default branch: one request, no lookup first.
-    let url = c.url(&format!("repos/{repo}/contents/{path}"), &query);
+    let url = c.url(
+        "repos/{repository}/contents/{path}",
+        &[("repository", &repo), ("path", &i.path)],
+        &query,
+    )?;
     let body: Value = c.get_json(&ctx, url, LaneKind::Read).await?;
     let git_ref = i.git_ref.clone().or_else(|| c.known_default_branch(&repo));
     if let Value::Array(entries) = body {
@@ -525,7 +541,11 @@ pub(super) async fn list_commits(gh: Gh, i: ListCommitsIn, ctx: CallCtx) -> Out<
     if let Some(p) = i.path {
         query.push(("path", p));
     }
-    let url = gh.client.url(&format!("repos/{repo}/commits"), &query);
+    let url = gh.client.url(
+        "repos/{repository}/commits",
+        &[("repository", &repo)],
+        &query,
+    )?;
     Ok(gh
         .client
         .list::<Commit>(
@@ -558,7 +578,11 @@ pub(super) fn files_of(v: &mut Value, limit: usize, max_patch: usize) -> (Vec<Ch
 pub(super) async fn get_commit(gh: Gh, i: GetCommitIn, ctx: CallCtx) -> Out<CommitDetail> {
     let repo = repo(&i.repository)?;
     let sha = git_ref("sha", &i.sha)?;
-    let url = gh.client.url(&format!("repos/{repo}/commits/{sha}"), &[]);
+    let url = gh.client.url(
+        "repos/{repository}/commits/{sha}",
+        &[("repository", &repo), ("sha", &sha)],
+        &[],
+    )?;
     let mut raw: Value = gh.client.get_json(&ctx, url, LaneKind::Read).await?;
     let (files, files_truncated) =
         files_of(&mut raw, i.file_limit as usize, i.max_patch_bytes as usize);
@@ -585,9 +609,11 @@ pub(super) async fn compare_commits(gh: Gh, i: CompareIn, ctx: CallCtx) -> Out<C
     let repo = repo(&i.repository)?;
     let base = git_ref("base", &i.base)?;
     let head = git_ref("head", &i.head)?;
-    let url = gh
-        .client
-        .url(&format!("repos/{repo}/compare/{base}...{head}"), &[]);
+    let url = gh.client.url(
+        "repos/{repository}/compare/{base}...{head}",
+        &[("repository", &repo), ("base", &base), ("head", &head)],
+        &[],
+    )?;
     let mut raw: Value = gh.client.get_json(&ctx, url, LaneKind::Read).await?;
     let (files, files_truncated) =
         files_of(&mut raw, i.file_limit as usize, i.max_patch_bytes as usize);
@@ -624,7 +650,11 @@ pub(super) async fn list_workflow_runs(
     if let Some(s) = i.status {
         query.push(("status", s));
     }
-    let url = gh.client.url(&format!("repos/{repo}/actions/runs"), &query);
+    let url = gh.client.url(
+        "repos/{repository}/actions/runs",
+        &[("repository", &repo)],
+        &query,
+    )?;
     let keep = |v: Value| serde_json::from_value::<WorkflowRun>(v).ok();
     let (page, envelope) = gh
         .client
@@ -652,14 +682,16 @@ pub(super) async fn list_workflow_runs(
 
 pub(super) async fn get_workflow_run(gh: Gh, i: GetRunIn, ctx: CallCtx) -> Out<WorkflowRun> {
     let repo = repo(&i.repository)?;
-    let url = gh
-        .client
-        .url(&format!("repos/{repo}/actions/runs/{}", i.run_id), &[]);
+    let url = gh.client.url(
+        "repos/{repository}/actions/runs/{run_id}",
+        &[("repository", &repo), ("run_id", &i.run_id.to_string())],
+        &[],
+    )?;
     Ok(gh.client.get_json(&ctx, url, LaneKind::Read).await?)
 }
 
 pub(super) async fn get_me(gh: Gh, _: NoInput, ctx: CallCtx) -> Out<Me> {
-    let url = gh.client.url("user", &[]);
+    let url = gh.client.url("user", &[], &[])?;
     Ok(gh.client.get_json(&ctx, url, LaneKind::Read).await?)
 }
 
@@ -674,7 +706,7 @@ pub(super) async fn get_rate_limit(gh: Gh, _: NoInput, ctx: CallCtx) -> Out<Rate
     let fresh = if c.limits().paused_for().is_some() {
         RateLimits::default()
     } else {
-        c.get_json(&ctx, c.url("rate_limit", &[]), LaneKind::Read)
+        c.get_json(&ctx, c.url("rate_limit", &[], &[])?, LaneKind::Read)
             .await?
     };
     let mut buckets: BTreeMap<String, Bucket> = c

@@ -19,6 +19,7 @@
 //!     pub retry_after_secs: Option<u64>, // retry-after on secondary answers; None = absent (default Some(60))
 //!     pub core_limit: u32, pub search_limit: u32, pub code_search_limit: u32, // 5000/h, 30/min, 10/min
 //!     pub app: Option<AppConfig>,
+//!     pub ignore_accept: bool,           // answer JSON whatever the Accept (default false)
 //! }
 //! pub async fn spawn(config: FakeConfig, addr: SocketAddr) -> std::io::Result<FakeHub>;
 //! impl FakeHub {
@@ -30,6 +31,8 @@
 //!     pub fn force_secondary(&self, n: u32);
 //!     pub fn set_latency(&self, d: Duration);
 //!     pub fn set_retry_after(&self, secs: Option<u64>);
+//!     pub fn set_ignore_accept(&self, on: bool);
+//!     pub fn rename_default_branch(&self, repo: &str, branch: &str);
 //!     pub fn revoke_installation_tokens(&self);
 //!     pub fn shutdown(&self);
 //! }
@@ -110,6 +113,9 @@ pub struct FakeConfig {
     pub code_search_limit: u32,
     /// GitHub App installation-token support (default `None`: the endpoint answers 404).
     pub app: Option<AppConfig>,
+    /// Answer as if every request asked for JSON, whatever its `Accept` (a proxy or
+    /// upstream that ignores media types; default false).
+    pub ignore_accept: bool,
 }
 
 impl Default for FakeConfig {
@@ -123,6 +129,7 @@ impl Default for FakeConfig {
             search_limit: 30,
             code_search_limit: 10,
             app: None,
+            ignore_accept: false,
         }
     }
 }
@@ -239,6 +246,27 @@ impl FakeHub {
 
     pub fn set_retry_after(&self, secs: Option<u64>) {
         self.handle.shared.config.lock().retry_after_secs = secs;
+    }
+
+    /// Renames `owner/name`'s default branch (with its head) to `branch`, so a client
+    /// that assumes `main` finds no such branch.
+    pub fn rename_default_branch(&self, repo: &str, branch: &str) {
+        let mut world = self.handle.shared.world.lock();
+        if let Some(r) = world
+            .repos
+            .iter_mut()
+            .find(|r| format!("{}/{}", r.owner, r.name) == repo)
+        {
+            if let Some(head) = r.branches.remove(&r.default_branch) {
+                r.branches.insert(branch.to_string(), head);
+            }
+            r.default_branch = branch.to_string();
+        }
+    }
+
+    /// Answer JSON whatever the request's `Accept` (see [`FakeConfig::ignore_accept`]).
+    pub fn set_ignore_accept(&self, on: bool) {
+        self.handle.shared.config.lock().ignore_accept = on;
     }
 
     /// Outstanding installation tokens now answer 401 Bad credentials.

@@ -69,6 +69,7 @@ async fn main() -> std::io::Result<()> {
         search_limit: a.search_limit,
         code_search_limit: a.code_search_limit,
         app,
+        ignore_accept: false,
     };
     let hub = fakehub::spawn(config, a.listen).await?;
     println!("listening on {}", hub.base_url());

@@ -310,12 +310,16 @@ async fn handle(State(sh): State<Arc<Shared>>, req: Request) -> Response {
             })
             .unwrap_or_default(),
         body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        accept: parts
-            .headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string(),
+        accept: if sh.config.lock().ignore_accept {
+            "application/vnd.github+json".to_string()
+        } else {
+            parts
+                .headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        },
         api: format!("http://{host}{prefix}"),
         installation: token
             .as_deref()
