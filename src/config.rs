@@ -34,6 +34,9 @@ fn invalid(option: &str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// Default bytes one client tool call may hold (`call-memory-budget-bytes`): 64 MiB.
+pub const DEFAULT_CALL_MEMORY_BUDGET: u64 = 64 * 1024 * 1024;
+
 /// Journal durability policy, shared with `runtime::journal`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -87,6 +90,7 @@ pub struct FileOptions {
     pub events_sink_url: Option<String>,
     pub events_sink_batching: Option<bool>,
     pub events_sink_filter: Option<String>,
+    pub call_memory_budget_bytes: Option<u64>,
 }
 
 /// Values given on the command line or in `CORTEX_MCP_*` variables (clap merges both).
@@ -423,6 +427,9 @@ pub struct Config {
     pub asbr: AsbrSettings,
     /// The outbound event sink (A2A bus), off unless a URL is set.
     pub events_sink: Option<EventsSink>,
+    /// Bytes of results and working data one client tool call may hold, nested calls
+    /// (graph nodes, map items, batch items) included.
+    pub call_memory_budget: u64,
 }
 
 /// Where and how events are forwarded over HTTP.
@@ -555,7 +562,16 @@ impl Config {
             pick!(events_sink_batching),
             pick!(events_sink_filter),
         )?;
+        let call_memory_budget = pick!(call_memory_budget_bytes)
+            .unwrap_or(DEFAULT_CALL_MEMORY_BUDGET);
+        if !(1024 * 1024..=1 << 40).contains(&call_memory_budget) {
+            return Err(invalid(
+                "call-memory-budget-bytes",
+                "must be between 1048576 (1 MiB) and 1099511627776 (1 TiB)",
+            ));
+        }
         Ok(Config {
+            call_memory_budget,
             events_sink,
             toolsets,
             tools: pick!(tools).map(|t| t.into_iter().collect()),
@@ -607,6 +623,7 @@ impl Config {
             "workspaceRoots": self.workspace_roots,
             "httpSessions": self.http_sessions,
             "maxBodyBytes": self.max_body_bytes,
+            "callMemoryBudgetBytes": self.call_memory_budget,
             "github": {
                 "apiUrl": self.github.api_url.as_str(),
                 "credential": self.github.credential.kind(),

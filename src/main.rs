@@ -221,6 +221,11 @@ struct CommonArgs {
     /// Event types forwarded: `*` (default), a prefix like `integrations.*`, or one type.
     #[arg(long, global = true, env = "CORTEX_MCP_EVENTS_SINK_FILTER")]
     events_sink_filter: Option<String>,
+
+    /// Bytes of results and working data one tool call may hold, nested calls included
+    /// (default 64 MiB); past it the call ends with an error naming this budget.
+    #[arg(long, global = true, env = "CORTEX_MCP_CALL_MEMORY_BUDGET_BYTES")]
+    call_memory_budget_bytes: Option<u64>,
 }
 
 impl CommonArgs {
@@ -255,6 +260,7 @@ impl CommonArgs {
                 events_sink_url: self.events_sink_url,
                 events_sink_batching: self.events_sink_batching,
                 events_sink_filter: self.events_sink_filter,
+                call_memory_budget_bytes: self.call_memory_budget_bytes,
             },
             github_env: GithubEnv::from_process_env(),
         }

@@ -179,9 +179,10 @@ impl CortexServer {
     }
 
     fn call_ctx(&self, ctx: &RequestContext<RoleServer>) -> CallCtx {
+        let deadline = Instant::now() + self.shared.runtime.config.request_timeout;
         CallCtx {
             cancel: ctx.ct.clone(),
-            deadline: Instant::now() + self.shared.runtime.config.request_timeout,
+            deadline,
             progress: Progress::new(ctx.peer.clone(), ctx.meta.get_progress_token()),
             meta: Arc::new(match serde_json::to_value(&ctx.meta) {
                 Ok(serde_json::Value::Object(map)) => map,
@@ -189,6 +190,11 @@ impl CortexServer {
             }),
             registry: self.shared.registry.clone(),
             in_batch: false,
+            budget: crate::runtime::budget::Budget::new(
+                self.shared.runtime.config.call_memory_budget,
+            ),
+            stop: crate::runtime::stop::Stop::new(deadline),
+            depth: 0,
         }
     }
 

@@ -5,6 +5,11 @@
 //! baseline bytes of each file it touched so `diff`, `reset` (restores only files that
 //! differ) and `commit` (validators, then re-baseline) know what changed.
 //!
+//! Planning is bounded: every file read into the plan and every planned new content is
+//! held against the call's memory budget (a replacement that would grow a file past it
+//! stops as soon as it does, before the text is built), and planning polls the call's
+//! stop flag; a plan stopped or over budget writes nothing.
+//!
 //! Owns session state and file writes under a session root. It must not decide where a
 //! root may lie (that is `paths.rs`) nor publish events (the tools do).
 
@@ -17,6 +22,11 @@ use std::{
 use regex::Regex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use crate::runtime::{
+    budget::{Budget, Held},
+    stop::{Stop, Ticker},
+};
 
 use super::{
     apply::{self, HunkStatus},
@@ -152,27 +162,46 @@ fn read(full: &Path, rel: &str) -> Result<Option<Vec<u8>>, SpoolError> {
 /// A changed file: (path, baseline bytes, current bytes); None = absent.
 type Change = (String, Option<Vec<u8>>, Option<Vec<u8>>);
 
-/// Planned new state: path → new bytes (None = deleted), plus the bytes before.
+/// Planned new state: path → new bytes (None = deleted), plus the bytes before; `held`
+/// counts both against the call's budget.
 struct Plan {
     next: BTreeMap<String, Option<Vec<u8>>>,
     before: BTreeMap<String, Option<Vec<u8>>>,
     last_op: BTreeMap<String, usize>,
+    held: Held,
+    stop: Stop,
+}
+
+fn len_of(v: &Option<Vec<u8>>) -> u64 {
+    v.as_ref().map_or(0, |b| b.len() as u64)
 }
 
 impl Plan {
-    fn current(&mut self, root: &Path, rel: &str) -> Result<Option<Vec<u8>>, SpoolError> {
+    fn current(&mut self, root: &Path, rel: &str) -> Result<Option<Vec<u8>>, String> {
+        self.stop.check().map_err(|e| e.to_string())?;
         if let Some(v) = self.next.get(rel) {
             return Ok(v.clone());
         }
         if !self.before.contains_key(rel) {
-            let full = paths::resolve(root, rel)?;
-            self.before.insert(rel.to_string(), read(&full, rel)?);
+            let full = paths::resolve(root, rel).map_err(|e| e.to_string())?;
+            let bytes = read(&full, rel).map_err(|e| e.to_string())?;
+            // Held twice: the plan keeps it, and each operation works on a copy.
+            self.held
+                .grow(2 * len_of(&bytes), "the files a spool plan reads")
+                .map_err(|e| e.to_string())?;
+            self.before.insert(rel.to_string(), bytes);
         }
         Ok(self.before[rel].clone())
     }
-    fn set(&mut self, rel: &str, value: Option<Vec<u8>>, index: usize) {
-        self.next.insert(rel.to_string(), value);
+    fn set(&mut self, rel: &str, value: Option<Vec<u8>>, index: usize) -> Result<(), String> {
+        self.held
+            .grow(len_of(&value), "the new contents a spool plan holds")
+            .map_err(|e| e.to_string())?;
+        if let Some(old) = self.next.insert(rel.to_string(), value) {
+            self.held.shrink(len_of(&old));
+        }
         self.last_op.insert(rel.to_string(), index);
+        Ok(())
     }
 }
 
@@ -193,10 +222,27 @@ impl Session {
 
     /// Plans and writes `ops` all-or-nothing.
     pub fn run(&mut self, ops: &[Op]) -> Result<Vec<OpResult>, BatchFailure> {
+        self.run_within(ops, &Stop::never(), &Budget::unlimited())
+    }
+
+    /// [`Session::run`] whose planning holds its data against `budget` and gives up
+    /// (writing nothing) once `stop` is raised or its deadline passes.
+    pub fn run_within(
+        &mut self,
+        ops: &[Op],
+        stop: &Stop,
+        budget: &Budget,
+    ) -> Result<Vec<OpResult>, BatchFailure> {
+        let held = budget.hold(0, "a spool plan").map_err(|e| BatchFailure {
+            message: format!("{e}; nothing was written"),
+            results: Vec::new(),
+        })?;
         let mut plan = Plan {
             next: BTreeMap::new(),
             before: BTreeMap::new(),
             last_op: BTreeMap::new(),
+            held,
+            stop: stop.clone(),
         };
         let mut results: Vec<OpResult> = Vec::with_capacity(ops.len());
         for (i, op) in ops.iter().enumerate() {
@@ -220,6 +266,13 @@ impl Session {
                 });
             }
             results.push(r);
+        }
+        // Past this point the plan is written whole (or restored whole), never cut short.
+        if let Err(e) = stop.check() {
+            return Err(BatchFailure {
+                message: format!("{e} before anything was written; nothing was written"),
+                results,
+            });
         }
         if let Err((path, e)) = self.write(&plan) {
             let failed = plan.last_op.get(&path).copied().unwrap_or(0);
@@ -245,12 +298,12 @@ impl Session {
 
     fn plan_op(&self, op: &Op, i: usize, plan: &mut Plan, r: &mut OpResult) -> Result<(), String> {
         let root = self.root.clone();
-        let cur = |plan: &mut Plan, rel: &str| plan.current(&root, rel).map_err(|e| e.to_string());
+        let cur = |plan: &mut Plan, rel: &str| plan.current(&root, rel);
         match op {
             Op::Write { path, content } => {
                 let rel = paths::normalise(path).map_err(|e| e.to_string())?;
                 cur(plan, &rel)?;
-                plan.set(&rel, Some(content.clone().into_bytes()), i);
+                plan.set(&rel, Some(content.clone().into_bytes()), i)?;
                 r.paths.push(rel);
             }
             Op::Delete { path } => {
@@ -258,7 +311,7 @@ impl Session {
                 if cur(plan, &rel)?.is_none() {
                     return Err(format!("{rel} does not exist"));
                 }
-                plan.set(&rel, None, i);
+                plan.set(&rel, None, i)?;
                 r.paths.push(rel);
             }
             Op::Replace {
@@ -271,13 +324,24 @@ impl Session {
             } => {
                 let rel = paths::normalise(path).map_err(|e| e.to_string())?;
                 let old = text(&rel, cur(plan, &rel)?)?;
-                let (new, count) = replace(&old, pattern, replacement, *regex, *all)?;
+                let (new, count) = {
+                    let mut building = plan
+                        .held
+                        .budget()
+                        .hold(0, "a spool replacement")
+                        .map_err(|e| e.to_string())?;
+                    let limits = Limits {
+                        held: &mut building,
+                        ticker: plan.stop.ticker(1024),
+                    };
+                    replace(&old, pattern, replacement, *regex, *all, limits)?
+                };
                 if count == 0 && *required {
                     return Err(format!(
                         "`{pattern}` not found in {rel} (set required: false to allow no match)"
                     ));
                 }
-                plan.set(&rel, Some(new.into_bytes()), i);
+                plan.set(&rel, Some(new.into_bytes()), i)?;
                 r.replacements = Some(count);
                 r.paths.push(rel);
             }
@@ -305,7 +369,7 @@ impl Session {
         r: &mut OpResult,
     ) -> Result<(), String> {
         let rel = paths::normalise(f.path()).map_err(|e| e.to_string())?;
-        let current = plan.current(&self.root, &rel).map_err(|e| e.to_string())?;
+        let current = plan.current(&self.root, &rel)?;
         if f.change_type == ChangeType::Created && current.is_some() {
             return Err(format!("{rel}: the patch creates it but it already exists"));
         }
@@ -313,7 +377,8 @@ impl Session {
             (ChangeType::Created, None) => String::new(),
             (_, cur) => text(&rel, cur)?,
         };
-        let applied = apply::apply(&old, f, fuzz as usize);
+        let applied =
+            apply::apply_until(&old, f, fuzz as usize, &plan.stop).map_err(|e| e.to_string())?;
         let conflicts = applied.conflicts();
         r.hunks.extend(applied.hunks.iter().cloned());
         if conflicts > 0 && !ignore_conflicts {
@@ -336,12 +401,11 @@ impl Session {
         };
         if let Some(old_path) = f.old_path.as_deref().filter(|o| *o != f.path()) {
             let old_rel = paths::normalise(old_path).map_err(|e| e.to_string())?;
-            plan.current(&self.root, &old_rel)
-                .map_err(|e| e.to_string())?;
-            plan.set(&old_rel, None, i);
+            plan.current(&self.root, &old_rel)?;
+            plan.set(&old_rel, None, i)?;
             r.paths.push(old_rel);
         }
-        plan.set(&rel, value, i);
+        plan.set(&rel, value, i)?;
         r.paths.push(rel);
         Ok(())
     }
@@ -460,37 +524,70 @@ impl Session {
     }
 }
 
+/// What bounds one replacement: the budget hold its text grows in, and the stop flag.
+struct Limits<'a> {
+    held: &'a mut Held,
+    ticker: Ticker<'a>,
+}
+
+/// Bytes of replacement text between two charges to the budget.
+const CHARGE_STEP: usize = 256 * 1024;
+
+impl Limits<'_> {
+    /// Called after each match: the text built so far must fit the budget.
+    fn step(&mut self, built: usize) -> Result<(), String> {
+        self.ticker.tick().map_err(|e| e.to_string())?;
+        if built as u64 > self.held.bytes() {
+            self.held
+                .grow_to((built + CHARGE_STEP) as u64, "the text a spool replacement builds")
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// Replaces matches of `pattern` in `old`, building the result piece by piece so a
+/// replacement that would outgrow the budget stops as soon as it does.
 fn replace(
     old: &str,
     pattern: &str,
     replacement: &str,
     regex: bool,
     all: bool,
+    mut limits: Limits<'_>,
 ) -> Result<(String, usize), String> {
     if pattern.is_empty() {
         return Err("match must not be empty".into());
     }
+    let limit = if all { usize::MAX } else { 1 };
+    let mut out = String::new();
+    let mut last = 0usize;
+    let mut count = 0usize;
     if regex {
         let re = Regex::new(pattern).map_err(|e| format!("match is not a valid regex: {e}"))?;
-        let count = if all {
-            re.find_iter(old).count()
-        } else {
-            usize::from(re.is_match(old))
-        };
-        let limit = if all { 0 } else { 1 };
-        return Ok((re.replacen(old, limit, replacement).into_owned(), count));
+        for caps in re.captures_iter(old).take(limit) {
+            let Some(m) = caps.get(0) else { continue };
+            out.push_str(&old[last..m.start()]);
+            caps.expand(replacement, &mut out);
+            last = m.end();
+            count += 1;
+            limits.step(out.len())?;
+        }
+    } else {
+        for (start, m) in old.match_indices(pattern).take(limit) {
+            out.push_str(&old[last..start]);
+            out.push_str(replacement);
+            last = start + m.len();
+            count += 1;
+            limits.step(out.len())?;
+        }
     }
-    let count = if all {
-        old.matches(pattern).count()
-    } else {
-        usize::from(old.contains(pattern))
-    };
-    let new = if all {
-        old.replace(pattern, replacement)
-    } else {
-        old.replacen(pattern, replacement, 1)
-    };
-    Ok((new, count))
+    if count == 0 {
+        return Ok((old.to_string(), 0));
+    }
+    out.push_str(&old[last..]);
+    limits.step(out.len())?;
+    Ok((out, count))
 }
 
 /// Puts `value` at `full` (None = remove) through a temp file + rename, keeping the

@@ -5,6 +5,7 @@
 //! toolset (architecture §2).
 
 pub mod batch;
+pub mod budget;
 pub mod cache;
 pub mod events;
 pub mod executor;
@@ -15,6 +16,7 @@ pub mod page;
 pub mod progress;
 pub mod registry;
 pub mod resources;
+pub mod stop;
 
 use std::sync::Arc;
 

@@ -80,8 +80,9 @@ fn failure(f: BatchFailure) -> ToolError {
 
 async fn run_ops(kit: &Kit, session: &str, ops: Vec<Op>, ctx: &CallCtx) -> Out<OpsOut> {
     let s = kit.session(session)?;
+    let (stop, budget) = (ctx.stop.clone(), ctx.budget.clone());
     let results = kit
-        .cpu(ctx, move || s.lock().run(&ops))
+        .cpu(ctx, move || s.lock().run_within(&ops, &stop, &budget))
         .await?
         .map_err(failure)?;
     Ok(OpsOut { results })
