@@ -562,8 +562,8 @@ impl Config {
             pick!(events_sink_batching),
             pick!(events_sink_filter),
         )?;
-        let call_memory_budget = pick!(call_memory_budget_bytes)
-            .unwrap_or(DEFAULT_CALL_MEMORY_BUDGET);
+        let call_memory_budget =
+            pick!(call_memory_budget_bytes).unwrap_or(DEFAULT_CALL_MEMORY_BUDGET);
         if !(1024 * 1024..=1 << 40).contains(&call_memory_budget) {
             return Err(invalid(
                 "call-memory-budget-bytes",

@@ -117,7 +117,11 @@ fn ticks_per_sec() -> u64 {
 
 fn over_budget(result: &CallToolResult) -> String {
     let t = text(result);
-    assert_eq!(result.is_error, Some(true), "expected an error, got {t:.2000}");
+    assert_eq!(
+        result.is_error,
+        Some(true),
+        "expected an error, got {t:.2000}"
+    );
     assert!(
         t.contains("call memory budget exceeded") && t.contains("--call-memory-budget-bytes"),
         "the error names the budget and its flag: {t:.2000}"
@@ -302,9 +306,17 @@ async fn cpu_work_stops_soon_after_the_deadline_reply() {
     let calls: Vec<Value> = (0..4)
         .map(|_| json!({"tool": "apply_patch", "arguments": {"content": content, "diff": diff, "fuzz": 3}}))
         .collect();
-    let r = call(&s.client, "batch", json!({"calls": calls, "max_concurrency": 4})).await;
+    let r = call(
+        &s.client,
+        "batch",
+        json!({"calls": calls, "max_concurrency": 4}),
+    )
+    .await;
     let t = text(&r);
-    assert!(t.contains("deadline"), "the batch ran into its deadline: {t:.1000}");
+    assert!(
+        t.contains("deadline"),
+        "the batch ran into its deadline: {t:.1000}"
+    );
     // Give the stop flag a moment, then the server must use (almost) no CPU.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let before = s.cpu_ticks();

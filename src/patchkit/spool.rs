@@ -534,13 +534,22 @@ struct Limits<'a> {
 const CHARGE_STEP: usize = 256 * 1024;
 
 impl Limits<'_> {
-    /// Called after each match: the text built so far must fit the budget.
-    fn step(&mut self, built: usize) -> Result<(), String> {
+    /// Called before `out` grows by `more` bytes: the text must still fit the budget.
+    /// Capacity grows by half (not double) so the text never holds much more than the
+    /// budget allows.
+    fn reserve(&mut self, out: &mut String, more: usize) -> Result<(), String> {
         self.ticker.tick().map_err(|e| e.to_string())?;
-        if built as u64 > self.held.bytes() {
+        let needed = out.len() + more;
+        if needed as u64 > self.held.bytes() {
             self.held
-                .grow_to((built + CHARGE_STEP) as u64, "the text a spool replacement builds")
+                .grow_to(
+                    (needed + CHARGE_STEP) as u64,
+                    "the text a spool replacement builds",
+                )
                 .map_err(|e| e.to_string())?;
+        }
+        if needed > out.capacity() {
+            out.reserve_exact(more.max(out.len() / 2).max(CHARGE_STEP));
         }
         Ok(())
     }
@@ -565,28 +574,34 @@ fn replace(
     let mut count = 0usize;
     if regex {
         let re = Regex::new(pattern).map_err(|e| format!("match is not a valid regex: {e}"))?;
+        let refs = replacement.matches('$').count();
         for caps in re.captures_iter(old).take(limit) {
             let Some(m) = caps.get(0) else { continue };
+            // Expansion adds at most the replacement plus, per `$` reference, a group
+            // (no longer than the match).
+            limits.reserve(
+                &mut out,
+                m.start() - last + replacement.len() + refs.saturating_mul(m.len()),
+            )?;
             out.push_str(&old[last..m.start()]);
             caps.expand(replacement, &mut out);
             last = m.end();
             count += 1;
-            limits.step(out.len())?;
         }
     } else {
         for (start, m) in old.match_indices(pattern).take(limit) {
+            limits.reserve(&mut out, start - last + replacement.len())?;
             out.push_str(&old[last..start]);
             out.push_str(replacement);
             last = start + m.len();
             count += 1;
-            limits.step(out.len())?;
         }
     }
     if count == 0 {
         return Ok((old.to_string(), 0));
     }
+    limits.reserve(&mut out, old.len() - last)?;
     out.push_str(&old[last..]);
-    limits.step(out.len())?;
     Ok((out, count))
 }
 

@@ -238,7 +238,10 @@ mod tests {
         let held = b.hold(40, "b").unwrap();
         assert_eq!(b.used(), 100);
         let err = b.charge(1, "c").unwrap_err();
-        assert!(err.to_string().contains("--call-memory-budget-bytes"), "{err}");
+        assert!(
+            err.to_string().contains("--call-memory-budget-bytes"),
+            "{err}"
+        );
         assert_eq!(err.used, 100);
         assert!(b.exceeded().is_some());
         drop(held);
