@@ -381,3 +381,37 @@ async fn create_diff_on_one_huge_line_is_cheap() {
         "a line-level diff of one line took {used_ms} ms of CPU"
     );
 }
+
+/// Issue 16.17: `optimize_graph` flagged the five largest outputs as memory-heavy with
+/// no threshold (three nodes of 122-440 bytes were all flagged).
+#[tokio::test]
+async fn optimize_graph_flags_only_outputs_past_the_threshold() {
+    let s = contained(&[]).await;
+    std::fs::write(s.ws().join("small.txt"), "tiny").unwrap();
+    std::fs::write(s.ws().join("large.txt"), "z".repeat(200 * 1024)).unwrap();
+    let read = |id: &str, path: &str| json!({"id": id, "type": "tool", "config": {"tool": "read_file", "arguments": {"path": path}}});
+    let id = graph(
+        &s,
+        json!({"name": "sizes", "nodes": [
+            read("small1", "small.txt"), read("small2", "small.txt"),
+            {"id": "gate", "type": "gate", "config": {"condition": "true"}},
+            read("large", "large.txt")], "edges": []}),
+    )
+    .await;
+    let r = call(&s.client, "execute_graph", json!({"graphId": id})).await;
+    assert_eq!(structured(&r)["status"], "completed", "{}", text(&r));
+    let r = call(
+        &s.client,
+        "optimize_graph",
+        json!({"graphId": id, "optimizationType": "memory"}),
+    )
+    .await;
+    let o = structured(&r);
+    let heavy: Vec<&str> = o["memoryHeavyNodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(heavy, vec!["large"], "{o:#}");
+}
