@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
 use common::{BIN, Client, call, structured, text};
 use rmcp::{ServiceExt, model::CallToolResult, transport::TokioChildProcess};
@@ -34,11 +34,22 @@ async fn contained(extra: &[&str]) -> Server {
     let work = tempfile::tempdir().unwrap();
     let ws = work.path().join("ws");
     std::fs::create_dir_all(&ws).unwrap();
+    let (client, pid) = spawn_contained(state.path(), &ws, extra).await;
+    Server {
+        client,
+        pid,
+        work,
+        _state: state,
+    }
+}
+
+/// Starts the server over `state` and `ws` under [`ADDRESS_SPACE`]; returns its pid.
+async fn spawn_contained(state: &Path, ws: &Path, extra: &[&str]) -> (Client, u32) {
     let mut cmd = tokio::process::Command::new(BIN);
     cmd.arg("--state-dir")
-        .arg(state.path())
+        .arg(state)
         .args(["--toolsets", "mvp,patchkit,batch", "--workspace-roots"])
-        .arg(&ws)
+        .arg(ws)
         .args(extra);
     cmd.env_remove("RUST_LOG");
     // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
@@ -60,12 +71,7 @@ async fn contained(extra: &[&str]) -> Server {
         .expect("spawn cortex-mcp");
     let pid = child.id().expect("child pid");
     let client = ().serve(child).await.expect("initialize over stdio");
-    Server {
-        client,
-        pid,
-        work,
-        _state: state,
-    }
+    (client, pid)
 }
 
 impl Server {
@@ -414,4 +420,82 @@ async fn optimize_graph_flags_only_outputs_past_the_threshold() {
         .map(|n| n["id"].as_str().unwrap())
         .collect();
     assert_eq!(heavy, vec!["large"], "{o:#}");
+}
+
+/// Issue 16.13: SIGKILL during a 120-file `spool_batch` left 15 files new and 105 old and
+/// a temp file in the workspace. After a restart every interrupted batch is rolled back:
+/// all files old, no temp file, no batch record left.
+#[tokio::test]
+async fn a_batch_killed_mid_write_is_rolled_back_on_restart() {
+    let state = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let ws = work.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    let old = |i: usize| format!("old {i}\n").repeat(8 * 1024);
+    let new = |i: usize| format!("new {i}\n").repeat(8 * 1024);
+    for i in 0..120 {
+        std::fs::write(ws.join(format!("f{i:03}.txt")), old(i)).unwrap();
+    }
+    let (client, pid) = spawn_contained(state.path(), &ws, &[]).await;
+    let open = call(
+        &client,
+        "spool_open",
+        json!({"root": ws.display().to_string()}),
+    )
+    .await;
+    let session = structured(&open)["session"].as_str().unwrap().to_string();
+    let operations: Vec<Value> = (0..120)
+        .map(|i| json!({"op": "write", "path": format!("f{i:03}.txt"), "content": new(i)}))
+        .collect();
+    let peer = client.peer().clone();
+    let batch = tokio::spawn(async move {
+        let args = json!({"session": session, "operations": operations});
+        let _ = peer
+            .call_tool(
+                rmcp::model::CallToolRequestParams::new("spool_batch")
+                    .with_arguments(args.as_object().cloned().unwrap()),
+            )
+            .await;
+    });
+    // Kill the server as soon as the first file is renamed into place.
+    let first = ws.join("f000.txt");
+    let mut killed_mid_batch = false;
+    for _ in 0..200_000 {
+        if std::fs::read(&first).is_ok_and(|b| b.starts_with(b"new")) {
+            // SAFETY: sends SIGKILL to the server this test started.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            killed_mid_batch =
+                std::fs::read(ws.join("f119.txt")).is_ok_and(|b| b.starts_with(b"old"));
+            break;
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    let _ = batch.await;
+    drop(client);
+    assert!(
+        killed_mid_batch,
+        "the kill must land between the first and the last rename"
+    );
+    // Restart over the same state directory: the interrupted batch is rolled back.
+    let (client, _pid) = spawn_contained(state.path(), &ws, &[]).await;
+    let r = call(&client, "health", json!({})).await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    for i in 0..120 {
+        let now = std::fs::read_to_string(ws.join(format!("f{i:03}.txt"))).unwrap();
+        assert!(
+            now == old(i),
+            "f{i:03}.txt is not its old content after the restart"
+        );
+    }
+    let leftovers: Vec<String> = std::fs::read_dir(&ws)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".spool-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+    let records = std::fs::read_dir(state.path().join("patchkit/batches"))
+        .unwrap()
+        .count();
+    assert_eq!(records, 0, "batch records left after recovery");
 }

@@ -32,6 +32,7 @@ use super::{
     apply::{self, HunkStatus},
     diff::{ChangeType, DiffOptions, FilePatch, create_diff},
     paths::{self, PathError},
+    spool_journal,
     validate::{self, Rules},
 };
 
@@ -149,6 +150,8 @@ pub struct Session {
     baseline: BTreeMap<String, Option<Vec<u8>>>,
     /// Directories this session created, outermost first.
     created_dirs: Vec<PathBuf>,
+    /// Where batches record their intent until their last rename (see `spool_journal`).
+    batches: Option<PathBuf>,
 }
 
 fn read(full: &Path, rel: &str) -> Result<Option<Vec<u8>>, SpoolError> {
@@ -217,7 +220,15 @@ impl Session {
             root,
             baseline: BTreeMap::new(),
             created_dirs: Vec::new(),
+            batches: None,
         }
+    }
+
+    /// Records each batch's intent under `dir` before its first rename, so a crash
+    /// mid-batch is rolled back on the next start.
+    pub fn with_batch_records(mut self, dir: PathBuf) -> Self {
+        self.batches = Some(dir);
+        self
     }
 
     /// Plans and writes `ops` all-or-nothing.
@@ -413,12 +424,48 @@ impl Session {
     /// Writes the plan; on the first failure restores what was written and returns the
     /// failing path.
     fn write(&mut self, plan: &Plan) -> Result<(), (String, SpoolError)> {
+        let intent = match &self.batches {
+            Some(dir) if !plan.next.is_empty() => {
+                let files: Vec<(&str, Option<&[u8]>)> = plan
+                    .next
+                    .keys()
+                    .map(|rel| {
+                        let before = plan.before.get(rel).and_then(|b| b.as_deref());
+                        (rel.as_str(), before)
+                    })
+                    .collect();
+                let intent = spool_journal::begin(dir, &self.root, &files).map_err(|e| {
+                    let first = plan.next.keys().next().cloned().unwrap_or_default();
+                    (
+                        first,
+                        SpoolError::Io {
+                            path: dir.display().to_string(),
+                            reason: format!("recording the batch before writing: {e}"),
+                        },
+                    )
+                })?;
+                Some(intent)
+            }
+            _ => None,
+        };
+        let tag = intent.as_ref().map_or_else(
+            || uuid::Uuid::new_v4().simple().to_string(),
+            |i| i.tag.clone(),
+        );
+        let result = self.write_all(plan, &tag);
+        if let Some(intent) = intent {
+            intent.finish();
+        }
+        result
+    }
+
+    fn write_all(&mut self, plan: &Plan, tag: &str) -> Result<(), (String, SpoolError)> {
         let mut done: Vec<&str> = Vec::new();
         let mut new_dirs = Vec::new();
         for (rel, value) in &plan.next {
             let result = paths::resolve(&self.root, rel)
                 .map_err(SpoolError::from)
-                .and_then(|full| put(&full, rel, value.as_deref(), &mut new_dirs));
+                .and_then(|full| put(&full, rel, value.as_deref(), &mut new_dirs, tag));
             if let Err(e) = result {
                 for written in done.iter().rev() {
                     let full = self.root.join(written);
@@ -427,6 +474,7 @@ impl Session {
                         written,
                         plan.before[*written].as_deref(),
                         &mut Vec::new(),
+                        tag,
                     ) {
                         tracing::error!(path = %written, "restoring after a failed batch: {re}");
                     }
@@ -475,7 +523,8 @@ impl Session {
         let changed = self.changes()?;
         for (rel, before, _) in &changed {
             let full = paths::resolve(&self.root, rel)?;
-            put(&full, rel, before.as_deref(), &mut Vec::new())?;
+            let tag = uuid::Uuid::new_v4().simple().to_string();
+            put(&full, rel, before.as_deref(), &mut Vec::new(), &tag)?;
         }
         remove_dirs(&self.created_dirs);
         self.created_dirs.clear();
@@ -606,12 +655,14 @@ fn replace(
 }
 
 /// Puts `value` at `full` (None = remove) through a temp file + rename, keeping the
-/// permissions of a file it replaces; records directories it had to create.
+/// permissions of a file it replaces; records directories it had to create. The temp
+/// file is named after the batch `tag`, so recovery can find it.
 fn put(
     full: &Path,
     rel: &str,
     value: Option<&[u8]>,
     new_dirs: &mut Vec<PathBuf>,
+    tag: &str,
 ) -> Result<(), SpoolError> {
     let Some(bytes) = value else {
         return match std::fs::remove_file(full) {
@@ -622,7 +673,7 @@ fn put(
     let parent = full.parent().unwrap_or(Path::new("."));
     create_dirs(parent, new_dirs).map_err(|e| io(rel, e))?;
     let name = full.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = parent.join(format!(".{name}.spool-{}", uuid::Uuid::new_v4().simple()));
+    let tmp = parent.join(spool_journal::temp_name(name, tag));
     let result = std::fs::write(&tmp, bytes).and_then(|()| {
         if let Ok(meta) = std::fs::metadata(full) {
             std::fs::set_permissions(&tmp, meta.permissions())?;

@@ -52,7 +52,10 @@ pub(super) async fn spool_open(kit: Kit, i: OpenIn, _ctx: CallCtx) -> Out<OpenOu
     sessions.insert(
         id.clone(),
         SessionEntry {
-            session: Arc::new(Mutex::new(Session::new(id.clone(), root.clone()))),
+            session: Arc::new(Mutex::new(match &kit.batches {
+                Some(dir) => Session::new(id.clone(), root.clone()).with_batch_records(dir.clone()),
+                None => Session::new(id.clone(), root.clone()),
+            })),
             ttl: Duration::from_secs(i.ttl_secs),
             last_used: Instant::now(),
         },
