@@ -499,3 +499,33 @@ async fn a_batch_killed_mid_write_is_rolled_back_on_restart() {
         .count();
     assert_eq!(records, 0, "batch records left after recovery");
 }
+
+/// The budget is the flag's: with 1 MiB, a diff whose hunks and text would hold more, and
+/// a batch whose results would, end with the budget error; smaller work still runs.
+#[tokio::test]
+async fn the_budget_follows_its_flag_for_diffs_and_batches() {
+    let s = contained(&["--call-memory-budget-bytes", "1048576"]).await;
+    let side = "line\n".repeat(120 * 1024);
+    let r = call(
+        &s.client,
+        "create_diff",
+        json!({"path": "f", "before": side, "after": format!("{side}x\n")}),
+    )
+    .await;
+    over_budget(&r);
+    let r = call(
+        &s.client,
+        "create_diff",
+        json!({"path": "f", "before": "a\n", "after": "b\n"}),
+    )
+    .await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    std::fs::write(s.ws().join("k.txt"), "k".repeat(200 * 1024)).unwrap();
+    let calls: Vec<Value> = (0..8)
+        .map(|_| json!({"tool": "read_file", "arguments": {"path": "k.txt"}}))
+        .collect();
+    let r = call(&s.client, "batch", json!({"calls": calls})).await;
+    over_budget(&r);
+    let r = call(&s.client, "batch", json!({"calls": calls[..2]})).await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+}

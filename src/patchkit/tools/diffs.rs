@@ -65,6 +65,11 @@ pub(super) async fn create_diff(kit: Kit, i: CreateDiffIn, ctx: CallCtx) -> Out<
             "before and after are both null; give at least one side",
         ));
     }
+    // The hunks and the unified text each hold about both sides.
+    let sides = i.before.as_deref().map_or(0, str::len) + i.after.as_deref().map_or(0, str::len);
+    let _held = ctx
+        .budget
+        .hold(2 * sides as u64, "the hunks and text of create_diff")?;
     let opts = DiffOptions {
         context: i.context_lines,
         max_preview: i.max_preview_length,
