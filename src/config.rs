@@ -34,6 +34,9 @@ fn invalid(option: &str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// Default bytes one client tool call may hold (`call-memory-budget-bytes`): 64 MiB.
+pub const DEFAULT_CALL_MEMORY_BUDGET: u64 = 64 * 1024 * 1024;
+
 /// Journal durability policy, shared with `runtime::journal`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -100,6 +103,7 @@ pub struct FileOptions {
     pub http_header_timeout_secs: Option<u64>,
     pub http_body_timeout_secs: Option<u64>,
     pub stdio_max_line_bytes: Option<usize>,
+    pub call_memory_budget_bytes: Option<u64>,
 }
 
 /// Values given on the command line or in `CORTEX_MCP_*` variables (clap merges both).
@@ -475,6 +479,9 @@ pub struct Config {
     pub limits: TransportLimits,
     /// The config file read at start, if any (logged and shown in `cortex://config`).
     pub config_file: Option<PathBuf>,
+    /// Bytes of results and working data one client tool call may hold, nested calls
+    /// (graph nodes, map items, batch items) included.
+    pub call_memory_budget: u64,
 }
 
 /// Containment limits of the transports (all enforced before the bearer check).
@@ -805,12 +812,21 @@ impl Config {
             pick!(events_sink_batching),
             pick!(events_sink_filter),
         )?;
+        let call_memory_budget =
+            pick!(call_memory_budget_bytes).unwrap_or(DEFAULT_CALL_MEMORY_BUDGET);
+        if !(1024 * 1024..=1 << 40).contains(&call_memory_budget) {
+            return Err(invalid(
+                "call-memory-budget-bytes",
+                "must be between 1048576 (1 MiB) and 1099511627776 (1 TiB)",
+            ));
+        }
         let task_retention = pick!(asbr_task_retention)
             .map(|raw| task_retention(&raw))
             .transpose()?;
         let limits = transport_limits(&over, &file)?;
         Ok(Config {
             limits,
+            call_memory_budget,
             events_sink,
             integrations_allow_private: pick!(integrations_allow_private),
             config_file: None,
@@ -873,6 +889,7 @@ impl Config {
                 "httpBodyTimeoutSecs": self.limits.http_body_timeout.as_secs(),
                 "stdioMaxLineBytes": self.limits.stdio_max_line_bytes,
             },
+            "callMemoryBudgetBytes": self.call_memory_budget,
             "github": {
                 "apiUrl": redact_url(&self.github.api_url),
                 "credential": self.github.credential.kind(),

@@ -280,6 +280,10 @@ struct CommonArgs {
     /// Longest stdio line in bytes; a longer one is skipped and answered -32600.
     #[arg(long, global = true, env = "CORTEX_MCP_STDIO_MAX_LINE_BYTES")]
     stdio_max_line_bytes: Option<usize>,
+    /// Bytes of results and working data one tool call may hold, nested calls included
+    /// (default 64 MiB); past it the call ends with an error naming this budget.
+    #[arg(long, global = true, env = "CORTEX_MCP_CALL_MEMORY_BUDGET_BYTES")]
+    call_memory_budget_bytes: Option<u64>,
 }
 
 impl CommonArgs {
@@ -330,6 +334,7 @@ impl CommonArgs {
                 http_header_timeout_secs: self.http_header_timeout_secs,
                 http_body_timeout_secs: self.http_body_timeout_secs,
                 stdio_max_line_bytes: self.stdio_max_line_bytes,
+                call_memory_budget_bytes: self.call_memory_budget_bytes,
             },
             github_env: GithubEnv::from_process_env(),
         }

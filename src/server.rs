@@ -350,9 +350,10 @@ impl CortexServer {
     }
 
     fn call_ctx(&self, ctx: &RequestContext<RoleServer>) -> CallCtx {
+        let deadline = Instant::now() + self.shared.runtime.config.request_timeout;
         CallCtx {
             cancel: ctx.ct.clone(),
-            deadline: Instant::now() + self.shared.runtime.config.request_timeout,
+            deadline,
             progress: Progress::new(ctx.peer.clone(), ctx.meta.get_progress_token()),
             meta: Arc::new(match serde_json::to_value(&ctx.meta) {
                 Ok(serde_json::Value::Object(map)) => map,
@@ -364,6 +365,11 @@ impl CortexServer {
                 &ctx.extensions,
                 self.shared.runtime.config.auth_token.as_deref(),
             ),
+            budget: crate::runtime::budget::Budget::new(
+                self.shared.runtime.config.call_memory_budget,
+            ),
+            stop: crate::runtime::stop::Stop::new(deadline),
+            depth: 0,
         }
     }
 

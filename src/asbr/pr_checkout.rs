@@ -185,13 +185,19 @@ async fn call(ctx: &CallCtx, tool: &'static str, args: Value) -> Result<Value, C
         Value::Object(map) => map,
         _ => Map::new(),
     };
-    ctx.registry
+    let value = ctx
+        .registry
         .call(tool, args, ctx.clone())
         .await
         .map_err(|e| CheckoutError::Github {
             tool,
             message: e.to_string(),
-        })
+        })?;
+    // The registry charged this result to the call's memory budget as held; a checkout
+    // writes it to disk and drops it, so it is given back at once.
+    ctx.budget
+        .release(crate::runtime::budget::json_size(&value));
+    Ok(value)
 }
 
 /// `path` as a relative path of normal components only (no `..`, root or prefix).

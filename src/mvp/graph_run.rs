@@ -6,6 +6,11 @@
 //! timeout and the client's cancellation reach every running node: node futures are
 //! dropped, which kills their child processes. Progress is reported per node.
 //!
+//! Memory: node outputs are shared (`Arc`), never copied per scheduled node; every
+//! result of a nested call is charged to the client call's budget by the registry, the
+//! rendered arguments of each call are held against it while the call runs, and a
+//! tripped budget ends the run (`failed`, the error names the budget).
+//!
 //! Owns scheduling and node semantics; it must not know any other toolset.
 
 use std::{
@@ -22,7 +27,7 @@ use super::{
     graph::{Graph, GraphRun, NodeDef, NodeRun, Scope, Topology},
     prp,
 };
-use crate::runtime::{progress::Progress, registry::CallCtx};
+use crate::runtime::{budget, progress::Progress, registry::CallCtx};
 
 /// Nodes running at once when `parallel` is set.
 pub const PARALLEL_SLOTS: usize = 16;
@@ -50,17 +55,46 @@ fn ms_since(t0: Instant) -> f64 {
     (t0.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
 }
 
+/// Keeps the first [`MAX_RECORDED_OUTPUT`] bytes written and counts the rest.
+struct Prefix {
+    head: Vec<u8>,
+    total: u64,
+}
+
+impl std::io::Write for Prefix {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let room = MAX_RECORDED_OUTPUT.saturating_sub(self.head.len());
+        self.head.extend_from_slice(&buf[..room.min(buf.len())]);
+        self.total += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The recorded form of an output: the value when its JSON fits, else the first bytes
+/// of its text; never builds the whole text of a large output.
 fn record_output(v: &Value) -> (Option<Value>, u64, bool) {
-    let text = v.to_string();
-    let bytes = text.len() as u64;
-    if text.len() <= MAX_RECORDED_OUTPUT {
+    let mut prefix = Prefix {
+        head: Vec::new(),
+        total: 0,
+    };
+    let _ = serde_json::to_writer(&mut prefix, v);
+    let bytes = prefix.total;
+    if bytes <= MAX_RECORDED_OUTPUT as u64 {
         (Some(v.clone()), bytes, false)
     } else {
-        let mut end = MAX_RECORDED_OUTPUT;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        (Some(Value::String(text[..end].to_string())), bytes, true)
+        let text = match String::from_utf8(prefix.head) {
+            Ok(t) => t,
+            Err(e) => {
+                let valid = e.utf8_error().valid_up_to();
+                let mut head = e.into_bytes();
+                head.truncate(valid);
+                String::from_utf8(head).unwrap_or_default()
+            }
+        };
+        (Some(Value::String(text)), bytes, true)
     }
 }
 
@@ -107,13 +141,11 @@ pub async fn execute(
         cancel: cancel.clone(),
         deadline: ctx.deadline,
         progress: Progress::none(),
-        meta: ctx.meta.clone(),
-        registry: ctx.registry.clone(),
         in_batch: false,
-        principal: ctx.principal.clone(),
+        ..ctx.clone()
     };
     let inputs = Arc::new(inputs);
-    let mut outputs: HashMap<String, Value> = HashMap::new();
+    let mut outputs: HashMap<String, Arc<Value>> = HashMap::new();
     let mut edges = vec![EdgeState::Pending; graph.def.edges.len()];
     let mut waiting: Vec<usize> = topo.incoming.iter().map(Vec::len).collect();
     let mut ready: VecDeque<usize> = (0..n).filter(|i| waiting[*i] == 0).collect();
@@ -163,6 +195,7 @@ pub async fn execute(
                 break;
             }
         };
+
         finished += 1;
         let i = result.index;
         let node = &mut nodes[i];
@@ -176,18 +209,23 @@ pub async fn execute(
         }
         .into();
         node.error = result.error.clone();
-        if let Some(out) = &result.output {
-            let (o, bytes, truncated) = record_output(out);
+        if let Some(out) = result.output {
+            let (o, bytes, truncated) = record_output(&out);
             node.output = o;
             node.output_bytes = bytes;
             node.output_truncated = truncated;
-            outputs.insert(node.id.clone(), out.clone());
+            outputs.insert(node.id.clone(), Arc::new(out));
         }
         ctx.progress.report(
             finished as f64,
             Some(n as f64),
             format!("node {} {}", node.id, node.status),
         );
+        // A tripped budget ends the run: whatever else runs or waits would be refused.
+        if let Some(over) = ctx.budget.exceeded() {
+            end_status = Some(("failed", over.to_string()));
+            break;
+        }
         let ok = result.error.is_none();
         // Decide the node's outgoing edges, then release or skip successors.
         let mut settle: VecDeque<(usize, bool)> = VecDeque::from([(i, ok)]);
@@ -308,6 +346,14 @@ async fn call_tool(
     args: serde_json::Map<String, Value>,
     ctx: &CallCtx,
 ) -> Result<Value, String> {
+    // The rendered arguments live until the call ends; they may embed large outputs.
+    let _args = ctx
+        .budget
+        .hold(
+            budget::json_size(&args),
+            &format!("the arguments of {tool}"),
+        )
+        .map_err(|e| format!("{tool}: {e}"))?;
     ctx.registry
         .call(tool, args, ctx.clone())
         .await
@@ -352,21 +398,20 @@ async fn map_node(def: &NodeDef, scope: &Scope<'_>, ctx: &CallCtx) -> NodeOut {
         .clamp(1, 16) as usize;
     let ctx = node_deadline(def, ctx);
     let template = cfg(def, "arguments").cloned().unwrap_or(json!({}));
-    // Arguments are rendered up front so the concurrent calls own everything they use.
-    let prepared: Vec<Result<Value, String>> = items
-        .iter()
-        .map(|item| {
-            Scope {
-                inputs: scope.inputs,
-                outputs: scope.outputs,
-                item: Some(item),
-            }
-            .render(&template)
-        })
-        .collect();
-    let calls = prepared.into_iter().enumerate().map(|(index, args)| {
-        let (tool, ctx) = (tool.clone(), ctx.clone());
+    // Each item's arguments are rendered when its call starts, so at most `concurrency`
+    // rendered argument sets exist at once (they may embed large upstream outputs).
+    let shared = Arc::new((template, scope.inputs.clone(), scope.outputs.clone()));
+    let total = items.len();
+    let calls = items.into_iter().enumerate().map(|(index, item)| {
+        let (shared, tool, ctx) = (shared.clone(), tool.clone(), ctx.clone());
         async move {
+            let (template, inputs, outputs) = &*shared;
+            let args = Scope {
+                inputs,
+                outputs,
+                item: Some(&item),
+            }
+            .render(template);
             let outcome = match args {
                 Ok(Value::Object(o)) => call_tool(&tool, o, &ctx).await,
                 Ok(_) => Err("arguments must be an object".into()),
@@ -383,12 +428,9 @@ async fn map_node(def: &NodeDef, scope: &Scope<'_>, ctx: &CallCtx) -> NodeOut {
         .collect()
         .await;
     let failed = results.iter().filter(|r| r["ok"] == false).count();
-    let out = json!({"results": results, "succeeded": items.len() - failed, "failed": failed});
+    let out = json!({"results": results, "succeeded": total - failed, "failed": failed});
     if failed > 0 {
-        Err((
-            Some(out),
-            format!("{failed} of {} items failed", items.len()),
-        ))
+        Err((Some(out), format!("{failed} of {total} items failed")))
     } else {
         Ok(out)
     }

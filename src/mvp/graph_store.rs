@@ -234,11 +234,15 @@ pub struct Optimization {
     pub estimated_speedup: f64,
     /// Edges implied by other paths: removing them changes nothing.
     pub redundant_edges: Vec<EdgeDef>,
-    /// Nodes with the largest outputs.
+    /// Nodes whose largest output reached 64 KiB, largest first (at most five).
     pub memory_heavy_nodes: Vec<NodeCost>,
     pub nodes: Vec<NodeCost>,
     pub suggestions: Vec<String>,
 }
+
+/// Output size from which a node counts as memory-heavy: below it, narrowing the node
+/// saves less than the run record itself costs.
+pub const MEMORY_HEAVY_BYTES: u64 = 64 * 1024;
 
 /// Structural and measured analysis; `slots` is the parallel run's concurrency.
 pub fn optimize(
@@ -321,7 +325,7 @@ pub fn optimize(
         .collect();
     let mut heavy: Vec<NodeCost> = nodes
         .iter()
-        .filter(|c| c.max_output_bytes > 0)
+        .filter(|c| c.max_output_bytes >= MEMORY_HEAVY_BYTES)
         .cloned()
         .collect();
     heavy.sort_by_key(|b| std::cmp::Reverse(b.max_output_bytes));
@@ -348,6 +352,11 @@ pub fn optimize(
             }
         }
         OptimizationType::Memory => {
+            if heavy.is_empty() && !runs.is_empty() {
+                suggestions.push(format!(
+                    "no node produced {MEMORY_HEAVY_BYTES} bytes or more: memory is not where this graph can gain"
+                ));
+            }
             for h in &heavy {
                 suggestions.push(format!(
                     "`{}` produced up to {} bytes: narrow its arguments (limit, maxBytes) so downstream templates carry less",

@@ -57,7 +57,8 @@ pub fn refs_in(value: &Value, out: &mut Vec<Result<Ref, String>>) {
 /// What templates can see while a graph runs.
 pub struct Scope<'a> {
     pub inputs: &'a Value,
-    pub outputs: &'a HashMap<String, Value>,
+    /// Outputs of finished nodes, shared with the run (never copied per node).
+    pub outputs: &'a HashMap<String, std::sync::Arc<Value>>,
     pub item: Option<&'a Value>,
 }
 
@@ -322,7 +323,10 @@ mod tests {
 
     #[test]
     fn conditions_and_templates_render_against_a_scope() {
-        let outputs = HashMap::from([("a".to_string(), json!({"n": 3, "s": "x"}))]);
+        let outputs = HashMap::from([(
+            "a".to_string(),
+            std::sync::Arc::new(json!({"n": 3, "s": "x"})),
+        )]);
         let inputs = json!({"who": "w"});
         let scope = Scope {
             inputs: &inputs,

@@ -3,13 +3,19 @@
 //! line endings are kept), offsets and fuzz (dropping up to N outer context lines, as
 //! GNU patch does).
 //!
-//! Owns the patch parser and the in-memory applier. It must not touch the file system,
-//! the runtime or any session state.
+//! Owns the patch parser and the in-memory applier. It must not touch the file system
+//! or any session state; of the runtime it uses only the [`Stop`] flag, which the
+//! offset search and the conflict report poll so a call past its deadline gives the
+//! CPU back.
 
 use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::diff::ChangeType;
+use crate::runtime::stop::{Stop, Stopped, Ticker};
+
+/// Line comparisons between two checks of the stop flag.
+const STOP_EVERY: u32 = 64 * 1024;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PatchError {
@@ -356,8 +362,22 @@ impl Applied {
 /// Applies `diff` to `content`, trying offsets anywhere after the previous hunk and up to
 /// `fuzz` dropped outer context lines. Hunks that do not fit are reported, not applied.
 pub fn apply(content: &str, diff: &FileDiff, fuzz: usize) -> Applied {
+    match apply_until(content, diff, fuzz, &Stop::never()) {
+        Ok(applied) => applied,
+        Err(Stopped) => unreachable!("a flag that is never raised stopped"),
+    }
+}
+
+/// [`apply`] that gives up with `Stopped` once `stop` is raised or its deadline passes.
+pub fn apply_until(
+    content: &str,
+    diff: &FileDiff,
+    fuzz: usize,
+    stop: &Stop,
+) -> Result<Applied, Stopped> {
+    let mut ticker = stop.ticker(STOP_EVERY);
     let lines = content_lines(content);
-    let mut out: Vec<(String, bool)> = Vec::with_capacity(lines.len() + 16);
+    let mut out = String::with_capacity(content.len() + 64);
     let mut cursor = 0usize;
     let mut shift: i64 = 0;
     let mut statuses = Vec::with_capacity(diff.hunks.len());
@@ -369,13 +389,9 @@ pub fn apply(content: &str, diff: &FileDiff, fuzz: usize) -> Applied {
             h.old_start.saturating_sub(1)
         };
         let wanted = (base as i64 + shift).max(0) as usize;
-        match locate(&lines, &old, h, cursor, wanted, fuzz) {
+        match locate(&lines, &old, h, cursor, wanted, fuzz, &mut ticker)? {
             Some((pos, f, head, tail)) => {
-                out.extend(
-                    lines[cursor..pos]
-                        .iter()
-                        .map(|l| (l.body.to_string(), l.newline)),
-                );
+                push_lines(&mut out, &lines[cursor..pos]);
                 let matched = &lines[pos..pos + old.len() - head - tail];
                 let add_cr = crlf_fix(&old[head..old.len() - tail], matched);
                 emit(h, head, matched, add_cr, &mut out);
@@ -391,24 +407,32 @@ pub fn apply(content: &str, diff: &FileDiff, fuzz: usize) -> Applied {
                     found: vec![],
                 });
             }
-            None => statuses.push(conflict(&lines, &old, h, cursor, wanted, base)),
+            None => statuses.push(conflict(
+                &lines,
+                &old,
+                h,
+                (cursor, wanted, base),
+                &mut ticker,
+            )?),
         }
     }
-    out.extend(
-        lines[cursor..]
-            .iter()
-            .map(|l| (l.body.to_string(), l.newline)),
-    );
-    let mut content = String::with_capacity(content.len() + 64);
-    for (body, nl) in &out {
-        content.push_str(body);
-        if *nl {
-            content.push('\n');
-        }
-    }
-    Applied {
-        content,
+    push_lines(&mut out, &lines[cursor..]);
+    Ok(Applied {
+        content: out,
         hunks: statuses,
+    })
+}
+
+fn push_line(out: &mut String, body: &str, newline: bool) {
+    out.push_str(body);
+    if newline {
+        out.push('\n');
+    }
+}
+
+fn push_lines(out: &mut String, lines: &[CLine<'_>]) {
+    for l in lines {
+        push_line(out, l.body, l.newline);
     }
 }
 
@@ -423,26 +447,22 @@ fn crlf_fix(old: &[&PLine], matched: &[CLine<'_>]) -> bool {
 
 /// Writes the hunk's result: context lines as they are in the file (endings kept),
 /// added lines from the patch; `head` leading old-side lines were dropped by fuzz.
-fn emit(
-    h: &PHunk,
-    head: usize,
-    matched: &[CLine<'_>],
-    add_cr: bool,
-    out: &mut Vec<(String, bool)>,
-) {
+fn emit(h: &PHunk, head: usize, matched: &[CLine<'_>], add_cr: bool, out: &mut String) {
     let mut old_idx = 0usize;
     for l in &h.lines {
         match l.kind {
             '+' => {
-                let mut body = l.text.clone();
-                if add_cr && l.newline && !body.ends_with('\r') {
-                    body.push('\r');
+                out.push_str(&l.text);
+                if add_cr && l.newline && !l.text.ends_with('\r') {
+                    out.push('\r');
                 }
-                out.push((body, l.newline));
+                if l.newline {
+                    out.push('\n');
+                }
             }
             ' ' => {
                 if let Some(c) = old_idx.checked_sub(head).and_then(|i| matched.get(i)) {
-                    out.push((c.body.to_string(), c.newline));
+                    push_line(out, c.body, c.newline);
                 }
                 old_idx += 1;
             }
@@ -460,7 +480,8 @@ fn locate(
     min: usize,
     wanted: usize,
     fuzz: usize,
-) -> Option<(usize, usize, usize, usize)> {
+    ticker: &mut Ticker<'_>,
+) -> Result<Option<(usize, usize, usize, usize)>, Stopped> {
     let lead = h.lines.iter().take_while(|l| l.kind == ' ').count();
     let trail = h.lines.iter().rev().take_while(|l| l.kind == ' ').count();
     for f in 0..=fuzz {
@@ -470,11 +491,11 @@ fn locate(
             break;
         }
         let window = &old[head..old.len() - tail];
-        if let Some(pos) = search(lines, window, min, wanted + head) {
-            return Some((pos, f, head, tail));
+        if let Some(pos) = search(lines, window, min, wanted + head, ticker)? {
+            return Ok(Some((pos, f, head, tail)));
         }
     }
-    None
+    Ok(None)
 }
 
 fn fits(lines: &[CLine<'_>], window: &[&PLine], pos: usize) -> bool {
@@ -486,44 +507,56 @@ fn fits(lines: &[CLine<'_>], window: &[&PLine], pos: usize) -> bool {
 }
 
 /// The position nearest to `wanted` (not before `min`) where `window` fits.
-fn search(lines: &[CLine<'_>], window: &[&PLine], min: usize, wanted: usize) -> Option<usize> {
+fn search(
+    lines: &[CLine<'_>],
+    window: &[&PLine],
+    min: usize,
+    wanted: usize,
+    ticker: &mut Ticker<'_>,
+) -> Result<Option<usize>, Stopped> {
     if window.is_empty() {
-        return Some(wanted.clamp(min, lines.len().max(min)));
+        return Ok(Some(wanted.clamp(min, lines.len().max(min))));
     }
-    let last = lines.len().checked_sub(window.len())?;
+    let Some(last) = lines.len().checked_sub(window.len()) else {
+        return Ok(None);
+    };
     if last < min {
-        return None;
+        return Ok(None);
     }
     let wanted = wanted.clamp(min, last);
     for d in 0.. {
+        // Each position compares up to the whole window.
+        ticker.tick_n(2 * window.len())?;
         let up = wanted + d;
         let down = wanted.checked_sub(d).filter(|&p| p >= min);
         if up > last && down.is_none() {
             break;
         }
         if up <= last && fits(lines, window, up) {
-            return Some(up);
+            return Ok(Some(up));
         }
         if d > 0 && down.is_some_and(|p| fits(lines, window, p)) {
-            return down;
+            return Ok(down);
         }
     }
-    None
+    Ok(None)
 }
 
+/// `at` is (first line the hunk may use, wanted position, position the header names).
 fn conflict(
     lines: &[CLine<'_>],
     old: &[&PLine],
     h: &PHunk,
-    min: usize,
-    wanted: usize,
-    base: usize,
-) -> HunkStatus {
+    at: (usize, usize, usize),
+    ticker: &mut Ticker<'_>,
+) -> Result<HunkStatus, Stopped> {
+    let (min, wanted, base) = at;
     // Nearest position: the most matching lines within ±1000 lines of the wanted spot.
     let lo = wanted.saturating_sub(1000).max(min);
     let hi = (wanted + 1000).min(lines.len());
     let mut best = (0usize, wanted.min(lines.len()));
     for pos in lo..=hi {
+        ticker.tick_n(old.len())?;
         let score = old
             .iter()
             .zip(lines.get(pos..).unwrap_or(&[]))
@@ -541,14 +574,14 @@ fn conflict(
         .iter()
         .map(|c| c.body.to_string())
         .collect();
-    HunkStatus {
+    Ok(HunkStatus {
         header: h.header.clone(),
         applied: false,
         offset: pos as i64 - base as i64,
         fuzz: 0,
         expected: old.iter().map(|l| l.text.clone()).collect(),
         found,
-    }
+    })
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod diff;
 pub mod paths;
 pub mod side_by_side;
 pub mod spool;
+pub mod spool_journal;
 pub mod tools;
 pub mod validate;
 

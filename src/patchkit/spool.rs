@@ -5,6 +5,11 @@
 //! baseline bytes of each file it touched so `diff`, `reset` (restores only files that
 //! differ) and `commit` (validators, then re-baseline) know what changed.
 //!
+//! Planning is bounded: every file read into the plan and every planned new content is
+//! held against the call's memory budget (a replacement that would grow a file past it
+//! stops as soon as it does, before the text is built), and planning polls the call's
+//! stop flag; a plan stopped or over budget writes nothing.
+//!
 //! Owns session state and file writes under a session root. It must not decide where a
 //! root may lie (that is `paths.rs`) nor publish events (the tools do).
 
@@ -18,10 +23,16 @@ use regex::Regex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::runtime::{
+    budget::{Budget, Held},
+    stop::{Stop, Ticker},
+};
+
 use super::{
     apply::{self, HunkStatus},
     diff::{ChangeType, DiffOptions, FilePatch, create_diff},
     paths::{self, PathError},
+    spool_journal,
     validate::{self, Rules},
 };
 
@@ -139,6 +150,8 @@ pub struct Session {
     baseline: BTreeMap<String, Option<Vec<u8>>>,
     /// Directories this session created, outermost first.
     created_dirs: Vec<PathBuf>,
+    /// Where batches record their intent until their last rename (see `spool_journal`).
+    batches: Option<PathBuf>,
 }
 
 fn read(full: &Path, rel: &str) -> Result<Option<Vec<u8>>, SpoolError> {
@@ -152,27 +165,46 @@ fn read(full: &Path, rel: &str) -> Result<Option<Vec<u8>>, SpoolError> {
 /// A changed file: (path, baseline bytes, current bytes); None = absent.
 type Change = (String, Option<Vec<u8>>, Option<Vec<u8>>);
 
-/// Planned new state: path → new bytes (None = deleted), plus the bytes before.
+/// Planned new state: path → new bytes (None = deleted), plus the bytes before; `held`
+/// counts both against the call's budget.
 struct Plan {
     next: BTreeMap<String, Option<Vec<u8>>>,
     before: BTreeMap<String, Option<Vec<u8>>>,
     last_op: BTreeMap<String, usize>,
+    held: Held,
+    stop: Stop,
+}
+
+fn len_of(v: &Option<Vec<u8>>) -> u64 {
+    v.as_ref().map_or(0, |b| b.len() as u64)
 }
 
 impl Plan {
-    fn current(&mut self, root: &Path, rel: &str) -> Result<Option<Vec<u8>>, SpoolError> {
+    fn current(&mut self, root: &Path, rel: &str) -> Result<Option<Vec<u8>>, String> {
+        self.stop.check().map_err(|e| e.to_string())?;
         if let Some(v) = self.next.get(rel) {
             return Ok(v.clone());
         }
         if !self.before.contains_key(rel) {
-            let full = paths::resolve(root, rel)?;
-            self.before.insert(rel.to_string(), read(&full, rel)?);
+            let full = paths::resolve(root, rel).map_err(|e| e.to_string())?;
+            let bytes = read(&full, rel).map_err(|e| e.to_string())?;
+            // Held twice: the plan keeps it, and each operation works on a copy.
+            self.held
+                .grow(2 * len_of(&bytes), "the files a spool plan reads")
+                .map_err(|e| e.to_string())?;
+            self.before.insert(rel.to_string(), bytes);
         }
         Ok(self.before[rel].clone())
     }
-    fn set(&mut self, rel: &str, value: Option<Vec<u8>>, index: usize) {
-        self.next.insert(rel.to_string(), value);
+    fn set(&mut self, rel: &str, value: Option<Vec<u8>>, index: usize) -> Result<(), String> {
+        self.held
+            .grow(len_of(&value), "the new contents a spool plan holds")
+            .map_err(|e| e.to_string())?;
+        if let Some(old) = self.next.insert(rel.to_string(), value) {
+            self.held.shrink(len_of(&old));
+        }
         self.last_op.insert(rel.to_string(), index);
+        Ok(())
     }
 }
 
@@ -188,15 +220,40 @@ impl Session {
             root,
             baseline: BTreeMap::new(),
             created_dirs: Vec::new(),
+            batches: None,
         }
+    }
+
+    /// Records each batch's intent under `dir` before its first rename, so a crash
+    /// mid-batch is rolled back on the next start.
+    pub fn with_batch_records(mut self, dir: PathBuf) -> Self {
+        self.batches = Some(dir);
+        self
     }
 
     /// Plans and writes `ops` all-or-nothing.
     pub fn run(&mut self, ops: &[Op]) -> Result<Vec<OpResult>, BatchFailure> {
+        self.run_within(ops, &Stop::never(), &Budget::unlimited())
+    }
+
+    /// [`Session::run`] whose planning holds its data against `budget` and gives up
+    /// (writing nothing) once `stop` is raised or its deadline passes.
+    pub fn run_within(
+        &mut self,
+        ops: &[Op],
+        stop: &Stop,
+        budget: &Budget,
+    ) -> Result<Vec<OpResult>, BatchFailure> {
+        let held = budget.hold(0, "a spool plan").map_err(|e| BatchFailure {
+            message: format!("{e}; nothing was written"),
+            results: Vec::new(),
+        })?;
         let mut plan = Plan {
             next: BTreeMap::new(),
             before: BTreeMap::new(),
             last_op: BTreeMap::new(),
+            held,
+            stop: stop.clone(),
         };
         let mut results: Vec<OpResult> = Vec::with_capacity(ops.len());
         for (i, op) in ops.iter().enumerate() {
@@ -220,6 +277,13 @@ impl Session {
                 });
             }
             results.push(r);
+        }
+        // Past this point the plan is written whole (or restored whole), never cut short.
+        if let Err(e) = stop.check() {
+            return Err(BatchFailure {
+                message: format!("{e} before anything was written; nothing was written"),
+                results,
+            });
         }
         if let Err((path, e)) = self.write(&plan) {
             let failed = plan.last_op.get(&path).copied().unwrap_or(0);
@@ -245,12 +309,12 @@ impl Session {
 
     fn plan_op(&self, op: &Op, i: usize, plan: &mut Plan, r: &mut OpResult) -> Result<(), String> {
         let root = self.root.clone();
-        let cur = |plan: &mut Plan, rel: &str| plan.current(&root, rel).map_err(|e| e.to_string());
+        let cur = |plan: &mut Plan, rel: &str| plan.current(&root, rel);
         match op {
             Op::Write { path, content } => {
                 let rel = paths::normalise(path).map_err(|e| e.to_string())?;
                 cur(plan, &rel)?;
-                plan.set(&rel, Some(content.clone().into_bytes()), i);
+                plan.set(&rel, Some(content.clone().into_bytes()), i)?;
                 r.paths.push(rel);
             }
             Op::Delete { path } => {
@@ -258,7 +322,7 @@ impl Session {
                 if cur(plan, &rel)?.is_none() {
                     return Err(format!("{rel} does not exist"));
                 }
-                plan.set(&rel, None, i);
+                plan.set(&rel, None, i)?;
                 r.paths.push(rel);
             }
             Op::Replace {
@@ -271,13 +335,24 @@ impl Session {
             } => {
                 let rel = paths::normalise(path).map_err(|e| e.to_string())?;
                 let old = text(&rel, cur(plan, &rel)?)?;
-                let (new, count) = replace(&old, pattern, replacement, *regex, *all)?;
+                let (new, count) = {
+                    let mut building = plan
+                        .held
+                        .budget()
+                        .hold(0, "a spool replacement")
+                        .map_err(|e| e.to_string())?;
+                    let limits = Limits {
+                        held: &mut building,
+                        ticker: plan.stop.ticker(1024),
+                    };
+                    replace(&old, pattern, replacement, *regex, *all, limits)?
+                };
                 if count == 0 && *required {
                     return Err(format!(
                         "`{pattern}` not found in {rel} (set required: false to allow no match)"
                     ));
                 }
-                plan.set(&rel, Some(new.into_bytes()), i);
+                plan.set(&rel, Some(new.into_bytes()), i)?;
                 r.replacements = Some(count);
                 r.paths.push(rel);
             }
@@ -305,7 +380,7 @@ impl Session {
         r: &mut OpResult,
     ) -> Result<(), String> {
         let rel = paths::normalise(f.path()).map_err(|e| e.to_string())?;
-        let current = plan.current(&self.root, &rel).map_err(|e| e.to_string())?;
+        let current = plan.current(&self.root, &rel)?;
         if f.change_type == ChangeType::Created && current.is_some() {
             return Err(format!("{rel}: the patch creates it but it already exists"));
         }
@@ -313,7 +388,8 @@ impl Session {
             (ChangeType::Created, None) => String::new(),
             (_, cur) => text(&rel, cur)?,
         };
-        let applied = apply::apply(&old, f, fuzz as usize);
+        let applied =
+            apply::apply_until(&old, f, fuzz as usize, &plan.stop).map_err(|e| e.to_string())?;
         let conflicts = applied.conflicts();
         r.hunks.extend(applied.hunks.iter().cloned());
         if conflicts > 0 && !ignore_conflicts {
@@ -336,12 +412,11 @@ impl Session {
         };
         if let Some(old_path) = f.old_path.as_deref().filter(|o| *o != f.path()) {
             let old_rel = paths::normalise(old_path).map_err(|e| e.to_string())?;
-            plan.current(&self.root, &old_rel)
-                .map_err(|e| e.to_string())?;
-            plan.set(&old_rel, None, i);
+            plan.current(&self.root, &old_rel)?;
+            plan.set(&old_rel, None, i)?;
             r.paths.push(old_rel);
         }
-        plan.set(&rel, value, i);
+        plan.set(&rel, value, i)?;
         r.paths.push(rel);
         Ok(())
     }
@@ -349,12 +424,48 @@ impl Session {
     /// Writes the plan; on the first failure restores what was written and returns the
     /// failing path.
     fn write(&mut self, plan: &Plan) -> Result<(), (String, SpoolError)> {
+        let intent = match &self.batches {
+            Some(dir) if !plan.next.is_empty() => {
+                let files: Vec<(&str, Option<&[u8]>)> = plan
+                    .next
+                    .keys()
+                    .map(|rel| {
+                        let before = plan.before.get(rel).and_then(|b| b.as_deref());
+                        (rel.as_str(), before)
+                    })
+                    .collect();
+                let intent = spool_journal::begin(dir, &self.root, &files).map_err(|e| {
+                    let first = plan.next.keys().next().cloned().unwrap_or_default();
+                    (
+                        first,
+                        SpoolError::Io {
+                            path: dir.display().to_string(),
+                            reason: format!("recording the batch before writing: {e}"),
+                        },
+                    )
+                })?;
+                Some(intent)
+            }
+            _ => None,
+        };
+        let tag = intent.as_ref().map_or_else(
+            || uuid::Uuid::new_v4().simple().to_string(),
+            |i| i.tag.clone(),
+        );
+        let result = self.write_all(plan, &tag);
+        if let Some(intent) = intent {
+            intent.finish();
+        }
+        result
+    }
+
+    fn write_all(&mut self, plan: &Plan, tag: &str) -> Result<(), (String, SpoolError)> {
         let mut done: Vec<&str> = Vec::new();
         let mut new_dirs = Vec::new();
         for (rel, value) in &plan.next {
             let result = paths::resolve(&self.root, rel)
                 .map_err(SpoolError::from)
-                .and_then(|full| put(&full, rel, value.as_deref(), &mut new_dirs));
+                .and_then(|full| put(&full, rel, value.as_deref(), &mut new_dirs, tag));
             if let Err(e) = result {
                 for written in done.iter().rev() {
                     let full = self.root.join(written);
@@ -363,6 +474,7 @@ impl Session {
                         written,
                         plan.before[*written].as_deref(),
                         &mut Vec::new(),
+                        tag,
                     ) {
                         tracing::error!(path = %written, "restoring after a failed batch: {re}");
                     }
@@ -411,7 +523,8 @@ impl Session {
         let changed = self.changes()?;
         for (rel, before, _) in &changed {
             let full = paths::resolve(&self.root, rel)?;
-            put(&full, rel, before.as_deref(), &mut Vec::new())?;
+            let tag = uuid::Uuid::new_v4().simple().to_string();
+            put(&full, rel, before.as_deref(), &mut Vec::new(), &tag)?;
         }
         remove_dirs(&self.created_dirs);
         self.created_dirs.clear();
@@ -460,46 +573,96 @@ impl Session {
     }
 }
 
+/// What bounds one replacement: the budget hold its text grows in, and the stop flag.
+struct Limits<'a> {
+    held: &'a mut Held,
+    ticker: Ticker<'a>,
+}
+
+/// Bytes of replacement text between two charges to the budget.
+const CHARGE_STEP: usize = 256 * 1024;
+
+impl Limits<'_> {
+    /// Called before `out` grows by `more` bytes: the text must still fit the budget.
+    /// Capacity grows by half (not double) so the text never holds much more than the
+    /// budget allows.
+    fn reserve(&mut self, out: &mut String, more: usize) -> Result<(), String> {
+        self.ticker.tick().map_err(|e| e.to_string())?;
+        let needed = out.len() + more;
+        if needed as u64 > self.held.bytes() {
+            self.held
+                .grow_to(
+                    (needed + CHARGE_STEP) as u64,
+                    "the text a spool replacement builds",
+                )
+                .map_err(|e| e.to_string())?;
+        }
+        if needed > out.capacity() {
+            out.reserve_exact(more.max(out.len() / 2).max(CHARGE_STEP));
+        }
+        Ok(())
+    }
+}
+
+/// Replaces matches of `pattern` in `old`, building the result piece by piece so a
+/// replacement that would outgrow the budget stops as soon as it does.
 fn replace(
     old: &str,
     pattern: &str,
     replacement: &str,
     regex: bool,
     all: bool,
+    mut limits: Limits<'_>,
 ) -> Result<(String, usize), String> {
     if pattern.is_empty() {
         return Err("match must not be empty".into());
     }
+    let limit = if all { usize::MAX } else { 1 };
+    let mut out = String::new();
+    let mut last = 0usize;
+    let mut count = 0usize;
     if regex {
         let re = Regex::new(pattern).map_err(|e| format!("match is not a valid regex: {e}"))?;
-        let count = if all {
-            re.find_iter(old).count()
-        } else {
-            usize::from(re.is_match(old))
-        };
-        let limit = if all { 0 } else { 1 };
-        return Ok((re.replacen(old, limit, replacement).into_owned(), count));
+        let refs = replacement.matches('$').count();
+        for caps in re.captures_iter(old).take(limit) {
+            let Some(m) = caps.get(0) else { continue };
+            // Expansion adds at most the replacement plus, per `$` reference, a group
+            // (no longer than the match).
+            limits.reserve(
+                &mut out,
+                m.start() - last + replacement.len() + refs.saturating_mul(m.len()),
+            )?;
+            out.push_str(&old[last..m.start()]);
+            caps.expand(replacement, &mut out);
+            last = m.end();
+            count += 1;
+        }
+    } else {
+        for (start, m) in old.match_indices(pattern).take(limit) {
+            limits.reserve(&mut out, start - last + replacement.len())?;
+            out.push_str(&old[last..start]);
+            out.push_str(replacement);
+            last = start + m.len();
+            count += 1;
+        }
     }
-    let count = if all {
-        old.matches(pattern).count()
-    } else {
-        usize::from(old.contains(pattern))
-    };
-    let new = if all {
-        old.replace(pattern, replacement)
-    } else {
-        old.replacen(pattern, replacement, 1)
-    };
-    Ok((new, count))
+    if count == 0 {
+        return Ok((old.to_string(), 0));
+    }
+    limits.reserve(&mut out, old.len() - last)?;
+    out.push_str(&old[last..]);
+    Ok((out, count))
 }
 
 /// Puts `value` at `full` (None = remove) through a temp file + rename, keeping the
-/// permissions of a file it replaces; records directories it had to create.
+/// permissions of a file it replaces; records directories it had to create. The temp
+/// file is named after the batch `tag`, so recovery can find it.
 fn put(
     full: &Path,
     rel: &str,
     value: Option<&[u8]>,
     new_dirs: &mut Vec<PathBuf>,
+    tag: &str,
 ) -> Result<(), SpoolError> {
     let Some(bytes) = value else {
         return match std::fs::remove_file(full) {
@@ -510,7 +673,7 @@ fn put(
     let parent = full.parent().unwrap_or(Path::new("."));
     create_dirs(parent, new_dirs).map_err(|e| io(rel, e))?;
     let name = full.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = parent.join(format!(".{name}.spool-{}", uuid::Uuid::new_v4().simple()));
+    let tmp = parent.join(spool_journal::temp_name(name, tag));
     let result = std::fs::write(&tmp, bytes).and_then(|()| {
         if let Ok(meta) = std::fs::metadata(full) {
             std::fs::set_permissions(&tmp, meta.permissions())?;

@@ -5,6 +5,7 @@
 //! toolset (architecture §2).
 
 pub mod batch;
+pub mod budget;
 pub mod cache;
 pub mod damage;
 pub mod events;
@@ -18,6 +19,7 @@ pub mod progress;
 pub mod registry;
 pub mod resources;
 pub mod secrets;
+pub mod stop;
 
 use std::sync::Arc;
 

@@ -22,7 +22,7 @@ use schemars::JsonSchema;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
-use super::progress::Progress;
+use super::{budget::Budget, progress::Progress, stop::Stop};
 
 /// Errors a tool reports to the model as `isError` results.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -67,6 +67,20 @@ impl ToolError {
     }
     pub fn into_result(self) -> CallToolResult {
         CallToolResult::error(vec![ContentBlock::text(self.to_string())])
+    }
+}
+
+impl From<super::budget::BudgetExceeded> for ToolError {
+    fn from(e: super::budget::BudgetExceeded) -> Self {
+        ToolError::Business(e.to_string())
+    }
+}
+
+impl From<super::stop::Stopped> for ToolError {
+    fn from(_: super::stop::Stopped) -> Self {
+        ToolError::Deadline(
+            "the work was stopped at the call's deadline (or its cancellation); narrow the input, or raise the tool's timeoutMs or request-timeout-secs".into(),
+        )
     }
 }
 
@@ -134,7 +148,7 @@ impl Hints {
 }
 
 /// Per-call context: cancellation, deadline, progress, request `_meta`, and the registry
-/// for calls to other tools.
+/// for calls to other tools; the memory budget and the stop flag of the client's call.
 #[derive(Clone)]
 pub struct CallCtx {
     pub cancel: tokio_util::sync::CancellationToken,
@@ -146,6 +160,13 @@ pub struct CallCtx {
     pub in_batch: bool,
     /// Who made the request (see [`super::principal`]).
     pub principal: super::principal::Principal,
+    /// The byte budget of the client's call, shared by every nested call.
+    pub budget: Budget,
+    /// Raised when this call ends or is dropped, or at its deadline; CPU work polls it.
+    /// [`Registry::run`] gives each call a child of its caller's.
+    pub stop: Stop,
+    /// 0 for a client's call; each call through the registry runs its handler one deeper.
+    pub depth: u32,
 }
 
 impl CallCtx {
@@ -365,22 +386,51 @@ impl Registry {
         self.by_name.get(name).map(|&i| &self.tools[i])
     }
 
-    /// Runs a prepared call with metrics, cancellation and the request deadline.
+    /// Runs a prepared call with metrics, cancellation, the request deadline and the
+    /// call's memory budget.
+    ///
+    /// The handler gets a child [`Stop`] that is raised when this returns or is dropped,
+    /// so blocking work it started gives the CPU back. A nested call (depth > 0: graph
+    /// nodes, map items, batch items) charges its result to the shared budget, since its
+    /// caller holds it; a client's call whose budget tripped anywhere inside it ends
+    /// with the budget error even if a caller turned it into a partial result.
     pub async fn run(
         &self,
         name: &str,
         call: PreparedCall,
-        ctx: CallCtx,
+        mut ctx: CallCtx,
     ) -> Result<Value, ToolError> {
         let started = Instant::now();
         let cancel = ctx.cancel.clone();
         let deadline = tokio::time::Instant::from_std(ctx.deadline);
-        // The call is polled first so one that completes at once never arms the timer.
-        let result = tokio::select! {
-            biased;
-            r = call(ctx) => r,
-            _ = cancel.cancelled() => Err(ToolError::Cancelled),
-            _ = tokio::time::sleep_until(deadline) => Err(ToolError::Deadline(format!("tool {name} ran past the request timeout; narrow the request or raise request-timeout-secs"))),
+        let budget = ctx.budget.clone();
+        let nested = ctx.depth > 0;
+        let stop = ctx.stop.child(ctx.deadline);
+        let _raise = stop.raise_on_drop();
+        ctx.stop = stop;
+        ctx.depth += 1;
+        let result = match budget.exceeded() {
+            Some(over) if nested => Err(ToolError::Business(over.to_string())),
+            // The call is polled first so one that completes at once never arms the timer.
+            _ => tokio::select! {
+                biased;
+                r = call(ctx) => r,
+                _ = cancel.cancelled() => Err(ToolError::Cancelled),
+                _ = tokio::time::sleep_until(deadline) => Err(ToolError::Deadline(format!("tool {name} ran past the request timeout; narrow the request or raise request-timeout-secs"))),
+            },
+        };
+        let result = match result {
+            Ok(value) if nested => budget
+                .charge_json(&value, &format!("the result of {name}"))
+                .map(|_| value)
+                .map_err(|e| ToolError::Business(e.to_string())),
+            Ok(_) | Err(ToolError::Business(_)) | Err(ToolError::Internal(_)) if !nested => {
+                match budget.exceeded() {
+                    Some(over) => Err(ToolError::Business(over.to_string())),
+                    None => result,
+                }
+            }
+            other => other,
         };
         super::metrics::record_tool_call(
             name,

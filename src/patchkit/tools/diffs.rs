@@ -65,6 +65,11 @@ pub(super) async fn create_diff(kit: Kit, i: CreateDiffIn, ctx: CallCtx) -> Out<
             "before and after are both null; give at least one side",
         ));
     }
+    // The hunks and the unified text each hold about both sides.
+    let sides = i.before.as_deref().map_or(0, str::len) + i.after.as_deref().map_or(0, str::len);
+    let _held = ctx
+        .budget
+        .hold(2 * sides as u64, "the hunks and text of create_diff")?;
     let opts = DiffOptions {
         context: i.context_lines,
         max_preview: i.max_preview_length,
@@ -165,11 +170,25 @@ fn pick_file(diff: &str, path: Option<&str>) -> Out<FileDiff> {
 
 async fn run_apply(kit: &Kit, i: ApplyPatchIn, ctx: &CallCtx) -> Out<(FileDiff, apply::Applied)> {
     let file = pick_file(&i.diff, i.path.as_deref())?;
-    kit.cpu(ctx, move || {
-        let applied = apply::apply(&i.content, &file, i.fuzz as usize);
-        (file, applied)
-    })
-    .await
+    // The patched text is at most the content plus every added line.
+    let added: usize = file
+        .hunks
+        .iter()
+        .flat_map(|h| &h.lines)
+        .filter(|l| l.kind == '+')
+        .map(|l| l.text.len() + 2)
+        .sum();
+    let _held = ctx
+        .budget
+        .hold((i.content.len() + added) as u64, "the patched content")?;
+    let stop = ctx.stop.clone();
+    let (file, applied) = kit
+        .cpu(ctx, move || {
+            let applied = apply::apply_until(&i.content, &file, i.fuzz as usize, &stop);
+            (file, applied)
+        })
+        .await?;
+    Ok((file, applied?))
 }
 
 pub(super) async fn apply_patch(kit: Kit, i: ApplyPatchIn, ctx: CallCtx) -> Out<ApplyOut> {
@@ -311,14 +330,19 @@ pub(super) async fn format_side_by_side(
     i: SideBySideIn,
     ctx: CallCtx,
 ) -> Out<SideBySideOut> {
+    let (stop, budget) = (ctx.stop.clone(), ctx.budget.clone());
     kit.cpu(&ctx, move || {
-        let r = side_by_side::render(&i.left, &i.right, i.width);
-        SideBySideOut {
+        let r = side_by_side::render(&i.left, &i.right, i.width, &stop, &budget)?;
+        Ok(SideBySideOut {
             text: r.text,
             rows: r.rows,
             changed_rows: r.changed_rows,
             equal: i.left == i.right,
-        }
+        })
     })
-    .await
+    .await?
+    .map_err(|e| match e {
+        side_by_side::RenderError::Stopped(s) => ToolError::from(s),
+        side_by_side::RenderError::Budget(b) => ToolError::from(b),
+    })
 }

@@ -59,13 +59,34 @@ pub struct Patchkit {
     workspace: Vec<PathBuf>,
     cache: moka::sync::Cache<DiffKey, Arc<FilePatch>>,
     sessions: Mutex<HashMap<String, SessionEntry>>,
+    /// Intent records of spool batches in flight (`<state-dir>/patchkit/batches`).
+    batches: Option<PathBuf>,
 }
 
 type Kit = Arc<Patchkit>;
 
 impl Patchkit {
     pub fn new(runtime: &Runtime) -> Self {
+        let batches = runtime.config.state_dir.join("patchkit").join("batches");
+        let batches = match std::fs::create_dir_all(&batches) {
+            Ok(()) => {
+                // Batches a crash cut short are rolled back before any session opens.
+                let restored = super::spool_journal::recover(&batches);
+                if !restored.is_empty() {
+                    tracing::warn!(
+                        files = restored.len(),
+                        "spool batches interrupted by a crash were rolled back"
+                    );
+                }
+                Some(batches)
+            }
+            Err(e) => {
+                tracing::error!(dir = %batches.display(), "spool batches will not survive a crash: {e}");
+                None
+            }
+        };
         Patchkit {
+            batches,
             executor: runtime.executor.clone(),
             events: runtime.events.clone(),
             workspace: paths::workspace_roots(&runtime.config.workspace_roots),

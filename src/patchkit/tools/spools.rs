@@ -52,7 +52,10 @@ pub(super) async fn spool_open(kit: Kit, i: OpenIn, _ctx: CallCtx) -> Out<OpenOu
     sessions.insert(
         id.clone(),
         SessionEntry {
-            session: Arc::new(Mutex::new(Session::new(id.clone(), root.clone()))),
+            session: Arc::new(Mutex::new(match &kit.batches {
+                Some(dir) => Session::new(id.clone(), root.clone()).with_batch_records(dir.clone()),
+                None => Session::new(id.clone(), root.clone()),
+            })),
             ttl: Duration::from_secs(i.ttl_secs),
             last_used: Instant::now(),
         },
@@ -80,8 +83,9 @@ fn failure(f: BatchFailure) -> ToolError {
 
 async fn run_ops(kit: &Kit, session: &str, ops: Vec<Op>, ctx: &CallCtx) -> Out<OpsOut> {
     let s = kit.session(session)?;
+    let (stop, budget) = (ctx.stop.clone(), ctx.budget.clone());
     let results = kit
-        .cpu(ctx, move || s.lock().run(&ops))
+        .cpu(ctx, move || s.lock().run_within(&ops, &stop, &budget))
         .await?
         .map_err(failure)?;
     Ok(OpsOut { results })

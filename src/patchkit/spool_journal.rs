@@ -1,0 +1,172 @@
+//! Crash safety of spool writes: before the first rename of a batch, its intent — the
+//! session root, every path it will touch, and a copy of each original — is written
+//! durably under `<state-dir>/patchkit/batches/<id>/`; the record is removed once the
+//! last rename is done. On start, [`recover`] rolls back every batch whose record is
+//! still there (a crash or SIGKILL mid-batch): each original is put back, each file the
+//! batch created is removed, and the batch's temp files are deleted, so a batch is
+//! all-old or all-new across a crash.
+//!
+//! Owns the intent records and recovery only; the writes themselves are `spool.rs`'s.
+//! It must not decide where a root may lie (that is `paths.rs`).
+
+use std::{
+    fs::File,
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+/// Name of a temp file of batch `tag` next to file `name`.
+pub fn temp_name(name: &str, tag: &str) -> String {
+    format!(".{name}.spool-{tag}")
+}
+
+#[derive(Serialize, Deserialize)]
+struct Record {
+    /// The server process writing the batch: a record of a live process other than this
+    /// one (two servers on one state directory) is not rolled back.
+    pid: u32,
+    root: PathBuf,
+    /// (relative path, index of its original copy, or None when it did not exist).
+    files: Vec<(String, Option<usize>)>,
+}
+
+const RECORD: &str = "plan.json";
+
+/// A batch whose intent is on disk; [`Intent::finish`] removes it.
+pub struct Intent {
+    dir: PathBuf,
+    pub tag: String,
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Records the intent of a batch over `root`: each path and its bytes before (None =
+/// absent). Returns once the record is durable.
+pub fn begin(
+    batches: &Path,
+    root: &Path,
+    files: &[(&str, Option<&[u8]>)],
+) -> std::io::Result<Intent> {
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let dir = batches.join(&tag);
+    std::fs::create_dir_all(&dir)?;
+    let mut record = Record {
+        pid: std::process::id(),
+        root: root.to_path_buf(),
+        files: Vec::with_capacity(files.len()),
+    };
+    for (i, (rel, before)) in files.iter().enumerate() {
+        let copy = match before {
+            Some(bytes) => {
+                write_synced(&dir.join(i.to_string()), bytes)?;
+                Some(i)
+            }
+            None => None,
+        };
+        record.files.push((rel.to_string(), copy));
+    }
+    let json = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
+    let tmp = dir.join("plan.json.tmp");
+    write_synced(&tmp, &json)?;
+    std::fs::rename(&tmp, dir.join(RECORD))?;
+    sync_dir(&dir)?;
+    sync_dir(batches)?;
+    Ok(Intent { dir, tag })
+}
+
+impl Intent {
+    /// The batch is whole on disk: forget its intent.
+    pub fn finish(self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            tracing::warn!(dir = %self.dir.display(), "removing a finished spool batch record: {e}");
+        }
+    }
+}
+
+/// Rolls back every batch recorded under `batches`; returns the files put back.
+pub fn recover(batches: &Path) -> Vec<String> {
+    let mut restored = Vec::new();
+    let Ok(entries) = std::fs::read_dir(batches) else {
+        return restored;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let tag = entry.file_name().to_string_lossy().into_owned();
+        if let Ok(bytes) = std::fs::read(dir.join(RECORD)) {
+            match serde_json::from_slice::<Record>(&bytes) {
+                Ok(record) if alive_elsewhere(record.pid) => continue,
+                Ok(record) => restored.extend(roll_back(&dir, &tag, &record)),
+                Err(e) => {
+                    tracing::error!(dir = %dir.display(), "unreadable spool batch record, left in place: {e}");
+                    continue;
+                }
+            }
+        }
+        // Without a record nothing was renamed yet: only the copies are left to remove.
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            tracing::warn!(dir = %dir.display(), "removing a rolled-back spool batch record: {e}");
+        }
+    }
+    restored
+}
+
+fn alive_elsewhere(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return false;
+    }
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only asks whether the process exists; nothing is sent.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+fn roll_back(dir: &Path, tag: &str, record: &Record) -> Vec<String> {
+    let mut restored = Vec::new();
+    for (rel, copy) in &record.files {
+        let Ok(full) = super::paths::resolve(&record.root, rel) else {
+            tracing::error!(path = %rel, "spool batch record names a path outside its root; skipped");
+            continue;
+        };
+        if let (Some(parent), Some(name)) = (full.parent(), full.file_name()) {
+            let _ = std::fs::remove_file(parent.join(temp_name(&name.to_string_lossy(), tag)));
+        }
+        let outcome = match copy {
+            Some(i) => std::fs::read(dir.join(i.to_string())).and_then(|bytes| {
+                let name = full
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let parent = full.parent().unwrap_or(Path::new("."));
+                std::fs::create_dir_all(parent)?;
+                let tmp = parent.join(temp_name(&name, tag));
+                write_synced(&tmp, &bytes)?;
+                std::fs::rename(&tmp, &full)
+            }),
+            None => match std::fs::remove_file(&full) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+        };
+        match outcome {
+            Ok(()) => restored.push(rel.clone()),
+            Err(e) => tracing::error!(path = %rel, "rolling back an interrupted spool batch: {e}"),
+        }
+    }
+    tracing::warn!(
+        files = restored.len(),
+        root = %record.root.display(),
+        "rolled back a spool batch interrupted by a crash"
+    );
+    restored
+}
