@@ -79,6 +79,8 @@ pub struct FileOptions {
     pub max_body_bytes: Option<usize>,
     pub github_api_url: Option<String>,
     pub github_max_rate_wait_secs: Option<u64>,
+    /// Per-lane concurrency maxima, e.g. `read=16,search=2,code_search=1,write=1`.
+    pub github_max_concurrency: Option<String>,
     pub connectors_manifest_path: Option<PathBuf>,
     pub advisories_dir: Option<PathBuf>,
     pub exec_allow: Option<Vec<String>>,
@@ -190,6 +192,58 @@ pub struct GithubSettings {
     pub credential: GithubCredential,
     /// Longest total wait on rate limits before a tool gives up and says when to retry.
     pub max_rate_wait: Duration,
+    /// Upper bounds of the adaptive concurrency windows of each credential's lanes.
+    pub max_concurrency: GithubConcurrency,
+}
+
+/// Maxima of the GitHub lanes' concurrency windows (`--github-max-concurrency`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GithubConcurrency {
+    pub read: usize,
+    pub search: usize,
+    pub code_search: usize,
+    pub write: usize,
+}
+
+impl Default for GithubConcurrency {
+    fn default() -> Self {
+        GithubConcurrency {
+            read: 16,
+            search: 2,
+            code_search: 1,
+            write: 1,
+        }
+    }
+}
+
+/// Parses `read=16,search=2,...`; unnamed lanes keep their defaults; each value 1..=64.
+fn github_concurrency(raw: &str) -> Result<GithubConcurrency, ConfigError> {
+    let key = "github-max-concurrency";
+    let mut out = GithubConcurrency::default();
+    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (lane, n) = part
+            .split_once('=')
+            .ok_or_else(|| invalid(key, format!("`{part}` must look like lane=N, e.g. read=8")))?;
+        let n: usize = n
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| (1..=64).contains(n))
+            .ok_or_else(|| invalid(key, format!("`{part}`: N must be between 1 and 64")))?;
+        match lane.trim() {
+            "read" => out.read = n,
+            "search" => out.search = n,
+            "code_search" => out.code_search = n,
+            "write" => out.write = n,
+            other => {
+                return Err(invalid(
+                    key,
+                    format!("unknown lane `{other}`; lanes are read, search, code_search, write"),
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
 
 impl Default for GithubSettings {
@@ -198,6 +252,7 @@ impl Default for GithubSettings {
             api_url: url::Url::parse("https://api.github.com/").expect("valid default"),
             credential: GithubCredential::None,
             max_rate_wait: Duration::from_secs(90),
+            max_concurrency: GithubConcurrency::default(),
         }
     }
 }
@@ -796,6 +851,9 @@ impl Config {
                 return Err(invalid("github-max-rate-wait-secs", "must be at most 3600"));
             }
             github.max_rate_wait = Duration::from_secs(secs);
+        }
+        if let Some(raw) = pick!(github_max_concurrency) {
+            github.max_concurrency = github_concurrency(&raw)?;
         }
         let mut mvp = mvp_settings(
             pick!(exec_allow),

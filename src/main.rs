@@ -173,6 +173,15 @@ struct CommonArgs {
     #[arg(long, global = true, env = "CORTEX_MCP_GITHUB_MAX_RATE_WAIT_SECS")]
     github_max_rate_wait_secs: Option<u64>,
 
+    /// Maxima of the adaptive GitHub lane windows, e.g. `read=16,search=2,code_search=1,write=1`.
+    #[arg(
+        long,
+        global = true,
+        env = "CORTEX_MCP_GITHUB_MAX_CONCURRENCY",
+        value_name = "LANE=N,..."
+    )]
+    github_max_concurrency: Option<String>,
+
     /// Connector manifest JSON served (signed) by `get_connector_service_map`.
     #[arg(
         long,
@@ -307,6 +316,7 @@ impl CommonArgs {
                 max_body_bytes: None,
                 github_api_url: self.github_api_url,
                 github_max_rate_wait_secs: self.github_max_rate_wait_secs,
+                github_max_concurrency: self.github_max_concurrency,
                 connectors_manifest_path: self.connectors_manifest_path,
                 advisories_dir: self.advisories_dir,
                 exec_allow: self.exec_allow,

@@ -922,3 +922,62 @@ async fn every_caller_refused_after_a_token_rotation_retries_once() {
     );
     assert_eq!(s.hub.stats().token_requests, 2, "one refresh for all");
 }
+
+/// Issue 16 item 2: against an upstream that admits only 4 requests at once, the read
+/// lane's window adapts (halves on secondary-limit answers, widens slowly on success)
+/// instead of re-sending the full window after every pause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_reads_against_four_concurrent_slots_adapt_the_window() {
+    let s = setup(FakeConfig {
+        latency: Duration::from_millis(50),
+        max_concurrent: 4,
+        retry_after_secs: Some(1),
+        ..Default::default()
+    })
+    .await;
+    let started = Instant::now();
+    let calls = (1..=60u64).map(|n| {
+        let c = s.client.clone();
+        async move { call(&c, "get_issue", json!({"repository": REPO, "number": n})).await }
+    });
+    let results = futures::future::join_all(calls).await;
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|r| r.is_error == Some(true))
+        .map(text)
+        .collect();
+    let stats = s.hub.stats();
+    eprintln!(
+        "60 reads, upstream allowing 4 at once: {} secondary-limit answers, {} failed, max in flight {}, {:?}",
+        stats.secondary_limited,
+        failed.len(),
+        stats.max_in_flight,
+        started.elapsed()
+    );
+    assert!(
+        failed.is_empty(),
+        "{} failed, e.g. {:?}",
+        failed.len(),
+        failed.first()
+    );
+    assert!(
+        stats.secondary_limited <= 5,
+        "{} secondary-limit answers",
+        stats.secondary_limited
+    );
+    let limits = ok(&s.client, "get_rate_limit", json!({})).await;
+    let read = limits["lanes"]
+        .as_array()
+        .and_then(|lanes| {
+            lanes
+                .iter()
+                .find(|l| l["name"].as_str().is_some_and(|n| n.ends_with(":read")))
+        })
+        .cloned()
+        .unwrap_or_default();
+    let window = read["window"].as_u64().unwrap_or(0);
+    assert!(
+        (1..=16).contains(&window) && read["max_concurrent"] == 16,
+        "{limits}"
+    );
+}

@@ -280,7 +280,11 @@ impl GithubClient {
         Ok(GithubClient {
             base: settings.api_url.clone(),
             upstream: runtime.upstream.clone(),
-            limits: Arc::new(Limits::new(&runtime.executor, &short)),
+            limits: Arc::new(Limits::new(
+                &runtime.executor,
+                &short,
+                settings.max_concurrency,
+            )),
             auth,
             identity,
             max_rate_wait: settings.max_rate_wait,

@@ -3,7 +3,10 @@
 //!
 //! Owns lane shapes (`read`, `search`, `code_search`, `write`, `auth`), bucket budgets,
 //! and the classification of limited answers (primary exhausted, secondary limit, plain
-//! 403). It must not build requests or know any endpoint.
+//! 403). It must not build requests or know any endpoint. The `read`, `search`,
+//! `code_search` and `write` lanes are adaptive (see `runtime::executor`): the upstream
+//! helper feeds them this module's verdicts, so a secondary-limit answer halves the
+//! window and successes widen it again, never above the configured maximum.
 
 use std::{
     collections::BTreeMap,
@@ -19,6 +22,7 @@ use parking_lot::Mutex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::GithubConcurrency;
 use crate::runtime::{
     executor::{Executor, Lane, LaneConfig, LaneStats},
     http::{ResponseObserver, Verdict, retry_after},
@@ -50,7 +54,7 @@ pub struct CredentialLanes {
 
 impl CredentialLanes {
     /// Lanes named `github:<id>:<kind>`; `id` is a fingerprint, never the secret.
-    pub fn new(executor: &Executor, id: &str) -> Self {
+    pub fn new(executor: &Executor, id: &str, max: GithubConcurrency) -> Self {
         let group = format!("github:{id}");
         let lane = |kind: &str, config: LaneConfig| {
             executor.grouped_lane(&format!("{group}:{kind}"), &group, CREDENTIAL_CAP, || {
@@ -61,15 +65,30 @@ impl CredentialLanes {
         CredentialLanes {
             // 900 points per minute per endpoint is GitHub's secondary rule; holding all
             // reads of a credential under it keeps every endpoint under it too.
+            // Windows start at a quarter of their maximum and widen on success.
             read: lane(
                 "read",
-                LaneConfig::concurrency(16).rate(900, minute).queue(8192),
+                LaneConfig::concurrency(max.read)
+                    .adaptive(max.read / 4)
+                    .rate(900, minute)
+                    .queue(8192),
             ),
-            search: lane("search", LaneConfig::concurrency(2).rate(30, minute)),
-            code_search: lane("code_search", LaneConfig::concurrency(1).rate(9, minute)),
+            search: lane(
+                "search",
+                LaneConfig::concurrency(max.search)
+                    .adaptive(max.search / 4)
+                    .rate(30, minute),
+            ),
+            code_search: lane(
+                "code_search",
+                LaneConfig::concurrency(max.code_search)
+                    .adaptive(max.code_search / 4)
+                    .rate(9, minute),
+            ),
             write: lane(
                 "write",
-                LaneConfig::concurrency(1)
+                LaneConfig::concurrency(max.write)
+                    .adaptive(max.write / 4)
                     .spacing(Duration::from_secs(1))
                     .rate(80, minute)
                     .rate(500, Duration::from_secs(3600)),
@@ -156,10 +175,10 @@ fn is_secondary(headers: &HeaderMap, body: &[u8]) -> bool {
 }
 
 impl Limits {
-    pub fn new(executor: &Executor, id: &str) -> Self {
+    pub fn new(executor: &Executor, id: &str, max: GithubConcurrency) -> Self {
         Limits {
             id: id.to_string(),
-            lanes: CredentialLanes::new(executor, id),
+            lanes: CredentialLanes::new(executor, id, max),
             buckets: Mutex::default(),
             secondary_hits: AtomicU64::new(0),
             paused_until: Mutex::default(),
@@ -276,7 +295,7 @@ mod tests {
 
     #[tokio::test]
     async fn plain_forbidden_is_not_a_limit() {
-        let limits = Limits::new(&Executor::default(), "t1");
+        let limits = Limits::new(&Executor::default(), "t1", GithubConcurrency::default());
         let h = headers(&[
             ("x-ratelimit-remaining", "4999"),
             ("x-ratelimit-reset", "0"),
@@ -292,7 +311,7 @@ mod tests {
 
     #[tokio::test]
     async fn secondary_pauses_every_lane() {
-        let limits = Limits::new(&Executor::default(), "t2");
+        let limits = Limits::new(&Executor::default(), "t2", GithubConcurrency::default());
         let v = limits.observe(
             403,
             &HeaderMap::new(),
@@ -308,7 +327,7 @@ mod tests {
 
     #[tokio::test]
     async fn empty_bucket_pauses_only_its_lanes() {
-        let limits = Limits::new(&Executor::default(), "t3");
+        let limits = Limits::new(&Executor::default(), "t3", GithubConcurrency::default());
         let reset = (now_epoch() + 30).to_string();
         let h = headers(&[
             ("x-ratelimit-remaining", "0"),

@@ -6,6 +6,15 @@
 //! the lane. Cancellation drops the waiter. Owns scheduling only; it must not know what
 //! the work is. The exact sliding-window rate is kept by hand (a ring of start instants)
 //! because GCRA limiters allow up to twice the burst inside one window.
+//!
+//! An adaptive lane's concurrency window moves at run time between 1 and its maximum
+//! (AIMD, fed by the caller's [`Lane::congested`] / [`Lane::succeeded`]): it halves on
+//! congestion (once per round: answers to work started before the last cut are ignored),
+//! grows by one per window's worth of successes, and stays below the window that last
+//! failed until [`PROBE_AFTER`] has passed. The window is a semaphore whose permits are
+//! added or forgotten; permits that are in use when the window shrinks are forgotten as
+//! they come back. (The `tower`/`governor` limiters are fixed-size or rate-only, hence
+//! this small state machine.)
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -43,6 +52,9 @@ pub struct LaneConfig {
     /// At most `n` starts within any window of this length.
     pub rates: Vec<(u32, Duration)>,
     pub queue_bound: usize,
+    /// When set, the concurrency window adapts at run time, starting at this width
+    /// (clamped to 1..=`max_concurrent`).
+    pub adaptive_start: Option<usize>,
 }
 
 impl Default for LaneConfig {
@@ -52,8 +64,25 @@ impl Default for LaneConfig {
             min_interval: None,
             rates: Vec::new(),
             queue_bound: 1024,
+            adaptive_start: None,
         }
     }
+}
+
+/// How long an adaptive lane stays below the window that last met congestion.
+pub const PROBE_AFTER: Duration = Duration::from_secs(30);
+
+/// Run-time state of an adaptive lane's window.
+struct Window {
+    /// Current width, 1..=max.
+    limit: usize,
+    /// Permits handed out before a cut that must be forgotten when they come back.
+    debt: usize,
+    /// Successes since the last change of `limit`.
+    successes: usize,
+    last_cut: Option<Instant>,
+    /// Highest width allowed until `last_cut + PROBE_AFTER`.
+    ceiling: usize,
 }
 
 impl LaneConfig {
@@ -75,6 +104,11 @@ impl LaneConfig {
         self.queue_bound = bound.max(1);
         self
     }
+    /// Makes the concurrency window adaptive, starting at `start`.
+    pub fn adaptive(mut self, start: usize) -> Self {
+        self.adaptive_start = Some(start.clamp(1, self.max_concurrent));
+        self
+    }
 }
 
 #[derive(Default)]
@@ -89,6 +123,8 @@ struct Gate {
 pub struct LaneStats {
     pub name: String,
     pub max_concurrent: usize,
+    /// Current concurrency window (equals `max_concurrent` unless the lane is adaptive).
+    pub window: usize,
     pub running: usize,
     pub waiting: usize,
     /// Milliseconds until the lane's pause ends, when paused.
@@ -103,13 +139,39 @@ pub struct Lane {
     queue: Arc<Semaphore>,
     group: Option<Arc<Semaphore>>,
     gate: Mutex<Gate>,
+    window: Mutex<Window>,
+}
+
+/// A lane permit; forgotten instead of returned while the lane owes permits after a cut.
+struct Permit<'a> {
+    lane: &'a Lane,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let Some(p) = self.permit.take() else { return };
+        let mut w = self.lane.window.lock();
+        if w.debt > 0 {
+            w.debt -= 1;
+            p.forget();
+        }
+    }
 }
 
 impl Lane {
     fn new(name: &str, config: LaneConfig, group: Option<Arc<Semaphore>>) -> Self {
+        let start = config.adaptive_start.unwrap_or(config.max_concurrent);
         Lane {
             name: name.to_string(),
-            permits: Arc::new(Semaphore::new(config.max_concurrent)),
+            window: Mutex::new(Window {
+                limit: start,
+                debt: 0,
+                successes: 0,
+                last_cut: None,
+                ceiling: config.max_concurrent,
+            }),
+            permits: Arc::new(Semaphore::new(start)),
             queue: Arc::new(Semaphore::new(config.queue_bound + config.max_concurrent)),
             config,
             group,
@@ -136,13 +198,91 @@ impl Lane {
             .filter(|p| *p > Instant::now())
     }
 
+    /// Current concurrency window.
+    pub fn window(&self) -> usize {
+        self.window.lock().limit
+    }
+
+    /// Work started at `started` met congestion upstream (e.g. a secondary rate limit):
+    /// an adaptive lane halves its window, once per round.
+    pub fn congested(&self, started: Instant) {
+        if self.config.adaptive_start.is_none() {
+            return;
+        }
+        let mut w = self.window.lock();
+        if w.last_cut.is_some_and(|cut| started < cut) {
+            return;
+        }
+        let now = Instant::now();
+        let old = w.limit;
+        w.ceiling = old.saturating_sub(1).max(1);
+        w.last_cut = Some(now);
+        w.successes = 0;
+        let new = (old / 2).max(1);
+        self.resize(&mut w, new);
+        metrics::gauge!("cortex_lane_window", "lane" => self.name.clone()).set(new as f64);
+        tracing::info!(lane = %self.name, from = old, to = new, "upstream congestion; lane window cut");
+    }
+
+    /// Work started at `started` succeeded: an adaptive lane widens its window by one per
+    /// window's worth of successes, up to its maximum (below the last failing width for
+    /// [`PROBE_AFTER`] after a cut).
+    pub fn succeeded(&self, started: Instant) {
+        if self.config.adaptive_start.is_none() {
+            return;
+        }
+        let mut w = self.window.lock();
+        if w.last_cut.is_some_and(|cut| started < cut) {
+            return;
+        }
+        let cap = match w.last_cut {
+            Some(cut) if cut.elapsed() < PROBE_AFTER => w.ceiling,
+            _ => self.config.max_concurrent,
+        };
+        w.successes += 1;
+        if w.limit >= cap {
+            w.successes = 0;
+            return;
+        }
+        if w.successes >= w.limit {
+            w.successes = 0;
+            let new = w.limit + 1;
+            self.resize(&mut w, new);
+            metrics::gauge!("cortex_lane_window", "lane" => self.name.clone()).set(new as f64);
+        }
+    }
+
+    /// Moves the window to `new` permits: adds permits (paying back debt first) or
+    /// forgets idle ones and records the rest as debt.
+    fn resize(&self, w: &mut Window, new: usize) {
+        if new > w.limit {
+            let mut grow = new - w.limit;
+            let repaid = grow.min(w.debt);
+            w.debt -= repaid;
+            grow -= repaid;
+            if grow > 0 {
+                self.permits.add_permits(grow);
+            }
+        } else if new < w.limit {
+            let shrink = w.limit - new;
+            let forgotten = self.permits.forget_permits(shrink);
+            w.debt += shrink - forgotten;
+        }
+        w.limit = new;
+    }
+
     pub fn stats(&self) -> LaneStats {
-        let running = self.config.max_concurrent - self.permits.available_permits();
+        let (limit, debt) = {
+            let w = self.window.lock();
+            (w.limit, w.debt)
+        };
+        let running = (limit + debt).saturating_sub(self.permits.available_permits());
         let in_lane =
             self.config.queue_bound + self.config.max_concurrent - self.queue.available_permits();
         LaneStats {
             name: self.name.clone(),
             max_concurrent: self.config.max_concurrent,
+            window: limit,
             running,
             waiting: in_lane.saturating_sub(running),
             paused_for_ms: self
@@ -192,7 +332,7 @@ impl Lane {
     async fn admit(
         &self,
     ) -> (
-        tokio::sync::OwnedSemaphorePermit,
+        Permit<'_>,
         Option<tokio::sync::OwnedSemaphorePermit>,
         tokio::sync::OwnedSemaphorePermit,
     ) {
@@ -208,12 +348,16 @@ impl Lane {
         });
         loop {
             self.sleep_while_paused().await;
-            let permit = self
-                .permits
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("lane semaphores are never closed");
+            let permit = Permit {
+                lane: self,
+                permit: Some(
+                    self.permits
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .expect("lane semaphores are never closed"),
+                ),
+            };
             let group = match &self.group {
                 Some(g) => Some(
                     g.clone()

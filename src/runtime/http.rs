@@ -525,9 +525,11 @@ impl Upstream {
         let mut error_waited = Duration::ZERO;
         loop {
             attempts += 1;
-            let outcome = req
+            let (started, outcome) = req
                 .lane
-                .run(req.deadline, &req.cancel, self.attempt(req, stored))
+                .run(req.deadline, &req.cancel, async {
+                    (Instant::now(), self.attempt(req, stored).await)
+                })
                 .await?;
             // A failure may be retried while its own budget (count and total wait) lasts.
             let mut error_retry = |error_waited: &mut Duration| {
@@ -547,7 +549,15 @@ impl Upstream {
                     metrics::counter!("cortex_upstream_requests_total",
                         "host" => host.clone(), "status" => status.to_string())
                     .increment(1);
-                    match observer.observe(status, &headers, &body) {
+                    let verdict = observer.observe(status, &headers, &body);
+                    // Adaptive lanes learn from verdicts: a limit answer is congestion,
+                    // an accepted answer below 500 a success.
+                    match verdict {
+                        Verdict::RetryAfter(_) => req.lane.congested(started),
+                        Verdict::Accept if status < 500 => req.lane.succeeded(started),
+                        _ => {}
+                    }
+                    match verdict {
                         Verdict::RetryAfter(d) => {
                             if let Some(until) = Instant::now().checked_add(d) {
                                 req.lane.pause_until(until);
