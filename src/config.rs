@@ -1112,6 +1112,31 @@ mod tests {
     }
 
     #[test]
+    fn github_max_concurrency_is_parsed_and_checked() {
+        let over = FileOptions {
+            github_max_concurrency: Some("read=4, write=2".into()),
+            ..Default::default()
+        };
+        let c = Config::from_layers(FileOptions::default(), over).unwrap();
+        assert_eq!(
+            c.github.max_concurrency,
+            GithubConcurrency {
+                read: 4,
+                write: 2,
+                ..Default::default()
+            }
+        );
+        for bad in ["read=0", "read=65", "reads=4", "read"] {
+            let over = FileOptions {
+                github_max_concurrency: Some(bad.into()),
+                ..Default::default()
+            };
+            let e = Config::from_layers(FileOptions::default(), over).unwrap_err();
+            assert!(e.to_string().contains("github-max-concurrency"), "{e}");
+        }
+    }
+
+    #[test]
     fn flags_override_file() {
         let file = FileOptions {
             read_only: Some(false),

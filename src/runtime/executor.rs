@@ -687,4 +687,96 @@ mod tests {
         futures::future::join_all(tasks).await;
         assert_eq!(peak.load(Ordering::SeqCst), 2);
     }
+
+    #[tokio::test]
+    async fn adaptive_window_halves_on_congestion_and_grows_back_to_the_cap() {
+        let ex = Executor::default();
+        let lane = ex.lane("a", || LaneConfig::concurrency(8).adaptive(2));
+        assert_eq!(lane.window(), 2);
+        let t = Instant::now();
+        // One window's worth of successes widens by one.
+        lane.succeeded(t);
+        assert_eq!(lane.window(), 2);
+        lane.succeeded(t);
+        assert_eq!(lane.window(), 3);
+        for _ in 0..3 {
+            lane.succeeded(t);
+        }
+        assert_eq!(lane.window(), 4);
+        lane.congested(Instant::now());
+        assert_eq!(lane.window(), 2);
+        // Answers to work started before the cut do not cut again.
+        lane.congested(t);
+        assert_eq!(lane.window(), 2);
+        // Growth stops below the width that met congestion.
+        let after = Instant::now();
+        for _ in 0..50 {
+            lane.succeeded(after);
+        }
+        assert_eq!(lane.window(), 3);
+        assert_eq!(lane.stats().window, 3);
+        assert_eq!(lane.stats().max_concurrent, 8);
+    }
+
+    #[tokio::test]
+    async fn adaptive_window_never_exceeds_max_and_bounds_running_work() {
+        let ex = Executor::default();
+        let lane = ex.lane("b", || LaneConfig::concurrency(3).adaptive(1));
+        for _ in 0..100 {
+            lane.succeeded(Instant::now());
+        }
+        assert_eq!(lane.window(), 3);
+        // Shrinking while all permits are in use: the running work keeps them, and the
+        // lane admits no more than the new window once they come back.
+        let now = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let cancel = CancellationToken::new();
+        let busy: Vec<_> = (0..3)
+            .map(|_| {
+                let (lane, cancel) = (lane.clone(), cancel.clone());
+                tokio::spawn(async move {
+                    lane.run(
+                        far(),
+                        &cancel,
+                        tokio::time::sleep(Duration::from_millis(40)),
+                    )
+                    .await
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(lane.stats().running, 3);
+        lane.congested(Instant::now());
+        assert_eq!(lane.window(), 1);
+        assert_eq!(lane.stats().running, 3);
+        for b in busy {
+            b.await.unwrap().unwrap();
+        }
+        assert_eq!(lane.stats().running, 0);
+        let tasks = (0..6).map(|_| {
+            let (lane, now, peak, cancel) =
+                (lane.clone(), now.clone(), peak.clone(), cancel.clone());
+            tokio::spawn(async move {
+                lane.run(far(), &cancel, async {
+                    let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(n, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    now.fetch_sub(1, Ordering::SeqCst);
+                })
+                .await
+                .unwrap()
+            })
+        });
+        futures::future::join_all(tasks).await;
+        assert_eq!(peak.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn fixed_lanes_ignore_feedback() {
+        let ex = Executor::default();
+        let lane = ex.lane("f", || LaneConfig::concurrency(4));
+        lane.congested(Instant::now());
+        assert_eq!(lane.window(), 4);
+        assert_eq!(lane.stats().window, 4);
+    }
 }
