@@ -548,6 +548,36 @@ mod tests {
         Instant::now() + Duration::from_secs(30)
     }
 
+    /// Issue 15: a `run_cpu` whose future was dropped (deadline, cancellation) gave its
+    /// lane slot back while its blocking thread still ran, so the lane's bound did not
+    /// bound the CPU. The slot now comes back only when the work ends.
+    #[tokio::test]
+    async fn a_dropped_run_cpu_keeps_its_slot_until_the_work_ends() {
+        let ex = Executor::default();
+        ex.lane("cpu", || LaneConfig::concurrency(1));
+        let cancel = CancellationToken::new();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let first = ex.run_cpu(far(), &cancel, move || {
+            let _ = rx.recv();
+        });
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), first)
+                .await
+                .is_err(),
+            "the work blocks until told to end"
+        );
+        assert_eq!(ex.cpu().stats().running, 1, "the slot is still held");
+        let second = ex
+            .run_cpu(Instant::now() + Duration::from_millis(100), &cancel, || 7)
+            .await;
+        assert!(
+            matches!(second, Err(ExecError::Deadline { .. })),
+            "no slot while the dropped work still runs"
+        );
+        tx.send(()).unwrap();
+        assert_eq!(ex.run_cpu(far(), &cancel, || 7).await.unwrap(), 7);
+    }
+
     #[tokio::test]
     async fn concurrency_is_bounded() {
         let ex = Executor::default();
