@@ -548,14 +548,15 @@ async fn the_budget_follows_its_flag_for_diffs_and_batches() {
     assert_ne!(r.is_error, Some(true), "{}", text(&r));
 }
 
-/// Source-like text that the secret, entropy and SAST rules all have to read.
+/// Text every secret rule has to read, with no findings; the non-ASCII letters keep the
+/// regex engines off their fastest (ASCII-only) path, so the scan takes several seconds.
 fn generate_scan_tree(root: &Path, files: usize, bytes: usize) {
-    let line = "let token_value = compute(alpha, beta); // eval(x) subprocess shell=True\n";
+    let line = "let tokén_valué = compute(alpha, beta); // naïve café crème brûlée\n";
     let body = line.repeat(bytes / line.len());
     for f in 0..files {
         let dir = root.join(format!("d{}", f / 100));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("f{f}.rs")), &body).unwrap();
+        std::fs::write(dir.join(format!("f{f}.txt")), &body).unwrap();
     }
 }
 
@@ -567,7 +568,7 @@ fn generate_scan_tree(root: &Path, files: usize, bytes: usize) {
 async fn scans_stop_soon_after_the_deadline_reply() {
     let s = contained_with("asbr,mvp,patchkit,batch", &["--request-timeout-secs", "1"]).await;
     let tree = s.ws().join("tree");
-    generate_scan_tree(&tree, 3000, 64 * 1024);
+    generate_scan_tree(&tree, 1500, 64 * 1024);
     let target = tree.display().to_string();
     let r = call(
         &s.client,
