@@ -576,6 +576,8 @@ async fn scans_stop_soon_after_the_deadline_reply() {
         json!({"targetPath": target, "scanType": "all"}),
     )
     .await;
+    // The reply is the deadline, not a walker thread's panic (a progress report from a
+    // walker thread once spawned a task off the runtime).
     assert_eq!(r.is_error, Some(true), "{:.1000}", text(&r));
     assert!(text(&r).contains("deadline"), "{:.1000}", text(&r));
     let used = s.cpu_ms_after_reply().await;

@@ -583,7 +583,12 @@ async fn run_security_scan(a: A, i: ScanIn, ctx: CallCtx) -> Out<ScanOut> {
             )
         })
         .await
-        .map_err(|e| ToolError::Deadline(e.to_string()))??;
+        .map_err(|e| match e {
+            crate::runtime::executor::ExecError::Aborted { .. } => {
+                ToolError::Internal(format!("scan stopped: {e}"))
+            }
+            e => ToolError::Deadline(e.to_string()),
+        })??;
     let duration_ms = started.elapsed().as_millis() as u64;
     let data = serde_json::json!({
         "targetPath": root.display().to_string(),
