@@ -35,7 +35,7 @@ use cortex_mcp::{
         tasks::{self, AgentEventKind, TaskInput, TaskInputItem, TaskStore},
     },
     config::AsbrSettings,
-    runtime::{events::EventBus, journal::FsyncPolicy},
+    runtime::{events::EventBus, journal::FsyncPolicy, stop::Stop},
 };
 use serde_json::{Value, json};
 
@@ -504,9 +504,18 @@ async fn bench_asbr() {
     let root = tree.path().to_path_buf();
     let t = Instant::now();
     let outcome = tokio::task::spawn_blocking(move || {
-        scan::scan_dir(&rules, &root, ScanType::All, None, &[], &|_| {})
+        scan::scan_dir(
+            &rules,
+            &root,
+            ScanType::All,
+            None,
+            &[],
+            &Stop::never(),
+            &|_| {},
+        )
     })
     .await
+    .unwrap()
     .unwrap();
     let scan_secs = t.elapsed().as_secs_f64();
     let summary = outcome.summary;

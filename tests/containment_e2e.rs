@@ -30,11 +30,16 @@ struct Server {
 
 /// Starts the server over stdio under [`ADDRESS_SPACE`] with the workspace at `work/ws`.
 async fn contained(extra: &[&str]) -> Server {
+    contained_with("mvp,patchkit,batch", extra).await
+}
+
+/// Like [`contained`], with the given toolsets.
+async fn contained_with(toolsets: &str, extra: &[&str]) -> Server {
     let state = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let ws = work.path().join("ws");
     std::fs::create_dir_all(&ws).unwrap();
-    let (client, pid) = spawn_contained(state.path(), &ws, extra).await;
+    let (client, pid) = spawn_toolsets(state.path(), &ws, toolsets, extra).await;
     Server {
         client,
         pid,
@@ -45,10 +50,14 @@ async fn contained(extra: &[&str]) -> Server {
 
 /// Starts the server over `state` and `ws` under [`ADDRESS_SPACE`]; returns its pid.
 async fn spawn_contained(state: &Path, ws: &Path, extra: &[&str]) -> (Client, u32) {
+    spawn_toolsets(state, ws, "mvp,patchkit,batch", extra).await
+}
+
+async fn spawn_toolsets(state: &Path, ws: &Path, toolsets: &str, extra: &[&str]) -> (Client, u32) {
     let mut cmd = tokio::process::Command::new(BIN);
     cmd.arg("--state-dir")
         .arg(state)
-        .args(["--toolsets", "mvp,patchkit,batch", "--workspace-roots"])
+        .args(["--toolsets", toolsets, "--workspace-roots"])
         .arg(ws)
         .args(extra);
     cmd.env_remove("RUST_LOG");
@@ -93,6 +102,15 @@ impl Server {
             .and_then(|n| n.parse().ok())
             .unwrap();
         kb * 1024
+    }
+
+    /// Milliseconds of CPU the server uses in the 2 s that start 1.5 s after now (the
+    /// stop flag's moment to act).
+    async fn cpu_ms_after_reply(&self) -> u64 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let before = self.cpu_ticks();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        (self.cpu_ticks() - before) * 1000 / ticks_per_sec()
     }
 
     fn peak_rss(&self) -> u64 {
@@ -528,4 +546,147 @@ async fn the_budget_follows_its_flag_for_diffs_and_batches() {
     over_budget(&r);
     let r = call(&s.client, "batch", json!({"calls": calls[..2]})).await;
     assert_ne!(r.is_error, Some(true), "{}", text(&r));
+}
+
+/// Text every secret rule has to read, with no findings; the non-ASCII letters keep the
+/// regex engines off their fastest (ASCII-only) path, so the scan takes several seconds.
+fn generate_scan_tree(root: &Path, files: usize, bytes: usize) {
+    let line = "let tokén_valué = compute(alpha, beta); // naïve café crème brûlée\n";
+    let body = line.repeat(bytes / line.len());
+    for f in 0..files {
+        let dir = root.join(format!("d{}", f / 100));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("f{f}.txt")), &body).unwrap();
+    }
+}
+
+/// Issue 15: `run_security_scan` and `create_review` walks did not poll the stop flag,
+/// so a scan that answered "deadline exceeded" kept the cores busy until it had read
+/// the whole tree. The walk now quits between files: the server is idle within a second
+/// or two of the reply.
+#[tokio::test]
+async fn scans_stop_soon_after_the_deadline_reply() {
+    let s = contained_with("asbr,mvp,patchkit,batch", &["--request-timeout-secs", "1"]).await;
+    let tree = s.ws().join("tree");
+    generate_scan_tree(&tree, 1500, 64 * 1024);
+    let target = tree.display().to_string();
+    let r = call(
+        &s.client,
+        "run_security_scan",
+        json!({"targetPath": target, "scanType": "all"}),
+    )
+    .await;
+    // The reply is the deadline, not a walker thread's panic (a progress report from a
+    // walker thread once spawned a task off the runtime).
+    assert_eq!(r.is_error, Some(true), "{:.1000}", text(&r));
+    assert!(text(&r).contains("deadline"), "{:.1000}", text(&r));
+    let used = s.cpu_ms_after_reply().await;
+    eprintln!("CPU used in the 2 s after a scan's deadline reply: {used} ms");
+    assert!(
+        used < 300,
+        "the scan kept computing after its deadline reply: {used} ms of CPU in 2 s"
+    );
+    let r = call(
+        &s.client,
+        "create_review",
+        json!({"repositoryUrl": target, "scope": "full"}),
+    )
+    .await;
+    let t = text(&r);
+    assert!(t.contains("deadline") || t.contains("stopped"), "{t:.1000}");
+    let used = s.cpu_ms_after_reply().await;
+    eprintln!("CPU used in the 2 s after a review's deadline reply: {used} ms");
+    assert!(
+        used < 300,
+        "the review kept computing after its deadline reply: {used} ms of CPU in 2 s"
+    );
+}
+
+/// Issue 15: the diffs `spool_diff` and `spool_commit` build were not held against the
+/// call's memory budget (create_diff's were). Both now answer the budget error, and a
+/// refused commit keeps the session's changes.
+#[tokio::test]
+async fn spool_diff_and_commit_are_charged_to_the_budget() {
+    let s = contained(&["--call-memory-budget-bytes", "1048576"]).await;
+    std::fs::write(s.ws().join("f.txt"), "old line\n".repeat(28 * 1024)).unwrap();
+    let open = call(
+        &s.client,
+        "spool_open",
+        json!({"root": s.ws().display().to_string()}),
+    )
+    .await;
+    let session = structured(&open)["session"].as_str().unwrap().to_string();
+    let r = call(
+        &s.client,
+        "spool_write",
+        json!({"session": session, "path": "f.txt", "content": "new line\n".repeat(28 * 1024)}),
+    )
+    .await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    over_budget(&call(&s.client, "spool_diff", json!({"session": session})).await);
+    over_budget(&call(&s.client, "spool_commit", json!({"session": session})).await);
+    // The refused commit kept the change: a small session commits, this one still
+    // shows its modified file.
+    let r = call(&s.client, "spool_status", json!({"session": session})).await;
+    assert!(text(&r).contains("modified"), "{}", text(&r));
+}
+
+/// Issue 15: `create_diff` keeps `timeoutMs` on a pathological multi-line input (100,000
+/// unique lines against a shuffled permutation of them): it answers with
+/// `approximate: true`, and the server's CPU for the call stays small.
+#[tokio::test]
+async fn create_diff_keeps_its_timeout_on_a_shuffled_permutation() {
+    let s = contained(&[]).await;
+    let n = 100_000u64;
+    let lines: Vec<String> = (0..n).map(|i| format!("line {i:08}")).collect();
+    let before = lines.join("\n") + "\n";
+    // A fixed-multiplier permutation of the indices (odd multiplier, so it is one-to-one
+    // modulo a power of two, filtered to < n).
+    let mut order: Vec<u64> = (0..131_072u64)
+        .map(|i| (i * 40_503 + 12_345) % 131_072)
+        .filter(|i| *i < n)
+        .collect();
+    order.dedup();
+    assert_eq!(order.len() as u64, n);
+    let after = order
+        .iter()
+        .map(|i| lines[*i as usize].as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    let cpu = s.cpu_ticks();
+    let r = call(
+        &s.client,
+        "create_diff",
+        json!({"path": "shuffled.txt", "before": before, "after": after, "timeoutMs": 50}),
+    )
+    .await;
+    let used_ms = (s.cpu_ticks() - cpu) * 1000 / ticks_per_sec();
+    eprintln!(
+        "create_diff of a 100,000-line permutation with timeoutMs 50: {used_ms} ms of server CPU"
+    );
+    assert_ne!(r.is_error, Some(true), "{:.1000}", text(&r));
+    let patch = structured(&r);
+    assert_eq!(patch["approximate"], true, "{:.500}", text(&r));
+    assert!(
+        used_ms < 5000,
+        "create_diff with timeoutMs 50 took {used_ms} ms of CPU"
+    );
+    // One line of several MB against a different one: one line out, one in.
+    let a = "a".repeat(1_500_000);
+    let b = "b".repeat(1_500_000);
+    let cpu = s.cpu_ticks();
+    let r = call(
+        &s.client,
+        "create_diff",
+        json!({"path": "one-line.txt", "before": a, "after": b, "timeoutMs": 50}),
+    )
+    .await;
+    let used_ms = (s.cpu_ticks() - cpu) * 1000 / ticks_per_sec();
+    eprintln!("create_diff of two different 1.5 MB lines: {used_ms} ms of server CPU");
+    assert_ne!(r.is_error, Some(true), "{:.1000}", text(&r));
+    let patch = structured(&r);
+    assert_eq!(patch["summary"]["additions"], 1);
+    assert_eq!(patch["summary"]["deletions"], 1);
+    assert!(used_ms < 5000, "took {used_ms} ms of CPU");
 }

@@ -407,6 +407,7 @@ async fn run_review(
             advisories.clone(),
             ctx.progress.clone(),
         );
+        let stop = ctx.stop.clone();
         let run = a
             .executor
             .run_cpu(ctx.deadline, &ctx.cancel, move || {
@@ -421,12 +422,14 @@ async fn run_review(
                 };
                 match kind {
                     ReviewerKind::Security => {
-                        reviews::run_security(&an.security, &root, &scope, &adv, &on_file)
+                        reviews::run_security(&an.security, &root, &scope, &adv, &stop, &on_file)
                     }
-                    _ => reviews::run_pack(&an.packs, kind, &root, &scope, &on_file),
+                    _ => reviews::run_pack(&an.packs, kind, &root, &scope, &stop, &on_file),
                 }
             })
-            .await;
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
         match run {
             Ok(out) => {
                 files_scanned = files_scanned.max(out.files_scanned);

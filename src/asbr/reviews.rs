@@ -23,7 +23,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::runtime::journal::{FsyncPolicy, Journal};
+use crate::runtime::{
+    journal::{FsyncPolicy, Journal},
+    stop::{Stop, Stopped},
+};
 
 use super::{
     AsbrError, open_journal,
@@ -557,10 +560,11 @@ pub fn run_security(
     root: &Path,
     scope: &Scope,
     advisories: &[Advisory],
+    stop: &Stop,
     on_file: &(dyn Fn(u64) + Sync),
-) -> ReviewerOutcome {
-    let out = scan::scan_dir(rules, root, ScanType::All, None, advisories, on_file);
-    ReviewerOutcome {
+) -> Result<ReviewerOutcome, Stopped> {
+    let out = scan::scan_dir(rules, root, ScanType::All, None, advisories, stop, on_file)?;
+    Ok(ReviewerOutcome {
         findings: out
             .findings
             .into_iter()
@@ -576,24 +580,29 @@ pub fn run_security(
             })
             .collect(),
         files_scanned: out.summary.files_scanned,
-    }
+    })
 }
 
 /// Runs the `performance`, `architecture` or `style` pack over the source files of `root` in scope
-/// (respecting `.gitignore`, skipping binaries and files over 2 MiB).
+/// (respecting `.gitignore`, skipping binaries and files over 2 MiB). The walk quits
+/// between files once `stop` is raised, and then answers [`Stopped`].
 pub fn run_pack(
     rules: &ReviewRules,
     kind: ReviewerKind,
     root: &Path,
     scope: &Scope,
+    stop: &Stop,
     on_file: &(dyn Fn(u64) + Sync),
-) -> ReviewerOutcome {
+) -> Result<ReviewerOutcome, Stopped> {
     let findings = Mutex::new(Vec::new());
     let files = AtomicU64::new(0);
     let walker = scan::parallel_walker(root);
     walker.run(|| {
         let (findings, files) = (&findings, &files);
         Box::new(move |entry| {
+            if stop.is_stopped() {
+                return ignore::WalkState::Quit;
+            }
             let Ok(entry) = entry else {
                 return ignore::WalkState::Continue;
             };
@@ -645,10 +654,11 @@ pub fn run_pack(
             ignore::WalkState::Continue
         })
     });
-    ReviewerOutcome {
+    stop.check()?;
+    Ok(ReviewerOutcome {
         findings: findings.into_inner(),
         files_scanned: files.into_inner(),
-    }
+    })
 }
 
 /// Sorts (most severe first), counts and caps the findings of a review.

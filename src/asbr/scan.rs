@@ -23,6 +23,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::runtime::stop::{Stop, Stopped};
+
 /// Files larger than this are skipped.
 pub const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
 /// Most findings returned by one scan.
@@ -869,15 +871,17 @@ pub struct ScanOutcome {
 }
 
 /// Walks `root` in parallel and applies the rules. `on_file` is called after each file
-/// with the number of files done (for progress).
+/// with the number of files done (for progress). The walk quits between files once
+/// `stop` is raised (deadline, cancellation), and then answers [`Stopped`].
 pub fn scan_dir(
     rules: &Rules,
     root: &Path,
     scan: ScanType,
     min: Option<Severity>,
     advisories: &[Advisory],
+    stop: &Stop,
     on_file: &(dyn Fn(u64) + Sync),
-) -> ScanOutcome {
+) -> Result<ScanOutcome, Stopped> {
     let findings = Mutex::new(Vec::new());
     let files = AtomicU64::new(0);
     let bytes = AtomicU64::new(0);
@@ -888,6 +892,9 @@ pub fn scan_dir(
         let findings = &findings;
         let (files, bytes, binary, large) = (&files, &bytes, &binary, &large);
         Box::new(move |entry| {
+            if stop.is_stopped() {
+                return ignore::WalkState::Quit;
+            }
             let Ok(entry) = entry else {
                 return ignore::WalkState::Continue;
             };
@@ -931,6 +938,7 @@ pub fn scan_dir(
             ignore::WalkState::Continue
         })
     });
+    stop.check()?;
     let mut findings = findings.into_inner();
     findings.sort_by(|a, b| {
         b.severity
@@ -952,7 +960,7 @@ pub fn scan_dir(
     }
     let truncated = findings.len() > MAX_FINDINGS;
     findings.truncate(MAX_FINDINGS);
-    ScanOutcome {
+    Ok(ScanOutcome {
         findings,
         summary: ScanSummary {
             files_scanned: files.into_inner(),
@@ -962,7 +970,7 @@ pub fn scan_dir(
             by_severity,
             truncated,
         },
-    }
+    })
 }
 
 /// Shared, read-only scan configuration.

@@ -563,23 +563,32 @@ async fn run_security_scan(a: A, i: ScanIn, ctx: CallCtx) -> Out<ScanOut> {
     let (scan_type, min) = (i.scan_type, i.severity);
     let started = std::time::Instant::now();
     let work_root = root.clone();
+    let stop = ctx.stop.clone();
     let outcome = a
         .executor
-        .cpu()
-        .run(ctx.deadline, &ctx.cancel, async move {
-            tokio::task::spawn_blocking(move || {
-                let on_file = |n: u64| {
-                    if n.is_multiple_of(200) {
-                        progress.report(n as f64, None, format!("{n} files scanned"));
-                    }
-                };
-                scan::scan_dir(&rules, &work_root, scan_type, min, &advisories, &on_file)
-            })
-            .await
+        .run_cpu(ctx.deadline, &ctx.cancel, move || {
+            let on_file = |n: u64| {
+                if n.is_multiple_of(200) {
+                    progress.report(n as f64, None, format!("{n} files scanned"));
+                }
+            };
+            scan::scan_dir(
+                &rules,
+                &work_root,
+                scan_type,
+                min,
+                &advisories,
+                &stop,
+                &on_file,
+            )
         })
         .await
-        .map_err(|e| ToolError::Deadline(e.to_string()))?
-        .map_err(|e| ToolError::Internal(format!("scan stopped: {e}")))?;
+        .map_err(|e| match e {
+            crate::runtime::executor::ExecError::Aborted { .. } => {
+                ToolError::Internal(format!("scan stopped: {e}"))
+            }
+            e => ToolError::Deadline(e.to_string()),
+        })??;
     let duration_ms = started.elapsed().as_millis() as u64;
     let data = serde_json::json!({
         "targetPath": root.display().to_string(),

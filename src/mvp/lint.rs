@@ -21,7 +21,10 @@ use super::{
     exec::{Command, SecureExec},
     runners::{DEFAULT_TEST_TIMEOUT, exec_err, has_python_tests, tail},
 };
-use crate::runtime::registry::{CallCtx, ToolError};
+use crate::runtime::{
+    registry::{CallCtx, ToolError},
+    stop::{Stop, Stopped},
+};
 
 /// Most lint issues listed in a result.
 const MAX_ISSUES: usize = 500;
@@ -132,19 +135,27 @@ pub fn detect_linter(dir: &Path, files: &[String]) -> Option<Linter> {
     }
 }
 
-/// Hash of every source file under `dir` (or of `files`), skipping build outputs.
-pub fn content_hash(dir: &Path, files: &[PathBuf], config: Option<&Path>) -> String {
+/// Hash of every source file under `dir` (or of `files`), skipping build outputs. The
+/// walk and the hashing stop between files once `stop` is raised.
+pub fn content_hash(
+    dir: &Path,
+    files: &[PathBuf],
+    config: Option<&Path>,
+    stop: &Stop,
+) -> Result<String, Stopped> {
     let mut h = Sha256::new();
     let mut budget = MAX_HASHED_BYTES;
     let mut paths: Vec<PathBuf> = if files.is_empty() {
         let mut all = Vec::new();
-        walk(dir, &mut all, 0);
+        walk(dir, &mut all, 0, stop);
         all
     } else {
         files.to_vec()
     };
+    stop.check()?;
     paths.sort();
     for p in &paths {
+        stop.check()?;
         h.update(p.to_string_lossy().as_bytes());
         let Ok(meta) = std::fs::metadata(p) else {
             continue;
@@ -167,11 +178,11 @@ pub fn content_hash(dir: &Path, files: &[PathBuf], config: Option<&Path>) -> Str
     {
         h.update(&bytes);
     }
-    hex::encode(&h.finalize()[..16])
+    Ok(hex::encode(&h.finalize()[..16]))
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
-    if depth > 24 || out.len() > 50_000 {
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize, stop: &Stop) {
+    if depth > 24 || out.len() > 50_000 || stop.is_stopped() {
         return;
     }
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -182,7 +193,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
         let Ok(ft) = e.file_type() else { continue };
         if ft.is_dir() {
             if !SKIP_DIRS.contains(&name.as_str()) && !name.starts_with('.') {
-                walk(&e.path(), out, depth + 1);
+                walk(&e.path(), out, depth + 1, stop);
             }
         } else if ft.is_file() {
             out.push(e.path());
@@ -366,12 +377,13 @@ pub async fn analyse(
     let dir2 = dir.to_path_buf();
     let paths = file_paths.to_vec();
     let cfg = config.map(Path::to_path_buf);
+    let stop = ctx.stop.clone();
     let hash = executor
         .run_cpu(ctx.deadline, &ctx.cancel, move || {
-            content_hash(&dir2, &paths, cfg.as_deref())
+            content_hash(&dir2, &paths, cfg.as_deref(), &stop)
         })
         .await
-        .map_err(|e| ToolError::Deadline(e.to_string()))?;
+        .map_err(|e| ToolError::Deadline(e.to_string()))??;
     let key = format!(
         "{}|{}|{}|{}",
         linter.name(),

@@ -24,8 +24,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::runtime::{
-    budget::{Budget, Held},
-    stop::{Stop, Ticker},
+    budget::{Budget, BudgetExceeded, Held},
+    stop::{Stop, Stopped, Ticker},
 };
 
 use super::{
@@ -42,6 +42,12 @@ pub enum SpoolError {
     Path(#[from] PathError),
     #[error("{path}: {reason}")]
     Io { path: String, reason: String },
+    #[error(transparent)]
+    Stopped(#[from] Stopped),
+    #[error(transparent)]
+    Budget(#[from] BudgetExceeded),
+    #[error("{0}")]
+    Refused(String),
 }
 
 fn io(path: &str, e: std::io::Error) -> SpoolError {
@@ -506,16 +512,35 @@ impl Session {
     }
 
     /// One FilePatch per changed file, sorted by path.
-    pub fn diff(&self, opts: &DiffOptions) -> Result<Vec<FilePatch>, SpoolError> {
-        Ok(self
-            .changes()?
-            .into_iter()
-            .filter_map(|(rel, before, after)| {
-                let b = before.map(|b| String::from_utf8_lossy(&b).into_owned());
-                let a = after.map(|a| String::from_utf8_lossy(&a).into_owned());
-                create_diff(&rel, b.as_deref(), a.as_deref(), opts).ok()
-            })
-            .collect())
+    pub fn diff(
+        &self,
+        opts: &DiffOptions,
+        stop: &Stop,
+        budget: &Budget,
+    ) -> Result<Vec<FilePatch>, SpoolError> {
+        let changes = self.changes()?;
+        let side = |c: &Option<Vec<u8>>| c.as_ref().map_or(0, Vec::len) as u64;
+        // Both sides of every changed file, then (as create_diff does) about twice both
+        // sides for each file's hunks and unified text.
+        let mut held = budget.hold(
+            changes.iter().map(|(_, b, a)| side(b) + side(a)).sum(),
+            "the changed files of the spool",
+        )?;
+        let mut out = Vec::with_capacity(changes.len());
+        for (rel, before, after) in changes {
+            stop.check()?;
+            held.grow(
+                2 * (side(&before) + side(&after)),
+                "the hunks and text of the spool's diffs",
+            )?;
+            let b = before.map(|b| String::from_utf8_lossy(&b).into_owned());
+            let a = after.map(|a| String::from_utf8_lossy(&a).into_owned());
+            if let Ok(p) = create_diff(&rel, b.as_deref(), a.as_deref(), opts) {
+                out.push(p);
+            }
+        }
+        stop.check()?;
+        Ok(out)
     }
 
     /// Restores every touched file that differs from its baseline; returns their paths.
@@ -534,8 +559,14 @@ impl Session {
 
     /// Runs the validators over the changed files; when they pass, returns the patches
     /// and makes the current state the new baseline.
-    pub fn commit(&mut self, rules: &Rules, opts: &DiffOptions) -> Result<Vec<FilePatch>, String> {
-        let changed = self.changes().map_err(|e| e.to_string())?;
+    pub fn commit(
+        &mut self,
+        rules: &Rules,
+        opts: &DiffOptions,
+        stop: &Stop,
+        budget: &Budget,
+    ) -> Result<Vec<FilePatch>, SpoolError> {
+        let changed = self.changes()?;
         let candidates: Vec<validate::Candidate<'_>> = changed
             .iter()
             .map(|(rel, _, now)| validate::Candidate {
@@ -545,12 +576,13 @@ impl Session {
             .collect();
         let problems = validate::check(rules, &candidates);
         if !problems.is_empty() {
-            return Err(format!(
+            return Err(SpoolError::Refused(format!(
                 "commit refused, nothing was committed: {}",
                 problems.join("; ")
-            ));
+            )));
         }
-        let patches = self.diff(opts).map_err(|e| e.to_string())?;
+        drop(changed);
+        let patches = self.diff(opts, stop, budget)?;
         self.baseline.clear();
         self.created_dirs.clear();
         Ok(patches)

@@ -139,19 +139,28 @@ pub struct Lane {
     queue: Arc<Semaphore>,
     group: Option<Arc<Semaphore>>,
     gate: Mutex<Gate>,
-    window: Mutex<Window>,
+    window: Arc<Mutex<Window>>,
 }
 
 /// A lane permit; forgotten instead of returned while the lane owes permits after a cut.
-struct Permit<'a> {
-    lane: &'a Lane,
+/// Owned (no borrow of the lane) so blocking work can hold it until it really ends.
+struct Permit {
+    window: Arc<Mutex<Window>>,
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
-impl Drop for Permit<'_> {
+/// Everything a running piece of work holds in its lane: the lane slot, the group slot
+/// and the queue slot.
+type Guards = (
+    Permit,
+    Option<tokio::sync::OwnedSemaphorePermit>,
+    tokio::sync::OwnedSemaphorePermit,
+);
+
+impl Drop for Permit {
     fn drop(&mut self) {
         let Some(p) = self.permit.take() else { return };
-        let mut w = self.lane.window.lock();
+        let mut w = self.window.lock();
         if w.debt > 0 {
             w.debt -= 1;
             p.forget();
@@ -164,13 +173,13 @@ impl Lane {
         let start = config.adaptive_start.unwrap_or(config.max_concurrent);
         Lane {
             name: name.to_string(),
-            window: Mutex::new(Window {
+            window: Arc::new(Mutex::new(Window {
                 limit: start,
                 debt: 0,
                 successes: 0,
                 last_cut: None,
                 ceiling: config.max_concurrent,
-            }),
+            })),
             permits: Arc::new(Semaphore::new(start)),
             queue: Arc::new(Semaphore::new(config.queue_bound + config.max_concurrent)),
             config,
@@ -298,6 +307,22 @@ impl Lane {
         cancel: &CancellationToken,
         work: F,
     ) -> Result<T, ExecError> {
+        self.run_holding(deadline, cancel, |guards| async move {
+            let out = work.await;
+            drop(guards);
+            out
+        })
+        .await
+    }
+
+    /// Like [`Lane::run`], but hands the lane's slots to `work`, which keeps them as long
+    /// as the work really runs (blocking work outlives a dropped future).
+    async fn run_holding<T, F: Future<Output = T>>(
+        &self,
+        deadline: Instant,
+        cancel: &CancellationToken,
+        work: impl FnOnce(Guards) -> F,
+    ) -> Result<T, ExecError> {
         let asked = Instant::now();
         let admitted = tokio::select! {
             r = tokio::time::timeout_at(deadline.into(), self.admit()) => r,
@@ -324,18 +349,10 @@ impl Lane {
             metrics::histogram!("cortex_lane_run_seconds", "lane" => self.name.clone())
                 .record(started.elapsed().as_secs_f64());
         });
-        let out = work.await;
-        drop(guards);
-        Ok(out)
+        Ok(work(guards).await)
     }
 
-    async fn admit(
-        &self,
-    ) -> (
-        Permit<'_>,
-        Option<tokio::sync::OwnedSemaphorePermit>,
-        tokio::sync::OwnedSemaphorePermit,
-    ) {
+    async fn admit(&self) -> Guards {
         let queued = self
             .queue
             .clone()
@@ -349,7 +366,7 @@ impl Lane {
         loop {
             self.sleep_while_paused().await;
             let permit = Permit {
-                lane: self,
+                window: self.window.clone(),
                 permit: Some(
                     self.permits
                         .clone()
@@ -494,15 +511,21 @@ impl Executor {
     ) -> Result<T, ExecError> {
         let lane = self.cpu();
         let name = lane.name().to_string();
-        lane.run(deadline, cancel, async move {
-            // A panic in the work or a shutdown that cancels it is an error, never a
-            // panic of the caller.
-            tokio::task::spawn_blocking(f)
-                .await
-                .map_err(|e| ExecError::Aborted {
-                    lane: name,
-                    reason: e.to_string(),
-                })
+        lane.run_holding(deadline, cancel, |guards| async move {
+            // The lane's slots live in the blocking closure: a dropped future (deadline,
+            // cancellation) frees them only when the work really ends, which the call's
+            // stop flag makes prompt. A panic in the work or a shutdown that cancels it is
+            // an error, never a panic of the caller.
+            tokio::task::spawn_blocking(move || {
+                let out = f();
+                drop(guards);
+                out
+            })
+            .await
+            .map_err(|e| ExecError::Aborted {
+                lane: name,
+                reason: e.to_string(),
+            })
         })
         .await?
     }
@@ -523,6 +546,36 @@ mod tests {
 
     fn far() -> Instant {
         Instant::now() + Duration::from_secs(30)
+    }
+
+    /// Issue 15: a `run_cpu` whose future was dropped (deadline, cancellation) gave its
+    /// lane slot back while its blocking thread still ran, so the lane's bound did not
+    /// bound the CPU. The slot now comes back only when the work ends.
+    #[tokio::test]
+    async fn a_dropped_run_cpu_keeps_its_slot_until_the_work_ends() {
+        let ex = Executor::default();
+        ex.lane("cpu", || LaneConfig::concurrency(1));
+        let cancel = CancellationToken::new();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let first = ex.run_cpu(far(), &cancel, move || {
+            let _ = rx.recv();
+        });
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), first)
+                .await
+                .is_err(),
+            "the work blocks until told to end"
+        );
+        assert_eq!(ex.cpu().stats().running, 1, "the slot is still held");
+        let second = ex
+            .run_cpu(Instant::now() + Duration::from_millis(100), &cancel, || 7)
+            .await;
+        assert!(
+            matches!(second, Err(ExecError::Deadline { .. })),
+            "no slot while the dropped work still runs"
+        );
+        tx.send(()).unwrap();
+        assert_eq!(ex.run_cpu(far(), &cancel, || 7).await.unwrap(), 7);
     }
 
     #[tokio::test]

@@ -51,9 +51,16 @@ enum Outgoing {
 }
 
 impl Progress {
+    /// The forwarder starts here, on the runtime, when there is a token: reports come
+    /// from blocking threads too (scan walkers), where no task can be spawned.
     pub fn new(peer: Peer<RoleServer>, token: Option<ProgressToken>) -> Self {
+        let forwarder = match (&token, tokio::runtime::Handle::try_current()) {
+            (Some(_), Ok(_)) => Some(spawn_forwarder(peer.clone())),
+            _ => None,
+        };
         Progress {
             target: token.map(|t| Arc::new((peer, t))),
+            queue: Arc::new(Mutex::new(forwarder)),
             ..Progress::default()
         }
     }
@@ -96,6 +103,10 @@ impl Progress {
     fn enqueue(&self, item: Outgoing) {
         let Some(target) = &self.target else { return };
         let mut queue = self.queue.lock();
+        if queue.is_none() && tokio::runtime::Handle::try_current().is_err() {
+            // Off the runtime with no forwarder yet: the note is dropped, never a panic.
+            return;
+        }
         let sender = queue.get_or_insert_with(|| spawn_forwarder(target.0.clone()));
         let _ = sender.send(item);
     }

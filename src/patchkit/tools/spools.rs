@@ -6,7 +6,7 @@
 use crate::{
     patchkit::{
         diff::{DiffOptions, PatchSummary},
-        spool::{BatchFailure, Op, OpResult},
+        spool::{BatchFailure, Op, OpResult, SpoolError},
         validate::{Globs, Rules},
     },
     runtime::page::{self, Page},
@@ -225,12 +225,14 @@ pub(super) async fn spool_diff(kit: Kit, i: DiffIn, ctx: CallCtx) -> Out<Page<Fi
     let s = kit.session(&i.session)?;
     let opts = DiffOptions {
         context: i.context_lines,
+        timeout: DiffOptions::default().timeout.min(ctx.remaining()),
         ..DiffOptions::default()
     };
+    let (stop, budget) = (ctx.stop.clone(), ctx.budget.clone());
     let patches = kit
-        .cpu(&ctx, move || s.lock().diff(&opts))
+        .cpu(&ctx, move || s.lock().diff(&opts, &stop, &budget))
         .await?
-        .map_err(|e| ToolError::business(e.to_string()))?;
+        .map_err(spool_error)?;
     page::offset_page(
         "spool_diff",
         &patches,
@@ -238,6 +240,16 @@ pub(super) async fn spool_diff(kit: Kit, i: DiffIn, ctx: CallCtx) -> Out<Page<Fi
         i.cursor.as_deref(),
     )
     .map_err(|e| ToolError::input(format!("cursor: {e}")))
+}
+
+/// A stopped diff answers the deadline error, one over budget the budget error; the
+/// rest are business errors.
+fn spool_error(e: SpoolError) -> ToolError {
+    match e {
+        SpoolError::Stopped(s) => s.into(),
+        SpoolError::Budget(b) => b.into(),
+        e => ToolError::business(e.to_string()),
+    }
 }
 
 fn default_max_bytes() -> usize {
@@ -281,12 +293,15 @@ pub(super) async fn spool_commit(kit: Kit, i: CommitIn, ctx: CallCtx) -> Out<Com
         max_file_bytes: i.max_file_bytes,
         forbidden: Globs::new(&i.forbidden_globs).map_err(|e| ToolError::input(e.to_string()))?,
     };
+    let opts = DiffOptions {
+        timeout: DiffOptions::default().timeout.min(ctx.remaining()),
+        ..DiffOptions::default()
+    };
+    let (stop, budget) = (ctx.stop.clone(), ctx.budget.clone());
     let patches = kit
-        .cpu(&ctx, move || {
-            s.lock().commit(&rules, &DiffOptions::default())
-        })
+        .cpu(&ctx, move || s.lock().commit(&rules, &opts, &stop, &budget))
         .await?
-        .map_err(ToolError::business)?;
+        .map_err(spool_error)?;
     let mut event_seqs = Vec::with_capacity(patches.len());
     for p in &patches {
         let data = serde_json::to_value(&p.summary)
