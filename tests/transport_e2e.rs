@@ -37,29 +37,10 @@ fn limited_http_server(
     serve_args: &[&str],
     address_space: u64,
 ) -> HttpServer {
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut cmd = Command::new(BIN);
-    cmd.arg("--state-dir")
-        .arg(state_dir)
-        .args(extra)
-        .arg("serve")
-        .args(serve_args)
-        .args(["--http", &addr])
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::null())
-        .stdout(Stdio::null());
-    limit_address_space(&mut cmd, address_space);
-    let child = cmd.spawn().expect("spawn cortex-mcp --http");
-    let started = Instant::now();
-    while TcpStream::connect(&addr).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20), "no listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    HttpServer {
-        child,
-        base: format!("http://{addr}"),
-    }
+    http_server_prepared(state_dir, extra, serve_args, &[], |cmd| {
+        cmd.env_remove("RUST_LOG");
+        limit_address_space(cmd, address_space);
+    })
 }
 
 fn limit_address_space(cmd: &mut Command, bytes: u64) {

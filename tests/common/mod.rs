@@ -145,6 +145,18 @@ pub fn http_server_serving(
     serve_args: &[&str],
     env: &[(&str, &str)],
 ) -> HttpServer {
+    http_server_prepared(state_dir, extra, serve_args, env, |_| {})
+}
+
+/// [`http_server_serving`] with `prepare` applied to the command before it is spawned
+/// (resource limits, removed variables).
+pub fn http_server_prepared(
+    state_dir: &std::path::Path,
+    extra: &[&str],
+    serve_args: &[&str],
+    env: &[(&str, &str)],
+    prepare: impl FnOnce(&mut Command),
+) -> HttpServer {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let mut cmd = Command::new(BIN);
@@ -158,6 +170,7 @@ pub fn http_server_serving(
     for (k, v) in env {
         cmd.env(k, v);
     }
+    prepare(&mut cmd);
     let child = cmd.spawn().expect("spawn cortex-mcp --http");
     let base = format!("http://{addr}");
     let started = Instant::now();
