@@ -69,7 +69,11 @@ pub struct Mvp {
 /// Literal secrets of this server's own configuration, for the redactor.
 fn known_secrets(runtime: &Runtime) -> Vec<String> {
     let config = &runtime.config;
-    let mut known: Vec<String> = config.auth_token.iter().cloned().collect();
+    let mut known: Vec<String> = config
+        .auth_token
+        .iter()
+        .map(|s| s.expose().to_string())
+        .collect();
     match &config.github.credential {
         GithubCredential::Token(t) => known.push(t.clone()),
         GithubCredential::App(app) => known.extend(
@@ -80,7 +84,13 @@ fn known_secrets(runtime: &Runtime) -> Vec<String> {
         ),
         GithubCredential::None => {}
     }
-    known.extend(config.asbr.signature_key.iter().cloned());
+    known.extend(
+        config
+            .asbr
+            .signature_key
+            .iter()
+            .map(|s| s.expose().to_string()),
+    );
     known
 }
 
