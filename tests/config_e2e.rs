@@ -268,3 +268,41 @@ async fn sink_failures_are_logged_without_url_secrets() {
     }
     drop(client);
 }
+
+/// One option (`max-body-bytes`, file-only before options had one definition) through
+/// every layer of the real binary: file < `CORTEX_MCP_*` < flag.
+#[tokio::test]
+async fn file_env_and_flag_layer_in_that_order() {
+    let d = dirs();
+    let file = d.state.path().join("layers.toml");
+    std::fs::write(&file, "max-body-bytes = 1000000\nprp-history = 7\n").unwrap();
+    let shown = |env: Option<&str>, flag: Option<&str>| {
+        let mut args = vec!["--config", file.to_str().unwrap(), "--toolsets", "mvp"];
+        if let Some(flag) = flag {
+            args.extend(["--max-body-bytes", flag]);
+        }
+        let mut cmd = command(d.project.path(), d.xdg.path(), d.state.path(), &args);
+        cmd.env_remove("CORTEX_MCP_MAX_BODY_BYTES");
+        if let Some(env) = env {
+            cmd.env("CORTEX_MCP_MAX_BODY_BYTES", env);
+        }
+        async move {
+            let client = serve(cmd).await;
+            let config = read_json(&client, "cortex://config").await;
+            client.cancel().await.unwrap();
+            (
+                config["maxBodyBytes"].clone(),
+                config["mvp"]["prpHistory"].clone(),
+            )
+        }
+    };
+    assert_eq!(shown(None, None).await, (json!(1_000_000), json!(7)));
+    assert_eq!(
+        shown(Some("2000000"), None).await,
+        (json!(2_000_000), json!(7))
+    );
+    assert_eq!(
+        shown(Some("2000000"), Some("3000000")).await,
+        (json!(3_000_000), json!(7))
+    );
+}

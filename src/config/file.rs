@@ -59,7 +59,7 @@ pub(crate) fn read_file(path: &Path) -> Result<FileLayer, ConfigError> {
 /// Parses config file text (TOML; keys are the flag names without `--`).
 pub(crate) fn parse(text: &str) -> Result<FileLayer, String> {
     let table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
-    let options: Options = toml::from_str(text).map_err(|e| e.to_string())?;
+    let options: Options = toml::from_str(text).map_err(|e| name_bad_key(&table, e))?;
     if let Some(key) = options.unknown.keys().next() {
         let known = Options::file_keys()
             .iter()
@@ -72,6 +72,19 @@ pub(crate) fn parse(text: &str) -> Result<FileLayer, String> {
         options,
         keys: table.keys().cloned().collect(),
     })
+}
+
+/// The areas are flattened into one table, which costs serde the position of a bad
+/// value: find the key whose value alone does not parse and name it.
+fn name_bad_key(table: &toml::Table, whole: toml::de::Error) -> String {
+    use serde::Deserialize;
+    for (key, value) in table {
+        let one = toml::Table::from_iter([(key.clone(), value.clone())]);
+        if let Err(e) = Options::deserialize(toml::Value::Table(one)) {
+            return format!("key `{key}`: {}", e.message());
+        }
+    }
+    whole.to_string()
 }
 
 /// Refuses a file that sets widening keys while it lies inside a workspace root (the

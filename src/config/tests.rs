@@ -8,8 +8,6 @@ use super::{
     *,
 };
 
-use super::*;
-
 #[test]
 fn defaults_enable_the_five_toolsets() {
     let c = Config::from_layers(Options::default(), Options::default()).unwrap();
@@ -216,4 +214,215 @@ fn widening_keys_from_inside_a_root_are_refused() {
     assert!(check_file_placement(&path, &widening, std::slice::from_ref(&elsewhere)).is_ok());
     std::fs::remove_dir_all(root).unwrap();
     std::fs::remove_dir_all(elsewhere).unwrap();
+}
+
+/// The flags and variables of the clap definition, `--flag` → its variable.
+fn clap_options() -> std::collections::BTreeMap<String, Option<String>> {
+    use clap::Args;
+    Options::augment_args(clap::Command::new("cortex-mcp"))
+        .get_arguments()
+        .filter(|a| !a.is_hide_set())
+        .filter_map(|a| {
+            let env = a.get_env().map(|e| e.to_string_lossy().into_owned());
+            a.get_long().map(|l| (format!("--{l}"), env))
+        })
+        .collect()
+}
+
+/// The rows of README's configuration table, `--flag` → its variable (rows without a
+/// flag, like the environment-only `CONNECTORS_SIGNATURE_KEY`, are left out).
+fn readme_options() -> std::collections::BTreeMap<String, Option<String>> {
+    let readme = include_str!("../../README.md");
+    let table = readme
+        .split("\n| flag | env | default | meaning |\n")
+        .nth(1)
+        .expect("README has the configuration table");
+    let ticked = |cell: &str| -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for row in table.lines().skip(1).take_while(|l| l.starts_with('|')) {
+        let cells: Vec<&str> = row.split(" | ").collect();
+        let (flags, env) = (cells[0].trim_start_matches('|'), cells[1]);
+        let env = ticked(env).into_iter().find(|t| {
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        });
+        for flag in ticked(flags).into_iter().filter(|f| f.starts_with("--")) {
+            out.insert(flag, env.clone());
+        }
+    }
+    out
+}
+
+#[test]
+fn readme_table_lists_exactly_the_options_of_help() {
+    let clap = clap_options();
+    let readme = readme_options();
+    let missing: Vec<&String> = clap.keys().filter(|k| !readme.contains_key(*k)).collect();
+    let stale: Vec<&String> = readme.keys().filter(|k| !clap.contains_key(*k)).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "README configuration table is out of date: flags missing from it {missing:?}, \
+         flags it lists that --help does not {stale:?}"
+    );
+    let env_differs: Vec<String> = clap
+        .iter()
+        .filter(|(flag, env)| readme[*flag] != **env)
+        .map(|(flag, env)| format!("{flag}: --help {env:?}, README {:?}", readme[flag]))
+        .collect();
+    assert!(env_differs.is_empty(), "{env_differs:#?}");
+    assert!(clap.len() >= 30, "{clap:?}");
+}
+
+#[test]
+fn every_flag_is_a_file_key_and_unknown_keys_are_refused() {
+    for key in Options::file_keys() {
+        let accepted = ["\"x\"", "[\"x\"]", "5", "true", "\"batch\"", "\"auto\""]
+            .iter()
+            .any(|v| parse(&format!("{key} = {v}\n")).is_ok());
+        assert!(accepted, "no value of `{key}` is accepted from a file");
+    }
+    for key in ["config", "integrations-deny-private", "no-such-option"] {
+        let err = parse(&format!("{key} = true\n")).err().unwrap_or_default();
+        assert!(err.contains(&format!("unknown field `{key}`")), "{err}");
+    }
+    for key in WIDENING_KEYS {
+        assert!(Options::file_keys().iter().any(|k| k == key), "{key}");
+    }
+}
+
+/// Parses flags and variables as the binary does (clap), without the process environment.
+fn flags(args: &[&str]) -> Options {
+    use clap::{Args, FromArgMatches};
+    let cmd = Options::augment_args(clap::Command::new("cortex-mcp"));
+    let argv = std::iter::once("cortex-mcp").chain(args.iter().copied());
+    Options::from_arg_matches(&cmd.get_matches_from(argv)).unwrap()
+}
+
+#[test]
+fn max_body_bytes_is_a_flag_and_a_file_key_and_flags_win() {
+    let file = parse("max-body-bytes = 1000\nread-only = true\n")
+        .unwrap()
+        .options;
+    let c = Config::from_layers(file.clone(), Options::default()).unwrap();
+    assert_eq!(c.max_body_bytes, 1000);
+    assert!(c.read_only);
+    let c = Config::from_layers(
+        file,
+        flags(&["--max-body-bytes", "2000", "--read-only=false"]),
+    )
+    .unwrap();
+    assert_eq!(c.max_body_bytes, 2000);
+    assert!(!c.read_only);
+    let c = Config::from_layers(Options::default(), Options::default()).unwrap();
+    assert_eq!(c.max_body_bytes, 4 * 1024 * 1024);
+}
+
+#[test]
+fn deny_private_flag_overrides_a_file_that_allows() {
+    let file = parse("integrations-allow-private = true\n")
+        .unwrap()
+        .options;
+    let c = Config::from_layers(file.clone(), flags(&["--integrations-deny-private"])).unwrap();
+    assert_eq!(c.integrations_allow_private, Some(false));
+    let c = Config::from_layers(file, flags(&[])).unwrap();
+    assert_eq!(c.integrations_allow_private, Some(true));
+    let c =
+        Config::from_layers(Options::default(), flags(&["--integrations-allow-private"])).unwrap();
+    assert_eq!(c.integrations_allow_private, Some(true));
+}
+
+#[test]
+fn the_config_view_keeps_its_shape_and_hides_secrets() {
+    let over = flags(&[
+        "--auth-token",
+        "s3cret-token-0123456789",
+        "--events-sink-url",
+        "https://u:pw@sink.example/in?token=abc&topic=t",
+        "--asbr-task-retention",
+        "2h",
+    ]);
+    let mut c = Config::from_layers(Options::default(), over).unwrap();
+    c.asbr.signature_key = Some("signature-key-value".into());
+    let view = c.redacted();
+    let text = view.to_string();
+    for secret in ["s3cret-token", "signature-key-value", ":pw@", "abc"] {
+        assert!(!text.contains(secret), "{secret}: {text}");
+    }
+    assert_eq!(view["authToken"], REDACTED);
+    assert_eq!(view["asbr"]["signatureKey"], REDACTED);
+    assert_eq!(view["asbr"]["taskRetentionSecs"], 7200);
+    assert_eq!(view["github"]["credential"], "none");
+    assert_eq!(view["github"]["apiUrl"], "https://api.github.com/");
+    assert!(format!("{c:?}").contains(REDACTED) && !format!("{c:?}").contains("s3cret"));
+    // Every key `cortex://config` served before the options had one definition.
+    for path in [
+        "configFile",
+        "toolsets",
+        "tools",
+        "excludeTools",
+        "readOnly",
+        "stateDir",
+        "logLevel",
+        "authToken",
+        "allowedHosts",
+        "allowedOrigins",
+        "requestTimeoutSecs",
+        "fsync",
+        "workspaceRoots",
+        "httpSessions",
+        "maxBodyBytes",
+        "limits/httpMaxSessions",
+        "limits/httpMaxConnections",
+        "limits/httpHeaderTimeoutSecs",
+        "limits/httpBodyTimeoutSecs",
+        "limits/stdioMaxLineBytes",
+        "callMemoryBudgetBytes",
+        "github/apiUrl",
+        "github/credential",
+        "github/maxRateWaitSecs",
+        "asbr/connectorsManifestPath",
+        "asbr/signatureKey",
+        "asbr/advisoriesDir",
+        "asbr/taskRetentionSecs",
+        "integrationsAllowPrivate",
+        "eventsSink/url",
+        "eventsSink/batching",
+        "eventsSink/filter",
+        "mvp/execAllow",
+        "mvp/execEnvAllow",
+        "mvp/execMaxProcesses",
+        "mvp/execTimeoutSecs",
+        "mvp/execSandbox",
+        "mvp/execNetwork",
+        "mvp/prpHistory",
+        "mvp/teachingMaxExamples",
+    ] {
+        assert!(
+            view.pointer(&format!("/{path}")).is_some(),
+            "{path} missing: {view}"
+        );
+    }
+    assert_eq!(view["requestTimeoutSecs"], 120);
+    assert_eq!(view["mvp"]["execTimeoutSecs"], 30);
+    assert_eq!(view["limits"]["httpHeaderTimeoutSecs"], 10);
+}
+
+#[test]
+fn a_bad_file_value_names_its_key() {
+    let err = parse("prp-history = 3\nread-only = \"yes\"\n")
+        .err()
+        .unwrap_or_default();
+    assert!(
+        err.contains("`read-only`") && err.contains("expected a boolean"),
+        "{err}"
+    );
+    let err = parse("fsync = \"sometimes\"\n").err().unwrap_or_default();
+    assert!(err.contains("`fsync`") && err.contains("never"), "{err}");
 }
