@@ -277,6 +277,13 @@ fn readme_table_lists_exactly_the_options_of_help() {
         .map(|(flag, env)| format!("{flag}: --help {env:?}, README {:?}", readme[flag]))
         .collect();
     assert!(env_differs.is_empty(), "{env_differs:#?}");
+    let readme = include_str!("../../README.md");
+    for key in WIDENING_KEYS {
+        assert!(
+            readme.contains(&format!("`{key}`")),
+            "README's configuration section does not name the widening key `{key}`"
+        );
+    }
     assert!(clap.len() >= 30, "{clap:?}");
 }
 
