@@ -3,6 +3,7 @@
 //! `tool` nodes sequential vs parallel, and teaching capture time over 100,000 captures
 //! (in process, journal with fsync never). Prints a Markdown table.
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 use common::bench::*;

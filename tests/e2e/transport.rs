@@ -7,7 +7,7 @@
 //! exhausting the machine; each keeps its count small enough to take a few seconds.
 #![allow(deprecated)] // logging and resources/subscribe are legacy (SEP-2577), still served
 
-mod common;
+use crate::common;
 
 use std::{
     io::{Read, Write},

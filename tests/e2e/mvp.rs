@@ -4,7 +4,7 @@
 //! failing test, deterministic runs, the executor's refusals, process accounting under
 //! many random timeouts, streamed redaction, pytest, and teaching.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! load at all never stop the server; the bad bytes are moved aside, every good record
 //! is served, and the damage is reported in `cortex://health` and the mvp `health` tool.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -14,6 +14,7 @@
 //! 4. Events lost while the sink target is down for `SINK_DOWN_SECS` (default 30) at
 //!    100 events/s, then back up.
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 use common::bench::*;

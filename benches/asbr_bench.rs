@@ -14,6 +14,7 @@
 //! fsync figures to mean anything). Sizes: `PUBLISHERS`, `EVENTS` (per publisher),
 //! `BASELINE_EVENTS`, `SCAN_MB`.
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 use common::bench::*;

@@ -12,6 +12,7 @@
 //! (default: the system temp dir, which must be a real disk). Sizes: `APPENDERS`,
 //! `APPENDS` (total per row), `PUBLISHES`.
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 use common::bench::*;

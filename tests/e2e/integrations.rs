@@ -4,7 +4,7 @@
 //! where allowed, Retry-After honoured, lane limits respected, monitor figures match the
 //! calls, webhooks verified by HMAC, the A2A sink loses nothing across an outage.
 
-mod common;
+use crate::common;
 
 use std::{
     collections::{HashMap, HashSet},

@@ -5,7 +5,7 @@
 //! memory budget while the server's peak RSS stays small; CPU work stops within a
 //! second or two of a deadline reply; `create_diff` keeps its `timeoutMs` on one huge line.
 
-mod common;
+use crate::common;
 
 use std::{path::Path, time::Duration};
 

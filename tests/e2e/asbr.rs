@@ -3,7 +3,7 @@
 //! SIGKILL, and the cached, signed connector service map.
 #![allow(deprecated)] // resources/subscribe is legacy-only in rmcp 3.9
 
-mod common;
+use crate::common;
 
 use std::{
     sync::{Arc, Mutex},
