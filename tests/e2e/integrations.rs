@@ -137,7 +137,7 @@ async fn sink(State(f): S, Json(body): Json<Value>) -> StatusCode {
 async fn start_fake() -> (Arc<Fake>, String) {
     let fake = Arc::new(Fake::default());
     let app = Router::new()
-        .route("/echo", get(echo))
+        .route("/echo", get(echo).post(echo))
         .route("/flaky", get(flaky))
         .route("/fail", any(always_500))
         .route("/limited", post(limited))
@@ -592,7 +592,7 @@ async fn the_a2a_sink_loses_nothing_across_an_outage() {
     .await;
     let id = create_api(&client, "sinky", &base, json!({})).await;
     for _ in 0..40 {
-        execute(&client, &id, "POST /slow", json!({})).await;
+        execute(&client, &id, "POST /echo", json!({})).await;
     }
     // the target refused everything so far, and the sink kept retrying
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -603,7 +603,7 @@ async fn the_a2a_sink_loses_nothing_across_an_outage() {
     assert!(fake.sink_ids.lock().is_empty());
     fake.sink_down.store(false, Ordering::SeqCst);
     for _ in 0..20 {
-        execute(&client, &id, "POST /slow", json!({})).await;
+        execute(&client, &id, "POST /echo", json!({})).await;
     }
     // each POST publishes integrations.api.called and integrations.data.synced
     let published: HashSet<String> = settled_events(&client, "events://integrations.*", 120)
