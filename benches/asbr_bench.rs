@@ -1,5 +1,6 @@
-//! The asbr benchmark (`tools/bench-asbr.sh`; ignored by `cargo test`), in process
-//! through the toolset's public API (the code the MCP tools call):
+//! The asbr benchmark (`tools/bench-asbr.sh`; a `[[bench]]` target, never built by
+//! `cargo test`), in process through the toolset's public API (the code the MCP tools
+//! call):
 //!
 //! (a) task-event publishing (`record_task_event`'s path, `TaskStore::transition`) under
 //!     `batch` fsync with concurrent publishers: events/s and p99 latency to the
@@ -14,6 +15,7 @@
 //! fsync figures to mean anything). Sizes: `PUBLISHERS`, `EVENTS` (per publisher),
 //! `BASELINE_EVENTS`, `SCAN_MB`.
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 use common::bench::*;
@@ -455,8 +457,11 @@ fn generate_tree(root: &Path, mb: usize) -> u64 {
     written
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: run tools/bench-asbr.sh"]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    bench_asbr().await;
+}
+
 async fn bench_asbr() {
     let publishers = env_usize("PUBLISHERS", 256);
     let per = env_usize("EVENTS", 400);
