@@ -234,6 +234,13 @@ async fn racing_symlink_swaps_never_lead_reads_or_writes_outside() {
     stop.store(true, Ordering::Relaxed);
     racer.join().unwrap();
 
+    let outside_after = entries(&s.outside);
+    eprintln!(
+        "race: {} swaps, {calls} read_file + {calls} spool_write calls: {reads_inside} reads inside, {} outside; {writes_ok} writes, {} entries created outside",
+        swaps.load(Ordering::Relaxed),
+        leaked.len(),
+        outside_after.len().saturating_sub(outside_before.len())
+    );
     assert!(swaps.load(Ordering::Relaxed) > 0);
     assert!(
         leaked.is_empty(),
@@ -241,7 +248,6 @@ async fn racing_symlink_swaps_never_lead_reads_or_writes_outside() {
         leaked.len(),
         leaked[0]
     );
-    let outside_after = entries(&s.outside);
     assert_eq!(
         outside_after, outside_before,
         "files were created outside the root"

@@ -411,15 +411,16 @@ impl Beneath {
         })
     }
 
-    /// Where the directory is now, checked to lie inside the roots' `allowed` paths as
-    /// opened; `shown` names it in errors.
+    /// Where the directory is now, checked to be still the path it was opened at (a
+    /// directory moved since is refused); `shown` names it in errors.
     fn real_path(&self, roots: &str, shown: &str) -> Result<PathBuf, WorkspaceError> {
         match fd_path(&self.dir) {
-            Some(now) if now == self.path => Ok(now),
-            _ => Err(WorkspaceError::Outside {
+            Some(now) if now != self.path => Err(WorkspaceError::Outside {
                 path: shown.to_string(),
                 roots: roots.to_string(),
             }),
+            // Where /proc cannot tell, the path it was opened at is the answer.
+            _ => Ok(self.path.clone()),
         }
     }
 
