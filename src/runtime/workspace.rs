@@ -424,27 +424,35 @@ impl Beneath {
         }
     }
 
-    /// Reads the regular file `rel`; `None` when it (or a directory on its way) does not
-    /// exist. A final symlink is refused, and no component may lead out.
-    pub fn read(&self, rel: &Path) -> Result<Option<Vec<u8>>, WorkspaceError> {
+    /// Opens the regular file `rel` for reading; `None` when it (or a directory on its
+    /// way) does not exist. A final symlink is refused, and no component may lead out.
+    pub fn open_regular(&self, rel: &Path) -> Result<Option<std::fs::File>, WorkspaceError> {
         let shown = rel.to_string_lossy();
         let mut opts = OpenOptions::new();
         opts.read(true).follow(FollowSymlinks::No);
         let file = match self.dir.open_with(rel, &opts) {
-            Ok(f) => f,
+            Ok(f) => f.into_std(),
             Err(e) if is_absent(&e) => return Ok(None),
             Err(e) if is_loop(&e) => return Err(WorkspaceError::Symlink(shown.into_owned())),
             Err(e) => return Err(confined_err(&shown, &e)),
         };
-        let mut file = file.into_std();
         let meta = file.metadata().map_err(|e| io_err(&shown, &e))?;
         if !meta.is_file() {
             return Err(WorkspaceError::NotAFile {
                 path: shown.into_owned(),
             });
         }
-        let mut out = Vec::with_capacity(meta.len() as usize);
-        std::io::Read::read_to_end(&mut file, &mut out).map_err(|e| io_err(&shown, &e))?;
+        Ok(Some(file))
+    }
+
+    /// Reads the regular file `rel` (see [`Beneath::open_regular`]).
+    pub fn read(&self, rel: &Path) -> Result<Option<Vec<u8>>, WorkspaceError> {
+        let Some(mut file) = self.open_regular(rel)? else {
+            return Ok(None);
+        };
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut out)
+            .map_err(|e| io_err(&rel.to_string_lossy(), &e))?;
         Ok(Some(out))
     }
 
