@@ -27,7 +27,7 @@ use std::{
     sync::Arc,
 };
 
-use cap_fs_ext::{FollowSymlinks, MetadataExt, OpenOptionsFollowExt};
+use cap_fs_ext::{FollowSymlinks, MetadataExt, OpenOptionsExt, OpenOptionsFollowExt};
 use cap_std::{
     ambient_authority,
     fs::{Dir, OpenOptions},
@@ -234,11 +234,6 @@ impl Roots {
         }
     }
 
-    /// The first root: where relative paths resolve.
-    pub fn primary(&self) -> Option<&Path> {
-        self.roots.first().map(|r| r.path.as_path())
-    }
-
     fn describe(&self) -> String {
         self.roots
             .iter()
@@ -319,9 +314,14 @@ impl Roots {
                 path: raw.to_string(),
             });
         }
+        // Non-blocking open: a FIFO is refused below instead of hanging the call (the
+        // flag changes nothing for regular files).
         let file = root
             .dir
-            .open_with(&rel, OpenOptions::new().read(true))
+            .open_with(
+                &rel,
+                OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK),
+            )
             .map_err(|e| self.map(raw, &e))?
             .into_std();
         let meta = file.metadata().map_err(|e| io_err(raw, &e))?;
@@ -401,16 +401,6 @@ impl Beneath {
         &self.path
     }
 
-    pub fn try_clone(&self) -> Result<Self, WorkspaceError> {
-        Ok(Beneath {
-            dir: self
-                .dir
-                .try_clone()
-                .map_err(|e| io_err(&self.path.display().to_string(), &e))?,
-            path: self.path.clone(),
-        })
-    }
-
     /// Where the directory is now, checked to be still the path it was opened at (a
     /// directory moved since is refused); `shown` names it in errors.
     fn real_path(&self, roots: &str, shown: &str) -> Result<PathBuf, WorkspaceError> {
@@ -429,7 +419,9 @@ impl Beneath {
     pub fn open_regular(&self, rel: &Path) -> Result<Option<std::fs::File>, WorkspaceError> {
         let shown = rel.to_string_lossy();
         let mut opts = OpenOptions::new();
-        opts.read(true).follow(FollowSymlinks::No);
+        opts.read(true)
+            .follow(FollowSymlinks::No)
+            .custom_flags(libc::O_NONBLOCK);
         let file = match self.dir.open_with(rel, &opts) {
             Ok(f) => f.into_std(),
             Err(e) if is_absent(&e) => return Ok(None),
@@ -454,16 +446,6 @@ impl Beneath {
         std::io::Read::read_to_end(&mut file, &mut out)
             .map_err(|e| io_err(&rel.to_string_lossy(), &e))?;
         Ok(Some(out))
-    }
-
-    /// Size of the regular file `rel` without following a final symlink; `None` when
-    /// absent or not a regular file.
-    pub fn file_len(&self, rel: &Path) -> Option<u64> {
-        self.dir
-            .symlink_metadata(rel)
-            .ok()
-            .filter(|m| m.is_file())
-            .map(|m| m.len())
     }
 
     /// Replaces (or creates) the regular file `rel` with `bytes`: missing parent
@@ -707,6 +689,24 @@ mod tests {
         b.replace(Path::new(name), b"new", ".tmp", &mut dirs)
             .unwrap();
         assert_eq!(std::fs::read(t.root.join(name)).unwrap(), b"new");
+    }
+
+    #[test]
+    fn fifos_are_refused_without_blocking() {
+        let t = tree();
+        let fifo = std::ffi::CString::new(t.root.join("pipe").as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let r = roots(&t);
+        assert!(matches!(
+            r.open_file("pipe"),
+            Err(WorkspaceError::NotAFile { .. })
+        ));
+        let b = r.open_dir(None).unwrap();
+        assert!(matches!(
+            b.read(Path::new("pipe")),
+            Err(WorkspaceError::NotAFile { .. })
+        ));
     }
 
     #[test]
