@@ -165,7 +165,9 @@ async fn pull_request_target(
                     "pull request {repository}#{number} could not be read through the github toolset: {e}"
                 )),
                 CheckoutError::Shape { .. } => ToolError::Upstream(e.to_string()),
-                CheckoutError::Io { .. } => ToolError::Internal(e.to_string()),
+                CheckoutError::Io { .. } | CheckoutError::Write(_) => {
+                    ToolError::Internal(e.to_string())
+                }
             });
         }
     };
