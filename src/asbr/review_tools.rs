@@ -165,7 +165,9 @@ async fn pull_request_target(
                     "pull request {repository}#{number} could not be read through the github toolset: {e}"
                 )),
                 CheckoutError::Shape { .. } => ToolError::Upstream(e.to_string()),
-                CheckoutError::Io { .. } => ToolError::Internal(e.to_string()),
+                CheckoutError::Io { .. } | CheckoutError::Write(_) => {
+                    ToolError::Internal(e.to_string())
+                }
             });
         }
     };
@@ -195,15 +197,15 @@ fn local_target(a: &A, i: &CreateReviewIn) -> Out<ReviewTarget> {
     }
     let root = match scan::resolve_target(&a.scanner.roots, &i.repository_url) {
         Ok(root) => root,
-        Err(ScanError::Path(m))
-            if owner_repo(&i.repository_url).is_some() && m.contains("No such file") =>
-        {
+        Err(ScanError::NotFound(_)) if owner_repo(&i.repository_url).is_some() => {
             return Err(ToolError::input(format!(
                 "repositoryUrl: `{}` is not a local directory; {HOW_TO_POINT}",
                 i.repository_url
             )));
         }
-        Err(ScanError::Path(m)) => return Err(ToolError::input(format!("repositoryUrl: {m}"))),
+        Err(ScanError::Path(m) | ScanError::NotFound(m)) => {
+            return Err(ToolError::input(format!("repositoryUrl: {m}")));
+        }
         Err(e) => return Err(e.into()),
     };
     let label = root.display().to_string();

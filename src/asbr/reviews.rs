@@ -596,6 +596,9 @@ pub fn run_pack(
 ) -> Result<ReviewerOutcome, Stopped> {
     let findings = Mutex::new(Vec::new());
     let files = AtomicU64::new(0);
+    // Every file is read through the root's handle (see `scan::read_beneath`).
+    let dir = crate::runtime::workspace::Beneath::open_ambient(root).ok();
+    let dir = dir.as_ref();
     let walker = scan::parallel_walker(root);
     walker.run(|| {
         let (findings, files) = (&findings, &files);
@@ -625,7 +628,7 @@ pub fn run_pack(
             {
                 return ignore::WalkState::Continue;
             }
-            let Ok(data) = std::fs::read(path) else {
+            let Some(data) = dir.and_then(|d| scan::read_beneath(d, root, path)) else {
                 return ignore::WalkState::Continue;
             };
             if data[..data.len().min(8192)].contains(&0) {

@@ -519,7 +519,7 @@ async fn verify_service_map(a: A, i: VerifyIn, _ctx: CallCtx) -> Out<VerifyOut> 
 impl From<ScanError> for ToolError {
     fn from(e: ScanError) -> Self {
         match e {
-            ScanError::Path(_) => ToolError::Input(e.to_string()),
+            ScanError::Path(_) | ScanError::NotFound(_) => ToolError::Input(e.to_string()),
             ScanError::Advisories(_) => ToolError::Business(e.to_string()),
         }
     }

@@ -111,10 +111,11 @@ fn protected_paths(runtime: &Runtime) -> Vec<std::path::PathBuf> {
 /// Builds the toolset: opens (and replays) its journals.
 pub fn toolset(runtime: &Runtime) -> Result<Toolset, MvpError> {
     let config = runtime.config.clone();
-    let roots = workspace::Roots::new(&config.workspace_roots)?;
+    let roots = runtime.roots.clone();
+    roots.require()?;
     let redactor = exec::Redactor::new(known_secrets(runtime));
     let layout = sandbox::Layout {
-        roots: roots.list().to_vec(),
+        roots: roots.list(),
         protected: protected_paths(runtime),
     };
     let sandbox = Arc::new(sandbox::Sandbox::new(&config.mvp, &layout)?);

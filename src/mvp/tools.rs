@@ -10,7 +10,10 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::{Mvp, workspace::WorkspaceError};
+use super::{
+    Mvp,
+    workspace::{ReadError, WorkspaceError},
+};
 use crate::runtime::registry::{Hints, ToolDef, ToolError, tool};
 
 const SOURCE: &str = "cortex-mcp/mvp";
@@ -23,6 +26,15 @@ pub(super) fn ws_err(e: WorkspaceError) -> ToolError {
         WorkspaceError::Io { .. } | WorkspaceError::NoRoots(_) => {
             ToolError::Internal(e.to_string())
         }
+        WorkspaceError::RootGone { .. } => ToolError::business(e.to_string()),
+        other => ToolError::Input(other.to_string()),
+    }
+}
+
+pub(super) fn read_err(e: ReadError) -> ToolError {
+    match e {
+        ReadError::Workspace(w) => ws_err(w),
+        ReadError::Io { .. } => ToolError::Internal(e.to_string()),
         other => ToolError::Input(other.to_string()),
     }
 }

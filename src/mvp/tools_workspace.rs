@@ -20,7 +20,7 @@ use super::{
     exec::{self, Command, Output},
     health::{Health, Processes},
     runners::{self, AnalysisReport, Framework, TestReport, exec_err},
-    tools::{M, Out, track, ws_err},
+    tools::{M, Out, read_err, track, ws_err},
     workspace::{self, Encoding, FileWindow},
 };
 use crate::runtime::registry::{CallCtx, ToolError};
@@ -64,7 +64,7 @@ pub(super) async fn read_file(mvp: M, input: ReadFileIn, ctx: CallCtx) -> Out<Fi
         })
         .await
         .map_err(|e| ToolError::Deadline(e.to_string()))?
-        .map_err(ws_err)
+        .map_err(read_err)
 }
 
 // ------------------------------------------------------------------ run_command
@@ -276,7 +276,7 @@ pub(super) async fn health(mvp: M, _input: HealthIn, _ctx: CallCtx) -> Out<Healt
         workspace_roots: mvp
             .roots
             .list()
-            .iter()
+            .into_iter()
             .map(|r| r.display().to_string())
             .collect(),
         graphs: mvp.graphs.len(),

@@ -1,12 +1,12 @@
 //! The `patchkit` toolset: diffs and patches as fast as git (`diff.rs`, `apply.rs`) and
 //! spool sessions — staged edits on disk under a workspace root that are all-or-nothing
-//! (`spool.rs`, `paths.rs`, `validate.rs`).
+//! (`spool.rs`, `validate.rs`); where a session may work and every file access of it go
+//! through the runtime's workspace roots (`runtime::workspace`).
 //!
 //! Imports only `runtime`, `config` and `server::Toolset`; never another toolset.
 
 pub mod apply;
 pub mod diff;
-pub mod paths;
 pub mod side_by_side;
 pub mod spool;
 pub mod spool_journal;

@@ -23,7 +23,7 @@ use crate::runtime::{
     registry::{CallCtx, Hints, ToolDef, ToolError, tool},
 };
 
-use super::{diff::FilePatch, paths, spool::Session};
+use super::{diff::FilePatch, spool::Session};
 
 mod diffs;
 mod spools;
@@ -56,7 +56,8 @@ struct SessionEntry {
 pub struct Patchkit {
     executor: Executor,
     events: EventBus,
-    workspace: Vec<PathBuf>,
+    /// The workspace roots a session root must lie in (opened once by the runtime).
+    roots: crate::runtime::workspace::Roots,
     cache: moka::sync::Cache<DiffKey, Arc<FilePatch>>,
     sessions: Mutex<HashMap<String, SessionEntry>>,
     /// Intent records of spool batches in flight (`<state-dir>/patchkit/batches`).
@@ -71,7 +72,7 @@ impl Patchkit {
         let batches = match std::fs::create_dir_all(&batches) {
             Ok(()) => {
                 // Batches a crash cut short are rolled back before any session opens.
-                let restored = super::spool_journal::recover(&batches);
+                let restored = super::spool_journal::recover(&batches, &runtime.roots);
                 if !restored.is_empty() {
                     tracing::warn!(
                         files = restored.len(),
@@ -89,7 +90,7 @@ impl Patchkit {
             batches,
             executor: runtime.executor.clone(),
             events: runtime.events.clone(),
-            workspace: paths::workspace_roots(&runtime.config.workspace_roots),
+            roots: runtime.roots.clone(),
             cache: moka::sync::Cache::builder()
                 .weigher(|_k: &DiffKey, v: &Arc<FilePatch>| {
                     u32::try_from(v.diff.len() + 256).unwrap_or(u32::MAX)

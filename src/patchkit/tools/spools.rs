@@ -1,7 +1,7 @@
 //! Spool tools: open/close sessions, staged operations, diff, commit, reset, status.
 //!
 //! Owns their inputs, outputs and handlers and the `patchkit.patch` events; file work
-//! is in `spool.rs`, root checks in `paths.rs`, commit rules in `validate.rs`.
+//! is in `spool.rs`, root checks in `runtime::workspace`, commit rules in `validate.rs`.
 
 use crate::{
     patchkit::{
@@ -39,8 +39,11 @@ pub struct OpenOut {
 }
 
 pub(super) async fn spool_open(kit: Kit, i: OpenIn, _ctx: CallCtx) -> Out<OpenOut> {
-    let root = paths::session_root(&i.root, &kit.workspace)
+    let dir = kit
+        .roots
+        .open_dir(Some(&i.root))
         .map_err(|e| ToolError::input(format!("root: {e}")))?;
+    let root = dir.path().to_path_buf();
     let id = uuid::Uuid::new_v4().simple().to_string();
     let mut sessions = kit.sessions.lock();
     sweep(&mut sessions);
@@ -53,8 +56,8 @@ pub(super) async fn spool_open(kit: Kit, i: OpenIn, _ctx: CallCtx) -> Out<OpenOu
         id.clone(),
         SessionEntry {
             session: Arc::new(Mutex::new(match &kit.batches {
-                Some(dir) => Session::new(id.clone(), root.clone()).with_batch_records(dir.clone()),
-                None => Session::new(id.clone(), root.clone()),
+                Some(batches) => Session::new(id.clone(), dir).with_batch_records(batches.clone()),
+                None => Session::new(id.clone(), dir),
             })),
             ttl: Duration::from_secs(i.ttl_secs),
             last_used: Instant::now(),
