@@ -12,6 +12,7 @@ mod config;
 mod containment;
 mod damage;
 mod exec_sandbox;
+mod fsroots;
 mod github;
 mod integrations;
 mod integrations_tls;

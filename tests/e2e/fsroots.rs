@@ -5,7 +5,7 @@
 //! `read_file` never returns outside bytes and `spool_write` never creates a file (or a
 //! temp file) outside the root.
 
-mod common;
+use crate::common;
 
 use std::{
     ffi::CString,
