@@ -70,6 +70,8 @@ pub struct FileOptions {
     pub state_dir: Option<PathBuf>,
     pub log_level: Option<String>,
     pub auth_token: Option<String>,
+    /// More accepted bearer tokens, each its own principal (see [`Config::auth_tokens`]).
+    pub auth_tokens: Option<Vec<String>>,
     pub allowed_hosts: Option<Vec<String>>,
     pub allowed_origins: Option<Vec<String>>,
     pub request_timeout_secs: Option<u64>,
@@ -514,6 +516,9 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub log_level: String,
     pub auth_token: Option<String>,
+    /// More accepted HTTP bearer tokens besides `auth_token`; each token authenticates
+    /// its own principal (`token:<fingerprint>`), which owns what it creates.
+    pub auth_tokens: Vec<String>,
     pub allowed_hosts: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub request_timeout: Duration,
@@ -841,6 +846,21 @@ impl Config {
         {
             return Err(invalid("auth-token", "must be at least 16 characters"));
         }
+        let auth_tokens = pick!(auth_tokens).unwrap_or_default();
+        for (i, token) in auth_tokens.iter().enumerate() {
+            if token.len() < 16 {
+                return Err(invalid(
+                    "auth-tokens",
+                    format!("token {} must be at least 16 characters", i + 1),
+                ));
+            }
+            if auth_token.as_ref() == Some(token) || auth_tokens[..i].contains(token) {
+                return Err(invalid(
+                    "auth-tokens",
+                    format!("token {} is given twice; each client needs its own", i + 1),
+                ));
+            }
+        }
         let workspace_roots = pick!(workspace_roots).unwrap_or_default();
         let mut github = GithubSettings::default();
         if let Some(raw) = pick!(github_api_url) {
@@ -898,6 +918,7 @@ impl Config {
             state_dir: pick!(state_dir).unwrap_or_else(default_state_dir),
             log_level,
             auth_token,
+            auth_tokens,
             allowed_hosts,
             allowed_origins,
             request_timeout: Duration::from_secs(timeout),
@@ -933,6 +954,7 @@ impl Config {
             "stateDir": self.state_dir,
             "logLevel": self.log_level,
             "authToken": self.auth_token.as_ref().map(|_| "[redacted]"),
+            "authTokens": self.auth_tokens.iter().map(|_| "[redacted]").collect::<Vec<_>>(),
             "allowedHosts": self.allowed_hosts,
             "allowedOrigins": self.allowed_origins,
             "requestTimeoutSecs": self.request_timeout.as_secs(),
@@ -985,9 +1007,17 @@ impl Config {
         self.integrations_allow_private = Some(self.integrations_allow_private.unwrap_or(default));
     }
 
+    /// Every accepted HTTP bearer token: `auth_token`, then `auth_tokens`.
+    pub fn bearer_tokens(&self) -> impl Iterator<Item = &str> {
+        self.auth_token
+            .iter()
+            .chain(&self.auth_tokens)
+            .map(String::as_str)
+    }
+
     /// Checks that an HTTP bind address is allowed by the auth settings.
     pub fn check_bind(&self, addr: SocketAddr) -> Result<(), ConfigError> {
-        if !addr.ip().is_loopback() && self.auth_token.is_none() {
+        if !addr.ip().is_loopback() && self.bearer_tokens().next().is_none() {
             return Err(invalid(
                 "http",
                 format!(

@@ -131,6 +131,16 @@ struct CommonArgs {
         hide_env_values = true
     )]
     auth_token: Option<String>,
+    /// More HTTP bearer tokens (comma-separated), one per client: each authenticates its
+    /// own principal, which owns what it creates.
+    #[arg(
+        long,
+        global = true,
+        env = "CORTEX_MCP_AUTH_TOKENS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    auth_tokens: Option<Vec<String>>,
     /// Accepted Host header values (comma-separated).
     #[arg(
         long,
@@ -307,6 +317,7 @@ impl CommonArgs {
                 state_dir: self.state_dir,
                 log_level: self.log_level,
                 auth_token: self.auth_token,
+                auth_tokens: self.auth_tokens,
                 allowed_hosts: self.allowed_hosts,
                 allowed_origins: self.allowed_origins,
                 request_timeout_secs: self.request_timeout_secs,
