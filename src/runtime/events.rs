@@ -457,6 +457,18 @@ impl EventBus {
         self.publish_value(P::TYPE, source, data).await
     }
 
+    /// [`EventBus::publish`] of an event about `owner`'s object: only that principal is
+    /// shown it (`None`: everyone is).
+    pub async fn publish_as<P: EventPayload>(
+        &self,
+        source: &str,
+        payload: &P,
+        owner: Option<String>,
+    ) -> Result<Arc<Event>, EventError> {
+        let data = serde_json::to_value(payload)?;
+        self.publish_owned(P::TYPE, source, data, owner).await
+    }
+
     /// Publish a dynamic event. Returns once the event is durable in its
     /// journal (if any); subscribers are notified right after. The returned event is
     /// the one the bus keeps and delivers (shared, not copied).
