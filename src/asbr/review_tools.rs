@@ -735,26 +735,20 @@ pub struct ListReviewsIn {
     pub cursor: Option<String>,
 }
 
-pub(super) async fn list_reviews(
-    a: A,
-    i: ListReviewsIn,
-    ctx: CallCtx,
-) -> Out<Page<ReviewSummary>> {
+pub(super) async fn list_reviews(a: A, i: ListReviewsIn, ctx: CallCtx) -> Out<Page<ReviewSummary>> {
     let before: Option<String> = i
         .cursor
         .as_deref()
         .map(|c| page::decode("list_reviews", c))
         .transpose()
         .map_err(cursor_err)?;
-    let (items, more) = a
-        .reviews
-        .list(
-            &ctx.principal,
-            i.status,
-            i.reviewer,
-            before.as_deref(),
-            i.limit as usize,
-        );
+    let (items, more) = a.reviews.list(
+        &ctx.principal,
+        i.status,
+        i.reviewer,
+        before.as_deref(),
+        i.limit as usize,
+    );
     let next_cursor = more
         .then(|| items.last().map(|r| page::encode("list_reviews", &r.id)))
         .flatten();

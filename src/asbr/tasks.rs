@@ -839,7 +839,10 @@ mod tests {
         assert_eq!(a_done.approvals.len(), 1);
         assert_eq!(a_done.status, TaskStatus::Succeeded);
         assert_eq!(event_count(&store, &a.id).await, 5);
-        let reused = store.create(input(&["c"]), None, TP.into(), &p(), false).await.unwrap();
+        let reused = store
+            .create(input(&["c"]), None, TP.into(), &p(), false)
+            .await
+            .unwrap();
         assert!(reused.reused, "idempotency survives restarts");
         close(bus, store).await;
     }

@@ -226,9 +226,12 @@ async fn record_task_event(a: A, i: RecordEventIn, ctx: CallCtx) -> Out<RecordEv
     let (kind, step) = (i.r#type, i.step);
     let task = a
         .tasks
-        .transition(&i.task_id, &ctx.principal, tasks::traceparent(&ctx.meta), move |t| {
-            tasks::apply_agent_event(t, kind, step, data)
-        })
+        .transition(
+            &i.task_id,
+            &ctx.principal,
+            tasks::traceparent(&ctx.meta),
+            move |t| tasks::apply_agent_event(t, kind, step, data),
+        )
         .await?;
     Ok(RecordEventOut { task })
 }
@@ -249,9 +252,12 @@ async fn approve_task_step(a: A, i: ApproveIn, ctx: CallCtx) -> Out<Task> {
     let (step, by) = (i.step, i.by);
     let principal = ctx.principal.to_string();
     Ok(a.tasks
-        .transition(&i.task_id, &ctx.principal, tasks::traceparent(&ctx.meta), move |t| {
-            tasks::apply_approval(t, &step, by, &principal)
-        })
+        .transition(
+            &i.task_id,
+            &ctx.principal,
+            tasks::traceparent(&ctx.meta),
+            move |t| tasks::apply_approval(t, &step, by, &principal),
+        )
         .await?)
 }
 

@@ -578,7 +578,11 @@ impl Registry {
     }
 
     /// Deletes integration `id` when `principal` may use it.
-    pub async fn delete(&self, id: &str, principal: &Principal) -> Result<Integration, RegistryError> {
+    pub async fn delete(
+        &self,
+        id: &str,
+        principal: &Principal,
+    ) -> Result<Integration, RegistryError> {
         let _guard = self.writes.lock().await;
         let current = self.get_for(id, principal)?;
         self.journal
@@ -613,9 +617,10 @@ impl Registry {
         except: Option<&str>,
         principal: &Principal,
     ) -> Result<(), RegistryError> {
-        let taken = self.items.read().values().any(|i| {
-            i.name == name && Some(i.id.as_str()) != except && i.visible_to(principal)
-        });
+        let taken =
+            self.items.read().values().any(|i| {
+                i.name == name && Some(i.id.as_str()) != except && i.visible_to(principal)
+            });
         if taken {
             Err(RegistryError::DuplicateName(name.to_string()))
         } else {

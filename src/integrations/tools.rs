@@ -285,9 +285,7 @@ pub struct ListIn {
 }
 
 async fn list_integrations(i: I, input: ListIn, ctx: CallCtx) -> Out<Page<Integration>> {
-    let all = i
-        .registry
-        .list(&ctx.principal, input.r#type, input.status);
+    let all = i.registry.list(&ctx.principal, input.r#type, input.status);
     page::offset_page(
         "list_integrations",
         &all,
@@ -478,9 +476,7 @@ fn spooled_page(i: &Integrations, input: &ExecuteIn, cursor: &str) -> Out<Execut
 }
 
 async fn execute_integration(i: I, input: ExecuteIn, ctx: CallCtx) -> Out<ExecuteOut> {
-    let integration = i
-        .registry
-        .get_for(&input.integration_id, &ctx.principal)?;
+    let integration = i.registry.get_for(&input.integration_id, &ctx.principal)?;
     if let Some(cursor) = input.cursor.as_deref() {
         return spooled_page(&i, &input, cursor);
     }
@@ -922,9 +918,7 @@ async fn test_backend(
 }
 
 async fn test_integration(i: I, input: TestIn, ctx: CallCtx) -> Out<TestOut> {
-    let integration = i
-        .registry
-        .get_for(&input.integration_id, &ctx.principal)?;
+    let integration = i.registry.get_for(&input.integration_id, &ctx.principal)?;
     let creds = i.registry.credentials_for_call(&integration)?;
     let timeout = PROBE_TIMEOUT.min(ctx.remaining());
     let (steps, status_code, ok, verdict) = if integration.r#type.is_http() {
@@ -1034,9 +1028,7 @@ fn parse_time(field: &str, raw: &str) -> Out<DateTime<Utc>> {
 }
 
 async fn monitor_integration(i: I, input: MonitorIn, ctx: CallCtx) -> Out<MonitorOut> {
-    let integration = i
-        .registry
-        .get_for(&input.integration_id, &ctx.principal)?;
+    let integration = i.registry.get_for(&input.integration_id, &ctx.principal)?;
     let range = input.time_range.unwrap_or_default();
     let end = range
         .end

@@ -92,9 +92,12 @@ pub struct Validation {
 /// Graph `id` with its runs when `principal` may see it; another principal's graph
 /// answers as a missing one.
 fn stored(mvp: &Mvp, id: &str, principal: &Principal) -> Out<(Arc<Graph>, Vec<Arc<GraphRun>>)> {
-    mvp.graphs.get(id).filter(|(g, _)| g.visible_to(principal)).ok_or_else(|| {
-        ToolError::business(format!("no graph `{id}`; create one with create_graph"))
-    })
+    mvp.graphs
+        .get(id)
+        .filter(|(g, _)| g.visible_to(principal))
+        .ok_or_else(|| {
+            ToolError::business(format!("no graph `{id}`; create one with create_graph"))
+        })
 }
 
 pub(super) async fn validate_graph(

@@ -28,6 +28,9 @@ pub trait ResourceSource: Send + Sync {
     fn read(&self, uri: &str, principal: &Principal) -> Result<String, ResourceError>;
     /// A receiver that changes whenever `uri` has new content (for resources/subscribe),
     /// refused as [`ResourceError::NotFound`] when `principal` may not see it.
-    fn watch(&self, uri: &str, principal: &Principal)
-    -> Result<watch::Receiver<u64>, ResourceError>;
+    fn watch(
+        &self,
+        uri: &str,
+        principal: &Principal,
+    ) -> Result<watch::Receiver<u64>, ResourceError>;
 }
