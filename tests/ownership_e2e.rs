@@ -424,7 +424,7 @@ async fn client_b_cannot_see_client_a_spool_graphs_reviews_or_artifacts() {
     .await;
     assert_eq!(
         ids(&ok(&s.a, "list_reviews", json!({})).await, "id"),
-        [review_id.clone()]
+        [review_id]
     );
 
     // Artifacts: content-addressed, yet B learns nothing from storing the same bytes.

@@ -765,6 +765,7 @@ mod tests {
                 error: None,
                 created_at: now(),
                 updated_at: now(),
+                owner: None,
             },
             details: vec![finding; findings],
             feedback: Vec::new(),
@@ -780,14 +781,26 @@ mod tests {
         for id in ["r1", "r2", "r3", "r4"] {
             store.put(finished_review(id, 100)).await.unwrap();
         }
-        assert!(store.get("r1").is_err() && store.get("r2").is_err());
-        assert!(store.get("r3").is_ok() && store.get("r4").is_ok());
+        assert!(
+            store.get("r1", &Principal::stdio()).is_err()
+                && store.get("r2", &Principal::stdio()).is_err()
+        );
+        assert!(
+            store.get("r3", &Principal::stdio()).is_ok()
+                && store.get("r4", &Principal::stdio()).is_ok()
+        );
         // small reviews are bounded by count as before (the journal replays r1..r4)
         drop(store);
         let store =
             ReviewStore::open_with_limits(dir.path(), FsyncPolicy::Never, (2, 1 << 30)).unwrap();
         store.put(finished_review("r5", 0)).await.unwrap();
-        assert_eq!(store.list(None, None, None, 10).0.len(), 2);
+        assert_eq!(
+            store
+                .list(&Principal::stdio(), None, None, None, 10)
+                .0
+                .len(),
+            2
+        );
     }
 
     #[test]
