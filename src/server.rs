@@ -430,16 +430,26 @@ impl CortexServer {
     }
 
     /// `events://{topic}[?since_seq=N]`: up to 500 events after `since_seq`, oldest first,
-    /// of those `principal` may see (`next_seq` passes over the ones it may not).
+    /// of those `principal` may see. Pages of events it may not see are passed over, so
+    /// an empty page still means nothing newer is visible; `next_seq` is the last seq
+    /// looked at.
     fn read_events(&self, rest: &str, principal: &Principal) -> String {
         let (topic, since) = parse_events_uri(rest);
-        let mut events = self
-            .shared
-            .runtime
-            .events
-            .read_since(&topic, since, EVENTS_PAGE);
-        let next_seq = events.last().map_or(since, |e| e.seq);
-        events.retain(|e| e.visible_to(principal));
+        let mut next_seq = since;
+        let mut events = Vec::new();
+        loop {
+            let page = self
+                .shared
+                .runtime
+                .events
+                .read_since(&topic, next_seq, EVENTS_PAGE);
+            let Some(last) = page.last() else { break };
+            next_seq = last.seq;
+            events.extend(page.into_iter().filter(|e| e.visible_to(principal)));
+            if !events.is_empty() {
+                break;
+            }
+        }
         serde_json::json!({ "topic": topic, "events": events, "next_seq": next_seq }).to_string()
     }
 }

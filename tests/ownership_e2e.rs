@@ -220,6 +220,23 @@ async fn client_b_cannot_see_or_act_on_client_a_tasks() {
         ok(&s.a, "get_task", json!({"taskId": shared_id})).await["status"],
         "canceled"
     );
+
+    // The operator over stdio on the same state directory sees every client's tasks.
+    let Setup {
+        _state: state,
+        _server: server,
+        a,
+        b,
+        ..
+    } = s;
+    drop((a, b, server));
+    let operator = stdio_client(state.path(), &["--toolsets", "asbr"]).await;
+    let all = ids(&ok(&operator, "list_tasks", json!({})).await, "id");
+    assert!(all.contains(&id) && all.contains(&again["id"].as_str().unwrap().to_string()));
+    assert_eq!(
+        ok(&operator, "get_task", json!({"taskId": id})).await["owner"],
+        owner_of(TOKEN_A).as_str()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

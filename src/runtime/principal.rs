@@ -56,9 +56,12 @@ impl Principal {
     /// Whether this principal may read, watch, use or change an object recorded with
     /// `owner` (the principal that created it) and `shared`: its owner may, everyone may
     /// when it is shared, and everyone may when it has no owner (recorded before owners
-    /// were kept). Anything else must answer exactly as a missing object does.
+    /// were kept). `stdio` may too: it is whoever started the process, who can read the
+    /// state directory anyway (and a process serving stdio serves no other client), so
+    /// the operator still sees what HTTP clients made on the same state directory.
+    /// Anything else must answer exactly as a missing object does.
     pub fn may_access(&self, owner: Option<&str>, shared: bool) -> bool {
-        shared || owner.is_none_or(|o| o == self.0)
+        shared || self.0 == "stdio" || owner.is_none_or(|o| o == self.0)
     }
 
     /// The owner to record on an object this principal creates.
@@ -109,5 +112,7 @@ mod tests {
         assert!(!b.may_access(a.owner().as_deref(), false));
         assert!(b.may_access(a.owner().as_deref(), true));
         assert!(b.may_access(None, false));
+        assert!(Principal::stdio().may_access(a.owner().as_deref(), false));
+        assert!(!Principal::http(None).may_access(a.owner().as_deref(), false));
     }
 }
