@@ -487,3 +487,62 @@ async fn a_single_stdio_client_sees_everything_it_made() {
     let events = read_json(&client, "events://asbr.task.*").await;
     assert_eq!(events["events"].as_array().unwrap().len(), 2, "{events}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_notify_only_of_events_the_subscriber_may_see() {
+    use rmcp::{
+        ServiceExt,
+        model::SubscribeRequestParams,
+        transport::{
+            StreamableHttpClientTransport,
+            streamable_http_client::StreamableHttpClientTransportConfig,
+        },
+    };
+    let state = tempfile::tempdir().unwrap();
+    let server = http_server(
+        state.path(),
+        &[
+            "--toolsets",
+            "asbr",
+            "--http-sessions",
+            "--auth-token",
+            TOKEN_A,
+            "--auth-tokens",
+            TOKEN_B,
+        ],
+        &[],
+    );
+    let url = format!("{}/mcp", server.base);
+    let a = http_client(&url, Some(TOKEN_A)).await;
+    let recorder = UpdatedUris::default();
+    let config = StreamableHttpClientTransportConfig::with_uri(url.clone()).auth_header(TOKEN_B);
+    let b = recorder
+        .clone()
+        .serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .expect("initialize over HTTP with a session");
+    b.subscribe(SubscribeRequestParams::new("events://asbr.task.*"))
+        .await
+        .unwrap();
+    let theirs = ok(&a, "create_task", json!({"input": task_input("a only")})).await;
+    // A's task is not B's to subscribe to either.
+    let uri = format!("asbr://tasks/{}/events", theirs["id"].as_str().unwrap());
+    assert!(b.subscribe(SubscribeRequestParams::new(uri)).await.is_err());
+    // B's own event comes after A's on the same subscription, so A's is already passed
+    // over when B is told of its own (were it not, B would be told twice).
+    ok(&b, "create_task", json!({"input": task_input("b only")})).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while recorder.0.lock().unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no notification of B's own task"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let notified = recorder.0.lock().unwrap().clone();
+    assert_eq!(
+        notified,
+        ["events://asbr.task.*"],
+        "B was told of A's event"
+    );
+}
