@@ -547,3 +547,35 @@ async fn subscriptions_notify_only_of_events_the_subscriber_may_see() {
         "B was told of A's event"
     );
 }
+
+#[tokio::test]
+async fn extra_tokens_must_be_long_and_distinct() {
+    let state = tempfile::tempdir().unwrap();
+    for (tokens, want) in [
+        ("short", "at least 16 characters"),
+        (TOKEN_A, "given twice"),
+        (
+            "client-c-token-0000000000,client-c-token-0000000000",
+            "given twice",
+        ),
+    ] {
+        let port = free_port().to_string();
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.arg("--state-dir")
+            .arg(state.path())
+            .args(["--auth-token", TOKEN_A, "--auth-tokens", tokens])
+            .args(["serve", "--http", &format!("127.0.0.1:{port}")])
+            .kill_on_drop(true);
+        let out = tokio::time::timeout(std::time::Duration::from_secs(30), cmd.output())
+            .await
+            .expect("the server should refuse to start, not serve")
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "started with --auth-tokens {tokens}");
+        assert!(
+            stderr.contains("auth-tokens") && stderr.contains(want),
+            "{stderr}"
+        );
+        assert!(!stderr.contains(tokens), "the token was echoed: {stderr}");
+    }
+}
