@@ -69,11 +69,7 @@ pub struct Mvp {
 /// Literal secrets of this server's own configuration, for the redactor.
 fn known_secrets(runtime: &Runtime) -> Vec<String> {
     let config = &runtime.config;
-    let mut known: Vec<String> = config
-        .auth_token
-        .iter()
-        .map(|s| s.expose().to_string())
-        .collect();
+    let mut known: Vec<String> = config.bearer_tokens().map(str::to_string).collect();
     match &config.github.credential {
         GithubCredential::Token(t) => known.push(t.clone()),
         GithubCredential::App(app) => known.extend(

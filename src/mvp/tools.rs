@@ -39,21 +39,23 @@ pub(super) fn read_err(e: ReadError) -> ToolError {
     }
 }
 
-/// Publishes without making the caller wait for the journal.
-pub(super) fn publish(mvp: &Mvp, kind: &'static str, data: Value) {
+/// Publishes an event shown only to `owner` (the caller; `None`: everyone) without
+/// making the caller wait for the journal.
+pub(super) fn publish(mvp: &Mvp, kind: &'static str, data: Value, owner: Option<String>) {
     let events = mvp.runtime.events.clone();
     tokio::spawn(async move {
-        if let Err(e) = events.publish_value(kind, SOURCE, data).await {
+        if let Err(e) = events.publish_owned(kind, SOURCE, data, owner).await {
             tracing::warn!(event = kind, "could not publish: {e}");
         }
     });
 }
 
-pub(super) fn track(mvp: &Mvp, name: &str, duration_ms: f64, extra: Value) {
+pub(super) fn track(mvp: &Mvp, name: &str, duration_ms: f64, extra: Value, owner: Option<String>) {
     publish(
         mvp,
         "mvp.metric.tracked",
         json!({"name": name, "durationMs": duration_ms, "detail": extra}),
+        owner,
     );
 }
 

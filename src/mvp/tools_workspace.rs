@@ -122,6 +122,7 @@ pub(super) async fn run_command(mvp: M, input: RunCommandIn, ctx: CallCtx) -> Ou
         "run_command",
         out.duration_ms as f64,
         json!({"program": cmd.program, "exitCode": out.exit_code, "timedOut": out.timed_out}),
+        ctx.principal.owner(),
     );
     Ok(out)
 }
@@ -171,6 +172,7 @@ pub(super) async fn test_runner(mvp: M, input: TestRunnerIn, ctx: CallCtx) -> Ou
         "test_runner",
         report.duration_ms as f64,
         json!({"framework": report.framework, "totals": report.totals}),
+        ctx.principal.owner(),
     );
     Ok(report)
 }
@@ -234,6 +236,7 @@ pub(super) async fn code_analysis(
         "code_analysis",
         report.duration_ms as f64,
         json!({"tool": report.tool, "errors": report.error_count, "cached": report.cached}),
+        ctx.principal.owner(),
     );
     Ok(report)
 }

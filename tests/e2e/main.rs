@@ -19,6 +19,7 @@ mod integrations_tls;
 mod journal;
 mod mvp;
 mod mvp_runners;
+mod ownership;
 mod patchkit;
 mod progress;
 mod server;

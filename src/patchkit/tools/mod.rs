@@ -20,6 +20,7 @@ use crate::runtime::{
     Runtime,
     events::EventBus,
     executor::Executor,
+    principal::Principal,
     registry::{CallCtx, Hints, ToolDef, ToolError, tool},
 };
 
@@ -50,6 +51,8 @@ struct SessionEntry {
     session: Arc<Mutex<Session>>,
     ttl: Duration,
     last_used: Instant,
+    /// The principal that opened it: the only one that may use it.
+    owner: Principal,
 }
 
 /// What every patchkit handler holds.
@@ -113,11 +116,13 @@ impl Patchkit {
             .map_err(|e| ToolError::Deadline(e.to_string()))
     }
 
-    /// The live session `id`, refreshing its idle timer; expired sessions are dropped.
-    fn session(&self, id: &str) -> Out<Arc<Mutex<Session>>> {
+    /// The live session `id` when `principal` opened it, refreshing its idle timer;
+    /// expired sessions are dropped. Another principal's session answers as a missing
+    /// one.
+    fn session(&self, id: &str, principal: &Principal) -> Out<Arc<Mutex<Session>>> {
         let mut sessions = self.sessions.lock();
         sweep(&mut sessions);
-        match sessions.get_mut(id) {
+        match sessions.get_mut(id).filter(|e| e.owner == *principal) {
             Some(entry) => {
                 entry.last_used = Instant::now();
                 Ok(entry.session.clone())
