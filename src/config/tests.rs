@@ -451,7 +451,10 @@ fn extra_bearer_tokens_are_long_distinct_and_redacted() {
     assert_eq!(ok.bearer_tokens().count(), 2);
     assert!(!ok.redacted().to_string().contains("second-token"));
     let short = with(None, &["short"]).unwrap_err().to_string();
-    assert!(short.contains("auth-tokens") && short.contains("16"), "{short}");
+    assert!(
+        short.contains("auth-tokens") && short.contains("16"),
+        "{short}"
+    );
     let twice = with(Some("same-token-0123456789"), &["same-token-0123456789"])
         .unwrap_err()
         .to_string();
