@@ -303,8 +303,16 @@ impl<E: Serialize + DeserializeOwned + Send + 'static> Stream<E> {
         }
     }
 
-    /// Makes queued appends (and a background compaction) durable and closes the stream.
+    /// Makes queued appends (and a background compaction) durable and closes the
+    /// stream, compacting it first when it is still over its limit (a background
+    /// compaction may lag behind fast appends: its snapshot is fsynced), so the next
+    /// open replays little.
     pub async fn close(&self) {
+        if self.log.needs_compaction()
+            && let Err(e) = self.compact().await
+        {
+            tracing::warn!(stream = self.name(), error = %e, "compaction on close failed");
+        }
         self.log.close().await
     }
 }
