@@ -189,6 +189,9 @@ pub trait Log: Send + Sync + 'static {
     fn close(&self) -> BoxFuture<'_, ()>;
 }
 
+/// An opened stream and everything it held.
+pub type Opened = (Arc<dyn Log>, Read);
+
 /// Where streams live: opens one by name, replaying it.
 pub trait Backend: Send + Sync + 'static {
     /// Opens (creating) `stream`, repairing what a crash left behind, and returns its
@@ -197,5 +200,5 @@ pub trait Backend: Send + Sync + 'static {
         &'a self,
         stream: &'a str,
         options: StreamOptions,
-    ) -> BoxFuture<'a, Result<(Arc<dyn Log>, Read), StoreError>>;
+    ) -> BoxFuture<'a, Result<Opened, StoreError>>;
 }

@@ -73,7 +73,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{BoxFuture, Fsync, Log, Position, Read, Retain, StoreError, StreamOptions};
+use super::{BoxFuture, Fsync, Log, Opened, Position, Read, Retain, StoreError, StreamOptions};
 use format::{StreamPaths, TornTail, file_identity, read_snapshot, replay_segment};
 use writer::{Request, Writer, run_writer};
 
@@ -173,7 +173,7 @@ impl Journal {
         };
         let mut read = Read {
             snapshot: (snapshot_seq > 0 || !snapshot.is_empty())
-                .then(|| (Position(snapshot_seq), snapshot)),
+                .then_some((Position(snapshot_seq), snapshot)),
             records: Vec::new(),
         };
         let mut bad = Vec::new();
@@ -396,7 +396,7 @@ fn read_consistent(
         if file_identity(&paths.snapshot) == before {
             let with_snapshot = after.0 < snapshot_seq || (after.0 == 0 && !snapshot.is_empty());
             return Ok(Read {
-                snapshot: with_snapshot.then(|| (Position(snapshot_seq), snapshot)),
+                snapshot: with_snapshot.then_some((Position(snapshot_seq), snapshot)),
                 records,
             });
         }
@@ -481,11 +481,7 @@ impl LocalBackend {
 
     /// [`super::Backend::open`] without the future: opening a local stream only touches
     /// local files, so constructors that are not async can open one.
-    pub fn open_now(
-        &self,
-        stream: &str,
-        options: StreamOptions,
-    ) -> Result<(Arc<dyn Log>, Read), StoreError> {
+    pub fn open_now(&self, stream: &str, options: StreamOptions) -> Result<Opened, StoreError> {
         let (journal, read) = Journal::open_read(&self.dir, stream, options)?;
         Ok((Arc::new(journal), read))
     }
@@ -496,7 +492,7 @@ impl super::Backend for LocalBackend {
         &'a self,
         stream: &'a str,
         options: StreamOptions,
-    ) -> BoxFuture<'a, Result<(Arc<dyn Log>, Read), StoreError>> {
+    ) -> BoxFuture<'a, Result<Opened, StoreError>> {
         Box::pin(async move { self.open_now(stream, options) })
     }
 }
