@@ -6,7 +6,8 @@
 //! and trim) — its error type, and the typed layer every store uses ([`Stream`]: records
 //! of one Rust type, replay, tail, compaction by a [`Compaction`] rule). The one backend
 //! today is [`local`]: the NDJSON file journal with group commit and quarantine of damaged
-//! lines. Must not touch any toolset, server or transport module, and knows nothing
+//! lines; [`memory`] keeps streams in the process (the typed layer's tests run on both).
+//! Must not touch any toolset, server or transport module, and knows nothing
 //! about what the records mean.
 //!
 //! # The seam, and what a second backend must provide
@@ -31,6 +32,7 @@
 //! stores not yet moved onto [`Stream`].
 
 pub mod local;
+pub mod memory;
 #[cfg(test)]
 mod tests;
 mod typed;
@@ -41,6 +43,7 @@ use serde_json::Value;
 
 pub use crate::config::Fsync;
 pub use local::LocalBackend;
+pub use memory::MemoryBackend;
 pub use typed::{Compaction, Entry, Replay, Stream, Tail};
 
 /// A boxed future, so the seam's traits stay object-safe.

@@ -218,3 +218,70 @@ async fn a_damaged_log_is_quarantined_and_undecodable_records_are_reported() {
     );
     s.close().await;
 }
+
+/// What every backend must do, run on each: positions, reads from a position, a tail
+/// across a compaction, and reopening.
+async fn conformance(backend: &dyn Backend) {
+    let options = options(1 << 20);
+    let (s, replay) = Stream::open(backend, "kv", options, last_per_key())
+        .await
+        .unwrap();
+    assert!(replay.snapshot.is_none() && replay.records.is_empty());
+    assert_eq!(s.append(&put("a", 1)).await.unwrap(), Position(1));
+    assert_eq!(
+        s.append_many(&[put("b", 2), put("a", 3)]).await.unwrap(),
+        Position(2)
+    );
+    assert_eq!(
+        positions(&s.read_after(Position(1)).await.unwrap()),
+        vec![2, 3]
+    );
+    let mut tail = s.tail(Position(2));
+    assert_eq!(
+        tail.next().await.unwrap().unwrap(),
+        Entry::Record {
+            position: Position(3),
+            record: put("a", 3)
+        }
+    );
+    s.compact().await.unwrap();
+    assert_eq!(s.append(&put("c", 4)).await.unwrap(), Position(4));
+    assert_eq!(
+        tail.next().await.unwrap().unwrap(),
+        Entry::Record {
+            position: Position(4),
+            record: put("c", 4)
+        }
+    );
+    let mut behind = s.tail(Position(1));
+    assert_eq!(
+        behind.next().await.unwrap().unwrap(),
+        Entry::Snapshot {
+            position: Position(3),
+            records: vec![put("b", 2), put("a", 3)]
+        }
+    );
+    s.close().await;
+    assert!(tail.next().await.is_none(), "the tail ends on close");
+
+    let (s, replay) = Stream::<Put>::open(backend, "kv", options, last_per_key())
+        .await
+        .unwrap();
+    assert_eq!(
+        replay.into_records(),
+        vec![put("b", 2), put("a", 3), put("c", 4)]
+    );
+    assert_eq!(s.append(&put("d", 5)).await.unwrap(), Position(5));
+    s.close().await;
+}
+
+#[tokio::test]
+async fn the_local_backend_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    conformance(&LocalBackend::new(dir.path())).await;
+}
+
+#[tokio::test]
+async fn the_memory_backend_conforms() {
+    conformance(&MemoryBackend::new()).await;
+}
