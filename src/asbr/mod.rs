@@ -94,12 +94,7 @@ pub fn toolset(runtime: &Runtime) -> Result<Toolset, AsbrError> {
 }
 
 fn runtime_policy(runtime: &Runtime) -> crate::runtime::journal::FsyncPolicy {
-    use crate::{config::Fsync, runtime::journal::FsyncPolicy};
-    match runtime.config.fsync {
-        Fsync::Always => FsyncPolicy::Always,
-        Fsync::Batch => FsyncPolicy::Batch,
-        Fsync::Never => FsyncPolicy::Never,
-    }
+    runtime.config.fsync
 }
 
 /// Opens one journal stream under `dir`, mapping errors to [`AsbrError`].

@@ -63,7 +63,9 @@ fn invalid(option: &str, reason: impl Into<String>) -> ConfigError {
 /// Default bytes one client tool call may hold (`call-memory-budget-bytes`): 64 MiB.
 pub const DEFAULT_CALL_MEMORY_BUDGET: u64 = 64 * 1024 * 1024;
 
-/// Journal durability policy, shared with `runtime::journal`.
+/// When journal appends are made durable before they are acknowledged: `always` (fsync
+/// after every record), `batch` (one fsync per writer batch), `never` (the OS decides).
+/// The one definition: the runtime's store uses it as is (`runtime::store::Fsync`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Fsync {

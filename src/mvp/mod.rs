@@ -33,11 +33,7 @@ pub mod workspace;
 
 use std::sync::Arc;
 
-use crate::{
-    config::GithubCredential,
-    runtime::{Runtime, journal::FsyncPolicy},
-    server::Toolset,
-};
+use crate::{config::GithubCredential, runtime::Runtime, server::Toolset};
 
 pub const INSTRUCTIONS: &str = "mvp: workflow graphs (create_graph, validate_graph, execute_graph, get_graph_status, optimize_graph) whose `tool` nodes call any tool of this server by name with `{{inputs.x}}` / `{{nodes.ID.field}}` templates; PRP workflows (run_prp_workflow: strategy → build → evaluation with real gates; with a `workspace` the build gate runs the tests and the linter); teaching (capture_example, list_patterns, replay_example); workspace tools inside the configured roots (read_file, test_runner, code_analysis, run_command) on a secure executor (allow-listed programs started without a shell, reduced environment, every child confined by a sandbox — the workspace read-write, the system read-only, no network unless the operator allows it, no access to this server's state or /proc — and timeouts that kill every descendant, redacted output); and health.";
 
@@ -118,11 +114,7 @@ pub fn toolset(runtime: &Runtime) -> Result<Toolset, MvpError> {
     let exec = exec::SecureExec::new(&config.mvp, &runtime.executor, redactor, sandbox)
         .stop_on(runtime.stopping.clone());
     let dir = config.state_dir.join("mvp");
-    let policy = match config.fsync {
-        crate::config::Fsync::Always => FsyncPolicy::Always,
-        crate::config::Fsync::Batch => FsyncPolicy::Batch,
-        crate::config::Fsync::Never => FsyncPolicy::Never,
-    };
+    let policy = config.fsync;
     let journal_err = |source| MvpError::Journal {
         dir: dir.display().to_string(),
         source,

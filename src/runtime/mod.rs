@@ -1,6 +1,7 @@
 //! The shared runtime every toolset stands on: executor lanes, tool registry, pages,
-//! progress, the opt-in batch tool, metrics, the journal, the event bus and the
-//! workspace roots every file-touching tool is confined to.
+//! progress, the opt-in batch tool, metrics, the event-sourced store (with its local
+//! journal), the event bus and the workspace roots every file-touching tool is confined
+//! to.
 //!
 //! Owns only domain-free machinery: it imports nothing from `server`, `transport` or any
 //! toolset (architecture §2).
@@ -21,13 +22,12 @@ pub mod registry;
 pub mod resources;
 pub mod secrets;
 pub mod stop;
+pub mod store;
 pub mod workspace;
 
 use std::sync::Arc;
 
 use crate::config::Config;
-
-use crate::config::Fsync;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -77,11 +77,7 @@ impl Runtime {
             source,
         })?;
         let dir = config.state_dir.join("events");
-        let policy = match config.fsync {
-            Fsync::Always => journal::FsyncPolicy::Always,
-            Fsync::Batch => journal::FsyncPolicy::Batch,
-            Fsync::Never => journal::FsyncPolicy::Never,
-        };
+        let policy = config.fsync;
         let events = events::EventBus::new(Some(dir.clone()), policy).map_err(|source| {
             RuntimeError::Events {
                 dir: dir.display().to_string(),
