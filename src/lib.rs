@@ -11,6 +11,7 @@
 
 pub mod asbr;
 pub mod config;
+#[cfg(feature = "conformance-fixtures")]
 pub mod fixtures;
 pub mod github;
 pub mod integrations;

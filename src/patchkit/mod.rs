@@ -2,7 +2,7 @@
 //! spool sessions — staged edits on disk under a workspace root that are all-or-nothing
 //! (`spool.rs`, `paths.rs`, `validate.rs`).
 //!
-//! Imports only `runtime`, `config` and `server::Toolset`; never another toolset.
+//! Imports only `runtime` and `config`; never another toolset.
 
 pub mod apply;
 pub mod diff;
@@ -15,17 +15,12 @@ pub mod validate;
 
 use std::sync::Arc;
 
-use crate::{runtime::Runtime, server::Toolset};
+use crate::runtime::{Runtime, toolset::Toolset};
 
 pub const INSTRUCTIONS: &str = "patchkit: make git-style unified diffs (`create_diff`), read them (`parse_patch`), dry-run and apply them to text (`check_conflicts`, `apply_patch`, with offsets and fuzz 0-3), and show two JSON values side by side. For edits on disk open a spool session over a directory inside the workspace roots (`spool_open`), stage writes, replacements, patches, deletes or an all-or-nothing `spool_batch`, review with `spool_diff`/`spool_status`, then `spool_commit` (validators: size, forbidden globs, JSON/TOML must parse) or `spool_reset`. Conflicts come back as errors naming each hunk, what it expected and what the file holds.";
 
 /// Builds the toolset from the runtime (executor `cpu` lane, event bus, workspace roots).
 pub fn toolset(runtime: &Runtime) -> Toolset {
     let kit = Arc::new(tools::Patchkit::new(runtime));
-    Toolset {
-        name: "patchkit",
-        instructions: INSTRUCTIONS,
-        tools: tools::all(&kit),
-        resources: Vec::new(),
-    }
+    Toolset::new("patchkit", INSTRUCTIONS, tools::all(&kit))
 }

@@ -1,5 +1,6 @@
-//! The shared runtime every toolset stands on: executor lanes, tool registry, pages,
-//! progress, the opt-in batch tool, metrics, the journal and the event bus.
+//! The shared runtime every toolset stands on: the Toolset shape and its registration
+//! builder, executor lanes, tool registry, pages, progress, the opt-in batch tool,
+//! metrics, the journal and the event bus.
 //!
 //! Owns only domain-free machinery: it imports nothing from `server`, `transport` or any
 //! toolset (architecture §2).
@@ -7,6 +8,7 @@
 pub mod batch;
 pub mod budget;
 pub mod cache;
+pub mod client;
 pub mod damage;
 pub mod events;
 pub mod executor;
@@ -16,10 +18,12 @@ pub mod metrics;
 pub mod page;
 pub mod principal;
 pub mod progress;
+pub mod prompts;
 pub mod registry;
 pub mod resources;
 pub mod secrets;
 pub mod stop;
+pub mod toolset;
 
 use std::sync::Arc;
 
