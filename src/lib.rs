@@ -9,6 +9,8 @@
 //!
 //! The one public entry point is [`server::CortexServer::build`].
 
+#[cfg(test)]
+mod architecture;
 pub mod asbr;
 pub mod config;
 #[cfg(feature = "conformance-fixtures")]
