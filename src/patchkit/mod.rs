@@ -5,6 +5,7 @@
 //! Imports only `runtime` and `config`; never another toolset.
 
 pub mod apply;
+pub mod cli;
 pub mod diff;
 pub mod paths;
 pub mod side_by_side;
