@@ -11,10 +11,18 @@
 //! `schemaVersion` ([`EVENT_SCHEMA_VERSION`]).
 
 pub mod address;
+#[cfg(feature = "postgres")]
+pub mod db;
+#[cfg(not(feature = "postgres"))]
+#[path = "db_absent.rs"]
 pub mod db;
 pub mod execute;
 pub mod hooks;
 pub mod monitor;
+#[cfg(feature = "redis")]
+pub mod mq;
+#[cfg(not(feature = "redis"))]
+#[path = "mq_absent.rs"]
 pub mod mq;
 pub mod probe;
 pub mod registry;
