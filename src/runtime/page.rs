@@ -81,6 +81,14 @@ fn mac() -> HmacSha256 {
     <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes any key length")
 }
 
+/// The `limit` of a list tool when the caller gives none.
+pub const DEFAULT_LIMIT: u32 = 20;
+
+/// [`DEFAULT_LIMIT`], for `#[serde(default = "crate::runtime::page::default_limit")]`.
+pub fn default_limit() -> u32 {
+    DEFAULT_LIMIT
+}
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PageError {
     #[error(

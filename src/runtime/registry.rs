@@ -76,6 +76,13 @@ impl From<super::budget::BudgetExceeded> for ToolError {
     }
 }
 
+/// A cursor that does not decode is the caller's input error.
+impl From<super::page::PageError> for ToolError {
+    fn from(e: super::page::PageError) -> Self {
+        ToolError::Input(format!("cursor: {e}"))
+    }
+}
+
 impl From<super::stop::Stopped> for ToolError {
     fn from(_: super::stop::Stopped) -> Self {
         ToolError::Deadline(

@@ -196,10 +196,6 @@ pub(super) async fn spool_batch(kit: Kit, i: BatchIn, ctx: CallCtx) -> Out<OpsOu
     run_ops(&kit, &i.session, i.operations, &ctx).await
 }
 
-fn default_limit() -> u32 {
-    20
-}
-
 fn default_context() -> usize {
     3
 }
@@ -209,7 +205,7 @@ fn default_context() -> usize {
 pub struct DiffIn {
     pub session: String,
     /// Files per page (default 20, max 100).
-    #[serde(default = "default_limit")]
+    #[serde(default = "crate::runtime::page::default_limit")]
     #[schemars(range(min = 1, max = 100))]
     pub limit: u32,
     /// `next_cursor` of the previous page.
