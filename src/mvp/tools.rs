@@ -48,10 +48,6 @@ pub(super) fn track(mvp: &Mvp, name: &str, duration_ms: f64, extra: Value) {
     );
 }
 
-pub(super) fn default_limit() -> usize {
-    20
-}
-
 // ------------------------------------------------------------------ registration
 
 pub fn all(m: &M) -> Vec<ToolDef> {
