@@ -113,5 +113,5 @@ pub(super) async fn list_prp_runs(
         input.limit as usize,
         input.cursor.as_deref(),
     )
-    .map_err(|e| ToolError::input(e.to_string()))
+    .map_err(ToolError::from)
 }

@@ -113,7 +113,7 @@ pub(super) async fn list_patterns(
         input.limit as usize,
         input.cursor.as_deref(),
     )
-    .map_err(|e| ToolError::input(e.to_string()))
+    .map_err(ToolError::from)
 }
 
 #[derive(Deserialize, JsonSchema)]

@@ -197,6 +197,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_bad_cursor_is_the_callers_input_error_everywhere() {
+        use crate::runtime::registry::ToolError;
+        let e = ToolError::from(decode::<u32>("k", "garbage").unwrap_err());
+        assert_eq!(e.kind(), "input");
+        assert!(
+            e.to_string()
+                .starts_with("invalid arguments: cursor: cursor is not valid"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn round_trip_and_kind_check() {
         let c = encode("list_issues", &serde_json::json!({"page": 2}));
         let p: serde_json::Value = decode("list_issues", &c).unwrap();

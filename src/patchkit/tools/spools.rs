@@ -235,7 +235,7 @@ pub(super) async fn spool_diff(kit: Kit, i: DiffIn, ctx: CallCtx) -> Out<Page<Fi
         i.limit as usize,
         i.cursor.as_deref(),
     )
-    .map_err(|e| ToolError::input(format!("cursor: {e}")))
+    .map_err(ToolError::from)
 }
 
 /// A stopped diff answers the deadline error, one over budget the budget error; the
