@@ -7,10 +7,14 @@
 //! - [`server`]: the rmcp `ServerHandler` that assembles the enabled toolsets.
 //! - [`transport`]: stdio and streamable HTTP.
 //!
-//! The one public entry point is [`server::CortexServer::build`].
+//! The one public entry point is [`server::CortexServer::build`]. The library sets no
+//! global allocator: the binary chooses it (`main.rs`).
 
+#[cfg(test)]
+mod architecture;
 pub mod asbr;
 pub mod config;
+#[cfg(feature = "conformance-fixtures")]
 pub mod fixtures;
 pub mod github;
 pub mod integrations;
@@ -20,12 +24,3 @@ pub mod runtime;
 pub mod schemas;
 pub mod server;
 pub mod transport;
-
-/// The allocator of the server and of every test and benchmark binary linking this
-/// crate (so in-process benchmarks measure what the server runs). Event publishing
-/// allocates many small short-lived objects across threads, where glibc's malloc spent
-/// close to half the CPU of a task-event burst (consolidating and unlinking chunks).
-/// Built without transparent huge pages (`no_thp`): with them an idle server held 11 MB
-/// more resident memory.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

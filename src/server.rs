@@ -1,6 +1,8 @@
-//! The rmcp `ServerHandler`: assembles the enabled toolsets into one registry, serves
-//! tools, the `cortex://` resources, instructions and logging level. Nothing
-//! domain-specific lives here.
+//! The rmcp `ServerHandler`: assembles the enabled toolsets (their tools, resources,
+//! prompts, instructions and HTTP routes) into one registry, serves them next to the
+//! built-in `cortex://` and `events://` resources, and keeps each session's
+//! subscriptions and logging level. Nothing domain-specific lives here: every toolset,
+//! the conformance fixtures included, contributes through [`Toolset`] only.
 #![allow(deprecated)] // logging/setLevel is deprecated by SEP-2577 but legacy clients (Inspector) need it
 
 use std::{collections::HashMap, sync::Arc, time::Instant};
@@ -12,13 +14,16 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, model::*, service::
 use crate::{
     asbr,
     config::Config,
-    fixtures, github, integrations, mvp, patchkit,
+    github, integrations, mvp, patchkit,
     runtime::{
         Runtime, batch,
         principal::Principal,
+        client::Client,
         progress::Progress,
-        registry::{CallCtx, Registry, ToolDef, into_call_result},
-        resources::ResourceSource,
+        prompts::PromptSource,
+        registry::{CallCtx, Registry, ToolDef},
+        resources::{ResourceError, ResourceSource},
+        toolset::Toolset,
     },
 };
 
@@ -35,8 +40,10 @@ pub enum BuildError {
     Asbr(#[from] asbr::AsbrError),
     #[error(transparent)]
     Mvp(#[from] mvp::MvpError),
-    #[error(transparent)]
-    Integrations(#[from] integrations::IntegrationsError),
+    #[error(
+        "--conformance-fixtures needs a build with the `conformance-fixtures` feature (cargo build --features conformance-fixtures)"
+    )]
+    FixturesNotBuilt,
     #[error("tool `{name}` is defined by both the {first} and the {second} toolset")]
     DuplicateTool {
         name: String,
@@ -111,24 +118,14 @@ fn unavailable(
         });
     let _ = std::fs::remove_dir_all(&scratch);
     let (instructions, tools) = catalog.map_or(("", Vec::new()), |ts| (ts.instructions, ts.tools));
-    Toolset {
+    Toolset::new(
         name,
         instructions,
-        tools: tools
+        tools
             .into_iter()
             .map(|t| t.unavailable(message.clone()))
             .collect(),
-        resources: Vec::new(),
-    }
-}
-
-/// One enabled toolset's contribution.
-pub struct Toolset {
-    pub name: &'static str,
-    pub instructions: &'static str,
-    pub tools: Vec<ToolDef>,
-    /// MCP resources this toolset serves (may be empty).
-    pub resources: Vec<Arc<dyn ResourceSource>>,
+    )
 }
 
 /// State shared by every session and request (the HTTP factory clones this cheaply).
@@ -138,6 +135,8 @@ pub struct Shared {
     pub instructions: String,
     /// Resources contributed by the enabled toolsets.
     pub resources: Vec<Arc<dyn ResourceSource>>,
+    /// Prompts contributed by the enabled toolsets.
+    pub prompts: Vec<Arc<dyn PromptSource>>,
     /// Extra HTTP routes of the enabled toolsets (served next to /mcp in HTTP mode).
     pub routes: axum::Router,
 }
@@ -192,33 +191,6 @@ impl SessionState {
     }
 }
 
-/// The `notifications/message` level the client of a request asked for with
-/// `logging/setLevel` (absent: everything), put in the request's extensions by
-/// `tools/call`.
-#[derive(Clone, Copy, Debug)]
-pub struct ClientLogLevel(pub Option<LoggingLevel>);
-
-fn level_rank(level: LoggingLevel) -> u8 {
-    match level {
-        LoggingLevel::Debug => 0,
-        LoggingLevel::Info => 1,
-        LoggingLevel::Notice => 2,
-        LoggingLevel::Warning => 3,
-        LoggingLevel::Error => 4,
-        LoggingLevel::Critical => 5,
-        LoggingLevel::Alert => 6,
-        LoggingLevel::Emergency => 7,
-    }
-}
-
-/// Whether the client of this request wants `notifications/message` at `level`.
-pub fn client_wants_log(ctx: &RequestContext<RoleServer>, level: LoggingLevel) -> bool {
-    match ctx.extensions.get::<ClientLogLevel>() {
-        Some(ClientLogLevel(Some(min))) => level_rank(level) >= level_rank(*min),
-        _ => true,
-    }
-}
-
 /// Whether this request came over stateless HTTP (no session): the client cannot
 /// answer a server-to-client request (sampling, elicitation, roots) and no stream
 /// outlives the response, so nothing may wait on either.
@@ -262,7 +234,6 @@ impl CortexServer {
         let config = Arc::new(config);
         let runtime = Runtime::new(config.clone())?;
         let mut toolsets = Vec::new();
-        let mut routes = axum::Router::new();
         if config.toolset_enabled("github") {
             toolsets.push(github::toolset(&runtime)?);
         }
@@ -276,39 +247,41 @@ impl CortexServer {
             toolsets.push(patchkit::toolset(&runtime));
         }
         if config.toolset_enabled("integrations") {
-            match integrations::toolset(&runtime) {
-                Ok(built) => {
-                    toolsets.push(built.toolset);
-                    routes = routes.merge(built.hooks);
-                }
-                Err(e) => toolsets.push(unavailable(&runtime, "integrations", &e, |rt| {
-                    integrations::toolset(rt).ok().map(|b| b.toolset)
-                })),
-            }
+            toolsets.push(or_unavailable(
+                &runtime,
+                "integrations",
+                integrations::toolset,
+            ));
         }
         if config.toolset_enabled("batch") {
-            toolsets.push(Toolset {
-                name: "batch",
-                instructions: "batch: run up to 50 independent calls in one request with `batch`.",
-                tools: vec![batch::batch_tool()],
-                resources: Vec::new(),
-            });
+            toolsets.push(Toolset::new(
+                "batch",
+                "batch: run up to 50 independent calls in one request with `batch`.",
+                vec![batch::batch_tool()],
+            ));
         }
         if config.conformance_fixtures {
-            toolsets.push(fixtures::toolset(&runtime));
+            #[cfg(feature = "conformance-fixtures")]
+            toolsets.push(crate::fixtures::toolset(&runtime));
+            #[cfg(not(feature = "conformance-fixtures"))]
+            return Err(BuildError::FixturesNotBuilt);
         }
         reject_duplicate_names(&toolsets)?;
-        Ok(Self::assemble(runtime, toolsets, routes))
+        Ok(Self::assemble(runtime, toolsets))
     }
 
-    fn assemble(runtime: Runtime, toolsets: Vec<Toolset>, routes: axum::Router) -> Self {
+    fn assemble(runtime: Runtime, toolsets: Vec<Toolset>) -> Self {
         let config = runtime.config.clone();
         let order: Vec<&str> = toolsets.iter().map(|t| t.name).collect();
         let mut instructions = String::from(BASE_INSTRUCTIONS);
         let mut tools = Vec::new();
         let mut resources = Vec::new();
+        let mut prompts = Vec::new();
+        let mut routes = axum::Router::new();
         for ts in toolsets {
             resources.extend(ts.resources);
+            prompts.extend(ts.prompts);
+            routes = routes.merge(ts.routes);
             instructions.push_str("\n\n");
             instructions.push_str(ts.instructions);
             tools.extend(ts.tools.into_iter().filter(|t| selected(&config, t)));
@@ -320,6 +293,7 @@ impl CortexServer {
                 registry,
                 instructions,
                 resources,
+                prompts,
                 routes,
             }),
             session: Arc::default(),
@@ -368,11 +342,12 @@ impl CortexServer {
             ),
             stop: crate::runtime::stop::Stop::new(deadline),
             depth: 0,
+            client: Client {
+                peer: Some(ctx.peer.clone()),
+                stateless: stateless_http(ctx),
+                log_level: *self.session.log_level.lock(),
+            },
         }
-    }
-
-    fn fixtures_on(&self) -> bool {
-        self.shared.runtime.config.conformance_fixtures
     }
 
     fn read_builtin(&self, uri: &str, principal: &Principal) -> Option<String> {
@@ -525,9 +500,6 @@ impl ServerHandler for CortexServer {
     ) -> Result<ListToolsResult, McpError> {
         let mut result = ListToolsResult::default();
         result.tools = self.catalog();
-        if self.fixtures_on() {
-            result.tools.extend(fixtures::conformance::tools());
-        }
         Ok(result)
     }
 
@@ -541,9 +513,12 @@ impl ServerHandler for CortexServer {
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
         let mut result = ListPromptsResult::default();
-        if self.fixtures_on() {
-            result.prompts = fixtures::conformance::prompts();
-        }
+        result.prompts = self
+            .shared
+            .prompts
+            .iter()
+            .flat_map(|p| p.prompts())
+            .collect();
         Ok(result)
     }
 
@@ -552,31 +527,37 @@ impl ServerHandler for CortexServer {
         request: GetPromptRequestParams,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        if !self.fixtures_on() {
+        if self.shared.prompts.is_empty() {
             return Err(McpError::invalid_params(
                 format!("no prompt `{}`; this server has none", request.name),
                 None,
             ));
         }
+        let Some(source) = self
+            .shared
+            .prompts
+            .iter()
+            .find(|p| p.prompts().iter().any(|p| p.name == request.name))
+        else {
+            return Err(McpError::invalid_params(
+                format!("no prompt `{}`; call prompts/list", request.name),
+                None,
+            ));
+        };
         let args = request.arguments.unwrap_or_default();
-        Ok(fixtures::conformance::get_prompt(&request.name, &args)?.into())
+        source
+            .get(&request.name, &args)
+            .map(Into::into)
+            .map_err(|e| McpError::invalid_params(e.to_string(), None))
     }
 
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        mut ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let registry = &self.shared.registry;
-        ctx.extensions
-            .insert(ClientLogLevel(*self.session.log_level.lock()));
-        if self.fixtures_on() && registry.get(&request.name).is_none() {
-            let args = request.arguments.clone().unwrap_or_default();
-            if let Some(result) = fixtures::conformance::call(&request.name, &args, &ctx).await {
-                return Ok(result.into());
-            }
-        }
-        if registry.get(&request.name).is_none() {
+        let Some(def) = registry.get(&request.name) else {
             return Err(McpError::invalid_params(
                 format!(
                     "unknown tool `{}`; call tools/list for the enabled tools",
@@ -584,14 +565,14 @@ impl ServerHandler for CortexServer {
                 ),
                 None,
             ));
-        }
+        };
         let args = request.arguments.unwrap_or_default();
         let call_ctx = self.call_ctx(&ctx);
         let progress = call_ctx.progress.clone();
         let result = registry.call(&request.name, args, call_ctx).await;
         // Progress after the result would be dropped by the client: send it first.
         progress.flush().await;
-        Ok(into_call_result(result).into())
+        Ok(def.into_call_result(result).into())
     }
 
     async fn list_resources(
@@ -617,8 +598,8 @@ impl ServerHandler for CortexServer {
                 "ok, or degraded with the damaged state found at start (quarantined journal records and files, toolsets that could not load)",
             ),
         ];
-        if self.shared.runtime.config.conformance_fixtures {
-            result.resources.extend(fixtures::resources());
+        for source in &self.shared.resources {
+            result.resources.extend(source.resources());
         }
         Ok(result)
     }
@@ -630,25 +611,14 @@ impl ServerHandler for CortexServer {
     ) -> Result<ReadResourceResponse, McpError> {
         let principal = Principal::of_request(&ctx.extensions);
         if let Some(source) = self.source_for(&request.uri) {
-            let text = source
-                .read(&request.uri, &principal)
+            let contents = source
+                .read_contents(&request.uri, &principal)
                 .map_err(|e| McpError::resource_not_found(e.to_string(), None))?;
-            return Ok(ReadResourceResult::new(vec![
-                ResourceContents::text(text, request.uri.clone())
-                    .with_mime_type("application/json"),
-            ])
-            .into());
+            return Ok(ReadResourceResult::new(vec![contents]).into());
         }
-        let contents = self
-            .read_builtin(&request.uri, &principal)
-            .map(|text| {
-                ResourceContents::text(text, request.uri.clone()).with_mime_type("application/json")
-            })
-            .or_else(|| {
-                self.fixtures_on()
-                    .then(|| fixtures::read(&request.uri))
-                    .flatten()
-            });
+        let contents = self.read_builtin(&request.uri, &principal).map(|text| {
+            ResourceContents::text(text, request.uri.clone()).with_mime_type("application/json")
+        });
         match contents {
             Some(contents) => Ok(ReadResourceResult::new(vec![contents]).into()),
             None => Err(McpError::resource_not_found(
@@ -672,11 +642,6 @@ impl ServerHandler for CortexServer {
         for source in &self.shared.resources {
             result.resource_templates.extend(source.templates());
         }
-        if self.fixtures_on() {
-            result
-                .resource_templates
-                .extend(fixtures::conformance::templates());
-        }
         Ok(result)
     }
 
@@ -698,14 +663,14 @@ impl ServerHandler for CortexServer {
         if let Some(source) = self.source_for(&request.uri) {
             let changes = source
                 .watch(&request.uri, &principal)
-                .map_err(|e| McpError::resource_not_found(e.to_string(), None))?;
+                .map_err(|e| match e {
+                    ResourceError::NotSubscribable(_) => {
+                        McpError::invalid_params(e.to_string(), None)
+                    }
+                    ResourceError::NotFound(_) => McpError::resource_not_found(e.to_string(), None),
+                })?;
             let stop = self.session.track(&request.uri)?;
             self.forward_changes(request.uri, changes, ctx.peer.clone(), stop);
-            return Ok(());
-        }
-        if self.fixtures_on() && fixtures::conformance::subscribable(&request.uri) {
-            // Fixture resources never change: track the subscription, nothing to forward.
-            self.session.track(&request.uri)?;
             return Ok(());
         }
         let Some(rest) = request.uri.strip_prefix(EVENTS_SCHEME) else {

@@ -3,7 +3,7 @@
 //! local security scans (inside the workspace roots; the current directory when none are
 //! configured).
 //!
-//! Imports only `runtime`, `config` and `server::Toolset`; never another toolset. All
+//! Imports only `runtime` and `config`; never another toolset. All
 //! state lives in journals and blobs under `<state-dir>/asbr/` and is rebuilt on start.
 
 pub mod artifacts;
@@ -20,7 +20,7 @@ pub mod tools;
 
 use std::{path::PathBuf, sync::Arc};
 
-use crate::{runtime::Runtime, server::Toolset};
+use crate::runtime::{Runtime, toolset::Toolset};
 
 pub const INSTRUCTIONS: &str = "asbr: durable agent tasks and their events, profiles, artifacts, the signed connector service map. Create a task with `create_task` (idempotent for 5 minutes), report progress with `record_task_event`, pause for approval with type AwaitingApproval and continue with `approve_task_step`; follow a task with `watch_task_events` (long poll with since_seq/next_seq) or subscribe to the resource asbr://tasks/{id}/events. Store outputs with `put_artifact` and refer to them by id. Review a local checkout or a GitHub pull request with `create_review` (security, performance, architecture and style analysers run as a task), read findings with `get_review_status` and give your own verdict as the `ai` reviewer with `submit_feedback`.";
 
@@ -85,12 +85,7 @@ pub fn toolset(runtime: &Runtime) -> Result<Toolset, AsbrError> {
         executor: runtime.executor.clone(),
         checkouts: dir.join("checkouts"),
     });
-    Ok(Toolset {
-        name: "asbr",
-        instructions: INSTRUCTIONS,
-        tools: tools::all(&asbr),
-        resources: vec![tasks],
-    })
+    Ok(Toolset::new("asbr", INSTRUCTIONS, tools::all(&asbr)).with_resources(tasks))
 }
 
 fn runtime_policy(runtime: &Runtime) -> crate::runtime::journal::FsyncPolicy {

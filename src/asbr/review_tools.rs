@@ -25,7 +25,7 @@ use super::{
     },
     scan::{self, ScanError},
     tasks::{self, AgentEventKind, TaskInput},
-    tools::{A, Out, cursor_err, default_limit},
+    tools::{A, Out},
 };
 
 impl From<ReviewError> for ToolError {
@@ -594,7 +594,7 @@ pub(super) async fn get_review_status(
         i.limit as usize,
         i.cursor.as_deref(),
     )
-    .map_err(cursor_err)?;
+    .map_err(ToolError::from)?;
     Ok(ReviewStatusOut {
         review: review.summary,
         details: Some(page.items),
@@ -730,7 +730,7 @@ pub struct ListReviewsIn {
     /// Only reviews that ran this reviewer.
     #[serde(default)]
     pub reviewer: Option<ReviewerKind>,
-    #[serde(default = "default_limit")]
+    #[serde(default = "crate::runtime::page::default_limit")]
     #[schemars(range(min = 1, max = 100))]
     pub limit: u32,
     #[serde(default)]
@@ -743,7 +743,7 @@ pub(super) async fn list_reviews(a: A, i: ListReviewsIn, ctx: CallCtx) -> Out<Pa
         .as_deref()
         .map(|c| page::decode("list_reviews", c))
         .transpose()
-        .map_err(cursor_err)?;
+        .map_err(ToolError::from)?;
     let (items, more) = a.reviews.list(
         &ctx.principal,
         i.status,

@@ -16,7 +16,8 @@ use crate::runtime::{
     events::{Event, EventBus},
     executor::Executor,
     page::{self, Page},
-    registry::{CallCtx, Hints, ToolDef, ToolError, tool},
+    registry::{CallCtx, Hints, ToolDef, ToolError},
+    toolset::Tools,
 };
 
 use super::{
@@ -48,7 +49,7 @@ pub struct Asbr {
 }
 
 pub(super) type A = Arc<Asbr>;
-pub(super) type Out<T> = Result<T, ToolError>;
+pub(super) use crate::runtime::toolset::Out;
 
 impl From<TaskError> for ToolError {
     fn from(e: TaskError) -> Self {
@@ -83,14 +84,6 @@ impl From<ManifestError> for ToolError {
     fn from(e: ManifestError) -> Self {
         ToolError::Business(e.to_string())
     }
-}
-
-pub(super) fn default_limit() -> u32 {
-    20
-}
-
-pub(super) fn cursor_err(e: page::PageError) -> ToolError {
-    ToolError::input(format!("cursor: {e}"))
 }
 
 // ---------------------------------------------------------------- tasks
@@ -152,7 +145,7 @@ async fn get_task(a: A, i: TaskIdIn, ctx: CallCtx) -> Out<Task> {
 pub struct ListTasksIn {
     #[serde(default)]
     pub status: Option<TaskStatus>,
-    #[serde(default = "default_limit")]
+    #[serde(default = "crate::runtime::page::default_limit")]
     #[schemars(range(min = 1, max = 100))]
     pub limit: u32,
     #[serde(default)]
@@ -165,7 +158,7 @@ async fn list_tasks(a: A, i: ListTasksIn, ctx: CallCtx) -> Out<Page<Task>> {
         .as_deref()
         .map(|c| page::decode("list_tasks", c))
         .transpose()
-        .map_err(cursor_err)?;
+        .map_err(ToolError::from)?;
     let (items, more) = a.tasks.list(
         &ctx.principal,
         i.status,
@@ -466,7 +459,7 @@ pub struct ListArtifactsIn {
     /// RFC 3339; only artifacts created before it.
     #[serde(default)]
     pub created_before: Option<String>,
-    #[serde(default = "default_limit")]
+    #[serde(default = "crate::runtime::page::default_limit")]
     #[schemars(range(min = 1, max = 100))]
     pub limit: u32,
     #[serde(default)]
@@ -493,7 +486,7 @@ async fn list_artifacts(a: A, i: ListArtifactsIn, ctx: CallCtx) -> Out<Page<Arti
         i.limit as usize,
         i.cursor.as_deref(),
     )
-    .map_err(cursor_err)
+    .map_err(ToolError::from)
 }
 
 // ---------------------------------------------------------------- service map
@@ -646,149 +639,122 @@ async fn run_security_scan(a: A, i: ScanIn, ctx: CallCtx) -> Out<ScanOut> {
 
 // ---------------------------------------------------------------- registration
 
-macro_rules! asbr_tool {
-    ($a:expr, $name:literal, $hints:expr, $handler:path, $desc:expr) => {{
-        let a = $a.clone();
-        tool("asbr", $name, $desc, $hints, move |input, ctx| {
-            $handler(a.clone(), input, ctx)
-        })
-    }};
-}
-
 pub fn all(a: &A) -> Vec<ToolDef> {
+    let t = Tools::new("asbr", a);
     let read = Hints::read();
     let write = Hints::write();
     vec![
-        asbr_tool!(
-            a,
-            "create_task",
+        t.tool(
+                        "create_task",
             write.idempotent(),
             create_task,
             "Create a durable agent task (status queued; publishes PlanStarted). `input.scopes` must not be empty. The same `idempotencyKey` (default: a hash of title, brief, inputs and sorted scopes) within 5 minutes returns the same task with `reused: true`."
         ),
-        asbr_tool!(
-            a,
-            "get_task",
+        t.tool(
+                        "get_task",
             read,
             get_task,
             "One task: status, current step, step awaiting approval, approvals, artifacts. A finished task that left memory (after `--asbr-task-retention`, default 1 h) is rebuilt from the journal while its events are kept."
         ),
-        asbr_tool!(
-            a,
-            "list_tasks",
+        t.tool(
+                        "list_tasks",
             read,
             list_tasks,
             "Tasks newest first, optionally by status; continue with `cursor`."
         ),
-        asbr_tool!(
-            a,
-            "cancel_task",
+        t.tool(
+                        "cancel_task",
             write.destructive(),
             cancel_task,
             "Cancel a task that has not ended (publishes Canceled)."
         ),
-        asbr_tool!(
-            a,
-            "resume_task",
+        t.tool(
+                        "resume_task",
             write,
             resume_task,
             "Resume a paused task (publishes Resumed). Only a paused task can be resumed, and not one waiting for approval of a step: approve that with approve_task_step."
         ),
-        asbr_tool!(
-            a,
-            "record_task_event",
+        t.tool(
+                        "record_task_event",
             write,
             record_task_event,
             "Report progress on a task as the agent working it: StepCompleted (→ running), AwaitingApproval (→ paused until approve_task_step), DeliverableReady (→ succeeded), Failed (→ failed). Illegal transitions are refused with the task's current state. `data.artifacts` / `data.evidenceIds` lists are attached to the task."
         ),
-        asbr_tool!(
-            a,
-            "approve_task_step",
+        t.tool(
+                        "approve_task_step",
             write,
             approve_task_step,
             "Approve the step a paused task waits for; the task runs again (publishes Resumed). The approval is recorded under the authenticated caller (`token:<fingerprint>` over HTTP, `stdio` locally); `by` (user or policy) is kept as its label."
         ),
-        asbr_tool!(
-            a,
-            "watch_task_events",
+        t.tool(
+                        "watch_task_events",
             read,
             watch_task_events,
             "Task events after `since_seq` (one task or all, optionally by type), oldest first, with `ariaLiveHint` and `traceparent`. With `wait_ms` (≤ 30000) waits for the first new event (long poll). Pass `next_seq` back as `since_seq`."
         ),
-        asbr_tool!(
-            a,
-            "upsert_profile",
+        t.tool(
+                        "upsert_profile",
             write.idempotent(),
             upsert_profile,
             "Create or replace a profile: skill level, preferred tools and accessibility needs."
         ),
-        asbr_tool!(a, "get_profile", read, get_profile, "One profile by id."),
-        asbr_tool!(
-            a,
-            "put_artifact",
+        t.tool("get_profile", read, get_profile, "One profile by id."),
+        t.tool(
+                        "put_artifact",
             write.idempotent(),
             put_artifact,
             "Store an artifact (diff, doc, plan, report) as text or base64; it is named by its SHA-256 (`sha256:<hex>`), so storing the same content again returns the same id."
         ),
-        asbr_tool!(
-            a,
-            "get_artifact",
+        t.tool(
+                        "get_artifact",
             read,
             get_artifact,
             "An artifact's content and digest; pass the digest you hold as `ifNoneMatch` to get `notModified: true` without the content."
         ),
-        asbr_tool!(
-            a,
-            "list_artifacts",
+        t.tool(
+                        "list_artifacts",
             read,
             list_artifacts,
             "Artifact metadata newest first, by kind and creation range (RFC 3339); continue with `cursor`."
         ),
-        asbr_tool!(
-            a,
-            "get_connector_service_map",
+        t.tool(
+                        "get_connector_service_map",
             read,
             get_connector_service_map,
             "The connector service map from the configured manifest: connectors sorted by id, ttlSeconds, and an HMAC-SHA256 `signature`. Served from cache while the manifest file is unchanged."
         ),
-        asbr_tool!(
-            a,
-            "run_security_scan",
+        t.tool(
+                        "run_security_scan",
             read,
             run_security_scan,
             "Scan a directory inside the workspace roots: `secrets` (GitHub, AWS, Slack, Stripe, private keys, JWTs, high-entropy assignments; values redacted), `sast` (Rust, JS/TS, Python, shell rules), `dependency` (Cargo.lock, package-lock.json, requirements.txt, poetry.lock against OSV advisories from ASBR_ADVISORIES_DIR) or `all`. Respects .gitignore, skips binaries and files over 2 MiB; reports progress. Findings {rule, type, severity, file, line, message, excerpt}, at most 1,000, most severe first."
         ),
-        asbr_tool!(
-            a,
-            "create_review",
+        t.tool(
+                        "create_review",
             write,
             review_tools::create_review,
             "Review a local repository directory inside the workspace roots, or a GitHub pull request (repositoryUrl \"owner/name\" + pullRequestId; its changed files are read at the head commit through the github toolset): runs the chosen deterministic reviewers (security = the security scan; performance = nested loops, queries/requests inside loops, unbounded reads; architecture = files over 800 lines, functions over 6 parameters, nesting deeper than 4, wildcard imports; style = lines over 120 characters, functions over 80 lines, TODO/FIXME, trailing whitespace; for Rust, JS/TS, Python) over `scope` (full | incremental = changed files, the default | security-only) and optional `paths` globs, as an asbr task with progress (follow it with watch_task_events), and returns the summary by severity and reviewer plus the 20 most severe findings. Publishes asbr.review.created and asbr.review.completed."
         ),
-        asbr_tool!(
-            a,
-            "get_review_status",
+        t.tool(
+                        "get_review_status",
             read,
             review_tools::get_review_status,
             "A review's status and findings summary by severity and reviewer; with includeDetails, a page of findings (most severe first, `limit`, `cursor` from detailsNextCursor) and the submitted feedback."
         ),
-        asbr_tool!(
-            a,
-            "submit_feedback",
+        t.tool(
+                        "submit_feedback",
             write,
             review_tools::submit_feedback,
             "Give your verdict on a finished review as the \"ai\" reviewer (or another named reviewer): approve, request_changes (needs at least one comment) or comment, with comments {file?, line?, severity, message}. Recorded durably; publishes asbr.feedback.submitted."
         ),
-        asbr_tool!(
-            a,
-            "list_reviews",
+        t.tool(
+                        "list_reviews",
             read,
             review_tools::list_reviews,
             "Reviews newest first (summaries, no findings), by status and reviewer; continue with `cursor`."
         ),
-        asbr_tool!(
-            a,
-            "verify_service_map",
+        t.tool(
+                        "verify_service_map",
             read,
             verify_service_map,
             "Check a service map's signature (constant time) with the server's key."

@@ -2,7 +2,7 @@
 //! twice (lanes per credential, conditional requests, single-flight), and the tools an
 //! agent needs daily on top of it.
 //!
-//! Imports only `runtime`, `config` and `server::Toolset`; never another toolset.
+//! Imports only `runtime` and `config`; never another toolset.
 
 pub mod auth;
 pub mod client;
@@ -12,7 +12,7 @@ pub mod tools;
 
 use std::sync::Arc;
 
-use crate::{runtime::Runtime, server::Toolset};
+use crate::runtime::{Runtime, toolset::Toolset};
 
 pub const INSTRUCTIONS: &str = "github: repositories, issues, pull requests, files, commits, search and Actions over GitHub's REST API. `repository` is \"owner/name\". Lists take `limit` and `cursor`; large texts (diffs, files, patches) come in windows with `next_offset`. Requests are paced per credential to stay inside GitHub's limits and re-reads are served by ETag revalidation at no budget cost; when a limit still applies the error says how long to wait. Without GITHUB_TOKEN (or a GitHub App) every tool answers with what to set.";
 
@@ -29,10 +29,5 @@ pub fn toolset(runtime: &Runtime) -> Result<Toolset, GithubError> {
         client,
         events: runtime.events.clone(),
     });
-    Ok(Toolset {
-        name: "github",
-        instructions: INSTRUCTIONS,
-        tools: tools::all(&github),
-        resources: Vec::new(),
-    })
+    Ok(Toolset::new("github", INSTRUCTIONS, tools::all(&github)))
 }

@@ -3,7 +3,7 @@
 //! lanes, time-bucketed monitoring, step-timed connection tests, and inbound webhooks
 //! (`POST /hooks/{integrationId}` in HTTP mode) published on the event bus.
 //!
-//! Imports only `runtime`, `config` and `server::Toolset`; never another toolset. State
+//! Imports only `runtime` and `config`; never another toolset. State
 //! lives under `<state-dir>/integrations/`: the `registry` journal (replayed on start)
 //! and `credentials.json` (mode 0600). Outbound delivery of `integrations.*` events is
 //! the runtime event bus's opt-in HTTP sink (`--events-sink-url`). Outbound calls go
@@ -11,10 +11,18 @@
 //! `schemaVersion` ([`EVENT_SCHEMA_VERSION`]).
 
 pub mod address;
+#[cfg(feature = "postgres")]
+pub mod db;
+#[cfg(not(feature = "postgres"))]
+#[path = "db_absent.rs"]
 pub mod db;
 pub mod execute;
 pub mod hooks;
 pub mod monitor;
+#[cfg(feature = "redis")]
+pub mod mq;
+#[cfg(not(feature = "redis"))]
+#[path = "mq_absent.rs"]
 pub mod mq;
 pub mod probe;
 pub mod registry;
@@ -22,7 +30,7 @@ pub mod tools;
 
 use std::{path::PathBuf, sync::Arc};
 
-use crate::{runtime::Runtime, server::Toolset};
+use crate::runtime::{Runtime, toolset::Toolset};
 
 pub const INSTRUCTIONS: &str = "integrations: register external systems with `create_integration` (api/webhook URLs, PostgreSQL, Redis Streams; credentials are stored apart and never shown, and are dropped when the endpoint moves to another origin), check them with `test_integration`, call them with `execute_integration` (\"GET /path\", SQL, or publish/read) and watch them with `monitor_integration`. Every call publishes `integrations.api.called`, and calls that move data `integrations.data.synced` (read events://integrations.*). Webhooks signed with HMAC-SHA256 (`webhookSecret`) arrive at POST /hooks/{integrationId} in HTTP mode; replays are refused.";
 
@@ -45,14 +53,9 @@ pub enum IntegrationsError {
     Client(#[from] crate::runtime::http::UpstreamError),
 }
 
-/// The toolset and the router of its HTTP webhook endpoint.
-pub struct Built {
-    pub toolset: Toolset,
-    pub hooks: axum::Router,
-}
-
-/// Builds the toolset: replays `<state-dir>/integrations/`.
-pub fn toolset(runtime: &Runtime) -> Result<Built, IntegrationsError> {
+/// Builds the toolset (its tools and the router of its HTTP webhook endpoint): replays
+/// `<state-dir>/integrations/`.
+pub fn toolset(runtime: &Runtime) -> Result<Toolset, IntegrationsError> {
     let policy = runtime.config.fsync;
     let dir = runtime.config.state_dir.join("integrations");
     let registry = registry::Registry::open(&dir, policy)?;
@@ -75,13 +78,8 @@ pub fn toolset(runtime: &Runtime) -> Result<Built, IntegrationsError> {
         executor: runtime.executor.clone(),
         events: runtime.events.clone(),
     });
-    Ok(Built {
-        toolset: Toolset {
-            name: "integrations",
-            instructions: INSTRUCTIONS,
-            tools: tools::all(&state),
-            resources: Vec::new(),
-        },
-        hooks: hooks::router(registry, runtime.events.clone()),
-    })
+    Ok(
+        Toolset::new("integrations", INSTRUCTIONS, tools::all(&state))
+            .with_routes(hooks::router(registry, runtime.events.clone())),
+    )
 }

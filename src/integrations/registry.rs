@@ -793,11 +793,20 @@ fn check_header_name(field: &str, name: &str) -> Result<String, RegistryError> {
 fn check_endpoint(r#type: IntegrationType, raw: &str) -> Result<String, RegistryError> {
     let url = url::Url::parse(raw.trim())
         .map_err(|e| invalid("config.endpoint", format!("`{raw}` is not a URL: {e}")))?;
-    let schemes: &[&str] = match r#type {
-        IntegrationType::Api | IntegrationType::Webhook => &["http", "https"],
-        IntegrationType::Database => &["postgres", "postgresql"],
-        IntegrationType::MessageQueue => &["redis", "rediss"],
+    let (schemes, built): (&[&str], bool) = match r#type {
+        IntegrationType::Api | IntegrationType::Webhook => (&["http", "https"], true),
+        IntegrationType::Database => (&["postgres", "postgresql"], cfg!(feature = "postgres")),
+        IntegrationType::MessageQueue => (&["redis", "rediss"], cfg!(feature = "redis")),
     };
+    if !built {
+        return Err(invalid(
+            "type",
+            format!(
+                "{} integrations are not in this build (it was compiled without the cargo feature that provides them); use api or webhook",
+                r#type.as_str()
+            ),
+        ));
+    }
     if !schemes.contains(&url.scheme()) || url.host_str().is_none() {
         return Err(invalid(
             "config.endpoint",
@@ -992,6 +1001,19 @@ mod tests {
             "{e}"
         );
         let e = check_endpoint(IntegrationType::Database, "postgres://u:pw@h/db").unwrap_err();
-        assert!(e.to_string().contains("password"), "{e}");
+        if cfg!(feature = "postgres") {
+            assert!(e.to_string().contains("password"), "{e}");
+        } else {
+            assert!(e.to_string().contains("not in this build"), "{e}");
+        }
+    }
+
+    #[test]
+    fn integration_types_follow_the_build_features() {
+        let db = check_endpoint(IntegrationType::Database, "postgres://h/db");
+        assert_eq!(db.is_ok(), cfg!(feature = "postgres"), "{db:?}");
+        let mq = check_endpoint(IntegrationType::MessageQueue, "redis://h");
+        assert_eq!(mq.is_ok(), cfg!(feature = "redis"), "{mq:?}");
+        assert!(check_endpoint(IntegrationType::Api, "http://h/").is_ok());
     }
 }

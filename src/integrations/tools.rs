@@ -24,7 +24,8 @@ use crate::runtime::{
     executor::Executor,
     http::{CacheOutcome, Upstream},
     page::{self, Page},
-    registry::{CallCtx, Hints, ToolDef, ToolError, tool},
+    registry::{CallCtx, Hints, ToolDef, ToolError},
+    toolset::Tools,
 };
 
 use super::{
@@ -54,7 +55,7 @@ pub struct Integrations {
 }
 
 type I = Arc<Integrations>;
-type Out<T> = Result<T, ToolError>;
+use crate::runtime::toolset::Out;
 
 impl From<RegistryError> for ToolError {
     fn from(e: RegistryError) -> Self {
@@ -266,10 +267,6 @@ async fn delete_integration(i: I, input: IdIn, ctx: CallCtx) -> Out<Deleted> {
     Ok(Deleted { deleted })
 }
 
-fn default_limit() -> u32 {
-    20
-}
-
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListIn {
@@ -277,7 +274,7 @@ pub struct ListIn {
     pub r#type: Option<IntegrationType>,
     #[serde(default)]
     pub status: Option<Status>,
-    #[serde(default = "default_limit")]
+    #[serde(default = "crate::runtime::page::default_limit")]
     #[schemars(range(min = 1, max = 100))]
     pub limit: u32,
     #[serde(default)]
@@ -424,8 +421,7 @@ impl Integrations {
 }
 
 fn spooled_page(i: &Integrations, input: &ExecuteIn, cursor: &str) -> Out<ExecuteOut> {
-    let at: SpoolCursor =
-        page::decode(CURSOR_KIND, cursor).map_err(|e| ToolError::Input(e.to_string()))?;
+    let at: SpoolCursor = page::decode(CURSOR_KIND, cursor)?;
     let stored = i.spool.get(&at.id).ok_or_else(|| {
         ToolError::Business(
             "that result is no longer kept (results are kept 10 minutes); run the operation again"
@@ -1069,62 +1065,47 @@ async fn monitor_integration(i: I, input: MonitorIn, ctx: CallCtx) -> Out<Monito
 
 // ---------------------------------------------------------------- registration
 
-macro_rules! itool {
-    ($i:expr, $name:literal, $hints:expr, $handler:path, $desc:expr) => {{
-        let i = $i.clone();
-        tool("integrations", $name, $desc, $hints, move |input, ctx| {
-            $handler(i.clone(), input, ctx)
-        })
-    }};
-}
-
 pub fn all(i: &I) -> Vec<ToolDef> {
+    let t = Tools::new("integrations", i);
     vec![
-        itool!(
-            i,
-            "create_integration",
+        t.tool(
+                        "create_integration",
             Hints::write(),
             create_integration,
             "Register an external system: type api|webhook (HTTP endpoint), database (PostgreSQL URL) or message-queue (Redis URL). Credentials are stored apart with mode 0600 and never returned: results list their names only. Validation errors name the field."
         ),
-        itool!(
-            i,
-            "update_integration",
+        t.tool(
+                        "update_integration",
             Hints::write().idempotent(),
             update_integration,
             "Change an integration's name, status (active|inactive) or config fields; given config fields replace stored ones, `credentials` replaces the whole set. Credentials are bound to the endpoint's origin: moving config.endpoint to another origin without new credentials drops them (credentialsDropped says so). The type cannot change."
         ),
-        itool!(
-            i,
-            "delete_integration",
+        t.tool(
+                        "delete_integration",
             Hints::write().destructive().idempotent(),
             delete_integration,
             "Remove an integration, its stored credentials and its monitoring figures."
         ),
-        itool!(
-            i,
-            "list_integrations",
+        t.tool(
+                        "list_integrations",
             Hints::read(),
             list_integrations,
             "Registered integrations (credential names only), optionally by type and status; continue with `cursor`."
         ),
-        itool!(
-            i,
-            "execute_integration",
+        t.tool(
+                        "execute_integration",
             Hints::write_remote(),
             execute_integration,
             "Call an integration. api/webhook: operation \"METHOD /path\" (or a named operation) with a JSON payload, credentials injected, at most `concurrency` calls in flight, GETs revalidated through the cache, retries only for GET/HEAD and after 429/503 with Retry-After; bodies over 64 KiB come in chunks via `next_cursor`. database: SQL with parameters in a read-only transaction unless allowWrites; rows capped with a cursor. message-queue: `publish` {stream, fields} or `read` {stream, since?, count?} on Redis Streams."
         ),
-        itool!(
-            i,
-            "test_integration",
+        t.tool(
+                        "test_integration",
             Hints::read_remote(),
             test_integration,
             "Check an integration: connectivity (DNS, connect, TLS, first byte, each timed), authentication (credentials sent; 401/403 or the backend's auth error fail) or full. Sets the status to active or error."
         ),
-        itool!(
-            i,
-            "monitor_integration",
+        t.tool(
+                        "monitor_integration",
             Hints::read(),
             monitor_integration,
             "Latency p50/p95/p99, success rate and error count of an integration's calls in a time range (default the last 24 hours; minute buckets, 24 hours kept)."

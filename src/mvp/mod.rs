@@ -2,7 +2,7 @@
 //! gates, teaching examples, workspace tools (`read_file`, `test_runner`,
 //! `code_analysis`, `run_command`) on a secure executor, and `health`.
 //!
-//! Imports only `runtime`, `config` and `server::Toolset`; never another toolset. Graph
+//! Imports only `runtime` and `config`; never another toolset. Graph
 //! `tool` nodes reach other toolsets' tools through the runtime registry by name.
 //!
 //! State (graphs and runs, PRP runs, teaching examples) is journaled under
@@ -33,7 +33,10 @@ pub mod workspace;
 
 use std::sync::Arc;
 
-use crate::{config::GithubCredential, runtime::Runtime, server::Toolset};
+use crate::{
+    config::GithubCredential,
+    runtime::{Runtime, toolset::Toolset},
+};
 
 pub const INSTRUCTIONS: &str = "mvp: workflow graphs (create_graph, validate_graph, execute_graph, get_graph_status, optimize_graph) whose `tool` nodes call any tool of this server by name with `{{inputs.x}}` / `{{nodes.ID.field}}` templates; PRP workflows (run_prp_workflow: strategy → build → evaluation with real gates; with a `workspace` the build gate runs the tests and the linter); teaching (capture_example, list_patterns, replay_example); workspace tools inside the configured roots (read_file, test_runner, code_analysis, run_command) on a secure executor (allow-listed programs started without a shell, reduced environment, every child confined by a sandbox — the workspace read-write, the system read-only, no network unless the operator allows it, no access to this server's state or /proc — and timeouts that kill every descendant, redacted output); and health.";
 
@@ -134,10 +137,5 @@ pub fn toolset(runtime: &Runtime) -> Result<Toolset, MvpError> {
         teaching,
         health,
     });
-    Ok(Toolset {
-        name: "mvp",
-        instructions: INSTRUCTIONS,
-        tools: tools::all(&mvp),
-        resources: Vec::new(),
-    })
+    Ok(Toolset::new("mvp", INSTRUCTIONS, tools::all(&mvp)))
 }

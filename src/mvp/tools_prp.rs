@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::{
     prp::{self, PrpInput, PrpRun},
-    tools::{M, Out, default_limit, publish, track},
+    tools::{M, Out, publish, track},
 };
 use crate::runtime::{
     page::{self, Page},
@@ -74,9 +74,9 @@ pub struct ListPrpRunsIn {
     /// completed | recycled; default both.
     #[serde(default)]
     pub status: Option<prp::RunStatus>,
-    #[serde(default = "default_limit")]
+    #[serde(default = "crate::runtime::page::default_limit")]
     #[schemars(range(min = 1, max = 100))]
-    pub limit: usize,
+    pub limit: u32,
     #[serde(default)]
     pub cursor: Option<String>,
 }
@@ -112,6 +112,11 @@ pub(super) async fn list_prp_runs(
             duration_ms: r.duration_ms,
         })
         .collect();
-    page::offset_page("list_prp_runs", &all, input.limit, input.cursor.as_deref())
-        .map_err(|e| ToolError::input(e.to_string()))
+    page::offset_page(
+        "list_prp_runs",
+        &all,
+        input.limit as usize,
+        input.cursor.as_deref(),
+    )
+    .map_err(ToolError::from)
 }

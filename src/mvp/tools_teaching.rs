@@ -12,7 +12,7 @@ use super::{
     teaching::{
         self, Example, ExampleContext, ExampleType, Outcome, Pattern, Similarity, UserAction,
     },
-    tools::{M, Out, default_limit, publish},
+    tools::{M, Out, publish},
 };
 use crate::runtime::{
     page::{self, Page},
@@ -95,9 +95,9 @@ pub struct ListPatternsIn {
     pub r#type: Option<ExampleType>,
     #[serde(default)]
     pub phase: Option<String>,
-    #[serde(default = "default_limit")]
+    #[serde(default = "crate::runtime::page::default_limit")]
     #[schemars(range(min = 1, max = 100))]
-    pub limit: usize,
+    pub limit: u32,
     #[serde(default)]
     pub cursor: Option<String>,
 }
@@ -108,8 +108,13 @@ pub(super) async fn list_patterns(
     _ctx: CallCtx,
 ) -> Out<Page<Pattern>> {
     let all = mvp.teaching.patterns(input.r#type, input.phase.as_deref());
-    page::offset_page("list_patterns", &all, input.limit, input.cursor.as_deref())
-        .map_err(|e| ToolError::input(e.to_string()))
+    page::offset_page(
+        "list_patterns",
+        &all,
+        input.limit as usize,
+        input.cursor.as_deref(),
+    )
+    .map_err(ToolError::from)
 }
 
 #[derive(Deserialize, JsonSchema)]

@@ -3,9 +3,10 @@
 //! (`spool.rs`, `validate.rs`); where a session may work and every file access of it go
 //! through the runtime's workspace roots (`runtime::workspace`).
 //!
-//! Imports only `runtime`, `config` and `server::Toolset`; never another toolset.
+//! Imports only `runtime` and `config`; never another toolset.
 
 pub mod apply;
+pub mod cli;
 pub mod diff;
 pub mod side_by_side;
 pub mod spool;
@@ -15,17 +16,12 @@ pub mod validate;
 
 use std::sync::Arc;
 
-use crate::{runtime::Runtime, server::Toolset};
+use crate::runtime::{Runtime, toolset::Toolset};
 
 pub const INSTRUCTIONS: &str = "patchkit: make git-style unified diffs (`create_diff`), read them (`parse_patch`), dry-run and apply them to text (`check_conflicts`, `apply_patch`, with offsets and fuzz 0-3), and show two JSON values side by side. For edits on disk open a spool session over a directory inside the workspace roots (`spool_open`), stage writes, replacements, patches, deletes or an all-or-nothing `spool_batch`, review with `spool_diff`/`spool_status`, then `spool_commit` (validators: size, forbidden globs, JSON/TOML must parse) or `spool_reset`. Conflicts come back as errors naming each hunk, what it expected and what the file holds.";
 
 /// Builds the toolset from the runtime (executor `cpu` lane, event bus, workspace roots).
 pub fn toolset(runtime: &Runtime) -> Toolset {
     let kit = Arc::new(tools::Patchkit::new(runtime));
-    Toolset {
-        name: "patchkit",
-        instructions: INSTRUCTIONS,
-        tools: tools::all(&kit),
-        resources: Vec::new(),
-    }
+    Toolset::new("patchkit", INSTRUCTIONS, tools::all(&kit))
 }

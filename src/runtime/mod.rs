@@ -1,7 +1,7 @@
-//! The shared runtime every toolset stands on: executor lanes, tool registry, pages,
-//! progress, the opt-in batch tool, metrics, the event-sourced store (with its local
-//! journal), the event bus and the workspace roots every file-touching tool is confined
-//! to.
+//! The shared runtime every toolset stands on: the Toolset shape and its registration
+//! builder, executor lanes, tool registry, pages, progress, the opt-in batch tool,
+//! metrics, the event-sourced store (with its local journal), the event bus and the
+//! workspace roots every file-touching tool is confined to.
 //!
 //! Owns only domain-free machinery: it imports nothing from `server`, `transport` or any
 //! toolset (architecture §2).
@@ -9,6 +9,7 @@
 pub mod batch;
 pub mod budget;
 pub mod cache;
+pub mod client;
 pub mod damage;
 pub mod events;
 pub mod executor;
@@ -18,11 +19,13 @@ pub mod metrics;
 pub mod page;
 pub mod principal;
 pub mod progress;
+pub mod prompts;
 pub mod registry;
 pub mod resources;
 pub mod secrets;
 pub mod stop;
 pub mod store;
+pub mod toolset;
 pub mod workspace;
 
 use std::sync::Arc;

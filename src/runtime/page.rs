@@ -81,6 +81,14 @@ fn mac() -> HmacSha256 {
     <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes any key length")
 }
 
+/// The `limit` of a list tool when the caller gives none.
+pub const DEFAULT_LIMIT: u32 = 20;
+
+/// [`DEFAULT_LIMIT`], for `#[serde(default = "crate::runtime::page::default_limit")]`.
+pub fn default_limit() -> u32 {
+    DEFAULT_LIMIT
+}
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PageError {
     #[error(
@@ -187,6 +195,18 @@ pub fn offset_page<T: Clone>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_cursor_is_the_callers_input_error_everywhere() {
+        use crate::runtime::registry::ToolError;
+        let e = ToolError::from(decode::<u32>("k", "garbage").unwrap_err());
+        assert_eq!(e.kind(), "input");
+        assert!(
+            e.to_string()
+                .starts_with("invalid arguments: cursor: cursor is not valid"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn round_trip_and_kind_check() {

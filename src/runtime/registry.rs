@@ -76,6 +76,13 @@ impl From<super::budget::BudgetExceeded> for ToolError {
     }
 }
 
+/// A cursor that does not decode is the caller's input error.
+impl From<super::page::PageError> for ToolError {
+    fn from(e: super::page::PageError) -> Self {
+        ToolError::Input(format!("cursor: {e}"))
+    }
+}
+
 impl From<super::stop::Stopped> for ToolError {
     fn from(_: super::stop::Stopped) -> Self {
         ToolError::Deadline(
@@ -167,6 +174,8 @@ pub struct CallCtx {
     pub stop: Stop,
     /// 0 for a client's call; each call through the registry runs its handler one deeper.
     pub depth: u32,
+    /// The client of the call (peer, stateless HTTP, log level).
+    pub client: super::client::Client,
 }
 
 impl CallCtx {
@@ -187,8 +196,12 @@ pub struct ToolDef {
     pub tool: Tool,
     pub toolset: &'static str,
     pub read_only: bool,
-    validator: Arc<OnceLock<Result<jsonschema::Validator, String>>>,
+    /// The compiled input schema; `None` for a [`raw_tool`], which reads its own
+    /// arguments.
+    validator: Option<Arc<OnceLock<Result<jsonschema::Validator, String>>>>,
     prepare: Preparer,
+    /// The handler answers with MCP content of its own (see [`raw_tool`]).
+    raw: bool,
 }
 
 impl ToolDef {
@@ -250,8 +263,53 @@ where
         tool,
         toolset,
         read_only: hints.read_only,
-        validator: Arc::new(OnceLock::new()),
+        validator: Some(Arc::new(OnceLock::new())),
         prepare,
+        raw: false,
+    }
+}
+
+/// A tool that answers with MCP content of its own (images, audio, embedded resources)
+/// rather than a typed JSON result, and whose hand-written input schema is published as
+/// is and not enforced: the handler reads its arguments itself. For tools whose result
+/// shape the protocol fixes (the conformance fixtures); product tools use [`tool`].
+///
+/// An `isError` result becomes a business error with its text; any other result is
+/// passed through to the client unchanged (callers through the registry get it as JSON).
+pub fn raw_tool<F, Fut>(toolset: &'static str, tool: Tool, read_only: bool, handler: F) -> ToolDef
+where
+    F: Fn(JsonObject, CallCtx) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = CallToolResult> + Send + 'static,
+{
+    let handler = Arc::new(handler);
+    let prepare: Preparer = Arc::new(move |args: JsonObject| {
+        let handler = handler.clone();
+        Ok(Box::new(
+            move |ctx: CallCtx| -> BoxFuture<'static, Result<Value, ToolError>> {
+                let fut = handler(args, ctx);
+                Box::pin(async move {
+                    let result = fut.await;
+                    if result.is_error == Some(true) {
+                        let text: Vec<&str> = result
+                            .content
+                            .iter()
+                            .filter_map(|c| c.as_text().map(|t| t.text.as_str()))
+                            .collect();
+                        return Err(ToolError::Business(text.join("\n")));
+                    }
+                    serde_json::to_value(result)
+                        .map_err(|e| ToolError::Internal(format!("serialising the result: {e}")))
+                })
+            },
+        ) as PreparedCall)
+    });
+    ToolDef {
+        tool,
+        toolset,
+        read_only,
+        validator: None,
+        prepare,
+        raw: true,
     }
 }
 
@@ -314,6 +372,17 @@ impl ToolDef {
         &self.tool.name
     }
 
+    /// Turns an outcome of this tool into the MCP result: structured content plus its
+    /// JSON text, or for a [`raw_tool`] its own content.
+    pub fn into_call_result(&self, result: Result<Value, ToolError>) -> CallToolResult {
+        match result {
+            Ok(value) if self.raw => serde_json::from_value(value).unwrap_or_else(|e| {
+                ToolError::Internal(format!("tool {}: its result: {e}", self.name())).into_result()
+            }),
+            other => into_call_result(other),
+        }
+    }
+
     /// Validates arguments and parses them into the typed input; no side effects.
     pub fn prepare(&self, args: JsonObject) -> Result<PreparedCall, ToolError> {
         self.check_schema(&args)?;
@@ -321,7 +390,10 @@ impl ToolDef {
     }
 
     fn check_schema(&self, args: &JsonObject) -> Result<(), ToolError> {
-        let compiled = self.validator.get_or_init(|| {
+        let Some(validator) = &self.validator else {
+            return Ok(());
+        };
+        let compiled = validator.get_or_init(|| {
             jsonschema::options()
                 .build(&Value::Object((*self.tool.input_schema).clone()))
                 .map_err(|e| e.to_string())

@@ -4,7 +4,7 @@
 //! Owns only the contract (templates, read, change notification). What a URI means is
 //! the contributing toolset's business.
 
-use rmcp::model::ResourceTemplate;
+use rmcp::model::{Resource, ResourceContents, ResourceTemplate};
 use tokio::sync::watch;
 
 use super::principal::Principal;
@@ -15,17 +15,34 @@ pub enum ResourceError {
     /// The URI belongs to this source but names nothing that exists.
     #[error("{0}")]
     NotFound(String),
+    /// The URI exists but never changes, so it cannot be subscribed to.
+    #[error("{0} cannot be subscribed; events://{{topic}} can")]
+    NotSubscribable(String),
 }
 
 /// A family of MCP resources served by one toolset.
 pub trait ResourceSource: Send + Sync {
     /// URI templates shown by `resources/templates/list`.
     fn templates(&self) -> Vec<ResourceTemplate>;
+    /// Fixed resources shown by `resources/list` (default: none).
+    fn resources(&self) -> Vec<Resource> {
+        Vec::new()
+    }
     /// Whether `uri` belongs to this source (by scheme or prefix).
     fn handles(&self, uri: &str) -> bool;
     /// The current JSON text of `uri` as `principal` may see it; a resource of an object
     /// it may not see is [`ResourceError::NotFound`], as a missing one is.
     fn read(&self, uri: &str, principal: &Principal) -> Result<String, ResourceError>;
+    /// The contents `resources/read` answers with: by default the JSON text of
+    /// [`ResourceSource::read`]; a source of other media (plain text, binary) overrides it.
+    fn read_contents(
+        &self,
+        uri: &str,
+        principal: &Principal,
+    ) -> Result<ResourceContents, ResourceError> {
+        Ok(ResourceContents::text(self.read(uri, principal)?, uri)
+            .with_mime_type("application/json"))
+    }
     /// A receiver that changes whenever `uri` has new content (for resources/subscribe),
     /// refused as [`ResourceError::NotFound`] when `principal` may not see it.
     fn watch(

@@ -23,10 +23,13 @@ async fn stdio_lists_calls_and_reports_errors() {
         "{names:?}"
     );
     // Conformance fixtures that return raw content (images, audio) have no output schema.
+    #[cfg(feature = "conformance-fixtures")]
     let raw: Vec<String> = cortex_mcp::fixtures::conformance::tools()
         .into_iter()
         .map(|t| t.name.to_string())
         .collect();
+    #[cfg(not(feature = "conformance-fixtures"))]
+    let raw: Vec<String> = Vec::new();
     for t in &tools {
         assert!(t.annotations.is_some(), "{} has no annotations", t.name);
         assert!(
@@ -440,4 +443,117 @@ async fn sigterm_drains_in_flight_http_calls() {
         .unwrap()
         .unwrap();
     assert!(status.success(), "exits cleanly after draining: {status:?}");
+}
+
+/// The conformance fixtures are an ordinary toolset: their raw-content tools, prompts
+/// and media resources go through the registry and the toolset contracts, and without
+/// `--conformance-fixtures` none of them exists.
+#[cfg(feature = "conformance-fixtures")]
+#[tokio::test]
+#[allow(deprecated)] // resources/subscribe is legacy-only in rmcp 3.9
+async fn conformance_fixtures_serve_tools_prompts_and_resources_through_the_toolset_seam() {
+    use rmcp::model::{
+        ContentBlock, ErrorCode, GetPromptRequestParams, ResourceContents, SubscribeRequestParams,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let client = stdio_client(dir.path(), FIXTURES).await;
+
+    let image = call(&client, "test_image_content", json!({})).await;
+    assert_eq!(image.is_error, Some(false));
+    assert!(
+        matches!(&image.content[0], ContentBlock::Image(i) if i.mime_type == "image/png"),
+        "{image:?}"
+    );
+    let failed = call(&client, "test_error_handling", json!({})).await;
+    assert_eq!(failed.is_error, Some(true));
+    let echoed = call(
+        &client,
+        "json_schema_2020_12_tool",
+        json!({"name": "n", "email": "e"}),
+    )
+    .await;
+    assert!(text(&echoed).starts_with("received "), "{echoed:?}");
+
+    let prompts = client.list_all_prompts().await.unwrap();
+    assert_eq!(prompts.len(), 4, "{prompts:?}");
+    let prompt = client
+        .get_prompt(GetPromptRequestParams::new("test_simple_prompt"))
+        .await
+        .unwrap();
+    assert_eq!(prompt.messages.len(), 1);
+    let missing = client
+        .get_prompt(GetPromptRequestParams::new("no_such_prompt"))
+        .await
+        .unwrap_err();
+    assert!(
+        missing.to_string().contains("call prompts/list"),
+        "{missing}"
+    );
+
+    let resources = client.list_all_resources().await.unwrap();
+    let uris: Vec<&str> = resources.iter().map(|r| r.uri.as_str()).collect();
+    assert!(
+        uris.contains(&"cortex://health") && uris.contains(&"test://static-binary"),
+        "{uris:?}"
+    );
+    let blob = client
+        .read_resource(ReadResourceRequestParams::new("test://static-binary"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&blob.contents[0], ResourceContents::BlobResourceContents { mime_type: Some(m), .. } if m == "image/png"),
+        "{blob:?}"
+    );
+    let templated = read_json(&client, "test://template/7/data").await;
+    assert_eq!(templated["id"], "7");
+    let templates = client.list_all_resource_templates().await.unwrap();
+    assert!(
+        templates
+            .iter()
+            .any(|t| t.uri_template == "test://template/{id}/data"),
+        "{templates:?}"
+    );
+    let unknown = client
+        .read_resource(ReadResourceRequestParams::new("test://nothing"))
+        .await
+        .unwrap_err();
+    assert!(
+        unknown.to_string().contains("call resources/list"),
+        "{unknown}"
+    );
+
+    client
+        .subscribe(SubscribeRequestParams::new("test://watched-resource"))
+        .await
+        .unwrap();
+    let refused = client
+        .subscribe(SubscribeRequestParams::new("test://static-text"))
+        .await
+        .unwrap_err();
+    match refused {
+        rmcp::ServiceError::McpError(e) => {
+            assert_eq!(e.code, ErrorCode::INVALID_PARAMS, "{e:?}");
+            assert!(e.message.contains("cannot be subscribed"), "{e:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    client.cancel().await.unwrap();
+
+    // Without the flag: no fixture tool, prompt or resource.
+    let dir = tempfile::tempdir().unwrap();
+    let client = stdio_client(dir.path(), &["--toolsets", "all"]).await;
+    assert!(client.list_all_prompts().await.unwrap().is_empty());
+    let absent = client
+        .call_tool(rmcp::model::CallToolRequestParams::new(
+            "test_image_content",
+        ))
+        .await
+        .unwrap_err();
+    assert!(absent.to_string().contains("unknown tool"), "{absent}");
+    let resources = client.list_all_resources().await.unwrap();
+    assert!(
+        resources.iter().all(|r| !r.uri.starts_with("test://")),
+        "{resources:?}"
+    );
+    client.cancel().await.unwrap();
 }

@@ -18,7 +18,7 @@ pub struct ListIssuesIn {
     #[serde(default)]
     pub assignee: Option<String>,
     /// Issues to return (1–100). Pull requests are left out.
-    #[serde(default = "default_limit_20")]
+    #[serde(default = "crate::runtime::page::default_limit")]
     #[schemars(range(min = 1, max = 100))]
     pub limit: u32,
     /// `next_cursor` of the previous page.
@@ -103,7 +103,7 @@ pub struct ListCommentsIn {
 pub struct SearchIn {
     /// GitHub search syntax, e.g. `repo:octo/hello is:open label:bug crash`.
     pub query: String,
-    #[serde(default = "default_limit_20")]
+    #[serde(default = "crate::runtime::page::default_limit")]
     #[schemars(range(min = 1, max = 100))]
     pub limit: u32,
     #[serde(default)]

@@ -18,7 +18,8 @@ use crate::runtime::{
     events::EventBus,
     executor::LaneStats,
     page::Page,
-    registry::{CallCtx, Hints, ToolDef, ToolError, tool},
+    registry::{CallCtx, Hints, ToolDef, ToolError},
+    toolset::Tools,
 };
 
 mod issues;
@@ -51,7 +52,7 @@ pub struct Github {
 
 type Gh = Arc<Github>;
 
-type Out<T> = Result<T, ToolError>;
+use crate::runtime::toolset::Out;
 
 fn repo(raw: &str) -> Result<String, ToolError> {
     let ok_part = |p: &str| {
@@ -106,10 +107,6 @@ async fn publish(gh: &Gh, kind: &str, data: Value, owner: Option<String>) {
     if let Err(e) = gh.events.publish_owned(kind, SOURCE, data, owner).await {
         tracing::warn!(event = kind, "could not journal the GitHub event: {e}");
     }
-}
-
-fn default_limit_20() -> u32 {
-    20
 }
 
 fn default_limit_30() -> u32 {
@@ -173,204 +170,169 @@ pub struct SearchPage<T> {
     pub incomplete_results: bool,
 }
 
-macro_rules! gh_tool {
-    ($gh:expr, $name:literal, $hints:expr, $handler:path, $desc:expr) => {{
-        let gh = $gh.clone();
-        tool("github", $name, $desc, $hints, move |input, ctx| {
-            $handler(gh.clone(), input, ctx)
-        })
-    }};
-}
-
 pub fn all(gh: &Gh) -> Vec<ToolDef> {
+    let t = Tools::new("github", gh);
     let read = Hints::read_remote();
     let write = Hints::write_remote();
     vec![
-        gh_tool!(
-            gh,
-            "create_pull_request",
+        t.tool(
+                        "create_pull_request",
             write,
             create_pull_request,
             "Open a pull request from `head` into `base` (default: the repository's default branch). Returns the new pull request's number, state and html_url."
         ),
-        gh_tool!(
-            gh,
-            "get_repository_info",
+        t.tool(
+                        "get_repository_info",
             read,
             get_repository_info,
             "Repository facts (default branch, visibility, description, topics, counts). `includeStats` adds languages; `includeBranches` adds the first page of branches with a cursor for `list_branches`."
         ),
-        gh_tool!(
-            gh,
-            "list_issues",
+        t.tool(
+                        "list_issues",
             read,
             list_issues,
             "Issues of a repository (pull requests left out), newest first, filtered by state, labels (all must match) and assignee. Reads only the upstream pages needed for `limit`; continue with `cursor`."
         ),
-        gh_tool!(
-            gh,
-            "create_branch",
+        t.tool(
+                        "create_branch",
             write,
             create_branch,
             "Create branch `branchName` at the head of `fromBranch` (default: the repository's default branch)."
         ),
-        gh_tool!(
-            gh,
-            "run_action",
+        t.tool(
+                        "run_action",
             write,
             run_action,
             "Trigger a GitHub Actions workflow (workflow_dispatch) on `ref` with optional string `inputs`. Watch the result with `list_workflow_runs`."
         ),
-        gh_tool!(
-            gh,
-            "get_issue",
+        t.tool(
+                        "get_issue",
             read,
             get_issue,
             "One issue with its body (capped by `maxBodyBytes`)."
         ),
-        gh_tool!(
-            gh,
-            "create_issue",
+        t.tool(
+                        "create_issue",
             write,
             create_issue,
             "Open an issue with optional body, labels and assignees."
         ),
-        gh_tool!(
-            gh,
-            "update_issue",
+        t.tool(
+                        "update_issue",
             write.idempotent(),
             update_issue,
             "Change an issue's title, body, state (open|closed, with stateReason), labels or assignees; given lists replace the current ones."
         ),
-        gh_tool!(
-            gh,
-            "add_issue_comment",
+        t.tool(
+                        "add_issue_comment",
             write,
             add_issue_comment,
             "Comment on an issue or pull request."
         ),
-        gh_tool!(
-            gh,
-            "list_issue_comments",
+        t.tool(
+                        "list_issue_comments",
             read,
             list_issue_comments,
             "Comments of an issue or pull request, oldest first; continue with `cursor`."
         ),
-        gh_tool!(
-            gh,
-            "list_pull_requests",
+        t.tool(
+                        "list_pull_requests",
             read,
             list_pull_requests,
             "Pull requests of a repository by state, head and base; continue with `cursor`."
         ),
-        gh_tool!(
-            gh,
-            "get_pull_request",
+        t.tool(
+                        "get_pull_request",
             read,
             get_pull_request,
             "One pull request: branches, mergeability, change counts and body (capped by `maxBodyBytes`)."
         ),
-        gh_tool!(
-            gh,
-            "get_pull_request_files",
+        t.tool(
+                        "get_pull_request_files",
             read,
             get_pull_request_files,
             "Files changed by a pull request with per-file patches (each capped by `maxPatchBytes`); continue with `cursor`."
         ),
-        gh_tool!(
-            gh,
-            "get_pull_request_diff",
+        t.tool(
+                        "get_pull_request_diff",
             read,
             get_pull_request_diff,
             "A pull request's unified diff, `maxBytes` at a time from `offset`; pass `next_offset` back to read on."
         ),
-        gh_tool!(
-            gh,
-            "merge_pull_request",
+        t.tool(
+                        "merge_pull_request",
             write,
             merge_pull_request,
             "Merge a pull request (merge, squash or rebase), optionally only if its head is still `sha`."
         ),
-        gh_tool!(
-            gh,
-            "get_file_contents",
+        t.tool(
+                        "get_file_contents",
             read,
             get_file_contents,
             "A file's text (windowed by `offset`/`maxBytes`; binary files as base64) or a directory listing, at `ref` or the default branch. One upstream request, revalidated by ETag."
         ),
-        gh_tool!(
-            gh,
-            "list_commits",
+        t.tool(
+                        "list_commits",
             read,
             list_commits,
             "Commits from a branch or SHA, optionally touching `path`, newest first; continue with `cursor`."
         ),
-        gh_tool!(
-            gh,
-            "get_commit",
+        t.tool(
+                        "get_commit",
             read,
             get_commit,
             "One commit: message, author, stats and changed files with capped patches."
         ),
-        gh_tool!(
-            gh,
-            "compare_commits",
+        t.tool(
+                        "compare_commits",
             read,
             compare_commits,
             "Compare two refs (`base...head`): ahead/behind counts, commits and changed files with capped patches."
         ),
-        gh_tool!(
-            gh,
-            "list_branches",
+        t.tool(
+                        "list_branches",
             read,
             list_branches,
             "Branches of a repository with head SHAs; continue with `cursor`."
         ),
-        gh_tool!(
-            gh,
-            "search_issues",
+        t.tool(
+                        "search_issues",
             read,
             search_issues,
             "Search issues and pull requests with GitHub syntax (`repo:o/r is:open label:bug words`). Search is limited to 30 requests a minute; calls queue rather than fail."
         ),
-        gh_tool!(
-            gh,
-            "search_code",
+        t.tool(
+                        "search_code",
             read,
             search_code,
             "Search code with GitHub syntax (`repo:o/r fn main`). Code search is limited to about 9 requests a minute; calls queue rather than fail."
         ),
-        gh_tool!(
-            gh,
-            "search_repositories",
+        t.tool(
+                        "search_repositories",
             read,
             search_repositories,
             "Search repositories with GitHub syntax (`topic:rust stars:>100`)."
         ),
-        gh_tool!(
-            gh,
-            "list_workflow_runs",
+        t.tool(
+                        "list_workflow_runs",
             read,
             list_workflow_runs,
             "GitHub Actions runs of a repository by branch and status, newest first; continue with `cursor`."
         ),
-        gh_tool!(
-            gh,
-            "get_workflow_run",
+        t.tool(
+                        "get_workflow_run",
             read,
             get_workflow_run,
             "One workflow run: status, conclusion, branch, SHA and html_url."
         ),
-        gh_tool!(
-            gh,
-            "get_me",
+        t.tool(
+                        "get_me",
             read,
             get_me,
             "The account the configured credential acts as."
         ),
-        gh_tool!(
-            gh,
-            "get_rate_limit",
+        t.tool(
+                        "get_rate_limit",
             read,
             get_rate_limit,
             "Budgets per bucket (core, search, code_search, graphql) as GitHub reports them, this server's lanes (running, waiting, paused) and any pause after a secondary limit. Costs no primary budget."

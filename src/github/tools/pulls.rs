@@ -35,7 +35,7 @@ pub struct ListPullsIn {
     /// Filter by base branch.
     #[serde(default)]
     pub base: Option<String>,
-    #[serde(default = "default_limit_20")]
+    #[serde(default = "crate::runtime::page::default_limit")]
     #[schemars(range(min = 1, max = 100))]
     pub limit: u32,
     #[serde(default)]

@@ -139,7 +139,7 @@ pub struct ListRunsIn {
     /// queued, in_progress, completed, success, failure, ...
     #[serde(default)]
     pub status: Option<String>,
-    #[serde(default = "default_limit_20")]
+    #[serde(default = "crate::runtime::page::default_limit")]
     #[schemars(range(min = 1, max = 100))]
     pub limit: u32,
     #[serde(default)]

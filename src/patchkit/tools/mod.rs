@@ -21,7 +21,8 @@ use crate::runtime::{
     events::EventBus,
     executor::Executor,
     principal::Principal,
-    registry::{CallCtx, Hints, ToolDef, ToolError, tool},
+    registry::{CallCtx, Hints, ToolDef, ToolError},
+    toolset::Tools,
 };
 
 use super::{diff::FilePatch, spool::Session};
@@ -34,7 +35,7 @@ const SOURCE: &str = "cortex-mcp/patchkit";
 /// Most spool sessions open at once.
 const MAX_SESSIONS: usize = 64;
 
-type Out<T> = Result<T, ToolError>;
+use crate::runtime::toolset::Out;
 
 /// Cache key of a diff: (path, shaBefore, shaAfter, options).
 #[derive(Hash, PartialEq, Eq, Clone)]
@@ -139,127 +140,103 @@ fn sweep(sessions: &mut HashMap<String, SessionEntry>) {
     sessions.retain(|_, e| now.duration_since(e.last_used) < e.ttl);
 }
 
-macro_rules! pk_tool {
-    ($kit:expr, $name:literal, $hints:expr, $handler:path, $desc:expr) => {{
-        let kit = $kit.clone();
-        tool("patchkit", $name, $desc, $hints, move |input, ctx| {
-            $handler(kit.clone(), input, ctx)
-        })
-    }};
-}
-
 pub fn all(kit: &Kit) -> Vec<ToolDef> {
+    let t = Tools::new("patchkit", kit);
     let read = Hints::read();
     let write = Hints::write();
     vec![
-        pk_tool!(
-            kit,
-            "create_diff",
+        t.tool(
+                        "create_diff",
             read,
             diffs::create_diff,
             "Diff two versions of one file into a FilePatch: hunks, git-style unified text (`diff --git`, `/dev/null` for a null side, no-newline markers; `git apply` and `patch -p1` accept it), a summary (additions, deletions, preview) and SHA-256 of each side. `before: null` means created, `after: null` deleted. Results are cached; past `timeoutMs` a coarser but valid diff comes back with `approximate: true`."
         ),
-        pk_tool!(
-            kit,
-            "apply_patch",
+        t.tool(
+                        "apply_patch",
             read,
             diffs::apply_patch,
             "Apply a unified diff (git or classic) to `content` and return the new content; writes nothing. Hunks may sit at an offset; `fuzz` (0-3) lets a hunk drop that many outer context lines. CRLF content keeps its line endings. If any hunk does not fit, the result is an error listing each failing hunk's header, expected lines, the lines found and the nearest offset."
         ),
-        pk_tool!(
-            kit,
-            "check_conflicts",
+        t.tool(
+                        "check_conflicts",
             read,
             diffs::check_conflicts,
             "Dry-run a unified diff against `content`: per-hunk status (applies, at which offset and fuzz, or conflicts with expected vs found lines). Never an error for conflicts."
         ),
-        pk_tool!(
-            kit,
-            "parse_patch",
+        t.tool(
+                        "parse_patch",
             read,
             diffs::parse_patch,
             "Read a (multi-file) unified diff: files with old/new paths, change type, hunks and addition/deletion counts."
         ),
-        pk_tool!(
-            kit,
-            "format_side_by_side",
+        t.tool(
+                        "format_side_by_side",
             read,
             diffs::format_side_by_side,
             "Show two JSON values as pretty-printed columns aligned by a line diff; `|` marks changed rows, `<` left-only, `>` right-only."
         ),
-        pk_tool!(
-            kit,
-            "spool_open",
+        t.tool(
+                        "spool_open",
             write,
             spools::spool_open,
             "Open a spool session over directory `root` (inside the server's workspace roots; symlinks and `..` cannot lead out). Returns `session` for the other spool tools. Sessions expire after `ttlSecs` idle."
         ),
-        pk_tool!(
-            kit,
-            "spool_write",
+        t.tool(
+                        "spool_write",
             write.destructive(),
             spools::spool_write,
             "Create or overwrite a file of the session (path relative to its root); parent directories are created."
         ),
-        pk_tool!(
-            kit,
-            "spool_replace",
+        t.tool(
+                        "spool_replace",
             write.destructive(),
             spools::spool_replace,
             "Replace text in a session file: `match` is literal unless `regex: true`; `all` replaces every occurrence; with `required` (default true) no match is an error."
         ),
-        pk_tool!(
-            kit,
-            "spool_patch",
+        t.tool(
+                        "spool_patch",
             write.destructive(),
             spools::spool_patch,
             "Apply a unified diff (one or many files, paths relative to the root; git `a/`/`b/` prefixes stripped) to the session's files, all-or-nothing. A hunk that does not fit is an error with its details unless `ignoreConflicts`."
         ),
-        pk_tool!(
-            kit,
-            "spool_delete",
+        t.tool(
+                        "spool_delete",
             write.destructive(),
             spools::spool_delete,
             "Delete a file of the session; `spool_reset` brings it back."
         ),
-        pk_tool!(
-            kit,
-            "spool_batch",
+        t.tool(
+                        "spool_batch",
             write.destructive(),
             spools::spool_batch,
             "Run a plan of operations (`write`, `replace`, `patch`, `delete`) all-or-nothing: every operation is checked in memory first, files are written through temp file + rename, and on any failure every file is restored byte-for-byte. Returns per-operation results; on failure the error names the failing operation."
         ),
-        pk_tool!(
-            kit,
-            "spool_diff",
+        t.tool(
+                        "spool_diff",
             read,
             spools::spool_diff,
             "FilePatches of every file the session changed since it opened (or last committed), one file per item, paginated with `limit`/`cursor`."
         ),
-        pk_tool!(
-            kit,
-            "spool_commit",
+        t.tool(
+                        "spool_commit",
             write,
             spools::spool_commit,
             "Validate the session's changes (max file size, forbidden globs, .json/.toml must parse) and, if they pass, accept them as the new baseline and publish one `patchkit.patch` event per file. If any validator fails nothing is committed and the error lists every problem."
         ),
-        pk_tool!(
-            kit,
-            "spool_reset",
+        t.tool(
+                        "spool_reset",
             write.destructive().idempotent(),
             spools::spool_reset,
             "Put every file the session changed back to its baseline bytes (only files that differ are rewritten; created files are removed)."
         ),
-        pk_tool!(
-            kit,
-            "spool_status",
+        t.tool(
+                        "spool_status",
             read,
             spools::spool_status,
             "The session's root, TTL and each touched file's state (created, modified, deleted, unchanged)."
         ),
-        pk_tool!(
-            kit,
-            "spool_close",
+        t.tool(
+                        "spool_close",
             write.idempotent(),
             spools::spool_close,
             "Close a session. Files stay as they are on disk unless `reset: true`, which first restores the baseline."

@@ -200,10 +200,6 @@ pub(super) async fn spool_batch(kit: Kit, i: BatchIn, ctx: CallCtx) -> Out<OpsOu
     run_ops(&kit, &i.session, i.operations, &ctx).await
 }
 
-fn default_limit() -> u32 {
-    20
-}
-
 fn default_context() -> usize {
     3
 }
@@ -213,7 +209,7 @@ fn default_context() -> usize {
 pub struct DiffIn {
     pub session: String,
     /// Files per page (default 20, max 100).
-    #[serde(default = "default_limit")]
+    #[serde(default = "crate::runtime::page::default_limit")]
     #[schemars(range(min = 1, max = 100))]
     pub limit: u32,
     /// `next_cursor` of the previous page.
@@ -243,7 +239,7 @@ pub(super) async fn spool_diff(kit: Kit, i: DiffIn, ctx: CallCtx) -> Out<Page<Fi
         i.limit as usize,
         i.cursor.as_deref(),
     )
-    .map_err(|e| ToolError::input(format!("cursor: {e}")))
+    .map_err(ToolError::from)
 }
 
 /// A stopped diff answers the deadline error, one over budget the budget error; the

@@ -1,0 +1,105 @@
+//! The Toolset shape every toolset returns, and the one registration builder its tools
+//! go through.
+//!
+//! A toolset contributes tools, resources, prompts, instructions and HTTP routes (e.g.
+//! inbound webhooks, served next to `/mcp` in HTTP mode); the server only assembles
+//! them. Owns only the shape and the registration helper; it must not know any toolset,
+//! the server or a transport.
+
+use std::{future::Future, sync::Arc};
+
+use schemars::JsonSchema;
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::{
+    prompts::PromptSource,
+    registry::{CallCtx, Hints, ToolDef, ToolError, tool},
+    resources::ResourceSource,
+};
+
+/// What every tool handler returns.
+pub type Out<T> = Result<T, ToolError>;
+
+/// One enabled toolset's contribution.
+pub struct Toolset {
+    pub name: &'static str,
+    pub instructions: &'static str,
+    pub tools: Vec<ToolDef>,
+    /// MCP resources this toolset serves (may be empty).
+    pub resources: Vec<Arc<dyn ResourceSource>>,
+    /// MCP prompts this toolset serves (may be empty).
+    pub prompts: Vec<Arc<dyn PromptSource>>,
+    /// HTTP routes served next to `/mcp` in HTTP mode; they carry their own
+    /// authentication. Empty for most toolsets.
+    pub routes: axum::Router,
+}
+
+impl Toolset {
+    /// A toolset with `tools` and nothing else.
+    pub fn new(name: &'static str, instructions: &'static str, tools: Vec<ToolDef>) -> Self {
+        Toolset {
+            name,
+            instructions,
+            tools,
+            resources: Vec::new(),
+            prompts: Vec::new(),
+            routes: axum::Router::new(),
+        }
+    }
+
+    /// Adds a family of resources.
+    pub fn with_resources(mut self, source: Arc<dyn ResourceSource>) -> Self {
+        self.resources.push(source);
+        self
+    }
+
+    /// Adds a family of prompts.
+    pub fn with_prompts(mut self, source: Arc<dyn PromptSource>) -> Self {
+        self.prompts.push(source);
+        self
+    }
+
+    /// Adds HTTP routes (served only in HTTP mode).
+    pub fn with_routes(mut self, routes: axum::Router) -> Self {
+        self.routes = self.routes.merge(routes);
+        self
+    }
+}
+
+/// The registration builder: binds a toolset's name and its shared state `S` to each
+/// handler `async fn(S, Input, CallCtx) -> Out<Output>`, so a tool's registration is its
+/// name, hints, handler and description.
+pub struct Tools<S> {
+    toolset: &'static str,
+    state: S,
+}
+
+impl<S: Clone + Send + Sync + 'static> Tools<S> {
+    pub fn new(toolset: &'static str, state: &S) -> Self {
+        Tools {
+            toolset,
+            state: state.clone(),
+        }
+    }
+
+    /// One tool whose handler gets a clone of the state, the typed input and the call
+    /// context (see [`tool`] for validation and schemas).
+    pub fn tool<I, O, F, Fut>(
+        &self,
+        name: &'static str,
+        hints: Hints,
+        handler: F,
+        description: &str,
+    ) -> ToolDef
+    where
+        I: DeserializeOwned + JsonSchema + Send + 'static,
+        O: Serialize + JsonSchema + 'static,
+        F: Fn(S, I, CallCtx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Out<O>> + Send + 'static,
+    {
+        let state = self.state.clone();
+        tool(self.toolset, name, description, hints, move |input, ctx| {
+            handler(state.clone(), input, ctx)
+        })
+    }
+}
