@@ -68,8 +68,10 @@ pub enum Op {
     /// Create or overwrite a file with `content`.
     Write { path: String, content: String },
     /// Replace `match` by `replacement` (literal text unless `regex` is true; then
-    /// `$1`-style groups work in `replacement`). `all` replaces every occurrence;
-    /// `required` (default true) makes no match an error.
+    /// `$1`-style groups work in `replacement`). Without `all` or `first`, `match` must
+    /// occur exactly once (several matches are an error listing their lines); `all`
+    /// replaces every occurrence, `first` only the first; `required` (default true)
+    /// makes no match an error.
     Replace {
         path: String,
         #[serde(rename = "match")]
@@ -79,6 +81,9 @@ pub enum Op {
         regex: bool,
         #[serde(default)]
         all: bool,
+        /// Replace only the first of several matches instead of refusing.
+        #[serde(default)]
+        first: bool,
         #[serde(default = "default_true")]
         required: bool,
     },
@@ -313,6 +318,44 @@ impl Session {
         Ok(results)
     }
 
+    /// Writes whole new contents of existing files all-or-nothing, through the same
+    /// plan, intent record (`spool_journal`) and temp file + rename as a batch: each
+    /// `(path, bytes read before, new bytes)` is re-read under the plan first, and if any
+    /// file no longer holds the bytes its caller read, nothing is written.
+    pub fn write_if_unchanged(
+        &mut self,
+        files: &[(String, Vec<u8>, Vec<u8>)],
+        stop: &Stop,
+        budget: &Budget,
+    ) -> Result<(), String> {
+        let held = budget.hold(0, "an edit plan").map_err(|e| e.to_string())?;
+        let mut plan = Plan {
+            next: BTreeMap::new(),
+            before: BTreeMap::new(),
+            last_op: BTreeMap::new(),
+            held,
+            stop: stop.clone(),
+        };
+        for (i, (rel, read, new)) in files.iter().enumerate() {
+            let now = plan.current(&self.root, rel)?;
+            if now.as_deref() != Some(read.as_slice()) {
+                let sha = now.as_deref().map_or_else(
+                    || "none: it was deleted".to_string(),
+                    super::diff::sha256_hex,
+                );
+                return Err(format!(
+                    "{rel} changed on disk while the edits were being prepared (sha256 now {sha}); nothing was written: read it again and resend the edits"
+                ));
+            }
+            plan.set(rel, Some(new.clone()), i)?;
+        }
+        stop.check()
+            .map_err(|e| format!("{e}; nothing was written"))?;
+        self.write(&plan).map_err(|(path, e)| {
+            format!("writing {path} failed: {e}; every file was restored byte-for-byte")
+        })
+    }
+
     fn plan_op(&self, op: &Op, i: usize, plan: &mut Plan, r: &mut OpResult) -> Result<(), String> {
         let root = self.root.clone();
         let cur = |plan: &mut Plan, rel: &str| plan.current(&root, rel);
@@ -337,10 +380,14 @@ impl Session {
                 replacement,
                 regex,
                 all,
+                first,
                 required,
             } => {
                 let rel = paths::normalise(path).map_err(|e| e.to_string())?;
                 let old = text(&rel, cur(plan, &rel)?)?;
+                if !*all && !*first {
+                    unique(&old, &rel, pattern, *regex, &plan.stop)?;
+                }
                 let (new, count) = {
                     let mut building = plan
                         .held
@@ -686,6 +733,33 @@ fn replace(
     Ok((out, count))
 }
 
+/// Refuses a `match` that occurs more than once (without `all` or `first`), listing
+/// the places by line so the caller can widen it.
+fn unique(old: &str, rel: &str, pattern: &str, regex: bool, stop: &Stop) -> Result<(), String> {
+    let mut ticker = stop.ticker(1024);
+    let mut found: Vec<(usize, usize)> = Vec::new();
+    if regex {
+        let re = Regex::new(pattern).map_err(|e| format!("match is not a valid regex: {e}"))?;
+        for m in re.find_iter(old) {
+            ticker.tick().map_err(|e| e.to_string())?;
+            found.push((m.start(), m.end()));
+        }
+    } else if !pattern.is_empty() {
+        for (s, m) in old.match_indices(pattern) {
+            ticker.tick().map_err(|e| e.to_string())?;
+            found.push((s, s + m.len()));
+        }
+    }
+    if found.len() > 1 {
+        return Err(format!(
+            "`{pattern}` matches {} places in {rel}: {}. Nothing was replaced; make `match` longer so it matches one place, set `all: true` to replace every one, or `first: true` to replace only the first",
+            found.len(),
+            super::edit::describe_matches(old, &found, 10)
+        ));
+    }
+    Ok(())
+}
+
 /// Puts `value` at `full` (None = remove) through a temp file + rename, keeping the
 /// permissions of a file it replaces; records directories it had to create. The temp
 /// file is named after the batch `tag`, so recovery can find it.
@@ -810,6 +884,7 @@ mod tests {
                 replacement: "y".into(),
                 regex: false,
                 all: false,
+                first: false,
                 required: true,
             },
         ];
@@ -827,6 +902,7 @@ mod tests {
             replacement: "Z".into(),
             regex: false,
             all: true,
+            first: false,
             required: true,
         }];
         let r = s.run(&ops).unwrap();

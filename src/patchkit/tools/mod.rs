@@ -26,6 +26,7 @@ use crate::runtime::{
 use super::{diff::FilePatch, paths, spool::Session};
 
 mod diffs;
+mod edits;
 mod spools;
 
 const SOURCE: &str = "cortex-mcp/patchkit";
@@ -61,6 +62,8 @@ pub struct Patchkit {
     sessions: Mutex<HashMap<String, SessionEntry>>,
     /// Intent records of spool batches in flight (`<state-dir>/patchkit/batches`).
     batches: Option<PathBuf>,
+    /// Diffs of `edit_files` answers whose later pages a cursor may still ask for.
+    edit_diffs: moka::sync::Cache<String, Arc<edits::Kept>>,
 }
 
 type Kit = Arc<Patchkit>;
@@ -97,6 +100,11 @@ impl Patchkit {
                 .max_capacity(32 * 1024 * 1024)
                 .build(),
             sessions: Mutex::new(HashMap::new()),
+            edit_diffs: moka::sync::Cache::builder()
+                .weigher(|_k: &String, v: &Arc<edits::Kept>| v.weight())
+                .max_capacity(32 * 1024 * 1024)
+                .time_to_idle(Duration::from_secs(30 * 60))
+                .build(),
         }
     }
 
@@ -183,6 +191,13 @@ pub fn all(kit: &Kit) -> Vec<ToolDef> {
         ),
         pk_tool!(
             kit,
+            "edit_files",
+            write.destructive(),
+            edits::edit_files,
+            "Edit files inside the workspace roots by search and replace, in one call: `edits` is a list of `{path, oldText, newText, replaceAll?}` applied in order (later edits of a file see earlier ones). Each `oldText` must match exactly once (unless `replaceAll`); no match or several matches is an error naming the file and, for several, each match's lines with a line of context, so you can widen `oldText`. Without an exact match a match ignoring differences in spaces and tabs is used when it is unique, and reported (`match: whitespace-tolerant`, which lines differed). Line endings (CRLF kept; LF `oldText` matches a CRLF file), UTF-8 BOM and the final newline are kept. Everything is checked first and written all-or-nothing (temp file + rename, rolled back after a crash). `expectedSha` (path → SHA-256 hex) refuses files that changed since you read them. Answers a git-style diff (`dryRun`: only the diff, nothing written), at most `maxDiffBytes` per answer; pass `next_cursor` back as `cursor` for the rest."
+        ),
+        pk_tool!(
+            kit,
             "spool_open",
             write,
             spools::spool_open,
@@ -200,7 +215,7 @@ pub fn all(kit: &Kit) -> Vec<ToolDef> {
             "spool_replace",
             write.destructive(),
             spools::spool_replace,
-            "Replace text in a session file: `match` is literal unless `regex: true`; `all` replaces every occurrence; with `required` (default true) no match is an error."
+            "Replace text in a session file: `match` is literal unless `regex: true`. It must match exactly once: several matches are an error listing each one's line (widen `match`); `all` replaces every occurrence, `first` only the first; with `required` (default true) no match is an error."
         ),
         pk_tool!(
             kit,
