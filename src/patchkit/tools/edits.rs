@@ -111,7 +111,7 @@ pub struct EditFilesOut {
     /// Bytes of the whole diff, all pages together.
     pub diff_bytes: usize,
     /// Pass back as `cursor` (without edits) to get the rest of the diff.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "next_cursor", skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
 
