@@ -66,8 +66,14 @@ async fn ambiguous_match_names_both_lines_and_writes_nothing() {
         .await;
     assert!(msg.contains("lib.rs"), "{msg}");
     assert!(msg.contains("matches 2 places"), "{msg}");
-    assert!(msg.contains("line 2 (after line 1: `fn first() {`)"), "{msg}");
-    assert!(msg.contains("line 6 (after line 5: `fn second() {`)"), "{msg}");
+    assert!(
+        msg.contains("line 2 (after line 1: `fn first() {`)"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("line 6 (after line 5: `fn second() {`)"),
+        "{msg}"
+    );
     assert_eq!(s.get("lib.rs"), TWO_FNS.as_bytes());
     // Widened with the line before, it matches once and only the second changes.
     let r = s
@@ -79,7 +85,12 @@ async fn ambiguous_match_names_both_lines_and_writes_nothing() {
         String::from_utf8(s.get("lib.rs")).unwrap(),
         TWO_FNS.replace("fn second() {\n    x += 1;", "fn second() {\n    x += 2;")
     );
-    assert!(r["diff"].as_str().unwrap().contains("-    x += 1;\n+    x += 2;"));
+    assert!(
+        r["diff"]
+            .as_str()
+            .unwrap()
+            .contains("-    x += 1;\n+    x += 2;")
+    );
 }
 
 #[tokio::test]
@@ -106,7 +117,10 @@ async fn whitespace_tolerant_match_is_applied_and_reported() {
     assert_eq!(e["match"], "whitespace-tolerant", "{r}");
     assert_eq!(e["lines"], json!(["2-4"]));
     let notes = e["notes"].to_string();
-    assert!(notes.contains("line 2") && notes.contains("\\\\t"), "{notes}");
+    assert!(
+        notes.contains("line 2") && notes.contains("\\\\t"),
+        "{notes}"
+    );
     assert_eq!(s.get("t.go"), b"func f() {\n\tif x {\n\t\tz()\n\t}\n}\n");
     // An exact match says so.
     let r = s
@@ -144,7 +158,10 @@ async fn several_files_are_all_or_nothing() {
             {"path": "one.txt", "oldText": "keep me", "newText": "changed"},
             {"path": "two.txt", "oldText": "dup", "newText": "x"}]}))
         .await;
-    assert!(msg.contains("two.txt") && msg.contains("nothing was written"), "{msg}");
+    assert!(
+        msg.contains("two.txt") && msg.contains("nothing was written"),
+        "{msg}"
+    );
     assert_eq!(s.get("one.txt"), b"keep me\n");
     assert_eq!(s.get("two.txt"), b"dup\ndup\n");
     // Both fine: both written, edits of one file in order.
@@ -170,14 +187,18 @@ async fn expected_sha_refuses_a_changed_file() {
     s.put("c.txt", b"v2\n");
     let now = hex(&Sha256::digest(b"v2\n"));
     let msg = s
-        .refused(json!({"edits": [{"path": "c.txt", "oldText": "v2", "newText": "v3"}],
-                        "expectedSha": {"c.txt": seen}}))
+        .refused(
+            json!({"edits": [{"path": "c.txt", "oldText": "v2", "newText": "v3"}],
+                        "expectedSha": {"c.txt": seen}}),
+        )
         .await;
     assert!(msg.contains(&now), "names the current sha: {msg}");
     assert_eq!(s.get("c.txt"), b"v2\n");
-    s.edit(json!({"edits": [{"path": "c.txt", "oldText": "v2", "newText": "v3"}],
-                  "expectedSha": {"c.txt": now}}))
-        .await;
+    s.edit(
+        json!({"edits": [{"path": "c.txt", "oldText": "v2", "newText": "v3"}],
+                  "expectedSha": {"c.txt": now}}),
+    )
+    .await;
     assert_eq!(s.get("c.txt"), b"v3\n");
 }
 
@@ -206,7 +227,10 @@ async fn replace_all_and_paged_diff() {
                      "maxDiffBytes": 1000}))
         .await;
     assert_eq!(r["edits"][0]["replacements"], 400);
-    assert_eq!(s.get("big.txt"), body.replace(" old\n", " new\n").as_bytes());
+    assert_eq!(
+        s.get("big.txt"),
+        body.replace(" old\n", " new\n").as_bytes()
+    );
     let total = r["diffBytes"].as_u64().unwrap() as usize;
     let mut diff = r["diff"].as_str().unwrap().to_string();
     assert!(diff.len() <= 1000);
@@ -226,7 +250,9 @@ async fn replace_all_and_paged_diff() {
     // A cursor goes without edits.
     let c = r["next_cursor"].as_str().unwrap();
     let msg = s
-        .refused(json!({"cursor": c, "edits": [{"path": "big.txt", "oldText": "x", "newText": "y"}]}))
+        .refused(
+            json!({"cursor": c, "edits": [{"path": "big.txt", "oldText": "x", "newText": "y"}]}),
+        )
         .await;
     assert!(msg.contains("without edits"), "{msg}");
 }
