@@ -310,3 +310,87 @@ async fn spool_replace_refuses_ambiguous_matches_unless_first() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// `edit_files` writes through the spool batch writer: a server SIGKILLed between its
+/// first and last rename is rolled back on the next start (all files old, no temp file,
+/// no batch record).
+#[tokio::test]
+async fn edits_killed_mid_write_are_rolled_back_on_restart() {
+    use rmcp::{ServiceExt, transport::TokioChildProcess};
+    let state = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let ws = work.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    let spawn = || {
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.arg("--state-dir")
+            .arg(state.path())
+            .args(["--toolsets", "patchkit", "--workspace-roots"])
+            .arg(&ws);
+        cmd.env_remove("RUST_LOG");
+        let (child, _) = TokioChildProcess::builder(cmd)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn cortex-mcp");
+        let pid = child.id().expect("child pid");
+        async move { (().serve(child).await.expect("initialize over stdio"), pid) }
+    };
+    let old = |i: usize| format!("head {i}\n{}", "filler line\n".repeat(4 * 1024));
+    for i in 0..120 {
+        std::fs::write(ws.join(format!("f{i:03}.txt")), old(i)).unwrap();
+    }
+    let (client, pid) = spawn().await;
+    let edits: Vec<Value> = (0..120)
+        .map(|i| json!({"path": format!("f{i:03}.txt"), "oldText": format!("head {i}\n"), "newText": format!("new {i}\n")}))
+        .collect();
+    let peer = client.peer().clone();
+    let running = tokio::spawn(async move {
+        let args = json!({"edits": edits});
+        let _ = peer
+            .call_tool(
+                rmcp::model::CallToolRequestParams::new("edit_files")
+                    .with_arguments(args.as_object().cloned().unwrap()),
+            )
+            .await;
+    });
+    let first = ws.join("f000.txt");
+    let mut killed_mid_write = false;
+    while !running.is_finished() {
+        if std::fs::read(&first).is_ok_and(|b| b.starts_with(b"new")) {
+            // SAFETY: sends SIGKILL to the server this test started.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            killed_mid_write =
+                std::fs::read(ws.join("f119.txt")).is_ok_and(|b| b.starts_with(b"head"));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+    }
+    let _ = running.await;
+    drop(client);
+    assert!(
+        killed_mid_write,
+        "the kill must land between the first and the last rename"
+    );
+    let (client, _pid) = spawn().await;
+    // Recovery runs when the toolset starts, before the first call is answered.
+    let tools = client.list_all_tools().await.unwrap();
+    assert!(tools.iter().any(|t| t.name == "edit_files"));
+    for i in 0..120 {
+        let now = std::fs::read_to_string(ws.join(format!("f{i:03}.txt"))).unwrap();
+        assert!(
+            now == old(i),
+            "f{i:03}.txt is not its old content after the restart"
+        );
+    }
+    let leftovers: Vec<String> = std::fs::read_dir(&ws)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".spool-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+    let records = std::fs::read_dir(state.path().join("patchkit/batches"))
+        .unwrap()
+        .count();
+    assert_eq!(records, 0, "batch records left after recovery");
+}

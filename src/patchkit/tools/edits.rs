@@ -375,15 +375,19 @@ fn plan_and_write(
     let mut patches = Vec::with_capacity(planned.len());
     for p in &planned {
         stop.check()?;
-        held.grow(
+        // While one file's diff is made it holds about twice both sides; what stays is
+        // its hunks and text.
+        let making = budget.hold(
             2 * (p.before.len() + p.after.len()) as u64,
-            "the diffs of edit_files",
+            "the diff edit_files is making",
         )?;
         // Both sides are UTF-8 (decoded above), kept byte for byte with BOM and CRLF.
         let b = String::from_utf8_lossy(&p.before);
         let a = String::from_utf8_lossy(&p.after);
         let patch = diff::create_diff(&p.file.rel, Some(&b), Some(&a), opts)
             .map_err(|e| ToolError::Internal(e.to_string()))?;
+        drop(making);
+        held.grow(2 * patch.diff.len() as u64, "the diffs of edit_files")?;
         files.push(EditedFile {
             path: p.file.rel.clone(),
             sha_before: sha256_hex(&p.before),
