@@ -187,12 +187,13 @@ fn clip(line: &str) -> String {
     }
 }
 
-/// Lists matches [start, end) of `text` by line numbers, each with a line of context
-/// (the line before the match, or after it at the top of the file); at most `max`.
-pub fn describe_matches(text: &str, matches: &[(usize, usize)], max: usize) -> String {
+/// Lists `shown` matches [start, end) of `text` by line numbers, each with a line of
+/// context (the line before the match, or after it at the top of the file), out of
+/// `total` matches.
+pub fn describe_matches(text: &str, shown: &[(usize, usize)], total: usize) -> String {
     let lines: Vec<&str> = text.split('\n').collect();
     let mut out = Vec::new();
-    for &(s, e) in matches.iter().take(max) {
+    for &(s, e) in shown {
         let label = range_label(text, s, e);
         let first = line_of(text, s);
         let context = if first >= 2 {
@@ -211,28 +212,35 @@ pub fn describe_matches(text: &str, matches: &[(usize, usize)], max: usize) -> S
         let prefix = if label.contains('-') { "lines" } else { "line" };
         out.push(format!("{prefix} {label} ({context})"));
     }
-    if matches.len() > max {
-        out.push(format!("and {} more", matches.len() - max));
+    if total > shown.len() {
+        out.push(format!("and {} more", total - shown.len()));
     }
     out.join("; ")
 }
 
-/// Every start of `needle` in `hay`, overlapping ones included (`aa` is twice in `aaa`).
-fn exact_matches(hay: &str, needle: &str, stop: &Stop) -> Result<Vec<(usize, usize)>, Stopped> {
-    let mut out = Vec::new();
+/// Matches of `needle` in `hay`, overlapping ones included (`aa` is twice in `aaa`):
+/// the first `keep` of them and how many there are.
+fn overlapping(
+    hay: &str,
+    needle: &str,
+    stop: &Stop,
+    keep: usize,
+) -> Result<(Vec<(usize, usize)>, usize), Stopped> {
+    let mut kept = Vec::new();
+    let mut count = 0;
     let mut from = 0;
     let step = needle.chars().next().map_or(1, char::len_utf8);
     let mut ticker = stop.ticker(256);
-    while let Some(i) = hay[from..].find(needle) {
+    while let Some(i) = hay.get(from..).and_then(|h| h.find(needle)) {
         ticker.tick()?;
         let at = from + i;
-        out.push((at, at + needle.len()));
-        from = at + step;
-        if from > hay.len() {
-            break;
+        if kept.len() < keep {
+            kept.push((at, at + needle.len()));
         }
+        count += 1;
+        from = at + step;
     }
-    Ok(out)
+    Ok((kept, count))
 }
 
 /// A regex matching `old` with any run of spaces and tabs where it has one (and at the
@@ -357,6 +365,9 @@ pub fn apply_edits(
 ) -> Result<(String, Vec<EditReport>), EditError> {
     let mut text = file.text.clone();
     let mut reports = Vec::with_capacity(edits.len());
+    // What `held` counts already (the file as read); the text it becomes is charged on
+    // top when it grows past that.
+    let start = held.bytes();
     for (index, edit) in edits {
         stop.check()?;
         let which = format!("edit {index} ({path})");
@@ -367,83 +378,114 @@ pub fn apply_edits(
         }
         let old = file.normalise_input(edit.old_text);
         let new = file.normalise_input(edit.new_text);
-        let mut matches = exact_matches(&text, &old, stop)?;
+        // Match positions are 16 bytes each: charged before they are collected.
+        let count_exact = if edit.replace_all {
+            text.matches(old.as_str()).count()
+        } else {
+            overlapping(&text, &old, stop, 0).map(|(_, n)| n)?
+        };
         let mut kind = "exact";
-        let mut notes = Vec::new();
-        let mut replacements: Vec<(usize, usize, String)> = Vec::new();
-        if edit.replace_all && !matches.is_empty() {
-            // Non-overlapping, left to right.
-            matches = text
-                .match_indices(old.as_str())
-                .map(|(s, m)| (s, s + m.len()))
-                .collect();
-        }
-        if matches.is_empty() {
-            let tolerant = tolerant_pattern(&old).and_then(|p| {
+        let tolerant = if count_exact == 0 {
+            tolerant_pattern(&old).and_then(|p| {
                 RegexBuilder::new(&p)
                     .size_limit(32 * 1024 * 1024)
                     .build()
                     .ok()
-            });
-            let found: Vec<(usize, usize)> = match &tolerant {
-                Some(re) => re.find_iter(&text).map(|m| (m.start(), m.end())).collect(),
-                None => Vec::new(),
-            };
-            if found.is_empty() {
-                return Err(EditError::Refused(format!(
-                    "{which}: oldText was not found, not even ignoring differences in spaces and tabs; read the file again (the text may have changed, or an earlier edit of this call changed it) and copy oldText exactly"
-                )));
+            })
+        } else {
+            None
+        };
+        let count = match &tolerant {
+            Some(re) => {
+                kind = "whitespace-tolerant";
+                let mut ticker = stop.ticker(256);
+                let mut n = 0usize;
+                for _ in re.find_iter(&text) {
+                    ticker.tick()?;
+                    n += 1;
+                }
+                n
             }
-            kind = "whitespace-tolerant";
-            matches = found;
-        }
-        if matches.len() > 1 && !edit.replace_all {
-            let how = if kind == "exact" {
-                "oldText"
-            } else {
-                "oldText (ignoring differences in spaces and tabs)"
-            };
+            None => count_exact,
+        };
+        if count == 0 {
             return Err(EditError::Refused(format!(
-                "{which}: {how} matches {} places: {}. Nothing was changed; add neighbouring lines to oldText so it matches only one, or set replaceAll: true to replace every one",
-                matches.len(),
-                describe_matches(&text, &matches, 10)
+                "{which}: oldText was not found, not even ignoring differences in spaces and tabs; read the file again (the text may have changed, or an earlier edit of this call changed it) and copy oldText exactly"
             )));
         }
-        for &(s, e) in &matches {
-            let replacement = if kind == "exact" {
-                new.clone()
-            } else {
-                let (n, r) = tolerant_notes(&text, s, &text[s..e], &old, &new);
-                if notes.is_empty() {
-                    notes = n;
-                }
-                r
+        if count > 1 && !edit.replace_all {
+            let (how, shown) = match &tolerant {
+                None => ("oldText", overlapping(&text, &old, stop, 10)?.0),
+                Some(re) => (
+                    "oldText (ignoring differences in spaces and tabs)",
+                    re.find_iter(&text)
+                        .take(10)
+                        .map(|m| (m.start(), m.end()))
+                        .collect(),
+                ),
             };
-            replacements.push((s, e, replacement));
+            return Err(EditError::Refused(format!(
+                "{which}: {how} matches {count} places: {}. Nothing was changed; add neighbouring lines to oldText so it matches only one, or set replaceAll: true to replace every one",
+                describe_matches(&text, &shown, count)
+            )));
         }
+        // This edit's matches and the text it builds, alive until the edit is done.
+        let mut building = held.budget().hold(0, "the text edit_files builds")?;
+        building.grow(16 * count as u64, "the matches edit_files found")?;
+        let matches: Vec<(usize, usize)> = match &tolerant {
+            Some(re) => re.find_iter(&text).map(|m| (m.start(), m.end())).collect(),
+            None if edit.replace_all => text
+                .match_indices(old.as_str())
+                .map(|(s, m)| (s, s + m.len()))
+                .collect(),
+            None => overlapping(&text, &old, stop, 1)?.0,
+        };
         let lines: Vec<String> = matches
             .iter()
             .take(20)
             .map(|&(s, e)| range_label(&text, s, e))
             .collect();
-        // Build the new text, charging its growth before it happens.
-        let grow: usize = replacements.iter().map(|(_, _, r)| r.len()).sum();
-        let mut out = String::new();
-        // The text before and the text being built are alive together.
-        held.grow_to((2 * text.len() + grow) as u64, "the text edit_files builds")?;
-        out.reserve(text.len() + grow);
+        // Build the new text piece by piece; the text before and the text being built
+        // are alive together, and each piece is charged before it is added.
+        let base = building.bytes();
+        let mut out = String::with_capacity(text.len());
+        let mut notes = Vec::new();
         let mut last = 0;
-        for (s, e, r) in &replacements {
-            out.push_str(&text[last..*s]);
-            out.push_str(r);
-            last = *e;
+        let mut ticker = stop.ticker(256);
+        for &(s, e) in &matches {
+            ticker.tick()?;
+            let piece: std::borrow::Cow<'_, str> = match tolerant {
+                None => std::borrow::Cow::Borrowed(new.as_str()),
+                Some(_) => {
+                    let (n, r) = tolerant_notes(&text, s, &text[s..e], &old, &new);
+                    if notes.is_empty() {
+                        notes = n;
+                    }
+                    std::borrow::Cow::Owned(r)
+                }
+            };
+            building.grow_to(
+                base + (out.len() + (s - last) + piece.len()) as u64,
+                "the text edit_files builds",
+            )?;
+            out.push_str(&text[last..s]);
+            out.push_str(&piece);
+            last = e;
         }
+        building.grow_to(
+            base + (out.len() + text.len() - last) as u64,
+            "the text edit_files builds",
+        )?;
         out.push_str(&text[last..]);
         text = out;
+        let replacements = matches.len();
+        drop(matches);
+        drop(building);
+        held.grow_to(start + text.len() as u64, "the text edit_files holds")?;
         reports.push(EditReport {
             index: *index,
             path: path.to_string(),
-            replacements: replacements.len(),
+            replacements,
             lines,
             match_kind: kind,
             notes,
@@ -564,5 +606,50 @@ mod tests {
         let (out, r) = run(b"a\nb\n", &[("a", "c", false), ("c\nb", "d", false)]).unwrap();
         assert_eq!(out, b"d\n");
         assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn a_blow_up_stops_at_the_budget() {
+        let file = TextFile::decode("f", "a".repeat(200 * 1024).into_bytes()).unwrap();
+        let huge = "b".repeat(100 * 1024);
+        let edits = [(
+            0,
+            Edit {
+                old_text: "a",
+                new_text: &huge,
+                replace_all: true,
+            },
+        )];
+        let budget = Budget::new(8 * 1024 * 1024);
+        let mut held = budget.hold(0, "t").unwrap();
+        let e = apply_edits("f", &file, &edits, &Stop::never(), &mut held).unwrap_err();
+        assert!(matches!(e, EditError::Budget(_)), "{e}");
+        drop(held);
+        // Many small edits of one 1 MB file do not add up past what is alive.
+        let body: String = (0..100_000).map(|i| format!("line {i}\n")).collect();
+        let file = TextFile::decode("f", body.into_bytes()).unwrap();
+        let olds: Vec<String> = (0..100)
+            .map(|i| format!("\nline {}\n", i * 997 + 1))
+            .collect();
+        let news: Vec<String> = (0..100)
+            .map(|i| format!("\nLINE {}\n", i * 997 + 1))
+            .collect();
+        let edits: Vec<(usize, Edit<'_>)> = (0..100)
+            .map(|i| {
+                (
+                    i,
+                    Edit {
+                        old_text: &olds[i],
+                        new_text: &news[i],
+                        replace_all: false,
+                    },
+                )
+            })
+            .collect();
+        let budget = Budget::new(8 * 1024 * 1024);
+        let mut held = budget.hold(0, "t").unwrap();
+        let (text, reports) = apply_edits("f", &file, &edits, &Stop::never(), &mut held).unwrap();
+        assert_eq!(reports.len(), 100);
+        assert!(text.contains("\nLINE 98704\n"));
     }
 }

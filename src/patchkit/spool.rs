@@ -737,24 +737,30 @@ fn replace(
 /// the places by line so the caller can widen it.
 fn unique(old: &str, rel: &str, pattern: &str, regex: bool, stop: &Stop) -> Result<(), String> {
     let mut ticker = stop.ticker(1024);
-    let mut found: Vec<(usize, usize)> = Vec::new();
+    let mut shown: Vec<(usize, usize)> = Vec::new();
+    let mut count = 0usize;
+    let mut note = |s: usize, e: usize| {
+        if shown.len() < 10 {
+            shown.push((s, e));
+        }
+        count += 1;
+    };
     if regex {
         let re = Regex::new(pattern).map_err(|e| format!("match is not a valid regex: {e}"))?;
         for m in re.find_iter(old) {
             ticker.tick().map_err(|e| e.to_string())?;
-            found.push((m.start(), m.end()));
+            note(m.start(), m.end());
         }
     } else if !pattern.is_empty() {
         for (s, m) in old.match_indices(pattern) {
             ticker.tick().map_err(|e| e.to_string())?;
-            found.push((s, s + m.len()));
+            note(s, s + m.len());
         }
     }
-    if found.len() > 1 {
+    if count > 1 {
         return Err(format!(
-            "`{pattern}` matches {} places in {rel}: {}. Nothing was replaced; make `match` longer so it matches one place, set `all: true` to replace every one, or `first: true` to replace only the first",
-            found.len(),
-            super::edit::describe_matches(old, &found, 10)
+            "`{pattern}` matches {count} places in {rel}: {}. Nothing was replaced; make `match` longer so it matches one place, set `all: true` to replace every one, or `first: true` to replace only the first",
+            super::edit::describe_matches(old, &shown, count)
         ));
     }
     Ok(())
