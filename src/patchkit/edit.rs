@@ -370,7 +370,7 @@ pub fn apply_edits(
     let start = held.bytes();
     for (index, edit) in edits {
         stop.check()?;
-        let which = format!("edit {index} ({path})");
+        let which = format!("edits[{index}] ({path})");
         if edit.old_text.is_empty() {
             return Err(EditError::Refused(format!(
                 "{which}: oldText is empty; give the exact text to replace (to write a whole file use spool_write)"
@@ -425,7 +425,7 @@ pub fn apply_edits(
                 ),
             };
             return Err(EditError::Refused(format!(
-                "{which}: {how} matches {count} places: {}. Nothing was changed; add neighbouring lines to oldText so it matches only one, or set replaceAll: true to replace every one",
+                "{which}: {how} matches {count} places: {}; add neighbouring lines to oldText so it matches only one, or set replaceAll: true to replace every one",
                 describe_matches(&text, &shown, count)
             )));
         }
