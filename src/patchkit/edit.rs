@@ -593,6 +593,12 @@ mod tests {
         assert_eq!(r[0].lines, vec!["2-4"]);
         assert!(r[0].notes[0].contains("line 2"), "{:?}", r[0].notes);
         assert!(r[0].notes.iter().any(|n| n.contains("re-indented")));
+        // Ambiguous even ignoring whitespace: refused with both places.
+        let e = run(b"\tx = 1;\n  x = 1;\n", &[("    x = 1;", "y", false)]).unwrap_err();
+        assert!(
+            e.contains("ignoring differences") && e.contains("line 1") && e.contains("line 2"),
+            "{e}"
+        );
         // Words must still be apart: `ab` does not match `a b`.
         assert!(
             run(b"ab\n", &[("a b", "c", false)])

@@ -134,7 +134,6 @@ impl Kept {
 struct Cursor {
     id: String,
     at: usize,
-    max: usize,
 }
 
 /// The next page of `diff` from byte `at`: at most `max` bytes, cut after a line end
@@ -162,7 +161,6 @@ fn page_of(kit: &Kit, kept: Arc<Kept>, at: usize, max: usize, id: &str) -> EditF
             &Cursor {
                 id: id.to_string(),
                 at,
-                max,
             },
         )
     });
@@ -212,7 +210,7 @@ pub(super) async fn edit_files(kit: Kit, i: EditFilesIn, ctx: CallCtx) -> Out<Ed
                 "the rest of that diff is no longer kept (diffs are kept 30 minutes, and not across a restart); the edits stand as answered — read the files to see them",
             )
         })?;
-        return Ok(page_of(&kit, kept, c.at, c.max, &c.id));
+        return Ok(page_of(&kit, kept, c.at, i.max_diff_bytes, &c.id));
     }
     if i.edits.is_empty() {
         return Err(ToolError::input(
