@@ -15,6 +15,7 @@ use crate::{
     fixtures, github, integrations, mvp, patchkit,
     runtime::{
         Runtime, batch,
+        principal::Principal,
         progress::Progress,
         registry::{CallCtx, Registry, ToolDef, into_call_result},
         resources::ResourceSource,
@@ -361,10 +362,7 @@ impl CortexServer {
             }),
             registry: self.shared.registry.clone(),
             in_batch: false,
-            principal: crate::runtime::principal::Principal::of_request(
-                &ctx.extensions,
-                self.shared.runtime.config.auth_token.as_deref(),
-            ),
+            principal: Principal::of_request(&ctx.extensions),
             budget: crate::runtime::budget::Budget::new(
                 self.shared.runtime.config.call_memory_budget,
             ),
@@ -377,14 +375,14 @@ impl CortexServer {
         self.shared.runtime.config.conformance_fixtures
     }
 
-    fn read_builtin(&self, uri: &str) -> Option<String> {
+    fn read_builtin(&self, uri: &str, principal: &Principal) -> Option<String> {
         match uri {
             "cortex://metrics" => Some(self.shared.runtime.metrics.snapshot().to_string()),
             "cortex://config" => Some(self.shared.runtime.config.redacted().to_string()),
             "cortex://health" => Some(health_report().to_string()),
             other => other
                 .strip_prefix(EVENTS_SCHEME)
-                .map(|rest| self.read_events(rest)),
+                .map(|rest| self.read_events(rest, principal)),
         }
     }
 }
@@ -431,15 +429,27 @@ impl CortexServer {
         self.shared.resources.iter().find(|s| s.handles(uri))
     }
 
-    /// `events://{topic}[?since_seq=N]`: up to 500 events after `since_seq`, oldest first.
-    fn read_events(&self, rest: &str) -> String {
+    /// `events://{topic}[?since_seq=N]`: up to 500 events after `since_seq`, oldest first,
+    /// of those `principal` may see. Pages of events it may not see are passed over, so
+    /// an empty page still means nothing newer is visible; `next_seq` is the last seq
+    /// looked at.
+    fn read_events(&self, rest: &str, principal: &Principal) -> String {
         let (topic, since) = parse_events_uri(rest);
-        let events = self
-            .shared
-            .runtime
-            .events
-            .read_since(&topic, since, EVENTS_PAGE);
-        let next_seq = events.last().map_or(since, |e| e.seq);
+        let mut next_seq = since;
+        let mut events = Vec::new();
+        loop {
+            let page = self
+                .shared
+                .runtime
+                .events
+                .read_since(&topic, next_seq, EVENTS_PAGE);
+            let Some(last) = page.last() else { break };
+            next_seq = last.seq;
+            events.extend(page.into_iter().filter(|e| e.visible_to(principal)));
+            if !events.is_empty() {
+                break;
+            }
+        }
         serde_json::json!({ "topic": topic, "events": events, "next_seq": next_seq }).to_string()
     }
 }
@@ -616,11 +626,12 @@ impl ServerHandler for CortexServer {
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
+        let principal = Principal::of_request(&ctx.extensions);
         if let Some(source) = self.source_for(&request.uri) {
             let text = source
-                .read(&request.uri)
+                .read(&request.uri, &principal)
                 .map_err(|e| McpError::resource_not_found(e.to_string(), None))?;
             return Ok(ReadResourceResult::new(vec![
                 ResourceContents::text(text, request.uri.clone())
@@ -629,7 +640,7 @@ impl ServerHandler for CortexServer {
             .into());
         }
         let contents = self
-            .read_builtin(&request.uri)
+            .read_builtin(&request.uri, &principal)
             .map(|text| {
                 ResourceContents::text(text, request.uri.clone()).with_mime_type("application/json")
             })
@@ -683,9 +694,10 @@ impl ServerHandler for CortexServer {
                 None,
             ));
         }
+        let principal = Principal::of_request(&ctx.extensions);
         if let Some(source) = self.source_for(&request.uri) {
             let changes = source
-                .watch(&request.uri)
+                .watch(&request.uri, &principal)
                 .map_err(|e| McpError::resource_not_found(e.to_string(), None))?;
             let stop = self.session.track(&request.uri)?;
             self.forward_changes(request.uri, changes, ctx.peer.clone(), stop);
@@ -715,7 +727,8 @@ impl ServerHandler for CortexServer {
                 tokio::select! {
                     _ = stop.cancelled() => break,
                     next = sub.recv() => {
-                        if next.is_none() { break; }
+                        let Some(event) = next else { break };
+                        if !event.visible_to(&principal) { continue; }
                         let note = ResourceUpdatedNotificationParam::new(uri.clone());
                         if peer.notify_resource_updated(note).await.is_err() { break; }
                     }

@@ -4,9 +4,15 @@
 //! Owns the blob files and the metadata index; must not touch tasks or tool wiring. A
 //! blob is written to a temporary file, fsynced and renamed, so a crash never leaves a
 //! blob whose name does not match its bytes.
+//!
+//! Ownership: each principal that stores a content is recorded (one journal record per
+//! principal and content); a principal sees only the artifacts it stored, so storing
+//! the same bytes as another principal says nothing about them (`deduplicated` is false
+//! the first time a principal stores them). Records from before owners were kept are
+//! seen by everyone.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     io::Write,
     path::{Path, PathBuf},
 };
@@ -15,7 +21,10 @@ use parking_lot::RwLock;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::journal::{FsyncPolicy, Journal};
+use crate::runtime::{
+    journal::{FsyncPolicy, Journal},
+    principal::Principal,
+};
 
 use super::{AsbrError, canonical, open_journal};
 
@@ -54,6 +63,10 @@ pub struct ArtifactMeta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_id: Option<String>,
     pub created_at: String,
+    /// The principal that stored it (you, as tools show it; absent on artifacts stored
+    /// before owners were kept, which everyone sees).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// The metadata index and blob directory.
@@ -61,6 +74,8 @@ pub struct ArtifactStore {
     journal: Journal,
     blobs: PathBuf,
     index: RwLock<BTreeMap<String, ArtifactMeta>>,
+    /// Who stored each artifact (`None`: a record from before owners were kept).
+    owners: RwLock<HashMap<String, Vec<Option<String>>>>,
 }
 
 impl ArtifactStore {
@@ -72,31 +87,52 @@ impl ArtifactStore {
             source,
         })?;
         let mut index = BTreeMap::new();
+        let mut owners: HashMap<String, Vec<Option<String>>> = HashMap::new();
         for (i, raw) in records.into_iter().enumerate() {
             let meta: ArtifactMeta =
                 serde_json::from_value(raw).map_err(|e| AsbrError::Replay {
                     stream: STREAM,
                     reason: format!("record {}: {e}", i + 1),
                 })?;
+            owners
+                .entry(meta.id.clone())
+                .or_default()
+                .push(meta.owner.clone());
             index.entry(meta.id.clone()).or_insert(meta);
         }
         Ok(ArtifactStore {
             journal,
             blobs,
             index: RwLock::new(index),
+            owners: RwLock::new(owners),
         })
+    }
+
+    /// Artifact `id`'s metadata as `principal` sees it, if it may.
+    fn visible(&self, id: &str, principal: &Principal) -> Option<ArtifactMeta> {
+        let owners = self.owners.read();
+        let list = owners.get(id)?;
+        let mine = list.iter().flatten().any(|o| o == principal.as_str());
+        if !mine && !list.contains(&None) {
+            return None;
+        }
+        let mut meta = self.index.read().get(id)?.clone();
+        meta.owner = mine.then(|| principal.as_str().to_string());
+        Some(meta)
     }
 
     fn blob_path(&self, hex: &str) -> PathBuf {
         self.blobs.join(hex)
     }
 
-    /// Stores `bytes`; the same bytes stored again return the first record.
+    /// Stores `bytes` for `principal`; the same bytes stored again by it return the first
+    /// record.
     pub async fn put(
         &self,
         kind: ArtifactKind,
         bytes: Vec<u8>,
         task_id: Option<String>,
+        principal: &Principal,
     ) -> Result<(ArtifactMeta, bool), ArtifactError> {
         if bytes.len() > MAX_ARTIFACT_BYTES {
             return Err(ArtifactError::Input(format!(
@@ -106,8 +142,10 @@ impl ArtifactStore {
         }
         let hex = canonical::sha256_hex(&bytes);
         let id = format!("sha256:{hex}");
-        if let Some(meta) = self.index.read().get(&id) {
-            return Ok((meta.clone(), true));
+        if let Some(meta) = self.visible(&id, principal)
+            && meta.owner.is_some()
+        {
+            return Ok((meta, true));
         }
         let path = self.blob_path(&hex);
         let size = bytes.len() as u64;
@@ -122,26 +160,39 @@ impl ArtifactStore {
             size,
             task_id,
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            owner: principal.owner(),
         };
         self.journal
             .append(&meta)
             .await
             .map_err(|e| ArtifactError::Storage(e.to_string()))?;
-        let meta = self.index.write().entry(id).or_insert(meta).clone();
+        self.index.write().entry(id.clone()).or_insert(meta);
+        self.owners
+            .write()
+            .entry(id.clone())
+            .or_default()
+            .push(principal.owner());
+        let meta = self
+            .visible(&id, principal)
+            .ok_or_else(|| ArtifactError::Storage(format!("{id} left the index")))?;
         Ok((meta, false))
     }
 
-    pub fn meta(&self, id: &str) -> Result<ArtifactMeta, ArtifactError> {
-        self.index
-            .read()
-            .get(id)
-            .cloned()
+    /// Artifact `id`'s metadata when `principal` may see it; not found (as a missing
+    /// one) otherwise.
+    pub fn meta(&self, id: &str, principal: &Principal) -> Result<ArtifactMeta, ArtifactError> {
+        self.visible(id, principal)
             .ok_or_else(|| ArtifactError::NotFound(id.to_string()))
     }
 
-    /// The bytes of artifact `id`, checked against its digest.
-    pub async fn read(&self, id: &str) -> Result<(ArtifactMeta, Vec<u8>), ArtifactError> {
-        let meta = self.meta(id)?;
+    /// The bytes of artifact `id`, when `principal` may see it, checked against its
+    /// digest.
+    pub async fn read(
+        &self,
+        id: &str,
+        principal: &Principal,
+    ) -> Result<(ArtifactMeta, Vec<u8>), ArtifactError> {
+        let meta = self.meta(id, principal)?;
         let hex = id.trim_start_matches("sha256:").to_string();
         let bytes = tokio::fs::read(self.blob_path(&hex))
             .await
@@ -154,21 +205,27 @@ impl ArtifactStore {
         Ok((meta, bytes))
     }
 
-    /// Metadata filtered by kind and creation range, newest first.
+    /// Metadata of the artifacts `principal` may see, filtered by kind and creation
+    /// range, newest first.
     pub fn list(
         &self,
+        principal: &Principal,
         kind: Option<ArtifactKind>,
         after: Option<&str>,
         before: Option<&str>,
     ) -> Vec<ArtifactMeta> {
-        let mut out: Vec<ArtifactMeta> = self
+        let ids: Vec<String> = self
             .index
             .read()
             .values()
             .filter(|m| kind.is_none_or(|k| m.kind == k))
             .filter(|m| after.is_none_or(|a| m.created_at.as_str() > a))
             .filter(|m| before.is_none_or(|b| m.created_at.as_str() < b))
-            .cloned()
+            .map(|m| m.id.clone())
+            .collect();
+        let mut out: Vec<ArtifactMeta> = ids
+            .iter()
+            .filter_map(|id| self.visible(id, principal))
             .collect();
         out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
         out

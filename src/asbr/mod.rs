@@ -64,15 +64,10 @@ pub fn toolset(runtime: &Runtime) -> Result<Toolset, AsbrError> {
     )?);
     let profiles = Arc::new(profiles::ProfileStore::open(&dir, runtime_policy(runtime))?);
     let manifest = Arc::new(manifest::ServiceMaps::new(runtime.config.asbr.clone()));
-    let roots = if runtime.config.workspace_roots.is_empty() {
-        std::env::current_dir().into_iter().collect()
-    } else {
-        runtime.config.workspace_roots.clone()
-    };
     let security_rules = Arc::new(scan::Rules::new());
     let scanner = Arc::new(scan::Scanner {
         rules: security_rules.clone(),
-        roots,
+        roots: runtime.roots.clone(),
         advisories_dir: runtime.config.asbr.advisories_dir.clone(),
     });
     let asbr = Arc::new(tools::Asbr {
@@ -99,12 +94,7 @@ pub fn toolset(runtime: &Runtime) -> Result<Toolset, AsbrError> {
 }
 
 fn runtime_policy(runtime: &Runtime) -> crate::runtime::journal::FsyncPolicy {
-    use crate::{config::Fsync, runtime::journal::FsyncPolicy};
-    match runtime.config.fsync {
-        Fsync::Always => FsyncPolicy::Always,
-        Fsync::Batch => FsyncPolicy::Batch,
-        Fsync::Never => FsyncPolicy::Never,
-    }
+    runtime.config.fsync
 }
 
 /// Opens one journal stream under `dir`, mapping errors to [`AsbrError`].

@@ -12,7 +12,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
-use crate::runtime::registry::CallCtx;
+use crate::runtime::{registry::CallCtx, workspace::Beneath};
 
 /// Changed files fetched per review; GitHub lists at most 3,000 per pull request.
 pub const MAX_FILES: usize = 300;
@@ -50,6 +50,8 @@ pub enum CheckoutError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("writing the checkout: {0}")]
+    Write(#[from] crate::runtime::workspace::WorkspaceError),
 }
 
 /// Fetches pull request `number` of `repository` ("owner/name") into `dir` (created).
@@ -75,6 +77,9 @@ pub async fn fetch(
         .to_string();
     let changed = changed_files(ctx, repository, number).await?;
     create_dir(dir)?;
+    // Every file is written through the scratch directory's handle (temp file + rename
+    // in its opened parent), like every other write of the server.
+    let handle = Beneath::open_ambient(dir)?;
     let mut out = PrCheckout {
         root: dir.to_path_buf(),
         head_sha,
@@ -88,7 +93,7 @@ pub async fn fetch(
         }
         match file_text(ctx, repository, &path, &out.head_sha).await? {
             Ok(text) => {
-                write_file(dir, &path, &text)?;
+                write_file(&handle, &path, &text)?;
                 out.files.push(path);
             }
             Err(why) => out.skipped.push(format!("{path} ({why})")),
@@ -214,15 +219,14 @@ fn create_dir(dir: &Path) -> Result<(), CheckoutError> {
     })
 }
 
-fn write_file(root: &Path, rel: &str, text: &str) -> Result<(), CheckoutError> {
+fn write_file(root: &Beneath, rel: &str, text: &str) -> Result<(), CheckoutError> {
     let Some(rel) = safe_relative(rel) else {
         return Ok(());
     };
-    let path = root.join(rel);
-    if let Some(parent) = path.parent() {
-        create_dir(parent)?;
-    }
-    std::fs::write(&path, text).map_err(|source| CheckoutError::Io { path, source })
+    let name = rel.file_name().map(|n| n.to_string_lossy().into_owned());
+    let temp = format!(".{}.checkout", name.unwrap_or_default());
+    root.replace(&rel, text.as_bytes(), &temp, &mut Vec::new())?;
+    Ok(())
 }
 
 #[cfg(test)]

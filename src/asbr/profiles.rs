@@ -1,5 +1,7 @@
 //! Profiles (`cortex.profile@1`): skill level, preferred tools and accessibility needs,
-//! kept in the `profiles` journal (last write wins) and rebuilt on start.
+//! kept in the `profiles` stream of the runtime's store (last write wins; compacted to
+//! the last write of each profile once the log passes [`MAX_LOG_BYTES`]) and rebuilt on
+//! start.
 //!
 //! Owns profile storage only; must not touch tasks or tool wiring.
 
@@ -9,11 +11,13 @@ use parking_lot::RwLock;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::journal::{FsyncPolicy, Journal};
+use crate::runtime::store::{Compaction, Fsync, LocalBackend, Stream, StreamOptions};
 
-use super::{AsbrError, open_journal};
+use super::AsbrError;
 
 const STREAM: &str = "profiles";
+/// Log size past which the stream is compacted to the last write of each profile.
+pub const MAX_LOG_BYTES: u64 = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
@@ -56,30 +60,46 @@ pub struct Profile {
 }
 
 pub struct ProfileStore {
-    journal: Journal,
+    stream: Stream<Profile>,
     profiles: RwLock<HashMap<String, Profile>>,
 }
 
 impl ProfileStore {
-    pub fn open(dir: &Path, policy: FsyncPolicy) -> Result<Self, AsbrError> {
-        let (journal, records) = open_journal(dir, STREAM, policy)?;
-        let mut profiles = HashMap::new();
-        for (i, raw) in records.into_iter().enumerate() {
-            let p: Profile = serde_json::from_value(raw).map_err(|e| AsbrError::Replay {
+    pub fn open(dir: &Path, policy: Fsync) -> Result<Self, AsbrError> {
+        Self::open_with(dir, StreamOptions::new(policy, MAX_LOG_BYTES))
+    }
+
+    /// [`ProfileStore::open`] with explicit stream options (tests use a small log).
+    pub fn open_with(dir: &Path, options: StreamOptions) -> Result<Self, AsbrError> {
+        let compaction = Compaction::last_per_key(|p: &Profile| p.id.clone());
+        let (stream, replay) =
+            Stream::open_local(&LocalBackend::new(dir), STREAM, options, compaction).map_err(
+                |source| AsbrError::Journal {
+                    stream: STREAM,
+                    dir: dir.to_path_buf(),
+                    source,
+                },
+            )?;
+        if let Some((position, reason)) = replay.undecodable.first() {
+            return Err(AsbrError::Replay {
                 stream: STREAM,
-                reason: format!("record {}: {e}", i + 1),
-            })?;
-            profiles.insert(p.id.clone(), p);
+                reason: format!("record {position}: {reason}"),
+            });
         }
+        let profiles = replay
+            .into_records()
+            .into_iter()
+            .map(|p| (p.id.clone(), p))
+            .collect();
         Ok(ProfileStore {
-            journal,
+            stream,
             profiles: RwLock::new(profiles),
         })
     }
 
     /// Writes `profile` durably, then makes it visible.
     pub async fn upsert(&self, profile: Profile) -> Result<(Profile, bool), ProfileError> {
-        self.journal
+        self.stream
             .append(&profile)
             .await
             .map_err(|e| ProfileError::Journal(e.to_string()))?;
@@ -97,5 +117,60 @@ impl ProfileStore {
             .get(id)
             .cloned()
             .ok_or_else(|| ProfileError::NotFound(id.to_string()))
+    }
+
+    /// Makes queued writes (and a compaction under way) durable and closes the stream.
+    pub async fn close(&self) {
+        self.stream.close().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(id: &str, n: usize) -> Profile {
+        Profile {
+            id: id.into(),
+            skill: Skill::Intermediate,
+            tools: vec![format!("tool-{n}")],
+            a11y: A11y::default(),
+            updated_at: format!("2026-01-01T00:00:{:02}Z", n % 60),
+        }
+    }
+
+    fn stored_bytes(dir: &Path) -> u64 {
+        ["profiles.ndjson", "profiles.snapshot.json"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn many_updates_compact_the_journal_and_the_state_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StreamOptions::new(Fsync::Never, 4096);
+        let store = ProfileStore::open_with(dir.path(), options).unwrap();
+        let mut appended = 0;
+        for n in 0..600 {
+            let p = profile(["ada", "bob", "cy"][n % 3], n);
+            appended += serde_json::to_vec(&p).unwrap().len() as u64;
+            store.upsert(p).await.unwrap();
+        }
+        store.close().await;
+        let stored = stored_bytes(dir.path());
+        assert!(
+            stored < appended / 10,
+            "{stored} bytes stored for {appended} bytes of updates"
+        );
+        assert!(dir.path().join("profiles.snapshot.json").exists());
+
+        let store = ProfileStore::open_with(dir.path(), options).unwrap();
+        assert_eq!(store.get("ada").unwrap(), profile("ada", 597));
+        assert_eq!(store.get("bob").unwrap(), profile("bob", 598));
+        assert_eq!(store.get("cy").unwrap(), profile("cy", 599));
+        assert!(store.get("dee").is_err());
+        store.close().await;
     }
 }

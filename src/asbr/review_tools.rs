@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::runtime::{
     page::{self, Page},
+    principal::Principal,
     registry::{CallCtx, ToolError},
 };
 
@@ -133,7 +134,7 @@ struct ReviewTarget {
 async fn review_target(a: &A, i: &CreateReviewIn, id: &str, ctx: &CallCtx) -> Out<ReviewTarget> {
     match i.pull_request_id {
         Some(number) => pull_request_target(a, i, number, id, ctx).await,
-        None => local_target(a, i),
+        None => local_target(a, i, &ctx.principal),
     }
 }
 
@@ -165,7 +166,9 @@ async fn pull_request_target(
                     "pull request {repository}#{number} could not be read through the github toolset: {e}"
                 )),
                 CheckoutError::Shape { .. } => ToolError::Upstream(e.to_string()),
-                CheckoutError::Io { .. } => ToolError::Internal(e.to_string()),
+                CheckoutError::Io { .. } | CheckoutError::Write(_) => {
+                    ToolError::Internal(e.to_string())
+                }
             });
         }
     };
@@ -186,7 +189,7 @@ async fn pull_request_target(
     })
 }
 
-fn local_target(a: &A, i: &CreateReviewIn) -> Out<ReviewTarget> {
+fn local_target(a: &A, i: &CreateReviewIn, principal: &Principal) -> Out<ReviewTarget> {
     if looks_remote(&i.repository_url) {
         return Err(ToolError::input(format!(
             "repositoryUrl: `{}` is remote; {HOW_TO_POINT}",
@@ -195,22 +198,22 @@ fn local_target(a: &A, i: &CreateReviewIn) -> Out<ReviewTarget> {
     }
     let root = match scan::resolve_target(&a.scanner.roots, &i.repository_url) {
         Ok(root) => root,
-        Err(ScanError::Path(m))
-            if owner_repo(&i.repository_url).is_some() && m.contains("No such file") =>
-        {
+        Err(ScanError::NotFound(_)) if owner_repo(&i.repository_url).is_some() => {
             return Err(ToolError::input(format!(
                 "repositoryUrl: `{}` is not a local directory; {HOW_TO_POINT}",
                 i.repository_url
             )));
         }
-        Err(ScanError::Path(m)) => return Err(ToolError::input(format!("repositoryUrl: {m}"))),
+        Err(ScanError::Path(m) | ScanError::NotFound(m)) => {
+            return Err(ToolError::input(format!("repositoryUrl: {m}")));
+        }
         Err(e) => return Err(e.into()),
     };
     let label = root.display().to_string();
     let mut scope = reviews::Scope::new(&root, &i.paths)?;
     let mut incremental_since = None;
     if i.scope == ScopeMode::Incremental
-        && let Some(base) = a.reviews.last_completed(&label)
+        && let Some(base) = a.reviews.last_completed(&label, principal)
         && let Ok(at) = chrono::DateTime::parse_from_rfc3339(&base.created_at)
     {
         scope = scope.modified_since(std::time::SystemTime::from(at));
@@ -228,6 +231,7 @@ fn local_target(a: &A, i: &CreateReviewIn) -> Out<ReviewTarget> {
 
 async fn review_task_step(
     a: &A,
+    principal: &Principal,
     task_id: &str,
     tp: &str,
     kind: AgentEventKind,
@@ -237,7 +241,7 @@ async fn review_task_step(
     let tp = tp.to_string();
     if let Err(e) = a
         .tasks
-        .transition(task_id, tp, move |t| {
+        .transition(task_id, principal, tp, move |t| {
             tasks::apply_agent_event(t, kind, step, Some(data))
         })
         .await
@@ -246,10 +250,11 @@ async fn review_task_step(
     }
 }
 
-async fn publish_review_event(a: &A, r#type: &str, data: Value) {
+/// Publishes a review event shown only to `owner`, the review's.
+async fn publish_review_event(a: &A, owner: &Principal, r#type: &str, data: Value) {
     if let Err(e) = a
         .events
-        .publish_value(r#type, "cortex-mcp/asbr", data)
+        .publish_owned(r#type, "cortex-mcp/asbr", data, owner.owner())
         .await
     {
         tracing::warn!("could not journal {type}: {e}");
@@ -337,6 +342,8 @@ async fn run_review(
             },
             Some(format!("review:{id}")),
             tp.clone(),
+            &ctx.principal,
+            false,
         )
         .await?
         .task;
@@ -360,6 +367,7 @@ async fn run_review(
                 error: None,
                 created_at: at.clone(),
                 updated_at: at,
+                owner: ctx.principal.owner(),
             },
             details: Vec::new(),
             feedback: Vec::new(),
@@ -367,6 +375,7 @@ async fn run_review(
         .await?;
     publish_review_event(
         a,
+        &ctx.principal,
         "asbr.review.created",
         serde_json::json!({
             "reviewId": id,
@@ -435,6 +444,7 @@ async fn run_review(
                 files_scanned = files_scanned.max(out.files_scanned);
                 review_task_step(
                     a,
+                    &ctx.principal,
                     &task.id,
                     &tp,
                     AgentEventKind::StepCompleted,
@@ -455,7 +465,7 @@ async fn run_review(
     let failed = failure.clone();
     let review = a
         .reviews
-        .update(&id, move |r| {
+        .update(&id, &ctx.principal, move |r| {
             r.summary.status = if failed.is_some() {
                 ReviewStatus::Failed
             } else {
@@ -480,6 +490,7 @@ async fn run_review(
     };
     review_task_step(
         a,
+        &ctx.principal,
         &task.id,
         &tp,
         kind,
@@ -500,6 +511,7 @@ async fn run_review(
         .collect();
     publish_review_event(
         a,
+        &ctx.principal,
         "asbr.review.completed",
         serde_json::json!({
             "reviewId": id,
@@ -565,9 +577,9 @@ pub struct ReviewStatusOut {
 pub(super) async fn get_review_status(
     a: A,
     i: ReviewStatusIn,
-    _ctx: CallCtx,
+    ctx: CallCtx,
 ) -> Out<ReviewStatusOut> {
-    let review = a.reviews.get(&i.review_id)?;
+    let review = a.reviews.get(&i.review_id, &ctx.principal)?;
     if !i.include_details {
         return Ok(ReviewStatusOut {
             review: review.summary,
@@ -660,7 +672,7 @@ pub(super) async fn submit_feedback(
     let fb = feedback.clone();
     let review = a
         .reviews
-        .update(&i.review_id, move |r| {
+        .update(&i.review_id, &ctx.principal, move |r| {
             if matches!(
                 r.summary.status,
                 ReviewStatus::Pending | ReviewStatus::InProgress
@@ -685,6 +697,7 @@ pub(super) async fn submit_feedback(
     let verdict = reviews::to_value(&feedback.verdict);
     publish_review_event(
         &a,
+        &ctx.principal,
         "asbr.feedback.submitted",
         serde_json::json!({
             "reviewId": review.summary.id,
@@ -724,20 +737,20 @@ pub struct ListReviewsIn {
     pub cursor: Option<String>,
 }
 
-pub(super) async fn list_reviews(
-    a: A,
-    i: ListReviewsIn,
-    _ctx: CallCtx,
-) -> Out<Page<ReviewSummary>> {
+pub(super) async fn list_reviews(a: A, i: ListReviewsIn, ctx: CallCtx) -> Out<Page<ReviewSummary>> {
     let before: Option<String> = i
         .cursor
         .as_deref()
         .map(|c| page::decode("list_reviews", c))
         .transpose()
         .map_err(cursor_err)?;
-    let (items, more) = a
-        .reviews
-        .list(i.status, i.reviewer, before.as_deref(), i.limit as usize);
+    let (items, more) = a.reviews.list(
+        &ctx.principal,
+        i.status,
+        i.reviewer,
+        before.as_deref(),
+        i.limit as usize,
+    );
     let next_cursor = more
         .then(|| items.last().map(|r| page::encode("list_reviews", &r.id)))
         .flatten();

@@ -25,6 +25,7 @@ use serde_json::Value;
 
 use crate::runtime::{
     journal::{FsyncPolicy, Journal},
+    principal::Principal,
     stop::{Stop, Stopped},
 };
 
@@ -239,6 +240,16 @@ pub struct ReviewSummary {
     pub error: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// The principal that created the review; only it may see the review (absent on
+    /// reviews recorded before owners were kept: everyone may see those).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+impl ReviewSummary {
+    fn visible_to(&self, principal: &Principal) -> bool {
+        principal.may_access(self.owner.as_deref(), false)
+    }
 }
 
 /// The earlier review an incremental review starts from.
@@ -392,13 +403,18 @@ impl ReviewStore {
         }
     }
 
-    /// The newest completed review of the whole of `repository_path` (no `paths`
-    /// limit), the base of an incremental review.
-    pub fn last_completed(&self, repository_path: &str) -> Option<IncrementalBase> {
+    /// The newest completed review `principal` may see of the whole of
+    /// `repository_path` (no `paths` limit), the base of an incremental review.
+    pub fn last_completed(
+        &self,
+        repository_path: &str,
+        principal: &Principal,
+    ) -> Option<IncrementalBase> {
         self.reviews
             .read()
             .values()
             .map(|r| &r.summary)
+            .filter(|s| s.visible_to(principal))
             .filter(|s| s.repository_path == repository_path && s.paths.is_empty())
             .filter(|s| s.status == ReviewStatus::Completed)
             .max_by(|a, b| a.id.cmp(&b.id))
@@ -408,29 +424,35 @@ impl ReviewStore {
             })
     }
 
-    /// Applies `change` to review `id` and journals the result, one change at a time.
+    /// Applies `change` to review `id`, when `principal` may see it, and journals the
+    /// result, one change at a time.
     pub async fn update(
         &self,
         id: &str,
+        principal: &Principal,
         change: impl FnOnce(&mut Review) -> Result<(), ReviewError>,
     ) -> Result<Review, ReviewError> {
         let _gate = self.gate.lock().await;
-        let mut review = self.get(id)?;
+        let mut review = self.get(id, principal)?;
         change(&mut review)?;
         self.put(review).await
     }
 
-    pub fn get(&self, id: &str) -> Result<Review, ReviewError> {
+    /// Review `id` when `principal` may see it; not found (as a missing one) otherwise.
+    pub fn get(&self, id: &str, principal: &Principal) -> Result<Review, ReviewError> {
         self.reviews
             .read()
             .get(id)
+            .filter(|r| r.summary.visible_to(principal))
             .cloned()
             .ok_or_else(|| ReviewError::NotFound(id.to_string()))
     }
 
-    /// Summaries newest first (ids are time-ordered), after `before` when given.
+    /// Summaries `principal` may see, newest first (ids are time-ordered), after
+    /// `before` when given.
     pub fn list(
         &self,
+        principal: &Principal,
         status: Option<ReviewStatus>,
         reviewer: Option<ReviewerKind>,
         before: Option<&str>,
@@ -441,6 +463,7 @@ impl ReviewStore {
             .read()
             .values()
             .map(|r| &r.summary)
+            .filter(|s| s.visible_to(principal))
             .filter(|s| status.is_none_or(|st| s.status == st))
             .filter(|s| reviewer.is_none_or(|k| s.reviewers.contains(&k)))
             .filter(|s| before.is_none_or(|b| s.id.as_str() < b))
@@ -596,6 +619,9 @@ pub fn run_pack(
 ) -> Result<ReviewerOutcome, Stopped> {
     let findings = Mutex::new(Vec::new());
     let files = AtomicU64::new(0);
+    // Every file is read through the root's handle (see `scan::read_beneath`).
+    let dir = crate::runtime::workspace::Beneath::open_ambient(root).ok();
+    let dir = dir.as_ref();
     let walker = scan::parallel_walker(root);
     walker.run(|| {
         let (findings, files) = (&findings, &files);
@@ -625,7 +651,7 @@ pub fn run_pack(
             {
                 return ignore::WalkState::Continue;
             }
-            let Ok(data) = std::fs::read(path) else {
+            let Some(data) = dir.and_then(|d| scan::read_beneath(d, root, path)) else {
                 return ignore::WalkState::Continue;
             };
             if data[..data.len().min(8192)].contains(&0) {
@@ -742,6 +768,7 @@ mod tests {
                 error: None,
                 created_at: now(),
                 updated_at: now(),
+                owner: None,
             },
             details: vec![finding; findings],
             feedback: Vec::new(),
@@ -757,14 +784,26 @@ mod tests {
         for id in ["r1", "r2", "r3", "r4"] {
             store.put(finished_review(id, 100)).await.unwrap();
         }
-        assert!(store.get("r1").is_err() && store.get("r2").is_err());
-        assert!(store.get("r3").is_ok() && store.get("r4").is_ok());
+        assert!(
+            store.get("r1", &Principal::stdio()).is_err()
+                && store.get("r2", &Principal::stdio()).is_err()
+        );
+        assert!(
+            store.get("r3", &Principal::stdio()).is_ok()
+                && store.get("r4", &Principal::stdio()).is_ok()
+        );
         // small reviews are bounded by count as before (the journal replays r1..r4)
         drop(store);
         let store =
             ReviewStore::open_with_limits(dir.path(), FsyncPolicy::Never, (2, 1 << 30)).unwrap();
         store.put(finished_review("r5", 0)).await.unwrap();
-        assert_eq!(store.list(None, None, None, 10).0.len(), 2);
+        assert_eq!(
+            store
+                .list(&Principal::stdio(), None, None, None, 10)
+                .0
+                .len(),
+            2
+        );
     }
 
     #[test]

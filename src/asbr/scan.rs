@@ -23,7 +23,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::runtime::stop::{Stop, Stopped};
+use crate::runtime::{
+    stop::{Stop, Stopped},
+    workspace::{Beneath, Roots, WorkspaceError},
+};
 
 /// Files larger than this are skipped.
 pub const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
@@ -34,6 +37,8 @@ pub const MAX_FINDINGS: usize = 1_000;
 pub enum ScanError {
     #[error("targetPath: {0}")]
     Path(String),
+    #[error("targetPath: {0}")]
+    NotFound(String),
     #[error("advisories: {0}")]
     Advisories(String),
 }
@@ -830,38 +835,21 @@ fn scan_lockfile(kind: &str, file: &str, text: &str, advisories: &[Advisory]) ->
 
 // ---------------------------------------------------------------- the scan
 
-/// Resolves `target` (absolute, or relative to the first root) inside `roots`.
-pub fn resolve_target(roots: &[PathBuf], target: &str) -> Result<PathBuf, ScanError> {
-    let first = roots
-        .first()
-        .ok_or_else(|| ScanError::Path("no workspace roots are configured".into()))?;
-    let raw = Path::new(target);
-    let joined = if raw.is_absolute() {
-        raw.to_path_buf()
-    } else {
-        first.join(raw)
-    };
-    let real = joined
-        .canonicalize()
-        .map_err(|e| ScanError::Path(format!("`{target}`: {e}")))?;
-    if !real.is_dir() {
-        return Err(ScanError::Path(format!("`{target}` is not a directory")));
-    }
-    let inside = roots
-        .iter()
-        .filter_map(|r| r.canonicalize().ok())
-        .any(|r| real.starts_with(&r));
-    if !inside {
-        return Err(ScanError::Path(format!(
-            "`{target}` is outside the workspace roots ({}); set --workspace-roots / CORTEX_MCP_WORKSPACE_ROOTS to allow it",
-            roots
-                .iter()
-                .map(|r| r.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
-    Ok(real)
+/// Resolves `target` (absolute, or relative to the first root) to a directory inside
+/// the workspace roots, through the runtime's one confinement check.
+pub fn resolve_target(roots: &Roots, target: &str) -> Result<PathBuf, ScanError> {
+    roots.dir(Some(target)).map_err(|e| match e {
+        WorkspaceError::NotFound { .. } => ScanError::NotFound(e.to_string()),
+        e => ScanError::Path(e.to_string()),
+    })
+}
+
+/// The contents of `path` (found by a walk of `root`), read through the handle `dir`
+/// of `root`: a final symlink is not followed and no component may lead out, even when
+/// the tree changes during the walk. None when it cannot be read that way.
+pub fn read_beneath(dir: &Beneath, root: &Path, path: &Path) -> Option<Vec<u8>> {
+    let rel = path.strip_prefix(root).ok()?;
+    dir.read(rel).ok().flatten()
 }
 
 /// Everything one scan produced.
@@ -887,6 +875,10 @@ pub fn scan_dir(
     let bytes = AtomicU64::new(0);
     let binary = AtomicU64::new(0);
     let large = AtomicU64::new(0);
+    // Every file is read through the root's handle (a root that cannot be opened
+    // yields no files).
+    let dir = Beneath::open_ambient(root).ok();
+    let dir = dir.as_ref();
     let walker = parallel_walker(root);
     walker.run(|| {
         let findings = &findings;
@@ -907,7 +899,7 @@ pub fn scan_dir(
                 large.fetch_add(1, Ordering::Relaxed);
                 return ignore::WalkState::Continue;
             }
-            let Ok(data) = std::fs::read(path) else {
+            let Some(data) = dir.and_then(|d| read_beneath(d, root, path)) else {
                 return ignore::WalkState::Continue;
             };
             if data[..data.len().min(8192)].contains(&0) {
@@ -976,7 +968,7 @@ pub fn scan_dir(
 /// Shared, read-only scan configuration.
 pub struct Scanner {
     pub rules: Arc<Rules>,
-    pub roots: Vec<PathBuf>,
+    pub roots: Roots,
     pub advisories_dir: Option<PathBuf>,
 }
 

@@ -43,6 +43,7 @@ use tokio::sync::watch;
 use crate::runtime::{
     events::{Event, EventBus},
     journal::{FsyncPolicy, Journal},
+    principal::Principal,
     resources::{ResourceError, ResourceSource},
 };
 
@@ -280,6 +281,13 @@ impl TaskStore {
         self.terminal.get(id).ok_or_else(|| self.not_found(id))
     }
 
+    /// [`TaskStore::slot`] when `principal` may see its task; not found (the same error
+    /// as a missing task) otherwise.
+    fn visible_slot(&self, id: &str, principal: &Principal) -> Result<Arc<Slot>, TaskError> {
+        let slot = self.slot(id)?;
+        visible(slot, principal).ok_or_else(|| self.not_found(id))
+    }
+
     fn not_found(&self, id: &str) -> TaskError {
         TaskError::NotFound {
             id: id.to_string(),
@@ -291,9 +299,13 @@ impl TaskStore {
     /// snapshot and the bus's journal (read off the async workers) when they still hold
     /// its events. Only ids that can belong to such a task (UUID v7 created at least the
     /// retention ago) are looked up on disk.
-    async fn slot_or_recover(&self, id: &str) -> Result<Arc<Slot>, TaskError> {
+    async fn slot_or_recover(
+        &self,
+        id: &str,
+        principal: &Principal,
+    ) -> Result<Arc<Slot>, TaskError> {
         let missing = match self.slot(id) {
-            Ok(slot) => return Ok(slot),
+            Ok(slot) => return visible(slot, principal).ok_or_else(|| self.not_found(id)),
             Err(e) => e,
         };
         if !self.could_be_evicted(id) {
@@ -306,7 +318,7 @@ impl TaskStore {
             Ok(Ok(Some(slot))) => {
                 // Kept again for the retention, so repeated reads do not go to disk.
                 let slot = self.terminal.get_with(id.to_string(), move || slot);
-                Ok(slot)
+                visible(slot, principal).ok_or(missing)
             }
             Ok(Ok(None)) => Err(missing),
             Ok(Err(reason)) => {
@@ -331,9 +343,10 @@ impl TaskStore {
             .is_ok_and(|age| age + Duration::from_secs(1) >= self.retention)
     }
 
-    /// One task; a finished one that left memory is rebuilt from the journal when it can be.
-    pub async fn get_or_recover(&self, id: &str) -> Result<Task, TaskError> {
-        self.slot_or_recover(id)
+    /// One task `principal` may see; a finished one that left memory is rebuilt from the
+    /// journal when it can be.
+    pub async fn get_or_recover(&self, id: &str, principal: &Principal) -> Result<Task, TaskError> {
+        self.slot_or_recover(id, principal)
             .await?
             .task()
             .ok_or_else(|| self.not_found(id))
@@ -352,12 +365,15 @@ impl TaskStore {
         }
     }
 
-    /// Creates a task, or returns the one created with the same key in the last 5 minutes.
+    /// Creates a task owned by `owner` (every principal may act on it when `shared`), or
+    /// returns the one the same owner created with the same key in the last 5 minutes.
     pub async fn create(
         &self,
         input: TaskInput,
         key: Option<String>,
         traceparent: String,
+        owner: &Principal,
+        shared: bool,
     ) -> Result<Created, TaskError> {
         if input.title.trim().is_empty() {
             return Err(TaskError::Input("input.title: must not be blank".into()));
@@ -373,9 +389,10 @@ impl TaskStore {
             .gate
             .try_lock()
             .map_err(|_| TaskError::Journal("new task gate busy".into()))?;
+        let cache_key = idempotency_slot(owner.as_str(), &key);
         let entry = self
             .idempotency
-            .entry(key.clone())
+            .entry(cache_key.clone())
             .or_insert_with(|| fresh.clone());
         if !entry.is_fresh() {
             drop(gate);
@@ -404,6 +421,8 @@ impl TaskStore {
             input,
             created_at: at.clone(),
             updated_at: at,
+            owner: owner.owner(),
+            shared,
         };
         let change = Change {
             kind: TaskEventKind::PlanStarted,
@@ -422,7 +441,7 @@ impl TaskStore {
             }
             Err(e) => {
                 fresh.dead.store(true, Ordering::Release);
-                self.idempotency.invalidate(&key);
+                self.idempotency.invalidate(&cache_key);
                 drop(gate);
                 Err(e)
             }
@@ -459,7 +478,7 @@ impl TaskStore {
             serde_json::to_value(&payload).map_err(|e| TaskError::Journal(e.to_string()))?;
         let event = self
             .bus
-            .publish_value(kind.bus_type(), SOURCE, value)
+            .publish_owned(kind.bus_type(), SOURCE, value, task.event_owner())
             .await
             .map_err(|e| TaskError::Journal(e.to_string()))?;
         apply_event(&mut task, &payload);
@@ -471,14 +490,15 @@ impl TaskStore {
         Ok(task)
     }
 
-    /// Runs one transition of task `id` under its gate.
+    /// Runs one transition of task `id`, when `principal` may act on it, under its gate.
     pub async fn transition(
         &self,
         id: &str,
+        principal: &Principal,
         traceparent: String,
         decide: impl FnOnce(&Task) -> Result<Change, TaskError>,
     ) -> Result<Task, TaskError> {
-        let slot = self.slot(id)?;
+        let slot = self.visible_slot(id, principal)?;
         let _gate = slot.gate.lock().await;
         let current = slot
             .task()
@@ -494,13 +514,17 @@ impl TaskStore {
         Ok(task)
     }
 
-    pub fn get(&self, id: &str) -> Result<Task, TaskError> {
-        self.slot(id)?.task().ok_or_else(|| self.not_found(id))
+    pub fn get(&self, id: &str, principal: &Principal) -> Result<Task, TaskError> {
+        self.visible_slot(id, principal)?
+            .task()
+            .ok_or_else(|| self.not_found(id))
     }
 
-    /// Tasks newest first (ids are time-ordered), after `before` when given.
+    /// Tasks `principal` may see, newest first (ids are time-ordered), after `before`
+    /// when given.
     pub fn list(
         &self,
+        principal: &Principal,
         status: Option<TaskStatus>,
         before: Option<&str>,
         limit: usize,
@@ -509,6 +533,7 @@ impl TaskStore {
             .all_slots()
             .iter()
             .filter_map(|s| s.task())
+            .filter(|t| t.visible_to(principal))
             .filter(|t| status.is_none_or(|s| t.status == s))
             .filter(|t| before.is_none_or(|b| t.id.as_str() < b))
             .collect();
@@ -518,10 +543,12 @@ impl TaskStore {
         (tasks, more)
     }
 
-    /// Events after `since` of one task (or of all tasks), filtered by kind; waits up to
-    /// `wait` for the first one. Returns the events and the seq to pass next time.
+    /// Events after `since` of one task (or of all tasks `principal` may see), filtered
+    /// by kind; waits up to `wait` for the first one. Returns the events and the seq to
+    /// pass next time.
     pub async fn watch(
         &self,
+        principal: &Principal,
         task_id: Option<&str>,
         kinds: &[TaskEventKind],
         since: u64,
@@ -529,7 +556,7 @@ impl TaskStore {
         wait: Duration,
     ) -> Result<(Vec<Arc<Event>>, u64), TaskError> {
         let slot = match task_id {
-            Some(id) => Some(self.slot_or_recover(id).await?),
+            Some(id) => Some(self.slot_or_recover(id, principal).await?),
             None => None,
         };
         let mut changes = match &slot {
@@ -539,14 +566,16 @@ impl TaskStore {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             changes.mark_unchanged();
-            let found = match &slot {
-                Some(slot) => select(&slot.events.read(), kinds, since, limit),
-                None => select(&self.recent.read(), kinds, since, limit),
+            let (found, scanned) = match &slot {
+                Some(slot) => select(&slot.events.read(), kinds, since, limit, principal),
+                None => select(&self.recent.read(), kinds, since, limit, principal),
             };
             if !found.is_empty() {
                 let next = found.last().map_or(since, |e| e.seq);
                 return Ok((found, next));
             }
+            // Passes over events of tasks the principal may not see.
+            let since = scanned.max(since);
             match tokio::time::timeout_at(deadline, changes.changed()).await {
                 Ok(Ok(())) => continue,
                 _ => return Ok((Vec::new(), since)),
@@ -564,15 +593,19 @@ impl TaskStore {
     }
 }
 
+/// Up to `limit` events after `since` of the given kinds that `principal` may see, and
+/// the seq of the last event looked at.
 fn select(
     events: &VecDeque<Arc<Event>>,
     kinds: &[TaskEventKind],
     since: u64,
     limit: usize,
-) -> Vec<Arc<Event>> {
+    principal: &Principal,
+) -> (Vec<Arc<Event>>, u64) {
     let start = events.partition_point(|e| e.seq <= since);
-    events
+    let found: Vec<Arc<Event>> = events
         .range(start..)
+        .filter(|e| e.visible_to(principal))
         .filter(|e| {
             kinds.is_empty()
                 || kinds
@@ -581,7 +614,21 @@ fn select(
         })
         .take(limit)
         .cloned()
-        .collect()
+        .collect();
+    let scanned = events.back().map_or(since, |e| e.seq);
+    (found, scanned)
+}
+
+/// `slot` when `principal` may see its task.
+fn visible(slot: Arc<Slot>, principal: &Principal) -> Option<Arc<Slot>> {
+    slot.task()
+        .is_some_and(|t| t.visible_to(principal))
+        .then_some(slot)
+}
+
+/// The idempotency cache's key: one owner's key never returns another owner's task.
+fn idempotency_slot(owner: &str, key: &str) -> String {
+    format!("{owner}\n{key}")
 }
 
 // ---------------------------------------------------------------- resources
@@ -615,24 +662,28 @@ impl ResourceSource for TaskStore {
         uri.starts_with(URI_PREFIX)
     }
 
-    fn read(&self, uri: &str) -> Result<String, ResourceError> {
+    fn read(&self, uri: &str, principal: &Principal) -> Result<String, ResourceError> {
         let (id, since) = parse_uri(uri).ok_or_else(|| {
             ResourceError::NotFound(format!("{uri}: expected asbr://tasks/{{id}}/events"))
         })?;
         let slot = self
-            .slot(id)
+            .visible_slot(id, principal)
             .map_err(|e| ResourceError::NotFound(e.to_string()))?;
-        let events = select(&slot.events.read(), &[], since, 500);
+        let (events, _) = select(&slot.events.read(), &[], since, 500, principal);
         let next_seq = events.last().map_or(since, |e| e.seq);
         Ok(serde_json::json!({ "taskId": id, "events": events, "next_seq": next_seq }).to_string())
     }
 
-    fn watch(&self, uri: &str) -> Result<watch::Receiver<u64>, ResourceError> {
+    fn watch(
+        &self,
+        uri: &str,
+        principal: &Principal,
+    ) -> Result<watch::Receiver<u64>, ResourceError> {
         let (id, _) = parse_uri(uri).ok_or_else(|| {
             ResourceError::NotFound(format!("{uri}: expected asbr://tasks/{{id}}/events"))
         })?;
         let slot = self
-            .slot(id)
+            .visible_slot(id, principal)
             .map_err(|e| ResourceError::NotFound(e.to_string()))?;
         Ok(slot.changes.subscribe())
     }
@@ -672,6 +723,10 @@ mod tests {
         assert!(valid_traceparent(&traceparent(&meta)));
     }
 
+    fn p() -> Principal {
+        Principal::stdio()
+    }
+
     const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
     fn open(dir: &Path) -> (EventBus, TaskStore) {
@@ -694,7 +749,7 @@ mod tests {
     ) -> Task {
         let step = Some(step.to_string());
         store
-            .transition(id, TP.into(), |t| {
+            .transition(id, &p(), TP.into(), |t| {
                 apply_agent_event(t, kind, step, Some(data))
             })
             .await
@@ -704,7 +759,7 @@ mod tests {
     /// Creates a fresh task with `scope` as its only scope (distinct scopes, distinct tasks).
     async fn create(store: &TaskStore, scope: &str) -> Task {
         let created = store
-            .create(input(&[scope]), None, TP.into())
+            .create(input(&[scope]), None, TP.into(), &p(), false)
             .await
             .unwrap();
         assert!(!created.reused, "a task with scope {scope} already existed");
@@ -722,7 +777,7 @@ mod tests {
 
     async fn event_count(store: &TaskStore, id: &str) -> usize {
         let (events, _) = store
-            .watch(Some(id), &[], 0, 100, Duration::ZERO)
+            .watch(&p(), Some(id), &[], 0, 100, Duration::ZERO)
             .await
             .unwrap();
         events.len()
@@ -744,22 +799,22 @@ mod tests {
         )
         .await;
         let a_approved = store
-            .transition(&a.id, TP.into(), |t| {
+            .transition(&a.id, &p(), TP.into(), |t| {
                 apply_approval(t, "deploy", Approver::User, "stdio")
             })
             .await
             .unwrap();
         let b = create(&store, "b").await;
         let b_canceled = store
-            .transition(&b.id, TP.into(), apply_cancel)
+            .transition(&b.id, &p(), TP.into(), apply_cancel)
             .await
             .unwrap();
         close(bus, store).await;
 
         // First restart: everything comes from the bus journal; a snapshot is written.
         let (bus, store) = open(dir.path());
-        assert_eq!(store.get(&a.id).unwrap(), a_approved);
-        assert_eq!(store.get(&b.id).unwrap(), b_canceled);
+        assert_eq!(store.get(&a.id, &p()).unwrap(), a_approved);
+        assert_eq!(store.get(&b.id, &p()).unwrap(), b_canceled);
         assert_eq!(event_count(&store, &a.id).await, 4);
         let c = create(&store, "c").await;
         let more = serde_json::json!({"artifacts": ["art-2", "art-1"]});
@@ -777,14 +832,17 @@ mod tests {
 
         // Second restart: the snapshot plus the events published after it.
         let (bus, store) = open(dir.path());
-        assert_eq!(store.get(&a.id).unwrap(), a_done);
-        assert_eq!(store.get(&c.id).unwrap().status, TaskStatus::Queued);
+        assert_eq!(store.get(&a.id, &p()).unwrap(), a_done);
+        assert_eq!(store.get(&c.id, &p()).unwrap().status, TaskStatus::Queued);
         assert_eq!(a_done.artifacts, vec!["art-1", "art-2"]);
         assert_eq!(a_done.evidence_ids, vec!["ev-1"]);
         assert_eq!(a_done.approvals.len(), 1);
         assert_eq!(a_done.status, TaskStatus::Succeeded);
         assert_eq!(event_count(&store, &a.id).await, 5);
-        let reused = store.create(input(&["c"]), None, TP.into()).await.unwrap();
+        let reused = store
+            .create(input(&["c"]), None, TP.into(), &p(), false)
+            .await
+            .unwrap();
         assert!(reused.reused, "idempotency survives restarts");
         close(bus, store).await;
     }
@@ -817,12 +875,12 @@ mod tests {
 
         // Restart: the task snapshot is written, then new events make the bus compact.
         let (bus, store) = open_compacting(dir.path());
-        assert_eq!(store.get(&a.id).unwrap(), a);
+        assert_eq!(store.get(&a.id, &p()).unwrap(), a);
         let snapshot = store.snapshot.lock().take().unwrap();
         snapshot.await.unwrap();
         let c = twelve_steps(&store, create(&store, "c").await).await;
         let b = store
-            .transition(&b.id, TP.into(), apply_cancel)
+            .transition(&b.id, &p(), TP.into(), apply_cancel)
             .await
             .unwrap();
         close(bus, store).await;
@@ -834,9 +892,9 @@ mod tests {
 
         // Second restart: the task snapshot plus the events kept above its watermark.
         let (bus, store) = open_compacting(dir.path());
-        assert_eq!(store.get(&a.id).unwrap(), a);
-        assert_eq!(store.get(&b.id).unwrap(), b);
-        assert_eq!(store.get(&c.id).unwrap(), c);
+        assert_eq!(store.get(&a.id, &p()).unwrap(), a);
+        assert_eq!(store.get(&b.id, &p()).unwrap(), b);
+        assert_eq!(store.get(&c.id, &p()).unwrap(), c);
         assert_eq!(event_count(&store, &c.id).await, 13);
         close(bus, store).await;
     }
@@ -855,7 +913,7 @@ mod tests {
         )
         .await;
         let (events, _) = store
-            .watch(Some(&a.id), &[], 0, 100, Duration::ZERO)
+            .watch(&p(), Some(&a.id), &[], 0, 100, Duration::ZERO)
             .await
             .unwrap();
         close(bus, store).await;
@@ -870,7 +928,7 @@ mod tests {
         old.close().await;
 
         let (bus, store) = open(dir.path());
-        assert_eq!(store.get(&a.id).unwrap(), a);
+        assert_eq!(store.get(&a.id, &p()).unwrap(), a);
         assert_eq!(event_count(&store, &a.id).await, 2);
         close(bus, store).await;
     }

@@ -104,6 +104,10 @@ pub struct CreateTaskIn {
     #[serde(default)]
     #[schemars(length(min = 1, max = 128))]
     pub idempotency_key: Option<String>,
+    /// Let every client of this server see and act on the task (watch, cancel, approve).
+    /// Default: only the principal that creates it may.
+    #[serde(default)]
+    pub shared: bool,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -118,7 +122,13 @@ pub struct CreateTaskOut {
 async fn create_task(a: A, i: CreateTaskIn, ctx: CallCtx) -> Out<CreateTaskOut> {
     let created = a
         .tasks
-        .create(i.input, i.idempotency_key, tasks::traceparent(&ctx.meta))
+        .create(
+            i.input,
+            i.idempotency_key,
+            tasks::traceparent(&ctx.meta),
+            &ctx.principal,
+            i.shared,
+        )
         .await?;
     Ok(CreateTaskOut {
         task: created.task,
@@ -133,8 +143,8 @@ pub struct TaskIdIn {
     pub task_id: String,
 }
 
-async fn get_task(a: A, i: TaskIdIn, _ctx: CallCtx) -> Out<Task> {
-    Ok(a.tasks.get_or_recover(&i.task_id).await?)
+async fn get_task(a: A, i: TaskIdIn, ctx: CallCtx) -> Out<Task> {
+    Ok(a.tasks.get_or_recover(&i.task_id, &ctx.principal).await?)
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -149,14 +159,19 @@ pub struct ListTasksIn {
     pub cursor: Option<String>,
 }
 
-async fn list_tasks(a: A, i: ListTasksIn, _ctx: CallCtx) -> Out<Page<Task>> {
+async fn list_tasks(a: A, i: ListTasksIn, ctx: CallCtx) -> Out<Page<Task>> {
     let before: Option<String> = i
         .cursor
         .as_deref()
         .map(|c| page::decode("list_tasks", c))
         .transpose()
         .map_err(cursor_err)?;
-    let (items, more) = a.tasks.list(i.status, before.as_deref(), i.limit as usize);
+    let (items, more) = a.tasks.list(
+        &ctx.principal,
+        i.status,
+        before.as_deref(),
+        i.limit as usize,
+    );
     let next_cursor = more
         .then(|| items.last().map(|t| page::encode("list_tasks", &t.id)))
         .flatten();
@@ -167,6 +182,7 @@ async fn cancel_task(a: A, i: TaskIdIn, ctx: CallCtx) -> Out<Task> {
     Ok(a.tasks
         .transition(
             &i.task_id,
+            &ctx.principal,
             tasks::traceparent(&ctx.meta),
             tasks::apply_cancel,
         )
@@ -177,6 +193,7 @@ async fn resume_task(a: A, i: TaskIdIn, ctx: CallCtx) -> Out<Task> {
     Ok(a.tasks
         .transition(
             &i.task_id,
+            &ctx.principal,
             tasks::traceparent(&ctx.meta),
             tasks::apply_resume,
         )
@@ -209,9 +226,12 @@ async fn record_task_event(a: A, i: RecordEventIn, ctx: CallCtx) -> Out<RecordEv
     let (kind, step) = (i.r#type, i.step);
     let task = a
         .tasks
-        .transition(&i.task_id, tasks::traceparent(&ctx.meta), move |t| {
-            tasks::apply_agent_event(t, kind, step, data)
-        })
+        .transition(
+            &i.task_id,
+            &ctx.principal,
+            tasks::traceparent(&ctx.meta),
+            move |t| tasks::apply_agent_event(t, kind, step, data),
+        )
         .await?;
     Ok(RecordEventOut { task })
 }
@@ -232,9 +252,12 @@ async fn approve_task_step(a: A, i: ApproveIn, ctx: CallCtx) -> Out<Task> {
     let (step, by) = (i.step, i.by);
     let principal = ctx.principal.to_string();
     Ok(a.tasks
-        .transition(&i.task_id, tasks::traceparent(&ctx.meta), move |t| {
-            tasks::apply_approval(t, &step, by, &principal)
-        })
+        .transition(
+            &i.task_id,
+            &ctx.principal,
+            tasks::traceparent(&ctx.meta),
+            move |t| tasks::apply_approval(t, &step, by, &principal),
+        )
         .await?)
 }
 
@@ -275,6 +298,7 @@ async fn watch_task_events(a: A, i: WatchIn, ctx: CallCtx) -> Out<WatchOut> {
     let (events, next_seq) = a
         .tasks
         .watch(
+            &ctx.principal,
             i.task_id.as_deref(),
             &i.types.unwrap_or_default(),
             i.since_seq,
@@ -358,14 +382,17 @@ pub struct PutArtifactOut {
     pub deduplicated: bool,
 }
 
-async fn put_artifact(a: A, i: PutArtifactIn, _ctx: CallCtx) -> Out<PutArtifactOut> {
+async fn put_artifact(a: A, i: PutArtifactIn, ctx: CallCtx) -> Out<PutArtifactOut> {
     let bytes = match i.encoding {
         Encoding::Text => i.content.into_bytes(),
         Encoding::Base64 => STANDARD
             .decode(i.content.trim())
             .map_err(|e| ToolError::input(format!("content: not base64 ({e})")))?,
     };
-    let (artifact, deduplicated) = a.artifacts.put(i.kind, bytes, i.task_id).await?;
+    let (artifact, deduplicated) = a
+        .artifacts
+        .put(i.kind, bytes, i.task_id, &ctx.principal)
+        .await?;
     Ok(PutArtifactOut {
         artifact,
         deduplicated,
@@ -397,8 +424,8 @@ pub struct GetArtifactOut {
     pub encoding: Option<Encoding>,
 }
 
-async fn get_artifact(a: A, i: GetArtifactIn, _ctx: CallCtx) -> Out<GetArtifactOut> {
-    let meta = a.artifacts.meta(&i.id)?;
+async fn get_artifact(a: A, i: GetArtifactIn, ctx: CallCtx) -> Out<GetArtifactOut> {
+    let meta = a.artifacts.meta(&i.id, &ctx.principal)?;
     let etag = i
         .if_none_match
         .as_deref()
@@ -413,7 +440,7 @@ async fn get_artifact(a: A, i: GetArtifactIn, _ctx: CallCtx) -> Out<GetArtifactO
             encoding: None,
         });
     }
-    let (meta, bytes) = a.artifacts.read(&i.id).await?;
+    let (meta, bytes) = a.artifacts.read(&i.id, &ctx.principal).await?;
     let (content, encoding) = match String::from_utf8(bytes) {
         Ok(text) => (text, Encoding::Text),
         Err(e) => (STANDARD.encode(e.into_bytes()), Encoding::Base64),
@@ -446,7 +473,7 @@ pub struct ListArtifactsIn {
     pub cursor: Option<String>,
 }
 
-async fn list_artifacts(a: A, i: ListArtifactsIn, _ctx: CallCtx) -> Out<Page<ArtifactMeta>> {
+async fn list_artifacts(a: A, i: ListArtifactsIn, ctx: CallCtx) -> Out<Page<ArtifactMeta>> {
     let after = i
         .created_after
         .as_deref()
@@ -459,7 +486,7 @@ async fn list_artifacts(a: A, i: ListArtifactsIn, _ctx: CallCtx) -> Out<Page<Art
         .transpose()?;
     let all = a
         .artifacts
-        .list(i.kind, after.as_deref(), before.as_deref());
+        .list(&ctx.principal, i.kind, after.as_deref(), before.as_deref());
     page::offset_page(
         "list_artifacts",
         &all,
@@ -519,7 +546,7 @@ async fn verify_service_map(a: A, i: VerifyIn, _ctx: CallCtx) -> Out<VerifyOut> 
 impl From<ScanError> for ToolError {
     fn from(e: ScanError) -> Self {
         match e {
-            ScanError::Path(_) => ToolError::Input(e.to_string()),
+            ScanError::Path(_) | ScanError::NotFound(_) => ToolError::Input(e.to_string()),
             ScanError::Advisories(_) => ToolError::Business(e.to_string()),
         }
     }
@@ -600,7 +627,12 @@ async fn run_security_scan(a: A, i: ScanIn, ctx: CallCtx) -> Out<ScanOut> {
     });
     if let Err(e) = a
         .events
-        .publish_value("asbr.security.scan_executed", "cortex-mcp/asbr", data)
+        .publish_owned(
+            "asbr.security.scan_executed",
+            "cortex-mcp/asbr",
+            data,
+            ctx.principal.owner(),
+        )
         .await
     {
         tracing::warn!("could not journal asbr.security.scan_executed: {e}");

@@ -63,7 +63,9 @@ fn invalid(option: &str, reason: impl Into<String>) -> ConfigError {
 /// Default bytes one client tool call may hold (`call-memory-budget-bytes`): 64 MiB.
 pub const DEFAULT_CALL_MEMORY_BUDGET: u64 = 64 * 1024 * 1024;
 
-/// Journal durability policy, shared with `runtime::journal`.
+/// When journal appends are made durable before they are acknowledged: `always` (fsync
+/// after every record), `batch` (one fsync per writer batch), `never` (the OS decides).
+/// The one definition: the runtime's store uses it as is (`runtime::store::Fsync`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Fsync {
@@ -99,6 +101,9 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub log_level: String,
     pub auth_token: Option<Secret>,
+    /// More accepted HTTP bearer tokens besides `auth_token`; each token authenticates
+    /// its own principal (`token:<fingerprint>`), which owns what it creates.
+    pub auth_tokens: Vec<Secret>,
     pub allowed_hosts: Vec<String>,
     pub allowed_origins: Vec<String>,
     #[serde(rename = "requestTimeoutSecs", serialize_with = "redact::secs")]
@@ -188,6 +193,7 @@ impl Config {
             state_dir: core.state_dir.unwrap_or_else(default_state_dir),
             log_level,
             auth_token: transport.auth_token,
+            auth_tokens: transport.auth_tokens,
             allowed_hosts: transport.allowed_hosts,
             allowed_origins: transport.allowed_origins,
             request_timeout: Duration::from_secs(timeout),
@@ -224,9 +230,17 @@ impl Config {
         self.integrations_allow_private = Some(self.integrations_allow_private.unwrap_or(default));
     }
 
+    /// Every accepted HTTP bearer token: `auth_token`, then `auth_tokens`.
+    pub fn bearer_tokens(&self) -> impl Iterator<Item = &str> {
+        self.auth_token
+            .iter()
+            .chain(&self.auth_tokens)
+            .map(|s| s.expose())
+    }
+
     /// Checks that an HTTP bind address is allowed by the auth settings.
     pub fn check_bind(&self, addr: SocketAddr) -> Result<(), ConfigError> {
-        if !addr.ip().is_loopback() && self.auth_token.is_none() {
+        if !addr.ip().is_loopback() && self.bearer_tokens().next().is_none() {
             return Err(invalid(
                 "http",
                 format!(

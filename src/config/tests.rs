@@ -433,3 +433,30 @@ fn a_bad_file_value_names_its_key() {
     let err = parse("fsync = \"sometimes\"\n").err().unwrap_or_default();
     assert!(err.contains("`fsync`") && err.contains("never"), "{err}");
 }
+
+#[test]
+fn extra_bearer_tokens_are_long_distinct_and_redacted() {
+    let with = |first: Option<&str>, extra: &[&str]| {
+        let over = Options {
+            transport: TransportOptions {
+                auth_token: first.map(Secret::from),
+                auth_tokens: Some(extra.iter().map(|t| Secret::from(*t)).collect()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Config::from_layers(Options::default(), over)
+    };
+    let ok = with(Some("first-token-0123456789"), &["second-token-0123456789"]).unwrap();
+    assert_eq!(ok.bearer_tokens().count(), 2);
+    assert!(!ok.redacted().to_string().contains("second-token"));
+    let short = with(None, &["short"]).unwrap_err().to_string();
+    assert!(
+        short.contains("auth-tokens") && short.contains("16"),
+        "{short}"
+    );
+    let twice = with(Some("same-token-0123456789"), &["same-token-0123456789"])
+        .unwrap_err()
+        .to_string();
+    assert!(twice.contains("twice"), "{twice}");
+}

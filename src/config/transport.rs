@@ -17,6 +17,10 @@ layered! {
         /// Bearer token required on HTTP requests (required for non-loopback binds).
         #[arg(long, global = true, env = "CORTEX_MCP_AUTH_TOKEN", hide_env_values = true)]
         pub auth_token: Option<Secret>,
+        /// More HTTP bearer tokens (comma-separated), one per client: each authenticates its
+        /// own principal, which owns what it creates.
+        #[arg(long, global = true, env = "CORTEX_MCP_AUTH_TOKENS", hide_env_values = true, value_delimiter = ',')]
+        pub auth_tokens: Option<Vec<Secret>>,
         /// Accepted Host header values (comma-separated).
         #[arg(long, global = true, env = "CORTEX_MCP_ALLOWED_HOSTS", value_delimiter = ',')]
         pub allowed_hosts: Option<Vec<String>>,
@@ -50,6 +54,7 @@ layered! {
 /// The validated transport settings (spread over [`super::Config`]'s fields).
 pub(crate) struct TransportSettings {
     pub auth_token: Option<Secret>,
+    pub auth_tokens: Vec<Secret>,
     pub allowed_hosts: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub http_sessions: bool,
@@ -126,6 +131,8 @@ impl TransportOptions {
         {
             return Err(invalid("auth-token", "must be at least 16 characters"));
         }
+        let auth_tokens = self.auth_tokens.unwrap_or_default();
+        check_extra_tokens(auth_token.as_ref(), &auth_tokens)?;
         let d = TransportLimits::default();
         let as_u64 = |v: Option<usize>| v.map(|v| v as u64);
         let limits = TransportLimits {
@@ -167,6 +174,7 @@ impl TransportOptions {
         };
         Ok(TransportSettings {
             auth_token,
+            auth_tokens,
             allowed_hosts,
             allowed_origins,
             http_sessions: self.http_sessions.unwrap_or(false),
@@ -174,4 +182,25 @@ impl TransportOptions {
             limits,
         })
     }
+}
+
+/// Each extra bearer token is long enough and distinct from every other one.
+fn check_extra_tokens(first: Option<&Secret>, extra: &[Secret]) -> Result<(), ConfigError> {
+    for (i, token) in extra.iter().enumerate() {
+        if token.len() < 16 {
+            return Err(invalid(
+                "auth-tokens",
+                format!("token {} must be at least 16 characters", i + 1),
+            ));
+        }
+        let seen = first.is_some_and(|f| f.expose() == token.expose())
+            || extra[..i].iter().any(|t| t.expose() == token.expose());
+        if seen {
+            return Err(invalid(
+                "auth-tokens",
+                format!("token {} is given twice; each client needs its own", i + 1),
+            ));
+        }
+    }
+    Ok(())
 }

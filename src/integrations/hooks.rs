@@ -231,6 +231,7 @@ async fn receive(
     } else {
         Value::Null
     };
+    let owner = integration.event_owner();
     let event = WebhookReceived {
         schema_version: super::EVENT_SCHEMA_VERSION,
         integration_id: id.clone(),
@@ -240,7 +241,7 @@ async fn receive(
         bytes: body.len(),
         payload,
     };
-    match state.events.publish("integrations", &event).await {
+    match state.events.publish_as("integrations", &event, owner).await {
         Ok(ev) => (
             StatusCode::ACCEPTED,
             Json(json!({ "eventId": ev.id, "seq": ev.seq })),

@@ -53,12 +53,7 @@ pub struct Built {
 
 /// Builds the toolset: replays `<state-dir>/integrations/`.
 pub fn toolset(runtime: &Runtime) -> Result<Built, IntegrationsError> {
-    use crate::{config::Fsync, runtime::journal::FsyncPolicy};
-    let policy = match runtime.config.fsync {
-        Fsync::Always => FsyncPolicy::Always,
-        Fsync::Batch => FsyncPolicy::Batch,
-        Fsync::Never => FsyncPolicy::Never,
-    };
+    let policy = runtime.config.fsync;
     let dir = runtime.config.state_dir.join("integrations");
     let registry = registry::Registry::open(&dir, policy)?;
     let addresses = address::AddressPolicy {

@@ -18,7 +18,10 @@ use parking_lot::{Mutex, RwLock};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::journal::{FsyncPolicy, Journal};
+use crate::runtime::{
+    journal::{FsyncPolicy, Journal},
+    principal::Principal,
+};
 
 use super::IntegrationsError;
 
@@ -199,6 +202,30 @@ pub struct Integration {
     pub revision: u64,
     pub created_at: String,
     pub updated_at: String,
+    /// The principal that registered it; only it may see, use, test, change or delete
+    /// it unless it is shared. Absent on integrations registered before owners were
+    /// kept (everyone may use those).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Registered with `shared: true`: every principal may use it (and its credentials).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
+}
+
+impl Integration {
+    /// Whether `principal` may see and use this integration.
+    pub fn visible_to(&self, principal: &Principal) -> bool {
+        principal.may_access(self.owner.as_deref(), self.shared)
+    }
+
+    /// Who its events are shown to (`None`: everyone, for a shared one).
+    pub fn event_owner(&self) -> Option<String> {
+        if self.shared {
+            None
+        } else {
+            self.owner.clone()
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -370,6 +397,15 @@ impl Registry {
             .ok_or_else(|| RegistryError::NotFound(id.to_string()))
     }
 
+    /// Integration `id` when `principal` may use it; not found (as a missing one)
+    /// otherwise.
+    pub fn get_for(&self, id: &str, principal: &Principal) -> Result<Integration, RegistryError> {
+        self.get(id)
+            .ok()
+            .filter(|i| i.visible_to(principal))
+            .ok_or_else(|| RegistryError::NotFound(id.to_string()))
+    }
+
     /// Credential values of `id` for injection into one call; never returned by a tool.
     pub fn credentials(&self, id: &str) -> BTreeMap<String, String> {
         self.vault.get(id)
@@ -393,33 +429,39 @@ impl Registry {
         }
     }
 
-    /// Every registered integration, in id (creation) order, filtered.
+    /// Every registered integration `principal` may see, in id (creation) order,
+    /// filtered.
     pub fn list(
         &self,
+        principal: &Principal,
         r#type: Option<IntegrationType>,
         status: Option<Status>,
     ) -> Vec<Integration> {
         self.items
             .read()
             .values()
+            .filter(|i| i.visible_to(principal))
             .filter(|i| r#type.is_none_or(|t| i.r#type == t))
             .filter(|i| status.is_none_or(|s| i.status == s))
             .cloned()
             .collect()
     }
 
+    /// Registers an integration owned by `owner` (usable by everyone when `shared`).
     pub async fn create(
         &self,
         name: String,
         r#type: IntegrationType,
         input: ConfigInput,
+        owner: &Principal,
+        shared: bool,
     ) -> Result<Integration, RegistryError> {
         let _guard = self.writes.lock().await;
         let name = check_name(&name)?;
         if self.items.read().len() >= MAX_INTEGRATIONS {
             return Err(RegistryError::Full);
         }
-        self.check_unique(&name, None)?;
+        self.check_unique(&name, None, owner)?;
         let creds = input.credentials.clone().unwrap_or_default();
         let config = build_config(r#type, input, None)?;
         check_credentials(r#type, &creds)?;
@@ -433,6 +475,8 @@ impl Registry {
             revision: 1,
             created_at: now.clone(),
             updated_at: now,
+            owner: owner.owner(),
+            shared,
         };
         let id = integration.id.clone();
         self.vault.update(|v| {
@@ -452,13 +496,14 @@ impl Registry {
     pub async fn update(
         &self,
         id: &str,
+        principal: &Principal,
         change: Change,
     ) -> Result<(Integration, Option<String>), RegistryError> {
         let _guard = self.writes.lock().await;
-        let mut current = self.get(id)?;
+        let mut current = self.get_for(id, principal)?;
         if let Some(name) = change.name {
             let name = check_name(&name)?;
-            self.check_unique(&name, Some(id))?;
+            self.check_unique(&name, Some(id), principal)?;
             current.name = name;
         }
         if let Some(t) = change.r#type
@@ -532,9 +577,14 @@ impl Registry {
         self.put(current).await.map(|_| ())
     }
 
-    pub async fn delete(&self, id: &str) -> Result<Integration, RegistryError> {
+    /// Deletes integration `id` when `principal` may use it.
+    pub async fn delete(
+        &self,
+        id: &str,
+        principal: &Principal,
+    ) -> Result<Integration, RegistryError> {
         let _guard = self.writes.lock().await;
-        let current = self.get(id)?;
+        let current = self.get_for(id, principal)?;
         self.journal
             .append(&Record::Delete { id: id.to_string() })
             .await
@@ -559,12 +609,18 @@ impl Registry {
         Ok(integration)
     }
 
-    fn check_unique(&self, name: &str, except: Option<&str>) -> Result<(), RegistryError> {
-        let taken = self
-            .items
-            .read()
-            .values()
-            .any(|i| i.name == name && Some(i.id.as_str()) != except);
+    /// Names are unique among the integrations `principal` may see (another principal's
+    /// names are neither taken nor revealed).
+    fn check_unique(
+        &self,
+        name: &str,
+        except: Option<&str>,
+        principal: &Principal,
+    ) -> Result<(), RegistryError> {
+        let taken =
+            self.items.read().values().any(|i| {
+                i.name == name && Some(i.id.as_str()) != except && i.visible_to(principal)
+            });
         if taken {
             Err(RegistryError::DuplicateName(name.to_string()))
         } else {
@@ -883,6 +939,8 @@ mod tests {
                 "a".into(),
                 IntegrationType::Api,
                 api("http://127.0.0.1:1/x"),
+                &Principal::stdio(),
+                false,
             )
             .await
             .unwrap();
@@ -895,7 +953,13 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         let err = reg
-            .create("a".into(), IntegrationType::Api, api("http://h/"))
+            .create(
+                "a".into(),
+                IntegrationType::Api,
+                api("http://h/"),
+                &Principal::stdio(),
+                false,
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, RegistryError::DuplicateName(_)));

@@ -169,11 +169,21 @@ pub struct CreateIn {
     pub r#type: IntegrationType,
     #[serde(default)]
     pub config: ConfigInput,
+    /// Let every client of this server see and use it (with its credentials). Default:
+    /// only the principal that registers it may.
+    #[serde(default)]
+    pub shared: bool,
 }
 
-async fn create_integration(i: I, input: CreateIn, _ctx: CallCtx) -> Out<Integration> {
+async fn create_integration(i: I, input: CreateIn, ctx: CallCtx) -> Out<Integration> {
     Ok(i.registry
-        .create(input.name, input.r#type, input.config)
+        .create(
+            input.name,
+            input.r#type,
+            input.config,
+            &ctx.principal,
+            input.shared,
+        )
         .await?)
 }
 
@@ -211,7 +221,7 @@ pub struct UpdateOut {
     pub credentials_dropped: Option<String>,
 }
 
-async fn update_integration(i: I, input: UpdateIn, _ctx: CallCtx) -> Out<UpdateOut> {
+async fn update_integration(i: I, input: UpdateIn, ctx: CallCtx) -> Out<UpdateOut> {
     let change = Change {
         name: input.name,
         r#type: None,
@@ -221,7 +231,10 @@ async fn update_integration(i: I, input: UpdateIn, _ctx: CallCtx) -> Out<UpdateO
         }),
         config: input.config,
     };
-    let (updated, credentials_dropped) = i.registry.update(&input.integration_id, change).await?;
+    let (updated, credentials_dropped) = i
+        .registry
+        .update(&input.integration_id, &ctx.principal, change)
+        .await?;
     i.pools.forget(&updated.id);
     i.queues.forget(&updated.id);
     Ok(UpdateOut {
@@ -242,8 +255,11 @@ pub struct Deleted {
     pub deleted: Integration,
 }
 
-async fn delete_integration(i: I, input: IdIn, _ctx: CallCtx) -> Out<Deleted> {
-    let deleted = i.registry.delete(&input.integration_id).await?;
+async fn delete_integration(i: I, input: IdIn, ctx: CallCtx) -> Out<Deleted> {
+    let deleted = i
+        .registry
+        .delete(&input.integration_id, &ctx.principal)
+        .await?;
     i.monitor.forget(&deleted.id);
     i.pools.forget(&deleted.id);
     i.queues.forget(&deleted.id);
@@ -268,8 +284,8 @@ pub struct ListIn {
     pub cursor: Option<String>,
 }
 
-async fn list_integrations(i: I, input: ListIn, _ctx: CallCtx) -> Out<Page<Integration>> {
-    let all = i.registry.list(input.r#type, input.status);
+async fn list_integrations(i: I, input: ListIn, ctx: CallCtx) -> Out<Page<Integration>> {
+    let all = i.registry.list(&ctx.principal, input.r#type, input.status);
     page::offset_page(
         "list_integrations",
         &all,
@@ -390,12 +406,16 @@ impl Integrations {
             ok: r.ok,
         };
         let events = self.events.clone();
+        let owner = integration.event_owner();
         tokio::spawn(async move {
-            if let Err(e) = events.publish("integrations", &event).await {
+            if let Err(e) = events
+                .publish_as("integrations", &event, owner.clone())
+                .await
+            {
                 tracing::warn!(integration = %event.integration_id, "integrations.api.called not stored: {e}");
             }
             if let Some(synced) = synced
-                && let Err(e) = events.publish("integrations", &synced).await
+                && let Err(e) = events.publish_as("integrations", &synced, owner).await
             {
                 tracing::warn!(integration = %synced.integration_id, "integrations.data.synced not stored: {e}");
             }
@@ -456,10 +476,10 @@ fn spooled_page(i: &Integrations, input: &ExecuteIn, cursor: &str) -> Out<Execut
 }
 
 async fn execute_integration(i: I, input: ExecuteIn, ctx: CallCtx) -> Out<ExecuteOut> {
+    let integration = i.registry.get_for(&input.integration_id, &ctx.principal)?;
     if let Some(cursor) = input.cursor.as_deref() {
         return spooled_page(&i, &input, cursor);
     }
-    let integration = i.registry.get(&input.integration_id)?;
     if integration.status == Status::Inactive {
         return Err(ToolError::Business(format!(
             "integration {} is inactive; set status active with update_integration first",
@@ -898,7 +918,7 @@ async fn test_backend(
 }
 
 async fn test_integration(i: I, input: TestIn, ctx: CallCtx) -> Out<TestOut> {
-    let integration = i.registry.get(&input.integration_id)?;
+    let integration = i.registry.get_for(&input.integration_id, &ctx.principal)?;
     let creds = i.registry.credentials_for_call(&integration)?;
     let timeout = PROBE_TIMEOUT.min(ctx.remaining());
     let (steps, status_code, ok, verdict) = if integration.r#type.is_http() {
@@ -917,7 +937,11 @@ async fn test_integration(i: I, input: TestIn, ctx: CallCtx) -> Out<TestOut> {
             test_type: input.test_type,
             steps: steps.clone(),
         };
-        if let Err(e) = i.events.publish("integrations", &event).await {
+        if let Err(e) = i
+            .events
+            .publish_as("integrations", &event, integration.event_owner())
+            .await
+        {
             tracing::warn!("integrations.connection.established not stored: {e}");
         }
     }
@@ -1003,8 +1027,8 @@ fn parse_time(field: &str, raw: &str) -> Out<DateTime<Utc>> {
         })
 }
 
-async fn monitor_integration(i: I, input: MonitorIn, _ctx: CallCtx) -> Out<MonitorOut> {
-    let integration = i.registry.get(&input.integration_id)?;
+async fn monitor_integration(i: I, input: MonitorIn, ctx: CallCtx) -> Out<MonitorOut> {
+    let integration = i.registry.get_for(&input.integration_id, &ctx.principal)?;
     let range = input.time_range.unwrap_or_default();
     let end = range
         .end

@@ -66,6 +66,10 @@ pub struct GraphDef {
     #[serde(default)]
     #[schemars(length(max = 5000))]
     pub edges: Vec<EdgeDef>,
+    /// Let every client of this server see and run the graph. Default: only the
+    /// principal that creates it may.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -75,6 +79,17 @@ pub struct Graph {
     #[serde(flatten)]
     pub def: GraphDef,
     pub created_at: String,
+    /// The principal that created it (absent on graphs created before owners were kept:
+    /// everyone may use those).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+impl Graph {
+    /// Whether `principal` may see and run this graph.
+    pub fn visible_to(&self, principal: &crate::runtime::principal::Principal) -> bool {
+        principal.may_access(self.owner.as_deref(), self.def.shared)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]

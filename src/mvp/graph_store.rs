@@ -454,6 +454,7 @@ mod tests {
             id: "g".into(),
             created_at: String::new(),
             def,
+            owner: None,
         };
         let o = optimize(&g, &[], OptimizationType::Performance, 8).unwrap();
         assert_eq!(o.parallel_levels, vec![vec!["a"], vec!["b"], vec!["c"]]);

@@ -1,5 +1,7 @@
-//! The `health` probe: is the state directory writable, how long a journal append takes
-//! to become durable (journal lag), the executor lanes and the running processes.
+//! The `health` probe: is the state directory writable, how long an append to the
+//! `health` stream of the runtime's store takes to become durable (journal lag; the
+//! stream keeps nothing once it passes 64 KiB), the executor lanes and the running
+//! processes.
 //! Probes are cached for [`CACHE_FOR`] so a busy client cannot turn health checks into
 //! disk load.
 //!
@@ -11,12 +13,21 @@ use std::{
 };
 
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::runtime::{
     executor::LaneStats,
-    journal::{FsyncPolicy, Journal, JournalError},
+    store::{Compaction, Fsync, LocalBackend, StoreError, Stream, StreamOptions},
 };
+
+/// Log size past which the probe records are dropped.
+const MAX_LOG_BYTES: u64 = 64 * 1024;
+
+/// The record a probe appends: `{"probe":true}`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Probe {
+    probe: bool,
+}
 
 /// How long a probe result is reused.
 pub const CACHE_FOR: Duration = Duration::from_secs(2);
@@ -70,16 +81,22 @@ struct DiskProbe {
 
 pub struct HealthProbe {
     dir: PathBuf,
-    journal: Journal,
+    stream: Stream<Probe>,
     last: tokio::sync::Mutex<Option<DiskProbe>>,
 }
 
 impl HealthProbe {
-    pub fn new(dir: &Path, policy: FsyncPolicy) -> Result<Self, JournalError> {
-        let (journal, _) = Journal::open(dir, "health", policy)?;
+    pub fn new(dir: &Path, policy: Fsync) -> Result<Self, StoreError> {
+        let options = StreamOptions::new(policy, MAX_LOG_BYTES);
+        let (stream, _) = Stream::open_local(
+            &LocalBackend::new(dir),
+            "health",
+            options,
+            Compaction::discard(),
+        )?;
         Ok(HealthProbe {
             dir: dir.to_path_buf(),
-            journal,
+            stream,
             last: tokio::sync::Mutex::new(None),
         })
     }
@@ -115,18 +132,8 @@ impl HealthProbe {
             }
         };
         let t0 = Instant::now();
-        let lag_ms = match self
-            .journal
-            .append(&serde_json::json!({"probe": true}))
-            .await
-        {
-            Ok(_) => {
-                let lag = t0.elapsed().as_secs_f64() * 1000.0;
-                if self.journal.segment_bytes() > 64 * 1024 {
-                    let _ = self.journal.compact(Vec::new()).await;
-                }
-                Some(lag)
-            }
+        let lag_ms = match self.stream.append(&Probe { probe: true }).await {
+            Ok(_) => Some(t0.elapsed().as_secs_f64() * 1000.0),
             Err(e) => {
                 problems.push(format!("journal append failed: {e}"));
                 None

@@ -24,6 +24,7 @@ use super::{
 use crate::runtime::{
     registry::{CallCtx, ToolError},
     stop::{Stop, Stopped},
+    workspace::Beneath,
 };
 
 /// Most lint issues listed in a result.
@@ -154,14 +155,23 @@ pub fn content_hash(
     };
     stop.check()?;
     paths.sort();
+    // Files under `dir` are read through its handle (no symlink out of it is followed,
+    // even when the tree changes during the walk); others were resolved by `Roots`.
+    let handle = Beneath::open_ambient(dir).ok();
+    let read = |p: &Path| -> Option<Vec<u8>> {
+        match (&handle, p.strip_prefix(dir)) {
+            (Some(h), Ok(rel)) => h.read(rel).ok().flatten(),
+            _ => std::fs::read(p).ok(),
+        }
+    };
     for p in &paths {
         stop.check()?;
         h.update(p.to_string_lossy().as_bytes());
-        let Ok(meta) = std::fs::metadata(p) else {
+        let Ok(meta) = std::fs::symlink_metadata(p) else {
             continue;
         };
         if meta.len() <= budget {
-            if let Ok(bytes) = std::fs::read(p) {
+            if let Some(bytes) = read(p) {
                 budget -= bytes.len() as u64;
                 h.update(&bytes);
             }

@@ -33,11 +33,7 @@ pub mod workspace;
 
 use std::sync::Arc;
 
-use crate::{
-    config::GithubCredential,
-    runtime::{Runtime, journal::FsyncPolicy},
-    server::Toolset,
-};
+use crate::{config::GithubCredential, runtime::Runtime, server::Toolset};
 
 pub const INSTRUCTIONS: &str = "mvp: workflow graphs (create_graph, validate_graph, execute_graph, get_graph_status, optimize_graph) whose `tool` nodes call any tool of this server by name with `{{inputs.x}}` / `{{nodes.ID.field}}` templates; PRP workflows (run_prp_workflow: strategy → build → evaluation with real gates; with a `workspace` the build gate runs the tests and the linter); teaching (capture_example, list_patterns, replay_example); workspace tools inside the configured roots (read_file, test_runner, code_analysis, run_command) on a secure executor (allow-listed programs started without a shell, reduced environment, every child confined by a sandbox — the workspace read-write, the system read-only, no network unless the operator allows it, no access to this server's state or /proc — and timeouts that kill every descendant, redacted output); and health.";
 
@@ -69,11 +65,7 @@ pub struct Mvp {
 /// Literal secrets of this server's own configuration, for the redactor.
 fn known_secrets(runtime: &Runtime) -> Vec<String> {
     let config = &runtime.config;
-    let mut known: Vec<String> = config
-        .auth_token
-        .iter()
-        .map(|s| s.expose().to_string())
-        .collect();
+    let mut known: Vec<String> = config.bearer_tokens().map(str::to_string).collect();
     match &config.github.credential {
         GithubCredential::Token(t) => known.push(t.clone()),
         GithubCredential::App(app) => known.extend(
@@ -111,21 +103,18 @@ fn protected_paths(runtime: &Runtime) -> Vec<std::path::PathBuf> {
 /// Builds the toolset: opens (and replays) its journals.
 pub fn toolset(runtime: &Runtime) -> Result<Toolset, MvpError> {
     let config = runtime.config.clone();
-    let roots = workspace::Roots::new(&config.workspace_roots)?;
+    let roots = runtime.roots.clone();
+    roots.require()?;
     let redactor = exec::Redactor::new(known_secrets(runtime));
     let layout = sandbox::Layout {
-        roots: roots.list().to_vec(),
+        roots: roots.list(),
         protected: protected_paths(runtime),
     };
     let sandbox = Arc::new(sandbox::Sandbox::new(&config.mvp, &layout)?);
     let exec = exec::SecureExec::new(&config.mvp, &runtime.executor, redactor, sandbox)
         .stop_on(runtime.stopping.clone());
     let dir = config.state_dir.join("mvp");
-    let policy = match config.fsync {
-        crate::config::Fsync::Always => FsyncPolicy::Always,
-        crate::config::Fsync::Batch => FsyncPolicy::Batch,
-        crate::config::Fsync::Never => FsyncPolicy::Never,
-    };
+    let policy = config.fsync;
     let journal_err = |source| MvpError::Journal {
         dir: dir.display().to_string(),
         source,

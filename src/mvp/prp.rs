@@ -192,6 +192,10 @@ pub struct PrpRun {
     pub gates: GateLimits,
     pub created_at: String,
     pub duration_ms: u64,
+    /// The principal that ran it; only it sees the run (absent on runs recorded before
+    /// owners were kept: everyone sees those).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// Evidence carried from build to evaluation.
@@ -583,6 +587,7 @@ pub async fn run(
     let decision = cerebrum(&phases);
     let recycled_at = phases.iter().find(|p| !p.gate.passed).map(|p| p.phase);
     Ok(PrpRun {
+        owner: ctx.principal.owner(),
         run_id: id,
         title: input.blueprint.title.clone(),
         status: if recycled_at.is_some() {

@@ -1,5 +1,6 @@
-//! The bounded PRP history: a ring of the latest runs (default 1,000), journaled in the
-//! `prp` stream, compacted to the live runs, and replayed on start.
+//! The bounded PRP history: a ring of the latest runs (default 1,000), kept in the `prp`
+//! stream of the runtime's store, compacted (in the background, once the log passes
+//! 16 MiB) to the runs the ring would hold, and replayed on start.
 //!
 //! Owns storage only: runs are made by `prp.rs`.
 
@@ -10,10 +11,12 @@ use std::{
 };
 
 use parking_lot::Mutex;
-use serde_json::Value;
 
 use super::prp::PrpRun;
-use crate::runtime::journal::{FsyncPolicy, Journal, JournalError, JournalOptions};
+use crate::runtime::store::{Compaction, Fsync, LocalBackend, StoreError, Stream, StreamOptions};
+
+/// Log size past which the stream is compacted to the runs the ring holds.
+const MAX_LOG_BYTES: u64 = 16 * 1024 * 1024;
 
 #[derive(Default)]
 struct Ring {
@@ -24,27 +27,46 @@ struct Ring {
 /// The bounded PRP history, journaled.
 pub struct PrpStore {
     ring: Mutex<Ring>,
-    journal: Journal,
+    stream: Stream<PrpRun>,
     cap: usize,
 }
 
+/// The items a ring of `cap` holds after `items` (one recorded again moves to the back).
+fn latest<T>(items: Vec<T>, key: impl Fn(&T) -> &str, cap: usize) -> Vec<T> {
+    let mut last = HashMap::new();
+    for (i, r) in items.iter().enumerate() {
+        last.insert(key(r).to_string(), i);
+    }
+    let live: Vec<T> = items
+        .into_iter()
+        .enumerate()
+        .filter(|(i, r)| last.get(key(r)) == Some(i))
+        .map(|(_, r)| r)
+        .collect();
+    let skip = live.len().saturating_sub(cap);
+    live.into_iter().skip(skip).collect()
+}
+
 impl PrpStore {
-    pub fn open(dir: &Path, policy: FsyncPolicy, cap: usize) -> Result<Self, JournalError> {
-        let options = JournalOptions {
-            policy,
-            max_segment_bytes: 16 * 1024 * 1024,
-        };
-        let (journal, records) = Journal::open_with(dir, "prp", options)?;
+    pub fn open(dir: &Path, policy: Fsync, cap: usize) -> Result<Self, StoreError> {
+        Self::open_with(dir, StreamOptions::new(policy, MAX_LOG_BYTES), cap)
+    }
+
+    /// [`PrpStore::open`] with explicit stream options (tests use a small log).
+    pub fn open_with(dir: &Path, options: StreamOptions, cap: usize) -> Result<Self, StoreError> {
+        let compaction = Compaction::new(move |runs| latest(runs, |r: &PrpRun| &r.run_id, cap));
+        let (stream, replay) =
+            Stream::open_local(&LocalBackend::new(dir), "prp", options, compaction)?;
+        for (position, reason) in &replay.undecodable {
+            tracing::warn!("prp journal: skipped record {position}: {reason}");
+        }
         let store = PrpStore {
             ring: Mutex::new(Ring::default()),
-            journal,
+            stream,
             cap,
         };
-        for r in records {
-            match serde_json::from_value::<PrpRun>(r) {
-                Ok(run) => store.insert(Arc::new(run)),
-                Err(e) => tracing::warn!("prp journal: skipped a record: {e}"),
-            }
+        for run in replay.into_records() {
+            store.insert(Arc::new(run));
         }
         Ok(store)
     }
@@ -63,20 +85,9 @@ impl PrpStore {
     }
 
     /// Keeps a finished run (journaled first).
-    pub async fn record(&self, run: Arc<PrpRun>) -> Result<(), JournalError> {
-        self.journal.append(&*run).await?;
+    pub async fn record(&self, run: Arc<PrpRun>) -> Result<(), StoreError> {
+        self.stream.append(&run).await?;
         self.insert(run);
-        if self.journal.needs_compaction() {
-            let live: Vec<Value> = {
-                let ring = self.ring.lock();
-                ring.order
-                    .iter()
-                    .filter_map(|id| ring.by_id.get(id))
-                    .filter_map(|r| serde_json::to_value(&**r).ok())
-                    .collect()
-            };
-            self.journal.compact(live).await?;
-        }
         Ok(())
     }
 
@@ -100,5 +111,21 @@ impl PrpStore {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::latest;
+
+    #[test]
+    fn compaction_keeps_what_the_ring_holds() {
+        let ids = ["a", "b", "c", "a", "d", "b", "e"];
+        let kept = latest(ids.to_vec(), |s: &&str| s, 3);
+        assert_eq!(kept, vec!["d", "b", "e"]);
+        assert_eq!(
+            latest(ids.to_vec(), |s: &&str| s, 10),
+            vec!["c", "a", "d", "b", "e"]
+        );
     }
 }

@@ -119,7 +119,12 @@ pub fn detect_framework(dir: &Path) -> Option<Framework> {
     if dir.join("Cargo.toml").is_file() {
         return Some(Framework::Cargo);
     }
-    if let Ok(pkg) = std::fs::read_to_string(dir.join("package.json")) {
+    // Read through the directory's handle: a package.json symlinked out is not followed.
+    let package = crate::runtime::workspace::Beneath::open_ambient(dir)
+        .ok()
+        .and_then(|d| d.read(Path::new("package.json")).ok().flatten())
+        .and_then(|b| String::from_utf8(b).ok());
+    if let Some(pkg) = package {
         if pkg.contains("\"vitest\"") {
             return Some(Framework::Vitest);
         }

@@ -4,8 +4,9 @@
 //! counters keyed `type-phase-actionType` kept incrementally (O(1) per capture and per
 //! eviction: count and successes; confidence = min(0.5 + 0.1·count, 0.9), effectiveness
 //! = successes / count), the similarity used by replay (0.3·same phase + 0.4·keyword
-//! Jaccard + 0.3·state-key Jaccard; applies at ≥ 0.6) and the `teaching` journal
-//! (one record per capture, compacted to the live examples when the segment grows).
+//! Jaccard + 0.3·state-key Jaccard; applies at ≥ 0.6) and the `teaching` stream of the
+//! runtime's store (one record per capture, compacted in the background to the live
+//! examples once the log passes 32 MiB).
 //!
 //! It must not publish events or know about tools (that is `tools.rs`).
 
@@ -21,7 +22,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::runtime::journal::{FsyncPolicy, Journal, JournalError, JournalOptions};
+use crate::runtime::store::{Compaction, Fsync, LocalBackend, StoreError, Stream, StreamOptions};
+
+/// Log size past which the stream is compacted to the live examples.
+const MAX_LOG_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Examples older than this are dropped.
 pub const TTL: Duration = Duration::from_secs(90 * 24 * 3600);
@@ -232,8 +236,6 @@ struct Store {
     order: VecDeque<Arc<Example>>,
     by_id: HashMap<String, Arc<Example>>,
     patterns: BTreeMap<String, Pattern>,
-    /// Number of evicted entries still at the front of `order` (lazy removal).
-    captures_since_compaction: u64,
 }
 
 impl Store {
@@ -279,58 +281,60 @@ impl Store {
 /// The teaching store, journaled.
 pub struct Teaching {
     store: Mutex<Store>,
-    journal: Journal,
+    stream: Stream<Example>,
     max: usize,
 }
 
+/// The examples a store bounded by `max` (and the TTL) holds after `examples`.
+fn live(examples: Vec<Example>, max: usize) -> Vec<Example> {
+    let mut store = Store::default();
+    for e in examples {
+        store.insert(Arc::new(e), max);
+    }
+    let Store { order, by_id, .. } = store;
+    drop(by_id);
+    order
+        .into_iter()
+        .map(|e| Arc::try_unwrap(e).unwrap_or_else(|e| (*e).clone()))
+        .collect()
+}
+
 impl Teaching {
-    pub fn open(dir: &Path, policy: FsyncPolicy, max: usize) -> Result<Self, JournalError> {
-        let options = JournalOptions {
-            policy,
-            max_segment_bytes: 32 * 1024 * 1024,
-        };
-        let (journal, records) = Journal::open_with(dir, "teaching", options)?;
+    pub fn open(dir: &Path, policy: Fsync, max: usize) -> Result<Self, StoreError> {
+        Self::open_with(dir, StreamOptions::new(policy, MAX_LOG_BYTES), max)
+    }
+
+    /// [`Teaching::open`] with explicit stream options (tests use a small log).
+    pub fn open_with(dir: &Path, options: StreamOptions, max: usize) -> Result<Self, StoreError> {
+        let compaction = Compaction::new(move |examples| live(examples, max));
+        let (stream, replay) =
+            Stream::open_local(&LocalBackend::new(dir), "teaching", options, compaction)?;
+        for (position, reason) in &replay.undecodable {
+            tracing::warn!("teaching journal: skipped record {position}: {reason}");
+        }
         let mut store = Store::default();
-        for r in records {
-            match serde_json::from_value::<Example>(r) {
-                Ok(e) => {
-                    store.insert(Arc::new(e), max);
-                }
-                Err(e) => tracing::warn!("teaching journal: skipped a record: {e}"),
-            }
+        for e in replay.into_records() {
+            store.insert(Arc::new(e), max);
         }
         Ok(Teaching {
             store: Mutex::new(store),
-            journal,
+            stream,
             max,
         })
     }
 
     /// Stores an example (journaled before it is acknowledged); returns its pattern.
-    pub async fn capture(&self, e: Example) -> Result<Pattern, JournalError> {
-        self.journal.append(&e).await?;
+    pub async fn capture(&self, e: Example) -> Result<Pattern, StoreError> {
+        self.stream.append(&e).await?;
         let key = e.pattern_key();
-        let (pattern, compact) = {
-            let mut s = self.store.lock();
-            s.insert(Arc::new(e), self.max);
-            s.captures_since_compaction += 1;
-            let compact = self.journal.needs_compaction();
-            if compact {
-                s.captures_since_compaction = 0;
-            }
-            (s.patterns.get(&key).cloned().unwrap_or_default(), compact)
-        };
-        if compact {
-            let live: Vec<Value> = {
-                let s = self.store.lock();
-                s.order
-                    .iter()
-                    .filter_map(|e| serde_json::to_value(&**e).ok())
-                    .collect()
-            };
-            self.journal.compact(live).await?;
-        }
-        Ok(pattern)
+        let mut s = self.store.lock();
+        s.insert(Arc::new(e), self.max);
+        Ok(s.patterns.get(&key).cloned().unwrap_or_default())
+    }
+
+    /// Makes queued captures (and a compaction under way) durable and closes the stream.
+    pub async fn close(&self) {
+        self.stream.close().await
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Example>> {
@@ -406,6 +410,29 @@ mod tests {
         assert_eq!(evicted[0].id, "a");
         let p = &s.patterns["correction-build-fix"];
         assert_eq!((p.examples, p.successes), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn the_journal_is_compacted_to_the_live_examples_and_replays_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StreamOptions::new(Fsync::Never, 8192);
+        let t = Teaching::open_with(dir.path(), options, 5).unwrap();
+        for i in 0..300 {
+            t.capture(example(&format!("e{i}"), i % 2 == 0))
+                .await
+                .unwrap();
+        }
+        let before = t.pattern("correction-build-fix").unwrap();
+        t.close().await;
+        let segment = std::fs::metadata(dir.path().join("teaching.ndjson")).unwrap();
+        assert!(segment.len() <= 2 * 8192, "{} bytes left", segment.len());
+        assert!(dir.path().join("teaching.snapshot.json").exists());
+
+        let t = Teaching::open_with(dir.path(), options, 5).unwrap();
+        assert_eq!(t.len(), 5);
+        assert!(t.get("e299").is_some() && t.get("e294").is_none());
+        assert_eq!(t.pattern("correction-build-fix").unwrap(), before);
+        t.close().await;
     }
 
     #[test]

@@ -10,7 +10,10 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::{Mvp, workspace::WorkspaceError};
+use super::{
+    Mvp,
+    workspace::{ReadError, WorkspaceError},
+};
 use crate::runtime::registry::{Hints, ToolDef, ToolError, tool};
 
 const SOURCE: &str = "cortex-mcp/mvp";
@@ -23,25 +26,36 @@ pub(super) fn ws_err(e: WorkspaceError) -> ToolError {
         WorkspaceError::Io { .. } | WorkspaceError::NoRoots(_) => {
             ToolError::Internal(e.to_string())
         }
+        WorkspaceError::RootGone { .. } => ToolError::business(e.to_string()),
         other => ToolError::Input(other.to_string()),
     }
 }
 
-/// Publishes without making the caller wait for the journal.
-pub(super) fn publish(mvp: &Mvp, kind: &'static str, data: Value) {
+pub(super) fn read_err(e: ReadError) -> ToolError {
+    match e {
+        ReadError::Workspace(w) => ws_err(w),
+        ReadError::Io { .. } => ToolError::Internal(e.to_string()),
+        other => ToolError::Input(other.to_string()),
+    }
+}
+
+/// Publishes an event shown only to `owner` (the caller; `None`: everyone) without
+/// making the caller wait for the journal.
+pub(super) fn publish(mvp: &Mvp, kind: &'static str, data: Value, owner: Option<String>) {
     let events = mvp.runtime.events.clone();
     tokio::spawn(async move {
-        if let Err(e) = events.publish_value(kind, SOURCE, data).await {
+        if let Err(e) = events.publish_owned(kind, SOURCE, data, owner).await {
             tracing::warn!(event = kind, "could not publish: {e}");
         }
     });
 }
 
-pub(super) fn track(mvp: &Mvp, name: &str, duration_ms: f64, extra: Value) {
+pub(super) fn track(mvp: &Mvp, name: &str, duration_ms: f64, extra: Value, owner: Option<String>) {
     publish(
         mvp,
         "mvp.metric.tracked",
         json!({"name": name, "durationMs": duration_ms, "detail": extra}),
+        owner,
     );
 }
 

@@ -16,7 +16,10 @@ use super::{
     graph_run,
     tools::{M, Out, track},
 };
-use crate::runtime::registry::{CallCtx, ToolError};
+use crate::runtime::{
+    principal::Principal,
+    registry::{CallCtx, ToolError},
+};
 
 // ------------------------------------------------------------------ graphs
 
@@ -48,6 +51,7 @@ pub(super) async fn create_graph(mvp: M, input: GraphDef, ctx: CallCtx) -> Out<C
         id: format!("graph-{}", uuid::Uuid::now_v7().simple()),
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         def: input,
+        owner: ctx.principal.owner(),
     };
     let g = mvp
         .graphs
@@ -85,10 +89,15 @@ pub struct Validation {
     pub issues: Vec<Issue>,
 }
 
-fn stored(mvp: &Mvp, id: &str) -> Out<(Arc<Graph>, Vec<Arc<GraphRun>>)> {
-    mvp.graphs.get(id).ok_or_else(|| {
-        ToolError::business(format!("no graph `{id}`; create one with create_graph"))
-    })
+/// Graph `id` with its runs when `principal` may see it; another principal's graph
+/// answers as a missing one.
+fn stored(mvp: &Mvp, id: &str, principal: &Principal) -> Out<(Arc<Graph>, Vec<Arc<GraphRun>>)> {
+    mvp.graphs
+        .get(id)
+        .filter(|(g, _)| g.visible_to(principal))
+        .ok_or_else(|| {
+            ToolError::business(format!("no graph `{id}`; create one with create_graph"))
+        })
 }
 
 pub(super) async fn validate_graph(
@@ -97,7 +106,7 @@ pub(super) async fn validate_graph(
     ctx: CallCtx,
 ) -> Out<Validation> {
     let def = match (input.graph_id, input.graph_definition) {
-        (Some(id), None) => stored(&mvp, &id)?.0.def.clone(),
+        (Some(id), None) => stored(&mvp, &id, &ctx.principal)?.0.def.clone(),
         (None, Some(def)) => def,
         _ => {
             return Err(ToolError::input(
@@ -138,7 +147,7 @@ pub struct ExecuteGraphIn {
 }
 
 pub(super) async fn execute_graph(mvp: M, input: ExecuteGraphIn, ctx: CallCtx) -> Out<GraphRun> {
-    let (g, _) = stored(&mvp, &input.graph_id)?;
+    let (g, _) = stored(&mvp, &input.graph_id, &ctx.principal)?;
     let config = input.config.unwrap_or_default();
     let inputs = Value::Object(input.inputs.unwrap_or_default());
     let run = graph_run::execute(
@@ -155,6 +164,7 @@ pub(super) async fn execute_graph(mvp: M, input: ExecuteGraphIn, ctx: CallCtx) -
         "execute_graph",
         run.duration_ms,
         json!({"graphId": g.id, "runId": run.run_id, "status": run.status}),
+        ctx.principal.owner(),
     );
     let run = mvp
         .graphs
@@ -219,9 +229,9 @@ const STATUS_OUTPUT_BYTES: usize = 2048;
 pub(super) async fn get_graph_status(
     mvp: M,
     input: GraphStatusIn,
-    _ctx: CallCtx,
+    ctx: CallCtx,
 ) -> Out<GraphStatus> {
-    let (g, runs) = stored(&mvp, &input.graph_id)?;
+    let (g, runs) = stored(&mvp, &input.graph_id, &ctx.principal)?;
     let last_run = runs.last().map(|r| GraphRunView {
         run_id: r.run_id.clone(),
         status: r.status.clone(),
@@ -288,9 +298,9 @@ pub struct OptimizeGraphIn {
 pub(super) async fn optimize_graph(
     mvp: M,
     input: OptimizeGraphIn,
-    _ctx: CallCtx,
+    ctx: CallCtx,
 ) -> Out<Optimization> {
-    let (g, runs) = stored(&mvp, &input.graph_id)?;
+    let (g, runs) = stored(&mvp, &input.graph_id, &ctx.principal)?;
     graph::optimize(
         &g,
         &runs,

@@ -23,12 +23,14 @@ use crate::runtime::{
 pub(super) async fn run_prp_workflow(mvp: M, input: PrpInput, ctx: CallCtx) -> Out<PrpRun> {
     let events = mvp.clone();
     let title = input.blueprint.title.clone();
+    let owner = ctx.principal.owner();
     let run = prp::run(&mvp, &ctx, &input, None, move |run_id, record| {
         publish(
             &events,
             "mvp.prp.phase",
             json!({"runId": run_id, "title": title, "phase": record.phase, "passed": record.gate.passed,
                    "blockers": record.gate.blocker_count, "majors": record.gate.major_count}),
+            owner.clone(),
         );
     })
     .await?;
@@ -42,6 +44,7 @@ pub(super) async fn run_prp_workflow(mvp: M, input: PrpInput, ctx: CallCtx) -> O
         "run_prp_workflow",
         run.duration_ms as f64,
         json!({"runId": run.run_id, "status": run.status}),
+        ctx.principal.owner(),
     );
     Ok((*run).clone())
 }
@@ -52,9 +55,10 @@ pub struct GetPrpRunIn {
     pub run_id: String,
 }
 
-pub(super) async fn get_prp_run(mvp: M, input: GetPrpRunIn, _ctx: CallCtx) -> Out<PrpRun> {
+pub(super) async fn get_prp_run(mvp: M, input: GetPrpRunIn, ctx: CallCtx) -> Out<PrpRun> {
     mvp.prp
         .get(&input.run_id)
+        .filter(|r| ctx.principal.may_access(r.owner.as_deref(), false))
         .map(|r| (*r).clone())
         .ok_or_else(|| {
             ToolError::business(format!(
@@ -91,12 +95,13 @@ pub struct PrpRunSummary {
 pub(super) async fn list_prp_runs(
     mvp: M,
     input: ListPrpRunsIn,
-    _ctx: CallCtx,
+    ctx: CallCtx,
 ) -> Out<Page<PrpRunSummary>> {
     let all: Vec<PrpRunSummary> = mvp
         .prp
         .list()
         .into_iter()
+        .filter(|r| ctx.principal.may_access(r.owner.as_deref(), false))
         .filter(|r| input.status.is_none_or(|s| s == r.status))
         .map(|r| PrpRunSummary {
             run_id: r.run_id.clone(),

@@ -53,7 +53,7 @@ pub struct Captured {
     pub stored_examples: usize,
 }
 
-pub(super) async fn capture_example(mvp: M, input: CaptureIn, _ctx: CallCtx) -> Out<Captured> {
+pub(super) async fn capture_example(mvp: M, input: CaptureIn, ctx: CallCtx) -> Out<Captured> {
     if !(0.0..=1.0).contains(&input.outcome.learning_value) {
         return Err(ToolError::input(
             "outcome.learningValue: must be between 0 and 1",
@@ -74,6 +74,7 @@ pub(super) async fn capture_example(mvp: M, input: CaptureIn, _ctx: CallCtx) -> 
         &mvp,
         "mvp.user.action",
         json!({"exampleId": id, "type": e.r#type, "phase": e.phase, "actionType": e.user_action.r#type, "success": e.outcome.success}),
+        ctx.principal.owner(),
     );
     let pattern = mvp
         .teaching

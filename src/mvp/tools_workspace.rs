@@ -20,7 +20,7 @@ use super::{
     exec::{self, Command, Output},
     health::{Health, Processes},
     runners::{self, AnalysisReport, Framework, TestReport, exec_err},
-    tools::{M, Out, track, ws_err},
+    tools::{M, Out, read_err, track, ws_err},
     workspace::{self, Encoding, FileWindow},
 };
 use crate::runtime::registry::{CallCtx, ToolError};
@@ -64,7 +64,7 @@ pub(super) async fn read_file(mvp: M, input: ReadFileIn, ctx: CallCtx) -> Out<Fi
         })
         .await
         .map_err(|e| ToolError::Deadline(e.to_string()))?
-        .map_err(ws_err)
+        .map_err(read_err)
 }
 
 // ------------------------------------------------------------------ run_command
@@ -122,6 +122,7 @@ pub(super) async fn run_command(mvp: M, input: RunCommandIn, ctx: CallCtx) -> Ou
         "run_command",
         out.duration_ms as f64,
         json!({"program": cmd.program, "exitCode": out.exit_code, "timedOut": out.timed_out}),
+        ctx.principal.owner(),
     );
     Ok(out)
 }
@@ -171,6 +172,7 @@ pub(super) async fn test_runner(mvp: M, input: TestRunnerIn, ctx: CallCtx) -> Ou
         "test_runner",
         report.duration_ms as f64,
         json!({"framework": report.framework, "totals": report.totals}),
+        ctx.principal.owner(),
     );
     Ok(report)
 }
@@ -234,6 +236,7 @@ pub(super) async fn code_analysis(
         "code_analysis",
         report.duration_ms as f64,
         json!({"tool": report.tool, "errors": report.error_count, "cached": report.cached}),
+        ctx.principal.owner(),
     );
     Ok(report)
 }
@@ -276,7 +279,7 @@ pub(super) async fn health(mvp: M, _input: HealthIn, _ctx: CallCtx) -> Out<Healt
         workspace_roots: mvp
             .roots
             .list()
-            .iter()
+            .into_iter()
             .map(|r| r.display().to_string())
             .collect(),
         graphs: mvp.graphs.len(),

@@ -19,6 +19,8 @@ use std::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::runtime::workspace::Beneath;
+
 /// Test files read at most.
 const MAX_FILES: usize = 500;
 /// Bytes read per test file at most.
@@ -170,11 +172,16 @@ pub fn scan_test_files(dir: &Path) -> Vec<EvidenceItem> {
     let mut files = Vec::new();
     walk(dir, dir, &mut files, 0);
     files.sort();
+    // Contents are read through the directory's handle: no symlink out of it is
+    // followed, even when the tree changes after the walk.
+    let Ok(handle) = Beneath::open_ambient(dir) else {
+        return Vec::new();
+    };
     files
         .into_iter()
         .take(MAX_FILES)
         .filter_map(|(rel, path)| {
-            let text = read_capped(&path)?;
+            let text = read_capped(&handle, path.strip_prefix(dir).ok()?)?;
             if !looks_like_test(&rel, &text) {
                 return None;
             }
@@ -186,11 +193,11 @@ pub fn scan_test_files(dir: &Path) -> Vec<EvidenceItem> {
         .collect()
 }
 
-fn read_capped(path: &Path) -> Option<String> {
+fn read_capped(dir: &Beneath, rel: &Path) -> Option<String> {
     use std::io::Read;
     let mut buf = Vec::new();
-    std::fs::File::open(path)
-        .ok()?
+    dir.open_regular(rel)
+        .ok()??
         .take(MAX_FILE_BYTES)
         .read_to_end(&mut buf)
         .ok()?;

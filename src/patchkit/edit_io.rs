@@ -5,8 +5,8 @@
 //! `<state-dir>/patchkit/batches/`, temp file + rename per file, every file restored on
 //! a failure, rolled back on the next start after a crash).
 //!
-//! Kept small on purpose: switching path confinement (e.g. to capability-based root
-//! handles) means changing these three functions. Owns no matching or diffing (that is
+//! Every open goes through `runtime::workspace::Roots` and the root's directory handle
+//! (`Beneath`), so no `..` or symlink swap leads out. Owns no matching or diffing (that is
 //! `edit.rs`) and must not decide what a tool answers.
 
 use std::path::{Path, PathBuf};
@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use crate::runtime::{
     budget::{Budget, Held},
     stop::Stop,
+    workspace::{self, Beneath, Roots},
 };
 
-use super::{paths, spool::Session};
+use super::spool::Session;
 
 /// A file inside one workspace root.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -27,82 +28,69 @@ pub struct Located {
     pub rel: String,
 }
 
-/// Confines `raw` (absolute, or relative to the first workspace root) to `roots`
-/// (canonical): the file must exist, be a regular file, and its canonical path must lie
-/// inside a root (symlinks that lead out are refused).
-pub fn locate(roots: &[PathBuf], raw: &str) -> Result<Located, String> {
-    if raw.is_empty() || raw.contains('\0') {
-        return Err(format!("path {raw:?} is empty or holds a NUL byte"));
-    }
-    let Some(first) = roots.first() else {
-        return Err(
-            "no workspace root exists; start the server with --workspace-roots".to_string(),
-        );
-    };
-    let given = Path::new(raw);
-    let joined = if given.is_absolute() {
-        given.to_path_buf()
-    } else {
-        first.join(given)
-    };
-    let canonical = joined.canonicalize().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!(
+/// Confines `raw` (absolute, or relative to the first workspace root) to `roots`: the
+/// file must exist beneath a root (symlinks that lead out are refused); it is only ever
+/// opened beneath that root's handle.
+pub fn locate(roots: &Roots, raw: &str) -> Result<Located, String> {
+    let canonical = roots.resolve(raw).map_err(|e| match e {
+        workspace::WorkspaceError::NotFound { .. } => format!(
             "{raw} does not exist; edit_files edits existing files (create one with spool_write)"
         ),
-        _ => format!("{raw}: {e}"),
+        e => e.to_string(),
     })?;
     let root = roots
-        .iter()
+        .list()
+        .into_iter()
         .filter(|r| canonical.starts_with(r))
-        .max_by_key(|r| r.as_os_str().len())
-        .ok_or_else(|| {
-            format!(
-                "{raw} is outside the workspace roots ({}); edit files inside them",
-                roots
-                    .iter()
-                    .map(|r| r.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })?;
+        .max_by_key(|r| r.components().count())
+        .ok_or_else(|| format!("{raw} is outside the workspace roots"))?;
     let rel = canonical
-        .strip_prefix(root)
+        .strip_prefix(&root)
         .ok()
         .and_then(Path::to_str)
         .ok_or_else(|| format!("{raw} is not a UTF-8 path"))?;
-    let rel = paths::normalise(rel).map_err(|e| format!("{raw}: {e}"))?;
-    let full = paths::resolve(root, &rel).map_err(|e| format!("{raw}: {e}"))?;
-    if !full.is_file() {
-        return Err(format!("{raw} is not a regular file"));
-    }
-    Ok(Located {
-        root: root.clone(),
-        rel,
-    })
+    let rel = workspace::relative(rel).map_err(|e| format!("{raw}: {e}"))?;
+    Ok(Located { root, rel })
 }
 
-/// The bytes of a located file, charged to `held` (twice: the bytes read and the text
-/// decoded from them) before they are read.
-pub fn read(file: &Located, held: &mut Held) -> Result<Vec<u8>, String> {
-    let full = paths::resolve(&file.root, &file.rel).map_err(|e| e.to_string())?;
-    let len = std::fs::metadata(&full)
+/// The root directory of `file`, opened through `roots`.
+fn open_root(roots: &Roots, root: &Path) -> Result<Beneath, String> {
+    let shown = root
+        .to_str()
+        .ok_or("a workspace root is not a UTF-8 path")?;
+    roots.open_dir(Some(shown)).map_err(|e| e.to_string())
+}
+
+/// The bytes of a located file, read beneath its root's handle and charged to `held`
+/// (twice: the bytes read and the text decoded from them) before they are read.
+pub fn read(roots: &Roots, file: &Located, held: &mut Held) -> Result<Vec<u8>, String> {
+    let dir = open_root(roots, &file.root)?;
+    let mut f = dir
+        .open_regular(Path::new(&file.rel))
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{} does not exist", file.rel))?;
+    let len = f
+        .metadata()
         .map_err(|e| format!("{}: {e}", file.rel))?
         .len();
     held.grow(2 * len, "the files edit_files reads")
         .map_err(|e| e.to_string())?;
-    std::fs::read(&full).map_err(|e| format!("{}: {e}", file.rel))
+    let mut out = Vec::with_capacity(len as usize);
+    std::io::Read::read_to_end(&mut f, &mut out).map_err(|e| format!("{}: {e}", file.rel))?;
+    Ok(out)
 }
 
 /// Writes `files` (path under `root`, bytes read before, new bytes) all-or-nothing; a
 /// file that changed since it was read fails the whole call before anything is written.
 pub fn write_all_or_nothing(
+    roots: &Roots,
     root: &Path,
     batches: Option<&Path>,
     files: &[(String, Vec<u8>, Vec<u8>)],
     stop: &Stop,
     budget: &Budget,
 ) -> Result<(), String> {
-    let session = Session::new("edit_files".into(), root.to_path_buf());
+    let session = Session::new("edit_files".into(), open_root(roots, root)?);
     let mut session = match batches {
         Some(dir) => session.with_batch_records(dir.to_path_buf()),
         None => session,

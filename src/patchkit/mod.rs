@@ -1,7 +1,9 @@
 //! The `patchkit` toolset: diffs and patches as fast as git (`diff.rs`, `apply.rs`) and
 //! spool sessions — staged edits on disk under a workspace root that are all-or-nothing
-//! (`spool.rs`, `paths.rs`, `validate.rs`), and search-and-replace edits of files in the
-//! workspace (`edit.rs`, `edit_io.rs`) written through the same batch writer.
+//! (`spool.rs`, `validate.rs`), and search-and-replace edits of files in the workspace
+//! (`edit.rs`, `edit_io.rs`) written through the same batch writer; where a session or an
+//! edit may work and every file access of it go through the runtime's workspace roots
+//! (`runtime::workspace`).
 //!
 //! Imports only `runtime`, `config` and `server::Toolset`; never another toolset.
 
@@ -9,7 +11,6 @@ pub mod apply;
 pub mod diff;
 pub mod edit;
 pub mod edit_io;
-pub mod paths;
 pub mod side_by_side;
 pub mod spool;
 pub mod spool_journal;

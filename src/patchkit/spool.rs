@@ -10,12 +10,16 @@
 //! stops as soon as it does, before the text is built), and planning polls the call's
 //! stop flag; a plan stopped or over budget writes nothing.
 //!
+//! Every read, write, rename and delete goes through the session root's directory
+//! handle (`runtime::workspace::Beneath`): no `..` or symlink at any component leads
+//! out, even when a directory is swapped for a symlink while the session is open, and
+//! temp files are created in the opened parent directory and renamed within it.
+//!
 //! Owns session state and file writes under a session root. It must not decide where a
-//! root may lie (that is `paths.rs`) nor publish events (the tools do).
+//! root may lie (that is `runtime::workspace::Roots`) nor publish events (the tools do).
 
 use std::{
     collections::BTreeMap,
-    io::ErrorKind,
     path::{Path, PathBuf},
 };
 
@@ -26,12 +30,12 @@ use serde::{Deserialize, Serialize};
 use crate::runtime::{
     budget::{Budget, BudgetExceeded, Held},
     stop::{Stop, Stopped, Ticker},
+    workspace::{self, Beneath, WorkspaceError},
 };
 
 use super::{
     apply::{self, HunkStatus},
     diff::{ChangeType, DiffOptions, FilePatch, create_diff},
-    paths::{self, PathError},
     spool_journal,
     validate::{self, Rules},
 };
@@ -39,7 +43,7 @@ use super::{
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
     #[error(transparent)]
-    Path(#[from] PathError),
+    Path(#[from] WorkspaceError),
     #[error("{path}: {reason}")]
     Io { path: String, reason: String },
     #[error(transparent)]
@@ -48,13 +52,6 @@ pub enum SpoolError {
     Budget(#[from] BudgetExceeded),
     #[error("{0}")]
     Refused(String),
-}
-
-fn io(path: &str, e: std::io::Error) -> SpoolError {
-    SpoolError::Io {
-        path: path.to_string(),
-        reason: e.to_string(),
-    }
 }
 
 fn default_true() -> bool {
@@ -156,21 +153,21 @@ pub struct BatchFailure {
 pub struct Session {
     pub id: String,
     pub root: PathBuf,
+    /// The session root, opened once: every file operation goes through it.
+    dir: Beneath,
     /// Bytes of every touched file when first touched (or at the last commit); None =
     /// the file did not exist.
     baseline: BTreeMap<String, Option<Vec<u8>>>,
-    /// Directories this session created, outermost first.
+    /// Directories this session created (relative to the root), outermost first.
     created_dirs: Vec<PathBuf>,
     /// Where batches record their intent until their last rename (see `spool_journal`).
     batches: Option<PathBuf>,
 }
 
-fn read(full: &Path, rel: &str) -> Result<Option<Vec<u8>>, SpoolError> {
-    match std::fs::read(full) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(None),
-        Err(e) => Err(io(rel, e)),
-    }
+/// The bytes of `rel` beneath the session root (None = absent); a symlink, or a path
+/// leading out, is an error.
+fn read(dir: &Beneath, rel: &str) -> Result<Option<Vec<u8>>, SpoolError> {
+    Ok(dir.read(Path::new(rel))?)
 }
 
 /// A changed file: (path, baseline bytes, current bytes); None = absent.
@@ -191,14 +188,13 @@ fn len_of(v: &Option<Vec<u8>>) -> u64 {
 }
 
 impl Plan {
-    fn current(&mut self, root: &Path, rel: &str) -> Result<Option<Vec<u8>>, String> {
+    fn current(&mut self, dir: &Beneath, rel: &str) -> Result<Option<Vec<u8>>, String> {
         self.stop.check().map_err(|e| e.to_string())?;
         if let Some(v) = self.next.get(rel) {
             return Ok(v.clone());
         }
         if !self.before.contains_key(rel) {
-            let full = paths::resolve(root, rel).map_err(|e| e.to_string())?;
-            let bytes = read(&full, rel).map_err(|e| e.to_string())?;
+            let bytes = read(dir, rel).map_err(|e| e.to_string())?;
             // Held twice: the plan keeps it, and each operation works on a copy.
             self.held
                 .grow(2 * len_of(&bytes), "the files a spool plan reads")
@@ -225,10 +221,12 @@ fn text(rel: &str, bytes: Option<Vec<u8>>) -> Result<String, String> {
 }
 
 impl Session {
-    pub fn new(id: String, root: PathBuf) -> Self {
+    /// A session over `dir` (opened beneath a workspace root by the caller).
+    pub fn new(id: String, dir: Beneath) -> Self {
         Session {
             id,
-            root,
+            root: dir.path().to_path_buf(),
+            dir,
             baseline: BTreeMap::new(),
             created_dirs: Vec::new(),
             batches: None,
@@ -337,7 +335,7 @@ impl Session {
             stop: stop.clone(),
         };
         for (i, (rel, read, new)) in files.iter().enumerate() {
-            let now = plan.current(&self.root, rel)?;
+            let now = plan.current(&self.dir, rel)?;
             if now.as_deref() != Some(read.as_slice()) {
                 let sha = now.as_deref().map_or_else(
                     || "none: it was deleted".to_string(),
@@ -357,17 +355,17 @@ impl Session {
     }
 
     fn plan_op(&self, op: &Op, i: usize, plan: &mut Plan, r: &mut OpResult) -> Result<(), String> {
-        let root = self.root.clone();
-        let cur = |plan: &mut Plan, rel: &str| plan.current(&root, rel);
+        let dir = &self.dir;
+        let cur = |plan: &mut Plan, rel: &str| plan.current(dir, rel);
         match op {
             Op::Write { path, content } => {
-                let rel = paths::normalise(path).map_err(|e| e.to_string())?;
+                let rel = workspace::relative(path).map_err(|e| e.to_string())?;
                 cur(plan, &rel)?;
                 plan.set(&rel, Some(content.clone().into_bytes()), i)?;
                 r.paths.push(rel);
             }
             Op::Delete { path } => {
-                let rel = paths::normalise(path).map_err(|e| e.to_string())?;
+                let rel = workspace::relative(path).map_err(|e| e.to_string())?;
                 if cur(plan, &rel)?.is_none() {
                     return Err(format!("{rel} does not exist"));
                 }
@@ -383,7 +381,7 @@ impl Session {
                 first,
                 required,
             } => {
-                let rel = paths::normalise(path).map_err(|e| e.to_string())?;
+                let rel = workspace::relative(path).map_err(|e| e.to_string())?;
                 let old = text(&rel, cur(plan, &rel)?)?;
                 if !*all && !*first {
                     unique(&old, &rel, pattern, *regex, &plan.stop)?;
@@ -432,8 +430,8 @@ impl Session {
         plan: &mut Plan,
         r: &mut OpResult,
     ) -> Result<(), String> {
-        let rel = paths::normalise(f.path()).map_err(|e| e.to_string())?;
-        let current = plan.current(&self.root, &rel)?;
+        let rel = workspace::relative(f.path()).map_err(|e| e.to_string())?;
+        let current = plan.current(&self.dir, &rel)?;
         if f.change_type == ChangeType::Created && current.is_some() {
             return Err(format!("{rel}: the patch creates it but it already exists"));
         }
@@ -464,8 +462,8 @@ impl Session {
             _ => Some(applied.content.into_bytes()),
         };
         if let Some(old_path) = f.old_path.as_deref().filter(|o| *o != f.path()) {
-            let old_rel = paths::normalise(old_path).map_err(|e| e.to_string())?;
-            plan.current(&self.root, &old_rel)?;
+            let old_rel = workspace::relative(old_path).map_err(|e| e.to_string())?;
+            plan.current(&self.dir, &old_rel)?;
             plan.set(&old_rel, None, i)?;
             r.paths.push(old_rel);
         }
@@ -516,14 +514,11 @@ impl Session {
         let mut done: Vec<&str> = Vec::new();
         let mut new_dirs = Vec::new();
         for (rel, value) in &plan.next {
-            let result = paths::resolve(&self.root, rel)
-                .map_err(SpoolError::from)
-                .and_then(|full| put(&full, rel, value.as_deref(), &mut new_dirs, tag));
+            let result = put(&self.dir, rel, value.as_deref(), &mut new_dirs, tag);
             if let Err(e) = result {
                 for written in done.iter().rev() {
-                    let full = self.root.join(written);
                     if let Err(re) = put(
-                        &full,
+                        &self.dir,
                         written,
                         plan.before[*written].as_deref(),
                         &mut Vec::new(),
@@ -532,7 +527,7 @@ impl Session {
                         tracing::error!(path = %written, "restoring after a failed batch: {re}");
                     }
                 }
-                remove_dirs(&new_dirs);
+                remove_dirs(&self.dir, &new_dirs);
                 return Err((rel.clone(), e));
             }
             done.push(rel);
@@ -550,7 +545,7 @@ impl Session {
     fn changes(&self) -> Result<Vec<Change>, SpoolError> {
         let mut out = Vec::new();
         for (rel, base) in &self.baseline {
-            let now = read(&self.root.join(rel), rel)?;
+            let now = read(&self.dir, rel)?;
             if &now != base {
                 out.push((rel.clone(), base.clone(), now));
             }
@@ -594,11 +589,10 @@ impl Session {
     pub fn reset(&mut self) -> Result<Vec<String>, SpoolError> {
         let changed = self.changes()?;
         for (rel, before, _) in &changed {
-            let full = paths::resolve(&self.root, rel)?;
             let tag = uuid::Uuid::new_v4().simple().to_string();
-            put(&full, rel, before.as_deref(), &mut Vec::new(), &tag)?;
+            put(&self.dir, rel, before.as_deref(), &mut Vec::new(), &tag)?;
         }
-        remove_dirs(&self.created_dirs);
+        remove_dirs(&self.dir, &self.created_dirs);
         self.created_dirs.clear();
         self.baseline.clear();
         Ok(changed.into_iter().map(|(rel, _, _)| rel).collect())
@@ -639,7 +633,7 @@ impl Session {
     pub fn status(&self) -> Result<Vec<(String, &'static str)>, SpoolError> {
         let mut out = Vec::new();
         for (rel, base) in &self.baseline {
-            let now = read(&self.root.join(rel), rel)?;
+            let now = read(&self.dir, rel)?;
             let state = match (base, &now) {
                 (a, b) if a == b => "unchanged",
                 (None, Some(_)) => "created",
@@ -766,60 +760,30 @@ fn unique(old: &str, rel: &str, pattern: &str, regex: bool, stop: &Stop) -> Resu
     Ok(())
 }
 
-/// Puts `value` at `full` (None = remove) through a temp file + rename, keeping the
-/// permissions of a file it replaces; records directories it had to create. The temp
-/// file is named after the batch `tag`, so recovery can find it.
+/// Puts `value` at `rel` beneath the session root (None = remove) through a temp file
+/// in the opened parent directory + rename within it, keeping the permissions of a file
+/// it replaces; records directories it had to create. The temp file is named after the
+/// batch `tag`, so recovery can find it.
 fn put(
-    full: &Path,
+    dir: &Beneath,
     rel: &str,
     value: Option<&[u8]>,
     new_dirs: &mut Vec<PathBuf>,
     tag: &str,
 ) -> Result<(), SpoolError> {
+    let path = Path::new(rel);
     let Some(bytes) = value else {
-        return match std::fs::remove_file(full) {
-            Err(e) if e.kind() != ErrorKind::NotFound => Err(io(rel, e)),
-            _ => Ok(()),
-        };
+        return Ok(dir.remove_file(path)?);
     };
-    let parent = full.parent().unwrap_or(Path::new("."));
-    create_dirs(parent, new_dirs).map_err(|e| io(rel, e))?;
-    let name = full.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = parent.join(spool_journal::temp_name(name, tag));
-    let result = std::fs::write(&tmp, bytes).and_then(|()| {
-        if let Ok(meta) = std::fs::metadata(full) {
-            std::fs::set_permissions(&tmp, meta.permissions())?;
-        }
-        std::fs::rename(&tmp, full)
-    });
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io(rel, e));
-    }
-    Ok(())
-}
-
-fn create_dirs(dir: &Path, new_dirs: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut missing = Vec::new();
-    let mut cur = Some(dir);
-    while let Some(d) = cur {
-        if d.exists() {
-            break;
-        }
-        missing.push(d.to_path_buf());
-        cur = d.parent();
-    }
-    for d in missing.into_iter().rev() {
-        std::fs::create_dir(&d)?;
-        new_dirs.push(d);
-    }
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    dir.replace(path, bytes, &spool_journal::temp_name(name, tag), new_dirs)?;
     Ok(())
 }
 
 /// Removes created directories that are empty again, innermost first.
-fn remove_dirs(dirs: &[PathBuf]) {
+fn remove_dirs(dir: &Beneath, dirs: &[PathBuf]) {
     for d in dirs.iter().rev() {
-        let _ = std::fs::remove_dir(d);
+        dir.remove_empty_dir(d);
     }
 }
 
@@ -850,7 +814,10 @@ mod tests {
         std::fs::write(dir.path().join("a.txt"), "one\ntwo\n").unwrap();
         std::fs::write(dir.path().join("b.txt"), "bee\n").unwrap();
         let root = dir.path().canonicalize().unwrap();
-        (dir, Session::new("s".into(), root))
+        (
+            dir,
+            Session::new("s".into(), Beneath::open_ambient(&root).unwrap()),
+        )
     }
 
     fn w(path: &str, content: &str) -> Op {

@@ -6,8 +6,11 @@
 //! batch created is removed, and the batch's temp files are deleted, so a batch is
 //! all-old or all-new across a crash.
 //!
+//! Recovery reopens each recorded root through the runtime's workspace roots and puts
+//! files back through that directory handle, like every spool write.
+//!
 //! Owns the intent records and recovery only; the writes themselves are `spool.rs`'s.
-//! It must not decide where a root may lie (that is `paths.rs`).
+//! It must not decide where a root may lie (that is `runtime::workspace::Roots`).
 
 use std::{
     fs::File,
@@ -16,6 +19,8 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
+
+use crate::runtime::workspace::Roots;
 
 /// Name of a temp file of batch `tag` next to file `name`.
 pub fn temp_name(name: &str, tag: &str) -> String {
@@ -93,8 +98,9 @@ impl Intent {
     }
 }
 
-/// Rolls back every batch recorded under `batches`; returns the files put back.
-pub fn recover(batches: &Path) -> Vec<String> {
+/// Rolls back every batch recorded under `batches` (each root reopened inside `roots`);
+/// returns the files put back.
+pub fn recover(batches: &Path, roots: &Roots) -> Vec<String> {
     let mut restored = Vec::new();
     let Ok(entries) = std::fs::read_dir(batches) else {
         return restored;
@@ -105,7 +111,7 @@ pub fn recover(batches: &Path) -> Vec<String> {
         if let Ok(bytes) = std::fs::read(dir.join(RECORD)) {
             match serde_json::from_slice::<Record>(&bytes) {
                 Ok(record) if alive_elsewhere(record.pid) => continue,
-                Ok(record) => restored.extend(roll_back(&dir, &tag, &record)),
+                Ok(record) => restored.extend(roll_back(&dir, &tag, &record, roots)),
                 Err(e) => {
                     tracing::error!(dir = %dir.display(), "unreadable spool batch record, left in place: {e}");
                     continue;
@@ -131,32 +137,30 @@ fn alive_elsewhere(pid: u32) -> bool {
     unsafe { libc::kill(pid, 0) == 0 }
 }
 
-fn roll_back(dir: &Path, tag: &str, record: &Record) -> Vec<String> {
+fn roll_back(dir: &Path, tag: &str, record: &Record, roots: &Roots) -> Vec<String> {
     let mut restored = Vec::new();
+    let root = match roots.open_dir(Some(&record.root.to_string_lossy())) {
+        Ok(root) => root,
+        Err(e) => {
+            tracing::error!(root = %record.root.display(), "an interrupted spool batch cannot be rolled back: {e}");
+            return restored;
+        }
+    };
     for (rel, copy) in &record.files {
-        let Ok(full) = super::paths::resolve(&record.root, rel) else {
-            tracing::error!(path = %rel, "spool batch record names a path outside its root; skipped");
+        let path = Path::new(rel);
+        let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
             continue;
         };
-        if let (Some(parent), Some(name)) = (full.parent(), full.file_name()) {
-            let _ = std::fs::remove_file(parent.join(temp_name(&name.to_string_lossy(), tag)));
-        }
+        let temp = temp_name(&name, tag);
+        let _ = root.remove_file(&path.with_file_name(&temp));
         let outcome = match copy {
-            Some(i) => std::fs::read(dir.join(i.to_string())).and_then(|bytes| {
-                let name = full
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let parent = full.parent().unwrap_or(Path::new("."));
-                std::fs::create_dir_all(parent)?;
-                let tmp = parent.join(temp_name(&name, tag));
-                write_synced(&tmp, &bytes)?;
-                std::fs::rename(&tmp, &full)
-            }),
-            None => match std::fs::remove_file(&full) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                _ => Ok(()),
-            },
+            Some(i) => std::fs::read(dir.join(i.to_string()))
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| {
+                    root.replace(path, &bytes, &temp, &mut Vec::new())
+                        .map_err(|e| e.to_string())
+                }),
+            None => root.remove_file(path).map_err(|e| e.to_string()),
         };
         match outcome {
             Ok(()) => restored.push(rel.clone()),

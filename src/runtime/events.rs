@@ -128,6 +128,18 @@ pub struct Event {
     /// Bus-wide sequence number.
     pub seq: u64,
     pub data: Value,
+    /// The principal whose object the event is about (see [`crate::runtime::principal`]):
+    /// only it is shown the event. Absent: everyone may see it (a shared object, an event
+    /// about no one's object, or one journaled before owners were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+impl Event {
+    /// Whether `principal` may be shown this event.
+    pub fn visible_to(&self, principal: &crate::runtime::principal::Principal) -> bool {
+        principal.may_access(self.owner.as_deref(), false)
+    }
 }
 
 /// A typed event payload; `TYPE` is its event type / topic.
@@ -445,6 +457,18 @@ impl EventBus {
         self.publish_value(P::TYPE, source, data).await
     }
 
+    /// [`EventBus::publish`] of an event about `owner`'s object: only that principal is
+    /// shown it (`None`: everyone is).
+    pub async fn publish_as<P: EventPayload>(
+        &self,
+        source: &str,
+        payload: &P,
+        owner: Option<String>,
+    ) -> Result<Arc<Event>, EventError> {
+        let data = serde_json::to_value(payload)?;
+        self.publish_owned(P::TYPE, source, data, owner).await
+    }
+
     /// Publish a dynamic event. Returns once the event is durable in its
     /// journal (if any); subscribers are notified right after. The returned event is
     /// the one the bus keeps and delivers (shared, not copied).
@@ -453,6 +477,18 @@ impl EventBus {
         r#type: &str,
         source: &str,
         data: Value,
+    ) -> Result<Arc<Event>, EventError> {
+        self.publish_owned(r#type, source, data, None).await
+    }
+
+    /// [`EventBus::publish_value`] of an event about `owner`'s object: only that
+    /// principal is shown it (`None`: everyone is).
+    pub async fn publish_owned(
+        &self,
+        r#type: &str,
+        source: &str,
+        data: Value,
+        owner: Option<String>,
     ) -> Result<Arc<Event>, EventError> {
         validate_type(r#type)?;
         let journal = self.journal_for(topic_prefix(r#type))?;
@@ -463,6 +499,7 @@ impl EventBus {
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             seq: self.inner.seq.fetch_add(1, Ordering::AcqRel) + 1,
             data,
+            owner,
         });
         if let Some(journal) = journal {
             journal.append(&*event).await?;

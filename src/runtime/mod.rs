@@ -1,5 +1,7 @@
 //! The shared runtime every toolset stands on: executor lanes, tool registry, pages,
-//! progress, the opt-in batch tool, metrics, the journal and the event bus.
+//! progress, the opt-in batch tool, metrics, the event-sourced store (with its local
+//! journal), the event bus and the workspace roots every file-touching tool is confined
+//! to.
 //!
 //! Owns only domain-free machinery: it imports nothing from `server`, `transport` or any
 //! toolset (architecture §2).
@@ -20,12 +22,12 @@ pub mod registry;
 pub mod resources;
 pub mod secrets;
 pub mod stop;
+pub mod store;
+pub mod workspace;
 
 use std::sync::Arc;
 
 use crate::config::Config;
-
-use crate::config::Fsync;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -57,6 +59,9 @@ pub struct Runtime {
     /// Cancelled when serving ends (stdio EOF): work that outlives a request, such as
     /// child processes, stops at once instead of running to its timeout.
     pub stopping: tokio_util::sync::CancellationToken,
+    /// The workspace roots, opened once (skipped roots are logged here, once): every
+    /// file-touching tool goes through them.
+    pub roots: workspace::Roots,
 }
 
 /// How long shutdown waits for the event sink to deliver what it holds.
@@ -72,11 +77,7 @@ impl Runtime {
             source,
         })?;
         let dir = config.state_dir.join("events");
-        let policy = match config.fsync {
-            Fsync::Always => journal::FsyncPolicy::Always,
-            Fsync::Batch => journal::FsyncPolicy::Batch,
-            Fsync::Never => journal::FsyncPolicy::Never,
-        };
+        let policy = config.fsync;
         let events = events::EventBus::new(Some(dir.clone()), policy).map_err(|source| {
             RuntimeError::Events {
                 dir: dir.display().to_string(),
@@ -89,6 +90,7 @@ impl Runtime {
             .map(|s| attach_sink(&events, s))
             .transpose()?;
         anchor_timer_wheel(config.request_timeout);
+        let roots = workspace::Roots::new(&config.workspace_roots);
         Ok(Runtime {
             config,
             executor: executor::Executor::default(),
@@ -97,6 +99,7 @@ impl Runtime {
             upstream: http::Upstream::new(USER_AGENT, cache::ConditionalCache::default())?,
             sink: Arc::new(parking_lot::Mutex::new(sink)),
             stopping: tokio_util::sync::CancellationToken::new(),
+            roots,
         })
     }
 

@@ -1,12 +1,14 @@
 //! Who made a request, as far as the transport authenticated it: the one place that
-//! derives it, for tools that record an actor (e.g. an approval).
+//! derives it, for tools that record an actor (e.g. an approval) or an owner, and the
+//! one rule saying who may see an owned object ([`Principal::may_access`]).
 //!
 //! Owns the principal's names: `stdio` (a local client on the process's own pipes),
-//! `token:<12 hex>` (an HTTP request carrying the configured bearer token: the first 12
-//! hex digits of the token's SHA-256, never the token), `http:anonymous` (HTTP with no
-//! token configured) and `internal` (a call the server makes itself). Must not touch
-//! any toolset, the server or the transport: the server hands it the request's
-//! extensions, where the HTTP transport leaves the request's `http::request::Parts`.
+//! `token:<12 hex>` (an HTTP request carrying one of the configured bearer tokens: the
+//! first 12 hex digits of that token's SHA-256, never the token), `http:anonymous` (HTTP
+//! with no token configured) and `internal` (a call the server makes itself). Must not
+//! touch any toolset, the server or the transport: the HTTP transport leaves the
+//! principal it authenticated in the request's extensions (inside the
+//! `http::request::Parts` rmcp hands the server).
 
 use sha2::{Digest, Sha256};
 
@@ -37,14 +39,34 @@ impl Principal {
         }
     }
 
-    /// The principal of a request: HTTP when the transport left the request's parts in
-    /// its `extensions`, stdio otherwise.
-    pub fn of_request(extensions: &rmcp::model::Extensions, token: Option<&str>) -> Self {
-        if extensions.get::<http::request::Parts>().is_some() {
-            Self::http(token)
-        } else {
-            Self::stdio()
+    /// The principal of a request: over HTTP the one the transport authenticated and left
+    /// in the request's extensions (`http:anonymous` when it left none: no token is
+    /// configured), stdio when there are no HTTP request parts.
+    pub fn of_request(extensions: &rmcp::model::Extensions) -> Self {
+        match extensions.get::<http::request::Parts>() {
+            Some(parts) => parts
+                .extensions
+                .get::<Principal>()
+                .cloned()
+                .unwrap_or_else(|| Self::http(None)),
+            None => Self::stdio(),
         }
+    }
+
+    /// Whether this principal may read, watch, use or change an object recorded with
+    /// `owner` (the principal that created it) and `shared`: its owner may, everyone may
+    /// when it is shared, and everyone may when it has no owner (recorded before owners
+    /// were kept). `stdio` may too: it is whoever started the process, who can read the
+    /// state directory anyway (and a process serving stdio serves no other client), so
+    /// the operator still sees what HTTP clients made on the same state directory.
+    /// Anything else must answer exactly as a missing object does.
+    pub fn may_access(&self, owner: Option<&str>, shared: bool) -> bool {
+        shared || self.0 == "stdio" || owner.is_none_or(|o| o == self.0)
+    }
+
+    /// The owner to record on an object this principal creates.
+    pub fn owner(&self) -> Option<String> {
+        Some(self.0.clone())
     }
 
     /// The principal's name, safe to record and show.
@@ -71,9 +93,26 @@ mod tests {
         assert!(!p.as_str().contains("s3cret"));
         assert_eq!(Principal::http(None).as_str(), "http:anonymous");
         let mut ext = rmcp::model::Extensions::new();
-        assert_eq!(Principal::of_request(&ext, Some("x")), Principal::stdio());
+        assert_eq!(Principal::of_request(&ext), Principal::stdio());
         let (parts, ()) = http::Request::new(()).into_parts();
         ext.insert(parts);
-        assert_eq!(Principal::of_request(&ext, None).as_str(), "http:anonymous");
+        assert_eq!(Principal::of_request(&ext).as_str(), "http:anonymous");
+        let mut request = http::Request::new(());
+        request.extensions_mut().insert(p.clone());
+        let (parts, ()) = request.into_parts();
+        ext.insert(parts);
+        assert_eq!(Principal::of_request(&ext), p);
+    }
+
+    #[test]
+    fn only_the_owner_sees_an_unshared_object() {
+        let a = Principal::http(Some("token-of-client-a-0000"));
+        let b = Principal::http(Some("token-of-client-b-0000"));
+        assert!(a.may_access(a.owner().as_deref(), false));
+        assert!(!b.may_access(a.owner().as_deref(), false));
+        assert!(b.may_access(a.owner().as_deref(), true));
+        assert!(b.may_access(None, false));
+        assert!(Principal::stdio().may_access(a.owner().as_deref(), false));
+        assert!(!Principal::http(None).may_access(a.owner().as_deref(), false));
     }
 }

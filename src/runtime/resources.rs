@@ -7,6 +7,8 @@
 use rmcp::model::ResourceTemplate;
 use tokio::sync::watch;
 
+use super::principal::Principal;
+
 /// Why a contributed resource could not be read or watched.
 #[derive(Debug, thiserror::Error)]
 pub enum ResourceError {
@@ -21,8 +23,14 @@ pub trait ResourceSource: Send + Sync {
     fn templates(&self) -> Vec<ResourceTemplate>;
     /// Whether `uri` belongs to this source (by scheme or prefix).
     fn handles(&self, uri: &str) -> bool;
-    /// The current JSON text of `uri`.
-    fn read(&self, uri: &str) -> Result<String, ResourceError>;
-    /// A receiver that changes whenever `uri` has new content (for resources/subscribe).
-    fn watch(&self, uri: &str) -> Result<watch::Receiver<u64>, ResourceError>;
+    /// The current JSON text of `uri` as `principal` may see it; a resource of an object
+    /// it may not see is [`ResourceError::NotFound`], as a missing one is.
+    fn read(&self, uri: &str, principal: &Principal) -> Result<String, ResourceError>;
+    /// A receiver that changes whenever `uri` has new content (for resources/subscribe),
+    /// refused as [`ResourceError::NotFound`] when `principal` may not see it.
+    fn watch(
+        &self,
+        uri: &str,
+        principal: &Principal,
+    ) -> Result<watch::Receiver<u64>, ResourceError>;
 }

@@ -49,7 +49,7 @@ use serde_json::Value;
 use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::Config, server::CortexServer};
+use crate::{config::Config, runtime::principal::Principal, server::CortexServer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -70,7 +70,9 @@ const SESSIONS_RETRY_AFTER_SECS: u64 = 10;
 #[derive(Clone)]
 struct AppState {
     server: CortexServer,
-    token: Option<Arc<str>>,
+    /// The accepted bearer tokens, each with the principal it authenticates (empty: no
+    /// authentication, every request is `http:anonymous`).
+    tokens: Arc<[(Arc<str>, Principal)]>,
 }
 
 /// What the body reader needs.
@@ -130,7 +132,10 @@ pub fn router(server: CortexServer, ct: CancellationToken) -> Router {
         origins,
     });
     let state = AppState {
-        token: config.auth_token.as_deref().map(Arc::from),
+        tokens: config
+            .bearer_tokens()
+            .map(|t| (Arc::from(t), Principal::http(Some(t))))
+            .collect(),
         server,
     };
     Router::new()
@@ -172,16 +177,27 @@ fn bearer_token(headers: &HeaderMap) -> &str {
         .map_or("", |(_, token)| token.trim())
 }
 
+/// Lets a request through when it carries one of the accepted tokens (or none is
+/// configured), leaving the principal that token authenticates in its extensions.
 async fn require_bearer(
     State(state): State<AppState>,
-    request: Request<Body>,
+    mut request: Request<Body>,
     next: Next,
 ) -> Response {
-    let Some(expected) = &state.token else {
+    if state.tokens.is_empty() {
         return next.run(request).await;
-    };
+    }
     let presented = bearer_token(request.headers());
-    if bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+    // Every token is compared (in constant time), so the time taken does not say which
+    // one matched or how far a guess got.
+    let mut matched = None;
+    for (token, principal) in state.tokens.iter() {
+        if bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
+            matched = Some(principal.clone());
+        }
+    }
+    if let Some(principal) = matched {
+        request.extensions_mut().insert(principal);
         return next.run(request).await;
     }
     let challenge = if presented.is_empty() {

@@ -1,4 +1,4 @@
-//! Helpers shared by the benchmark tests (`tests/*_bench.rs`, run by `tools/bench-*.sh`):
+//! Helpers shared by the benchmarks (`benches/*_bench.rs`, run by `tools/bench-*.sh`):
 //! sizes from the environment, the build profile, a scratch directory and percentiles.
 
 /// `name` from the environment as a number, else `default`.

@@ -109,6 +109,17 @@ impl ClientHandler for ProgressMessages {
     }
 }
 
+/// Polls `cond` every 20 ms until it holds; panics naming `what` after `timeout`. For
+/// waiting on something the test can observe (a file, a counter, a notification)
+/// instead of sleeping a fixed time.
+pub async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -171,6 +171,30 @@ pub struct Task {
     pub input: TaskInput,
     pub created_at: String,
     pub updated_at: String,
+    /// The principal that created the task (see `create_task`); only it may see or act
+    /// on the task unless it is shared. Absent on tasks created before owners were kept
+    /// (everyone may see those).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Created with `shared: true`: every principal may see and act on it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
+}
+
+impl Task {
+    /// Whether `principal` may see and act on this task.
+    pub fn visible_to(&self, principal: &crate::runtime::principal::Principal) -> bool {
+        principal.may_access(self.owner.as_deref(), self.shared)
+    }
+
+    /// The owner its events are shown to (`None`: everyone, for a shared task).
+    pub fn event_owner(&self) -> Option<String> {
+        if self.shared {
+            None
+        } else {
+            self.owner.clone()
+        }
+    }
 }
 
 /// Task event kinds (the `type` of a task event's data; the bus type is

@@ -185,8 +185,13 @@ impl TaskStore {
             let recent_enough =
                 chrono::DateTime::parse_from_rfc3339(&task.created_at).is_ok_and(|t| t > horizon);
             if recent_enough {
-                self.idempotency
-                    .insert(task.idempotency_key.clone(), slot.clone());
+                self.idempotency.insert(
+                    super::idempotency_slot(
+                        task.owner.as_deref().unwrap_or_default(),
+                        &task.idempotency_key,
+                    ),
+                    slot.clone(),
+                );
             }
             if task.status.is_terminal() {
                 self.terminal.insert(id, slot);

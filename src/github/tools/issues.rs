@@ -192,6 +192,7 @@ pub(super) async fn create_issue(gh: Gh, i: CreateIssueIn, ctx: CallCtx) -> Out<
         &gh,
         "github.issue.action",
         issue_event("opened", &repo, &issue),
+        ctx.principal.owner(),
     )
     .await;
     Ok(issue)
@@ -242,6 +243,7 @@ pub(super) async fn update_issue(gh: Gh, i: UpdateIssueIn, ctx: CallCtx) -> Out<
         &gh,
         "github.issue.action",
         issue_event(action, &repo, &issue),
+        ctx.principal.owner(),
     )
     .await;
     Ok(issue)
@@ -266,6 +268,7 @@ pub(super) async fn add_issue_comment(gh: Gh, i: AddCommentIn, ctx: CallCtx) -> 
         "github.issue.action",
         json!({"action": "commented", "repository": repo, "number": i.number, "comment_id": comment.id,
                "author": comment.user.as_ref().map(|u| &u.login), "html_url": comment.html_url}),
+        ctx.principal.owner(),
     )
     .await;
     Ok(comment)

@@ -101,8 +101,9 @@ fn cap(text: Option<String>, max: usize) -> (Option<String>, bool) {
     }
 }
 
-async fn publish(gh: &Gh, kind: &str, data: Value) {
-    if let Err(e) = gh.events.publish_value(kind, SOURCE, data).await {
+/// Publishes a GitHub event shown only to `owner`, the caller whose action it records.
+async fn publish(gh: &Gh, kind: &str, data: Value, owner: Option<String>) {
+    if let Err(e) = gh.events.publish_owned(kind, SOURCE, data, owner).await {
         tracing::warn!(event = kind, "could not journal the GitHub event: {e}");
     }
 }

@@ -157,6 +157,7 @@ pub(super) async fn create_pull_request(
         &gh,
         "github.pull_request.action",
         pr_event("opened", &repo, &pr),
+        ctx.principal.owner(),
     )
     .await;
     Ok(pr)
@@ -339,6 +340,7 @@ pub(super) async fn merge_pull_request(gh: Gh, i: MergeIn, ctx: CallCtx) -> Out<
         &gh,
         "github.pull_request.action",
         json!({"action": "merged", "repository": repo, "number": i.number, "merge_method": method, "sha": result.sha}),
+        ctx.principal.owner(),
     )
     .await;
     Ok(result)

@@ -426,6 +426,7 @@ pub(super) async fn run_action(gh: Gh, i: RunActionIn, ctx: CallCtx) -> Out<Acti
         &gh,
         "github.workflow.status",
         json!({"repository": repo, "workflow": i.workflow, "ref": git_ref, "status": "dispatched"}),
+        ctx.principal.owner(),
     )
     .await;
     Ok(ActionDispatched {

@@ -288,7 +288,7 @@ fn plan_and_write(
     let mut order: Vec<Located> = Vec::new();
     let mut by_file: BTreeMap<Located, Vec<(usize, Edit<'_>)>> = BTreeMap::new();
     for (n, e) in i.edits.iter().enumerate() {
-        let at = edit_io::locate(&kit.workspace, &e.path)
+        let at = edit_io::locate(&kit.roots, &e.path)
             .map_err(|m| ToolError::input(format!("edits[{n}].path: {m}")))?;
         if !by_file.contains_key(&at) {
             order.push(at.clone());
@@ -312,7 +312,7 @@ fn plan_and_write(
     }
     let mut expected: BTreeMap<Located, String> = BTreeMap::new();
     for (path, sha) in &i.expected_sha {
-        let at = edit_io::locate(&kit.workspace, path)
+        let at = edit_io::locate(&kit.roots, path)
             .map_err(|m| ToolError::input(format!("expectedSha: {m}")))?;
         if !by_file.contains_key(&at) {
             return Err(ToolError::input(format!(
@@ -329,7 +329,7 @@ fn plan_and_write(
     let mut reports: Vec<EditReport> = Vec::new();
     for file in &order {
         stop.check()?;
-        let before = edit_io::read(file, &mut held).map_err(ToolError::business)?;
+        let before = edit_io::read(&kit.roots, file, &mut held).map_err(ToolError::business)?;
         if let Some(want) = expected.get(file) {
             let now = sha256_hex(&before);
             if &now != want {
@@ -412,8 +412,15 @@ fn plan_and_write(
             .map(|p| (p.file.rel, p.before, p.after))
             .collect();
         if !writes.is_empty() {
-            edit_io::write_all_or_nothing(&root, kit.batches.as_deref(), &writes, stop, budget)
-                .map_err(ToolError::business)?;
+            edit_io::write_all_or_nothing(
+                &kit.roots,
+                &root,
+                kit.batches.as_deref(),
+                &writes,
+                stop,
+                budget,
+            )
+            .map_err(ToolError::business)?;
         }
     }
     Ok(Done {

@@ -20,10 +20,11 @@ use crate::runtime::{
     Runtime,
     events::EventBus,
     executor::Executor,
+    principal::Principal,
     registry::{CallCtx, Hints, ToolDef, ToolError, tool},
 };
 
-use super::{diff::FilePatch, paths, spool::Session};
+use super::{diff::FilePatch, spool::Session};
 
 mod diffs;
 mod edits;
@@ -51,13 +52,16 @@ struct SessionEntry {
     session: Arc<Mutex<Session>>,
     ttl: Duration,
     last_used: Instant,
+    /// The principal that opened it: the only one that may use it.
+    owner: Principal,
 }
 
 /// What every patchkit handler holds.
 pub struct Patchkit {
     executor: Executor,
     events: EventBus,
-    workspace: Vec<PathBuf>,
+    /// The workspace roots a session root must lie in (opened once by the runtime).
+    roots: crate::runtime::workspace::Roots,
     cache: moka::sync::Cache<DiffKey, Arc<FilePatch>>,
     sessions: Mutex<HashMap<String, SessionEntry>>,
     /// Intent records of spool batches in flight (`<state-dir>/patchkit/batches`).
@@ -74,7 +78,7 @@ impl Patchkit {
         let batches = match std::fs::create_dir_all(&batches) {
             Ok(()) => {
                 // Batches a crash cut short are rolled back before any session opens.
-                let restored = super::spool_journal::recover(&batches);
+                let restored = super::spool_journal::recover(&batches, &runtime.roots);
                 if !restored.is_empty() {
                     tracing::warn!(
                         files = restored.len(),
@@ -92,7 +96,7 @@ impl Patchkit {
             batches,
             executor: runtime.executor.clone(),
             events: runtime.events.clone(),
-            workspace: paths::workspace_roots(&runtime.config.workspace_roots),
+            roots: runtime.roots.clone(),
             cache: moka::sync::Cache::builder()
                 .weigher(|_k: &DiffKey, v: &Arc<FilePatch>| {
                     u32::try_from(v.diff.len() + 256).unwrap_or(u32::MAX)
@@ -120,11 +124,13 @@ impl Patchkit {
             .map_err(|e| ToolError::Deadline(e.to_string()))
     }
 
-    /// The live session `id`, refreshing its idle timer; expired sessions are dropped.
-    fn session(&self, id: &str) -> Out<Arc<Mutex<Session>>> {
+    /// The live session `id` when `principal` opened it, refreshing its idle timer;
+    /// expired sessions are dropped. Another principal's session answers as a missing
+    /// one.
+    fn session(&self, id: &str, principal: &Principal) -> Out<Arc<Mutex<Session>>> {
         let mut sessions = self.sessions.lock();
         sweep(&mut sessions);
-        match sessions.get_mut(id) {
+        match sessions.get_mut(id).filter(|e| e.owner == *principal) {
             Some(entry) => {
                 entry.last_used = Instant::now();
                 Ok(entry.session.clone())

@@ -1,7 +1,7 @@
 //! Spool tools: open/close sessions, staged operations, diff, commit, reset, status.
 //!
 //! Owns their inputs, outputs and handlers and the `patchkit.patch` events; file work
-//! is in `spool.rs`, root checks in `paths.rs`, commit rules in `validate.rs`.
+//! is in `spool.rs`, root checks in `runtime::workspace`, commit rules in `validate.rs`.
 
 use crate::{
     patchkit::{
@@ -38,9 +38,12 @@ pub struct OpenOut {
     pub ttl_secs: u64,
 }
 
-pub(super) async fn spool_open(kit: Kit, i: OpenIn, _ctx: CallCtx) -> Out<OpenOut> {
-    let root = paths::session_root(&i.root, &kit.workspace)
+pub(super) async fn spool_open(kit: Kit, i: OpenIn, ctx: CallCtx) -> Out<OpenOut> {
+    let dir = kit
+        .roots
+        .open_dir(Some(&i.root))
         .map_err(|e| ToolError::input(format!("root: {e}")))?;
+    let root = dir.path().to_path_buf();
     let id = uuid::Uuid::new_v4().simple().to_string();
     let mut sessions = kit.sessions.lock();
     sweep(&mut sessions);
@@ -53,11 +56,12 @@ pub(super) async fn spool_open(kit: Kit, i: OpenIn, _ctx: CallCtx) -> Out<OpenOu
         id.clone(),
         SessionEntry {
             session: Arc::new(Mutex::new(match &kit.batches {
-                Some(dir) => Session::new(id.clone(), root.clone()).with_batch_records(dir.clone()),
-                None => Session::new(id.clone(), root.clone()),
+                Some(batches) => Session::new(id.clone(), dir).with_batch_records(batches.clone()),
+                None => Session::new(id.clone(), dir),
             })),
             ttl: Duration::from_secs(i.ttl_secs),
             last_used: Instant::now(),
+            owner: ctx.principal.clone(),
         },
     );
     Ok(OpenOut {
@@ -82,7 +86,7 @@ fn failure(f: BatchFailure) -> ToolError {
 }
 
 async fn run_ops(kit: &Kit, session: &str, ops: Vec<Op>, ctx: &CallCtx) -> Out<OpsOut> {
-    let s = kit.session(session)?;
+    let s = kit.session(session, &ctx.principal)?;
     let (stop, budget) = (ctx.stop.clone(), ctx.budget.clone());
     let results = kit
         .cpu(ctx, move || s.lock().run_within(&ops, &stop, &budget))
@@ -227,7 +231,7 @@ pub struct DiffIn {
 }
 
 pub(super) async fn spool_diff(kit: Kit, i: DiffIn, ctx: CallCtx) -> Out<Page<FilePatch>> {
-    let s = kit.session(&i.session)?;
+    let s = kit.session(&i.session, &ctx.principal)?;
     let opts = DiffOptions {
         context: i.context_lines,
         timeout: DiffOptions::default().timeout.min(ctx.remaining()),
@@ -293,7 +297,7 @@ pub struct CommitOut {
 }
 
 pub(super) async fn spool_commit(kit: Kit, i: CommitIn, ctx: CallCtx) -> Out<CommitOut> {
-    let s = kit.session(&i.session)?;
+    let s = kit.session(&i.session, &ctx.principal)?;
     let rules = Rules {
         max_file_bytes: i.max_file_bytes,
         forbidden: Globs::new(&i.forbidden_globs).map_err(|e| ToolError::input(e.to_string()))?,
@@ -313,7 +317,7 @@ pub(super) async fn spool_commit(kit: Kit, i: CommitIn, ctx: CallCtx) -> Out<Com
             .map_err(|e| ToolError::Internal(format!("event payload: {e}")))?;
         match kit
             .events
-            .publish_value("patchkit.patch", SOURCE, data)
+            .publish_owned("patchkit.patch", SOURCE, data, ctx.principal.owner())
             .await
         {
             Ok(ev) => event_seqs.push(ev.seq),
@@ -334,7 +338,7 @@ pub struct ResetOut {
 }
 
 pub(super) async fn spool_reset(kit: Kit, i: SessionIn, ctx: CallCtx) -> Out<ResetOut> {
-    let s = kit.session(&i.session)?;
+    let s = kit.session(&i.session, &ctx.principal)?;
     let restored = kit
         .cpu(&ctx, move || s.lock().reset())
         .await?
@@ -361,7 +365,7 @@ pub struct StatusOut {
 }
 
 pub(super) async fn spool_status(kit: Kit, i: SessionIn, ctx: CallCtx) -> Out<StatusOut> {
-    let s = kit.session(&i.session)?;
+    let s = kit.session(&i.session, &ctx.principal)?;
     let ttl = kit
         .sessions
         .lock()
@@ -407,7 +411,14 @@ pub struct CloseOut {
 }
 
 pub(super) async fn spool_close(kit: Kit, i: CloseIn, ctx: CallCtx) -> Out<CloseOut> {
-    let Some(entry) = kit.sessions.lock().remove(&i.session) else {
+    let entry = {
+        let mut sessions = kit.sessions.lock();
+        match sessions.get(&i.session) {
+            Some(e) if e.owner == ctx.principal => sessions.remove(&i.session),
+            _ => None,
+        }
+    };
+    let Some(entry) = entry else {
         return Ok(CloseOut {
             closed: false,
             restored: vec![],

@@ -3,7 +3,7 @@
 //! `apply_patch`, conflicts where git reports them, root escapes refused, an
 //! all-or-nothing batch, commit validators and `patchkit.patch` events.
 
-mod common;
+use crate::common;
 
 use std::{
     collections::BTreeMap,

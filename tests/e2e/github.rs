@@ -2,7 +2,7 @@
 //! (`tools/fakehub`) on loopback: budgets, 304s, single-flight, secondary limits,
 //! Retry-After pauses, App tokens, filters, cursors, errors, and every tool once.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ const APP_KEY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/support/github-app-test-key.pem"
 );
-const APP_PUB: &str = include_str!("support/github-app-test-key.pub.pem");
+const APP_PUB: &str = include_str!("../support/github-app-test-key.pub.pem");
 
 async fn fake(config: FakeConfig) -> FakeHub {
     fakehub::spawn(config, "127.0.0.1:0".parse().unwrap())

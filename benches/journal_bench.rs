@@ -1,5 +1,5 @@
-//! The runtime journal / event-bus benchmark (`tools/bench-journal.sh`; ignored by
-//! `cargo test`), in process through the runtime's public API:
+//! The runtime journal / event-bus benchmark (`tools/bench-journal.sh`; a `[[bench]]`
+//! target, never built by `cargo test`), in process through the runtime's public API:
 //!
 //! - acknowledged appends/s under `batch` fsync (an append resolves only once its batch
 //!   is written and fsynced) with 1, 64 and `APPENDERS` concurrent appenders, and the
@@ -12,6 +12,7 @@
 //! (default: the system temp dir, which must be a real disk). Sizes: `APPENDERS`,
 //! `APPENDS` (total per row), `PUBLISHES`.
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 use common::bench::*;
@@ -108,8 +109,11 @@ async fn publish_cost(others: Others, publishes: usize) -> f64 {
     ns
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: run tools/bench-journal.sh"]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    bench_journal().await;
+}
+
 async fn bench_journal() {
     let appenders = env_usize("APPENDERS", 512);
     let total = env_usize("APPENDS", 200_000);

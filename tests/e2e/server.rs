@@ -1,7 +1,7 @@
 //! The foundation through real MCP clients: the rmcp client over stdio and over
 //! streamable HTTP against the real binary.
 
-mod common;
+use crate::common;
 
 use common::*;
 use rmcp::model::ReadResourceRequestParams;

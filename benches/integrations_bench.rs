@@ -1,4 +1,5 @@
-//! The integrations benchmark (`tools/bench-integrations.sh`; ignored by `cargo test`).
+//! The integrations benchmark (`tools/bench-integrations.sh`; a `[[bench]]` target, never
+//! built by `cargo test`).
 //! Prints a Markdown table:
 //! 1. `execute_integration` (GET through the lane and the conditional cache, over MCP
 //!    stdio) against a direct keep-alive reqwest GET of the same loopback endpoint, p50 —
@@ -14,6 +15,7 @@
 //! 4. Events lost while the sink target is down for `SINK_DOWN_SECS` (default 30) at
 //!    100 events/s, then back up.
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 use common::bench::*;
@@ -424,8 +426,11 @@ async fn outage(dir: &std::path::Path, down: Duration) -> (usize, usize, u64) {
     (ids.len(), lost, target.duplicates.load(Ordering::Relaxed))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: run tools/bench-integrations.sh"]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    bench_integrations().await;
+}
+
 async fn bench_integrations() {
     let down_secs: u64 = std::env::var("SINK_DOWN_SECS")
         .ok()

@@ -4,7 +4,7 @@
 //! a workspace root may not widen what the server may do; `cortex://config` shows no
 //! secret held in a URL.
 
-mod common;
+use crate::common;
 
 use std::{path::Path, process::Stdio};
 

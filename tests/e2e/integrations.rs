@@ -4,7 +4,7 @@
 //! where allowed, Retry-After honoured, lane limits respected, monitor figures match the
 //! calls, webhooks verified by HMAC, the A2A sink loses nothing across an outage.
 
-mod common;
+use crate::common;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -137,7 +137,7 @@ async fn sink(State(f): S, Json(body): Json<Value>) -> StatusCode {
 async fn start_fake() -> (Arc<Fake>, String) {
     let fake = Arc::new(Fake::default());
     let app = Router::new()
-        .route("/echo", get(echo))
+        .route("/echo", get(echo).post(echo))
         .route("/flaky", get(flaky))
         .route("/fail", any(always_500))
         .route("/limited", post(limited))
@@ -592,7 +592,7 @@ async fn the_a2a_sink_loses_nothing_across_an_outage() {
     .await;
     let id = create_api(&client, "sinky", &base, json!({})).await;
     for _ in 0..40 {
-        execute(&client, &id, "POST /slow", json!({})).await;
+        execute(&client, &id, "POST /echo", json!({})).await;
     }
     // the target refused everything so far, and the sink kept retrying
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -603,7 +603,7 @@ async fn the_a2a_sink_loses_nothing_across_an_outage() {
     assert!(fake.sink_ids.lock().is_empty());
     fake.sink_down.store(false, Ordering::SeqCst);
     for _ in 0..20 {
-        execute(&client, &id, "POST /slow", json!({})).await;
+        execute(&client, &id, "POST /echo", json!({})).await;
     }
     // each POST publishes integrations.api.called and integrations.data.synced
     let published: HashSet<String> = settled_events(&client, "events://integrations.*", 120)
@@ -711,6 +711,8 @@ impl Postgres {
             &s(&pwfile),
             "-E",
             "UTF8",
+            // A throwaway cluster: skipping initdb's final fsync saves seconds.
+            "--no-sync",
         ]);
         assert!(
             init.status.success(),

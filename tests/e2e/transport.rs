@@ -7,7 +7,7 @@
 //! exhausting the machine; each keeps its count small enough to take a few seconds.
 #![allow(deprecated)] // logging and resources/subscribe are legacy (SEP-2577), still served
 
-mod common;
+use crate::common;
 
 use std::{
     io::{Read, Write},
@@ -544,7 +544,12 @@ async fn set_level_is_per_client_and_never_touches_the_stderr_log() {
             .await
             .unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The quiet client called first: once the loud one has its 3 messages, any the
+    // quiet one was (wrongly) sent have arrived too.
+    wait_until("3 log messages", Duration::from_secs(5), || {
+        loud.0.load(std::sync::atomic::Ordering::SeqCst) >= 3
+    })
+    .await;
     assert_eq!(quiet.0.load(std::sync::atomic::Ordering::SeqCst), 0);
     assert_eq!(
         loud.0.load(std::sync::atomic::Ordering::SeqCst),

@@ -3,7 +3,7 @@
 //! load at all never stop the server; the bad bytes are moved aside, every good record
 //! is served, and the damage is reported in `cortex://health` and the mvp `health` tool.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
@@ -104,7 +104,9 @@ async fn a_damaged_credential_file_is_moved_aside_and_named_by_calls_that_need_i
     let made = ok(
         &client,
         "create_integration",
-        json!({"name": "svc", "type": "api", "config": {"endpoint": "http://127.0.0.1:9", "credentials": {"token": "s3cret-value"}}}),
+        // No retries: the endpoint refuses connections, and the default policy would
+        // spend 7 s backing off before the call below answers.
+        json!({"name": "svc", "type": "api", "config": {"endpoint": "http://127.0.0.1:9", "credentials": {"token": "s3cret-value"}, "retryPolicy": {"maxRetries": 0}}}),
     )
     .await;
     let id = made["id"].as_str().unwrap().to_string();

@@ -2,7 +2,7 @@
 //! (~20/s). (The rmcp client attaches a progress token to every request, so the
 //! "no token, no notifications" rule is covered by the unit tests of `runtime::progress`.)
 
-mod common;
+use crate::common;
 
 use std::{
     sync::{Arc, Mutex},

@@ -7,7 +7,7 @@
 //! wait for it, health's running count is exact, and closing stdin or SIGKILLing the
 //! server kills running children.
 
-mod common;
+use crate::common;
 
 use std::{
     path::{Path, PathBuf},

@@ -1,5 +1,6 @@
-//! The asbr benchmark (`tools/bench-asbr.sh`; ignored by `cargo test`), in process
-//! through the toolset's public API (the code the MCP tools call):
+//! The asbr benchmark (`tools/bench-asbr.sh`; a `[[bench]]` target, never built by
+//! `cargo test`), in process through the toolset's public API (the code the MCP tools
+//! call):
 //!
 //! (a) task-event publishing (`record_task_event`'s path, `TaskStore::transition`) under
 //!     `batch` fsync with concurrent publishers: events/s and p99 latency to the
@@ -14,6 +15,7 @@
 //! fsync figures to mean anything). Sizes: `PUBLISHERS`, `EVENTS` (per publisher),
 //! `BASELINE_EVENTS`, `SCAN_MB`.
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 use common::bench::*;
@@ -35,7 +37,7 @@ use cortex_mcp::{
         tasks::{self, AgentEventKind, TaskInput, TaskInputItem, TaskStore},
     },
     config::AsbrSettings,
-    runtime::{events::EventBus, journal::FsyncPolicy, stop::Stop},
+    runtime::{events::EventBus, journal::FsyncPolicy, principal::Principal, stop::Stop},
 };
 use serde_json::{Value, json};
 
@@ -89,7 +91,13 @@ async fn create_tasks(store: &Arc<TaskStore>, from: usize, n: usize) -> Vec<Stri
             let store = store.clone();
             tokio::spawn(async move {
                 let created = store
-                    .create(input(i), None, TRACEPARENT.into())
+                    .create(
+                        input(i),
+                        None,
+                        TRACEPARENT.into(),
+                        &Principal::stdio(),
+                        false,
+                    )
                     .await
                     .unwrap();
                 created.task.id
@@ -112,11 +120,18 @@ async fn spawn_watchers(store: &Arc<TaskStore>) -> Vec<tokio::task::JoinHandle<(
         let store = store.clone();
         handles.push(tokio::spawn(async move {
             let (_, since) = store
-                .watch(Some(&id), &[], 0, 100, Duration::ZERO)
+                .watch(&Principal::stdio(), Some(&id), &[], 0, 100, Duration::ZERO)
                 .await
                 .unwrap();
             let (events, _) = store
-                .watch(Some(&id), &[], since, 100, Duration::from_secs(3600))
+                .watch(
+                    &Principal::stdio(),
+                    Some(&id),
+                    &[],
+                    since,
+                    100,
+                    Duration::from_secs(3600),
+                )
                 .await
                 .unwrap();
             panic!("watcher of an idle task woke with {} events", events.len());
@@ -141,7 +156,7 @@ async fn publish_tasks(store: &Arc<TaskStore>, ids: &[String], per: usize) -> Ru
                     let t = Instant::now();
                     let step = format!("step-{i}");
                     store
-                        .transition(&id, TRACEPARENT.into(), move |task| {
+                        .transition(&id, &Principal::stdio(), TRACEPARENT.into(), move |task| {
                             tasks::apply_agent_event(
                                 task,
                                 AgentEventKind::StepCompleted,
@@ -455,8 +470,11 @@ fn generate_tree(root: &Path, mb: usize) -> u64 {
     written
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: run tools/bench-asbr.sh"]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    bench_asbr().await;
+}
+
 async fn bench_asbr() {
     let publishers = env_usize("PUBLISHERS", 256);
     let per = env_usize("EVENTS", 400);

@@ -1,8 +1,10 @@
-//! The mvp benchmark (`tools/bench-mvp.sh`; ignored by `cargo test`): PRP latency without
-//! external commands (through a real MCP client over stdio), a graph of 100 independent
-//! `tool` nodes sequential vs parallel, and teaching capture time over 100,000 captures
-//! (in process, journal with fsync never). Prints a Markdown table.
+//! The mvp benchmark (`tools/bench-mvp.sh`; a `[[bench]]` target, never built by
+//! `cargo test`): PRP latency without external commands (through a real MCP client over
+//! stdio), a graph of 100 independent `tool` nodes sequential vs parallel, and teaching
+//! capture time over 100,000 captures (in process, journal with fsync never). Prints a
+//! Markdown table.
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 use common::bench::*;
@@ -14,8 +16,11 @@ use serde_json::{Value, json};
 
 const PHASES: [&str; 3] = ["strategy", "build", "evaluation"];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: run tools/bench-mvp.sh"]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    bench_mvp().await;
+}
+
 async fn bench_mvp() {
     let state = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();

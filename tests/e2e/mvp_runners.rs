@@ -6,7 +6,7 @@
 //! results. Fixture projects live in the test's temp dir; JS ones link the pinned
 //! node_modules.
 
-mod common;
+use crate::common;
 
 use std::{
     path::{Path, PathBuf},

@@ -4,7 +4,7 @@
 //! failing test, deterministic runs, the executor's refusals, process accounting under
 //! many random timeouts, streamed redaction, pytest, and teaching.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -252,8 +252,10 @@ async fn graph_timeout_kills_child_processes() {
     assert_eq!(run["status"], "timed_out", "{run:#}");
     assert_eq!(run["nodes"][0]["status"], "timed_out");
     assert_eq!(run["nodes"][1]["status"], "skipped");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(processes_with("987.123"), 0, "no orphan left");
+    wait_until("no orphan left", Duration::from_secs(5), || {
+        processes_with("987.123") == 0
+    })
+    .await;
     let h = ok(&s.client, "health", json!({})).await;
     assert_eq!(h["processes"]["running"], 0);
 }
@@ -522,7 +524,14 @@ async fn planted_token_is_redacted_in_streamed_and_final_output() {
             .contains("line 1 [REDACTED]"),
         "{all}"
     );
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_until("lines streamed as progress", Duration::from_secs(5), || {
+        seen.0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|m| m.contains("[REDACTED]"))
+    })
+    .await;
     let streamed = seen.0.lock().unwrap().clone();
     assert!(!streamed.is_empty(), "lines were streamed as progress");
     assert!(
@@ -735,7 +744,14 @@ async fn test_runner_streams_progress_as_tests_finish() {
     )));
     let report = structured(&client.call_tool(call).await.unwrap());
     assert_eq!(report["totals"]["passed"], 5, "{report:#}");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let done = || {
+        let seen = seen.0.lock().unwrap();
+        seen.iter().filter(|m| m.contains("tests done")).count()
+    };
+    wait_until("3 progress notifications", Duration::from_secs(5), || {
+        done() >= 3
+    })
+    .await;
     let streamed = seen.0.lock().unwrap().clone();
     assert!(
         streamed.iter().filter(|m| m.contains("tests done")).count() >= 3,

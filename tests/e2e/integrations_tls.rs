@@ -7,7 +7,7 @@
 //! certificate problem, no first-byte follows and the service sees the handshake
 //! refused. Owns only this file's fake service; touches no other test's fixtures.
 
-mod common;
+use crate::common;
 
 use std::{
     net::SocketAddr,

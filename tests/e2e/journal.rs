@@ -2,7 +2,7 @@
 //! resource subscriptions are notified of new events.
 #![allow(deprecated)] // resources/subscribe is legacy-only in rmcp 3.9, and still what 2025-11-25 clients use
 
-mod common;
+use crate::common;
 
 use std::{
     sync::{Arc, Mutex},

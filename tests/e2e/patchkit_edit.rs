@@ -5,7 +5,7 @@
 //! refuses a changed file, `dryRun` writes nothing, the diff pages with a cursor, and
 //! paths outside the workspace roots are refused.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,207 @@
+//! The event-sourced store: named streams of JSON records, each an append-only log with a
+//! snapshot, behind one async seam so the log need not be a local file.
+//!
+//! Owns the seam — [`Backend`] (opens streams by name) and [`Log`] (one open stream:
+//! append → durable [`Position`], read after a position, wait for new records, snapshot
+//! and trim) — its error type, and the typed layer every store uses ([`Stream`]: records
+//! of one Rust type, replay, tail, compaction by a [`Compaction`] rule). The one backend
+//! today is [`local`]: the NDJSON file journal with group commit and quarantine of damaged
+//! lines; [`memory`] keeps streams in the process (the typed layer's tests run on both).
+//! Must not touch any toolset, server or transport module, and knows nothing
+//! about what the records mean.
+//!
+//! # The seam, and what a second backend must provide
+//!
+//! - **Positions** are dense and start at 1 per stream; an append of `n` records returns
+//!   the first of `n` consecutive positions, and resolves only once they are durable
+//!   (local: written and fsynced under [`Fsync`]; a Redis backend: once the server
+//!   answers — it assigns positions in one script, `INCR` of the stream's counter then
+//!   `XADD` with id `0-<n>`, so every replica sees the same numbers).
+//! - **Snapshots** stand for every record up to their position. [`Log::compact`] picks
+//!   a cut (the appends acknowledged so far), hands every record up to it to a
+//!   [`Retain`] function and makes what it keeps the new snapshot, then trims the log up
+//!   to the cut; records appended meanwhile stay. Redis: read to the cut, `SET` the
+//!   snapshot, `XTRIM MINID`.
+//! - **Reads** ([`Log::read_after`]) return the records after a position; a reader that
+//!   fell behind a snapshot gets the snapshot first (it must replace what it held).
+//!   [`Log::durable`] resolves as new records become durable, so [`Stream::tail`] works
+//!   the same over a file or a network log (Redis: `XREAD BLOCK`).
+//! - Everything is async and nothing assumes a file; only [`local`] knows paths.
+//!
+//! The untyped [`local::Journal`] handle (and its `runtime::journal` name) stays for the
+//! stores not yet moved onto [`Stream`].
+
+pub mod local;
+pub mod memory;
+#[cfg(test)]
+mod tests;
+mod typed;
+
+use std::{future::Future, pin::Pin, sync::Arc};
+
+use serde_json::Value;
+
+pub use crate::config::Fsync;
+pub use local::LocalBackend;
+pub use memory::MemoryBackend;
+pub use typed::{Compaction, Entry, Replay, Stream, Tail};
+
+/// A boxed future, so the seam's traits stay object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A record's place in its stream: dense, starting at 1; 0 means "before the first".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Position(pub u64);
+
+impl Position {
+    /// Before the first record.
+    pub const START: Position = Position(0);
+
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Errors of the store and its backends.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("journal i/o error on {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("corrupt journal {file}:{line}: {reason}")]
+    Corrupt {
+        file: std::path::PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("failed to serialize journal record: {0}")]
+    Serialize(#[from] serde_json::Error),
+    #[error("journal write failed: {0}")]
+    WriteFailed(String),
+    #[error("journal is closed")]
+    Closed,
+    #[error("invalid journal stream name {0:?}")]
+    InvalidStream(String),
+    #[error("store backend failed: {0}")]
+    Backend(String),
+}
+
+/// Options of one stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// Log size (bytes, as the backend counts them) after which
+    /// [`Log::needs_compaction`] reports `true`.
+    pub max_segment_bytes: u64,
+    /// When appends are made durable before they are acknowledged.
+    pub policy: Fsync,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        Self {
+            max_segment_bytes: 64 * 1024 * 1024,
+            policy: Fsync::Batch,
+        }
+    }
+}
+
+impl StreamOptions {
+    pub fn new(policy: Fsync, max_segment_bytes: u64) -> Self {
+        Self {
+            max_segment_bytes,
+            policy,
+        }
+    }
+}
+
+/// Chooses, from every record of a stream up to a compaction's cut (snapshot records,
+/// then log records, in order), the records the new snapshot keeps.
+pub type Retain = Box<dyn FnOnce(Vec<Value>) -> Vec<Value> + Send>;
+
+/// What a read returns.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Read {
+    /// Present when the read started before the stream's snapshot: its records, standing
+    /// for every record up to `.0`. A reader replaces what it held with them.
+    pub snapshot: Option<(Position, Vec<Value>)>,
+    /// The durable records after the start (and after the snapshot), in order.
+    pub records: Vec<(Position, Value)>,
+}
+
+impl Read {
+    /// The snapshot's records, then the others: what a store rebuilds its state from.
+    pub fn into_values(self) -> Vec<Value> {
+        let mut out = self.snapshot.map(|(_, r)| r).unwrap_or_default();
+        out.extend(self.records.into_iter().map(|(_, r)| r));
+        out
+    }
+
+    /// The last position this read accounts for (`after` when it is empty).
+    pub fn end(&self, after: Position) -> Position {
+        let snap = self
+            .snapshot
+            .as_ref()
+            .map_or(after, |(p, _)| (*p).max(after));
+        self.records.last().map_or(snap, |(p, _)| (*p).max(snap))
+    }
+}
+
+/// One open stream of a backend. Cheap to share (`Arc<dyn Log>`).
+pub trait Log: Send + Sync + 'static {
+    /// The stream's name.
+    fn name(&self) -> &str;
+
+    /// Appends pre-serialized JSON records contiguously; resolves with the first one's
+    /// position once all are durable.
+    fn append(&self, records: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Position, StoreError>>;
+
+    /// The last durable position (0 when empty).
+    fn last_position(&self) -> Position;
+
+    /// Resolves with the last durable position once it is past `after` (at once when it
+    /// already is), or with [`StoreError::Closed`] when the stream closes first.
+    fn durable(&self, after: Position) -> BoxFuture<'_, Result<Position, StoreError>>;
+
+    /// The durable records after `after` (the snapshot first, when `after` is before it).
+    fn read_after(&self, after: Position) -> BoxFuture<'_, Result<Read, StoreError>>;
+
+    /// Whether the log has grown past [`StreamOptions::max_segment_bytes`].
+    fn needs_compaction(&self) -> bool;
+
+    /// Compacts now: every record acknowledged before this call goes through `retain`,
+    /// what it keeps becomes the snapshot, and the log is trimmed to the records after
+    /// the cut. Appends wait meanwhile.
+    fn compact(&self, retain: Retain) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Queues the same compaction in the background, only if the log is still over size
+    /// when it runs; returns `false` (dropping `retain`) when one is already queued.
+    /// Failures are logged and leave the stream as it was.
+    fn compact_in_background(&self, retain: Retain) -> bool;
+
+    /// Makes queued appends durable and closes the stream; later appends fail with
+    /// [`StoreError::Closed`]. Idempotent.
+    fn close(&self) -> BoxFuture<'_, ()>;
+}
+
+/// An opened stream and everything it held.
+pub type Opened = (Arc<dyn Log>, Read);
+
+/// Where streams live: opens one by name, replaying it.
+pub trait Backend: Send + Sync + 'static {
+    /// Opens (creating) `stream`, repairing what a crash left behind, and returns its
+    /// handle with everything it holds (`read_after(START)`).
+    fn open<'a>(
+        &'a self,
+        stream: &'a str,
+        options: StreamOptions,
+    ) -> BoxFuture<'a, Result<Opened, StoreError>>;
+}

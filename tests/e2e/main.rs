@@ -1,0 +1,27 @@
+//! The end-to-end tests, one binary: each module drives the real `cortex-mcp` binary
+//! (spawned per test) through an MCP client, or the crate's public API. Test names are
+//! `<module>::<test>` (e.g. `cargo test --test e2e transport::`). Shared helpers are in
+//! `tests/common/`; benchmarks are `[[bench]]` targets under `benches/` (run by
+//! `tools/bench-*.sh`, never built by `cargo test`).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod asbr;
+mod config;
+mod containment;
+mod damage;
+mod exec_sandbox;
+mod fsroots;
+mod github;
+mod integrations;
+mod integrations_tls;
+mod journal;
+mod mvp;
+mod mvp_runners;
+mod ownership;
+mod patchkit;
+mod patchkit_edit;
+mod progress;
+mod server;
+mod transport;
