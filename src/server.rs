@@ -17,8 +17,8 @@ use crate::{
     github, integrations, mvp, patchkit,
     runtime::{
         Runtime, batch,
-        principal::Principal,
         client::Client,
+        principal::Principal,
         progress::Progress,
         prompts::PromptSource,
         registry::{CallCtx, Registry, ToolDef},

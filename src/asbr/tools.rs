@@ -645,116 +645,116 @@ pub fn all(a: &A) -> Vec<ToolDef> {
     let write = Hints::write();
     vec![
         t.tool(
-                        "create_task",
+            "create_task",
             write.idempotent(),
             create_task,
             "Create a durable agent task (status queued; publishes PlanStarted). `input.scopes` must not be empty. The same `idempotencyKey` (default: a hash of title, brief, inputs and sorted scopes) within 5 minutes returns the same task with `reused: true`."
         ),
         t.tool(
-                        "get_task",
+            "get_task",
             read,
             get_task,
             "One task: status, current step, step awaiting approval, approvals, artifacts. A finished task that left memory (after `--asbr-task-retention`, default 1 h) is rebuilt from the journal while its events are kept."
         ),
         t.tool(
-                        "list_tasks",
+            "list_tasks",
             read,
             list_tasks,
             "Tasks newest first, optionally by status; continue with `cursor`."
         ),
         t.tool(
-                        "cancel_task",
+            "cancel_task",
             write.destructive(),
             cancel_task,
             "Cancel a task that has not ended (publishes Canceled)."
         ),
         t.tool(
-                        "resume_task",
+            "resume_task",
             write,
             resume_task,
             "Resume a paused task (publishes Resumed). Only a paused task can be resumed, and not one waiting for approval of a step: approve that with approve_task_step."
         ),
         t.tool(
-                        "record_task_event",
+            "record_task_event",
             write,
             record_task_event,
             "Report progress on a task as the agent working it: StepCompleted (→ running), AwaitingApproval (→ paused until approve_task_step), DeliverableReady (→ succeeded), Failed (→ failed). Illegal transitions are refused with the task's current state. `data.artifacts` / `data.evidenceIds` lists are attached to the task."
         ),
         t.tool(
-                        "approve_task_step",
+            "approve_task_step",
             write,
             approve_task_step,
             "Approve the step a paused task waits for; the task runs again (publishes Resumed). The approval is recorded under the authenticated caller (`token:<fingerprint>` over HTTP, `stdio` locally); `by` (user or policy) is kept as its label."
         ),
         t.tool(
-                        "watch_task_events",
+            "watch_task_events",
             read,
             watch_task_events,
             "Task events after `since_seq` (one task or all, optionally by type), oldest first, with `ariaLiveHint` and `traceparent`. With `wait_ms` (≤ 30000) waits for the first new event (long poll). Pass `next_seq` back as `since_seq`."
         ),
         t.tool(
-                        "upsert_profile",
+            "upsert_profile",
             write.idempotent(),
             upsert_profile,
             "Create or replace a profile: skill level, preferred tools and accessibility needs."
         ),
         t.tool("get_profile", read, get_profile, "One profile by id."),
         t.tool(
-                        "put_artifact",
+            "put_artifact",
             write.idempotent(),
             put_artifact,
             "Store an artifact (diff, doc, plan, report) as text or base64; it is named by its SHA-256 (`sha256:<hex>`), so storing the same content again returns the same id."
         ),
         t.tool(
-                        "get_artifact",
+            "get_artifact",
             read,
             get_artifact,
             "An artifact's content and digest; pass the digest you hold as `ifNoneMatch` to get `notModified: true` without the content."
         ),
         t.tool(
-                        "list_artifacts",
+            "list_artifacts",
             read,
             list_artifacts,
             "Artifact metadata newest first, by kind and creation range (RFC 3339); continue with `cursor`."
         ),
         t.tool(
-                        "get_connector_service_map",
+            "get_connector_service_map",
             read,
             get_connector_service_map,
             "The connector service map from the configured manifest: connectors sorted by id, ttlSeconds, and an HMAC-SHA256 `signature`. Served from cache while the manifest file is unchanged."
         ),
         t.tool(
-                        "run_security_scan",
+            "run_security_scan",
             read,
             run_security_scan,
             "Scan a directory inside the workspace roots: `secrets` (GitHub, AWS, Slack, Stripe, private keys, JWTs, high-entropy assignments; values redacted), `sast` (Rust, JS/TS, Python, shell rules), `dependency` (Cargo.lock, package-lock.json, requirements.txt, poetry.lock against OSV advisories from ASBR_ADVISORIES_DIR) or `all`. Respects .gitignore, skips binaries and files over 2 MiB; reports progress. Findings {rule, type, severity, file, line, message, excerpt}, at most 1,000, most severe first."
         ),
         t.tool(
-                        "create_review",
+            "create_review",
             write,
             review_tools::create_review,
             "Review a local repository directory inside the workspace roots, or a GitHub pull request (repositoryUrl \"owner/name\" + pullRequestId; its changed files are read at the head commit through the github toolset): runs the chosen deterministic reviewers (security = the security scan; performance = nested loops, queries/requests inside loops, unbounded reads; architecture = files over 800 lines, functions over 6 parameters, nesting deeper than 4, wildcard imports; style = lines over 120 characters, functions over 80 lines, TODO/FIXME, trailing whitespace; for Rust, JS/TS, Python) over `scope` (full | incremental = changed files, the default | security-only) and optional `paths` globs, as an asbr task with progress (follow it with watch_task_events), and returns the summary by severity and reviewer plus the 20 most severe findings. Publishes asbr.review.created and asbr.review.completed."
         ),
         t.tool(
-                        "get_review_status",
+            "get_review_status",
             read,
             review_tools::get_review_status,
             "A review's status and findings summary by severity and reviewer; with includeDetails, a page of findings (most severe first, `limit`, `cursor` from detailsNextCursor) and the submitted feedback."
         ),
         t.tool(
-                        "submit_feedback",
+            "submit_feedback",
             write,
             review_tools::submit_feedback,
             "Give your verdict on a finished review as the \"ai\" reviewer (or another named reviewer): approve, request_changes (needs at least one comment) or comment, with comments {file?, line?, severity, message}. Recorded durably; publishes asbr.feedback.submitted."
         ),
         t.tool(
-                        "list_reviews",
+            "list_reviews",
             read,
             review_tools::list_reviews,
             "Reviews newest first (summaries, no findings), by status and reviewer; continue with `cursor`."
         ),
         t.tool(
-                        "verify_service_map",
+            "verify_service_map",
             read,
             verify_service_map,
             "Check a service map's signature (constant time) with the server's key."

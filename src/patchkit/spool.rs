@@ -65,8 +65,10 @@ pub enum Op {
     /// Create or overwrite a file with `content`.
     Write { path: String, content: String },
     /// Replace `match` by `replacement` (literal text unless `regex` is true; then
-    /// `$1`-style groups work in `replacement`). `all` replaces every occurrence;
-    /// `required` (default true) makes no match an error.
+    /// `$1`-style groups work in `replacement`). Without `all` or `first`, `match` must
+    /// occur exactly once (several matches are an error listing their lines); `all`
+    /// replaces every occurrence, `first` only the first; `required` (default true)
+    /// makes no match an error.
     Replace {
         path: String,
         #[serde(rename = "match")]
@@ -76,6 +78,9 @@ pub enum Op {
         regex: bool,
         #[serde(default)]
         all: bool,
+        /// Replace only the first of several matches instead of refusing.
+        #[serde(default)]
+        first: bool,
         #[serde(default = "default_true")]
         required: bool,
     },
@@ -311,6 +316,44 @@ impl Session {
         Ok(results)
     }
 
+    /// Writes whole new contents of existing files all-or-nothing, through the same
+    /// plan, intent record (`spool_journal`) and temp file + rename as a batch: each
+    /// `(path, bytes read before, new bytes)` is re-read under the plan first, and if any
+    /// file no longer holds the bytes its caller read, nothing is written.
+    pub fn write_if_unchanged(
+        &mut self,
+        files: &[(String, Vec<u8>, Vec<u8>)],
+        stop: &Stop,
+        budget: &Budget,
+    ) -> Result<(), String> {
+        let held = budget.hold(0, "an edit plan").map_err(|e| e.to_string())?;
+        let mut plan = Plan {
+            next: BTreeMap::new(),
+            before: BTreeMap::new(),
+            last_op: BTreeMap::new(),
+            held,
+            stop: stop.clone(),
+        };
+        for (i, (rel, read, new)) in files.iter().enumerate() {
+            let now = plan.current(&self.dir, rel)?;
+            if now.as_deref() != Some(read.as_slice()) {
+                let sha = now.as_deref().map_or_else(
+                    || "none: it was deleted".to_string(),
+                    super::diff::sha256_hex,
+                );
+                return Err(format!(
+                    "{rel} changed on disk while the edits were being prepared (sha256 now {sha}); nothing was written: read it again and resend the edits"
+                ));
+            }
+            plan.set(rel, Some(new.clone()), i)?;
+        }
+        stop.check()
+            .map_err(|e| format!("{e}; nothing was written"))?;
+        self.write(&plan).map_err(|(path, e)| {
+            format!("writing {path} failed: {e}; every file was restored byte-for-byte")
+        })
+    }
+
     fn plan_op(&self, op: &Op, i: usize, plan: &mut Plan, r: &mut OpResult) -> Result<(), String> {
         let dir = &self.dir;
         let cur = |plan: &mut Plan, rel: &str| plan.current(dir, rel);
@@ -335,10 +378,14 @@ impl Session {
                 replacement,
                 regex,
                 all,
+                first,
                 required,
             } => {
                 let rel = workspace::relative(path).map_err(|e| e.to_string())?;
                 let old = text(&rel, cur(plan, &rel)?)?;
+                if !*all && !*first {
+                    unique(&old, &rel, pattern, *regex, &plan.stop)?;
+                }
                 let (new, count) = {
                     let mut building = plan
                         .held
@@ -680,6 +727,39 @@ fn replace(
     Ok((out, count))
 }
 
+/// Refuses a `match` that occurs more than once (without `all` or `first`), listing
+/// the places by line so the caller can widen it.
+fn unique(old: &str, rel: &str, pattern: &str, regex: bool, stop: &Stop) -> Result<(), String> {
+    let mut ticker = stop.ticker(1024);
+    let mut shown: Vec<(usize, usize)> = Vec::new();
+    let mut count = 0usize;
+    let mut note = |s: usize, e: usize| {
+        if shown.len() < 10 {
+            shown.push((s, e));
+        }
+        count += 1;
+    };
+    if regex {
+        let re = Regex::new(pattern).map_err(|e| format!("match is not a valid regex: {e}"))?;
+        for m in re.find_iter(old) {
+            ticker.tick().map_err(|e| e.to_string())?;
+            note(m.start(), m.end());
+        }
+    } else if !pattern.is_empty() {
+        for (s, m) in old.match_indices(pattern) {
+            ticker.tick().map_err(|e| e.to_string())?;
+            note(s, s + m.len());
+        }
+    }
+    if count > 1 {
+        return Err(format!(
+            "`{pattern}` matches {count} places in {rel}: {}. Nothing was replaced; make `match` longer so it matches one place, set `all: true` to replace every one, or `first: true` to replace only the first",
+            super::edit::describe_matches(old, &shown, count)
+        ));
+    }
+    Ok(())
+}
+
 /// Puts `value` at `rel` beneath the session root (None = remove) through a temp file
 /// in the opened parent directory + rename within it, keeping the permissions of a file
 /// it replaces; records directories it had to create. The temp file is named after the
@@ -777,6 +857,7 @@ mod tests {
                 replacement: "y".into(),
                 regex: false,
                 all: false,
+                first: false,
                 required: true,
             },
         ];
@@ -794,6 +875,7 @@ mod tests {
             replacement: "Z".into(),
             regex: false,
             all: true,
+            first: false,
             required: true,
         }];
         let r = s.run(&ops).unwrap();

@@ -21,6 +21,7 @@ mod mvp;
 mod mvp_runners;
 mod ownership;
 mod patchkit;
+mod patchkit_edit;
 mod progress;
 mod server;
 mod transport;

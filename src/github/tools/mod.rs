@@ -176,163 +176,163 @@ pub fn all(gh: &Gh) -> Vec<ToolDef> {
     let write = Hints::write_remote();
     vec![
         t.tool(
-                        "create_pull_request",
+            "create_pull_request",
             write,
             create_pull_request,
             "Open a pull request from `head` into `base` (default: the repository's default branch). Returns the new pull request's number, state and html_url."
         ),
         t.tool(
-                        "get_repository_info",
+            "get_repository_info",
             read,
             get_repository_info,
             "Repository facts (default branch, visibility, description, topics, counts). `includeStats` adds languages; `includeBranches` adds the first page of branches with a cursor for `list_branches`."
         ),
         t.tool(
-                        "list_issues",
+            "list_issues",
             read,
             list_issues,
             "Issues of a repository (pull requests left out), newest first, filtered by state, labels (all must match) and assignee. Reads only the upstream pages needed for `limit`; continue with `cursor`."
         ),
         t.tool(
-                        "create_branch",
+            "create_branch",
             write,
             create_branch,
             "Create branch `branchName` at the head of `fromBranch` (default: the repository's default branch)."
         ),
         t.tool(
-                        "run_action",
+            "run_action",
             write,
             run_action,
             "Trigger a GitHub Actions workflow (workflow_dispatch) on `ref` with optional string `inputs`. Watch the result with `list_workflow_runs`."
         ),
         t.tool(
-                        "get_issue",
+            "get_issue",
             read,
             get_issue,
             "One issue with its body (capped by `maxBodyBytes`)."
         ),
         t.tool(
-                        "create_issue",
+            "create_issue",
             write,
             create_issue,
             "Open an issue with optional body, labels and assignees."
         ),
         t.tool(
-                        "update_issue",
+            "update_issue",
             write.idempotent(),
             update_issue,
             "Change an issue's title, body, state (open|closed, with stateReason), labels or assignees; given lists replace the current ones."
         ),
         t.tool(
-                        "add_issue_comment",
+            "add_issue_comment",
             write,
             add_issue_comment,
             "Comment on an issue or pull request."
         ),
         t.tool(
-                        "list_issue_comments",
+            "list_issue_comments",
             read,
             list_issue_comments,
             "Comments of an issue or pull request, oldest first; continue with `cursor`."
         ),
         t.tool(
-                        "list_pull_requests",
+            "list_pull_requests",
             read,
             list_pull_requests,
             "Pull requests of a repository by state, head and base; continue with `cursor`."
         ),
         t.tool(
-                        "get_pull_request",
+            "get_pull_request",
             read,
             get_pull_request,
             "One pull request: branches, mergeability, change counts and body (capped by `maxBodyBytes`)."
         ),
         t.tool(
-                        "get_pull_request_files",
+            "get_pull_request_files",
             read,
             get_pull_request_files,
             "Files changed by a pull request with per-file patches (each capped by `maxPatchBytes`); continue with `cursor`."
         ),
         t.tool(
-                        "get_pull_request_diff",
+            "get_pull_request_diff",
             read,
             get_pull_request_diff,
             "A pull request's unified diff, `maxBytes` at a time from `offset`; pass `next_offset` back to read on."
         ),
         t.tool(
-                        "merge_pull_request",
+            "merge_pull_request",
             write,
             merge_pull_request,
             "Merge a pull request (merge, squash or rebase), optionally only if its head is still `sha`."
         ),
         t.tool(
-                        "get_file_contents",
+            "get_file_contents",
             read,
             get_file_contents,
             "A file's text (windowed by `offset`/`maxBytes`; binary files as base64) or a directory listing, at `ref` or the default branch. One upstream request, revalidated by ETag."
         ),
         t.tool(
-                        "list_commits",
+            "list_commits",
             read,
             list_commits,
             "Commits from a branch or SHA, optionally touching `path`, newest first; continue with `cursor`."
         ),
         t.tool(
-                        "get_commit",
+            "get_commit",
             read,
             get_commit,
             "One commit: message, author, stats and changed files with capped patches."
         ),
         t.tool(
-                        "compare_commits",
+            "compare_commits",
             read,
             compare_commits,
             "Compare two refs (`base...head`): ahead/behind counts, commits and changed files with capped patches."
         ),
         t.tool(
-                        "list_branches",
+            "list_branches",
             read,
             list_branches,
             "Branches of a repository with head SHAs; continue with `cursor`."
         ),
         t.tool(
-                        "search_issues",
+            "search_issues",
             read,
             search_issues,
             "Search issues and pull requests with GitHub syntax (`repo:o/r is:open label:bug words`). Search is limited to 30 requests a minute; calls queue rather than fail."
         ),
         t.tool(
-                        "search_code",
+            "search_code",
             read,
             search_code,
             "Search code with GitHub syntax (`repo:o/r fn main`). Code search is limited to about 9 requests a minute; calls queue rather than fail."
         ),
         t.tool(
-                        "search_repositories",
+            "search_repositories",
             read,
             search_repositories,
             "Search repositories with GitHub syntax (`topic:rust stars:>100`)."
         ),
         t.tool(
-                        "list_workflow_runs",
+            "list_workflow_runs",
             read,
             list_workflow_runs,
             "GitHub Actions runs of a repository by branch and status, newest first; continue with `cursor`."
         ),
         t.tool(
-                        "get_workflow_run",
+            "get_workflow_run",
             read,
             get_workflow_run,
             "One workflow run: status, conclusion, branch, SHA and html_url."
         ),
         t.tool(
-                        "get_me",
+            "get_me",
             read,
             get_me,
             "The account the configured credential acts as."
         ),
         t.tool(
-                        "get_rate_limit",
+            "get_rate_limit",
             read,
             get_rate_limit,
             "Budgets per bucket (core, search, code_search, graphql) as GitHub reports them, this server's lanes (running, waiting, paused) and any pause after a secondary limit. Costs no primary budget."

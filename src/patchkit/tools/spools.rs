@@ -131,9 +131,13 @@ pub struct ReplaceIn {
     /// Treat `match` as a regular expression.
     #[serde(default)]
     pub regex: bool,
-    /// Replace every occurrence, not just the first.
+    /// Replace every occurrence. Without `all` or `first`, `match` must occur exactly
+    /// once: several matches are an error listing each one's line.
     #[serde(default)]
     pub all: bool,
+    /// Replace only the first of several matches instead of refusing.
+    #[serde(default)]
+    pub first: bool,
     /// Fail when nothing matches (default true).
     #[serde(default = "default_true")]
     pub required: bool,
@@ -146,6 +150,7 @@ pub(super) async fn spool_replace(kit: Kit, i: ReplaceIn, ctx: CallCtx) -> Out<O
         replacement: i.replacement,
         regex: i.regex,
         all: i.all,
+        first: i.first,
         required: i.required,
     };
     run_ops(&kit, &i.session, vec![op], &ctx).await
