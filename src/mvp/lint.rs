@@ -492,6 +492,41 @@ pub async fn analyse(
 mod tests {
     use super::*;
 
+    /// Symlinks to outside the roots, where a source file or the config would be: the
+    /// outside content is never read (the hash does not change with it).
+    #[test]
+    fn content_hashes_never_read_through_symlinks_out() {
+        let base = tempfile::tempdir().unwrap();
+        let root = base.path().canonicalize().unwrap().join("proj");
+        let outside = base.path().canonicalize().unwrap().join("outside");
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(root.join("src/main.rs"), "fn main() {}").unwrap();
+        std::fs::write(outside.join("secret"), "one").unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), root.join("src/lib.rs")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("linked")).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), root.join("ruff.toml")).unwrap();
+        let roots = Roots::new(std::slice::from_ref(&root));
+        let hash = |files: &[PathBuf]| {
+            content_hash(
+                &roots,
+                &root,
+                files,
+                Some(&root.join("ruff.toml")),
+                &Stop::never(),
+            )
+            .unwrap()
+        };
+        let named = [root.join("src/lib.rs"), outside.join("secret")];
+        let (all, some) = (hash(&[]), hash(&named));
+        std::fs::write(outside.join("secret"), "two").unwrap();
+        assert_eq!(hash(&[]), all);
+        assert_eq!(hash(&named), some);
+        // Files inside are hashed.
+        std::fs::write(root.join("src/main.rs"), "fn main() { }").unwrap();
+        assert_ne!(hash(&[]), all);
+    }
+
     #[test]
     fn linter_outputs_are_parsed() {
         let ruff = r#"[{"code":"F401","message":"`os` imported but unused","filename":"/w/a.py","location":{"row":1,"column":8}},{"code":"E501","message":"long","filename":"/w/a.py","location":{"row":2,"column":1}}]"#;
