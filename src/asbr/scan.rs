@@ -951,7 +951,8 @@ pub struct Scanner {
 const MAX_WALK_DEPTH: usize = 64;
 
 /// The regular files beneath `dir` (relative paths, with their sizes) as the scans and
-/// the review rule packs see them: hidden files included, `.git` skipped, the
+/// the review rule packs see them: hidden files included, `.git` skipped (directory or
+/// worktree file), the
 /// `.gitignore` and `.ignore` files inside the tree respected (gitignore syntax; the
 /// deepest directory's match wins, `!` re-includes, `.ignore` over `.gitignore`),
 /// symlinks never followed. Listed through directory handles ([`Beneath::walk`]), so a
@@ -1003,7 +1004,8 @@ impl Walk for IgnoreLister<'_> {
     }
 
     fn keep(&mut self, rel: &Path, is_dir: bool) -> bool {
-        if is_dir && rel.file_name().is_some_and(|n| n == ".git") {
+        // `.git`: the repository's directory, or a worktree's gitlink file.
+        if rel.file_name().is_some_and(|n| n == ".git") {
             return false;
         }
         let abs = self.base.join(rel);
@@ -1057,7 +1059,7 @@ mod tests {
         let base = tempfile::tempdir().unwrap();
         let root = base.path().join("repo");
         let outside = base.path().join("outside");
-        for d in ["gen", "sub/deep", ".git", ".hidden"] {
+        for d in ["gen", "sub/deep", ".git", ".hidden", "wt"] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
         std::fs::create_dir_all(&outside).unwrap();
@@ -1074,6 +1076,8 @@ mod tests {
             "sub/deep/d.log",
             ".git/config",
             ".hidden/h.rs",
+            "wt/.git",
+            "wt/w.rs",
         ];
         for f in files {
             std::fs::write(root.join(f), "").unwrap();
@@ -1098,6 +1102,7 @@ mod tests {
                 "sub/.gitignore",
                 "sub/b.rs",
                 "sub/deep/d.log",
+                "wt/w.rs",
             ]
         );
     }
