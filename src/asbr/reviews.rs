@@ -483,6 +483,9 @@ impl ReviewStore {
 /// modified at or after a time (an incremental review).
 pub struct Scope {
     root: std::path::PathBuf,
+    /// The repository, opened when modification times are wanted: they are read
+    /// through this handle, never by path.
+    dir: Option<crate::runtime::workspace::Beneath>,
     globs: Option<ignore::overrides::Override>,
     files: Option<HashSet<String>>,
     modified_since: Option<SystemTime>,
@@ -492,6 +495,7 @@ impl Scope {
     pub fn new(root: &Path, entries: &[String]) -> Result<Self, ReviewError> {
         let mut scope = Scope {
             root: root.to_path_buf(),
+            dir: None,
             globs: None,
             files: None,
             modified_since: None,
@@ -533,6 +537,7 @@ impl Scope {
 
     /// Narrows the scope to files modified at or after `since`.
     pub fn modified_since(mut self, since: SystemTime) -> Self {
+        self.dir = crate::runtime::workspace::Beneath::open_ambient(&self.root).ok();
         self.modified_since = Some(since);
         self
     }
@@ -543,8 +548,8 @@ impl Scope {
             return false;
         }
         if let Some(since) = self.modified_since {
-            let modified = std::fs::metadata(self.root.join(rel)).and_then(|m| m.modified());
-            if modified.is_ok_and(|m| m < since) {
+            let modified = self.dir.as_ref().and_then(|d| d.modified(Path::new(rel)));
+            if modified.is_some_and(|m| m < since) {
                 return false;
             }
         }
@@ -619,66 +624,46 @@ pub fn run_pack(
 ) -> Result<ReviewerOutcome, Stopped> {
     let findings = Mutex::new(Vec::new());
     let files = AtomicU64::new(0);
-    // Every file is read through the root's handle (see `scan::read_beneath`).
+    // Listed and read through the root's handle only (see `scan::list_files`).
     let dir = crate::runtime::workspace::Beneath::open_ambient(root).ok();
-    let dir = dir.as_ref();
-    let walker = scan::parallel_walker(root);
-    walker.run(|| {
-        let (findings, files) = (&findings, &files);
-        Box::new(move |entry| {
-            if stop.is_stopped() {
-                return ignore::WalkState::Quit;
-            }
-            let Ok(entry) = entry else {
-                return ignore::WalkState::Continue;
-            };
-            if !entry.file_type().is_some_and(|t| t.is_file()) {
-                return ignore::WalkState::Continue;
-            }
-            let path = entry.path();
-            let Some(lang) = review_rules::lang_of(path) else {
-                return ignore::WalkState::Continue;
-            };
-            let rel = path
-                .strip_prefix(root)
-                .unwrap_or(path)
-                .to_string_lossy()
-                .replace('\\', "/");
-            if !scope.contains(&rel)
-                || entry
-                    .metadata()
-                    .map_or(true, |m| m.len() > scan::MAX_FILE_BYTES)
-            {
-                return ignore::WalkState::Continue;
-            }
-            let Some(data) = dir.and_then(|d| scan::read_beneath(d, root, path)) else {
-                return ignore::WalkState::Continue;
-            };
-            if data[..data.len().min(8192)].contains(&0) {
-                return ignore::WalkState::Continue;
-            }
-            let text = String::from_utf8_lossy(&data);
-            let hits = match kind {
-                ReviewerKind::Performance => rules.performance(lang, &text),
-                ReviewerKind::Architecture => rules.architecture(lang, &text),
-                _ => rules.style(lang, &text),
-            };
-            if !hits.is_empty() {
-                findings
-                    .lock()
-                    .extend(hits.into_iter().map(|h| ReviewFinding {
-                        reviewer: kind,
-                        rule: h.rule.to_string(),
-                        severity: h.severity,
-                        file: rel.clone(),
-                        line: h.line,
-                        message: h.message,
-                        excerpt: h.excerpt,
-                    }));
-            }
-            on_file(files.fetch_add(1, Ordering::Relaxed) + 1);
-            ignore::WalkState::Continue
-        })
+    let listed = dir
+        .as_ref()
+        .map(|d| scan::list_files(d, stop))
+        .unwrap_or_default();
+    scan::for_each_parallel(&listed, stop, |(rel_path, len)| {
+        let Some(lang) = review_rules::lang_of(rel_path) else {
+            return;
+        };
+        let rel = rel_path.to_string_lossy().replace('\\', "/");
+        if !scope.contains(&rel) || *len > scan::MAX_FILE_BYTES {
+            return;
+        }
+        let Some(data) = dir.as_ref().and_then(|d| d.read(rel_path).ok().flatten()) else {
+            return;
+        };
+        if data[..data.len().min(8192)].contains(&0) {
+            return;
+        }
+        let text = String::from_utf8_lossy(&data);
+        let hits = match kind {
+            ReviewerKind::Performance => rules.performance(lang, &text),
+            ReviewerKind::Architecture => rules.architecture(lang, &text),
+            _ => rules.style(lang, &text),
+        };
+        if !hits.is_empty() {
+            findings
+                .lock()
+                .extend(hits.into_iter().map(|h| ReviewFinding {
+                    reviewer: kind,
+                    rule: h.rule.to_string(),
+                    severity: h.severity,
+                    file: rel.clone(),
+                    line: h.line,
+                    message: h.message,
+                    excerpt: h.excerpt,
+                }));
+        }
+        on_file(files.fetch_add(1, Ordering::Relaxed) + 1);
     });
     stop.check()?;
     Ok(ReviewerOutcome {
@@ -817,5 +802,25 @@ mod tests {
         assert!(all.contains("anything/at/all.rs"));
         assert!(Scope::new(root, &["../x".into()]).is_err());
         assert!(Scope::new(root, &["/etc".into()]).is_err());
+    }
+
+    #[test]
+    fn incremental_scopes_read_modification_times_through_the_handle() {
+        let base = tempfile::tempdir().unwrap();
+        let root = base.path().join("repo");
+        let outside = base.path().join("outside");
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(root.join("src/old.rs"), "").unwrap();
+        std::fs::write(outside.join("old.rs"), "").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("out")).unwrap();
+        let later = SystemTime::now() + std::time::Duration::from_secs(3600);
+        let s = Scope::new(&root, &[]).unwrap().modified_since(later);
+        assert!(
+            !s.contains("src/old.rs"),
+            "older than `since`: out of scope"
+        );
+        // Through a symlink out nothing is looked up (by path it would be found old).
+        assert!(s.contains("out/old.rs"));
     }
 }

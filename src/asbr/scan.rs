@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use crate::runtime::{
     stop::{Stop, Stopped},
-    workspace::{Beneath, Roots, WorkspaceError},
+    workspace::{Beneath, Roots, Walk, WorkspaceError},
 };
 
 /// Files larger than this are skipped.
@@ -844,14 +844,6 @@ pub fn resolve_target(roots: &Roots, target: &str) -> Result<PathBuf, ScanError>
     })
 }
 
-/// The contents of `path` (found by a walk of `root`), read through the handle `dir`
-/// of `root`: a final symlink is not followed and no component may lead out, even when
-/// the tree changes during the walk. None when it cannot be read that way.
-pub fn read_beneath(dir: &Beneath, root: &Path, path: &Path) -> Option<Vec<u8>> {
-    let rel = path.strip_prefix(root).ok()?;
-    dir.read(rel).ok().flatten()
-}
-
 /// Everything one scan produced.
 pub struct ScanOutcome {
     pub findings: Vec<Finding>,
@@ -875,60 +867,43 @@ pub fn scan_dir(
     let bytes = AtomicU64::new(0);
     let binary = AtomicU64::new(0);
     let large = AtomicU64::new(0);
-    // Every file is read through the root's handle (a root that cannot be opened
+    // Listed and read through the root's handle only (a root that cannot be opened
     // yields no files).
     let dir = Beneath::open_ambient(root).ok();
-    let dir = dir.as_ref();
-    let walker = parallel_walker(root);
-    walker.run(|| {
-        let findings = &findings;
-        let (files, bytes, binary, large) = (&files, &bytes, &binary, &large);
-        Box::new(move |entry| {
-            if stop.is_stopped() {
-                return ignore::WalkState::Quit;
-            }
-            let Ok(entry) = entry else {
-                return ignore::WalkState::Continue;
-            };
-            if !entry.file_type().is_some_and(|t| t.is_file()) {
-                return ignore::WalkState::Continue;
-            }
-            let path = entry.path();
-            let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
-            if len > MAX_FILE_BYTES {
-                large.fetch_add(1, Ordering::Relaxed);
-                return ignore::WalkState::Continue;
-            }
-            let Some(data) = dir.and_then(|d| read_beneath(d, root, path)) else {
-                return ignore::WalkState::Continue;
-            };
-            if data[..data.len().min(8192)].contains(&0) {
-                binary.fetch_add(1, Ordering::Relaxed);
-                return ignore::WalkState::Continue;
-            }
-            let text = String::from_utf8_lossy(&data);
-            let rel = path
-                .strip_prefix(root)
-                .unwrap_or(path)
-                .to_string_lossy()
-                .replace('\\', "/");
-            let mut found = scan_text(rules, scan, &rel, path, &text);
-            if scan.includes(ScanType::Dependency)
-                && let Some(kind) = path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .and_then(lockfile_kind)
-            {
-                found.extend(scan_lockfile(kind, &rel, &text, advisories));
-            }
-            found.retain(|f| min.is_none_or(|m| f.severity >= m));
-            if !found.is_empty() {
-                findings.lock().extend(found);
-            }
-            bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-            on_file(files.fetch_add(1, Ordering::Relaxed) + 1);
-            ignore::WalkState::Continue
-        })
+    let listed = dir
+        .as_ref()
+        .map(|d| list_files(d, stop))
+        .unwrap_or_default();
+    for_each_parallel(&listed, stop, |(rel_path, len)| {
+        if *len > MAX_FILE_BYTES {
+            large.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let Some(data) = dir.as_ref().and_then(|d| d.read(rel_path).ok().flatten()) else {
+            return;
+        };
+        if data[..data.len().min(8192)].contains(&0) {
+            binary.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let text = String::from_utf8_lossy(&data);
+        let path = root.join(rel_path);
+        let rel = rel_path.to_string_lossy().replace('\\', "/");
+        let mut found = scan_text(rules, scan, &rel, &path, &text);
+        if scan.includes(ScanType::Dependency)
+            && let Some(kind) = rel_path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(lockfile_kind)
+        {
+            found.extend(scan_lockfile(kind, &rel, &text, advisories));
+        }
+        found.retain(|f| min.is_none_or(|m| f.severity >= m));
+        if !found.is_empty() {
+            findings.lock().extend(found);
+        }
+        bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+        on_file(files.fetch_add(1, Ordering::Relaxed) + 1);
     });
     stop.check()?;
     let mut findings = findings.into_inner();
@@ -972,22 +947,165 @@ pub struct Scanner {
     pub advisories_dir: Option<PathBuf>,
 }
 
-/// A parallel walk of `root` that sees hidden files, respects `.gitignore` (with or
-/// without a git repository) and skips `.git`, on every core: the walk the scans and
-/// the review rule packs share.
-pub fn parallel_walker(root: &Path) -> ignore::WalkParallel {
-    ignore::WalkBuilder::new(root)
-        .hidden(false)
-        .git_ignore(true)
-        .require_git(false)
-        .filter_entry(|e| e.file_name() != ".git")
-        .threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .build_parallel()
+/// Deepest directory level a walk lists.
+const MAX_WALK_DEPTH: usize = 64;
+
+/// The regular files beneath `dir` (relative paths, with their sizes) as the scans and
+/// the review rule packs see them: hidden files included, `.git` skipped (directory or
+/// worktree file), the
+/// `.gitignore` and `.ignore` files inside the tree respected (gitignore syntax; the
+/// deepest directory's match wins, `!` re-includes, `.ignore` over `.gitignore`),
+/// symlinks never followed. Listed through directory handles ([`Beneath::walk`]), so a
+/// directory swapped for a symlink during the walk lists nothing from outside; ignore
+/// files outside the walked tree (its parents', `.git/info/exclude`, the user's global
+/// excludes) are not read. Stops listing once `stop` is raised.
+pub fn list_files(dir: &Beneath, stop: &Stop) -> Vec<(PathBuf, u64)> {
+    let mut lister = IgnoreLister {
+        base: dir.path().to_path_buf(),
+        stop,
+        ignores: Vec::new(),
+        files: Vec::new(),
+    };
+    dir.walk(&mut lister, MAX_WALK_DEPTH);
+    lister.files
+}
+
+/// Gitignore-aware [`Walk`]: a stack of the ignore rules of the directories on the
+/// current path (the walk is depth first).
+struct IgnoreLister<'a> {
+    base: PathBuf,
+    stop: &'a Stop,
+    ignores: Vec<(PathBuf, ignore::gitignore::Gitignore)>,
+    files: Vec<(PathBuf, u64)>,
+}
+
+impl Walk for IgnoreLister<'_> {
+    fn enter(&mut self, rel: &Path, dir: &Beneath) -> bool {
+        while self
+            .ignores
+            .last()
+            .is_some_and(|(at, _)| !rel.starts_with(at))
+        {
+            self.ignores.pop();
+        }
+        let mut builder = ignore::gitignore::GitignoreBuilder::new(dir.path());
+        let mut any = false;
+        for name in [".gitignore", ".ignore"] {
+            if let Ok(Some(bytes)) = dir.read(Path::new(name)) {
+                for line in String::from_utf8_lossy(&bytes).lines() {
+                    any |= builder.add_line(None, line).is_ok();
+                }
+            }
+        }
+        if any && let Ok(g) = builder.build() {
+            self.ignores.push((rel.to_path_buf(), g));
+        }
+        true
+    }
+
+    fn keep(&mut self, rel: &Path, is_dir: bool) -> bool {
+        // `.git`: the repository's directory, or a worktree's gitlink file.
+        if rel.file_name().is_some_and(|n| n == ".git") {
+            return false;
+        }
+        let abs = self.base.join(rel);
+        for (_, g) in self.ignores.iter().rev() {
+            let m = g.matched(&abs, is_dir);
+            if m.is_ignore() {
+                return false;
+            }
+            if m.is_whitelist() {
+                return true;
+            }
+        }
+        true
+    }
+
+    fn file(&mut self, rel: &Path, len: u64) {
+        self.files.push((rel.to_path_buf(), len));
+    }
+
+    fn done(&self) -> bool {
+        self.stop.is_stopped()
+    }
+}
+
+/// Runs `each` over `items` on every core; items not yet started are skipped once
+/// `stop` is raised.
+pub fn for_each_parallel<T: Sync>(items: &[T], stop: &Stop, each: impl Fn(&T) + Sync) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(items.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                while !stop.is_stopped() {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    each(item);
+                }
+            });
+        }
+    });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listing_keeps_gitignore_semantics_and_never_leaves_the_root() {
+        let base = tempfile::tempdir().unwrap();
+        let root = base.path().join("repo");
+        let outside = base.path().join("outside");
+        for d in ["gen", "sub/deep", ".git", ".hidden", "wt"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret.txt"), "AKIAABCDEFGHIJKLMNOP").unwrap();
+        let files = [
+            ".gitignore",
+            "a.rs",
+            "x.log",
+            "keep.log",
+            "gen/g.rs",
+            "sub/.gitignore",
+            "sub/b.rs",
+            "sub/c.tmp",
+            "sub/deep/d.log",
+            ".git/config",
+            ".hidden/h.rs",
+            "wt/.git",
+            "wt/w.rs",
+        ];
+        for f in files {
+            std::fs::write(root.join(f), "").unwrap();
+        }
+        std::fs::write(root.join(".gitignore"), "gen/\n*.log\n!keep.log\n").unwrap();
+        std::fs::write(root.join("sub/.gitignore"), "*.tmp\n!d.log\n").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("out")).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret.txt"), root.join("s.txt")).unwrap();
+        let dir = Beneath::open_ambient(&root).unwrap();
+        let mut got: Vec<String> = list_files(&dir, &Stop::never())
+            .into_iter()
+            .map(|(p, _)| p.to_string_lossy().into_owned())
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ".gitignore",
+                ".hidden/h.rs",
+                "a.rs",
+                "keep.log",
+                "sub/.gitignore",
+                "sub/b.rs",
+                "sub/deep/d.log",
+                "wt/w.rs",
+            ]
+        );
+    }
 
     #[test]
     fn secrets_are_found_and_redacted() {

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigError, invalid};
+use super::{ConfigError, invalid, shown_url};
 
 layered! {
     /// Event sink options.
@@ -40,10 +40,17 @@ impl EventsOptions {
         let Some(raw) = self.events_sink_url.filter(|u| !u.trim().is_empty()) else {
             return Ok(None);
         };
-        let url = url::Url::parse(raw.trim())
-            .map_err(|e| invalid("events-sink-url", format!("`{raw}`: {e}")))?;
+        let url = url::Url::parse(raw.trim()).map_err(|e| {
+            invalid(
+                "events-sink-url",
+                format!("{} is not a URL: {e}", shown_url(&raw)),
+            )
+        })?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(invalid("events-sink-url", "must be an http(s) URL"));
+            return Err(invalid(
+                "events-sink-url",
+                format!("{} must be an http(s) URL", shown_url(&raw)),
+            ));
         }
         Ok(Some(EventsSink {
             url,

@@ -7,7 +7,7 @@ use std::{path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::{ConfigError, invalid};
+use super::{ConfigError, invalid, shown_url};
 
 layered! {
     /// GitHub options.
@@ -198,12 +198,19 @@ impl Default for GithubSettings {
 }
 
 fn github_api_url(raw: &str) -> Result<url::Url, ConfigError> {
-    let mut url = url::Url::parse(raw.trim())
-        .map_err(|e| invalid("github-api-url", format!("`{raw}`: {e}")))?;
+    let mut url = url::Url::parse(raw.trim()).map_err(|e| {
+        invalid(
+            "github-api-url",
+            format!("{} is not a URL: {e}", shown_url(raw)),
+        )
+    })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(invalid(
             "github-api-url",
-            format!("`{raw}` must be an http(s) URL such as https://api.github.com"),
+            format!(
+                "{} must be an http(s) URL such as https://api.github.com",
+                shown_url(raw)
+            ),
         ));
     }
     if url.query().is_some() || url.fragment().is_some() {

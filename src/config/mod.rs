@@ -37,7 +37,7 @@ pub use github::{
 pub use integrations::IntegrationsOptions;
 pub use mvp::{DEFAULT_EXEC_ALLOW, DEFAULT_EXEC_ENV_ALLOW, ExecSandbox, MvpOptions, MvpSettings};
 pub use options::{CoreOptions, Options};
-pub use redact::{REDACTED, Secret, redact_url};
+pub use redact::{REDACTED, Secret, redact_url, shown_url};
 pub use transport::{TransportLimits, TransportOptions};
 
 /// Toolsets enabled when none are named. `batch` is opt-in.

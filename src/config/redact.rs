@@ -106,6 +106,16 @@ pub fn redact_url(url: &url::Url) -> String {
     out.as_str().replace("%5Bredacted%5D", REDACTED)
 }
 
+/// A URL option value as it may be shown in an error: [`redact_url`] of it when it
+/// parses, else a fixed phrase — a value that is not a URL is never echoed (it may hold
+/// a token, e.g. `https://user:ghp_…@host` with a typo in the port).
+pub fn shown_url(raw: &str) -> String {
+    match url::Url::parse(raw.trim()) {
+        Ok(url) => format!("`{}`", redact_url(&url)),
+        Err(_) => "the value (not shown)".to_string(),
+    }
+}
+
 /// `serialize_with` for a URL: [`redact_url`].
 pub(crate) fn url<S: Serializer>(url: &url::Url, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&redact_url(url))

@@ -460,3 +460,47 @@ fn extra_bearer_tokens_are_long_distinct_and_redacted() {
         .to_string();
     assert!(twice.contains("twice"), "{twice}");
 }
+
+#[test]
+fn bad_url_options_never_echo_their_secrets() {
+    let cases: &[&[&str]] = &[
+        // Unparseable (bad port): the value is not shown at all.
+        &[
+            "--github-api-url",
+            "https://user:ghp_SECRETSECRET@host:99999/",
+        ],
+        &[
+            "--events-sink-url",
+            "https://user:ghp_SECRETSECRET@host:99999/",
+        ],
+        // Parseable but refused (scheme): shown redacted.
+        &[
+            "--github-api-url",
+            "ftp://user:ghp_SECRETSECRET@host/?access_token=SECRETSECRET",
+        ],
+        &[
+            "--events-sink-url",
+            "ftp://user:ghp_SECRETSECRET@host/?access_token=SECRETSECRET",
+        ],
+        &["--events-sink-url", "not a url access_token=SECRETSECRET"],
+    ];
+    for args in cases {
+        let err = Config::from_layers(Options::default(), flags(args))
+            .err()
+            .unwrap_or_else(|| panic!("{args:?} was accepted"))
+            .to_string();
+        assert!(!err.contains("SECRETSECRET"), "{err}");
+        assert!(err.contains(args[0].trim_start_matches("--")), "{err}");
+    }
+    let err = Config::from_layers(
+        Options::default(),
+        flags(&[
+            "--events-sink-url",
+            "ftp://u:p@sink.example/?access_token=x",
+        ]),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("sink.example"), "{err}");
+}

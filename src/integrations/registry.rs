@@ -367,18 +367,41 @@ impl Registry {
                 source,
             })?;
         let mut items = BTreeMap::new();
+        let mut scrubbed = false;
         for (i, raw) in records.into_iter().enumerate() {
             let record: Record =
                 serde_json::from_value(raw).map_err(|e| IntegrationsError::Replay {
                     reason: format!("record {}: {e}", i + 1),
                 })?;
             match record {
-                Record::Put { integration } => {
+                Record::Put { mut integration } => {
+                    scrubbed |= scrub_secret_headers(&mut integration);
                     items.insert(integration.id.clone(), *integration);
                 }
                 Record::Delete { id } => {
                     items.remove(&id);
                 }
+            }
+        }
+        if scrubbed {
+            // Rewrite the journal now, before any append can be queued (a compaction
+            // replaces everything appended before it), so the values leave the disk.
+            let records = items
+                .values()
+                .map(|i| {
+                    serde_json::to_value(Record::Put {
+                        integration: Box::new(i.clone()),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| IntegrationsError::Replay {
+                    reason: e.to_string(),
+                })?;
+            if let Err(e) = futures::executor::block_on(journal.compact(records)) {
+                tracing::warn!(
+                    error = %e,
+                    "integrations registry: could not rewrite the journal without the dropped secret headers; they stay on disk until the next rewrite but are never used or shown"
+                );
             }
         }
         Ok(Arc::new(Registry {
@@ -791,8 +814,12 @@ fn check_header_name(field: &str, name: &str) -> Result<String, RegistryError> {
 }
 
 fn check_endpoint(r#type: IntegrationType, raw: &str) -> Result<String, RegistryError> {
-    let url = url::Url::parse(raw.trim())
-        .map_err(|e| invalid("config.endpoint", format!("`{raw}` is not a URL: {e}")))?;
+    let url = url::Url::parse(raw.trim()).map_err(|e| {
+        invalid(
+            "config.endpoint",
+            format!("{} is not a URL: {e}", crate::config::shown_url(raw)),
+        )
+    })?;
     let (schemes, built): (&[&str], bool) = match r#type {
         IntegrationType::Api | IntegrationType::Webhook => (&["http", "https"], true),
         IntegrationType::Database => (&["postgres", "postgresql"], cfg!(feature = "postgres")),
@@ -856,6 +883,26 @@ fn check_endpoint(r#type: IntegrationType, raw: &str) -> Result<String, Registry
         ));
     }
     Ok(url.to_string())
+}
+
+/// Drops the headers that carry secrets (refused on create and update, but kept by
+/// records written before that) from a replayed integration, so they are never sent or
+/// shown; logs the integration id and header name (never the value). True when any was
+/// dropped.
+fn scrub_secret_headers(integration: &mut Integration) -> bool {
+    let before = integration.config.headers.len();
+    integration.config.headers.retain(|name, _| {
+        let secret = crate::runtime::http::is_credential_header(name);
+        if secret {
+            tracing::warn!(
+                integration = %integration.id,
+                header = %name,
+                "integrations registry: dropped a stored header that carries a secret (such headers are refused now); give the value again as config.credentials"
+            );
+        }
+        !secret
+    });
+    integration.config.headers.len() != before
 }
 
 fn check_headers(
@@ -977,6 +1024,53 @@ mod tests {
         let reg = Registry::open(dir.path(), FsyncPolicy::Never).unwrap();
         assert_eq!(reg.get(&made.id).unwrap(), made);
         assert_eq!(reg.credentials(&made.id)["token"], "s3cret");
+    }
+
+    /// A journal written before secret headers were refused: the headers are dropped on
+    /// replay (never shown nor sent), and the journal is rewritten without them.
+    #[tokio::test]
+    async fn old_records_lose_their_secret_headers_on_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = serde_json::json!({"seq": 1, "rec": {"op": "put", "integration": {
+            "id": "int-old", "name": "old", "type": "api", "status": "active",
+            "config": {
+                "endpoint": "http://127.0.0.1:1/",
+                "credentialNames": [],
+                "headers": {
+                    "Authorization": "Bearer OLDSECRET-1",
+                    "X-Api-Key": "OLDSECRET-2",
+                    "Accept": "application/json"
+                },
+                "retryPolicy": {"maxRetries": 1, "backoffMs": 100},
+                "concurrency": 1,
+                "operations": {},
+                "allowWrites": false
+            },
+            "revision": 1,
+            "createdAt": "2026-01-01T00:00:00.000Z",
+            "updatedAt": "2026-01-01T00:00:00.000Z"
+        }}});
+        std::fs::write(dir.path().join("registry.ndjson"), format!("{record}\n")).unwrap();
+        let reg = Registry::open(dir.path(), FsyncPolicy::Never).unwrap();
+        let got = reg.get("int-old").unwrap();
+        assert_eq!(
+            got.config.headers,
+            BTreeMap::from([("Accept".to_string(), "application/json".to_string())])
+        );
+        let shown = serde_json::to_string(&got).unwrap();
+        assert!(!shown.contains("OLDSECRET"), "{shown}");
+        reg.journal.close().await;
+        drop(reg);
+        let mut on_disk = String::new();
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                on_disk.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
+            }
+        }
+        assert!(!on_disk.contains("OLDSECRET"), "{on_disk}");
+        let reg = Registry::open(dir.path(), FsyncPolicy::Never).unwrap();
+        assert_eq!(reg.get("int-old").unwrap(), got);
     }
 
     #[test]

@@ -20,7 +20,10 @@ use super::{
     exec::{Command, SecureExec},
     runners::{Coverage, Framework},
 };
-use crate::runtime::registry::{CallCtx, ToolError};
+use crate::runtime::{
+    registry::{CallCtx, ToolError},
+    workspace::Beneath,
+};
 
 /// What the caller asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,19 +171,23 @@ impl CoveragePlan {
                 });
             }
             CoveragePlan::JsSummary(d) => {
-                let pct = read_json(&d.join("coverage-summary.json"))
+                let pct = d
+                    .file_name()
+                    .and_then(|name| {
+                        read_json(d.parent()?, &Path::new(name).join("coverage-summary.json"))
+                    })
                     .and_then(|v| v["total"]["lines"]["pct"].as_f64());
                 let _ = std::fs::remove_dir_all(d);
                 (pct, "the json-summary coverage reporter")
             }
             CoveragePlan::PytestJson(f) => {
-                let pct = read_json(f).and_then(|v| v["totals"]["percent_covered"].as_f64());
+                let pct = read_report(f).and_then(|v| v["totals"]["percent_covered"].as_f64());
                 let _ = std::fs::remove_file(f);
                 (pct, "pytest-cov's JSON report")
             }
             CoveragePlan::LlvmCov(f) => {
-                let pct =
-                    read_json(f).and_then(|v| v["data"][0]["totals"]["lines"]["percent"].as_f64());
+                let pct = read_report(f)
+                    .and_then(|v| v["data"][0]["totals"]["lines"]["percent"].as_f64());
                 let _ = std::fs::remove_file(f);
                 (pct, "cargo llvm-cov --json --summary-only")
             }
@@ -198,8 +205,17 @@ impl CoveragePlan {
     }
 }
 
-fn read_json(path: &Path) -> Option<Value> {
-    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+/// The JSON of the summary `path` (in the scratch directory that sandboxed children may
+/// write), read through a handle of its directory.
+fn read_report(path: &Path) -> Option<Value> {
+    read_json(path.parent()?, Path::new(path.file_name()?))
+}
+
+/// The JSON of the regular file `rel` beneath `base`, read through a handle of `base`:
+/// a symlink a test process put in its place (final or on the way) is not followed out.
+fn read_json(base: &Path, rel: &Path) -> Option<Value> {
+    let bytes = Beneath::open_ambient(base).ok()?.read(rel).ok()??;
+    serde_json::from_slice(&bytes).ok()
 }
 
 #[cfg(test)]
@@ -224,6 +240,26 @@ mod tests {
             CoveragePlan::LlvmCov(f).finish().unwrap().lines_pct,
             Some(50.0)
         );
+        // A symlink a test process left in place of the report is not followed.
+        let base = tempfile::tempdir().unwrap();
+        let secret = base.path().join("secret.json");
+        std::fs::write(&secret, r#"{"totals":{"percent_covered":42.0}}"#).unwrap();
+        let scratch = base.path().join("scratch");
+        std::fs::create_dir(&scratch).unwrap();
+        let f = temp_path(&scratch, "pytest");
+        std::os::unix::fs::symlink(&secret, &f).unwrap();
+        let c = CoveragePlan::PytestJson(f).finish().unwrap();
+        assert_eq!(c.lines_pct, None);
+        let d = temp_path(&scratch, "jest");
+        std::os::unix::fs::symlink(base.path(), &d).unwrap();
+        std::fs::write(
+            base.path().join("coverage-summary.json"),
+            r#"{"total":{"lines":{"pct":42.0}}}"#,
+        )
+        .unwrap();
+        let c = CoveragePlan::JsSummary(d).finish().unwrap();
+        assert_eq!(c.lines_pct, None);
+        assert!(secret.exists());
         let none = CoveragePlan::PytestJson(temp_path(&std::env::temp_dir(), "absent"))
             .finish()
             .unwrap();

@@ -24,7 +24,7 @@ use super::{
 use crate::runtime::{
     registry::{CallCtx, ToolError},
     stop::{Stop, Stopped},
-    workspace::Beneath,
+    workspace::{Beneath, Roots, Walk},
 };
 
 /// Most lint issues listed in a result.
@@ -137,8 +137,12 @@ pub fn detect_linter(dir: &Path, files: &[String]) -> Option<Linter> {
 }
 
 /// Hash of every source file under `dir` (or of `files`), skipping build outputs. The
-/// walk and the hashing stop between files once `stop` is raised.
+/// walk and the hashing stop between files once `stop` is raised. Everything is listed
+/// and read through handles: files under `dir` through its handle (listed with
+/// [`Beneath::walk`], which never follows a symlink), `files` elsewhere and `config`
+/// through `roots`; sizes and times come from the opened files, never from a path.
 pub fn content_hash(
+    roots: &Roots,
     dir: &Path,
     files: &[PathBuf],
     config: Option<&Path>,
@@ -146,33 +150,40 @@ pub fn content_hash(
 ) -> Result<String, Stopped> {
     let mut h = Sha256::new();
     let mut budget = MAX_HASHED_BYTES;
+    let handle = Beneath::open_ambient(dir).ok();
     let mut paths: Vec<PathBuf> = if files.is_empty() {
-        let mut all = Vec::new();
-        walk(dir, &mut all, 0, stop);
-        all
+        let mut lister = SourceLister {
+            stop,
+            files: Vec::new(),
+        };
+        if let Some(h) = &handle {
+            h.walk(&mut lister, 24);
+        }
+        lister.files.into_iter().map(|rel| dir.join(rel)).collect()
     } else {
         files.to_vec()
     };
     stop.check()?;
     paths.sort();
-    // Files under `dir` are read through its handle (no symlink out of it is followed,
-    // even when the tree changes during the walk); others were resolved by `Roots`.
-    let handle = Beneath::open_ambient(dir).ok();
-    let read = |p: &Path| -> Option<Vec<u8>> {
+    let open = |p: &Path| -> Option<std::fs::File> {
         match (&handle, p.strip_prefix(dir)) {
-            (Some(h), Ok(rel)) => h.read(rel).ok().flatten(),
-            _ => std::fs::read(p).ok(),
+            (Some(h), Ok(rel)) => h.open_regular(rel).ok().flatten(),
+            _ => roots.open_file(&p.to_string_lossy()).ok().map(|(f, _)| f),
         }
     };
     for p in &paths {
         stop.check()?;
         h.update(p.to_string_lossy().as_bytes());
-        let Ok(meta) = std::fs::symlink_metadata(p) else {
+        let Some(mut file) = open(p) else {
+            continue;
+        };
+        let Ok(meta) = file.metadata() else {
             continue;
         };
         if meta.len() <= budget {
-            if let Some(bytes) = read(p) {
-                budget -= bytes.len() as u64;
+            let mut bytes = Vec::new();
+            if std::io::Read::read_to_end(&mut file, &mut bytes).is_ok() {
+                budget = budget.saturating_sub(bytes.len() as u64);
                 h.update(&bytes);
             }
         } else {
@@ -184,30 +195,42 @@ pub fn content_hash(
     }
     h.update(b"\0config\0");
     if let Some(c) = config
-        && let Ok(bytes) = std::fs::read(c)
+        && let Ok((mut file, _)) = roots.open_file(&c.to_string_lossy())
     {
-        h.update(&bytes);
+        let mut bytes = Vec::new();
+        if std::io::Read::read_to_end(&mut file, &mut bytes).is_ok() {
+            h.update(&bytes);
+        }
     }
     Ok(hex::encode(&h.finalize()[..16]))
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize, stop: &Stop) {
-    if depth > 24 || out.len() > 50_000 || stop.is_stopped() {
-        return;
+/// Lists the source files to hash: build outputs, caches and hidden directories are
+/// skipped, at most 50 000 files.
+struct SourceLister<'a> {
+    stop: &'a Stop,
+    files: Vec<PathBuf>,
+}
+
+impl Walk for SourceLister<'_> {
+    fn enter(&mut self, _: &Path, _: &Beneath) -> bool {
+        true
     }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().to_string();
-        let Ok(ft) = e.file_type() else { continue };
-        if ft.is_dir() {
-            if !SKIP_DIRS.contains(&name.as_str()) && !name.starts_with('.') {
-                walk(&e.path(), out, depth + 1, stop);
-            }
-        } else if ft.is_file() {
-            out.push(e.path());
-        }
+
+    fn keep(&mut self, rel: &Path, is_dir: bool) -> bool {
+        let name = rel
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        !is_dir || !(SKIP_DIRS.contains(&name.as_ref()) || name.starts_with('.'))
+    }
+
+    fn file(&mut self, rel: &Path, _: u64) {
+        self.files.push(rel.to_path_buf());
+    }
+
+    fn done(&self) -> bool {
+        self.files.len() > 50_000 || self.stop.is_stopped()
     }
 }
 
@@ -358,6 +381,7 @@ fn parse_eslint(stdout: &str) -> Result<Vec<Issue>, String> {
 /// Runs the project's linter (or serves the cached result for unchanged inputs).
 #[allow(clippy::too_many_arguments)]
 pub async fn analyse(
+    roots: &Roots,
     executor: &crate::runtime::executor::Executor,
     exec: &SecureExec,
     cache: &AnalysisCache,
@@ -388,9 +412,10 @@ pub async fn analyse(
     let paths = file_paths.to_vec();
     let cfg = config.map(Path::to_path_buf);
     let stop = ctx.stop.clone();
+    let roots = roots.clone();
     let hash = executor
         .run_cpu(ctx.deadline, &ctx.cancel, move || {
-            content_hash(&dir2, &paths, cfg.as_deref(), &stop)
+            content_hash(&roots, &dir2, &paths, cfg.as_deref(), &stop)
         })
         .await
         .map_err(|e| ToolError::Deadline(e.to_string()))??;
@@ -466,6 +491,41 @@ pub async fn analyse(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Symlinks to outside the roots, where a source file or the config would be: the
+    /// outside content is never read (the hash does not change with it).
+    #[test]
+    fn content_hashes_never_read_through_symlinks_out() {
+        let base = tempfile::tempdir().unwrap();
+        let root = base.path().canonicalize().unwrap().join("proj");
+        let outside = base.path().canonicalize().unwrap().join("outside");
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(root.join("src/main.rs"), "fn main() {}").unwrap();
+        std::fs::write(outside.join("secret"), "one").unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), root.join("src/lib.rs")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("linked")).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), root.join("ruff.toml")).unwrap();
+        let roots = Roots::new(std::slice::from_ref(&root));
+        let hash = |files: &[PathBuf]| {
+            content_hash(
+                &roots,
+                &root,
+                files,
+                Some(&root.join("ruff.toml")),
+                &Stop::never(),
+            )
+            .unwrap()
+        };
+        let named = [root.join("src/lib.rs"), outside.join("secret")];
+        let (all, some) = (hash(&[]), hash(&named));
+        std::fs::write(outside.join("secret"), "two").unwrap();
+        assert_eq!(hash(&[]), all);
+        assert_eq!(hash(&named), some);
+        // Files inside are hashed.
+        std::fs::write(root.join("src/main.rs"), "fn main() { }").unwrap();
+        assert_ne!(hash(&[]), all);
+    }
 
     #[test]
     fn linter_outputs_are_parsed() {

@@ -319,6 +319,7 @@ async fn build_gate(
         Err(e) => Err(e),
         Ok(()) => {
             runners::analyse(
+                &mvp.roots,
                 &mvp.runtime.executor,
                 &mvp.exec,
                 &mvp.analysis_cache,

@@ -278,9 +278,12 @@ pub(super) struct JsReport {
     pub names: Vec<String>,
 }
 
+/// Reads the report `path` (in the scratch directory that sandboxed children may write)
+/// through a handle of its directory: a symlink put in its place is not followed.
 pub(super) fn parse_js_report(path: &Path) -> Option<JsReport> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let v: Value = serde_json::from_str(&text).ok()?;
+    let dir = crate::runtime::workspace::Beneath::open_ambient(path.parent()?).ok()?;
+    let bytes = dir.read(Path::new(path.file_name()?)).ok()??;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
     let n = |k: &str| v[k].as_u64().unwrap_or(0);
     let totals = Totals {
         passed: n("numPassedTests"),
@@ -362,6 +365,22 @@ fn strip_js_duration(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn js_reports_are_read_but_a_symlink_in_their_place_is_not_followed() {
+        let base = tempfile::tempdir().unwrap();
+        let scratch = base.path().join("scratch");
+        std::fs::create_dir(&scratch).unwrap();
+        let report =
+            r#"{"numPassedTests":2,"numFailedTests":0,"numTotalTests":2,"testResults":[]}"#;
+        std::fs::write(scratch.join("report.json"), report).unwrap();
+        let got = parse_js_report(&scratch.join("report.json")).unwrap();
+        assert_eq!(got.totals.passed, 2);
+        std::fs::write(base.path().join("outside.json"), report).unwrap();
+        std::os::unix::fs::symlink(base.path().join("outside.json"), scratch.join("link.json"))
+            .unwrap();
+        assert!(parse_js_report(&scratch.join("link.json")).is_none());
+    }
 
     #[test]
     fn cargo_lines_are_parsed_as_they_come() {

@@ -221,6 +221,7 @@ pub(super) async fn code_analysis(
         None => None,
     };
     let report = runners::analyse(
+        &mvp.roots,
         &mvp.runtime.executor,
         &mvp.exec,
         &mvp.analysis_cache,

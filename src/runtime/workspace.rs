@@ -520,6 +520,79 @@ impl Beneath {
     }
 }
 
+/// What [`Beneath::walk`] asks of its caller.
+pub trait Walk {
+    /// A directory about to be listed (the walked one first, with an empty `rel`), with a
+    /// handle to read beneath it (e.g. its `.gitignore`); false: do not list it.
+    fn enter(&mut self, rel: &Path, dir: &Beneath) -> bool;
+    /// Whether the directory or regular file `rel` is kept: a kept directory is walked,
+    /// a kept file is passed to [`Walk::file`].
+    fn keep(&mut self, rel: &Path, is_dir: bool) -> bool;
+    /// A kept regular file and its size.
+    fn file(&mut self, rel: &Path, len: u64);
+    /// True once the walk should end (deadline, cancellation, a cap reached).
+    fn done(&self) -> bool;
+}
+
+impl Beneath {
+    /// Walks the tree beneath this directory through handles only: each directory is
+    /// opened beneath its parent's handle without following a symlink and listed through
+    /// that handle, so nothing outside is ever listed, even when a directory is swapped
+    /// for a symlink while the walk runs (it is then not entered). Symlinks are neither
+    /// followed nor reported; only directories and regular files are. Directories are
+    /// walked in name order, `max_depth` levels deep at most.
+    pub fn walk(&self, walk: &mut dyn Walk, max_depth: usize) {
+        self.walk_in(Path::new(""), walk, max_depth);
+    }
+
+    fn walk_in(&self, rel: &Path, walk: &mut dyn Walk, depth_left: usize) {
+        if walk.done() || !walk.enter(rel, self) {
+            return;
+        }
+        let Ok(entries) = self.dir.entries() else {
+            return;
+        };
+        let mut subdirs = Vec::new();
+        for entry in entries.flatten() {
+            if walk.done() {
+                return;
+            }
+            let name = entry.file_name();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let child = rel.join(&name);
+            if kind.is_dir() {
+                if depth_left > 0 && walk.keep(&child, true) {
+                    subdirs.push(name);
+                }
+            } else if kind.is_file() && walk.keep(&child, false) {
+                let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                walk.file(&child, len);
+            }
+        }
+        subdirs.sort();
+        for name in subdirs {
+            use cap_fs_ext::DirExt;
+            // Refused when `name` became a symlink since it was listed.
+            if let Ok(dir) = self.dir.open_dir_nofollow(&name) {
+                let sub = Beneath {
+                    dir,
+                    path: self.path.join(&name),
+                };
+                sub.walk_in(&rel.join(&name), walk, depth_left - 1);
+            }
+        }
+    }
+
+    /// Modification time of `rel` (a final symlink's own), looked up beneath this
+    /// directory; None when it cannot be (absent, or a path leading out).
+    pub fn modified(&self, rel: &Path) -> Option<std::time::SystemTime> {
+        let meta = self.dir.symlink_metadata(rel).ok()?;
+        meta.modified().ok().map(|t| t.into_std())
+    }
+}
+
 /// (parent, file name) of a relative path.
 fn split(rel: &Path) -> Option<(&Path, &std::ffi::OsStr)> {
     Some((rel.parent().unwrap_or(Path::new("")), rel.file_name()?))
@@ -656,6 +729,87 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(t.root.join("made/new.txt")).unwrap(),
             "x"
+        );
+    }
+
+    struct Lister(Vec<PathBuf>);
+
+    impl Walk for Lister {
+        fn enter(&mut self, _: &Path, _: &Beneath) -> bool {
+            true
+        }
+        fn keep(&mut self, _: &Path, _: bool) -> bool {
+            true
+        }
+        fn file(&mut self, rel: &Path, _: u64) {
+            self.0.push(rel.to_path_buf());
+        }
+        fn done(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn walks_list_through_handles_and_never_follow_symlinks() {
+        let t = tree();
+        symlink(&t.outside, t.root.join("mid")).unwrap();
+        symlink(t.outside.join("secret.txt"), t.root.join("final")).unwrap();
+        symlink("../../outside", t.root.join("sub/rel-out")).unwrap();
+        let b = roots(&t).open_dir(None).unwrap();
+        let mut l = Lister(Vec::new());
+        b.walk(&mut l, 8);
+        l.0.sort();
+        assert_eq!(
+            l.0,
+            vec![PathBuf::from("ok.txt"), PathBuf::from("sub/in.txt")]
+        );
+        assert!(
+            b.modified(Path::new("sub/in.txt")).is_some(),
+            "modification times are read beneath the handle"
+        );
+        assert_eq!(b.modified(Path::new("mid/secret.txt")), None);
+    }
+
+    /// A directory swapped for a symlink to outside between being listed and being
+    /// entered is not entered.
+    #[test]
+    fn a_directory_swapped_for_a_symlink_mid_walk_is_not_entered() {
+        struct Swapper {
+            root: PathBuf,
+            outside: PathBuf,
+            seen: Vec<PathBuf>,
+        }
+        impl Walk for Swapper {
+            fn enter(&mut self, _: &Path, _: &Beneath) -> bool {
+                true
+            }
+            fn keep(&mut self, rel: &Path, is_dir: bool) -> bool {
+                if is_dir && rel == Path::new("sub") {
+                    // Listed as a directory; swapped before it is opened.
+                    std::fs::rename(self.root.join("sub"), self.root.join("sub-moved")).unwrap();
+                    symlink(&self.outside, self.root.join("sub")).unwrap();
+                }
+                true
+            }
+            fn file(&mut self, rel: &Path, _: u64) {
+                self.seen.push(rel.to_path_buf());
+            }
+            fn done(&self) -> bool {
+                false
+            }
+        }
+        let t = tree();
+        let b = roots(&t).open_dir(None).unwrap();
+        let mut w = Swapper {
+            root: t.root.clone(),
+            outside: t.outside.clone(),
+            seen: Vec::new(),
+        };
+        b.walk(&mut w, 8);
+        assert!(
+            !w.seen.iter().any(|p| p.ends_with("secret.txt")),
+            "{:?}",
+            w.seen
         );
     }
 
