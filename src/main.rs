@@ -356,6 +356,14 @@ fn main() -> std::process::ExitCode {
     if argv.get(1).is_some_and(|a| a == "diff") {
         return diff_files(&DiffCli::parse_from(&argv[1..]).args);
     }
+    // `help diff` too: clap's own help would list the server options, which are global
+    // to every subcommand of `Cli` but mean nothing to `diff`.
+    if argv.get(1).is_some_and(|a| a == "help") && argv.get(2).is_some_and(|a| a == "diff") {
+        return match <DiffCli as clap::CommandFactory>::command().print_help() {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(_) => std::process::ExitCode::from(2),
+        };
+    }
     let cli = Cli::parse_from(argv);
     if let Some(Command::Diff(args)) = &cli.command {
         return diff_files(args);
@@ -371,7 +379,7 @@ fn main() -> std::process::ExitCode {
 
 /// `cortex-mcp diff OLD NEW`: no config, no async runtime; exit 0 same, 1 differ, 2 trouble.
 fn diff_files(args: &DiffArgs) -> std::process::ExitCode {
-    use cortex_mcp::patchkit::diff::{DiffAlgorithm, DiffOptions, Names, unified};
+    use cortex_mcp::patchkit::diff::{DiffAlgorithm, DiffOptions, Names, unified_text};
     use std::io::Write;
     let algorithm = match args.algorithm.as_str() {
         "myers" => DiffAlgorithm::Myers,
@@ -410,7 +418,7 @@ fn diff_files(args: &DiffArgs) -> std::process::ExitCode {
     if let Some(n) = args.bench {
         return bench(&names, &old, &new, &opts, n.max(1));
     }
-    let out = unified(&names, &old, &new, &opts);
+    let out = unified_text(&names, &old, &new, &opts);
     let mut stdout = std::io::stdout().lock();
     if stdout.write_all(out.diff.as_bytes()).is_err() {
         return std::process::ExitCode::from(2);
@@ -426,11 +434,11 @@ fn bench(
     opts: &cortex_mcp::patchkit::diff::DiffOptions,
     n: u32,
 ) -> std::process::ExitCode {
-    use cortex_mcp::patchkit::{apply, diff::unified};
+    use cortex_mcp::patchkit::{apply, diff::unified_text};
     let started = std::time::Instant::now();
     let mut text = String::new();
     for _ in 0..n {
-        text = unified(names, old, new, opts).diff;
+        text = unified_text(names, old, new, opts).diff;
     }
     let diff_ms = started.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
     let Ok(files) = apply::parse_patch(&text) else {
