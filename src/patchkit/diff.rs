@@ -1,5 +1,7 @@
 //! Making diffs: one pass over `similar`'s grouped ops yields the hunks, the git-style
 //! unified text and the summary together (the original computed every diff twice).
+//! Lines are interned to ids, and lines found on one side only are dropped before
+//! `similar` runs (as GNU diff and git do), which keeps scattered edits linear.
 //!
 //! Owns line splitting, hashing (SHA-256 of each present side), the FilePatch shape and
 //! the unified-text format that `git apply` and `patch -p1` accept. It must not touch the
@@ -208,62 +210,32 @@ pub struct Unified {
 
 /// Interns lines to ids so the algorithms compare integers, not strings. Fx hashing,
 /// because the input is the caller's own text (no hash-flooding concern worth SipHash's
-/// cost) and hashing every line was the largest single cost of a 10k-line diff. Also
-/// returns each id's line (for the slider heuristic).
-fn intern<'a>(old: &[&'a str], new: &[&'a str]) -> (Vec<u32>, Vec<u32>, Vec<&'a str>) {
+/// cost) and hashing every line was the largest single cost of a 10k-line diff. Ids are
+/// dense (0..the returned count).
+fn intern<'a>(old: &[&'a str], new: &[&'a str]) -> (Vec<u32>, Vec<u32>, usize) {
     let mut ids: FxHashMap<&'a str, u32> = FxHashMap::default();
     ids.reserve(old.len() + new.len());
-    let mut by_id: Vec<&'a str> = Vec::with_capacity(old.len() + new.len());
     let mut id = |l: &'a str| {
-        let next = by_id.len() as u32;
-        *ids.entry(l).or_insert_with(|| {
-            by_id.push(l);
-            next
-        })
+        let next = ids.len() as u32;
+        *ids.entry(l).or_insert(next)
     };
     let o = old.iter().map(|l| id(l)).collect();
     let n = new.iter().map(|l| id(l)).collect();
-    (o, n, by_id)
+    (o, n, ids.len())
 }
 
 /// The edit script of `o` → `n` as `similar` ops, and whether the deadline cut it short.
-fn edit_script(
-    o: &[u32],
-    n: &[u32],
-    by_id: &[&str],
-    opts: &DiffOptions,
-) -> (Vec<DiffOp>, bool) {
-    let variant = std::env::var("CORTEX_DIFF_VARIANT").unwrap_or_default();
-    if opts.algorithm == DiffAlgorithm::Myers && variant.starts_with("imara") {
-        let before: Vec<imara_diff::Token> = o.iter().map(|&t| imara_diff::Token(t)).collect();
-        let after: Vec<imara_diff::Token> = n.iter().map(|&t| imara_diff::Token(t)).collect();
-        let mut diff = imara_diff::Diff::default();
-        let alg = if variant == "imara-hist" {
-            imara_diff::Algorithm::Histogram
-        } else {
-            imara_diff::Algorithm::Myers
-        };
-        diff.compute_with(alg, &before, &after, by_id.len() as u32);
-        if variant != "imara-noheur" {
-            diff.postprocess_with(
-                &before,
-                &after,
-                imara_diff::IndentHeuristic::new(|t: imara_diff::Token| {
-                    imara_diff::IndentLevel::for_ascii_line(by_id[t.0 as usize].bytes(), 8)
-                }),
-            );
-        }
-        return (ops_of_hunks(diff.hunks(), o.len(), n.len()), false);
-    }
+/// Lines unique to one side are dropped first (see [`discard_unmatched`]), then
+/// `similar` diffs the rest within the deadline.
+fn edit_script(o: &[u32], n: &[u32], ids: usize, opts: &DiffOptions) -> (Vec<DiffOp>, bool) {
     let deadline = Instant::now() + opts.timeout;
-    if variant == "similar" {
-        let ops = capture_diff_slices_deadline(opts.algorithm.similar(), o, n, Some(deadline));
-        return (ops, Instant::now() >= deadline);
-    }
-    let (ro, old_at, rn, new_at) = discard_unmatched(o, n, by_id.len());
+    let (ro, old_at, rn, new_at) = discard_unmatched(o, n, ids);
     let ops = capture_diff_slices_deadline(opts.algorithm.similar(), &ro, &rn, Some(deadline));
     let approximate = Instant::now() >= deadline;
-    (expand(&ops, &old_at, &new_at, o.len(), n.len()), approximate)
+    (
+        expand(&ops, &old_at, &new_at, o.len(), n.len()),
+        approximate,
+    )
 }
 
 /// Drops the lines that occur only on one side (they can never be matched, so the
@@ -368,39 +340,6 @@ fn push_gap(ops: &mut Vec<DiffOp>, o: std::ops::Range<usize>, n: std::ops::Range
     });
 }
 
-/// `similar` ops (Equal, Delete, Insert, Replace) from imara-diff's ordered hunks.
-fn ops_of_hunks(
-    hunks: impl Iterator<Item = imara_diff::Hunk>,
-    old_len: usize,
-    new_len: usize,
-) -> Vec<DiffOp> {
-    let mut ops = Vec::new();
-    let (mut oi, mut ni) = (0usize, 0usize);
-    for h in hunks {
-        let (bs, be) = (h.before.start as usize, h.before.end as usize);
-        let (as_, ae) = (h.after.start as usize, h.after.end as usize);
-        if bs > oi {
-            ops.push(DiffOp::Equal {
-                old_index: oi,
-                new_index: ni,
-                len: bs - oi,
-            });
-        }
-        push_gap(&mut ops, bs..be, as_..ae);
-        oi = be;
-        ni = ae;
-    }
-    if oi < old_len {
-        ops.push(DiffOp::Equal {
-            old_index: oi,
-            new_index: ni,
-            len: old_len - oi,
-        });
-    }
-    debug_assert_eq!(new_len - ni, old_len - oi);
-    ops
-}
-
 /// Git-style unified diff of `old` → `new` with hunks and counts.
 pub fn unified(names: &Names, old: &str, new: &str, opts: &DiffOptions) -> Unified {
     unified_inner(names, old, new, opts, true)
@@ -421,8 +360,8 @@ fn unified_inner(
 ) -> Unified {
     let old_lines = split_lines(old);
     let new_lines = split_lines(new);
-    let (o, n, by_id) = intern(&old_lines, &new_lines);
-    let (ops, approximate) = edit_script(&o, &n, &by_id, opts);
+    let (o, n, ids) = intern(&old_lines, &new_lines);
+    let (ops, approximate) = edit_script(&o, &n, ids, opts);
     let groups = group_diff_ops(ops, opts.context);
     let mut out = Unified {
         hunks: Vec::with_capacity(groups.len()),
@@ -706,7 +645,11 @@ mod tests {
             prop_assert_eq!(files.len(), 1);
             let r = apply(a, &files[0], 0);
             prop_assert_eq!(r.conflicts(), 0);
-            prop_assert!(r.content == b, "the diff does not give the new text:\n{}", p.diff);
+            prop_assert!(
+                r.content == b,
+                "the diff does not give the new text:\n{}",
+                p.diff
+            );
             Ok(p)
         }
 
