@@ -233,9 +233,47 @@ fn edit_script(o: &[u32], n: &[u32], ids: usize, opts: &DiffOptions) -> (Vec<Dif
     let ops = capture_diff_slices_deadline(opts.algorithm.similar(), &ro, &rn, Some(deadline));
     let approximate = Instant::now() >= deadline;
     (
-        expand(&ops, &old_at, &new_at, o.len(), n.len()),
+        compact(o, n, expand(&ops, &old_at, &new_at, o.len(), n.len())),
         approximate,
     )
+}
+
+/// Replays `ops` through `similar`'s compaction (slides each change up and down to merge
+/// it with its neighbours, as `capture_diff_slices` does on the whole sides), so hunks
+/// placed across the dropped lines are joined where they can be.
+fn compact(o: &[u32], n: &[u32], ops: Vec<DiffOp>) -> Vec<DiffOp> {
+    use similar::algorithms::{Capture, Compact, DiffHook, Replace};
+    let mut d = Compact::new(Replace::new(Capture::new()), o, n);
+    // The hooks' error type is `Infallible`.
+    for op in ops {
+        let _ = match op {
+            DiffOp::Equal {
+                old_index,
+                new_index,
+                len,
+            } => d.equal(old_index, new_index, len),
+            DiffOp::Delete {
+                old_index,
+                old_len,
+                new_index,
+            } => d.delete(old_index, old_len, new_index),
+            DiffOp::Insert {
+                old_index,
+                new_index,
+                new_len,
+            } => d.insert(old_index, new_index, new_len),
+            DiffOp::Replace {
+                old_index,
+                old_len,
+                new_index,
+                new_len,
+            } => d
+                .delete(old_index, old_len, new_index)
+                .and_then(|()| d.insert(old_index + old_len, new_index, new_len)),
+        };
+    }
+    let _ = d.finish();
+    d.into_inner().into_inner().into_ops()
 }
 
 /// Drops the lines that occur only on one side (they can never be matched, so the
