@@ -102,6 +102,14 @@ fn main() -> std::process::ExitCode {
     if argv.get(1).is_some_and(|a| a == "diff") {
         return diff_files(&DiffCli::parse_from(&argv[1..]).args);
     }
+    // `help diff` too: clap's own help would list the server options, which are global
+    // to every subcommand of `Cli` but mean nothing to `diff`.
+    if argv.get(1).is_some_and(|a| a == "help") && argv.get(2).is_some_and(|a| a == "diff") {
+        return match <DiffCli as clap::CommandFactory>::command().print_help() {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(_) => std::process::ExitCode::from(2),
+        };
+    }
     let cli = Cli::parse_from(argv);
     if let Some(Command::Diff(args)) = &cli.command {
         return diff_files(args);

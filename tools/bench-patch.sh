@@ -5,7 +5,11 @@
 # `git diff --no-index`, GNU `diff -u` and the npm package `diff` 5.2 (structuredPatch
 # then createTwoFilesPatch, as the original did). Apply: ours in-process and as an MCP
 # call (apply_patch) against `git apply` and GNU `patch`. Plus a cold 20-operation
-# spool_batch. Prints Markdown tables with ratios.
+# spool_batch. Then (issue 16.18) diffs of 10k/100k-line files with 30% of the lines
+# changed, deleted or inserted at random positions, each unique: ours, `git diff
+# --no-index` and GNU `diff -u` on the same files, with times, ratios and output sizes.
+# Prints Markdown tables with ratios. `--only-scattered` runs just that last table (no
+# node/npm needed).
 #
 # Needs: cargo, git, diff, patch, node + npm (installs diff@5.2 into tools/bench/npm,
 # gitignored), python3. Not run by .ci/run.
@@ -18,11 +22,13 @@ cd "$ROOT"
 BIN="${CORTEX_MCP_BIN:-$ROOT/target/release/cortex-mcp}"
 if [[ -z "${CORTEX_MCP_BIN:-}" ]]; then
   echo "building cortex-mcp (release)..." >&2
-  cargo build --release --locked -p cortex-mcp >&2
+  cargo build --release --locked --bin cortex-mcp >&2
 fi
 
 NPM_DIR="$ROOT/tools/bench/npm"
-if [[ ! -f "$NPM_DIR/node_modules/diff/package.json" ]]; then
+ONLY_SCATTERED=0
+for arg in "$@"; do [[ "$arg" == "--only-scattered" ]] && ONLY_SCATTERED=1; done
+if [[ $ONLY_SCATTERED == 0 && ! -f "$NPM_DIR/node_modules/diff/package.json" ]]; then
   echo "installing diff@5.2 into tools/bench/npm..." >&2
   mkdir -p "$NPM_DIR"
   npm install --silent --no-audit --no-fund --prefix "$NPM_DIR" diff@5.2 >&2

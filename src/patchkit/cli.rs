@@ -10,7 +10,7 @@ use std::{io::Write, path::Path};
 
 use super::{
     apply,
-    diff::{ChangeType, DiffAlgorithm, DiffOptions, Names, unified},
+    diff::{ChangeType, DiffAlgorithm, DiffOptions, Names, unified_text},
 };
 
 /// What `cortex-mcp diff` was asked to do.
@@ -60,7 +60,7 @@ pub fn diff(cmd: &DiffCommand<'_>) -> u8 {
     if let Some(n) = cmd.bench {
         return bench(&names, &old, &new, &opts, n.max(1));
     }
-    let out = unified(&names, &old, &new, &opts);
+    let out = unified_text(&names, &old, &new, &opts);
     let mut stdout = std::io::stdout().lock();
     if stdout.write_all(out.diff.as_bytes()).is_err() {
         return 2;
@@ -73,7 +73,7 @@ fn bench(names: &Names, old: &str, new: &str, opts: &DiffOptions, n: u32) -> u8 
     let started = std::time::Instant::now();
     let mut text = String::new();
     for _ in 0..n {
-        text = unified(names, old, new, opts).diff;
+        text = unified_text(names, old, new, opts).diff;
     }
     let diff_ms = started.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
     let Ok(files) = apply::parse_patch(&text) else {

@@ -1,5 +1,7 @@
 //! Making diffs: one pass over `similar`'s grouped ops yields the hunks, the git-style
 //! unified text and the summary together (the original computed every diff twice).
+//! Lines are interned to ids, and lines found on one side only are dropped before
+//! `similar` runs (as GNU diff and git do), which keeps scattered edits linear.
 //!
 //! Owns line splitting, hashing (SHA-256 of each present side), the FilePatch shape and
 //! the unified-text format that `git apply` and `patch -p1` accept. It must not touch the
@@ -208,8 +210,9 @@ pub struct Unified {
 
 /// Interns lines to ids so the algorithms compare integers, not strings. Fx hashing,
 /// because the input is the caller's own text (no hash-flooding concern worth SipHash's
-/// cost) and hashing every line was the largest single cost of a 10k-line diff.
-fn intern<'a>(old: &[&'a str], new: &[&'a str]) -> (Vec<u32>, Vec<u32>) {
+/// cost) and hashing every line was the largest single cost of a 10k-line diff. Ids are
+/// dense (0..the returned count).
+fn intern<'a>(old: &[&'a str], new: &[&'a str]) -> (Vec<u32>, Vec<u32>, usize) {
     let mut ids: FxHashMap<&'a str, u32> = FxHashMap::default();
     ids.reserve(old.len() + new.len());
     let mut id = |l: &'a str| {
@@ -218,21 +221,189 @@ fn intern<'a>(old: &[&'a str], new: &[&'a str]) -> (Vec<u32>, Vec<u32>) {
     };
     let o = old.iter().map(|l| id(l)).collect();
     let n = new.iter().map(|l| id(l)).collect();
-    (o, n)
+    (o, n, ids.len())
+}
+
+/// The edit script of `o` → `n` as `similar` ops, and whether the deadline cut it short.
+/// Lines unique to one side are dropped first (see [`discard_unmatched`]), then
+/// `similar` diffs the rest within the deadline.
+fn edit_script(o: &[u32], n: &[u32], ids: usize, opts: &DiffOptions) -> (Vec<DiffOp>, bool) {
+    let deadline = Instant::now() + opts.timeout;
+    let (ro, old_at, rn, new_at) = discard_unmatched(o, n, ids);
+    let ops = capture_diff_slices_deadline(opts.algorithm.similar(), &ro, &rn, Some(deadline));
+    let approximate = Instant::now() >= deadline;
+    (
+        compact(o, n, expand(&ops, &old_at, &new_at, o.len(), n.len())),
+        approximate,
+    )
+}
+
+/// Replays `ops` through `similar`'s compaction (slides each change up and down to merge
+/// it with its neighbours, as `capture_diff_slices` does on the whole sides), so hunks
+/// placed across the dropped lines are joined where they can be.
+fn compact(o: &[u32], n: &[u32], ops: Vec<DiffOp>) -> Vec<DiffOp> {
+    use similar::algorithms::{Capture, Compact, DiffHook, Replace};
+    let mut d = Compact::new(Replace::new(Capture::new()), o, n);
+    // The hooks' error type is `Infallible`.
+    for op in ops {
+        let _ = match op {
+            DiffOp::Equal {
+                old_index,
+                new_index,
+                len,
+            } => d.equal(old_index, new_index, len),
+            DiffOp::Delete {
+                old_index,
+                old_len,
+                new_index,
+            } => d.delete(old_index, old_len, new_index),
+            DiffOp::Insert {
+                old_index,
+                new_index,
+                new_len,
+            } => d.insert(old_index, new_index, new_len),
+            DiffOp::Replace {
+                old_index,
+                old_len,
+                new_index,
+                new_len,
+            } => d
+                .delete(old_index, old_len, new_index)
+                .and_then(|()| d.insert(old_index + old_len, new_index, new_len)),
+        };
+    }
+    let _ = d.finish();
+    d.into_inner().into_inner().into_ops()
+}
+
+/// Drops the lines that occur only on one side (they can never be matched, so the
+/// shortest edit script of what remains is one of the whole: GNU diff and git's xdiff
+/// do the same before Myers). Returns the kept ids of each side with their original
+/// line numbers. `similar` has such a pass too, but skips it whenever a line was
+/// inserted or deleted near either end, which scattered edits always do; without it
+/// its middle-snake search is quadratic in the number of edits.
+fn discard_unmatched(
+    o: &[u32],
+    n: &[u32],
+    ids: usize,
+) -> (Vec<u32>, Vec<usize>, Vec<u32>, Vec<usize>) {
+    // Bit 0: the id occurs in old; bit 1: in new.
+    let mut seen = vec![0u8; ids];
+    for &t in o {
+        seen[t as usize] |= 1;
+    }
+    for &t in n {
+        seen[t as usize] |= 2;
+    }
+    let keep = |side: &[u32]| {
+        let mut ids = Vec::with_capacity(side.len());
+        let mut at = Vec::with_capacity(side.len());
+        for (i, &t) in side.iter().enumerate() {
+            if seen[t as usize] == 3 {
+                ids.push(t);
+                at.push(i);
+            }
+        }
+        (ids, at)
+    };
+    let (ro, old_at) = keep(o);
+    let (rn, new_at) = keep(n);
+    (ro, old_at, rn, new_at)
+}
+
+/// The edit script of the whole sides from that of the kept lines: only the equal runs
+/// of the reduced script are kept (as anchors); every line between two anchors is
+/// deleted (old) or inserted (new).
+fn expand(
+    reduced: &[DiffOp],
+    old_at: &[usize],
+    new_at: &[usize],
+    old_len: usize,
+    new_len: usize,
+) -> Vec<DiffOp> {
+    let mut ops = Vec::new();
+    let (mut oi, mut ni) = (0usize, 0usize);
+    for op in reduced {
+        let DiffOp::Equal {
+            old_index,
+            new_index,
+            len,
+        } = *op
+        else {
+            continue;
+        };
+        for k in 0..len {
+            let (a, b) = (old_at[old_index + k], new_at[new_index + k]);
+            // The last op, when Equal, ends at (oi, ni): gaps are only pushed before
+            // an anchor.
+            match ops.last_mut() {
+                Some(DiffOp::Equal { len, .. }) if a == oi && b == ni => *len += 1,
+                _ => {
+                    push_gap(&mut ops, oi..a, ni..b);
+                    ops.push(DiffOp::Equal {
+                        old_index: a,
+                        new_index: b,
+                        len: 1,
+                    });
+                }
+            }
+            oi = a + 1;
+            ni = b + 1;
+        }
+    }
+    push_gap(&mut ops, oi..old_len, ni..new_len);
+    ops
+}
+
+/// The op for old lines `o` replaced by new lines `n` (either may be empty).
+fn push_gap(ops: &mut Vec<DiffOp>, o: std::ops::Range<usize>, n: std::ops::Range<usize>) {
+    ops.push(match (o.len(), n.len()) {
+        (0, 0) => return,
+        (old_len, 0) => DiffOp::Delete {
+            old_index: o.start,
+            old_len,
+            new_index: n.start,
+        },
+        (0, new_len) => DiffOp::Insert {
+            old_index: o.start,
+            new_index: n.start,
+            new_len,
+        },
+        (old_len, new_len) => DiffOp::Replace {
+            old_index: o.start,
+            old_len,
+            new_index: n.start,
+            new_len,
+        },
+    });
 }
 
 /// Git-style unified diff of `old` → `new` with hunks and counts.
 pub fn unified(names: &Names, old: &str, new: &str, opts: &DiffOptions) -> Unified {
+    unified_inner(names, old, new, opts, true)
+}
+
+/// [`unified`] without the per-line `hunks[].lines` (left empty): the text, the hunk
+/// ranges and the counts, for callers that only print the text (`cortex-mcp diff`).
+pub fn unified_text(names: &Names, old: &str, new: &str, opts: &DiffOptions) -> Unified {
+    unified_inner(names, old, new, opts, false)
+}
+
+fn unified_inner(
+    names: &Names,
+    old: &str,
+    new: &str,
+    opts: &DiffOptions,
+    with_lines: bool,
+) -> Unified {
     let old_lines = split_lines(old);
     let new_lines = split_lines(new);
-    let (o, n) = intern(&old_lines, &new_lines);
-    let deadline = Instant::now() + opts.timeout;
-    let ops = capture_diff_slices_deadline(opts.algorithm.similar(), &o, &n, Some(deadline));
-    let approximate = Instant::now() >= deadline;
+    let (o, n, ids) = intern(&old_lines, &new_lines);
+    let (ops, approximate) = edit_script(&o, &n, ids, opts);
     let groups = group_diff_ops(ops, opts.context);
     let mut out = Unified {
         hunks: Vec::with_capacity(groups.len()),
-        diff: String::with_capacity(old.len().max(new.len()) / 4 + 128),
+        diff: String::with_capacity(old.len().max(new.len()) + old.len().min(new.len()) / 2 + 128),
         additions: 0,
         deletions: 0,
         approximate,
@@ -242,7 +413,7 @@ pub fn unified(names: &Names, old: &str, new: &str, opts: &DiffOptions) -> Unifi
         write_header(&mut out.diff, names, changed);
     }
     for group in &groups {
-        let hunk = render_hunk(group, &old_lines, &new_lines, &mut out);
+        let hunk = render_hunk(group, &old_lines, &new_lines, &mut out, with_lines);
         out.hunks.push(hunk);
     }
     out
@@ -271,38 +442,47 @@ fn range(start: usize, len: usize) -> String {
     }
 }
 
-fn render_hunk(group: &[DiffOp], old: &[&str], new: &[&str], out: &mut Unified) -> Hunk {
+fn render_hunk(
+    group: &[DiffOp],
+    old: &[&str],
+    new: &[&str],
+    out: &mut Unified,
+    with_lines: bool,
+) -> Hunk {
     let first = &group[0];
     let last = &group[group.len() - 1];
     let old_start = first.old_range().start;
     let old_len = last.old_range().end - old_start;
     let new_start = first.new_range().start;
     let new_len = last.new_range().end - new_start;
-    let header = format!(
+    let _ = writeln!(
+        out.diff,
         "@@ -{} +{} @@",
         range(old_start, old_len),
         range(new_start, new_len)
     );
-    out.diff.push_str(&header);
-    out.diff.push('\n');
-    let mut lines = Vec::with_capacity(old_len + new_len);
+    let mut lines = if with_lines {
+        Vec::with_capacity(old_len + new_len)
+    } else {
+        Vec::new()
+    };
     for op in group {
         let (tag, o, n) = op.as_tag_tuple();
         match tag {
-            DiffTag::Equal => push_lines(' ', &old[o], &mut lines, &mut out.diff),
+            DiffTag::Equal => push_lines(with_lines, ' ', &old[o], &mut lines, &mut out.diff),
             DiffTag::Delete => {
                 out.deletions += o.len();
-                push_lines('-', &old[o], &mut lines, &mut out.diff);
+                push_lines(with_lines, '-', &old[o], &mut lines, &mut out.diff);
             }
             DiffTag::Insert => {
                 out.additions += n.len();
-                push_lines('+', &new[n], &mut lines, &mut out.diff);
+                push_lines(with_lines, '+', &new[n], &mut lines, &mut out.diff);
             }
             DiffTag::Replace => {
                 out.deletions += o.len();
                 out.additions += n.len();
-                push_lines('-', &old[o], &mut lines, &mut out.diff);
-                push_lines('+', &new[n], &mut lines, &mut out.diff);
+                push_lines(with_lines, '-', &old[o], &mut lines, &mut out.diff);
+                push_lines(with_lines, '+', &new[n], &mut lines, &mut out.diff);
             }
         }
     }
@@ -325,20 +505,30 @@ fn render_hunk(group: &[DiffOp], old: &[&str], new: &[&str], out: &mut Unified) 
 
 pub const NO_NEWLINE: &str = "\\ No newline at end of file";
 
-fn push_lines(prefix: char, src: &[&str], lines: &mut Vec<String>, diff: &mut String) {
+fn push_lines(
+    with_lines: bool,
+    prefix: char,
+    src: &[&str],
+    lines: &mut Vec<String>,
+    diff: &mut String,
+) {
     for line in src {
         diff.push(prefix);
         diff.push_str(line);
         let body = line.strip_suffix('\n');
-        let mut entry = String::with_capacity(line.len() + 1);
-        entry.push(prefix);
-        entry.push_str(body.unwrap_or(line));
-        lines.push(entry);
+        if with_lines {
+            let mut entry = String::with_capacity(line.len() + 1);
+            entry.push(prefix);
+            entry.push_str(body.unwrap_or(line));
+            lines.push(entry);
+        }
         if body.is_none() {
             diff.push('\n');
             diff.push_str(NO_NEWLINE);
             diff.push('\n');
-            lines.push(NO_NEWLINE.to_string());
+            if with_lines {
+                lines.push(NO_NEWLINE.to_string());
+            }
         }
     }
 }
@@ -418,5 +608,121 @@ mod tests {
         let pv = p.summary.preview.unwrap();
         assert!(pv.ends_with('…'));
         assert_eq!(pv.chars().count(), 181);
+    }
+
+    mod scattered {
+        //! Issue 16.18: diffs of files with edits scattered at random positions must
+        //! apply back to the new text and stay minimal when every edited line is unique.
+        use super::super::*;
+        use crate::patchkit::apply::{apply, parse_patch};
+        use proptest::prelude::*;
+
+        /// One edit at an old line: changed, deleted, or a new line inserted before it.
+        #[derive(Debug, Clone, Copy)]
+        enum Edit {
+            Keep,
+            Change,
+            Delete,
+            Insert,
+        }
+
+        fn edit() -> impl Strategy<Value = Edit> {
+            prop_oneof![
+                7 => Just(Edit::Keep),
+                1 => Just(Edit::Change),
+                1 => Just(Edit::Delete),
+                1 => Just(Edit::Insert),
+            ]
+        }
+
+        /// Old and new texts: old lines from `old_line(i)`, then the edits applied, every
+        /// changed or inserted line unique. Also the minimal (deletions, additions).
+        fn build(
+            edits: &[Edit],
+            old_line: impl Fn(usize) -> String,
+            trailing: bool,
+        ) -> (String, String, usize, usize) {
+            let (mut old, mut new) = (Vec::new(), Vec::new());
+            let (mut del, mut add) = (0, 0);
+            for (i, e) in edits.iter().enumerate() {
+                let line = old_line(i);
+                old.push(line.clone());
+                match e {
+                    Edit::Keep => new.push(line),
+                    Edit::Change => {
+                        new.push(format!("changed {i}"));
+                        del += 1;
+                        add += 1;
+                    }
+                    Edit::Delete => del += 1,
+                    Edit::Insert => {
+                        new.push(format!("inserted {i}"));
+                        new.push(line);
+                        add += 1;
+                    }
+                }
+            }
+            let end = if trailing { "\n" } else { "" };
+            let join = |v: Vec<String>| {
+                if v.is_empty() {
+                    String::new()
+                } else {
+                    v.join("\n") + end
+                }
+            };
+            (join(old), join(new), del, add)
+        }
+
+        fn round_trip(a: &str, b: &str, opts: &DiffOptions) -> Result<FilePatch, TestCaseError> {
+            let p = create_diff("f", Some(a), Some(b), opts).unwrap();
+            if a == b {
+                prop_assert!(p.diff.is_empty());
+                return Ok(p);
+            }
+            let files = parse_patch(&p.diff).unwrap();
+            prop_assert_eq!(files.len(), 1);
+            let r = apply(a, &files[0], 0);
+            prop_assert_eq!(r.conflicts(), 0);
+            prop_assert!(
+                r.content == b,
+                "the diff does not give the new text:\n{}",
+                p.diff
+            );
+            Ok(p)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+            /// Unique old lines: the diff applies back and is minimal (each changed line
+            /// one deletion and one addition, nothing else; `git diff` gives the same).
+            #[test]
+            fn unique_lines_round_trip_minimally(
+                edits in prop::collection::vec(edit(), 0..3000),
+                ctx in 0usize..5,
+            ) {
+                let (a, b, del, add) = build(&edits, |i| format!("line {i}"), true);
+                let opts = DiffOptions { context: ctx, ..DiffOptions::default() };
+                let p = round_trip(&a, &b, &opts)?;
+                prop_assert_eq!((p.summary.deletions, p.summary.additions), (del, add));
+            }
+
+            /// Repeated old lines (a small alphabet, as in code: braces, blank lines), all
+            /// algorithms: the diff applies back.
+            #[test]
+            fn repeated_lines_round_trip(
+                edits in prop::collection::vec(edit(), 0..1500),
+                alphabet in 1usize..12,
+                trailing in any::<bool>(),
+                alg in prop::sample::select(vec![
+                    DiffAlgorithm::Myers,
+                    DiffAlgorithm::Patience,
+                    DiffAlgorithm::Histogram,
+                ]),
+            ) {
+                let (a, b, _, _) = build(&edits, |i| format!("r{}", i % alphabet), trailing);
+                let opts = DiffOptions { algorithm: alg, ..DiffOptions::default() };
+                round_trip(&a, &b, &opts)?;
+            }
+        }
     }
 }

@@ -595,14 +595,17 @@ fn optional_value_flags_do_not_swallow_serve_and_diff_help_is_its_own() {
             "`{flag} serve` did not serve: {stderr}"
         );
     }
-    let out = Command::new(BIN).args(["diff", "--help"]).output().unwrap();
-    let help = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success());
-    assert!(help.contains("--unified"), "{help}");
-    assert!(
-        !help.contains("--toolsets") && !help.contains("--auth-token"),
-        "{help}"
-    );
+    // Issue 16.18: `help diff` listed every server option too.
+    for args in [["diff", "--help"], ["diff", "-h"], ["help", "diff"]] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{args:?}");
+        assert!(help.contains("--unified"), "{args:?}: {help}");
+        assert!(
+            !help.contains("--toolsets") && !help.contains("--auth-token"),
+            "{args:?}: {help}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -35,6 +35,78 @@ def make_files(lines, pct, seed):
     return "".join(old), "".join(new)
 
 
+def make_scattered(lines, pct, seed):
+    """Issue 16.18: an old file of unique lines with pct% of its positions edited at
+    random: each edit changes the line, deletes it or inserts a new line before it (one
+    third each); every changed or inserted line is unique."""
+    rnd = random.Random(seed)
+    old = [f"line {i} {rnd.randrange(10**9):09d} some text to diff\n" for i in range(lines)]
+    edits = set(rnd.sample(range(lines), max(1, lines * pct // 100)))
+    new = []
+    for i, line in enumerate(old):
+        if i not in edits:
+            new.append(line)
+            continue
+        kind = rnd.randrange(3)
+        if kind == 0:
+            new.append(f"changed {i} {rnd.randrange(10**9):09d}\n")
+        elif kind == 2:
+            new.append(f"inserted {i} {rnd.randrange(10**9):09d}\n")
+            new.append(line)
+        # kind 1: deleted
+    return "".join(old), "".join(new)
+
+
+def diff_size(cmd):
+    """(lines in the hunks, changed lines) of a unified diff printed by cmd: the hunk
+    lines are everything from the first `@@` on, headers excluded."""
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
+    lines = out.split(b"\n")
+    start = next((k for k, l in enumerate(lines) if l.startswith(b"@@")), len(lines))
+    body = [l for l in lines[start:] if l and not l.startswith(b"@@")]
+    changed = sum(1 for l in body if l[:1] in (b"+", b"-"))
+    return len(body), changed
+
+
+def scattered_table(ours, work, sizes, pcts, runs):
+    """Ours, `git diff --no-index` and GNU `diff -u` on the same scattered-edit files."""
+    rows = []
+    for lines in sizes:
+        for pct in pcts:
+            old, new = make_scattered(lines, pct, lines * 7 + pct)
+            case = os.path.join(work, f"s{lines}_{pct}")
+            os.makedirs(case)
+            a, b = os.path.join(case, "a.txt"), os.path.join(case, "b.txt")
+            with open(a, "w") as f:
+                f.write(old)
+            with open(b, "w") as f:
+                f.write(new)
+            iters = max(1, 100000 // lines)
+            r = subprocess.run([ours, "diff", "--bench", str(iters), a, b],
+                               capture_output=True, text=True)
+            m = dict(kv.split("=") for kv in r.stderr.split())
+            assert m["roundtrip_ok"] == "true", r.stderr
+            cmds = {
+                "ours": [ours, "diff", a, b],
+                "git": ["git", "diff", "--no-index", "--no-color", a, b],
+                "gnu": ["diff", "-u", a, b],
+            }
+            times = {k: best_of(lambda c=c: run(c), runs) for k, c in cmds.items()}
+            sizes_ = {k: diff_size(c) for k, c in cmds.items()}
+            rows.append((lines, pct, float(m["diff_ms"]), times, sizes_))
+    out = []
+    out.append("### Diff on scattered edits (ms, lower is better; issue 16.18)\n")
+    out.append("Changed, deleted and inserted lines (one third each) at random positions, each unique. "
+               "Sizes are hunk lines (changed lines) of each tool's output.\n")
+    out.append("| lines | edited | ours in-process | `cortex-mcp diff` | `git diff --no-index` | GNU `diff -u` | ours ÷ git | ours ÷ GNU | size ours | size git | size GNU |")
+    out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for lines, pct, ours_in, t, sz in rows:
+        size = {k: f"{v[0]} ({v[1]})" for k, v in sz.items()}
+        out.append(f"| {lines} | {pct}% | {fmt(ours_in)} | {fmt(t['ours'])} | {fmt(t['git'])} | {fmt(t['gnu'])} | "
+                   f"{t['ours'] / t['git']:.2f}× | {t['ours'] / t['gnu']:.2f}× | {size['ours']} | {size['git']} | {size['gnu']} |")
+    return "\n".join(out) + "\n"
+
+
 def best_of(fn, runs):
     times = []
     for _ in range(runs):
@@ -98,7 +170,20 @@ def main():
     ap.add_argument("--npm-dir", required=True)
     ap.add_argument("--sizes", default="1000,10000,100000")
     ap.add_argument("--pcts", default="1,30")
+    ap.add_argument("--scattered-sizes", default="10000,100000")
+    ap.add_argument("--scattered-pcts", default="30")
+    ap.add_argument("--scattered-runs", type=int, default=7)
+    ap.add_argument("--only-scattered", action="store_true",
+                    help="run only the scattered-edit diff table (no npm, no MCP)")
     args = ap.parse_args()
+    if args.only_scattered:
+        work = tempfile.mkdtemp()
+        try:
+            print(scattered_table(args.ours, work, [int(x) for x in args.scattered_sizes.split(",")],
+                            [int(x) for x in args.scattered_pcts.split(",")], args.scattered_runs))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     npm_diff = os.path.abspath(os.path.join(args.npm_dir, "node_modules", "diff"))
     work = tempfile.mkdtemp()
     node_js = os.path.join(work, "npm_bench.js")
@@ -188,6 +273,8 @@ def main():
             mcp.call("spool_batch", {"session": sid, "operations": ops})
             batch_times.append((time.perf_counter() - t0) * 1000)
             mcp.call("spool_close", {"session": sid})
+        scattered = scattered_table(args.ours, work, [int(x) for x in args.scattered_sizes.split(",")],
+                                    [int(x) for x in args.scattered_pcts.split(",")], args.scattered_runs)
     finally:
         mcp.close()
         shutil.rmtree(work, ignore_errors=True)
@@ -204,7 +291,9 @@ def main():
     print("|---:|---:|---:|---:|---:|---:|")
     for lines, pct, a_in, a_mcp, g, p in apply_rows:
         print(f"| {lines} | {pct}% | {fmt(a_in)} | {fmt(a_mcp)} | {fmt(g)} | {fmt(p)} |")
-    print(f"\n20-operation `spool_batch`, cold session and files (MCP round trip): best {fmt(min(batch_times))} ms, median {fmt(statistics.median(batch_times))} ms (target ≤ 20 ms).")
+    print()
+    print(scattered)
+    print(f"20-operation `spool_batch`, cold session and files (MCP round trip): best {fmt(min(batch_times))} ms, median {fmt(statistics.median(batch_times))} ms (target ≤ 20 ms).")
 
 
 if __name__ == "__main__":
