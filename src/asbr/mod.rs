@@ -97,6 +97,34 @@ fn runtime_policy(runtime: &Runtime) -> crate::runtime::journal::FsyncPolicy {
     runtime.config.fsync
 }
 
+/// Opens the typed stream `stream` under `dir`, mapping errors to [`AsbrError`], and
+/// returns it with the records it holds; a record that does not decode is an
+/// [`AsbrError::Replay`] (the toolset does not start on a journal it cannot read).
+pub(crate) fn open_stream<E>(
+    dir: &std::path::Path,
+    stream: &'static str,
+    options: crate::runtime::store::StreamOptions,
+    compaction: crate::runtime::store::Compaction<E>,
+) -> Result<(crate::runtime::store::Stream<E>, Vec<E>), AsbrError>
+where
+    E: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    use crate::runtime::store::{LocalBackend, Stream};
+    let (handle, replay) = Stream::open_local(&LocalBackend::new(dir), stream, options, compaction)
+        .map_err(|source| AsbrError::Journal {
+            stream,
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+    if let Some((position, reason)) = replay.undecodable.first() {
+        return Err(AsbrError::Replay {
+            stream,
+            reason: format!("record {position}: {reason}"),
+        });
+    }
+    Ok((handle, replay.into_records()))
+}
+
 /// Opens one journal stream under `dir`, mapping errors to [`AsbrError`].
 pub(crate) fn open_journal(
     dir: &std::path::Path,
