@@ -31,7 +31,7 @@ pub enum AsbrError {
     Journal {
         stream: &'static str,
         dir: PathBuf,
-        source: crate::runtime::journal::JournalError,
+        source: crate::runtime::store::StoreError,
     },
     #[error("asbr toolset: journal {stream} holds a malformed record: {reason}")]
     Replay {
@@ -93,7 +93,7 @@ pub fn toolset(runtime: &Runtime) -> Result<Toolset, AsbrError> {
     })
 }
 
-fn runtime_policy(runtime: &Runtime) -> crate::runtime::journal::FsyncPolicy {
+fn runtime_policy(runtime: &Runtime) -> crate::runtime::store::Fsync {
     runtime.config.fsync
 }
 
@@ -123,19 +123,4 @@ where
         });
     }
     Ok((handle, replay.into_records()))
-}
-
-/// Opens one journal stream under `dir`, mapping errors to [`AsbrError`].
-pub(crate) fn open_journal(
-    dir: &std::path::Path,
-    stream: &'static str,
-    policy: crate::runtime::journal::FsyncPolicy,
-) -> Result<(crate::runtime::journal::Journal, Vec<serde_json::Value>), AsbrError> {
-    crate::runtime::journal::Journal::open(dir, stream, policy).map_err(|source| {
-        AsbrError::Journal {
-            stream,
-            dir: dir.to_path_buf(),
-            source,
-        }
-    })
 }
