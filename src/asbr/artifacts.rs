@@ -301,7 +301,12 @@ mod tests {
             .await
             .unwrap();
         let (b, _) = store
-            .put(ArtifactKind::Plan, b"beta".to_vec(), Some("t1".into()), &ada)
+            .put(
+                ArtifactKind::Plan,
+                b"beta".to_vec(),
+                Some("t1".into()),
+                &ada,
+            )
             .await
             .unwrap();
         let mut appended = 0;

@@ -796,8 +796,8 @@ mod tests {
     async fn memory_is_bounded_by_bytes_not_only_by_count() {
         let dir = tempfile::tempdir().unwrap();
         // room for about two reviews of 100 findings (~48 KB each), however many fit by count
-        let store = ReviewStore::open_with_limits(dir.path(), Fsync::Never, (1_000, 100_000))
-            .unwrap();
+        let store =
+            ReviewStore::open_with_limits(dir.path(), Fsync::Never, (1_000, 100_000)).unwrap();
         for id in ["r1", "r2", "r3", "r4"] {
             store.put(finished_review(id, 100)).await.unwrap();
         }
@@ -811,8 +811,7 @@ mod tests {
         );
         // small reviews are bounded by count as before (the journal replays r1..r4)
         drop(store);
-        let store =
-            ReviewStore::open_with_limits(dir.path(), Fsync::Never, (2, 1 << 30)).unwrap();
+        let store = ReviewStore::open_with_limits(dir.path(), Fsync::Never, (2, 1 << 30)).unwrap();
         store.put(finished_review("r5", 0)).await.unwrap();
         assert_eq!(
             store

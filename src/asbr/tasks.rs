@@ -333,8 +333,7 @@ impl TaskStore {
         };
         let (bus, key) = (self.bus.clone(), id.to_string());
         let recovered =
-            tokio::task::spawn_blocking(move || rebuild::recover_task(snapshot, &bus, &key))
-                .await;
+            tokio::task::spawn_blocking(move || rebuild::recover_task(snapshot, &bus, &key)).await;
         match recovered {
             Ok(Ok(Some(slot))) => {
                 // Kept again for the retention, so repeated reads do not go to disk.
@@ -1009,7 +1008,10 @@ mod tests {
             stored < appended * 3 / 5,
             "{stored} bytes stored for {appended} bytes of transitions"
         );
-        assert_eq!(std::fs::metadata(asbr.join("tasks.ndjson")).unwrap().len(), 0);
+        assert_eq!(
+            std::fs::metadata(asbr.join("tasks.ndjson")).unwrap().len(),
+            0
+        );
 
         let (bus, store) = open(dir.path());
         assert_eq!(store.get(&a.id, &p()).unwrap(), a);

@@ -1073,8 +1073,7 @@ mod tests {
         ));
         assert_eq!(reg.list(&me, None, None).len(), 2);
         assert_eq!(reg.credentials(&made[1].id)["token"], "s3cret");
-        let snapshot =
-            std::fs::read_to_string(dir.path().join("registry.snapshot.json")).unwrap();
+        let snapshot = std::fs::read_to_string(dir.path().join("registry.snapshot.json")).unwrap();
         assert!(!snapshot.contains(&made[2].id), "deleted integration kept");
         reg.close().await;
     }

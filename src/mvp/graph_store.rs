@@ -189,7 +189,9 @@ impl GraphStore {
     }
 
     pub async fn add_run(&self, run: GraphRun) -> Result<Arc<GraphRun>, StoreError> {
-        self.stream.append(&Record::Run { run: run.clone() }).await?;
+        self.stream
+            .append(&Record::Run { run: run.clone() })
+            .await?;
         let run = Arc::new(run);
         self.entries.lock().insert_run(run.clone());
         Ok(run)
@@ -484,9 +486,10 @@ mod tests {
     }
 
     fn graph(id: &str) -> Graph {
-        let def: super::super::graph::GraphDef = serde_json::from_value(json!({"name": id, "nodes": [
+        let def: super::super::graph::GraphDef =
+            serde_json::from_value(json!({"name": id, "nodes": [
                 {"id": "a", "type": "gate", "config": {"condition": "true"}}], "edges": []}))
-        .unwrap();
+            .unwrap();
         Graph {
             id: id.into(),
             created_at: "2026-01-01T00:00:00Z".into(),
