@@ -1,5 +1,8 @@
 //! Content-addressed artifacts (`cortex.artifact@1`): blobs named by their SHA-256 under
-//! `<state-dir>/asbr/artifacts/`, metadata in the `artifacts` journal, rebuilt on start.
+//! `<state-dir>/asbr/artifacts/`, metadata in the `artifacts` stream of the runtime's
+//! store, rebuilt on start. Once the log passes [`MAX_LOG_BYTES`] it is compacted to the
+//! first record of each principal and content (what the index and the owners rebuild
+//! from; later duplicates, left by concurrent stores of the same bytes, are dropped).
 //!
 //! Owns the blob files and the metadata index; must not touch tasks or tool wiring. A
 //! blob is written to a temporary file, fsynced and renamed, so a crash never leaves a
@@ -12,7 +15,7 @@
 //! seen by everyone.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     io::Write,
     path::{Path, PathBuf},
 };
@@ -22,13 +25,16 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::runtime::{
-    journal::{FsyncPolicy, Journal},
     principal::Principal,
+    store::{Compaction, Fsync, Stream, StreamOptions},
 };
 
-use super::{AsbrError, canonical, open_journal};
+use super::{AsbrError, canonical, open_stream};
 
 const STREAM: &str = "artifacts";
+/// Log size past which the stream is compacted to the first record of each principal
+/// and content.
+pub const MAX_LOG_BYTES: u64 = 4 * 1024 * 1024;
 /// Largest artifact accepted, in bytes.
 pub const MAX_ARTIFACT_BYTES: usize = 16 * 1024 * 1024;
 
@@ -71,7 +77,7 @@ pub struct ArtifactMeta {
 
 /// The metadata index and blob directory.
 pub struct ArtifactStore {
-    journal: Journal,
+    stream: Stream<ArtifactMeta>,
     blobs: PathBuf,
     index: RwLock<BTreeMap<String, ArtifactMeta>>,
     /// Who stored each artifact (`None`: a record from before owners were kept).
@@ -79,8 +85,14 @@ pub struct ArtifactStore {
 }
 
 impl ArtifactStore {
-    pub fn open(dir: &Path, policy: FsyncPolicy) -> Result<Self, AsbrError> {
-        let (journal, records) = open_journal(dir, STREAM, policy)?;
+    pub fn open(dir: &Path, policy: Fsync) -> Result<Self, AsbrError> {
+        Self::open_with(dir, StreamOptions::new(policy, MAX_LOG_BYTES))
+    }
+
+    /// [`ArtifactStore::open`] with explicit stream options (tests use a small log).
+    pub fn open_with(dir: &Path, options: StreamOptions) -> Result<Self, AsbrError> {
+        let compaction = Compaction::new(first_per_owner);
+        let (stream, records) = open_stream(dir, STREAM, options, compaction)?;
         let blobs = dir.join("artifacts");
         std::fs::create_dir_all(&blobs).map_err(|source| AsbrError::Io {
             path: blobs.clone(),
@@ -88,12 +100,7 @@ impl ArtifactStore {
         })?;
         let mut index = BTreeMap::new();
         let mut owners: HashMap<String, Vec<Option<String>>> = HashMap::new();
-        for (i, raw) in records.into_iter().enumerate() {
-            let meta: ArtifactMeta =
-                serde_json::from_value(raw).map_err(|e| AsbrError::Replay {
-                    stream: STREAM,
-                    reason: format!("record {}: {e}", i + 1),
-                })?;
+        for meta in records {
             owners
                 .entry(meta.id.clone())
                 .or_default()
@@ -101,11 +108,16 @@ impl ArtifactStore {
             index.entry(meta.id.clone()).or_insert(meta);
         }
         Ok(ArtifactStore {
-            journal,
+            stream,
             blobs,
             index: RwLock::new(index),
             owners: RwLock::new(owners),
         })
+    }
+
+    /// Makes queued writes (and a compaction under way) durable and closes the stream.
+    pub async fn close(&self) {
+        self.stream.close().await
     }
 
     /// Artifact `id`'s metadata as `principal` sees it, if it may.
@@ -162,7 +174,7 @@ impl ArtifactStore {
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             owner: principal.owner(),
         };
-        self.journal
+        self.stream
             .append(&meta)
             .await
             .map_err(|e| ArtifactError::Storage(e.to_string()))?;
@@ -232,6 +244,17 @@ impl ArtifactStore {
     }
 }
 
+/// The compaction rule: the first record of each content and principal, in order. The
+/// index keeps the first record of each content and the owners are a set, so these
+/// rebuild the same state.
+fn first_per_owner(records: Vec<ArtifactMeta>) -> Vec<ArtifactMeta> {
+    let mut seen = HashSet::new();
+    records
+        .into_iter()
+        .filter(|m| seen.insert((m.id.clone(), m.owner.clone())))
+        .collect()
+}
+
 fn write_blob(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if path.exists() {
         return Ok(());
@@ -251,4 +274,86 @@ pub fn normalise_time(field: &str, raw: &str) -> Result<String, ArtifactError> {
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
         })
         .map_err(|e| ArtifactError::Input(format!("{field}: `{raw}` is not RFC 3339 ({e})")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored_bytes(dir: &Path) -> u64 {
+        ["artifacts.ndjson", "artifacts.snapshot.json"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// Concurrent stores of the same bytes by one principal each append a record (the
+    /// index keeps the first); compaction drops the duplicates and the state survives.
+    #[tokio::test]
+    async fn duplicate_records_compact_away_and_the_state_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StreamOptions::new(Fsync::Never, 4096);
+        let store = ArtifactStore::open_with(dir.path(), options).unwrap();
+        let ada = Principal::stdio();
+        let (a, _) = store
+            .put(ArtifactKind::Doc, b"alpha".to_vec(), None, &ada)
+            .await
+            .unwrap();
+        let (b, _) = store
+            .put(
+                ArtifactKind::Plan,
+                b"beta".to_vec(),
+                Some("t1".into()),
+                &ada,
+            )
+            .await
+            .unwrap();
+        let mut appended = 0;
+        for n in 0..400 {
+            let mut dup = if n % 2 == 0 { a.clone() } else { b.clone() };
+            dup.created_at = format!("2099-01-01T00:00:{:02}.000Z", n % 60);
+            appended += serde_json::to_vec(&dup).unwrap().len() as u64;
+            store.stream.append(&dup).await.unwrap();
+        }
+        assert_eq!(store.meta(&a.id, &ada).unwrap(), a);
+        store.close().await;
+        let stored = stored_bytes(dir.path());
+        assert!(
+            stored < appended / 10,
+            "{stored} bytes stored for {appended} bytes of records"
+        );
+        assert!(dir.path().join("artifacts.snapshot.json").exists());
+
+        let store = ArtifactStore::open_with(dir.path(), options).unwrap();
+        assert_eq!(store.meta(&a.id, &ada).unwrap(), a);
+        assert_eq!(store.meta(&b.id, &ada).unwrap(), b);
+        assert_eq!(store.list(&ada, None, None, None).len(), 2);
+        let (_, bytes) = store.read(&b.id, &ada).await.unwrap();
+        assert_eq!(bytes, b"beta");
+        store.close().await;
+    }
+
+    #[test]
+    fn compaction_keeps_the_first_record_of_each_owner() {
+        let meta = |id: &str, owner: Option<&str>, at: &str| ArtifactMeta {
+            id: id.into(),
+            kind: ArtifactKind::Doc,
+            digest: id.into(),
+            size: 1,
+            task_id: None,
+            created_at: at.into(),
+            owner: owner.map(Into::into),
+        };
+        let kept = first_per_owner(vec![
+            meta("x", None, "1"),
+            meta("x", Some("ada"), "2"),
+            meta("x", None, "3"),
+            meta("y", Some("ada"), "4"),
+            meta("x", Some("ada"), "5"),
+            meta("x", Some("bob"), "6"),
+        ]);
+        let at: Vec<&str> = kept.iter().map(|m| m.created_at.as_str()).collect();
+        assert_eq!(at, ["1", "2", "4", "6"]);
+    }
 }

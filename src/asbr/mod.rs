@@ -31,7 +31,7 @@ pub enum AsbrError {
     Journal {
         stream: &'static str,
         dir: PathBuf,
-        source: crate::runtime::journal::JournalError,
+        source: crate::runtime::store::StoreError,
     },
     #[error("asbr toolset: journal {stream} holds a malformed record: {reason}")]
     Replay {
@@ -88,21 +88,34 @@ pub fn toolset(runtime: &Runtime) -> Result<Toolset, AsbrError> {
     Ok(Toolset::new("asbr", INSTRUCTIONS, tools::all(&asbr)).with_resources(tasks))
 }
 
-fn runtime_policy(runtime: &Runtime) -> crate::runtime::journal::FsyncPolicy {
+fn runtime_policy(runtime: &Runtime) -> crate::runtime::store::Fsync {
     runtime.config.fsync
 }
 
-/// Opens one journal stream under `dir`, mapping errors to [`AsbrError`].
-pub(crate) fn open_journal(
+/// Opens the typed stream `stream` under `dir`, mapping errors to [`AsbrError`], and
+/// returns it with the records it holds; a record that does not decode is an
+/// [`AsbrError::Replay`] (the toolset does not start on a journal it cannot read).
+pub(crate) fn open_stream<E>(
     dir: &std::path::Path,
     stream: &'static str,
-    policy: crate::runtime::journal::FsyncPolicy,
-) -> Result<(crate::runtime::journal::Journal, Vec<serde_json::Value>), AsbrError> {
-    crate::runtime::journal::Journal::open(dir, stream, policy).map_err(|source| {
-        AsbrError::Journal {
+    options: crate::runtime::store::StreamOptions,
+    compaction: crate::runtime::store::Compaction<E>,
+) -> Result<(crate::runtime::store::Stream<E>, Vec<E>), AsbrError>
+where
+    E: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    use crate::runtime::store::{LocalBackend, Stream};
+    let (handle, replay) = Stream::open_local(&LocalBackend::new(dir), stream, options, compaction)
+        .map_err(|source| AsbrError::Journal {
             stream,
             dir: dir.to_path_buf(),
             source,
-        }
-    })
+        })?;
+    if let Some((position, reason)) = replay.undecodable.first() {
+        return Err(AsbrError::Replay {
+            stream,
+            reason: format!("record {position}: {reason}"),
+        });
+    }
+    Ok((handle, replay.into_records()))
 }

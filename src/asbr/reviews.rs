@@ -5,9 +5,10 @@
 //! through `review_rules.rs`) run as one asbr task; the model is the `ai` reviewer and
 //! answers with `submit_feedback`.
 //!
-//! Owns the `reviews` journal under `<state-dir>/asbr/` (one full review record per
-//! change, last write wins; rewritten as a snapshot of the kept reviews when it grows
-//! large) and the bounded in-memory index rebuilt from it on start. A review found
+//! Owns the `reviews` stream of the runtime's store under `<state-dir>/asbr/` (one full
+//! review record per change, last write wins; compacted in the background, once the log
+//! passes [`MAX_LOG_BYTES`], to the last record of each review the memory bounds keep)
+//! and the bounded in-memory index rebuilt from it on start. A review found
 //! running at start-up was interrupted by a restart and is marked failed. Must not touch
 //! tool registration or other toolsets.
 
@@ -24,13 +25,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::runtime::{
-    journal::{FsyncPolicy, Journal},
     principal::Principal,
     stop::{Stop, Stopped},
+    store::{Compaction, Fsync, Stream, StreamOptions},
 };
 
 use super::{
-    AsbrError, open_journal,
+    AsbrError, open_stream,
     review_rules::{self, ReviewRules},
     scan::{self, Advisory, Rules, ScanType, Severity},
 };
@@ -45,6 +46,8 @@ pub const MAX_REVIEW_BYTES: usize = 64 << 20;
 pub const MAX_REVIEW_FINDINGS: usize = 1_000;
 /// Most feedback entries kept per review.
 pub const MAX_FEEDBACK: usize = 100;
+/// Log size past which the stream is compacted to the last record of each kept review.
+pub const MAX_LOG_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReviewError {
@@ -292,8 +295,57 @@ pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// Keeps at most `limits` = (reviews, estimated bytes) of `reviews`, dropping the oldest
+/// finished ones first.
+fn evict(reviews: &mut HashMap<String, Review>, (max_reviews, max_bytes): (usize, usize)) {
+    let mut bytes: usize = reviews.values().map(estimated_bytes).sum();
+    if reviews.len() <= max_reviews && bytes <= max_bytes {
+        return;
+    }
+    let mut done: Vec<(String, usize)> = reviews
+        .values()
+        .filter(|r| {
+            matches!(
+                r.summary.status,
+                ReviewStatus::Completed | ReviewStatus::Failed
+            )
+        })
+        .map(|r| (r.summary.id.clone(), estimated_bytes(r)))
+        .collect();
+    done.sort();
+    for (id, size) in done {
+        if reviews.len() <= max_reviews && bytes <= max_bytes {
+            break;
+        }
+        reviews.remove(&id);
+        bytes -= size;
+    }
+}
+
+/// The compaction rule: the last record of each review that the memory bounds keep (what
+/// a replay rebuilds), in the order of those records.
+fn kept_records(records: Vec<Review>, limits: (usize, usize)) -> Vec<Review> {
+    let mut last = HashMap::new();
+    for (i, r) in records.iter().enumerate() {
+        last.insert(r.summary.id.clone(), i);
+    }
+    let mut kept: HashMap<String, Review> = records
+        .into_iter()
+        .enumerate()
+        .filter(|(i, r)| last.get(&r.summary.id) == Some(i))
+        .map(|(_, r)| (r.summary.id.clone(), r))
+        .collect();
+    evict(&mut kept, limits);
+    let mut out: Vec<(usize, Review)> = kept
+        .into_values()
+        .map(|r| (last[&r.summary.id], r))
+        .collect();
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
+}
+
 pub struct ReviewStore {
-    journal: Journal,
+    stream: Stream<Review>,
     reviews: RwLock<HashMap<String, Review>>,
     /// Serialises read-modify-write changes so concurrent feedback is never lost.
     gate: tokio::sync::Mutex<()>,
@@ -302,23 +354,30 @@ pub struct ReviewStore {
 }
 
 impl ReviewStore {
-    pub fn open(dir: &Path, policy: FsyncPolicy) -> Result<Self, AsbrError> {
+    pub fn open(dir: &Path, policy: Fsync) -> Result<Self, AsbrError> {
         Self::open_with_limits(dir, policy, (MAX_REVIEWS, MAX_REVIEW_BYTES))
     }
 
     /// [`ReviewStore::open`] keeping at most `limits` = (reviews, estimated bytes).
     pub fn open_with_limits(
         dir: &Path,
-        policy: FsyncPolicy,
+        policy: Fsync,
         limits: (usize, usize),
     ) -> Result<Self, AsbrError> {
-        let (journal, records) = open_journal(dir, STREAM, policy)?;
+        Self::open_with(dir, StreamOptions::new(policy, MAX_LOG_BYTES), limits)
+    }
+
+    /// [`ReviewStore::open_with_limits`] with explicit stream options (tests use a small
+    /// log).
+    pub fn open_with(
+        dir: &Path,
+        options: StreamOptions,
+        limits: (usize, usize),
+    ) -> Result<Self, AsbrError> {
+        let compaction = Compaction::new(move |records| kept_records(records, limits));
+        let (stream, records) = open_stream(dir, STREAM, options, compaction)?;
         let mut reviews = HashMap::new();
-        for (i, raw) in records.into_iter().enumerate() {
-            let r: Review = serde_json::from_value(raw).map_err(|e| AsbrError::Replay {
-                stream: STREAM,
-                reason: format!("record {}: {e}", i + 1),
-            })?;
+        for r in records {
             reviews.insert(r.summary.id.clone(), r);
         }
         for r in reviews.values_mut() {
@@ -331,76 +390,34 @@ impl ReviewStore {
                     Some("interrupted by a server restart; call create_review again".into());
             }
         }
-        let store = ReviewStore {
-            journal,
+        evict(&mut reviews, limits);
+        Ok(ReviewStore {
+            stream,
             reviews: RwLock::new(reviews),
             gate: tokio::sync::Mutex::new(()),
             limits,
-        };
-        store.evict();
-        Ok(store)
+        })
     }
 
-    /// Keeps at most [`MAX_REVIEWS`] reviews and [`MAX_REVIEW_BYTES`] of them in memory,
-    /// dropping the oldest finished ones first.
-    fn evict(&self) {
-        let (max_reviews, max_bytes) = self.limits;
-        let mut reviews = self.reviews.write();
-        let mut bytes: usize = reviews.values().map(estimated_bytes).sum();
-        if reviews.len() <= max_reviews && bytes <= max_bytes {
-            return;
-        }
-        let mut done: Vec<(String, usize)> = reviews
-            .values()
-            .filter(|r| {
-                matches!(
-                    r.summary.status,
-                    ReviewStatus::Completed | ReviewStatus::Failed
-                )
-            })
-            .map(|r| (r.summary.id.clone(), estimated_bytes(r)))
-            .collect();
-        done.sort();
-        for (id, size) in done {
-            if reviews.len() <= max_reviews && bytes <= max_bytes {
-                break;
-            }
-            reviews.remove(&id);
-            bytes -= size;
-        }
-    }
-
-    /// Journals `review`, then makes it visible.
+    /// Journals `review`, then makes it visible (keeping at most [`MAX_REVIEWS`] reviews
+    /// and [`MAX_REVIEW_BYTES`] of them in memory, the oldest finished ones leaving
+    /// first).
     pub async fn put(&self, mut review: Review) -> Result<Review, ReviewError> {
         review.summary.updated_at = now();
         review.summary.feedback_count = review.feedback.len() as u64;
-        self.journal
+        self.stream
             .append(&review)
             .await
             .map_err(|e| ReviewError::Journal(e.to_string()))?;
-        self.reviews
-            .write()
-            .insert(review.summary.id.clone(), review.clone());
-        self.evict();
-        self.compact_if_large().await;
+        let mut reviews = self.reviews.write();
+        reviews.insert(review.summary.id.clone(), review.clone());
+        evict(&mut reviews, self.limits);
         Ok(review)
     }
 
-    /// Rewrites the journal as a snapshot of the kept reviews once it has grown past
-    /// its segment limit (every change appends a whole review record).
-    async fn compact_if_large(&self) {
-        if !self.journal.needs_compaction() {
-            return;
-        }
-        let live: Vec<Value> = self
-            .reviews
-            .read()
-            .values()
-            .filter_map(|r| serde_json::to_value(r).ok())
-            .collect();
-        if let Err(e) = self.journal.compact(live).await {
-            tracing::warn!("could not compact the asbr reviews journal: {e}");
-        }
+    /// Makes queued writes (and a compaction under way) durable and closes the stream.
+    pub async fn close(&self) {
+        self.stream.close().await
     }
 
     /// The newest completed review `principal` may see of the whole of
@@ -764,8 +781,8 @@ mod tests {
     async fn memory_is_bounded_by_bytes_not_only_by_count() {
         let dir = tempfile::tempdir().unwrap();
         // room for about two reviews of 100 findings (~48 KB each), however many fit by count
-        let store = ReviewStore::open_with_limits(dir.path(), FsyncPolicy::Never, (1_000, 100_000))
-            .unwrap();
+        let store =
+            ReviewStore::open_with_limits(dir.path(), Fsync::Never, (1_000, 100_000)).unwrap();
         for id in ["r1", "r2", "r3", "r4"] {
             store.put(finished_review(id, 100)).await.unwrap();
         }
@@ -779,8 +796,7 @@ mod tests {
         );
         // small reviews are bounded by count as before (the journal replays r1..r4)
         drop(store);
-        let store =
-            ReviewStore::open_with_limits(dir.path(), FsyncPolicy::Never, (2, 1 << 30)).unwrap();
+        let store = ReviewStore::open_with_limits(dir.path(), Fsync::Never, (2, 1 << 30)).unwrap();
         store.put(finished_review("r5", 0)).await.unwrap();
         assert_eq!(
             store
@@ -789,6 +805,55 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    fn stored_bytes(dir: &Path) -> u64 {
+        ["reviews.ndjson", "reviews.snapshot.json"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn many_updates_compact_the_journal_and_the_state_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StreamOptions::new(Fsync::Never, 32 * 1024);
+        let limits = (3, 1 << 30);
+        let me = Principal::stdio();
+        let store = ReviewStore::open_with(dir.path(), options, limits).unwrap();
+        for id in ["r1", "r2", "r3", "r4", "r5"] {
+            store.put(finished_review(id, 2)).await.unwrap();
+        }
+        let mut appended = 0;
+        let mut last = HashMap::new();
+        for n in 0..400 {
+            let id = ["r4", "r5"][n % 2];
+            let r = store
+                .update(id, &me, |r| {
+                    r.summary.error = Some(format!("note {n}"));
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            appended += serde_json::to_vec(&r).unwrap().len() as u64;
+            last.insert(id, r);
+        }
+        store.close().await;
+        let stored = stored_bytes(dir.path());
+        assert!(
+            stored < appended / 10,
+            "{stored} bytes stored for {appended} bytes of updates"
+        );
+        let snapshot = std::fs::read_to_string(dir.path().join("reviews.snapshot.json")).unwrap();
+        assert!(!snapshot.contains("\"r1\""), "an evicted review was kept");
+
+        let store = ReviewStore::open_with(dir.path(), options, limits).unwrap();
+        assert_eq!(store.get("r4", &me).unwrap(), last["r4"]);
+        assert_eq!(store.get("r5", &me).unwrap(), last["r5"]);
+        assert!(store.get("r3", &me).is_ok());
+        assert!(store.get("r1", &me).is_err() && store.get("r2", &me).is_err());
+        store.close().await;
     }
 
     #[test]

@@ -42,12 +42,12 @@ use tokio::sync::watch;
 
 use crate::runtime::{
     events::{Event, EventBus},
-    journal::{FsyncPolicy, Journal},
     principal::Principal,
     resources::{ResourceError, ResourceSource},
+    store::{Fsync, LocalBackend, Position, Stream, StreamOptions},
 };
 
-use super::{AsbrError, canonical, open_journal};
+use super::{AsbrError, canonical};
 
 mod model;
 mod rebuild;
@@ -71,8 +71,11 @@ const RECENT_CAP: usize = 10_000;
 /// Most finished tasks kept in memory at once.
 const TERMINAL_CAP: u64 = 100_000;
 const SOURCE: &str = "cortex-mcp/asbr";
-/// The snapshot journal under `<state-dir>/asbr/`.
+/// The snapshot stream under `<state-dir>/asbr/`.
 const STREAM: &str = "tasks";
+/// Log size past which the `tasks` stream is compacted to the last state written in it
+/// (only start-up writes it, and compacts it then).
+const MAX_LOG_BYTES: u64 = 64 * 1024 * 1024;
 /// The bus stream that journals task events (the source of truth for transitions).
 const BUS_STREAM: &str = "asbr";
 const TYPE_PREFIX: &str = "asbr.task.";
@@ -216,7 +219,7 @@ pub struct Created {
 /// the state is rebuilt at start-up from the `tasks` snapshot plus the task events the
 /// bus journaled after it, and the snapshot is then rewritten.
 pub struct TaskStore {
-    journal: Journal,
+    stream: Stream<rebuild::Record>,
     /// `<state-dir>/asbr/`, where the `tasks` snapshot lives.
     dir: PathBuf,
     /// How long a finished task stays in memory.
@@ -234,7 +237,7 @@ pub struct TaskStore {
 impl TaskStore {
     /// Opens the `tasks` snapshot under `dir` and rebuilds memory from it and the bus's
     /// task events. Run before anything publishes on the bus's `asbr` stream.
-    pub fn open(dir: &Path, bus: EventBus, policy: FsyncPolicy) -> Result<Self, AsbrError> {
+    pub fn open(dir: &Path, bus: EventBus, policy: Fsync) -> Result<Self, AsbrError> {
         Self::open_with(dir, bus, policy, TERMINAL_TTL)
     }
 
@@ -242,12 +245,22 @@ impl TaskStore {
     pub fn open_with(
         dir: &Path,
         bus: EventBus,
-        policy: FsyncPolicy,
+        policy: Fsync,
         retention: Duration,
     ) -> Result<Self, AsbrError> {
-        let (journal, records) = open_journal(dir, STREAM, policy)?;
+        let (stream, replay) = Stream::open_local(
+            &LocalBackend::new(dir),
+            STREAM,
+            StreamOptions::new(policy, MAX_LOG_BYTES),
+            rebuild::compaction(),
+        )
+        .map_err(|source| AsbrError::Journal {
+            stream: STREAM,
+            dir: dir.to_path_buf(),
+            source,
+        })?;
         let store = TaskStore {
-            journal,
+            stream,
             dir: dir.to_path_buf(),
             retention,
             bus,
@@ -264,7 +277,7 @@ impl TaskStore {
             changes: watch::channel(0).0,
             snapshot: parking_lot::Mutex::default(),
         };
-        store.rebuild(records)?;
+        store.rebuild(replay)?;
         Ok(store)
     }
 
@@ -311,9 +324,16 @@ impl TaskStore {
         if !self.could_be_evicted(id) {
             return Err(missing);
         }
-        let (dir, bus, key) = (self.dir.clone(), self.bus.clone(), id.to_string());
+        let snapshot = match self.stream.log().read_after(Position::START).await {
+            Ok(read) => read.into_values(),
+            Err(e) => {
+                tracing::warn!(task = id, "could not read the tasks snapshot: {e}");
+                return Err(missing);
+            }
+        };
+        let (bus, key) = (self.bus.clone(), id.to_string());
         let recovered =
-            tokio::task::spawn_blocking(move || rebuild::recover_task(&dir, &bus, &key)).await;
+            tokio::task::spawn_blocking(move || rebuild::recover_task(snapshot, &bus, &key)).await;
         match recovered {
             Ok(Ok(Some(slot))) => {
                 // Kept again for the retention, so repeated reads do not go to disk.
@@ -583,13 +603,13 @@ impl TaskStore {
         }
     }
 
-    /// Finishes a snapshot being written and closes its journal.
+    /// Finishes a snapshot being written and closes its stream.
     pub async fn close(&self) {
         let writing = self.snapshot.lock().take();
         if let Some(writing) = writing {
             let _ = writing.await;
         }
-        self.journal.close().await;
+        self.stream.close().await;
     }
 }
 
@@ -730,8 +750,8 @@ mod tests {
     const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
     fn open(dir: &Path) -> (EventBus, TaskStore) {
-        let bus = EventBus::new(Some(dir.join("events")), FsyncPolicy::Never).unwrap();
-        let store = TaskStore::open(&dir.join("asbr"), bus.clone(), FsyncPolicy::Never).unwrap();
+        let bus = EventBus::new(Some(dir.join("events")), Fsync::Never).unwrap();
+        let store = TaskStore::open(&dir.join("asbr"), bus.clone(), Fsync::Never).unwrap();
         (bus, store)
     }
 
@@ -853,10 +873,10 @@ mod tests {
         let options = crate::runtime::events::BusOptions {
             ring_capacity: 1,
             max_segment_bytes: 2048,
-            ..crate::runtime::events::BusOptions::new(FsyncPolicy::Never)
+            ..crate::runtime::events::BusOptions::new(Fsync::Never)
         };
         let bus = EventBus::with_options(Some(dir.join("events")), options).unwrap();
-        let store = TaskStore::open(&dir.join("asbr"), bus.clone(), FsyncPolicy::Never).unwrap();
+        let store = TaskStore::open(&dir.join("asbr"), bus.clone(), Fsync::Never).unwrap();
         (bus, store)
     }
 
@@ -885,7 +905,7 @@ mod tests {
             .unwrap();
         close(bus, store).await;
         assert!(compacted.exists(), "the asbr stream was compacted");
-        let bus = EventBus::new(Some(dir.path().join("events")), FsyncPolicy::Never).unwrap();
+        let bus = EventBus::new(Some(dir.path().join("events")), Fsync::Never).unwrap();
         let kept = bus.history(BUS_STREAM, 0).unwrap();
         assert!(kept.len() < 28, "events the snapshot covers were dropped");
         bus.close().await;
@@ -919,7 +939,13 @@ mod tests {
         close(bus, store).await;
         let asbr = dir.path().join("asbr");
         std::fs::remove_dir_all(&asbr).unwrap();
-        let (old, _) = Journal::open(&asbr, STREAM, FsyncPolicy::Never).unwrap();
+        let (old, _) = Stream::<Value>::open_local(
+            &LocalBackend::new(&asbr),
+            STREAM,
+            StreamOptions::new(Fsync::Never, MAX_LOG_BYTES),
+            crate::runtime::store::Compaction::new(|records| records),
+        )
+        .unwrap();
         for event in &events {
             old.append(&serde_json::json!({"task": a, "event": event}))
                 .await
@@ -930,6 +956,71 @@ mod tests {
         let (bus, store) = open(dir.path());
         assert_eq!(store.get(&a.id, &p()).unwrap(), a);
         assert_eq!(event_count(&store, &a.id).await, 2);
+        close(bus, store).await;
+    }
+
+    fn stored_bytes(dir: &Path) -> u64 {
+        ["tasks.ndjson", "tasks.snapshot.json"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// A long per-transition log (a task record per event) is compacted at start-up to
+    /// the task and its events once, and the task survives the next restart.
+    #[tokio::test]
+    async fn a_long_transition_log_is_compacted_at_start_up_and_the_state_survives() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bus, store) = open(dir.path());
+        let mut a = create(&store, "a").await;
+        for _ in 0..10 {
+            a = twelve_steps(&store, a).await;
+        }
+        let (events, _) = store
+            .watch(&p(), Some(&a.id), &[], 0, 1000, Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 121);
+        close(bus, store).await;
+        let asbr = dir.path().join("asbr");
+        std::fs::remove_dir_all(&asbr).unwrap();
+        let (old, _) = Stream::<Value>::open_local(
+            &LocalBackend::new(&asbr),
+            STREAM,
+            StreamOptions::new(Fsync::Never, MAX_LOG_BYTES),
+            crate::runtime::store::Compaction::new(|records| records),
+        )
+        .unwrap();
+        for event in &events {
+            old.append(&serde_json::json!({"task": a, "event": event}))
+                .await
+                .unwrap();
+        }
+        old.close().await;
+        let appended = stored_bytes(&asbr);
+
+        let (bus, store) = open(dir.path());
+        assert_eq!(store.get(&a.id, &p()).unwrap(), a);
+        close(bus, store).await;
+        let stored = stored_bytes(&asbr);
+        assert!(
+            stored < appended * 3 / 5,
+            "{stored} bytes stored for {appended} bytes of transitions"
+        );
+        assert_eq!(
+            std::fs::metadata(asbr.join("tasks.ndjson")).unwrap().len(),
+            0
+        );
+
+        let (bus, store) = open(dir.path());
+        assert_eq!(store.get(&a.id, &p()).unwrap(), a);
+        assert_eq!(event_count(&store, &a.id).await, 100);
+        let (events, _) = store
+            .watch(&p(), Some(&a.id), &[], 0, 1000, Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 121);
         close(bus, store).await;
     }
 

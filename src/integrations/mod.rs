@@ -43,7 +43,7 @@ pub enum IntegrationsError {
     #[error("integrations toolset: journal under {dir}: {source}")]
     Journal {
         dir: PathBuf,
-        source: crate::runtime::journal::JournalError,
+        source: crate::runtime::store::StoreError,
     },
     #[error("integrations toolset: the registry journal holds a malformed record: {reason}")]
     Replay { reason: String },

@@ -1,5 +1,7 @@
-//! The integration registry: definitions kept in the `registry` journal (last record per
-//! id wins, deletions are tombstones) and credentials kept apart in
+//! The integration registry: definitions kept in the `registry` stream of the runtime's
+//! store (last record per id wins, deletions are tombstones; once the log passes
+//! [`MAX_LOG_BYTES`] it is compacted to the last record of each live integration, deleted
+//! ones dropped) and credentials kept apart in
 //! `<state-dir>/integrations/credentials.json`, written atomically with mode 0600.
 //!
 //! Owns validation of definitions, storage and the credential vault. Credential values
@@ -19,14 +21,17 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::runtime::{
-    journal::{FsyncPolicy, Journal},
     principal::Principal,
+    store::{Compaction, Fsync, LocalBackend, Stream, StreamOptions},
 };
 
 use super::IntegrationsError;
 
 const STREAM: &str = "registry";
 const VAULT: &str = "credentials.json";
+/// Log size past which the stream is compacted to the last record of each live
+/// integration.
+pub const MAX_LOG_BYTES: u64 = 4 * 1024 * 1024;
 /// Most integrations kept; creating more is refused.
 pub const MAX_INTEGRATIONS: usize = 10_000;
 /// Credential keys an HTTP integration injects; any other name is only stored.
@@ -235,6 +240,40 @@ enum Record {
     Delete { id: String },
 }
 
+impl Record {
+    fn id(&self) -> &str {
+        match self {
+            Record::Put { integration } => &integration.id,
+            Record::Delete { id } => id,
+        }
+    }
+}
+
+/// The compaction rule: the last record of each integration, in the order of those
+/// records, without the deleted ones (a delete and everything before it go).
+fn live_records(records: Vec<Record>) -> Vec<Record> {
+    let records: Vec<Record> = records
+        .into_iter()
+        .map(|r| match r {
+            Record::Put { mut integration } => {
+                scrub_secret_headers(&mut integration);
+                Record::Put { integration }
+            }
+            other => other,
+        })
+        .collect();
+    let mut last = HashMap::new();
+    for (i, r) in records.iter().enumerate() {
+        last.insert(r.id().to_string(), i);
+    }
+    records
+        .into_iter()
+        .enumerate()
+        .filter(|(i, r)| last.get(r.id()) == Some(i) && matches!(r, Record::Put { .. }))
+        .map(|(_, r)| r)
+        .collect()
+}
+
 /// Credential values by integration id, persisted with mode 0600.
 struct Vault {
     path: PathBuf,
@@ -340,7 +379,7 @@ fn write_private(
 
 /// The registry; cheap to share behind an `Arc`.
 pub struct Registry {
-    journal: Journal,
+    stream: Stream<Record>,
     items: RwLock<BTreeMap<String, Integration>>,
     vault: Vault,
     /// Serialises create/update/delete so name checks and writes do not race.
@@ -356,23 +395,34 @@ pub struct Change {
 }
 
 impl Registry {
-    pub fn open(dir: &Path, policy: FsyncPolicy) -> Result<Arc<Self>, IntegrationsError> {
+    pub fn open(dir: &Path, policy: Fsync) -> Result<Arc<Self>, IntegrationsError> {
+        Self::open_with(dir, StreamOptions::new(policy, MAX_LOG_BYTES))
+    }
+
+    /// [`Registry::open`] with explicit stream options (tests use a small log).
+    pub fn open_with(dir: &Path, options: StreamOptions) -> Result<Arc<Self>, IntegrationsError> {
         std::fs::create_dir_all(dir).map_err(|e| IntegrationsError::Vault {
             path: dir.to_path_buf(),
             reason: e.to_string(),
         })?;
-        let (journal, records) =
-            Journal::open(dir, STREAM, policy).map_err(|source| IntegrationsError::Journal {
-                dir: dir.to_path_buf(),
-                source,
-            })?;
+        let (stream, replay) = Stream::open_local(
+            &LocalBackend::new(dir),
+            STREAM,
+            options,
+            Compaction::new(live_records),
+        )
+        .map_err(|source| IntegrationsError::Journal {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        if let Some((position, reason)) = replay.undecodable.first() {
+            return Err(IntegrationsError::Replay {
+                reason: format!("record {position}: {reason}"),
+            });
+        }
         let mut items = BTreeMap::new();
         let mut scrubbed = false;
-        for (i, raw) in records.into_iter().enumerate() {
-            let record: Record =
-                serde_json::from_value(raw).map_err(|e| IntegrationsError::Replay {
-                    reason: format!("record {}: {e}", i + 1),
-                })?;
+        for record in replay.into_records() {
             match record {
                 Record::Put { mut integration } => {
                     scrubbed |= scrub_secret_headers(&mut integration);
@@ -386,18 +436,8 @@ impl Registry {
         if scrubbed {
             // Rewrite the journal now, before any append can be queued (a compaction
             // replaces everything appended before it), so the values leave the disk.
-            let records = items
-                .values()
-                .map(|i| {
-                    serde_json::to_value(Record::Put {
-                        integration: Box::new(i.clone()),
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| IntegrationsError::Replay {
-                    reason: e.to_string(),
-                })?;
-            if let Err(e) = futures::executor::block_on(journal.compact(records)) {
+            // The compaction rule scrubs the same headers from what it keeps.
+            if let Err(e) = futures::executor::block_on(stream.compact()) {
                 tracing::warn!(
                     error = %e,
                     "integrations registry: could not rewrite the journal without the dropped secret headers; they stay on disk until the next rewrite but are never used or shown"
@@ -405,11 +445,16 @@ impl Registry {
             }
         }
         Ok(Arc::new(Registry {
-            journal,
+            stream,
             items: RwLock::new(items),
             vault: Vault::open(dir)?,
             writes: tokio::sync::Mutex::new(()),
         }))
+    }
+
+    /// Makes queued writes (and a compaction under way) durable and closes the stream.
+    pub async fn close(&self) {
+        self.stream.close().await
     }
 
     pub fn get(&self, id: &str) -> Result<Integration, RegistryError> {
@@ -608,7 +653,7 @@ impl Registry {
     ) -> Result<Integration, RegistryError> {
         let _guard = self.writes.lock().await;
         let current = self.get_for(id, principal)?;
-        self.journal
+        self.stream
             .append(&Record::Delete { id: id.to_string() })
             .await
             .map_err(|e| RegistryError::Storage(e.to_string()))?;
@@ -620,7 +665,7 @@ impl Registry {
     }
 
     async fn put(&self, integration: Integration) -> Result<Integration, RegistryError> {
-        self.journal
+        self.stream
             .append(&Record::Put {
                 integration: Box::new(integration.clone()),
             })
@@ -989,7 +1034,7 @@ mod tests {
     async fn create_replay_and_vault_mode() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let reg = Registry::open(dir.path(), FsyncPolicy::Never).unwrap();
+        let reg = Registry::open(dir.path(), Fsync::Never).unwrap();
         let made = reg
             .create(
                 "a".into(),
@@ -1019,9 +1064,9 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, RegistryError::DuplicateName(_)));
-        reg.journal.close().await;
+        reg.close().await;
         drop(reg);
-        let reg = Registry::open(dir.path(), FsyncPolicy::Never).unwrap();
+        let reg = Registry::open(dir.path(), Fsync::Never).unwrap();
         assert_eq!(reg.get(&made.id).unwrap(), made);
         assert_eq!(reg.credentials(&made.id)["token"], "s3cret");
     }
@@ -1051,7 +1096,7 @@ mod tests {
             "updatedAt": "2026-01-01T00:00:00.000Z"
         }}});
         std::fs::write(dir.path().join("registry.ndjson"), format!("{record}\n")).unwrap();
-        let reg = Registry::open(dir.path(), FsyncPolicy::Never).unwrap();
+        let reg = Registry::open(dir.path(), Fsync::Never).unwrap();
         let got = reg.get("int-old").unwrap();
         assert_eq!(
             got.config.headers,
@@ -1059,7 +1104,7 @@ mod tests {
         );
         let shown = serde_json::to_string(&got).unwrap();
         assert!(!shown.contains("OLDSECRET"), "{shown}");
-        reg.journal.close().await;
+        reg.close().await;
         drop(reg);
         let mut on_disk = String::new();
         for entry in std::fs::read_dir(dir.path()).unwrap() {
@@ -1069,8 +1114,71 @@ mod tests {
             }
         }
         assert!(!on_disk.contains("OLDSECRET"), "{on_disk}");
-        let reg = Registry::open(dir.path(), FsyncPolicy::Never).unwrap();
+        let reg = Registry::open(dir.path(), Fsync::Never).unwrap();
         assert_eq!(reg.get("int-old").unwrap(), got);
+    }
+
+    fn stored_bytes(dir: &Path) -> u64 {
+        ["registry.ndjson", "registry.snapshot.json"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn many_updates_compact_the_journal_and_the_state_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StreamOptions::new(Fsync::Never, 8192);
+        let reg = Registry::open_with(dir.path(), options).unwrap();
+        let me = Principal::stdio();
+        let mut made = Vec::new();
+        for name in ["a", "b", "gone"] {
+            let url = format!("http://127.0.0.1:1/{name}");
+            let i = reg
+                .create(name.into(), IntegrationType::Api, api(&url), &me, false)
+                .await
+                .unwrap();
+            made.push(i);
+        }
+        reg.delete(&made[2].id, &me).await.unwrap();
+        let before = stored_bytes(dir.path());
+        let mut last = HashMap::new();
+        for n in 0..300 {
+            let id = &made[n % 2].id;
+            let status = [Status::Error, Status::Active][(n / 2) % 2];
+            let change = Change {
+                name: None,
+                r#type: None,
+                status: Some(status),
+                config: None,
+            };
+            let (i, _) = reg.update(id, &me, change).await.unwrap();
+            last.insert(id.clone(), i);
+        }
+        reg.close().await;
+        let appended: u64 = 300 * serde_json::to_vec(&last[&made[0].id]).unwrap().len() as u64;
+        let stored = stored_bytes(dir.path());
+        assert!(
+            stored < appended / 10,
+            "{stored} bytes stored for {appended} bytes of updates ({before} before them)"
+        );
+        assert!(dir.path().join("registry.snapshot.json").exists());
+        drop(reg);
+
+        let reg = Registry::open_with(dir.path(), options).unwrap();
+        assert_eq!(reg.get(&made[0].id).unwrap(), last[&made[0].id]);
+        assert_eq!(reg.get(&made[1].id).unwrap(), last[&made[1].id]);
+        assert_eq!(reg.get(&made[0].id).unwrap().revision, 151);
+        assert!(matches!(
+            reg.get(&made[2].id),
+            Err(RegistryError::NotFound(_))
+        ));
+        assert_eq!(reg.list(&me, None, None).len(), 2);
+        assert_eq!(reg.credentials(&made[1].id)["token"], "s3cret");
+        let snapshot = std::fs::read_to_string(dir.path().join("registry.snapshot.json")).unwrap();
+        assert!(!snapshot.contains(&made[2].id), "deleted integration kept");
+        reg.close().await;
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The journaled graph store (graphs and their latest runs, stream `graphs`) and the
+//! The journaled graph store (graphs and their latest runs, stream `graphs` of the
+//! runtime's store, compacted past 32 MiB to the graphs and runs it holds) and the
 //! analysis behind `optimize_graph`: parallel levels, the critical path weighted by
 //! measured node durations, redundant edges (transitive reduction), estimated speed-up
 //! and memory-heavy nodes.
@@ -17,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::graph::{EdgeDef, Graph, MAX_GRAPHS, RUNS_KEPT, Topology};
-use crate::runtime::journal::{FsyncPolicy, Journal, JournalError, JournalOptions};
+use crate::runtime::store::{Compaction, Fsync, LocalBackend, StoreError, Stream, StreamOptions};
 
 // ------------------------------------------------------------------ store
 
@@ -74,56 +75,43 @@ enum Record {
     Run { run: GraphRun },
 }
 
-/// Graphs and their recent runs, journaled in the `graphs` stream.
-pub struct GraphStore {
-    entries: Mutex<(HashMap<String, Entry>, VecDeque<String>)>,
-    journal: Journal,
+/// What the records rebuild: the latest [`MAX_GRAPHS`] graphs in order of first
+/// registration, each with its latest [`RUNS_KEPT`] runs (a graph registered again starts
+/// with no runs; runs of a graph not held are dropped).
+#[derive(Default)]
+struct Graphs {
+    map: HashMap<String, Entry>,
+    order: VecDeque<String>,
 }
 
-impl GraphStore {
-    pub fn open(dir: &Path, policy: FsyncPolicy) -> Result<Self, JournalError> {
-        let options = JournalOptions {
-            policy,
-            max_segment_bytes: 32 * 1024 * 1024,
-        };
-        let (journal, records) = Journal::open_with(dir, "graphs", options)?;
-        let store = GraphStore {
-            entries: Mutex::new((HashMap::new(), VecDeque::new())),
-            journal,
-        };
-        for r in records {
-            match serde_json::from_value::<Record>(r) {
-                Ok(Record::Graph { graph }) => store.insert_graph(Arc::new(graph)),
-                Ok(Record::Run { run }) => store.insert_run(Arc::new(run)),
-                Err(e) => tracing::warn!("graphs journal: skipped a record: {e}"),
-            }
+impl Graphs {
+    fn apply(&mut self, record: Record) {
+        match record {
+            Record::Graph { graph } => self.insert_graph(Arc::new(graph)),
+            Record::Run { run } => self.insert_run(Arc::new(run)),
         }
-        Ok(store)
     }
 
-    fn insert_graph(&self, graph: Arc<Graph>) {
-        let mut guard = self.entries.lock();
-        let (map, order) = &mut *guard;
-        if !map.contains_key(&graph.id) {
-            order.push_back(graph.id.clone());
+    fn insert_graph(&mut self, graph: Arc<Graph>) {
+        if !self.map.contains_key(&graph.id) {
+            self.order.push_back(graph.id.clone());
         }
-        map.insert(
+        self.map.insert(
             graph.id.clone(),
             Entry {
                 graph,
                 runs: VecDeque::new(),
             },
         );
-        while order.len() > MAX_GRAPHS {
-            if let Some(old) = order.pop_front() {
-                map.remove(&old);
+        while self.order.len() > MAX_GRAPHS {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
             }
         }
     }
 
-    fn insert_run(&self, run: Arc<GraphRun>) {
-        let mut guard = self.entries.lock();
-        if let Some(e) = guard.0.get_mut(&run.graph_id) {
+    fn insert_run(&mut self, run: Arc<GraphRun>) {
+        if let Some(e) = self.map.get_mut(&run.graph_id) {
             e.runs.push_back(run);
             while e.runs.len() > RUNS_KEPT {
                 e.runs.pop_front();
@@ -131,64 +119,99 @@ impl GraphStore {
         }
     }
 
-    pub async fn add_graph(&self, graph: Graph) -> Result<Arc<Graph>, JournalError> {
+    /// The records that rebuild this state: each graph, then its runs.
+    fn into_records(mut self) -> Vec<Record> {
+        let mut out = Vec::new();
+        for id in &self.order {
+            if let Some(e) = self.map.remove(id) {
+                out.push(Record::Graph {
+                    graph: Arc::unwrap_or_clone(e.graph),
+                });
+                out.extend(e.runs.into_iter().map(|r| Record::Run {
+                    run: Arc::unwrap_or_clone(r),
+                }));
+            }
+        }
+        out
+    }
+}
+
+/// The compaction rule: the records of what they rebuild ([`Graphs`]).
+fn live_records(records: Vec<Record>) -> Vec<Record> {
+    let mut graphs = Graphs::default();
+    for r in records {
+        graphs.apply(r);
+    }
+    graphs.into_records()
+}
+
+/// Log size past which the stream is compacted to the graphs and runs it holds.
+const MAX_LOG_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Graphs and their recent runs, kept in the `graphs` stream of the runtime's store.
+pub struct GraphStore {
+    entries: Mutex<Graphs>,
+    stream: Stream<Record>,
+}
+
+impl GraphStore {
+    pub fn open(dir: &Path, policy: Fsync) -> Result<Self, StoreError> {
+        Self::open_with(dir, StreamOptions::new(policy, MAX_LOG_BYTES))
+    }
+
+    /// [`GraphStore::open`] with explicit stream options (tests use a small log).
+    pub fn open_with(dir: &Path, options: StreamOptions) -> Result<Self, StoreError> {
+        let compaction = Compaction::new(live_records);
+        let (stream, replay) =
+            Stream::open_local(&LocalBackend::new(dir), "graphs", options, compaction)?;
+        for (position, reason) in &replay.undecodable {
+            tracing::warn!("graphs journal: skipped record {position}: {reason}");
+        }
+        let mut graphs = Graphs::default();
+        for r in replay.into_records() {
+            graphs.apply(r);
+        }
+        Ok(GraphStore {
+            entries: Mutex::new(graphs),
+            stream,
+        })
+    }
+
+    pub async fn add_graph(&self, graph: Graph) -> Result<Arc<Graph>, StoreError> {
         let graph = Arc::new(graph);
-        self.journal
+        self.stream
             .append(&Record::Graph {
                 graph: (*graph).clone(),
             })
             .await?;
-        self.insert_graph(graph.clone());
-        self.maybe_compact().await?;
+        self.entries.lock().insert_graph(graph.clone());
         Ok(graph)
     }
 
-    pub async fn add_run(&self, run: GraphRun) -> Result<Arc<GraphRun>, JournalError> {
-        self.journal
+    pub async fn add_run(&self, run: GraphRun) -> Result<Arc<GraphRun>, StoreError> {
+        self.stream
             .append(&Record::Run { run: run.clone() })
             .await?;
         let run = Arc::new(run);
-        self.insert_run(run.clone());
-        self.maybe_compact().await?;
+        self.entries.lock().insert_run(run.clone());
         Ok(run)
     }
 
-    async fn maybe_compact(&self) -> Result<(), JournalError> {
-        if !self.journal.needs_compaction() {
-            return Ok(());
-        }
-        let live: Vec<Value> = {
-            let guard = self.entries.lock();
-            let (map, order) = &*guard;
-            let mut out = Vec::new();
-            for id in order {
-                if let Some(e) = map.get(id) {
-                    out.extend(
-                        serde_json::to_value(Record::Graph {
-                            graph: (*e.graph).clone(),
-                        })
-                        .ok(),
-                    );
-                    for r in &e.runs {
-                        out.extend(serde_json::to_value(Record::Run { run: (**r).clone() }).ok());
-                    }
-                }
-            }
-            out
-        };
-        self.journal.compact(live).await
+    /// Makes queued writes (and a compaction under way) durable and closes the stream.
+    pub async fn close(&self) {
+        self.stream.close().await
     }
 
     pub fn get(&self, id: &str) -> Option<(Arc<Graph>, Vec<Arc<GraphRun>>)> {
-        let guard = self.entries.lock();
-        guard
-            .0
+        self.entries
+            .lock()
+            .map
             .get(id)
             .map(|e| (e.graph.clone(), e.runs.iter().cloned().collect()))
     }
 
     pub fn len(&self) -> usize {
-        self.entries.lock().1.len()
+        self.entries.lock().order.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -460,5 +483,96 @@ mod tests {
         assert_eq!(o.parallel_levels, vec![vec!["a"], vec!["b"], vec!["c"]]);
         assert_eq!(o.redundant_edges.len(), 1);
         assert_eq!(o.redundant_edges[0].to, "c");
+    }
+
+    fn graph(id: &str) -> Graph {
+        let def: super::super::graph::GraphDef =
+            serde_json::from_value(json!({"name": id, "nodes": [
+                {"id": "a", "type": "gate", "config": {"condition": "true"}}], "edges": []}))
+            .unwrap();
+        Graph {
+            id: id.into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            def,
+            owner: Some("stdio".into()),
+        }
+    }
+
+    fn run(graph_id: &str, n: usize) -> GraphRun {
+        GraphRun {
+            run_id: format!("{graph_id}-run-{n}"),
+            graph_id: graph_id.into(),
+            status: "completed".into(),
+            parallel: true,
+            started_at: "2026-01-01T00:00:00Z".into(),
+            duration_ms: n as f64,
+            nodes: vec![NodeRun {
+                id: "a".into(),
+                r#type: "gate".into(),
+                status: "succeeded".into(),
+                started_at: None,
+                start_ms: Some(0.0),
+                end_ms: Some(1.0),
+                duration_ms: Some(1.0),
+                output: Some(json!({"n": n})),
+                output_bytes: 8,
+                output_truncated: false,
+                error: None,
+            }],
+            error: None,
+        }
+    }
+
+    fn stored_bytes(dir: &Path) -> u64 {
+        ["graphs.ndjson", "graphs.snapshot.json"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn many_runs_compact_the_journal_and_the_state_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StreamOptions::new(Fsync::Never, 16 * 1024);
+        let store = GraphStore::open_with(dir.path(), options).unwrap();
+        store.add_graph(graph("g1")).await.unwrap();
+        store.add_graph(graph("g2")).await.unwrap();
+        let mut appended = 0;
+        for n in 0..600 {
+            let r = run(["g1", "g2"][n % 2], n);
+            appended += serde_json::to_vec(&r).unwrap().len() as u64;
+            store.add_run(r).await.unwrap();
+        }
+        // A graph registered again starts over without runs.
+        store.add_graph(graph("g2")).await.unwrap();
+        store.add_run(run("g2", 600)).await.unwrap();
+        store.close().await;
+        let stored = stored_bytes(dir.path());
+        assert!(
+            stored < appended / 5,
+            "{stored} bytes stored for {appended} bytes of runs"
+        );
+        assert!(dir.path().join("graphs.snapshot.json").exists());
+
+        let store = GraphStore::open_with(dir.path(), options).unwrap();
+        assert_eq!(store.len(), 2);
+        let (g, runs) = store.get("g1").unwrap();
+        assert_eq!(
+            serde_json::to_value(&*g).unwrap(),
+            serde_json::to_value(graph("g1")).unwrap()
+        );
+        let ids: Vec<&str> = runs.iter().map(|r| r.run_id.as_str()).collect();
+        let want: Vec<String> = (0..600)
+            .filter(|n| n % 2 == 0)
+            .skip(300 - RUNS_KEPT)
+            .map(|n| format!("g1-run-{n}"))
+            .collect();
+        assert_eq!(ids, want);
+        assert_eq!(*runs[RUNS_KEPT - 1], run("g1", 598));
+        let (_, runs) = store.get("g2").unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(*runs[0], run("g2", 600));
+        store.close().await;
     }
 }

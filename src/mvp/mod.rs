@@ -49,7 +49,7 @@ pub enum MvpError {
     #[error("mvp toolset: journal under {dir}: {source}")]
     Journal {
         dir: String,
-        source: crate::runtime::journal::JournalError,
+        source: crate::runtime::store::StoreError,
     },
 }
 

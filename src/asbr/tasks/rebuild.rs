@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::runtime::{
     events::{Event, EventBus, StreamHold},
-    journal::Journal,
+    store::{Compaction, Replay},
 };
 
 use super::{
@@ -29,7 +29,7 @@ use super::{
 /// with one event per transition; those records still load.)
 #[derive(Serialize, Deserialize)]
 #[serde(untagged)]
-enum Record {
+pub(super) enum Record {
     Snapshot {
         task: Box<Task>,
         events: Vec<Arc<Event>>,
@@ -42,6 +42,20 @@ enum Record {
     Watermark {
         watermark: u64,
     },
+}
+
+/// The `tasks` stream's compaction rule: a state written at start-up (a watermark, then
+/// every task) supersedes everything before it, so the records from the last watermark
+/// on are kept (all of them when there is none: an older version's per-transition log).
+/// Start-up writes that state as the snapshot itself ([`TaskStore::rebuild`]); this rule
+/// is for a compaction of the stream by its size.
+pub(super) fn compaction() -> Compaction<Record> {
+    Compaction::new(|mut records: Vec<Record>| {
+        let last = records
+            .iter()
+            .rposition(|r| matches!(r, Record::Watermark { .. }));
+        records.split_off(last.unwrap_or(0))
+    })
 }
 
 /// Tasks being rebuilt at start-up, in creation order.
@@ -120,16 +134,18 @@ impl Rebuild {
 }
 
 impl TaskStore {
-    /// Rebuilds memory from the `tasks` snapshot's `records` and the task events the bus
+    /// Rebuilds memory from what the `tasks` stream replayed and the task events the bus
     /// journaled after it, then rewrites the snapshot when either held anything.
-    pub(super) fn rebuild(&self, records: Vec<Value>) -> Result<(), AsbrError> {
+    pub(super) fn rebuild(&self, replay: Replay<Record>) -> Result<(), AsbrError> {
         let mut rebuild = Rebuild::default();
-        let mut skipped = Vec::new();
-        for (i, raw) in records.into_iter().enumerate() {
-            match serde_json::from_value::<Record>(raw) {
-                Ok(record) => rebuild.record(record),
-                Err(e) => skipped.push(format!("record {}: {e}", i + 1)),
-            }
+        let skipped: Vec<String> = replay
+            .undecodable
+            .iter()
+            .map(|(position, reason)| format!("record {position}: {reason}"))
+            .collect();
+        let logged = !replay.records.is_empty();
+        for record in replay.into_records() {
+            rebuild.record(record);
         }
         if let Some(first) = skipped.first() {
             // The bus's journal still holds the events after the watermark; the tasks
@@ -158,7 +174,7 @@ impl TaskStore {
         }
         let watermark = rebuild.watermark;
         self.install(rebuild);
-        if replayed > 0 || self.journal.segment_bytes() > 0 {
+        if replayed > 0 || logged || !skipped.is_empty() {
             self.write_snapshot(watermark, hold);
         } else {
             // Everything came from the snapshot on disk, durable since it was written.
@@ -221,9 +237,11 @@ impl TaskStore {
             .iter()
             .filter_map(|r| serde_json::to_value(r).ok())
             .collect();
-        let journal = self.journal.clone();
+        // The snapshot is exactly this state: what the stream held before is replaced
+        // (records that did not decode included), not filtered by its compaction rule.
+        let log = self.stream.log().clone();
         let writing = tokio::spawn(async move {
-            match journal.compact(values).await {
+            match log.compact(Box::new(move |_| values)).await {
                 Ok(()) => hold.release_through(watermark),
                 Err(e) => tracing::warn!("could not write the asbr tasks snapshot: {e}"),
             }
@@ -232,24 +250,24 @@ impl TaskStore {
     }
 }
 
-/// Rebuilds task `id` from the `tasks` snapshot under `dir` and the task events the bus
-/// journaled after its watermark (the store holds those since start-up), without
-/// writing anything: `None` when neither holds the task.
+/// Rebuilds task `id` from `snapshot` (every record of the `tasks` stream) and the task
+/// events the bus journaled after its watermark (the store holds those since start-up),
+/// without writing anything: `None` when neither holds the task.
 pub(super) fn recover_task(
-    dir: &std::path::Path,
+    snapshot: Vec<Value>,
     bus: &EventBus,
     id: &str,
 ) -> Result<Option<Arc<Slot>>, String> {
     let mut rebuild = Rebuild::default();
     let mut bad = None;
-    Journal::read_each(dir, STREAM, &mut |raw| {
+    for raw in snapshot {
         let about_id = raw
             .get("task")
             .and_then(|t| t.get("id"))
             .and_then(Value::as_str)
             .is_some_and(|t| t == id);
         if !about_id && raw.get("watermark").is_none() {
-            return;
+            continue;
         }
         match serde_json::from_value::<Record>(raw) {
             Ok(record) => rebuild.record(record),
@@ -257,8 +275,7 @@ pub(super) fn recover_task(
                 bad.get_or_insert(e.to_string());
             }
         }
-    })
-    .map_err(|e| e.to_string())?;
+    }
     if let Some(reason) = bad {
         return Err(format!(
             "the tasks snapshot holds a malformed record: {reason}"

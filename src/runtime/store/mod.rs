@@ -29,7 +29,7 @@
 //! - Everything is async and nothing assumes a file; only [`local`] knows paths.
 //!
 //! The untyped [`local::Journal`] handle (and its `runtime::journal` name) stays for the
-//! stores not yet moved onto [`Stream`].
+//! event bus, the one owner not yet moved onto [`Stream`].
 
 pub mod local;
 pub mod memory;

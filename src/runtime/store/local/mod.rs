@@ -24,14 +24,12 @@
 //! The journal cannot know how to compact an owner's records, so it never
 //! rotates on its own. Owners check [`Journal::segment_bytes`] (or
 //! [`Journal::needs_compaction`], which compares against
-//! [`StreamOptions::max_segment_bytes`]) and call [`Journal::compact`] with
-//! the records that summarise the state so far. `compact` atomically replaces
-//! the snapshot (temp file + fsync + rename + directory fsync) and then
-//! truncates the segment. Sequence numbers keep increasing across compaction
+//! [`StreamOptions::max_segment_bytes`]) and compact with a function that keeps, of
+//! every record so far, those that rebuild the same state (the typed layer's
+//! [`super::Compaction`] rules). Sequence numbers keep increasing across compaction
 //! and reopen.
 //!
-//! An owner whose records summarise themselves (an event log that keeps a window) can
-//! instead queue [`Journal::compact_retaining`]: the writer notes a cut (the appends
+//! [`Journal::compact_retaining`] queues one: the writer notes a cut (the appends
 //! queued before it), a helper thread reads every record up to the cut back, keeps what
 //! the owner's function returns and writes that as the next snapshot, and the writer,
 //! between two batches, installs it and keeps the segment's records after the cut, so
@@ -270,21 +268,6 @@ impl Journal {
         let (ack, rx) = oneshot::channel();
         self.tx
             .send(Request::Append { records, ack })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
-    }
-
-    /// Atomically replace the snapshot with `snapshot_records` and truncate
-    /// the segment. Appends queued before this call land before the snapshot
-    /// is taken (and are discarded with the segment).
-    pub async fn compact(&self, snapshot_records: Vec<Value>) -> Result<(), StoreError> {
-        let (ack, rx) = oneshot::channel();
-        self.tx
-            .send(Request::Compact {
-                records: snapshot_records,
-                ack,
-            })
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?

@@ -11,7 +11,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use super::format::{
@@ -32,10 +31,6 @@ pub(super) enum Request {
     Append {
         records: Vec<Vec<u8>>,
         ack: AppendAck,
-    },
-    Compact {
-        records: Vec<Value>,
-        ack: oneshot::Sender<Result<(), StoreError>>,
     },
     /// Compact to what `retain` keeps of every record, if the segment is still over size.
     Retain {
@@ -97,26 +92,21 @@ pub(super) fn run_writer(mut writer: Writer, mut rx: mpsc::Receiver<Request>) {
         for req in batch {
             match req {
                 Request::Append { records, ack } => pending.push((records, ack)),
-                Request::Compact { records, ack } => {
-                    writer.flush(&mut pending);
-                    writer.finish_retaining(false);
-                    let _ = ack.send(writer.compact(&records));
-                }
                 Request::Retain { retain } => {
                     writer.flush(&mut pending);
                     writer.retain(retain);
                 }
                 // Sent as the helper's last act (and before any later Retain can be
                 // queued), so this waits for it to return, not for a newer one.
-                Request::Written => writer.finish_retaining(true),
+                Request::Written => writer.finish_retaining(),
                 Request::RetainNow { retain, ack } => {
                     writer.flush(&mut pending);
-                    writer.finish_retaining(true);
+                    writer.finish_retaining();
                     let _ = ack.send(writer.retain_now(retain));
                 }
                 Request::Close { ack } => {
                     writer.flush(&mut pending);
-                    writer.finish_retaining(true);
+                    writer.finish_retaining();
                     writer.shared.close();
                     let _ = ack.send(());
                     return;
@@ -125,7 +115,7 @@ pub(super) fn run_writer(mut writer: Writer, mut rx: mpsc::Receiver<Request>) {
         }
         writer.flush(&mut pending);
     }
-    writer.finish_retaining(true);
+    writer.finish_retaining();
     writer.shared.close();
 }
 
@@ -288,13 +278,12 @@ impl Writer {
             .as_ref()
             .is_some_and(|r| r.thread.is_finished())
         {
-            self.finish_retaining(true);
+            self.finish_retaining();
         }
     }
 
-    /// Waits for the retained snapshot being written, then installs it (or, when
-    /// `install` is false because the snapshot was replaced since, discards it).
-    fn finish_retaining(&mut self, install: bool) {
+    /// Waits for the retained snapshot being written, then installs it.
+    fn finish_retaining(&mut self) {
         let Some(retaining) = self.retaining.take() else {
             return;
         };
@@ -302,20 +291,16 @@ impl Writer {
             .thread
             .join()
             .unwrap_or_else(|_| Err(StoreError::WriteFailed("compaction thread panicked".into())));
-        let result = match written {
-            Ok(()) if install => self.install(retaining.last_seq, retaining.cut),
-            other => other,
-        };
-        if !install || result.is_err() {
+        let result = written.and_then(|()| self.install(retaining.last_seq, retaining.cut));
+        if result.is_err() {
             let _ = fs::remove_file(&self.paths.retain_tmp);
         }
         self.shared.retain_queued.store(false, Ordering::Release);
         match result {
-            Ok(()) if install => {
+            Ok(()) => {
                 metrics::counter!("cortex_journal_compactions_total", "stream" => self.shared.stream.clone())
                     .increment(1);
             }
-            Ok(()) => {}
             Err(e) => {
                 tracing::error!(stream = %self.shared.stream, error = %e, "journal compaction failed")
             }
@@ -352,26 +337,6 @@ impl Writer {
         }
         self.len = tail_len;
         self.shared.segment_bytes.store(tail_len, Ordering::Release);
-        Ok(())
-    }
-
-    fn compact(&mut self, records: &[Value]) -> Result<(), StoreError> {
-        let snapshot = SnapshotRef {
-            version: SNAPSHOT_VERSION,
-            last_seq: self.next_seq - 1,
-            records,
-        };
-        let bytes = serde_json::to_vec(&snapshot)?;
-        let tmp = &self.paths.snapshot_tmp;
-        write_synced(tmp, &bytes).map_err(io_err(tmp))?;
-        fs::rename(tmp, &self.paths.snapshot).map_err(io_err(&self.paths.snapshot))?;
-        // The segment may only shrink once the rename is durable.
-        sync_dir(&self.paths.dir).map_err(io_err(&self.paths.dir))?;
-        let seg = &self.paths.segment;
-        self.file.set_len(0).map_err(io_err(seg))?;
-        self.file.sync_data().map_err(io_err(seg))?;
-        self.len = 0;
-        self.shared.segment_bytes.store(0, Ordering::Release);
         Ok(())
     }
 }
