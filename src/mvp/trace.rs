@@ -19,7 +19,7 @@ use std::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::workspace::Beneath;
+use crate::runtime::workspace::{Beneath, Walk};
 
 /// Test files read at most.
 const MAX_FILES: usize = 500;
@@ -169,19 +169,21 @@ pub fn trace(requirements: &[String], items: &[EvidenceItem]) -> Vec<Requirement
 /// Test files under `dir` (sorted by path) as evidence: `file <relative path>` with
 /// the file's path and contents as text. Bounded in files and bytes; blocking I/O.
 pub fn scan_test_files(dir: &Path) -> Vec<EvidenceItem> {
-    let mut files = Vec::new();
-    walk(dir, dir, &mut files, 0);
-    files.sort();
-    // Contents are read through the directory's handle: no symlink out of it is
-    // followed, even when the tree changes after the walk.
+    // Listed and read through the directory's handle: no symlink out of it is followed,
+    // and nothing outside is listed, even when the tree changes during the scan.
     let Ok(handle) = Beneath::open_ambient(dir) else {
         return Vec::new();
     };
+    let mut lister = SourceFiles::default();
+    handle.walk(&mut lister, 16);
+    let mut files = lister.files;
+    files.sort();
     files
         .into_iter()
         .take(MAX_FILES)
-        .filter_map(|(rel, path)| {
-            let text = read_capped(&handle, path.strip_prefix(dir).ok()?)?;
+        .filter_map(|rel| {
+            let text = read_capped(&handle, &rel)?;
+            let rel = rel.display().to_string();
             if !looks_like_test(&rel, &text) {
                 return None;
             }
@@ -191,6 +193,43 @@ pub fn scan_test_files(dir: &Path) -> Vec<EvidenceItem> {
             ))
         })
         .collect()
+}
+
+/// Source files by extension, skipping hidden and build directories.
+#[derive(Default)]
+struct SourceFiles {
+    files: Vec<PathBuf>,
+}
+
+impl Walk for SourceFiles {
+    fn enter(&mut self, _rel: &Path, _dir: &Beneath) -> bool {
+        true
+    }
+
+    fn keep(&mut self, rel: &Path, is_dir: bool) -> bool {
+        let name = rel
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        if name.starts_with('.') {
+            return false;
+        }
+        if is_dir {
+            return !SKIP_DIRS.contains(&name.as_ref());
+        }
+        Path::new(name.as_ref())
+            .extension()
+            .and_then(|x| x.to_str())
+            .is_some_and(|x| SOURCE_EXTS.contains(&x))
+    }
+
+    fn file(&mut self, rel: &Path, _len: u64) {
+        self.files.push(rel.to_path_buf());
+    }
+
+    fn done(&self) -> bool {
+        self.files.len() >= MAX_FILES * 4
+    }
 }
 
 fn read_capped(dir: &Beneath, rel: &Path) -> Option<String> {
@@ -218,42 +257,31 @@ fn looks_like_test(rel: &str, text: &str) -> bool {
         || (name.ends_with(".rs") && text.contains("#[test]"))
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>, depth: usize) {
-    if depth > 16 || out.len() >= MAX_FILES * 4 {
-        return;
-    }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().to_string();
-        let Ok(ft) = e.file_type() else { continue };
-        if name.starts_with('.') {
-            continue;
-        }
-        let path = e.path();
-        if ft.is_dir() {
-            if !SKIP_DIRS.contains(&name.as_str()) {
-                walk(root, &path, out, depth + 1);
-            }
-        } else if ft.is_file()
-            && Path::new(&name)
-                .extension()
-                .and_then(|x| x.to_str())
-                .is_some_and(|x| SOURCE_EXTS.contains(&x))
-        {
-            let rel = path
-                .strip_prefix(root)
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|_| name.clone());
-            out.push((rel, path));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_files_are_listed_beneath_the_root_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(root.join("tests")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(
+            root.join("tests/parser_test.py"),
+            "def test_parse(): pass\n",
+        )
+        .unwrap();
+        std::fs::write(outside.join("secret_test.py"), "def test_secret(): pass\n").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("linked")).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret_test.py"), root.join("l_test.py")).unwrap();
+        let labels: Vec<String> = scan_test_files(&root)
+            .into_iter()
+            .map(|e| e.label)
+            .collect();
+        assert_eq!(labels, ["file tests/parser_test.py"]);
+    }
 
     #[test]
     fn keywords_split_identifiers_and_drop_common_words() {
