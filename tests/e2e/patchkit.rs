@@ -30,13 +30,15 @@ fn err(result: &CallToolResult) -> String {
     text(result)
 }
 
-struct Setup {
-    client: Client,
-    work: tempfile::TempDir,
-    _state: tempfile::TempDir,
+pub(crate) struct Setup {
+    pub(crate) client: Client,
+    pub(crate) work: tempfile::TempDir,
+    pub(crate) _state: tempfile::TempDir,
 }
 
-async fn setup() -> Setup {
+/// A stdio server with only patchkit, its workspace root `<tmp>/ws` (also used by
+/// `patchkit_edit`).
+pub(crate) async fn setup() -> Setup {
     let state = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let ws = work.path().join("ws");
@@ -55,7 +57,7 @@ async fn setup() -> Setup {
 }
 
 impl Setup {
-    fn ws(&self) -> PathBuf {
+    pub(crate) fn ws(&self) -> PathBuf {
         self.work.path().join("ws")
     }
 }

@@ -7,40 +7,13 @@
 
 use crate::common;
 
-use std::path::PathBuf;
-
 use common::*;
+
+use crate::patchkit::{Setup, setup};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-struct Setup {
-    client: Client,
-    work: tempfile::TempDir,
-    _state: tempfile::TempDir,
-}
-
-async fn setup() -> Setup {
-    let state = tempfile::tempdir().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let ws = work.path().join("ws");
-    std::fs::create_dir_all(&ws).unwrap();
-    let ws_arg = ws.display().to_string();
-    let client = stdio_client(
-        state.path(),
-        &["--toolsets", "patchkit", "--workspace-roots", &ws_arg],
-    )
-    .await;
-    Setup {
-        client,
-        work,
-        _state: state,
-    }
-}
-
 impl Setup {
-    fn ws(&self) -> PathBuf {
-        self.work.path().join("ws")
-    }
     fn put(&self, rel: &str, bytes: &[u8]) {
         std::fs::write(self.ws().join(rel), bytes).unwrap();
     }
