@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -60,7 +61,8 @@ pub struct SinkOptions {
     pub batching: bool,
     /// Sink queue size; when full the sink subscriber lags (default 10,000).
     pub queue_bound: usize,
-    /// First retry delay (default 100 ms), doubled per failure.
+    /// First retry delay (default 100 ms), doubled per failure; each delay is
+    /// jittered to between half of it and all of it.
     pub initial_backoff: Duration,
     /// Retry delay cap (default 30 s).
     pub max_backoff: Duration,
@@ -210,23 +212,37 @@ impl Sink {
                 return;
             }
         };
-        let mut backoff = self.opts.initial_backoff.min(self.opts.max_backoff);
-        loop {
-            match self.post(body.clone()).await {
-                Ok(()) => break,
-                Err(reason) => {
-                    let url = url::Url::parse(&self.opts.url)
-                        .map(|u| crate::config::redact_url(&u))
-                        .unwrap_or_else(|_| "[unparsable url]".into());
-                    tracing::warn!(%url, %reason, "event sink POST failed; retrying");
-                    metrics::counter!("cortex_events_sink_retries_total").increment(1);
-                }
-            }
-            tokio::time::sleep(jitter(backoff)).await;
-            backoff = (backoff * 2).min(self.opts.max_backoff);
+        let posted = (|| self.post(body.clone()))
+            .retry(self.backoff())
+            .notify(|reason: &String, _| {
+                let url = url::Url::parse(&self.opts.url)
+                    .map(|u| crate::config::redact_url(&u))
+                    .unwrap_or_else(|_| "[unparsable url]".into());
+                tracing::warn!(%url, %reason, "event sink POST failed; retrying");
+                metrics::counter!("cortex_events_sink_retries_total").increment(1);
+            })
+            .await;
+        if let Err(reason) = posted {
+            // Not reached: the back-off has no attempt limit (drain's timeout ends it).
+            tracing::error!(%reason, "event sink gave up on a batch");
+            return;
         }
         self.delivered
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    }
+
+    /// The delays between attempts, without limit: the first is `initial_backoff`
+    /// (at most `max_backoff`), doubled per failure up to `max_backoff`, each jittered
+    /// to between half of it and all of it. backon's jitter adds up to one more delay,
+    /// so the builder works on half delays.
+    fn backoff(&self) -> ExponentialBuilder {
+        let first = self.opts.initial_backoff.min(self.opts.max_backoff);
+        ExponentialBuilder::default()
+            .with_min_delay(first / 2)
+            .with_max_delay(self.opts.max_backoff / 2)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times()
     }
 
     async fn post(&self, body: Bytes) -> Result<(), String> {
@@ -245,14 +261,6 @@ impl Sink {
             Err(format!("status {}", resp.status()))
         }
     }
-}
-
-/// Half the delay plus a random part of the other half.
-fn jitter(delay: Duration) -> Duration {
-    let half = delay / 2;
-    let span = half.as_micros().max(1) as u64;
-    let random = uuid::Uuid::new_v4().as_u128() as u64 % span;
-    half + Duration::from_micros(random)
 }
 
 #[cfg(test)]
@@ -314,5 +322,43 @@ mod tests {
         let got: HashSet<String> = state.ids.lock().iter().cloned().collect();
         assert_eq!(got, sent);
         assert!(state.calls.load(Ordering::SeqCst) > 3);
+    }
+
+    #[test]
+    fn sink_backoff_doubles_to_the_cap_with_half_jitter() {
+        use super::Sink;
+        use backon::BackoffBuilder;
+        let mut opts = SinkOptions::new("http://127.0.0.1:9/");
+        opts.initial_backoff = Duration::from_millis(100);
+        opts.max_backoff = Duration::from_secs(1);
+        let sink = Sink {
+            opts,
+            client: reqwest::Client::new(),
+            delivered: Arc::default(),
+        };
+        for _ in 0..20 {
+            let delays: Vec<Duration> = sink.backoff().build().take(8).collect();
+            let nominal = [100, 200, 400, 800, 1000, 1000, 1000, 1000];
+            for (delay, ms) in delays.iter().zip(nominal) {
+                let full = Duration::from_millis(ms);
+                assert!(
+                    *delay >= full / 2 && *delay <= full,
+                    "{delays:?} leaves [{:?}, {full:?}]",
+                    full / 2
+                );
+            }
+            assert_eq!(delays.len(), 8);
+        }
+        // The first delay is capped by `max_backoff` as well.
+        let mut opts = SinkOptions::new("http://127.0.0.1:9/");
+        opts.initial_backoff = Duration::from_secs(10);
+        opts.max_backoff = Duration::from_millis(20);
+        let sink = Sink {
+            opts,
+            client: reqwest::Client::new(),
+            delivered: Arc::default(),
+        };
+        let first = sink.backoff().build().next().unwrap();
+        assert!(first >= Duration::from_millis(10) && first <= Duration::from_millis(20));
     }
 }
