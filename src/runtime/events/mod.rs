@@ -1,0 +1,460 @@
+//! Event bus: typed and dynamic publishing, journaled history, filtered
+//! subscriptions, long-polling and an opt-in outbound HTTP sink.
+//!
+//! Owns: the [`Event`] envelope, global event sequence numbers, the topic
+//! index used for fan-out, the in-memory recent ring per event type, one
+//! [`Journal`] per topic prefix (first dot-segment of the type, e.g. `github`
+//! for `github.issue.action`), and the HTTP sink delivery loop.
+//!
+//! Must not touch: any toolset, server or transport module; it only depends
+//! on [`crate::runtime::journal`].
+//!
+//! Filters: `*` (or empty) matches every type, `github.*` matches types
+//! starting with `github.`, `git*` matches types starting with `git`, and
+//! anything else matches one exact type.
+//!
+//! Ordering: `seq` is unique and assigned in publish order. Concurrent
+//! publishers may complete (and notify subscribers) slightly out of seq order;
+//! [`EventBus::read_since`] always returns events sorted by seq.
+//!
+//! Retention: a stream's journal is compacted once its segment passes
+//! [`BusOptions::max_segment_bytes`] (default [`DEFAULT_MAX_SEGMENT_BYTES`]: a size
+//! comparison after each append; the rewrite runs on a helper thread of the stream's
+//! journal, see [`Journal::compact_retaining`]), or when [`EventBus::compact`] asks.
+//! It keeps the newest events of each type that the rings hold
+//! ([`BusOptions::ring_capacity`]), so rings and [`EventBus::read_since`] look the same
+//! after a restart, and, for a stream an owner holds ([`EventBus::hold`]), every event
+//! above the owner's floor. Seqs are kept, so the global seq stays monotonic.
+//! [`EventBus::history`] of a stream nobody holds only covers that window.
+//!
+//! Layout: this module is the bus itself (envelope, seqs, rings, publish, subscribe,
+//! read/long-poll); [`topics`] holds filters, the topic index and subscriptions;
+//! [`history`] replays and compacts the journals and serves [`EventBus::history`];
+//! [`sink`] is the outbound HTTP sink.
+//!
+//! Each journal stream has its own writer thread (see [`crate::runtime::journal`]);
+//! only [`EventBus::attach_http_sink`] spawns a task and needs a tokio runtime.
+
+mod history;
+mod sink;
+mod topics;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::journal::{FsyncPolicy, Journal, JournalError, JournalOptions};
+
+pub use history::StreamHold;
+pub use sink::{SinkHandle, SinkOptions, SinkReport};
+pub use topics::Subscription;
+use topics::{Filter, SubEntry, SubIndex, topic_prefix, validate_type};
+
+/// Default number of recent events kept in memory per event type.
+pub const DEFAULT_RING_CAPACITY: usize = 10_000;
+
+/// Default segment size after which a stream's journal is compacted.
+pub const DEFAULT_MAX_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How the bus keeps events in memory and on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusOptions {
+    pub policy: FsyncPolicy,
+    /// Recent events kept in memory per event type (at least 1).
+    pub ring_capacity: usize,
+    /// Segment size after which a stream's journal is compacted.
+    pub max_segment_bytes: u64,
+}
+
+impl BusOptions {
+    pub fn new(policy: FsyncPolicy) -> Self {
+        Self {
+            policy,
+            ring_capacity: DEFAULT_RING_CAPACITY,
+            max_segment_bytes: DEFAULT_MAX_SEGMENT_BYTES,
+        }
+    }
+
+    fn journal(&self) -> JournalOptions {
+        JournalOptions {
+            max_segment_bytes: self.max_segment_bytes,
+            policy: self.policy,
+        }
+    }
+}
+
+/// Errors produced by the event bus.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("failed to serialize event payload: {0}")]
+    Serialize(#[from] serde_json::Error),
+    #[error("invalid event type {0:?}")]
+    InvalidType(String),
+    #[error("journal stream {stream:?} holds a record that is not an event: {reason}")]
+    BadRecord { stream: String, reason: String },
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Event envelope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    /// UUID v7.
+    pub id: String,
+    /// Dotted event type, also the topic (e.g. `github.issue.action`).
+    pub r#type: String,
+    /// Component that published the event.
+    pub source: String,
+    /// RFC 3339 publish time.
+    pub time: String,
+    /// Bus-wide sequence number.
+    pub seq: u64,
+    pub data: Value,
+    /// The principal whose object the event is about (see [`crate::runtime::principal`]):
+    /// only it is shown the event. Absent: everyone may see it (a shared object, an event
+    /// about no one's object, or one journaled before owners were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+impl Event {
+    /// Whether `principal` may be shown this event.
+    pub fn visible_to(&self, principal: &crate::runtime::principal::Principal) -> bool {
+        principal.may_access(self.owner.as_deref(), false)
+    }
+}
+
+/// A typed event payload; `TYPE` is its event type / topic.
+pub trait EventPayload: Serialize + Send + Sync + 'static {
+    const TYPE: &'static str;
+}
+
+/// Recent events of one type, oldest first, and that type's published-events counter.
+#[derive(Default)]
+struct Ring {
+    events: VecDeque<Arc<Event>>,
+    /// Registered on the type's first publish, not during replay (which runs before the
+    /// metrics recorder is installed), so publishing does not build a labelled key each time.
+    published: Option<metrics::Counter>,
+}
+
+struct BusInner {
+    journal_dir: Option<PathBuf>,
+    options: BusOptions,
+    journals: Mutex<HashMap<String, Journal>>,
+    /// The floors of every [`StreamHold`] per stream, kept for the bus's lifetime.
+    holds: Mutex<HashMap<String, Vec<Arc<AtomicU64>>>>,
+    seq: AtomicU64,
+    ring_capacity: usize,
+    rings: RwLock<HashMap<String, Ring>>,
+    subs: RwLock<SubIndex>,
+    latest: watch::Sender<u64>,
+}
+
+/// The event bus. Cheap to clone.
+#[derive(Clone)]
+pub struct EventBus {
+    inner: Arc<BusInner>,
+}
+
+impl std::fmt::Debug for EventBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBus")
+            .field("journal_dir", &self.inner.journal_dir)
+            .field("seq", &self.last_seq())
+            .finish()
+    }
+}
+
+impl EventBus {
+    /// Create a bus; with a `journal_dir`, existing journals are replayed so
+    /// history and `seq` survive restarts.
+    pub fn new(journal_dir: Option<PathBuf>, policy: FsyncPolicy) -> Result<EventBus, EventError> {
+        Self::with_ring_capacity(journal_dir, policy, DEFAULT_RING_CAPACITY)
+    }
+
+    /// Like [`EventBus::new`] with a custom per-type ring capacity.
+    pub fn with_ring_capacity(
+        journal_dir: Option<PathBuf>,
+        policy: FsyncPolicy,
+        ring_capacity: usize,
+    ) -> Result<EventBus, EventError> {
+        let options = BusOptions {
+            ring_capacity,
+            ..BusOptions::new(policy)
+        };
+        Self::with_options(journal_dir, options)
+    }
+
+    /// Like [`EventBus::new`] with explicit [`BusOptions`].
+    pub fn with_options(
+        journal_dir: Option<PathBuf>,
+        options: BusOptions,
+    ) -> Result<EventBus, EventError> {
+        let ring_capacity = options.ring_capacity.max(1);
+        let bus = EventBus {
+            inner: Arc::new(BusInner {
+                journal_dir: journal_dir.clone(),
+                options: BusOptions {
+                    ring_capacity,
+                    ..options
+                },
+                journals: Mutex::new(HashMap::new()),
+                holds: Mutex::new(HashMap::new()),
+                seq: AtomicU64::new(0),
+                ring_capacity,
+                rings: RwLock::new(HashMap::new()),
+                subs: RwLock::new(SubIndex::default()),
+                latest: watch::channel(0).0,
+            }),
+        };
+        if let Some(dir) = journal_dir {
+            bus.replay(&dir)?;
+        }
+        Ok(bus)
+    }
+
+    /// Highest seq assigned so far.
+    pub fn last_seq(&self) -> u64 {
+        self.inner.seq.load(Ordering::Acquire)
+    }
+
+    /// Publish a typed payload under `P::TYPE`.
+    pub async fn publish<P: EventPayload>(
+        &self,
+        source: &str,
+        payload: &P,
+    ) -> Result<Arc<Event>, EventError> {
+        let data = serde_json::to_value(payload)?;
+        self.publish_value(P::TYPE, source, data).await
+    }
+
+    /// [`EventBus::publish`] of an event about `owner`'s object: only that principal is
+    /// shown it (`None`: everyone is).
+    pub async fn publish_as<P: EventPayload>(
+        &self,
+        source: &str,
+        payload: &P,
+        owner: Option<String>,
+    ) -> Result<Arc<Event>, EventError> {
+        let data = serde_json::to_value(payload)?;
+        self.publish_owned(P::TYPE, source, data, owner).await
+    }
+
+    /// Publish a dynamic event. Returns once the event is durable in its
+    /// journal (if any); subscribers are notified right after. The returned event is
+    /// the one the bus keeps and delivers (shared, not copied).
+    pub async fn publish_value(
+        &self,
+        r#type: &str,
+        source: &str,
+        data: Value,
+    ) -> Result<Arc<Event>, EventError> {
+        self.publish_owned(r#type, source, data, None).await
+    }
+
+    /// [`EventBus::publish_value`] of an event about `owner`'s object: only that
+    /// principal is shown it (`None`: everyone is).
+    pub async fn publish_owned(
+        &self,
+        r#type: &str,
+        source: &str,
+        data: Value,
+        owner: Option<String>,
+    ) -> Result<Arc<Event>, EventError> {
+        validate_type(r#type)?;
+        let journal = self.journal_for(topic_prefix(r#type))?;
+        let event = Arc::new(Event {
+            id: uuid::Uuid::now_v7().to_string(),
+            r#type: r#type.to_string(),
+            source: source.to_string(),
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            seq: self.inner.seq.fetch_add(1, Ordering::AcqRel) + 1,
+            data,
+            owner,
+        });
+        if let Some(journal) = journal {
+            journal.append(&*event).await?;
+            if journal.needs_compaction() {
+                self.queue_compaction(&journal);
+            }
+        }
+        self.insert_ring(event.clone(), true);
+        self.notify(&event);
+        Ok(event)
+    }
+
+    /// Adds `event` to its type's ring (in seq order); `count` it as published.
+    fn insert_ring(&self, event: Arc<Event>, count: bool) {
+        let mut rings = self.inner.rings.write();
+        if !rings.contains_key(&event.r#type) {
+            rings.insert(event.r#type.clone(), Ring::default());
+        }
+        let Some(ring) = rings.get_mut(&event.r#type) else {
+            return;
+        };
+        if count {
+            ring.published
+                .get_or_insert_with(|| {
+                    metrics::counter!("cortex_events_published_total", "type" => event.r#type.clone())
+                })
+                .increment(1);
+        }
+        let events = &mut ring.events;
+        if events.back().is_none_or(|last| last.seq < event.seq) {
+            events.push_back(event);
+        } else {
+            let pos = events.partition_point(|e| e.seq < event.seq);
+            events.insert(pos, event);
+        }
+        if events.len() > self.inner.ring_capacity {
+            events.pop_front();
+        }
+    }
+
+    fn notify(&self, event: &Arc<Event>) {
+        let dead = self.inner.subs.read().fan_out(event);
+        if dead {
+            self.inner.subs.write().prune();
+        }
+        self.inner.latest.send_modify(|v| *v = (*v).max(event.seq));
+    }
+
+    /// Subscribe to events matching `filter` with a bounded buffer.
+    pub fn subscribe(&self, filter: &str, buffer: usize) -> Subscription {
+        let (tx, rx) = mpsc::channel(buffer.max(1));
+        let lagged = Arc::new(AtomicU64::new(0));
+        let entry = SubEntry {
+            tx,
+            lagged: lagged.clone(),
+        };
+        self.inner.subs.write().insert(Filter::parse(filter), entry);
+        Subscription { rx, lagged }
+    }
+
+    /// Recent events (from the in-memory rings) matching `topic_filter` with
+    /// `seq > since_seq`, oldest first, at most `limit`.
+    pub fn read_since(&self, topic_filter: &str, since_seq: u64, limit: usize) -> Vec<Arc<Event>> {
+        let filter = Filter::parse(topic_filter);
+        let rings = self.inner.rings.read();
+        let mut out: Vec<Arc<Event>> = Vec::new();
+        let mut take = |ring: &Ring| {
+            let start = ring.events.partition_point(|e| e.seq <= since_seq);
+            out.extend(ring.events.range(start..).take(limit).cloned());
+        };
+        match &filter {
+            Filter::Exact(ty) => {
+                if let Some(ring) = rings.get(ty) {
+                    take(ring);
+                }
+            }
+            _ => rings
+                .iter()
+                .filter(|(ty, _)| filter.matches(ty))
+                .for_each(|(_, ring)| take(ring)),
+        }
+        out.sort_by_key(|e| e.seq);
+        out.truncate(limit);
+        out
+    }
+
+    /// Long-poll: events matching `filter` newer than `since_seq`, returned
+    /// immediately if any exist, else after the first one arrives or empty
+    /// after `timeout`.
+    pub async fn wait_for(
+        &self,
+        filter: &str,
+        since_seq: u64,
+        timeout: Duration,
+    ) -> Vec<Arc<Event>> {
+        let deadline = Instant::now() + timeout;
+        let mut changes = self.inner.latest.subscribe();
+        loop {
+            let found = self.read_since(filter, since_seq, usize::MAX);
+            if !found.is_empty() {
+                return found;
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return Vec::new(),
+            }
+        }
+    }
+
+    /// Flush and stop every journal writer. Publishing afterwards fails.
+    pub async fn close(&self) {
+        let journals: Vec<Journal> = self.inner.journals.lock().values().cloned().collect();
+        for journal in journals {
+            journal.close().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[derive(Serialize)]
+    struct IssueAction {
+        number: u64,
+    }
+
+    impl EventPayload for IssueAction {
+        const TYPE: &'static str = "github.issue.action";
+    }
+
+    pub(super) fn bus() -> EventBus {
+        EventBus::new(None, FsyncPolicy::Never).unwrap()
+    }
+
+    #[tokio::test]
+    async fn publish_reaches_subscriber() {
+        let bus = bus();
+        let mut sub = bus.subscribe("github.issue.action", 8);
+        let ev = bus
+            .publish("test", &IssueAction { number: 7 })
+            .await
+            .unwrap();
+        assert_eq!(ev.seq, 1);
+        let got = sub.recv().await.unwrap();
+        assert_eq!(*got, *ev);
+        assert_eq!(got.data, json!({"number": 7}));
+        let wire = serde_json::to_value(&got).unwrap();
+        assert_eq!(wire["type"], "github.issue.action");
+    }
+
+    #[tokio::test]
+    async fn wait_for_wakes_on_new_event() {
+        let bus = bus();
+        let quick = bus.wait_for("x.*", 0, Duration::from_millis(20)).await;
+        assert!(quick.is_empty());
+        let waiter = {
+            let bus = bus.clone();
+            tokio::spawn(async move { bus.wait_for("x.*", 0, Duration::from_secs(10)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        bus.publish_value("y.other", "t", json!(0)).await.unwrap();
+        bus.publish_value("x.one", "t", json!(1)).await.unwrap();
+        let got = waiter.await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].r#type, "x.one");
+        let immediate = bus.wait_for("x.*", 0, Duration::from_secs(10)).await;
+        assert_eq!(immediate.len(), 1);
+    }
+}
