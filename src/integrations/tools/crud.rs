@@ -1,0 +1,146 @@
+//! The registry tools: `create_integration`, `update_integration`, `delete_integration`
+//! and `list_integrations`. Storage lives in `registry.rs`; this file must not write
+//! journals or files itself.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::{
+    page::{self, Page},
+    registry::{CallCtx, ToolError},
+};
+
+use crate::integrations::registry::{Change, ConfigInput, Integration, IntegrationType, Status};
+
+use super::I;
+use crate::runtime::toolset::Out;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateIn {
+    /// Unique display name.
+    pub name: String,
+    pub r#type: IntegrationType,
+    #[serde(default)]
+    pub config: ConfigInput,
+    /// Let every client of this server see and use it (with its credentials). Default:
+    /// only the principal that registers it may.
+    #[serde(default)]
+    pub shared: bool,
+}
+
+pub(super) async fn create_integration(i: I, input: CreateIn, ctx: CallCtx) -> Out<Integration> {
+    Ok(i.registry
+        .create(
+            input.name,
+            input.r#type,
+            input.config,
+            &ctx.principal,
+            input.shared,
+        )
+        .await?)
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SettableStatus {
+    Active,
+    Inactive,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateIn {
+    pub integration_id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `inactive` stops execute_integration until set `active` again.
+    #[serde(default)]
+    pub status: Option<SettableStatus>,
+    /// Fields given replace the stored ones; `credentials`, when given, replaces the
+    /// whole credential set.
+    #[serde(default)]
+    pub config: Option<ConfigInput>,
+}
+
+/// The updated integration, and what the update did to its credentials.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateOut {
+    #[serde(flatten)]
+    pub integration: Integration,
+    /// Set when the endpoint moved to another origin without new credentials: the stored
+    /// ones were dropped (credentials are bound to their origin); send them again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials_dropped: Option<String>,
+}
+
+pub(super) async fn update_integration(i: I, input: UpdateIn, ctx: CallCtx) -> Out<UpdateOut> {
+    let change = Change {
+        name: input.name,
+        r#type: None,
+        status: input.status.map(|s| match s {
+            SettableStatus::Active => Status::Active,
+            SettableStatus::Inactive => Status::Inactive,
+        }),
+        config: input.config,
+    };
+    let (updated, credentials_dropped) = i
+        .registry
+        .update(&input.integration_id, &ctx.principal, change)
+        .await?;
+    i.pools.forget(&updated.id);
+    i.queues.forget(&updated.id);
+    Ok(UpdateOut {
+        integration: updated,
+        credentials_dropped,
+    })
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IdIn {
+    pub integration_id: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Deleted {
+    pub deleted: Integration,
+}
+
+pub(super) async fn delete_integration(i: I, input: IdIn, ctx: CallCtx) -> Out<Deleted> {
+    let deleted = i
+        .registry
+        .delete(&input.integration_id, &ctx.principal)
+        .await?;
+    i.monitor.forget(&deleted.id);
+    i.pools.forget(&deleted.id);
+    i.queues.forget(&deleted.id);
+    Ok(Deleted { deleted })
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListIn {
+    #[serde(default)]
+    pub r#type: Option<IntegrationType>,
+    #[serde(default)]
+    pub status: Option<Status>,
+    #[serde(default = "crate::runtime::page::default_limit")]
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: u32,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+pub(super) async fn list_integrations(i: I, input: ListIn, ctx: CallCtx) -> Out<Page<Integration>> {
+    let all = i.registry.list(&ctx.principal, input.r#type, input.status);
+    page::offset_page(
+        "list_integrations",
+        &all,
+        input.limit as usize,
+        input.cursor.as_deref(),
+    )
+    .map_err(|e| ToolError::Input(e.to_string()))
+}
