@@ -9,10 +9,16 @@
 # changed, deleted or inserted at random positions, each unique: ours, `git diff
 # --no-index` and GNU `diff -u` on the same files, with times, ratios and output sizes.
 # Prints Markdown tables with ratios. `--only-scattered` runs just that last table (no
-# node/npm needed).
+# node/npm needed). Last (issue 24, tools/bench/edit_bench.py): `edit_files` side by side
+# with `edit_file` of @modelcontextprotocol/server-filesystem (pinned in
+# tools/bench/package.json), same stdio client, both servers started once: wall time of
+# 100 single-edit calls and of one edit touching 20 files, and a correctness table
+# (ambiguous match, CRLF, BOM, no final newline, whitespace drift, stale file).
+# `--only-edits` runs just that part.
 #
 # Needs: cargo, git, diff, patch, node + npm (installs diff@5.2 into tools/bench/npm,
-# gitignored), python3. Not run by .ci/run.
+# gitignored, and tools/bench/package.json into tools/bench/node_modules), python3.
+# Not run by .ci/run.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,7 +33,25 @@ fi
 
 NPM_DIR="$ROOT/tools/bench/npm"
 ONLY_SCATTERED=0
-for arg in "$@"; do [[ "$arg" == "--only-scattered" ]] && ONLY_SCATTERED=1; done
+ONLY_EDITS=0
+for arg in "$@"; do
+  [[ "$arg" == "--only-scattered" ]] && ONLY_SCATTERED=1
+  [[ "$arg" == "--only-edits" ]] && ONLY_EDITS=1
+done
+REF_PKG="$ROOT/tools/bench/node_modules/@modelcontextprotocol/server-filesystem"
+edits_bench() {
+  if [[ ! -f "$REF_PKG/package.json" ]]; then
+    echo "installing tools/bench/package.json (server-filesystem, pinned) into tools/bench/node_modules..." >&2
+    (cd "$ROOT/tools/bench" && npm install --no-audit --no-fund --ignore-scripts >&2)
+  fi
+  python3 "$ROOT/tools/bench/edit_bench.py" --ours "$BIN" \
+    --ref "$REF_PKG/dist/index.js" \
+    --ref-version "$(node -p "require('$REF_PKG/package.json').version")"
+}
+if [[ $ONLY_EDITS == 1 ]]; then
+  edits_bench
+  exit 0
+fi
 if [[ $ONLY_SCATTERED == 0 && ! -f "$NPM_DIR/node_modules/diff/package.json" ]]; then
   echo "installing diff@5.2 into tools/bench/npm..." >&2
   mkdir -p "$NPM_DIR"
@@ -37,3 +61,4 @@ fi
 python3 "$ROOT/tools/bench/patch_bench.py" \
   --ours "$BIN" \
   --npm-dir "$NPM_DIR" "$@"
+[[ $ONLY_SCATTERED == 1 ]] || { echo; edits_bench; }
