@@ -579,3 +579,31 @@ async fn extra_tokens_must_be_long_and_distinct() {
         assert!(!stderr.contains(tokens), "the token was echoed: {stderr}");
     }
 }
+
+/// The rest of A's `edit_files` diff stays A's: B holding A's cursor gets what an
+/// expired cursor gets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_b_cannot_page_through_client_a_edit_diff() {
+    let s = setup().await;
+    let body: String = (0..400).map(|n| format!("line {n} private\n")).collect();
+    write(s.ws.path(), "big.txt", &body);
+    let path = s.ws.path().join("big.txt").display().to_string();
+    let first = ok(
+        &s.a,
+        "edit_files",
+        json!({
+            "edits": [{"path": path, "oldText": "private", "newText": "changed", "replaceAll": true}],
+            "maxDiffBytes": 1000
+        }),
+    )
+    .await;
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a paged diff")
+        .to_string();
+    let refused = err_text(&s.b, "edit_files", json!({"edits": [], "cursor": cursor})).await;
+    assert!(refused.contains("no longer kept"), "{refused}");
+    assert!(!refused.contains("private"), "{refused}");
+    let rest = ok(&s.a, "edit_files", json!({"edits": [], "cursor": cursor})).await;
+    assert!(rest["diff"].as_str().unwrap().contains("private"), "{rest}");
+}

@@ -117,6 +117,8 @@ pub struct EditFilesOut {
 
 /// A diff kept for its later pages.
 pub(super) struct Kept {
+    /// Who made the edit: only that principal may page through its diff.
+    owner: Option<String>,
     applied: bool,
     dry_run: bool,
     root: String,
@@ -205,7 +207,11 @@ pub(super) async fn edit_files(kit: Kit, i: EditFilesIn, ctx: CallCtx) -> Out<Ed
         }
         let c: Cursor = page::decode(CURSOR_KIND, cursor)
             .map_err(|e| ToolError::input(format!("cursor: {e}")))?;
-        let kept = kit.edit_diffs.get(&c.id).ok_or_else(|| {
+        let kept = kit
+            .edit_diffs
+            .get(&c.id)
+            .filter(|k| ctx.principal.may_access(k.owner.as_deref(), false))
+            .ok_or_else(|| {
             ToolError::business(
                 "the rest of that diff is no longer kept (diffs are kept 30 minutes, and not across a restart); the edits stand as answered — read the files to see them",
             )
@@ -256,6 +262,7 @@ pub(super) async fn edit_files(kit: Kit, i: EditFilesIn, ctx: CallCtx) -> Out<Ed
     let diff: String = done.patches.iter().map(|p| p.diff.as_str()).collect();
     let id = uuid::Uuid::new_v4().simple().to_string();
     let kept = Arc::new(Kept {
+        owner: ctx.principal.owner(),
         applied: !dry_run,
         dry_run,
         root: done.root.display().to_string(),
