@@ -334,3 +334,32 @@ pub fn skip_unless_ci(why: &str) {
     }
     eprintln!("SKIPPED: {why}");
 }
+
+/// After a batch of `count` files `f000.txt…` was killed mid-write and the server
+/// restarted: every file holds its `old` content, and no temp file or batch record is
+/// left in `ws` or under `<state>/patchkit/batches`.
+pub fn assert_batch_rolled_back(
+    ws: &std::path::Path,
+    state: &std::path::Path,
+    count: usize,
+    old: impl Fn(usize) -> String,
+) {
+    for i in 0..count {
+        let now = std::fs::read_to_string(ws.join(format!("f{i:03}.txt"))).unwrap();
+        assert!(
+            now == old(i),
+            "f{i:03}.txt is not its old content after the restart"
+        );
+    }
+    let leftovers: Vec<String> = std::fs::read_dir(ws)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".spool-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+    let records = std::fs::read_dir(state.join("patchkit/batches"))
+        .unwrap()
+        .count();
+    assert_eq!(records, 0, "batch records left after recovery");
+}

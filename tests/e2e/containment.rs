@@ -9,7 +9,7 @@ use crate::common;
 
 use std::{path::Path, time::Duration};
 
-use common::{BIN, Client, call, structured, text};
+use common::{BIN, Client, assert_batch_rolled_back, call, structured, text};
 use rmcp::{ServiceExt, model::CallToolResult, transport::TokioChildProcess};
 use serde_json::{Value, json};
 
@@ -493,24 +493,7 @@ async fn a_batch_killed_mid_write_is_rolled_back_on_restart() {
     let (client, _pid) = spawn_contained(state.path(), &ws, &[]).await;
     let r = call(&client, "health", json!({})).await;
     assert_ne!(r.is_error, Some(true), "{}", text(&r));
-    for i in 0..120 {
-        let now = std::fs::read_to_string(ws.join(format!("f{i:03}.txt"))).unwrap();
-        assert!(
-            now == old(i),
-            "f{i:03}.txt is not its old content after the restart"
-        );
-    }
-    let leftovers: Vec<String> = std::fs::read_dir(&ws)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".spool-"))
-        .collect();
-    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
-    let records = std::fs::read_dir(state.path().join("patchkit/batches"))
-        .unwrap()
-        .count();
-    assert_eq!(records, 0, "batch records left after recovery");
+    assert_batch_rolled_back(&ws, state.path(), 120, old);
 }
 
 /// The budget is the flag's: with 1 MiB, a diff whose hunks and text would hold more, and

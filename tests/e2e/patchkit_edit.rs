@@ -348,22 +348,5 @@ async fn edits_killed_mid_write_are_rolled_back_on_restart() {
     // Recovery runs when the toolset starts, before the first call is answered.
     let tools = client.list_all_tools().await.unwrap();
     assert!(tools.iter().any(|t| t.name == "edit_files"));
-    for i in 0..120 {
-        let now = std::fs::read_to_string(ws.join(format!("f{i:03}.txt"))).unwrap();
-        assert!(
-            now == old(i),
-            "f{i:03}.txt is not its old content after the restart"
-        );
-    }
-    let leftovers: Vec<String> = std::fs::read_dir(&ws)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".spool-"))
-        .collect();
-    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
-    let records = std::fs::read_dir(state.path().join("patchkit/batches"))
-        .unwrap()
-        .count();
-    assert_eq!(records, 0, "batch records left after recovery");
+    assert_batch_rolled_back(&ws, state.path(), 120, old);
 }
