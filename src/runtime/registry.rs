@@ -205,6 +205,16 @@ pub struct ToolDef {
 }
 
 impl ToolDef {
+    /// Gives the tool a human title (top-level `title` and the annotations' title), shown by
+    /// clients instead of the name.
+    pub fn titled(mut self, title: &str) -> ToolDef {
+        self.tool.title = Some(title.to_string());
+        if let Some(annotations) = self.tool.annotations.as_mut() {
+            annotations.title = Some(title.to_string());
+        }
+        self
+    }
+
     /// The same tool (name, schemas, annotations) answering every call with `message` as
     /// an `isError` result: for a toolset whose state could not load.
     pub fn unavailable(mut self, message: Arc<str>) -> ToolDef {
