@@ -1,5 +1,5 @@
 //! The `cortex-mcp` command line: `serve` (stdio by default, `--http ADDR`), `tools`
-//! and `schemas`. Parses flags and `CORTEX_MCP_*` variables (clap), loads the config,
+//! (`--json`, `--stats`) and `schemas`. Parses flags and `CORTEX_MCP_*` variables (clap), loads the config,
 //! and hands over to the server and transports.
 
 use std::{net::SocketAddr, path::PathBuf};
@@ -40,8 +40,11 @@ enum Command {
     /// Print the enabled tool catalog.
     Tools {
         /// Print the full tool definitions as JSON.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "stats")]
         json: bool,
+        /// Print the size of tools/list (bytes, ~tokens) per toolset and in total.
+        #[arg(long)]
+        stats: bool,
     },
     /// Write or check the tool schema snapshots.
     Schemas {
@@ -168,7 +171,20 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
             server.runtime().shutdown().await;
         }
-        Command::Tools { json } => print_tools(&CortexServer::build(config)?, json)?,
+        Command::Tools { stats: true, .. } => {
+            let server = CortexServer::build(config)?;
+            let tools: Vec<_> = server
+                .registry()
+                .tools()
+                .iter()
+                .map(|t| (t.toolset, t.tool.clone()))
+                .collect();
+            print!(
+                "{}",
+                cortex_mcp::schemas::render_sizes(&cortex_mcp::schemas::sizes(&tools))
+            );
+        }
+        Command::Tools { json, .. } => print_tools(&CortexServer::build(config)?, json)?,
         Command::Schemas { write, check } => {
             let server = CortexServer::build(config)?;
             match (write, check) {

@@ -27,7 +27,7 @@ use crate::{
     },
 };
 
-const BASE_INSTRUCTIONS: &str = "cortex-mcp serves the Cortex-OS toolsets on one runtime. Tool errors are results with isError and a message saying what to do next. List tools take `limit` and `cursor` and return `next_cursor` when more remain.";
+const BASE_INSTRUCTIONS: &str = "cortex-mcp: Cortex-OS toolsets on one server. Tool errors are results with isError and a message saying what to do next. Lists take `limit` and `cursor` and return `next_cursor` while more remain.";
 
 /// Why the server could not be assembled.
 #[derive(Debug, thiserror::Error)]
@@ -486,10 +486,12 @@ impl ServerHandler for CortexServer {
                 .enable_logging()
                 .build(),
         )
-        .with_server_info(Implementation::new(
-            env!("CARGO_PKG_NAME"),
-            env!("CARGO_PKG_VERSION"),
-        ))
+        .with_server_info(
+            Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+                .with_title("Cortex-OS MCP server")
+                .with_description(env!("CARGO_PKG_DESCRIPTION"))
+                .with_website_url(env!("CARGO_PKG_REPOSITORY")),
+        )
         .with_instructions(self.shared.instructions.clone())
     }
 

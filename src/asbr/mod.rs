@@ -22,7 +22,7 @@ use std::{path::PathBuf, sync::Arc};
 
 use crate::runtime::{Runtime, toolset::Toolset};
 
-pub const INSTRUCTIONS: &str = "asbr: durable agent tasks and their events, profiles, artifacts, the signed connector service map. Create a task with `create_task` (idempotent for 5 minutes), report progress with `record_task_event`, pause for approval with type AwaitingApproval and continue with `approve_task_step`; follow a task with `watch_task_events` (long poll with since_seq/next_seq) or subscribe to the resource asbr://tasks/{id}/events. Store outputs with `put_artifact` and refer to them by id. Review a local checkout or a GitHub pull request with `create_review` (security, performance, architecture and style analysers run as a task), read findings with `get_review_status` and give your own verdict as the `ai` reviewer with `submit_feedback`.";
+pub const INSTRUCTIONS: &str = "asbr: durable agent tasks: `create_task`, report with `record_task_event`, wait for approval and go on with `approve_task_step`, follow with `watch_task_events` or asbr://tasks/{id}/events; store outputs with `put_artifact`. Review code or a pull request with `create_review`, then `get_review_status` and `submit_feedback`.";
 
 /// Why the toolset could not start.
 #[derive(Debug, thiserror::Error)]

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::runtime::{Runtime, toolset::Toolset};
 
-pub const INSTRUCTIONS: &str = "github: repositories, issues, pull requests, files, commits, search and Actions over GitHub's REST API. `repository` is \"owner/name\". Lists take `limit` and `cursor`; large texts (diffs, files, patches) come in windows with `next_offset`. Requests are paced per credential to stay inside GitHub's limits and re-reads are served by ETag revalidation at no budget cost; when a limit still applies the error says how long to wait. Without GITHUB_TOKEN (or a GitHub App) every tool answers with what to set.";
+pub const INSTRUCTIONS: &str = "github: repositories, issues, pull requests, files, commits, search and Actions. `repository` is \"owner/name\". Long texts (diffs, files) come in windows continued with `next_offset`. Requests are paced per credential; a rate-limit error says when to retry. Without GITHUB_TOKEN each tool says what to set.";
 
 #[derive(Debug, thiserror::Error)]
 pub enum GithubError {

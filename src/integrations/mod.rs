@@ -32,7 +32,7 @@ use std::{path::PathBuf, sync::Arc};
 
 use crate::runtime::{Runtime, toolset::Toolset};
 
-pub const INSTRUCTIONS: &str = "integrations: register external systems with `create_integration` (api/webhook URLs, PostgreSQL, Redis Streams; credentials are stored apart and never shown, and are dropped when the endpoint moves to another origin), check them with `test_integration`, call them with `execute_integration` (\"GET /path\", SQL, or publish/read) and watch them with `monitor_integration`. Every call publishes `integrations.api.called`, and calls that move data `integrations.data.synced` (read events://integrations.*). Webhooks signed with HMAC-SHA256 (`webhookSecret`) arrive at POST /hooks/{integrationId} in HTTP mode; replays are refused.";
+pub const INSTRUCTIONS: &str = "integrations: register external systems (HTTP APIs, webhooks, PostgreSQL, Redis Streams) with `create_integration` (credentials never shown), check with `test_integration`, call with `execute_integration` (\"GET /path\", SQL, publish/read), watch with `monitor_integration`. Calls publish events://integrations.*.";
 
 /// `schemaVersion` of every `integrations.*` event payload.
 pub const EVENT_SCHEMA_VERSION: u32 = 1;

@@ -38,7 +38,7 @@ use crate::{
     runtime::{Runtime, toolset::Toolset},
 };
 
-pub const INSTRUCTIONS: &str = "mvp: workflow graphs (create_graph, validate_graph, execute_graph, get_graph_status, optimize_graph) whose `tool` nodes call any tool of this server by name with `{{inputs.x}}` / `{{nodes.ID.field}}` templates; PRP workflows (run_prp_workflow: strategy → build → evaluation with real gates; with a `workspace` the build gate runs the tests and the linter); teaching (capture_example, list_patterns, replay_example); workspace tools inside the configured roots (read_file, test_runner, code_analysis, run_command) on a secure executor (allow-listed programs started without a shell, reduced environment, every child confined by a sandbox — the workspace read-write, the system read-only, no network unless the operator allows it, no access to this server's state or /proc — and timeouts that kill every descendant, redacted output); and health.";
+pub const INSTRUCTIONS: &str = "mvp: workflow graphs (`create_graph`, `execute_graph`; `tool` nodes call any tool with {{inputs.x}}/{{nodes.ID.field}} templates), PRP workflows (`run_prp_workflow`), teaching examples, and workspace tools (read_file, test_runner, code_analysis, run_command) sandboxed inside the configured roots; and health.";
 
 #[derive(Debug, thiserror::Error)]
 pub enum MvpError {

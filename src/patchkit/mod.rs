@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use crate::runtime::{Runtime, toolset::Toolset};
 
-pub const INSTRUCTIONS: &str = "patchkit: make git-style unified diffs (`create_diff`), read them (`parse_patch`), dry-run and apply them to text (`check_conflicts`, `apply_patch`, with offsets and fuzz 0-3), and show two JSON values side by side. To edit files in the workspace by search and replace use `edit_files` (each oldText must match once; all-or-nothing; answers a diff). For staged edits on disk open a spool session over a directory inside the workspace roots (`spool_open`), stage writes, replacements, patches, deletes or an all-or-nothing `spool_batch`, review with `spool_diff`/`spool_status`, then `spool_commit` (validators: size, forbidden globs, JSON/TOML must parse) or `spool_reset`. Conflicts come back as errors naming each hunk, what it expected and what the file holds.";
+pub const INSTRUCTIONS: &str = "patchkit: unified diffs: make (`create_diff`), read (`parse_patch`), dry-run and apply (`check_conflicts`, `apply_patch`). Edit workspace files by search and replace with `edit_files` (all-or-nothing, answers a diff); for staged edits open a spool (`spool_open`), stage, `spool_diff`, then `spool_commit` or `spool_reset`.";
 
 /// Builds the toolset from the runtime (executor `cpu` lane, event bus, workspace roots).
 pub fn toolset(runtime: &Runtime) -> Toolset {

@@ -21,6 +21,7 @@ pub mod principal;
 pub mod progress;
 pub mod prompts;
 pub mod registry;
+pub mod schema_compact;
 pub mod resources;
 pub mod secrets;
 pub mod stop;

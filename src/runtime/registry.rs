@@ -199,6 +199,10 @@ pub struct ToolDef {
     /// The compiled input schema; `None` for a [`raw_tool`], which reads its own
     /// arguments.
     validator: Option<Arc<OnceLock<Result<jsonschema::Validator, String>>>>,
+    /// The input schema as generated, which arguments are checked against: the published
+    /// one is compacted (see [`super::schema_compact`]) and, unlike this one, does not
+    /// spell out that an optional field may be an explicit `null`.
+    validation_schema: Arc<JsonObject>,
     prepare: Preparer,
     /// The handler answers with MCP content of its own (see [`raw_tool`]).
     raw: bool,
@@ -246,10 +250,14 @@ where
     F: Fn(I, CallCtx) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
 {
-    let mut input_schema = schema_for_input::<I>().unwrap_or_else(|e| panic!("tool {name}: {e}"));
-    portable_schema(Arc::make_mut(&mut input_schema));
+    let mut validation_schema =
+        schema_for_input::<I>().unwrap_or_else(|e| panic!("tool {name}: {e}"));
+    portable_schema(Arc::make_mut(&mut validation_schema));
+    let mut input_schema = validation_schema.clone();
+    super::schema_compact::input(Arc::make_mut(&mut input_schema));
     let mut output_schema = schema_for_output::<O>();
     portable_schema(Arc::make_mut(&mut output_schema));
+    super::schema_compact::output(Arc::make_mut(&mut output_schema));
     let title = name.replace('_', " ");
     let tool = Tool::new(name, description.to_string(), input_schema)
         .with_raw_output_schema(output_schema)
@@ -274,6 +282,7 @@ where
         toolset,
         read_only: hints.read_only,
         validator: Some(Arc::new(OnceLock::new())),
+        validation_schema,
         prepare,
         raw: false,
     }
@@ -314,6 +323,7 @@ where
         ) as PreparedCall)
     });
     ToolDef {
+        validation_schema: tool.input_schema.clone(),
         tool,
         toolset,
         read_only,
@@ -405,7 +415,7 @@ impl ToolDef {
         };
         let compiled = validator.get_or_init(|| {
             jsonschema::options()
-                .build(&Value::Object((*self.tool.input_schema).clone()))
+                .build(&Value::Object((*self.validation_schema).clone()))
                 .map_err(|e| e.to_string())
         });
         let validator = compiled

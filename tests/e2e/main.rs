@@ -8,6 +8,7 @@
 mod common;
 
 mod asbr;
+mod catalog;
 mod config;
 mod containment;
 mod damage;

@@ -179,164 +179,191 @@ pub fn all(gh: &Gh) -> Vec<ToolDef> {
             "create_pull_request",
             write,
             create_pull_request,
-            "Open a pull request from `head` into `base` (default: the repository's default branch). Returns the new pull request's number, state and html_url."
-        ),
+            "Open a pull request from a pushed branch `head` into `base` (default: the default branch). Returns the new pull request: number, state, branches and html_url."
+        )
+        .titled("Create pull request"),
         t.tool(
             "get_repository_info",
             read,
             get_repository_info,
-            "Repository facts (default branch, visibility, description, topics, counts). `includeStats` adds languages; `includeBranches` adds the first page of branches with a cursor for `list_branches`."
-        ),
+            "Start here to learn a repository: default branch, visibility, description, topics, license and counts. `includeStats` adds languages; `includeBranches` adds the first branches (continue with `list_branches`)."
+        )
+        .titled("Get repository info"),
         t.tool(
             "list_issues",
             read,
             list_issues,
-            "Issues of a repository (pull requests left out), newest first, filtered by state, labels (all must match) and assignee. Reads only the upstream pages needed for `limit`; continue with `cursor`."
-        ),
+            "Find issues (pull requests left out) by state, labels (all must match) and assignee, newest first. Returns number, title, state, labels and dates per issue, no bodies (see `get_issue`); pass `next_cursor` back as `cursor` for more."
+        )
+        .titled("List issues"),
         t.tool(
             "create_branch",
             write,
             create_branch,
-            "Create branch `branchName` at the head of `fromBranch` (default: the repository's default branch)."
-        ),
+            "Create branch `branchName` at the head of `fromBranch` (default: the default branch), e.g. before opening a pull request. Returns the new ref and its commit SHA."
+        )
+        .titled("Create branch"),
         t.tool(
             "run_action",
-            write,
+            write.destructive(),
             run_action,
-            "Trigger a GitHub Actions workflow (workflow_dispatch) on `ref` with optional string `inputs`. Watch the result with `list_workflow_runs`."
-        ),
+            "Trigger a GitHub Actions workflow (workflow_dispatch) on `ref` with optional string `inputs`; its jobs run whatever they run. Returns whether it was dispatched and where its runs are; follow them with `list_workflow_runs`."
+        )
+        .titled("Run workflow"),
         t.tool(
             "get_issue",
             read,
             get_issue,
-            "One issue with its body (capped by `maxBodyBytes`)."
-        ),
+            "Read one issue in full: state, labels, assignees, dates and body (cut at `maxBodyBytes`; `body_truncated` says so)."
+        )
+        .titled("Get issue"),
         t.tool(
             "create_issue",
             write,
             create_issue,
-            "Open an issue with optional body, labels and assignees."
-        ),
+            "Open an issue with a title and optional body, labels and assignees. Returns the new issue with its number and html_url."
+        )
+        .titled("Create issue"),
         t.tool(
             "update_issue",
-            write.idempotent(),
+            write.destructive().idempotent(),
             update_issue,
-            "Change an issue's title, body, state (open|closed, with stateReason), labels or assignees; given lists replace the current ones."
-        ),
+            "Change an issue's title, body, state (open|closed, with stateReason), labels or assignees; given fields and lists replace the current ones. Returns the updated issue."
+        )
+        .titled("Update issue"),
         t.tool(
             "add_issue_comment",
             write,
             add_issue_comment,
-            "Comment on an issue or pull request."
-        ),
+            "Comment on an issue or pull request (Markdown). Returns the comment with its id and html_url."
+        )
+        .titled("Add issue comment"),
         t.tool(
             "list_issue_comments",
             read,
             list_issue_comments,
-            "Comments of an issue or pull request, oldest first; continue with `cursor`."
-        ),
+            "Read the discussion of an issue or pull request: comments oldest first with author, dates and body; pass `next_cursor` back as `cursor` for more."
+        )
+        .titled("List issue comments"),
         t.tool(
             "list_pull_requests",
             read,
             list_pull_requests,
-            "Pull requests of a repository by state, head and base; continue with `cursor`."
-        ),
+            "Find pull requests by state, head and base branch. Returns number, title, state, branches and dates per pull request (details: `get_pull_request`); pass `next_cursor` back as `cursor` for more."
+        )
+        .titled("List pull requests"),
         t.tool(
             "get_pull_request",
             read,
             get_pull_request,
-            "One pull request: branches, mergeability, change counts and body (capped by `maxBodyBytes`)."
-        ),
+            "Read one pull request: branches, merge state and mergeability, change counts and body (cut at `maxBodyBytes`). For its changes use `get_pull_request_files` or `get_pull_request_diff`."
+        )
+        .titled("Get pull request"),
         t.tool(
             "get_pull_request_files",
             read,
             get_pull_request_files,
-            "Files changed by a pull request with per-file patches (each capped by `maxPatchBytes`); continue with `cursor`."
-        ),
+            "Review a pull request file by file: path, status, additions, deletions and patch (each cut at `maxPatchBytes`); pass `next_cursor` back as `cursor` for more files."
+        )
+        .titled("Get pull request files"),
         t.tool(
             "get_pull_request_diff",
             read,
             get_pull_request_diff,
-            "A pull request's unified diff, `maxBytes` at a time from `offset`; pass `next_offset` back to read on."
-        ),
+            "Read a pull request's whole unified diff, `maxBytes` at a time from `offset`. Returns the text, `total_bytes` and `next_offset` to pass back while more remains."
+        )
+        .titled("Get pull request diff"),
         t.tool(
             "merge_pull_request",
-            write,
+            write.destructive(),
             merge_pull_request,
-            "Merge a pull request (merge, squash or rebase), optionally only if its head is still `sha`."
-        ),
+            "Merge a pull request into its base (merge, squash or rebase); pass `sha` to merge only if the head has not moved. Returns whether it merged, the merge commit SHA and GitHub's message."
+        )
+        .titled("Merge pull request"),
         t.tool(
             "get_file_contents",
             read,
             get_file_contents,
-            "A file's text (windowed by `offset`/`maxBytes`; binary files as base64) or a directory listing, at `ref` or the default branch. One upstream request, revalidated by ETag."
-        ),
+            "Read a file or list a directory at `ref` (default: the default branch). Returns the text windowed by `offset`/`maxBytes` (binary as base64) with its SHA, or the directory's entries."
+        )
+        .titled("Get file contents"),
         t.tool(
             "list_commits",
             read,
             list_commits,
-            "Commits from a branch or SHA, optionally touching `path`, newest first; continue with `cursor`."
-        ),
+            "History of a branch or SHA, optionally only commits touching `path`, newest first: SHA, title, author and date per commit; pass `next_cursor` back as `cursor` for more."
+        )
+        .titled("List commits"),
         t.tool(
             "get_commit",
             read,
             get_commit,
-            "One commit: message, author, stats and changed files with capped patches."
-        ),
+            "Read one commit: message, author, date, stats and changed files with patches (cut at `maxPatchBytes`, at most `fileLimit` files)."
+        )
+        .titled("Get commit"),
         t.tool(
             "compare_commits",
             read,
             compare_commits,
-            "Compare two refs (`base...head`): ahead/behind counts, commits and changed files with capped patches."
-        ),
+            "Compare two refs (`base...head`): ahead/behind counts, the commits between them and the changed files with patches cut at `maxPatchBytes`."
+        )
+        .titled("Compare commits"),
         t.tool(
             "list_branches",
             read,
             list_branches,
-            "Branches of a repository with head SHAs; continue with `cursor`."
-        ),
+            "Branches of a repository with their head SHAs and protection; pass `next_cursor` back as `cursor` for more."
+        )
+        .titled("List branches"),
         t.tool(
             "search_issues",
             read,
             search_issues,
-            "Search issues and pull requests with GitHub syntax (`repo:o/r is:open label:bug words`). Search is limited to 30 requests a minute; calls queue rather than fail."
-        ),
+            "Search issues and pull requests with GitHub's query syntax (`repo:o/r is:open label:bug words`). Returns the matches and `total_count`; search allows 30 requests a minute and calls queue rather than fail."
+        )
+        .titled("Search issues"),
         t.tool(
             "search_code",
             read,
             search_code,
-            "Search code with GitHub syntax (`repo:o/r fn main`). Code search is limited to about 9 requests a minute; calls queue rather than fail."
-        ),
+            "Search code with GitHub's query syntax (`repo:o/r fn main`). Returns matching files and `total_count`; code search allows about 9 requests a minute and calls queue rather than fail."
+        )
+        .titled("Search code"),
         t.tool(
             "search_repositories",
             read,
             search_repositories,
-            "Search repositories with GitHub syntax (`topic:rust stars:>100`)."
-        ),
+            "Find repositories with GitHub's query syntax (`topic:rust stars:>100`). Returns the matches and `total_count`."
+        )
+        .titled("Search repositories"),
         t.tool(
             "list_workflow_runs",
             read,
             list_workflow_runs,
-            "GitHub Actions runs of a repository by branch and status, newest first; continue with `cursor`."
-        ),
+            "GitHub Actions runs by branch and status, newest first: id, workflow, status, conclusion, SHA and URL per run; pass `next_cursor` back as `cursor` for more."
+        )
+        .titled("List workflow runs"),
         t.tool(
             "get_workflow_run",
             read,
             get_workflow_run,
-            "One workflow run: status, conclusion, branch, SHA and html_url."
-        ),
+            "One workflow run by id: status, conclusion, branch, SHA, event and html_url; poll it after `run_action`."
+        )
+        .titled("Get workflow run"),
         t.tool(
             "get_me",
             read,
             get_me,
-            "The account the configured credential acts as."
-        ),
+            "Check which GitHub account the configured credential acts as: login, name, type and URL."
+        )
+        .titled("Get my account"),
         t.tool(
             "get_rate_limit",
             read,
             get_rate_limit,
-            "Budgets per bucket (core, search, code_search, graphql) as GitHub reports them, this server's lanes (running, waiting, paused) and any pause after a secondary limit. Costs no primary budget."
-        ),
+            "Check the remaining GitHub budget per bucket (core, search, code_search, graphql), this server's request lanes and any pause after a secondary limit, e.g. before a large job. Costs no budget."
+        )
+        .titled("Get rate limit"),
     ]
 }
 

@@ -61,43 +61,50 @@ pub fn all(i: &I) -> Vec<ToolDef> {
             "create_integration",
             Hints::write(),
             create_integration,
-            "Register an external system: type api|webhook (HTTP endpoint), database (PostgreSQL URL) or message-queue (Redis URL). Credentials are stored apart with mode 0600 and never returned: results list their names only. Validation errors name the field."
-        ),
+            "Register an external system to call later: type api or webhook (HTTP endpoint), database (PostgreSQL URL) or message-queue (Redis URL). Credentials are stored apart and never returned (names only). Returns the integration with its id."
+        )
+        .titled("Create integration"),
         t.tool(
             "update_integration",
-            Hints::write().idempotent(),
+            Hints::write().destructive().idempotent(),
             update_integration,
-            "Change an integration's name, status (active|inactive) or config fields; given config fields replace stored ones, `credentials` replaces the whole set. Credentials are bound to the endpoint's origin: moving config.endpoint to another origin without new credentials drops them (credentialsDropped says so). The type cannot change."
-        ),
+            "Change an integration's name, status (active|inactive) or config; given fields replace the stored ones, `credentials` the whole set. Moving the endpoint to another origin drops the credentials unless new ones are given (`credentialsDropped`)."
+        )
+        .titled("Update integration"),
         t.tool(
             "delete_integration",
             Hints::write().destructive().idempotent(),
             delete_integration,
-            "Remove an integration, its stored credentials and its monitoring figures."
-        ),
+            "Remove an integration with its stored credentials and monitoring figures. Returns whether it was deleted."
+        )
+        .titled("Delete integration"),
         t.tool(
             "list_integrations",
             Hints::read(),
             list_integrations,
-            "Registered integrations (credential names only), optionally by type and status; continue with `cursor`."
-        ),
+            "List registered integrations (id, type, status, config with credential names only), optionally by type and status; pass `next_cursor` back as `cursor` for more."
+        )
+        .titled("List integrations"),
         t.tool(
             "execute_integration",
-            Hints::write_remote(),
+            Hints::write_remote().destructive(),
             execute_integration,
-            "Call an integration. api/webhook: operation \"METHOD /path\" (or a named operation) with a JSON payload, credentials injected, at most `concurrency` calls in flight, GETs revalidated through the cache, retries only for GET/HEAD and after 429/503 with Retry-After; bodies over 64 KiB come in chunks via `next_cursor`. database: SQL with parameters in a read-only transaction unless allowWrites; rows capped with a cursor. message-queue: `publish` {stream, fields} or `read` {stream, since?, count?} on Redis Streams."
-        ),
+            "Call an integration. api/webhook: operation \"METHOD /path\" with a JSON payload (credentials injected; long bodies continue via `next_cursor`). database: SQL with parameters, read-only unless the integration allows writes. message-queue: `publish` or `read` on a Redis stream."
+        )
+        .titled("Execute integration"),
         t.tool(
             "test_integration",
             Hints::read_remote(),
             test_integration,
-            "Check an integration: connectivity (DNS, connect, TLS, first byte, each timed), authentication (credentials sent; 401/403 or the backend's auth error fail) or full. Sets the status to active or error."
-        ),
+            "Check that an integration works: connectivity (DNS, connect, TLS, first byte, each timed), authentication, or both (`full`). Returns each step's result and sets the integration's status to active or error."
+        )
+        .titled("Test integration"),
         t.tool(
             "monitor_integration",
             Hints::read(),
             monitor_integration,
-            "Latency p50/p95/p99, success rate and error count of an integration's calls in a time range (default the last 24 hours; minute buckets, 24 hours kept)."
-        ),
+            "See how an integration's calls went over a time range (default: the last 24 hours): latency p50/p95/p99, success rate and error count, in minute buckets."
+        )
+        .titled("Monitor integration"),
     ]
 }

@@ -35,10 +35,10 @@ fn default_width() -> usize {
 pub struct CreateDiffIn {
     /// File path shown in the headers (`a/<path>`, `b/<path>`).
     pub path: String,
-    /// Old content; null when the file is created.
+    /// Old content; omit it (or pass null) when the file is created.
     #[serde(default)]
     pub before: Option<String>,
-    /// New content; null when the file is deleted.
+    /// New content; omit it (or pass null) when the file is deleted.
     #[serde(default)]
     pub after: Option<String>,
     /// Unchanged lines around each change (default 3).

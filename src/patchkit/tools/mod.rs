@@ -157,104 +157,121 @@ pub fn all(kit: &Kit) -> Vec<ToolDef> {
             "create_diff",
             read,
             diffs::create_diff,
-            "Diff two versions of one file into a FilePatch: hunks, git-style unified text (`diff --git`, `/dev/null` for a null side, no-newline markers; `git apply` and `patch -p1` accept it), a summary (additions, deletions, preview) and SHA-256 of each side. `before: null` means created, `after: null` deleted. Results are cached; past `timeoutMs` a coarser but valid diff comes back with `approximate: true`."
-        ),
+            "Diff two versions of one file: returns hunks, a git-style unified diff (`git apply` accepts it), a summary and each side's SHA-256. Omit `before` for a created file, `after` for a deleted one; past `timeoutMs` a coarser valid diff comes back with `approximate: true`."
+        )
+        .titled("Create diff"),
         t.tool(
             "apply_patch",
             read,
             diffs::apply_patch,
-            "Apply a unified diff (git or classic) to `content` and return the new content; writes nothing. Hunks may sit at an offset; `fuzz` (0-3) lets a hunk drop that many outer context lines. CRLF content keeps its line endings. If any hunk does not fit, the result is an error listing each failing hunk's header, expected lines, the lines found and the nearest offset."
-        ),
+            "Apply a unified diff to `content` in memory and return the new content; writes nothing. Hunks may sit at an offset and `fuzz` (0-3) relaxes context; a hunk that does not fit is an error listing each failing hunk, what it expected and what was found."
+        )
+        .titled("Apply patch to text"),
         t.tool(
             "check_conflicts",
             read,
             diffs::check_conflicts,
-            "Dry-run a unified diff against `content`: per-hunk status (applies, at which offset and fuzz, or conflicts with expected vs found lines). Never an error for conflicts."
-        ),
+            "Dry-run a unified diff against `content` before applying it: per-hunk status (applies, at which offset and fuzz, or conflicts with expected vs found lines). Conflicts are results, not errors."
+        )
+        .titled("Check patch conflicts"),
         t.tool(
             "parse_patch",
             read,
             diffs::parse_patch,
-            "Read a (multi-file) unified diff: files with old/new paths, change type, hunks and addition/deletion counts."
-        ),
+            "Read a unified diff of one or many files: each file's old and new path, change type and hunks, with addition and deletion counts."
+        )
+        .titled("Parse patch"),
         t.tool(
             "format_side_by_side",
             read,
             diffs::format_side_by_side,
-            "Show two JSON values as pretty-printed columns aligned by a line diff; `|` marks changed rows, `<` left-only, `>` right-only."
-        ),
+            "Compare two JSON values by eye: pretty-printed columns aligned by a line diff (`|` changed, `<` left only, `>` right only), the changed-row count and whether they are equal."
+        )
+        .titled("Format side by side"),
         t.tool(
             "edit_files",
             write.destructive(),
             edits::edit_files,
-            "Edit files inside the workspace roots by search and replace, in one call: `edits` is a list of `{path, oldText, newText, replaceAll?}` applied in order (later edits of a file see earlier ones). Each `oldText` must match exactly once (unless `replaceAll`); no match or several matches is an error naming the file and, for several, each match's lines with a line of context, so you can widen `oldText`. Without an exact match a match ignoring differences in spaces and tabs is used when it is unique, and reported (`match: whitespace-tolerant`, which lines differed). Line endings (CRLF kept; LF `oldText` matches a CRLF file), UTF-8 BOM and the final newline are kept. Everything is checked first and written all-or-nothing (temp file + rename, rolled back after a crash). `expectedSha` (path → SHA-256 hex) refuses files that changed since you read them. Answers a git-style diff (`dryRun`: only the diff, nothing written), at most `maxDiffBytes` per answer; pass `next_cursor` back as `cursor` for the rest."
-        ),
+            "Edit workspace files by search and replace: `edits` [{path, oldText, newText, replaceAll?}] in order, each oldText matching once (else the error shows the matches), all-or-nothing; `expectedSha` refuses changed files. Returns a git-style diff (`dryRun` writes nothing); more via `next_cursor`."
+        )
+        .titled("Edit files"),
         t.tool(
             "spool_open",
             write,
             spools::spool_open,
-            "Open a spool session over directory `root` (inside the server's workspace roots; symlinks and `..` cannot lead out). Returns `session` for the other spool tools. Sessions expire after `ttlSecs` idle."
-        ),
+            "Start staged edits: open a spool session over directory `root` inside the workspace roots. Returns `session` for the other spool tools; it expires after `ttlSecs` idle."
+        )
+        .titled("Open spool session"),
         t.tool(
             "spool_write",
             write.destructive(),
             spools::spool_write,
-            "Create or overwrite a file of the session (path relative to its root); parent directories are created."
-        ),
+            "Create or overwrite a file of the session (path relative to its root; parent directories are created); `spool_reset` restores the baseline."
+        )
+        .titled("Spool: write file"),
         t.tool(
             "spool_replace",
             write.destructive(),
             spools::spool_replace,
-            "Replace text in a session file: `match` is literal unless `regex: true`. It must match exactly once: several matches are an error listing each one's line (widen `match`); `all` replaces every occurrence, `first` only the first; with `required` (default true) no match is an error."
-        ),
+            "Replace text in a session file: `match` is literal unless `regex`; it must match once (the error lists each match's line) unless `all` or `first`. With `required` (default true) no match is an error."
+        )
+        .titled("Spool: replace text"),
         t.tool(
             "spool_patch",
             write.destructive(),
             spools::spool_patch,
-            "Apply a unified diff (one or many files, paths relative to the root; git `a/`/`b/` prefixes stripped) to the session's files, all-or-nothing. A hunk that does not fit is an error with its details unless `ignoreConflicts`."
-        ),
+            "Apply a unified diff (one or many files, paths relative to the root) to the session's files, all-or-nothing; a hunk that does not fit is an error with its details unless `ignoreConflicts`."
+        )
+        .titled("Spool: apply patch"),
         t.tool(
             "spool_delete",
             write.destructive(),
             spools::spool_delete,
             "Delete a file of the session; `spool_reset` brings it back."
-        ),
+        )
+        .titled("Spool: delete file"),
         t.tool(
             "spool_batch",
             write.destructive(),
             spools::spool_batch,
-            "Run a plan of operations (`write`, `replace`, `patch`, `delete`) all-or-nothing: every operation is checked in memory first, files are written through temp file + rename, and on any failure every file is restored byte-for-byte. Returns per-operation results; on failure the error names the failing operation."
-        ),
+            "Run several spool operations (`write`, `replace`, `patch`, `delete`) all-or-nothing: all are checked first and on any failure every file is restored. Returns per-operation results; an error names the failing operation."
+        )
+        .titled("Spool: batch"),
         t.tool(
             "spool_diff",
             read,
             spools::spool_diff,
-            "FilePatches of every file the session changed since it opened (or last committed), one file per item, paginated with `limit`/`cursor`."
-        ),
+            "Review what a session changed since it opened (or last committed): one FilePatch per file; pass `next_cursor` back as `cursor` for more."
+        )
+        .titled("Spool: diff"),
         t.tool(
             "spool_commit",
-            write,
+            write.destructive(),
             spools::spool_commit,
-            "Validate the session's changes (max file size, forbidden globs, .json/.toml must parse) and, if they pass, accept them as the new baseline and publish one `patchkit.patch` event per file. If any validator fails nothing is committed and the error lists every problem."
-        ),
+            "Accept the session's changes as its new baseline once they validate (file size, forbidden globs, JSON/TOML must parse) and publish one `patchkit.patch` event per file. If a validator fails nothing is committed and the error lists every problem."
+        )
+        .titled("Spool: commit"),
         t.tool(
             "spool_reset",
             write.destructive().idempotent(),
             spools::spool_reset,
-            "Put every file the session changed back to its baseline bytes (only files that differ are rewritten; created files are removed)."
-        ),
+            "Undo the session's changes: every changed file back to its baseline bytes, created files removed."
+        )
+        .titled("Spool: reset"),
         t.tool(
             "spool_status",
             read,
             spools::spool_status,
-            "The session's root, TTL and each touched file's state (created, modified, deleted, unchanged)."
-        ),
+            "A session's root, TTL and each touched file's state (created, modified, deleted, unchanged)."
+        )
+        .titled("Spool: status"),
         t.tool(
             "spool_close",
-            write.idempotent(),
+            write.destructive().idempotent(),
             spools::spool_close,
-            "Close a session. Files stay as they are on disk unless `reset: true`, which first restores the baseline."
-        ),
+            "End a session. Files stay as they are unless `reset: true`, which first restores the baseline."
+        )
+        .titled("Spool: close"),
     ]
 }
 
