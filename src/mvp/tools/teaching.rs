@@ -1,25 +1,46 @@
-//! Handlers of the teaching tools — `capture_example`, `list_patterns`,
-//! `replay_example` — with their inputs; publishes `mvp.user.action`. Registered in
-//! `tools.rs`.
+//! The teaching tools — `capture_example`, `list_patterns`, `replay_example` — with
+//! their inputs, handlers and registration; publishes `mvp.user.action`.
 //!
-//! Owns tool semantics only: storage and similarity are `teaching.rs`'s.
+//! Owns tool semantics only: storage and similarity are `mvp::teaching`'s.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{
-    teaching::{
-        self, Example, ExampleContext, ExampleType, Outcome, Pattern, Similarity, UserAction,
-    },
-    tools::{M, Out, publish},
+use super::{M, Out, publish};
+use crate::mvp::teaching::{
+    self, Example, ExampleContext, ExampleType, Outcome, Pattern, Similarity, UserAction,
 };
 use crate::runtime::{
     page::{self, Page},
-    registry::{CallCtx, ToolError},
+    registry::{CallCtx, Hints, ToolDef, ToolError},
+    toolset::Tools,
 };
 
-// ------------------------------------------------------------------ teaching
+pub(super) fn register(t: &Tools<M>) -> Vec<ToolDef> {
+    let read = Hints::read();
+    let write = Hints::write();
+    vec![
+        t.tool(
+            "capture_example",
+            write,
+            capture_example,
+            "Capture a teaching example {type workflow|validation|decision|correction, phase, context {description, state}, userAction {type, description, parameters}, outcome {success, learningValue 0-1}}. Updates its pattern `type-phase-actionType` (confidence 0.5+0.1 per example up to 0.9, effectiveness = success ratio) in O(1)."
+        ),
+        t.tool(
+            "list_patterns",
+            read,
+            list_patterns,
+            "Teaching patterns with their example counts, confidence and effectiveness, by key; filter by type or phase; continue with `cursor`."
+        ),
+        t.tool(
+            "replay_example",
+            read,
+            replay_example,
+            "Compare a captured example with the current `state`: similarity = 0.3·same phase + 0.4·keyword Jaccard + 0.3·state-key Jaccard. When ≥ 0.6 the example applies and its action is suggested."
+        ),
+    ]
+}
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

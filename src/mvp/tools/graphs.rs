@@ -1,6 +1,6 @@
-//! Handlers of the graph tools — `create_graph`, `validate_graph`, `execute_graph`,
-//! `get_graph_status`, `optimize_graph` — with their inputs and views. Registered in
-//! `tools.rs`.
+//! The graph tools — `create_graph`, `validate_graph`, `execute_graph`,
+//! `get_graph_status`, `optimize_graph` — with their inputs, views, handlers and
+//! registration.
 //!
 //! Owns tool semantics only: validation, execution and storage are the graph modules'.
 
@@ -10,18 +10,55 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{
+use super::{M, Out, RUNS, track};
+use crate::mvp::{
     Mvp,
     graph::{self, Graph, GraphDef, GraphRun, Issue, NodeRun, Optimization, OptimizationType},
     graph_run,
-    tools::{M, Out, track},
 };
 use crate::runtime::{
     principal::Principal,
-    registry::{CallCtx, ToolError},
+    registry::{CallCtx, Hints, ToolDef, ToolError},
+    toolset::Tools,
 };
 
-// ------------------------------------------------------------------ graphs
+pub(super) fn register(t: &Tools<M>) -> Vec<ToolDef> {
+    let read = Hints::read();
+    let write = Hints::write();
+    let runs = RUNS;
+    vec![
+        t.tool(
+            "create_graph",
+            write,
+            create_graph,
+            "Store a workflow graph {name, nodes [{id, type tool|gate|prp|map, config}], edges [{from, to, condition?}]} after validating it (errors refuse it). tool: {tool, arguments} calls any tool of this server; arguments may use {{inputs.X}} and {{nodes.ID.path}}. gate: {condition} or {from: [ids], maxBlockers=0, maxMajors=3}. prp: {blueprint, workspace?, phase?}. map: {tool, over: \"{{...list}}\", arguments with {{item}}, concurrency=4}."
+        ),
+        t.tool(
+            "validate_graph",
+            read,
+            validate_graph,
+            "Check a stored graph (graphId) or a definition (graphDefinition): cycles with their path, dangling edges, duplicate ids and edges, unknown node types and tools, bad templates and conditions; `strict` adds nodes that can never run or connect to nothing and outputs no one reads."
+        ),
+        t.tool(
+            "execute_graph",
+            runs,
+            execute_graph,
+            "Run a stored graph with `inputs`. config.parallel runs ready nodes concurrently (default one at a time); config.timeout (ms) stops it and cancels running nodes (their processes are killed). Edges with false conditions are skipped, and so are nodes that lose an input. Progress per node; returns per-node status, timings (ms from start), outputs and errors."
+        ),
+        t.tool(
+            "get_graph_status",
+            read,
+            get_graph_status,
+            "A graph's last run per node (status, timings, output cut to 2 KiB, error); includeHistory adds summaries of up to 20 earlier runs."
+        ),
+        t.tool(
+            "optimize_graph",
+            read,
+            optimize_graph,
+            "Analyse a graph with its measured runs: parallel levels, critical path, redundant edges, estimated parallel speed-up, memory-heavy nodes; suggestions for optimizationType performance|memory|cost."
+        ),
+    ]
+}
 
 #[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

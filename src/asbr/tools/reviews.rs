@@ -2,8 +2,8 @@
 //! the github tools, by name), `get_review_status`, `submit_feedback`, `list_reviews`.
 //!
 //! Owns their inputs and handlers; the review records live in `reviews.rs`, the rule
-//! packs in `review_rules.rs`, pull-request checkouts in `pr_checkout.rs`, and the
-//! registration in `tools.rs`. It must not touch journals directly.
+//! packs in `review_rules.rs`, pull-request checkouts in `pr_checkout.rs`. Owns their
+//! registration too. It must not touch journals directly.
 
 use std::sync::Arc;
 
@@ -14,10 +14,12 @@ use serde_json::Value;
 use crate::runtime::{
     page::{self, Page},
     principal::Principal,
-    registry::{CallCtx, ToolError},
+    registry::{CallCtx, Hints, ToolDef, ToolError},
+    toolset::Tools,
 };
 
-use super::{
+use super::{A, Out};
+use crate::asbr::{
     pr_checkout::{self, CheckoutError},
     reviews::{
         self, Comment, Feedback, FindingSummary, Review, ReviewError, ReviewFinding, ReviewStatus,
@@ -25,8 +27,38 @@ use super::{
     },
     scan::{self, ScanError},
     tasks::{self, AgentEventKind, TaskInput},
-    tools::{A, Out},
 };
+
+pub(super) fn register(t: &Tools<A>) -> Vec<ToolDef> {
+    let read = Hints::read();
+    let write = Hints::write();
+    vec![
+        t.tool(
+                "create_review",
+                write,
+                create_review,
+                "Review a local repository directory inside the workspace roots, or a GitHub pull request (repositoryUrl \"owner/name\" + pullRequestId; its changed files are read at the head commit through the github toolset): runs the chosen deterministic reviewers (security = the security scan; performance = nested loops, queries/requests inside loops, unbounded reads; architecture = files over 800 lines, functions over 6 parameters, nesting deeper than 4, wildcard imports; style = lines over 120 characters, functions over 80 lines, TODO/FIXME, trailing whitespace; for Rust, JS/TS, Python) over `scope` (full | incremental = changed files, the default | security-only) and optional `paths` globs, as an asbr task with progress (follow it with watch_task_events), and returns the summary by severity and reviewer plus the 20 most severe findings. Publishes asbr.review.created and asbr.review.completed."
+            ),
+        t.tool(
+                "get_review_status",
+                read,
+                get_review_status,
+                "A review's status and findings summary by severity and reviewer; with includeDetails, a page of findings (most severe first, `limit`, `cursor` from detailsNextCursor) and the submitted feedback."
+            ),
+        t.tool(
+                "submit_feedback",
+                write,
+                submit_feedback,
+                "Give your verdict on a finished review as the \"ai\" reviewer (or another named reviewer): approve, request_changes (needs at least one comment) or comment, with comments {file?, line?, severity, message}. Recorded durably; publishes asbr.feedback.submitted."
+            ),
+        t.tool(
+                "list_reviews",
+                read,
+                list_reviews,
+                "Reviews newest first (summaries, no findings), by status and reviewer; continue with `cursor`."
+            ),
+    ]
+}
 
 impl From<ReviewError> for ToolError {
     fn from(e: ReviewError) -> Self {

@@ -1,7 +1,7 @@
-//! Handlers of the PRP tools — `run_prp_workflow`, `get_prp_run`, `list_prp_runs` —
-//! with their inputs; publishes `mvp.prp.phase`. Registered in `tools.rs`.
+//! The PRP tools — `run_prp_workflow`, `get_prp_run`, `list_prp_runs` — with their
+//! inputs, handlers and registration; publishes `mvp.prp.phase`.
 //!
-//! Owns tool semantics only: gates and history are `prp.rs`'s.
+//! Owns tool semantics only: gates and history are `mvp::prp`'s.
 
 use std::sync::Arc;
 
@@ -9,16 +9,38 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{
-    prp::{self, PrpInput, PrpRun},
-    tools::{M, Out, publish, track},
-};
+use super::{M, Out, RUNS, publish, track};
+use crate::mvp::prp::{self, PrpInput, PrpRun};
 use crate::runtime::{
     page::{self, Page},
-    registry::{CallCtx, ToolError},
+    registry::{CallCtx, Hints, ToolDef, ToolError},
+    toolset::Tools,
 };
 
-// ------------------------------------------------------------------ PRP
+pub(super) fn register(t: &Tools<M>) -> Vec<ToolDef> {
+    let read = Hints::read();
+    let runs = RUNS;
+    vec![
+        t.tool(
+            "run_prp_workflow",
+            runs,
+            run_prp_workflow,
+            "Run a PRP workflow for blueprint {title, description, requirements[]}: strategy → build → evaluation gates; with `workspace` the build gate runs the tests (failures are blockers) and the linter (errors are majors). The evaluation gate traces each requirement to the evidence: its keywords (words of 3+ letters minus common words, lower-cased, a plural -s and one of -ing/-ed/-er/-e stripped, first 5 letters) are matched against the names of the tests that ran, the workspace's test files (path and contents) and the build gate's results; an item holding at least half of the keywords traces it. `gate.trace` lists each requirement with its evidence; each untraced requirement is a major. A gate passes with ≤ maxBlockers (0) blockers and ≤ maxMajors (3) majors; the first failing gate recycles the run. Returns phases, status completed|recycled and the cerebrum decision with reasons. `deterministic` fixes ids and times."
+        ),
+        t.tool(
+            "get_prp_run",
+            read,
+            get_prp_run,
+            "One PRP run by runId, with its phases, gates and decision."
+        ),
+        t.tool(
+            "list_prp_runs",
+            read,
+            list_prp_runs,
+            "PRP runs, newest first, optionally by status; continue with `cursor`. History keeps the latest runs (default 1000)."
+        ),
+    ]
+}
 
 pub(super) async fn run_prp_workflow(mvp: M, input: PrpInput, ctx: CallCtx) -> Out<PrpRun> {
     let events = mvp.clone();
