@@ -22,23 +22,26 @@ pub(super) fn register(t: &Tools<A>) -> Vec<ToolDef> {
     let write = Hints::write();
     vec![
         t.tool(
-                "put_artifact",
-                write.idempotent(),
-                put_artifact,
-                "Store an artifact (diff, doc, plan, report) as text or base64; it is named by its SHA-256 (`sha256:<hex>`), so storing the same content again returns the same id."
-            ),
+            "put_artifact",
+            write.idempotent(),
+            put_artifact,
+            "Store an artifact (diff, doc, plan, report) given as text or base64; returns its metadata with id `sha256:<hex>`. Storing the same content again returns the same id with `deduplicated: true`.",
+        )
+        .titled("Store artifact"),
         t.tool(
-                "get_artifact",
-                read,
-                get_artifact,
-                "An artifact's content and digest; pass the digest you hold as `ifNoneMatch` to get `notModified: true` without the content."
-            ),
+            "get_artifact",
+            read,
+            get_artifact,
+            "Get an artifact's content (text, or base64 for binary) and digest by id; pass the digest you hold as `ifNoneMatch` to get `notModified: true` without the content.",
+        )
+        .titled("Get artifact"),
         t.tool(
-                "list_artifacts",
-                read,
-                list_artifacts,
-                "Artifact metadata newest first, by kind and creation range (RFC 3339); continue with `cursor`."
-            ),
+            "list_artifacts",
+            read,
+            list_artifacts,
+            "List artifact metadata newest first, by kind and creation time (RFC 3339); returns a page and `next_cursor` to pass back as `cursor`.",
+        )
+        .titled("List artifacts"),
     ]
 }
 

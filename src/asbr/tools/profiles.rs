@@ -20,11 +20,18 @@ pub(super) fn register(t: &Tools<A>) -> Vec<ToolDef> {
     vec![
         t.tool(
             "upsert_profile",
-            write.idempotent(),
+            write.destructive().idempotent(),
             upsert_profile,
-            "Create or replace a profile: skill level, preferred tools and accessibility needs.",
-        ),
-        t.tool("get_profile", read, get_profile, "One profile by id."),
+            "Create or replace a profile (skill level, preferred tools, accessibility needs); returns the stored profile and whether it was created.",
+        )
+        .titled("Save profile"),
+        t.tool(
+            "get_profile",
+            read,
+            get_profile,
+            "Get one profile by id: skill level, preferred tools and accessibility needs.",
+        )
+        .titled("Get profile"),
     ]
 }
 

@@ -34,29 +34,33 @@ pub(super) fn register(t: &Tools<A>) -> Vec<ToolDef> {
     let write = Hints::write();
     vec![
         t.tool(
-                "create_review",
-                write,
-                create_review,
-                "Review a local repository directory inside the workspace roots, or a GitHub pull request (repositoryUrl \"owner/name\" + pullRequestId; its changed files are read at the head commit through the github toolset): runs the chosen deterministic reviewers (security = the security scan; performance = nested loops, queries/requests inside loops, unbounded reads; architecture = files over 800 lines, functions over 6 parameters, nesting deeper than 4, wildcard imports; style = lines over 120 characters, functions over 80 lines, TODO/FIXME, trailing whitespace; for Rust, JS/TS, Python) over `scope` (full | incremental = changed files, the default | security-only) and optional `paths` globs, as an asbr task with progress (follow it with watch_task_events), and returns the summary by severity and reviewer plus the 20 most severe findings. Publishes asbr.review.created and asbr.review.completed."
-            ),
+            "create_review",
+            write,
+            create_review,
+            "Review a local directory inside the workspace roots, or a GitHub pull request (`repositoryUrl` \"owner/name\" with `pullRequestId`), with security, performance, architecture and style reviewers run as a task; returns the summary by severity and reviewer and the 20 most severe findings.",
+        )
+        .titled("Create review"),
         t.tool(
-                "get_review_status",
-                read,
-                get_review_status,
-                "A review's status and findings summary by severity and reviewer; with includeDetails, a page of findings (most severe first, `limit`, `cursor` from detailsNextCursor) and the submitted feedback."
-            ),
+            "get_review_status",
+            read,
+            get_review_status,
+            "Get a review's status and findings summary by severity and reviewer; with `includeDetails`, also a page of findings (most severe first; pass `detailsNextCursor` back as `cursor`) and the submitted feedback.",
+        )
+        .titled("Get review status"),
         t.tool(
-                "submit_feedback",
-                write,
-                submit_feedback,
-                "Give your verdict on a finished review as the \"ai\" reviewer (or another named reviewer): approve, request_changes (needs at least one comment) or comment, with comments {file?, line?, severity, message}. Recorded durably; publishes asbr.feedback.submitted."
-            ),
+            "submit_feedback",
+            write,
+            submit_feedback,
+            "Record your verdict on a finished review as the \"ai\" reviewer (or another named one): approve, request_changes (needs a comment) or comment, with comments {file?, line?, severity, message}; returns the feedback and the review.",
+        )
+        .titled("Submit review feedback"),
         t.tool(
-                "list_reviews",
-                read,
-                list_reviews,
-                "Reviews newest first (summaries, no findings), by status and reviewer; continue with `cursor`."
-            ),
+            "list_reviews",
+            read,
+            list_reviews,
+            "List reviews newest first (summaries without findings), by status and reviewer; returns a page and `next_cursor` to pass back as `cursor`.",
+        )
+        .titled("List reviews"),
     ]
 }
 

@@ -19,11 +19,12 @@ pub(super) fn register(t: &Tools<A>) -> Vec<ToolDef> {
     let read = Hints::read();
     vec![
         t.tool(
-                "run_security_scan",
-                read,
-                run_security_scan,
-                "Scan a directory inside the workspace roots: `secrets` (GitHub, AWS, Slack, Stripe, private keys, JWTs, high-entropy assignments; values redacted), `sast` (Rust, JS/TS, Python, shell rules), `dependency` (Cargo.lock, package-lock.json, requirements.txt, poetry.lock against OSV advisories from ASBR_ADVISORIES_DIR) or `all`. Respects .gitignore, skips binaries and files over 2 MiB; reports progress. Findings {rule, type, severity, file, line, message, excerpt}, at most 1,000, most severe first."
-            ),
+            "run_security_scan",
+            read,
+            run_security_scan,
+            "Scan a directory inside the workspace roots for secrets (values redacted), SAST issues, vulnerable dependencies (needs OSV advisories in ASBR_ADVISORIES_DIR) or `all`; returns at most 1,000 findings, most severe first, and a summary.",
+        )
+        .titled("Run security scan"),
     ]
 }
 

@@ -19,17 +19,19 @@ pub(super) fn register(t: &Tools<A>) -> Vec<ToolDef> {
     let read = Hints::read();
     vec![
         t.tool(
-                "get_connector_service_map",
-                read,
-                get_connector_service_map,
-                "The connector service map from the configured manifest: connectors sorted by id, ttlSeconds, and an HMAC-SHA256 `signature`. Served from cache while the manifest file is unchanged."
-            ),
+            "get_connector_service_map",
+            read,
+            get_connector_service_map,
+            "Get the connector service map from the configured manifest: connectors sorted by id, ttlSeconds and an HMAC-SHA256 `signature`; check a map later with verify_service_map.",
+        )
+        .titled("Get connector service map"),
         t.tool(
-                "verify_service_map",
-                read,
-                verify_service_map,
-                "Check a service map's signature (constant time) with the server's key."
-            ),
+            "verify_service_map",
+            read,
+            verify_service_map,
+            "Check a service map's signature with the server's key; returns `valid` and, when it is not, the reason.",
+        )
+        .titled("Verify service map"),
     ]
 }
 

@@ -27,53 +27,61 @@ pub(super) fn register(t: &Tools<A>) -> Vec<ToolDef> {
     let write = Hints::write();
     vec![
         t.tool(
-                "create_task",
-                write.idempotent(),
-                create_task,
-                "Create a durable agent task (status queued; publishes PlanStarted). `input.scopes` must not be empty. The same `idempotencyKey` (default: a hash of title, brief, inputs and sorted scopes) within 5 minutes returns the same task with `reused: true`."
-            ),
+            "create_task",
+            write.idempotent(),
+            create_task,
+            "Create a durable agent task (queued; publishes PlanStarted) and return it. The same `idempotencyKey` (default: a hash of title, brief, inputs and scopes) within 5 minutes returns the same task with `reused: true`.",
+        )
+        .titled("Create task"),
         t.tool(
-                "get_task",
-                read,
-                get_task,
-                "One task: status, current step, step awaiting approval, approvals, artifacts. A finished task that left memory (after `--asbr-task-retention`, default 1 h) is rebuilt from the journal while its events are kept."
-            ),
+            "get_task",
+            read,
+            get_task,
+            "Get one task: status, current step, the step awaiting approval, approvals and artifacts. A finished task that left memory is rebuilt from the journal.",
+        )
+        .titled("Get task"),
         t.tool(
-                "list_tasks",
-                read,
-                list_tasks,
-                "Tasks newest first, optionally by status; continue with `cursor`."
-            ),
+            "list_tasks",
+            read,
+            list_tasks,
+            "List tasks newest first, optionally by status; returns a page of tasks and `next_cursor` to pass back as `cursor`.",
+        )
+        .titled("List tasks"),
         t.tool(
-                "cancel_task",
-                write.destructive(),
-                cancel_task,
-                "Cancel a task that has not ended (publishes Canceled)."
-            ),
+            "cancel_task",
+            write.destructive(),
+            cancel_task,
+            "Cancel a task that has not ended (publishes Canceled); returns the canceled task.",
+        )
+        .titled("Cancel task"),
         t.tool(
-                "resume_task",
-                write,
-                resume_task,
-                "Resume a paused task (publishes Resumed). Only a paused task can be resumed, and not one waiting for approval of a step: approve that with approve_task_step."
-            ),
+            "resume_task",
+            write,
+            resume_task,
+            "Resume a paused task (publishes Resumed) and return it. A task waiting for approval of a step continues with approve_task_step instead.",
+        )
+        .titled("Resume task"),
         t.tool(
-                "record_task_event",
-                write,
-                record_task_event,
-                "Report progress on a task as the agent working it: StepCompleted (→ running), AwaitingApproval (→ paused until approve_task_step), DeliverableReady (→ succeeded), Failed (→ failed). Illegal transitions are refused with the task's current state. `data.artifacts` / `data.evidenceIds` lists are attached to the task."
-            ),
+            "record_task_event",
+            write,
+            record_task_event,
+            "Report progress on a task you work: StepCompleted (→ running), AwaitingApproval (→ paused), DeliverableReady (→ succeeded) or Failed (→ failed); returns the task. Lists in `data.artifacts`/`data.evidenceIds` are attached; illegal transitions are refused.",
+        )
+        .titled("Record task event"),
         t.tool(
-                "approve_task_step",
-                write,
-                approve_task_step,
-                "Approve the step a paused task waits for; the task runs again (publishes Resumed). The approval is recorded under the authenticated caller (`token:<fingerprint>` over HTTP, `stdio` locally); `by` (user or policy) is kept as its label."
-            ),
+            "approve_task_step",
+            write,
+            approve_task_step,
+            "Approve the step a paused task waits for so that it runs again (publishes Resumed); returns the task. The approval is recorded under your authenticated identity, with `by` (user or policy) as its label.",
+        )
+        .titled("Approve task step"),
         t.tool(
-                "watch_task_events",
-                read,
-                watch_task_events,
-                "Task events after `since_seq` (one task or all, optionally by type), oldest first, with `ariaLiveHint` and `traceparent`. With `wait_ms` (≤ 30000) waits for the first new event (long poll). Pass `next_seq` back as `since_seq`."
-            ),
+            "watch_task_events",
+            read,
+            watch_task_events,
+            "Follow task events after `since_seq` (one task or all, optionally by type), oldest first; `wait_ms` (≤ 30000) waits for the first new event. Returns the events and `next_seq` to pass back as `since_seq`.",
+        )
+        .titled("Watch task events"),
     ]
 }
 

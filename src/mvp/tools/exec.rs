@@ -35,20 +35,23 @@ pub(super) fn register(t: &Tools<M>) -> Vec<ToolDef> {
             "run_command",
             runs.destructive(),
             run_command,
-            "Run an allow-listed program (argv passed as-is, not through a shell) in a directory inside the workspace roots, with a reduced environment and a timeout that kills every process it started. The program runs in a sandbox: the workspace roots read-write, a private TMPDIR, the system read-only, no network unless the operator allowed it, and no access to this server's state directory, config or processes. Output is capped and secrets are redacted line by line; progress streams lines. Waits for a process slot within the request timeout."
-        ),
+            "Run an allow-listed program (argv, no shell) in a directory inside the workspace roots, sandboxed (workspace read-write, no network unless allowed) with a timeout; returns the exit code and the capped, redacted stdout and stderr.",
+        )
+        .titled("Run command"),
         t.tool(
             "test_runner",
-            runs,
+            runs.destructive(),
             test_runner,
-            "Run the project's tests (framework auto|cargo|nextest|vitest|jest|pytest) with a timeout; progress streams as tests finish. Returns {command, durationMs, totals {passed, failed, total}, failures[{name, message}], coverage?}. A compile error is a failure named `build`."
-        ),
+            "Run the project's tests (framework auto|cargo|nextest|vitest|jest|pytest) with a timeout; returns the command, duration, totals {passed, failed, total}, failures [{name, message}] and coverage when asked. A compile error is a failure named `build`.",
+        )
+        .titled("Run tests"),
         t.tool(
             "code_analysis",
-            runs.idempotent(),
+            runs.destructive().idempotent(),
             code_analysis,
-            "Lint the project (cargo clippy, eslint or ruff, detected from the files) and return {tool, errorCount, warningCount, issues[{filePath, ruleId, severity, message, line, column}], summary}. Cached by the content of the inputs and the config; a missing linter is an error naming it."
-        ),
+            "Lint the project with cargo clippy, eslint or ruff (detected from its files); returns error and warning counts and issues [{filePath, ruleId, severity, message, line, column}]. Cached by the inputs' content; a missing linter is an error naming it.",
+        )
+        .titled("Analyse code"),
     ]
 }
 

@@ -31,32 +31,37 @@ pub(super) fn register(t: &Tools<M>) -> Vec<ToolDef> {
             "create_graph",
             write,
             create_graph,
-            "Store a workflow graph {name, nodes [{id, type tool|gate|prp|map, config}], edges [{from, to, condition?}]} after validating it (errors refuse it). tool: {tool, arguments} calls any tool of this server; arguments may use {{inputs.X}} and {{nodes.ID.path}}. gate: {condition} or {from: [ids], maxBlockers=0, maxMajors=3}. prp: {blueprint, workspace?, phase?}. map: {tool, over: \"{{...list}}\", arguments with {{item}}, concurrency=4}."
-        ),
+            "Validate and store a workflow graph {name, nodes [{id, type tool|gate|prp|map, config}], edges [{from, to, condition?}]}; `tool` nodes call any tool of this server with {{inputs.X}} / {{nodes.ID.path}} templates. Returns the graph id and any issues (errors refuse it).",
+        )
+        .titled("Create graph"),
         t.tool(
             "validate_graph",
             read,
             validate_graph,
-            "Check a stored graph (graphId) or a definition (graphDefinition): cycles with their path, dangling edges, duplicate ids and edges, unknown node types and tools, bad templates and conditions; `strict` adds nodes that can never run or connect to nothing and outputs no one reads."
-        ),
+            "Check a stored graph (`graphId`) or a definition (`graphDefinition`) for cycles, dangling edges, duplicate ids, unknown tools and bad templates or conditions; `strict` also flags unreachable nodes and unread outputs. Returns the issues.",
+        )
+        .titled("Validate graph"),
         t.tool(
             "execute_graph",
-            runs,
+            runs.destructive(),
             execute_graph,
-            "Run a stored graph with `inputs`. config.parallel runs ready nodes concurrently (default one at a time); config.timeout (ms) stops it and cancels running nodes (their processes are killed). Edges with false conditions are skipped, and so are nodes that lose an input. Progress per node; returns per-node status, timings (ms from start), outputs and errors."
-        ),
+            "Run a stored graph with `inputs`, reporting progress per node; `config.parallel` runs ready nodes concurrently and `config.timeout` (ms) cancels the run. Returns per-node status, timings, outputs and errors.",
+        )
+        .titled("Run graph"),
         t.tool(
             "get_graph_status",
             read,
             get_graph_status,
-            "A graph's last run per node (status, timings, output cut to 2 KiB, error); includeHistory adds summaries of up to 20 earlier runs."
-        ),
+            "Get a graph's last run per node (status, timings, output cut to 2 KiB, error); `includeHistory` adds summaries of up to 20 earlier runs.",
+        )
+        .titled("Get graph status"),
         t.tool(
             "optimize_graph",
             read,
             optimize_graph,
-            "Analyse a graph with its measured runs: parallel levels, critical path, redundant edges, estimated parallel speed-up, memory-heavy nodes; suggestions for optimizationType performance|memory|cost."
-        ),
+            "Analyse a graph with its measured runs: parallel levels, critical path, redundant edges, estimated speed-up, memory-heavy nodes; returns suggestions for `optimizationType` performance, memory or cost.",
+        )
+        .titled("Optimize graph"),
     ]
 }
 

@@ -22,8 +22,9 @@ pub(super) fn register(t: &Tools<M>) -> Vec<ToolDef> {
             "health",
             read,
             health,
-            "Health of the server's parts: state directory writable, journal lag, executor lanes (running, waiting), running child processes (exact), workspace roots and store sizes. The disk probe is cached for 2 s."
-        ),
+            "Check the server's health: state directory writable, journal lag, executor lanes, child processes and sandbox, workspace roots and store sizes; returns status ok or degraded with the problems found.",
+        )
+        .titled("Server health"),
     ]
 }
 

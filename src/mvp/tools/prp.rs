@@ -23,22 +23,25 @@ pub(super) fn register(t: &Tools<M>) -> Vec<ToolDef> {
     vec![
         t.tool(
             "run_prp_workflow",
-            runs,
+            runs.destructive(),
             run_prp_workflow,
-            "Run a PRP workflow for blueprint {title, description, requirements[]}: strategy → build → evaluation gates; with `workspace` the build gate runs the tests (failures are blockers) and the linter (errors are majors). The evaluation gate traces each requirement to the evidence: its keywords (words of 3+ letters minus common words, lower-cased, a plural -s and one of -ing/-ed/-er/-e stripped, first 5 letters) are matched against the names of the tests that ran, the workspace's test files (path and contents) and the build gate's results; an item holding at least half of the keywords traces it. `gate.trace` lists each requirement with its evidence; each untraced requirement is a major. A gate passes with ≤ maxBlockers (0) blockers and ≤ maxMajors (3) majors; the first failing gate recycles the run. Returns phases, status completed|recycled and the cerebrum decision with reasons. `deterministic` fixes ids and times."
-        ),
+            "Run a PRP workflow for a blueprint {title, description, requirements[]} through strategy, build and evaluation gates; with `workspace` the build gate runs the tests and linter and each requirement must trace to evidence. Returns phases, status completed|recycled and the decision.",
+        )
+        .titled("Run PRP workflow"),
         t.tool(
             "get_prp_run",
             read,
             get_prp_run,
-            "One PRP run by runId, with its phases, gates and decision."
-        ),
+            "Get one PRP run by `runId` with its phases, gates and decision.",
+        )
+        .titled("Get PRP run"),
         t.tool(
             "list_prp_runs",
             read,
             list_prp_runs,
-            "PRP runs, newest first, optionally by status; continue with `cursor`. History keeps the latest runs (default 1000)."
-        ),
+            "List PRP runs newest first, optionally by status; returns a page of summaries and `next_cursor` to pass back as `cursor`. Only the latest runs are kept (default 1000).",
+        )
+        .titled("List PRP runs"),
     ]
 }
 

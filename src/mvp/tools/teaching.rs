@@ -25,20 +25,23 @@ pub(super) fn register(t: &Tools<M>) -> Vec<ToolDef> {
             "capture_example",
             write,
             capture_example,
-            "Capture a teaching example {type workflow|validation|decision|correction, phase, context {description, state}, userAction {type, description, parameters}, outcome {success, learningValue 0-1}}. Updates its pattern `type-phase-actionType` (confidence 0.5+0.1 per example up to 0.9, effectiveness = success ratio) in O(1)."
-        ),
+            "Record a teaching example (type, phase, context, userAction, outcome); returns its id and its updated pattern `type-phase-actionType` with confidence and effectiveness.",
+        )
+        .titled("Capture example"),
         t.tool(
             "list_patterns",
             read,
             list_patterns,
-            "Teaching patterns with their example counts, confidence and effectiveness, by key; filter by type or phase; continue with `cursor`."
-        ),
+            "List teaching patterns with their example counts, confidence and effectiveness, by type or phase; returns a page and `next_cursor` to pass back as `cursor`.",
+        )
+        .titled("List patterns"),
         t.tool(
             "replay_example",
             read,
             replay_example,
-            "Compare a captured example with the current `state`: similarity = 0.3·same phase + 0.4·keyword Jaccard + 0.3·state-key Jaccard. When ≥ 0.6 the example applies and its action is suggested."
-        ),
+            "Compare a captured example with the current `state`; returns the similarity (phase, keywords, state keys) and, when it reaches 0.6, the example's action as a suggestion.",
+        )
+        .titled("Replay example"),
     ]
 }
 
