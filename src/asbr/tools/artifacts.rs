@@ -145,22 +145,20 @@ pub(super) async fn get_artifact(a: A, i: GetArtifactIn, ctx: CallCtx) -> Out<Ge
     })
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ListArtifactsIn {
-    #[serde(default)]
-    pub kind: Option<ArtifactKind>,
-    /// RFC 3339; only artifacts created after it.
-    #[serde(default)]
-    pub created_after: Option<String>,
-    /// RFC 3339; only artifacts created before it.
-    #[serde(default)]
-    pub created_before: Option<String>,
-    #[serde(default = "crate::runtime::page::default_limit")]
-    #[schemars(range(min = 1, max = 100))]
-    pub limit: u32,
-    #[serde(default)]
-    pub cursor: Option<String>,
+crate::runtime::page::list_input! {
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct ListArtifactsIn {
+        #[serde(default)]
+        pub kind: Option<ArtifactKind>,
+        /// RFC 3339; only artifacts created after it.
+        #[serde(default)]
+        pub created_after: Option<String>,
+        /// RFC 3339; only artifacts created before it.
+        #[serde(default)]
+        pub created_before: Option<String>,
+        ..page_args,
+    }
 }
 
 pub(super) async fn list_artifacts(

@@ -578,21 +578,22 @@ fn default_details_limit() -> u32 {
     100
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ReviewStatusIn {
-    #[schemars(length(min = 1, max = 64))]
-    pub review_id: String,
-    /// Also return the findings (a page of `limit`) and the feedback.
-    #[serde(default)]
-    pub include_details: bool,
-    /// Findings per page when includeDetails is true.
-    #[serde(default = "default_details_limit")]
-    #[schemars(range(min = 1, max = 500))]
-    pub limit: u32,
-    /// From `detailsNextCursor`.
-    #[serde(default)]
-    pub cursor: Option<String>,
+crate::runtime::page::list_input! {
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct ReviewStatusIn {
+        #[schemars(length(min = 1, max = 64))]
+        pub review_id: String,
+        /// Also return the findings (a page of `limit`) and the feedback.
+        #[serde(default)]
+        pub include_details: bool,
+        ..page_args {
+            /// Findings per page when includeDetails is true.
+            limit(default = "default_details_limit", max = 500),
+            /// From `detailsNextCursor`.
+            cursor,
+        },
+    }
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -758,19 +759,17 @@ pub(super) async fn submit_feedback(
     })
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ListReviewsIn {
-    #[serde(default)]
-    pub status: Option<ReviewStatus>,
-    /// Only reviews that ran this reviewer.
-    #[serde(default)]
-    pub reviewer: Option<ReviewerKind>,
-    #[serde(default = "crate::runtime::page::default_limit")]
-    #[schemars(range(min = 1, max = 100))]
-    pub limit: u32,
-    #[serde(default)]
-    pub cursor: Option<String>,
+crate::runtime::page::list_input! {
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct ListReviewsIn {
+        #[serde(default)]
+        pub status: Option<ReviewStatus>,
+        /// Only reviews that ran this reviewer.
+        #[serde(default)]
+        pub reviewer: Option<ReviewerKind>,
+        ..page_args,
+    }
 }
 
 pub(super) async fn list_reviews(a: A, i: ListReviewsIn, ctx: CallCtx) -> Out<Page<ReviewSummary>> {

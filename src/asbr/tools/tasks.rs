@@ -137,16 +137,14 @@ pub(super) async fn get_task(a: A, i: TaskIdIn, ctx: CallCtx) -> Out<Task> {
     Ok(a.tasks.get_or_recover(&i.task_id, &ctx.principal).await?)
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ListTasksIn {
-    #[serde(default)]
-    pub status: Option<TaskStatus>,
-    #[serde(default = "crate::runtime::page::default_limit")]
-    #[schemars(range(min = 1, max = 100))]
-    pub limit: u32,
-    #[serde(default)]
-    pub cursor: Option<String>,
+crate::runtime::page::list_input! {
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct ListTasksIn {
+        #[serde(default)]
+        pub status: Option<TaskStatus>,
+        ..page_args,
+    }
 }
 
 pub(super) async fn list_tasks(a: A, i: ListTasksIn, ctx: CallCtx) -> Out<Page<Task>> {

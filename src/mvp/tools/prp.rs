@@ -93,17 +93,15 @@ pub(super) async fn get_prp_run(mvp: M, input: GetPrpRunIn, ctx: CallCtx) -> Out
         })
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ListPrpRunsIn {
-    /// completed | recycled; default both.
-    #[serde(default)]
-    pub status: Option<prp::RunStatus>,
-    #[serde(default = "crate::runtime::page::default_limit")]
-    #[schemars(range(min = 1, max = 100))]
-    pub limit: u32,
-    #[serde(default)]
-    pub cursor: Option<String>,
+crate::runtime::page::list_input! {
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct ListPrpRunsIn {
+        /// completed | recycled; default both.
+        #[serde(default)]
+        pub status: Option<prp::RunStatus>,
+        ..page_args,
+    }
 }
 
 #[derive(Serialize, JsonSchema, Clone)]

@@ -112,18 +112,16 @@ pub(super) async fn capture_example(mvp: M, input: CaptureIn, ctx: CallCtx) -> O
     })
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ListPatternsIn {
-    #[serde(default)]
-    pub r#type: Option<ExampleType>,
-    #[serde(default)]
-    pub phase: Option<String>,
-    #[serde(default = "crate::runtime::page::default_limit")]
-    #[schemars(range(min = 1, max = 100))]
-    pub limit: u32,
-    #[serde(default)]
-    pub cursor: Option<String>,
+crate::runtime::page::list_input! {
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct ListPatternsIn {
+        #[serde(default)]
+        pub r#type: Option<ExampleType>,
+        #[serde(default)]
+        pub phase: Option<String>,
+        ..page_args,
+    }
 }
 
 pub(super) async fn list_patterns(
