@@ -834,7 +834,11 @@ pub fn job_log(name: &str, cmd: &str, sha: &str, fails: bool) -> String {
         .enumerate()
         .map(|(i, l)| {
             let at = t0 + Duration::milliseconds(137 * i as i64);
-            format!("{}Z {l}\n", at.format("%Y-%m-%dT%H:%M:%S%.7f"))
+            format!(
+                "{}.{:07}Z {l}\n",
+                at.format("%Y-%m-%dT%H:%M:%S"),
+                at.timestamp_subsec_nanos() / 100
+            )
         })
         .collect()
 }
