@@ -21,17 +21,17 @@ fn empty(status: u16) -> Reply {
 }
 
 pub fn route(w: &mut World, ri: usize, c: &Ctx, sub: &str, now: Dt) -> Reply {
-    if sub == "/git/refs/{ref*}" {
-        if let Some((i, branch)) = w.intrude_on_ref_update.take() {
-            let r = &mut w.repos[i];
-            if let Some(head) = r.branches.get(&branch).cloned() {
-                let mut tree = (*r.tree_of(&head)).clone();
-                tree.insert(
-                    "CONCURRENT.md".into(),
-                    data::blob(format!("pushed by someone else at {now}\n")),
-                );
-                r.push_commit(&branch, Arc::new(tree), "Concurrent push", "bob", now);
-            }
+    if sub == "/git/refs/{ref*}"
+        && let Some((i, branch)) = w.intrude_on_ref_update.take()
+    {
+        let r = &mut w.repos[i];
+        if let Some(head) = r.branches.get(&branch).cloned() {
+            let mut tree = (*r.tree_of(&head)).clone();
+            tree.insert(
+                "CONCURRENT.md".into(),
+                data::blob(format!("pushed by someone else at {now}\n")),
+            );
+            r.push_commit(&branch, Arc::new(tree), "Concurrent push", "bob", now);
         }
     }
     let r = &mut w.repos[ri];
