@@ -14,6 +14,7 @@ mod damage;
 mod exec_sandbox;
 mod fsroots;
 mod github;
+mod github_loop;
 mod integrations;
 mod integrations_tls;
 mod journal;
