@@ -4,6 +4,7 @@
 //! - [`config`]: the effective configuration, validated once at start.
 //! - [`runtime`]: shared machinery (executor, pages, progress, batch, metrics, journal,
 //!   events, tool registry); imports no toolset, server or transport.
+//! - [`dynamic`]: `--dynamic-toolsets` (discovery tools, per-session enabled toolsets).
 //! - [`server`]: the rmcp `ServerHandler` that assembles the enabled toolsets.
 //! - [`transport`]: stdio and streamable HTTP.
 //!
@@ -14,6 +15,7 @@
 mod architecture;
 pub mod asbr;
 pub mod config;
+pub mod dynamic;
 #[cfg(feature = "conformance-fixtures")]
 pub mod fixtures;
 pub mod github;

@@ -11,6 +11,7 @@ mod asbr;
 mod config;
 mod containment;
 mod damage;
+mod dynamic;
 mod exec_sandbox;
 mod fsroots;
 mod github;
