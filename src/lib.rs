@@ -6,6 +6,7 @@
 //!   events, tool registry); imports no toolset, server or transport.
 //! - [`dynamic`]: `--dynamic-toolsets` (discovery tools, per-session enabled toolsets).
 //! - [`server`]: the rmcp `ServerHandler` that assembles the enabled toolsets.
+//! - [`setup`]: MCP client configuration entries (`cortex-mcp setup`).
 //! - [`transport`]: stdio and streamable HTTP.
 //!
 //! The one public entry point is [`server::CortexServer::build`]. The library sets no
@@ -25,4 +26,5 @@ pub mod patchkit;
 pub mod runtime;
 pub mod schemas;
 pub mod server;
+pub mod setup;
 pub mod transport;

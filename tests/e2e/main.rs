@@ -25,4 +25,5 @@ mod patchkit;
 mod patchkit_edit;
 mod progress;
 mod server;
+mod setup;
 mod transport;
