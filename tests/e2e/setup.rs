@@ -137,3 +137,46 @@ fn write_creates_a_missing_file_and_never_clobbers_one_that_is_not_json() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("stdio servers only"));
 }
+
+/// `server.json` is the MCP registry's format (schema 2025-12-11: reverse-DNS name with
+/// one slash, a description of at most 100 characters, a repository with url and
+/// source) and carries the crate's version.
+#[test]
+fn server_json_is_in_the_registry_format_at_the_crate_version() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/server.json"))
+        .expect("server.json at the repository root");
+    let v: Value = serde_json::from_str(&text).expect("server.json parses");
+    assert_eq!(
+        v["$schema"],
+        "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json"
+    );
+    assert_eq!(
+        v["version"],
+        env!("CARGO_PKG_VERSION"),
+        "bump server.json with Cargo.toml"
+    );
+    let name = v["name"].as_str().unwrap();
+    let (namespace, server) = name.split_once('/').expect("namespace/name");
+    let ok = |s: &str, extra: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c) || extra.contains(c))
+    };
+    assert!(
+        ok(namespace, "") && ok(server, "_") && !server.contains('/'),
+        "{name}"
+    );
+    assert!(namespace.starts_with("io.github."), "{name}");
+    let description = v["description"].as_str().unwrap();
+    assert!(
+        (1..=100).contains(&description.chars().count()),
+        "{description}"
+    );
+    let repo = v["repository"]["url"].as_str().unwrap();
+    assert!(repo.starts_with("https://github.com/"), "{repo}");
+    assert_eq!(v["repository"]["source"], "github");
+    assert!(
+        repo.ends_with(server),
+        "the repository ({repo}) is the one the name ({name}) claims"
+    );
+}
