@@ -185,9 +185,13 @@ mod tests {
             )
         };
         let rows = sizes(&[("a", tool("x")), ("b", tool("y")), ("a", tool("z"))]);
-        let names: Vec<(&str, usize)> = rows.iter().map(|r| (r.toolset.as_str(), r.tools)).collect();
+        let names: Vec<(&str, usize)> =
+            rows.iter().map(|r| (r.toolset.as_str(), r.tools)).collect();
         assert_eq!(names, [("a", 2), ("b", 1), ("total", 3)]);
-        assert_eq!(rows[2].bytes, list_bytes(&[tool("x"), tool("y"), tool("z")]));
+        assert_eq!(
+            rows[2].bytes,
+            list_bytes(&[tool("x"), tool("y"), tool("z")])
+        );
         assert!(render_sizes(&rows).contains("total"));
         assert_eq!(budget("# why\n\n120000\n"), Some(120000));
     }

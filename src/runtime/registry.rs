@@ -145,8 +145,8 @@ impl Hints {
         self.idempotent = true;
         self
     }
-    fn annotations(self, title: &str) -> ToolAnnotations {
-        ToolAnnotations::with_title(title)
+    fn annotations(self) -> ToolAnnotations {
+        ToolAnnotations::new()
             .read_only(self.read_only)
             .destructive(self.destructive)
             .idempotent(self.idempotent)
@@ -209,12 +209,12 @@ pub struct ToolDef {
 }
 
 impl ToolDef {
-    /// Gives the tool a human title (top-level `title` and the annotations' title), shown by
-    /// clients instead of the name.
+    /// Gives the tool a human title, shown by clients instead of the name (the top-level
+    /// `title`; not repeated in the annotations, which clients read only without it).
     pub fn titled(mut self, title: &str) -> ToolDef {
         self.tool.title = Some(title.to_string());
         if let Some(annotations) = self.tool.annotations.as_mut() {
-            annotations.title = Some(title.to_string());
+            annotations.title = None;
         }
         self
     }
@@ -261,7 +261,8 @@ where
     let title = name.replace('_', " ");
     let tool = Tool::new(name, description.to_string(), input_schema)
         .with_raw_output_schema(output_schema)
-        .with_annotations(hints.annotations(&title));
+        .with_title(title)
+        .with_annotations(hints.annotations());
     let handler = Arc::new(handler);
     let prepare: Preparer = Arc::new(move |args: JsonObject| {
         let input: I = parse_arguments(args)?;

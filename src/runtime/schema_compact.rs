@@ -14,11 +14,15 @@
 //! generated, so an explicit `null` for an optional field stays accepted. Field
 //! descriptions and defaults are kept: they are what the model reads to fill a call.
 //!
-//! Output side ([`output`]): the shape only (types, properties, `required`, nullability,
-//! enums). A property the server skips when empty is optional and never `null`; a
-//! property always written that may be `null` is an `anyOf` with a `null` branch
-//! (never a `type` array). Descriptions, defaults, examples and the bounds inherited
-//! from input types are dropped: the tool's description says what it returns.
+//! Output side ([`output`]): the shape only (types, properties, nullability, enums), two
+//! levels deep. A property the server skips when empty never is `null`; a property that
+//! may be `null` is an `anyOf` with a `null` branch (never a `type` array).
+//! Descriptions, defaults, examples, `required` and the bounds inherited from input
+//! types are dropped (the tool's description says what it returns), so `oneOf` becomes
+//! `anyOf`. Below the fields of the result and of its list items an object or array is
+//! only `{"type": "object"}` / `{"type": "array"}`: still a valid description of what is
+//! sent, at a fraction of the bytes. `additionalProperties: false` is dropped from input
+//! schemas too: the registry still refuses unknown arguments.
 //!
 //! Owns only these transforms; it must not know any toolset.
 
@@ -28,7 +32,12 @@ use rmcp::model::JsonObject;
 use serde_json::{Value, json};
 
 /// Keywords whose value is a map of subschemas.
-const MAP_KEYWORDS: &[&str] = &["properties", "patternProperties", "dependentSchemas", "$defs"];
+const MAP_KEYWORDS: &[&str] = &[
+    "properties",
+    "patternProperties",
+    "dependentSchemas",
+    "$defs",
+];
 /// Keywords whose value is an array of subschemas.
 const ARRAY_KEYWORDS: &[&str] = &["anyOf", "oneOf", "allOf", "prefixItems"];
 /// Keywords whose value is one subschema.
@@ -132,10 +141,32 @@ pub fn output(schema: &mut JsonObject) {
 /// Where [`collapse_const_variants`] parks what the values of an enum mean.
 const NOTES: &str = "x-cortex-variant-notes";
 
+/// Output levels kept: the result's fields (1) and theirs (2); arrays do not count, so
+/// a list's items keep their fields.
+const OUTPUT_DEPTH: usize = 2;
+
 fn compact(schema: &mut JsonObject, side: Side) {
     schema.remove("$schema");
     walk(schema, &mut |node| tidy(node, side));
     inline_single_use(schema);
+    if side == Side::Output {
+        walk(schema, &mut |node| {
+            node.remove("required");
+            if let Some(branches) = node.remove("oneOf") {
+                node.insert("anyOf".into(), branches);
+            }
+        });
+        limit_depth(schema, 0);
+        if let Some(Value::Object(defs)) = schema.get_mut("$defs") {
+            for def in defs.values_mut() {
+                if let Value::Object(def) = def {
+                    limit_depth(def, 1);
+                }
+            }
+        }
+        // Shapes only the cut levels used are gone; one use left is inlined.
+        inline_single_use(schema);
+    }
     walk(schema, &mut |node| {
         if let Some(Value::String(notes)) = node.remove(NOTES) {
             let text = match node.get("description").and_then(Value::as_str) {
@@ -145,6 +176,45 @@ fn compact(schema: &mut JsonObject, side: Side) {
             node.insert("description".into(), Value::String(text));
         }
     });
+}
+
+/// Cuts an output schema below [`OUTPUT_DEPTH`] levels of fields: an object or array
+/// there keeps only its `type`.
+fn limit_depth(node: &mut JsonObject, depth: usize) {
+    if depth >= OUTPUT_DEPTH
+        && let Some(Value::String(t)) = node.get("type")
+        && (t == "object" || t == "array")
+    {
+        let t = Value::String(t.clone());
+        node.clear();
+        node.insert("type".into(), t);
+        return;
+    }
+    for (key, value) in node.iter_mut() {
+        let next = match key.as_str() {
+            "properties" | "patternProperties" | "additionalProperties" => depth + 1,
+            "items" | "prefixItems" | "anyOf" | "oneOf" | "allOf" => depth,
+            _ => continue,
+        };
+        match value {
+            Value::Object(o) if key == "properties" || key == "patternProperties" => {
+                for child in o.values_mut() {
+                    if let Value::Object(child) = child {
+                        limit_depth(child, next);
+                    }
+                }
+            }
+            Value::Object(child) => limit_depth(child, next),
+            Value::Array(items) => {
+                for child in items {
+                    if let Value::Object(child) = child {
+                        limit_depth(child, next);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Calls `f` on every subschema below `node` (children before parents), then on `node`.
@@ -192,18 +262,19 @@ fn constrains(node: &JsonObject) -> bool {
 }
 
 fn is_null_schema(value: &Value) -> bool {
-    value.get("type").and_then(Value::as_str) == Some("null") && value.as_object().map_or(0, |o| o.len()) == 1
+    value.get("type").and_then(Value::as_str) == Some("null")
+        && value.as_object().map_or(0, |o| o.len()) == 1
 }
 
 /// One node's tidying; its children are already tidy.
 fn tidy(node: &mut JsonObject, side: Side) {
     node.remove("title");
+    if node.get("additionalProperties") == Some(&Value::Bool(false)) {
+        node.remove("additionalProperties");
+    }
     if side == Side::Output {
         for key in ANNOTATIONS.iter().chain(BOUNDS) {
             node.remove(*key);
-        }
-        if node.get("additionalProperties") == Some(&Value::Bool(false)) {
-            node.remove("additionalProperties");
         }
     }
     collapse_const_variants(node, side);
@@ -214,7 +285,11 @@ fn tidy(node: &mut JsonObject, side: Side) {
             let required: Vec<String> = node
                 .get("required")
                 .and_then(Value::as_array)
-                .map(|r| r.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                .map(|r| {
+                    r.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default();
             if let Some(Value::Object(properties)) = node.get_mut("properties") {
                 for (name, property) in properties.iter_mut() {
@@ -263,7 +338,9 @@ fn collapse_const_variants(node: &mut JsonObject, side: Side) {
             types.push(branch.get("type").cloned());
             values.push(value.clone());
             if let Some(text) = branch.get("description").and_then(Value::as_str) {
-                let shown = value.as_str().map_or_else(|| value.to_string(), String::from);
+                let shown = value
+                    .as_str()
+                    .map_or_else(|| value.to_string(), String::from);
                 notes.push(format!("{shown}: {}", one_line(text).trim_end_matches('.')));
             }
         }
@@ -278,7 +355,10 @@ fn collapse_const_variants(node: &mut JsonObject, side: Side) {
         if side == Side::Input && !notes.is_empty() {
             // Joined to the description once shapes are inlined, so that a field's own
             // description (which replaces its type's) keeps them too.
-            node.insert(NOTES.into(), Value::String(format!("{}.", notes.join("; "))));
+            node.insert(
+                NOTES.into(),
+                Value::String(format!("{}.", notes.join("; "))),
+            );
         }
         return;
     }
@@ -316,9 +396,10 @@ fn drop_null(node: &mut JsonObject) {
             continue;
         }
         if branches.len() == 1 {
-            let Some(Value::Object(only)) = node.remove(key).and_then(|mut b| {
-                b.as_array_mut().and_then(|a| a.pop())
-            }) else {
+            let Some(Value::Object(only)) = node
+                .remove(key)
+                .and_then(|mut b| b.as_array_mut().and_then(|a| a.pop()))
+            else {
                 continue;
             };
             for (k, v) in only {
@@ -555,7 +636,6 @@ mod tests {
             Value::Object(s),
             json!({
                 "type": "object",
-                "required": ["n", "body", "user", "owner", "any"],
                 "properties": {
                     "n": {"type": "integer"},
                     "body": {"anyOf": [{"type": "string"}, {"type": "null"}]},
@@ -567,7 +647,44 @@ mod tests {
                         {"type": "number"}, {"type": "boolean"}, {"type": "null"}
                     ]}
                 },
-                "$defs": {"User": {"type": "object", "properties": {"login": {"type": "string"}}, "required": ["login"]}}
+                "$defs": {"User": {"type": "object", "properties": {"login": {"type": "string"}}}}
+            })
+        );
+    }
+
+    #[test]
+    fn output_keeps_two_levels_of_fields_and_list_items_their_fields() {
+        let mut s = obj(json!({
+            "type": "object",
+            "required": ["items"],
+            "properties": {
+                "items": {"type": "array", "items": {"type": "object", "required": ["n"], "properties": {
+                    "n": {"type": "integer"},
+                    "user": {"type": "object", "properties": {"login": {"type": "string"}}},
+                    "labels": {"type": "array", "items": {"type": "string"}}
+                }}},
+                "kind": {"oneOf": [
+                    {"type": "object", "properties": {"k": {"type": "string", "const": "a"}}, "required": ["k"]},
+                    {"type": "object", "properties": {"deep": {"type": "object", "properties": {}}}}
+                ]}
+            }
+        }));
+        output(&mut s);
+        assert_eq!(
+            Value::Object(s),
+            json!({
+                "type": "object",
+                "properties": {
+                    "items": {"type": "array", "items": {"type": "object", "properties": {
+                        "n": {"type": "integer"},
+                        "user": {"type": "object"},
+                        "labels": {"type": "array"}
+                    }}},
+                    "kind": {"anyOf": [
+                        {"type": "object", "properties": {"k": {"type": "string", "const": "a"}}},
+                        {"type": "object", "properties": {"deep": {"type": "object"}}}
+                    ]}
+                }
             })
         );
     }
@@ -586,9 +703,15 @@ mod tests {
                 "Tree": {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/Tree"}}}}
             }
         }));
-        output(&mut s);
-        assert_eq!(s["properties"]["a"], json!({"type": "object", "properties": {"x": {"type": "string"}}}));
+        input(&mut s);
+        assert_eq!(
+            s["properties"]["a"],
+            json!({"type": "object", "properties": {"x": {"type": "string"}}})
+        );
         assert_eq!(s["properties"]["t"], json!({"$ref": "#/$defs/Tree"}));
-        assert_eq!(s["$defs"].as_object().unwrap().keys().collect::<Vec<_>>(), vec!["Tree"]);
+        assert_eq!(
+            s["$defs"].as_object().unwrap().keys().collect::<Vec<_>>(),
+            vec!["Tree"]
+        );
     }
 }

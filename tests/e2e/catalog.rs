@@ -76,7 +76,9 @@ fn assert_portable(schema: &Value, input: bool, at: &str) {
                 for key in ["anyOf", "oneOf"] {
                     if let Some(Value::Array(branches)) = o.get(key) {
                         assert!(
-                            !branches.iter().any(|b| b.get("type") == Some(&json!("null"))),
+                            !branches
+                                .iter()
+                                .any(|b| b.get("type") == Some(&json!("null"))),
                             "{at}: nullable {key}"
                         );
                     }
@@ -173,7 +175,10 @@ async fn server_info_has_a_title_a_version_and_a_website() {
     assert_eq!(info.name, "cortex-mcp");
     assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
     assert!(info.title.as_deref().is_some_and(|t| !t.is_empty()));
-    assert_eq!(info.website_url.as_deref(), Some(env!("CARGO_PKG_REPOSITORY")));
+    assert_eq!(
+        info.website_url.as_deref(),
+        Some(env!("CARGO_PKG_REPOSITORY"))
+    );
     assert!(env!("CARGO_PKG_REPOSITORY").starts_with("https://"));
 }
 
@@ -184,8 +189,14 @@ async fn github_integrations_and_patchkit_tools_have_titles_hints_and_short_desc
     let tools = client.list_all_tools().await.unwrap();
     client.cancel().await.unwrap();
     let hint = |name: &str| {
-        let t = tools.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("{name}"));
-        assert!(t.title.as_deref().is_some_and(|x| !x.is_empty()), "{name} has no title");
+        let t = tools
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| panic!("{name}"));
+        assert!(
+            t.title.as_deref().is_some_and(|x| !x.is_empty()),
+            "{name} has no title"
+        );
         t.annotations.clone().expect("annotations")
     };
     for name in [
@@ -203,7 +214,12 @@ async fn github_integrations_and_patchkit_tools_have_titles_hints_and_short_desc
     ] {
         assert_eq!(hint(name).destructive_hint, Some(true), "{name}");
     }
-    for name in ["get_issue", "list_integrations", "create_diff", "apply_patch"] {
+    for name in [
+        "get_issue",
+        "list_integrations",
+        "create_diff",
+        "apply_patch",
+    ] {
         assert_eq!(hint(name).read_only_hint, Some(true), "{name}");
     }
     assert_eq!(hint("get_issue").open_world_hint, Some(true));
