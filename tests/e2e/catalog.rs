@@ -19,6 +19,7 @@ fn budget() -> usize {
 }
 
 /// Bytes of the `tools/list` result as the client received it.
+#[allow(clippy::field_reassign_with_default)] // ListToolsResult is non-exhaustive
 fn received_bytes(tools: Vec<Tool>) -> usize {
     let mut result = ListToolsResult::default();
     result.tools = tools;
