@@ -25,7 +25,7 @@ pub const GET_TOOLSET_TOOLS: &str = "get_toolset_tools";
 pub const ENABLE_TOOLSET: &str = "enable_toolset";
 
 /// Appended to the server instructions in dynamic mode.
-pub const INSTRUCTIONS: &str = "Dynamic toolsets: this session lists only some tools. Call list_available_toolsets to see every toolset, get_toolset_tools for a toolset's tools, then enable_toolset to add them to this session (the tool list changes).";
+pub const INSTRUCTIONS: &str = "Dynamic toolsets: this session lists some tools only; find the others with list_available_toolsets and get_toolset_tools, add them with enable_toolset.";
 
 /// One-line descriptions of the known toolsets; any other toolset (the conformance
 /// fixtures) is described by the first sentence of its instructions.
