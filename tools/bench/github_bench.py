@@ -364,7 +364,8 @@ def main():
     for tool, _ in BYTES_CALLS:
         (ob, oi, of), (qb, qi, qf) = o["f"][tool], q["f"][tool]
         mark = lambda failed: " (isError)" if failed else ""
-        print(f"| `{tool}` | {ob:,} ({oi}){mark(of)} | {qb:,} ({qi}){mark(qf)} | {ratio(ob, qb)} | ≤ peer |")
+        r = "n/a" if (of or qf) else ratio(ob, qb)  # an error answer weighs nothing comparable
+        print(f"| `{tool}` | {ob:,} ({oi}){mark(of)} | {qb:,} ({qi}){mark(qf)} | {r} | ≤ peer |")
     print()
     print(f"(overhead = client-observed call time minus the fake's configured latency; both servers driven by the same Python MCP client. "
           f"The fake's own floor — the same conditional GET sent straight to it — is p50 {floor['floor_p50_ms']:.2f} ms, p99 {floor['floor_p99_ms']:.2f} ms above its latency.)")
