@@ -66,6 +66,7 @@ pub struct WebhookReceived {
 
 impl EventPayload for WebhookReceived {
     const TYPE: &'static str = "integrations.webhook.received";
+    const VERSION: u32 = crate::integrations::EVENT_SCHEMA_VERSION;
 }
 
 #[derive(Clone)]

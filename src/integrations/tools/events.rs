@@ -31,6 +31,7 @@ pub struct ApiCalled {
 
 impl EventPayload for ApiCalled {
     const TYPE: &'static str = "integrations.api.called";
+    const VERSION: u32 = crate::integrations::EVENT_SCHEMA_VERSION;
 }
 
 /// `integrations.connection.established`: a test_integration that passed.
@@ -45,6 +46,7 @@ pub struct ConnectionEstablished {
 
 impl EventPayload for ConnectionEstablished {
     const TYPE: &'static str = "integrations.connection.established";
+    const VERSION: u32 = crate::integrations::EVENT_SCHEMA_VERSION;
 }
 
 /// `integrations.data.synced`: a call that moved data — a successful read that returned
@@ -69,4 +71,5 @@ pub struct DataSynced {
 
 impl EventPayload for DataSynced {
     const TYPE: &'static str = "integrations.data.synced";
+    const VERSION: u32 = crate::integrations::EVENT_SCHEMA_VERSION;
 }

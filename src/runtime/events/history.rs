@@ -474,4 +474,30 @@ mod tests {
         assert_eq!(seqs(&bus.read_history("mvp", 0).await.unwrap()), vec![11]);
         bus.close().await;
     }
+
+    /// Events journaled before envelopes carried `dataVersion` replay (and are served,
+    /// and written back by compaction) as version 1.
+    #[tokio::test]
+    async fn events_journaled_without_a_data_version_replay_as_version_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = r#"{"seq":1,"rec":{"id":"0190a000-0000-7000-8000-000000000001","type":"github.issue.action","source":"cortex-mcp/github","time":"2026-01-01T00:00:00.000Z","seq":7,"data":{"action":"opened","number":3}}}"#;
+        std::fs::write(dir.path().join("github.ndjson"), format!("{old}\n")).unwrap();
+        let bus = small(dir.path());
+        let replayed = recent(&bus, "*", 0);
+        assert_eq!(replayed.len(), 1);
+        assert_eq!(replayed[0].seq, 7);
+        assert_eq!(replayed[0].data_version, 1);
+        assert_eq!(replayed[0].data, json!({"action": "opened", "number": 3}));
+        assert_eq!(bus.history("github", 0).unwrap(), replayed);
+        let wire = serde_json::to_value(&replayed[0]).unwrap();
+        assert_eq!(wire["dataVersion"], 1);
+        let next = bus.publish_value("github.x", "t", json!(1)).await.unwrap();
+        assert_eq!(next.seq, 8);
+        bus.compact("github").await.unwrap();
+        bus.close().await;
+        drop(bus);
+        let kept = bus_history(dir.path(), "github");
+        assert_eq!(seqs(&kept), vec![7, 8]);
+        assert!(kept.iter().all(|e| e.data_version == 1));
+    }
 }

@@ -107,6 +107,14 @@ pub enum EventError {
     BadRecord { stream: String, reason: String },
 }
 
+/// The version of an event's data shape when the envelope names none: every event
+/// journaled before envelopes carried [`Event::data_version`].
+pub const FIRST_DATA_VERSION: u32 = 1;
+
+fn first_data_version() -> u32 {
+    FIRST_DATA_VERSION
+}
+
 /// Event envelope.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -122,6 +130,13 @@ pub struct Event {
     /// Bus-wide sequence number.
     pub seq: u64,
     pub data: Value,
+    /// The version of `data`'s shape for this `type` ([`EventPayload::VERSION`]),
+    /// serialized as `dataVersion`; events journaled before it was kept read as 1.
+    /// Left out of the JSON Schema so tool output schemas that embed the envelope stay
+    /// as they were (they allow extra fields).
+    #[serde(default = "first_data_version")]
+    #[schemars(skip)]
+    pub data_version: u32,
     /// The principal whose object the event is about (see [`crate::runtime::principal`]):
     /// only it is shown the event. Absent: everyone may see it (a shared object, an event
     /// about no one's object, or one journaled before owners were kept).
@@ -136,9 +151,23 @@ impl Event {
     }
 }
 
-/// A typed event payload; `TYPE` is its event type / topic.
-pub trait EventPayload: Serialize + Send + Sync + 'static {
+/// A typed event payload: the one way to publish. Each toolset defines its payloads in
+/// its own `events.rs`; the bus serializes them as the envelope's `data`.
+pub trait EventPayload: Serialize + Send + Sync {
+    /// The event type (topic) the payload is published under. A family of payloads
+    /// published under several types (an enum, or a struct naming its kind) gives the
+    /// filter matching all of them (e.g. `asbr.task.*`) and names each value's own type
+    /// in [`EventPayload::event_type`].
     const TYPE: &'static str;
+    /// The version of the data's shape, carried as the envelope's `dataVersion`: 1 for
+    /// the first shape, raised when a field changes meaning, type or goes away (adding a
+    /// field keeps it), so subscribers can tell shapes apart.
+    const VERSION: u32;
+
+    /// This value's event type: [`EventPayload::TYPE`] unless the payload is a family.
+    fn event_type(&self) -> &str {
+        Self::TYPE
+    }
 }
 
 /// Recent events of one type, oldest first, and that type's published-events counter.
@@ -284,14 +313,16 @@ impl EventBus {
         self.inner.seq.load(Ordering::Acquire)
     }
 
-    /// Publish a typed payload under `P::TYPE`.
+    /// Publish a typed payload under its type ([`EventPayload::event_type`]) with its
+    /// shape's version. Returns once the event is durable in its log (if any);
+    /// subscribers are notified right after. The returned event is the one the bus keeps
+    /// and delivers (shared, not copied).
     pub async fn publish<P: EventPayload>(
         &self,
         source: &str,
         payload: &P,
     ) -> Result<Arc<Event>, EventError> {
-        let data = serde_json::to_value(payload)?;
-        self.publish_value(P::TYPE, source, data).await
+        self.publish_as(source, payload, None).await
     }
 
     /// [`EventBus::publish`] of an event about `owner`'s object: only that principal is
@@ -302,29 +333,22 @@ impl EventBus {
         payload: &P,
         owner: Option<String>,
     ) -> Result<Arc<Event>, EventError> {
+        let ty = payload.event_type();
+        if !Filter::parse(P::TYPE).matches(ty) {
+            return Err(EventError::InvalidType(ty.to_string()));
+        }
         let data = serde_json::to_value(payload)?;
-        self.publish_owned(P::TYPE, source, data, owner).await
+        self.publish_owned(ty, source, data, P::VERSION, owner)
+            .await
     }
 
-    /// Publish a dynamic event. Returns once the event is durable in its
-    /// journal (if any); subscribers are notified right after. The returned event is
-    /// the one the bus keeps and delivers (shared, not copied).
-    pub async fn publish_value(
+    /// Publishes `data` as it is; only typed payloads reach it ([`EventBus::publish`]).
+    async fn publish_owned(
         &self,
         r#type: &str,
         source: &str,
         data: Value,
-    ) -> Result<Arc<Event>, EventError> {
-        self.publish_owned(r#type, source, data, None).await
-    }
-
-    /// [`EventBus::publish_value`] of an event about `owner`'s object: only that
-    /// principal is shown it (`None`: everyone is).
-    pub async fn publish_owned(
-        &self,
-        r#type: &str,
-        source: &str,
-        data: Value,
+        data_version: u32,
         owner: Option<String>,
     ) -> Result<Arc<Event>, EventError> {
         validate_type(r#type)?;
@@ -336,6 +360,7 @@ impl EventBus {
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             seq: self.inner.seq.fetch_add(1, Ordering::AcqRel) + 1,
             data,
+            data_version,
             owner,
         });
         if let Some(log) = log {
@@ -456,6 +481,20 @@ impl EventBus {
 }
 
 #[cfg(test)]
+impl EventBus {
+    /// Untyped data for the bus's own tests (as version 1).
+    async fn publish_value(
+        &self,
+        r#type: &str,
+        source: &str,
+        data: Value,
+    ) -> Result<Arc<Event>, EventError> {
+        self.publish_owned(r#type, source, data, FIRST_DATA_VERSION, None)
+            .await
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -467,6 +506,21 @@ mod tests {
 
     impl EventPayload for IssueAction {
         const TYPE: &'static str = "github.issue.action";
+        const VERSION: u32 = 3;
+    }
+
+    /// A family: one payload type published under several event types.
+    #[derive(Serialize)]
+    struct Step {
+        kind: &'static str,
+    }
+
+    impl EventPayload for Step {
+        const TYPE: &'static str = "job.step.*";
+        const VERSION: u32 = 1;
+        fn event_type(&self) -> &str {
+            self.kind
+        }
     }
 
     pub(super) fn bus() -> EventBus {
@@ -485,8 +539,30 @@ mod tests {
         let got = sub.recv().await.unwrap();
         assert_eq!(*got, *ev);
         assert_eq!(got.data, json!({"number": 7}));
+        assert_eq!(got.data_version, 3);
         let wire = serde_json::to_value(&got).unwrap();
         assert_eq!(wire["type"], "github.issue.action");
+        assert_eq!(wire["dataVersion"], 3);
+    }
+
+    #[tokio::test]
+    async fn a_family_publishes_each_value_under_its_own_type_inside_its_filter() {
+        let bus = bus();
+        let ev = bus
+            .publish(
+                "t",
+                &Step {
+                    kind: "job.step.done",
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!((ev.r#type.as_str(), ev.data_version), ("job.step.done", 1));
+        assert!(matches!(
+            bus.publish("t", &Step { kind: "other.step" }).await,
+            Err(EventError::InvalidType(_))
+        ));
+        assert_eq!(bus.last_seq(), 1);
     }
 
     #[tokio::test]
