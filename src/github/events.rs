@@ -1,5 +1,5 @@
 //! The events the GitHub tools publish (`github.issue.action`,
-//! `github.pull_request.action`, `github.workflow.status`): payload shapes and their
+//! `github.pull_request.action`, `github.workflow.status`, `github.contents.action`): payload shapes and their
 //! versions only. Must not publish anything itself; the handlers do.
 
 use serde::Serialize;
@@ -116,18 +116,60 @@ impl EventPayload for PullRequestAction<'_> {
     const VERSION: u32 = 1;
 }
 
-/// `github.workflow.status`: a workflow dispatched.
+/// `github.workflow.status`: a workflow dispatched, or a run's re-run or cancel
+/// requested.
 #[derive(Debug, Serialize)]
-pub struct WorkflowStatus<'a> {
-    pub repository: &'a str,
-    pub workflow: &'a str,
-    #[serde(rename = "ref")]
-    pub git_ref: &'a str,
-    pub status: &'a str,
+#[serde(untagged)]
+pub enum WorkflowStatus<'a> {
+    /// run_action: the workflow dispatched on a ref (`status`: `dispatched`).
+    Dispatched {
+        repository: &'a str,
+        workflow: &'a str,
+        #[serde(rename = "ref")]
+        git_ref: &'a str,
+        status: &'a str,
+    },
+    /// rerun_workflow_run / rerun_failed_jobs / cancel_workflow_run: the request GitHub
+    /// accepted (`status`: `rerun_requested`, `rerun_failed_jobs_requested` or
+    /// `cancel_requested`).
+    Run {
+        repository: &'a str,
+        run_id: u64,
+        status: &'a str,
+    },
 }
 
 impl EventPayload for WorkflowStatus<'_> {
     const TYPE: &'static str = "github.workflow.status";
+    const VERSION: u32 = 1;
+}
+
+/// `github.contents.action`: files written to a branch.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ContentsAction<'a> {
+    /// create_or_update_file / delete_file: one file (`action`: `create`, `update` or
+    /// `delete`); `branch` null for the default branch.
+    File {
+        repository: &'a str,
+        action: &'a str,
+        path: &'a str,
+        branch: Option<&'a str>,
+        commit: &'a str,
+    },
+    /// push_files: one commit writing and deleting several files (`action`: `push`).
+    Push {
+        repository: &'a str,
+        action: &'a str,
+        branch: &'a str,
+        commit: &'a str,
+        written: &'a [String],
+        deleted: &'a [String],
+    },
+}
+
+impl EventPayload for ContentsAction<'_> {
+    const TYPE: &'static str = "github.contents.action";
     const VERSION: u32 = 1;
 }
 
@@ -199,28 +241,66 @@ mod tests {
                    "state": "open", "author": "me", "head": "f", "base": "main",
                    "html_url": "h", "updated_at": "u"})
         );
-        let workflow = WorkflowStatus {
+        let workflow = WorkflowStatus::Dispatched {
             repository: "o/r",
             workflow: "ci.yml",
             git_ref: "main",
             status: "dispatched",
         };
         assert_eq!(
-            data(&workflow),
-            json!({"repository": "o/r", "workflow": "ci.yml", "ref": "main",
-                   "status": "dispatched"})
+            wire(&workflow),
+            r#"{"repository":"o/r","workflow":"ci.yml","ref":"main","status":"dispatched"}"#
+        );
+        let run = WorkflowStatus::Run {
+            repository: "o/r",
+            run_id: 12,
+            status: "cancel_requested",
+        };
+        assert_eq!(
+            wire(&run),
+            r#"{"repository":"o/r","run_id":12,"status":"cancel_requested"}"#
+        );
+        let file = ContentsAction::File {
+            repository: "o/r",
+            action: "create",
+            path: "a/b.md",
+            branch: None,
+            commit: "c1",
+        };
+        assert_eq!(
+            wire(&file),
+            r#"{"repository":"o/r","action":"create","path":"a/b.md","branch":null,"commit":"c1"}"#
+        );
+        let written = vec!["a".to_string()];
+        let push = ContentsAction::Push {
+            repository: "o/r",
+            action: "push",
+            branch: "main",
+            commit: "c2",
+            written: &written,
+            deleted: &[],
+        };
+        assert_eq!(
+            wire(&push),
+            r#"{"repository":"o/r","action":"push","branch":"main","commit":"c2","written":["a"],"deleted":[]}"#
         );
         assert_eq!(
             (
                 IssueAction::VERSION,
                 PullRequestAction::VERSION,
-                WorkflowStatus::VERSION
+                WorkflowStatus::VERSION,
+                ContentsAction::VERSION
             ),
-            (1, 1, 1)
+            (1, 1, 1, 1)
         );
     }
 
     fn data<T: Serialize>(payload: &T) -> serde_json::Value {
         serde_json::to_value(payload).unwrap()
+    }
+
+    /// The data as sent, keys in order.
+    fn wire<T: Serialize>(payload: &T) -> String {
+        serde_json::to_string(&data(payload)).unwrap()
     }
 }
