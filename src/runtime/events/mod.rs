@@ -130,12 +130,10 @@ pub struct Event {
     /// Bus-wide sequence number.
     pub seq: u64,
     pub data: Value,
-    /// The version of `data`'s shape for this `type` ([`EventPayload::VERSION`]),
-    /// serialized as `dataVersion`; events journaled before it was kept read as 1.
-    /// Left out of the JSON Schema so tool output schemas that embed the envelope stay
-    /// as they were (they allow extra fields).
+    /// The version of `data`'s shape for this `type` (1, raised when a field changes
+    /// meaning or type or goes away); events journaled before it was kept read as 1.
     #[serde(default = "first_data_version")]
-    #[schemars(skip)]
+    #[schemars(range(min = 1))]
     pub data_version: u32,
     /// The principal whose object the event is about (see [`crate::runtime::principal`]):
     /// only it is shown the event. Absent: everyone may see it (a shared object, an event
