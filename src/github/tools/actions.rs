@@ -795,8 +795,11 @@ async fn run_control(gh: &Gh, ctx: &CallCtx, i: RunIdIn, action: &'static str) -
     };
     publish(
         gh,
-        "github.workflow.status",
-        json!({"repository": repo, "run_id": run, "status": status}),
+        WorkflowStatus::Run {
+            repository: &repo,
+            run_id: run,
+            status,
+        },
         ctx.principal.owner(),
     )
     .await;

@@ -110,18 +110,8 @@ crate::runtime::page::list_input! {
     }
 }
 
-pub(super) fn issue_event(action: &str, repo: &str, issue: &Issue) -> Value {
-    json!({
-        "action": action,
-        "repository": repo,
-        "number": issue.number,
-        "title": issue.title,
-        "state": issue.state,
-        "author": issue.user.as_ref().map(|u| &u.login),
-        "labels": issue.labels.iter().map(|l| &l.name).collect::<Vec<_>>(),
-        "html_url": issue.html_url,
-        "updated_at": issue.updated_at,
-    })
+pub(super) fn issue_event<'a>(action: &'a str, repo: &'a str, issue: &'a Issue) -> IssueAction<'a> {
+    IssueAction::changed(action, repo, issue)
 }
 
 pub(super) async fn list_issues(gh: Gh, i: ListIssuesIn, ctx: CallCtx) -> Out<Page<Issue>> {
@@ -190,7 +180,6 @@ pub(super) async fn create_issue(gh: Gh, i: CreateIssueIn, ctx: CallCtx) -> Out<
     let issue: Issue = gh.client.send_json(&ctx, Method::POST, url, &body).await?;
     publish(
         &gh,
-        "github.issue.action",
         issue_event("opened", &repo, &issue),
         ctx.principal.owner(),
     )
@@ -241,7 +230,6 @@ pub(super) async fn update_issue(gh: Gh, i: UpdateIssueIn, ctx: CallCtx) -> Out<
     };
     publish(
         &gh,
-        "github.issue.action",
         issue_event(action, &repo, &issue),
         ctx.principal.owner(),
     )
@@ -265,9 +253,7 @@ pub(super) async fn add_issue_comment(gh: Gh, i: AddCommentIn, ctx: CallCtx) -> 
         .await?;
     publish(
         &gh,
-        "github.issue.action",
-        json!({"action": "commented", "repository": repo, "number": i.number, "comment_id": comment.id,
-               "author": comment.user.as_ref().map(|u| &u.login), "html_url": comment.html_url}),
+        IssueAction::commented(&repo, i.number, &comment),
         ctx.principal.owner(),
     )
     .await;

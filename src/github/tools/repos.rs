@@ -424,8 +424,12 @@ pub(super) async fn run_action(gh: Gh, i: RunActionIn, ctx: CallCtx) -> Out<Acti
     .await?;
     publish(
         &gh,
-        "github.workflow.status",
-        json!({"repository": repo, "workflow": i.workflow, "ref": git_ref, "status": "dispatched"}),
+        WorkflowStatus::Dispatched {
+            repository: &repo,
+            workflow: &i.workflow,
+            git_ref: &git_ref,
+            status: "dispatched",
+        },
         ctx.principal.owner(),
     )
     .await;
