@@ -34,7 +34,7 @@ use sha2::Sha256;
 
 use crate::runtime::events::{EventBus, EventPayload};
 
-use super::registry::{IntegrationType, Registry};
+use super::registry::{IntegrationStore, IntegrationType};
 
 /// Credential holding the HMAC key of a webhook integration.
 pub const SECRET_KEY: &str = "webhookSecret";
@@ -70,7 +70,7 @@ impl EventPayload for WebhookReceived {
 
 #[derive(Clone)]
 struct HookState {
-    registry: Arc<Registry>,
+    registry: Arc<IntegrationStore>,
     events: EventBus,
     /// Recently accepted deliveries: `id:<integration>:<delivery id>` and
     /// `sha:<integration>:<digest>`.
@@ -78,7 +78,7 @@ struct HookState {
 }
 
 /// The router serving `/hooks/{integrationId}`.
-pub fn router(registry: Arc<Registry>, events: EventBus) -> Router {
+pub fn router(registry: Arc<IntegrationStore>, events: EventBus) -> Router {
     let seen = moka::sync::Cache::builder()
         .max_capacity(MAX_SEEN)
         .time_to_live(REPLAY_WINDOW)

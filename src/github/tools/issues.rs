@@ -124,7 +124,11 @@ pub(super) fn issue_event(action: &str, repo: &str, issue: &Issue) -> Value {
     })
 }
 
-pub(super) async fn list_issues(gh: Gh, i: ListIssuesIn, ctx: CallCtx) -> Out<Page<Issue>> {
+pub(super) async fn list_issues(
+    gh: SharedGithub,
+    i: ListIssuesIn,
+    ctx: CallCtx,
+) -> Out<Page<Issue>> {
     let repo = repo(&i.repository)?;
     let mut query = vec![
         ("state", i.state.as_str().to_string()),
@@ -166,7 +170,11 @@ pub(super) async fn list_issues(gh: Gh, i: ListIssuesIn, ctx: CallCtx) -> Out<Pa
     Ok(page)
 }
 
-pub(super) async fn get_issue(gh: Gh, i: IssueNumberIn, ctx: CallCtx) -> Out<IssueDetail> {
+pub(super) async fn get_issue(
+    gh: SharedGithub,
+    i: IssueNumberIn,
+    ctx: CallCtx,
+) -> Out<IssueDetail> {
     let repo = repo(&i.repository)?;
     let url = gh.client.url(
         "repos/{repository}/issues/{number}",
@@ -178,7 +186,7 @@ pub(super) async fn get_issue(gh: Gh, i: IssueNumberIn, ctx: CallCtx) -> Out<Iss
     Ok(detail)
 }
 
-pub(super) async fn create_issue(gh: Gh, i: CreateIssueIn, ctx: CallCtx) -> Out<Issue> {
+pub(super) async fn create_issue(gh: SharedGithub, i: CreateIssueIn, ctx: CallCtx) -> Out<Issue> {
     let repo = repo(&i.repository)?;
     if i.title.trim().is_empty() {
         return Err(ToolError::input("title: must not be empty"));
@@ -198,7 +206,7 @@ pub(super) async fn create_issue(gh: Gh, i: CreateIssueIn, ctx: CallCtx) -> Out<
     Ok(issue)
 }
 
-pub(super) async fn update_issue(gh: Gh, i: UpdateIssueIn, ctx: CallCtx) -> Out<Issue> {
+pub(super) async fn update_issue(gh: SharedGithub, i: UpdateIssueIn, ctx: CallCtx) -> Out<Issue> {
     let repo = repo(&i.repository)?;
     let mut body = serde_json::Map::new();
     let mut set = |k: &str, v: Option<Value>| {
@@ -249,7 +257,11 @@ pub(super) async fn update_issue(gh: Gh, i: UpdateIssueIn, ctx: CallCtx) -> Out<
     Ok(issue)
 }
 
-pub(super) async fn add_issue_comment(gh: Gh, i: AddCommentIn, ctx: CallCtx) -> Out<Comment> {
+pub(super) async fn add_issue_comment(
+    gh: SharedGithub,
+    i: AddCommentIn,
+    ctx: CallCtx,
+) -> Out<Comment> {
     let repo = repo(&i.repository)?;
     if i.body.trim().is_empty() {
         return Err(ToolError::input("body: must not be empty"));
@@ -275,7 +287,7 @@ pub(super) async fn add_issue_comment(gh: Gh, i: AddCommentIn, ctx: CallCtx) -> 
 }
 
 pub(super) async fn list_issue_comments(
-    gh: Gh,
+    gh: SharedGithub,
     i: ListCommentsIn,
     ctx: CallCtx,
 ) -> Out<Page<Comment>> {
@@ -298,7 +310,7 @@ pub(super) async fn list_issue_comments(
 }
 
 pub(super) async fn search<T: serde::de::DeserializeOwned>(
-    gh: &Gh,
+    gh: &SharedGithub,
     ctx: &CallCtx,
     kind: &str,
     endpoint: &str,
@@ -341,7 +353,11 @@ pub(super) async fn search<T: serde::de::DeserializeOwned>(
     })
 }
 
-pub(super) async fn search_issues(gh: Gh, i: SearchIn, ctx: CallCtx) -> Out<SearchPage<Issue>> {
+pub(super) async fn search_issues(
+    gh: SharedGithub,
+    i: SearchIn,
+    ctx: CallCtx,
+) -> Out<SearchPage<Issue>> {
     search(
         &gh,
         &ctx,
@@ -353,7 +369,11 @@ pub(super) async fn search_issues(gh: Gh, i: SearchIn, ctx: CallCtx) -> Out<Sear
     .await
 }
 
-pub(super) async fn search_code(gh: Gh, i: SearchIn, ctx: CallCtx) -> Out<SearchPage<CodeHit>> {
+pub(super) async fn search_code(
+    gh: SharedGithub,
+    i: SearchIn,
+    ctx: CallCtx,
+) -> Out<SearchPage<CodeHit>> {
     search(
         &gh,
         &ctx,
@@ -366,7 +386,7 @@ pub(super) async fn search_code(gh: Gh, i: SearchIn, ctx: CallCtx) -> Out<Search
 }
 
 pub(super) async fn search_repositories(
-    gh: Gh,
+    gh: SharedGithub,
     i: SearchIn,
     ctx: CallCtx,
 ) -> Out<SearchPage<RepoHit>> {

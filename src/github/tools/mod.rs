@@ -50,7 +50,7 @@ pub struct Github {
     pub events: EventBus,
 }
 
-type Gh = Arc<Github>;
+type SharedGithub = Arc<Github>;
 
 use crate::runtime::toolset::Out;
 
@@ -103,7 +103,7 @@ fn cap(text: Option<String>, max: usize) -> (Option<String>, bool) {
 }
 
 /// Publishes a GitHub event shown only to `owner`, the caller whose action it records.
-async fn publish(gh: &Gh, kind: &str, data: Value, owner: Option<String>) {
+async fn publish(gh: &SharedGithub, kind: &str, data: Value, owner: Option<String>) {
     if let Err(e) = gh.events.publish_owned(kind, SOURCE, data, owner).await {
         tracing::warn!(event = kind, "could not journal the GitHub event: {e}");
     }
@@ -170,7 +170,7 @@ pub struct SearchPage<T> {
     pub incomplete_results: bool,
 }
 
-pub fn all(gh: &Gh) -> Vec<ToolDef> {
+pub fn all(gh: &SharedGithub) -> Vec<ToolDef> {
     let t = Tools::new("github", gh);
     let read = Hints::read_remote();
     let write = Hints::write_remote();

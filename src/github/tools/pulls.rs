@@ -138,7 +138,7 @@ pub(super) fn pr_event(action: &str, repo: &str, pr: &PullRequest) -> Value {
 }
 
 pub(super) async fn create_pull_request(
-    gh: Gh,
+    gh: SharedGithub,
     i: CreatePullRequestIn,
     ctx: CallCtx,
 ) -> Out<PullRequest> {
@@ -164,7 +164,7 @@ pub(super) async fn create_pull_request(
 }
 
 pub(super) async fn list_pull_requests(
-    gh: Gh,
+    gh: SharedGithub,
     i: ListPullsIn,
     ctx: CallCtx,
 ) -> Out<Page<PullRequest>> {
@@ -195,7 +195,7 @@ pub(super) async fn list_pull_requests(
 }
 
 pub(super) async fn get_pull_request(
-    gh: Gh,
+    gh: SharedGithub,
     i: IssueNumberIn,
     ctx: CallCtx,
 ) -> Out<PullRequestDetail> {
@@ -211,7 +211,7 @@ pub(super) async fn get_pull_request(
 }
 
 pub(super) async fn get_pull_request_files(
-    gh: Gh,
+    gh: SharedGithub,
     i: PrFilesIn,
     ctx: CallCtx,
 ) -> Out<Page<ChangedFile>> {
@@ -274,7 +274,11 @@ fn check_diff_media_type(headers: &http::HeaderMap, body: &[u8]) -> Result<(), G
     }
 }
 
-pub(super) async fn get_pull_request_diff(gh: Gh, i: PrDiffIn, ctx: CallCtx) -> Out<DiffWindow> {
+pub(super) async fn get_pull_request_diff(
+    gh: SharedGithub,
+    i: PrDiffIn,
+    ctx: CallCtx,
+) -> Out<DiffWindow> {
     let repo = repo(&i.repository)?;
     let url = gh.client.url(
         "repos/{repository}/pulls/{number}",
@@ -303,7 +307,11 @@ pub(super) async fn get_pull_request_diff(gh: Gh, i: PrDiffIn, ctx: CallCtx) -> 
     })
 }
 
-pub(super) async fn merge_pull_request(gh: Gh, i: MergeIn, ctx: CallCtx) -> Out<MergeResult> {
+pub(super) async fn merge_pull_request(
+    gh: SharedGithub,
+    i: MergeIn,
+    ctx: CallCtx,
+) -> Out<MergeResult> {
     let repo = repo(&i.repository)?;
     let method = match i.merge_method {
         MergeMethod::Merge => "merge",

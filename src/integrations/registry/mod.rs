@@ -5,19 +5,21 @@
 //! `<state-dir>/integrations/credentials.json`, written atomically with mode 0600.
 //!
 //! Owns validation of definitions, storage and the credential vault. Credential values
-//! leave this module only through [`Registry::credentials`] (for the call that injects
+//! leave this module only through [`IntegrationStore::credentials`] (for the call that injects
 //! them) and never appear in a [`Integration`], a journal record or an error message.
 //! It must not send requests or touch tool wiring.
+//!
+//! Here: [`IntegrationStore`] (the stream, the live set, create/update/delete) and the
+//! compaction rule; the shapes are in `model.rs`, the rules in `validate.rs`, the
+//! credential file in `vault.rs`.
 
 use std::{
     collections::{BTreeMap, HashMap},
-    io::Write,
-    path::{Path, PathBuf},
+    path::Path,
     sync::Arc,
 };
 
-use parking_lot::{Mutex, RwLock};
-use schemars::JsonSchema;
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 use crate::runtime::{
@@ -26,6 +28,17 @@ use crate::runtime::{
 };
 
 use super::IntegrationsError;
+
+mod model;
+#[cfg(test)]
+mod tests;
+mod validate;
+mod vault;
+
+pub use model::{ConfigInput, Integration, IntegrationType, RetryPolicy, Status, StoredConfig};
+pub use validate::origin_of;
+use validate::{build_config, check_credentials, check_name, scrub_secret_headers};
+use vault::Vault;
 
 const STREAM: &str = "registry";
 const VAULT: &str = "credentials.json";
@@ -63,173 +76,6 @@ fn invalid(field: &str, reason: impl Into<String>) -> RegistryError {
     RegistryError::Invalid {
         field: field.to_string(),
         reason: reason.into(),
-    }
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Hash)]
-#[serde(rename_all = "kebab-case")]
-pub enum IntegrationType {
-    Webhook,
-    Api,
-    Database,
-    MessageQueue,
-}
-
-impl IntegrationType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Webhook => "webhook",
-            Self::Api => "api",
-            Self::Database => "database",
-            Self::MessageQueue => "message-queue",
-        }
-    }
-    pub fn is_http(self) -> bool {
-        matches!(self, Self::Webhook | Self::Api)
-    }
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Active,
-    Inactive,
-    Error,
-}
-
-/// Retries of an HTTP integration: only idempotent methods (GET, HEAD) after server or
-/// connection errors, and any method after 429/503 with Retry-After.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RetryPolicy {
-    /// Retries after the first attempt (0 = never retry).
-    #[serde(default = "default_retries")]
-    #[schemars(range(min = 0, max = 10))]
-    pub max_retries: u32,
-    /// First back-off delay in ms, doubled per retry with jitter.
-    #[serde(default = "default_backoff")]
-    #[schemars(range(min = 1, max = 60000))]
-    pub backoff_ms: u64,
-}
-
-fn default_retries() -> u32 {
-    3
-}
-fn default_backoff() -> u64 {
-    1000
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_retries: default_retries(),
-            backoff_ms: default_backoff(),
-        }
-    }
-}
-
-/// The configuration as given by the caller (credentials included).
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ConfigInput {
-    /// Base URL: http(s):// for api/webhook, postgres:// for database, redis:// for
-    /// message-queue. No password in the URL: put it in `credentials`.
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    /// Secret values by name, stored apart (mode 0600) and never returned. HTTP:
-    /// `token` (Authorization: Bearer) or `apiKey` (header `apiKeyHeader`, default
-    /// X-API-Key); webhook: `webhookSecret` (HMAC-SHA256 key of POST /hooks/{id});
-    /// database/message-queue: `password` (and `username`).
-    #[serde(default)]
-    pub credentials: Option<BTreeMap<String, String>>,
-    /// Extra request headers: not secrets (Authorization, Cookie, X-API-Key, *-Token,
-    /// ... are refused: use `credentials`), not Host or hop-by-hop headers.
-    #[serde(default)]
-    pub headers: Option<BTreeMap<String, String>>,
-    #[serde(default)]
-    pub retry_policy: Option<RetryPolicy>,
-    /// Calls in flight at once for this integration (its executor lane), default 4.
-    #[serde(default)]
-    #[schemars(range(min = 1, max = 64))]
-    pub concurrency: Option<u32>,
-    /// Named operations: name → "METHOD /path" (HTTP) or SQL (database).
-    #[serde(default)]
-    pub operations: Option<BTreeMap<String, String>>,
-    /// Header carrying `apiKey` (default X-API-Key).
-    #[serde(default)]
-    pub api_key_header: Option<String>,
-    /// Database only: run operations in a read-write transaction (default false:
-    /// read-only transactions).
-    #[serde(default)]
-    pub allow_writes: Option<bool>,
-    /// Webhook only: header naming each delivery, used to refuse replays (default: the
-    /// first of X-GitHub-Delivery, X-Delivery-Id, X-Request-Id that is present).
-    #[serde(default)]
-    pub webhook_delivery_header: Option<String>,
-    /// Webhook only: header carrying the sender's Unix timestamp. When set, deliveries
-    /// must carry it, the signature covers `<timestamp>.<body>`, and deliveries more than
-    /// 5 minutes old (or ahead) are refused.
-    #[serde(default)]
-    pub webhook_timestamp_header: Option<String>,
-}
-
-/// The stored configuration: everything but credential values.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct StoredConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
-    /// Names of the stored credentials (values are never returned).
-    pub credential_names: Vec<String>,
-    pub headers: BTreeMap<String, String>,
-    pub retry_policy: RetryPolicy,
-    pub concurrency: u32,
-    pub operations: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_key_header: Option<String>,
-    pub allow_writes: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook_delivery_header: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook_timestamp_header: Option<String>,
-}
-
-/// A registered integration as tools return it.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Integration {
-    pub id: String,
-    pub name: String,
-    pub r#type: IntegrationType,
-    pub status: Status,
-    pub config: StoredConfig,
-    /// Configuration revision, bumped by every update.
-    pub revision: u64,
-    pub created_at: String,
-    pub updated_at: String,
-    /// The principal that registered it; only it may see, use, test, change or delete
-    /// it unless it is shared. Absent on integrations registered before owners were
-    /// kept (everyone may use those).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
-    /// Registered with `shared: true`: every principal may use it (and its credentials).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub shared: bool,
-}
-
-impl Integration {
-    /// Whether `principal` may see and use this integration.
-    pub fn visible_to(&self, principal: &Principal) -> bool {
-        principal.may_access(self.owner.as_deref(), self.shared)
-    }
-
-    /// Who its events are shown to (`None`: everyone, for a shared one).
-    pub fn event_owner(&self) -> Option<String> {
-        if self.shared {
-            None
-        } else {
-            self.owner.clone()
-        }
     }
 }
 
@@ -274,111 +120,9 @@ fn live_records(records: Vec<Record>) -> Vec<Record> {
         .collect()
 }
 
-/// Credential values by integration id, persisted with mode 0600.
-struct Vault {
-    path: PathBuf,
-    values: Mutex<HashMap<String, BTreeMap<String, String>>>,
-    /// Set when the file was damaged at start and moved aside: what calls that need a
-    /// credential the vault no longer has are told.
-    lost: Option<String>,
-}
-
-impl Vault {
-    /// Loads the credential file. A damaged one is moved aside (renamed to
-    /// `credentials.json.quarantine-<UTC time>`, keeping its 0600 mode) and reported; the
-    /// vault then starts empty and says so to calls that need a lost credential.
-    fn open(dir: &Path) -> Result<Self, IntegrationsError> {
-        let path = dir.join(VAULT);
-        let mut lost = None;
-        let values = match std::fs::read(&path) {
-            Ok(bytes) => {
-                match serde_json::from_slice(&bytes) {
-                    Ok(values) => values,
-                    Err(e) => {
-                        use crate::runtime::damage;
-                        let to = damage::quarantine_path(dir, VAULT);
-                        std::fs::rename(&path, &to).map_err(|e| IntegrationsError::Vault {
-                            path: path.clone(),
-                            reason: format!("damaged and could not be moved aside: {e}"),
-                        })?;
-                        damage::report(
-                        damage::Damage::new(
-                            "integrations credentials",
-                            &path,
-                            format!("not a credential file ({e}); started with no stored credentials"),
-                        )
-                        .quarantined(&to, 0, bytes.len() as u64),
-                    );
-                        lost = Some(format!(
-                            "the stored credentials were lost: {} was damaged at start and moved to {}; give this integration's credentials again with update_integration (config.credentials)",
-                            path.display(),
-                            to.display()
-                        ));
-                        HashMap::new()
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
-            Err(e) => {
-                return Err(IntegrationsError::Vault {
-                    path,
-                    reason: e.to_string(),
-                });
-            }
-        };
-        crate::runtime::secrets::register_all(
-            values
-                .values()
-                .flat_map(|m: &BTreeMap<String, String>| m.values()),
-        );
-        Ok(Vault {
-            path,
-            values: Mutex::new(values),
-            lost,
-        })
-    }
-
-    /// Applies `change` and rewrites the file (temp file 0600, fsync, rename).
-    fn update(
-        &self,
-        change: impl FnOnce(&mut HashMap<String, BTreeMap<String, String>>),
-    ) -> Result<(), RegistryError> {
-        let mut values = self.values.lock();
-        let mut next = values.clone();
-        change(&mut next);
-        write_private(&self.path, &next).map_err(|e| {
-            RegistryError::Storage(format!("credential file {}: {e}", self.path.display()))
-        })?;
-        crate::runtime::secrets::register_all(next.values().flat_map(|m| m.values()));
-        *values = next;
-        Ok(())
-    }
-
-    fn get(&self, id: &str) -> BTreeMap<String, String> {
-        self.values.lock().get(id).cloned().unwrap_or_default()
-    }
-}
-
-fn write_private(
-    path: &Path,
-    values: &HashMap<String, BTreeMap<String, String>>,
-) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("json.tmp");
-    let bytes = serde_json::to_vec(values).map_err(std::io::Error::other)?;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(&bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
-/// The registry; cheap to share behind an `Arc`.
-pub struct Registry {
+/// The integration store: the live definitions (replayed from the `registry` stream)
+/// and the credential vault; cheap to share behind an `Arc`.
+pub struct IntegrationStore {
     stream: Stream<Record>,
     items: RwLock<BTreeMap<String, Integration>>,
     vault: Vault,
@@ -394,12 +138,12 @@ pub struct Change {
     pub config: Option<ConfigInput>,
 }
 
-impl Registry {
+impl IntegrationStore {
     pub fn open(dir: &Path, policy: Fsync) -> Result<Arc<Self>, IntegrationsError> {
         Self::open_with(dir, StreamOptions::new(policy, MAX_LOG_BYTES))
     }
 
-    /// [`Registry::open`] with explicit stream options (tests use a small log).
+    /// [`IntegrationStore::open`] with explicit stream options (tests use a small log).
     pub fn open_with(dir: &Path, options: StreamOptions) -> Result<Arc<Self>, IntegrationsError> {
         std::fs::create_dir_all(dir).map_err(|e| IntegrationsError::Vault {
             path: dir.to_path_buf(),
@@ -444,7 +188,7 @@ impl Registry {
                 );
             }
         }
-        Ok(Arc::new(Registry {
+        Ok(Arc::new(IntegrationStore {
             stream,
             items: RwLock::new(items),
             vault: Vault::open(dir)?,
@@ -479,7 +223,7 @@ impl Registry {
         self.vault.get(id)
     }
 
-    /// [`Registry::credentials`] of `integration` for a call, refused when it names
+    /// [`IntegrationStore::credentials`] of `integration` for a call, refused when it names
     /// credentials the vault lost to a damaged credential file.
     pub fn credentials_for_call(
         &self,
@@ -699,523 +443,4 @@ impl Registry {
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-fn check_name(name: &str) -> Result<String, RegistryError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(invalid("name", "must be 1 to 100 characters"));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(invalid("name", "must not contain control characters"));
-    }
-    Ok(name.to_string())
-}
-
-fn build_config(
-    r#type: IntegrationType,
-    input: ConfigInput,
-    previous: Option<&StoredConfig>,
-) -> Result<StoredConfig, RegistryError> {
-    let endpoint = match input.endpoint {
-        Some(raw) => Some(check_endpoint(r#type, &raw)?),
-        None => previous.and_then(|p| p.endpoint.clone()),
-    };
-    if endpoint.is_none() && r#type != IntegrationType::Webhook {
-        return Err(invalid(
-            "config.endpoint",
-            format!("is required for a {} integration", r#type.as_str()),
-        ));
-    }
-    let headers = match input.headers {
-        Some(h) => check_headers(h)?,
-        None => previous.map(|p| p.headers.clone()).unwrap_or_default(),
-    };
-    let operations = match input.operations {
-        Some(ops) => check_operations(r#type, ops)?,
-        None => previous.map(|p| p.operations.clone()).unwrap_or_default(),
-    };
-    if r#type.is_http()
-        && let Some(endpoint) = &endpoint
-    {
-        for (name, op) in &operations {
-            if let Ok((_, path)) = super::execute::parse_http_operation(op) {
-                super::execute::target_url(endpoint, &path)
-                    .map_err(|reason| invalid(&format!("config.operations.{name}"), reason))?;
-            }
-        }
-    }
-    let api_key_header = match input.api_key_header {
-        Some(h) => Some(check_header_name("config.apiKeyHeader", &h)?),
-        None => previous.and_then(|p| p.api_key_header.clone()),
-    };
-    let webhook_delivery_header = match input.webhook_delivery_header {
-        Some(h) => Some(check_header_name("config.webhookDeliveryHeader", &h)?),
-        None => previous.and_then(|p| p.webhook_delivery_header.clone()),
-    };
-    let webhook_timestamp_header = match input.webhook_timestamp_header {
-        Some(h) => Some(check_header_name("config.webhookTimestampHeader", &h)?),
-        None => previous.and_then(|p| p.webhook_timestamp_header.clone()),
-    };
-    let concurrency = input
-        .concurrency
-        .or(previous.map(|p| p.concurrency))
-        .unwrap_or(4);
-    if !(1..=64).contains(&concurrency) {
-        return Err(invalid("config.concurrency", "must be between 1 and 64"));
-    }
-    let retry_policy = input
-        .retry_policy
-        .or(previous.map(|p| p.retry_policy))
-        .unwrap_or_default();
-    if retry_policy.backoff_ms == 0 {
-        return Err(invalid("config.retryPolicy.backoffMs", "must be above 0"));
-    }
-    if retry_policy.max_retries > 10 {
-        return Err(invalid(
-            "config.retryPolicy.maxRetries",
-            "must be at most 10",
-        ));
-    }
-    let credential_names = match &input.credentials {
-        Some(c) => c.keys().cloned().collect(),
-        None => previous
-            .map(|p| p.credential_names.clone())
-            .unwrap_or_default(),
-    };
-    Ok(StoredConfig {
-        endpoint,
-        credential_names,
-        headers,
-        retry_policy,
-        concurrency,
-        operations,
-        api_key_header,
-        allow_writes: input
-            .allow_writes
-            .or(previous.map(|p| p.allow_writes))
-            .unwrap_or(false),
-        webhook_delivery_header,
-        webhook_timestamp_header,
-    })
-}
-
-/// The origin credentials are bound to: scheme, host (as the resolver reads it) and port
-/// (with the scheme's default).
-pub fn origin_of(endpoint: &str) -> String {
-    let Ok(url) = url::Url::parse(endpoint) else {
-        return endpoint.to_string();
-    };
-    let scheme = match url.scheme() {
-        "postgresql" => "postgres",
-        other => other,
-    };
-    let port = url.port_or_known_default().or(match scheme {
-        "postgres" => Some(5432),
-        "redis" | "rediss" => Some(6379),
-        _ => None,
-    });
-    let host = super::address::normalise_host(url.host_str().unwrap_or(""));
-    let host = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host
-    };
-    match port {
-        Some(p) => format!("{scheme}://{host}:{p}"),
-        None => format!("{scheme}://{host}"),
-    }
-}
-
-/// Headers a caller may never set: the request target and connection management.
-const RESERVED_HEADERS: &[&str] = &[
-    "host",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "content-length",
-    "expect",
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-host",
-];
-
-fn check_header_name(field: &str, name: &str) -> Result<String, RegistryError> {
-    http::HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| invalid(field, "is not a valid header name"))?;
-    if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-        return Err(invalid(
-            field,
-            format!(
-                "`{name}` is set by the client (Host and hop-by-hop headers cannot be configured)"
-            ),
-        ));
-    }
-    Ok(name.to_string())
-}
-
-fn check_endpoint(r#type: IntegrationType, raw: &str) -> Result<String, RegistryError> {
-    let url = url::Url::parse(raw.trim()).map_err(|e| {
-        invalid(
-            "config.endpoint",
-            format!("{} is not a URL: {e}", crate::config::shown_url(raw)),
-        )
-    })?;
-    let (schemes, built): (&[&str], bool) = match r#type {
-        IntegrationType::Api | IntegrationType::Webhook => (&["http", "https"], true),
-        IntegrationType::Database => (&["postgres", "postgresql"], cfg!(feature = "postgres")),
-        IntegrationType::MessageQueue => (&["redis", "rediss"], cfg!(feature = "redis")),
-    };
-    if !built {
-        return Err(invalid(
-            "type",
-            format!(
-                "{} integrations are not in this build (it was compiled without the cargo feature that provides them); use api or webhook",
-                r#type.as_str()
-            ),
-        ));
-    }
-    if !schemes.contains(&url.scheme()) || url.host_str().is_none() {
-        return Err(invalid(
-            "config.endpoint",
-            format!(
-                "must be a {} URL with a host for a {} integration",
-                schemes.join("/"),
-                r#type.as_str()
-            ),
-        ));
-    }
-    if url.password().is_some() {
-        return Err(invalid(
-            "config.endpoint",
-            "must not carry a password; put it in config.credentials.password",
-        ));
-    }
-    if url.fragment().is_some() {
-        return Err(invalid("config.endpoint", "must not carry a fragment"));
-    }
-    let mut url = url;
-    let host = url.host_str().unwrap_or("").to_string();
-    if let Some(ip) = super::address::literal_ip(&host) {
-        if let Some(reason) = super::address::AddressPolicy::always_refused(ip) {
-            return Err(invalid("config.endpoint", reason));
-        }
-        // Non-HTTP URLs keep hosts like `127.1` as written: store what the resolver
-        // would connect to.
-        let canonical = match ip {
-            std::net::IpAddr::V4(v4) => v4.to_string(),
-            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-        };
-        if canonical != host && url.set_host(Some(&canonical)).is_err() {
-            return Err(invalid(
-                "config.endpoint",
-                format!("`{host}` is an unusual spelling of {ip}; write {ip}"),
-            ));
-        }
-    }
-    if matches!(r#type, IntegrationType::Database)
-        && url
-            .query_pairs()
-            .any(|(k, _)| matches!(k.as_ref(), "host" | "hostaddr" | "port"))
-    {
-        return Err(invalid(
-            "config.endpoint",
-            "must not set host, hostaddr or port in the query; put the host in the URL",
-        ));
-    }
-    Ok(url.to_string())
-}
-
-/// Drops the headers that carry secrets (refused on create and update, but kept by
-/// records written before that) from a replayed integration, so they are never sent or
-/// shown; logs the integration id and header name (never the value). True when any was
-/// dropped.
-fn scrub_secret_headers(integration: &mut Integration) -> bool {
-    let before = integration.config.headers.len();
-    integration.config.headers.retain(|name, _| {
-        let secret = crate::runtime::http::is_credential_header(name);
-        if secret {
-            tracing::warn!(
-                integration = %integration.id,
-                header = %name,
-                "integrations registry: dropped a stored header that carries a secret (such headers are refused now); give the value again as config.credentials"
-            );
-        }
-        !secret
-    });
-    integration.config.headers.len() != before
-}
-
-fn check_headers(
-    headers: BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, RegistryError> {
-    for (name, value) in &headers {
-        let field = format!("config.headers.{name}");
-        check_header_name(&field, name)?;
-        http::HeaderValue::from_str(value)
-            .map_err(|_| invalid(&field, "is not a valid header value"))?;
-        if crate::runtime::http::is_credential_header(name) {
-            let lower = name.to_ascii_lowercase();
-            let advice = if matches!(lower.as_str(), "authorization" | "proxy-authorization") {
-                "put the token in config.credentials.token (sent as Authorization: Bearer)"
-                    .to_string()
-            } else {
-                format!(
-                    "put the value in config.credentials.apiKey and set config.apiKeyHeader to \"{name}\""
-                )
-            };
-            return Err(invalid(
-                &field,
-                format!(
-                    "looks like it carries a secret, and headers are returned in results and stored in the registry journal; {advice} so it is stored apart and never returned"
-                ),
-            ));
-        }
-    }
-    Ok(headers)
-}
-
-fn check_operations(
-    r#type: IntegrationType,
-    ops: BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, RegistryError> {
-    for (name, op) in &ops {
-        let field = format!("config.operations.{name}");
-        if name.is_empty() || name.contains(' ') {
-            return Err(invalid(&field, "names must be non-empty without spaces"));
-        }
-        if r#type.is_http() {
-            super::execute::parse_http_operation(op).map_err(|reason| invalid(&field, reason))?;
-        } else if op.trim().is_empty() {
-            return Err(invalid(&field, "must not be empty"));
-        }
-    }
-    Ok(ops)
-}
-
-fn check_credentials(
-    r#type: IntegrationType,
-    creds: &BTreeMap<String, String>,
-) -> Result<(), RegistryError> {
-    for (name, value) in creds {
-        let field = format!("config.credentials.{name}");
-        if name.is_empty() || name.len() > 64 {
-            return Err(invalid(&field, "names must be 1 to 64 characters"));
-        }
-        if value.is_empty() {
-            return Err(invalid(&field, "must not be empty"));
-        }
-        let injected =
-            BEARER_KEYS.contains(&name.as_str()) || API_KEY_KEYS.contains(&name.as_str());
-        if injected && r#type.is_http() && http::HeaderValue::from_str(value).is_err() {
-            return Err(invalid(&field, "cannot be sent in an HTTP header"));
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn api(endpoint: &str) -> ConfigInput {
-        ConfigInput {
-            endpoint: Some(endpoint.into()),
-            credentials: Some(BTreeMap::from([("token".into(), "s3cret".into())])),
-            ..Default::default()
-        }
-    }
-
-    #[tokio::test]
-    async fn create_replay_and_vault_mode() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let reg = Registry::open(dir.path(), Fsync::Never).unwrap();
-        let made = reg
-            .create(
-                "a".into(),
-                IntegrationType::Api,
-                api("http://127.0.0.1:1/x"),
-                &Principal::stdio(),
-                false,
-            )
-            .await
-            .unwrap();
-        assert_eq!(made.config.credential_names, vec!["token"]);
-        let record = std::fs::read_to_string(dir.path().join("registry.ndjson")).unwrap();
-        assert!(!record.contains("s3cret"));
-        let mode = std::fs::metadata(dir.path().join(VAULT))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let err = reg
-            .create(
-                "a".into(),
-                IntegrationType::Api,
-                api("http://h/"),
-                &Principal::stdio(),
-                false,
-            )
-            .await
-            .unwrap_err();
-        assert!(matches!(err, RegistryError::DuplicateName(_)));
-        reg.close().await;
-        drop(reg);
-        let reg = Registry::open(dir.path(), Fsync::Never).unwrap();
-        assert_eq!(reg.get(&made.id).unwrap(), made);
-        assert_eq!(reg.credentials(&made.id)["token"], "s3cret");
-    }
-
-    /// A journal written before secret headers were refused: the headers are dropped on
-    /// replay (never shown nor sent), and the journal is rewritten without them.
-    #[tokio::test]
-    async fn old_records_lose_their_secret_headers_on_replay() {
-        let dir = tempfile::tempdir().unwrap();
-        let record = serde_json::json!({"seq": 1, "rec": {"op": "put", "integration": {
-            "id": "int-old", "name": "old", "type": "api", "status": "active",
-            "config": {
-                "endpoint": "http://127.0.0.1:1/",
-                "credentialNames": [],
-                "headers": {
-                    "Authorization": "Bearer OLDSECRET-1",
-                    "X-Api-Key": "OLDSECRET-2",
-                    "Accept": "application/json"
-                },
-                "retryPolicy": {"maxRetries": 1, "backoffMs": 100},
-                "concurrency": 1,
-                "operations": {},
-                "allowWrites": false
-            },
-            "revision": 1,
-            "createdAt": "2026-01-01T00:00:00.000Z",
-            "updatedAt": "2026-01-01T00:00:00.000Z"
-        }}});
-        std::fs::write(dir.path().join("registry.ndjson"), format!("{record}\n")).unwrap();
-        let reg = Registry::open(dir.path(), Fsync::Never).unwrap();
-        let got = reg.get("int-old").unwrap();
-        assert_eq!(
-            got.config.headers,
-            BTreeMap::from([("Accept".to_string(), "application/json".to_string())])
-        );
-        let shown = serde_json::to_string(&got).unwrap();
-        assert!(!shown.contains("OLDSECRET"), "{shown}");
-        reg.close().await;
-        drop(reg);
-        let mut on_disk = String::new();
-        for entry in std::fs::read_dir(dir.path()).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                on_disk.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
-            }
-        }
-        assert!(!on_disk.contains("OLDSECRET"), "{on_disk}");
-        let reg = Registry::open(dir.path(), Fsync::Never).unwrap();
-        assert_eq!(reg.get("int-old").unwrap(), got);
-    }
-
-    fn stored_bytes(dir: &Path) -> u64 {
-        ["registry.ndjson", "registry.snapshot.json"]
-            .iter()
-            .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
-            .map(|m| m.len())
-            .sum()
-    }
-
-    #[tokio::test]
-    async fn many_updates_compact_the_journal_and_the_state_survives_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let options = StreamOptions::new(Fsync::Never, 8192);
-        let reg = Registry::open_with(dir.path(), options).unwrap();
-        let me = Principal::stdio();
-        let mut made = Vec::new();
-        for name in ["a", "b", "gone"] {
-            let url = format!("http://127.0.0.1:1/{name}");
-            let i = reg
-                .create(name.into(), IntegrationType::Api, api(&url), &me, false)
-                .await
-                .unwrap();
-            made.push(i);
-        }
-        reg.delete(&made[2].id, &me).await.unwrap();
-        let before = stored_bytes(dir.path());
-        let mut last = HashMap::new();
-        for n in 0..300 {
-            let id = &made[n % 2].id;
-            let status = [Status::Error, Status::Active][(n / 2) % 2];
-            let change = Change {
-                name: None,
-                r#type: None,
-                status: Some(status),
-                config: None,
-            };
-            let (i, _) = reg.update(id, &me, change).await.unwrap();
-            last.insert(id.clone(), i);
-        }
-        reg.close().await;
-        let appended: u64 = 300 * serde_json::to_vec(&last[&made[0].id]).unwrap().len() as u64;
-        let stored = stored_bytes(dir.path());
-        assert!(
-            stored < appended / 10,
-            "{stored} bytes stored for {appended} bytes of updates ({before} before them)"
-        );
-        assert!(dir.path().join("registry.snapshot.json").exists());
-        drop(reg);
-
-        let reg = Registry::open_with(dir.path(), options).unwrap();
-        assert_eq!(reg.get(&made[0].id).unwrap(), last[&made[0].id]);
-        assert_eq!(reg.get(&made[1].id).unwrap(), last[&made[1].id]);
-        assert_eq!(reg.get(&made[0].id).unwrap().revision, 151);
-        assert!(matches!(
-            reg.get(&made[2].id),
-            Err(RegistryError::NotFound(_))
-        ));
-        assert_eq!(reg.list(&me, None, None).len(), 2);
-        assert_eq!(reg.credentials(&made[1].id)["token"], "s3cret");
-        let snapshot = std::fs::read_to_string(dir.path().join("registry.snapshot.json")).unwrap();
-        assert!(!snapshot.contains(&made[2].id), "deleted integration kept");
-        reg.close().await;
-    }
-
-    #[test]
-    fn validation_names_the_field() {
-        let bad = ConfigInput {
-            endpoint: Some("ftp://x".into()),
-            ..Default::default()
-        };
-        let e = build_config(IntegrationType::Api, bad, None).unwrap_err();
-        assert!(e.to_string().starts_with("config.endpoint"), "{e}");
-        let bad = ConfigInput {
-            endpoint: Some("http://x".into()),
-            headers: Some(BTreeMap::from([(
-                "Authorization".into(),
-                "Bearer x".into(),
-            )])),
-            ..Default::default()
-        };
-        let e = build_config(IntegrationType::Api, bad, None).unwrap_err();
-        assert!(
-            e.to_string().contains("config.headers.Authorization"),
-            "{e}"
-        );
-        let e = check_endpoint(IntegrationType::Database, "postgres://u:pw@h/db").unwrap_err();
-        if cfg!(feature = "postgres") {
-            assert!(e.to_string().contains("password"), "{e}");
-        } else {
-            assert!(e.to_string().contains("not in this build"), "{e}");
-        }
-    }
-
-    #[test]
-    fn integration_types_follow_the_build_features() {
-        let db = check_endpoint(IntegrationType::Database, "postgres://h/db");
-        assert_eq!(db.is_ok(), cfg!(feature = "postgres"), "{db:?}");
-        let mq = check_endpoint(IntegrationType::MessageQueue, "redis://h");
-        assert_eq!(mq.is_ok(), cfg!(feature = "redis"), "{mq:?}");
-        assert!(check_endpoint(IntegrationType::Api, "http://h/").is_ok());
-    }
 }

@@ -29,7 +29,7 @@ use crate::integrations::{
 };
 
 use super::events::{ApiCalled, DataSynced};
-use super::{I, Integrations};
+use super::{Integrations, SharedIntegrations};
 use crate::runtime::toolset::Out;
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -209,7 +209,11 @@ fn spooled_page(i: &Integrations, input: &ExecuteIn, cursor: &str) -> Out<Execut
     Ok(out)
 }
 
-pub(super) async fn execute_integration(i: I, input: ExecuteIn, ctx: CallCtx) -> Out<ExecuteOut> {
+pub(super) async fn execute_integration(
+    i: SharedIntegrations,
+    input: ExecuteIn,
+    ctx: CallCtx,
+) -> Out<ExecuteOut> {
     let integration = i.registry.get_for(&input.integration_id, &ctx.principal)?;
     if let Some(cursor) = input.cursor.as_deref() {
         return spooled_page(&i, &input, cursor);

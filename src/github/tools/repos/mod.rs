@@ -265,7 +265,7 @@ pub struct RateLimitOut {
 }
 
 pub(super) async fn get_repository_info(
-    gh: Gh,
+    gh: SharedGithub,
     i: RepositoryInfoIn,
     ctx: CallCtx,
 ) -> Out<RepositoryInfo> {
@@ -338,12 +338,20 @@ pub(super) async fn branches_page(
     Ok(page)
 }
 
-pub(super) async fn list_branches(gh: Gh, i: ListBranchesIn, ctx: CallCtx) -> Out<Page<Branch>> {
+pub(super) async fn list_branches(
+    gh: SharedGithub,
+    i: ListBranchesIn,
+    ctx: CallCtx,
+) -> Out<Page<Branch>> {
     let repo = repo(&i.repository)?;
     Ok(branches_page(&gh.client, &ctx, &repo, i.limit, i.cursor.as_deref()).await?)
 }
 
-pub(super) async fn create_branch(gh: Gh, i: CreateBranchIn, ctx: CallCtx) -> Out<BranchCreated> {
+pub(super) async fn create_branch(
+    gh: SharedGithub,
+    i: CreateBranchIn,
+    ctx: CallCtx,
+) -> Out<BranchCreated> {
     let repo = repo(&i.repository)?;
     let name = git_ref("branchName", &i.branch_name)?;
     let c = &gh.client;
@@ -394,7 +402,11 @@ pub(super) async fn create_branch(gh: Gh, i: CreateBranchIn, ctx: CallCtx) -> Ou
     })
 }
 
-pub(super) async fn run_action(gh: Gh, i: RunActionIn, ctx: CallCtx) -> Out<ActionDispatched> {
+pub(super) async fn run_action(
+    gh: SharedGithub,
+    i: RunActionIn,
+    ctx: CallCtx,
+) -> Out<ActionDispatched> {
     let repo = repo(&i.repository)?;
     let git_ref = match &i.git_ref {
         Some(r) => git_ref("ref", r)?,
@@ -438,7 +450,7 @@ pub(super) async fn run_action(gh: Gh, i: RunActionIn, ctx: CallCtx) -> Out<Acti
 }
 
 pub(super) async fn get_file_contents(
-    gh: Gh,
+    gh: SharedGithub,
     i: FileContentsIn,
     ctx: CallCtx,
 ) -> Out<FileContents> {
@@ -533,7 +545,11 @@ pub(super) fn file_window(
     })
 }
 
-pub(super) async fn list_commits(gh: Gh, i: ListCommitsIn, ctx: CallCtx) -> Out<Page<Commit>> {
+pub(super) async fn list_commits(
+    gh: SharedGithub,
+    i: ListCommitsIn,
+    ctx: CallCtx,
+) -> Out<Page<Commit>> {
     let repo = repo(&i.repository)?;
     let mut query = vec![("per_page", i.limit.to_string())];
     if let Some(s) = i.sha {
@@ -576,7 +592,11 @@ pub(super) fn files_of(v: &mut Value, limit: usize, max_patch: usize) -> (Vec<Ch
     )
 }
 
-pub(super) async fn get_commit(gh: Gh, i: GetCommitIn, ctx: CallCtx) -> Out<CommitDetail> {
+pub(super) async fn get_commit(
+    gh: SharedGithub,
+    i: GetCommitIn,
+    ctx: CallCtx,
+) -> Out<CommitDetail> {
     let repo = repo(&i.repository)?;
     let sha = git_ref("sha", &i.sha)?;
     let url = gh.client.url(
@@ -606,7 +626,11 @@ pub(super) async fn get_commit(gh: Gh, i: GetCommitIn, ctx: CallCtx) -> Out<Comm
     })
 }
 
-pub(super) async fn compare_commits(gh: Gh, i: CompareIn, ctx: CallCtx) -> Out<Comparison> {
+pub(super) async fn compare_commits(
+    gh: SharedGithub,
+    i: CompareIn,
+    ctx: CallCtx,
+) -> Out<Comparison> {
     let repo = repo(&i.repository)?;
     let base = git_ref("base", &i.base)?;
     let head = git_ref("head", &i.head)?;
@@ -639,7 +663,7 @@ pub(super) async fn compare_commits(gh: Gh, i: CompareIn, ctx: CallCtx) -> Out<C
 }
 
 pub(super) async fn list_workflow_runs(
-    gh: Gh,
+    gh: SharedGithub,
     i: ListRunsIn,
     ctx: CallCtx,
 ) -> Out<SearchPage<WorkflowRun>> {
@@ -681,7 +705,11 @@ pub(super) async fn list_workflow_runs(
     })
 }
 
-pub(super) async fn get_workflow_run(gh: Gh, i: GetRunIn, ctx: CallCtx) -> Out<WorkflowRun> {
+pub(super) async fn get_workflow_run(
+    gh: SharedGithub,
+    i: GetRunIn,
+    ctx: CallCtx,
+) -> Out<WorkflowRun> {
     let repo = repo(&i.repository)?;
     let url = gh.client.url(
         "repos/{repository}/actions/runs/{run_id}",
@@ -691,12 +719,16 @@ pub(super) async fn get_workflow_run(gh: Gh, i: GetRunIn, ctx: CallCtx) -> Out<W
     Ok(gh.client.get_json(&ctx, url, LaneKind::Read).await?)
 }
 
-pub(super) async fn get_me(gh: Gh, _: NoInput, ctx: CallCtx) -> Out<Me> {
+pub(super) async fn get_me(gh: SharedGithub, _: NoInput, ctx: CallCtx) -> Out<Me> {
     let url = gh.client.url("user", &[], &[])?;
     Ok(gh.client.get_json(&ctx, url, LaneKind::Read).await?)
 }
 
-pub(super) async fn get_rate_limit(gh: Gh, _: NoInput, ctx: CallCtx) -> Out<RateLimitOut> {
+pub(super) async fn get_rate_limit(
+    gh: SharedGithub,
+    _: NoInput,
+    ctx: CallCtx,
+) -> Out<RateLimitOut> {
     #[derive(Deserialize, Default)]
     struct RateLimits {
         resources: BTreeMap<String, Bucket>,
