@@ -22,16 +22,22 @@
 //! knows nothing of sessions, scans or windows.
 
 use std::{
-    io::{ErrorKind, Write},
+    io::ErrorKind,
     path::{Component, Path, PathBuf},
     sync::Arc,
 };
 
-use cap_fs_ext::{FollowSymlinks, MetadataExt, OpenOptionsExt, OpenOptionsFollowExt};
+use cap_fs_ext::{MetadataExt, OpenOptionsExt};
 use cap_std::{
     ambient_authority,
     fs::{Dir, OpenOptions},
 };
+
+mod beneath;
+#[cfg(test)]
+mod tests;
+
+pub use beneath::{Beneath, Walk};
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum WorkspaceError {
@@ -85,13 +91,6 @@ pub struct Roots {
     roots: Arc<Vec<Root>>,
     /// Why configured roots were skipped (already logged).
     skipped: Arc<Vec<String>>,
-}
-
-/// A directory opened beneath a root: every operation stays inside it.
-#[derive(Debug)]
-pub struct Beneath {
-    dir: Dir,
-    path: PathBuf,
 }
 
 fn io_err(path: &str, e: &std::io::Error) -> WorkspaceError {
@@ -176,7 +175,7 @@ impl Roots {
             match Self::open_root(&root) {
                 Ok(r) if roots.iter().any(|o| o.path == r.path) => {}
                 Ok(r) => roots.push(r),
-                Err(why) => skipped.push(why),
+                Err(why) => skipped.push(why.to_string()),
             }
         }
         if configured.is_empty() && roots.is_empty() {
@@ -191,18 +190,20 @@ impl Roots {
         }
     }
 
-    fn open_root(root: &Path) -> Result<Root, String> {
+    fn open_root(root: &Path) -> Result<Root, WorkspaceError> {
         let path = root
             .canonicalize()
-            .map_err(|e| format!("{}: {e}", root.display()))?;
+            .map_err(|e| io_err(&root.display().to_string(), &e))?;
         if !path.is_dir() {
-            return Err(format!("{} is not a directory", path.display()));
+            return Err(WorkspaceError::NotADirectory {
+                path: path.display().to_string(),
+            });
         }
         let dir = Dir::open_ambient_dir(&path, ambient_authority())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|e| io_err(&path.display().to_string(), &e))?;
         let meta = dir
             .dir_metadata()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|e| io_err(&path.display().to_string(), &e))?;
         Ok(Root {
             dev: meta.dev(),
             ino: meta.ino(),
@@ -379,522 +380,5 @@ impl Roots {
                 .map_err(|e| self.map(raw, &e))?;
         }
         Ok(root.path.join(rel))
-    }
-}
-
-impl Beneath {
-    /// Opens `path` as a confined directory handle without a root check: for a path
-    /// that already came from [`Roots`], or a tree the server itself owns (a pull
-    /// request checkout under its state directory). Reads beneath it stay inside it.
-    pub fn open_ambient(path: &Path) -> Result<Self, WorkspaceError> {
-        let shown = path.display().to_string();
-        let dir = Dir::open_ambient_dir(path, ambient_authority())
-            .map_err(|e| confined_err(&shown, &e))?;
-        Ok(Beneath {
-            dir,
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// The path this directory had when opened.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Where the directory is now, checked to be still the path it was opened at (a
-    /// directory moved since is refused); `shown` names it in errors.
-    fn real_path(&self, roots: &str, shown: &str) -> Result<PathBuf, WorkspaceError> {
-        match fd_path(&self.dir) {
-            Some(now) if now != self.path => Err(WorkspaceError::Outside {
-                path: shown.to_string(),
-                roots: roots.to_string(),
-            }),
-            // Where /proc cannot tell, the path it was opened at is the answer.
-            _ => Ok(self.path.clone()),
-        }
-    }
-
-    /// Opens the regular file `rel` for reading; `None` when it (or a directory on its
-    /// way) does not exist. A final symlink is refused, and no component may lead out.
-    pub fn open_regular(&self, rel: &Path) -> Result<Option<std::fs::File>, WorkspaceError> {
-        let shown = rel.to_string_lossy();
-        let mut opts = OpenOptions::new();
-        opts.read(true)
-            .follow(FollowSymlinks::No)
-            .custom_flags(libc::O_NONBLOCK);
-        let file = match self.dir.open_with(rel, &opts) {
-            Ok(f) => f.into_std(),
-            Err(e) if is_absent(&e) => return Ok(None),
-            Err(e) if is_loop(&e) => return Err(WorkspaceError::Symlink(shown.into_owned())),
-            Err(e) => return Err(confined_err(&shown, &e)),
-        };
-        let meta = file.metadata().map_err(|e| io_err(&shown, &e))?;
-        if !meta.is_file() {
-            return Err(WorkspaceError::NotAFile {
-                path: shown.into_owned(),
-            });
-        }
-        Ok(Some(file))
-    }
-
-    /// Reads the regular file `rel` (see [`Beneath::open_regular`]).
-    pub fn read(&self, rel: &Path) -> Result<Option<Vec<u8>>, WorkspaceError> {
-        let Some(mut file) = self.open_regular(rel)? else {
-            return Ok(None);
-        };
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut file, &mut out)
-            .map_err(|e| io_err(&rel.to_string_lossy(), &e))?;
-        Ok(Some(out))
-    }
-
-    /// Replaces (or creates) the regular file `rel` with `bytes`: missing parent
-    /// directories are created beneath this one (each recorded in `new_dirs`, outermost
-    /// first), the temp file `temp` is created in the opened parent directory and renamed
-    /// over the target within it; a replaced file's permissions are kept.
-    pub fn replace(
-        &self,
-        rel: &Path,
-        bytes: &[u8],
-        temp: &str,
-        new_dirs: &mut Vec<PathBuf>,
-    ) -> Result<(), WorkspaceError> {
-        let shown = rel.to_string_lossy().into_owned();
-        let err = |e: std::io::Error| confined_err(&shown, &e);
-        let (parent, name) = split(rel).ok_or(WorkspaceError::Empty)?;
-        self.create_dirs(parent, new_dirs).map_err(err)?;
-        let pdir = if parent.as_os_str().is_empty() {
-            self.dir.try_clone()
-        } else {
-            self.dir.open_dir(parent)
-        }
-        .map_err(err)?;
-        let mut opts = OpenOptions::new();
-        opts.write(true).create_new(true).follow(FollowSymlinks::No);
-        let written = pdir.open_with(temp, &opts).and_then(|mut f| {
-            f.write_all(bytes)?;
-            if let Ok(meta) = pdir.symlink_metadata(name)
-                && meta.is_file()
-            {
-                f.set_permissions(meta.permissions())?;
-            }
-            Ok(())
-        });
-        let result = written.and_then(|()| pdir.rename(temp, &pdir, name));
-        if let Err(e) = result {
-            let _ = pdir.remove_file(temp);
-            return Err(err(e));
-        }
-        Ok(())
-    }
-
-    /// Creates each missing directory of `parent` beneath this one.
-    fn create_dirs(&self, parent: &Path, new_dirs: &mut Vec<PathBuf>) -> std::io::Result<()> {
-        let mut at = PathBuf::new();
-        for c in parent.components() {
-            at.push(c);
-            match self.dir.symlink_metadata(&at) {
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    self.dir.create_dir(&at)?;
-                    new_dirs.push(at.clone());
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    /// Removes the file (or symlink) `rel`; an absent one is fine.
-    pub fn remove_file(&self, rel: &Path) -> Result<(), WorkspaceError> {
-        let shown = rel.to_string_lossy();
-        match self.dir.remove_file(rel) {
-            Err(e) if !is_absent(&e) => Err(confined_err(&shown, &e)),
-            _ => Ok(()),
-        }
-    }
-
-    /// Removes the directory `rel` if it is empty.
-    pub fn remove_empty_dir(&self, rel: &Path) {
-        let _ = self.dir.remove_dir(rel);
-    }
-}
-
-/// What [`Beneath::walk`] asks of its caller.
-pub trait Walk {
-    /// A directory about to be listed (the walked one first, with an empty `rel`), with a
-    /// handle to read beneath it (e.g. its `.gitignore`); false: do not list it.
-    fn enter(&mut self, rel: &Path, dir: &Beneath) -> bool;
-    /// Whether the directory or regular file `rel` is kept: a kept directory is walked,
-    /// a kept file is passed to [`Walk::file`].
-    fn keep(&mut self, rel: &Path, is_dir: bool) -> bool;
-    /// A kept regular file and its size.
-    fn file(&mut self, rel: &Path, len: u64);
-    /// True once the walk should end (deadline, cancellation, a cap reached).
-    fn done(&self) -> bool;
-}
-
-impl Beneath {
-    /// Walks the tree beneath this directory through handles only: each directory is
-    /// opened beneath its parent's handle without following a symlink and listed through
-    /// that handle, so nothing outside is ever listed, even when a directory is swapped
-    /// for a symlink while the walk runs (it is then not entered). Symlinks are neither
-    /// followed nor reported; only directories and regular files are. Directories are
-    /// walked in name order, `max_depth` levels deep at most.
-    pub fn walk(&self, walk: &mut dyn Walk, max_depth: usize) {
-        self.walk_in(Path::new(""), walk, max_depth);
-    }
-
-    fn walk_in(&self, rel: &Path, walk: &mut dyn Walk, depth_left: usize) {
-        if walk.done() || !walk.enter(rel, self) {
-            return;
-        }
-        let Ok(entries) = self.dir.entries() else {
-            return;
-        };
-        let mut subdirs = Vec::new();
-        for entry in entries.flatten() {
-            if walk.done() {
-                return;
-            }
-            let name = entry.file_name();
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            let child = rel.join(&name);
-            if kind.is_dir() {
-                if depth_left > 0 && walk.keep(&child, true) {
-                    subdirs.push(name);
-                }
-            } else if kind.is_file() && walk.keep(&child, false) {
-                let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                walk.file(&child, len);
-            }
-        }
-        subdirs.sort();
-        for name in subdirs {
-            use cap_fs_ext::DirExt;
-            // Refused when `name` became a symlink since it was listed.
-            if let Ok(dir) = self.dir.open_dir_nofollow(&name) {
-                let sub = Beneath {
-                    dir,
-                    path: self.path.join(&name),
-                };
-                sub.walk_in(&rel.join(&name), walk, depth_left - 1);
-            }
-        }
-    }
-
-    /// Modification time of `rel` (a final symlink's own), looked up beneath this
-    /// directory; None when it cannot be (absent, or a path leading out).
-    pub fn modified(&self, rel: &Path) -> Option<std::time::SystemTime> {
-        let meta = self.dir.symlink_metadata(rel).ok()?;
-        meta.modified().ok().map(|t| t.into_std())
-    }
-}
-
-/// (parent, file name) of a relative path.
-fn split(rel: &Path) -> Option<(&Path, &std::ffi::OsStr)> {
-    Some((rel.parent().unwrap_or(Path::new("")), rel.file_name()?))
-}
-
-#[cfg(test)]
-mod tests {
-    use std::{ffi::OsStr, os::unix::ffi::OsStrExt, os::unix::fs::symlink};
-
-    use super::*;
-
-    struct Tree {
-        _base: tempfile::TempDir,
-        root: PathBuf,
-        outside: PathBuf,
-    }
-
-    /// base/root (with ok.txt, sub/in.txt), base/root-evil/x.txt, base/outside/secret.txt.
-    fn tree() -> Tree {
-        let base = tempfile::tempdir().unwrap();
-        let b = base.path().canonicalize().unwrap();
-        let root = b.join("root");
-        let evil = b.join("root-evil");
-        let outside = b.join("outside");
-        for d in [&root.join("sub"), &evil, &outside] {
-            std::fs::create_dir_all(d).unwrap();
-        }
-        std::fs::write(root.join("ok.txt"), "fine").unwrap();
-        std::fs::write(root.join("sub/in.txt"), "inner").unwrap();
-        std::fs::write(evil.join("x.txt"), "evil").unwrap();
-        std::fs::write(outside.join("secret.txt"), "secret").unwrap();
-        Tree {
-            _base: base,
-            root,
-            outside,
-        }
-    }
-
-    fn roots(t: &Tree) -> Roots {
-        Roots::new(std::slice::from_ref(&t.root))
-    }
-
-    fn read(r: &Roots, raw: &str) -> Result<String, WorkspaceError> {
-        let (mut f, _) = r.open_file(raw)?;
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut f, &mut s).unwrap();
-        Ok(s)
-    }
-
-    fn outside(r: Result<impl std::fmt::Debug, WorkspaceError>) -> bool {
-        matches!(
-            r,
-            Err(WorkspaceError::Outside { .. } | WorkspaceError::Escape(_))
-        )
-    }
-
-    #[test]
-    fn inside_paths_open() {
-        let t = tree();
-        let r = roots(&t);
-        assert_eq!(read(&r, "ok.txt").unwrap(), "fine");
-        assert_eq!(read(&r, "./sub/../sub/in.txt").unwrap(), "inner");
-        let abs = t.root.join("sub/in.txt");
-        assert_eq!(read(&r, abs.to_str().unwrap()).unwrap(), "inner");
-        // A symlink that stays inside (relative or absolute) is followed.
-        symlink("sub/in.txt", t.root.join("rel-link")).unwrap();
-        symlink(t.root.join("sub"), t.root.join("abs-link")).unwrap();
-        assert_eq!(read(&r, "rel-link").unwrap(), "inner");
-        assert_eq!(read(&r, "abs-link/in.txt").unwrap(), "inner");
-        assert_eq!(r.dir(Some("sub")).unwrap(), t.root.join("sub"));
-        assert_eq!(r.dir(None).unwrap(), t.root);
-    }
-
-    #[test]
-    fn dotdot_and_absolute_paths_outside_are_refused() {
-        let t = tree();
-        let r = roots(&t);
-        assert!(outside(read(&r, "../outside/secret.txt")));
-        assert!(outside(read(&r, "sub/../../outside/secret.txt")));
-        assert!(outside(read(&r, "/etc/passwd")));
-        let dotdot = format!("{}/../outside/secret.txt", t.root.display());
-        assert!(outside(read(&r, &dotdot)));
-        assert!(outside(r.dir(Some("/"))));
-    }
-
-    #[test]
-    fn sibling_prefix_is_outside() {
-        let t = tree();
-        let r = roots(&t);
-        let evil = format!("{}-evil/x.txt", t.root.display());
-        assert!(outside(read(&r, &evil)));
-        assert!(outside(r.dir(Some(&format!("{}-evil", t.root.display())))));
-        assert!(outside(read(&r, "../root-evil/x.txt")));
-    }
-
-    #[test]
-    fn symlinks_out_are_refused_at_any_component() {
-        let t = tree();
-        let r = roots(&t);
-        symlink(t.outside.join("secret.txt"), t.root.join("final")).unwrap();
-        symlink(&t.outside, t.root.join("mid")).unwrap();
-        symlink("../../outside", t.root.join("sub/rel-out")).unwrap();
-        assert!(outside(read(&r, "final")));
-        assert!(outside(read(&r, "mid/secret.txt")));
-        assert!(outside(read(&r, "sub/rel-out/secret.txt")));
-        assert!(outside(r.dir(Some("mid"))));
-        // Beneath a handle, escapes are refused without any path check first.
-        let b = r.open_dir(None).unwrap();
-        assert_eq!(
-            b.read(Path::new("mid/secret.txt")),
-            Err(WorkspaceError::Escape("mid/secret.txt".into()))
-        );
-        assert_eq!(
-            b.read(Path::new("sub/rel-out/secret.txt")),
-            Err(WorkspaceError::Escape("sub/rel-out/secret.txt".into()))
-        );
-        assert_eq!(
-            b.read(Path::new("final")),
-            Err(WorkspaceError::Symlink("final".into()))
-        );
-        let mut dirs = Vec::new();
-        assert!(matches!(
-            b.replace(Path::new("mid/new.txt"), b"x", ".tmp", &mut dirs),
-            Err(WorkspaceError::Escape(_))
-        ));
-        assert!(matches!(
-            b.replace(Path::new("mid/deeper/new.txt"), b"x", ".tmp", &mut dirs),
-            Err(WorkspaceError::Escape(_))
-        ));
-        assert_eq!(std::fs::read_dir(&t.outside).unwrap().count(), 1);
-        b.replace(Path::new("made/new.txt"), b"x", ".tmp", &mut dirs)
-            .unwrap();
-        assert_eq!(dirs, vec![PathBuf::from("made")]);
-        assert_eq!(
-            std::fs::read_to_string(t.root.join("made/new.txt")).unwrap(),
-            "x"
-        );
-    }
-
-    struct Lister(Vec<PathBuf>);
-
-    impl Walk for Lister {
-        fn enter(&mut self, _: &Path, _: &Beneath) -> bool {
-            true
-        }
-        fn keep(&mut self, _: &Path, _: bool) -> bool {
-            true
-        }
-        fn file(&mut self, rel: &Path, _: u64) {
-            self.0.push(rel.to_path_buf());
-        }
-        fn done(&self) -> bool {
-            false
-        }
-    }
-
-    #[test]
-    fn walks_list_through_handles_and_never_follow_symlinks() {
-        let t = tree();
-        symlink(&t.outside, t.root.join("mid")).unwrap();
-        symlink(t.outside.join("secret.txt"), t.root.join("final")).unwrap();
-        symlink("../../outside", t.root.join("sub/rel-out")).unwrap();
-        let b = roots(&t).open_dir(None).unwrap();
-        let mut l = Lister(Vec::new());
-        b.walk(&mut l, 8);
-        l.0.sort();
-        assert_eq!(
-            l.0,
-            vec![PathBuf::from("ok.txt"), PathBuf::from("sub/in.txt")]
-        );
-        assert!(
-            b.modified(Path::new("sub/in.txt")).is_some(),
-            "modification times are read beneath the handle"
-        );
-        assert_eq!(b.modified(Path::new("mid/secret.txt")), None);
-    }
-
-    /// A directory swapped for a symlink to outside between being listed and being
-    /// entered is not entered.
-    #[test]
-    fn a_directory_swapped_for_a_symlink_mid_walk_is_not_entered() {
-        struct Swapper {
-            root: PathBuf,
-            outside: PathBuf,
-            seen: Vec<PathBuf>,
-        }
-        impl Walk for Swapper {
-            fn enter(&mut self, _: &Path, _: &Beneath) -> bool {
-                true
-            }
-            fn keep(&mut self, rel: &Path, is_dir: bool) -> bool {
-                if is_dir && rel == Path::new("sub") {
-                    // Listed as a directory; swapped before it is opened.
-                    std::fs::rename(self.root.join("sub"), self.root.join("sub-moved")).unwrap();
-                    symlink(&self.outside, self.root.join("sub")).unwrap();
-                }
-                true
-            }
-            fn file(&mut self, rel: &Path, _: u64) {
-                self.seen.push(rel.to_path_buf());
-            }
-            fn done(&self) -> bool {
-                false
-            }
-        }
-        let t = tree();
-        let b = roots(&t).open_dir(None).unwrap();
-        let mut w = Swapper {
-            root: t.root.clone(),
-            outside: t.outside.clone(),
-            seen: Vec::new(),
-        };
-        b.walk(&mut w, 8);
-        assert!(
-            !w.seen.iter().any(|p| p.ends_with("secret.txt")),
-            "{:?}",
-            w.seen
-        );
-    }
-
-    #[test]
-    fn nul_and_relative_rules() {
-        let t = tree();
-        let r = roots(&t);
-        assert!(matches!(
-            read(&r, "ok.txt\0x"),
-            Err(WorkspaceError::NulInPath { .. })
-        ));
-        assert_eq!(relative("./a//b.txt").unwrap(), "a/b.txt");
-        assert!(relative("../x").is_err());
-        assert!(relative("a/../../x").is_err());
-        assert!(relative("/etc/passwd").is_err());
-        assert!(relative("").is_err());
-        assert!(matches!(
-            relative("a\0b"),
-            Err(WorkspaceError::NulInPath { .. })
-        ));
-    }
-
-    #[test]
-    fn non_utf8_names_work_beneath_a_handle() {
-        let t = tree();
-        let name = OsStr::from_bytes(b"caf\xe9.txt");
-        std::fs::write(t.root.join(name), "bytes").unwrap();
-        let b = roots(&t).open_dir(None).unwrap();
-        assert_eq!(b.read(Path::new(name)).unwrap().unwrap(), b"bytes");
-        let mut dirs = Vec::new();
-        b.replace(Path::new(name), b"new", ".tmp", &mut dirs)
-            .unwrap();
-        assert_eq!(std::fs::read(t.root.join(name)).unwrap(), b"new");
-    }
-
-    #[test]
-    fn fifos_are_refused_without_blocking() {
-        let t = tree();
-        let fifo = std::ffi::CString::new(t.root.join("pipe").as_os_str().as_bytes()).unwrap();
-        // SAFETY: a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
-        let r = roots(&t);
-        assert!(matches!(
-            r.open_file("pipe"),
-            Err(WorkspaceError::NotAFile { .. })
-        ));
-        let b = r.open_dir(None).unwrap();
-        assert!(matches!(
-            b.read(Path::new("pipe")),
-            Err(WorkspaceError::NotAFile { .. })
-        ));
-    }
-
-    #[test]
-    fn skipped_roots_are_reported_and_empty_roots_refuse() {
-        let t = tree();
-        let missing = t.root.join("missing");
-        let r = Roots::new(&[missing.clone(), t.root.clone()]);
-        assert_eq!(r.list(), vec![t.root.clone()]);
-        assert_eq!(r.skipped().len(), 1);
-        let none = Roots::new(&[missing]);
-        assert!(matches!(
-            none.open_file("x"),
-            Err(WorkspaceError::NoRoots(_))
-        ));
-    }
-
-    #[test]
-    fn a_root_replaced_or_removed_after_start_is_refused() {
-        let t = tree();
-        let r = roots(&t);
-        let moved = t.root.with_file_name("moved");
-        std::fs::rename(&t.root, &moved).unwrap();
-        symlink(&t.outside, &t.root).unwrap();
-        assert!(matches!(
-            read(&r, "secret.txt"),
-            Err(WorkspaceError::RootGone { .. })
-        ));
-        assert!(matches!(r.dir(None), Err(WorkspaceError::RootGone { .. })));
-        std::fs::remove_file(&t.root).unwrap();
-        assert!(matches!(
-            r.open_dir(None),
-            Err(WorkspaceError::RootGone { .. })
-        ));
-        std::fs::rename(&moved, &t.root).unwrap();
-        assert_eq!(read(&r, "ok.txt").unwrap(), "fine");
     }
 }
