@@ -317,7 +317,7 @@ fn rank(state: &str) -> u8 {
 }
 
 pub(super) async fn get_commit_checks(
-    gh: Gh,
+    gh: SharedGithub,
     i: CommitChecksIn,
     ctx: CallCtx,
 ) -> Out<CommitChecks> {
@@ -460,7 +460,11 @@ pub(super) async fn get_commit_checks(
     })
 }
 
-pub(super) async fn list_workflows(gh: Gh, i: RepoPageIn, ctx: CallCtx) -> Out<Page<Workflow>> {
+pub(super) async fn list_workflows(
+    gh: SharedGithub,
+    i: RepoPageIn,
+    ctx: CallCtx,
+) -> Out<Page<Workflow>> {
     let repo = repo(&i.repository)?;
     let url = gh.client.url(
         "repos/{repository}/actions/workflows",
@@ -548,7 +552,7 @@ impl From<RawJob> for WorkflowJob {
 }
 
 async fn run_jobs(
-    gh: &Gh,
+    gh: &SharedGithub,
     ctx: &CallCtx,
     repo: &str,
     run_id: u64,
@@ -596,7 +600,7 @@ async fn run_jobs(
 }
 
 pub(super) async fn list_workflow_jobs(
-    gh: Gh,
+    gh: SharedGithub,
     i: RunJobsIn,
     ctx: CallCtx,
 ) -> Out<Page<WorkflowJob>> {
@@ -615,7 +619,7 @@ pub(super) async fn list_workflow_jobs(
 
 /// One job's raw log text: the API answers 302 to GitHub's log storage, which the
 /// shared client follows without any credential header (a cross-origin hop).
-async fn job_log_text(gh: &Gh, ctx: &CallCtx, repo: &str, job_id: u64) -> Out<String> {
+async fn job_log_text(gh: &SharedGithub, ctx: &CallCtx, repo: &str, job_id: u64) -> Out<String> {
     let url = gh.client.url(
         "repos/{repository}/actions/jobs/{job_id}/logs",
         &[("repository", repo), ("job_id", &job_id.to_string())],
@@ -634,7 +638,7 @@ async fn job_log_text(gh: &Gh, ctx: &CallCtx, repo: &str, job_id: u64) -> Out<St
     }
 }
 
-pub(super) async fn get_job_logs(gh: Gh, i: JobLogsIn, ctx: CallCtx) -> Out<JobLogs> {
+pub(super) async fn get_job_logs(gh: SharedGithub, i: JobLogsIn, ctx: CallCtx) -> Out<JobLogs> {
     let kind = "get_job_logs";
     let mut state = match &i.cursor {
         Some(cur) => {
@@ -740,7 +744,12 @@ pub(super) async fn get_job_logs(gh: Gh, i: JobLogsIn, ctx: CallCtx) -> Out<JobL
     Ok(JobLogs { logs, next_cursor })
 }
 
-async fn run_control(gh: &Gh, ctx: &CallCtx, i: RunIdIn, action: &'static str) -> Out<RunControl> {
+async fn run_control(
+    gh: &SharedGithub,
+    ctx: &CallCtx,
+    i: RunIdIn,
+    action: &'static str,
+) -> Out<RunControl> {
     let repo = repo(&i.repository)?;
     let suffix = match action {
         "rerun" => "rerun",
@@ -813,20 +822,32 @@ async fn run_control(gh: &Gh, ctx: &CallCtx, i: RunIdIn, action: &'static str) -
     })
 }
 
-pub(super) async fn rerun_workflow_run(gh: Gh, i: RunIdIn, ctx: CallCtx) -> Out<RunControl> {
+pub(super) async fn rerun_workflow_run(
+    gh: SharedGithub,
+    i: RunIdIn,
+    ctx: CallCtx,
+) -> Out<RunControl> {
     run_control(&gh, &ctx, i, "rerun").await
 }
 
-pub(super) async fn rerun_failed_jobs(gh: Gh, i: RunIdIn, ctx: CallCtx) -> Out<RunControl> {
+pub(super) async fn rerun_failed_jobs(
+    gh: SharedGithub,
+    i: RunIdIn,
+    ctx: CallCtx,
+) -> Out<RunControl> {
     run_control(&gh, &ctx, i, "rerun_failed_jobs").await
 }
 
-pub(super) async fn cancel_workflow_run(gh: Gh, i: RunIdIn, ctx: CallCtx) -> Out<RunControl> {
+pub(super) async fn cancel_workflow_run(
+    gh: SharedGithub,
+    i: RunIdIn,
+    ctx: CallCtx,
+) -> Out<RunControl> {
     run_control(&gh, &ctx, i, "cancel").await
 }
 
 pub(super) async fn list_workflow_run_artifacts(
-    gh: Gh,
+    gh: SharedGithub,
     i: RunPageIn,
     ctx: CallCtx,
 ) -> Out<Page<Artifact>> {
