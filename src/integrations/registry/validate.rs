@@ -50,8 +50,9 @@ pub(super) fn build_config(
     {
         for (name, op) in &operations {
             if let Ok((_, path)) = crate::integrations::execute::parse_http_operation(op) {
-                crate::integrations::execute::target_url(endpoint, &path)
-                    .map_err(|reason| invalid(&format!("config.operations.{name}"), reason))?;
+                crate::integrations::execute::target_url(endpoint, &path).map_err(|reason| {
+                    invalid(&format!("config.operations.{name}"), reason.to_string())
+                })?;
             }
         }
     }
@@ -212,7 +213,7 @@ pub(super) fn check_endpoint(r#type: IntegrationType, raw: &str) -> Result<Strin
     let host = url.host_str().unwrap_or("").to_string();
     if let Some(ip) = crate::integrations::address::literal_ip(&host) {
         if let Some(reason) = crate::integrations::address::AddressPolicy::always_refused(ip) {
-            return Err(invalid("config.endpoint", reason));
+            return Err(invalid("config.endpoint", reason.to_string()));
         }
         // Non-HTTP URLs keep hosts like `127.1` as written: store what the resolver
         // would connect to.
@@ -300,7 +301,7 @@ fn check_operations(
         }
         if r#type.is_http() {
             crate::integrations::execute::parse_http_operation(op)
-                .map_err(|reason| invalid(&field, reason))?;
+                .map_err(|reason| invalid(&field, reason.to_string()))?;
         } else if op.trim().is_empty() {
             return Err(invalid(&field, "must not be empty"));
         }
