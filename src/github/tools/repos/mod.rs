@@ -1,18 +1,18 @@
 //! Repository, branch, file, commit, Actions and account tools.
 //!
 //! Owns their inputs, outputs and handlers; requests go through the client only. The
-//! Actions, commit and file-contents handlers are in `actions.rs`, `commits.rs` and
-//! `files.rs`; the inputs and outputs of all of them stay here.
+//! workflow-run, commit and file-contents handlers are in `workflow_runs.rs`,
+//! `commits.rs` and `files.rs`; the inputs and outputs of all of them stay here.
 
 use super::*;
 
-mod actions;
 mod commits;
 mod files;
+mod workflow_runs;
 
-pub(super) use actions::{get_workflow_run, list_workflow_runs, run_action};
 pub(super) use commits::{compare_commits, get_commit, list_commits};
 pub(super) use files::get_file_contents;
+pub(super) use workflow_runs::{get_workflow_run, list_workflow_runs, run_action};
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -1,4 +1,4 @@
-//! Actions handlers: dispatching a workflow and reading workflow runs.
+//! Workflow-run handlers: dispatching a workflow and reading its runs.
 //!
 //! Owns these handlers only (their inputs and outputs are in `mod.rs`); requests go
 //! through the client only.
