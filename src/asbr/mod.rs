@@ -8,6 +8,7 @@
 
 pub mod artifacts;
 pub mod canonical;
+pub mod events;
 pub mod manifest;
 pub mod pr_checkout;
 pub mod profiles;

@@ -451,11 +451,9 @@ impl TaskStore {
             traceparent,
             task: (kind == TaskEventKind::PlanStarted).then(|| Box::new(task.clone())),
         };
-        let value =
-            serde_json::to_value(&payload).map_err(|e| TaskError::Journal(e.to_string()))?;
         let event = self
             .bus
-            .publish_owned(kind.bus_type(), SOURCE, value, task.event_owner())
+            .publish_as(SOURCE, &payload, task.event_owner())
             .await
             .map_err(|e| TaskError::Journal(e.to_string()))?;
         apply_event(&mut task, &payload);

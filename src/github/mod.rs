@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod events;
 pub mod limits;
 pub mod model;
 pub mod tools;

@@ -28,13 +28,15 @@ use axum::{
     routing::post,
 };
 use hmac::{Hmac, KeyInit, Mac};
-use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::runtime::events::{EventBus, EventPayload};
+use crate::runtime::events::EventBus;
 
-use super::registry::{IntegrationStore, IntegrationType};
+use super::{
+    events::WebhookReceived,
+    registry::{IntegrationStore, IntegrationType},
+};
 
 /// Credential holding the HMAC key of a webhook integration.
 pub const SECRET_KEY: &str = "webhookSecret";
@@ -48,25 +50,6 @@ pub const REPLAY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 pub const MAX_SEEN: u64 = 200_000;
 /// Largest accepted distance between a signed timestamp and now.
 pub const MAX_SKEW: Duration = Duration::from_secs(300);
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WebhookReceived {
-    pub schema_version: u32,
-    pub integration_id: String,
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub delivery_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub content_type: Option<String>,
-    pub bytes: usize,
-    /// The JSON body, when it is JSON and at most 64 KiB.
-    pub payload: Value,
-}
-
-impl EventPayload for WebhookReceived {
-    const TYPE: &'static str = "integrations.webhook.received";
-}
 
 #[derive(Clone)]
 struct HookState {

@@ -16,6 +16,7 @@ pub mod db;
 #[cfg(not(feature = "postgres"))]
 #[path = "db_absent.rs"]
 pub mod db;
+pub mod events;
 pub mod execute;
 pub mod hooks;
 pub mod monitor;

@@ -9,6 +9,7 @@
 //! `<state-dir>/mvp/` and replayed on start.
 
 pub mod coverage;
+pub mod events;
 pub mod exec;
 pub mod graph;
 pub mod graph_run;

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod diff;
 pub mod edit;
 pub mod edit_io;
+pub mod events;
 pub mod side_by_side;
 pub mod spool;
 pub mod spool_journal;

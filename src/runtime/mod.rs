@@ -81,12 +81,13 @@ impl Runtime {
         })?;
         let dir = config.state_dir.join("events");
         let policy = config.fsync;
-        let events = events::EventBus::new(Some(dir.clone()), policy).map_err(|source| {
-            RuntimeError::Events {
+        // The bus's logs go through the store seam; the server keeps them in local files.
+        let backend = store::LocalBackend::new(dir.clone());
+        let events = events::EventBus::open_local(backend, events::BusOptions::new(policy))
+            .map_err(|source| RuntimeError::Events {
                 dir: dir.display().to_string(),
                 source,
-            }
-        })?;
+            })?;
         let sink = config
             .events_sink
             .as_ref()

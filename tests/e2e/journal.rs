@@ -167,9 +167,7 @@ async fn a_stream_past_its_segment_size_is_compacted_and_restarts_the_same() {
     let pad = "x".repeat(6000);
     for i in 0..12_500u64 {
         let data = json!({"i": i, "pad": pad});
-        bus.publish_value("fixtures.event", "test", data)
-            .await
-            .unwrap();
+        bus.publish("test", &FixtureData(data)).await.unwrap();
     }
     bus.close().await;
     drop(bus);
@@ -202,4 +200,14 @@ async fn a_stream_past_its_segment_size_is_compacted_and_restarts_the_same() {
     assert_eq!(page_seqs(&client, 12_400).await, newest);
     assert_eq!(publish(&client, 2).await, 12_503, "seq continues");
     client.cancel().await.unwrap();
+}
+
+/// Untyped data published as `fixtures.event` (the shape the bench or test measures).
+#[derive(serde::Serialize)]
+#[serde(transparent)]
+struct FixtureData(serde_json::Value);
+
+impl cortex_mcp::runtime::events::EventPayload for FixtureData {
+    const TYPE: &'static str = "fixtures.event";
+    const VERSION: u32 = 1;
 }

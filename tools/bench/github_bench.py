@@ -12,6 +12,11 @@ Workloads (same for both servers, on the tools both have over REST):
                                              each server's p50 above that floor
   (d) 50 get_file_contents                -> upstream requests
   (e) get_pull_request, list_commits, search_issues once each -> upstream requests, ok
+  (f) get_issue, get_pull_request, list_issues, get_file_contents, search_issues,
+      list_commits once each, same arguments -> the bytes a model receives: the UTF-8
+      bytes of the result's content blocks (text, and an embedded resource's text or
+      blob), not `structuredContent`, which a client hands to code rather than to the
+      model; plus the number of items each answer carries, so rows compare like with like
 
 Prints a Markdown table with both servers' figures and ratios.
 Usage: github_bench.py --ours BIN --peer BIN --fake http://127.0.0.1:80 --latency-ms 50
@@ -68,6 +73,8 @@ def ours(bin_path, api_url, token, state_dir):
             return {"repository": repo, "path": kw["path"]}
         if tool == "list_commits":
             return {"repository": repo, "limit": 30}
+        if tool == "list_issues":
+            return {"repository": repo, "state": "open", "limit": 30}
         if tool == "search_issues":
             return {"query": kw["query"], "limit": 30}
         raise KeyError(tool)
@@ -90,6 +97,8 @@ def peer(bin_path, token):
             return {"owner": OWNER, "repo": REPO, "path": kw["path"]}
         if tool == "list_commits":
             return {"owner": OWNER, "repo": REPO, "perPage": 30}
+        if tool == "list_issues":
+            return {"owner": OWNER, "repo": REPO, "state": "open", "perPage": 30}
         if tool == "search_issues":
             return {"query": kw["query"], "perPage": 30}
         raise KeyError(tool)
@@ -108,6 +117,56 @@ async def call(session, server, tool, **kw):
         return not getattr(r, "is_error", getattr(r, "isError", False))
     except Exception:  # a protocol-level failure counts as a failed call
         return False
+
+
+# (f): the calls whose answers are weighed, the same on both servers.
+BYTES_CALLS = [
+    ("get_issue", {"number": 42}),
+    ("get_pull_request", {"number": 251}),
+    ("list_issues", {}),
+    ("get_file_contents", {"path": "src/lib.rs"}),
+    ("search_issues", {"query": "repo:octo/hello is:issue scheduler"}),
+    ("list_commits", {}),
+]
+
+
+def content_bytes(result):
+    """UTF-8 bytes of what the model is given: text blocks, embedded resources' text (or
+    base64 blob), images' and audio's base64 data."""
+    total = 0
+    for block in result.content:
+        kind = getattr(block, "type", "")
+        if kind == "text":
+            total += len(block.text.encode())
+        elif kind == "resource":
+            res = block.resource
+            total += len((getattr(res, "text", None) or getattr(res, "blob", None) or "").encode())
+        elif kind in ("image", "audio"):
+            total += len(block.data.encode())
+    return total
+
+
+def items_in(result):
+    """How many records an answer carries: the length of the list in its JSON (top level,
+    or under `items`), 1 for a single object or a non-JSON answer."""
+    value = getattr(result, "structured_content", None) or getattr(result, "structuredContent", None)
+    if value is None:
+        for block in result.content:
+            if getattr(block, "type", "") == "text":
+                try:
+                    value = json.loads(block.text)
+                except ValueError:
+                    continue
+                break
+    if isinstance(value, list):
+        return len(value)
+    if isinstance(value, dict):
+        if "total_count" in value or "items" in value:  # a search or a page; empty ones omit items
+            return len(value.get("items") or [])
+        for key in ("issues", "commits"):
+            if isinstance(value.get(key), list):
+                return len(value[key])
+    return 1
 
 
 def token_stats(stats, token):
@@ -163,7 +222,15 @@ async def run_server(server, fake, token, latency_ms):
         out["e_requests"] = token_stats(fake_get(fake, "/_fake/stats"), token)["requests"]
         out["e_failed"] = sum(1 for ok in e_ok if not ok)
 
-    for work in (a, b, d, e):
+    async def f(s):
+        # (f) bytes a model receives per call.
+        out["f"] = {}
+        for tool, kw in BYTES_CALLS:
+            r = await s.call_tool(tool, server.args_for(tool, **kw))
+            failed = bool(getattr(r, "is_error", getattr(r, "isError", False)))
+            out["f"][tool] = (content_bytes(r), items_in(r), failed)
+
+    for work in (a, b, d, e, f):
         fake_post(fake, "/_fake/reset")
         await in_session(server, work)
     fake_post(fake, "/_fake/reset")
@@ -291,6 +358,14 @@ def main():
     print("|---|---:|---:|---:|---|")
     for label, key, fmt, target in rows:
         print(f"| {label} | {fmt.format(o[key])} | {fmt.format(q[key])} | {ratio(o[key], q[key])} | {target} |")
+    print()
+    print("| call: bytes a model receives (items) | cortex-mcp | github-mcp-server 0.12.1 | peer/ours | target |")
+    print("|---|---:|---:|---:|---|")
+    for tool, _ in BYTES_CALLS:
+        (ob, oi, of), (qb, qi, qf) = o["f"][tool], q["f"][tool]
+        mark = lambda failed: " (isError)" if failed else ""
+        r = "n/a" if (of or qf) else ratio(ob, qb)  # an error answer weighs nothing comparable
+        print(f"| `{tool}` | {ob:,} ({oi}){mark(of)} | {qb:,} ({qi}){mark(qf)} | {r} | ≤ peer |")
     print()
     print(f"(overhead = client-observed call time minus the fake's configured latency; both servers driven by the same Python MCP client. "
           f"The fake's own floor — the same conditional GET sent straight to it — is p50 {floor['floor_p50_ms']:.2f} ms, p99 {floor['floor_p99_ms']:.2f} ms above its latency.)")

@@ -212,7 +212,7 @@ pub enum TaskEventKind {
 
 impl TaskEventKind {
     /// The bus event type, `asbr.task.<Kind>`.
-    pub(super) fn bus_type(self) -> &'static str {
+    pub(crate) fn bus_type(self) -> &'static str {
         match self {
             Self::PlanStarted => "asbr.task.PlanStarted",
             Self::StepCompleted => "asbr.task.StepCompleted",

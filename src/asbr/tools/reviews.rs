@@ -11,6 +11,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::asbr::events::{FeedbackSubmitted, ReviewCompleted, ReviewCreated, ShownFinding};
+use crate::runtime::events::EventPayload;
+
 use crate::runtime::{
     page::{self, Page},
     principal::Principal,
@@ -287,13 +290,13 @@ async fn review_task_step(
 }
 
 /// Publishes a review event shown only to `owner`, the review's.
-async fn publish_review_event(a: &A, owner: &Principal, r#type: &str, data: Value) {
+async fn publish_review_event<P: EventPayload>(a: &A, owner: &Principal, data: P) {
     if let Err(e) = a
         .events
-        .publish_owned(r#type, "cortex-mcp/asbr", data, owner.owner())
+        .publish_as("cortex-mcp/asbr", &data, owner.owner())
         .await
     {
-        tracing::warn!("could not journal {type}: {e}");
+        tracing::warn!("could not journal {}: {e}", data.event_type());
     }
 }
 
@@ -412,20 +415,22 @@ async fn run_review(
     publish_review_event(
         a,
         &ctx.principal,
-        "asbr.review.created",
-        serde_json::json!({
-            "reviewId": id,
-            "taskId": task.id,
-            "repositoryPath": path,
-            "scope": review.summary.scope,
-            "paths": review.summary.paths,
-            "pullRequest": review.summary.pull_request,
-            "reviewers": reviewers,
-            "status": review.summary.status,
-            "ariaLiveHint": format!("Review of {name} started with {} reviewer(s).", kinds.join(", ")),
-            "timestamp": review.summary.created_at,
-            "traceparent": tp,
-        }),
+        ReviewCreated {
+            review_id: &id,
+            task_id: &task.id,
+            repository_path: &path,
+            scope: review.summary.scope,
+            paths: &review.summary.paths,
+            pull_request: review.summary.pull_request.as_ref(),
+            reviewers: &reviewers,
+            status: review.summary.status,
+            aria_live_hint: format!(
+                "Review of {name} started with {} reviewer(s).",
+                kinds.join(", ")
+            ),
+            timestamp: &review.summary.created_at,
+            traceparent: &tp,
+        },
     )
     .await;
 
@@ -534,32 +539,33 @@ async fn run_review(
         serde_json::json!({"reviewId": id, "findings": s.findings.total, "error": failure}),
     )
     .await;
-    let shown: Vec<Value> = review
+    let shown: Vec<ShownFinding> = review
         .details
         .iter()
         .take(100)
-        .map(|f| {
-            serde_json::json!({
-                "type": f.reviewer, "rule": f.rule, "severity": f.severity,
-                "message": f.message, "file": f.file, "line": f.line,
-            })
+        .map(|f| ShownFinding {
+            reviewer: f.reviewer,
+            rule: &f.rule,
+            severity: f.severity,
+            message: &f.message,
+            file: &f.file,
+            line: f.line,
         })
         .collect();
     publish_review_event(
         a,
         &ctx.principal,
-        "asbr.review.completed",
-        serde_json::json!({
-            "reviewId": id,
-            "taskId": task.id,
-            "status": s.status,
-            "summary": s.findings,
-            "findings": shown,
-            "error": s.error,
-            "ariaLiveHint": hint,
-            "timestamp": s.updated_at,
-            "traceparent": tp,
-        }),
+        ReviewCompleted {
+            review_id: &id,
+            task_id: &task.id,
+            status: s.status,
+            summary: &s.findings,
+            findings: shown,
+            error: s.error.as_deref(),
+            aria_live_hint: hint,
+            timestamp: &s.updated_at,
+            traceparent: &tp,
+        },
     )
     .await;
     if let Some(e) = failure {
@@ -735,22 +741,21 @@ pub(super) async fn submit_feedback(
     publish_review_event(
         &a,
         &ctx.principal,
-        "asbr.feedback.submitted",
-        serde_json::json!({
-            "reviewId": review.summary.id,
-            "feedbackId": feedback.id,
-            "reviewer": feedback.reviewer,
-            "verdict": verdict,
-            "comments": feedback.comments.len(),
-            "ariaLiveHint": format!(
+        FeedbackSubmitted {
+            review_id: &review.summary.id,
+            feedback_id: &feedback.id,
+            reviewer: &feedback.reviewer,
+            verdict: feedback.verdict,
+            comments: feedback.comments.len(),
+            aria_live_hint: format!(
                 "Reviewer {} submitted {} with {} comment(s).",
                 feedback.reviewer,
                 verdict.as_str().unwrap_or("feedback").replace('_', " "),
                 feedback.comments.len()
             ),
-            "timestamp": feedback.submitted_at,
-            "traceparent": tasks::traceparent(&ctx.meta),
-        }),
+            timestamp: &feedback.submitted_at,
+            traceparent: &tasks::traceparent(&ctx.meta),
+        },
     )
     .await;
     Ok(SubmitFeedbackOut {

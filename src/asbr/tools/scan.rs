@@ -102,22 +102,17 @@ pub(super) async fn run_security_scan(a: A, i: ScanIn, ctx: CallCtx) -> Out<Scan
             e => ToolError::Deadline(e.to_string()),
         })??;
     let duration_ms = started.elapsed().as_millis() as u64;
-    let data = serde_json::json!({
-        "targetPath": root.display().to_string(),
-        "scanType": scan_type,
-        "findings": outcome.findings.len(),
-        "bySeverity": outcome.summary.by_severity,
-        "filesScanned": outcome.summary.files_scanned,
-        "durationMs": duration_ms,
-    });
+    let data = crate::asbr::events::ScanExecuted {
+        target_path: root.display().to_string(),
+        scan_type,
+        findings: outcome.findings.len(),
+        by_severity: &outcome.summary.by_severity,
+        files_scanned: outcome.summary.files_scanned,
+        duration_ms,
+    };
     if let Err(e) = a
         .events
-        .publish_owned(
-            "asbr.security.scan_executed",
-            "cortex-mcp/asbr",
-            data,
-            ctx.principal.owner(),
-        )
+        .publish_as("cortex-mcp/asbr", &data, ctx.principal.owner())
         .await
     {
         tracing::warn!("could not journal asbr.security.scan_executed: {e}");

@@ -252,9 +252,13 @@ pub(super) async fn create_or_update_file(
     let written: WriteReply = reply.json()?;
     publish(
         &gh,
-        "github.contents.action",
-        json!({"repository": repo, "action": if created { "create" } else { "update" },
-               "path": path, "branch": branch, "commit": written.commit.sha}),
+        ContentsAction::File {
+            repository: &repo,
+            action: if created { "create" } else { "update" },
+            path: &path,
+            branch: branch.as_deref(),
+            commit: &written.commit.sha,
+        },
         ctx.principal.owner(),
     )
     .await;
@@ -331,9 +335,13 @@ pub(super) async fn delete_file(
     let written: WriteReply = reply.json()?;
     publish(
         &gh,
-        "github.contents.action",
-        json!({"repository": repo, "action": "delete", "path": path, "branch": branch,
-               "commit": written.commit.sha}),
+        ContentsAction::File {
+            repository: &repo,
+            action: "delete",
+            path: &path,
+            branch: branch.as_deref(),
+            commit: &written.commit.sha,
+        },
         ctx.principal.owner(),
     )
     .await;
@@ -487,9 +495,14 @@ pub(super) async fn push_files(gh: SharedGithub, i: PushFilesIn, ctx: CallCtx) -
     }
     publish(
         &gh,
-        "github.contents.action",
-        json!({"repository": repo, "action": "push", "branch": branch, "commit": commit.sha,
-               "written": written, "deleted": deleted}),
+        ContentsAction::Push {
+            repository: &repo,
+            action: "push",
+            branch: &branch,
+            commit: &commit.sha,
+            written: &written,
+            deleted: &deleted,
+        },
         ctx.principal.owner(),
     )
     .await;

@@ -110,18 +110,8 @@ crate::runtime::page::list_input! {
     }
 }
 
-pub(super) fn issue_event(action: &str, repo: &str, issue: &Issue) -> Value {
-    json!({
-        "action": action,
-        "repository": repo,
-        "number": issue.number,
-        "title": issue.title,
-        "state": issue.state,
-        "author": issue.user.as_ref().map(|u| &u.login),
-        "labels": issue.labels.iter().map(|l| &l.name).collect::<Vec<_>>(),
-        "html_url": issue.html_url,
-        "updated_at": issue.updated_at,
-    })
+pub(super) fn issue_event<'a>(action: &'a str, repo: &'a str, issue: &'a Issue) -> IssueAction<'a> {
+    IssueAction::changed(action, repo, issue)
 }
 
 pub(super) async fn list_issues(
@@ -198,7 +188,6 @@ pub(super) async fn create_issue(gh: SharedGithub, i: CreateIssueIn, ctx: CallCt
     let issue: Issue = gh.client.send_json(&ctx, Method::POST, url, &body).await?;
     publish(
         &gh,
-        "github.issue.action",
         issue_event("opened", &repo, &issue),
         ctx.principal.owner(),
     )
@@ -249,7 +238,6 @@ pub(super) async fn update_issue(gh: SharedGithub, i: UpdateIssueIn, ctx: CallCt
     };
     publish(
         &gh,
-        "github.issue.action",
         issue_event(action, &repo, &issue),
         ctx.principal.owner(),
     )
@@ -277,9 +265,7 @@ pub(super) async fn add_issue_comment(
         .await?;
     publish(
         &gh,
-        "github.issue.action",
-        json!({"action": "commented", "repository": repo, "number": i.number, "comment_id": comment.id,
-               "author": comment.user.as_ref().map(|u| &u.login), "html_url": comment.html_url}),
+        IssueAction::commented(&repo, i.number, &comment),
         ctx.principal.owner(),
     )
     .await;

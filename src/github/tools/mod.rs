@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::runtime::{
-    events::EventBus,
+    events::{EventBus, EventPayload},
     executor::LaneStats,
     page::Page,
     registry::{CallCtx, Hints, ToolDef, ToolError},
@@ -36,6 +36,7 @@ use repos::*;
 
 use super::{
     client::{ACCEPT_DIFF, GhError, GithubClient, TextWindow, window},
+    events::{ContentsAction, IssueAction, PullRequestAction, WorkflowStatus},
     limits::{Bucket, LaneKind},
     model::*,
 };
@@ -107,9 +108,12 @@ fn cap(text: Option<String>, max: usize) -> (Option<String>, bool) {
 }
 
 /// Publishes a GitHub event shown only to `owner`, the caller whose action it records.
-async fn publish(gh: &SharedGithub, kind: &str, data: Value, owner: Option<String>) {
-    if let Err(e) = gh.events.publish_owned(kind, SOURCE, data, owner).await {
-        tracing::warn!(event = kind, "could not journal the GitHub event: {e}");
+async fn publish<P: EventPayload>(gh: &SharedGithub, event: P, owner: Option<String>) {
+    if let Err(e) = gh.events.publish_as(SOURCE, &event, owner).await {
+        tracing::warn!(
+            event = event.event_type(),
+            "could not journal the GitHub event: {e}"
+        );
     }
 }
 

@@ -121,19 +121,12 @@ pub struct MergeResult {
     pub message: Option<String>,
 }
 
-pub(super) fn pr_event(action: &str, repo: &str, pr: &PullRequest) -> Value {
-    json!({
-        "action": action,
-        "repository": repo,
-        "number": pr.number,
-        "title": pr.title,
-        "state": pr.state,
-        "author": pr.user.as_ref().map(|u| &u.login),
-        "head": pr.head.branch,
-        "base": pr.base.branch,
-        "html_url": pr.html_url,
-        "updated_at": pr.updated_at,
-    })
+pub(super) fn pr_event<'a>(
+    action: &'a str,
+    repo: &'a str,
+    pr: &'a PullRequest,
+) -> PullRequestAction<'a> {
+    PullRequestAction::changed(action, repo, pr)
 }
 
 pub(super) async fn create_pull_request(
@@ -152,13 +145,7 @@ pub(super) async fn create_pull_request(
     let body =
         json!({"title": i.title, "body": i.body, "head": i.head, "base": base, "draft": i.draft});
     let pr: PullRequest = gh.client.send_json(&ctx, Method::POST, url, &body).await?;
-    publish(
-        &gh,
-        "github.pull_request.action",
-        pr_event("opened", &repo, &pr),
-        ctx.principal.owner(),
-    )
-    .await;
+    publish(&gh, pr_event("opened", &repo, &pr), ctx.principal.owner()).await;
     Ok(pr)
 }
 
@@ -345,8 +332,13 @@ pub(super) async fn merge_pull_request(
         })?;
     publish(
         &gh,
-        "github.pull_request.action",
-        json!({"action": "merged", "repository": repo, "number": i.number, "merge_method": method, "sha": result.sha}),
+        PullRequestAction::Merged {
+            action: "merged",
+            repository: &repo,
+            number: i.number,
+            merge_method: method,
+            sha: result.sha.as_deref(),
+        },
         ctx.principal.owner(),
     )
     .await;

@@ -28,8 +28,8 @@ use crate::integrations::{
     registry::{Integration, IntegrationType, Status},
 };
 
-use super::events::{ApiCalled, DataSynced};
 use super::{Integrations, SharedIntegrations};
+use crate::integrations::events::{ApiCalled, DataSynced};
 use crate::runtime::toolset::Out;
 
 #[derive(Debug, Deserialize, JsonSchema)]

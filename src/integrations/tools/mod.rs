@@ -13,9 +13,10 @@
 mod call;
 mod crud;
 mod errors;
-mod events;
 mod monitor;
 mod probes;
+
+pub(crate) use probes::TestType;
 
 use std::sync::Arc;
 

@@ -21,8 +21,8 @@ use crate::integrations::{
 };
 
 use super::call::{redact_db, redact_mq};
-use super::events::ConnectionEstablished;
 use super::{Integrations, SharedIntegrations};
+use crate::integrations::events::ConnectionEstablished;
 use crate::runtime::toolset::Out;
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]

@@ -13,9 +13,9 @@ use std::{
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::{M, Out, RUNS, track, ws_err};
+use crate::mvp::events::MetricDetail;
 use crate::{
     mvp::{
         coverage::CoverageWant,
@@ -107,7 +107,11 @@ pub(super) async fn run_command(mvp: M, input: RunCommandIn, ctx: CallCtx) -> Ou
         &mvp,
         "run_command",
         out.duration_ms as f64,
-        json!({"program": cmd.program, "exitCode": out.exit_code, "timedOut": out.timed_out}),
+        MetricDetail::Command {
+            program: cmd.program.clone(),
+            exit_code: out.exit_code,
+            timed_out: out.timed_out,
+        },
         ctx.principal.owner(),
     );
     Ok(out)
@@ -157,7 +161,10 @@ pub(super) async fn test_runner(mvp: M, input: TestRunnerIn, ctx: CallCtx) -> Ou
         &mvp,
         "test_runner",
         report.duration_ms as f64,
-        json!({"framework": report.framework, "totals": report.totals}),
+        MetricDetail::Tests {
+            framework: report.framework,
+            totals: report.totals.clone(),
+        },
         ctx.principal.owner(),
     );
     Ok(report)
@@ -222,7 +229,11 @@ pub(super) async fn code_analysis(
         &mvp,
         "code_analysis",
         report.duration_ms as f64,
-        json!({"tool": report.tool, "errors": report.error_count, "cached": report.cached}),
+        MetricDetail::Analysis {
+            tool: report.tool,
+            errors: report.error_count,
+            cached: report.cached,
+        },
         ctx.principal.owner(),
     );
     Ok(report)

@@ -8,9 +8,10 @@ use std::{sync::Arc, time::Duration};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{M, Out, RUNS, track};
+use crate::mvp::events::MetricDetail;
 use crate::mvp::{
     Mvp,
     graph::{self, Graph, GraphDef, GraphRun, Issue, NodeRun, Optimization, OptimizationType},
@@ -205,7 +206,11 @@ pub(super) async fn execute_graph(mvp: M, input: ExecuteGraphIn, ctx: CallCtx) -
         &mvp,
         "execute_graph",
         run.duration_ms,
-        json!({"graphId": g.id, "runId": run.run_id, "status": run.status}),
+        MetricDetail::GraphRun {
+            graph_id: g.id.clone(),
+            run_id: run.run_id.clone(),
+            status: run.status.clone(),
+        },
         ctx.principal.owner(),
     );
     let run = mvp

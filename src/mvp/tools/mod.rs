@@ -9,7 +9,8 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use crate::mvp::events::{MetricDetail, MetricTracked};
+use crate::runtime::events::EventPayload;
 
 use super::{
     Mvp,
@@ -52,22 +53,28 @@ pub(super) fn read_err(e: ReadError) -> ToolError {
 
 /// Publishes an event shown only to `owner` (the caller; `None`: everyone) without
 /// making the caller wait for the journal.
-pub(super) fn publish(mvp: &Mvp, kind: &'static str, data: Value, owner: Option<String>) {
+pub(super) fn publish<P: EventPayload + 'static>(mvp: &Mvp, data: P, owner: Option<String>) {
     let events = mvp.runtime.events.clone();
     tokio::spawn(async move {
-        if let Err(e) = events.publish_owned(kind, SOURCE, data, owner).await {
-            tracing::warn!(event = kind, "could not publish: {e}");
+        if let Err(e) = events.publish_as(SOURCE, &data, owner).await {
+            tracing::warn!(event = data.event_type(), "could not publish: {e}");
         }
     });
 }
 
-pub(super) fn track(mvp: &Mvp, name: &str, duration_ms: f64, extra: Value, owner: Option<String>) {
-    publish(
-        mvp,
-        "mvp.metric.tracked",
-        json!({"name": name, "durationMs": duration_ms, "detail": extra}),
-        owner,
-    );
+pub(super) fn track(
+    mvp: &Mvp,
+    name: &str,
+    duration_ms: f64,
+    detail: MetricDetail,
+    owner: Option<String>,
+) {
+    let data = MetricTracked {
+        name: name.to_string(),
+        duration_ms,
+        detail,
+    };
+    publish(mvp, data, owner);
 }
 
 /// Tools that run programs or other tools: they change local state and reach whatever

@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
+use crate::mvp::events::{MetricDetail, PrpPhase};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::{M, Out, RUNS, publish, track};
 use crate::mvp::prp::{self, PrpInput, PrpRun};
@@ -52,9 +52,14 @@ pub(super) async fn run_prp_workflow(mvp: M, input: PrpInput, ctx: CallCtx) -> O
     let run = prp::run(&mvp, &ctx, &input, None, move |run_id, record| {
         publish(
             &events,
-            "mvp.prp.phase",
-            json!({"runId": run_id, "title": title, "phase": record.phase, "passed": record.gate.passed,
-                   "blockers": record.gate.blocker_count, "majors": record.gate.major_count}),
+            PrpPhase {
+                run_id: run_id.to_string(),
+                title: title.clone(),
+                phase: record.phase,
+                passed: record.gate.passed,
+                blockers: record.gate.blocker_count,
+                majors: record.gate.major_count,
+            },
             owner.clone(),
         );
     })
@@ -68,7 +73,10 @@ pub(super) async fn run_prp_workflow(mvp: M, input: PrpInput, ctx: CallCtx) -> O
         &mvp,
         "run_prp_workflow",
         run.duration_ms as f64,
-        json!({"runId": run.run_id, "status": run.status}),
+        MetricDetail::PrpRun {
+            run_id: run.run_id.clone(),
+            status: run.status,
+        },
         ctx.principal.owner(),
     );
     Ok((*run).clone())

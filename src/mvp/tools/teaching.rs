@@ -5,9 +5,10 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{M, Out, publish};
+use crate::mvp::events::UserActionEvent;
 use crate::mvp::teaching::{
     self, Example, ExampleContext, ExampleType, Outcome, Pattern, Similarity, UserAction,
 };
@@ -96,8 +97,13 @@ pub(super) async fn capture_example(mvp: M, input: CaptureIn, ctx: CallCtx) -> O
     let id = e.id.clone();
     publish(
         &mvp,
-        "mvp.user.action",
-        json!({"exampleId": id, "type": e.r#type, "phase": e.phase, "actionType": e.user_action.r#type, "success": e.outcome.success}),
+        UserActionEvent {
+            example_id: id.clone(),
+            r#type: e.r#type,
+            phase: e.phase.clone(),
+            action_type: e.user_action.r#type.clone(),
+            success: e.outcome.success,
+        },
         ctx.principal.owner(),
     );
     let pattern = mvp

@@ -245,17 +245,9 @@ pub(super) async fn edit_files(kit: Kit, i: EditFilesIn, ctx: CallCtx) -> Out<Ed
         .await??;
     if !dry_run {
         for f in &done.patches {
-            match serde_json::to_value(&f.summary) {
-                Ok(data) => {
-                    if let Err(e) = kit
-                        .events
-                        .publish_value("patchkit.patch", SOURCE, data)
-                        .await
-                    {
-                        tracing::warn!("could not journal the patchkit.patch event: {e}");
-                    }
-                }
-                Err(e) => tracing::warn!("patchkit.patch event payload: {e}"),
+            let data = crate::patchkit::events::Patch(&f.summary);
+            if let Err(e) = kit.events.publish(SOURCE, &data).await {
+                tracing::warn!("could not journal the patchkit.patch event: {e}");
             }
         }
     }

@@ -310,11 +310,10 @@ pub(super) async fn spool_commit(kit: Kit, i: CommitIn, ctx: CallCtx) -> Out<Com
         .map_err(spool_error)?;
     let mut event_seqs = Vec::with_capacity(patches.len());
     for p in &patches {
-        let data = serde_json::to_value(&p.summary)
-            .map_err(|e| ToolError::Internal(format!("event payload: {e}")))?;
+        let data = crate::patchkit::events::Patch(&p.summary);
         match kit
             .events
-            .publish_owned("patchkit.patch", SOURCE, data, ctx.principal.owner())
+            .publish_as(SOURCE, &data, ctx.principal.owner())
             .await
         {
             Ok(ev) => event_seqs.push(ev.seq),

@@ -1,25 +1,27 @@
-//! The event bus' journals: replay at start-up, [`EventBus::history`] from disk,
-//! stream holds and compaction under the retention rule (see [`super`]).
+//! The event bus' logs: opening and replaying them, [`EventBus::history`] from the
+//! backend, stream holds and compaction under the retention rule (see [`super`]).
 //!
-//! Owns: one [`Journal`] per topic prefix (opening, replaying into the rings,
-//! compacting), [`StreamHold`] floors and the retention rule ([`retain_events`]).
+//! Owns: one [`Log`] per topic prefix (opening it through the bus's
+//! [`crate::runtime::store::Backend`], replaying it into the rings, compacting it),
+//! [`StreamHold`] floors and the retention rule ([`retain_events`]).
 //!
 //! Must not touch: subscriptions and fan-out (see [`super::topics`]), the HTTP sink,
 //! and any toolset, server or transport module; it only depends on
-//! [`crate::runtime::journal`] and [`crate::runtime::damage`].
+//! [`crate::runtime::store`] and [`crate::runtime::damage`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use futures::FutureExt;
 use serde_json::Value;
 
 use super::topics::validate_type;
 use super::{Event, EventBus, EventError};
-use crate::runtime::journal::{Journal, Retain};
+use crate::runtime::store::{Log, Opened, Position, Read, Retain, StoreError};
 
-/// An owner's claim on a stream's journal (see [`EventBus::hold`]): compaction keeps
+/// An owner's claim on a stream's log (see [`EventBus::hold`]): compaction keeps
 /// every event of the stream above the floor, which starts at 0 (everything is kept).
 #[derive(Debug, Clone)]
 pub struct StreamHold {
@@ -35,71 +37,134 @@ impl StreamHold {
 }
 
 impl EventBus {
-    pub(super) fn replay(&self, dir: &Path) -> Result<(), EventError> {
-        for stream in list_streams(dir)? {
-            let (journal, records) =
-                Journal::open_with(dir, &stream, self.inner.options.journal())?;
-            let mut not_events = Vec::new();
-            for (i, record) in records.into_iter().enumerate() {
-                match serde_json::from_value::<Event>(record) {
-                    Ok(event) => {
-                        self.inner.seq.fetch_max(event.seq, Ordering::AcqRel);
-                        self.insert_ring(Arc::new(event), false);
-                    }
-                    Err(e) => not_events.push(format!("record {}: {e}", i + 1)),
-                }
-            }
-            if let Some(first) = not_events.first() {
-                // Well-formed journal lines whose record is not an event: skipped (and
-                // kept on disk), every event of the stream is still served.
-                crate::runtime::damage::report(crate::runtime::damage::Damage::new(
-                    format!("event stream {stream}"),
-                    &dir.join(format!("{stream}.ndjson")),
-                    format!(
-                        "{} record(s) are not events and were skipped ({first})",
-                        not_events.len()
-                    ),
-                ));
-            }
-            self.inner.journals.lock().insert(stream, journal);
+    /// Whether a stream the backend lists is one of the bus's (a topic prefix); others
+    /// are logged and left alone.
+    pub(super) fn is_bus_stream(&self, stream: &str) -> bool {
+        let ok = validate_type(stream).is_ok() && !stream.contains('.');
+        if !ok {
+            tracing::warn!(stream, "ignoring unexpected journal stream");
         }
+        ok
+    }
+
+    /// Replays an opened stream into the rings and keeps its log.
+    pub(super) fn install(&self, stream: &str, (log, read): Opened) {
+        let mut not_events = Vec::new();
+        for (i, record) in read.into_values().into_iter().enumerate() {
+            match serde_json::from_value::<Event>(record) {
+                Ok(event) => {
+                    self.inner.seq.fetch_max(event.seq, Ordering::AcqRel);
+                    self.insert_ring(Arc::new(event), false);
+                }
+                Err(e) => not_events.push(format!("record {}: {e}", i + 1)),
+            }
+        }
+        if let Some(first) = not_events.first() {
+            // Well-formed journal lines whose record is not an event: skipped (and
+            // kept in the log), every event of the stream is still served.
+            let file = match &self.inner.local {
+                Some(local) => local.dir().join(format!("{stream}.ndjson")),
+                None => Path::new(stream).to_path_buf(),
+            };
+            crate::runtime::damage::report(crate::runtime::damage::Damage::new(
+                format!("event stream {stream}"),
+                &file,
+                format!(
+                    "{} record(s) are not events and were skipped ({first})",
+                    not_events.len()
+                ),
+            ));
+        }
+        let cell = Arc::new(tokio::sync::OnceCell::new_with(Some(log)));
+        self.inner.logs.lock().insert(stream.to_string(), cell);
+    }
+
+    /// After replay: long-polls see the replayed seq as the latest.
+    pub(super) fn replayed(&self) {
         self.inner.latest.send_replace(self.last_seq());
-        Ok(())
     }
 
     /// Every journaled event of the `prefix` stream (e.g. `asbr`) with `seq > after_seq`,
-    /// read from disk in seq order: for a toolset rebuilding its state at start-up, before
-    /// it publishes. Without a journal directory, what the in-memory rings hold.
+    /// in seq order: for a toolset rebuilding its state at start-up, before it publishes.
+    /// Without a backend, what the in-memory rings hold. Not async: on the local backend
+    /// it reads the stream's files (call it off the async workers at run time); on a
+    /// backend whose reads must wait, use [`EventBus::read_history`].
     pub fn history(&self, prefix: &str, after_seq: u64) -> Result<Vec<Event>, EventError> {
-        let Some(dir) = &self.inner.journal_dir else {
-            let filter = format!("{prefix}.*");
-            let recent = self.read_since(&filter, after_seq, usize::MAX);
-            return Ok(recent.iter().map(|e| Event::clone(e)).collect());
-        };
-        let mut events = Vec::new();
-        // Records that are not events were reported when the bus replayed the stream.
-        Journal::read_each(dir, prefix, &mut |record| {
-            if let Ok(event) = serde_json::from_value::<Event>(record)
-                && event.seq > after_seq
-            {
-                events.push(event);
+        if self.inner.backend.is_none() {
+            return Ok(self.recent_history(prefix, after_seq));
+        }
+        let read = if let Some(local) = &self.inner.local {
+            local.read_now(prefix, Position::START)?
+        } else {
+            match self.open_log(prefix) {
+                None => return Ok(Vec::new()),
+                Some(log) => log.read_after(Position::START).now_or_never().ok_or_else(|| {
+                    StoreError::Backend(format!(
+                        "the history of event stream {prefix} must be read with read_history on this backend"
+                    ))
+                })??,
             }
-        })?;
-        events.sort_by_key(|e| e.seq);
-        Ok(events)
+        };
+        Ok(events_after(read, after_seq))
     }
 
-    pub(super) fn journal_for(&self, prefix: &str) -> Result<Option<Journal>, EventError> {
-        let Some(dir) = &self.inner.journal_dir else {
+    /// [`EventBus::history`] through the seam, on any backend.
+    pub async fn read_history(
+        &self,
+        prefix: &str,
+        after_seq: u64,
+    ) -> Result<Vec<Event>, EventError> {
+        if self.inner.backend.is_none() {
+            return Ok(self.recent_history(prefix, after_seq));
+        }
+        let Some(log) = self.open_log(prefix) else {
+            return Ok(Vec::new());
+        };
+        let read = log.read_after(Position::START).await?;
+        Ok(events_after(read, after_seq))
+    }
+
+    fn recent_history(&self, prefix: &str, after_seq: u64) -> Vec<Event> {
+        let filter = format!("{prefix}.*");
+        let recent = self.read_since(&filter, after_seq, usize::MAX);
+        recent.iter().map(|e| Event::clone(e)).collect()
+    }
+
+    /// The log of `stream` when it is open.
+    fn open_log(&self, stream: &str) -> Option<Arc<dyn Log>> {
+        self.inner.logs.lock().get(stream)?.get().cloned()
+    }
+
+    /// Every open log by stream.
+    pub(super) fn open_logs(&self) -> HashMap<String, Arc<dyn Log>> {
+        let logs = self.inner.logs.lock();
+        logs.iter()
+            .filter_map(|(name, cell)| Some((name.clone(), cell.get()?.clone())))
+            .collect()
+    }
+
+    /// The log of `prefix`, opened through the backend on first use; `None` without a
+    /// backend.
+    pub(super) async fn log_for(&self, prefix: &str) -> Result<Option<Arc<dyn Log>>, EventError> {
+        let Some(backend) = &self.inner.backend else {
             return Ok(None);
         };
-        let mut journals = self.inner.journals.lock();
-        if let Some(journal) = journals.get(prefix) {
-            return Ok(Some(journal.clone()));
-        }
-        let (journal, _) = Journal::open_with(dir, prefix, self.inner.options.journal())?;
-        journals.insert(prefix.to_string(), journal.clone());
-        Ok(Some(journal))
+        let cell = self
+            .inner
+            .logs
+            .lock()
+            .entry(prefix.to_string())
+            .or_default()
+            .clone();
+        let options = self.inner.options.stream();
+        let log = cell
+            .get_or_try_init(|| async {
+                // A stream that did not exist at start-up: nothing to replay.
+                let (log, _) = backend.open(prefix, options).await?;
+                Ok::<_, StoreError>(log)
+            })
+            .await?;
+        Ok(Some(log.clone()))
     }
 
     /// Claims `stream` (a type's first segment, e.g. `asbr`) for an owner that rebuilds
@@ -126,32 +191,28 @@ impl EventBus {
         floors.iter().map(|f| f.load(Ordering::Acquire)).min()
     }
 
-    /// Compacts `stream`'s journal now under the retention rule (see the module docs),
-    /// whatever its size; publishes on it wait meanwhile. Nothing without a journal.
+    /// Compacts `stream`'s log now under the retention rule (see the module docs),
+    /// whatever its size; publishes on it wait meanwhile. Nothing without a log.
     pub async fn compact(&self, stream: &str) -> Result<(), EventError> {
-        let journal = self.inner.journals.lock().get(stream).cloned();
-        let Some(journal) = journal else {
+        let Some(log) = self.open_log(stream) else {
             return Ok(());
         };
-        let floor = self.retention_floor(stream);
-        let capacity = self.inner.ring_capacity;
-        let retain: Retain = Box::new(move |records| retain_events(records, capacity, floor));
-        Ok(journal.compact_retained(retain).await?)
+        Ok(log.compact(self.retain(stream)).await?)
     }
 
-    /// Asks `journal`'s writer to compact it (after the appends queued so far), keeping
-    /// what [`retain_events`] keeps. Nothing when an owner holds everything.
-    pub(super) fn queue_compaction(&self, journal: &Journal) {
-        if journal.compaction_pending() {
+    /// Queues a background compaction of `log` (after the appends acknowledged so far),
+    /// keeping what [`retain_events`] keeps. Nothing when an owner holds everything.
+    pub(super) fn queue_compaction(&self, log: &Arc<dyn Log>) {
+        if self.retention_floor(log.name()) == Some(0) {
             return;
         }
-        let floor = self.retention_floor(journal.stream());
-        if floor == Some(0) {
-            return;
-        }
+        log.compact_in_background(self.retain(log.name()));
+    }
+
+    fn retain(&self, stream: &str) -> Retain {
+        let floor = self.retention_floor(stream);
         let capacity = self.inner.ring_capacity;
-        let retain: Retain = Box::new(move |records| retain_events(records, capacity, floor));
-        journal.compact_retaining(retain);
+        Box::new(move |records| retain_events(records, capacity, floor))
     }
 }
 
@@ -197,28 +258,17 @@ fn event_key(record: &Value) -> Option<(&str, u64)> {
     Some((ty, seq))
 }
 
-fn list_streams(dir: &Path) -> Result<BTreeSet<String>, EventError> {
-    let io = |source| EventError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let mut streams = BTreeSet::new();
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let name = entry.map_err(io)?.file_name();
-        let name = name.to_string_lossy();
-        let stream = name
-            .strip_suffix(".snapshot.json")
-            .or_else(|| name.strip_suffix(".ndjson"));
-        match stream {
-            Some(s) if validate_type(s).is_ok() && !s.contains('.') => {
-                streams.insert(s.to_string());
-            }
-            Some(s) => tracing::warn!(stream = s, "ignoring unexpected journal file"),
-            None => {}
-        }
-    }
-    Ok(streams)
+/// The events of `read` with `seq > after_seq`, in seq order; records that are not
+/// events were reported when the bus replayed the stream.
+fn events_after(read: Read, after_seq: u64) -> Vec<Event> {
+    let mut events: Vec<Event> = read
+        .into_values()
+        .into_iter()
+        .filter_map(|record| serde_json::from_value::<Event>(record).ok())
+        .filter(|event| event.seq > after_seq)
+        .collect();
+    events.sort_by_key(|e| e.seq);
+    events
 }
 
 #[cfg(test)]
@@ -231,14 +281,14 @@ mod tests {
     async fn restart_replays_history_and_continues_seq() {
         let dir = tempfile::tempdir().unwrap();
         let path = Some(dir.path().to_path_buf());
-        let bus = EventBus::new(path.clone(), FsyncPolicy::Batch).unwrap();
+        let bus = EventBus::new(path.clone(), Fsync::Batch).unwrap();
         bus.publish_value("github.a", "t", json!(1)).await.unwrap();
         bus.publish_value("asbr.b", "t", json!(2)).await.unwrap();
         bus.publish_value("github.c", "t", json!(3)).await.unwrap();
         bus.close().await;
         drop(bus);
 
-        let bus = EventBus::new(path, FsyncPolicy::Batch).unwrap();
+        let bus = EventBus::new(path, Fsync::Batch).unwrap();
         let all = bus.read_since("*", 0, 100);
         assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
         assert_eq!(bus.read_since("github.*", 1, 100).len(), 1);
@@ -253,7 +303,7 @@ mod tests {
         let options = BusOptions {
             ring_capacity: 3,
             max_segment_bytes: 1024,
-            ..BusOptions::new(FsyncPolicy::Never)
+            ..BusOptions::new(Fsync::Never)
         };
         EventBus::with_options(Some(dir.to_path_buf()), options).unwrap()
     }
@@ -320,8 +370,7 @@ mod tests {
     }
 
     fn bus_history(dir: &Path, stream: &str) -> Vec<Event> {
-        let bus =
-            EventBus::with_options(Some(dir.to_path_buf()), BusOptions::new(FsyncPolicy::Never));
+        let bus = EventBus::with_options(Some(dir.to_path_buf()), BusOptions::new(Fsync::Never));
         bus.unwrap().history(stream, 0).unwrap()
     }
 
@@ -387,5 +436,68 @@ mod tests {
             kept,
             (41..=59).step_by(2).chain(61..=110).collect::<Vec<_>>()
         );
+    }
+
+    /// The bus through the seam on a backend that is not a file: replay on reopen, seq
+    /// after a restart, holds and compaction, history read through the log.
+    #[tokio::test]
+    async fn the_bus_runs_on_the_memory_backend() {
+        use crate::runtime::store::{Backend, MemoryBackend};
+        let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+        let options = BusOptions {
+            ring_capacity: 2,
+            max_segment_bytes: 1 << 20,
+            ..BusOptions::new(Fsync::Never)
+        };
+        let bus = EventBus::open(backend.clone(), options).await.unwrap();
+        let _hold = bus.hold("asbr");
+        for i in 0..5 {
+            bus.publish_value("asbr.x", "t", json!(i)).await.unwrap();
+            bus.publish_value("github.y", "t", json!(i)).await.unwrap();
+        }
+        bus.compact("asbr").await.unwrap();
+        bus.compact("github").await.unwrap();
+        assert_eq!(
+            seqs(&bus.read_history("asbr", 2).await.unwrap()),
+            vec![3, 5, 7, 9]
+        );
+        assert_eq!(seqs(&bus.history("github", 0).unwrap()), vec![8, 10]);
+        bus.close().await;
+        assert!(bus.publish_value("asbr.x", "t", json!(0)).await.is_err());
+
+        let bus = EventBus::open(backend, options).await.unwrap();
+        assert_eq!(bus.last_seq(), 10);
+        assert_eq!(seqs(&recent(&bus, "*", 0)), vec![7, 8, 9, 10]);
+        assert_eq!(bus.read_history("asbr", 0).await.unwrap().len(), 5);
+        let next = bus.publish_value("mvp.z", "t", json!(0)).await.unwrap();
+        assert_eq!(next.seq, 11);
+        assert_eq!(seqs(&bus.read_history("mvp", 0).await.unwrap()), vec![11]);
+        bus.close().await;
+    }
+
+    /// Events journaled before envelopes carried `dataVersion` replay (and are served,
+    /// and written back by compaction) as version 1.
+    #[tokio::test]
+    async fn events_journaled_without_a_data_version_replay_as_version_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = r#"{"seq":1,"rec":{"id":"0190a000-0000-7000-8000-000000000001","type":"github.issue.action","source":"cortex-mcp/github","time":"2026-01-01T00:00:00.000Z","seq":7,"data":{"action":"opened","number":3}}}"#;
+        std::fs::write(dir.path().join("github.ndjson"), format!("{old}\n")).unwrap();
+        let bus = small(dir.path());
+        let replayed = recent(&bus, "*", 0);
+        assert_eq!(replayed.len(), 1);
+        assert_eq!(replayed[0].seq, 7);
+        assert_eq!(replayed[0].data_version, 1);
+        assert_eq!(replayed[0].data, json!({"action": "opened", "number": 3}));
+        assert_eq!(bus.history("github", 0).unwrap(), replayed);
+        let wire = serde_json::to_value(&replayed[0]).unwrap();
+        assert_eq!(wire["dataVersion"], 1);
+        let next = bus.publish_value("github.x", "t", json!(1)).await.unwrap();
+        assert_eq!(next.seq, 8);
+        bus.compact("github").await.unwrap();
+        bus.close().await;
+        drop(bus);
+        let kept = bus_history(dir.path(), "github");
+        assert_eq!(seqs(&kept), vec![7, 8]);
+        assert!(kept.iter().all(|e| e.data_version == 1));
     }
 }

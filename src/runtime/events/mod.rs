@@ -3,11 +3,13 @@
 //!
 //! Owns: the [`Event`] envelope, global event sequence numbers, the topic
 //! index used for fan-out, the in-memory recent ring per event type, one
-//! [`Journal`] per topic prefix (first dot-segment of the type, e.g. `github`
+//! [`Log`] per topic prefix (first dot-segment of the type, e.g. `github`
 //! for `github.issue.action`), and the HTTP sink delivery loop.
 //!
-//! Must not touch: any toolset, server or transport module; it only depends
-//! on [`crate::runtime::journal`].
+//! Must not touch: any toolset, server or transport module; it writes only through the
+//! store seam ([`crate::runtime::store::Backend`] / [`Log`]), so the logs may live in
+//! local files ([`LocalBackend`], what the server passes in: `<state>/events/`), in
+//! memory ([`crate::runtime::store::MemoryBackend`]) or on a networked backend.
 //!
 //! Filters: `*` (or empty) matches every type, `github.*` matches types
 //! starting with `github.`, `git*` matches types starting with `git`, and
@@ -17,10 +19,14 @@
 //! publishers may complete (and notify subscribers) slightly out of seq order;
 //! [`EventBus::read_since`] always returns events sorted by seq.
 //!
-//! Retention: a stream's journal is compacted once its segment passes
+//! Durability: [`EventBus::publish`] returns once the backend acknowledged the append
+//! as durable (local: written and fsynced under the [`Fsync`] policy); subscribers are
+//! notified right after. A bus without a backend keeps only its rings.
+//!
+//! Retention: a stream's log is compacted once it passes
 //! [`BusOptions::max_segment_bytes`] (default [`DEFAULT_MAX_SEGMENT_BYTES`]: a size
-//! comparison after each append; the rewrite runs on a helper thread of the stream's
-//! journal, see [`Journal::compact_retaining`]), or when [`EventBus::compact`] asks.
+//! comparison after each append; the compaction runs in the background, see
+//! [`Log::compact_in_background`]), or when [`EventBus::compact`] asks.
 //! It keeps the newest events of each type that the rings hold
 //! ([`BusOptions::ring_capacity`]), so rings and [`EventBus::read_since`] look the same
 //! after a restart, and, for a stream an owner holds ([`EventBus::hold`]), every event
@@ -29,11 +35,11 @@
 //!
 //! Layout: this module is the bus itself (envelope, seqs, rings, publish, subscribe,
 //! read/long-poll); [`topics`] holds filters, the topic index and subscriptions;
-//! [`history`] replays and compacts the journals and serves [`EventBus::history`];
+//! [`history`] opens, replays and compacts the logs and serves [`EventBus::history`];
 //! [`sink`] is the outbound HTTP sink.
 //!
-//! Each journal stream has its own writer thread (see [`crate::runtime::journal`]);
-//! only [`EventBus::attach_http_sink`] spawns a task and needs a tokio runtime.
+//! Only [`EventBus::attach_http_sink`] spawns a task; the local backend's logs have a
+//! writer thread each.
 
 mod history;
 mod sink;
@@ -51,7 +57,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::journal::{FsyncPolicy, Journal, JournalError, JournalOptions};
+use super::store::{Backend, Fsync, LocalBackend, Log, StoreError, StreamOptions};
 
 pub use history::StreamHold;
 pub use sink::{SinkHandle, SinkOptions, SinkReport};
@@ -67,7 +73,7 @@ pub const DEFAULT_MAX_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 /// How the bus keeps events in memory and on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BusOptions {
-    pub policy: FsyncPolicy,
+    pub policy: Fsync,
     /// Recent events kept in memory per event type (at least 1).
     pub ring_capacity: usize,
     /// Segment size after which a stream's journal is compacted.
@@ -75,7 +81,7 @@ pub struct BusOptions {
 }
 
 impl BusOptions {
-    pub fn new(policy: FsyncPolicy) -> Self {
+    pub fn new(policy: Fsync) -> Self {
         Self {
             policy,
             ring_capacity: DEFAULT_RING_CAPACITY,
@@ -83,11 +89,8 @@ impl BusOptions {
         }
     }
 
-    fn journal(&self) -> JournalOptions {
-        JournalOptions {
-            max_segment_bytes: self.max_segment_bytes,
-            policy: self.policy,
-        }
+    fn stream(&self) -> StreamOptions {
+        StreamOptions::new(self.policy, self.max_segment_bytes)
     }
 }
 
@@ -95,19 +98,21 @@ impl BusOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
     #[error(transparent)]
-    Journal(#[from] JournalError),
+    Journal(#[from] StoreError),
     #[error("failed to serialize event payload: {0}")]
     Serialize(#[from] serde_json::Error),
     #[error("invalid event type {0:?}")]
     InvalidType(String),
     #[error("journal stream {stream:?} holds a record that is not an event: {reason}")]
     BadRecord { stream: String, reason: String },
-    #[error("i/o error on {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+}
+
+/// The version of an event's data shape when the envelope names none: every event
+/// journaled before envelopes carried [`Event::data_version`].
+pub const FIRST_DATA_VERSION: u32 = 1;
+
+fn first_data_version() -> u32 {
+    FIRST_DATA_VERSION
 }
 
 /// Event envelope.
@@ -125,6 +130,11 @@ pub struct Event {
     /// Bus-wide sequence number.
     pub seq: u64,
     pub data: Value,
+    /// The version of `data`'s shape for this `type` (1, raised when a field changes
+    /// meaning or type or goes away); events journaled before it was kept read as 1.
+    #[serde(default = "first_data_version")]
+    #[schemars(range(min = 1))]
+    pub data_version: u32,
     /// The principal whose object the event is about (see [`crate::runtime::principal`]):
     /// only it is shown the event. Absent: everyone may see it (a shared object, an event
     /// about no one's object, or one journaled before owners were kept).
@@ -139,9 +149,23 @@ impl Event {
     }
 }
 
-/// A typed event payload; `TYPE` is its event type / topic.
-pub trait EventPayload: Serialize + Send + Sync + 'static {
+/// A typed event payload: the one way to publish. Each toolset defines its payloads in
+/// its own `events.rs`; the bus serializes them as the envelope's `data`.
+pub trait EventPayload: Serialize + Send + Sync {
+    /// The event type (topic) the payload is published under. A family of payloads
+    /// published under several types (an enum, or a struct naming its kind) gives the
+    /// filter matching all of them (e.g. `asbr.task.*`) and names each value's own type
+    /// in [`EventPayload::event_type`].
     const TYPE: &'static str;
+    /// The version of the data's shape, carried as the envelope's `dataVersion`: 1 for
+    /// the first shape, raised when a field changes meaning, type or goes away (adding a
+    /// field keeps it), so subscribers can tell shapes apart.
+    const VERSION: u32;
+
+    /// This value's event type: [`EventPayload::TYPE`] unless the payload is a family.
+    fn event_type(&self) -> &str {
+        Self::TYPE
+    }
 }
 
 /// Recent events of one type, oldest first, and that type's published-events counter.
@@ -153,10 +177,17 @@ struct Ring {
     published: Option<metrics::Counter>,
 }
 
+/// A stream's log, set once it is open.
+type LogCell = Arc<tokio::sync::OnceCell<Arc<dyn Log>>>;
+
 struct BusInner {
-    journal_dir: Option<PathBuf>,
+    /// Where the logs live; `None`: nowhere (the rings only).
+    backend: Option<Arc<dyn Backend>>,
+    /// The same backend when it is the local one, for [`EventBus::history`]'s reads.
+    local: Option<LocalBackend>,
     options: BusOptions,
-    journals: Mutex<HashMap<String, Journal>>,
+    /// One log per stream (topic prefix), opened once even when publishes race.
+    logs: Mutex<HashMap<String, LogCell>>,
     /// The floors of every [`StreamHold`] per stream, kept for the bus's lifetime.
     holds: Mutex<HashMap<String, Vec<Arc<AtomicU64>>>>,
     seq: AtomicU64,
@@ -175,23 +206,25 @@ pub struct EventBus {
 impl std::fmt::Debug for EventBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventBus")
-            .field("journal_dir", &self.inner.journal_dir)
+            .field("journal_dir", &self.inner.local.as_ref().map(|l| l.dir()))
+            .field("backend", &self.inner.backend.is_some())
             .field("seq", &self.last_seq())
             .finish()
     }
 }
 
 impl EventBus {
-    /// Create a bus; with a `journal_dir`, existing journals are replayed so
-    /// history and `seq` survive restarts.
-    pub fn new(journal_dir: Option<PathBuf>, policy: FsyncPolicy) -> Result<EventBus, EventError> {
+    /// Create a bus; with a `journal_dir`, its logs are local files there
+    /// ([`EventBus::open_local`]) and existing journals are replayed so history and `seq`
+    /// survive restarts.
+    pub fn new(journal_dir: Option<PathBuf>, policy: Fsync) -> Result<EventBus, EventError> {
         Self::with_ring_capacity(journal_dir, policy, DEFAULT_RING_CAPACITY)
     }
 
     /// Like [`EventBus::new`] with a custom per-type ring capacity.
     pub fn with_ring_capacity(
         journal_dir: Option<PathBuf>,
-        policy: FsyncPolicy,
+        policy: Fsync,
         ring_capacity: usize,
     ) -> Result<EventBus, EventError> {
         let options = BusOptions {
@@ -206,15 +239,63 @@ impl EventBus {
         journal_dir: Option<PathBuf>,
         options: BusOptions,
     ) -> Result<EventBus, EventError> {
+        match journal_dir {
+            Some(dir) => Self::open_local(LocalBackend::new(dir), options),
+            None => Ok(Self::build(None, None, options)),
+        }
+    }
+
+    /// A bus whose logs live on `backend`, one stream per topic prefix: every stream the
+    /// backend holds is opened and replayed into the rings, and `seq` continues after
+    /// the highest replayed one.
+    pub async fn open(
+        backend: Arc<dyn Backend>,
+        options: BusOptions,
+    ) -> Result<EventBus, EventError> {
+        let bus = Self::build(Some(backend.clone()), None, options);
+        for stream in backend.streams().await? {
+            if bus.is_bus_stream(&stream) {
+                let opened = backend.open(&stream, bus.inner.options.stream()).await?;
+                bus.install(&stream, opened);
+            }
+        }
+        bus.replayed();
+        Ok(bus)
+    }
+
+    /// [`EventBus::open`] on the local backend, for constructors that are not async
+    /// (opening local files needs no future).
+    pub fn open_local(backend: LocalBackend, options: BusOptions) -> Result<EventBus, EventError> {
+        let bus = Self::build(
+            Some(Arc::new(backend.clone())),
+            Some(backend.clone()),
+            options,
+        );
+        for stream in backend.streams_now()? {
+            if bus.is_bus_stream(&stream) {
+                let opened = backend.open_now(&stream, bus.inner.options.stream())?;
+                bus.install(&stream, opened);
+            }
+        }
+        bus.replayed();
+        Ok(bus)
+    }
+
+    fn build(
+        backend: Option<Arc<dyn Backend>>,
+        local: Option<LocalBackend>,
+        options: BusOptions,
+    ) -> EventBus {
         let ring_capacity = options.ring_capacity.max(1);
-        let bus = EventBus {
+        EventBus {
             inner: Arc::new(BusInner {
-                journal_dir: journal_dir.clone(),
+                backend,
+                local,
                 options: BusOptions {
                     ring_capacity,
                     ..options
                 },
-                journals: Mutex::new(HashMap::new()),
+                logs: Mutex::new(HashMap::new()),
                 holds: Mutex::new(HashMap::new()),
                 seq: AtomicU64::new(0),
                 ring_capacity,
@@ -222,11 +303,7 @@ impl EventBus {
                 subs: RwLock::new(SubIndex::default()),
                 latest: watch::channel(0).0,
             }),
-        };
-        if let Some(dir) = journal_dir {
-            bus.replay(&dir)?;
         }
-        Ok(bus)
     }
 
     /// Highest seq assigned so far.
@@ -234,14 +311,16 @@ impl EventBus {
         self.inner.seq.load(Ordering::Acquire)
     }
 
-    /// Publish a typed payload under `P::TYPE`.
+    /// Publish a typed payload under its type ([`EventPayload::event_type`]) with its
+    /// shape's version. Returns once the event is durable in its log (if any);
+    /// subscribers are notified right after. The returned event is the one the bus keeps
+    /// and delivers (shared, not copied).
     pub async fn publish<P: EventPayload>(
         &self,
         source: &str,
         payload: &P,
     ) -> Result<Arc<Event>, EventError> {
-        let data = serde_json::to_value(payload)?;
-        self.publish_value(P::TYPE, source, data).await
+        self.publish_as(source, payload, None).await
     }
 
     /// [`EventBus::publish`] of an event about `owner`'s object: only that principal is
@@ -252,33 +331,26 @@ impl EventBus {
         payload: &P,
         owner: Option<String>,
     ) -> Result<Arc<Event>, EventError> {
+        let ty = payload.event_type();
+        if !Filter::parse(P::TYPE).matches(ty) {
+            return Err(EventError::InvalidType(ty.to_string()));
+        }
         let data = serde_json::to_value(payload)?;
-        self.publish_owned(P::TYPE, source, data, owner).await
+        self.publish_owned(ty, source, data, P::VERSION, owner)
+            .await
     }
 
-    /// Publish a dynamic event. Returns once the event is durable in its
-    /// journal (if any); subscribers are notified right after. The returned event is
-    /// the one the bus keeps and delivers (shared, not copied).
-    pub async fn publish_value(
+    /// Publishes `data` as it is; only typed payloads reach it ([`EventBus::publish`]).
+    async fn publish_owned(
         &self,
         r#type: &str,
         source: &str,
         data: Value,
-    ) -> Result<Arc<Event>, EventError> {
-        self.publish_owned(r#type, source, data, None).await
-    }
-
-    /// [`EventBus::publish_value`] of an event about `owner`'s object: only that
-    /// principal is shown it (`None`: everyone is).
-    pub async fn publish_owned(
-        &self,
-        r#type: &str,
-        source: &str,
-        data: Value,
+        data_version: u32,
         owner: Option<String>,
     ) -> Result<Arc<Event>, EventError> {
         validate_type(r#type)?;
-        let journal = self.journal_for(topic_prefix(r#type))?;
+        let log = self.log_for(topic_prefix(r#type)).await?;
         let event = Arc::new(Event {
             id: uuid::Uuid::now_v7().to_string(),
             r#type: r#type.to_string(),
@@ -286,12 +358,13 @@ impl EventBus {
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             seq: self.inner.seq.fetch_add(1, Ordering::AcqRel) + 1,
             data,
+            data_version,
             owner,
         });
-        if let Some(journal) = journal {
-            journal.append(&*event).await?;
-            if journal.needs_compaction() {
-                self.queue_compaction(&journal);
+        if let Some(log) = log {
+            log.append(vec![serde_json::to_vec(&*event)?]).await?;
+            if log.needs_compaction() {
+                self.queue_compaction(&log);
             }
         }
         self.insert_ring(event.clone(), true);
@@ -396,12 +469,26 @@ impl EventBus {
         }
     }
 
-    /// Flush and stop every journal writer. Publishing afterwards fails.
+    /// Make queued appends durable and close every log. Publishing afterwards fails.
     pub async fn close(&self) {
-        let journals: Vec<Journal> = self.inner.journals.lock().values().cloned().collect();
-        for journal in journals {
-            journal.close().await;
+        let logs: Vec<Arc<dyn Log>> = self.open_logs().into_values().collect();
+        for log in logs {
+            log.close().await;
         }
+    }
+}
+
+#[cfg(test)]
+impl EventBus {
+    /// Untyped data for the bus's own tests (as version 1).
+    async fn publish_value(
+        &self,
+        r#type: &str,
+        source: &str,
+        data: Value,
+    ) -> Result<Arc<Event>, EventError> {
+        self.publish_owned(r#type, source, data, FIRST_DATA_VERSION, None)
+            .await
     }
 }
 
@@ -417,10 +504,25 @@ mod tests {
 
     impl EventPayload for IssueAction {
         const TYPE: &'static str = "github.issue.action";
+        const VERSION: u32 = 3;
+    }
+
+    /// A family: one payload type published under several event types.
+    #[derive(Serialize)]
+    struct Step {
+        kind: &'static str,
+    }
+
+    impl EventPayload for Step {
+        const TYPE: &'static str = "job.step.*";
+        const VERSION: u32 = 1;
+        fn event_type(&self) -> &str {
+            self.kind
+        }
     }
 
     pub(super) fn bus() -> EventBus {
-        EventBus::new(None, FsyncPolicy::Never).unwrap()
+        EventBus::new(None, Fsync::Never).unwrap()
     }
 
     #[tokio::test]
@@ -435,8 +537,30 @@ mod tests {
         let got = sub.recv().await.unwrap();
         assert_eq!(*got, *ev);
         assert_eq!(got.data, json!({"number": 7}));
+        assert_eq!(got.data_version, 3);
         let wire = serde_json::to_value(&got).unwrap();
         assert_eq!(wire["type"], "github.issue.action");
+        assert_eq!(wire["dataVersion"], 3);
+    }
+
+    #[tokio::test]
+    async fn a_family_publishes_each_value_under_its_own_type_inside_its_filter() {
+        let bus = bus();
+        let ev = bus
+            .publish(
+                "t",
+                &Step {
+                    kind: "job.step.done",
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!((ev.r#type.as_str(), ev.data_version), ("job.step.done", 1));
+        assert!(matches!(
+            bus.publish("t", &Step { kind: "other.step" }).await,
+            Err(EventError::InvalidType(_))
+        ));
+        assert_eq!(bus.last_seq(), 1);
     }
 
     #[tokio::test]

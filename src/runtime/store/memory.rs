@@ -157,6 +157,11 @@ impl MemoryBackend {
 }
 
 impl Backend for MemoryBackend {
+    fn streams(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        let names = self.streams.lock().keys().cloned().collect();
+        Box::pin(async move { Ok(names) })
+    }
+
     fn open<'a>(
         &'a self,
         stream: &'a str,

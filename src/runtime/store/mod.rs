@@ -26,10 +26,14 @@
 //!   fell behind a snapshot gets the snapshot first (it must replace what it held).
 //!   [`Log::durable`] resolves as new records become durable, so [`Stream::tail`] works
 //!   the same over a file or a network log (Redis: `XREAD BLOCK`).
+//! - **Listing** ([`Backend::streams`]) names every stream the backend holds (Redis: a
+//!   set of stream names kept beside them), for an owner with one stream per key.
 //! - Everything is async and nothing assumes a file; only [`local`] knows paths.
 //!
-//! The untyped [`local::Journal`] handle (and its `runtime::journal` name) stays for the
-//! event bus, the one owner not yet moved onto [`Stream`].
+//! Owners use [`Stream`], or [`Log`] directly when records are not of one Rust type (the
+//! event bus, [`super::events`]). The untyped [`local::Journal`] handle (and its
+//! `runtime::journal` name) is what [`local`] builds its [`Log`] from; only benches and
+//! tests use it directly.
 
 pub mod local;
 pub mod memory;
@@ -197,6 +201,10 @@ pub type Opened = (Arc<dyn Log>, Read);
 
 /// Where streams live: opens one by name, replaying it.
 pub trait Backend: Send + Sync + 'static {
+    /// The names of the streams the backend holds (in no particular order), for an owner
+    /// that keeps one stream per key and reopens them all (the event bus).
+    fn streams(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
+
     /// Opens (creating) `stream`, repairing what a crash left behind, and returns its
     /// handle with everything it holds (`read_after(START)`).
     fn open<'a>(

@@ -94,8 +94,11 @@ async fn run_control(
     };
     publish(
         gh,
-        "github.workflow.status",
-        json!({"repository": repo, "run_id": run, "status": status}),
+        WorkflowStatus::Run {
+            repository: &repo,
+            run_id: run,
+            status,
+        },
         ctx.principal.owner(),
     )
     .await;

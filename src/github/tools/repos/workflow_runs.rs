@@ -39,8 +39,12 @@ pub(in crate::github::tools) async fn run_action(
     .await?;
     publish(
         &gh,
-        "github.workflow.status",
-        json!({"repository": repo, "workflow": i.workflow, "ref": git_ref, "status": "dispatched"}),
+        WorkflowStatus::Dispatched {
+            repository: &repo,
+            workflow: &i.workflow,
+            git_ref: &git_ref,
+            status: "dispatched",
+        },
         ctx.principal.owner(),
     )
     .await;

@@ -468,9 +468,48 @@ impl LocalBackend {
         let (journal, read) = Journal::open_read(&self.dir, stream, options)?;
         Ok((Arc::new(journal), read))
     }
+
+    /// [`super::Backend::streams`] without the future: every name with a segment or a
+    /// snapshot in the directory (none when it does not exist).
+    pub fn streams_now(&self) -> Result<Vec<String>, StoreError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err(&self.dir)(e)),
+        };
+        let mut streams = std::collections::BTreeSet::new();
+        for entry in entries {
+            let name = entry.map_err(io_err(&self.dir))?.file_name();
+            let name = name.to_string_lossy();
+            let stream = name
+                .strip_suffix(".snapshot.json")
+                .or_else(|| name.strip_suffix(".ndjson"));
+            match stream {
+                Some(s) if validate_stream(s).is_ok() => {
+                    streams.insert(s.to_string());
+                }
+                Some(s) => {
+                    tracing::warn!(stream = s, dir = %self.dir.display(), "ignoring unexpected journal file")
+                }
+                None => {}
+            }
+        }
+        Ok(streams.into_iter().collect())
+    }
+
+    /// [`super::Log::read_after`] without the future, for readers that are not async:
+    /// the records of `stream` after `after`, read from its files (see
+    /// [`Journal::read_each`] for how it meets a concurrent compaction).
+    pub fn read_now(&self, stream: &str, after: Position) -> Result<Read, StoreError> {
+        read_consistent(&self.dir, stream, after, None)
+    }
 }
 
 impl super::Backend for LocalBackend {
+    fn streams(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        Box::pin(async move { self.streams_now() })
+    }
+
     fn open<'a>(
         &'a self,
         stream: &'a str,

@@ -1,14 +1,16 @@
-//! The events the integrations tools publish (`integrations.api.called`,
-//! `integrations.connection.established`, `integrations.data.synced`): payload shapes
-//! only. Must not publish anything itself; the handlers do.
+//! The events the integrations toolset publishes (`integrations.api.called`,
+//! `integrations.connection.established`, `integrations.data.synced`,
+//! `integrations.webhook.received`): payload shapes and their versions only. Every
+//! payload also carries `schemaVersion`, equal to its [`EventPayload::VERSION`]
+//! ([`EVENT_SCHEMA_VERSION`]). Must not publish anything itself; the handlers and the
+//! webhook route do.
 
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::runtime::events::EventPayload;
 
-use crate::integrations::probe::Step;
-
-use super::probes::TestType;
+use super::{EVENT_SCHEMA_VERSION, probe::Step, tools::TestType};
 
 /// `integrations.api.called`: one per execute_integration call.
 #[derive(Debug, Serialize)]
@@ -31,6 +33,7 @@ pub struct ApiCalled {
 
 impl EventPayload for ApiCalled {
     const TYPE: &'static str = "integrations.api.called";
+    const VERSION: u32 = EVENT_SCHEMA_VERSION;
 }
 
 /// `integrations.connection.established`: a test_integration that passed.
@@ -45,6 +48,7 @@ pub struct ConnectionEstablished {
 
 impl EventPayload for ConnectionEstablished {
     const TYPE: &'static str = "integrations.connection.established";
+    const VERSION: u32 = EVENT_SCHEMA_VERSION;
 }
 
 /// `integrations.data.synced`: a call that moved data — a successful read that returned
@@ -69,4 +73,26 @@ pub struct DataSynced {
 
 impl EventPayload for DataSynced {
     const TYPE: &'static str = "integrations.data.synced";
+    const VERSION: u32 = EVENT_SCHEMA_VERSION;
+}
+
+/// `integrations.webhook.received`: a verified, not replayed webhook delivery.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookReceived {
+    pub schema_version: u32,
+    pub integration_id: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    pub bytes: usize,
+    /// The JSON body, when it is JSON and at most 64 KiB.
+    pub payload: Value,
+}
+
+impl EventPayload for WebhookReceived {
+    const TYPE: &'static str = "integrations.webhook.received";
+    const VERSION: u32 = EVENT_SCHEMA_VERSION;
 }

@@ -1,0 +1,306 @@
+//! The events the GitHub tools publish (`github.issue.action`,
+//! `github.pull_request.action`, `github.workflow.status`, `github.contents.action`): payload shapes and their
+//! versions only. Must not publish anything itself; the handlers do.
+
+use serde::Serialize;
+
+use crate::runtime::events::EventPayload;
+
+use super::model::{Comment, Issue, PullRequest};
+
+/// `github.issue.action`: an issue opened, edited, closed, reopened or commented on.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum IssueAction<'a> {
+    /// opened / edited / closed / reopened: the issue as it now is.
+    Changed {
+        action: &'a str,
+        repository: &'a str,
+        number: u64,
+        title: &'a str,
+        state: &'a str,
+        author: Option<&'a str>,
+        labels: Vec<&'a str>,
+        html_url: &'a str,
+        updated_at: &'a str,
+    },
+    /// commented: the new comment.
+    Commented {
+        action: &'a str,
+        repository: &'a str,
+        number: u64,
+        comment_id: u64,
+        author: Option<&'a str>,
+        html_url: &'a str,
+    },
+}
+
+impl<'a> IssueAction<'a> {
+    pub fn changed(action: &'a str, repository: &'a str, issue: &'a Issue) -> Self {
+        IssueAction::Changed {
+            action,
+            repository,
+            number: issue.number,
+            title: &issue.title,
+            state: &issue.state,
+            author: issue.user.as_ref().map(|u| u.login.as_str()),
+            labels: issue.labels.iter().map(|l| l.name.as_str()).collect(),
+            html_url: &issue.html_url,
+            updated_at: &issue.updated_at,
+        }
+    }
+
+    pub fn commented(repository: &'a str, number: u64, comment: &'a Comment) -> Self {
+        IssueAction::Commented {
+            action: "commented",
+            repository,
+            number,
+            comment_id: comment.id,
+            author: comment.user.as_ref().map(|u| u.login.as_str()),
+            html_url: &comment.html_url,
+        }
+    }
+}
+
+impl EventPayload for IssueAction<'_> {
+    const TYPE: &'static str = "github.issue.action";
+    const VERSION: u32 = 1;
+}
+
+/// `github.pull_request.action`: a pull request opened or merged.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum PullRequestAction<'a> {
+    /// opened: the pull request as it now is.
+    Changed {
+        action: &'a str,
+        repository: &'a str,
+        number: u64,
+        title: &'a str,
+        state: &'a str,
+        author: Option<&'a str>,
+        head: &'a str,
+        base: &'a str,
+        html_url: &'a str,
+        updated_at: &'a str,
+    },
+    /// merged: how, and the merge commit.
+    Merged {
+        action: &'a str,
+        repository: &'a str,
+        number: u64,
+        merge_method: &'a str,
+        sha: Option<&'a str>,
+    },
+}
+
+impl<'a> PullRequestAction<'a> {
+    pub fn changed(action: &'a str, repository: &'a str, pr: &'a PullRequest) -> Self {
+        PullRequestAction::Changed {
+            action,
+            repository,
+            number: pr.number,
+            title: &pr.title,
+            state: &pr.state,
+            author: pr.user.as_ref().map(|u| u.login.as_str()),
+            head: &pr.head.branch,
+            base: &pr.base.branch,
+            html_url: &pr.html_url,
+            updated_at: &pr.updated_at,
+        }
+    }
+}
+
+impl EventPayload for PullRequestAction<'_> {
+    const TYPE: &'static str = "github.pull_request.action";
+    const VERSION: u32 = 1;
+}
+
+/// `github.workflow.status`: a workflow dispatched, or a run's re-run or cancel
+/// requested.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum WorkflowStatus<'a> {
+    /// run_action: the workflow dispatched on a ref (`status`: `dispatched`).
+    Dispatched {
+        repository: &'a str,
+        workflow: &'a str,
+        #[serde(rename = "ref")]
+        git_ref: &'a str,
+        status: &'a str,
+    },
+    /// rerun_workflow_run / rerun_failed_jobs / cancel_workflow_run: the request GitHub
+    /// accepted (`status`: `rerun_requested`, `rerun_failed_jobs_requested` or
+    /// `cancel_requested`).
+    Run {
+        repository: &'a str,
+        run_id: u64,
+        status: &'a str,
+    },
+}
+
+impl EventPayload for WorkflowStatus<'_> {
+    const TYPE: &'static str = "github.workflow.status";
+    const VERSION: u32 = 1;
+}
+
+/// `github.contents.action`: files written to a branch.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ContentsAction<'a> {
+    /// create_or_update_file / delete_file: one file (`action`: `create`, `update` or
+    /// `delete`); `branch` null for the default branch.
+    File {
+        repository: &'a str,
+        action: &'a str,
+        path: &'a str,
+        branch: Option<&'a str>,
+        commit: &'a str,
+    },
+    /// push_files: one commit writing and deleting several files (`action`: `push`).
+    Push {
+        repository: &'a str,
+        action: &'a str,
+        branch: &'a str,
+        commit: &'a str,
+        written: &'a [String],
+        deleted: &'a [String],
+    },
+}
+
+impl EventPayload for ContentsAction<'_> {
+    const TYPE: &'static str = "github.contents.action";
+    const VERSION: u32 = 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The data shapes subscribers saw before the payloads were typed.
+    #[test]
+    fn github_event_data_keeps_its_shape() {
+        let changed = IssueAction::Changed {
+            action: "opened",
+            repository: "o/r",
+            number: 3,
+            title: "t",
+            state: "open",
+            author: None,
+            labels: vec!["bug"],
+            html_url: "h",
+            updated_at: "u",
+        };
+        assert_eq!(
+            data(&changed),
+            json!({"action": "opened", "repository": "o/r", "number": 3, "title": "t",
+                   "state": "open", "author": null, "labels": ["bug"], "html_url": "h",
+                   "updated_at": "u"})
+        );
+        let commented = IssueAction::Commented {
+            action: "commented",
+            repository: "o/r",
+            number: 3,
+            comment_id: 9,
+            author: Some("me"),
+            html_url: "h",
+        };
+        assert_eq!(
+            data(&commented),
+            json!({"action": "commented", "repository": "o/r", "number": 3, "comment_id": 9,
+                   "author": "me", "html_url": "h"})
+        );
+        let merged = PullRequestAction::Merged {
+            action: "merged",
+            repository: "o/r",
+            number: 4,
+            merge_method: "squash",
+            sha: None,
+        };
+        assert_eq!(
+            data(&merged),
+            json!({"action": "merged", "repository": "o/r", "number": 4,
+                   "merge_method": "squash", "sha": null})
+        );
+        let opened = PullRequestAction::Changed {
+            action: "opened",
+            repository: "o/r",
+            number: 4,
+            title: "t",
+            state: "open",
+            author: Some("me"),
+            head: "f",
+            base: "main",
+            html_url: "h",
+            updated_at: "u",
+        };
+        assert_eq!(
+            data(&opened),
+            json!({"action": "opened", "repository": "o/r", "number": 4, "title": "t",
+                   "state": "open", "author": "me", "head": "f", "base": "main",
+                   "html_url": "h", "updated_at": "u"})
+        );
+        let workflow = WorkflowStatus::Dispatched {
+            repository: "o/r",
+            workflow: "ci.yml",
+            git_ref: "main",
+            status: "dispatched",
+        };
+        assert_eq!(
+            wire(&workflow),
+            r#"{"repository":"o/r","workflow":"ci.yml","ref":"main","status":"dispatched"}"#
+        );
+        let run = WorkflowStatus::Run {
+            repository: "o/r",
+            run_id: 12,
+            status: "cancel_requested",
+        };
+        assert_eq!(
+            wire(&run),
+            r#"{"repository":"o/r","run_id":12,"status":"cancel_requested"}"#
+        );
+        let file = ContentsAction::File {
+            repository: "o/r",
+            action: "create",
+            path: "a/b.md",
+            branch: None,
+            commit: "c1",
+        };
+        assert_eq!(
+            wire(&file),
+            r#"{"repository":"o/r","action":"create","path":"a/b.md","branch":null,"commit":"c1"}"#
+        );
+        let written = vec!["a".to_string()];
+        let push = ContentsAction::Push {
+            repository: "o/r",
+            action: "push",
+            branch: "main",
+            commit: "c2",
+            written: &written,
+            deleted: &[],
+        };
+        assert_eq!(
+            wire(&push),
+            r#"{"repository":"o/r","action":"push","branch":"main","commit":"c2","written":["a"],"deleted":[]}"#
+        );
+        assert_eq!(
+            (
+                IssueAction::VERSION,
+                PullRequestAction::VERSION,
+                WorkflowStatus::VERSION,
+                ContentsAction::VERSION
+            ),
+            (1, 1, 1, 1)
+        );
+    }
+
+    fn data<T: Serialize>(payload: &T) -> serde_json::Value {
+        serde_json::to_value(payload).unwrap()
+    }
+
+    /// The data as sent, keys in order.
+    fn wire<T: Serialize>(payload: &T) -> String {
+        serde_json::to_string(&data(payload)).unwrap()
+    }
+}
