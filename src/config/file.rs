@@ -56,9 +56,20 @@ pub(crate) fn read_file(path: &Path) -> Result<FileLayer, ConfigError> {
     parse(&text).map_err(|reason| file_error(path, reason))
 }
 
+/// Why config file text does not parse.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum FileParseError {
+    #[error(transparent)]
+    Toml(#[from] toml::de::Error),
+    #[error("key `{key}`: {message}")]
+    BadValue { key: String, message: String },
+    #[error("unknown field `{key}`, expected one of {known}")]
+    UnknownKey { key: String, known: String },
+}
+
 /// Parses config file text (TOML; keys are the flag names without `--`).
-pub(crate) fn parse(text: &str) -> Result<FileLayer, String> {
-    let table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+pub(crate) fn parse(text: &str) -> Result<FileLayer, FileParseError> {
+    let table: toml::Table = toml::from_str(text)?;
     let options: Options = toml::from_str(text).map_err(|e| name_bad_key(&table, e))?;
     if let Some(key) = options.unknown.keys().next() {
         let known = Options::file_keys()
@@ -66,7 +77,10 @@ pub(crate) fn parse(text: &str) -> Result<FileLayer, String> {
             .map(|k| format!("`{k}`"))
             .collect::<Vec<_>>()
             .join(", ");
-        return Err(format!("unknown field `{key}`, expected one of {known}"));
+        return Err(FileParseError::UnknownKey {
+            key: key.clone(),
+            known,
+        });
     }
     Ok(FileLayer {
         options,
@@ -76,15 +90,18 @@ pub(crate) fn parse(text: &str) -> Result<FileLayer, String> {
 
 /// The areas are flattened into one table, which costs serde the position of a bad
 /// value: find the key whose value alone does not parse and name it.
-fn name_bad_key(table: &toml::Table, whole: toml::de::Error) -> String {
+fn name_bad_key(table: &toml::Table, whole: toml::de::Error) -> FileParseError {
     use serde::Deserialize;
     for (key, value) in table {
         let one = toml::Table::from_iter([(key.clone(), value.clone())]);
         if let Err(e) = Options::deserialize(toml::Value::Table(one)) {
-            return format!("key `{key}`: {}", e.message());
+            return FileParseError::BadValue {
+                key: key.clone(),
+                message: e.message().to_string(),
+            };
         }
     }
-    whole.to_string()
+    FileParseError::Toml(whole)
 }
 
 /// Refuses a file that sets widening keys while it lies inside a workspace root (the

@@ -53,6 +53,14 @@ pub enum ConfigError {
     Invalid { option: String, reason: String },
 }
 
+/// A value that is not one of an option's fixed choices.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+#[error("`{value}` is not one of {choices}")]
+pub struct NotAChoice {
+    pub value: String,
+    pub choices: &'static str,
+}
+
 fn invalid(option: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         option: option.to_string(),
@@ -76,13 +84,16 @@ pub enum Fsync {
 }
 
 impl FromStr for Fsync {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = NotAChoice;
+    fn from_str(s: &str) -> Result<Self, NotAChoice> {
         match s {
             "always" => Ok(Self::Always),
             "batch" => Ok(Self::Batch),
             "never" => Ok(Self::Never),
-            other => Err(format!("`{other}` is not one of always|batch|never")),
+            other => Err(NotAChoice {
+                value: other.to_string(),
+                choices: "always|batch|never",
+            }),
         }
     }
 }

@@ -89,13 +89,16 @@ pub enum ExecSandbox {
 }
 
 impl FromStr for ExecSandbox {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = super::NotAChoice;
+    fn from_str(s: &str) -> Result<Self, super::NotAChoice> {
         match s {
             "auto" => Ok(Self::Auto),
             "landlock" => Ok(Self::Landlock),
             "none" => Ok(Self::None),
-            other => Err(format!("`{other}` is not one of auto|landlock|none")),
+            other => Err(super::NotAChoice {
+                value: other.to_string(),
+                choices: "auto|landlock|none",
+            }),
         }
     }
 }

@@ -296,7 +296,10 @@ fn every_flag_is_a_file_key_and_unknown_keys_are_refused() {
         assert!(accepted, "no value of `{key}` is accepted from a file");
     }
     for key in ["config", "integrations-deny-private", "no-such-option"] {
-        let err = parse(&format!("{key} = true\n")).err().unwrap_or_default();
+        let err = parse(&format!("{key} = true\n"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains(&format!("unknown field `{key}`")), "{err}");
     }
     for key in WIDENING_KEYS {
@@ -425,12 +428,16 @@ fn the_config_view_keeps_its_shape_and_hides_secrets() {
 fn a_bad_file_value_names_its_key() {
     let err = parse("prp-history = 3\nread-only = \"yes\"\n")
         .err()
+        .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(
         err.contains("`read-only`") && err.contains("expected a boolean"),
         "{err}"
     );
-    let err = parse("fsync = \"sometimes\"\n").err().unwrap_or_default();
+    let err = parse("fsync = \"sometimes\"\n")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(err.contains("`fsync`") && err.contains("never"), "{err}");
 }
 

@@ -16,7 +16,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::runtime::http::AddressGuard;
+use crate::runtime::http::{AddressGuard, AddressRefused};
 
 /// The policy; cheap to copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,38 +91,50 @@ fn class(ip: IpAddr) -> Class {
     }
 }
 
+/// Why the outbound address policy refused a host or address.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum AddressError {
+    #[error(
+        "{0} is a loopback or private address, refused by the outbound address policy (the server runs with --integrations-deny-private)"
+    )]
+    Private(IpAddr),
+    #[error("{ip} is {what}, refused by the outbound address policy")]
+    Refused { ip: IpAddr, what: &'static str },
+    #[error("cannot resolve {host}: {reason}")]
+    Unresolved { host: String, reason: String },
+    #[error("{0} has no address")]
+    NoAddress(String),
+}
+
 impl AddressPolicy {
     /// `Ok` when integrations may connect to `ip`, else the reason.
-    pub fn check(&self, ip: IpAddr) -> Result<(), String> {
+    pub fn check(&self, ip: IpAddr) -> Result<(), AddressError> {
         match class(ip) {
             Class::Public => Ok(()),
             Class::Private if self.allow_private => Ok(()),
-            Class::Private => Err(format!(
-                "{ip} is a loopback or private address, refused by the outbound address policy (the server runs with --integrations-deny-private)"
-            )),
-            Class::Refused(what) => Err(format!(
-                "{ip} is {what}, refused by the outbound address policy"
-            )),
+            Class::Private => Err(AddressError::Private(ip)),
+            Class::Refused(what) => Err(AddressError::Refused { ip, what }),
         }
     }
 
     /// Whether `ip` is refused whatever the flags (for validation at registration).
-    pub fn always_refused(ip: IpAddr) -> Option<String> {
+    pub fn always_refused(ip: IpAddr) -> Option<AddressError> {
         match class(ip) {
-            Class::Refused(what) => Some(format!(
-                "{ip} is {what}, refused by the outbound address policy"
-            )),
+            Class::Refused(what) => Some(AddressError::Refused { ip, what }),
             _ => None,
         }
     }
 
     /// Resolves `host` (a name or an IP, odd spellings normalised) and returns the
     /// first allowed address: the one the caller must connect to.
-    pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, String> {
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, AddressError> {
         let host = normalise_host(host);
         let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
             .await
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .map_err(|e| AddressError::Unresolved {
+                host: host.clone(),
+                reason: e.to_string(),
+            })?
             .collect();
         let mut refusal = None;
         for addr in found {
@@ -133,13 +145,13 @@ impl AddressPolicy {
                 }
             }
         }
-        Err(refusal.unwrap_or_else(|| format!("{host} has no address")))
+        Err(refusal.unwrap_or(AddressError::NoAddress(host)))
     }
 }
 
 impl AddressGuard for AddressPolicy {
-    fn check(&self, ip: IpAddr) -> Result<(), String> {
-        AddressPolicy::check(self, ip)
+    fn check(&self, ip: IpAddr) -> Result<(), AddressRefused> {
+        AddressPolicy::check(self, ip).map_err(|e| AddressRefused(e.to_string()))
     }
 }
 

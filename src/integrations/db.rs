@@ -259,7 +259,10 @@ async fn build_pool(
         let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
         match host {
             tokio_postgres::config::Host::Tcp(name) => {
-                let addr = policy.resolve(name, port).await.map_err(DbError::Connect)?;
+                let addr = policy
+                    .resolve(name, port)
+                    .await
+                    .map_err(|e| DbError::Connect(e.to_string()))?;
                 config.hostaddr(addr.ip());
             }
             #[cfg(unix)]

@@ -41,7 +41,7 @@ const MAX_RETRY_WAIT: Duration = Duration::from_secs(90);
 #[derive(Debug, thiserror::Error)]
 pub enum ExecuteError {
     #[error("operation: {0}")]
-    Operation(String),
+    Operation(#[from] OperationError),
     #[error("payload: {0}")]
     Payload(String),
     #[error("{0}")]
@@ -55,18 +55,47 @@ pub enum ExecuteError {
     },
 }
 
+/// Why an HTTP operation (`"METHOD /path"`) or the URL it targets is refused.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum OperationError {
+    #[error("`{0}` is not \"METHOD /path\" (e.g. \"GET /users?limit=5\") or a named operation")]
+    Shape(String),
+    #[error("`{0}` is not an HTTP method")]
+    Method(String),
+    #[error("path `{0}` must start with a single `/`")]
+    Path(String),
+    #[error(transparent)]
+    Endpoint(url::ParseError),
+    #[error("`{path}`: {source}")]
+    Url {
+        path: String,
+        source: url::ParseError,
+    },
+    #[error("`{0}` leaves the integration's endpoint")]
+    Origin(String),
+    #[error("this integration has no config.endpoint; set one with update_integration")]
+    NoEndpoint,
+    #[error(
+        "`{path}` leaves the endpoint's base path {base}/ (after resolving `..`); operations stay under it"
+    )]
+    BasePath { path: String, base: String },
+}
+
+/// A query parameter whose value is not a scalar.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+#[error("query parameter `{0}` must be a string, number or boolean")]
+pub struct QueryParamError(String);
+
 /// Splits `"METHOD /path"`; the path must start with `/`.
-pub fn parse_http_operation(op: &str) -> Result<(Method, String), String> {
+pub fn parse_http_operation(op: &str) -> Result<(Method, String), OperationError> {
     let mut parts = op.split_whitespace();
     let (Some(method), Some(path), None) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(format!(
-            "`{op}` is not \"METHOD /path\" (e.g. \"GET /users?limit=5\") or a named operation"
-        ));
+        return Err(OperationError::Shape(op.to_string()));
     };
     let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
-        .map_err(|_| format!("`{method}` is not an HTTP method"))?;
+        .map_err(|_| OperationError::Method(method.to_string()))?;
     if !path.starts_with('/') || path.starts_with("//") {
-        return Err(format!("path `{path}` must start with a single `/`"));
+        return Err(OperationError::Path(path.to_string()));
     }
     Ok((method, path.to_string()))
 }
@@ -164,14 +193,17 @@ pub fn request_headers(
 /// `endpoint` + `path` (the path is appended to the endpoint's path), kept on the
 /// endpoint's origin and, after dot segments (`..`, `%2e%2e`) are resolved, under the
 /// endpoint's base path.
-pub fn target_url(endpoint: &str, path: &str) -> Result<url::Url, String> {
-    let base = url::Url::parse(endpoint).map_err(|e| e.to_string())?;
+pub fn target_url(endpoint: &str, path: &str) -> Result<url::Url, OperationError> {
+    let base = url::Url::parse(endpoint).map_err(OperationError::Endpoint)?;
     let mut prefix = base.clone();
     prefix.set_query(None);
     let joined = format!("{}{}", prefix.as_str().trim_end_matches('/'), path);
-    let url = url::Url::parse(&joined).map_err(|e| format!("`{path}`: {e}"))?;
+    let url = url::Url::parse(&joined).map_err(|source| OperationError::Url {
+        path: path.to_string(),
+        source,
+    })?;
     if url.origin() != base.origin() {
-        return Err(format!("`{path}` leaves the integration's endpoint"));
+        return Err(OperationError::Origin(path.to_string()));
     }
     let base_path = base.path().trim_end_matches('/');
     if !base_path.is_empty() {
@@ -182,9 +214,10 @@ pub fn target_url(endpoint: &str, path: &str) -> Result<url::Url, String> {
                 .is_some_and(|rest| rest.starts_with('/'));
         let lower = url.path().to_ascii_lowercase();
         if !under || lower.contains("%2f") || lower.contains("%5c") {
-            return Err(format!(
-                "`{path}` leaves the endpoint's base path {base_path}/ (after resolving `..`); operations stay under it"
-            ));
+            return Err(OperationError::BasePath {
+                path: path.to_string(),
+                base: base_path.to_string(),
+            });
         }
     }
     Ok(url)
@@ -221,14 +254,11 @@ pub async fn call_http(
     let op = resolve_operation(integration, operation);
     let (method, path) =
         parse_http_operation(op).map_err(|e| (ExecuteError::Operation(e), None))?;
-    let endpoint = integration.config.endpoint.as_deref().ok_or_else(|| {
-        (
-            ExecuteError::Operation(
-                "this integration has no config.endpoint; set one with update_integration".into(),
-            ),
-            None,
-        )
-    })?;
+    let endpoint = integration
+        .config
+        .endpoint
+        .as_deref()
+        .ok_or_else(|| (ExecuteError::Operation(OperationError::NoEndpoint), None))?;
     let mut url = target_url(endpoint, &path).map_err(|e| (ExecuteError::Operation(e), None))?;
     let sends_body = !matches!(method, Method::GET | Method::HEAD);
     let body = match (payload, sends_body) {
@@ -236,7 +266,7 @@ pub async fn call_http(
             serde_json::to_vec(p).map_err(|e| (ExecuteError::Payload(e.to_string()), None))?,
         )),
         (Some(Value::Object(map)), false) => {
-            add_query(&mut url, map).map_err(|e| (ExecuteError::Payload(e), None))?;
+            add_query(&mut url, map).map_err(|e| (ExecuteError::Payload(e.to_string()), None))?;
             None
         }
         (Some(Value::Null) | None, _) => None,
@@ -318,16 +348,17 @@ fn upstream_error(e: UpstreamError, creds: &BTreeMap<String, String>) -> Execute
     ExecuteError::Upstream(redact(&e.to_string(), creds))
 }
 
-fn add_query(url: &mut url::Url, map: &serde_json::Map<String, Value>) -> Result<(), String> {
+fn add_query(
+    url: &mut url::Url,
+    map: &serde_json::Map<String, Value>,
+) -> Result<(), QueryParamError> {
     let mut pairs = url.query_pairs_mut();
     for (k, v) in map {
         let text = match v {
             Value::String(s) => s.clone(),
             Value::Number(_) | Value::Bool(_) => v.to_string(),
             _ => {
-                return Err(format!(
-                    "query parameter `{k}` must be a string, number or boolean"
-                ));
+                return Err(QueryParamError(k.clone()));
             }
         };
         pairs.append_pair(k, &text);

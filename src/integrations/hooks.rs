@@ -35,7 +35,7 @@ use crate::runtime::events::EventBus;
 
 use super::{
     events::WebhookReceived,
-    registry::{IntegrationType, Registry},
+    registry::{IntegrationStore, IntegrationType},
 };
 
 /// Credential holding the HMAC key of a webhook integration.
@@ -53,7 +53,7 @@ pub const MAX_SKEW: Duration = Duration::from_secs(300);
 
 #[derive(Clone)]
 struct HookState {
-    registry: Arc<Registry>,
+    registry: Arc<IntegrationStore>,
     events: EventBus,
     /// Recently accepted deliveries: `id:<integration>:<delivery id>` and
     /// `sha:<integration>:<digest>`.
@@ -61,7 +61,7 @@ struct HookState {
 }
 
 /// The router serving `/hooks/{integrationId}`.
-pub fn router(registry: Arc<Registry>, events: EventBus) -> Router {
+pub fn router(registry: Arc<IntegrationStore>, events: EventBus) -> Router {
     let seen = moka::sync::Cache::builder()
         .max_capacity(MAX_SEEN)
         .time_to_live(REPLAY_WINDOW)

@@ -59,7 +59,7 @@ pub enum IntegrationsError {
 pub fn toolset(runtime: &Runtime) -> Result<Toolset, IntegrationsError> {
     let policy = runtime.config.fsync;
     let dir = runtime.config.state_dir.join("integrations");
-    let registry = registry::Registry::open(&dir, policy)?;
+    let registry = registry::IntegrationStore::open(&dir, policy)?;
     let addresses = address::AddressPolicy {
         allow_private: runtime.config.integrations_allow_private.unwrap_or(true),
     };

@@ -102,7 +102,7 @@ impl Connections {
             .policy
             .resolve(&host, port)
             .await
-            .map_err(MqError::Connect)?;
+            .map_err(|e| MqError::Connect(e.to_string()))?;
         if let Some(user) = creds.get("username") {
             let _ = url.set_username(user);
         }

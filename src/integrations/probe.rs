@@ -81,7 +81,11 @@ pub async fn probe_http(
         return fail(&mut steps, "dns", t, format!("{host} has no address"));
     };
     let Some(addr) = addrs.iter().copied().find(|a| policy.check(a.ip()).is_ok()) else {
-        let reason = policy.check(first.ip()).err().unwrap_or_default();
+        let reason = policy
+            .check(first.ip())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         return fail(&mut steps, "dns", t, reason);
     };
     steps.push(Step::new(
@@ -102,7 +106,7 @@ pub async fn probe_http(
         let t = Instant::now();
         let tls = match tls_connect(&host, tcp, timeout).await {
             Ok(s) => s,
-            Err(e) => return fail(&mut steps, "tls", t, e),
+            Err(e) => return fail(&mut steps, "tls", t, e.to_string()),
         };
         steps.push(Step::new("tls", true, t.elapsed(), None));
         first_byte(steps, tls, url, headers, timeout).await
@@ -111,21 +115,47 @@ pub async fn probe_http(
     }
 }
 
+/// Why the TLS step of a probe failed.
+#[derive(Debug, thiserror::Error)]
+enum TlsError {
+    #[error("TLS setup: {0}")]
+    Setup(tokio_rustls::rustls::Error),
+    #[error("{host}: {source}")]
+    Name {
+        host: String,
+        source: tokio_rustls::rustls::pki_types::InvalidDnsNameError,
+    },
+    #[error("handshake with {host}: {source}")]
+    Handshake {
+        host: String,
+        source: std::io::Error,
+    },
+    #[error("handshake with {0} timed out")]
+    TimedOut(String),
+}
+
 async fn tls_connect(
     host: &str,
     tcp: tokio::net::TcpStream,
     timeout: Duration,
-) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, TlsError> {
     use rustls_platform_verifier::ConfigVerifierExt;
-    let config = tokio_rustls::rustls::ClientConfig::with_platform_verifier()
-        .map_err(|e| format!("TLS setup: {e}"))?;
+    let config =
+        tokio_rustls::rustls::ClientConfig::with_platform_verifier().map_err(TlsError::Setup)?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.to_string())
-        .map_err(|e| format!("{host}: {e}"))?;
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.to_string()).map_err(
+        |source| TlsError::Name {
+            host: host.to_string(),
+            source,
+        },
+    )?;
     match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
         Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(format!("handshake with {host}: {e}")),
-        Err(_) => Err(format!("handshake with {host} timed out")),
+        Ok(Err(source)) => Err(TlsError::Handshake {
+            host: host.to_string(),
+            source,
+        }),
+        Err(_) => Err(TlsError::TimedOut(host.to_string())),
     }
 }
 

@@ -128,7 +128,7 @@ fn file_path(raw: &str) -> Result<String, ToolError> {
 
 /// The blob sha of `path` at `branch` (default branch when `None`), `None` when absent.
 async fn current_sha(
-    gh: &Gh,
+    gh: &SharedGithub,
     ctx: &CallCtx,
     repo: &str,
     path: &str,
@@ -149,7 +149,7 @@ async fn current_sha(
 
 /// The error for a refused contents write: names the file's current blob sha.
 async fn sha_conflict(
-    gh: &Gh,
+    gh: &SharedGithub,
     ctx: &CallCtx,
     repo: &str,
     path: &str,
@@ -190,7 +190,7 @@ fn branch_missing(repo: &str, branch: Option<&str>) -> ToolError {
 }
 
 pub(super) async fn create_or_update_file(
-    gh: Gh,
+    gh: SharedGithub,
     i: WriteFileIn,
     ctx: CallCtx,
 ) -> Out<FileWritten> {
@@ -270,7 +270,11 @@ pub(super) async fn create_or_update_file(
     })
 }
 
-pub(super) async fn delete_file(gh: Gh, i: DeleteFileIn, ctx: CallCtx) -> Out<FileWritten> {
+pub(super) async fn delete_file(
+    gh: SharedGithub,
+    i: DeleteFileIn,
+    ctx: CallCtx,
+) -> Out<FileWritten> {
     let repo = repo(&i.repository)?;
     let path = file_path(&i.path)?;
     let branch = i
@@ -349,7 +353,7 @@ pub(super) async fn delete_file(gh: Gh, i: DeleteFileIn, ctx: CallCtx) -> Out<Fi
     })
 }
 
-pub(super) async fn push_files(gh: Gh, i: PushFilesIn, ctx: CallCtx) -> Out<FilesPushed> {
+pub(super) async fn push_files(gh: SharedGithub, i: PushFilesIn, ctx: CallCtx) -> Out<FilesPushed> {
     #[derive(Deserialize)]
     struct Obj {
         sha: String,

@@ -114,7 +114,11 @@ pub(super) fn issue_event<'a>(action: &'a str, repo: &'a str, issue: &'a Issue) 
     IssueAction::changed(action, repo, issue)
 }
 
-pub(super) async fn list_issues(gh: Gh, i: ListIssuesIn, ctx: CallCtx) -> Out<Page<Issue>> {
+pub(super) async fn list_issues(
+    gh: SharedGithub,
+    i: ListIssuesIn,
+    ctx: CallCtx,
+) -> Out<Page<Issue>> {
     let repo = repo(&i.repository)?;
     let mut query = vec![
         ("state", i.state.as_str().to_string()),
@@ -156,7 +160,11 @@ pub(super) async fn list_issues(gh: Gh, i: ListIssuesIn, ctx: CallCtx) -> Out<Pa
     Ok(page)
 }
 
-pub(super) async fn get_issue(gh: Gh, i: IssueNumberIn, ctx: CallCtx) -> Out<IssueDetail> {
+pub(super) async fn get_issue(
+    gh: SharedGithub,
+    i: IssueNumberIn,
+    ctx: CallCtx,
+) -> Out<IssueDetail> {
     let repo = repo(&i.repository)?;
     let url = gh.client.url(
         "repos/{repository}/issues/{number}",
@@ -168,7 +176,7 @@ pub(super) async fn get_issue(gh: Gh, i: IssueNumberIn, ctx: CallCtx) -> Out<Iss
     Ok(detail)
 }
 
-pub(super) async fn create_issue(gh: Gh, i: CreateIssueIn, ctx: CallCtx) -> Out<Issue> {
+pub(super) async fn create_issue(gh: SharedGithub, i: CreateIssueIn, ctx: CallCtx) -> Out<Issue> {
     let repo = repo(&i.repository)?;
     if i.title.trim().is_empty() {
         return Err(ToolError::input("title: must not be empty"));
@@ -187,7 +195,7 @@ pub(super) async fn create_issue(gh: Gh, i: CreateIssueIn, ctx: CallCtx) -> Out<
     Ok(issue)
 }
 
-pub(super) async fn update_issue(gh: Gh, i: UpdateIssueIn, ctx: CallCtx) -> Out<Issue> {
+pub(super) async fn update_issue(gh: SharedGithub, i: UpdateIssueIn, ctx: CallCtx) -> Out<Issue> {
     let repo = repo(&i.repository)?;
     let mut body = serde_json::Map::new();
     let mut set = |k: &str, v: Option<Value>| {
@@ -237,7 +245,11 @@ pub(super) async fn update_issue(gh: Gh, i: UpdateIssueIn, ctx: CallCtx) -> Out<
     Ok(issue)
 }
 
-pub(super) async fn add_issue_comment(gh: Gh, i: AddCommentIn, ctx: CallCtx) -> Out<Comment> {
+pub(super) async fn add_issue_comment(
+    gh: SharedGithub,
+    i: AddCommentIn,
+    ctx: CallCtx,
+) -> Out<Comment> {
     let repo = repo(&i.repository)?;
     if i.body.trim().is_empty() {
         return Err(ToolError::input("body: must not be empty"));
@@ -261,7 +273,7 @@ pub(super) async fn add_issue_comment(gh: Gh, i: AddCommentIn, ctx: CallCtx) -> 
 }
 
 pub(super) async fn list_issue_comments(
-    gh: Gh,
+    gh: SharedGithub,
     i: ListCommentsIn,
     ctx: CallCtx,
 ) -> Out<Page<Comment>> {
@@ -284,7 +296,7 @@ pub(super) async fn list_issue_comments(
 }
 
 pub(super) async fn search<T: serde::de::DeserializeOwned>(
-    gh: &Gh,
+    gh: &SharedGithub,
     ctx: &CallCtx,
     kind: &str,
     endpoint: &str,
@@ -327,7 +339,11 @@ pub(super) async fn search<T: serde::de::DeserializeOwned>(
     })
 }
 
-pub(super) async fn search_issues(gh: Gh, i: SearchIn, ctx: CallCtx) -> Out<SearchPage<Issue>> {
+pub(super) async fn search_issues(
+    gh: SharedGithub,
+    i: SearchIn,
+    ctx: CallCtx,
+) -> Out<SearchPage<Issue>> {
     search(
         &gh,
         &ctx,
@@ -339,7 +355,11 @@ pub(super) async fn search_issues(gh: Gh, i: SearchIn, ctx: CallCtx) -> Out<Sear
     .await
 }
 
-pub(super) async fn search_code(gh: Gh, i: SearchIn, ctx: CallCtx) -> Out<SearchPage<CodeHit>> {
+pub(super) async fn search_code(
+    gh: SharedGithub,
+    i: SearchIn,
+    ctx: CallCtx,
+) -> Out<SearchPage<CodeHit>> {
     search(
         &gh,
         &ctx,
@@ -352,7 +372,7 @@ pub(super) async fn search_code(gh: Gh, i: SearchIn, ctx: CallCtx) -> Out<Search
 }
 
 pub(super) async fn search_repositories(
-    gh: Gh,
+    gh: SharedGithub,
     i: SearchIn,
     ctx: CallCtx,
 ) -> Out<SearchPage<RepoHit>> {

@@ -55,7 +55,7 @@ pub struct Github {
     pub events: EventBus,
 }
 
-type Gh = Arc<Github>;
+type SharedGithub = Arc<Github>;
 
 use crate::runtime::toolset::Out;
 
@@ -108,7 +108,7 @@ fn cap(text: Option<String>, max: usize) -> (Option<String>, bool) {
 }
 
 /// Publishes a GitHub event shown only to `owner`, the caller whose action it records.
-async fn publish<P: EventPayload>(gh: &Gh, event: P, owner: Option<String>) {
+async fn publish<P: EventPayload>(gh: &SharedGithub, event: P, owner: Option<String>) {
     if let Err(e) = gh.events.publish_as(SOURCE, &event, owner).await {
         tracing::warn!(
             event = event.event_type(),
@@ -178,7 +178,7 @@ pub struct SearchPage<T> {
     pub incomplete_results: bool,
 }
 
-pub fn all(gh: &Gh) -> Vec<ToolDef> {
+pub fn all(gh: &SharedGithub) -> Vec<ToolDef> {
     let t = Tools::new("github", gh);
     let read = Hints::read_remote();
     let write = Hints::write_remote();

@@ -130,7 +130,7 @@ pub(super) fn pr_event<'a>(
 }
 
 pub(super) async fn create_pull_request(
-    gh: Gh,
+    gh: SharedGithub,
     i: CreatePullRequestIn,
     ctx: CallCtx,
 ) -> Out<PullRequest> {
@@ -150,7 +150,7 @@ pub(super) async fn create_pull_request(
 }
 
 pub(super) async fn list_pull_requests(
-    gh: Gh,
+    gh: SharedGithub,
     i: ListPullsIn,
     ctx: CallCtx,
 ) -> Out<Page<PullRequest>> {
@@ -181,7 +181,7 @@ pub(super) async fn list_pull_requests(
 }
 
 pub(super) async fn get_pull_request(
-    gh: Gh,
+    gh: SharedGithub,
     i: IssueNumberIn,
     ctx: CallCtx,
 ) -> Out<PullRequestDetail> {
@@ -197,7 +197,7 @@ pub(super) async fn get_pull_request(
 }
 
 pub(super) async fn get_pull_request_files(
-    gh: Gh,
+    gh: SharedGithub,
     i: PrFilesIn,
     ctx: CallCtx,
 ) -> Out<Page<ChangedFile>> {
@@ -260,7 +260,11 @@ fn check_diff_media_type(headers: &http::HeaderMap, body: &[u8]) -> Result<(), G
     }
 }
 
-pub(super) async fn get_pull_request_diff(gh: Gh, i: PrDiffIn, ctx: CallCtx) -> Out<DiffWindow> {
+pub(super) async fn get_pull_request_diff(
+    gh: SharedGithub,
+    i: PrDiffIn,
+    ctx: CallCtx,
+) -> Out<DiffWindow> {
     let repo = repo(&i.repository)?;
     let url = gh.client.url(
         "repos/{repository}/pulls/{number}",
@@ -289,7 +293,11 @@ pub(super) async fn get_pull_request_diff(gh: Gh, i: PrDiffIn, ctx: CallCtx) -> 
     })
 }
 
-pub(super) async fn merge_pull_request(gh: Gh, i: MergeIn, ctx: CallCtx) -> Out<MergeResult> {
+pub(super) async fn merge_pull_request(
+    gh: SharedGithub,
+    i: MergeIn,
+    ctx: CallCtx,
+) -> Out<MergeResult> {
     let repo = repo(&i.repository)?;
     let method = match i.merge_method {
         MergeMethod::Merge => "merge",

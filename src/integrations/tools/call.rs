@@ -28,7 +28,7 @@ use crate::integrations::{
     registry::{Integration, IntegrationType, Status},
 };
 
-use super::{I, Integrations};
+use super::{Integrations, SharedIntegrations};
 use crate::integrations::events::{ApiCalled, DataSynced};
 use crate::runtime::toolset::Out;
 
@@ -209,7 +209,11 @@ fn spooled_page(i: &Integrations, input: &ExecuteIn, cursor: &str) -> Out<Execut
     Ok(out)
 }
 
-pub(super) async fn execute_integration(i: I, input: ExecuteIn, ctx: CallCtx) -> Out<ExecuteOut> {
+pub(super) async fn execute_integration(
+    i: SharedIntegrations,
+    input: ExecuteIn,
+    ctx: CallCtx,
+) -> Out<ExecuteOut> {
     let integration = i.registry.get_for(&input.integration_id, &ctx.principal)?;
     if let Some(cursor) = input.cursor.as_deref() {
         return spooled_page(&i, &input, cursor);

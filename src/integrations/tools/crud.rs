@@ -12,7 +12,7 @@ use crate::runtime::{
 
 use crate::integrations::registry::{Change, ConfigInput, Integration, IntegrationType, Status};
 
-use super::I;
+use super::SharedIntegrations;
 use crate::runtime::toolset::Out;
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -29,7 +29,11 @@ pub struct CreateIn {
     pub shared: bool,
 }
 
-pub(super) async fn create_integration(i: I, input: CreateIn, ctx: CallCtx) -> Out<Integration> {
+pub(super) async fn create_integration(
+    i: SharedIntegrations,
+    input: CreateIn,
+    ctx: CallCtx,
+) -> Out<Integration> {
     Ok(i.registry
         .create(
             input.name,
@@ -75,7 +79,11 @@ pub struct UpdateOut {
     pub credentials_dropped: Option<String>,
 }
 
-pub(super) async fn update_integration(i: I, input: UpdateIn, ctx: CallCtx) -> Out<UpdateOut> {
+pub(super) async fn update_integration(
+    i: SharedIntegrations,
+    input: UpdateIn,
+    ctx: CallCtx,
+) -> Out<UpdateOut> {
     let change = Change {
         name: input.name,
         r#type: None,
@@ -109,7 +117,11 @@ pub struct Deleted {
     pub deleted: Integration,
 }
 
-pub(super) async fn delete_integration(i: I, input: IdIn, ctx: CallCtx) -> Out<Deleted> {
+pub(super) async fn delete_integration(
+    i: SharedIntegrations,
+    input: IdIn,
+    ctx: CallCtx,
+) -> Out<Deleted> {
     let deleted = i
         .registry
         .delete(&input.integration_id, &ctx.principal)
@@ -132,7 +144,11 @@ crate::runtime::page::list_input! {
     }
 }
 
-pub(super) async fn list_integrations(i: I, input: ListIn, ctx: CallCtx) -> Out<Page<Integration>> {
+pub(super) async fn list_integrations(
+    i: SharedIntegrations,
+    input: ListIn,
+    ctx: CallCtx,
+) -> Out<Page<Integration>> {
     let all = i.registry.list(&ctx.principal, input.r#type, input.status);
     page::offset_page(
         "list_integrations",

@@ -30,12 +30,12 @@ use crate::runtime::{
 
 use super::{
     address::AddressPolicy, db::Pools, execute::Spool, monitor::Monitor, mq::Connections,
-    registry::Registry,
+    registry::IntegrationStore,
 };
 
 /// What every handler holds.
 pub struct Integrations {
-    pub registry: Arc<Registry>,
+    pub registry: Arc<IntegrationStore>,
     pub monitor: Monitor,
     pub spool: Spool,
     pub pools: Pools,
@@ -46,7 +46,7 @@ pub struct Integrations {
     pub events: EventBus,
 }
 
-type I = Arc<Integrations>;
+type SharedIntegrations = Arc<Integrations>;
 
 use call::execute_integration;
 use crud::{create_integration, delete_integration, list_integrations, update_integration};
@@ -55,7 +55,7 @@ use probes::test_integration;
 
 // ---------------------------------------------------------------- registration
 
-pub fn all(i: &I) -> Vec<ToolDef> {
+pub fn all(i: &SharedIntegrations) -> Vec<ToolDef> {
     let t = Tools::new("integrations", i);
     vec![
         t.tool(

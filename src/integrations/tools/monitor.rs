@@ -10,7 +10,7 @@ use crate::runtime::registry::{CallCtx, ToolError};
 
 use crate::integrations::monitor::Figures;
 
-use super::I;
+use super::SharedIntegrations;
 use crate::runtime::toolset::Out;
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -78,7 +78,11 @@ fn parse_time(field: &str, raw: &str) -> Out<DateTime<Utc>> {
         })
 }
 
-pub(super) async fn monitor_integration(i: I, input: MonitorIn, ctx: CallCtx) -> Out<MonitorOut> {
+pub(super) async fn monitor_integration(
+    i: SharedIntegrations,
+    input: MonitorIn,
+    ctx: CallCtx,
+) -> Out<MonitorOut> {
     let integration = i.registry.get_for(&input.integration_id, &ctx.principal)?;
     let range = input.time_range.unwrap_or_default();
     let end = range

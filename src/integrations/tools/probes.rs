@@ -21,7 +21,7 @@ use crate::integrations::{
 };
 
 use super::call::{redact_db, redact_mq};
-use super::{I, Integrations};
+use super::{Integrations, SharedIntegrations};
 use crate::integrations::events::ConnectionEstablished;
 use crate::runtime::toolset::Out;
 
@@ -201,7 +201,11 @@ async fn test_backend(
     }
 }
 
-pub(super) async fn test_integration(i: I, input: TestIn, ctx: CallCtx) -> Out<TestOut> {
+pub(super) async fn test_integration(
+    i: SharedIntegrations,
+    input: TestIn,
+    ctx: CallCtx,
+) -> Out<TestOut> {
     let integration = i.registry.get_for(&input.integration_id, &ctx.principal)?;
     let creds = i.registry.credentials_for_call(&integration)?;
     let timeout = PROBE_TIMEOUT.min(ctx.remaining());

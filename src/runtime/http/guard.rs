@@ -12,10 +12,10 @@ use super::{AttemptError, Upstream};
 /// Decides which peer addresses an [`Upstream`] may connect to (the caller's outbound
 /// address policy); `Err` carries the reason shown to the user.
 pub trait AddressGuard: Send + Sync {
-    fn check(&self, ip: std::net::IpAddr) -> Result<(), String>;
+    fn check(&self, ip: std::net::IpAddr) -> Result<(), AddressRefused>;
 }
 
-/// A connection refused by the [`AddressGuard`].
+/// A connection refused by the [`AddressGuard`]: the reason shown to the user.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct AddressRefused(pub String);
@@ -43,7 +43,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
                 })
                 .collect();
             if allowed.is_empty() {
-                let reason = refusal.unwrap_or_else(|| format!("{host} has no address"));
+                let reason = refusal.map_or_else(|| format!("{host} has no address"), |r| r.0);
                 return Err(Box::new(AddressRefused(format!("{host}: {reason}")))
                     as Box<dyn std::error::Error + Send + Sync>);
             }

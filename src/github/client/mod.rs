@@ -21,9 +21,9 @@ use crate::{
     config::GithubSettings,
     runtime::{
         Runtime,
-        http::{CacheOutcome, RetryPolicy, Upstream, UpstreamError, UpstreamRequest},
-        page::{self, Page, PageError},
-        registry::{CallCtx, ToolError},
+        http::{CacheOutcome, RetryPolicy, Upstream, UpstreamRequest},
+        page::{self, Page},
+        registry::CallCtx,
     },
 };
 
@@ -32,100 +32,22 @@ use super::{
     limits::{LaneKind, Limits},
 };
 
+mod error;
+mod paths;
+#[cfg(test)]
+mod tests;
+mod window;
+
+pub use error::GhError;
+use error::error_message;
+use paths::path_field;
+pub use window::{TextWindow, window};
+
 pub const ACCEPT_JSON: &str = "application/vnd.github+json";
 pub const ACCEPT_DIFF: &str = "application/vnd.github.diff";
 const API_VERSION: &str = "2022-11-28";
 /// At most this many upstream pages are read to fill one `limit`.
 const MAX_PAGES_PER_CALL: usize = 10;
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum GhError {
-    #[error(transparent)]
-    Auth(#[from] AuthError),
-    #[error("{0}")]
-    Input(String),
-    #[error(
-        "GitHub: not found ({what}); check the owner/name, number or path, and that the credential can see it"
-    )]
-    NotFound { what: String },
-    #[error(
-        "GitHub refused the credential (401: {message}); check that the token is valid and not expired"
-    )]
-    Unauthorized { message: String },
-    #[error(
-        "GitHub: forbidden (403: {message}); the credential lacks the permission this needs — this is not a rate limit"
-    )]
-    Forbidden { message: String },
-    #[error("GitHub rejected the request ({status}: {message}); fix the arguments and try again")]
-    Rejected { status: u16, message: String },
-    #[error("GitHub failed ({status}: {message}); try again later")]
-    Server { status: u16, message: String },
-    #[error(
-        "GitHub rate limit: retried {attempts} time(s) over {waited_secs} s; try again after {retry_after_secs} s"
-    )]
-    RateLimited {
-        attempts: u32,
-        waited_secs: u64,
-        retry_after_secs: u64,
-    },
-    #[error("GitHub request failed: {0}")]
-    Upstream(String),
-    #[error("GitHub answered with an unexpected body: {0}")]
-    Decode(String),
-    #[error("{0}")]
-    Deadline(String),
-    #[error("cancelled")]
-    Cancelled,
-}
-
-impl From<UpstreamError> for GhError {
-    fn from(e: UpstreamError) -> Self {
-        match e {
-            UpstreamError::RateLimited {
-                retry_after_secs,
-                attempts,
-                waited_secs,
-                ..
-            } => GhError::RateLimited {
-                attempts,
-                waited_secs,
-                retry_after_secs,
-            },
-            UpstreamError::Cancelled { .. } => GhError::Cancelled,
-            UpstreamError::Deadline { host } => GhError::Deadline(format!(
-                "the request deadline passed while waiting for {host}; try again or ask for less"
-            )),
-            UpstreamError::Lane(crate::runtime::executor::ExecError::Cancelled { .. }) => {
-                GhError::Cancelled
-            }
-            UpstreamError::Lane(e) => GhError::Deadline(format!(
-                "{e}; GitHub requests of this credential are queued or paused — try again shortly"
-            )),
-            other => GhError::Upstream(other.to_string()),
-        }
-    }
-}
-
-impl From<PageError> for GhError {
-    fn from(e: PageError) -> Self {
-        GhError::Input(format!("cursor: {e}"))
-    }
-}
-
-impl From<GhError> for ToolError {
-    fn from(e: GhError) -> Self {
-        match e {
-            GhError::Input(m) => ToolError::Input(m),
-            GhError::Auth(AuthError::Missing) => ToolError::Business(e.to_string()),
-            GhError::NotFound { .. } | GhError::Rejected { .. } | GhError::Forbidden { .. } => {
-                ToolError::Business(e.to_string())
-            }
-            GhError::Deadline(m) => ToolError::Deadline(m),
-            GhError::Cancelled => ToolError::Cancelled,
-            other => ToolError::Upstream(other.to_string()),
-        }
-    }
-}
 
 /// A successful (2xx or served-from-cache) answer.
 pub struct Reply {
@@ -160,68 +82,6 @@ impl Reply {
     }
 }
 
-/// Fields that are repository file paths: several segments, and `#`/`?` are legitimate
-/// file-name characters there (they are percent-encoded, never interpreted).
-const FILE_PATH_FIELDS: &[&str] = &["path"];
-
-/// Characters kept as they are in an encoded path segment (RFC 3986 unreserved).
-const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// Checks one user-supplied path value (after percent-decoding) and encodes it segment by
-/// segment, keeping its slashes.
-fn path_field(field: &str, raw: &str) -> Result<String, GhError> {
-    let file_path = FILE_PATH_FIELDS.contains(&field);
-    let value = if file_path {
-        raw.trim_matches('/')
-    } else {
-        raw
-    };
-    let refuse = |why: &str| {
-        GhError::Input(format!(
-            "{field}: `{}` is refused in a GitHub URL path: {why}",
-            raw.escape_debug()
-        ))
-    };
-    if value.is_empty() {
-        return if file_path {
-            Ok(String::new())
-        } else {
-            Err(refuse("it is empty"))
-        };
-    }
-    let mut out = Vec::new();
-    for segment in value.split('/') {
-        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
-        for text in [segment, decoded.as_ref()] {
-            if text.chars().any(char::is_control) {
-                return Err(refuse("it contains a control character"));
-            }
-            if text.contains('\\') {
-                return Err(refuse("it contains `\\`"));
-            }
-            if !file_path && (text.contains('#') || text.contains('?')) {
-                return Err(refuse("it contains `#` or `?`"));
-            }
-        }
-        match decoded.as_ref() {
-            "" => return Err(refuse("it has an empty segment (`//`)")),
-            "." | ".." => {
-                return Err(refuse(
-                    "it has a `.` or `..` segment (also when percent-encoded)",
-                ));
-            }
-            d if d.contains('/') => return Err(refuse("it has a percent-encoded `/`")),
-            _ => {}
-        }
-        out.push(percent_encoding::utf8_percent_encode(segment, SEGMENT).to_string());
-    }
-    Ok(out.join("/"))
-}
-
 /// Where a list continues: the upstream page URL and how many of its items were used.
 #[derive(Serialize, Deserialize)]
 struct PagePosition {
@@ -238,38 +98,6 @@ pub struct GithubClient {
     limits: Arc<Limits>,
     max_rate_wait: Duration,
     default_branches: moka::sync::Cache<String, String>,
-}
-
-fn error_message(body: &[u8]) -> String {
-    #[derive(Deserialize)]
-    struct Body {
-        message: Option<String>,
-        #[serde(default)]
-        errors: Vec<Value>,
-    }
-    match serde_json::from_slice::<Body>(body) {
-        Ok(b) => {
-            let mut msg = b.message.unwrap_or_else(|| "no message".into());
-            let details: Vec<String> = b
-                .errors
-                .iter()
-                .map(|e| match e {
-                    Value::String(s) => s.clone(),
-                    other => {
-                        let field = other.get("field").and_then(Value::as_str).unwrap_or("");
-                        let code = other.get("code").and_then(Value::as_str).unwrap_or("");
-                        let m = other.get("message").and_then(Value::as_str).unwrap_or("");
-                        format!("{field} {code} {m}").trim().to_string()
-                    }
-                })
-                .collect();
-            if !details.is_empty() {
-                msg = format!("{msg}: {}", details.join("; "));
-            }
-            msg
-        }
-        Err(_) => String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
-    }
 }
 
 impl GithubClient {
@@ -697,104 +525,5 @@ impl GithubClient {
             skip = 0;
         }
         unreachable!("the loop returns by its last iteration")
-    }
-}
-
-/// A window of a large text: `max_bytes` from `offset`, cut on a char boundary.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct TextWindow {
-    pub text: String,
-    /// Total length of the full text in bytes.
-    pub total_bytes: usize,
-    /// Byte offset to pass back to read the rest; absent when this is the end.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_offset: Option<usize>,
-}
-
-pub fn window(full: &str, offset: usize, max_bytes: usize) -> Result<TextWindow, GhError> {
-    if offset > full.len() {
-        return Err(GhError::Input(format!(
-            "offset {offset} is past the end ({} bytes)",
-            full.len()
-        )));
-    }
-    let mut start = offset;
-    while !full.is_char_boundary(start) {
-        start -= 1;
-    }
-    let mut end = (start + max_bytes).min(full.len());
-    while !full.is_char_boundary(end) {
-        end -= 1;
-    }
-    Ok(TextWindow {
-        text: full[start..end].to_string(),
-        total_bytes: full.len(),
-        next_offset: (end < full.len()).then_some(end),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn window_respects_char_boundaries() {
-        let text = "héllo wörld";
-        let w = window(text, 0, 2).unwrap();
-        assert_eq!(w.text, "h");
-        assert_eq!(w.next_offset, Some(1));
-        let rest = window(text, 1, 100).unwrap();
-        assert_eq!(format!("{}{}", w.text, rest.text), text);
-        assert!(rest.next_offset.is_none());
-        assert!(window(text, 999, 1).is_err());
-    }
-
-    #[test]
-    fn path_fields_are_checked_after_decoding() {
-        for (field, bad) in [
-            ("sha", "%2e%2e/%2e%2e/orgs/x"),
-            ("sha", "%2E%2E"),
-            ("base", ".."),
-            ("head", "main#frag"),
-            ("head", "main%23frag"),
-            ("sha", "a?b=1"),
-            ("sha", "a%3Fb"),
-            ("sha", "a\\b"),
-            ("sha", "a%2fb"),
-            ("sha", "a\nb"),
-            ("sha", "a%0ab"),
-            ("sha", ""),
-            ("path", "docs/%2e%2e/x"),
-            ("path", "docs/../x"),
-        ] {
-            let err = path_field(field, bad).unwrap_err().to_string();
-            assert!(err.starts_with(&format!("{field}: ")), "{bad}: {err}");
-        }
-        assert_eq!(path_field("head", "feature/x").unwrap(), "feature/x");
-        assert_eq!(path_field("sha", "v1.0").unwrap(), "v1.0");
-        assert_eq!(path_field("path", "/docs/a b.md").unwrap(), "docs/a%20b.md");
-        assert_eq!(path_field("path", "C#/x?.md").unwrap(), "C%23/x%3F.md");
-        assert_eq!(path_field("path", "").unwrap(), "");
-    }
-
-    #[test]
-    fn next_link_parsed() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::LINK,
-            HeaderValue::from_static(
-                "<http://h/repos/o/r/issues?page=2>; rel=\"next\", <http://h/repos/o/r/issues?page=9>; rel=\"last\"",
-            ),
-        );
-        let reply = Reply {
-            status: 200,
-            headers,
-            body: Bytes::new(),
-            outcome: CacheOutcome::Miss,
-        };
-        assert_eq!(
-            reply.next_link().unwrap().as_str(),
-            "http://h/repos/o/r/issues?page=2"
-        );
     }
 }

@@ -1,8 +1,18 @@
 //! Repository, branch, file, commit, Actions and account tools.
 //!
-//! Owns their inputs, outputs and handlers; requests go through the client only.
+//! Owns their inputs, outputs and handlers; requests go through the client only. The
+//! workflow-run, commit and file-contents handlers are in `workflow_runs.rs`,
+//! `commits.rs` and `files.rs`; the inputs and outputs of all of them stay here.
 
 use super::*;
+
+mod commits;
+mod files;
+mod workflow_runs;
+
+pub(super) use commits::{compare_commits, get_commit, list_commits};
+pub(super) use files::get_file_contents;
+pub(super) use workflow_runs::{get_workflow_run, list_workflow_runs, run_action};
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -265,7 +275,7 @@ pub struct RateLimitOut {
 }
 
 pub(super) async fn get_repository_info(
-    gh: Gh,
+    gh: SharedGithub,
     i: RepositoryInfoIn,
     ctx: CallCtx,
 ) -> Out<RepositoryInfo> {
@@ -338,12 +348,20 @@ pub(super) async fn branches_page(
     Ok(page)
 }
 
-pub(super) async fn list_branches(gh: Gh, i: ListBranchesIn, ctx: CallCtx) -> Out<Page<Branch>> {
+pub(super) async fn list_branches(
+    gh: SharedGithub,
+    i: ListBranchesIn,
+    ctx: CallCtx,
+) -> Out<Page<Branch>> {
     let repo = repo(&i.repository)?;
     Ok(branches_page(&gh.client, &ctx, &repo, i.limit, i.cursor.as_deref()).await?)
 }
 
-pub(super) async fn create_branch(gh: Gh, i: CreateBranchIn, ctx: CallCtx) -> Out<BranchCreated> {
+pub(super) async fn create_branch(
+    gh: SharedGithub,
+    i: CreateBranchIn,
+    ctx: CallCtx,
+) -> Out<BranchCreated> {
     let repo = repo(&i.repository)?;
     let name = git_ref("branchName", &i.branch_name)?;
     let c = &gh.client;
@@ -394,313 +412,16 @@ pub(super) async fn create_branch(gh: Gh, i: CreateBranchIn, ctx: CallCtx) -> Ou
     })
 }
 
-pub(super) async fn run_action(gh: Gh, i: RunActionIn, ctx: CallCtx) -> Out<ActionDispatched> {
-    let repo = repo(&i.repository)?;
-    let git_ref = match &i.git_ref {
-        Some(r) => git_ref("ref", r)?,
-        None => gh.client.default_branch(&ctx, &repo).await?,
-    };
-    let workflow = i.workflow.trim();
-    if workflow.is_empty() || workflow.contains('/') {
-        return Err(ToolError::input(
-            "workflow: give the workflow file name (e.g. ci.yml) or its numeric id",
-        ));
-    }
-    let c = &gh.client;
-    let url = c.url(
-        "repos/{repository}/actions/workflows/{workflow}/dispatches",
-        &[("repository", &repo), ("workflow", workflow)],
-        &[],
-    )?;
-    let body = json!({"ref": git_ref, "inputs": i.inputs.unwrap_or_default()});
-    c.request(
-        &ctx,
-        Method::POST,
-        url,
-        LaneKind::Write,
-        super::super::client::ACCEPT_JSON,
-        Some(&body),
-    )
-    .await?;
-    publish(
-        &gh,
-        WorkflowStatus::Dispatched {
-            repository: &repo,
-            workflow: &i.workflow,
-            git_ref: &git_ref,
-            status: "dispatched",
-        },
-        ctx.principal.owner(),
-    )
-    .await;
-    Ok(ActionDispatched {
-        dispatched: true,
-        workflow: i.workflow,
-        runs_url: format!("https://github.com/{repo}/actions"),
-        git_ref,
-    })
-}
-
-pub(super) async fn get_file_contents(
-    gh: Gh,
-    i: FileContentsIn,
-    ctx: CallCtx,
-) -> Out<FileContents> {
-    let repo = repo(&i.repository)?;
-    let mut query = Vec::new();
-    if let Some(r) = &i.git_ref {
-        query.push(("ref", git_ref("ref", r)?));
-    }
-    let c = &gh.client;
-    // Without a ref GitHub reads the default branch: one request, no lookup first.
-    let url = c.url(
-        "repos/{repository}/contents/{path}",
-        &[("repository", &repo), ("path", &i.path)],
-        &query,
-    )?;
-    let body: Value = c.get_json(&ctx, url, LaneKind::Read).await?;
-    let git_ref = i.git_ref.clone().or_else(|| c.known_default_branch(&repo));
-    if let Value::Array(entries) = body {
-        let entries = entries
-            .into_iter()
-            .filter_map(|e| {
-                Some(DirEntry {
-                    name: e.get("name")?.as_str()?.to_string(),
-                    path: e.get("path")?.as_str()?.to_string(),
-                    kind: e.get("type")?.as_str()?.to_string(),
-                    size: e.get("size").and_then(Value::as_u64).unwrap_or(0),
-                })
-            })
-            .collect();
-        return Ok(FileContents {
-            path: i.path,
-            git_ref,
-            kind: "dir".into(),
-            sha: None,
-            size: None,
-            content: None,
-            content_base64: None,
-            entries: Some(entries),
-        });
-    }
-    file_window(i, git_ref, body)
-}
-
-pub(super) fn file_window(
-    i: FileContentsIn,
-    git_ref: Option<String>,
-    body: Value,
-) -> Out<FileContents> {
-    use base64::Engine;
-    let kind = body.get("type").and_then(Value::as_str).unwrap_or("file");
-    if kind != "file" {
-        return Err(ToolError::business(format!(
-            "`{}` is a {kind}, not a file or directory",
-            i.path
-        )));
-    }
-    let encoded = body.get("content").and_then(Value::as_str).unwrap_or("");
-    if encoded.is_empty() && body.get("size").and_then(Value::as_u64).unwrap_or(0) > 0 {
-        return Err(ToolError::business(format!(
-            "`{}` is larger than the contents API serves (1 MB); clone the repository or use the raw URL",
-            i.path
-        )));
-    }
-    let cleaned: String = encoded.chars().filter(|c| !c.is_whitespace()).collect();
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(cleaned)
-        .map_err(|e| ToolError::Upstream(format!("file content is not valid base64: {e}")))?;
-    let (content, content_base64) = match String::from_utf8(bytes) {
-        Ok(text) => (
-            Some(window(&text, i.offset as usize, i.max_bytes as usize)?),
-            None,
-        ),
-        Err(e) => {
-            let bytes = e.into_bytes();
-            let start = (i.offset as usize).min(bytes.len());
-            let end = (start + i.max_bytes as usize).min(bytes.len());
-            (
-                None,
-                Some(base64::engine::general_purpose::STANDARD.encode(&bytes[start..end])),
-            )
-        }
-    };
-    Ok(FileContents {
-        path: i.path,
-        git_ref,
-        kind: "file".into(),
-        sha: body.get("sha").and_then(Value::as_str).map(str::to_string),
-        size: body.get("size").and_then(Value::as_u64),
-        content,
-        content_base64,
-        entries: None,
-    })
-}
-
-pub(super) async fn list_commits(gh: Gh, i: ListCommitsIn, ctx: CallCtx) -> Out<Page<Commit>> {
-    let repo = repo(&i.repository)?;
-    let mut query = vec![("per_page", i.limit.to_string())];
-    if let Some(s) = i.sha {
-        query.push(("sha", git_ref("sha", &s)?));
-    }
-    if let Some(p) = i.path {
-        query.push(("path", p));
-    }
-    let url = gh.client.url(
-        "repos/{repository}/commits",
-        &[("repository", &repo)],
-        &query,
-    )?;
-    Ok(gh
-        .client
-        .list::<Commit>(
-            &ctx,
-            "list_commits",
-            url,
-            i.cursor.as_deref(),
-            i.limit as usize,
-        )
-        .await?)
-}
-
-pub(super) fn files_of(v: &mut Value, limit: usize, max_patch: usize) -> (Vec<ChangedFile>, bool) {
-    let files: Vec<ChangedFile> = v
-        .get_mut("files")
-        .map(Value::take)
-        .and_then(|f| serde_json::from_value(f).ok())
-        .unwrap_or_default();
-    let truncated = files.len() > limit;
-    (
-        files
-            .into_iter()
-            .take(limit)
-            .map(|f| f.cap_patch(max_patch))
-            .collect(),
-        truncated,
-    )
-}
-
-pub(super) async fn get_commit(gh: Gh, i: GetCommitIn, ctx: CallCtx) -> Out<CommitDetail> {
-    let repo = repo(&i.repository)?;
-    let sha = git_ref("sha", &i.sha)?;
-    let url = gh.client.url(
-        "repos/{repository}/commits/{sha}",
-        &[("repository", &repo), ("sha", &sha)],
-        &[],
-    )?;
-    let mut raw: Value = gh.client.get_json(&ctx, url, LaneKind::Read).await?;
-    let (files, files_truncated) =
-        files_of(&mut raw, i.file_limit as usize, i.max_patch_bytes as usize);
-    let message = raw
-        .pointer("/commit/message")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let stats = raw
-        .get_mut("stats")
-        .map(Value::take)
-        .and_then(|s| serde_json::from_value(s).ok());
-    let commit: Commit = serde_json::from_value(raw).map_err(|e| GhError::Decode(e.to_string()))?;
-    Ok(CommitDetail {
-        commit,
-        message,
-        stats,
-        files,
-        files_truncated,
-    })
-}
-
-pub(super) async fn compare_commits(gh: Gh, i: CompareIn, ctx: CallCtx) -> Out<Comparison> {
-    let repo = repo(&i.repository)?;
-    let base = git_ref("base", &i.base)?;
-    let head = git_ref("head", &i.head)?;
-    let url = gh.client.url(
-        "repos/{repository}/compare/{base}...{head}",
-        &[("repository", &repo), ("base", &base), ("head", &head)],
-        &[],
-    )?;
-    let mut raw: Value = gh.client.get_json(&ctx, url, LaneKind::Read).await?;
-    let (files, files_truncated) =
-        files_of(&mut raw, i.file_limit as usize, i.max_patch_bytes as usize);
-    let num = |k: &str| raw.get(k).and_then(Value::as_u64).unwrap_or(0);
-    Ok(Comparison {
-        status: raw
-            .get("status")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
-        ahead_by: num("ahead_by"),
-        behind_by: num("behind_by"),
-        total_commits: num("total_commits"),
-        commits: raw
-            .get_mut("commits")
-            .map(Value::take)
-            .and_then(|c| serde_json::from_value(c).ok())
-            .unwrap_or_default(),
-        files,
-        files_truncated,
-    })
-}
-
-pub(super) async fn list_workflow_runs(
-    gh: Gh,
-    i: ListRunsIn,
-    ctx: CallCtx,
-) -> Out<SearchPage<WorkflowRun>> {
-    let repo = repo(&i.repository)?;
-    let mut query = vec![("per_page", i.limit.to_string())];
-    if let Some(b) = i.branch {
-        query.push(("branch", b));
-    }
-    if let Some(s) = i.status {
-        query.push(("status", s));
-    }
-    let url = gh.client.url(
-        "repos/{repository}/actions/runs",
-        &[("repository", &repo)],
-        &query,
-    )?;
-    let keep = |v: Value| serde_json::from_value::<WorkflowRun>(v).ok();
-    let (page, envelope) = gh
-        .client
-        .collect(
-            &ctx,
-            "list_workflow_runs",
-            url,
-            i.cursor.as_deref(),
-            i.limit as usize,
-            LaneKind::Read,
-            Some("workflow_runs"),
-            keep,
-        )
-        .await?;
-    Ok(SearchPage {
-        items: page.items,
-        next_cursor: page.next_cursor,
-        total_count: envelope
-            .get("total_count")
-            .and_then(Value::as_u64)
-            .unwrap_or(0),
-        incomplete_results: false,
-    })
-}
-
-pub(super) async fn get_workflow_run(gh: Gh, i: GetRunIn, ctx: CallCtx) -> Out<WorkflowRun> {
-    let repo = repo(&i.repository)?;
-    let url = gh.client.url(
-        "repos/{repository}/actions/runs/{run_id}",
-        &[("repository", &repo), ("run_id", &i.run_id.to_string())],
-        &[],
-    )?;
-    Ok(gh.client.get_json(&ctx, url, LaneKind::Read).await?)
-}
-
-pub(super) async fn get_me(gh: Gh, _: NoInput, ctx: CallCtx) -> Out<Me> {
+pub(super) async fn get_me(gh: SharedGithub, _: NoInput, ctx: CallCtx) -> Out<Me> {
     let url = gh.client.url("user", &[], &[])?;
     Ok(gh.client.get_json(&ctx, url, LaneKind::Read).await?)
 }
 
-pub(super) async fn get_rate_limit(gh: Gh, _: NoInput, ctx: CallCtx) -> Out<RateLimitOut> {
+pub(super) async fn get_rate_limit(
+    gh: SharedGithub,
+    _: NoInput,
+    ctx: CallCtx,
+) -> Out<RateLimitOut> {
     #[derive(Deserialize, Default)]
     struct RateLimits {
         resources: BTreeMap<String, Bucket>,

@@ -17,28 +17,35 @@
 //!
 //! Owns session state and file writes under a session root. It must not decide where a
 //! root may lie (that is `runtime::workspace::Roots`) nor publish events (the tools do).
+//!
+//! Here: the session and its writes; the operation shapes are in `ops.rs`, planning
+//! and bounded replacement in `plan.rs`.
 
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
 };
 
-use regex::Regex;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 use crate::runtime::{
-    budget::{Budget, BudgetExceeded, Held},
-    stop::{Stop, Stopped, Ticker},
+    budget::{Budget, BudgetExceeded},
+    stop::{Stop, Stopped},
     workspace::{self, Beneath, WorkspaceError},
 };
 
 use super::{
-    apply::{self, HunkStatus},
+    apply,
     diff::{ChangeType, DiffOptions, FilePatch, create_diff},
     spool_journal,
     validate::{self, Rules},
 };
+
+mod ops;
+mod plan;
+#[cfg(test)]
+mod tests;
+
+pub use ops::{BatchFailure, Op, OpResult};
+use plan::{Limits, Plan, replace, text, unique};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
@@ -52,101 +59,47 @@ pub enum SpoolError {
     Budget(#[from] BudgetExceeded),
     #[error("{0}")]
     Refused(String),
-}
-
-fn default_true() -> bool {
-    true
-}
-
-/// One staged operation. Paths are relative to the session root.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(tag = "op", rename_all = "lowercase")]
-pub enum Op {
-    /// Create or overwrite a file with `content`.
-    Write { path: String, content: String },
-    /// Replace `match` by `replacement` (literal text unless `regex` is true; then
-    /// `$1`-style groups work in `replacement`). Without `all` or `first`, `match` must
-    /// occur exactly once (several matches are an error listing their lines); `all`
-    /// replaces every occurrence, `first` only the first; `required` (default true)
-    /// makes no match an error.
-    Replace {
-        path: String,
-        #[serde(rename = "match")]
+    #[error(transparent)]
+    Patch(#[from] apply::PatchError),
+    #[error("{0} does not exist")]
+    Missing(String),
+    #[error("{0} is not UTF-8 text")]
+    NotText(String),
+    #[error("match must not be empty")]
+    EmptyMatch,
+    #[error("match is not a valid regex: {0}")]
+    BadRegex(#[from] regex::Error),
+    #[error("`{pattern}` not found in {rel} (set required: false to allow no match)")]
+    NoMatch { pattern: String, rel: String },
+    #[error(
+        "`{pattern}` matches {count} places in {rel}: {places}. Nothing was replaced; make `match` longer so it matches one place, set `all: true` to replace every one, or `first: true` to replace only the first"
+    )]
+    Ambiguous {
         pattern: String,
-        replacement: String,
-        #[serde(default)]
-        regex: bool,
-        #[serde(default)]
-        all: bool,
-        /// Replace only the first of several matches instead of refusing.
-        #[serde(default)]
-        first: bool,
-        #[serde(default = "default_true")]
-        required: bool,
+        count: usize,
+        rel: String,
+        places: String,
     },
-    /// Apply a unified diff (git or classic, one or many files) relative to the root.
-    Patch {
-        diff: String,
-        /// Apply the hunks that fit and report the others instead of failing.
-        #[serde(default, rename = "ignoreConflicts")]
-        ignore_conflicts: bool,
-        /// Outer context lines a hunk may drop to fit (0-3).
-        #[serde(default)]
-        #[schemars(range(max = 3))]
-        fuzz: u8,
+    #[error(
+        "{rel} changed on disk while the edits were being prepared (sha256 now {sha}); nothing was written: read it again and resend the edits"
+    )]
+    Changed { rel: String, sha: String },
+    #[error("{0}; nothing was written")]
+    NothingWritten(Stopped),
+    #[error("writing {path} failed: {source}; every file was restored byte-for-byte")]
+    WriteFailed {
+        path: String,
+        source: Box<SpoolError>,
     },
-    /// Delete a file (it must exist).
-    Delete { path: String },
-}
-
-impl Op {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Op::Write { .. } => "write",
-            Op::Replace { .. } => "replace",
-            Op::Patch { .. } => "patch",
-            Op::Delete { .. } => "delete",
-        }
-    }
-}
-
-/// What one operation did (or would have done).
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct OpResult {
-    pub index: usize,
-    pub op: &'static str,
-    /// Files the operation touched.
-    pub paths: Vec<String>,
-    /// `ok`, `failed`, or `not_run` (an earlier operation failed).
-    pub status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub replacements: Option<usize>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub hunks: Vec<HunkStatus>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl OpResult {
-    fn new(index: usize, op: &Op) -> Self {
-        OpResult {
-            index,
-            op: op.name(),
-            paths: Vec::new(),
-            status: "ok",
-            replacements: None,
-            hunks: Vec::new(),
-            error: None,
-        }
-    }
-}
-
-/// A batch that did not go through: nothing on disk changed.
-#[derive(Debug)]
-pub struct BatchFailure {
-    pub message: String,
-    pub results: Vec<OpResult>,
+    #[error("{0}: the patch creates it but it already exists")]
+    AlreadyExists(String),
+    #[error("{rel}: {conflicts} of {hunks} hunks do not apply: {details}")]
+    Conflicts {
+        rel: String,
+        conflicts: usize,
+        hunks: usize,
+        details: String,
+    },
 }
 
 /// One spool session.
@@ -172,53 +125,6 @@ fn read(dir: &Beneath, rel: &str) -> Result<Option<Vec<u8>>, SpoolError> {
 
 /// A changed file: (path, baseline bytes, current bytes); None = absent.
 type Change = (String, Option<Vec<u8>>, Option<Vec<u8>>);
-
-/// Planned new state: path → new bytes (None = deleted), plus the bytes before; `held`
-/// counts both against the call's budget.
-struct Plan {
-    next: BTreeMap<String, Option<Vec<u8>>>,
-    before: BTreeMap<String, Option<Vec<u8>>>,
-    last_op: BTreeMap<String, usize>,
-    held: Held,
-    stop: Stop,
-}
-
-fn len_of(v: &Option<Vec<u8>>) -> u64 {
-    v.as_ref().map_or(0, |b| b.len() as u64)
-}
-
-impl Plan {
-    fn current(&mut self, dir: &Beneath, rel: &str) -> Result<Option<Vec<u8>>, String> {
-        self.stop.check().map_err(|e| e.to_string())?;
-        if let Some(v) = self.next.get(rel) {
-            return Ok(v.clone());
-        }
-        if !self.before.contains_key(rel) {
-            let bytes = read(dir, rel).map_err(|e| e.to_string())?;
-            // Held twice: the plan keeps it, and each operation works on a copy.
-            self.held
-                .grow(2 * len_of(&bytes), "the files a spool plan reads")
-                .map_err(|e| e.to_string())?;
-            self.before.insert(rel.to_string(), bytes);
-        }
-        Ok(self.before[rel].clone())
-    }
-    fn set(&mut self, rel: &str, value: Option<Vec<u8>>, index: usize) -> Result<(), String> {
-        self.held
-            .grow(len_of(&value), "the new contents a spool plan holds")
-            .map_err(|e| e.to_string())?;
-        if let Some(old) = self.next.insert(rel.to_string(), value) {
-            self.held.shrink(len_of(&old));
-        }
-        self.last_op.insert(rel.to_string(), index);
-        Ok(())
-    }
-}
-
-fn text(rel: &str, bytes: Option<Vec<u8>>) -> Result<String, String> {
-    let bytes = bytes.ok_or_else(|| format!("{rel} does not exist"))?;
-    String::from_utf8(bytes).map_err(|_| format!("{rel} is not UTF-8 text"))
-}
 
 impl Session {
     /// A session over `dir` (opened beneath a workspace root by the caller).
@@ -269,7 +175,7 @@ impl Session {
             let mut r = OpResult::new(i, op);
             if let Err(e) = self.plan_op(op, i, &mut plan, &mut r) {
                 r.status = "failed";
-                r.error = Some(e.clone());
+                r.error = Some(e.to_string());
                 results.push(r);
                 results.extend(ops.iter().enumerate().skip(i + 1).map(|(j, o)| {
                     let mut n = OpResult::new(j, o);
@@ -320,13 +226,25 @@ impl Session {
     /// plan, intent record (`spool_journal`) and temp file + rename as a batch: each
     /// `(path, bytes read before, new bytes)` is re-read under the plan first, and if any
     /// file no longer holds the bytes its caller read, nothing is written.
+    ///
+    /// The message is a `String` because `edit_io` passes it on as one.
     pub fn write_if_unchanged(
         &mut self,
         files: &[(String, Vec<u8>, Vec<u8>)],
         stop: &Stop,
         budget: &Budget,
     ) -> Result<(), String> {
-        let held = budget.hold(0, "an edit plan").map_err(|e| e.to_string())?;
+        self.write_unchanged(files, stop, budget)
+            .map_err(|e| e.to_string())
+    }
+
+    fn write_unchanged(
+        &mut self,
+        files: &[(String, Vec<u8>, Vec<u8>)],
+        stop: &Stop,
+        budget: &Budget,
+    ) -> Result<(), SpoolError> {
+        let held = budget.hold(0, "an edit plan")?;
         let mut plan = Plan {
             next: BTreeMap::new(),
             before: BTreeMap::new(),
@@ -341,33 +259,41 @@ impl Session {
                     || "none: it was deleted".to_string(),
                     super::diff::sha256_hex,
                 );
-                return Err(format!(
-                    "{rel} changed on disk while the edits were being prepared (sha256 now {sha}); nothing was written: read it again and resend the edits"
-                ));
+                return Err(SpoolError::Changed {
+                    rel: rel.clone(),
+                    sha,
+                });
             }
             plan.set(rel, Some(new.clone()), i)?;
         }
-        stop.check()
-            .map_err(|e| format!("{e}; nothing was written"))?;
-        self.write(&plan).map_err(|(path, e)| {
-            format!("writing {path} failed: {e}; every file was restored byte-for-byte")
-        })
+        stop.check().map_err(SpoolError::NothingWritten)?;
+        self.write(&plan)
+            .map_err(|(path, e)| SpoolError::WriteFailed {
+                path,
+                source: Box::new(e),
+            })
     }
 
-    fn plan_op(&self, op: &Op, i: usize, plan: &mut Plan, r: &mut OpResult) -> Result<(), String> {
+    fn plan_op(
+        &self,
+        op: &Op,
+        i: usize,
+        plan: &mut Plan,
+        r: &mut OpResult,
+    ) -> Result<(), SpoolError> {
         let dir = &self.dir;
         let cur = |plan: &mut Plan, rel: &str| plan.current(dir, rel);
         match op {
             Op::Write { path, content } => {
-                let rel = workspace::relative(path).map_err(|e| e.to_string())?;
+                let rel = workspace::relative(path)?;
                 cur(plan, &rel)?;
                 plan.set(&rel, Some(content.clone().into_bytes()), i)?;
                 r.paths.push(rel);
             }
             Op::Delete { path } => {
-                let rel = workspace::relative(path).map_err(|e| e.to_string())?;
+                let rel = workspace::relative(path)?;
                 if cur(plan, &rel)?.is_none() {
-                    return Err(format!("{rel} does not exist"));
+                    return Err(SpoolError::Missing(rel));
                 }
                 plan.set(&rel, None, i)?;
                 r.paths.push(rel);
@@ -381,17 +307,13 @@ impl Session {
                 first,
                 required,
             } => {
-                let rel = workspace::relative(path).map_err(|e| e.to_string())?;
+                let rel = workspace::relative(path)?;
                 let old = text(&rel, cur(plan, &rel)?)?;
                 if !*all && !*first {
                     unique(&old, &rel, pattern, *regex, &plan.stop)?;
                 }
                 let (new, count) = {
-                    let mut building = plan
-                        .held
-                        .budget()
-                        .hold(0, "a spool replacement")
-                        .map_err(|e| e.to_string())?;
+                    let mut building = plan.held.budget().hold(0, "a spool replacement")?;
                     let limits = Limits {
                         held: &mut building,
                         ticker: plan.stop.ticker(1024),
@@ -399,9 +321,10 @@ impl Session {
                     replace(&old, pattern, replacement, *regex, *all, limits)?
                 };
                 if count == 0 && *required {
-                    return Err(format!(
-                        "`{pattern}` not found in {rel} (set required: false to allow no match)"
-                    ));
+                    return Err(SpoolError::NoMatch {
+                        pattern: pattern.clone(),
+                        rel,
+                    });
                 }
                 plan.set(&rel, Some(new.into_bytes()), i)?;
                 r.replacements = Some(count);
@@ -412,7 +335,7 @@ impl Session {
                 ignore_conflicts,
                 fuzz,
             } => {
-                let files = apply::parse_patch(diff).map_err(|e| e.to_string())?;
+                let files = apply::parse_patch(diff)?;
                 for f in &files {
                     self.plan_file_patch(f, i, *fuzz, *ignore_conflicts, plan, r)?;
                 }
@@ -429,18 +352,17 @@ impl Session {
         ignore_conflicts: bool,
         plan: &mut Plan,
         r: &mut OpResult,
-    ) -> Result<(), String> {
-        let rel = workspace::relative(f.path()).map_err(|e| e.to_string())?;
+    ) -> Result<(), SpoolError> {
+        let rel = workspace::relative(f.path())?;
         let current = plan.current(&self.dir, &rel)?;
         if f.change_type == ChangeType::Created && current.is_some() {
-            return Err(format!("{rel}: the patch creates it but it already exists"));
+            return Err(SpoolError::AlreadyExists(rel));
         }
         let old = match (&f.change_type, current) {
             (ChangeType::Created, None) => String::new(),
             (_, cur) => text(&rel, cur)?,
         };
-        let applied =
-            apply::apply_until(&old, f, fuzz as usize, &plan.stop).map_err(|e| e.to_string())?;
+        let applied = apply::apply_until(&old, f, fuzz as usize, &plan.stop)?;
         let conflicts = applied.conflicts();
         r.hunks.extend(applied.hunks.iter().cloned());
         if conflicts > 0 && !ignore_conflicts {
@@ -452,17 +374,19 @@ impl Session {
                     .collect::<Vec<_>>(),
             )
             .unwrap_or_default();
-            return Err(format!(
-                "{rel}: {conflicts} of {} hunks do not apply: {details}",
-                applied.hunks.len()
-            ));
+            return Err(SpoolError::Conflicts {
+                rel,
+                conflicts,
+                hunks: applied.hunks.len(),
+                details,
+            });
         }
         let value = match f.change_type {
             ChangeType::Deleted if conflicts == 0 => None,
             _ => Some(applied.content.into_bytes()),
         };
         if let Some(old_path) = f.old_path.as_deref().filter(|o| *o != f.path()) {
-            let old_rel = workspace::relative(old_path).map_err(|e| e.to_string())?;
+            let old_rel = workspace::relative(old_path)?;
             plan.current(&self.dir, &old_rel)?;
             plan.set(&old_rel, None, i)?;
             r.paths.push(old_rel);
@@ -646,120 +570,6 @@ impl Session {
     }
 }
 
-/// What bounds one replacement: the budget hold its text grows in, and the stop flag.
-struct Limits<'a> {
-    held: &'a mut Held,
-    ticker: Ticker<'a>,
-}
-
-/// Bytes of replacement text between two charges to the budget.
-const CHARGE_STEP: usize = 256 * 1024;
-
-impl Limits<'_> {
-    /// Called before `out` grows by `more` bytes: the text must still fit the budget.
-    /// Capacity grows by half (not double) so the text never holds much more than the
-    /// budget allows.
-    fn reserve(&mut self, out: &mut String, more: usize) -> Result<(), String> {
-        self.ticker.tick().map_err(|e| e.to_string())?;
-        let needed = out.len() + more;
-        if needed as u64 > self.held.bytes() {
-            self.held
-                .grow_to(
-                    (needed + CHARGE_STEP) as u64,
-                    "the text a spool replacement builds",
-                )
-                .map_err(|e| e.to_string())?;
-        }
-        if needed > out.capacity() {
-            out.reserve_exact(more.max(out.len() / 2).max(CHARGE_STEP));
-        }
-        Ok(())
-    }
-}
-
-/// Replaces matches of `pattern` in `old`, building the result piece by piece so a
-/// replacement that would outgrow the budget stops as soon as it does.
-fn replace(
-    old: &str,
-    pattern: &str,
-    replacement: &str,
-    regex: bool,
-    all: bool,
-    mut limits: Limits<'_>,
-) -> Result<(String, usize), String> {
-    if pattern.is_empty() {
-        return Err("match must not be empty".into());
-    }
-    let limit = if all { usize::MAX } else { 1 };
-    let mut out = String::new();
-    let mut last = 0usize;
-    let mut count = 0usize;
-    if regex {
-        let re = Regex::new(pattern).map_err(|e| format!("match is not a valid regex: {e}"))?;
-        let refs = replacement.matches('$').count();
-        for caps in re.captures_iter(old).take(limit) {
-            let Some(m) = caps.get(0) else { continue };
-            // Expansion adds at most the replacement plus, per `$` reference, a group
-            // (no longer than the match).
-            limits.reserve(
-                &mut out,
-                m.start() - last + replacement.len() + refs.saturating_mul(m.len()),
-            )?;
-            out.push_str(&old[last..m.start()]);
-            caps.expand(replacement, &mut out);
-            last = m.end();
-            count += 1;
-        }
-    } else {
-        for (start, m) in old.match_indices(pattern).take(limit) {
-            limits.reserve(&mut out, start - last + replacement.len())?;
-            out.push_str(&old[last..start]);
-            out.push_str(replacement);
-            last = start + m.len();
-            count += 1;
-        }
-    }
-    if count == 0 {
-        return Ok((old.to_string(), 0));
-    }
-    limits.reserve(&mut out, old.len() - last)?;
-    out.push_str(&old[last..]);
-    Ok((out, count))
-}
-
-/// Refuses a `match` that occurs more than once (without `all` or `first`), listing
-/// the places by line so the caller can widen it.
-fn unique(old: &str, rel: &str, pattern: &str, regex: bool, stop: &Stop) -> Result<(), String> {
-    let mut ticker = stop.ticker(1024);
-    let mut shown: Vec<(usize, usize)> = Vec::new();
-    let mut count = 0usize;
-    let mut note = |s: usize, e: usize| {
-        if shown.len() < 10 {
-            shown.push((s, e));
-        }
-        count += 1;
-    };
-    if regex {
-        let re = Regex::new(pattern).map_err(|e| format!("match is not a valid regex: {e}"))?;
-        for m in re.find_iter(old) {
-            ticker.tick().map_err(|e| e.to_string())?;
-            note(m.start(), m.end());
-        }
-    } else if !pattern.is_empty() {
-        for (s, m) in old.match_indices(pattern) {
-            ticker.tick().map_err(|e| e.to_string())?;
-            note(s, s + m.len());
-        }
-    }
-    if count > 1 {
-        return Err(format!(
-            "`{pattern}` matches {count} places in {rel}: {}. Nothing was replaced; make `match` longer so it matches one place, set `all: true` to replace every one, or `first: true` to replace only the first",
-            super::edit::describe_matches(old, &shown, count)
-        ));
-    }
-    Ok(())
-}
-
 /// Puts `value` at `rel` beneath the session root (None = remove) through a temp file
 /// in the opened parent directory + rename within it, keeping the permissions of a file
 /// it replaces; records directories it had to create. The temp file is named after the
@@ -784,116 +594,5 @@ fn put(
 fn remove_dirs(dir: &Beneath, dirs: &[PathBuf]) {
     for d in dirs.iter().rev() {
         dir.remove_empty_dir(d);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
-        let mut out = BTreeMap::new();
-        let mut stack = vec![root.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                let rel = p.strip_prefix(root).unwrap().display().to_string();
-                if p.is_dir() {
-                    out.insert(format!("{rel}/"), Vec::new());
-                    stack.push(p);
-                } else {
-                    out.insert(rel, std::fs::read(&p).unwrap());
-                }
-            }
-        }
-        out
-    }
-
-    fn session() -> (tempfile::TempDir, Session) {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a.txt"), "one\ntwo\n").unwrap();
-        std::fs::write(dir.path().join("b.txt"), "bee\n").unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        (
-            dir,
-            Session::new("s".into(), Beneath::open_ambient(&root).unwrap()),
-        )
-    }
-
-    fn w(path: &str, content: &str) -> Op {
-        Op::Write {
-            path: path.into(),
-            content: content.into(),
-        }
-    }
-
-    #[test]
-    fn failing_write_restores_everything() {
-        let (dir, mut s) = session();
-        let before = tree(dir.path());
-        let ops = vec![
-            w("a.txt", "changed\n"),
-            w("new/dir/c.txt", "c\n"),
-            Op::Delete {
-                path: "b.txt".into(),
-            },
-            w("d.txt", "d\n"),
-            w("a.txt/child.txt", "cannot be written\n"),
-        ];
-        let err = s.run(&ops).unwrap_err();
-        assert_eq!(err.results[4].status, "failed", "{}", err.message);
-        assert_eq!(tree(dir.path()), before);
-    }
-
-    #[test]
-    fn failing_plan_writes_nothing() {
-        let (dir, mut s) = session();
-        let before = tree(dir.path());
-        let ops = vec![
-            w("a.txt", "x\n"),
-            Op::Replace {
-                path: "b.txt".into(),
-                pattern: "zzz".into(),
-                replacement: "y".into(),
-                regex: false,
-                all: false,
-                first: false,
-                required: true,
-            },
-        ];
-        assert!(s.run(&ops).is_err());
-        assert_eq!(tree(dir.path()), before);
-    }
-
-    #[test]
-    fn literal_match_is_not_a_regex_and_reset_restores() {
-        let (dir, mut s) = session();
-        std::fs::write(dir.path().join("r.txt"), "a.b axb a.b\n").unwrap();
-        let ops = vec![Op::Replace {
-            path: "r.txt".into(),
-            pattern: "a.b".into(),
-            replacement: "Z".into(),
-            regex: false,
-            all: true,
-            first: false,
-            required: true,
-        }];
-        let r = s.run(&ops).unwrap();
-        assert_eq!(r[0].replacements, Some(2));
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join("r.txt")).unwrap(),
-            "Z axb Z\n"
-        );
-        s.run(&[w("made/new.txt", "n\n")]).unwrap();
-        let restored = s.reset().unwrap();
-        assert_eq!(
-            restored,
-            vec!["made/new.txt".to_string(), "r.txt".to_string()]
-        );
-        assert!(!dir.path().join("made").exists());
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join("r.txt")).unwrap(),
-            "a.b axb a.b\n"
-        );
     }
 }

@@ -1,0 +1,103 @@
+//! The file-contents handler: a directory listing or a window of one file's text
+//! (base64 for binary), read at a ref.
+//!
+//! Owns this handler only (its input and output are in `mod.rs`); requests go through
+//! the client only.
+
+use super::*;
+
+pub(in crate::github::tools) async fn get_file_contents(
+    gh: SharedGithub,
+    i: FileContentsIn,
+    ctx: CallCtx,
+) -> Out<FileContents> {
+    let repo = repo(&i.repository)?;
+    let mut query = Vec::new();
+    if let Some(r) = &i.git_ref {
+        query.push(("ref", git_ref("ref", r)?));
+    }
+    let c = &gh.client;
+    // Without a ref GitHub reads the default branch: one request, no lookup first.
+    let url = c.url(
+        "repos/{repository}/contents/{path}",
+        &[("repository", &repo), ("path", &i.path)],
+        &query,
+    )?;
+    let body: Value = c.get_json(&ctx, url, LaneKind::Read).await?;
+    let git_ref = i.git_ref.clone().or_else(|| c.known_default_branch(&repo));
+    if let Value::Array(entries) = body {
+        let entries = entries
+            .into_iter()
+            .filter_map(|e| {
+                Some(DirEntry {
+                    name: e.get("name")?.as_str()?.to_string(),
+                    path: e.get("path")?.as_str()?.to_string(),
+                    kind: e.get("type")?.as_str()?.to_string(),
+                    size: e.get("size").and_then(Value::as_u64).unwrap_or(0),
+                })
+            })
+            .collect();
+        return Ok(FileContents {
+            path: i.path,
+            git_ref,
+            kind: "dir".into(),
+            sha: None,
+            size: None,
+            content: None,
+            content_base64: None,
+            entries: Some(entries),
+        });
+    }
+    file_window(i, git_ref, body)
+}
+
+pub(super) fn file_window(
+    i: FileContentsIn,
+    git_ref: Option<String>,
+    body: Value,
+) -> Out<FileContents> {
+    use base64::Engine;
+    let kind = body.get("type").and_then(Value::as_str).unwrap_or("file");
+    if kind != "file" {
+        return Err(ToolError::business(format!(
+            "`{}` is a {kind}, not a file or directory",
+            i.path
+        )));
+    }
+    let encoded = body.get("content").and_then(Value::as_str).unwrap_or("");
+    if encoded.is_empty() && body.get("size").and_then(Value::as_u64).unwrap_or(0) > 0 {
+        return Err(ToolError::business(format!(
+            "`{}` is larger than the contents API serves (1 MB); clone the repository or use the raw URL",
+            i.path
+        )));
+    }
+    let cleaned: String = encoded.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(cleaned)
+        .map_err(|e| ToolError::Upstream(format!("file content is not valid base64: {e}")))?;
+    let (content, content_base64) = match String::from_utf8(bytes) {
+        Ok(text) => (
+            Some(window(&text, i.offset as usize, i.max_bytes as usize)?),
+            None,
+        ),
+        Err(e) => {
+            let bytes = e.into_bytes();
+            let start = (i.offset as usize).min(bytes.len());
+            let end = (start + i.max_bytes as usize).min(bytes.len());
+            (
+                None,
+                Some(base64::engine::general_purpose::STANDARD.encode(&bytes[start..end])),
+            )
+        }
+    };
+    Ok(FileContents {
+        path: i.path,
+        git_ref,
+        kind: "file".into(),
+        sha: body.get("sha").and_then(Value::as_str).map(str::to_string),
+        size: body.get("size").and_then(Value::as_u64),
+        content,
+        content_base64,
+        entries: None,
+    })
+}
