@@ -4,7 +4,9 @@
 //! - [`config`]: the effective configuration, validated once at start.
 //! - [`runtime`]: shared machinery (executor, pages, progress, batch, metrics, journal,
 //!   events, tool registry); imports no toolset, server or transport.
+//! - [`dynamic`]: `--dynamic-toolsets` (discovery tools, per-session enabled toolsets).
 //! - [`server`]: the rmcp `ServerHandler` that assembles the enabled toolsets.
+//! - [`setup`]: MCP client configuration entries (`cortex-mcp setup`).
 //! - [`transport`]: stdio and streamable HTTP.
 //!
 //! The one public entry point is [`server::CortexServer::build`]. The library sets no
@@ -14,6 +16,7 @@
 mod architecture;
 pub mod asbr;
 pub mod config;
+pub mod dynamic;
 #[cfg(feature = "conformance-fixtures")]
 pub mod fixtures;
 pub mod github;
@@ -23,4 +26,5 @@ pub mod patchkit;
 pub mod runtime;
 pub mod schemas;
 pub mod server;
+pub mod setup;
 pub mod transport;

@@ -1,5 +1,5 @@
-//! The `cortex-mcp` command line: `serve` (stdio by default, `--http ADDR`), `tools`
-//! and `schemas`. Parses flags and `CORTEX_MCP_*` variables (clap), loads the config,
+//! The `cortex-mcp` command line: `serve` (stdio by default, `--http ADDR`), `tools`,
+//! `schemas`, `diff` and `setup`. Parses flags and `CORTEX_MCP_*` variables (clap), loads the config,
 //! and hands over to the server and transports.
 
 use std::{net::SocketAddr, path::PathBuf};
@@ -54,6 +54,50 @@ enum Command {
     },
     /// Print a git-style unified diff of two files (exit 1 when they differ, like diff(1)).
     Diff(DiffArgs),
+    /// Print (or, with --write, merge into its config file) an MCP client's entry for this server.
+    Setup(SetupArgs),
+}
+
+/// `cortex-mcp setup ...`, parsed on its own (the server options mean nothing to it;
+/// server flags for the entry go after `--`).
+#[derive(Parser)]
+#[command(
+    name = "cortex-mcp setup",
+    bin_name = "cortex-mcp setup",
+    about = "Print the MCP client configuration entry that runs (stdio) or reaches (--http) this server, or merge it into the client's config file with --write."
+)]
+struct SetupCli {
+    #[command(flatten)]
+    args: SetupArgs,
+}
+
+#[derive(Args)]
+struct SetupArgs {
+    /// The client: claude-code (.mcp.json), claude-desktop, vscode (.vscode/mcp.json) or
+    /// cursor (.cursor/mcp.json).
+    #[arg(value_enum)]
+    client: cortex_mcp::setup::Client,
+    /// Reach a running HTTP server at this URL (e.g. http://127.0.0.1:7439/mcp) instead
+    /// of starting this binary over stdio.
+    #[arg(long, value_name = "URL")]
+    http: Option<String>,
+    /// With --http: send `Authorization: Bearer` with this environment variable's value
+    /// (referenced in the client's syntax, never copied). Default CORTEX_MCP_AUTH_TOKEN
+    /// for a URL that is not loopback.
+    #[arg(long, value_name = "VAR", requires = "http")]
+    token_env: Option<String>,
+    /// Merge the entry into the client's config file (existing entries kept).
+    #[arg(long)]
+    write: bool,
+    /// The config file to print for / write to, instead of the client's documented one.
+    #[arg(long, value_name = "FILE")]
+    config_path: Option<PathBuf>,
+    /// The server's name in the client's config.
+    #[arg(long, default_value = "cortex-mcp")]
+    name: String,
+    /// Server flags for the stdio entry (after `--`), e.g. `-- --dynamic-toolsets`.
+    #[arg(last = true, value_name = "SERVE_ARGS")]
+    serve_args: Vec<String>,
 }
 
 /// `cortex-mcp diff ...`, parsed on its own so that its help lists only its own
@@ -104,15 +148,26 @@ fn main() -> std::process::ExitCode {
     }
     // `help diff` too: clap's own help would list the server options, which are global
     // to every subcommand of `Cli` but mean nothing to `diff`.
+    if argv.get(1).is_some_and(|a| a == "help") && argv.get(2).is_some_and(|a| a == "setup") {
+        return match <SetupCli as clap::CommandFactory>::command().print_help() {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(_) => std::process::ExitCode::from(2),
+        };
+    }
     if argv.get(1).is_some_and(|a| a == "help") && argv.get(2).is_some_and(|a| a == "diff") {
         return match <DiffCli as clap::CommandFactory>::command().print_help() {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(_) => std::process::ExitCode::from(2),
         };
     }
+    if argv.get(1).is_some_and(|a| a == "setup") {
+        return setup(&SetupCli::parse_from(&argv[1..]).args);
+    }
     let cli = Cli::parse_from(argv);
-    if let Some(Command::Diff(args)) = &cli.command {
-        return diff_files(args);
+    match &cli.command {
+        Some(Command::Diff(args)) => return diff_files(args),
+        Some(Command::Setup(args)) => return setup(args),
+        _ => {}
     }
     match start(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -135,6 +190,74 @@ fn diff_files(args: &DiffArgs) -> std::process::ExitCode {
             bench: args.bench,
         },
     ))
+}
+
+/// `cortex-mcp setup CLIENT`: prints the entry (and where it goes), or merges it into
+/// the client's config file. No config, no async runtime; exit 2 on trouble.
+fn setup(args: &SetupArgs) -> std::process::ExitCode {
+    match run_setup(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cortex-mcp setup: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn run_setup(args: &SetupArgs) -> anyhow::Result<()> {
+    use cortex_mcp::setup::{self, Client, Target};
+    let target = match &args.http {
+        Some(url) => {
+            let loopback = url::Url::parse(url)
+                .ok()
+                .is_some_and(|u| matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")));
+            Target::Http {
+                url: url.clone(),
+                token_env: args
+                    .token_env
+                    .clone()
+                    .or_else(|| (!loopback).then(|| "CORTEX_MCP_AUTH_TOKEN".to_string())),
+            }
+        }
+        None => {
+            let exe = std::env::current_exe().context("finding this binary's path")?;
+            let exe = exe.canonicalize().unwrap_or(exe);
+            let mut serve = vec!["serve".to_string()];
+            serve.extend(args.serve_args.iter().cloned());
+            Target::Stdio {
+                command: exe.to_string_lossy().into_owned(),
+                args: serve,
+            }
+        }
+    };
+    let entry = setup::entry(args.client, &target)?;
+    let path = match &args.config_path {
+        Some(p) => p.clone(),
+        None => args
+            .client
+            .default_path(&std::env::current_dir().context("reading the working directory")?)?,
+    };
+    if args.write {
+        let replaced = setup::write(args.client, &path, &args.name, &entry)?;
+        eprintln!(
+            "{} `{}` in {}",
+            if replaced { "replaced" } else { "added" },
+            args.name,
+            path.display()
+        );
+    } else {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&setup::document(args.client, &args.name, &entry))?
+        );
+        eprintln!("(merge into {}, or run again with --write)", path.display());
+    }
+    if args.client == Client::ClaudeDesktop {
+        eprintln!(
+            "note: Claude Desktop expands no variables; for the github tools add \"env\": {{\"GITHUB_TOKEN\": \"...\"}} to the entry by hand (keep the file private)"
+        );
+    }
+    Ok(())
 }
 
 fn start(cli: Cli) -> anyhow::Result<()> {
@@ -177,7 +300,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 _ => bail!("schemas: pass --write DIR or --check DIR"),
             }
         }
-        Command::Diff(_) => bail!("diff is handled before the server starts"),
+        Command::Diff(_) | Command::Setup(_) => {
+            bail!("diff and setup are handled before the server starts")
+        }
     }
     Ok(())
 }

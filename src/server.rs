@@ -14,7 +14,7 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, model::*, service::
 use crate::{
     asbr,
     config::Config,
-    github, integrations, mvp, patchkit,
+    dynamic, github, integrations, mvp, patchkit,
     runtime::{
         Runtime, batch,
         client::Client,
@@ -139,6 +139,8 @@ pub struct Shared {
     pub prompts: Vec<Arc<dyn PromptSource>>,
     /// Extra HTTP routes of the enabled toolsets (served next to /mcp in HTTP mode).
     pub routes: axum::Router,
+    /// `--dynamic-toolsets`: the discovery tools and which toolsets a session starts with.
+    pub dynamic: Option<Arc<dynamic::Catalog>>,
 }
 
 /// The server handler; cheap to clone.
@@ -159,6 +161,8 @@ pub const MAX_SUBSCRIPTIONS: usize = 256;
 struct SessionState {
     subscriptions: parking_lot::Mutex<HashMap<String, CancellationToken>>,
     log_level: parking_lot::Mutex<Option<LoggingLevel>>,
+    /// The toolsets this session enabled (`--dynamic-toolsets`).
+    toolsets: dynamic::Session,
 }
 
 impl Drop for SessionState {
@@ -234,26 +238,28 @@ impl CortexServer {
         let config = Arc::new(config);
         let runtime = Runtime::new(config.clone())?;
         let mut toolsets = Vec::new();
-        if config.toolset_enabled("github") {
+        // Dynamic mode builds every toolset; sessions choose which ones they list.
+        let wanted = |name: &str| config.dynamic_toolsets || config.toolset_enabled(name);
+        if wanted("github") {
             toolsets.push(github::toolset(&runtime)?);
         }
-        if config.toolset_enabled("asbr") {
+        if wanted("asbr") {
             toolsets.push(or_unavailable(&runtime, "asbr", asbr::toolset));
         }
-        if config.toolset_enabled("mvp") {
+        if wanted("mvp") {
             toolsets.push(or_unavailable(&runtime, "mvp", mvp::toolset));
         }
-        if config.toolset_enabled("patchkit") {
+        if wanted("patchkit") {
             toolsets.push(patchkit::toolset(&runtime));
         }
-        if config.toolset_enabled("integrations") {
+        if wanted("integrations") {
             toolsets.push(or_unavailable(
                 &runtime,
                 "integrations",
                 integrations::toolset,
             ));
         }
-        if config.toolset_enabled("batch") {
+        if wanted("batch") {
             toolsets.push(Toolset::new(
                 "batch",
                 "batch: run up to 50 independent calls in one request with `batch`.",
@@ -273,6 +279,15 @@ impl CortexServer {
     fn assemble(runtime: Runtime, toolsets: Vec<Toolset>) -> Self {
         let config = runtime.config.clone();
         let order: Vec<&str> = toolsets.iter().map(|t| t.name).collect();
+        let described: Vec<(&'static str, &'static str)> =
+            toolsets.iter().map(|t| (t.name, t.instructions)).collect();
+        // In dynamic mode a session starts with the named toolsets only: their
+        // instructions, and how to enable the others.
+        let starts_with = |name: &str| {
+            !config.dynamic_toolsets
+                || config.toolset_enabled(name)
+                || !crate::config::ALL_TOOLSETS.contains(&name)
+        };
         let mut instructions = String::from(BASE_INSTRUCTIONS);
         let mut tools = Vec::new();
         let mut resources = Vec::new();
@@ -282,11 +297,22 @@ impl CortexServer {
             resources.extend(ts.resources);
             prompts.extend(ts.prompts);
             routes = routes.merge(ts.routes);
-            instructions.push_str("\n\n");
-            instructions.push_str(ts.instructions);
+            if starts_with(ts.name) {
+                instructions.push_str("\n\n");
+                instructions.push_str(ts.instructions);
+            }
             tools.extend(ts.tools.into_iter().filter(|t| selected(&config, t)));
         }
         let registry = Arc::new(Registry::new(tools, &order));
+        let dynamic = config.dynamic_toolsets.then(|| {
+            instructions.push_str("\n\n");
+            instructions.push_str(dynamic::INSTRUCTIONS);
+            Arc::new(dynamic::Catalog::new(
+                &described,
+                &registry,
+                &config.toolsets,
+            ))
+        });
         CortexServer {
             shared: Arc::new(Shared {
                 runtime,
@@ -295,6 +321,7 @@ impl CortexServer {
                 resources,
                 prompts,
                 routes,
+                dynamic,
             }),
             session: Arc::default(),
         }
@@ -477,20 +504,24 @@ fn json_resource(uri: &str, name: &str, description: &str) -> Resource {
 #[allow(clippy::field_reassign_with_default)]
 impl ServerHandler for CortexServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .enable_resources()
-                .enable_resources_subscribe()
-                .enable_prompts()
-                .enable_logging()
-                .build(),
-        )
-        .with_server_info(Implementation::new(
-            env!("CARGO_PKG_NAME"),
-            env!("CARGO_PKG_VERSION"),
-        ))
-        .with_instructions(self.shared.instructions.clone())
+        let mut capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .enable_prompts()
+            .enable_logging()
+            .build();
+        if self.shared.dynamic.is_some()
+            && let Some(tools) = capabilities.tools.as_mut()
+        {
+            tools.list_changed = Some(true);
+        }
+        ServerConfig::new(capabilities)
+            .with_server_info(Implementation::new(
+                env!("CARGO_PKG_NAME"),
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions(self.shared.instructions.clone())
     }
 
     async fn list_tools(
@@ -499,12 +530,22 @@ impl ServerHandler for CortexServer {
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let mut result = ListToolsResult::default();
-        result.tools = self.catalog();
+        result.tools = match &self.shared.dynamic {
+            Some(dynamic) => dynamic.tools(&self.session.toolsets, &self.shared.registry),
+            None => self.catalog(),
+        };
         Ok(result)
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.shared.registry.get(name).map(|t| t.tool.clone())
+        let def = self.shared.registry.get(name);
+        match &self.shared.dynamic {
+            Some(dynamic) => dynamic.discovery_tool(name).cloned().or_else(|| {
+                def.filter(|d| dynamic.enabled(&self.session.toolsets, d.toolset))
+                    .map(|d| d.tool.clone())
+            }),
+            None => def.map(|t| t.tool.clone()),
+        }
     }
 
     async fn list_prompts(
@@ -557,6 +598,23 @@ impl ServerHandler for CortexServer {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let registry = &self.shared.registry;
+        if let Some(dynamic) = &self.shared.dynamic {
+            let session = &self.session.toolsets;
+            if dynamic.discovery_tool(&request.name).is_some() {
+                let args = request.arguments.unwrap_or_default();
+                let stateless = stateless_http(&ctx);
+                return Ok(dynamic
+                    .call(&request.name, args, session, &ctx.peer, stateless)
+                    .await
+                    .into());
+            }
+            if let Some(refused) = registry
+                .get(&request.name)
+                .and_then(|def| dynamic.not_enabled(session, def))
+            {
+                return Ok(refused.into());
+            }
+        }
         let Some(def) = registry.get(&request.name) else {
             return Err(McpError::invalid_params(
                 format!(

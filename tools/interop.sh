@@ -4,6 +4,7 @@
 #   2. Python SDK (mcp, mcp.Client, auto + legacy modes) - tools/interop/py_client.py
 #   3. MCP Inspector CLI (@modelcontextprotocol/inspector --cli, tools/list --strict)
 #   1b. TypeScript SDK v2 (@modelcontextprotocol/client, 2026-07-28 era) - tools/interop/ts2-client.mjs
+#   1c. --dynamic-toolsets through the TypeScript SDK v2 (list_changed)   - tools/interop/ts2-dynamic.mjs
 #   3b. the conformance suite (@modelcontextprotocol/conformance) for 2025-11-25 and 2026-07-28
 #   4. every toolset's tools through the Python SDK (tools/interop/calls/*.json)
 # Clients are installed locally: npm into tools/interop/node_modules (versions pinned in
@@ -180,6 +181,17 @@ ts_client "ts-sdk" @modelcontextprotocol/sdk ts-client.mjs
 
 # ---------------------------------------------------------------- 1b. TypeScript SDK v2 (2026-07-28 era)
 ts_client "ts-sdk-v2" @modelcontextprotocol/client ts2-client.mjs
+
+# ---------------------------------------------------------------- 1c. --dynamic-toolsets, TS SDK v2 over stdio
+# enable_toolset -> notifications/tools/list_changed -> the client's listChanged handler sees
+# the new tools; in both the 2025-11-25 (legacy) and 2026-07-28 (auto) eras.
+if [[ $NODE_OK -eq 1 && -f "$DIR/node_modules/@modelcontextprotocol/client/package.json" ]]; then
+  for era in legacy auto; do
+    run_client "ts-sdk-v2/dynamic/$era" node "$DIR/ts2-dynamic.mjs" "$BIN" "$(state_dir)" "$era"
+  done
+else
+  skip "ts-sdk-v2/dynamic" "${NODE_REASON:-@modelcontextprotocol/client not installed}"
+fi
 
 # ---------------------------------------------------------------- 2. Python SDK
 if [[ $PY_OK -eq 1 ]]; then

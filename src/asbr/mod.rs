@@ -12,7 +12,6 @@ pub mod manifest;
 pub mod pr_checkout;
 pub mod profiles;
 pub mod review_rules;
-pub mod review_tools;
 pub mod reviews;
 pub mod scan;
 pub mod tasks;

@@ -3,7 +3,8 @@
 //! `security-only`), optional path globs and reviewers. The deterministic reviewers
 //! (`security` through the security scan; `performance`, `architecture` and `style`
 //! through `review_rules.rs`) run as one asbr task; the model is the `ai` reviewer and
-//! answers with `submit_feedback`.
+//! answers with `submit_feedback`. Scopes live in `reviews/scope.rs`, running the
+//! analysers in `reviews/analysis.rs`.
 //!
 //! Owns the `reviews` stream of the runtime's store under `<state-dir>/asbr/` (one full
 //! review record per change, last write wins; compacted in the background, once the log
@@ -13,28 +14,28 @@
 //! tool registration or other toolsets.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, HashMap},
     path::Path,
-    sync::atomic::{AtomicU64, Ordering},
-    time::SystemTime,
 };
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::runtime::{
     principal::Principal,
-    stop::{Stop, Stopped},
     store::{Compaction, Fsync, Stream, StreamOptions},
 };
 
-use super::{
-    AsbrError, open_stream,
-    review_rules::{self, ReviewRules},
-    scan::{self, Advisory, Rules, ScanType, Severity},
+mod analysis;
+mod scope;
+
+pub use analysis::{
+    Analysers, ReviewerOutcome, run_pack, run_security, severity_name, summarise, to_value,
 };
+pub use scope::Scope;
+
+use super::{AsbrError, open_stream, scan::Severity};
 
 const STREAM: &str = "reviews";
 /// Most reviews kept in memory (the oldest finished ones leave first).
@@ -493,252 +494,6 @@ impl ReviewStore {
     }
 }
 
-// ---------------------------------------------------------------- scope
-
-/// A compiled review scope: gitignore-style globs relative to the repository (none:
-/// everything), optionally narrowed to a set of files (a pull request's) and to files
-/// modified at or after a time (an incremental review).
-pub struct Scope {
-    root: std::path::PathBuf,
-    /// The repository, opened when modification times are wanted: they are read
-    /// through this handle, never by path.
-    dir: Option<crate::runtime::workspace::Beneath>,
-    globs: Option<ignore::overrides::Override>,
-    files: Option<HashSet<String>>,
-    modified_since: Option<SystemTime>,
-}
-
-impl Scope {
-    pub fn new(root: &Path, entries: &[String]) -> Result<Self, ReviewError> {
-        let mut scope = Scope {
-            root: root.to_path_buf(),
-            dir: None,
-            globs: None,
-            files: None,
-            modified_since: None,
-        };
-        if entries.is_empty()
-            || entries
-                .iter()
-                .any(|e| matches!(e.trim(), "all" | "full" | "*" | "**"))
-        {
-            return Ok(scope);
-        }
-        let mut b = ignore::overrides::OverrideBuilder::new(root);
-        for e in entries {
-            let e = e.trim();
-            if e.is_empty()
-                || e.starts_with('/')
-                || e.starts_with('!')
-                || e.split(['/', '\\']).any(|p| p == "..")
-            {
-                return Err(ReviewError::Input(format!(
-                    "paths: `{e}` must be a glob or path relative to repositoryUrl, without `..`, a leading `/` or `!`; leave paths out for the whole repository"
-                )));
-            }
-            b.add(e)
-                .map_err(|err| ReviewError::Input(format!("paths: `{e}` is not a glob: {err}")))?;
-        }
-        let globs = b
-            .build()
-            .map_err(|err| ReviewError::Input(format!("paths: {err}")))?;
-        scope.globs = Some(globs);
-        Ok(scope)
-    }
-
-    /// Narrows the scope to these repository-relative files.
-    pub fn only_files(mut self, files: impl IntoIterator<Item = String>) -> Self {
-        self.files = Some(files.into_iter().collect());
-        self
-    }
-
-    /// Narrows the scope to files modified at or after `since`.
-    pub fn modified_since(mut self, since: SystemTime) -> Self {
-        self.dir = crate::runtime::workspace::Beneath::open_ambient(&self.root).ok();
-        self.modified_since = Some(since);
-        self
-    }
-
-    /// True when the repository-relative file `rel` is in scope.
-    pub fn contains(&self, rel: &str) -> bool {
-        if self.files.as_ref().is_some_and(|f| !f.contains(rel)) {
-            return false;
-        }
-        if let Some(since) = self.modified_since {
-            let modified = self.dir.as_ref().and_then(|d| d.modified(Path::new(rel)));
-            if modified.is_some_and(|m| m < since) {
-                return false;
-            }
-        }
-        self.matches_globs(rel)
-    }
-
-    fn matches_globs(&self, rel: &str) -> bool {
-        match &self.globs {
-            None => true,
-            Some(o) => {
-                let path = Path::new(rel);
-                if o.matched(path, false).is_whitelist() {
-                    return true;
-                }
-                // a directory entry (e.g. `src`) covers everything under it
-                path.ancestors()
-                    .skip(1)
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .any(|p| o.matched(p, true).is_whitelist())
-            }
-        }
-    }
-}
-
-// ---------------------------------------------------------------- analysis
-
-/// What the analysers produced for one reviewer.
-pub struct ReviewerOutcome {
-    pub findings: Vec<ReviewFinding>,
-    pub files_scanned: u64,
-}
-
-/// Runs the security scan over `root` and keeps the findings in scope.
-pub fn run_security(
-    rules: &Rules,
-    root: &Path,
-    scope: &Scope,
-    advisories: &[Advisory],
-    stop: &Stop,
-    on_file: &(dyn Fn(u64) + Sync),
-) -> Result<ReviewerOutcome, Stopped> {
-    let out = scan::scan_dir(rules, root, ScanType::All, None, advisories, stop, on_file)?;
-    Ok(ReviewerOutcome {
-        findings: out
-            .findings
-            .into_iter()
-            .filter(|f| scope.contains(&f.file))
-            .map(|f| ReviewFinding {
-                reviewer: ReviewerKind::Security,
-                rule: f.rule,
-                severity: f.severity,
-                file: f.file,
-                line: f.line,
-                message: f.message,
-                excerpt: f.excerpt,
-            })
-            .collect(),
-        files_scanned: out.summary.files_scanned,
-    })
-}
-
-/// Runs the `performance`, `architecture` or `style` pack over the source files of `root` in scope
-/// (respecting `.gitignore`, skipping binaries and files over 2 MiB). The walk quits
-/// between files once `stop` is raised, and then answers [`Stopped`].
-pub fn run_pack(
-    rules: &ReviewRules,
-    kind: ReviewerKind,
-    root: &Path,
-    scope: &Scope,
-    stop: &Stop,
-    on_file: &(dyn Fn(u64) + Sync),
-) -> Result<ReviewerOutcome, Stopped> {
-    let findings = Mutex::new(Vec::new());
-    let files = AtomicU64::new(0);
-    // Listed and read through the root's handle only (see `scan::list_files`).
-    let dir = crate::runtime::workspace::Beneath::open_ambient(root).ok();
-    let listed = dir
-        .as_ref()
-        .map(|d| scan::list_files(d, stop))
-        .unwrap_or_default();
-    scan::for_each_parallel(&listed, stop, |(rel_path, len)| {
-        let Some(lang) = review_rules::lang_of(rel_path) else {
-            return;
-        };
-        let rel = rel_path.to_string_lossy().replace('\\', "/");
-        if !scope.contains(&rel) || *len > scan::MAX_FILE_BYTES {
-            return;
-        }
-        let Some(data) = dir.as_ref().and_then(|d| d.read(rel_path).ok().flatten()) else {
-            return;
-        };
-        if data[..data.len().min(8192)].contains(&0) {
-            return;
-        }
-        let text = String::from_utf8_lossy(&data);
-        let hits = match kind {
-            ReviewerKind::Performance => rules.performance(lang, &text),
-            ReviewerKind::Architecture => rules.architecture(lang, &text),
-            _ => rules.style(lang, &text),
-        };
-        if !hits.is_empty() {
-            findings
-                .lock()
-                .extend(hits.into_iter().map(|h| ReviewFinding {
-                    reviewer: kind,
-                    rule: h.rule.to_string(),
-                    severity: h.severity,
-                    file: rel.clone(),
-                    line: h.line,
-                    message: h.message,
-                    excerpt: h.excerpt,
-                }));
-        }
-        on_file(files.fetch_add(1, Ordering::Relaxed) + 1);
-    });
-    stop.check()?;
-    Ok(ReviewerOutcome {
-        findings: findings.into_inner(),
-        files_scanned: files.into_inner(),
-    })
-}
-
-/// Sorts (most severe first), counts and caps the findings of a review.
-pub fn summarise(
-    mut findings: Vec<ReviewFinding>,
-    files_scanned: u64,
-) -> (Vec<ReviewFinding>, FindingSummary) {
-    findings.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then_with(|| a.file.cmp(&b.file))
-            .then(a.line.cmp(&b.line))
-            .then_with(|| a.rule.cmp(&b.rule))
-    });
-    let mut s = FindingSummary {
-        total: findings.len() as u64,
-        files_scanned,
-        ..Default::default()
-    };
-    for f in &findings {
-        *s.by_severity
-            .entry(severity_name(f.severity).to_string())
-            .or_insert(0) += 1;
-        *s.by_reviewer
-            .entry(f.reviewer.as_str().to_string())
-            .or_insert(0) += 1;
-    }
-    s.truncated = findings.len() > MAX_REVIEW_FINDINGS;
-    findings.truncate(MAX_REVIEW_FINDINGS);
-    (findings, s)
-}
-
-pub fn severity_name(s: Severity) -> &'static str {
-    match s {
-        Severity::Low => "low",
-        Severity::Medium => "medium",
-        Severity::High => "high",
-        Severity::Critical => "critical",
-    }
-}
-
-/// Everything a review run needs, shared read-only.
-pub struct Analysers {
-    pub security: std::sync::Arc<Rules>,
-    pub packs: ReviewRules,
-}
-
-/// Convenience for serialising to a JSON value for event payloads.
-pub fn to_value<T: Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -854,38 +609,5 @@ mod tests {
         assert!(store.get("r3", &me).is_ok());
         assert!(store.get("r1", &me).is_err() && store.get("r2", &me).is_err());
         store.close().await;
-    }
-
-    #[test]
-    fn scope_globs_and_directories() {
-        let root = Path::new("/repo");
-        let s = Scope::new(root, &["src".into(), "*.py".into()]).unwrap();
-        assert!(s.contains("src/a/b.rs"));
-        assert!(s.contains("tools/x.py"));
-        assert!(!s.contains("web/index.js"));
-        let all = Scope::new(root, &["all".into()]).unwrap();
-        assert!(all.contains("anything/at/all.rs"));
-        assert!(Scope::new(root, &["../x".into()]).is_err());
-        assert!(Scope::new(root, &["/etc".into()]).is_err());
-    }
-
-    #[test]
-    fn incremental_scopes_read_modification_times_through_the_handle() {
-        let base = tempfile::tempdir().unwrap();
-        let root = base.path().join("repo");
-        let outside = base.path().join("outside");
-        std::fs::create_dir_all(root.join("src")).unwrap();
-        std::fs::create_dir_all(&outside).unwrap();
-        std::fs::write(root.join("src/old.rs"), "").unwrap();
-        std::fs::write(outside.join("old.rs"), "").unwrap();
-        std::os::unix::fs::symlink(&outside, root.join("out")).unwrap();
-        let later = SystemTime::now() + std::time::Duration::from_secs(3600);
-        let s = Scope::new(&root, &[]).unwrap().modified_since(later);
-        assert!(
-            !s.contains("src/old.rs"),
-            "older than `since`: out of scope"
-        );
-        // Through a symlink out nothing is looked up (by path it would be found old).
-        assert!(s.contains("out/old.rs"));
     }
 }

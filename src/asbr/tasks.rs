@@ -1,8 +1,8 @@
 //! Durable tasks: idempotent creation, per-task event history with long-poll waiting, and
-//! the `asbr://tasks/{id}/events` resources. The `cortex.task@1` model lives in
-//! `tasks/model.rs`, the state machine and the application of task events in
-//! `tasks/transitions.rs`, the start-up rebuild and the snapshot it writes in
-//! `tasks/rebuild.rs`.
+//! the `asbr://tasks/{id}/events` resources (`tasks/resources.rs`). The `cortex.task@1`
+//! model lives in `tasks/model.rs`, the state machine and the application of task events
+//! in `tasks/transitions.rs`, the start-up rebuild and the snapshot it writes in
+//! `tasks/rebuild.rs`, idempotency keys and traceparents in `tasks/ids.rs`.
 //!
 //! Event-sourced: a transition is one task event on the bus, journaled in the bus's
 //! `asbr` stream; that journal is the source of truth. `PlanStarted` carries the created
@@ -36,21 +36,20 @@ use std::{
 };
 
 use parking_lot::RwLock;
-use rmcp::model::ResourceTemplate;
-use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::runtime::{
     events::{Event, EventBus},
     principal::Principal,
-    resources::{ResourceError, ResourceSource},
     store::{Fsync, LocalBackend, Position, Stream, StreamOptions},
 };
 
-use super::{AsbrError, canonical};
+use super::AsbrError;
 
+mod ids;
 mod model;
 mod rebuild;
+mod resources;
 mod transitions;
 
 pub use model::{
@@ -58,6 +57,7 @@ pub use model::{
     Task, TaskEventData, TaskEventKind, TaskInput, TaskInputItem, TaskStatus,
 };
 
+pub use ids::{idempotency_key, traceparent};
 use transitions::apply_event;
 pub use transitions::{Change, apply_agent_event, apply_approval, apply_cancel, apply_resume};
 
@@ -104,49 +104,6 @@ pub enum TaskError {
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// The idempotency key: first 16 hex of SHA-256 over canonical
-/// `{title, brief, inputs, scopes (sorted)}`.
-pub fn idempotency_key(input: &TaskInput) -> String {
-    let mut scopes = input.scopes.clone();
-    scopes.sort();
-    let value = serde_json::json!({
-        "title": input.title,
-        "brief": input.brief,
-        "inputs": input.inputs,
-        "scopes": scopes,
-    });
-    canonical::sha256_hex(canonical::to_string(&value).as_bytes())[..16].to_string()
-}
-
-/// The request's `traceparent` when valid W3C, else a new one.
-pub fn traceparent(meta: &serde_json::Map<String, Value>) -> String {
-    if let Some(tp) = meta.get("traceparent").and_then(Value::as_str)
-        && valid_traceparent(tp)
-    {
-        return tp.to_string();
-    }
-    let trace = uuid::Uuid::new_v4().simple().to_string();
-    let span = &uuid::Uuid::new_v4().simple().to_string()[..16];
-    format!("00-{trace}-{span}-01")
-}
-
-fn valid_traceparent(tp: &str) -> bool {
-    let parts: Vec<&str> = tp.split('-').collect();
-    let hex = |s: &str, n: usize| {
-        s.len() == n
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    parts.len() == 4
-        && hex(parts[0], 2)
-        && parts[0] != "ff"
-        && hex(parts[1], 32)
-        && parts[1] != "0".repeat(32)
-        && hex(parts[2], 16)
-        && parts[2] != "0".repeat(16)
-        && hex(parts[3], 2)
 }
 
 fn hint(task: &Task, kind: TaskEventKind, step: Option<&str>) -> String {
@@ -651,387 +608,5 @@ fn idempotency_slot(owner: &str, key: &str) -> String {
     format!("{owner}\n{key}")
 }
 
-// ---------------------------------------------------------------- resources
-
-/// `asbr://tasks/{id}/events[?since_seq=N]` → the id and `since_seq`.
-fn parse_uri(uri: &str) -> Option<(&str, u64)> {
-    let rest = uri.strip_prefix(URI_PREFIX)?;
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let id = path.strip_suffix("/events")?;
-    if id.is_empty() || id.contains('/') {
-        return None;
-    }
-    let since = query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("since_seq="))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    Some((id, since))
-}
-
-impl ResourceSource for TaskStore {
-    fn templates(&self) -> Vec<ResourceTemplate> {
-        vec![
-            ResourceTemplate::new("asbr://tasks/{id}/events", "task-events")
-                .with_description("Events of one asbr task, oldest first, up to 500 after `?since_seq=N`; subscribe to be notified of new ones")
-                .with_mime_type("application/json"),
-        ]
-    }
-
-    fn handles(&self, uri: &str) -> bool {
-        uri.starts_with(URI_PREFIX)
-    }
-
-    fn read(&self, uri: &str, principal: &Principal) -> Result<String, ResourceError> {
-        let (id, since) = parse_uri(uri).ok_or_else(|| {
-            ResourceError::NotFound(format!("{uri}: expected asbr://tasks/{{id}}/events"))
-        })?;
-        let slot = self
-            .visible_slot(id, principal)
-            .map_err(|e| ResourceError::NotFound(e.to_string()))?;
-        let (events, _) = select(&slot.events.read(), &[], since, 500, principal);
-        let next_seq = events.last().map_or(since, |e| e.seq);
-        Ok(serde_json::json!({ "taskId": id, "events": events, "next_seq": next_seq }).to_string())
-    }
-
-    fn watch(
-        &self,
-        uri: &str,
-        principal: &Principal,
-    ) -> Result<watch::Receiver<u64>, ResourceError> {
-        let (id, _) = parse_uri(uri).ok_or_else(|| {
-            ResourceError::NotFound(format!("{uri}: expected asbr://tasks/{{id}}/events"))
-        })?;
-        let slot = self
-            .visible_slot(id, principal)
-            .map_err(|e| ResourceError::NotFound(e.to_string()))?;
-        Ok(slot.changes.subscribe())
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn input(scopes: &[&str]) -> TaskInput {
-        TaskInput {
-            title: "t".into(),
-            brief: "b".into(),
-            inputs: vec![TaskInputItem::Text { value: "x".into() }],
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            deadlines: None,
-            a11y_profile_id: None,
-            preferences: None,
-        }
-    }
-
-    #[test]
-    fn key_ignores_scope_order_and_is_16_hex() {
-        let a = idempotency_key(&input(&["b", "a"]));
-        assert_eq!(a, idempotency_key(&input(&["a", "b"])));
-        assert_eq!(a.len(), 16);
-        assert_ne!(a, idempotency_key(&input(&["a"])));
-    }
-
-    #[test]
-    fn traceparent_kept_when_valid_else_generated() {
-        let mut meta = serde_json::Map::new();
-        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        meta.insert("traceparent".into(), tp.into());
-        assert_eq!(traceparent(&meta), tp);
-        meta.insert("traceparent".into(), "garbage".into());
-        assert!(valid_traceparent(&traceparent(&meta)));
-    }
-
-    fn p() -> Principal {
-        Principal::stdio()
-    }
-
-    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-
-    fn open(dir: &Path) -> (EventBus, TaskStore) {
-        let bus = EventBus::new(Some(dir.join("events")), Fsync::Never).unwrap();
-        let store = TaskStore::open(&dir.join("asbr"), bus.clone(), Fsync::Never).unwrap();
-        (bus, store)
-    }
-
-    async fn close(bus: EventBus, store: TaskStore) {
-        store.close().await;
-        bus.close().await;
-    }
-
-    async fn step(
-        store: &TaskStore,
-        id: &str,
-        kind: AgentEventKind,
-        step: &str,
-        data: Value,
-    ) -> Task {
-        let step = Some(step.to_string());
-        store
-            .transition(id, &p(), TP.into(), |t| {
-                apply_agent_event(t, kind, step, Some(data))
-            })
-            .await
-            .unwrap()
-    }
-
-    /// Creates a fresh task with `scope` as its only scope (distinct scopes, distinct tasks).
-    async fn create(store: &TaskStore, scope: &str) -> Task {
-        let created = store
-            .create(input(&[scope]), None, TP.into(), &p(), false)
-            .await
-            .unwrap();
-        assert!(!created.reused, "a task with scope {scope} already existed");
-        created.task
-    }
-
-    /// `task` after twelve `StepCompleted` events.
-    async fn twelve_steps(store: &TaskStore, mut task: Task) -> Task {
-        for i in 0..12 {
-            let data = serde_json::json!(i);
-            task = step(store, &task.id, AgentEventKind::StepCompleted, "s", data).await;
-        }
-        task
-    }
-
-    async fn event_count(store: &TaskStore, id: &str) -> usize {
-        let (events, _) = store
-            .watch(&p(), Some(id), &[], 0, 100, Duration::ZERO)
-            .await
-            .unwrap();
-        events.len()
-    }
-
-    #[tokio::test]
-    async fn tasks_rebuilt_from_their_events_equal_the_acknowledged_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let (bus, store) = open(dir.path());
-        let a = create(&store, "a").await;
-        let ids = serde_json::json!({"artifacts": ["art-1"], "evidenceIds": ["ev-1"]});
-        step(&store, &a.id, AgentEventKind::StepCompleted, "plan", ids).await;
-        step(
-            &store,
-            &a.id,
-            AgentEventKind::AwaitingApproval,
-            "deploy",
-            Value::Null,
-        )
-        .await;
-        let a_approved = store
-            .transition(&a.id, &p(), TP.into(), |t| {
-                apply_approval(t, "deploy", Approver::User, "stdio")
-            })
-            .await
-            .unwrap();
-        let b = create(&store, "b").await;
-        let b_canceled = store
-            .transition(&b.id, &p(), TP.into(), apply_cancel)
-            .await
-            .unwrap();
-        close(bus, store).await;
-
-        // First restart: everything comes from the bus journal; a snapshot is written.
-        let (bus, store) = open(dir.path());
-        assert_eq!(store.get(&a.id, &p()).unwrap(), a_approved);
-        assert_eq!(store.get(&b.id, &p()).unwrap(), b_canceled);
-        assert_eq!(event_count(&store, &a.id).await, 4);
-        let c = create(&store, "c").await;
-        let more = serde_json::json!({"artifacts": ["art-2", "art-1"]});
-        let a_done = step(
-            &store,
-            &a.id,
-            AgentEventKind::DeliverableReady,
-            "ship",
-            more,
-        )
-        .await;
-        close(bus, store).await;
-
-        assert!(dir.path().join("asbr/tasks.snapshot.json").exists());
-
-        // Second restart: the snapshot plus the events published after it.
-        let (bus, store) = open(dir.path());
-        assert_eq!(store.get(&a.id, &p()).unwrap(), a_done);
-        assert_eq!(store.get(&c.id, &p()).unwrap().status, TaskStatus::Queued);
-        assert_eq!(a_done.artifacts, vec!["art-1", "art-2"]);
-        assert_eq!(a_done.evidence_ids, vec!["ev-1"]);
-        assert_eq!(a_done.approvals.len(), 1);
-        assert_eq!(a_done.status, TaskStatus::Succeeded);
-        assert_eq!(event_count(&store, &a.id).await, 5);
-        let reused = store
-            .create(input(&["c"]), None, TP.into(), &p(), false)
-            .await
-            .unwrap();
-        assert!(reused.reused, "idempotency survives restarts");
-        close(bus, store).await;
-    }
-
-    /// Like `open`, with a bus that compacts its streams past 2 KiB and keeps one
-    /// event per type in its rings.
-    fn open_compacting(dir: &Path) -> (EventBus, TaskStore) {
-        let options = crate::runtime::events::BusOptions {
-            ring_capacity: 1,
-            max_segment_bytes: 2048,
-            ..crate::runtime::events::BusOptions::new(Fsync::Never)
-        };
-        let bus = EventBus::with_options(Some(dir.join("events")), options).unwrap();
-        let store = TaskStore::open(&dir.join("asbr"), bus.clone(), Fsync::Never).unwrap();
-        (bus, store)
-    }
-
-    #[tokio::test]
-    async fn tasks_rebuilt_after_the_bus_compacts_equal_the_acknowledged_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let compacted = dir.path().join("events/asbr.snapshot.json");
-        let (bus, store) = open_compacting(dir.path());
-        let a = twelve_steps(&store, create(&store, "a").await).await;
-        let b = create(&store, "b").await;
-        close(bus, store).await;
-        assert!(
-            !compacted.exists(),
-            "no task snapshot yet: the bus keeps all"
-        );
-
-        // Restart: the task snapshot is written, then new events make the bus compact.
-        let (bus, store) = open_compacting(dir.path());
-        assert_eq!(store.get(&a.id, &p()).unwrap(), a);
-        let snapshot = store.snapshot.lock().take().unwrap();
-        snapshot.await.unwrap();
-        let c = twelve_steps(&store, create(&store, "c").await).await;
-        let b = store
-            .transition(&b.id, &p(), TP.into(), apply_cancel)
-            .await
-            .unwrap();
-        close(bus, store).await;
-        assert!(compacted.exists(), "the asbr stream was compacted");
-        let bus = EventBus::new(Some(dir.path().join("events")), Fsync::Never).unwrap();
-        let kept = bus.history(BUS_STREAM, 0).unwrap();
-        assert!(kept.len() < 28, "events the snapshot covers were dropped");
-        bus.close().await;
-
-        // Second restart: the task snapshot plus the events kept above its watermark.
-        let (bus, store) = open_compacting(dir.path());
-        assert_eq!(store.get(&a.id, &p()).unwrap(), a);
-        assert_eq!(store.get(&b.id, &p()).unwrap(), b);
-        assert_eq!(store.get(&c.id, &p()).unwrap(), c);
-        assert_eq!(event_count(&store, &c.id).await, 13);
-        close(bus, store).await;
-    }
-
-    #[tokio::test]
-    async fn journals_of_the_per_transition_format_still_load_without_duplicates() {
-        let dir = tempfile::tempdir().unwrap();
-        let (bus, store) = open(dir.path());
-        let a = create(&store, "a").await;
-        let a = step(
-            &store,
-            &a.id,
-            AgentEventKind::StepCompleted,
-            "one",
-            Value::Null,
-        )
-        .await;
-        let (events, _) = store
-            .watch(&p(), Some(&a.id), &[], 0, 100, Duration::ZERO)
-            .await
-            .unwrap();
-        close(bus, store).await;
-        let asbr = dir.path().join("asbr");
-        std::fs::remove_dir_all(&asbr).unwrap();
-        let (old, _) = Stream::<Value>::open_local(
-            &LocalBackend::new(&asbr),
-            STREAM,
-            StreamOptions::new(Fsync::Never, MAX_LOG_BYTES),
-            crate::runtime::store::Compaction::new(|records| records),
-        )
-        .unwrap();
-        for event in &events {
-            old.append(&serde_json::json!({"task": a, "event": event}))
-                .await
-                .unwrap();
-        }
-        old.close().await;
-
-        let (bus, store) = open(dir.path());
-        assert_eq!(store.get(&a.id, &p()).unwrap(), a);
-        assert_eq!(event_count(&store, &a.id).await, 2);
-        close(bus, store).await;
-    }
-
-    fn stored_bytes(dir: &Path) -> u64 {
-        ["tasks.ndjson", "tasks.snapshot.json"]
-            .iter()
-            .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
-            .map(|m| m.len())
-            .sum()
-    }
-
-    /// A long per-transition log (a task record per event) is compacted at start-up to
-    /// the task and its events once, and the task survives the next restart.
-    #[tokio::test]
-    async fn a_long_transition_log_is_compacted_at_start_up_and_the_state_survives() {
-        let dir = tempfile::tempdir().unwrap();
-        let (bus, store) = open(dir.path());
-        let mut a = create(&store, "a").await;
-        for _ in 0..10 {
-            a = twelve_steps(&store, a).await;
-        }
-        let (events, _) = store
-            .watch(&p(), Some(&a.id), &[], 0, 1000, Duration::ZERO)
-            .await
-            .unwrap();
-        assert_eq!(events.len(), 121);
-        close(bus, store).await;
-        let asbr = dir.path().join("asbr");
-        std::fs::remove_dir_all(&asbr).unwrap();
-        let (old, _) = Stream::<Value>::open_local(
-            &LocalBackend::new(&asbr),
-            STREAM,
-            StreamOptions::new(Fsync::Never, MAX_LOG_BYTES),
-            crate::runtime::store::Compaction::new(|records| records),
-        )
-        .unwrap();
-        for event in &events {
-            old.append(&serde_json::json!({"task": a, "event": event}))
-                .await
-                .unwrap();
-        }
-        old.close().await;
-        let appended = stored_bytes(&asbr);
-
-        let (bus, store) = open(dir.path());
-        assert_eq!(store.get(&a.id, &p()).unwrap(), a);
-        close(bus, store).await;
-        let stored = stored_bytes(&asbr);
-        assert!(
-            stored < appended * 3 / 5,
-            "{stored} bytes stored for {appended} bytes of transitions"
-        );
-        assert_eq!(
-            std::fs::metadata(asbr.join("tasks.ndjson")).unwrap().len(),
-            0
-        );
-
-        let (bus, store) = open(dir.path());
-        assert_eq!(store.get(&a.id, &p()).unwrap(), a);
-        assert_eq!(event_count(&store, &a.id).await, 100);
-        let (events, _) = store
-            .watch(&p(), Some(&a.id), &[], 0, 1000, Duration::ZERO)
-            .await
-            .unwrap();
-        assert_eq!(events.len(), 121);
-        close(bus, store).await;
-    }
-
-    #[test]
-    fn uri_parsing() {
-        assert_eq!(parse_uri("asbr://tasks/abc/events"), Some(("abc", 0)));
-        assert_eq!(
-            parse_uri("asbr://tasks/abc/events?since_seq=7"),
-            Some(("abc", 7))
-        );
-        assert_eq!(parse_uri("asbr://tasks//events"), None);
-        assert_eq!(parse_uri("asbr://tasks/a/b/events"), None);
-    }
-}
+mod tests;

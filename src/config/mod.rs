@@ -98,6 +98,9 @@ pub struct Config {
     pub tools: Option<BTreeSet<String>>,
     pub exclude_tools: BTreeSet<String>,
     pub read_only: bool,
+    /// `--dynamic-toolsets`: `toolsets` are the ones enabled at a session's start; the
+    /// discovery tools enable any other known toolset for that session.
+    pub dynamic_toolsets: bool,
     pub state_dir: PathBuf,
     pub log_level: String,
     pub auth_token: Option<Secret>,
@@ -164,7 +167,12 @@ impl Config {
     pub fn from_layers(file: Options, over: Options) -> Result<Self, ConfigError> {
         let o = over.or(file);
         let core = o.core;
-        let toolsets = expand_toolsets(core.toolsets)?;
+        let dynamic_toolsets = core.dynamic_toolsets.unwrap_or(false);
+        // Dynamic mode starts with only the toolsets named; every known one can be enabled.
+        let toolsets = match core.toolsets {
+            None if dynamic_toolsets => Vec::new(),
+            requested => expand_toolsets(requested)?,
+        };
         let log_level = core.log_level.unwrap_or_else(|| "info".into());
         tracing_level_check(&log_level)?;
         let transport = o.transport.settings()?;
@@ -190,6 +198,7 @@ impl Config {
             tools: core.tools.map(|t| t.into_iter().collect()),
             exclude_tools: core.exclude_tools.unwrap_or_default().into_iter().collect(),
             read_only: core.read_only.unwrap_or(false),
+            dynamic_toolsets,
             state_dir: core.state_dir.unwrap_or_else(default_state_dir),
             log_level,
             auth_token: transport.auth_token,

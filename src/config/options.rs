@@ -121,6 +121,10 @@ layered! {
         /// Leave these tools out (comma-separated).
         #[arg(long, global = true, env = "CORTEX_MCP_EXCLUDE_TOOLS", value_delimiter = ',')]
         pub exclude_tools: Option<Vec<String>>,
+        /// Start with only the discovery tools (list_available_toolsets, get_toolset_tools,
+        /// enable_toolset) plus the toolsets named in --toolsets; each session enables more.
+        #[arg(long, global = true, env = "CORTEX_MCP_DYNAMIC_TOOLSETS", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+        pub dynamic_toolsets: Option<bool>,
         /// Offer only tools that do not change anything.
         #[arg(long, global = true, env = "CORTEX_MCP_READ_ONLY", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
         pub read_only: Option<bool>,

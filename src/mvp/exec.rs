@@ -12,8 +12,8 @@
 //! running processes is kept by a guard, so it is exact on every exit path (normal exit,
 //! timeout, cancellation, spawn failure, panic).
 //!
-//! It must not know what the processes are for (test runners and linters live in
-//! `runners.rs`).
+//! Redaction lives in `exec/redact.rs`, reading output in `exec/output.rs`. It must not
+//! know what the processes are for (test runners and linters live in `runners.rs`).
 
 use std::{
     collections::BTreeMap,
@@ -26,19 +26,20 @@ use std::{
     time::{Duration, Instant},
 };
 
-use regex::Regex;
 use schemars::JsonSchema;
 use serde::Serialize;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio_util::sync::CancellationToken;
+
+mod output;
+mod redact;
+
+use output::collect;
+pub use redact::{REDACTED, Redactor};
 
 use super::sandbox::Sandbox;
 use crate::{
     config::MvpSettings,
-    runtime::{
-        executor::{Executor, Lane, LaneConfig},
-        secrets,
-    },
+    runtime::executor::{Executor, Lane, LaneConfig},
 };
 
 /// Longest single argument, in bytes.
@@ -49,10 +50,6 @@ pub const MAX_ARGS: usize = 256;
 pub const DEFAULT_OUTPUT_CAP: usize = 1024 * 1024;
 /// Appended once to a stream whose output passed its cap.
 pub const TRUNCATION_MARKER: &str = "\n[output truncated]\n";
-/// Longest line kept before redaction (longer lines are cut, then redacted).
-const MAX_LINE_BYTES: usize = 64 * 1024;
-/// What a redacted secret becomes.
-pub const REDACTED: &str = "[REDACTED]";
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum ExecError {
@@ -156,85 +153,6 @@ pub struct Output {
 impl Output {
     pub fn success(&self) -> bool {
         self.exit_code == Some(0) && !self.timed_out
-    }
-}
-
-/// Redacts secrets: known values (configured tokens), the values registered at run time
-/// in [`crate::runtime::secrets`] (integration credentials, webhook secrets) and
-/// well-known token shapes.
-#[derive(Clone)]
-pub struct Redactor {
-    patterns: Arc<Vec<Regex>>,
-    known: Arc<Vec<String>>,
-    /// The registry's values as of a generation.
-    registered: Arc<parking_lot::Mutex<(u64, Arc<Vec<String>>)>>,
-}
-
-impl Redactor {
-    /// `known` are literal secret values (at least 8 bytes) that must never be shown.
-    pub fn new(known: Vec<String>) -> Self {
-        let sources = [
-            // GitHub tokens (classic, fine-grained, app, oauth, refresh).
-            r"\b(?:gh[pousr]_[A-Za-z0-9]{20,255}|github_pat_[A-Za-z0-9_]{20,255})\b",
-            // AWS access key ids.
-            r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
-            // Slack tokens.
-            r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b",
-            // OpenAI / Anthropic style keys.
-            r"\bsk-(?:ant-)?[A-Za-z0-9_-]{20,}\b",
-            // PEM private keys (the header line; bodies are caught by the known values).
-            r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
-            // Authorization headers.
-            r"(?i)\b(?:bearer|token|basic)\s+[A-Za-z0-9._~+/=-]{16,}",
-            // key=value / key: value assignments of secret-looking names.
-            r#"(?i)\b[A-Za-z0-9_]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key)[A-Za-z0-9_]*\s*[=:]\s*["']?[^\s"',;]{6,}"#,
-        ];
-        let patterns = sources
-            .iter()
-            .map(|s| Regex::new(s).expect("static redaction patterns compile"))
-            .collect();
-        let mut known: Vec<String> = known.into_iter().filter(|k| k.len() >= 8).collect();
-        known.sort_by_key(|k| std::cmp::Reverse(k.len()));
-        known.dedup();
-        Redactor {
-            patterns: Arc::new(patterns),
-            known: Arc::new(known),
-            registered: Arc::new(parking_lot::Mutex::new((u64::MAX, Arc::default()))),
-        }
-    }
-
-    fn registered(&self) -> Arc<Vec<String>> {
-        let generation = secrets::generation();
-        let mut cached = self.registered.lock();
-        if cached.0 != generation {
-            *cached = (generation, Arc::new(secrets::snapshot()));
-        }
-        cached.1.clone()
-    }
-
-    /// Whether `value` contains a secret this redactor knows by value.
-    pub fn holds_secret(&self, value: &str) -> bool {
-        self.known
-            .iter()
-            .chain(self.registered().iter())
-            .any(|k| value.contains(k.as_str()))
-    }
-
-    /// One line with every secret replaced by [`REDACTED`].
-    pub fn line(&self, line: &str) -> String {
-        let mut out = line.to_string();
-        let registered = self.registered();
-        for k in self.known.iter().chain(registered.iter()) {
-            if out.contains(k.as_str()) {
-                out = out.replace(k.as_str(), REDACTED);
-            }
-        }
-        for re in self.patterns.iter() {
-            if re.is_match(&out) {
-                out = re.replace_all(&out, REDACTED).into_owned();
-            }
-        }
-        out
     }
 }
 
@@ -605,75 +523,6 @@ impl SecureExec {
     }
 }
 
-/// Reads a stream line by line, redacting each line before it is stored or streamed.
-async fn collect<R: AsyncRead + Unpin>(
-    reader: R,
-    stream: Stream,
-    cap: usize,
-    redactor: Redactor,
-    sink: Option<LineSink>,
-) -> (String, bool) {
-    let mut reader = BufReader::new(reader);
-    let mut out = String::new();
-    let mut truncated = false;
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match read_line_capped(&mut reader, &mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        let raw = String::from_utf8_lossy(&buf);
-        let line = redactor.line(raw.trim_end_matches(['\n', '\r']));
-        if let Some(sink) = &sink {
-            sink(stream, &line);
-        }
-        if truncated {
-            continue; // keep draining so the child never blocks on a full pipe
-        }
-        if out.len() + line.len() + 1 > cap {
-            let room = cap.saturating_sub(out.len());
-            let mut end = room.min(line.len());
-            while !line.is_char_boundary(end) {
-                end -= 1;
-            }
-            out.push_str(&line[..end]);
-            out.push_str(TRUNCATION_MARKER);
-            truncated = true;
-        } else {
-            out.push_str(&line);
-            out.push('\n');
-        }
-    }
-    (out, truncated)
-}
-
-/// Reads up to and including `\n`, keeping at most [`MAX_LINE_BYTES`] of the line.
-async fn read_line_capped<R: AsyncBufReadExt + Unpin>(
-    reader: &mut R,
-    buf: &mut Vec<u8>,
-) -> std::io::Result<usize> {
-    let mut total = 0;
-    loop {
-        let available = reader.fill_buf().await?;
-        if available.is_empty() {
-            return Ok(total);
-        }
-        let (chunk, done) = match available.iter().position(|b| *b == b'\n') {
-            Some(i) => (&available[..=i], true),
-            None => (available, false),
-        };
-        let n = chunk.len();
-        let room = MAX_LINE_BYTES.saturating_sub(buf.len());
-        buf.extend_from_slice(&chunk[..n.min(room)]);
-        reader.consume(n);
-        total += n;
-        if done {
-            return Ok(total);
-        }
-    }
-}
-
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
@@ -705,19 +554,6 @@ mod tests {
     fn far() -> Instant {
         Instant::now() + Duration::from_secs(30)
     }
-
-    #[test]
-    fn redaction_covers_known_values_and_token_shapes() {
-        let r = Redactor::new(vec!["planted-secret-value".into()]);
-        let line = r.line(
-            "x planted-secret-value ghp_abcdefghijklmnopqrstuvwxyz0123 API_KEY=abcdef123456 ok",
-        );
-        assert!(!line.contains("planted-secret"), "{line}");
-        assert!(!line.contains("ghp_"), "{line}");
-        assert!(!line.contains("abcdef123456"), "{line}");
-        assert!(line.ends_with(" ok"), "{line}");
-    }
-
     #[test]
     fn refuses_unlisted_programs_paths_and_long_args() {
         let ex = exec(&["sh"]);

@@ -334,7 +334,7 @@ type NodeOut = Result<Value, (Option<Value>, String)>;
 fn arguments(def: &NodeDef, scope: &Scope<'_>) -> Result<serde_json::Map<String, Value>, String> {
     match cfg(def, "arguments") {
         None => Ok(Default::default()),
-        Some(v) => match scope.render(v)? {
+        Some(v) => match scope.render(v).map_err(|e| e.to_string())? {
             Value::Object(o) => Ok(o),
             _ => Err("arguments must be an object".into()),
         },
@@ -362,7 +362,7 @@ async fn call_tool(
 
 async fn tool_node(def: &NodeDef, scope: &Scope<'_>, ctx: &CallCtx) -> NodeOut {
     let tool = cfg(def, "tool").and_then(Value::as_str).unwrap_or_default();
-    let args = arguments(def, scope).map_err(|e| (None, e))?;
+    let args = arguments(def, scope).map_err(|e| (None, e.to_string()))?;
     call_tool(tool, args, &node_deadline(def, ctx))
         .await
         .map_err(|e| (None, e))
@@ -374,7 +374,7 @@ async fn map_node(def: &NodeDef, scope: &Scope<'_>, ctx: &CallCtx) -> NodeOut {
         .unwrap_or_default()
         .to_string();
     let over = cfg(def, "over").cloned().unwrap_or(Value::Null);
-    let items = match scope.render(&over).map_err(|e| (None, e))? {
+    let items = match scope.render(&over).map_err(|e| (None, e.to_string()))? {
         Value::Array(a) => a,
         other => {
             return Err((
@@ -415,7 +415,7 @@ async fn map_node(def: &NodeDef, scope: &Scope<'_>, ctx: &CallCtx) -> NodeOut {
             let outcome = match args {
                 Ok(Value::Object(o)) => call_tool(&tool, o, &ctx).await,
                 Ok(_) => Err("arguments must be an object".into()),
-                Err(e) => Err(e),
+                Err(e) => Err(e.to_string()),
             };
             match outcome {
                 Ok(r) => json!({"index": index, "ok": true, "result": r}),
@@ -500,7 +500,7 @@ fn gate_node(def: &NodeDef, scope: &Scope<'_>) -> NodeOut {
         }
     }
     if let Some(cond) = cfg(def, "condition").and_then(Value::as_str) {
-        let ok = scope.condition(cond).map_err(|e| (None, e))?;
+        let ok = scope.condition(cond).map_err(|e| (None, e.to_string()))?;
         if !ok {
             passed = false;
             reasons.push(format!("condition `{cond}` is false"));
@@ -520,7 +520,7 @@ const PRP_TOOL: &str = "run_prp_workflow";
 async fn prp_node(mvp: &Arc<Mvp>, def: &NodeDef, scope: &Scope<'_>, ctx: &CallCtx) -> NodeOut {
     let config = scope
         .render(&Value::Object(def.config.clone().unwrap_or_default()))
-        .map_err(|e| (None, e))?;
+        .map_err(|e| (None, e.to_string()))?;
     let phase = config
         .get("phase")
         .and_then(Value::as_str)
@@ -538,7 +538,7 @@ async fn prp_node(mvp: &Arc<Mvp>, def: &NodeDef, scope: &Scope<'_>, ctx: &CallCt
         // server's (filtered) registry, like any tool node.
         None => call_tool(PRP_TOOL, args, &ctx)
             .await
-            .map_err(|e| (None, e))?,
+            .map_err(|e| (None, e.to_string()))?,
         // One phase has no tool of its own; it runs only where the tool is offered, and
         // the engine reaches tests and lint through the same registry checks.
         Some(phase) => {

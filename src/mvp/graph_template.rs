@@ -13,6 +13,48 @@ use serde_json::Value;
 pub(super) static TEMPLATE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\{\{\s*([^{}]*?)\s*\}\}").expect("template regex"));
 
+/// Why a template or condition does not parse or resolve; the text is what a graph's
+/// issues and node errors show.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("`{{{{{raw}}}}}` has an empty path segment")]
+    EmptySegment { raw: String },
+    #[error("`{{{{{raw}}}}}` starts with `{first}`; use inputs.NAME, nodes.ID.PATH or item")]
+    UnknownRoot { raw: String, first: String },
+    #[error("`{text}` has an unclosed or empty template")]
+    Unclosed { text: String },
+    #[error("`{{{{{raw}}}}}`: node `{id}` has no output (it did not run or failed)")]
+    NoOutput { raw: String, id: String },
+    #[error("`{{{{{raw}}}}}`: `item` exists only in map arguments")]
+    ItemOutsideMap { raw: String },
+    #[error("`{{{{{raw}}}}}` does not resolve (no such field)")]
+    Unresolved { raw: String },
+    #[error("`{tok}` is not a template, number, quoted string, true, false or null")]
+    Operand { tok: String },
+    #[error("unclosed `{{{{`")]
+    UnclosedBraces,
+    #[error("unclosed string")]
+    UnclosedString,
+    #[error("empty")]
+    EmptyCondition,
+    #[error("unexpected tokens")]
+    UnexpectedTokens,
+    /// A condition that does not tokenise.
+    #[error("condition `{expr}`: {why}")]
+    Tokens {
+        expr: String,
+        why: Box<TemplateError>,
+    },
+    /// A condition whose shape or operands are wrong.
+    #[error(
+        "condition `{expr}`: {why}; write `[!]operand [op operand]`, e.g. `{{{{nodes.t.totals.failed}}}} == 0`"
+    )]
+    Condition {
+        expr: String,
+        why: Box<TemplateError>,
+    },
+}
+
 /// A parsed template reference.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ref {
@@ -21,31 +63,32 @@ pub enum Ref {
     Item(Vec<String>),
 }
 
-pub fn parse_ref(raw: &str) -> Result<Ref, String> {
+pub fn parse_ref(raw: &str) -> Result<Ref, TemplateError> {
     let parts: Vec<String> = raw.split('.').map(|s| s.trim().to_string()).collect();
     if parts.iter().any(String::is_empty) {
-        return Err(format!("`{{{{{raw}}}}}` has an empty path segment"));
+        return Err(TemplateError::EmptySegment { raw: raw.into() });
     }
     match parts[0].as_str() {
         "inputs" if parts.len() >= 2 => Ok(Ref::Input(parts[1..].to_vec())),
         "inputs" => Ok(Ref::Input(Vec::new())),
         "nodes" if parts.len() >= 2 => Ok(Ref::Node(parts[1].clone(), parts[2..].to_vec())),
         "item" => Ok(Ref::Item(parts[1..].to_vec())),
-        other => Err(format!(
-            "`{{{{{raw}}}}}` starts with `{other}`; use inputs.NAME, nodes.ID.PATH or item"
-        )),
+        other => Err(TemplateError::UnknownRoot {
+            raw: raw.into(),
+            first: other.into(),
+        }),
     }
 }
 
 /// Every template reference in a JSON value (strings anywhere inside).
-pub fn refs_in(value: &Value, out: &mut Vec<Result<Ref, String>>) {
+pub fn refs_in(value: &Value, out: &mut Vec<Result<Ref, TemplateError>>) {
     match value {
         Value::String(s) => {
             for cap in TEMPLATE.captures_iter(s) {
                 out.push(parse_ref(&cap[1]));
             }
             if s.contains("{{") && TEMPLATE.find(s).is_none() {
-                out.push(Err(format!("`{s}` has an unclosed or empty template")));
+                out.push(Err(TemplateError::Unclosed { text: s.clone() }));
             }
         }
         Value::Array(a) => a.iter().for_each(|v| refs_in(v, out)),
@@ -74,34 +117,33 @@ fn walk_path<'v>(mut v: &'v Value, path: &[String]) -> Option<&'v Value> {
 }
 
 impl Scope<'_> {
-    pub fn lookup(&self, raw: &str) -> Result<Value, String> {
+    pub fn lookup(&self, raw: &str) -> Result<Value, TemplateError> {
         let r = parse_ref(raw)?;
         let found = match &r {
             Ref::Input(p) => walk_path(self.inputs, p),
             Ref::Node(id, p) => match self.outputs.get(id) {
                 Some(out) => walk_path(out, p),
                 None => {
-                    return Err(format!(
-                        "`{{{{{raw}}}}}`: node `{id}` has no output (it did not run or failed)"
-                    ));
+                    return Err(TemplateError::NoOutput {
+                        raw: raw.into(),
+                        id: id.clone(),
+                    });
                 }
             },
             Ref::Item(p) => match self.item {
                 Some(item) => walk_path(item, p),
                 None => {
-                    return Err(format!(
-                        "`{{{{{raw}}}}}`: `item` exists only in map arguments"
-                    ));
+                    return Err(TemplateError::ItemOutsideMap { raw: raw.into() });
                 }
             },
         };
         found
             .cloned()
-            .ok_or_else(|| format!("`{{{{{raw}}}}}` does not resolve (no such field)"))
+            .ok_or_else(|| TemplateError::Unresolved { raw: raw.into() })
     }
 
     /// Substitutes templates in a JSON value.
-    pub fn render(&self, value: &Value) -> Result<Value, String> {
+    pub fn render(&self, value: &Value) -> Result<Value, TemplateError> {
         Ok(match value {
             Value::String(s) => self.render_str(s)?,
             Value::Array(a) => {
@@ -110,13 +152,13 @@ impl Scope<'_> {
             Value::Object(o) => Value::Object(
                 o.iter()
                     .map(|(k, v)| Ok((k.clone(), self.render(v)?)))
-                    .collect::<Result<_, String>>()?,
+                    .collect::<Result<_, TemplateError>>()?,
             ),
             other => other.clone(),
         })
     }
 
-    fn render_str(&self, s: &str) -> Result<Value, String> {
+    fn render_str(&self, s: &str) -> Result<Value, TemplateError> {
         if let Some(cap) = TEMPLATE.captures(s)
             && cap
                 .get(0)
@@ -140,7 +182,7 @@ impl Scope<'_> {
     }
 
     /// Evaluates a condition.
-    pub fn condition(&self, expr: &str) -> Result<bool, String> {
+    pub fn condition(&self, expr: &str) -> Result<bool, TemplateError> {
         let c = parse_condition(expr)?;
         let left = self.operand(&c.left)?;
         let result = match &c.op {
@@ -150,7 +192,7 @@ impl Scope<'_> {
         Ok(result != c.negate)
     }
 
-    fn operand(&self, o: &Operand) -> Result<Value, String> {
+    fn operand(&self, o: &Operand) -> Result<Value, TemplateError> {
         match o {
             Operand::Template(raw) => self.lookup(raw),
             Operand::Literal(v) => Ok(v.clone()),
@@ -210,7 +252,7 @@ struct Condition {
     op: Option<(String, Operand)>,
 }
 
-fn tokens(expr: &str) -> Result<Vec<String>, String> {
+fn tokens(expr: &str) -> Result<Vec<String>, TemplateError> {
     let mut out = Vec::new();
     let chars: Vec<char> = expr.chars().collect();
     let mut i = 0;
@@ -220,7 +262,7 @@ fn tokens(expr: &str) -> Result<Vec<String>, String> {
             i += 1;
         } else if c == '{' && chars.get(i + 1) == Some(&'{') {
             let rest: String = chars[i..].iter().collect();
-            let end = rest.find("}}").ok_or("unclosed `{{`")?;
+            let end = rest.find("}}").ok_or(TemplateError::UnclosedBraces)?;
             out.push(rest[..end + 2].to_string());
             i += rest[..end + 2].chars().count();
         } else if c == '"' || c == '\'' {
@@ -229,7 +271,7 @@ fn tokens(expr: &str) -> Result<Vec<String>, String> {
                 j += 1;
             }
             if j >= chars.len() {
-                return Err("unclosed string".into());
+                return Err(TemplateError::UnclosedString);
             }
             out.push(chars[i..=j].iter().collect());
             i = j + 1;
@@ -254,7 +296,7 @@ fn tokens(expr: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-fn operand(tok: &str) -> Result<Operand, String> {
+fn operand(tok: &str) -> Result<Operand, TemplateError> {
     if let Some(inner) = tok.strip_prefix("{{").and_then(|t| t.strip_suffix("}}")) {
         parse_ref(inner.trim())?;
         return Ok(Operand::Template(inner.trim().to_string()));
@@ -268,44 +310,44 @@ fn operand(tok: &str) -> Result<Operand, String> {
         .ok()
         .filter(|v| !v.is_object() && !v.is_array())
         .map(Operand::Literal)
-        .ok_or_else(|| {
-            format!("`{tok}` is not a template, number, quoted string, true, false or null")
-        })
+        .ok_or_else(|| TemplateError::Operand { tok: tok.into() })
 }
 
 /// Checks that a condition parses.
-pub(super) fn check_condition(expr: &str) -> Result<(), String> {
+pub(super) fn check_condition(expr: &str) -> Result<(), TemplateError> {
     parse_condition(expr).map(|_| ())
 }
 
-fn parse_condition(expr: &str) -> Result<Condition, String> {
-    let mut toks = tokens(expr).map_err(|e| format!("condition `{expr}`: {e}"))?;
+fn parse_condition(expr: &str) -> Result<Condition, TemplateError> {
+    let mut toks = tokens(expr).map_err(|e| TemplateError::Tokens {
+        expr: expr.into(),
+        why: Box::new(e),
+    })?;
     let negate = toks.first().is_some_and(|t| t == "!");
     if negate {
         toks.remove(0);
     }
-    let bad = |why: &str| {
-        format!(
-            "condition `{expr}`: {why}; write `[!]operand [op operand]`, e.g. `{{{{nodes.t.totals.failed}}}} == 0`"
-        )
+    let bad = |why: TemplateError| TemplateError::Condition {
+        expr: expr.into(),
+        why: Box::new(why),
     };
     match toks.as_slice() {
         [a] => Ok(Condition {
             negate,
-            left: operand(a).map_err(|e| bad(&e))?,
+            left: operand(a).map_err(bad)?,
             op: None,
         }),
         [a, op, b] if ["==", "!=", ">", ">=", "<", "<="].contains(&op.as_str()) => Ok(Condition {
             negate,
-            left: operand(a).map_err(|e| bad(&e))?,
-            op: Some((op.clone(), operand(b).map_err(|e| bad(&e))?)),
+            left: operand(a).map_err(bad)?,
+            op: Some((op.clone(), operand(b).map_err(bad)?)),
         }),
-        [] => Err(bad("empty")),
-        _ => Err(bad("unexpected tokens")),
+        [] => Err(bad(TemplateError::EmptyCondition)),
+        _ => Err(bad(TemplateError::UnexpectedTokens)),
     }
 }
 
-pub(super) fn condition_refs(expr: &str) -> Result<Vec<Ref>, String> {
+pub(super) fn condition_refs(expr: &str) -> Result<Vec<Ref>, TemplateError> {
     let c = parse_condition(expr)?;
     let mut out = Vec::new();
     for o in std::iter::once(&c.left).chain(c.op.as_ref().map(|(_, r)| r)) {

@@ -15,7 +15,7 @@ use super::{
         FORBIDDEN_NODE_TOOLS, GraphDef, Issue, MAX_EDGES, MAX_NODES, NODE_TYPES, NodeDef, Topology,
         issue,
     },
-    graph_template::{Ref, TEMPLATE, check_condition, condition_refs, refs_in},
+    graph_template::{Ref, TEMPLATE, TemplateError, check_condition, condition_refs, refs_in},
 };
 use crate::runtime::registry::Registry;
 
@@ -134,7 +134,7 @@ pub fn validate(def: &GraphDef, registry: Option<&Registry>, strict: bool) -> Ve
         match condition_refs(cond) {
             Err(m) => issues.push(issue(
                 "bad_condition",
-                m,
+                m.to_string(),
                 vec![e.from.clone(), e.to.clone()],
             )),
             Ok(refs) => {
@@ -235,7 +235,7 @@ fn check_node(n: &NodeDef, registry: Option<&Registry>, issues: &mut Vec<Issue>)
                 match c.as_str() {
                     Some(expr) => {
                         if let Err(m) = check_condition(expr) {
-                            issues.push(issue("bad_condition", m, vec![n.id.clone()]));
+                            issues.push(issue("bad_condition", m.to_string(), vec![n.id.clone()]));
                         }
                     }
                     None => issues.push(bad_config(format!(
@@ -289,7 +289,7 @@ fn check_node(n: &NodeDef, registry: Option<&Registry>, issues: &mut Vec<Issue>)
 #[allow(clippy::too_many_arguments)]
 fn check_refs(
     owner: &str,
-    refs: Vec<Result<Ref, String>>,
+    refs: Vec<Result<Ref, TemplateError>>,
     item_allowed: bool,
     upstream: Option<&HashSet<usize>>,
     topo: &Topology,

@@ -24,10 +24,6 @@ pub mod sandbox;
 pub mod teaching;
 pub mod test_output;
 pub mod tools;
-pub mod tools_graph;
-pub mod tools_prp;
-pub mod tools_teaching;
-pub mod tools_workspace;
 pub mod trace;
 pub mod workspace;
 

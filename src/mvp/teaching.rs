@@ -8,7 +8,7 @@
 //! runtime's store (one record per capture, compacted in the background to the live
 //! examples once the log passes 32 MiB).
 //!
-//! It must not publish events or know about tools (that is `tools.rs`).
+//! It must not publish events or know about tools (that is `tools/teaching.rs`).
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, VecDeque},

@@ -89,6 +89,108 @@ pub fn default_limit() -> u32 {
     DEFAULT_LIMIT
 }
 
+/// Declares a list tool's input struct with the two paging fields every list tool takes,
+/// in place of the marker `..page_args`:
+///
+/// - `limit: u32`, 1–100, default [`DEFAULT_LIMIT`];
+/// - `cursor: Option<String>`, the `next_cursor` of the previous page.
+///
+/// The fields are declared in the struct itself (not `#[serde(flatten)]`, which
+/// `deny_unknown_fields` does not support), so unknown fields are still refused and the
+/// JSON schema is what the hand-written fields gave. Fields are written `pub name: Type,`
+/// (each may carry attributes and docs) and may follow the marker. A block after the
+/// marker gives the two fields their docs, and `limit(default = "path", max = N)` another
+/// default and maximum:
+///
+/// ```ignore
+/// page::list_input! {
+///     #[derive(Deserialize, JsonSchema)]
+///     #[serde(deny_unknown_fields)]
+///     pub struct ListThingsIn {
+///         #[serde(default)]
+///         pub status: Option<Status>,
+///         ..page_args {
+///             /// Things per page.
+///             limit,
+///             /// `next_cursor` of the previous page.
+///             cursor,
+///         },
+///         pub detail: bool,
+///     }
+/// }
+/// ```
+macro_rules! list_input {
+    // `..page_args { limit(default = .., max = ..), cursor }`
+    (
+        $(#[$m:meta])* $vis:vis struct $name:ident {
+            $( $(#[$bm:meta])* pub $b:ident : $bt:ty , )*
+            ..page_args {
+                $(#[$lm:meta])* limit(default = $def:tt, max = $max:tt),
+                $(#[$cm:meta])* cursor $(,)?
+            }
+            $(, $( $(#[$am:meta])* pub $a:ident : $at:ty ),+ )? $(,)?
+        }
+    ) => {
+        $crate::runtime::page::list_input!(@emit
+            [$(#[$m])* $vis struct $name]
+            [$( $(#[$bm])* pub $b : $bt , )*]
+            [$(#[$lm])*] $def $max [$(#[$cm])*]
+            [$($( $(#[$am])* pub $a : $at , )+)?]
+        );
+    };
+    // `..page_args { limit, cursor }`
+    (
+        $(#[$m:meta])* $vis:vis struct $name:ident {
+            $( $(#[$bm:meta])* pub $b:ident : $bt:ty , )*
+            ..page_args {
+                $(#[$lm:meta])* limit,
+                $(#[$cm:meta])* cursor $(,)?
+            }
+            $(, $( $(#[$am:meta])* pub $a:ident : $at:ty ),+ )? $(,)?
+        }
+    ) => {
+        $crate::runtime::page::list_input!(@emit
+            [$(#[$m])* $vis struct $name]
+            [$( $(#[$bm])* pub $b : $bt , )*]
+            [$(#[$lm])*] "crate::runtime::page::default_limit" 100 [$(#[$cm])*]
+            [$($( $(#[$am])* pub $a : $at , )+)?]
+        );
+    };
+    // `..page_args`
+    (
+        $(#[$m:meta])* $vis:vis struct $name:ident {
+            $( $(#[$bm:meta])* pub $b:ident : $bt:ty , )*
+            ..page_args
+            $(, $( $(#[$am:meta])* pub $a:ident : $at:ty ),+ )? $(,)?
+        }
+    ) => {
+        $crate::runtime::page::list_input!(@emit
+            [$(#[$m])* $vis struct $name]
+            [$( $(#[$bm])* pub $b : $bt , )*]
+            [] "crate::runtime::page::default_limit" 100 []
+            [$($( $(#[$am])* pub $a : $at , )+)?]
+        );
+    };
+    (@emit
+        [$($head:tt)*] [$($before:tt)*]
+        [$($limit_attrs:tt)*] $def:tt $max:tt [$($cursor_attrs:tt)*]
+        [$($after:tt)*]
+    ) => {
+        $($head)* {
+            $($before)*
+            $($limit_attrs)*
+            #[serde(default = $def)]
+            #[schemars(range(min = 1, max = $max))]
+            pub limit: u32,
+            $($cursor_attrs)*
+            #[serde(default)]
+            pub cursor: Option<String>,
+            $($after)*
+        }
+    };
+}
+pub(crate) use list_input;
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PageError {
     #[error(
@@ -195,6 +297,116 @@ pub fn offset_page<T: Clone>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    mod list_input_fields {
+        use schemars::JsonSchema;
+        use serde::Deserialize;
+
+        fn default_five() -> u32 {
+            5
+        }
+
+        crate::runtime::page::list_input! {
+            /// Through the macro.
+            #[derive(Deserialize, JsonSchema)]
+            #[serde(rename_all = "camelCase", deny_unknown_fields)]
+            pub struct Declared {
+                /// A filter.
+                #[serde(default)]
+                pub status: Option<String>,
+                ..page_args,
+            }
+        }
+
+        /// Through the macro.
+        // Only its schema is compared.
+        #[allow(dead_code)]
+        #[derive(Deserialize, JsonSchema)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        pub struct HandWritten {
+            /// A filter.
+            #[serde(default)]
+            pub status: Option<String>,
+            #[serde(default = "crate::runtime::page::default_limit")]
+            #[schemars(range(min = 1, max = 100))]
+            pub limit: u32,
+            #[serde(default)]
+            pub cursor: Option<String>,
+        }
+
+        crate::runtime::page::list_input! {
+            #[derive(Deserialize, JsonSchema)]
+            #[serde(rename_all = "camelCase", deny_unknown_fields)]
+            pub struct Custom {
+                pub id: String,
+                ..page_args {
+                    /// Rows per page.
+                    limit(default = "default_five", max = 500),
+                    /// From `rowsNextCursor`.
+                    cursor,
+                },
+                /// After the page.
+                #[serde(default)]
+                pub detail: bool,
+            }
+        }
+
+        // Only its schema is compared.
+        #[allow(dead_code)]
+        #[derive(Deserialize, JsonSchema)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        pub struct CustomHandWritten {
+            pub id: String,
+            /// Rows per page.
+            #[serde(default = "default_five")]
+            #[schemars(range(min = 1, max = 500))]
+            pub limit: u32,
+            /// From `rowsNextCursor`.
+            #[serde(default)]
+            pub cursor: Option<String>,
+            /// After the page.
+            #[serde(default)]
+            pub detail: bool,
+        }
+
+        fn schema<T: JsonSchema>() -> serde_json::Value {
+            let mut v = serde_json::to_value(schemars::schema_for!(T)).unwrap();
+            v.as_object_mut().unwrap().remove("title");
+            v
+        }
+
+        #[test]
+        fn the_macro_declares_the_fields_a_hand_written_struct_had() {
+            assert_eq!(schema::<Declared>(), schema::<HandWritten>());
+            assert_eq!(schema::<Custom>(), schema::<CustomHandWritten>());
+            let order: Vec<String> = schema::<Custom>()["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            assert_eq!(order, ["id", "limit", "cursor", "detail"]);
+        }
+
+        #[test]
+        fn paged_inputs_keep_defaults_and_refuse_unknown_fields() {
+            let d: Declared = serde_json::from_value(serde_json::json!({})).unwrap();
+            assert_eq!(
+                (d.limit, d.cursor, d.status),
+                (super::DEFAULT_LIMIT, None, None)
+            );
+            let c: Custom =
+                serde_json::from_value(serde_json::json!({"id": "x", "cursor": "c"})).unwrap();
+            assert_eq!(
+                (c.id.as_str(), c.limit, c.cursor.as_deref(), c.detail),
+                ("x", 5, Some("c"), false)
+            );
+            let e = serde_json::from_value::<Declared>(serde_json::json!({"limit": 3, "page": 2}))
+                .err()
+                .expect("an unknown field is refused");
+            assert!(e.to_string().contains("unknown field `page`"), "{e}");
+        }
+    }
 
     #[test]
     fn a_bad_cursor_is_the_callers_input_error_everywhere() {

@@ -270,12 +270,14 @@ pub async fn try_ok(client: &Peer<RoleClient>, tool: &str, args: Value) -> Optio
 
 /// Runs `workers` HTTP clients of `server` at once, each doing `work(client, worker)`
 /// (which records what the server acknowledged and returns once a call fails), lets
-/// them run for `run_for`, then SIGKILLs the server mid-stream and waits until every
-/// worker has stopped.
+/// them run for at least `run_for` and until `enough()` holds (so a loaded machine
+/// still kills mid-stream after real work; at most 60 s), then SIGKILLs the server and
+/// waits until every worker has stopped.
 pub async fn sigkill_under_load<W, F>(
     server: &mut HttpServer,
     workers: usize,
     run_for: Duration,
+    enough: impl Fn() -> bool,
     work: W,
 ) where
     W: Fn(Client, usize) -> F + Clone + Send + 'static,
@@ -291,6 +293,10 @@ pub async fn sigkill_under_load<W, F>(
         }));
     }
     tokio::time::sleep(run_for).await;
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    while !enough() && std::time::Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     server.child.kill().unwrap();
     let _ = server.child.wait();
     for w in running {

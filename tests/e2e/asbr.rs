@@ -258,11 +258,12 @@ async fn acknowledged_tasks_and_events_survive_sigkill() {
     let mut server = http_server(dir.path(), ASBR, &[]);
     // (task id, number of acknowledged StepCompleted events)
     let acked = Arc::new(Mutex::new(Vec::<(String, u64)>::new()));
-    let recorder = acked.clone();
+    let (recorder, counter) = (acked.clone(), acked.clone());
     sigkill_under_load(
         &mut server,
         6,
         Duration::from_millis(1500),
+        move || counter.lock().unwrap().len() > 12,
         move |client, w| {
             let acked = recorder.clone();
             async move {

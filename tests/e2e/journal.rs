@@ -20,12 +20,13 @@ async fn acknowledged_events_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = http_server_with_fixtures(dir.path());
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
-    let recorder = acked.clone();
+    let (recorder, counter) = (acked.clone(), acked.clone());
     // SIGKILL mid-stream
     sigkill_under_load(
         &mut server,
         8,
         Duration::from_millis(700),
+        move || counter.lock().unwrap().len() > 60,
         move |client, w| {
             let acked = recorder.clone();
             async move {

@@ -49,14 +49,18 @@ async fn progress_is_increasing_and_rate_limited() {
     let mut call =
         CallToolRequestParams::new("test_tool_with_progress").with_arguments(args.clone());
     call.meta = Some(RequestMetaObject::with_progress_token(token));
+    let started = std::time::Instant::now();
     let result = client.call_tool(call).await.unwrap();
+    let took = started.elapsed();
     assert_eq!(result.is_error, Some(false));
     tokio::time::sleep(Duration::from_millis(100)).await;
     let values = seen.0.lock().unwrap().clone();
     assert!(values.len() >= 3, "some progress was reported: {values:?}");
+    // The limit is a rate: a loaded machine stretches the 0.5 s, never past 20 per second.
+    let allowed = (took.as_secs_f64() * 20.0).ceil() as usize + 2;
     assert!(
-        values.len() <= 20,
-        "rate-limited to ~20/s: {} notifications",
+        values.len() <= allowed.min(50),
+        "rate-limited to ~20/s: {} notifications in {took:?}",
         values.len()
     );
     assert!(

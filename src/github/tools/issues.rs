@@ -4,26 +4,27 @@
 
 use super::*;
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ListIssuesIn {
-    /// "owner/name".
-    pub repository: String,
-    #[serde(default = "default_issue_state")]
-    pub state: IssueState,
-    /// Only issues carrying every one of these labels.
-    #[serde(default)]
-    pub labels: Option<Vec<String>>,
-    /// Only issues assigned to this login (`none` for unassigned, `*` for any).
-    #[serde(default)]
-    pub assignee: Option<String>,
-    /// Issues to return (1–100). Pull requests are left out.
-    #[serde(default = "crate::runtime::page::default_limit")]
-    #[schemars(range(min = 1, max = 100))]
-    pub limit: u32,
-    /// `next_cursor` of the previous page.
-    #[serde(default)]
-    pub cursor: Option<String>,
+crate::runtime::page::list_input! {
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ListIssuesIn {
+        /// "owner/name".
+        pub repository: String,
+        #[serde(default = "default_issue_state")]
+        pub state: IssueState,
+        /// Only issues carrying every one of these labels.
+        #[serde(default)]
+        pub labels: Option<Vec<String>>,
+        /// Only issues assigned to this login (`none` for unassigned, `*` for any).
+        #[serde(default)]
+        pub assignee: Option<String>,
+        ..page_args {
+            /// Issues to return (1–100). Pull requests are left out.
+            limit,
+            /// `next_cursor` of the previous page.
+            cursor,
+        },
+    }
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -84,30 +85,29 @@ pub struct AddCommentIn {
     pub body: String,
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ListCommentsIn {
-    /// "owner/name".
-    pub repository: String,
-    #[schemars(range(min = 1))]
-    pub number: u64,
-    #[serde(default = "default_limit_30")]
-    #[schemars(range(min = 1, max = 100))]
-    pub limit: u32,
-    #[serde(default)]
-    pub cursor: Option<String>,
+crate::runtime::page::list_input! {
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ListCommentsIn {
+        /// "owner/name".
+        pub repository: String,
+        #[schemars(range(min = 1))]
+        pub number: u64,
+        ..page_args {
+            limit(default = "default_limit_30", max = 100),
+            cursor,
+        },
+    }
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SearchIn {
-    /// GitHub search syntax, e.g. `repo:octo/hello is:open label:bug crash`.
-    pub query: String,
-    #[serde(default = "crate::runtime::page::default_limit")]
-    #[schemars(range(min = 1, max = 100))]
-    pub limit: u32,
-    #[serde(default)]
-    pub cursor: Option<String>,
+crate::runtime::page::list_input! {
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct SearchIn {
+        /// GitHub search syntax, e.g. `repo:octo/hello is:open label:bug crash`.
+        pub query: String,
+        ..page_args,
+    }
 }
 
 pub(super) fn issue_event(action: &str, repo: &str, issue: &Issue) -> Value {

@@ -22,10 +22,14 @@ use crate::runtime::{
     toolset::Tools,
 };
 
+mod actions;
+mod files;
 mod issues;
 mod pulls;
 mod repos;
 
+use actions::*;
+use files::*;
 use issues::*;
 use pulls::*;
 use repos::*;
@@ -337,6 +341,83 @@ pub fn all(gh: &Gh) -> Vec<ToolDef> {
             get_rate_limit,
             "Budgets per bucket (core, search, code_search, graphql) as GitHub reports them, this server's lanes (running, waiting, paused) and any pause after a secondary limit. Costs no primary budget."
         ),
+        t.tool(
+            "get_commit_checks",
+            read,
+            get_commit_checks,
+            "Is CI green for a ref? One summary of its check runs and commit statuses: overall state, counts, and the checks with failing ones first (Actions checks carry the `job_id` for `get_job_logs`)."
+        )
+        .titled("Commit checks"),
+        t.tool(
+            "list_workflows",
+            read,
+            list_workflows,
+            "GitHub Actions workflows of a repository (id, name, file path, state); continue with `cursor`."
+        )
+        .titled("List workflows"),
+        t.tool(
+            "list_workflow_jobs",
+            read,
+            list_workflow_jobs,
+            "Jobs of a workflow run with status, conclusion and their failed steps; continue with `cursor`. Use before `get_job_logs`."
+        )
+        .titled("List jobs of a run"),
+        t.tool(
+            "get_job_logs",
+            read,
+            get_job_logs,
+            "Why did CI fail? Log text of one job (`jobId`) or of a run's failed jobs (`runId` + `failedOnly: true`), ANSI codes and timestamps stripped, cut by `tailLines` and `offset`/`maxBytes`; continue with `next_cursor`."
+        )
+        .titled("Job logs"),
+        t.tool(
+            "rerun_workflow_run",
+            write,
+            rerun_workflow_run,
+            "Re-run every job of a completed workflow run as a new attempt. Watch it with `get_workflow_run`."
+        )
+        .titled("Re-run workflow run"),
+        t.tool(
+            "rerun_failed_jobs",
+            write,
+            rerun_failed_jobs,
+            "Re-run only the failed (and cancelled) jobs of a completed workflow run as a new attempt."
+        )
+        .titled("Re-run failed jobs"),
+        t.tool(
+            "cancel_workflow_run",
+            write.destructive(),
+            cancel_workflow_run,
+            "Cancel a queued or in-progress workflow run; its unfinished jobs end as cancelled."
+        )
+        .titled("Cancel workflow run"),
+        t.tool(
+            "list_workflow_run_artifacts",
+            read,
+            list_workflow_run_artifacts,
+            "Artifacts a workflow run uploaded (name, size, expiry); continue with `cursor`."
+        )
+        .titled("List run artifacts"),
+        t.tool(
+            "create_or_update_file",
+            write.destructive(),
+            create_or_update_file,
+            "Write one file's full text in one commit on a branch. Updating needs the file's current blob `sha` (from `get_file_contents`); a stale sha is refused with the current one. For several files use `push_files`."
+        )
+        .titled("Create or update file"),
+        t.tool(
+            "delete_file",
+            write.destructive(),
+            delete_file,
+            "Delete one file in one commit on a branch; needs its current blob `sha` (a stale sha is refused with the current one)."
+        )
+        .titled("Delete file"),
+        t.tool(
+            "push_files",
+            write.destructive(),
+            push_files,
+            "Write (and optionally delete) several files in ONE commit on an existing branch, fast-forward only: if the branch moved meanwhile nothing is pushed and the error says so. Returns the commit sha."
+        )
+        .titled("Push files in one commit"),
     ]
 }
 

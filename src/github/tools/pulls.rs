@@ -22,42 +22,41 @@ pub struct CreatePullRequestIn {
     pub draft: bool,
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ListPullsIn {
-    /// "owner/name".
-    pub repository: String,
-    #[serde(default = "default_issue_state")]
-    pub state: IssueState,
-    /// Filter by head ("user:branch").
-    #[serde(default)]
-    pub head: Option<String>,
-    /// Filter by base branch.
-    #[serde(default)]
-    pub base: Option<String>,
-    #[serde(default = "crate::runtime::page::default_limit")]
-    #[schemars(range(min = 1, max = 100))]
-    pub limit: u32,
-    #[serde(default)]
-    pub cursor: Option<String>,
+crate::runtime::page::list_input! {
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ListPullsIn {
+        /// "owner/name".
+        pub repository: String,
+        #[serde(default = "default_issue_state")]
+        pub state: IssueState,
+        /// Filter by head ("user:branch").
+        #[serde(default)]
+        pub head: Option<String>,
+        /// Filter by base branch.
+        #[serde(default)]
+        pub base: Option<String>,
+        ..page_args,
+    }
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PrFilesIn {
-    /// "owner/name".
-    pub repository: String,
-    #[schemars(range(min = 1))]
-    pub number: u64,
-    #[serde(default = "default_limit_30")]
-    #[schemars(range(min = 1, max = 100))]
-    pub limit: u32,
-    #[serde(default)]
-    pub cursor: Option<String>,
-    /// Longest patch per file, in bytes (default 4096).
-    #[serde(default = "default_patch")]
-    #[schemars(range(min = 0, max = 1048576))]
-    pub max_patch_bytes: u32,
+crate::runtime::page::list_input! {
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct PrFilesIn {
+        /// "owner/name".
+        pub repository: String,
+        #[schemars(range(min = 1))]
+        pub number: u64,
+        ..page_args {
+            limit(default = "default_limit_30", max = 100),
+            cursor,
+        },
+        /// Longest patch per file, in bytes (default 4096).
+        #[serde(default = "default_patch")]
+        #[schemars(range(min = 0, max = 1048576))]
+        pub max_patch_bytes: u32,
+    }
 }
 
 #[derive(Deserialize, JsonSchema)]

@@ -64,22 +64,23 @@ pub struct FileContentsIn {
     pub max_bytes: u32,
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ListCommitsIn {
-    /// "owner/name".
-    pub repository: String,
-    /// Branch or SHA to start from (default branch when absent).
-    #[serde(default)]
-    pub sha: Option<String>,
-    /// Only commits touching this path.
-    #[serde(default)]
-    pub path: Option<String>,
-    #[serde(default = "default_limit_30")]
-    #[schemars(range(min = 1, max = 100))]
-    pub limit: u32,
-    #[serde(default)]
-    pub cursor: Option<String>,
+crate::runtime::page::list_input! {
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ListCommitsIn {
+        /// "owner/name".
+        pub repository: String,
+        /// Branch or SHA to start from (default branch when absent).
+        #[serde(default)]
+        pub sha: Option<String>,
+        /// Only commits touching this path.
+        #[serde(default)]
+        pub path: Option<String>,
+        ..page_args {
+            limit(default = "default_limit_30", max = 100),
+            cursor,
+        },
+    }
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -117,33 +118,32 @@ pub struct CompareIn {
     pub file_limit: u32,
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ListBranchesIn {
-    /// "owner/name".
-    pub repository: String,
-    #[serde(default = "default_limit_30")]
-    #[schemars(range(min = 1, max = 100))]
-    pub limit: u32,
-    #[serde(default)]
-    pub cursor: Option<String>,
+crate::runtime::page::list_input! {
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ListBranchesIn {
+        /// "owner/name".
+        pub repository: String,
+        ..page_args {
+            limit(default = "default_limit_30", max = 100),
+            cursor,
+        },
+    }
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ListRunsIn {
-    /// "owner/name".
-    pub repository: String,
-    #[serde(default)]
-    pub branch: Option<String>,
-    /// queued, in_progress, completed, success, failure, ...
-    #[serde(default)]
-    pub status: Option<String>,
-    #[serde(default = "crate::runtime::page::default_limit")]
-    #[schemars(range(min = 1, max = 100))]
-    pub limit: u32,
-    #[serde(default)]
-    pub cursor: Option<String>,
+crate::runtime::page::list_input! {
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ListRunsIn {
+        /// "owner/name".
+        pub repository: String,
+        #[serde(default)]
+        pub branch: Option<String>,
+        /// queued, in_progress, completed, success, failure, ...
+        #[serde(default)]
+        pub status: Option<String>,
+        ..page_args,
+    }
 }
 
 #[derive(Deserialize, JsonSchema)]

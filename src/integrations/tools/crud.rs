@@ -120,18 +120,16 @@ pub(super) async fn delete_integration(i: I, input: IdIn, ctx: CallCtx) -> Out<D
     Ok(Deleted { deleted })
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ListIn {
-    #[serde(default)]
-    pub r#type: Option<IntegrationType>,
-    #[serde(default)]
-    pub status: Option<Status>,
-    #[serde(default = "crate::runtime::page::default_limit")]
-    #[schemars(range(min = 1, max = 100))]
-    pub limit: u32,
-    #[serde(default)]
-    pub cursor: Option<String>,
+crate::runtime::page::list_input! {
+    #[derive(Debug, Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct ListIn {
+        #[serde(default)]
+        pub r#type: Option<IntegrationType>,
+        #[serde(default)]
+        pub status: Option<Status>,
+        ..page_args,
+    }
 }
 
 pub(super) async fn list_integrations(i: I, input: ListIn, ctx: CallCtx) -> Out<Page<Integration>> {

@@ -209,21 +209,22 @@ fn default_context() -> usize {
     3
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DiffIn {
-    pub session: String,
-    /// Files per page (default 20, max 100).
-    #[serde(default = "crate::runtime::page::default_limit")]
-    #[schemars(range(min = 1, max = 100))]
-    pub limit: u32,
-    /// `next_cursor` of the previous page.
-    #[serde(default)]
-    pub cursor: Option<String>,
-    /// Unchanged lines around each change (default 3).
-    #[serde(default = "default_context")]
-    #[schemars(range(max = 1000))]
-    pub context_lines: usize,
+crate::runtime::page::list_input! {
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct DiffIn {
+        pub session: String,
+        ..page_args {
+            /// Files per page (default 20, max 100).
+            limit,
+            /// `next_cursor` of the previous page.
+            cursor,
+        },
+        /// Unchanged lines around each change (default 3).
+        #[serde(default = "default_context")]
+        #[schemars(range(max = 1000))]
+        pub context_lines: usize,
+    }
 }
 
 pub(super) async fn spool_diff(kit: Kit, i: DiffIn, ctx: CallCtx) -> Out<Page<FilePatch>> {

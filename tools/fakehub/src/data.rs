@@ -92,8 +92,34 @@ pub struct Issue {
     pub pull: Option<Pull>,
 }
 
+/// One job of a workflow run. Its state follows `since` (queued < 5 s, in_progress
+/// < 15 s, then completed with `outcome`); seeded jobs (`since: None`) are completed.
+pub struct Job {
+    pub id: u64,
+    pub name: String,
+    /// Conclusion once completed: `success` or `failure`.
+    pub outcome: String,
+    /// Step names; the third (the job's work) fails when `outcome` is `failure`.
+    pub steps: Vec<String>,
+    pub since: Option<Dt>,
+    pub cancelled: bool,
+    /// Raw log text as GitHub serves it (timestamps, ANSI colours).
+    pub log: String,
+}
+
+/// A commit status (`POST /statuses/{sha}` shape).
+pub struct Status {
+    pub id: u64,
+    pub state: String,
+    pub context: String,
+    pub description: String,
+    pub created_at: Dt,
+}
+
 pub struct Run {
     pub id: u64,
+    pub attempt: u64,
+    pub jobs: Vec<Job>,
     pub workflow_id: u64,
     pub head_branch: String,
     pub head_sha: String,
@@ -123,11 +149,20 @@ pub struct Repo {
     pub labels: BTreeMap<String, Label>,
     pub workflows: Vec<(u64, String, String)>,
     pub runs: Vec<Run>,
+    /// Every tree a commit or `POST /git/trees` made, by sha.
+    pub trees: HashMap<String, Arc<Tree>>,
+    /// Blobs made by `POST /git/blobs` (blobs of trees are found through the trees).
+    pub blobs: HashMap<String, Arc<Blob>>,
+    /// Commit statuses by commit sha.
+    pub statuses: HashMap<String, Vec<Status>>,
 }
 
 pub struct World {
     pub repos: Vec<Repo>,
     pub next_id: u64,
+    /// (repo index, branch): the next `PATCH /git/refs` first moves that branch by a
+    /// commit of someone else, as a concurrent push would.
+    pub intrude_on_ref_update: Option<(usize, String)>,
 }
 
 const ADJ: [&str; 11] = [
@@ -199,6 +234,7 @@ impl World {
         let mut w = World {
             repos: Vec::new(),
             next_id: 1_000_000,
+            intrude_on_ref_update: None,
         };
         let hello = seed_hello(&mut w);
         let tools = seed_tools(&mut w);
@@ -248,7 +284,22 @@ fn new_repo(id: u64, name: &str, description: &str, languages: Vec<(String, u64)
         labels,
         workflows: Vec::new(),
         runs: Vec::new(),
+        trees: HashMap::new(),
+        blobs: HashMap::new(),
+        statuses: HashMap::new(),
     }
+}
+
+/// The id of a (flat, path → blob) tree: a digest of its sorted entries.
+pub fn tree_sha(tree: &Tree) -> String {
+    let mut s = String::from("tree\n");
+    for (p, b) in tree {
+        s.push_str(p);
+        s.push(' ');
+        s.push_str(&b.sha);
+        s.push('\n');
+    }
+    fake_sha(&s)
 }
 
 impl Repo {
@@ -274,6 +325,18 @@ impl Repo {
                 None => tree.remove(&path),
             };
         }
+        self.commit_tree(parents, Arc::new(tree), message, author, date)
+    }
+
+    /// Add a commit of `tree` (registered by its sha) and return the commit's sha.
+    pub fn commit_tree(
+        &mut self,
+        parents: Vec<String>,
+        tree: Arc<Tree>,
+        message: &str,
+        author: &str,
+        date: Dt,
+    ) -> String {
         let sha = fake_sha(&format!(
             "{}|{}|{message}|{}",
             self.full(),
@@ -286,10 +349,67 @@ impl Repo {
             author: author.into(),
             date,
             parents,
-            tree: Arc::new(tree),
+            tree: tree.clone(),
         };
+        self.trees.insert(tree_sha(&tree), tree);
         self.commits.insert(sha.clone(), c);
         sha
+    }
+
+    /// The blob `sha` if any tree or `POST /git/blobs` holds it.
+    pub fn find_blob(&self, sha: &str) -> Option<Arc<Blob>> {
+        if let Some(b) = self.blobs.get(sha) {
+            return Some(b.clone());
+        }
+        self.trees
+            .values()
+            .find_map(|t| t.values().find(|b| b.sha == sha).cloned())
+    }
+
+    /// Moves `branch` to a new commit on top of it, as a push does, and queues a CI run
+    /// for it (`on: push`). Returns the commit sha.
+    pub fn push_commit(
+        &mut self,
+        branch: &str,
+        tree: Arc<Tree>,
+        message: &str,
+        author: &str,
+        now: Dt,
+    ) -> Option<String> {
+        let parent = self.branches.get(branch)?.clone();
+        let sha = self.commit_tree(vec![parent], tree, message, author, now);
+        self.branches.insert(branch.to_string(), sha.clone());
+        self.on_push(branch, &sha, now);
+        Some(sha)
+    }
+
+    /// What a push to `branch` at `sha` triggers: a run of the CI workflow.
+    pub fn on_push(&mut self, branch: &str, sha: &str, now: Dt) {
+        self.pushed_at = now;
+        let Some(wf) = self.workflows.first().map(|w| w.0) else {
+            return;
+        };
+        self.start_run(wf, branch, sha, "push", now);
+    }
+
+    /// A new run of workflow `wf` (jobs all pass), queued at `now`.
+    pub fn start_run(&mut self, wf: u64, branch: &str, sha: &str, event: &str, now: Dt) -> u64 {
+        let run_number = self.runs.iter().filter(|x| x.workflow_id == wf).count() as u64 + 1;
+        let id = self.runs.iter().map(|x| x.id).max().unwrap_or(9000) + 1;
+        let jobs = standard_jobs(id, sha, None, Some(now));
+        self.runs.push(Run {
+            id,
+            attempt: 1,
+            jobs,
+            workflow_id: wf,
+            head_branch: branch.into(),
+            head_sha: sha.into(),
+            event: event.into(),
+            run_number,
+            fixed: None,
+            created_at: now,
+        });
+        id
     }
 
     pub fn tree_of(&self, sha: &str) -> Arc<Tree> {
@@ -579,8 +699,11 @@ fn seed_hello(w: &mut World) -> Repo {
     for i in 0..5u64 {
         let sha = chain[56 + i as usize].clone();
         let conclusion = if i == 2 { "failure" } else { "success" };
+        let failing = (i == 2).then_some("test");
         r.runs.push(Run {
             id: 9001 + i,
+            attempt: 1,
+            jobs: standard_jobs(9001 + i, &sha, failing, None),
             workflow_id: 1001,
             head_branch: "main".into(),
             head_sha: sha,
@@ -590,7 +713,134 @@ fn seed_hello(w: &mut World) -> Repo {
             created_at: t + Duration::hours(56 + i as i64) + Duration::minutes(5),
         });
     }
+    // Commit statuses from outside GitHub Actions: the failing commit's coverage failed
+    // too; the head has a pending preview deployment.
+    let status = |id: u64, state: &str, context: &str, description: &str, at: Dt| Status {
+        id,
+        state: state.into(),
+        context: context.into(),
+        description: description.into(),
+        created_at: at,
+    };
+    let at = |k: usize| t + Duration::hours(k as i64) + Duration::minutes(20);
+    r.statuses.insert(
+        chain[58].clone(),
+        vec![status(
+            7001,
+            "failure",
+            "ci/coverage",
+            "Coverage fell to 61%",
+            at(58),
+        )],
+    );
+    r.statuses.insert(
+        chain[60].clone(),
+        vec![
+            status(7002, "success", "ci/coverage", "Coverage 84%", at(60)),
+            status(
+                7003,
+                "pending",
+                "deploy/preview",
+                "Deploying preview",
+                at(60),
+            ),
+        ],
+    );
     r
+}
+
+/// The jobs of a CI run: build, test, lint; `failing` names the one that fails.
+pub fn standard_jobs(run_id: u64, sha: &str, failing: Option<&str>, since: Option<Dt>) -> Vec<Job> {
+    [
+        ("build", "cargo build --locked"),
+        ("test", "cargo test --locked"),
+        ("lint", "cargo clippy -- -D warnings"),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(k, (name, cmd))| {
+        let fails = failing == Some(name);
+        Job {
+            id: run_id * 10 + 1 + k as u64,
+            name: name.into(),
+            outcome: if fails { "failure" } else { "success" }.into(),
+            steps: vec![
+                "Set up job".into(),
+                "Run actions/checkout@v4".into(),
+                format!("Run {cmd}"),
+                "Complete job".into(),
+            ],
+            since,
+            cancelled: false,
+            log: job_log(name, cmd, sha, fails),
+        }
+    })
+    .collect()
+}
+
+/// A job log as GitHub serves it: each line starts with an RFC 3339 timestamp (7
+/// fractional digits), tool output keeps its ANSI colours. A failing test job names
+/// `src/lib.rs` and `src/main.rs` in its error.
+pub fn job_log(name: &str, cmd: &str, sha: &str, fails: bool) -> String {
+    let t0 = base_time() + Duration::days(3);
+    let mut lines: Vec<String> = vec![
+        "##[group]Runner Image".into(),
+        "Image: ubuntu-22.04".into(),
+        "##[endgroup]".into(),
+        format!("Job {name} for commit {}", &sha[..7.min(sha.len())]),
+        "##[group]Run actions/checkout@v4".into(),
+        format!("Syncing repository: octo/hello at {sha}"),
+        "##[endgroup]".into(),
+        format!("##[group]Run {cmd}"),
+    ];
+    for k in 1..=120 {
+        lines.push(format!(
+            "\u{1b}[1m\u{1b}[32m   Compiling\u{1b}[0m dep-{k} v0.{k}.0"
+        ));
+    }
+    if name == "test" {
+        lines.push("running 12 tests".into());
+        for k in 1..=11 {
+            lines.push(format!("test tests::case_{k} ... \u{1b}[32mok\u{1b}[0m"));
+        }
+        if fails {
+            lines.extend([
+                "test tests::greets ... \u{1b}[31mFAILED\u{1b}[0m".to_string(),
+                String::new(),
+                "failures:".into(),
+                String::new(),
+                "---- tests::greets stdout ----".into(),
+                "thread 'tests::greets' panicked at src/lib.rs:2:5:".into(),
+                "assertion `left == right` failed: greet(\"world\") must match the banner printed by src/main.rs:2".into(),
+                "  left: \"Hello, world!\"".into(),
+                " right: \"Hello, World!\"".into(),
+                String::new(),
+                "test result: \u{1b}[31mFAILED\u{1b}[0m. 11 passed; 1 failed; 0 ignored".into(),
+                "\u{1b}[31m##[error]\u{1b}[0mProcess completed with exit code 101.".into(),
+            ]);
+        } else {
+            lines.push("test tests::greets ... \u{1b}[32mok\u{1b}[0m".into());
+            lines.push("test result: \u{1b}[32mok\u{1b}[0m. 12 passed; 0 failed; 0 ignored".into());
+        }
+    } else {
+        lines.push(format!(
+            "\u{1b}[1m\u{1b}[32m    Finished\u{1b}[0m `{name}` profile in 4.2s"
+        ));
+    }
+    lines.push("##[endgroup]".into());
+    lines.push("Cleaning up orphan processes".into());
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let at = t0 + Duration::milliseconds(137 * i as i64);
+            format!(
+                "{}.{:07}Z {l}\n",
+                at.format("%Y-%m-%dT%H:%M:%S"),
+                at.timestamp_subsec_nanos() / 100
+            )
+        })
+        .collect()
 }
 
 fn seed_tools(w: &mut World) -> Repo {
@@ -817,7 +1067,7 @@ pub fn commit_json(a: &str, r: &Repo, c: &Commit, files: Option<&[FileDiff]>) ->
         "sha": c.sha, "node_id": format!("C_kwDO{}", &c.sha[..12]),
         "url": format!("{a}/repos/{full}/commits/{}", c.sha), "html_url": format!("{WEB}/{full}/commit/{}", c.sha),
         "commit": {"message": c.message, "author": who, "committer": who, "comment_count": 0,
-                   "tree": {"sha": fake_sha(&format!("tree {}", c.sha)), "url": format!("{a}/repos/{full}/git/trees/{}", c.sha)},
+                   "tree": {"sha": tree_sha(&c.tree), "url": format!("{a}/repos/{full}/git/trees/{}", tree_sha(&c.tree))},
                    "url": format!("{a}/repos/{full}/git/commits/{}", c.sha)},
         "author": user_json(a, &c.author), "committer": user_json(a, &c.author),
         "parents": c.parents.iter().map(|p| json!({"sha": p, "url": format!("{a}/repos/{full}/commits/{p}"), "html_url": format!("{WEB}/{full}/commit/{p}")})).collect::<Vec<_>>(),
@@ -832,6 +1082,32 @@ pub fn commit_json(a: &str, r: &Repo, c: &Commit, files: Option<&[FileDiff]>) ->
     v
 }
 
+/// A commit in the Git Data API shape (`/git/commits/{sha}`).
+pub fn git_commit_json(a: &str, r: &Repo, c: &Commit) -> Value {
+    let full = r.full();
+    let who = json!({"name": c.author, "email": format!("{}@example.com", c.author), "date": ts(&c.date)});
+    let tree = tree_sha(&c.tree);
+    json!({"sha": c.sha, "node_id": format!("C_kwDO{}", &c.sha[..12]),
+           "url": format!("{a}/repos/{full}/git/commits/{}", c.sha), "html_url": format!("{WEB}/{full}/commit/{}", c.sha),
+           "author": who, "committer": who, "message": c.message,
+           "tree": {"sha": tree, "url": format!("{a}/repos/{full}/git/trees/{tree}")},
+           "parents": c.parents.iter().map(|p| json!({"sha": p, "url": format!("{a}/repos/{full}/git/commits/{p}"), "html_url": format!("{WEB}/{full}/commit/{p}")})).collect::<Vec<_>>(),
+           "verification": {"verified": false, "reason": "unsigned", "signature": null, "payload": null}})
+}
+
+/// A tree in the Git Data API shape: every blob with its full path (trees are flat
+/// here, so `recursive` listings and top-level ones show the same blobs).
+pub fn tree_json(a: &str, r: &Repo, tree: &Tree) -> Value {
+    let full = r.full();
+    let sha = tree_sha(tree);
+    let entries: Vec<Value> = tree
+        .iter()
+        .map(|(p, b)| json!({"path": p, "mode": "100644", "type": "blob", "sha": b.sha, "size": b.content.len(),
+                             "url": format!("{a}/repos/{full}/git/blobs/{}", b.sha)}))
+        .collect();
+    json!({"sha": sha, "url": format!("{a}/repos/{full}/git/trees/{sha}"), "tree": entries, "truncated": false})
+}
+
 pub fn branch_json(a: &str, r: &Repo, name: &str, sha: &str) -> Value {
     json!({"name": name, "commit": {"sha": sha, "url": format!("{a}/repos/{}/commits/{sha}", r.full())},
            "protected": name == r.default_branch})
@@ -844,17 +1120,156 @@ pub fn ref_json(a: &str, r: &Repo, name: &str, sha: &str) -> Value {
            "object": {"sha": sha, "type": "commit", "url": format!("{a}/repos/{full}/git/commits/{sha}")}})
 }
 
-/// (status, conclusion) of a run at `now`.
-pub fn run_state(run: &Run, now: Dt) -> (String, Option<String>) {
-    if let Some((s, c)) = &run.fixed {
-        return (s.clone(), c.clone());
-    }
-    let age = (now - run.created_at).num_seconds();
-    match age {
+fn by_age(since: Dt, now: Dt, outcome: &str) -> (String, Option<String>) {
+    match (now - since).num_seconds() {
         ..5 => ("queued".into(), None),
         5..15 => ("in_progress".into(), None),
-        _ => ("completed".into(), Some("success".into())),
+        _ => ("completed".into(), Some(outcome.to_string())),
     }
+}
+
+/// (status, conclusion) of a job at `now`.
+pub fn job_state(job: &Job, now: Dt) -> (String, Option<String>) {
+    if job.cancelled {
+        return ("completed".into(), Some("cancelled".into()));
+    }
+    match job.since {
+        Some(since) => by_age(since, now, &job.outcome),
+        None => ("completed".into(), Some(job.outcome.clone())),
+    }
+}
+
+/// (status, conclusion) of a run at `now`: from its jobs (any cancelled → cancelled,
+/// any failed → failure), or fixed / by age for a run without jobs.
+pub fn run_state(run: &Run, now: Dt) -> (String, Option<String>) {
+    if run.jobs.is_empty() {
+        if let Some((s, c)) = &run.fixed {
+            return (s.clone(), c.clone());
+        }
+        return by_age(run.created_at, now, "success");
+    }
+    let states: Vec<_> = run.jobs.iter().map(|j| job_state(j, now)).collect();
+    if states.iter().all(|(s, _)| s == "completed") {
+        let has = |c: &str| states.iter().any(|(_, x)| x.as_deref() == Some(c));
+        let conclusion = if has("cancelled") {
+            "cancelled"
+        } else if has("failure") {
+            "failure"
+        } else {
+            "success"
+        };
+        return ("completed".into(), Some(conclusion.into()));
+    }
+    if states.iter().all(|(s, _)| s == "queued") {
+        return ("queued".into(), None);
+    }
+    ("in_progress".into(), None)
+}
+
+/// When a job (re)started: its `since`, else shortly after the run was created.
+fn job_started(run: &Run, job: &Job) -> Dt {
+    job.since.unwrap_or(run.created_at + Duration::seconds(3))
+}
+
+pub fn job_json(a: &str, r: &Repo, run: &Run, job: &Job, now: Dt) -> Value {
+    let full = r.full();
+    let (status, conclusion) = job_state(job, now);
+    let started = job_started(run, job);
+    let done = status == "completed";
+    let completed = done.then(|| started + Duration::seconds(12));
+    let failed_at = (job.outcome == "failure").then_some(2usize);
+    let steps: Vec<Value> = job
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            let (st, co) = if !done {
+                if k == 0 && status == "in_progress" {
+                    ("in_progress", None)
+                } else {
+                    ("queued", None)
+                }
+            } else if job.cancelled {
+                ("completed", Some("cancelled"))
+            } else {
+                match failed_at {
+                    Some(f) if k == f => ("completed", Some("failure")),
+                    Some(f) if k > f && k + 1 < job.steps.len() => ("completed", Some("skipped")),
+                    _ => ("completed", Some("success")),
+                }
+            };
+            json!({"name": name, "status": st, "conclusion": co, "number": k + 1,
+                   "started_at": done.then(|| ts(&(started + Duration::seconds(3 * k as i64)))),
+                   "completed_at": done.then(|| ts(&(started + Duration::seconds(3 * k as i64 + 2))))})
+        })
+        .collect();
+    json!({"id": job.id, "run_id": run.id, "run_attempt": run.attempt, "node_id": format!("CR_kwDO{:08}", job.id),
+           "head_sha": run.head_sha, "head_branch": run.head_branch, "workflow_name": "CI",
+           "url": format!("{a}/repos/{full}/actions/jobs/{}", job.id),
+           "html_url": format!("{WEB}/{full}/actions/runs/{}/job/{}", run.id, job.id),
+           "run_url": format!("{a}/repos/{full}/actions/runs/{}", run.id),
+           "check_run_url": format!("{a}/repos/{full}/check-runs/{}", job.id),
+           "status": status, "conclusion": conclusion, "name": job.name,
+           "created_at": ts(&started), "started_at": ts(&started), "completed_at": opt_ts(&completed),
+           "steps": steps, "labels": ["ubuntu-latest"], "runner_id": 1, "runner_name": "GitHub Actions 1",
+           "runner_group_id": 1, "runner_group_name": "GitHub Actions"})
+}
+
+/// A GitHub Actions job seen as a check run (same id, as on GitHub).
+pub fn check_run_json(a: &str, r: &Repo, run: &Run, job: &Job, now: Dt) -> Value {
+    let full = r.full();
+    let (status, conclusion) = job_state(job, now);
+    let started = job_started(run, job);
+    let completed = (status == "completed").then(|| started + Duration::seconds(12));
+    let title = match conclusion.as_deref() {
+        Some("failure") => "Process completed with exit code 101.",
+        Some(_) => "",
+        None => "In progress",
+    };
+    json!({"id": job.id, "name": job.name, "node_id": format!("CR_kwDO{:08}", job.id), "head_sha": run.head_sha,
+           "external_id": format!("{}-{}", run.id, job.id),
+           "url": format!("{a}/repos/{full}/check-runs/{}", job.id),
+           "html_url": format!("{WEB}/{full}/actions/runs/{}/job/{}", run.id, job.id),
+           "details_url": format!("{WEB}/{full}/actions/runs/{}/job/{}", run.id, job.id),
+           "status": status, "conclusion": conclusion, "started_at": ts(&started), "completed_at": opt_ts(&completed),
+           "output": {"title": title, "summary": "", "text": null, "annotations_count": 0},
+           "check_suite": {"id": run.id * 7},
+           "app": {"id": 15368, "slug": "github-actions", "name": "GitHub Actions"},
+           "pull_requests": []})
+}
+
+pub fn status_json(a: &str, r: &Repo, sha: &str, st: &Status) -> Value {
+    json!({"id": st.id, "node_id": format!("SC_kwDO{:08}", st.id), "state": st.state, "context": st.context,
+           "description": st.description, "target_url": format!("{WEB}/{}/statuses/{}", r.full(), st.context),
+           "url": format!("{a}/repos/{}/statuses/{sha}", r.full()), "avatar_url": null,
+           "created_at": ts(&st.created_at), "updated_at": ts(&st.created_at), "creator": user_json(a, "octocat")})
+}
+
+/// Artifacts of a completed run: a test report, and failure logs when it failed.
+pub fn artifacts_json(a: &str, r: &Repo, run: &Run, now: Dt) -> Vec<Value> {
+    let (status, conclusion) = run_state(run, now);
+    if status != "completed" {
+        return vec![];
+    }
+    let full = r.full();
+    let mut names = vec![("test-report", 18_432u64)];
+    if conclusion.as_deref() == Some("failure") {
+        names.push(("failure-logs", 5_120));
+    }
+    names
+        .into_iter()
+        .enumerate()
+        .map(|(k, (name, size))| {
+            let id = run.id * 100 + k as u64 + 1;
+            let created = run.created_at + Duration::seconds(20);
+            json!({"id": id, "node_id": format!("MDg6QXJ0aWZhY3Q{id}"), "name": name, "size_in_bytes": size,
+                   "url": format!("{a}/repos/{full}/actions/artifacts/{id}"),
+                   "archive_download_url": format!("{a}/repos/{full}/actions/artifacts/{id}/zip"),
+                   "expired": false, "digest": format!("sha256:{}", fake_sha(name)),
+                   "created_at": ts(&created), "updated_at": ts(&created), "expires_at": ts(&(created + Duration::days(90))),
+                   "workflow_run": {"id": run.id, "head_branch": run.head_branch, "head_sha": run.head_sha}})
+        })
+        .collect()
 }
 
 pub fn run_json(a: &str, r: &Repo, run: &Run, now: Dt) -> Value {
@@ -867,18 +1282,24 @@ pub fn run_json(a: &str, r: &Repo, run: &Run, now: Dt) -> Value {
         .map_or(("CI".to_string(), String::new()), |w| {
             (w.1.clone(), w.2.clone())
         });
+    let started = run
+        .jobs
+        .iter()
+        .filter_map(|j| j.since)
+        .max()
+        .unwrap_or(run.created_at);
     let updated = if status == "completed" && run.fixed.is_none() {
-        run.created_at + Duration::seconds(15)
+        started + Duration::seconds(15)
     } else {
-        run.created_at
+        started
     };
     json!({"id": run.id, "name": name, "node_id": format!("WFR_kwLO{:08}", run.id), "head_branch": run.head_branch,
-           "head_sha": run.head_sha, "path": path, "display_title": name, "run_number": run.run_number, "run_attempt": 1,
+           "head_sha": run.head_sha, "path": path, "display_title": name, "run_number": run.run_number, "run_attempt": run.attempt,
            "event": run.event, "status": status, "conclusion": conclusion, "workflow_id": run.workflow_id,
            "url": format!("{a}/repos/{full}/actions/runs/{}", run.id), "html_url": format!("{WEB}/{full}/actions/runs/{}", run.id),
            "jobs_url": format!("{a}/repos/{full}/actions/runs/{}/jobs", run.id),
            "logs_url": format!("{a}/repos/{full}/actions/runs/{}/logs", run.id),
-           "created_at": ts(&run.created_at), "updated_at": ts(&updated), "run_started_at": ts(&run.created_at),
+           "created_at": ts(&run.created_at), "updated_at": ts(&updated), "run_started_at": ts(&started),
            "actor": user_json(a, "octocat"), "repository": {"id": r.id, "full_name": full}})
 }
 

@@ -69,12 +69,23 @@
 //!   layout used by the official MCP server; `download_url` points there). Also
 //!   `GET /repos/{owner}/{repo}/actions/workflows`. Dispatched workflow runs move from
 //!   `queued` (< 5 s) to `in_progress` (< 15 s) to `completed`/`success`.
+//! * Runs have jobs (build, test, lint; seeded run 9003's `test` fails and its log names
+//!   `src/lib.rs` and `src/main.rs`), served as jobs, as check runs of the head commit
+//!   and as artifacts; re-run, re-run failed jobs and cancel change them. Job logs answer
+//!   302 to a second loopback listener (the log host, `logs.rs`) that refuses any request
+//!   carrying `Authorization`.
+//! * One git object model: the contents API writes (`PUT`/`DELETE /contents/{path}`) and
+//!   the Git Data API (`/git/blobs`, `/git/trees`, `/git/commits`, `PATCH /git/refs`, fast
+//!   forward unless `force`) make commits whose trees the contents API then serves; every
+//!   push to a branch queues a CI run. Commit statuses are seeded on two `main` commits.
 
 mod data;
 mod git;
 mod limits;
+mod logs;
 mod routes;
 mod server;
+mod writes;
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -151,6 +162,10 @@ pub struct Stats {
     pub max_in_flight: u64,
     /// `POST /app/installations/{id}/access_tokens` requests.
     pub token_requests: u64,
+    /// Requests to the log host (job-log downloads after the API's 302).
+    pub log_requests: u64,
+    /// Log-host requests refused because they carried an `Authorization` header.
+    pub log_authorization_rejected: u64,
     /// `"GET /repos/{owner}/{repo}/issues/{number}"` → count (route template).
     pub by_route: BTreeMap<String, u64>,
     /// Token's first 8 chars + `…` (or `anonymous`) → per-token counters.
@@ -192,7 +207,22 @@ pub async fn spawn(config: FakeConfig, addr: SocketAddr) -> std::io::Result<Fake
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let shared = Arc::new(server::Shared::new(config, addr));
+    // The log host: same IP, another port (another origin), like GitHub's blob storage.
+    let log_listener = tokio::net::TcpListener::bind(SocketAddr::new(addr.ip(), 0)).await?;
+    let _ = shared
+        .log_base
+        .set(format!("http://{}", log_listener.local_addr()?));
     let (stop, mut rx) = tokio::sync::watch::channel(false);
+    let mut log_rx = rx.clone();
+    let log_app = logs::router(shared.clone());
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = log_rx.wait_for(|s| *s).await;
+        };
+        let _ = axum::serve(log_listener, log_app)
+            .with_graceful_shutdown(stopped)
+            .await;
+    });
     let app = server::router(shared.clone());
     tokio::spawn(async move {
         let stopped = async move {
@@ -267,6 +297,67 @@ impl FakeHub {
     /// Answer JSON whatever the request's `Accept` (see [`FakeConfig::ignore_accept`]).
     pub fn set_ignore_accept(&self, on: bool) {
         self.handle.shared.config.lock().ignore_accept = on;
+    }
+
+    /// The next `PATCH /git/refs/heads/{branch}` of any repository first moves `branch`
+    /// of `repo` by one commit (adding `CONCURRENT.md`), as a concurrent push would.
+    pub fn move_branch_before_next_ref_update(&self, repo: &str, branch: &str) {
+        let mut world = self.handle.shared.world.lock();
+        if let Some((owner, name)) = repo.split_once('/')
+            && let Some(ri) = world.repo_index(owner, name)
+        {
+            world.intrude_on_ref_update = Some((ri, branch.to_string()));
+        }
+    }
+
+    /// Head commit sha of `branch` in `repo` ("owner/name").
+    pub fn branch_head(&self, repo: &str, branch: &str) -> Option<String> {
+        let world = self.handle.shared.world.lock();
+        let (owner, name) = repo.split_once('/')?;
+        let r = &world.repos[world.repo_index(owner, name)?];
+        r.branches.get(branch).cloned()
+    }
+
+    /// (parents, paths changed) of commit `sha` in `repo`.
+    pub fn commit_changes(&self, repo: &str, sha: &str) -> Option<(Vec<String>, Vec<String>)> {
+        let world = self.handle.shared.world.lock();
+        let (owner, name) = repo.split_once('/')?;
+        let r = &world.repos[world.repo_index(owner, name)?];
+        let c = r.commits.get(sha)?;
+        let parent = c.parents.first().map(|p| r.tree_of(p)).unwrap_or_default();
+        let files = git::diff_trees(&parent, &c.tree)
+            .into_iter()
+            .map(|f| f.filename)
+            .collect();
+        Some((c.parents.clone(), files))
+    }
+
+    /// Commits `content` to `path` on `branch` directly (as another user's push would).
+    /// Returns the new blob sha.
+    pub fn commit_file(
+        &self,
+        repo: &str,
+        branch: &str,
+        path: &str,
+        content: &str,
+    ) -> Option<String> {
+        let mut world = self.handle.shared.world.lock();
+        let (owner, name) = repo.split_once('/')?;
+        let ri = world.repo_index(owner, name)?;
+        let r = &mut world.repos[ri];
+        let head = r.branches.get(branch)?.clone();
+        let mut tree = (*r.tree_of(&head)).clone();
+        let b = data::blob(content.to_string());
+        let sha = b.sha.clone();
+        tree.insert(path.to_string(), b);
+        r.push_commit(
+            branch,
+            Arc::new(tree),
+            &format!("Update {path}"),
+            "bob",
+            chrono::Utc::now(),
+        )?;
+        Some(sha)
     }
 
     /// Outstanding installation tokens now answer 401 Bad credentials.

@@ -23,6 +23,15 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/repos/{owner}/{repo}/branches/{branch*}"),
     ("GET", "/repos/{owner}/{repo}/git/ref/{ref*}"),
     ("POST", "/repos/{owner}/{repo}/git/refs"),
+    ("PATCH", "/repos/{owner}/{repo}/git/refs/{ref*}"),
+    ("GET", "/repos/{owner}/{repo}/git/commits/{sha}"),
+    ("POST", "/repos/{owner}/{repo}/git/commits"),
+    ("GET", "/repos/{owner}/{repo}/git/trees/{sha}"),
+    ("POST", "/repos/{owner}/{repo}/git/trees"),
+    ("GET", "/repos/{owner}/{repo}/git/blobs/{sha}"),
+    ("POST", "/repos/{owner}/{repo}/git/blobs"),
+    ("PUT", "/repos/{owner}/{repo}/contents/{path*}"),
+    ("DELETE", "/repos/{owner}/{repo}/contents/{path*}"),
     ("GET", "/repos/{owner}/{repo}/issues"),
     ("POST", "/repos/{owner}/{repo}/issues"),
     ("GET", "/repos/{owner}/{repo}/issues/{number}"),
@@ -38,6 +47,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/repos/{owner}/{repo}/contents/{path*}"),
     ("GET", "/repos/{owner}/{repo}/commits"),
     ("GET", "/repos/{owner}/{repo}/commits/{sha}"),
+    ("GET", "/repos/{owner}/{repo}/commits/{ref}/check-runs"),
+    ("GET", "/repos/{owner}/{repo}/commits/{ref}/status"),
+    // The two above for refs with slashes (`feature/x`): `{rest}` ends in the suffix.
+    ("GET", "/repos/{owner}/{repo}/commits/{rest*}"),
     ("GET", "/repos/{owner}/{repo}/compare/{basehead*}"),
     ("GET", "/repos/{owner}/{repo}/actions/workflows"),
     (
@@ -46,6 +59,20 @@ const ROUTES: &[(&str, &str)] = &[
     ),
     ("GET", "/repos/{owner}/{repo}/actions/runs"),
     ("GET", "/repos/{owner}/{repo}/actions/runs/{run_id}"),
+    ("GET", "/repos/{owner}/{repo}/actions/runs/{run_id}/jobs"),
+    (
+        "GET",
+        "/repos/{owner}/{repo}/actions/runs/{run_id}/artifacts",
+    ),
+    ("POST", "/repos/{owner}/{repo}/actions/runs/{run_id}/rerun"),
+    (
+        "POST",
+        "/repos/{owner}/{repo}/actions/runs/{run_id}/rerun-failed-jobs",
+    ),
+    ("POST", "/repos/{owner}/{repo}/actions/runs/{run_id}/cancel"),
+    ("GET", "/repos/{owner}/{repo}/actions/jobs/{job_id}"),
+    // Answers 302 to the log host (see `crate::logs`).
+    ("GET", "/repos/{owner}/{repo}/actions/jobs/{job_id}/logs"),
     // Raw file bodies, GHES layout (`http://HOST/raw/...`): used by the official MCP server.
     ("GET", "/raw/{owner}/{repo}/{rest*}"),
 ];
@@ -128,6 +155,8 @@ pub enum RBody {
     Json(Value),
     Text(String),
     Empty,
+    /// An empty answer with this `location`.
+    Redirect(String),
 }
 
 pub struct Reply {
@@ -155,14 +184,14 @@ impl Reply {
     pub fn not_found() -> Reply {
         Reply::msg(404, "Not Found")
     }
-    fn invalid(resource: &str, field: &str, code: &str) -> Reply {
+    pub(crate) fn invalid(resource: &str, field: &str, code: &str) -> Reply {
         Reply::json(
             422,
             json!({"message": "Validation Failed", "errors": [{"resource": resource, "field": field, "code": code}],
                                 "documentation_url": "https://docs.github.com/rest", "status": "422"}),
         )
     }
-    fn lm(mut self, d: Dt) -> Reply {
+    pub(crate) fn lm(mut self, d: Dt) -> Reply {
         self.last_modified = Some(d);
         self
     }
@@ -191,19 +220,19 @@ impl Ctx {
             .find(|(a, _)| a == k)
             .map(|(_, v)| v.as_str())
     }
-    fn p(&self, k: &str) -> &str {
+    pub(crate) fn p(&self, k: &str) -> &str {
         self.params
             .iter()
             .find(|(a, _)| *a == k)
             .map_or("", |(_, v)| v.as_str())
     }
-    fn num(&self, k: &str) -> Option<u64> {
+    pub(crate) fn num(&self, k: &str) -> Option<u64> {
         self.p(k).parse().ok()
     }
-    fn s(&self, k: &str) -> Option<&str> {
+    pub(crate) fn s(&self, k: &str) -> Option<&str> {
         self.body.get(k).and_then(Value::as_str)
     }
-    fn strings(&self, k: &str) -> Option<Vec<String>> {
+    pub(crate) fn strings(&self, k: &str) -> Option<Vec<String>> {
         self.body.get(k)?.as_array().map(|a| {
             a.iter()
                 .filter_map(|v| v.as_str().or_else(|| v.get("name").and_then(Value::as_str)))
@@ -213,7 +242,7 @@ impl Ctx {
     }
 
     /// Slice `items` for `per_page`/`page` and build the `link` header.
-    fn paged<T>(&self, items: Vec<T>) -> (Vec<T>, Option<String>, usize) {
+    pub(crate) fn paged<T>(&self, items: Vec<T>) -> (Vec<T>, Option<String>, usize) {
         let per = self
             .q("per_page")
             .and_then(|v| v.parse().ok())
@@ -290,6 +319,28 @@ pub fn dispatch(sh: &Shared, c: &Ctx, template: &str) -> Reply {
             json!({"data": null, "errors": [{"message": "GraphQL is not implemented by fakehub"}]}),
         ),
         "/app/installations/{id}/access_tokens" => access_token(sh, c),
+        "/repos/{owner}/{repo}/actions/jobs/{job_id}/logs" => {
+            let w = sh.world.lock();
+            let found = w.repo_index(c.p("owner"), c.p("repo")).and_then(|ri| {
+                let r = &w.repos[ri];
+                let id = c.num("job_id")?;
+                r.runs.iter().flat_map(|x| &x.jobs).find(|j| j.id == id)?;
+                Some(r.full())
+            });
+            match found {
+                Some(full) => Reply {
+                    status: 302,
+                    body: RBody::Redirect(crate::logs::signed_url(
+                        sh,
+                        &full,
+                        c.num("job_id").unwrap_or(0),
+                    )),
+                    last_modified: None,
+                    link: None,
+                },
+                None => Reply::not_found(),
+            }
+        }
         _ => world_route(&mut sh.world.lock(), c, template),
     }
 }
@@ -474,6 +525,85 @@ fn world_route(w: &mut World, c: &Ctx, t: &str) -> Reply {
             None => Reply::msg(422, &format!("No commit found for SHA: {}", c.p("sha"))),
         },
         "/compare/{basehead*}" => compare(r, c),
+        "/commits/{ref}/check-runs" => check_runs(r, c, c.p("ref")),
+        "/commits/{ref}/status" => combined_status(r, c, c.p("ref")),
+        "/commits/{rest*}" => {
+            let rest = c.p("rest");
+            if let Some(r_) = rest.strip_suffix("/check-runs") {
+                check_runs(r, c, r_)
+            } else if let Some(r_) = rest.strip_suffix("/status") {
+                combined_status(r, c, r_)
+            } else {
+                Reply::not_found()
+            }
+        }
+        "/git/commits/{sha}" => match r.commits.get(c.p("sha")) {
+            Some(cm) => Reply::json(200, data::git_commit_json(a, r, cm)).lm(cm.date),
+            None => Reply::not_found(),
+        },
+        "/git/trees/{sha}" => {
+            let sha = c.p("sha");
+            let tree = r
+                .trees
+                .get(sha)
+                .cloned()
+                .or_else(|| git::resolve(r, sha).map(|s| r.tree_of(&s)));
+            match tree {
+                Some(t) => Reply::json(200, data::tree_json(a, r, &t)),
+                None => Reply::not_found(),
+            }
+        }
+        "/git/blobs/{sha}" => match r.find_blob(c.p("sha")) {
+            Some(b) => Reply::json(
+                200,
+                json!({"sha": b.sha, "node_id": format!("B_kwDO{}", &b.sha[..12]), "size": b.content.len(),
+                       "url": format!("{a}/repos/{}/git/blobs/{}", r.full(), b.sha),
+                       "content": data::b64_lines(b.content.as_bytes()), "encoding": "base64"}),
+            ),
+            None => Reply::not_found(),
+        },
+        "/actions/runs/{run_id}/jobs" => match c
+            .num("run_id")
+            .and_then(|id| r.runs.iter().find(|x| x.id == id))
+        {
+            Some(run) => {
+                let now = Utc::now();
+                let (items, link, total) = c.paged(run.jobs.iter().collect());
+                let jobs: Vec<Value> = items
+                    .iter()
+                    .map(|j| data::job_json(a, r, run, j, now))
+                    .collect();
+                Reply {
+                    link,
+                    ..Reply::json(200, json!({"total_count": total, "jobs": jobs}))
+                }
+            }
+            None => Reply::not_found(),
+        },
+        "/actions/runs/{run_id}/artifacts" => match c
+            .num("run_id")
+            .and_then(|id| r.runs.iter().find(|x| x.id == id))
+        {
+            Some(run) => {
+                let (items, link, total) = c.paged(data::artifacts_json(a, r, run, Utc::now()));
+                Reply {
+                    link,
+                    ..Reply::json(200, json!({"total_count": total, "artifacts": items}))
+                }
+            }
+            None => Reply::not_found(),
+        },
+        "/actions/jobs/{job_id}" => {
+            let id = c.num("job_id").unwrap_or(0);
+            let found = r
+                .runs
+                .iter()
+                .find_map(|run| run.jobs.iter().find(|j| j.id == id).map(|j| (run, j)));
+            match found {
+                Some((run, j)) => Reply::json(200, data::job_json(a, r, run, j, Utc::now())),
+                None => Reply::not_found(),
+            }
+        }
         "/actions/workflows" => {
             let wf: Vec<Value> = r
                 .workflows
@@ -701,6 +831,62 @@ fn compare(r: &Repo, c: &Ctx) -> Reply {
     )
 }
 
+fn check_runs(r: &Repo, c: &Ctx, git_ref: &str) -> Reply {
+    let Some(sha) = git::resolve(r, git_ref) else {
+        return Reply::msg(422, &format!("No commit found for SHA: {git_ref}"));
+    };
+    let now = Utc::now();
+    let mut pairs: Vec<(&Run, &data::Job)> = r
+        .runs
+        .iter()
+        .filter(|x| x.head_sha == sha)
+        .flat_map(|x| x.jobs.iter().map(move |j| (x, j)))
+        .collect();
+    pairs.sort_by_key(|(_, j)| std::cmp::Reverse(j.id));
+    let (items, link, total) = c.paged(pairs);
+    let runs: Vec<Value> = items
+        .iter()
+        .map(|(x, j)| data::check_run_json(&c.api, r, x, j, now))
+        .collect();
+    Reply {
+        link,
+        ..Reply::json(200, json!({"total_count": total, "check_runs": runs}))
+    }
+}
+
+fn combined_status(r: &Repo, c: &Ctx, git_ref: &str) -> Reply {
+    let Some(sha) = git::resolve(r, git_ref) else {
+        return Reply::msg(422, &format!("No commit found for SHA: {git_ref}"));
+    };
+    let list: Vec<&data::Status> = r
+        .statuses
+        .get(&sha)
+        .map(|v| v.iter().collect())
+        .unwrap_or_default();
+    let has = |s: &str| list.iter().any(|x| x.state == s);
+    let state = if has("failure") || has("error") {
+        "failure"
+    } else if list.is_empty() || has("pending") {
+        "pending"
+    } else {
+        "success"
+    };
+    let (items, link, total) = c.paged(list);
+    let a = c.api.as_str();
+    let full = r.full();
+    Reply {
+        link,
+        ..Reply::json(
+            200,
+            json!({"state": state, "sha": sha, "total_count": total,
+                   "statuses": items.iter().map(|x| data::status_json(a, r, &sha, x)).collect::<Vec<_>>(),
+                   "repository": {"id": r.id, "full_name": full},
+                   "commit_url": format!("{a}/repos/{full}/commits/{sha}"),
+                   "url": format!("{a}/repos/{full}/commits/{sha}/status")}),
+        )
+    }
+}
+
 fn list_runs(r: &Repo, c: &Ctx) -> Reply {
     let now = Utc::now();
     let mut v: Vec<&Run> = r
@@ -869,19 +1055,8 @@ fn write_route(w: &mut World, ri: usize, c: &Ctx, sub: &str) -> Reply {
             let Some(sha) = r.branches.get(branch).cloned() else {
                 return Reply::msg(422, &format!("No ref found for: {git_ref}"));
             };
-            let run_number = r.runs.iter().filter(|x| x.workflow_id == wf.0).count() as u64 + 1;
-            let id = r.runs.iter().map(|x| x.id).max().unwrap_or(9000) + 1;
             let workflow_id = wf.0;
-            r.runs.push(Run {
-                id,
-                workflow_id,
-                head_branch: branch.into(),
-                head_sha: sha,
-                event: "workflow_dispatch".into(),
-                run_number,
-                fixed: None,
-                created_at: now,
-            });
+            r.start_run(workflow_id, branch, &sha, "workflow_dispatch", now);
             Reply {
                 status: 204,
                 body: RBody::Empty,
@@ -889,7 +1064,7 @@ fn write_route(w: &mut World, ri: usize, c: &Ctx, sub: &str) -> Reply {
                 link: None,
             }
         }
-        _ => Reply::not_found(),
+        _ => crate::writes::route(w, ri, c, sub, now),
     }
 }
 

@@ -25,17 +25,25 @@ pub struct Shared {
     pub gate: Mutex<Gate>,
     seq: AtomicU64,
     addr: SocketAddr,
+    /// `http://IP:PORT` of the log host (see `crate::logs`), set once it is bound.
+    pub log_base: std::sync::OnceLock<String>,
+    /// Keys the log host's URL signatures.
+    pub log_secret: String,
 }
 
 impl Shared {
     pub fn new(config: FakeConfig, addr: SocketAddr) -> Shared {
-        Shared {
+        let mut sh = Shared {
             config: Mutex::new(config),
             world: Mutex::new(World::seed()),
             gate: Mutex::new(Gate::default()),
             seq: AtomicU64::new(1),
             addr,
-        }
+            log_base: std::sync::OnceLock::new(),
+            log_secret: String::new(),
+        };
+        sh.log_secret = sh.random_hex();
+        sh
     }
 
     /// 64 hex chars, unpredictable enough for fake tokens.
@@ -124,18 +132,25 @@ struct Out {
 
 impl Out {
     fn new(status: u16, body: RBody, rid: &str) -> Out {
+        let body_location = match &body {
+            RBody::Redirect(to) => RBody::Redirect(to.clone()),
+            _ => RBody::Empty,
+        };
         let (body, content_type) = match body {
             RBody::Json(v) => (
                 serde_json::to_vec(&v).unwrap_or_default(),
                 Some("application/json; charset=utf-8"),
             ),
             RBody::Text(t) => (t.into_bytes(), Some("text/plain; charset=utf-8")),
-            RBody::Empty => (Vec::new(), None),
+            RBody::Empty | RBody::Redirect(_) => (Vec::new(), None),
         };
-        let headers = vec![
+        let mut headers = vec![
             ("x-github-request-id", rid.to_string()),
             ("x-github-api-version-selected", "2022-11-28".into()),
         ];
+        if let RBody::Redirect(to) = &body_location {
+            headers.push(("location", to.clone()));
+        }
         Out {
             status,
             headers,

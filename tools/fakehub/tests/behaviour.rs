@@ -598,3 +598,119 @@ async fn control_endpoints_and_shutdown() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn git_data_api_and_contents_api_share_one_object_model() {
+    let hub = hub(FakeConfig::default()).await;
+    let c = Client::new();
+    let api = format!("{}/repos/octo/hello", hub.base_url());
+    let head: Value = get_json(&c, &format!("{api}/git/ref/heads/dev"), "pat").await;
+    let head = head["object"]["sha"].as_str().unwrap().to_string();
+    let commit: Value = get_json(&c, &format!("{api}/git/commits/{head}"), "pat").await;
+    let base_tree = commit["tree"]["sha"].as_str().unwrap().to_string();
+    let blob: Value = send_json(
+        &c,
+        Method::POST,
+        &format!("{api}/git/blobs"),
+        "pat",
+        json!({"content": "via a blob\n", "encoding": "utf-8"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let tree = send_json(
+        &c,
+        Method::POST,
+        &format!("{api}/git/trees"),
+        "pat",
+        json!({
+        "base_tree": base_tree,
+        "tree": [{"path": "a.txt", "mode": "100644", "type": "blob", "content": "inline\n"},
+                 {"path": "b/c.txt", "mode": "100644", "type": "blob", "sha": blob["sha"]}]}),
+    )
+    .await;
+    assert_eq!(tree.status(), 201);
+    let tree: Value = tree.json().await.unwrap();
+    let new = send_json(
+        &c,
+        Method::POST,
+        &format!("{api}/git/commits"),
+        "pat",
+        json!({"message": "two files", "tree": tree["sha"], "parents": [head]}),
+    )
+    .await;
+    assert_eq!(new.status(), 201);
+    let new: Value = new.json().await.unwrap();
+    assert_eq!(new["tree"]["sha"], tree["sha"]);
+    let sha = new["sha"].as_str().unwrap();
+    let moved = send_json(
+        &c,
+        Method::PATCH,
+        &format!("{api}/git/refs/heads/dev"),
+        "pat",
+        json!({"sha": sha, "force": false}),
+    )
+    .await;
+    assert_eq!(moved.status(), 200);
+    let file: Value = get_json(&c, &format!("{api}/contents/b/c.txt?ref=dev"), "pat").await;
+    assert_eq!(file["sha"], blob["sha"]);
+    // Not a fast forward (the old head does not contain the new one): refused.
+    let back = send_json(
+        &c,
+        Method::PATCH,
+        &format!("{api}/git/refs/heads/dev"),
+        "pat",
+        json!({"sha": head, "force": false}),
+    )
+    .await;
+    assert_eq!(back.status(), 422);
+    // The contents API: a stale sha is a 409.
+    let stale = send_json(
+        &c,
+        Method::PUT,
+        &format!("{api}/contents/a.txt"),
+        "pat",
+        json!({"message": "m", "content": "eA==", "sha": "0000000", "branch": "dev"}),
+    )
+    .await;
+    assert_eq!(stale.status(), 409);
+}
+
+#[tokio::test]
+async fn job_logs_redirect_to_a_log_host_that_refuses_authorization() {
+    let hub = hub(FakeConfig::default()).await;
+    let c = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = get(
+        &c,
+        &format!(
+            "{}/repos/octo/hello/actions/jobs/90032/logs",
+            hub.base_url()
+        ),
+        "pat",
+    )
+    .await;
+    assert_eq!(r.status(), 302);
+    let to = h(&r, "location").unwrap();
+    assert_eq!(get(&c, &to, "pat").await.status(), 400);
+    let plain = c.get(&to).send().await.unwrap();
+    assert_eq!(plain.status(), 200);
+    let text = plain.text().await.unwrap();
+    assert!(text.contains("panicked at src/lib.rs:2:5"));
+    assert_eq!(
+        c.get(to.replace("sig=", "sig=0"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let stats = hub.stats();
+    assert_eq!(
+        (stats.log_requests, stats.log_authorization_rejected),
+        (3, 1)
+    );
+}

@@ -1,8 +1,8 @@
-//! Handlers of the workspace tools — `read_file`, `run_command`, `test_runner`,
-//! `code_analysis` — and `health`, with their inputs. Registered in `tools.rs`.
+//! The tools that run programs in the workspace — `run_command`, `test_runner`,
+//! `code_analysis` — with their inputs, handlers and registration.
 //!
-//! Owns tool semantics only: processes go through `exec.rs`, paths through
-//! `workspace.rs`, runners and linters through `runners.rs`.
+//! Owns tool semantics only: processes go through `mvp::exec`, paths through
+//! `mvp::workspace`, runners and linters through `mvp::runners`.
 
 use std::{
     collections::BTreeMap,
@@ -15,59 +15,45 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{
-    coverage::CoverageWant,
-    exec::{self, Command, Output},
-    health::{Health, Processes},
-    runners::{self, AnalysisReport, Framework, TestReport, exec_err},
-    tools::{M, Out, read_err, track, ws_err},
-    workspace::{self, Encoding, FileWindow},
+use super::{M, Out, RUNS, track, ws_err};
+use crate::{
+    mvp::{
+        coverage::CoverageWant,
+        exec::{self, Command, Output},
+        runners::{self, AnalysisReport, Framework, TestReport, exec_err},
+    },
+    runtime::{
+        registry::{CallCtx, ToolDef},
+        toolset::Tools,
+    },
 };
-use crate::runtime::registry::{CallCtx, ToolError};
 
-// ------------------------------------------------------------------ read_file
-
-fn default_read_len() -> u64 {
-    workspace::DEFAULT_READ_BYTES
+pub(super) fn register(t: &Tools<M>) -> Vec<ToolDef> {
+    let runs = RUNS;
+    vec![
+        t.tool(
+            "run_command",
+            runs.destructive(),
+            run_command,
+            "Run an allow-listed program (argv, no shell) in a directory inside the workspace roots, sandboxed (workspace read-write, no network unless allowed) with a timeout; returns the exit code and the capped, redacted stdout and stderr.",
+        )
+        .titled("Run command"),
+        t.tool(
+            "test_runner",
+            runs.destructive(),
+            test_runner,
+            "Run the project's tests (framework auto|cargo|nextest|vitest|jest|pytest) with a timeout; returns the command, duration, totals {passed, failed, total}, failures [{name, message}] and coverage when asked. A compile error is a failure named `build`.",
+        )
+        .titled("Run tests"),
+        t.tool(
+            "code_analysis",
+            runs.destructive().idempotent(),
+            code_analysis,
+            "Lint the project with cargo clippy, eslint or ruff (detected from its files); returns error and warning counts and issues [{filePath, ruleId, severity, message, line, column}]. Cached by the inputs' content; a missing linter is an error naming it.",
+        )
+        .titled("Analyse code"),
+    ]
 }
-
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ReadFileIn {
-    /// File path, absolute or relative to the first workspace root.
-    #[schemars(length(min = 1, max = 4096))]
-    pub path: String,
-    /// utf8 (default) or base64.
-    #[serde(default)]
-    pub encoding: Encoding,
-    /// Byte offset to start at (pass `nextOffset` back to read on).
-    #[serde(default)]
-    pub offset: u64,
-    /// Bytes to read (default 262144, at most 1048576).
-    #[serde(default = "default_read_len")]
-    #[schemars(range(min = 1, max = 1048576))]
-    pub length: u64,
-}
-
-pub(super) async fn read_file(mvp: M, input: ReadFileIn, ctx: CallCtx) -> Out<FileWindow> {
-    let roots = mvp.roots.clone();
-    mvp.runtime
-        .executor
-        .run_cpu(ctx.deadline, &ctx.cancel, move || {
-            workspace::read_window(
-                &roots,
-                &input.path,
-                input.encoding,
-                input.offset,
-                input.length,
-            )
-        })
-        .await
-        .map_err(|e| ToolError::Deadline(e.to_string()))?
-        .map_err(read_err)
-}
-
-// ------------------------------------------------------------------ run_command
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -240,52 +226,4 @@ pub(super) async fn code_analysis(
         ctx.principal.owner(),
     );
     Ok(report)
-}
-
-// ------------------------------------------------------------------ health
-
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct HealthIn {}
-
-pub(super) async fn health(mvp: M, _input: HealthIn, _ctx: CallCtx) -> Out<Health> {
-    let (writable, lag, mut problems, age) = mvp.health.disk().await;
-    let damage = crate::runtime::damage::reported();
-    problems.extend(damage.iter().map(|d| d.describe()));
-    if let Some(why) = mvp.exec.sandbox().refused() {
-        problems.push(format!("child processes are refused: {why}"));
-    }
-    Ok(Health {
-        status: if problems.is_empty() {
-            "ok"
-        } else {
-            "degraded"
-        }
-        .into(),
-        state_dir: mvp.health.dir().display().to_string(),
-        state_dir_writable: writable,
-        journal_lag_ms: lag.map(|l| (l * 1000.0).round() / 1000.0),
-        problems,
-        damage,
-        processes: Processes {
-            running: mvp.exec.running(),
-            started_total: mvp.exec.started_total(),
-            max_concurrent: mvp.runtime.config.mvp.exec_max_processes,
-            allow_list: mvp.exec.allow_list().to_vec(),
-            sandbox: mvp.exec.sandbox().mechanism().name().into(),
-            network: mvp.exec.sandbox().network(),
-            pid_namespace: mvp.exec.sandbox().namespaced(),
-        },
-        lanes: mvp.runtime.executor.stats(),
-        workspace_roots: mvp
-            .roots
-            .list()
-            .into_iter()
-            .map(|r| r.display().to_string())
-            .collect(),
-        graphs: mvp.graphs.len(),
-        prp_runs: mvp.prp.len(),
-        teaching_examples: mvp.teaching.len(),
-        probe_age_ms: age,
-    })
 }

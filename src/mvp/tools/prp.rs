@@ -1,7 +1,7 @@
-//! Handlers of the PRP tools — `run_prp_workflow`, `get_prp_run`, `list_prp_runs` —
-//! with their inputs; publishes `mvp.prp.phase`. Registered in `tools.rs`.
+//! The PRP tools — `run_prp_workflow`, `get_prp_run`, `list_prp_runs` — with their
+//! inputs, handlers and registration; publishes `mvp.prp.phase`.
 //!
-//! Owns tool semantics only: gates and history are `prp.rs`'s.
+//! Owns tool semantics only: gates and history are `mvp::prp`'s.
 
 use std::sync::Arc;
 
@@ -9,16 +9,41 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{
-    prp::{self, PrpInput, PrpRun},
-    tools::{M, Out, publish, track},
-};
+use super::{M, Out, RUNS, publish, track};
+use crate::mvp::prp::{self, PrpInput, PrpRun};
 use crate::runtime::{
     page::{self, Page},
-    registry::{CallCtx, ToolError},
+    registry::{CallCtx, Hints, ToolDef, ToolError},
+    toolset::Tools,
 };
 
-// ------------------------------------------------------------------ PRP
+pub(super) fn register(t: &Tools<M>) -> Vec<ToolDef> {
+    let read = Hints::read();
+    let runs = RUNS;
+    vec![
+        t.tool(
+            "run_prp_workflow",
+            runs.destructive(),
+            run_prp_workflow,
+            "Run a PRP workflow for a blueprint {title, description, requirements[]} through strategy, build and evaluation gates; with `workspace` the build gate runs the tests and linter and each requirement must trace to evidence. Returns phases, status completed|recycled and the decision.",
+        )
+        .titled("Run PRP workflow"),
+        t.tool(
+            "get_prp_run",
+            read,
+            get_prp_run,
+            "Get one PRP run by `runId` with its phases, gates and decision.",
+        )
+        .titled("Get PRP run"),
+        t.tool(
+            "list_prp_runs",
+            read,
+            list_prp_runs,
+            "List PRP runs newest first, optionally by status; returns a page of summaries and `next_cursor` to pass back as `cursor`. Only the latest runs are kept (default 1000).",
+        )
+        .titled("List PRP runs"),
+    ]
+}
 
 pub(super) async fn run_prp_workflow(mvp: M, input: PrpInput, ctx: CallCtx) -> Out<PrpRun> {
     let events = mvp.clone();
@@ -68,17 +93,15 @@ pub(super) async fn get_prp_run(mvp: M, input: GetPrpRunIn, ctx: CallCtx) -> Out
         })
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ListPrpRunsIn {
-    /// completed | recycled; default both.
-    #[serde(default)]
-    pub status: Option<prp::RunStatus>,
-    #[serde(default = "crate::runtime::page::default_limit")]
-    #[schemars(range(min = 1, max = 100))]
-    pub limit: u32,
-    #[serde(default)]
-    pub cursor: Option<String>,
+crate::runtime::page::list_input! {
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct ListPrpRunsIn {
+        /// completed | recycled; default both.
+        #[serde(default)]
+        pub status: Option<prp::RunStatus>,
+        ..page_args,
+    }
 }
 
 #[derive(Serialize, JsonSchema, Clone)]

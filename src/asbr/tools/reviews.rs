@@ -2,8 +2,8 @@
 //! the github tools, by name), `get_review_status`, `submit_feedback`, `list_reviews`.
 //!
 //! Owns their inputs and handlers; the review records live in `reviews.rs`, the rule
-//! packs in `review_rules.rs`, pull-request checkouts in `pr_checkout.rs`, and the
-//! registration in `tools.rs`. It must not touch journals directly.
+//! packs in `review_rules.rs`, pull-request checkouts in `pr_checkout.rs`. Owns their
+//! registration too. It must not touch journals directly.
 
 use std::sync::Arc;
 
@@ -14,10 +14,12 @@ use serde_json::Value;
 use crate::runtime::{
     page::{self, Page},
     principal::Principal,
-    registry::{CallCtx, ToolError},
+    registry::{CallCtx, Hints, ToolDef, ToolError},
+    toolset::Tools,
 };
 
-use super::{
+use super::{A, Out};
+use crate::asbr::{
     pr_checkout::{self, CheckoutError},
     reviews::{
         self, Comment, Feedback, FindingSummary, Review, ReviewError, ReviewFinding, ReviewStatus,
@@ -25,8 +27,42 @@ use super::{
     },
     scan::{self, ScanError},
     tasks::{self, AgentEventKind, TaskInput},
-    tools::{A, Out},
 };
+
+pub(super) fn register(t: &Tools<A>) -> Vec<ToolDef> {
+    let read = Hints::read();
+    let write = Hints::write();
+    vec![
+        t.tool(
+            "create_review",
+            write,
+            create_review,
+            "Review a local directory inside the workspace roots, or a GitHub pull request (`repositoryUrl` \"owner/name\" with `pullRequestId`), with security, performance, architecture and style reviewers run as a task; returns the summary by severity and reviewer and the 20 most severe findings.",
+        )
+        .titled("Create review"),
+        t.tool(
+            "get_review_status",
+            read,
+            get_review_status,
+            "Get a review's status and findings summary by severity and reviewer; with `includeDetails`, also a page of findings (most severe first; pass `detailsNextCursor` back as `cursor`) and the submitted feedback.",
+        )
+        .titled("Get review status"),
+        t.tool(
+            "submit_feedback",
+            write,
+            submit_feedback,
+            "Record your verdict on a finished review as the \"ai\" reviewer (or another named one): approve, request_changes (needs a comment) or comment, with comments {file?, line?, severity, message}; returns the feedback and the review.",
+        )
+        .titled("Submit review feedback"),
+        t.tool(
+            "list_reviews",
+            read,
+            list_reviews,
+            "List reviews newest first (summaries without findings), by status and reviewer; returns a page and `next_cursor` to pass back as `cursor`.",
+        )
+        .titled("List reviews"),
+    ]
+}
 
 impl From<ReviewError> for ToolError {
     fn from(e: ReviewError) -> Self {
@@ -542,21 +578,22 @@ fn default_details_limit() -> u32 {
     100
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ReviewStatusIn {
-    #[schemars(length(min = 1, max = 64))]
-    pub review_id: String,
-    /// Also return the findings (a page of `limit`) and the feedback.
-    #[serde(default)]
-    pub include_details: bool,
-    /// Findings per page when includeDetails is true.
-    #[serde(default = "default_details_limit")]
-    #[schemars(range(min = 1, max = 500))]
-    pub limit: u32,
-    /// From `detailsNextCursor`.
-    #[serde(default)]
-    pub cursor: Option<String>,
+crate::runtime::page::list_input! {
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct ReviewStatusIn {
+        #[schemars(length(min = 1, max = 64))]
+        pub review_id: String,
+        /// Also return the findings (a page of `limit`) and the feedback.
+        #[serde(default)]
+        pub include_details: bool,
+        ..page_args {
+            /// Findings per page when includeDetails is true.
+            limit(default = "default_details_limit", max = 500),
+            /// From `detailsNextCursor`.
+            cursor,
+        },
+    }
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -722,19 +759,17 @@ pub(super) async fn submit_feedback(
     })
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ListReviewsIn {
-    #[serde(default)]
-    pub status: Option<ReviewStatus>,
-    /// Only reviews that ran this reviewer.
-    #[serde(default)]
-    pub reviewer: Option<ReviewerKind>,
-    #[serde(default = "crate::runtime::page::default_limit")]
-    #[schemars(range(min = 1, max = 100))]
-    pub limit: u32,
-    #[serde(default)]
-    pub cursor: Option<String>,
+crate::runtime::page::list_input! {
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct ListReviewsIn {
+        #[serde(default)]
+        pub status: Option<ReviewStatus>,
+        /// Only reviews that ran this reviewer.
+        #[serde(default)]
+        pub reviewer: Option<ReviewerKind>,
+        ..page_args,
+    }
 }
 
 pub(super) async fn list_reviews(a: A, i: ListReviewsIn, ctx: CallCtx) -> Out<Page<ReviewSummary>> {

@@ -1,25 +1,49 @@
-//! Handlers of the teaching tools — `capture_example`, `list_patterns`,
-//! `replay_example` — with their inputs; publishes `mvp.user.action`. Registered in
-//! `tools.rs`.
+//! The teaching tools — `capture_example`, `list_patterns`, `replay_example` — with
+//! their inputs, handlers and registration; publishes `mvp.user.action`.
 //!
-//! Owns tool semantics only: storage and similarity are `teaching.rs`'s.
+//! Owns tool semantics only: storage and similarity are `mvp::teaching`'s.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{
-    teaching::{
-        self, Example, ExampleContext, ExampleType, Outcome, Pattern, Similarity, UserAction,
-    },
-    tools::{M, Out, publish},
+use super::{M, Out, publish};
+use crate::mvp::teaching::{
+    self, Example, ExampleContext, ExampleType, Outcome, Pattern, Similarity, UserAction,
 };
 use crate::runtime::{
     page::{self, Page},
-    registry::{CallCtx, ToolError},
+    registry::{CallCtx, Hints, ToolDef, ToolError},
+    toolset::Tools,
 };
 
-// ------------------------------------------------------------------ teaching
+pub(super) fn register(t: &Tools<M>) -> Vec<ToolDef> {
+    let read = Hints::read();
+    let write = Hints::write();
+    vec![
+        t.tool(
+            "capture_example",
+            write,
+            capture_example,
+            "Record a teaching example (type, phase, context, userAction, outcome); returns its id and its updated pattern `type-phase-actionType` with confidence and effectiveness.",
+        )
+        .titled("Capture example"),
+        t.tool(
+            "list_patterns",
+            read,
+            list_patterns,
+            "List teaching patterns with their example counts, confidence and effectiveness, by type or phase; returns a page and `next_cursor` to pass back as `cursor`.",
+        )
+        .titled("List patterns"),
+        t.tool(
+            "replay_example",
+            read,
+            replay_example,
+            "Compare a captured example with the current `state`; returns the similarity (phase, keywords, state keys) and, when it reaches 0.6, the example's action as a suggestion.",
+        )
+        .titled("Replay example"),
+    ]
+}
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -88,18 +112,16 @@ pub(super) async fn capture_example(mvp: M, input: CaptureIn, ctx: CallCtx) -> O
     })
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ListPatternsIn {
-    #[serde(default)]
-    pub r#type: Option<ExampleType>,
-    #[serde(default)]
-    pub phase: Option<String>,
-    #[serde(default = "crate::runtime::page::default_limit")]
-    #[schemars(range(min = 1, max = 100))]
-    pub limit: u32,
-    #[serde(default)]
-    pub cursor: Option<String>,
+crate::runtime::page::list_input! {
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct ListPatternsIn {
+        #[serde(default)]
+        pub r#type: Option<ExampleType>,
+        #[serde(default)]
+        pub phase: Option<String>,
+        ..page_args,
+    }
 }
 
 pub(super) async fn list_patterns(

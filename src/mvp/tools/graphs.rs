@@ -1,6 +1,6 @@
-//! Handlers of the graph tools — `create_graph`, `validate_graph`, `execute_graph`,
-//! `get_graph_status`, `optimize_graph` — with their inputs and views. Registered in
-//! `tools.rs`.
+//! The graph tools — `create_graph`, `validate_graph`, `execute_graph`,
+//! `get_graph_status`, `optimize_graph` — with their inputs, views, handlers and
+//! registration.
 //!
 //! Owns tool semantics only: validation, execution and storage are the graph modules'.
 
@@ -10,18 +10,60 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{
+use super::{M, Out, RUNS, track};
+use crate::mvp::{
     Mvp,
     graph::{self, Graph, GraphDef, GraphRun, Issue, NodeRun, Optimization, OptimizationType},
     graph_run,
-    tools::{M, Out, track},
 };
 use crate::runtime::{
     principal::Principal,
-    registry::{CallCtx, ToolError},
+    registry::{CallCtx, Hints, ToolDef, ToolError},
+    toolset::Tools,
 };
 
-// ------------------------------------------------------------------ graphs
+pub(super) fn register(t: &Tools<M>) -> Vec<ToolDef> {
+    let read = Hints::read();
+    let write = Hints::write();
+    let runs = RUNS;
+    vec![
+        t.tool(
+            "create_graph",
+            write,
+            create_graph,
+            "Validate and store a workflow graph {name, nodes [{id, type tool|gate|prp|map, config}], edges [{from, to, condition?}]}; `tool` nodes call any tool of this server with {{inputs.X}} / {{nodes.ID.path}} templates. Returns the graph id and any issues (errors refuse it).",
+        )
+        .titled("Create graph"),
+        t.tool(
+            "validate_graph",
+            read,
+            validate_graph,
+            "Check a stored graph (`graphId`) or a definition (`graphDefinition`) for cycles, dangling edges, duplicate ids, unknown tools and bad templates or conditions; `strict` also flags unreachable nodes and unread outputs. Returns the issues.",
+        )
+        .titled("Validate graph"),
+        t.tool(
+            "execute_graph",
+            runs.destructive(),
+            execute_graph,
+            "Run a stored graph with `inputs`, reporting progress per node; `config.parallel` runs ready nodes concurrently and `config.timeout` (ms) cancels the run. Returns per-node status, timings, outputs and errors.",
+        )
+        .titled("Run graph"),
+        t.tool(
+            "get_graph_status",
+            read,
+            get_graph_status,
+            "Get a graph's last run per node (status, timings, output cut to 2 KiB, error); `includeHistory` adds summaries of up to 20 earlier runs.",
+        )
+        .titled("Get graph status"),
+        t.tool(
+            "optimize_graph",
+            read,
+            optimize_graph,
+            "Analyse a graph with its measured runs: parallel levels, critical path, redundant edges, estimated speed-up, memory-heavy nodes; returns suggestions for `optimizationType` performance, memory or cost.",
+        )
+        .titled("Optimize graph"),
+    ]
+}
 
 #[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
