@@ -14,7 +14,8 @@
 # tools/bench/package.json), same stdio client, both servers started once: wall time of
 # 100 single-edit calls and of one edit touching 20 files, and a correctness table
 # (ambiguous match, CRLF, BOM, no final newline, whitespace drift, stale file).
-# `--only-edits` runs just that part.
+# `--only-edits` runs just that part; EDITS_FSYNC=always|batch|never sets our `--fsync`
+# for it (default batch, the server's default; the reference never fsyncs).
 #
 # Needs: cargo, git, diff, patch, node + npm (installs diff@5.2 into tools/bench/npm,
 # gitignored, and tools/bench/package.json into tools/bench/node_modules), python3.
@@ -46,7 +47,8 @@ edits_bench() {
   fi
   python3 "$ROOT/tools/bench/edit_bench.py" --ours "$BIN" \
     --ref "$REF_PKG/dist/index.js" \
-    --ref-version "$(node -p "require('$REF_PKG/package.json').version")"
+    --ref-version "$(node -p "require('$REF_PKG/package.json').version")" \
+    --ours-fsync "${EDITS_FSYNC:-batch}"
 }
 if [[ $ONLY_EDITS == 1 ]]; then
   edits_bench

@@ -137,7 +137,7 @@ layered! {
         /// Seconds a tool call may run.
         #[arg(long, global = true, env = "CORTEX_MCP_REQUEST_TIMEOUT_SECS")]
         pub request_timeout_secs: Option<u64>,
-        /// Journal durability: always | batch | never.
+        /// Durability of journal appends and edit_files writes: always | batch | never.
         #[arg(long, global = true, env = "CORTEX_MCP_FSYNC")]
         pub fsync: Option<super::Fsync>,
         /// Directories file tools may touch (comma-separated).

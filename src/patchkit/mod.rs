@@ -1,9 +1,9 @@
 //! The `patchkit` toolset: diffs and patches as fast as git (`diff.rs`, `apply.rs`) and
 //! spool sessions — staged edits on disk under a workspace root that are all-or-nothing
 //! (`spool.rs`, `validate.rs`), and search-and-replace edits of files in the workspace
-//! (`edit.rs`, `edit_io.rs`) written through the same batch writer; where a session or an
-//! edit may work and every file access of it go through the runtime's workspace roots
-//! (`runtime::workspace`).
+//! (`edit.rs`, `edit_io.rs`: temp file + rename per file, the spool's intent records
+//! for edits of several files); where a session or an edit may work and every file
+//! access of it go through the runtime's workspace roots (`runtime::workspace`).
 //!
 //! Imports only `runtime` and `config`; never another toolset.
 

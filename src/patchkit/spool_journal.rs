@@ -45,10 +45,10 @@ pub struct Intent {
     pub tag: String,
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+fn write_synced(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
     let mut f = File::create(path)?;
     f.write_all(bytes)?;
-    f.sync_all()
+    if sync { f.sync_all() } else { Ok(()) }
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -62,6 +62,17 @@ pub fn begin(
     root: &Path,
     files: &[(&str, Option<&[u8]>)],
 ) -> std::io::Result<Intent> {
+    begin_with(batches, root, files, true)
+}
+
+/// [`begin`], fsyncing the record only when `sync` (`--fsync never` skips it: the record
+/// then still rolls a batch back after a crash of the process, not after a power loss).
+pub fn begin_with(
+    batches: &Path,
+    root: &Path,
+    files: &[(&str, Option<&[u8]>)],
+    sync: bool,
+) -> std::io::Result<Intent> {
     let tag = uuid::Uuid::new_v4().simple().to_string();
     let dir = batches.join(&tag);
     std::fs::create_dir_all(&dir)?;
@@ -73,7 +84,7 @@ pub fn begin(
     for (i, (rel, before)) in files.iter().enumerate() {
         let copy = match before {
             Some(bytes) => {
-                write_synced(&dir.join(i.to_string()), bytes)?;
+                write_synced(&dir.join(i.to_string()), bytes, sync)?;
                 Some(i)
             }
             None => None,
@@ -82,10 +93,12 @@ pub fn begin(
     }
     let json = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
     let tmp = dir.join("plan.json.tmp");
-    write_synced(&tmp, &json)?;
+    write_synced(&tmp, &json, sync)?;
     std::fs::rename(&tmp, dir.join(RECORD))?;
-    sync_dir(&dir)?;
-    sync_dir(batches)?;
+    if sync {
+        sync_dir(&dir)?;
+        sync_dir(batches)?;
+    }
     Ok(Intent { dir, tag })
 }
 
@@ -94,6 +107,19 @@ impl Intent {
     pub fn finish(self) {
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             tracing::warn!(dir = %self.dir.display(), "removing a finished spool batch record: {e}");
+        }
+    }
+
+    /// [`Intent::finish`] that, with `sync`, also makes the removal durable (the batch's
+    /// renames must be durable first): a record brought back by a power loss would roll
+    /// back a batch that was already answered as written.
+    pub fn finish_synced(self, sync: bool) {
+        let batches = self.dir.parent().map(Path::to_path_buf);
+        self.finish();
+        if let Some(batches) = batches.filter(|_| sync)
+            && let Err(e) = sync_dir(&batches)
+        {
+            tracing::warn!(dir = %batches.display(), "syncing the removal of a spool batch record: {e}");
         }
     }
 }

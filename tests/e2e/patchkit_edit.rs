@@ -350,3 +350,50 @@ async fn edits_killed_mid_write_are_rolled_back_on_restart() {
     assert!(tools.iter().any(|t| t.name == "edit_files"));
     assert_batch_rolled_back(&ws, state.path(), 120, old);
 }
+
+/// A single-file edit needs no intent record (its one rename is atomic), so it works
+/// with the record directory unusable; an edit of several files records its intent
+/// before any rename, so without a usable record directory it writes nothing.
+#[tokio::test]
+async fn single_file_edit_writes_no_intent_record_multi_file_needs_one() {
+    let s = setup().await;
+    s.put("a.txt", b"alpha\n");
+    s.put("b.txt", b"beta\n");
+    let batches = s._state.path().join("patchkit").join("batches");
+    std::fs::remove_dir(&batches).unwrap();
+    // A file where the directory was: no record can be created under it.
+    std::fs::write(&batches, b"not a directory").unwrap();
+    let r = s
+        .edit(json!({"edits": [{"path": "a.txt", "oldText": "alpha", "newText": "ALPHA"}]}))
+        .await;
+    assert_eq!(r["applied"], true, "{r}");
+    assert_eq!(s.get("a.txt"), b"ALPHA\n");
+    let msg = s
+        .refused(json!({"edits": [
+            {"path": "a.txt", "oldText": "ALPHA", "newText": "one"},
+            {"path": "b.txt", "oldText": "beta", "newText": "two"}]}))
+        .await;
+    assert!(
+        msg.contains("recording the edits") && msg.contains("nothing was written"),
+        "{msg}"
+    );
+    assert_eq!(s.get("a.txt"), b"ALPHA\n");
+    assert_eq!(s.get("b.txt"), b"beta\n");
+    let temps: Vec<String> = std::fs::read_dir(s.ws())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".spool-"))
+        .collect();
+    assert!(temps.is_empty(), "temp files left: {temps:?}");
+    // With the directory back, the same two-file edit is written and its record removed.
+    std::fs::remove_file(&batches).unwrap();
+    std::fs::create_dir(&batches).unwrap();
+    s.edit(json!({"edits": [
+        {"path": "a.txt", "oldText": "ALPHA", "newText": "one"},
+        {"path": "b.txt", "oldText": "beta", "newText": "two"}]}))
+        .await;
+    assert_eq!(s.get("a.txt"), b"one\n");
+    assert_eq!(s.get("b.txt"), b"two\n");
+    assert_eq!(std::fs::read_dir(&batches).unwrap().count(), 0);
+}

@@ -220,12 +220,14 @@ def main():
     ap.add_argument("--ref", required=True, help="server-filesystem dist/index.js")
     ap.add_argument("--ref-version", default="?")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--ours-fsync", choices=["always", "batch", "never"], default="batch",
+                    help="cortex-mcp's --fsync policy (the reference never fsyncs)")
     args = ap.parse_args()
     root = os.path.realpath(tempfile.mkdtemp())
     state = tempfile.mkdtemp()
     for who in ("ours", "ref"):
         os.makedirs(os.path.join(root, who))
-    ours = StdioMcp([args.ours, "--state-dir", state, "--toolsets", "patchkit",
+    ours = StdioMcp([args.ours, "--state-dir", state, "--fsync", args.ours_fsync, "--toolsets", "patchkit",
                      "--workspace-roots", os.path.join(root, "ours"), "serve"])
     ref = StdioMcp(["node", args.ref, os.path.join(root, "ref")])
     try:
@@ -241,7 +243,8 @@ def main():
         return f"{min(xs) * 1000:.0f} / {statistics.median(xs) * 1000:.0f}"
 
     print(f"### edit_files vs server-filesystem {args.ref_version} edit_file\n")
-    print(f"Wall time in ms, best / median of {args.rounds} runs (stdio, same client, servers started once):\n")
+    print(f"Wall time in ms, best / median of {args.rounds} runs (stdio, same client, servers started once; "
+          f"ours with `--fsync {args.ours_fsync}`):\n")
     print("| workload | cortex-mcp `edit_files` | server-filesystem `edit_file` | reference ÷ ours (best) |")
     print("|---|---:|---:|---:|")
     print(f"| 100 single-edit calls (200-line files) | {ms(t['ours']['single'])} | {ms(t['ref']['single'])} | "

@@ -11,7 +11,7 @@ use crate::{
     patchkit::{
         diff::{self, DiffOptions, sha256_hex},
         edit::{self, Edit, EditError, EditReport, TextFile},
-        edit_io::{self, Located},
+        edit_io::{self, Change, EditIoError, Located},
     },
     runtime::{budget::Budget, page, stop::Stop},
 };
@@ -190,10 +190,21 @@ fn edit_error(e: EditError) -> ToolError {
     }
 }
 
+/// The tool error of a failed read or write (a budget or a deadline as such).
+fn io_error(e: EditIoError) -> ToolError {
+    match e {
+        EditIoError::Budget(b) => b.into(),
+        e @ EditIoError::Stopped(_) => ToolError::Deadline(e.to_string()),
+        e => ToolError::business(e.to_string()),
+    }
+}
+
 /// One file's planned change.
 struct Planned {
     file: Located,
     before: Vec<u8>,
+    /// SHA-256 hex of `before`.
+    sha_before: String,
     after: Vec<u8>,
     text: TextFile,
 }
@@ -320,6 +331,7 @@ fn plan_and_write(
         }
         expected.insert(at, sha.trim().to_ascii_lowercase());
     }
+    let dir = edit_io::open_root(&kit.roots, &root).map_err(io_error)?;
     let mut held = budget
         .hold(0, "the files edit_files reads")
         .map_err(ToolError::from)?;
@@ -328,10 +340,11 @@ fn plan_and_write(
     let mut reports: Vec<EditReport> = Vec::new();
     for file in &order {
         stop.check()?;
-        let before = edit_io::read(&kit.roots, file, &mut held).map_err(ToolError::business)?;
+        let before = edit_io::read(&dir, file, &mut held).map_err(io_error)?;
+        let sha_before = sha256_hex(&before);
         if let Some(want) = expected.get(file) {
-            let now = sha256_hex(&before);
-            if &now != want {
+            let now = &sha_before;
+            if now != want {
                 problems.push(format!(
                     "{} changed since it was read: its sha256 is now {now}, not the expected {want}; read it again and redo the edits against what it holds now",
                     file.rel
@@ -353,6 +366,7 @@ fn plan_and_write(
                 planned.push(Planned {
                     file: file.clone(),
                     before,
+                    sha_before,
                     after,
                     text,
                 });
@@ -387,7 +401,7 @@ fn plan_and_write(
         held.grow(2 * patch.diff.len() as u64, "the diffs of edit_files")?;
         files.push(EditedFile {
             path: p.file.rel.clone(),
-            sha_before: sha256_hex(&p.before),
+            sha_before: p.sha_before.clone(),
             sha_after: sha256_hex(&p.after),
             additions: patch.summary.additions,
             deletions: patch.summary.deletions,
@@ -405,21 +419,18 @@ fn plan_and_write(
         }
     }
     if !i.dry_run {
-        let writes: Vec<(String, Vec<u8>, Vec<u8>)> = planned
-            .into_iter()
+        let writes: Vec<Change<'_>> = planned
+            .iter()
             .filter(|p| p.before != p.after)
-            .map(|p| (p.file.rel, p.before, p.after))
+            .map(|p| Change {
+                rel: &p.file.rel,
+                before: &p.before,
+                after: &p.after,
+            })
             .collect();
         if !writes.is_empty() {
-            edit_io::write_all_or_nothing(
-                &kit.roots,
-                &root,
-                kit.batches.as_deref(),
-                &writes,
-                stop,
-                budget,
-            )
-            .map_err(ToolError::business)?;
+            edit_io::write_all_or_nothing(&dir, kit.batches.as_deref(), &writes, kit.fsync, stop)
+                .map_err(io_error)?;
         }
     }
     Ok(Done {

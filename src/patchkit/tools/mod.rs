@@ -69,6 +69,8 @@ pub struct Patchkit {
     batches: Option<PathBuf>,
     /// Diffs of `edit_files` answers whose later pages a cursor may still ask for.
     edit_diffs: moka::sync::Cache<String, Arc<edits::Kept>>,
+    /// The server's `--fsync` policy: whether `edit_files` fsyncs what it writes.
+    fsync: crate::config::Fsync,
 }
 
 type Kit = Arc<Patchkit>;
@@ -95,6 +97,7 @@ impl Patchkit {
         };
         Patchkit {
             batches,
+            fsync: runtime.config.fsync,
             executor: runtime.executor.clone(),
             events: runtime.events.clone(),
             roots: runtime.roots.clone(),
