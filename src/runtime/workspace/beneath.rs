@@ -161,6 +161,76 @@ impl Beneath {
     pub fn remove_empty_dir(&self, rel: &Path) {
         let _ = self.dir.remove_dir(rel);
     }
+
+    /// The existing directory `rel` beneath this one (empty: this one), opened through
+    /// this handle: for writers that put several files in one directory and sync it once.
+    pub fn subdir(&self, rel: &Path) -> Result<Beneath, WorkspaceError> {
+        let shown = rel.to_string_lossy();
+        let dir = if rel.as_os_str().is_empty() {
+            self.dir.try_clone()
+        } else {
+            self.dir.open_dir(rel)
+        }
+        .map_err(|e| confined_err(&shown, &e))?;
+        Ok(Beneath {
+            dir,
+            path: self.path.join(rel),
+        })
+    }
+
+    /// Creates the new file `name` in this directory (never over an existing one, never
+    /// through a symlink) holding `bytes`, with the permissions of the regular file
+    /// `like` here if there is one; `sync`: its data and metadata are fsynced before
+    /// this returns. A file left half-written by a failure is removed.
+    pub fn create_new(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        like: &str,
+        sync: bool,
+    ) -> Result<(), WorkspaceError> {
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true).follow(FollowSymlinks::No);
+        let mut f = self
+            .dir
+            .open_with(name, &opts)
+            .map_err(|e| confined_err(name, &e))?;
+        let mut fill = || -> std::io::Result<()> {
+            f.write_all(bytes)?;
+            if let Ok(meta) = self.dir.symlink_metadata(like)
+                && meta.is_file()
+            {
+                f.set_permissions(meta.permissions())?;
+            }
+            if sync {
+                f.sync_all()?;
+            }
+            Ok(())
+        };
+        if let Err(e) = fill() {
+            let _ = self.dir.remove_file(name);
+            return Err(confined_err(name, &e));
+        }
+        Ok(())
+    }
+
+    /// Renames `from` over `to`, both names in this directory.
+    pub fn rename_here(&self, from: &str, to: &str) -> Result<(), WorkspaceError> {
+        self.dir
+            .rename(from, &self.dir, to)
+            .map_err(|e| confined_err(to, &e))
+    }
+
+    /// Makes this directory's entries (renames, creations, removals) durable: fsync of
+    /// the directory itself (reopened for reading: the handle is `O_PATH`, which cannot
+    /// be fsynced).
+    pub fn sync(&self) -> Result<(), WorkspaceError> {
+        let shown = self.path.to_string_lossy();
+        self.dir
+            .open(".")
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_err(&shown, &e))
+    }
 }
 
 /// What [`Beneath::walk`] asks of its caller.
