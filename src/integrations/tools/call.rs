@@ -259,6 +259,7 @@ async fn execute_http(
         creds,
         deadline: started + timeout,
         cancel: ctx.cancel.clone(),
+        budget: ctx.budget.clone(),
     };
     let result =
         execute::call_http(integration, &input.operation, input.payload.as_ref(), call).await;

@@ -249,8 +249,16 @@ pub struct JobLog {
     pub failed_steps: Vec<String>,
     /// Lines of the cleaned log (before `tailLines`).
     pub total_lines: u64,
+    /// Raw log bytes before the part read (only a long log's end is read); lines and
+    /// offsets count from there.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub skipped_bytes: u64,
     /// The window: ANSI codes and timestamps stripped, `tailLines` applied.
     pub log: TextWindow,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Serialize, JsonSchema)]
