@@ -325,18 +325,7 @@ pub(super) async fn search<T: serde::de::DeserializeOwned>(
             keep,
         )
         .await?;
-    Ok(SearchPage {
-        items: page.items,
-        next_cursor: page.next_cursor,
-        total_count: envelope
-            .get("total_count")
-            .and_then(Value::as_u64)
-            .unwrap_or(0),
-        incomplete_results: envelope
-            .get("incomplete_results")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-    })
+    Ok(SearchPage::from_envelope(page, &envelope))
 }
 
 pub(super) async fn search_issues(

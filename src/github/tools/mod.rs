@@ -168,6 +168,25 @@ pub struct IssueNumberIn {
     pub max_body_bytes: u32,
 }
 
+impl<T> SearchPage<T> {
+    /// A page of items with the totals GitHub put beside them in `envelope`
+    /// (`total_count`, `incomplete_results`; absent ones read as 0 and false).
+    fn from_envelope(page: Page<T>, envelope: &Value) -> Self {
+        SearchPage {
+            items: page.items,
+            next_cursor: page.next_cursor,
+            total_count: envelope
+                .get("total_count")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
+            incomplete_results: envelope
+                .get("incomplete_results")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        }
+    }
+}
+
 #[derive(Serialize, JsonSchema)]
 pub struct SearchPage<T> {
     pub items: Vec<T>,

@@ -88,15 +88,7 @@ pub(in crate::github::tools) async fn list_workflow_runs(
             keep,
         )
         .await?;
-    Ok(SearchPage {
-        items: page.items,
-        next_cursor: page.next_cursor,
-        total_count: envelope
-            .get("total_count")
-            .and_then(Value::as_u64)
-            .unwrap_or(0),
-        incomplete_results: false,
-    })
+    Ok(SearchPage::from_envelope(page, &envelope))
 }
 
 pub(in crate::github::tools) async fn get_workflow_run(
