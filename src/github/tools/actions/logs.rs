@@ -2,8 +2,8 @@
 //! (followed without credentials), cleaned of colours and timestamps, tailed and
 //! windowed, with a cursor over the jobs still to read.
 //!
-//! Owns the log handler, its cursor and the cleaning only; requests go through the
-//! client only.
+//! Owns the log handler, its registration, its cursor and the cleaning only; requests go
+//! through the client only.
 
 use std::sync::LazyLock;
 
@@ -12,6 +12,19 @@ use regex::Regex;
 use crate::runtime::http::BodyLimit;
 
 use super::{jobs::run_jobs, *};
+
+pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
+    let read = Hints::read_remote();
+    vec![
+        t.tool(
+            "get_job_logs",
+            read,
+            get_job_logs,
+            "Why did CI fail? Log text of one job (`jobId`) or of a run's failed jobs (`runId` + `failedOnly: true`), ANSI codes and timestamps stripped, cut by `tailLines` and `offset`/`maxBytes`; continue with `next_cursor`."
+        )
+        .titled("Job logs"),
+    ]
+}
 
 /// What `get_job_logs` still has to read: jobs (first one from `offset`).
 #[derive(Serialize, Deserialize, Clone)]
