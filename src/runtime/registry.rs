@@ -206,9 +206,24 @@ pub struct ToolDef {
     prepare: Preparer,
     /// The handler answers with MCP content of its own (see [`raw_tool`]).
     raw: bool,
+    /// The text a model reads for a successful result, when the tool has a better one
+    /// than the result's JSON (see [`ToolDef::with_model_text`]).
+    model_text: Option<ModelText>,
 }
 
+/// Renders a successful result as the text block a model reads; `None` keeps the JSON.
+pub type ModelText = fn(&Value) -> Option<String>;
+
 impl ToolDef {
+    /// Sends `render`'s text as the result's text block instead of the result's JSON
+    /// (the JSON stays in `structuredContent`, which clients that validate read): for
+    /// results whose point is a text of their own, such as a file, which as a JSON string
+    /// would reach the model escaped and wrapped.
+    pub fn with_model_text(mut self, render: ModelText) -> ToolDef {
+        self.model_text = Some(render);
+        self
+    }
+
     /// Gives the tool a human title, shown by clients instead of the name (the top-level
     /// `title`; not repeated in the annotations, which clients read only without it).
     pub fn titled(mut self, title: &str) -> ToolDef {
@@ -286,6 +301,7 @@ where
         validation_schema,
         prepare,
         raw: false,
+        model_text: None,
     }
 }
 
@@ -331,6 +347,7 @@ where
         validator: None,
         prepare,
         raw: true,
+        model_text: None,
     }
 }
 
@@ -400,7 +417,15 @@ impl ToolDef {
             Ok(value) if self.raw => serde_json::from_value(value).unwrap_or_else(|e| {
                 ToolError::Internal(format!("tool {}: its result: {e}", self.name())).into_result()
             }),
-            other => into_call_result(other),
+            Ok(value) => match self.model_text.and_then(|render| render(&value)) {
+                Some(text) => {
+                    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+                    result.structured_content = Some(value);
+                    result
+                }
+                None => CallToolResult::structured(value),
+            },
+            Err(e) => e.into_result(),
         }
     }
 

@@ -15,7 +15,8 @@ pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
             get_file_contents,
             "Read a file or list a directory at `ref` (default: the default branch). Returns the text windowed by `offset`/`maxBytes` (binary as base64) with its SHA, or the directory's entries."
         )
-        .titled("Get file contents"),
+        .titled("Get file contents")
+        .with_model_text(file_model_text),
     ]
 }
 
@@ -113,4 +114,49 @@ pub(super) fn file_window(
         content_base64,
         entries: None,
     })
+}
+
+/// The text a model reads from `get_file_contents` for a text file: one header line
+/// (path, size, the blob sha a write needs, where a cut window continues), then the
+/// window's text as is. Directories and binary files keep the JSON.
+fn file_model_text(result: &Value) -> Option<String> {
+    let content = result.get("content")?;
+    let text = content.get("text")?.as_str()?;
+    let path = result.get("path")?.as_str()?;
+    let total = content.get("total_bytes")?.as_u64()?;
+    let mut out = format!("{path} ({total} bytes");
+    if let Some(sha) = result.get("sha").and_then(Value::as_str) {
+        out.push_str(&format!(", blob sha {sha}"));
+    }
+    if let Some(next) = content.get("next_offset").and_then(Value::as_u64) {
+        out.push_str(&format!("; cut: pass offset {next} for the rest"));
+    }
+    out.push_str(")\n");
+    out.push_str(text);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_file_reads_as_a_header_line_and_its_text_verbatim() {
+        let result = json!({"path": "src/lib.rs", "type": "file", "sha": "abc123", "size": 12,
+            "content": {"text": "fn \"a\"() {}\n", "total_bytes": 12}});
+        assert_eq!(
+            file_model_text(&result).unwrap(),
+            "src/lib.rs (12 bytes, blob sha abc123)\nfn \"a\"() {}\n"
+        );
+        let cut = json!({"path": "big.txt", "type": "file", "sha": "s",
+            "content": {"text": "xx", "total_bytes": 9000, "next_offset": 2}});
+        assert_eq!(
+            file_model_text(&cut).unwrap(),
+            "big.txt (9000 bytes, blob sha s; cut: pass offset 2 for the rest)\nxx"
+        );
+        let dir = json!({"path": "", "type": "dir", "entries": []});
+        assert_eq!(file_model_text(&dir), None);
+        let binary = json!({"path": "a.png", "type": "file", "content_base64": "AAEC"});
+        assert_eq!(file_model_text(&binary), None);
+    }
 }
