@@ -25,9 +25,14 @@ use serde_json::{Value, json};
 use super::{
     Mvp,
     graph::{Graph, GraphRun, NodeDef, NodeRun, Scope, Topology},
+    graph_template::TemplateError,
     prp,
 };
-use crate::runtime::{budget, progress::Progress, registry::CallCtx};
+use crate::runtime::{
+    budget::{self, BudgetExceeded},
+    progress::Progress,
+    registry::{CallCtx, ToolError},
+};
 
 /// Nodes running at once when `parallel` is set.
 pub const PARALLEL_SLOTS: usize = 16;
@@ -331,12 +336,32 @@ async fn run_node(
 
 type NodeOut = Result<Value, (Option<Value>, String)>;
 
-fn arguments(def: &NodeDef, scope: &Scope<'_>) -> Result<serde_json::Map<String, Value>, String> {
+/// Why a `tool` or `map` node's call (or one map item's) failed; its message is the
+/// node's (or the item's) `error`.
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("arguments must be an object")]
+    NotObject,
+    #[error("{tool}: {source}")]
+    Budget {
+        tool: String,
+        source: BudgetExceeded,
+    },
+    #[error("{tool}: {source}")]
+    Tool { tool: String, source: ToolError },
+}
+
+fn arguments(
+    def: &NodeDef,
+    scope: &Scope<'_>,
+) -> Result<serde_json::Map<String, Value>, CallError> {
     match cfg(def, "arguments") {
         None => Ok(Default::default()),
-        Some(v) => match scope.render(v).map_err(|e| e.to_string())? {
+        Some(v) => match scope.render(v)? {
             Value::Object(o) => Ok(o),
-            _ => Err("arguments must be an object".into()),
+            _ => Err(CallError::NotObject),
         },
     }
 }
@@ -345,7 +370,7 @@ async fn call_tool(
     tool: &str,
     args: serde_json::Map<String, Value>,
     ctx: &CallCtx,
-) -> Result<Value, String> {
+) -> Result<Value, CallError> {
     // The rendered arguments live until the call ends; they may embed large outputs.
     let _args = ctx
         .budget
@@ -353,11 +378,17 @@ async fn call_tool(
             budget::json_size(&args),
             &format!("the arguments of {tool}"),
         )
-        .map_err(|e| format!("{tool}: {e}"))?;
+        .map_err(|source| CallError::Budget {
+            tool: tool.to_string(),
+            source,
+        })?;
     ctx.registry
         .call(tool, args, ctx.clone())
         .await
-        .map_err(|e| format!("{tool}: {e}"))
+        .map_err(|source| CallError::Tool {
+            tool: tool.to_string(),
+            source,
+        })
 }
 
 async fn tool_node(def: &NodeDef, scope: &Scope<'_>, ctx: &CallCtx) -> NodeOut {
@@ -365,7 +396,7 @@ async fn tool_node(def: &NodeDef, scope: &Scope<'_>, ctx: &CallCtx) -> NodeOut {
     let args = arguments(def, scope).map_err(|e| (None, e.to_string()))?;
     call_tool(tool, args, &node_deadline(def, ctx))
         .await
-        .map_err(|e| (None, e))
+        .map_err(|e| (None, e.to_string()))
 }
 
 async fn map_node(def: &NodeDef, scope: &Scope<'_>, ctx: &CallCtx) -> NodeOut {
@@ -414,12 +445,12 @@ async fn map_node(def: &NodeDef, scope: &Scope<'_>, ctx: &CallCtx) -> NodeOut {
             .render(template);
             let outcome = match args {
                 Ok(Value::Object(o)) => call_tool(&tool, o, &ctx).await,
-                Ok(_) => Err("arguments must be an object".into()),
-                Err(e) => Err(e.to_string()),
+                Ok(_) => Err(CallError::NotObject),
+                Err(e) => Err(e.into()),
             };
             match outcome {
                 Ok(r) => json!({"index": index, "ok": true, "result": r}),
-                Err(e) => json!({"index": index, "ok": false, "error": e}),
+                Err(e) => json!({"index": index, "ok": false, "error": e.to_string()}),
             }
         }
     });

@@ -198,7 +198,8 @@ pub struct ToolDef {
     pub read_only: bool,
     /// The compiled input schema; `None` for a [`raw_tool`], which reads its own
     /// arguments.
-    validator: Option<Arc<OnceLock<Result<jsonschema::Validator, String>>>>,
+    validator:
+        Option<Arc<OnceLock<Result<jsonschema::Validator, jsonschema::ValidationError<'static>>>>>,
     /// The input schema as generated, which arguments are checked against: the published
     /// one is compacted (see [`super::schema_compact`]) and, unlike this one, does not
     /// spell out that an optional field may be an explicit `null`.
@@ -440,9 +441,7 @@ impl ToolDef {
             return Ok(());
         };
         let compiled = validator.get_or_init(|| {
-            jsonschema::options()
-                .build(&Value::Object((*self.validation_schema).clone()))
-                .map_err(|e| e.to_string())
+            jsonschema::options().build(&Value::Object((*self.validation_schema).clone()))
         });
         let validator = compiled
             .as_ref()

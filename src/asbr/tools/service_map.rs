@@ -78,6 +78,6 @@ pub(super) async fn verify_service_map(a: A, i: VerifyIn, _ctx: CallCtx) -> Out<
     let outcome = a.manifest.verify(&Value::Object(i.map))?;
     Ok(VerifyOut {
         valid: outcome.is_ok(),
-        reason: outcome.err(),
+        reason: outcome.err().map(|e| e.to_string()),
     })
 }

@@ -354,5 +354,5 @@ pub(super) async fn optimize_graph(
         input.optimization_type,
         graph_run::PARALLEL_SLOTS,
     )
-    .map_err(ToolError::business)
+    .map_err(|e| ToolError::business(e.to_string()))
 }
