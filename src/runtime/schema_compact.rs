@@ -24,11 +24,16 @@
 //! sent, at a fraction of the bytes. `additionalProperties: false` is dropped from input
 //! schemas too: the registry still refuses unknown arguments.
 //!
+//! Descriptions are kept on one line, a field described by hand is not told its enum
+//! values' meanings twice, and `default: false` / `default: []` (what an absent flag or
+//! list means anyway) are dropped. [`hints`] publishes only the tool annotations that
+//! differ from MCP's defaults.
+//!
 //! Owns only these transforms; it must not know any toolset.
 
 use std::collections::BTreeMap;
 
-use rmcp::model::JsonObject;
+use rmcp::model::{JsonObject, ToolAnnotations};
 use serde_json::{Value, json};
 
 /// Keywords whose value is a map of subschemas.
@@ -167,15 +172,105 @@ fn compact(schema: &mut JsonObject, side: Side) {
         // Shapes only the cut levels used are gone; one use left is inlined.
         inline_single_use(schema);
     }
-    walk(schema, &mut |node| {
-        if let Some(Value::String(notes)) = node.remove(NOTES) {
-            let text = match node.get("description").and_then(Value::as_str) {
+    join_notes(schema, None);
+}
+
+/// Joins the variant notes [`collapse_const_variants`] parked to the description, unless
+/// the node's own description, or for the items of an array the array's, already names
+/// every value: a field documented by hand is not told twice.
+fn join_notes(node: &mut JsonObject, parent: Option<&str>) {
+    let own = node
+        .get("description")
+        .and_then(Value::as_str)
+        .map(String::from);
+    let mut items_context = own.clone();
+    if let Some(Value::String(notes)) = node.remove(NOTES) {
+        let values: Vec<String> = match node.get("enum") {
+            Some(Value::Array(values)) => values
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), String::from))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let said = [own.as_deref(), parent]
+            .into_iter()
+            .flatten()
+            .any(|text| !values.is_empty() && values.iter().all(|value| mentions(text, value)));
+        if !said {
+            let text = match own.as_deref() {
                 Some(d) => format!("{} {notes}", d.trim_end()),
                 None => notes,
             };
+            items_context = Some(text.clone());
             node.insert("description".into(), Value::String(text));
         }
-    });
+    }
+    for (key, value) in node.iter_mut() {
+        let context = if key == "items" {
+            items_context.as_deref()
+        } else {
+            None
+        };
+        let key = key.as_str();
+        if MAP_KEYWORDS.contains(&key) {
+            if let Value::Object(map) = value {
+                for child in map.values_mut() {
+                    if let Value::Object(child) = child {
+                        join_notes(child, None);
+                    }
+                }
+            }
+        } else if ARRAY_KEYWORDS.contains(&key) {
+            if let Value::Array(items) = value {
+                for child in items {
+                    if let Value::Object(child) = child {
+                        join_notes(child, None);
+                    }
+                }
+            }
+        } else if ONE_KEYWORDS.contains(&key)
+            && let Value::Object(child) = value
+        {
+            join_notes(child, context);
+        }
+    }
+}
+
+/// `text` names `word` as a word of its own (case-insensitive; `-` and `_` are part of
+/// a word).
+fn mentions(text: &str, word: &str) -> bool {
+    let text = text.to_lowercase();
+    let word = word.to_lowercase();
+    let part = |c: char| c.is_alphanumeric() || c == '-' || c == '_';
+    text.match_indices(&word).any(|(at, _)| {
+        !text[..at].chars().next_back().is_some_and(part)
+            && !text[at + word.len()..].chars().next().is_some_and(part)
+    })
+}
+
+/// Drops the behaviour hints whose value is the one MCP gives an absent hint
+/// (`readOnlyHint` false, `destructiveHint` true, `idempotentHint` false,
+/// `openWorldHint` true): a client reads the same thing from fewer bytes. `None` when no
+/// hint is left.
+pub fn hints(mut annotations: ToolAnnotations) -> Option<ToolAnnotations> {
+    if annotations.read_only_hint == Some(false) {
+        annotations.read_only_hint = None;
+    }
+    if annotations.destructive_hint == Some(true) {
+        annotations.destructive_hint = None;
+    }
+    if annotations.idempotent_hint == Some(false) {
+        annotations.idempotent_hint = None;
+    }
+    if annotations.open_world_hint == Some(true) {
+        annotations.open_world_hint = None;
+    }
+    let empty = annotations.title.is_none()
+        && annotations.read_only_hint.is_none()
+        && annotations.destructive_hint.is_none()
+        && annotations.idempotent_hint.is_none()
+        && annotations.open_world_hint.is_none();
+    (!empty).then_some(annotations)
 }
 
 /// Cuts an output schema below [`OUTPUT_DEPTH`] levels of fields: an object or array
@@ -276,6 +371,18 @@ fn tidy(node: &mut JsonObject, side: Side) {
         for key in ANNOTATIONS.iter().chain(BOUNDS) {
             node.remove(*key);
         }
+    }
+    if let Some(Value::String(text)) = node.get_mut("description") {
+        *text = one_line(text);
+    }
+    // What an absent flag or list already means: `default: false` / `default: []`.
+    let empty_default = match node.get("default") {
+        Some(Value::Bool(false)) => node.get("type") == Some(&json!("boolean")),
+        Some(Value::Array(a)) => a.is_empty() && node.get("type") == Some(&json!("array")),
+        _ => false,
+    };
+    if empty_default {
+        node.remove("default");
     }
     collapse_const_variants(node, side);
     match side {
@@ -687,6 +794,71 @@ mod tests {
                 }
             })
         );
+    }
+
+    #[test]
+    fn a_field_described_by_hand_is_not_told_its_values_twice() {
+        let mut s = obj(json!({
+            "type": "object",
+            "properties": {
+                "said": {"description": "`x` (default) or\n  `y-z`.", "oneOf": [
+                    {"type": "string", "const": "x", "description": "Ex."},
+                    {"type": "string", "const": "y-z", "description": "Why."}
+                ]},
+                "unsaid": {"$ref": "#/$defs/Mode", "description": "Mode."},
+                "list": {"type": "array", "description": "x and y-z.", "items": {"oneOf": [
+                    {"type": "string", "const": "x", "description": "Ex."},
+                    {"type": "string", "const": "y-z", "description": "Why."}
+                ]}},
+                "flag": {"type": "boolean", "default": false},
+                "on": {"type": "boolean", "default": true},
+                "many": {"type": "array", "items": {"type": "string"}, "default": []}
+            },
+            "$defs": {"Mode": {"oneOf": [
+                {"type": "string", "const": "x", "description": "Ex."},
+                {"type": "string", "const": "y-z", "description": "Why."}
+            ]}}
+        }));
+        input(&mut s);
+        let p = &s["properties"];
+        assert_eq!(p["said"]["description"], "`x` (default) or `y-z`.");
+        assert_eq!(p["unsaid"]["description"], "Mode. x: Ex; y-z: Why.");
+        assert_eq!(
+            p["list"]["items"],
+            json!({"type": "string", "enum": ["x", "y-z"]})
+        );
+        assert_eq!(p["flag"], json!({"type": "boolean"}));
+        assert_eq!(p["on"], json!({"type": "boolean", "default": true}));
+        assert_eq!(
+            p["many"],
+            json!({"type": "array", "items": {"type": "string"}})
+        );
+        assert!(!mentions("maintain", "ai") && mentions("`ai` is you", "ai"));
+    }
+
+    #[test]
+    fn hints_keep_only_what_differs_from_the_mcp_defaults() {
+        let read = ToolAnnotations::new()
+            .read_only(true)
+            .destructive(false)
+            .idempotent(true)
+            .open_world(true);
+        let kept = hints(read).unwrap();
+        assert_eq!(
+            (
+                kept.read_only_hint,
+                kept.destructive_hint,
+                kept.idempotent_hint,
+                kept.open_world_hint
+            ),
+            (Some(true), Some(false), Some(true), None)
+        );
+        let write = ToolAnnotations::new()
+            .read_only(false)
+            .destructive(true)
+            .idempotent(false)
+            .open_world(true);
+        assert_eq!(hints(write), None);
     }
 
     #[test]
