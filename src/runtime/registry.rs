@@ -263,7 +263,7 @@ where
     let mut tool = Tool::new(name, description.to_string(), input_schema)
         .with_raw_output_schema(output_schema)
         .with_title(title);
-    tool.annotations = super::schema_compact::hints(hints.annotations());
+    tool.annotations = Some(super::schema_compact::hints(hints.annotations()));
     let handler = Arc::new(handler);
     let prepare: Preparer = Arc::new(move |args: JsonObject| {
         let input: I = parse_arguments(args)?;

@@ -14,20 +14,23 @@
 //! generated, so an explicit `null` for an optional field stays accepted. Field
 //! descriptions and defaults are kept: they are what the model reads to fill a call.
 //!
-//! Output side ([`output`]): the shape only (types, properties, nullability, enums), two
-//! levels deep. A property the server skips when empty never is `null`; a property that
-//! may be `null` is an `anyOf` with a `null` branch (never a `type` array).
+//! Output side ([`output`]): the shape only (types, properties, nullability, enums) of
+//! the result's own fields. A property the server skips when empty never is `null`; a
+//! property that may be `null` is an `anyOf` with a `null` branch (never a `type` array).
 //! Descriptions, defaults, examples, `required` and the bounds inherited from input
 //! types are dropped (the tool's description says what it returns), so `oneOf` becomes
-//! `anyOf`. Below the fields of the result and of its list items an object or array is
-//! only `{"type": "object"}` / `{"type": "array"}`: still a valid description of what is
-//! sent, at a fraction of the bytes. `additionalProperties: false` is dropped from input
+//! `anyOf`. A field that is an object or a list is only `{"type": "object"}` /
+//! `{"type": "array"}`: still a valid description of what is sent (a client validating
+//! `structuredContent` accepts every result), at under half the bytes of a second level,
+//! and models read the result itself, not its schema. A shape no bigger than a `$ref` to
+//! it is written in place. `additionalProperties: false` is dropped from input
 //! schemas too: the registry still refuses unknown arguments.
 //!
-//! Descriptions are kept on one line, a field described by hand is not told its enum
-//! values' meanings twice, and `default: false` / `default: []` (what an absent flag or
-//! list means anyway) are dropped. [`hints`] publishes only the tool annotations that
-//! differ from MCP's defaults.
+//! Descriptions are kept on one line without a "(default X)" the `default` keyword
+//! says, a field described by hand is not told its enum
+//! values' meanings twice, and `default: false` / `""` / `[]` / `{}` (what an absent flag,
+//! text, list or map means anyway) are dropped. [`hints`] publishes only the tool annotations that
+//! differ from MCP's defaults and mean something for the tool.
 //!
 //! Owns only these transforms; it must not know any toolset.
 
@@ -146,9 +149,9 @@ pub fn output(schema: &mut JsonObject) {
 /// Where [`collapse_const_variants`] parks what the values of an enum mean.
 const NOTES: &str = "x-cortex-variant-notes";
 
-/// Output levels kept: the result's fields (1) and theirs (2); arrays do not count, so
-/// a list's items keep their fields.
-const OUTPUT_DEPTH: usize = 2;
+/// Output levels kept: the result's fields (1); an object or list among them is only
+/// its `type`.
+const OUTPUT_DEPTH: usize = 1;
 
 fn compact(schema: &mut JsonObject, side: Side) {
     schema.remove("$schema");
@@ -169,7 +172,8 @@ fn compact(schema: &mut JsonObject, side: Side) {
                 }
             }
         }
-        // Shapes only the cut levels used are gone; one use left is inlined.
+        // Shapes only the cut levels used are gone; one use left, or a shape now no bigger
+        // than a reference, is inlined.
         inline_single_use(schema);
     }
     join_notes(schema, None);
@@ -250,9 +254,16 @@ fn mentions(text: &str, word: &str) -> bool {
 
 /// Drops the behaviour hints whose value is the one MCP gives an absent hint
 /// (`readOnlyHint` false, `destructiveHint` true, `idempotentHint` false,
-/// `openWorldHint` true): a client reads the same thing from fewer bytes. `None` when no
-/// hint is left.
-pub fn hints(mut annotations: ToolAnnotations) -> Option<ToolAnnotations> {
+/// `openWorldHint` true), and for a read-only tool the two MCP calls meaningful only
+/// when `readOnlyHint` is false (`destructiveHint`, `idempotentHint`): a client reads
+/// the same thing from fewer bytes. A tool whose hints are all the defaults keeps an empty
+/// annotations object, which says so.
+pub fn hints(mut annotations: ToolAnnotations) -> ToolAnnotations {
+    if annotations.read_only_hint == Some(true) {
+        // MCP: "meaningful only when `readOnlyHint == false`".
+        annotations.destructive_hint = None;
+        annotations.idempotent_hint = None;
+    }
     if annotations.read_only_hint == Some(false) {
         annotations.read_only_hint = None;
     }
@@ -265,12 +276,7 @@ pub fn hints(mut annotations: ToolAnnotations) -> Option<ToolAnnotations> {
     if annotations.open_world_hint == Some(true) {
         annotations.open_world_hint = None;
     }
-    let empty = annotations.title.is_none()
-        && annotations.read_only_hint.is_none()
-        && annotations.destructive_hint.is_none()
-        && annotations.idempotent_hint.is_none()
-        && annotations.open_world_hint.is_none();
-    (!empty).then_some(annotations)
+    annotations
 }
 
 /// Cuts an output schema below [`OUTPUT_DEPTH`] levels of fields: an object or array
@@ -372,16 +378,18 @@ fn tidy(node: &mut JsonObject, side: Side) {
             node.remove(*key);
         }
     }
+    let default = node.get("default").and_then(|d| match d {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(_) | Value::Bool(_) => Some(d.to_string()),
+        _ => None,
+    });
     if let Some(Value::String(text)) = node.get_mut("description") {
         *text = one_line(text);
+        if let Some(default) = default {
+            *text = without_default(text, &default);
+        }
     }
-    // What an absent flag or list already means: `default: false` / `default: []`.
-    let empty_default = match node.get("default") {
-        Some(Value::Bool(false)) => node.get("type") == Some(&json!("boolean")),
-        Some(Value::Array(a)) => a.is_empty() && node.get("type") == Some(&json!("array")),
-        _ => false,
-    };
-    if empty_default {
+    if node.get("default").is_some_and(is_empty_value) {
         node.remove("default");
     }
     collapse_const_variants(node, side);
@@ -469,6 +477,25 @@ fn collapse_const_variants(node: &mut JsonObject, side: Side) {
         }
         return;
     }
+}
+
+/// `false`, `""`, `[]`, `{}`, or an object of those: what an absent flag, text, list or
+/// map means anyway.
+fn is_empty_value(value: &Value) -> bool {
+    match value {
+        Value::Bool(b) => !b,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.values().all(is_empty_value),
+        _ => false,
+    }
+}
+
+/// `text` without a "(default X)" that the `default` keyword already says.
+fn without_default(text: &str, default: &str) -> String {
+    text.replace(&format!(" (default {default})"), "")
+        .replace(&format!("(default {default}, "), "(")
+        .replace(&format!(", default {default})"), ")")
 }
 
 fn one_line(text: &str) -> String {
@@ -592,8 +619,8 @@ fn spell_any_values(node: &mut JsonObject) {
     });
 }
 
-/// Inlines each `$defs` entry referenced once (and not by itself), drops entries no one
-/// references, and drops an empty `$defs`.
+/// Inlines each `$defs` entry referenced once, or no bigger than a reference to it (and
+/// not referencing itself), drops entries no one references, and drops an empty `$defs`.
 fn inline_single_use(schema: &mut JsonObject) {
     let rounds = schema
         .get("$defs")
@@ -616,7 +643,8 @@ fn inline_single_use(schema: &mut JsonObject) {
             let def = defs.get(name)?;
             let mut own = BTreeMap::from([(r.clone(), 0)]);
             count_refs(def, &mut own);
-            (*n == 1 && own[r] == 0).then(|| (r.clone(), name.to_string()))
+            let small = def.to_string().len() <= json!({ "$ref": r }).to_string().len();
+            ((*n == 1 || small) && own[r] == 0).then(|| (r.clone(), name.to_string()))
         });
         let Some(Value::Object(defs)) = schema.get_mut("$defs") else {
             return;
@@ -727,16 +755,21 @@ mod tests {
         let mut s = obj(json!({
             "$schema": "https://json-schema.org/draft/2020-12/schema",
             "type": "object",
-            "required": ["n", "body", "user", "owner", "any"],
+            "required": ["n", "body", "user", "owner", "any", "mode"],
             "properties": {
                 "n": {"type": "integer", "minimum": 0, "default": 0, "description": "Count."},
                 "body": {"type": ["string", "null"], "description": "Text."},
                 "cursor": {"type": ["string", "null"]},
                 "user": {"anyOf": [{"$ref": "#/$defs/User"}, {"type": "null"}]},
                 "owner": {"$ref": "#/$defs/User"},
-                "any": {"description": "Whatever the tool returned."}
+                "any": {"description": "Whatever the tool returned."},
+                "mode": {"$ref": "#/$defs/Mode"},
+                "was": {"$ref": "#/$defs/Mode"}
             },
-            "$defs": {"User": {"type": "object", "description": "Who.", "properties": {"login": {"type": "string"}}, "required": ["login"], "additionalProperties": false}}
+            "$defs": {
+                "User": {"type": "object", "description": "Who.", "properties": {"login": {"type": "string"}}, "required": ["login"], "additionalProperties": false},
+                "Mode": {"type": "string", "enum": ["fast", "careful", "thorough"]}
+            }
         }));
         output(&mut s);
         assert_eq!(
@@ -747,33 +780,34 @@ mod tests {
                     "n": {"type": "integer"},
                     "body": {"anyOf": [{"type": "string"}, {"type": "null"}]},
                     "cursor": {"type": "string"},
-                    "user": {"anyOf": [{"$ref": "#/$defs/User"}, {"type": "null"}]},
-                    "owner": {"$ref": "#/$defs/User"},
+                    "user": {"anyOf": [{"type": "object"}, {"type": "null"}]},
+                    "owner": {"type": "object"},
                     "any": {"anyOf": [
                         {"type": "object"}, {"type": "array"}, {"type": "string"},
                         {"type": "number"}, {"type": "boolean"}, {"type": "null"}
-                    ]}
+                    ]},
+                    "mode": {"$ref": "#/$defs/Mode"},
+                    "was": {"$ref": "#/$defs/Mode"}
                 },
-                "$defs": {"User": {"type": "object", "properties": {"login": {"type": "string"}}}}
+                "$defs": {"Mode": {"type": "string", "enum": ["fast", "careful", "thorough"]}}
             })
         );
     }
 
     #[test]
-    fn output_keeps_two_levels_of_fields_and_list_items_their_fields() {
+    fn output_keeps_the_results_fields_and_only_the_type_of_an_object_or_list() {
         let mut s = obj(json!({
             "type": "object",
             "required": ["items"],
             "properties": {
                 "items": {"type": "array", "items": {"type": "object", "required": ["n"], "properties": {
-                    "n": {"type": "integer"},
-                    "user": {"type": "object", "properties": {"login": {"type": "string"}}},
-                    "labels": {"type": "array", "items": {"type": "string"}}
+                    "n": {"type": "integer"}
                 }}},
                 "kind": {"oneOf": [
                     {"type": "object", "properties": {"k": {"type": "string", "const": "a"}}, "required": ["k"]},
-                    {"type": "object", "properties": {"deep": {"type": "object", "properties": {}}}}
-                ]}
+                    {"type": "string", "const": "b"}
+                ]},
+                "count": {"type": "integer"}
             }
         }));
         output(&mut s);
@@ -782,15 +816,12 @@ mod tests {
             json!({
                 "type": "object",
                 "properties": {
-                    "items": {"type": "array", "items": {"type": "object", "properties": {
-                        "n": {"type": "integer"},
-                        "user": {"type": "object"},
-                        "labels": {"type": "array"}
-                    }}},
+                    "items": {"type": "array"},
                     "kind": {"anyOf": [
-                        {"type": "object", "properties": {"k": {"type": "string", "const": "a"}}},
-                        {"type": "object", "properties": {"deep": {"type": "object"}}}
-                    ]}
+                        {"type": "object"},
+                        {"type": "string", "const": "b"}
+                    ]},
+                    "count": {"type": "integer"}
                 }
             })
         );
@@ -811,8 +842,10 @@ mod tests {
                     {"type": "string", "const": "y-z", "description": "Why."}
                 ]}},
                 "flag": {"type": "boolean", "default": false},
-                "on": {"type": "boolean", "default": true},
-                "many": {"type": "array", "items": {"type": "string"}, "default": []}
+                "on": {"type": "boolean", "default": true, "description": "On (default true)."},
+                "n": {"type": "integer", "default": 3, "description": "Lines (0-9, default 3)."},
+                "many": {"type": "array", "items": {"type": "string"}, "default": []},
+                "ctx": {"type": "object", "default": {"text": "", "state": {}}}
             },
             "$defs": {"Mode": {"oneOf": [
                 {"type": "string", "const": "x", "description": "Ex."},
@@ -828,7 +861,11 @@ mod tests {
             json!({"type": "string", "enum": ["x", "y-z"]})
         );
         assert_eq!(p["flag"], json!({"type": "boolean"}));
-        assert_eq!(p["on"], json!({"type": "boolean", "default": true}));
+        assert_eq!(
+            p["on"],
+            json!({"type": "boolean", "default": true, "description": "On."})
+        );
+        assert_eq!(p["n"]["description"], "Lines (0-9).");
         assert_eq!(
             p["many"],
             json!({"type": "array", "items": {"type": "string"}})
@@ -843,7 +880,7 @@ mod tests {
             .destructive(false)
             .idempotent(true)
             .open_world(true);
-        let kept = hints(read).unwrap();
+        let kept = hints(read);
         assert_eq!(
             (
                 kept.read_only_hint,
@@ -851,14 +888,14 @@ mod tests {
                 kept.idempotent_hint,
                 kept.open_world_hint
             ),
-            (Some(true), Some(false), Some(true), None)
+            (Some(true), None, None, None)
         );
         let write = ToolAnnotations::new()
             .read_only(false)
             .destructive(true)
             .idempotent(false)
             .open_world(true);
-        assert_eq!(hints(write), None);
+        assert_eq!(hints(write), ToolAnnotations::default());
     }
 
     #[test]

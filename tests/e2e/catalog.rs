@@ -211,7 +211,7 @@ async fn github_integrations_and_patchkit_tools_have_titles_hints_and_short_desc
             "{name} has no title"
         );
         // An absent hint has its MCP default (the catalog publishes only the others).
-        let mut hints = t.annotations.clone().unwrap_or_default();
+        let mut hints = t.annotations.clone().expect("annotations");
         hints.read_only_hint.get_or_insert(false);
         hints.destructive_hint.get_or_insert(true);
         hints.idempotent_hint.get_or_insert(false);
