@@ -2,14 +2,15 @@
 //! prompts, instructions and HTTP routes) into one registry, serves them next to the
 //! built-in `cortex://` and `events://` resources, and keeps each session's
 //! subscriptions and logging level. Nothing domain-specific lives here: every toolset,
-//! the conformance fixtures included, contributes through [`Toolset`] only.
+//! the conformance fixtures included, contributes through [`Toolset`] only. The MCP
+//! requests themselves are answered in `server/handler.rs`.
 #![allow(deprecated)] // logging/setLevel is deprecated by SEP-2577 but legacy clients (Inspector) need it
 
 use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, model::*, service::RequestContext};
+use rmcp::{ErrorData as McpError, RoleServer, model::*, service::RequestContext};
 
 use crate::{
     asbr,
@@ -22,10 +23,12 @@ use crate::{
         progress::Progress,
         prompts::PromptSource,
         registry::{CallCtx, Registry, ToolDef},
-        resources::{ResourceError, ResourceSource},
+        resources::ResourceSource,
         toolset::Toolset,
     },
 };
+
+mod handler;
 
 const BASE_INSTRUCTIONS: &str = "cortex-mcp: Cortex-OS toolsets on one server. Tool errors are results with isError and a message saying what to do next. Lists take `limit` and `cursor` and return `next_cursor` while more remain.";
 
@@ -203,33 +206,6 @@ pub fn stateless_http(ctx: &RequestContext<RoleServer>) -> bool {
         .get::<http::request::Parts>()
         .is_some_and(|parts| !parts.headers.contains_key("mcp-session-id"))
 }
-
-/// Standard MCP requests: rmcp hands one whose params do not parse to
-/// `on_custom_request`, which must then answer -32602, not -32601.
-const KNOWN_METHODS: &[&str] = &[
-    "initialize",
-    "ping",
-    "tools/list",
-    "tools/call",
-    "resources/list",
-    "resources/read",
-    "resources/templates/list",
-    "resources/subscribe",
-    "resources/unsubscribe",
-    "prompts/list",
-    "prompts/get",
-    "logging/setLevel",
-    "completion/complete",
-];
-
-/// Requests the 2026-07-28 protocol removed (SEP-2575): a client of that era gets
-/// -32601 for them (rmcp hands them to `on_custom_request` too).
-const REMOVED_IN_2026: &[&str] = &[
-    "initialize",
-    "logging/setLevel",
-    "resources/subscribe",
-    "resources/unsubscribe",
-];
 
 impl CortexServer {
     /// Builds the runtime and registry from a validated configuration.
@@ -492,329 +468,6 @@ fn selected(config: &Config, tool: &ToolDef) -> bool {
         .tools
         .as_ref()
         .is_none_or(|only| only.contains(tool.name()))
-}
-
-fn json_resource(uri: &str, name: &str, description: &str) -> Resource {
-    Resource::new(uri, name)
-        .with_description(description)
-        .with_mime_type("application/json")
-}
-
-// rmcp result types are #[non_exhaustive]: they can only be built from Default and then filled.
-#[allow(clippy::field_reassign_with_default)]
-impl ServerHandler for CortexServer {
-    fn get_info(&self) -> ServerConfig {
-        let mut capabilities = ServerCapabilities::builder()
-            .enable_tools()
-            .enable_resources()
-            .enable_resources_subscribe()
-            .enable_prompts()
-            .enable_logging()
-            .build();
-        if self.shared.dynamic.is_some()
-            && let Some(tools) = capabilities.tools.as_mut()
-        {
-            tools.list_changed = Some(true);
-        }
-        ServerConfig::new(capabilities)
-            .with_server_info(
-                Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
-                    .with_title("Cortex-OS MCP server")
-                    .with_description(env!("CARGO_PKG_DESCRIPTION"))
-                    .with_website_url(env!("CARGO_PKG_REPOSITORY")),
-            )
-            .with_instructions(self.shared.instructions.clone())
-    }
-
-    async fn list_tools(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, McpError> {
-        let mut result = ListToolsResult::default();
-        result.tools = match &self.shared.dynamic {
-            Some(dynamic) => dynamic.tools(&self.session.toolsets, &self.shared.registry),
-            None => self.catalog(),
-        };
-        Ok(result)
-    }
-
-    fn get_tool(&self, name: &str) -> Option<Tool> {
-        let def = self.shared.registry.get(name);
-        match &self.shared.dynamic {
-            Some(dynamic) => dynamic.discovery_tool(name).cloned().or_else(|| {
-                def.filter(|d| dynamic.enabled(&self.session.toolsets, d.toolset))
-                    .map(|d| d.tool.clone())
-            }),
-            None => def.map(|t| t.tool.clone()),
-        }
-    }
-
-    async fn list_prompts(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
-    ) -> Result<ListPromptsResult, McpError> {
-        let mut result = ListPromptsResult::default();
-        result.prompts = self
-            .shared
-            .prompts
-            .iter()
-            .flat_map(|p| p.prompts())
-            .collect();
-        Ok(result)
-    }
-
-    async fn get_prompt(
-        &self,
-        request: GetPromptRequestParams,
-        _ctx: RequestContext<RoleServer>,
-    ) -> Result<GetPromptResponse, McpError> {
-        if self.shared.prompts.is_empty() {
-            return Err(McpError::invalid_params(
-                format!("no prompt `{}`; this server has none", request.name),
-                None,
-            ));
-        }
-        let Some(source) = self
-            .shared
-            .prompts
-            .iter()
-            .find(|p| p.prompts().iter().any(|p| p.name == request.name))
-        else {
-            return Err(McpError::invalid_params(
-                format!("no prompt `{}`; call prompts/list", request.name),
-                None,
-            ));
-        };
-        let args = request.arguments.unwrap_or_default();
-        source
-            .get(&request.name, &args)
-            .map(Into::into)
-            .map_err(|e| McpError::invalid_params(e.to_string(), None))
-    }
-
-    async fn call_tool(
-        &self,
-        request: CallToolRequestParams,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, McpError> {
-        let registry = &self.shared.registry;
-        if let Some(dynamic) = &self.shared.dynamic {
-            let session = &self.session.toolsets;
-            if dynamic.discovery_tool(&request.name).is_some() {
-                let args = request.arguments.unwrap_or_default();
-                let stateless = stateless_http(&ctx);
-                return Ok(dynamic
-                    .call(&request.name, args, session, &ctx.peer, stateless)
-                    .await
-                    .into());
-            }
-            if let Some(refused) = registry
-                .get(&request.name)
-                .and_then(|def| dynamic.not_enabled(session, def))
-            {
-                return Ok(refused.into());
-            }
-        }
-        let Some(def) = registry.get(&request.name) else {
-            return Err(McpError::invalid_params(
-                format!(
-                    "unknown tool `{}`; call tools/list for the enabled tools",
-                    request.name
-                ),
-                None,
-            ));
-        };
-        let args = request.arguments.unwrap_or_default();
-        let call_ctx = self.call_ctx(&ctx);
-        let progress = call_ctx.progress.clone();
-        let result = registry.call(&request.name, args, call_ctx).await;
-        // Progress after the result would be dropped by the client: send it first.
-        progress.flush().await;
-        Ok(def.into_call_result(result).into())
-    }
-
-    async fn list_resources(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
-    ) -> Result<ListResourcesResult, McpError> {
-        let mut result = ListResourcesResult::default();
-        result.resources = vec![
-            json_resource(
-                "cortex://config",
-                "config",
-                "Effective configuration, secrets redacted",
-            ),
-            json_resource(
-                "cortex://metrics",
-                "metrics",
-                "Tool, lane, cache and upstream metrics as JSON",
-            ),
-            json_resource(
-                "cortex://health",
-                "health",
-                "ok, or degraded with the damaged state found at start (quarantined journal records and files, toolsets that could not load)",
-            ),
-        ];
-        for source in &self.shared.resources {
-            result.resources.extend(source.resources());
-        }
-        Ok(result)
-    }
-
-    async fn read_resource(
-        &self,
-        request: ReadResourceRequestParams,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<ReadResourceResponse, McpError> {
-        let principal = Principal::of_request(&ctx.extensions);
-        if let Some(source) = self.source_for(&request.uri) {
-            let contents = source
-                .read_contents(&request.uri, &principal)
-                .map_err(|e| McpError::resource_not_found(e.to_string(), None))?;
-            return Ok(ReadResourceResult::new(vec![contents]).into());
-        }
-        let contents = self.read_builtin(&request.uri, &principal).map(|text| {
-            ResourceContents::text(text, request.uri.clone()).with_mime_type("application/json")
-        });
-        match contents {
-            Some(contents) => Ok(ReadResourceResult::new(vec![contents]).into()),
-            None => Err(McpError::resource_not_found(
-                format!("no resource {}; call resources/list", request.uri),
-                Some(serde_json::json!({ "uri": request.uri })),
-            )),
-        }
-    }
-
-    async fn list_resource_templates(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
-    ) -> Result<ListResourceTemplatesResult, McpError> {
-        let mut result = ListResourceTemplatesResult::default();
-        result.resource_templates = vec![
-            ResourceTemplate::new("events://{topic}", "events")
-                .with_description("Events of a topic (`github.issue.action`, a prefix like `asbr.*`, or `*`), oldest first, up to 500 after `?since_seq=N`; subscribe to be notified of new ones")
-                .with_mime_type("application/json"),
-        ];
-        for source in &self.shared.resources {
-            result.resource_templates.extend(source.templates());
-        }
-        Ok(result)
-    }
-
-    async fn subscribe(
-        &self,
-        request: SubscribeRequestParams,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<(), McpError> {
-        if stateless_http(&ctx) {
-            return Err(McpError::invalid_request(
-                format!(
-                    "resources/subscribe needs a session, and this is stateless HTTP (no stream outlives a request), so {} was not subscribed; poll it with resources/read (events://{{topic}}?since_seq=N returns what is new), or connect over stdio or to a server started with --http-sessions",
-                    request.uri
-                ),
-                None,
-            ));
-        }
-        let principal = Principal::of_request(&ctx.extensions);
-        if let Some(source) = self.source_for(&request.uri) {
-            let changes = source
-                .watch(&request.uri, &principal)
-                .map_err(|e| match e {
-                    ResourceError::NotSubscribable(_) => {
-                        McpError::invalid_params(e.to_string(), None)
-                    }
-                    ResourceError::NotFound(_) => McpError::resource_not_found(e.to_string(), None),
-                })?;
-            let stop = self.session.track(&request.uri)?;
-            self.forward_changes(request.uri, changes, ctx.peer.clone(), stop);
-            return Ok(());
-        }
-        let Some(rest) = request.uri.strip_prefix(EVENTS_SCHEME) else {
-            return Err(McpError::invalid_params(
-                format!(
-                    "{} cannot be subscribed; events://{{topic}} can",
-                    request.uri
-                ),
-                None,
-            ));
-        };
-        let (topic, _) = parse_events_uri(rest);
-        let stop = self.session.track(&request.uri)?;
-        let mut sub = self.shared.runtime.events.subscribe(&topic, 1024);
-        let peer = ctx.peer.clone();
-        let uri = request.uri.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    next = sub.recv() => {
-                        let Some(event) = next else { break };
-                        if !event.visible_to(&principal) { continue; }
-                        let note = ResourceUpdatedNotificationParam::new(uri.clone());
-                        if peer.notify_resource_updated(note).await.is_err() { break; }
-                    }
-                }
-            }
-        });
-        Ok(())
-    }
-
-    async fn unsubscribe(
-        &self,
-        request: UnsubscribeRequestParams,
-        _ctx: RequestContext<RoleServer>,
-    ) -> Result<(), McpError> {
-        if let Some(stop) = self.session.subscriptions.lock().remove(&request.uri) {
-            stop.cancel();
-        }
-        Ok(())
-    }
-
-    async fn set_level(
-        &self,
-        request: SetLevelRequestParams,
-        _ctx: RequestContext<RoleServer>,
-    ) -> Result<(), McpError> {
-        // This client's notifications/message only: the process's stderr log keeps the
-        // operator's --log-level.
-        *self.session.log_level.lock() = Some(request.level);
-        Ok(())
-    }
-
-    async fn on_custom_request(
-        &self,
-        request: CustomRequest,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<CustomResult, McpError> {
-        let method = request.method.as_str();
-        let removed = REMOVED_IN_2026.contains(&method)
-            && ctx
-                .protocol_version()
-                .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
-        if KNOWN_METHODS.contains(&method) && !removed {
-            let what = if request.params.is_none() {
-                "are missing"
-            } else {
-                "do not match its schema"
-            };
-            return Err(McpError::invalid_params(
-                format!(
-                    "the params of {} {what}; see the MCP specification of this method",
-                    request.method
-                ),
-                None,
-            ));
-        }
-        Err(McpError::new(
-            ErrorCode::METHOD_NOT_FOUND,
-            request.method,
-            None,
-        ))
-    }
 }
 
 #[cfg(test)]

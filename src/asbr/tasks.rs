@@ -2,7 +2,8 @@
 //! the `asbr://tasks/{id}/events` resources (`tasks/resources.rs`). The `cortex.task@1`
 //! model lives in `tasks/model.rs`, the state machine and the application of task events
 //! in `tasks/transitions.rs`, the start-up rebuild and the snapshot it writes in
-//! `tasks/rebuild.rs`, idempotency keys and traceparents in `tasks/ids.rs`.
+//! `tasks/rebuild.rs`, idempotency keys and traceparents in `tasks/ids.rs`, the read
+//! paths (get, list, the long-poll watch) in `tasks/queries.rs`.
 //!
 //! Event-sourced: a transition is one task event on the bus, journaled in the bus's
 //! `asbr` stream; that journal is the source of truth. `PlanStarted` carries the created
@@ -48,6 +49,7 @@ use super::AsbrError;
 
 mod ids;
 mod model;
+mod queries;
 mod rebuild;
 mod resources;
 mod transitions;
@@ -58,6 +60,7 @@ pub use model::{
 };
 
 pub use ids::{idempotency_key, traceparent};
+use queries::select;
 use transitions::apply_event;
 pub use transitions::{Change, apply_agent_event, apply_approval, apply_cancel, apply_resume};
 
@@ -489,75 +492,6 @@ impl TaskStore {
         Ok(task)
     }
 
-    pub fn get(&self, id: &str, principal: &Principal) -> Result<Task, TaskError> {
-        self.visible_slot(id, principal)?
-            .task()
-            .ok_or_else(|| self.not_found(id))
-    }
-
-    /// Tasks `principal` may see, newest first (ids are time-ordered), after `before`
-    /// when given.
-    pub fn list(
-        &self,
-        principal: &Principal,
-        status: Option<TaskStatus>,
-        before: Option<&str>,
-        limit: usize,
-    ) -> (Vec<Task>, bool) {
-        let mut tasks: Vec<Task> = self
-            .all_slots()
-            .iter()
-            .filter_map(|s| s.task())
-            .filter(|t| t.visible_to(principal))
-            .filter(|t| status.is_none_or(|s| t.status == s))
-            .filter(|t| before.is_none_or(|b| t.id.as_str() < b))
-            .collect();
-        tasks.sort_by(|a, b| b.id.cmp(&a.id));
-        let more = tasks.len() > limit;
-        tasks.truncate(limit);
-        (tasks, more)
-    }
-
-    /// Events after `since` of one task (or of all tasks `principal` may see), filtered
-    /// by kind; waits up to `wait` for the first one. Returns the events and the seq to
-    /// pass next time.
-    pub async fn watch(
-        &self,
-        principal: &Principal,
-        task_id: Option<&str>,
-        kinds: &[TaskEventKind],
-        since: u64,
-        limit: usize,
-        wait: Duration,
-    ) -> Result<(Vec<Arc<Event>>, u64), TaskError> {
-        let slot = match task_id {
-            Some(id) => Some(self.slot_or_recover(id, principal).await?),
-            None => None,
-        };
-        let mut changes = match &slot {
-            Some(slot) => slot.changes.subscribe(),
-            None => self.changes.subscribe(),
-        };
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            changes.mark_unchanged();
-            let (found, scanned) = match &slot {
-                Some(slot) => select(&slot.events.read(), kinds, since, limit, principal),
-                None => select(&self.recent.read(), kinds, since, limit, principal),
-            };
-            if !found.is_empty() {
-                let next = found.last().map_or(since, |e| e.seq);
-                return Ok((found, next));
-            }
-            // Passes over events of tasks the principal may not see.
-            let since = scanned.max(since);
-            match tokio::time::timeout_at(deadline, changes.changed()).await {
-                Ok(Ok(())) => continue,
-                _ => return Ok((Vec::new(), since)),
-            }
-        }
-    }
-
     /// Finishes a snapshot being written and closes its stream.
     pub async fn close(&self) {
         let writing = self.snapshot.lock().take();
@@ -566,32 +500,6 @@ impl TaskStore {
         }
         self.stream.close().await;
     }
-}
-
-/// Up to `limit` events after `since` of the given kinds that `principal` may see, and
-/// the seq of the last event looked at.
-fn select(
-    events: &VecDeque<Arc<Event>>,
-    kinds: &[TaskEventKind],
-    since: u64,
-    limit: usize,
-    principal: &Principal,
-) -> (Vec<Arc<Event>>, u64) {
-    let start = events.partition_point(|e| e.seq <= since);
-    let found: Vec<Arc<Event>> = events
-        .range(start..)
-        .filter(|e| e.visible_to(principal))
-        .filter(|e| {
-            kinds.is_empty()
-                || kinds
-                    .iter()
-                    .any(|k| e.r#type.strip_prefix(TYPE_PREFIX) == Some(k.name()))
-        })
-        .take(limit)
-        .cloned()
-        .collect();
-    let scanned = events.back().map_or(since, |e| e.seq);
-    (found, scanned)
 }
 
 /// `slot` when `principal` may see its task.

@@ -23,11 +23,12 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::runtime::{
+    budget::Budget,
     cache::fingerprint,
     executor::{Executor, LaneConfig},
     http::{
-        CacheOutcome, DefaultObserver, RetryPolicy as UpstreamRetry, Upstream, UpstreamError,
-        UpstreamRequest,
+        BodyLimit, CacheOutcome, DefaultObserver, RetryPolicy as UpstreamRetry, Upstream,
+        UpstreamError, UpstreamRequest,
     },
 };
 
@@ -242,6 +243,8 @@ pub struct HttpCall<'a> {
     pub creds: &'a BTreeMap<String, String>,
     pub deadline: Instant,
     pub cancel: CancellationToken,
+    /// The calling tool's memory budget, charged with the answer's body as it arrives.
+    pub budget: Budget,
 }
 
 /// Runs one HTTP operation; returns the outcome or an error whose text is redacted.
@@ -298,6 +301,8 @@ pub async fn call_http(
             max_error_wait: MAX_RETRY_WAIT,
         },
         use_cache: method == Method::GET,
+        budget: call.budget,
+        keep: BodyLimit::Whole,
     };
     let resp = call
         .upstream

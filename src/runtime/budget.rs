@@ -160,6 +160,12 @@ pub struct Held {
     bytes: u64,
 }
 
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held").field("bytes", &self.bytes).finish()
+    }
+}
+
 impl Held {
     /// Charges `more` bytes to the same hold.
     pub fn grow(&mut self, more: u64, what: &str) -> Result<(), BudgetExceeded> {

@@ -12,7 +12,8 @@
 //! closes idle keep-alive connections) and `--http-body-timeout-secs` to send the body
 //! (408); with `--http-sessions`, at most `--http-max-sessions` sessions live at once: an
 //! `initialize` past that gets 503 with `Retry-After` (existing sessions are never
-//! evicted; an idle one ends after rmcp's 5 minutes, or on DELETE).
+//! evicted; an idle one ends after rmcp's 5 minutes, or on DELETE; the cap is
+//! `http/sessions.rs`'s).
 //!
 //! Choices: stateless mode with plain JSON responses is the default (fastest; rmcp falls
 //! back to SSE when a notification precedes the result). `http-sessions = true` turns on
@@ -32,17 +33,12 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use futures::Stream;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rmcp::{
-    model::{ClientJsonRpcMessage, ServerJsonRpcMessage},
+    model::ClientJsonRpcMessage,
     transport::streamable_http_server::{
-        StreamableHttpServerConfig, StreamableHttpService,
-        session::{
-            ServerSseMessage, SessionId, SessionManager,
-            local::{LocalSessionManager, LocalSessionManagerError},
-        },
+        StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
     },
 };
 use serde_json::Value;
@@ -50,6 +46,10 @@ use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
 use crate::{config::Config, runtime::principal::Principal, server::CortexServer};
+
+mod sessions;
+
+pub use sessions::{CappedSessions, SessionsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -450,85 +450,6 @@ fn jsonrpc_fault(body: &[u8]) -> Option<Response> {
         )
             .into_response(),
     )
-}
-
-/// rmcp's in-memory session manager with a cap on live sessions.
-pub struct CappedSessions {
-    inner: LocalSessionManager,
-    max: usize,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SessionsError {
-    #[error("{0} sessions are open (--http-max-sessions)")]
-    Full(usize),
-    #[error(transparent)]
-    Local(#[from] LocalSessionManagerError),
-}
-
-impl CappedSessions {
-    async fn count(&self) -> usize {
-        self.inner.sessions.read().await.len()
-    }
-}
-
-impl SessionManager for CappedSessions {
-    type Error = SessionsError;
-    type Transport = <LocalSessionManager as SessionManager>::Transport;
-
-    async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
-        if self.count().await >= self.max {
-            return Err(SessionsError::Full(self.max));
-        }
-        Ok(self.inner.create_session().await?)
-    }
-
-    async fn initialize_session(
-        &self,
-        id: &SessionId,
-        message: ClientJsonRpcMessage,
-    ) -> Result<ServerJsonRpcMessage, Self::Error> {
-        Ok(self.inner.initialize_session(id, message).await?)
-    }
-
-    async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
-        Ok(self.inner.has_session(id).await?)
-    }
-
-    async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
-        Ok(self.inner.close_session(id).await?)
-    }
-
-    async fn create_stream(
-        &self,
-        id: &SessionId,
-        message: ClientJsonRpcMessage,
-    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        Ok(self.inner.create_stream(id, message).await?)
-    }
-
-    async fn accept_message(
-        &self,
-        id: &SessionId,
-        message: ClientJsonRpcMessage,
-    ) -> Result<(), Self::Error> {
-        Ok(self.inner.accept_message(id, message).await?)
-    }
-
-    async fn create_standalone_stream(
-        &self,
-        id: &SessionId,
-    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        Ok(self.inner.create_standalone_stream(id).await?)
-    }
-
-    async fn resume(
-        &self,
-        id: &SessionId,
-        last_event_id: String,
-    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        Ok(self.inner.resume(id, last_event_id).await?)
-    }
 }
 
 /// Serves until SIGINT/SIGTERM, then drains in-flight requests.

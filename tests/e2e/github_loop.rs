@@ -210,6 +210,59 @@ async fn failed_job_logs_follow_the_redirect_without_the_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_longer_than_the_call_budget_is_read_to_its_end_within_the_budget() {
+    let hub = fakehub::spawn(FakeConfig::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("fake GitHub starts");
+    // ~3 MiB of coloured, timestamped lines, then the failure at the very end.
+    let mut log = String::new();
+    for k in 0..40_000 {
+        log.push_str(&format!(
+            "2024-05-01T10:00:00.0000000Z \u{1b}[32m   Compiling\u{1b}[0m crate-{k} v0.{k}.0 (registry)\n"
+        ));
+    }
+    log.push_str("2024-05-01T10:09:59.0000000Z error: the-final-failure-line\n");
+    let raw_len = log.len() as u64;
+    assert!(raw_len > 3 << 20);
+    assert!(hub.set_job_log(REPO, FAILED_JOB, log));
+    let state = tempfile::tempdir().unwrap();
+    let base = hub.base_url();
+    let vars = [("GITHUB_API_URL", base.as_str()), ("GITHUB_TOKEN", TOKEN)];
+    let client = stdio_client_env(
+        state.path(),
+        &[
+            "--toolsets",
+            "github",
+            "--call-memory-budget-bytes",
+            "1048576",
+        ],
+        &vars,
+    )
+    .await;
+    let logs = ok(
+        &client,
+        "get_job_logs",
+        json!({"repository": REPO, "jobId": FAILED_JOB, "tailLines": 3}),
+    )
+    .await;
+    let job = &logs["logs"][0];
+    let text = job["log"]["text"].as_str().unwrap();
+    assert!(text.ends_with("error: the-final-failure-line\n"), "{text}");
+    assert_eq!(text.lines().count(), 3, "{text}");
+    let skipped = job["skipped_bytes"].as_u64().unwrap();
+    assert!(
+        skipped > raw_len - (1 << 20) && skipped < raw_len,
+        "only the end was held: skipped {skipped} of {raw_len}"
+    );
+    assert!(
+        text.lines()
+            .all(|l| l.contains("crate-") || l.contains("error:")),
+        "whole lines only: {text}"
+    );
+    assert_eq!(hub.stats().log_requests, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reruns_cancel_workflows_and_artifacts() {
     let s = setup().await;
     let wf = ok(&s.client, "list_workflows", json!({"repository": REPO})).await;

@@ -3,15 +3,13 @@
 //!
 //! Owns their inputs and handlers; the review records live in `reviews.rs`, the rule
 //! packs in `review_rules.rs`, pull-request checkouts in `pr_checkout.rs`. Owns their
-//! registration too. It must not touch journals directly.
-
-use std::sync::Arc;
+//! registration too. What a review runs over is resolved in `reviews/target.rs`, the run
+//! itself is `reviews/run.rs`. It must not touch journals directly.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::asbr::events::{FeedbackSubmitted, ReviewCompleted, ReviewCreated, ShownFinding};
+use crate::asbr::events::FeedbackSubmitted;
 use crate::runtime::events::EventPayload;
 
 use crate::runtime::{
@@ -23,14 +21,18 @@ use crate::runtime::{
 
 use super::{A, Out};
 use crate::asbr::{
-    pr_checkout::{self, CheckoutError},
     reviews::{
-        self, Comment, Feedback, FindingSummary, Review, ReviewError, ReviewFinding, ReviewStatus,
-        ReviewSummary, ReviewerKind, ScopeMode, Verdict,
+        self, Comment, Feedback, ReviewError, ReviewFinding, ReviewStatus, ReviewSummary,
+        ReviewerKind, ScopeMode, Verdict,
     },
-    scan::{self, ScanError},
-    tasks::{self, AgentEventKind, TaskInput},
+    tasks,
 };
+
+mod run;
+mod target;
+
+use run::run_review;
+use target::review_target;
 
 pub(super) fn register(t: &Tools<A>) -> Vec<ToolDef> {
     let read = Hints::read();
@@ -130,165 +132,6 @@ pub struct CreateReviewOut {
     pub top_findings: Vec<ReviewFinding>,
 }
 
-/// "owner/name" from "owner/name", "https://github.com/owner/name" or "...name.git".
-fn owner_repo(url: &str) -> Option<String> {
-    let u = url.trim().trim_end_matches('/').trim_end_matches(".git");
-    let u = ["https://github.com/", "http://github.com/", "github.com/"]
-        .iter()
-        .find_map(|p| u.strip_prefix(p))
-        .unwrap_or(u);
-    let parts: Vec<&str> = u.split('/').collect();
-    let valid = parts.len() == 2
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && *p != ".."
-                && *p != "."
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        });
-    valid.then(|| u.to_string())
-}
-
-fn looks_remote(url: &str) -> bool {
-    let u = url.trim();
-    ["http://", "https://", "git@", "ssh://", "git://"]
-        .iter()
-        .any(|p| u.starts_with(p))
-}
-
-const HOW_TO_POINT: &str = "give a local directory inside the workspace roots, or \"owner/name\" with pullRequestId to review a pull request";
-
-/// What a review runs over.
-struct ReviewTarget {
-    root: std::path::PathBuf,
-    /// repository_path of the review: the directory, or "owner/name#N".
-    label: String,
-    scope: Arc<reviews::Scope>,
-    pull_request: Option<reviews::PullRequestSource>,
-    incremental_since: Option<reviews::IncrementalBase>,
-    /// A scratch checkout to delete when the review is done.
-    scratch: Option<std::path::PathBuf>,
-}
-
-async fn review_target(a: &A, i: &CreateReviewIn, id: &str, ctx: &CallCtx) -> Out<ReviewTarget> {
-    match i.pull_request_id {
-        Some(number) => pull_request_target(a, i, number, id, ctx).await,
-        None => local_target(a, i, &ctx.principal),
-    }
-}
-
-async fn pull_request_target(
-    a: &A,
-    i: &CreateReviewIn,
-    number: u64,
-    id: &str,
-    ctx: &CallCtx,
-) -> Out<ReviewTarget> {
-    let Some(repository) = owner_repo(&i.repository_url) else {
-        return Err(ToolError::input(format!(
-            "repositoryUrl: with pullRequestId, give the GitHub repository as \"owner/name\" (got `{}`)",
-            i.repository_url
-        )));
-    };
-    if ctx.registry.get("get_pull_request").is_none() {
-        return Err(ToolError::Business(format!(
-            "pullRequestId: reviewing {repository}#{number} reads it through the github toolset, which is not enabled; start the server with github in --toolsets (and GITHUB_TOKEN set), or check the pull request out locally and pass its directory without pullRequestId"
-        )));
-    }
-    let dir = a.checkouts.join(id);
-    let checkout = match pr_checkout::fetch(ctx, &repository, number, &dir).await {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(match e {
-                CheckoutError::Github { .. } => ToolError::Upstream(format!(
-                    "pull request {repository}#{number} could not be read through the github toolset: {e}"
-                )),
-                CheckoutError::Shape { .. } => ToolError::Upstream(e.to_string()),
-                CheckoutError::Io { .. } | CheckoutError::Write(_) => {
-                    ToolError::Internal(e.to_string())
-                }
-            });
-        }
-    };
-    let scope = reviews::Scope::new(&checkout.root, &i.paths)?.only_files(checkout.files.clone());
-    Ok(ReviewTarget {
-        scope: Arc::new(scope),
-        label: format!("{repository}#{number}"),
-        pull_request: Some(reviews::PullRequestSource {
-            repository,
-            pull_request_id: number,
-            head_sha: checkout.head_sha,
-            files: checkout.files.len() as u64,
-            skipped: checkout.skipped,
-        }),
-        incremental_since: None,
-        scratch: Some(checkout.root.clone()),
-        root: checkout.root,
-    })
-}
-
-fn local_target(a: &A, i: &CreateReviewIn, principal: &Principal) -> Out<ReviewTarget> {
-    if looks_remote(&i.repository_url) {
-        return Err(ToolError::input(format!(
-            "repositoryUrl: `{}` is remote; {HOW_TO_POINT}",
-            i.repository_url
-        )));
-    }
-    let root = match scan::resolve_target(&a.scanner.roots, &i.repository_url) {
-        Ok(root) => root,
-        Err(ScanError::NotFound(_)) if owner_repo(&i.repository_url).is_some() => {
-            return Err(ToolError::input(format!(
-                "repositoryUrl: `{}` is not a local directory; {HOW_TO_POINT}",
-                i.repository_url
-            )));
-        }
-        Err(ScanError::Path(m) | ScanError::NotFound(m)) => {
-            return Err(ToolError::input(format!("repositoryUrl: {m}")));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let label = root.display().to_string();
-    let mut scope = reviews::Scope::new(&root, &i.paths)?;
-    let mut incremental_since = None;
-    if i.scope == ScopeMode::Incremental
-        && let Some(base) = a.reviews.last_completed(&label, principal)
-        && let Ok(at) = chrono::DateTime::parse_from_rfc3339(&base.created_at)
-    {
-        scope = scope.modified_since(std::time::SystemTime::from(at));
-        incremental_since = Some(base);
-    }
-    Ok(ReviewTarget {
-        root,
-        label,
-        scope: Arc::new(scope),
-        pull_request: None,
-        incremental_since,
-        scratch: None,
-    })
-}
-
-async fn review_task_step(
-    a: &A,
-    principal: &Principal,
-    task_id: &str,
-    tp: &str,
-    kind: AgentEventKind,
-    step: Option<String>,
-    data: Value,
-) {
-    let tp = tp.to_string();
-    if let Err(e) = a
-        .tasks
-        .transition(task_id, principal, tp, move |t| {
-            tasks::apply_agent_event(t, kind, step, Some(data))
-        })
-        .await
-    {
-        tracing::warn!("review task {task_id}: could not record {kind:?}: {e}");
-    }
-}
-
 /// Publishes a review event shown only to `owner`, the review's.
 async fn publish_review_event<P: EventPayload>(a: &A, owner: &Principal, data: P) {
     if let Err(e) = a
@@ -300,23 +143,6 @@ async fn publish_review_event<P: EventPayload>(a: &A, owner: &Principal, data: P
     }
 }
 
-/// The reviewers that run: deduplicated and sorted; `security-only` keeps security (and
-/// `ai`, which runs nothing) whatever else was asked.
-fn chosen_reviewers(mut reviewers: Vec<ReviewerKind>, scope: ScopeMode) -> Out<Vec<ReviewerKind>> {
-    reviewers.sort();
-    reviewers.dedup();
-    if scope == ScopeMode::SecurityOnly {
-        reviewers.retain(|r| *r == ReviewerKind::Ai);
-        reviewers.insert(0, ReviewerKind::Security);
-    }
-    if reviewers.is_empty() {
-        return Err(ToolError::input(
-            "reviewers: give at least one of security, performance, architecture, style, ai",
-        ));
-    }
-    Ok(reviewers)
-}
-
 pub(super) async fn create_review(a: A, i: CreateReviewIn, ctx: CallCtx) -> Out<CreateReviewOut> {
     let id = uuid::Uuid::now_v7().to_string();
     let target = review_target(&a, &i, &id, &ctx).await?;
@@ -325,259 +151,6 @@ pub(super) async fn create_review(a: A, i: CreateReviewIn, ctx: CallCtx) -> Out<
         let _ = std::fs::remove_dir_all(dir);
     }
     outcome
-}
-
-async fn run_review(
-    a: &A,
-    i: CreateReviewIn,
-    id: &str,
-    target: &ReviewTarget,
-    ctx: &CallCtx,
-) -> Out<CreateReviewOut> {
-    let reviewers = chosen_reviewers(i.reviewers, i.scope)?;
-    let scope = target.scope.clone();
-    let root = &target.root;
-    let advisories = match (
-        &a.scanner.advisories_dir,
-        reviewers.contains(&ReviewerKind::Security),
-    ) {
-        (Some(dir), true) => scan::load_advisories(dir)?,
-        _ => Vec::new(),
-    };
-    let tp = tasks::traceparent(&ctx.meta);
-    let id = id.to_string();
-    let path = target.label.clone();
-    let name = match &target.pull_request {
-        Some(_) => path.clone(),
-        None => root
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_else(|| path.clone()),
-    };
-    let kinds: Vec<&str> = reviewers.iter().map(|r| r.as_str()).collect();
-    let scope_name = serde_json::to_value(i.scope)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    let task = a
-        .tasks
-        .create(
-            TaskInput {
-                title: format!("Review of {name}"),
-                brief: format!(
-                    "Review {path} (scope: {scope_name}{}) by {}",
-                    if i.paths.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", paths: {}", i.paths.join(", "))
-                    },
-                    kinds.join(", ")
-                ),
-                inputs: vec![tasks::TaskInputItem::Repo { path: path.clone() }],
-                scopes: vec!["review".into()],
-                deadlines: None,
-                a11y_profile_id: None,
-                preferences: None,
-            },
-            Some(format!("review:{id}")),
-            tp.clone(),
-            &ctx.principal,
-            false,
-        )
-        .await?
-        .task;
-    let at = reviews::now();
-    let review = a
-        .reviews
-        .put(Review {
-            summary: ReviewSummary {
-                id: id.clone(),
-                repository_path: path.clone(),
-                scope: i.scope,
-                paths: i.paths.clone(),
-                incremental_since: target.incremental_since.clone(),
-                pull_request: target.pull_request.clone(),
-                reviewers: reviewers.clone(),
-                status: ReviewStatus::InProgress,
-                task_id: Some(task.id.clone()),
-                findings: FindingSummary::default(),
-                verdict: None,
-                feedback_count: 0,
-                error: None,
-                created_at: at.clone(),
-                updated_at: at,
-                owner: ctx.principal.owner(),
-            },
-            details: Vec::new(),
-            feedback: Vec::new(),
-        })
-        .await?;
-    publish_review_event(
-        a,
-        &ctx.principal,
-        ReviewCreated {
-            review_id: &id,
-            task_id: &task.id,
-            repository_path: &path,
-            scope: review.summary.scope,
-            paths: &review.summary.paths,
-            pull_request: review.summary.pull_request.as_ref(),
-            reviewers: &reviewers,
-            status: review.summary.status,
-            aria_live_hint: format!(
-                "Review of {name} started with {} reviewer(s).",
-                kinds.join(", ")
-            ),
-            timestamp: &review.summary.created_at,
-            traceparent: &tp,
-        },
-    )
-    .await;
-
-    let analysers: Vec<ReviewerKind> = reviewers
-        .iter()
-        .copied()
-        .filter(|r| *r != ReviewerKind::Ai)
-        .collect();
-    let total = analysers.len() as f64;
-    let advisories = Arc::new(advisories);
-    let mut findings = Vec::new();
-    let mut files_scanned = 0u64;
-    let mut failure = None;
-    for (n, kind) in analysers.iter().copied().enumerate() {
-        ctx.progress.report(
-            n as f64,
-            Some(total),
-            format!("{} reviewer running", kind.as_str()),
-        );
-        let (an, root, scope, adv, progress) = (
-            a.analysers.clone(),
-            root.clone(),
-            scope.clone(),
-            advisories.clone(),
-            ctx.progress.clone(),
-        );
-        let stop = ctx.stop.clone();
-        let run = a
-            .executor
-            .run_cpu(ctx.deadline, &ctx.cancel, move || {
-                let on_file = |f: u64| {
-                    if f.is_multiple_of(200) {
-                        progress.report(
-                            n as f64,
-                            Some(total),
-                            format!("{}: {f} files", kind.as_str()),
-                        );
-                    }
-                };
-                match kind {
-                    ReviewerKind::Security => {
-                        reviews::run_security(&an.security, &root, &scope, &adv, &stop, &on_file)
-                    }
-                    _ => reviews::run_pack(&an.packs, kind, &root, &scope, &stop, &on_file),
-                }
-            })
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()));
-        match run {
-            Ok(out) => {
-                files_scanned = files_scanned.max(out.files_scanned);
-                review_task_step(
-                    a,
-                    &ctx.principal,
-                    &task.id,
-                    &tp,
-                    AgentEventKind::StepCompleted,
-                    Some(format!("{} review", kind.as_str())),
-                    serde_json::json!({"reviewId": id, "findings": out.findings.len()}),
-                )
-                .await;
-                findings.extend(out.findings);
-            }
-            Err(e) => {
-                failure = Some(format!("{} reviewer stopped: {e}", kind.as_str()));
-                break;
-            }
-        }
-    }
-    ctx.progress.report(total, Some(total), "review done");
-    let (details, summary) = reviews::summarise(findings, files_scanned);
-    let failed = failure.clone();
-    let review = a
-        .reviews
-        .update(&id, &ctx.principal, move |r| {
-            r.summary.status = if failed.is_some() {
-                ReviewStatus::Failed
-            } else {
-                ReviewStatus::Completed
-            };
-            r.summary.error = failed;
-            r.summary.findings = summary;
-            r.details = details;
-            Ok(())
-        })
-        .await?;
-    let s = &review.summary;
-    let (kind, hint) = match &failure {
-        Some(_) => (AgentEventKind::Failed, format!("Review of {name} failed.")),
-        None => (
-            AgentEventKind::DeliverableReady,
-            format!(
-                "Review of {name} finished with {} finding(s).",
-                s.findings.total
-            ),
-        ),
-    };
-    review_task_step(
-        a,
-        &ctx.principal,
-        &task.id,
-        &tp,
-        kind,
-        None,
-        serde_json::json!({"reviewId": id, "findings": s.findings.total, "error": failure}),
-    )
-    .await;
-    let shown: Vec<ShownFinding> = review
-        .details
-        .iter()
-        .take(100)
-        .map(|f| ShownFinding {
-            reviewer: f.reviewer,
-            rule: &f.rule,
-            severity: f.severity,
-            message: &f.message,
-            file: &f.file,
-            line: f.line,
-        })
-        .collect();
-    publish_review_event(
-        a,
-        &ctx.principal,
-        ReviewCompleted {
-            review_id: &id,
-            task_id: &task.id,
-            status: s.status,
-            summary: &s.findings,
-            findings: shown,
-            error: s.error.as_deref(),
-            aria_live_hint: hint,
-            timestamp: &s.updated_at,
-            traceparent: &tp,
-        },
-    )
-    .await;
-    if let Some(e) = failure {
-        return Err(ToolError::Deadline(format!(
-            "review {id}: {e}; the findings so far are kept; narrow the scope or call create_review again"
-        )));
-    }
-    let top_findings = review.details.iter().take(TOP_FINDINGS).cloned().collect();
-    Ok(CreateReviewOut {
-        review: review.summary,
-        top_findings,
-    })
 }
 
 fn default_details_limit() -> u32 {

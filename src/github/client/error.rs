@@ -44,6 +44,9 @@ pub enum GhError {
     },
     #[error("GitHub request failed: {0}")]
     Upstream(String),
+    /// The answer did not fit the call's memory budget (the text names the budget).
+    #[error("GitHub: {0}")]
+    TooLarge(String),
     #[error("GitHub answered with an unexpected body: {0}")]
     Decode(String),
     #[error("{0}")]
@@ -75,6 +78,7 @@ impl From<UpstreamError> for GhError {
             UpstreamError::Lane(e) => GhError::Deadline(format!(
                 "{e}; GitHub requests of this credential are queued or paused — try again shortly"
             )),
+            too_large @ UpstreamError::TooLarge { .. } => GhError::TooLarge(too_large.to_string()),
             other => GhError::Upstream(other.to_string()),
         }
     }
@@ -91,9 +95,10 @@ impl From<GhError> for ToolError {
         match e {
             GhError::Input(m) => ToolError::Input(m),
             GhError::Auth(AuthError::Missing) => ToolError::Business(e.to_string()),
-            GhError::NotFound { .. } | GhError::Rejected { .. } | GhError::Forbidden { .. } => {
-                ToolError::Business(e.to_string())
-            }
+            GhError::NotFound { .. }
+            | GhError::Rejected { .. }
+            | GhError::Forbidden { .. }
+            | GhError::TooLarge(_) => ToolError::Business(e.to_string()),
             GhError::Deadline(m) => ToolError::Deadline(m),
             GhError::Cancelled => ToolError::Cancelled,
             other => ToolError::Upstream(other.to_string()),

@@ -21,7 +21,8 @@ use crate::{
     config::GithubSettings,
     runtime::{
         Runtime,
-        http::{CacheOutcome, RetryPolicy, Upstream, UpstreamRequest},
+        budget::Held,
+        http::{BodyLimit, CacheOutcome, RetryPolicy, Upstream, UpstreamRequest},
         page::{self, Page},
         registry::CallCtx,
     },
@@ -54,7 +55,11 @@ pub struct Reply {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// Bytes dropped from the front of the body (only with [`BodyLimit::Tail`]).
+    pub dropped: u64,
     pub outcome: CacheOutcome,
+    /// Keeps the body charged to the call's memory budget while the reply lives.
+    _hold: Option<Arc<Held>>,
 }
 
 impl Reply {
@@ -259,6 +264,8 @@ impl GithubClient {
             cancel: ctx.cancel.clone(),
             retry: self.retry_policy(),
             use_cache: false,
+            budget: ctx.budget.clone(),
+            keep: BodyLimit::Whole,
         };
         let resp = self
             .upstream
@@ -315,6 +322,22 @@ impl GithubClient {
         accept: &str,
         body: Option<&Value>,
     ) -> Result<Reply, GhError> {
+        self.request_keeping(ctx, method, url, lane, accept, body, BodyLimit::Whole)
+            .await
+    }
+
+    /// [`Self::request`] keeping only as much of the answer's body as `keep` says.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn request_keeping(
+        &self,
+        ctx: &CallCtx,
+        method: Method,
+        url: Url,
+        lane: LaneKind,
+        accept: &str,
+        body: Option<&Value>,
+        keep: BodyLimit,
+    ) -> Result<Reply, GhError> {
         let body = body.map(|b| Bytes::from(serde_json::to_vec(b).expect("JSON body")));
         let mut refreshed = false;
         loop {
@@ -338,6 +361,8 @@ impl GithubClient {
                 deadline: ctx.deadline,
                 cancel: ctx.cancel.clone(),
                 retry: self.retry_policy(),
+                budget: ctx.budget.clone(),
+                keep,
             };
             let resp = self.upstream.send(req, self.limits.clone()).await?;
             metrics::counter!("cortex_github_requests_total",
@@ -352,7 +377,9 @@ impl GithubClient {
                     status: resp.status,
                     headers: resp.headers,
                     body: resp.body,
+                    dropped: resp.dropped,
                     outcome: resp.outcome,
+                    _hold: resp.hold,
                 }),
                 401 => Err(GhError::Unauthorized {
                     message: error_message(&resp.body),

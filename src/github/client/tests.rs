@@ -56,7 +56,9 @@ fn next_link_parsed() {
         status: 200,
         headers,
         body: Bytes::new(),
+        dropped: 0,
         outcome: CacheOutcome::Miss,
+        _hold: None,
     };
     assert_eq!(
         reply.next_link().unwrap().as_str(),

@@ -3,12 +3,40 @@
 //! (tree with inline contents on the branch head's tree, commit, fast-forward-only ref
 //! update: a branch that moved meanwhile is an error, never a force).
 //!
-//! Owns these tools' inputs, outputs and handlers; requests go through the client only.
+//! Owns these tools' inputs, outputs, handlers and registration; requests go through
+//! the client only.
 
 use base64::Engine;
 
 use super::super::client::ACCEPT_JSON;
 use super::*;
+
+pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
+    let write = Hints::write_remote();
+    vec![
+        t.tool(
+            "create_or_update_file",
+            write.destructive(),
+            create_or_update_file,
+            "Write one file's full text in one commit on a branch. Updating needs the file's current blob `sha` (from `get_file_contents`); a stale sha is refused with the current one. For several files use `push_files`."
+        )
+        .titled("Create or update file"),
+        t.tool(
+            "delete_file",
+            write.destructive(),
+            delete_file,
+            "Delete one file in one commit on a branch; needs its current blob `sha` (a stale sha is refused with the current one)."
+        )
+        .titled("Delete file"),
+        t.tool(
+            "push_files",
+            write.destructive(),
+            push_files,
+            "Write (and optionally delete) several files in ONE commit on an existing branch, fast-forward only: if the branch moved meanwhile nothing is pushed and the error says so. Returns the commit sha."
+        )
+        .titled("Push files in one commit"),
+    ]
+}
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

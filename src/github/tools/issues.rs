@@ -1,8 +1,79 @@
 //! Issue, comment and search tools.
 //!
-//! Owns their inputs, outputs and handlers; requests go through the client only.
+//! Owns their inputs, outputs, handlers and registration; requests go through the
+//! client only.
 
 use super::*;
+
+pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
+    let read = Hints::read_remote();
+    let write = Hints::write_remote();
+    vec![
+        t.tool(
+            "list_issues",
+            read,
+            list_issues,
+            "Find issues (pull requests left out) by state, labels (all must match) and assignee, newest first. Returns number, title, state, labels and dates per issue, no bodies (see `get_issue`); pass `next_cursor` back as `cursor` for more."
+        )
+        .titled("List issues"),
+        t.tool(
+            "get_issue",
+            read,
+            get_issue,
+            "Read one issue in full: state, labels, assignees, dates and body (cut at `maxBodyBytes`; `body_truncated` says so)."
+        )
+        .titled("Get issue"),
+        t.tool(
+            "create_issue",
+            write,
+            create_issue,
+            "Open an issue with a title and optional body, labels and assignees. Returns the new issue with its number and html_url."
+        )
+        .titled("Create issue"),
+        t.tool(
+            "update_issue",
+            write.destructive().idempotent(),
+            update_issue,
+            "Change an issue's title, body, state (open|closed, with stateReason), labels or assignees; given fields and lists replace the current ones. Returns the updated issue."
+        )
+        .titled("Update issue"),
+        t.tool(
+            "add_issue_comment",
+            write,
+            add_issue_comment,
+            "Comment on an issue or pull request (Markdown). Returns the comment with its id and html_url."
+        )
+        .titled("Add issue comment"),
+        t.tool(
+            "list_issue_comments",
+            read,
+            list_issue_comments,
+            "Read the discussion of an issue or pull request: comments oldest first with author, dates and body; pass `next_cursor` back as `cursor` for more."
+        )
+        .titled("List issue comments"),
+        t.tool(
+            "search_issues",
+            read,
+            search_issues,
+            "Search issues and pull requests with GitHub's query syntax (`repo:o/r is:open label:bug words`). Returns the matches and `total_count`; search allows 30 requests a minute and calls queue rather than fail."
+        )
+        .titled("Search issues"),
+        t.tool(
+            "search_code",
+            read,
+            search_code,
+            "Search code with GitHub's query syntax (`repo:o/r fn main`). Returns matching files and `total_count`; code search allows about 9 requests a minute and calls queue rather than fail."
+        )
+        .titled("Search code"),
+        t.tool(
+            "search_repositories",
+            read,
+            search_repositories,
+            "Find repositories with GitHub's query syntax (`topic:rust stars:>100`). Returns the matches and `total_count`."
+        )
+        .titled("Search repositories"),
+    ]
+}
 
 crate::runtime::page::list_input! {
     #[derive(Deserialize, JsonSchema)]
@@ -325,18 +396,7 @@ pub(super) async fn search<T: serde::de::DeserializeOwned>(
             keep,
         )
         .await?;
-    Ok(SearchPage {
-        items: page.items,
-        next_cursor: page.next_cursor,
-        total_count: envelope
-            .get("total_count")
-            .and_then(Value::as_u64)
-            .unwrap_or(0),
-        incomplete_results: envelope
-            .get("incomplete_results")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-    })
+    Ok(SearchPage::from_envelope(page, &envelope))
 }
 
 pub(super) async fn search_issues(

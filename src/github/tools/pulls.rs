@@ -1,8 +1,58 @@
 //! Pull request tools: open, list, read (body, files, diff windows) and merge.
 //!
-//! Owns their inputs, outputs and handlers; requests go through the client only.
+//! Owns their inputs, outputs, handlers and registration; requests go through the
+//! client only.
 
 use super::*;
+
+pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
+    let read = Hints::read_remote();
+    let write = Hints::write_remote();
+    vec![
+        t.tool(
+            "create_pull_request",
+            write,
+            create_pull_request,
+            "Open a pull request from a pushed branch `head` into `base` (default: the default branch). Returns the new pull request: number, state, branches and html_url."
+        )
+        .titled("Create pull request"),
+        t.tool(
+            "list_pull_requests",
+            read,
+            list_pull_requests,
+            "Find pull requests by state, head and base branch. Returns number, title, state, branches and dates per pull request (details: `get_pull_request`); pass `next_cursor` back as `cursor` for more."
+        )
+        .titled("List pull requests"),
+        t.tool(
+            "get_pull_request",
+            read,
+            get_pull_request,
+            "Read one pull request: branches, merge state and mergeability, change counts and body (cut at `maxBodyBytes`). For its changes use `get_pull_request_files` or `get_pull_request_diff`."
+        )
+        .titled("Get pull request"),
+        t.tool(
+            "get_pull_request_files",
+            read,
+            get_pull_request_files,
+            "Review a pull request file by file: path, status, additions, deletions and patch (each cut at `maxPatchBytes`); pass `next_cursor` back as `cursor` for more files."
+        )
+        .titled("Get pull request files"),
+        t.tool(
+            "get_pull_request_diff",
+            read,
+            get_pull_request_diff,
+            "Read a pull request's whole unified diff, `maxBytes` at a time from `offset`. Returns the text, `total_bytes` and `next_offset` to pass back while more remains."
+        )
+        .titled("Get pull request diff"),
+        t.tool(
+            "merge_pull_request",
+            write.destructive(),
+            merge_pull_request,
+            "Merge a pull request into its base (merge, squash or rebase); pass `sha` to merge only if the head has not moved. Returns whether it merged, the merge commit SHA and GitHub's message."
+        )
+        .titled("Merge pull request"),
+    ]
+}
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

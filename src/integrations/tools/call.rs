@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::runtime::{
     http::CacheOutcome,
     page::{self},
-    registry::{CallCtx, ToolError},
+    registry::{CallCtx, Hints, ToolDef, ToolError},
 };
 
 use crate::integrations::{
@@ -30,7 +30,19 @@ use crate::integrations::{
 
 use super::{Integrations, SharedIntegrations};
 use crate::integrations::events::{ApiCalled, DataSynced};
-use crate::runtime::toolset::Out;
+use crate::runtime::toolset::{Out, Tools};
+
+pub(super) fn register(t: &Tools<SharedIntegrations>) -> Vec<ToolDef> {
+    vec![
+        t.tool(
+            "execute_integration",
+            Hints::write_remote().destructive(),
+            execute_integration,
+            "Call an integration. api/webhook: operation \"METHOD /path\" with a JSON payload (credentials injected; long bodies continue via `next_cursor`). database: SQL with parameters, read-only unless the integration allows writes. message-queue: `publish` or `read` on a Redis stream."
+        )
+        .titled("Execute integration"),
+    ]
+}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -259,6 +271,7 @@ async fn execute_http(
         creds,
         deadline: started + timeout,
         cancel: ctx.cancel.clone(),
+        budget: ctx.budget.clone(),
     };
     let result =
         execute::call_http(integration, &input.operation, input.payload.as_ref(), call).await;

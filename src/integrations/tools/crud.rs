@@ -7,13 +7,46 @@ use serde::{Deserialize, Serialize};
 
 use crate::runtime::{
     page::{self, Page},
-    registry::{CallCtx, ToolError},
+    registry::{CallCtx, Hints, ToolDef, ToolError},
 };
 
 use crate::integrations::registry::{Change, ConfigInput, Integration, IntegrationType, Status};
 
 use super::SharedIntegrations;
-use crate::runtime::toolset::Out;
+use crate::runtime::toolset::{Out, Tools};
+
+pub(super) fn register(t: &Tools<SharedIntegrations>) -> Vec<ToolDef> {
+    vec![
+        t.tool(
+            "create_integration",
+            Hints::write(),
+            create_integration,
+            "Register an external system to call later: type api or webhook (HTTP endpoint), database (PostgreSQL URL) or message-queue (Redis URL). Credentials are stored apart and never returned (names only). Returns the integration with its id."
+        )
+        .titled("Create integration"),
+        t.tool(
+            "update_integration",
+            Hints::write().destructive().idempotent(),
+            update_integration,
+            "Change an integration's name, status (active|inactive) or config; given fields replace the stored ones, `credentials` the whole set. Moving the endpoint to another origin drops the credentials unless new ones are given (`credentialsDropped`)."
+        )
+        .titled("Update integration"),
+        t.tool(
+            "delete_integration",
+            Hints::write().destructive().idempotent(),
+            delete_integration,
+            "Remove an integration with its stored credentials and monitoring figures. Returns whether it was deleted."
+        )
+        .titled("Delete integration"),
+        t.tool(
+            "list_integrations",
+            Hints::read(),
+            list_integrations,
+            "List registered integrations (id, type, status, config with credential names only), optionally by type and status; pass `next_cursor` back as `cursor` for more."
+        )
+        .titled("List integrations"),
+    ]
+}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -6,12 +6,24 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::registry::{CallCtx, ToolError};
+use crate::runtime::registry::{CallCtx, Hints, ToolDef, ToolError};
 
 use crate::integrations::monitor::Figures;
 
 use super::SharedIntegrations;
-use crate::runtime::toolset::Out;
+use crate::runtime::toolset::{Out, Tools};
+
+pub(super) fn register(t: &Tools<SharedIntegrations>) -> Vec<ToolDef> {
+    vec![
+        t.tool(
+            "monitor_integration",
+            Hints::read(),
+            monitor_integration,
+            "See how an integration's calls went over a time range (default: the last 24 hours): latency p50/p95/p99, success rate and error count, in minute buckets."
+        )
+        .titled("Monitor integration"),
+    ]
+}
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]

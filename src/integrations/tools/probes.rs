@@ -10,7 +10,7 @@ use std::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::registry::{CallCtx, ToolError};
+use crate::runtime::registry::{CallCtx, Hints, ToolDef, ToolError};
 
 use crate::integrations::{
     EVENT_SCHEMA_VERSION,
@@ -23,7 +23,19 @@ use crate::integrations::{
 use super::call::{redact_db, redact_mq};
 use super::{Integrations, SharedIntegrations};
 use crate::integrations::events::ConnectionEstablished;
-use crate::runtime::toolset::Out;
+use crate::runtime::toolset::{Out, Tools};
+
+pub(super) fn register(t: &Tools<SharedIntegrations>) -> Vec<ToolDef> {
+    vec![
+        t.tool(
+            "test_integration",
+            Hints::read_remote(),
+            test_integration,
+            "Check that an integration works: connectivity (DNS, connect, TLS, first byte, each timed), authentication, or both (`full`). Returns each step's result and sets the integration's status to active or error."
+        )
+        .titled("Test integration"),
+    ]
+}
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]

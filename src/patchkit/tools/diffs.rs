@@ -14,6 +14,47 @@ use crate::patchkit::{
     side_by_side,
 };
 
+pub(super) fn register(t: &Tools<Kit>) -> Vec<ToolDef> {
+    let read = Hints::read();
+    vec![
+        t.tool(
+            "create_diff",
+            read,
+            create_diff,
+            "Diff two versions of one file: returns hunks, a git-style unified diff (`git apply` accepts it), a summary and each side's SHA-256. Omit `before` for a created file, `after` for a deleted one; past `timeoutMs` a coarser valid diff comes back with `approximate: true`."
+        )
+        .titled("Create diff"),
+        t.tool(
+            "apply_patch",
+            read,
+            apply_patch,
+            "Apply a unified diff to `content` in memory and return the new content; writes nothing. Hunks may sit at an offset and `fuzz` (0-3) relaxes context; a hunk that does not fit is an error listing each failing hunk, what it expected and what was found."
+        )
+        .titled("Apply patch to text"),
+        t.tool(
+            "check_conflicts",
+            read,
+            check_conflicts,
+            "Dry-run a unified diff against `content` before applying it: per-hunk status (applies, at which offset and fuzz, or conflicts with expected vs found lines). Conflicts are results, not errors."
+        )
+        .titled("Check patch conflicts"),
+        t.tool(
+            "parse_patch",
+            read,
+            parse_patch,
+            "Read a unified diff of one or many files: each file's old and new path, change type and hunks, with addition and deletion counts."
+        )
+        .titled("Parse patch"),
+        t.tool(
+            "format_side_by_side",
+            read,
+            format_side_by_side,
+            "Compare two JSON values by eye: pretty-printed columns aligned by a line diff (`|` changed, `<` left only, `>` right only), the changed-row count and whether they are equal."
+        )
+        .titled("Format side by side"),
+    ]
+}
+
 fn default_context() -> usize {
     3
 }

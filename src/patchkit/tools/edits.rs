@@ -18,6 +18,19 @@ use crate::{
 
 use super::*;
 
+pub(super) fn register(t: &Tools<Kit>) -> Vec<ToolDef> {
+    let write = Hints::write();
+    vec![
+        t.tool(
+            "edit_files",
+            write.destructive(),
+            edit_files,
+            "Edit workspace files by search and replace: `edits` [{path, oldText, newText, replaceAll?}] in order, each oldText matching once (else the error shows the matches), all-or-nothing; `expectedSha` refuses changed files. Returns a git-style diff (`dryRun` writes nothing); more via `next_cursor`."
+        )
+        .titled("Edit files"),
+    ]
+}
+
 const CURSOR_KIND: &str = "edit_files";
 
 fn default_max_diff_bytes() -> usize {

@@ -1,6 +1,8 @@
-//! The patchkit tools: inputs (contract names and defaults kept), handlers and their
-//! registration with annotations. CPU work (diffing, hashing, applying, file writes)
-//! runs on the executor's `cpu` lane via `spawn_blocking`, never on the async threads.
+//! The patchkit tools, one file per topic (`diffs`, `edits`, `spools`): each file holds
+//! its tools' inputs (contract names and defaults kept), handlers and registration with
+//! annotations and descriptions. This module holds the state every handler shares and
+//! the toolset's tool list. CPU work (diffing, hashing, applying, file writes) runs on
+//! the executor's `cpu` lane via `spawn_blocking`, never on the async threads.
 //! Committed spool patches publish `patchkit.patch` events.
 //!
 //! Owns tool semantics only; diff/apply/spool logic lives in the sibling modules.
@@ -153,129 +155,12 @@ fn sweep(sessions: &mut HashMap<String, SessionEntry>) {
 
 pub fn all(kit: &Kit) -> Vec<ToolDef> {
     let t = Tools::new("patchkit", kit);
-    let read = Hints::read();
-    let write = Hints::write();
-    vec![
-        t.tool(
-            "create_diff",
-            read,
-            diffs::create_diff,
-            "Diff two versions of one file: returns hunks, a git-style unified diff (`git apply` accepts it), a summary and each side's SHA-256. Omit `before` for a created file, `after` for a deleted one; past `timeoutMs` a coarser valid diff comes back with `approximate: true`."
-        )
-        .titled("Create diff"),
-        t.tool(
-            "apply_patch",
-            read,
-            diffs::apply_patch,
-            "Apply a unified diff to `content` in memory and return the new content; writes nothing. Hunks may sit at an offset and `fuzz` (0-3) relaxes context; a hunk that does not fit is an error listing each failing hunk, what it expected and what was found."
-        )
-        .titled("Apply patch to text"),
-        t.tool(
-            "check_conflicts",
-            read,
-            diffs::check_conflicts,
-            "Dry-run a unified diff against `content` before applying it: per-hunk status (applies, at which offset and fuzz, or conflicts with expected vs found lines). Conflicts are results, not errors."
-        )
-        .titled("Check patch conflicts"),
-        t.tool(
-            "parse_patch",
-            read,
-            diffs::parse_patch,
-            "Read a unified diff of one or many files: each file's old and new path, change type and hunks, with addition and deletion counts."
-        )
-        .titled("Parse patch"),
-        t.tool(
-            "format_side_by_side",
-            read,
-            diffs::format_side_by_side,
-            "Compare two JSON values by eye: pretty-printed columns aligned by a line diff (`|` changed, `<` left only, `>` right only), the changed-row count and whether they are equal."
-        )
-        .titled("Format side by side"),
-        t.tool(
-            "edit_files",
-            write.destructive(),
-            edits::edit_files,
-            "Edit workspace files by search and replace: `edits` [{path, oldText, newText, replaceAll?}] in order, each oldText matching once (else the error shows the matches), all-or-nothing; `expectedSha` refuses changed files. Returns a git-style diff (`dryRun` writes nothing); more via `next_cursor`."
-        )
-        .titled("Edit files"),
-        t.tool(
-            "spool_open",
-            write,
-            spools::spool_open,
-            "Start staged edits: open a spool session over directory `root` inside the workspace roots. Returns `session` for the other spool tools; it expires after `ttlSecs` idle."
-        )
-        .titled("Open spool session"),
-        t.tool(
-            "spool_write",
-            write.destructive(),
-            spools::spool_write,
-            "Create or overwrite a file of the session (path relative to its root; parent directories are created); `spool_reset` restores the baseline."
-        )
-        .titled("Spool: write file"),
-        t.tool(
-            "spool_replace",
-            write.destructive(),
-            spools::spool_replace,
-            "Replace text in a session file: `match` is literal unless `regex`; it must match once (the error lists each match's line) unless `all` or `first`. With `required` (default true) no match is an error."
-        )
-        .titled("Spool: replace text"),
-        t.tool(
-            "spool_patch",
-            write.destructive(),
-            spools::spool_patch,
-            "Apply a unified diff (one or many files, paths relative to the root) to the session's files, all-or-nothing; a hunk that does not fit is an error with its details unless `ignoreConflicts`."
-        )
-        .titled("Spool: apply patch"),
-        t.tool(
-            "spool_delete",
-            write.destructive(),
-            spools::spool_delete,
-            "Delete a file of the session; `spool_reset` brings it back."
-        )
-        .titled("Spool: delete file"),
-        t.tool(
-            "spool_batch",
-            write.destructive(),
-            spools::spool_batch,
-            "Run several spool operations (`write`, `replace`, `patch`, `delete`) all-or-nothing: all are checked first and on any failure every file is restored. Returns per-operation results; an error names the failing operation."
-        )
-        .titled("Spool: batch"),
-        t.tool(
-            "spool_diff",
-            read,
-            spools::spool_diff,
-            "Review what a session changed since it opened (or last committed): one FilePatch per file; pass `next_cursor` back as `cursor` for more."
-        )
-        .titled("Spool: diff"),
-        t.tool(
-            "spool_commit",
-            write.destructive(),
-            spools::spool_commit,
-            "Accept the session's changes as its new baseline once they validate (file size, forbidden globs, JSON/TOML must parse) and publish one `patchkit.patch` event per file. If a validator fails nothing is committed and the error lists every problem."
-        )
-        .titled("Spool: commit"),
-        t.tool(
-            "spool_reset",
-            write.destructive().idempotent(),
-            spools::spool_reset,
-            "Undo the session's changes: every changed file back to its baseline bytes, created files removed."
-        )
-        .titled("Spool: reset"),
-        t.tool(
-            "spool_status",
-            read,
-            spools::spool_status,
-            "A session's root, TTL and each touched file's state (created, modified, deleted, unchanged)."
-        )
-        .titled("Spool: status"),
-        t.tool(
-            "spool_close",
-            write.destructive().idempotent(),
-            spools::spool_close,
-            "End a session. Files stay as they are unless `reset: true`, which first restores the baseline."
-        )
-        .titled("Spool: close"),
+    [
+        diffs::register(&t),
+        edits::register(&t),
+        spools::register(&t),
     ]
+    .concat()
 }
 
 #[derive(Deserialize, JsonSchema)]

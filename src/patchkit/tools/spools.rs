@@ -14,6 +14,90 @@ use crate::{
 
 use super::*;
 
+pub(super) fn register(t: &Tools<Kit>) -> Vec<ToolDef> {
+    let read = Hints::read();
+    let write = Hints::write();
+    vec![
+        t.tool(
+            "spool_open",
+            write,
+            spool_open,
+            "Start staged edits: open a spool session over directory `root` inside the workspace roots. Returns `session` for the other spool tools; it expires after `ttlSecs` idle."
+        )
+        .titled("Open spool session"),
+        t.tool(
+            "spool_write",
+            write.destructive(),
+            spool_write,
+            "Create or overwrite a file of the session (path relative to its root; parent directories are created); `spool_reset` restores the baseline."
+        )
+        .titled("Spool: write file"),
+        t.tool(
+            "spool_replace",
+            write.destructive(),
+            spool_replace,
+            "Replace text in a session file: `match` is literal unless `regex`; it must match once (the error lists each match's line) unless `all` or `first`. With `required` (default true) no match is an error."
+        )
+        .titled("Spool: replace text"),
+        t.tool(
+            "spool_patch",
+            write.destructive(),
+            spool_patch,
+            "Apply a unified diff (one or many files, paths relative to the root) to the session's files, all-or-nothing; a hunk that does not fit is an error with its details unless `ignoreConflicts`."
+        )
+        .titled("Spool: apply patch"),
+        t.tool(
+            "spool_delete",
+            write.destructive(),
+            spool_delete,
+            "Delete a file of the session; `spool_reset` brings it back."
+        )
+        .titled("Spool: delete file"),
+        t.tool(
+            "spool_batch",
+            write.destructive(),
+            spool_batch,
+            "Run several spool operations (`write`, `replace`, `patch`, `delete`) all-or-nothing: all are checked first and on any failure every file is restored. Returns per-operation results; an error names the failing operation."
+        )
+        .titled("Spool: batch"),
+        t.tool(
+            "spool_diff",
+            read,
+            spool_diff,
+            "Review what a session changed since it opened (or last committed): one FilePatch per file; pass `next_cursor` back as `cursor` for more."
+        )
+        .titled("Spool: diff"),
+        t.tool(
+            "spool_commit",
+            write.destructive(),
+            spool_commit,
+            "Accept the session's changes as its new baseline once they validate (file size, forbidden globs, JSON/TOML must parse) and publish one `patchkit.patch` event per file. If a validator fails nothing is committed and the error lists every problem."
+        )
+        .titled("Spool: commit"),
+        t.tool(
+            "spool_reset",
+            write.destructive().idempotent(),
+            spool_reset,
+            "Undo the session's changes: every changed file back to its baseline bytes, created files removed."
+        )
+        .titled("Spool: reset"),
+        t.tool(
+            "spool_status",
+            read,
+            spool_status,
+            "A session's root, TTL and each touched file's state (created, modified, deleted, unchanged)."
+        )
+        .titled("Spool: status"),
+        t.tool(
+            "spool_close",
+            write.destructive().idempotent(),
+            spool_close,
+            "End a session. Files stay as they are unless `reset: true`, which first restores the baseline."
+        )
+        .titled("Spool: close"),
+    ]
+}
+
 fn default_ttl() -> u64 {
     1800
 }

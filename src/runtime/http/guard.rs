@@ -63,10 +63,9 @@ impl Upstream {
             Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip),
             _ => return Ok(()),
         };
-        guard.check(ip).map_err(|reason| AttemptError {
-            message: format!("{ip}: {reason}"),
-            retryable: false,
-        })
+        guard
+            .check(ip)
+            .map_err(|reason| AttemptError::fatal(format!("{ip}: {reason}")))
     }
 
     /// A refusal by the guard (found in the error's sources) is final and says why.
@@ -74,10 +73,7 @@ impl Upstream {
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
         while let Some(cause) = source {
             if let Some(refused) = cause.downcast_ref::<AddressRefused>() {
-                return AttemptError {
-                    message: refused.0.clone(),
-                    retryable: false,
-                };
+                return AttemptError::fatal(refused.0.clone());
             }
             source = cause.source();
         }

@@ -14,6 +14,7 @@
 //! classify responses through `ResponseObserver`) and imports nothing from `server`,
 //! `transport` or any toolset.
 
+mod body;
 mod credentials;
 mod guard;
 mod retry;
@@ -32,9 +33,12 @@ use reqwest::Method;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+use crate::runtime::budget::{Budget, BudgetExceeded, Held};
 use crate::runtime::cache::{CacheKey, ConditionalCache, StoredResponse};
 use crate::runtime::executor::{ExecError, Lane};
 
+pub use body::BodyLimit;
+use body::{BodyError, BoundedBody};
 pub use credentials::{is_credential_header, redirect_policy, strip_credentials};
 use guard::GuardedResolver;
 pub use guard::{AddressGuard, AddressRefused};
@@ -70,6 +74,8 @@ pub enum UpstreamError {
         status: u16,
         body: String,
     },
+    #[error("the answer from {host} does not fit: {over}")]
+    TooLarge { host: String, over: BudgetExceeded },
     #[error("the request to {host} was cancelled")]
     Cancelled { host: String },
     #[error("the request deadline passed while waiting for {host}")]
@@ -92,6 +98,10 @@ pub struct UpstreamRequest {
     pub cancel: CancellationToken,
     pub retry: RetryPolicy,
     pub use_cache: bool,
+    /// The calling tool's memory budget: the body is charged to it as it arrives.
+    pub budget: Budget,
+    /// How much of the body to keep.
+    pub keep: BodyLimit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,14 +121,57 @@ pub struct UpstreamResponse {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// Bytes dropped from the front of the body under [`BodyLimit::Tail`].
+    pub dropped: u64,
+    /// Keeps the body charged to the caller's budget while the response lives.
+    pub hold: Option<Arc<Held>>,
     pub outcome: CacheOutcome,
     pub attempts: u32,
+}
+
+impl UpstreamResponse {
+    fn new(status: u16, headers: HeaderMap, body: BoundedBody, attempts: u32) -> Self {
+        UpstreamResponse {
+            status,
+            headers,
+            body: body.bytes,
+            dropped: body.dropped,
+            hold: body.hold,
+            outcome: CacheOutcome::Bypass,
+            attempts,
+        }
+    }
 }
 
 /// One failed attempt at the transport level.
 struct AttemptError {
     message: String,
     retryable: bool,
+    /// The body did not fit the call's budget (never retried).
+    too_large: Option<BudgetExceeded>,
+}
+
+impl AttemptError {
+    fn fatal(message: String) -> Self {
+        AttemptError {
+            message,
+            retryable: false,
+            too_large: None,
+        }
+    }
+}
+
+impl From<BodyError> for AttemptError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::Transport(e) => e.into(),
+            BodyError::TooLarge(over) => AttemptError {
+                message: over.to_string(),
+                retryable: false,
+                too_large: Some(over),
+            },
+        }
+    }
 }
 
 impl From<reqwest::Error> for AttemptError {
@@ -126,11 +179,12 @@ impl From<reqwest::Error> for AttemptError {
         AttemptError {
             retryable: e.is_timeout() || e.is_connect(),
             message: e.without_url().to_string(),
+            too_large: None,
         }
     }
 }
 
-type Raw = (u16, HeaderMap, Bytes);
+type Raw = (u16, HeaderMap, BoundedBody);
 
 /// The pooled client plus the conditional cache; cheap to clone.
 #[derive(Clone)]
@@ -160,6 +214,15 @@ fn api_version(headers: &HeaderMap) -> String {
         .collect();
     parts.sort();
     parts.join(";")
+}
+
+/// Distinguishes, in the cache key, a request that keeps only a tail of the body, so
+/// it never joins (or is joined by) a flight that wants the whole body.
+fn keep_suffix(keep: BodyLimit) -> String {
+    match keep {
+        BodyLimit::Whole => String::new(),
+        BodyLimit::Tail(n) => format!(";tail={n}"),
+    }
 }
 
 fn snippet(body: &[u8]) -> String {
@@ -238,7 +301,7 @@ impl Upstream {
             req.method.as_str(),
             req.url.as_str(),
             header_str(&req.headers, "accept"),
-            &api_version(&req.headers),
+            &format!("{}{}", api_version(&req.headers), keep_suffix(req.keep)),
         );
         let host = host_of(&req.url);
         let cancel = req.cancel.clone();
@@ -299,11 +362,14 @@ impl Upstream {
                     status: stored.status,
                     headers,
                     body: stored.body.clone(),
+                    dropped: 0,
+                    hold: None,
                     outcome: CacheOutcome::Revalidated,
                     attempts: resp.attempts,
                 })
             }
-            (200, _) => {
+            // A tail of the body is not the resource: never stored.
+            (200, _) if resp.dropped == 0 => {
                 if let Err(e) = self
                     .cache
                     .insert(key, 200, &resp.headers, &[], resp.body.clone())
@@ -369,7 +435,7 @@ impl Upstream {
                     metrics::counter!("cortex_upstream_requests_total",
                         "host" => host.clone(), "status" => status.to_string())
                     .increment(1);
-                    let verdict = observer.observe(status, &headers, &body);
+                    let verdict = observer.observe(status, &headers, &body.bytes);
                     // Adaptive lanes learn from verdicts: a limit answer is congestion,
                     // an accepted answer below 500 a success.
                     match verdict {
@@ -402,7 +468,7 @@ impl Upstream {
                             return Err(UpstreamError::Rejected {
                                 host,
                                 status,
-                                body: snippet(&body),
+                                body: snippet(&body.bytes),
                             });
                         }
                         Verdict::Accept if status >= 500 => match error_retry(&mut error_waited) {
@@ -411,23 +477,11 @@ impl Upstream {
                                 wait
                             }
                             None => {
-                                return Ok(UpstreamResponse {
-                                    status,
-                                    headers,
-                                    body,
-                                    outcome: CacheOutcome::Bypass,
-                                    attempts,
-                                });
+                                return Ok(UpstreamResponse::new(status, headers, body, attempts));
                             }
                         },
                         Verdict::Accept => {
-                            return Ok(UpstreamResponse {
-                                status,
-                                headers,
-                                body,
-                                outcome: CacheOutcome::Bypass,
-                                attempts,
-                            });
+                            return Ok(UpstreamResponse::new(status, headers, body, attempts));
                         }
                     }
                 }
@@ -440,6 +494,9 @@ impl Upstream {
                     } else {
                         None
                     };
+                    if let Some(over) = e.too_large {
+                        return Err(UpstreamError::TooLarge { host, over });
+                    }
                     let Some(wait) = retry else {
                         return Err(UpstreamError::Transport {
                             host,
@@ -484,10 +541,9 @@ impl Upstream {
         loop {
             let remaining = req.deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return Err(AttemptError {
-                    message: "the request deadline passed".to_string(),
-                    retryable: false,
-                });
+                return Err(AttemptError::fatal(
+                    "the request deadline passed".to_string(),
+                ));
             }
             self.check_literal(&url)?;
             let mut rb = self
@@ -510,10 +566,9 @@ impl Upstream {
                 location,
             ) {
                 if hops >= MAX_REDIRECTS {
-                    return Err(AttemptError {
-                        message: format!("more than {MAX_REDIRECTS} redirects"),
-                        retryable: false,
-                    });
+                    return Err(AttemptError::fatal(format!(
+                        "more than {MAX_REDIRECTS} redirects"
+                    )));
                 }
                 hops += 1;
                 strip_credentials(&mut headers);
@@ -527,8 +582,8 @@ impl Upstream {
                 continue;
             }
             let out_headers = resp.headers().clone();
-            let bytes = resp.bytes().await?;
-            return Ok((status.as_u16(), out_headers, bytes));
+            let body = body::read(resp, &req.budget, req.keep, &host_of(&url)).await?;
+            return Ok((status.as_u16(), out_headers, body));
         }
     }
 }

@@ -71,6 +71,8 @@ fn request(method: Method, url: &str) -> UpstreamRequest {
         cancel: CancellationToken::new(),
         retry: fast_retry(),
         use_cache: true,
+        budget: Budget::unlimited(),
+        keep: BodyLimit::Whole,
     }
 }
 
@@ -307,4 +309,82 @@ fn cache_key_differs_by_credential() {
     let ka = CacheKey::new(&a, "GET", "https://h/x", "application/json", "");
     let kb = CacheKey::new(&b, "GET", "https://h/x", "application/json", "");
     assert_ne!(ka, kb);
+}
+
+/// A body of `n` bytes (lines of digits), sent as `chunks` stream chunks without a
+/// `Content-Length`, or with one when `chunks` is 0.
+fn big_body(n: usize, chunks: usize) -> axum::response::Response {
+    let text: Vec<u8> = (0..n).map(|i| b'0' + (i % 10) as u8).collect();
+    if chunks == 0 {
+        return (StatusCode::OK, text).into_response();
+    }
+    let size = n.div_ceil(chunks);
+    let parts: Vec<Result<Bytes, std::io::Error>> = text
+        .chunks(size)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    axum::body::Body::from_stream(futures::stream::iter(parts)).into_response()
+}
+
+#[tokio::test]
+async fn a_body_larger_than_the_call_budget_fails_naming_the_budget() {
+    for chunks in [0, 64] {
+        let seen = Seen::default();
+        let base = serve_with(&seen, move |_, _| big_body(3 << 20, chunks)).await;
+        let mut req = request(Method::GET, &format!("{base}/r"));
+        let budget = Budget::new(1 << 20);
+        req.budget = budget.clone();
+        let err = upstream().send(req, obs()).await.unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, UpstreamError::TooLarge { .. }), "{text}");
+        assert!(text.contains("--call-memory-budget-bytes"), "{text}");
+        assert!(text.contains("127.0.0.1"), "names the host: {text}");
+        assert_eq!(seen.count(), 1, "not retried");
+        assert_eq!(budget.used(), 0, "nothing stays charged after the failure");
+    }
+}
+
+#[tokio::test]
+async fn a_body_within_the_budget_stays_charged_while_the_response_lives() {
+    let seen = Seen::default();
+    let base = serve_with(&seen, |_, _| big_body(300_000, 16)).await;
+    let mut req = request(Method::GET, &format!("{base}/r"));
+    let budget = Budget::new(1 << 20);
+    req.budget = budget.clone();
+    req.use_cache = false;
+    let resp = upstream().send(req, obs()).await.unwrap();
+    assert_eq!(resp.body.len(), 300_000);
+    assert_eq!(resp.dropped, 0);
+    assert_eq!(budget.used(), 300_000);
+    let copy = resp.clone();
+    drop(resp);
+    assert_eq!(budget.used(), 300_000, "a clone keeps the charge");
+    drop(copy);
+    assert_eq!(budget.used(), 0);
+}
+
+#[tokio::test]
+async fn a_tail_keeps_the_last_bytes_within_the_budget_and_is_not_cached() {
+    let seen = Seen::default();
+    let n = 5 << 20;
+    let base = serve_with(&seen, move |_, _| big_body(n, 80)).await;
+    let up = upstream();
+    for round in 1..=2 {
+        let mut req = request(Method::GET, &format!("{base}/r"));
+        let budget = Budget::new(1 << 20);
+        req.budget = budget.clone();
+        req.keep = BodyLimit::Tail(100_000);
+        let resp = up.send(req, obs()).await.unwrap();
+        assert_eq!(resp.body.len(), 100_000);
+        assert_eq!(resp.dropped, (n - 100_000) as u64);
+        let expected: Vec<u8> = (n - 100_000..n).map(|i| b'0' + (i % 10) as u8).collect();
+        assert_eq!(&resp.body[..], &expected[..], "the last bytes, in order");
+        assert!(budget.used() <= 100_000 + 1024, "{}", budget.used());
+        assert_eq!(
+            seen.count(),
+            round,
+            "a cut body is never served from the cache"
+        );
+    }
+    assert!(seen.inm.lock().iter().all(Option::is_none));
 }

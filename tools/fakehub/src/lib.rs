@@ -32,6 +32,7 @@
 //!     pub fn set_latency(&self, d: Duration);
 //!     pub fn set_retry_after(&self, secs: Option<u64>);
 //!     pub fn set_ignore_accept(&self, on: bool);
+//!     pub fn set_job_log(&self, repo: &str, job_id: u64, log: String) -> bool;
 //!     pub fn rename_default_branch(&self, repo: &str, branch: &str);
 //!     pub fn revoke_installation_tokens(&self);
 //!     pub fn shutdown(&self);
@@ -291,6 +292,30 @@ impl FakeHub {
                 r.branches.insert(branch.to_string(), head);
             }
             r.default_branch = branch.to_string();
+        }
+    }
+
+    /// Replaces the raw log of job `job_id` in `repo` (e.g. with one far longer than a
+    /// client should hold in memory). False when there is no such job.
+    pub fn set_job_log(&self, repo: &str, job_id: u64, log: String) -> bool {
+        let mut world = self.handle.shared.world.lock();
+        let Some((owner, name)) = repo.split_once('/') else {
+            return false;
+        };
+        let Some(ri) = world.repo_index(owner, name) else {
+            return false;
+        };
+        let job = world.repos[ri]
+            .runs
+            .iter_mut()
+            .flat_map(|run| run.jobs.iter_mut())
+            .find(|j| j.id == job_id);
+        match job {
+            Some(j) => {
+                j.log = log;
+                true
+            }
+            None => false,
         }
     }
 

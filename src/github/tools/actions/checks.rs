@@ -1,10 +1,23 @@
 //! `get_commit_checks`: the check runs and commit statuses of one commit, merged into
 //! one summary with counts and a worst-first list.
 //!
-//! Owns this handler only (its input and output are in `mod.rs`); requests go through
-//! the client only.
+//! Owns this handler and its registration only (its input and output are in `mod.rs`);
+//! requests go through the client only.
 
 use super::*;
+
+pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
+    let read = Hints::read_remote();
+    vec![
+        t.tool(
+            "get_commit_checks",
+            read,
+            get_commit_checks,
+            "Is CI green for a ref? One summary of its check runs and commit statuses: overall state, counts, and the checks with failing ones first (Actions checks carry the `job_id` for `get_job_logs`)."
+        )
+        .titled("Commit checks"),
+    ]
+}
 
 fn check_state(status: &str, conclusion: Option<&str>) -> &'static str {
     if status != "completed" {

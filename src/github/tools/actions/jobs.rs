@@ -1,10 +1,23 @@
 //! `list_workflow_jobs`: the jobs of a workflow run with their failed steps, and the
 //! paging over them that `get_job_logs` shares.
 //!
-//! Owns the jobs handler and GitHub's raw job shape only; requests go through the
-//! client only.
+//! Owns the jobs handler, its registration and GitHub's raw job shape only; requests go
+//! through the client only.
 
 use super::*;
+
+pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
+    let read = Hints::read_remote();
+    vec![
+        t.tool(
+            "list_workflow_jobs",
+            read,
+            list_workflow_jobs,
+            "Jobs of a workflow run with status, conclusion and their failed steps; continue with `cursor`. Use before `get_job_logs`."
+        )
+        .titled("List jobs of a run"),
+    ]
+}
 
 #[derive(Deserialize)]
 struct RawStep {

@@ -2,14 +2,29 @@
 //! (followed without credentials), cleaned of colours and timestamps, tailed and
 //! windowed, with a cursor over the jobs still to read.
 //!
-//! Owns the log handler, its cursor and the cleaning only; requests go through the
-//! client only.
+//! Owns the log handler, its registration, its cursor and the cleaning only; requests go
+//! through the client only.
 
 use std::sync::LazyLock;
 
 use regex::Regex;
 
+use crate::runtime::http::BodyLimit;
+
 use super::{jobs::run_jobs, *};
+
+pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
+    let read = Hints::read_remote();
+    vec![
+        t.tool(
+            "get_job_logs",
+            read,
+            get_job_logs,
+            "Why did CI fail? Log text of one job (`jobId`) or of a run's failed jobs (`runId` + `failedOnly: true`), ANSI codes and timestamps stripped, cut by `tailLines` and `offset`/`maxBytes`; continue with `next_cursor`."
+        )
+        .titled("Job logs"),
+    ]
+}
 
 /// What `get_job_logs` still has to read: jobs (first one from `offset`).
 #[derive(Serialize, Deserialize, Clone)]
@@ -44,6 +59,18 @@ pub fn clean_log(raw: &str) -> String {
     STAMP.replace_all(&text, "").replace("\r\n", "\n")
 }
 
+/// `text` from its first whole line when `skipped` bytes came before it (the cut fell
+/// inside a line), with the skipped count grown by what was dropped.
+fn from_first_whole_line(text: String, skipped: u64) -> (String, u64) {
+    if skipped == 0 {
+        return (text, 0);
+    }
+    match text.find('\n') {
+        Some(i) => (text[i + 1..].to_string(), skipped + i as u64 + 1),
+        None => (String::new(), skipped + text.len() as u64),
+    }
+}
+
 /// The last `n` lines of `text`.
 fn tail(text: &str, n: Option<u32>) -> &str {
     let Some(n) = n else { return text };
@@ -54,20 +81,43 @@ fn tail(text: &str, n: Option<u32>) -> &str {
     }
 }
 
-/// One job's raw log text: the API answers 302 to GitHub's log storage, which the
-/// shared client follows without any credential header (a cross-origin hop).
-async fn job_log_text(gh: &SharedGithub, ctx: &CallCtx, repo: &str, job_id: u64) -> Out<String> {
+/// The most of a log's end read into memory: a quarter of the call's memory budget, at
+/// most 8 MiB. It depends only on the budget's limit, so every page of a cursor sees the
+/// same part of the log.
+fn log_keep_bytes(ctx: &CallCtx) -> usize {
+    const MOST: u64 = 8 << 20;
+    usize::try_from((ctx.budget.limit() / 4).min(MOST)).unwrap_or(MOST as usize)
+}
+
+/// One job's raw log text (its end when it is long, with the bytes skipped before it):
+/// the API answers 302 to GitHub's log storage, which the shared client follows without
+/// any credential header (a cross-origin hop).
+async fn job_log_text(
+    gh: &SharedGithub,
+    ctx: &CallCtx,
+    repo: &str,
+    job_id: u64,
+) -> Out<(String, u64)> {
     let url = gh.client.url(
         "repos/{repository}/actions/jobs/{job_id}/logs",
         &[("repository", repo), ("job_id", &job_id.to_string())],
         &[],
     )?;
+    let keep = BodyLimit::Tail(log_keep_bytes(ctx));
     match gh
         .client
-        .request(ctx, Method::GET, url, LaneKind::Read, ACCEPT_JSON, None)
+        .request_keeping(
+            ctx,
+            Method::GET,
+            url,
+            LaneKind::Read,
+            ACCEPT_JSON,
+            None,
+            keep,
+        )
         .await
     {
-        Ok(reply) => Ok(reply.text()),
+        Ok(reply) => Ok(from_first_whole_line(reply.text(), reply.dropped)),
         Err(GhError::NotFound { .. }) => Err(ToolError::business(format!(
             "no log for job {job_id} in {repo}: the job does not exist or its logs expired; list jobs with list_workflow_jobs"
         ))),
@@ -155,7 +205,7 @@ pub(in crate::github::tools) async fn get_job_logs(
     let mut logs = Vec::new();
     while budget > 0 && !state.j.is_empty() {
         let job = state.j[0].clone();
-        let raw = job_log_text(&gh, &ctx, &state.r, job.id).await?;
+        let (raw, skipped_bytes) = job_log_text(&gh, &ctx, &state.r, job.id).await?;
         let clean = clean_log(&raw);
         let total_lines = clean.lines().count() as u64;
         let text = tail(&clean, state.t);
@@ -168,6 +218,7 @@ pub(in crate::github::tools) async fn get_job_logs(
             conclusion: job.c,
             failed_steps: job.f,
             total_lines,
+            skipped_bytes,
             log: w,
         });
         match next {

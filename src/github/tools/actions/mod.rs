@@ -3,8 +3,8 @@
 //! to its log storage, which the shared HTTP client follows without credentials),
 //! re-runs, cancel and artifacts.
 //!
-//! Owns these tools' inputs and outputs; the handlers are in `checks.rs`, `jobs.rs`,
-//! `logs.rs` and `runs.rs`. Requests go through the client only.
+//! Owns these tools' inputs and outputs; the handlers, each registered beside it, are in
+//! `checks.rs`, `jobs.rs`, `logs.rs` and `runs.rs`. Requests go through the client only.
 
 use super::*;
 use crate::runtime::page;
@@ -16,13 +16,15 @@ mod jobs;
 mod logs;
 mod runs;
 
-pub(super) use checks::get_commit_checks;
-pub(super) use jobs::list_workflow_jobs;
-pub(super) use logs::get_job_logs;
-pub(super) use runs::{
-    cancel_workflow_run, list_workflow_run_artifacts, list_workflows, rerun_failed_jobs,
-    rerun_workflow_run,
-};
+pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
+    [
+        checks::register(t),
+        runs::register(t),
+        jobs::register(t),
+        logs::register(t),
+    ]
+    .concat()
+}
 
 fn default_filter() -> JobFilter {
     JobFilter::Latest
@@ -249,8 +251,16 @@ pub struct JobLog {
     pub failed_steps: Vec<String>,
     /// Lines of the cleaned log (before `tailLines`).
     pub total_lines: u64,
+    /// Raw log bytes before the part read (only a long log's end is read); lines and
+    /// offsets count from there.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub skipped_bytes: u64,
     /// The window: ANSI codes and timestamps stripped, `tailLines` applied.
     pub log: TextWindow,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Serialize, JsonSchema)]

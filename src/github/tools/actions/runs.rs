@@ -1,10 +1,52 @@
 //! Workflow and run tools: listing workflows, re-running (all or failed jobs) and
 //! cancelling a run, and listing a run's artifacts.
 //!
-//! Owns these handlers only (their inputs and outputs are in `mod.rs`); requests go
-//! through the client only.
+//! Owns these handlers and their registration only (their inputs and outputs are in
+//! `mod.rs`); requests go through the client only.
 
 use super::*;
+
+pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
+    let read = Hints::read_remote();
+    let write = Hints::write_remote();
+    vec![
+        t.tool(
+            "list_workflows",
+            read,
+            list_workflows,
+            "GitHub Actions workflows of a repository (id, name, file path, state); continue with `cursor`."
+        )
+        .titled("List workflows"),
+        t.tool(
+            "rerun_workflow_run",
+            write.destructive(),
+            rerun_workflow_run,
+            "Re-run every job of a completed workflow run as a new attempt. Watch it with `get_workflow_run`."
+        )
+        .titled("Re-run workflow run"),
+        t.tool(
+            "rerun_failed_jobs",
+            write.destructive(),
+            rerun_failed_jobs,
+            "Re-run only the failed (and cancelled) jobs of a completed workflow run as a new attempt."
+        )
+        .titled("Re-run failed jobs"),
+        t.tool(
+            "cancel_workflow_run",
+            write.destructive(),
+            cancel_workflow_run,
+            "Cancel a queued or in-progress workflow run; its unfinished jobs end as cancelled."
+        )
+        .titled("Cancel workflow run"),
+        t.tool(
+            "list_workflow_run_artifacts",
+            read,
+            list_workflow_run_artifacts,
+            "Artifacts a workflow run uploaded (name, size, expiry); continue with `cursor`."
+        )
+        .titled("List run artifacts"),
+    ]
+}
 
 pub(in crate::github::tools) async fn list_workflows(
     gh: SharedGithub,

@@ -1,10 +1,37 @@
 //! Commit handlers: listing commits, one commit with its changed files, and comparing
 //! two refs.
 //!
-//! Owns these handlers only (their inputs and outputs are in `mod.rs`); requests go
-//! through the client only.
+//! Owns these handlers and their registration only (their inputs and outputs are in
+//! `mod.rs`); requests go through the client only.
 
 use super::*;
+
+pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
+    let read = Hints::read_remote();
+    vec![
+        t.tool(
+            "list_commits",
+            read,
+            list_commits,
+            "History of a branch or SHA, optionally only commits touching `path`, newest first: SHA, title, author and date per commit; pass `next_cursor` back as `cursor` for more."
+        )
+        .titled("List commits"),
+        t.tool(
+            "get_commit",
+            read,
+            get_commit,
+            "Read one commit: message, author, date, stats and changed files with patches (cut at `maxPatchBytes`, at most `fileLimit` files)."
+        )
+        .titled("Get commit"),
+        t.tool(
+            "compare_commits",
+            read,
+            compare_commits,
+            "Compare two refs (`base...head`): ahead/behind counts, the commits between them and the changed files with patches cut at `maxPatchBytes`."
+        )
+        .titled("Compare commits"),
+    ]
+}
 
 pub(in crate::github::tools) async fn list_commits(
     gh: SharedGithub,

@@ -1,10 +1,23 @@
 //! The file-contents handler: a directory listing or a window of one file's text
 //! (base64 for binary), read at a ref.
 //!
-//! Owns this handler only (its input and output are in `mod.rs`); requests go through
-//! the client only.
+//! Owns this handler and its registration only (its input and output are in `mod.rs`);
+//! requests go through the client only.
 
 use super::*;
+
+pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
+    let read = Hints::read_remote();
+    vec![
+        t.tool(
+            "get_file_contents",
+            read,
+            get_file_contents,
+            "Read a file or list a directory at `ref` (default: the default branch). Returns the text windowed by `offset`/`maxBytes` (binary as base64) with its SHA, or the directory's entries."
+        )
+        .titled("Get file contents"),
+    ]
+}
 
 pub(in crate::github::tools) async fn get_file_contents(
     gh: SharedGithub,

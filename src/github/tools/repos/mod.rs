@@ -1,8 +1,9 @@
 //! Repository, branch, file, commit, Actions and account tools.
 //!
-//! Owns their inputs, outputs and handlers; requests go through the client only. The
-//! workflow-run, commit and file-contents handlers are in `workflow_runs.rs`,
-//! `commits.rs` and `files.rs`; the inputs and outputs of all of them stay here.
+//! Owns their inputs, outputs, handlers and registration; requests go through the
+//! client only. The workflow-run, commit and file-contents handlers, each registered
+//! beside it, are in `workflow_runs.rs`, `commits.rs` and `files.rs`; the inputs and
+//! outputs of all of them stay here.
 
 use super::*;
 
@@ -10,9 +11,53 @@ mod commits;
 mod files;
 mod workflow_runs;
 
-pub(super) use commits::{compare_commits, get_commit, list_commits};
-pub(super) use files::get_file_contents;
-pub(super) use workflow_runs::{get_workflow_run, list_workflow_runs, run_action};
+pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
+    let read = Hints::read_remote();
+    let write = Hints::write_remote();
+    [
+        vec![
+            t.tool(
+                "get_repository_info",
+                read,
+                get_repository_info,
+                "Start here to learn a repository: default branch, visibility, description, topics, license and counts. `includeStats` adds languages; `includeBranches` adds the first branches (continue with `list_branches`)."
+            )
+            .titled("Get repository info"),
+            t.tool(
+                "create_branch",
+                write,
+                create_branch,
+                "Create branch `branchName` at the head of `fromBranch` (default: the default branch), e.g. before opening a pull request. Returns the new ref and its commit SHA."
+            )
+            .titled("Create branch"),
+            t.tool(
+                "list_branches",
+                read,
+                list_branches,
+                "Branches of a repository with their head SHAs and protection; pass `next_cursor` back as `cursor` for more."
+            )
+            .titled("List branches"),
+            t.tool(
+                "get_me",
+                read,
+                get_me,
+                "Check which GitHub account the configured credential acts as: login, name, type and URL."
+            )
+            .titled("Get my account"),
+            t.tool(
+                "get_rate_limit",
+                read,
+                get_rate_limit,
+                "Check the remaining GitHub budget per bucket (core, search, code_search, graphql), this server's request lanes and any pause after a secondary limit, e.g. before a large job. Costs no budget."
+            )
+            .titled("Get rate limit"),
+        ],
+        workflow_runs::register(t),
+        files::register(t),
+        commits::register(t),
+    ]
+    .concat()
+}
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -1,9 +1,37 @@
 //! Workflow-run handlers: dispatching a workflow and reading its runs.
 //!
-//! Owns these handlers only (their inputs and outputs are in `mod.rs`); requests go
-//! through the client only.
+//! Owns these handlers and their registration only (their inputs and outputs are in
+//! `mod.rs`); requests go through the client only.
 
 use super::*;
+
+pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
+    let read = Hints::read_remote();
+    let write = Hints::write_remote();
+    vec![
+        t.tool(
+            "run_action",
+            write.destructive(),
+            run_action,
+            "Trigger a GitHub Actions workflow (workflow_dispatch) on `ref` with optional string `inputs`; its jobs run whatever they run. Returns whether it was dispatched and where its runs are; follow them with `list_workflow_runs`."
+        )
+        .titled("Run workflow"),
+        t.tool(
+            "list_workflow_runs",
+            read,
+            list_workflow_runs,
+            "GitHub Actions runs by branch and status, newest first: id, workflow, status, conclusion, SHA and URL per run; pass `next_cursor` back as `cursor` for more."
+        )
+        .titled("List workflow runs"),
+        t.tool(
+            "get_workflow_run",
+            read,
+            get_workflow_run,
+            "One workflow run by id: status, conclusion, branch, SHA, event and html_url; poll it after `run_action`."
+        )
+        .titled("Get workflow run"),
+    ]
+}
 
 pub(in crate::github::tools) async fn run_action(
     gh: SharedGithub,
@@ -88,15 +116,7 @@ pub(in crate::github::tools) async fn list_workflow_runs(
             keep,
         )
         .await?;
-    Ok(SearchPage {
-        items: page.items,
-        next_cursor: page.next_cursor,
-        total_count: envelope
-            .get("total_count")
-            .and_then(Value::as_u64)
-            .unwrap_or(0),
-        incomplete_results: false,
-    })
+    Ok(SearchPage::from_envelope(page, &envelope))
 }
 
 pub(in crate::github::tools) async fn get_workflow_run(
