@@ -20,9 +20,10 @@
 //! Descriptions, defaults, examples, `required` and the bounds inherited from input
 //! types are dropped (the tool's description says what it returns), so `oneOf` becomes
 //! `anyOf`. A field that is an object or a list is only `{"type": "object"}` /
-//! `{"type": "array"}`: still a valid description of what is sent (a client validating
-//! `structuredContent` accepts every result), at under half the bytes of a second level,
-//! and models read the result itself, not its schema. A shape no bigger than a `$ref` to
+//! `{"type": "array"}` — except the rows of a list result (its `items`), which keep
+//! their own fields, so a model planning a call knows what a row carries: still a valid
+//! description of what is sent (a client validating `structuredContent` accepts every
+//! result), at about half the bytes of a second level everywhere. A shape no bigger than a `$ref` to
 //! it is written in place. `additionalProperties: false` is dropped from input
 //! schemas too: the registry still refuses unknown arguments.
 //!
@@ -152,6 +153,9 @@ const NOTES: &str = "x-cortex-variant-notes";
 /// Output levels kept: the result's fields (1); an object or list among them is only
 /// its `type`.
 const OUTPUT_DEPTH: usize = 1;
+
+/// The field of a list result that holds its rows (see [`limit_depth`]).
+const PAGE_ROWS: &str = "items";
 
 fn compact(schema: &mut JsonObject, side: Side) {
     schema.remove("$schema");
@@ -299,7 +303,14 @@ fn limit_depth(node: &mut JsonObject, depth: usize) {
         };
         match value {
             Value::Object(o) if key == "properties" || key == "patternProperties" => {
-                for child in o.values_mut() {
+                for (name, child) in o.iter_mut() {
+                    // The rows of a page (`items` of a list result) keep their own
+                    // fields: one level more than any other field.
+                    let next = if depth == 0 && name == PAGE_ROWS {
+                        depth
+                    } else {
+                        next
+                    };
                     if let Value::Object(child) = child {
                         limit_depth(child, next);
                     }
@@ -795,12 +806,16 @@ mod tests {
     }
 
     #[test]
-    fn output_keeps_the_results_fields_and_only_the_type_of_an_object_or_list() {
+    fn output_keeps_the_results_fields_the_rows_fields_and_only_the_type_of_anything_deeper() {
         let mut s = obj(json!({
             "type": "object",
             "required": ["items"],
             "properties": {
                 "items": {"type": "array", "items": {"type": "object", "required": ["n"], "properties": {
+                    "n": {"type": "integer"},
+                    "tags": {"type": "array", "items": {"type": "string"}}
+                }}},
+                "other": {"type": "array", "items": {"type": "object", "properties": {
                     "n": {"type": "integer"}
                 }}},
                 "kind": {"oneOf": [
@@ -816,7 +831,11 @@ mod tests {
             json!({
                 "type": "object",
                 "properties": {
-                    "items": {"type": "array"},
+                    "items": {"type": "array", "items": {"type": "object", "properties": {
+                        "n": {"type": "integer"},
+                        "tags": {"type": "array"}
+                    }}},
+                    "other": {"type": "array"},
                     "kind": {"anyOf": [
                         {"type": "object"},
                         {"type": "string", "const": "b"}
