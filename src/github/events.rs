@@ -1,5 +1,6 @@
 //! The events the GitHub tools publish (`github.issue.action`,
-//! `github.pull_request.action`, `github.workflow.status`, `github.contents.action`): payload shapes and their
+//! `github.pull_request.action`, `github.workflow.status`, `github.contents.action`,
+//! `github.release.action`): payload shapes and their
 //! versions only. Must not publish anything itself; the handlers do.
 
 use serde::Serialize;
@@ -173,6 +174,25 @@ impl EventPayload for ContentsAction<'_> {
     const VERSION: u32 = 1;
 }
 
+/// `github.release.action`: a release created (`action`: `created`; a draft stays
+/// unpublished, `draft` says so).
+#[derive(Debug, Serialize)]
+pub struct ReleaseAction<'a> {
+    pub action: &'a str,
+    pub repository: &'a str,
+    pub release_id: u64,
+    pub tag_name: &'a str,
+    pub name: Option<&'a str>,
+    pub draft: bool,
+    pub prerelease: bool,
+    pub html_url: &'a str,
+}
+
+impl EventPayload for ReleaseAction<'_> {
+    const TYPE: &'static str = "github.release.action";
+    const VERSION: u32 = 1;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,6 +304,21 @@ mod tests {
             wire(&push),
             r#"{"repository":"o/r","action":"push","branch":"main","commit":"c2","written":["a"],"deleted":[]}"#
         );
+        let release = ReleaseAction {
+            action: "created",
+            repository: "o/r",
+            release_id: 7,
+            tag_name: "v1.0.0",
+            name: Some("One"),
+            draft: false,
+            prerelease: true,
+            html_url: "h",
+        };
+        assert_eq!(
+            wire(&release),
+            r#"{"action":"created","repository":"o/r","release_id":7,"tag_name":"v1.0.0","name":"One","draft":false,"prerelease":true,"html_url":"h"}"#
+        );
+        assert_eq!(ReleaseAction::VERSION, 1);
         assert_eq!(
             (
                 IssueAction::VERSION,

@@ -1,5 +1,5 @@
 //! The GitHub tools, one file or folder per topic (`pulls`, `repos`, `issues`,
-//! `actions`, `files`): each holds its tools' inputs (contract names and defaults kept),
+//! `actions`, `files`, `releases`): each holds its tools' inputs (contract names and defaults kept),
 //! handlers and registration with annotations and descriptions. This module holds what
 //! the handlers share and the toolset's tool list. Writes publish `github.*` events.
 //!
@@ -28,6 +28,7 @@ mod actions;
 mod files;
 mod issues;
 mod pulls;
+mod releases;
 mod repos;
 
 use super::{
@@ -201,6 +202,7 @@ pub fn all(gh: &SharedGithub) -> Vec<ToolDef> {
         issues::register(&t),
         actions::register(&t),
         files::register(&t),
+        releases::register(&t),
     ]
     .concat()
 }

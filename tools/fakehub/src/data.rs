@@ -155,6 +155,9 @@ pub struct Repo {
     pub blobs: HashMap<String, Arc<Blob>>,
     /// Commit statuses by commit sha.
     pub statuses: HashMap<String, Vec<Status>>,
+    /// Tags by name (see `releases.rs`).
+    pub tags: BTreeMap<String, crate::releases::Tag>,
+    pub releases: Vec<crate::releases::Release>,
 }
 
 pub struct World {
@@ -287,6 +290,8 @@ fn new_repo(id: u64, name: &str, description: &str, languages: Vec<(String, u64)
         trees: HashMap::new(),
         blobs: HashMap::new(),
         statuses: HashMap::new(),
+        tags: BTreeMap::new(),
+        releases: Vec::new(),
     }
 }
 
@@ -746,6 +751,7 @@ fn seed_hello(w: &mut World) -> Repo {
             ),
         ],
     );
+    crate::releases::seed_hello(&mut r, &chain, t);
     r
 }
 

@@ -79,11 +79,17 @@
 //!   the Git Data API (`/git/blobs`, `/git/trees`, `/git/commits`, `PATCH /git/refs`, fast
 //!   forward unless `force`) make commits whose trees the contents API then serves; every
 //!   push to a branch queues a CI run. Commit statuses are seeded on two `main` commits.
+//! * Tags and releases (`releases.rs`): `octo/hello` has tags v0.0.1, v0.1.0, v0.2.0
+//!   (annotated: `/git/ref/tags/v0.2.0` points at a tag object served by `/git/tags/{sha}`)
+//!   and v0.3.0-rc.1, and releases v0.1.0, v0.2.0 (the latest), v0.3.0-rc.1 (prerelease)
+//!   and a v0.3.0 draft. `POST /releases` answers 422 `already_exists` for a tag that has
+//!   a release and creates a missing tag from `target_commitish` unless the release is a draft.
 
 mod data;
 mod git;
 mod limits;
 mod logs;
+mod releases;
 mod routes;
 mod server;
 mod writes;

@@ -25,6 +25,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/repos/{owner}/{repo}/git/refs"),
     ("PATCH", "/repos/{owner}/{repo}/git/refs/{ref*}"),
     ("GET", "/repos/{owner}/{repo}/git/commits/{sha}"),
+    ("GET", "/repos/{owner}/{repo}/git/tags/{sha}"),
+    ("GET", "/repos/{owner}/{repo}/tags"),
+    ("GET", "/repos/{owner}/{repo}/releases"),
+    ("POST", "/repos/{owner}/{repo}/releases"),
+    ("GET", "/repos/{owner}/{repo}/releases/latest"),
+    ("GET", "/repos/{owner}/{repo}/releases/tags/{tag*}"),
     ("POST", "/repos/{owner}/{repo}/git/commits"),
     ("GET", "/repos/{owner}/{repo}/git/trees/{sha}"),
     ("POST", "/repos/{owner}/{repo}/git/trees"),
@@ -292,7 +298,7 @@ impl Ctx {
     }
 
     /// Page first, then render only the page.
-    fn list<T>(&self, items: Vec<T>, render: impl Fn(T) -> Value) -> Reply {
+    pub(crate) fn list<T>(&self, items: Vec<T>, render: impl Fn(T) -> Value) -> Reply {
         let (items, link, _) = self.paged(items);
         Reply {
             link,
@@ -437,6 +443,9 @@ fn world_route(w: &mut World, c: &Ctx, t: &str) -> Reply {
     let r = &w.repos[ri];
     if t.starts_with("/raw/") {
         return raw(r, c);
+    }
+    if let Some(reply) = crate::releases::get(r, c, sub) {
+        return reply;
     }
     match sub {
         "" => Reply::json(200, data::repo_json(a, r)).lm(r.updated_at),
@@ -1064,6 +1073,7 @@ fn write_route(w: &mut World, ri: usize, c: &Ctx, sub: &str) -> Reply {
                 link: None,
             }
         }
+        "/releases" => crate::releases::create(r, c, new_id, now),
         _ => crate::writes::route(w, ri, c, sub, now),
     }
 }
