@@ -13,7 +13,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
     prompts::PromptSource,
-    registry::{CallCtx, Hints, ToolDef, ToolError, tool},
+    registry::{CallCtx, Group, Hints, ToolDef, ToolError, tool},
     resources::ResourceSource,
 };
 
@@ -69,8 +69,10 @@ impl Toolset {
 /// The registration builder: binds a toolset's name and its shared state `S` to each
 /// handler `async fn(S, Input, CallCtx) -> Out<Output>`, so a tool's registration is its
 /// name, hints, handler and description.
+#[derive(Clone)]
 pub struct Tools<S> {
     toolset: &'static str,
+    group: Option<Group>,
     state: S,
 }
 
@@ -78,7 +80,24 @@ impl<S: Clone + Send + Sync + 'static> Tools<S> {
     pub fn new(toolset: &'static str, state: &S) -> Self {
         Tools {
             toolset,
+            group: None,
             state: state.clone(),
+        }
+    }
+
+    /// The same builder putting every tool it registers in `group` (whose name must be
+    /// `toolset.part`): a topic file's `register` starts with `let t = t.group(G);`.
+    pub fn group(&self, group: Group) -> Self {
+        assert_eq!(
+            group.toolset(),
+            self.toolset,
+            "group {} is not a part of the {} toolset",
+            group.name,
+            self.toolset
+        );
+        Tools {
+            group: Some(group),
+            ..self.clone()
         }
     }
 
@@ -98,8 +117,10 @@ impl<S: Clone + Send + Sync + 'static> Tools<S> {
         Fut: Future<Output = Out<O>> + Send + 'static,
     {
         let state = self.state.clone();
-        tool(self.toolset, name, description, hints, move |input, ctx| {
+        let mut def = tool(self.toolset, name, description, hints, move |input, ctx| {
             handler(state.clone(), input, ctx)
-        })
+        });
+        def.group = self.group;
+        def
     }
 }
