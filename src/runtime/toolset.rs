@@ -47,6 +47,39 @@ impl Toolset {
         }
     }
 
+    /// The groups its tools sit in, each once, in catalog order.
+    pub fn groups(&self) -> Vec<Group> {
+        let mut groups: Vec<Group> = Vec::new();
+        for group in self.tools.iter().filter_map(|t| t.group) {
+            if !groups.contains(&group) {
+                groups.push(group);
+            }
+        }
+        groups
+    }
+
+    /// Its instructions when only `groups` of it are enabled. Instructions start with
+    /// `name: what it covers.`; that first sentence becomes the groups' own words, so
+    /// the text names no tool the session does not have. All groups, or none given:
+    /// the instructions as written.
+    pub fn instructions_for(&self, groups: &[Group]) -> String {
+        if groups.is_empty() || groups.len() == self.groups().len() {
+            return self.instructions.to_string();
+        }
+        let covers = groups
+            .iter()
+            .map(|g| format!("{} ({})", g.name, g.about))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let rest = self
+            .instructions
+            .strip_prefix(self.name)
+            .and_then(|r| r.strip_prefix(": "))
+            .and_then(|r| r.split_once(". ").map(|(_, rest)| rest))
+            .unwrap_or(self.instructions);
+        format!("{}: only the groups {covers}. {rest}", self.name)
+    }
+
     /// Adds a family of resources.
     pub fn with_resources(mut self, source: Arc<dyn ResourceSource>) -> Self {
         self.resources.push(source);
