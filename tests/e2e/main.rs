@@ -17,6 +17,7 @@ mod exec_sandbox;
 mod fsroots;
 mod github;
 mod github_loop;
+mod groups;
 mod integrations;
 mod integrations_tls;
 mod journal;
