@@ -46,6 +46,20 @@ pub enum ManifestError {
     Invalid { at: String, reason: String },
 }
 
+/// Why a service map's signature does not verify (told to the caller, not an error of
+/// the call: `verify_service_map` answers `valid: false` with it as the reason).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("map must be a JSON object")]
+    NotObject,
+    #[error("map has no `signature` string")]
+    NoSignature,
+    #[error("signature is not base64url")]
+    NotBase64,
+    #[error("signature does not match the map")]
+    Mismatch,
+}
+
 fn invalid(at: impl Into<String>, reason: impl Into<String>) -> ManifestError {
     ManifestError::Invalid {
         at: at.into(),
@@ -270,21 +284,21 @@ fn sign(key: &str, mut map: Value) -> Value {
 }
 
 /// Checks the `signature` of `map` in constant time.
-pub fn verify(key: &str, map: &Value) -> Result<(), String> {
+pub fn verify(key: &str, map: &Value) -> Result<(), SignatureError> {
     let Value::Object(obj) = map else {
-        return Err("map must be a JSON object".into());
+        return Err(SignatureError::NotObject);
     };
     let Some(sig) = obj.get("signature").and_then(Value::as_str) else {
-        return Err("map has no `signature` string".into());
+        return Err(SignatureError::NoSignature);
     };
     let sig = URL_SAFE_NO_PAD
         .decode(sig.trim_end_matches('='))
-        .map_err(|_| "signature is not base64url".to_string())?;
+        .map_err(|_| SignatureError::NotBase64)?;
     let mut unsigned = obj.clone();
     unsigned.remove("signature");
     mac(key, &Value::Object(unsigned))
         .verify_slice(&sig)
-        .map_err(|_| "signature does not match the map".to_string())
+        .map_err(|_| SignatureError::Mismatch)
 }
 
 /// How a call was served.
@@ -390,7 +404,7 @@ impl ServiceMaps {
     }
 
     /// Verifies a map's signature with the configured key.
-    pub fn verify(&self, map: &Value) -> Result<Result<(), String>, ManifestError> {
+    pub fn verify(&self, map: &Value) -> Result<Result<(), SignatureError>, ManifestError> {
         Ok(verify(self.key()?, map))
     }
 }

@@ -51,8 +51,8 @@ pub struct NodeDef {
 pub struct EdgeDef {
     pub from: String,
     pub to: String,
-    /// Taken only when true, e.g. `{{nodes.tests.totals.failed}} == 0`. An edge from a
-    /// failed node is taken only when it has a condition that is true.
+    /// Taken only when true, e.g. `{{nodes.tests.totals.failed}} == 0`; from a failed
+    /// node only an edge with a true condition is taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
 }
@@ -66,8 +66,7 @@ pub struct GraphDef {
     #[serde(default)]
     #[schemars(length(max = 5000))]
     pub edges: Vec<EdgeDef>,
-    /// Let every client of this server see and run the graph. Default: only the
-    /// principal that creates it may.
+    /// Let every client of this server see and run it (default: only its creator).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shared: bool,
 }

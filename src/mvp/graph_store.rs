@@ -267,17 +267,22 @@ pub struct Optimization {
 /// saves less than the run record itself costs.
 pub const MEMORY_HEAVY_BYTES: u64 = 64 * 1024;
 
+/// Why a graph cannot be analysed.
+#[derive(Debug, thiserror::Error)]
+pub enum OptimizeError {
+    #[error("the graph has a cycle; run validate_graph")]
+    Cycle,
+}
+
 /// Structural and measured analysis; `slots` is the parallel run's concurrency.
 pub fn optimize(
     graph: &Graph,
     runs: &[Arc<GraphRun>],
     kind: OptimizationType,
     slots: usize,
-) -> Result<Optimization, String> {
+) -> Result<Optimization, OptimizeError> {
     let topo = Topology::new(&graph.def);
-    let order = topo
-        .order()
-        .ok_or_else(|| "the graph has a cycle; run validate_graph".to_string())?;
+    let order = topo.order().ok_or(OptimizeError::Cycle)?;
     let levels = topo.levels(&order);
     let n = topo.ids.len();
     let mut sum = vec![0.0; n];

@@ -327,9 +327,19 @@ fn parse_clippy(stdout: &str, dir: &Path, files: &[String]) -> Vec<Issue> {
     issues
 }
 
-fn parse_ruff(stdout: &str) -> Result<Vec<Issue>, String> {
-    let v: Value =
-        serde_json::from_str(stdout.trim()).map_err(|e| format!("ruff output is not JSON: {e}"))?;
+/// A linter's report that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{tool} output is not JSON: {source}")]
+struct NotJson {
+    tool: &'static str,
+    source: serde_json::Error,
+}
+
+fn parse_ruff(stdout: &str) -> Result<Vec<Issue>, NotJson> {
+    let v: Value = serde_json::from_str(stdout.trim()).map_err(|source| NotJson {
+        tool: "ruff",
+        source,
+    })?;
     Ok(v.as_array()
         .into_iter()
         .flatten()
@@ -353,9 +363,11 @@ fn parse_ruff(stdout: &str) -> Result<Vec<Issue>, String> {
         .collect())
 }
 
-fn parse_eslint(stdout: &str) -> Result<Vec<Issue>, String> {
-    let v: Value = serde_json::from_str(stdout.trim())
-        .map_err(|e| format!("eslint output is not JSON: {e}"))?;
+fn parse_eslint(stdout: &str) -> Result<Vec<Issue>, NotJson> {
+    let v: Value = serde_json::from_str(stdout.trim()).map_err(|source| NotJson {
+        tool: "eslint",
+        source,
+    })?;
     let mut issues = Vec::new();
     for file in v.as_array().into_iter().flatten() {
         let path = file["filePath"].as_str().unwrap_or("?");

@@ -91,7 +91,8 @@ impl From<super::stop::Stopped> for ToolError {
     }
 }
 
-/// Behaviour hints published as MCP tool annotations; `read_only` also drives `--read-only`.
+/// Behaviour hints published as MCP tool annotations (those that differ from the MCP
+/// defaults, see [`super::schema_compact::hints`]); `read_only` also drives `--read-only`.
 #[derive(Debug, Clone, Copy)]
 pub struct Hints {
     pub read_only: bool,
@@ -201,7 +202,8 @@ pub struct ToolDef {
     pub read_only: bool,
     /// The compiled input schema; `None` for a [`raw_tool`], which reads its own
     /// arguments.
-    validator: Option<Arc<OnceLock<Result<jsonschema::Validator, String>>>>,
+    validator:
+        Option<Arc<OnceLock<Result<jsonschema::Validator, jsonschema::ValidationError<'static>>>>>,
     /// The input schema as generated, which arguments are checked against: the published
     /// one is compacted (see [`super::schema_compact`]) and, unlike this one, does not
     /// spell out that an optional field may be an explicit `null`.
@@ -293,10 +295,10 @@ where
     portable_schema(Arc::make_mut(&mut output_schema));
     super::schema_compact::output(Arc::make_mut(&mut output_schema));
     let title = name.replace('_', " ");
-    let tool = Tool::new(name, description.to_string(), input_schema)
+    let mut tool = Tool::new(name, description.to_string(), input_schema)
         .with_raw_output_schema(output_schema)
-        .with_title(title)
-        .with_annotations(hints.annotations());
+        .with_title(title);
+    tool.annotations = Some(super::schema_compact::hints(hints.annotations()));
     let handler = Arc::new(handler);
     let prepare: Preparer = Arc::new(move |args: JsonObject| {
         let input: I = parse_arguments(args)?;
@@ -461,9 +463,7 @@ impl ToolDef {
             return Ok(());
         };
         let compiled = validator.get_or_init(|| {
-            jsonschema::options()
-                .build(&Value::Object((*self.validation_schema).clone()))
-                .map_err(|e| e.to_string())
+            jsonschema::options().build(&Value::Object((*self.validation_schema).clone()))
         });
         let validator = compiled
             .as_ref()

@@ -14,21 +14,29 @@
 //! generated, so an explicit `null` for an optional field stays accepted. Field
 //! descriptions and defaults are kept: they are what the model reads to fill a call.
 //!
-//! Output side ([`output`]): the shape only (types, properties, nullability, enums), two
-//! levels deep. A property the server skips when empty never is `null`; a property that
-//! may be `null` is an `anyOf` with a `null` branch (never a `type` array).
+//! Output side ([`output`]): the shape only (types, properties, nullability, enums) of
+//! the result's own fields. A property the server skips when empty never is `null`; a
+//! property that may be `null` is an `anyOf` with a `null` branch (never a `type` array).
 //! Descriptions, defaults, examples, `required` and the bounds inherited from input
 //! types are dropped (the tool's description says what it returns), so `oneOf` becomes
-//! `anyOf`. Below the fields of the result and of its list items an object or array is
-//! only `{"type": "object"}` / `{"type": "array"}`: still a valid description of what is
-//! sent, at a fraction of the bytes. `additionalProperties: false` is dropped from input
+//! `anyOf`. A field that is an object or a list is only `{"type": "object"}` /
+//! `{"type": "array"}`: still a valid description of what is sent (a client validating
+//! `structuredContent` accepts every result), at under half the bytes of a second level,
+//! and models read the result itself, not its schema. A shape no bigger than a `$ref` to
+//! it is written in place. `additionalProperties: false` is dropped from input
 //! schemas too: the registry still refuses unknown arguments.
+//!
+//! Descriptions are kept on one line without a "(default X)" the `default` keyword
+//! says, a field described by hand is not told its enum
+//! values' meanings twice, and `default: false` / `""` / `[]` / `{}` (what an absent flag,
+//! text, list or map means anyway) are dropped. [`hints`] publishes only the tool annotations that
+//! differ from MCP's defaults and mean something for the tool.
 //!
 //! Owns only these transforms; it must not know any toolset.
 
 use std::collections::BTreeMap;
 
-use rmcp::model::JsonObject;
+use rmcp::model::{JsonObject, ToolAnnotations};
 use serde_json::{Value, json};
 
 /// Keywords whose value is a map of subschemas.
@@ -141,9 +149,9 @@ pub fn output(schema: &mut JsonObject) {
 /// Where [`collapse_const_variants`] parks what the values of an enum mean.
 const NOTES: &str = "x-cortex-variant-notes";
 
-/// Output levels kept: the result's fields (1) and theirs (2); arrays do not count, so
-/// a list's items keep their fields.
-const OUTPUT_DEPTH: usize = 2;
+/// Output levels kept: the result's fields (1); an object or list among them is only
+/// its `type`.
+const OUTPUT_DEPTH: usize = 1;
 
 fn compact(schema: &mut JsonObject, side: Side) {
     schema.remove("$schema");
@@ -164,18 +172,111 @@ fn compact(schema: &mut JsonObject, side: Side) {
                 }
             }
         }
-        // Shapes only the cut levels used are gone; one use left is inlined.
+        // Shapes only the cut levels used are gone; one use left, or a shape now no bigger
+        // than a reference, is inlined.
         inline_single_use(schema);
     }
-    walk(schema, &mut |node| {
-        if let Some(Value::String(notes)) = node.remove(NOTES) {
-            let text = match node.get("description").and_then(Value::as_str) {
+    join_notes(schema, None);
+}
+
+/// Joins the variant notes [`collapse_const_variants`] parked to the description, unless
+/// the node's own description, or for the items of an array the array's, already names
+/// every value: a field documented by hand is not told twice.
+fn join_notes(node: &mut JsonObject, parent: Option<&str>) {
+    let own = node
+        .get("description")
+        .and_then(Value::as_str)
+        .map(String::from);
+    let mut items_context = own.clone();
+    if let Some(Value::String(notes)) = node.remove(NOTES) {
+        let values: Vec<String> = match node.get("enum") {
+            Some(Value::Array(values)) => values
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), String::from))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let said = [own.as_deref(), parent]
+            .into_iter()
+            .flatten()
+            .any(|text| !values.is_empty() && values.iter().all(|value| mentions(text, value)));
+        if !said {
+            let text = match own.as_deref() {
                 Some(d) => format!("{} {notes}", d.trim_end()),
                 None => notes,
             };
+            items_context = Some(text.clone());
             node.insert("description".into(), Value::String(text));
         }
-    });
+    }
+    for (key, value) in node.iter_mut() {
+        let context = if key == "items" {
+            items_context.as_deref()
+        } else {
+            None
+        };
+        let key = key.as_str();
+        if MAP_KEYWORDS.contains(&key) {
+            if let Value::Object(map) = value {
+                for child in map.values_mut() {
+                    if let Value::Object(child) = child {
+                        join_notes(child, None);
+                    }
+                }
+            }
+        } else if ARRAY_KEYWORDS.contains(&key) {
+            if let Value::Array(items) = value {
+                for child in items {
+                    if let Value::Object(child) = child {
+                        join_notes(child, None);
+                    }
+                }
+            }
+        } else if ONE_KEYWORDS.contains(&key)
+            && let Value::Object(child) = value
+        {
+            join_notes(child, context);
+        }
+    }
+}
+
+/// `text` names `word` as a word of its own (case-insensitive; `-` and `_` are part of
+/// a word).
+fn mentions(text: &str, word: &str) -> bool {
+    let text = text.to_lowercase();
+    let word = word.to_lowercase();
+    let part = |c: char| c.is_alphanumeric() || c == '-' || c == '_';
+    text.match_indices(&word).any(|(at, _)| {
+        !text[..at].chars().next_back().is_some_and(part)
+            && !text[at + word.len()..].chars().next().is_some_and(part)
+    })
+}
+
+/// Drops the behaviour hints whose value is the one MCP gives an absent hint
+/// (`readOnlyHint` false, `destructiveHint` true, `idempotentHint` false,
+/// `openWorldHint` true), and for a read-only tool the two MCP calls meaningful only
+/// when `readOnlyHint` is false (`destructiveHint`, `idempotentHint`): a client reads
+/// the same thing from fewer bytes. A tool whose hints are all the defaults keeps an empty
+/// annotations object, which says so.
+pub fn hints(mut annotations: ToolAnnotations) -> ToolAnnotations {
+    if annotations.read_only_hint == Some(true) {
+        // MCP: "meaningful only when `readOnlyHint == false`".
+        annotations.destructive_hint = None;
+        annotations.idempotent_hint = None;
+    }
+    if annotations.read_only_hint == Some(false) {
+        annotations.read_only_hint = None;
+    }
+    if annotations.destructive_hint == Some(true) {
+        annotations.destructive_hint = None;
+    }
+    if annotations.idempotent_hint == Some(false) {
+        annotations.idempotent_hint = None;
+    }
+    if annotations.open_world_hint == Some(true) {
+        annotations.open_world_hint = None;
+    }
+    annotations
 }
 
 /// Cuts an output schema below [`OUTPUT_DEPTH`] levels of fields: an object or array
@@ -277,6 +378,20 @@ fn tidy(node: &mut JsonObject, side: Side) {
             node.remove(*key);
         }
     }
+    let default = node.get("default").and_then(|d| match d {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(_) | Value::Bool(_) => Some(d.to_string()),
+        _ => None,
+    });
+    if let Some(Value::String(text)) = node.get_mut("description") {
+        *text = one_line(text);
+        if let Some(default) = default {
+            *text = without_default(text, &default);
+        }
+    }
+    if node.get("default").is_some_and(is_empty_value) {
+        node.remove("default");
+    }
     collapse_const_variants(node, side);
     match side {
         Side::Input => drop_null(node),
@@ -362,6 +477,25 @@ fn collapse_const_variants(node: &mut JsonObject, side: Side) {
         }
         return;
     }
+}
+
+/// `false`, `""`, `[]`, `{}`, or an object of those: what an absent flag, text, list or
+/// map means anyway.
+fn is_empty_value(value: &Value) -> bool {
+    match value {
+        Value::Bool(b) => !b,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.values().all(is_empty_value),
+        _ => false,
+    }
+}
+
+/// `text` without a "(default X)" that the `default` keyword already says.
+fn without_default(text: &str, default: &str) -> String {
+    text.replace(&format!(" (default {default})"), "")
+        .replace(&format!("(default {default}, "), "(")
+        .replace(&format!(", default {default})"), ")")
 }
 
 fn one_line(text: &str) -> String {
@@ -485,8 +619,8 @@ fn spell_any_values(node: &mut JsonObject) {
     });
 }
 
-/// Inlines each `$defs` entry referenced once (and not by itself), drops entries no one
-/// references, and drops an empty `$defs`.
+/// Inlines each `$defs` entry referenced once, or no bigger than a reference to it (and
+/// not referencing itself), drops entries no one references, and drops an empty `$defs`.
 fn inline_single_use(schema: &mut JsonObject) {
     let rounds = schema
         .get("$defs")
@@ -509,7 +643,8 @@ fn inline_single_use(schema: &mut JsonObject) {
             let def = defs.get(name)?;
             let mut own = BTreeMap::from([(r.clone(), 0)]);
             count_refs(def, &mut own);
-            (*n == 1 && own[r] == 0).then(|| (r.clone(), name.to_string()))
+            let small = def.to_string().len() <= json!({ "$ref": r }).to_string().len();
+            ((*n == 1 || small) && own[r] == 0).then(|| (r.clone(), name.to_string()))
         });
         let Some(Value::Object(defs)) = schema.get_mut("$defs") else {
             return;
@@ -620,16 +755,21 @@ mod tests {
         let mut s = obj(json!({
             "$schema": "https://json-schema.org/draft/2020-12/schema",
             "type": "object",
-            "required": ["n", "body", "user", "owner", "any"],
+            "required": ["n", "body", "user", "owner", "any", "mode"],
             "properties": {
                 "n": {"type": "integer", "minimum": 0, "default": 0, "description": "Count."},
                 "body": {"type": ["string", "null"], "description": "Text."},
                 "cursor": {"type": ["string", "null"]},
                 "user": {"anyOf": [{"$ref": "#/$defs/User"}, {"type": "null"}]},
                 "owner": {"$ref": "#/$defs/User"},
-                "any": {"description": "Whatever the tool returned."}
+                "any": {"description": "Whatever the tool returned."},
+                "mode": {"$ref": "#/$defs/Mode"},
+                "was": {"$ref": "#/$defs/Mode"}
             },
-            "$defs": {"User": {"type": "object", "description": "Who.", "properties": {"login": {"type": "string"}}, "required": ["login"], "additionalProperties": false}}
+            "$defs": {
+                "User": {"type": "object", "description": "Who.", "properties": {"login": {"type": "string"}}, "required": ["login"], "additionalProperties": false},
+                "Mode": {"type": "string", "enum": ["fast", "careful", "thorough"]}
+            }
         }));
         output(&mut s);
         assert_eq!(
@@ -640,33 +780,34 @@ mod tests {
                     "n": {"type": "integer"},
                     "body": {"anyOf": [{"type": "string"}, {"type": "null"}]},
                     "cursor": {"type": "string"},
-                    "user": {"anyOf": [{"$ref": "#/$defs/User"}, {"type": "null"}]},
-                    "owner": {"$ref": "#/$defs/User"},
+                    "user": {"anyOf": [{"type": "object"}, {"type": "null"}]},
+                    "owner": {"type": "object"},
                     "any": {"anyOf": [
                         {"type": "object"}, {"type": "array"}, {"type": "string"},
                         {"type": "number"}, {"type": "boolean"}, {"type": "null"}
-                    ]}
+                    ]},
+                    "mode": {"$ref": "#/$defs/Mode"},
+                    "was": {"$ref": "#/$defs/Mode"}
                 },
-                "$defs": {"User": {"type": "object", "properties": {"login": {"type": "string"}}}}
+                "$defs": {"Mode": {"type": "string", "enum": ["fast", "careful", "thorough"]}}
             })
         );
     }
 
     #[test]
-    fn output_keeps_two_levels_of_fields_and_list_items_their_fields() {
+    fn output_keeps_the_results_fields_and_only_the_type_of_an_object_or_list() {
         let mut s = obj(json!({
             "type": "object",
             "required": ["items"],
             "properties": {
                 "items": {"type": "array", "items": {"type": "object", "required": ["n"], "properties": {
-                    "n": {"type": "integer"},
-                    "user": {"type": "object", "properties": {"login": {"type": "string"}}},
-                    "labels": {"type": "array", "items": {"type": "string"}}
+                    "n": {"type": "integer"}
                 }}},
                 "kind": {"oneOf": [
                     {"type": "object", "properties": {"k": {"type": "string", "const": "a"}}, "required": ["k"]},
-                    {"type": "object", "properties": {"deep": {"type": "object", "properties": {}}}}
-                ]}
+                    {"type": "string", "const": "b"}
+                ]},
+                "count": {"type": "integer"}
             }
         }));
         output(&mut s);
@@ -675,18 +816,86 @@ mod tests {
             json!({
                 "type": "object",
                 "properties": {
-                    "items": {"type": "array", "items": {"type": "object", "properties": {
-                        "n": {"type": "integer"},
-                        "user": {"type": "object"},
-                        "labels": {"type": "array"}
-                    }}},
+                    "items": {"type": "array"},
                     "kind": {"anyOf": [
-                        {"type": "object", "properties": {"k": {"type": "string", "const": "a"}}},
-                        {"type": "object", "properties": {"deep": {"type": "object"}}}
-                    ]}
+                        {"type": "object"},
+                        {"type": "string", "const": "b"}
+                    ]},
+                    "count": {"type": "integer"}
                 }
             })
         );
+    }
+
+    #[test]
+    fn a_field_described_by_hand_is_not_told_its_values_twice() {
+        let mut s = obj(json!({
+            "type": "object",
+            "properties": {
+                "said": {"description": "`x` (default) or\n  `y-z`.", "oneOf": [
+                    {"type": "string", "const": "x", "description": "Ex."},
+                    {"type": "string", "const": "y-z", "description": "Why."}
+                ]},
+                "unsaid": {"$ref": "#/$defs/Mode", "description": "Mode."},
+                "list": {"type": "array", "description": "x and y-z.", "items": {"oneOf": [
+                    {"type": "string", "const": "x", "description": "Ex."},
+                    {"type": "string", "const": "y-z", "description": "Why."}
+                ]}},
+                "flag": {"type": "boolean", "default": false},
+                "on": {"type": "boolean", "default": true, "description": "On (default true)."},
+                "n": {"type": "integer", "default": 3, "description": "Lines (0-9, default 3)."},
+                "many": {"type": "array", "items": {"type": "string"}, "default": []},
+                "ctx": {"type": "object", "default": {"text": "", "state": {}}}
+            },
+            "$defs": {"Mode": {"oneOf": [
+                {"type": "string", "const": "x", "description": "Ex."},
+                {"type": "string", "const": "y-z", "description": "Why."}
+            ]}}
+        }));
+        input(&mut s);
+        let p = &s["properties"];
+        assert_eq!(p["said"]["description"], "`x` (default) or `y-z`.");
+        assert_eq!(p["unsaid"]["description"], "Mode. x: Ex; y-z: Why.");
+        assert_eq!(
+            p["list"]["items"],
+            json!({"type": "string", "enum": ["x", "y-z"]})
+        );
+        assert_eq!(p["flag"], json!({"type": "boolean"}));
+        assert_eq!(
+            p["on"],
+            json!({"type": "boolean", "default": true, "description": "On."})
+        );
+        assert_eq!(p["n"]["description"], "Lines (0-9).");
+        assert_eq!(
+            p["many"],
+            json!({"type": "array", "items": {"type": "string"}})
+        );
+        assert!(!mentions("maintain", "ai") && mentions("`ai` is you", "ai"));
+    }
+
+    #[test]
+    fn hints_keep_only_what_differs_from_the_mcp_defaults() {
+        let read = ToolAnnotations::new()
+            .read_only(true)
+            .destructive(false)
+            .idempotent(true)
+            .open_world(true);
+        let kept = hints(read);
+        assert_eq!(
+            (
+                kept.read_only_hint,
+                kept.destructive_hint,
+                kept.idempotent_hint,
+                kept.open_world_hint
+            ),
+            (Some(true), None, None, None)
+        );
+        let write = ToolAnnotations::new()
+            .read_only(false)
+            .destructive(true)
+            .idempotent(false)
+            .open_world(true);
+        assert_eq!(hints(write), ToolAnnotations::default());
     }
 
     #[test]

@@ -210,7 +210,13 @@ async fn github_integrations_and_patchkit_tools_have_titles_hints_and_short_desc
             t.title.as_deref().is_some_and(|x| !x.is_empty()),
             "{name} has no title"
         );
-        t.annotations.clone().expect("annotations")
+        // An absent hint has its MCP default (the catalog publishes only the others).
+        let mut hints = t.annotations.clone().expect("annotations");
+        hints.read_only_hint.get_or_insert(false);
+        hints.destructive_hint.get_or_insert(true);
+        hints.idempotent_hint.get_or_insert(false);
+        hints.open_world_hint.get_or_insert(true);
+        hints
     };
     for name in [
         "merge_pull_request",

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::runtime::{
-    events::{Event, EventBus, StreamHold},
+    events::{Event, EventBus, EventError, StreamHold},
     store::{Compaction, Replay},
 };
 
@@ -250,6 +250,15 @@ impl TaskStore {
     }
 }
 
+/// Why a finished task could not be rebuilt (logged; the caller answers "not found").
+#[derive(Debug, thiserror::Error)]
+pub(super) enum RecoverError {
+    #[error("the tasks snapshot holds a malformed record: {0}")]
+    Malformed(serde_json::Error),
+    #[error(transparent)]
+    History(#[from] EventError),
+}
+
 /// Rebuilds task `id` from `snapshot` (every record of the `tasks` stream) and the task
 /// events the bus journaled after its watermark (the store holds those since start-up),
 /// without writing anything: `None` when neither holds the task.
@@ -257,7 +266,7 @@ pub(super) fn recover_task(
     snapshot: Vec<Value>,
     bus: &EventBus,
     id: &str,
-) -> Result<Option<Arc<Slot>>, String> {
+) -> Result<Option<Arc<Slot>>, RecoverError> {
     let mut rebuild = Rebuild::default();
     let mut bad = None;
     for raw in snapshot {
@@ -272,18 +281,14 @@ pub(super) fn recover_task(
         match serde_json::from_value::<Record>(raw) {
             Ok(record) => rebuild.record(record),
             Err(e) => {
-                bad.get_or_insert(e.to_string());
+                bad.get_or_insert(e);
             }
         }
     }
     if let Some(reason) = bad {
-        return Err(format!(
-            "the tasks snapshot holds a malformed record: {reason}"
-        ));
+        return Err(RecoverError::Malformed(reason));
     }
-    let newer = bus
-        .history(BUS_STREAM, rebuild.watermark)
-        .map_err(|e| e.to_string())?;
+    let newer = bus.history(BUS_STREAM, rebuild.watermark)?;
     for event in newer {
         if event.data.get("taskId").and_then(Value::as_str) == Some(id) {
             rebuild.event(event);

@@ -25,21 +25,21 @@ pub(super) fn register(t: &Tools<A>) -> Vec<ToolDef> {
             "put_artifact",
             write.idempotent(),
             put_artifact,
-            "Store an artifact (diff, doc, plan, report) given as text or base64; returns its metadata with id `sha256:<hex>`. Storing the same content again returns the same id with `deduplicated: true`.",
+            "Store a diff, doc, plan or report (text or base64) under its content id `sha256:<hex>`; the same content again gets the same id (`deduplicated: true`).",
         )
         .titled("Store artifact"),
         t.tool(
             "get_artifact",
             read,
             get_artifact,
-            "Get an artifact's content (text, or base64 for binary) and digest by id; pass the digest you hold as `ifNoneMatch` to get `notModified: true` without the content.",
+            "Get an artifact's content by id (base64 if binary); pass the digest you hold as `ifNoneMatch` to skip an unchanged one.",
         )
         .titled("Get artifact"),
         t.tool(
             "list_artifacts",
             read,
             list_artifacts,
-            "List artifact metadata newest first, by kind and creation time (RFC 3339); returns a page and `next_cursor` to pass back as `cursor`.",
+            "List artifact metadata newest first, by kind and creation time; pass `next_cursor` back as `cursor` for more.",
         )
         .titled("List artifacts"),
     ]

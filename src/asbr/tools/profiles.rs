@@ -22,7 +22,7 @@ pub(super) fn register(t: &Tools<A>) -> Vec<ToolDef> {
             "upsert_profile",
             write.destructive().idempotent(),
             upsert_profile,
-            "Create or replace a profile (skill level, preferred tools, accessibility needs); returns the stored profile and whether it was created.",
+            "Create or replace a user profile: skill level, preferred tools, accessibility needs.",
         )
         .titled("Save profile"),
         t.tool(

@@ -22,7 +22,7 @@ pub(super) fn register(t: &Tools<A>) -> Vec<ToolDef> {
             "run_security_scan",
             read,
             run_security_scan,
-            "Scan a directory inside the workspace roots for secrets (values redacted), SAST issues, vulnerable dependencies (needs OSV advisories in ASBR_ADVISORIES_DIR) or `all`; returns at most 1,000 findings, most severe first, and a summary.",
+            "Scan a workspace directory for secrets (redacted), SAST issues, vulnerable dependencies (OSV advisories in ASBR_ADVISORIES_DIR) or `all`; returns a summary and up to 1,000 findings, most severe first.",
         )
         .titled("Run security scan"),
     ]

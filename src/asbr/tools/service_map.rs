@@ -22,14 +22,14 @@ pub(super) fn register(t: &Tools<A>) -> Vec<ToolDef> {
             "get_connector_service_map",
             read,
             get_connector_service_map,
-            "Get the connector service map from the configured manifest: connectors sorted by id, ttlSeconds and an HMAC-SHA256 `signature`; check a map later with verify_service_map.",
+            "Get the connector service map of the configured manifest, signed (HMAC-SHA256 `signature`); check one later with verify_service_map.",
         )
         .titled("Get connector service map"),
         t.tool(
             "verify_service_map",
             read,
             verify_service_map,
-            "Check a service map's signature with the server's key; returns `valid` and, when it is not, the reason.",
+            "Check a service map's signature with the server's key: `valid`, or the reason it is not.",
         )
         .titled("Verify service map"),
     ]
@@ -78,6 +78,6 @@ pub(super) async fn verify_service_map(a: A, i: VerifyIn, _ctx: CallCtx) -> Out<
     let outcome = a.manifest.verify(&Value::Object(i.map))?;
     Ok(VerifyOut {
         valid: outcome.is_ok(),
-        reason: outcome.err(),
+        reason: outcome.err().map(|e| e.to_string()),
     })
 }

@@ -30,21 +30,21 @@ pub(super) fn register(t: &Tools<A>) -> Vec<ToolDef> {
             "create_task",
             write.idempotent(),
             create_task,
-            "Create a durable agent task (queued; publishes PlanStarted) and return it. The same `idempotencyKey` (default: a hash of title, brief, inputs and scopes) within 5 minutes returns the same task with `reused: true`.",
+            "Create a durable agent task (queued; publishes PlanStarted); the same `idempotencyKey` within 5 minutes returns the same task with `reused: true`.",
         )
         .titled("Create task"),
         t.tool(
             "get_task",
             read,
             get_task,
-            "Get one task: status, current step, the step awaiting approval, approvals and artifacts. A finished task that left memory is rebuilt from the journal.",
+            "Get one task: status, current step, the step awaiting approval, approvals and artifacts.",
         )
         .titled("Get task"),
         t.tool(
             "list_tasks",
             read,
             list_tasks,
-            "List tasks newest first, optionally by status; returns a page of tasks and `next_cursor` to pass back as `cursor`.",
+            "List tasks newest first, optionally by status; pass `next_cursor` back as `cursor` for more.",
         )
         .titled("List tasks"),
         t.tool(
@@ -58,28 +58,28 @@ pub(super) fn register(t: &Tools<A>) -> Vec<ToolDef> {
             "resume_task",
             write,
             resume_task,
-            "Resume a paused task (publishes Resumed) and return it. A task waiting for approval of a step continues with approve_task_step instead.",
+            "Resume a paused task (publishes Resumed); one waiting for a step's approval needs approve_task_step instead.",
         )
         .titled("Resume task"),
         t.tool(
             "record_task_event",
             write,
             record_task_event,
-            "Report progress on a task you work: StepCompleted (→ running), AwaitingApproval (→ paused), DeliverableReady (→ succeeded) or Failed (→ failed); returns the task. Lists in `data.artifacts`/`data.evidenceIds` are attached; illegal transitions are refused.",
+            "Report progress on a task you work: StepCompleted (→ running), AwaitingApproval (→ paused), DeliverableReady (→ succeeded) or Failed (→ failed); ids in `data.artifacts`/`data.evidenceIds` are attached.",
         )
         .titled("Record task event"),
         t.tool(
             "approve_task_step",
             write,
             approve_task_step,
-            "Approve the step a paused task waits for so that it runs again (publishes Resumed); returns the task. The approval is recorded under your authenticated identity, with `by` (user or policy) as its label.",
+            "Approve the step a paused task waits for so that it runs again (publishes Resumed); recorded under your identity, labelled `by`.",
         )
         .titled("Approve task step"),
         t.tool(
             "watch_task_events",
             read,
             watch_task_events,
-            "Follow task events after `since_seq` (one task or all, optionally by type), oldest first; `wait_ms` (≤ 30000) waits for the first new event. Returns the events and `next_seq` to pass back as `since_seq`.",
+            "Follow task events after `since_seq` (one task or all, optionally by type), oldest first, waiting up to `wait_ms` for a new one; pass `next_seq` back as `since_seq`.",
         )
         .titled("Watch task events"),
     ]
@@ -89,13 +89,13 @@ pub(super) fn register(t: &Tools<A>) -> Vec<ToolDef> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTaskIn {
     pub input: TaskInput,
-    /// Same key within 5 minutes returns the same task. Default: first 16 hex of
-    /// SHA-256 over canonical {title, brief, inputs, sorted scopes}.
+    /// Same key within 5 minutes, same task (default: a hash of title, brief, inputs and
+    /// scopes).
     #[serde(default)]
     #[schemars(length(min = 1, max = 128))]
     pub idempotency_key: Option<String>,
-    /// Let every client of this server see and act on the task (watch, cancel, approve).
-    /// Default: only the principal that creates it may.
+    /// Let every client of this server see and act on the task (default: only its
+    /// creator).
     #[serde(default)]
     pub shared: bool,
 }
@@ -231,8 +231,7 @@ pub struct ApproveIn {
     pub task_id: String,
     #[schemars(length(min = 1, max = 200))]
     pub step: String,
-    /// What you approve as (user or policy): kept as a label; the approval is recorded
-    /// under your authenticated identity.
+    /// A label (user or policy); the approval is recorded under your identity.
     pub by: Approver,
 }
 

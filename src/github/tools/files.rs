@@ -50,7 +50,7 @@ pub struct WriteFileIn {
     pub content: String,
     /// Commit message.
     pub message: String,
-    /// Branch to commit to (default: the repository's default branch).
+    /// Branch to commit to (default: the default branch).
     #[serde(default)]
     pub branch: Option<String>,
     /// Blob sha of the file being replaced (from `get_file_contents`); required to
@@ -70,7 +70,7 @@ pub struct DeleteFileIn {
     pub message: String,
     /// Blob sha of the file (from `get_file_contents`).
     pub sha: String,
-    /// Branch to commit to (default: the repository's default branch).
+    /// Branch to commit to (default: the default branch).
     #[serde(default)]
     pub branch: Option<String>,
 }

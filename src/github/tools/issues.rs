@@ -178,7 +178,7 @@ crate::runtime::page::list_input! {
     #[derive(Deserialize, JsonSchema)]
     #[serde(rename_all = "camelCase")]
     pub struct SearchIn {
-        /// GitHub search syntax, e.g. `repo:octo/hello is:open label:bug crash`.
+        /// GitHub search syntax.
         pub query: String,
         ..page_args,
     }

@@ -66,7 +66,7 @@ pub struct CreatePullRequestIn {
     pub body: Option<String>,
     /// Branch with the changes (or "user:branch" for a fork).
     pub head: String,
-    /// Branch to merge into (default: the repository's default branch).
+    /// Branch to merge into (default: the default branch).
     #[serde(default)]
     pub base: Option<String>,
     #[serde(default)]

@@ -42,8 +42,8 @@ pub enum Status {
     Error,
 }
 
-/// Retries of an HTTP integration: only idempotent methods (GET, HEAD) after server or
-/// connection errors, and any method after 429/503 with Retry-After.
+/// HTTP retries: GET/HEAD after server or connection errors, any method after 429/503
+/// with Retry-After.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RetryPolicy {
@@ -51,7 +51,7 @@ pub struct RetryPolicy {
     #[serde(default = "default_retries")]
     #[schemars(range(min = 0, max = 10))]
     pub max_retries: u32,
-    /// First back-off delay in ms, doubled per retry with jitter.
+    /// First delay in ms, doubled per retry (with jitter).
     #[serde(default = "default_backoff")]
     #[schemars(range(min = 1, max = 60000))]
     pub backoff_ms: u64,
@@ -73,27 +73,26 @@ impl Default for RetryPolicy {
     }
 }
 
-/// The configuration as given by the caller (credentials included).
+/// Settings as given by the caller, credentials included.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConfigInput {
-    /// Base URL: http(s):// for api/webhook, postgres:// for database, redis:// for
-    /// message-queue. No password in the URL: put it in `credentials`.
+    /// Base URL: http(s):// (api, webhook), postgres:// (database), redis://
+    /// (message-queue); a password goes in `credentials`, not here.
     #[serde(default)]
     pub endpoint: Option<String>,
-    /// Secret values by name, stored apart (mode 0600) and never returned. HTTP:
-    /// `token` (Authorization: Bearer) or `apiKey` (header `apiKeyHeader`, default
-    /// X-API-Key); webhook: `webhookSecret` (HMAC-SHA256 key of POST /hooks/{id});
-    /// database/message-queue: `password` (and `username`).
+    /// Secrets, stored apart and never returned: `token` (Bearer) or `apiKey` for HTTP,
+    /// `webhookSecret` (HMAC-SHA256 key of POST /hooks/{id}), `password` and `username`
+    /// for database and message-queue.
     #[serde(default)]
     pub credentials: Option<BTreeMap<String, String>>,
-    /// Extra request headers: not secrets (Authorization, Cookie, X-API-Key, *-Token,
-    /// ... are refused: use `credentials`), not Host or hop-by-hop headers.
+    /// Extra request headers; secrets (Authorization, Cookie, *-Token, ...), Host and
+    /// hop-by-hop headers are refused.
     #[serde(default)]
     pub headers: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub retry_policy: Option<RetryPolicy>,
-    /// Calls in flight at once for this integration (its executor lane), default 4.
+    /// Calls in flight at once (default 4).
     #[serde(default)]
     #[schemars(range(min = 1, max = 64))]
     pub concurrency: Option<u32>,
@@ -103,17 +102,15 @@ pub struct ConfigInput {
     /// Header carrying `apiKey` (default X-API-Key).
     #[serde(default)]
     pub api_key_header: Option<String>,
-    /// Database only: run operations in a read-write transaction (default false:
-    /// read-only transactions).
+    /// Database only: read-write transactions (default: read-only).
     #[serde(default)]
     pub allow_writes: Option<bool>,
-    /// Webhook only: header naming each delivery, used to refuse replays (default: the
-    /// first of X-GitHub-Delivery, X-Delivery-Id, X-Request-Id that is present).
+    /// Webhook only: delivery id header, to refuse replays (default: X-GitHub-Delivery,
+    /// X-Delivery-Id or X-Request-Id).
     #[serde(default)]
     pub webhook_delivery_header: Option<String>,
-    /// Webhook only: header carrying the sender's Unix timestamp. When set, deliveries
-    /// must carry it, the signature covers `<timestamp>.<body>`, and deliveries more than
-    /// 5 minutes old (or ahead) are refused.
+    /// Webhook only: header with the sender's Unix timestamp; when set it is required,
+    /// signed as `<timestamp>.<body>` and must be within 5 minutes of now.
     #[serde(default)]
     pub webhook_timestamp_header: Option<String>,
 }

@@ -60,8 +60,8 @@ pub struct ExecuteIn {
     #[serde(default)]
     #[schemars(range(min = 1, max = 3600000))]
     pub timeout: Option<u64>,
-    /// The `next_cursor` of an earlier capped result of this integration: returns the
-    /// next chunk without calling the integration again (operation is then ignored).
+    /// `next_cursor` of an earlier capped result: returns its next chunk without calling
+    /// again (`operation` is ignored).
     #[serde(default)]
     pub cursor: Option<String>,
 }

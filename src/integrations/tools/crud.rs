@@ -56,8 +56,8 @@ pub struct CreateIn {
     pub r#type: IntegrationType,
     #[serde(default)]
     pub config: ConfigInput,
-    /// Let every client of this server see and use it (with its credentials). Default:
-    /// only the principal that registers it may.
+    /// Let every client of this server use it, credentials included (default: only
+    /// its creator).
     #[serde(default)]
     pub shared: bool,
 }
@@ -94,8 +94,7 @@ pub struct UpdateIn {
     /// `inactive` stops execute_integration until set `active` again.
     #[serde(default)]
     pub status: Option<SettableStatus>,
-    /// Fields given replace the stored ones; `credentials`, when given, replaces the
-    /// whole credential set.
+    /// Given fields replace the stored ones (`credentials` as a whole set).
     #[serde(default)]
     pub config: Option<ConfigInput>,
 }

@@ -35,21 +35,21 @@ pub(super) fn register(t: &Tools<M>) -> Vec<ToolDef> {
             "run_command",
             runs.destructive(),
             run_command,
-            "Run an allow-listed program (argv, no shell) in a directory inside the workspace roots, sandboxed (workspace read-write, no network unless allowed) with a timeout; returns the exit code and the capped, redacted stdout and stderr.",
+            "Run an allow-listed program (argv, no shell) in a workspace directory, sandboxed and with a timeout; returns the exit code and capped, redacted stdout and stderr.",
         )
         .titled("Run command"),
         t.tool(
             "test_runner",
             runs.destructive(),
             test_runner,
-            "Run the project's tests (framework auto|cargo|nextest|vitest|jest|pytest) with a timeout; returns the command, duration, totals {passed, failed, total}, failures [{name, message}] and coverage when asked. A compile error is a failure named `build`.",
+            "Run the project's tests (cargo, nextest, vitest, jest or pytest; detected by default); returns totals, failures (a compile error is one named `build`) and coverage when asked.",
         )
         .titled("Run tests"),
         t.tool(
             "code_analysis",
             runs.destructive().idempotent(),
             code_analysis,
-            "Lint the project with cargo clippy, eslint or ruff (detected from its files); returns error and warning counts and issues [{filePath, ruleId, severity, message, line, column}]. Cached by the inputs' content; a missing linter is an error naming it.",
+            "Lint the project with cargo clippy, eslint or ruff (detected from its files); returns counts and issues with file, rule, severity and position. Cached by content.",
         )
         .titled("Analyse code"),
     ]
@@ -68,15 +68,15 @@ pub struct RunCommandIn {
     /// Working directory inside the workspace roots (default: the first root).
     #[serde(default)]
     pub cwd: Option<String>,
-    /// Kill the process group after this many milliseconds (default: the server's
-    /// exec timeout, 30 s unless configured).
+    /// Kill the process group after this many milliseconds (default: the server's, 30 s
+    /// unless configured).
     #[serde(default)]
     #[schemars(range(min = 1, max = 3600000))]
     pub timeout_ms: Option<u64>,
     /// Extra environment variables; names must be allow-listed.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    /// Cap of each of stdout and stderr in bytes (default 1048576).
+    /// Cap of each of stdout and stderr in bytes (default 1 MiB).
     #[serde(default)]
     #[schemars(range(min = 256, max = 8388608))]
     pub max_output_bytes: Option<usize>,
@@ -129,17 +129,16 @@ pub struct TestRunnerIn {
     /// auto (default) detects from the project files.
     #[serde(default)]
     pub framework: Framework,
-    /// Line coverage (jest built-in, vitest with @vitest/coverage-v8, pytest with
-    /// pytest-cov, cargo/nextest with cargo-llvm-cov). Omitted (the default, true) is best
-    /// effort: a missing coverage tool is named in `coverage.note`. `true` requires it:
-    /// a missing tool is an error naming it. `false` skips coverage.
+    /// Line coverage (jest; vitest with @vitest/coverage-v8; pytest-cov; cargo-llvm-cov):
+    /// omitted, best effort (a missing tool is named in `coverage.note`); `true` requires
+    /// it; `false` skips it.
     #[serde(default)]
     #[schemars(extend("default" = true))]
     pub coverage: Option<bool>,
     /// Project directory inside the workspace roots (default: the first root).
     #[serde(default)]
     pub cwd: Option<String>,
-    /// Kill the run after this many milliseconds (default 600000, within the request timeout).
+    /// Kill the run after this many milliseconds (default 600000).
     #[serde(default)]
     #[schemars(range(min = 1, max = 3600000))]
     pub timeout_ms: Option<u64>,

@@ -32,35 +32,35 @@ pub(super) fn register(t: &Tools<M>) -> Vec<ToolDef> {
             "create_graph",
             write,
             create_graph,
-            "Validate and store a workflow graph {name, nodes [{id, type tool|gate|prp|map, config}], edges [{from, to, condition?}]}; `tool` nodes call any tool of this server with {{inputs.X}} / {{nodes.ID.path}} templates. Returns the graph id and any issues (errors refuse it).",
+            "Validate and store a workflow graph of nodes (tool, gate, prp, map) and edges; `tool` nodes call this server's tools with {{inputs.X}} / {{nodes.ID.path}} templates. Returns the id and any issues.",
         )
         .titled("Create graph"),
         t.tool(
             "validate_graph",
             read,
             validate_graph,
-            "Check a stored graph (`graphId`) or a definition (`graphDefinition`) for cycles, dangling edges, duplicate ids, unknown tools and bad templates or conditions; `strict` also flags unreachable nodes and unread outputs. Returns the issues.",
+            "Check a stored graph (`graphId`) or a definition (`graphDefinition`) for cycles, dangling edges, duplicate ids, unknown tools and bad templates; `strict` also flags unreachable nodes and unread outputs.",
         )
         .titled("Validate graph"),
         t.tool(
             "execute_graph",
             runs.destructive(),
             execute_graph,
-            "Run a stored graph with `inputs`, reporting progress per node; `config.parallel` runs ready nodes concurrently and `config.timeout` (ms) cancels the run. Returns per-node status, timings, outputs and errors.",
+            "Run a stored graph with `inputs`, reporting progress per node; returns each node's status, timings, output and error.",
         )
         .titled("Run graph"),
         t.tool(
             "get_graph_status",
             read,
             get_graph_status,
-            "Get a graph's last run per node (status, timings, output cut to 2 KiB, error); `includeHistory` adds summaries of up to 20 earlier runs.",
+            "Get a graph's last run per node (status, timings, output cut to 2 KiB, error); `includeHistory` adds up to 20 earlier runs.",
         )
         .titled("Get graph status"),
         t.tool(
             "optimize_graph",
             read,
             optimize_graph,
-            "Analyse a graph with its measured runs: parallel levels, critical path, redundant edges, estimated speed-up, memory-heavy nodes; returns suggestions for `optimizationType` performance, memory or cost.",
+            "Suggest how to make a graph faster, leaner or cheaper (`optimizationType`) from its measured runs: parallel levels, critical path, redundant edges, memory-heavy nodes.",
         )
         .titled("Optimize graph"),
     ]
@@ -354,5 +354,5 @@ pub(super) async fn optimize_graph(
         input.optimization_type,
         graph_run::PARALLEL_SLOTS,
     )
-    .map_err(ToolError::business)
+    .map_err(|e| ToolError::business(e.to_string()))
 }

@@ -22,7 +22,7 @@ pub(super) fn register(t: &Tools<M>) -> Vec<ToolDef> {
             "health",
             read,
             health,
-            "Check the server's health: state directory writable, journal lag, executor lanes, child processes and sandbox, workspace roots and store sizes; returns status ok or degraded with the problems found.",
+            "Check the server's health (state directory, journal lag, lanes, processes and sandbox, workspace roots, stores): ok, or degraded with the problems.",
         )
         .titled("Server health"),
     ]

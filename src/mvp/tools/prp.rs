@@ -25,7 +25,7 @@ pub(super) fn register(t: &Tools<M>) -> Vec<ToolDef> {
             "run_prp_workflow",
             runs.destructive(),
             run_prp_workflow,
-            "Run a PRP workflow for a blueprint {title, description, requirements[]} through strategy, build and evaluation gates; with `workspace` the build gate runs the tests and linter and each requirement must trace to evidence. Returns phases, status completed|recycled and the decision.",
+            "Run a PRP workflow for a blueprint {title, description, requirements[]} through strategy, build and evaluation gates (with `workspace`, build runs its tests and linter); returns phases, status completed|recycled and the decision.",
         )
         .titled("Run PRP workflow"),
         t.tool(
@@ -39,7 +39,7 @@ pub(super) fn register(t: &Tools<M>) -> Vec<ToolDef> {
             "list_prp_runs",
             read,
             list_prp_runs,
-            "List PRP runs newest first, optionally by status; returns a page of summaries and `next_cursor` to pass back as `cursor`. Only the latest runs are kept (default 1000).",
+            "List PRP runs newest first (the latest are kept), optionally by status; pass `next_cursor` back as `cursor` for more.",
         )
         .titled("List PRP runs"),
     ]

@@ -26,21 +26,21 @@ pub(super) fn register(t: &Tools<M>) -> Vec<ToolDef> {
             "capture_example",
             write,
             capture_example,
-            "Record a teaching example (type, phase, context, userAction, outcome); returns its id and its updated pattern `type-phase-actionType` with confidence and effectiveness.",
+            "Record a teaching example (type, phase, context, userAction, outcome); returns its id and its updated pattern's confidence and effectiveness.",
         )
         .titled("Capture example"),
         t.tool(
             "list_patterns",
             read,
             list_patterns,
-            "List teaching patterns with their example counts, confidence and effectiveness, by type or phase; returns a page and `next_cursor` to pass back as `cursor`.",
+            "List teaching patterns by type or phase with example counts, confidence and effectiveness; pass `next_cursor` back as `cursor` for more.",
         )
         .titled("List patterns"),
         t.tool(
             "replay_example",
             read,
             replay_example,
-            "Compare a captured example with the current `state`; returns the similarity (phase, keywords, state keys) and, when it reaches 0.6, the example's action as a suggestion.",
+            "Compare a captured example with the current `state`: the similarity and, from 0.6, the example's action as a suggestion.",
         )
         .titled("Replay example"),
     ]

@@ -22,7 +22,7 @@ pub(super) fn register(t: &Tools<M>) -> Vec<ToolDef> {
             "read_file",
             read,
             read_file,
-            "Read a file inside the workspace roots: up to `length` bytes (default 256 KiB, max 1 MiB) from `offset`, as utf8 or base64; returns `nextOffset` while more remains. Paths leading outside the roots are refused.",
+            "Read a file inside the workspace roots, `length` bytes from `offset` as utf8 or base64; pass `nextOffset` back to read on.",
         )
         .titled("Read file"),
     ]

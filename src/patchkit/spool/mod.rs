@@ -226,19 +226,7 @@ impl Session {
     /// plan, intent record (`spool_journal`) and temp file + rename as a batch: each
     /// `(path, bytes read before, new bytes)` is re-read under the plan first, and if any
     /// file no longer holds the bytes its caller read, nothing is written.
-    ///
-    /// The message is a `String` because `edit_io` passes it on as one.
     pub fn write_if_unchanged(
-        &mut self,
-        files: &[(String, Vec<u8>, Vec<u8>)],
-        stop: &Stop,
-        budget: &Budget,
-    ) -> Result<(), String> {
-        self.write_unchanged(files, stop, budget)
-            .map_err(|e| e.to_string())
-    }
-
-    fn write_unchanged(
         &mut self,
         files: &[(String, Vec<u8>, Vec<u8>)],
         stop: &Stop,

@@ -12,17 +12,14 @@ fn default_true() -> bool {
     true
 }
 
-/// One staged operation. Paths are relative to the session root.
+/// One staged operation; paths are relative to the session root.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(tag = "op", rename_all = "lowercase")]
 pub enum Op {
     /// Create or overwrite a file with `content`.
     Write { path: String, content: String },
-    /// Replace `match` by `replacement` (literal text unless `regex` is true; then
-    /// `$1`-style groups work in `replacement`). Without `all` or `first`, `match` must
-    /// occur exactly once (several matches are an error listing their lines); `all`
-    /// replaces every occurrence, `first` only the first; `required` (default true)
-    /// makes no match an error.
+    /// As `spool_replace`: `match` (literal unless `regex`) must occur once unless `all`
+    /// or `first`; no match is an error unless `required: false`.
     Replace {
         path: String,
         #[serde(rename = "match")]
@@ -38,7 +35,7 @@ pub enum Op {
         #[serde(default = "default_true")]
         required: bool,
     },
-    /// Apply a unified diff (git or classic, one or many files) relative to the root.
+    /// Apply a unified diff (one or many files).
     Patch {
         diff: String,
         /// Apply the hunks that fit and report the others instead of failing.

@@ -280,7 +280,7 @@ pub(super) async fn spool_delete(kit: Kit, i: DeleteIn, ctx: CallCtx) -> Out<Ops
 #[serde(rename_all = "camelCase")]
 pub struct BatchIn {
     pub session: String,
-    /// Operations in order; each is `{op: "write"|"replace"|"patch"|"delete", ...}`.
+    /// Applied in order.
     #[schemars(length(min = 1, max = 500))]
     pub operations: Vec<Op>,
 }

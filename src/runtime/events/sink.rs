@@ -214,7 +214,7 @@ impl Sink {
         };
         let posted = (|| self.post(body.clone()))
             .retry(self.backoff())
-            .notify(|reason: &String, _| {
+            .notify(|reason: &PostError, _| {
                 let url = url::Url::parse(&self.opts.url)
                     .map(|u| crate::config::redact_url(&u))
                     .unwrap_or_else(|_| "[unparsable url]".into());
@@ -245,7 +245,7 @@ impl Sink {
             .without_max_times()
     }
 
-    async fn post(&self, body: Bytes) -> Result<(), String> {
+    async fn post(&self, body: Bytes) -> Result<(), PostError> {
         let resp = self
             .client
             .post(&self.opts.url)
@@ -254,13 +254,23 @@ impl Sink {
             .send()
             .await
             // The error text would otherwise carry the URL, secrets included.
-            .map_err(|e| e.without_url().to_string())?;
+            .map_err(|e| PostError::Send(e.without_url()))?;
         if resp.status().is_success() {
             Ok(())
         } else {
-            Err(format!("status {}", resp.status()))
+            Err(PostError::Status(resp.status()))
         }
     }
+}
+
+/// Why one POST of a batch failed (logged, then retried).
+#[derive(Debug, thiserror::Error)]
+enum PostError {
+    /// The request could not be sent or answered; the URL is stripped from it.
+    #[error("{0}")]
+    Send(reqwest::Error),
+    #[error("status {0}")]
+    Status(reqwest::StatusCode),
 }
 
 #[cfg(test)]

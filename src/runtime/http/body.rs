@@ -24,6 +24,17 @@ pub enum BodyLimit {
     Tail(usize),
 }
 
+impl BodyLimit {
+    /// Distinguishes, in the cache key, a request that keeps only a tail of the body, so
+    /// it never joins (or is joined by) a flight that wants the whole body.
+    pub fn cache_key_part(self) -> String {
+        match self {
+            BodyLimit::Whole => String::new(),
+            BodyLimit::Tail(n) => format!(";tail={n}"),
+        }
+    }
+}
+
 /// A body read within bounds. The hold keeps its bytes charged to the call's budget for
 /// as long as any clone of the response lives.
 #[derive(Clone)]

@@ -216,15 +216,6 @@ fn api_version(headers: &HeaderMap) -> String {
     parts.join(";")
 }
 
-/// Distinguishes, in the cache key, a request that keeps only a tail of the body, so
-/// it never joins (or is joined by) a flight that wants the whole body.
-fn keep_suffix(keep: BodyLimit) -> String {
-    match keep {
-        BodyLimit::Whole => String::new(),
-        BodyLimit::Tail(n) => format!(";tail={n}"),
-    }
-}
-
 fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(ERROR_BODY_SNIPPET)]);
     text.into_owned()
@@ -301,7 +292,7 @@ impl Upstream {
             req.method.as_str(),
             req.url.as_str(),
             header_str(&req.headers, "accept"),
-            &format!("{}{}", api_version(&req.headers), keep_suffix(req.keep)),
+            &format!("{}{}", api_version(&req.headers), req.keep.cache_key_part()),
         );
         let host = host_of(&req.url);
         let cancel = req.cancel.clone();

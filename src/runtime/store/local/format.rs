@@ -157,11 +157,13 @@ pub(super) fn replay_bytes(
                 }
             }
             Ok(None) => {}
-            Err(reason) if is_last => return drop_torn_tail(path, out, line_no, &reason, torn),
-            Err(reason) => bad.push(BadLine {
+            Err(e) if is_last => {
+                return drop_torn_tail(path, out, line_no, &e.to_string(), torn);
+            }
+            Err(e) => bad.push(BadLine {
                 line: line_no,
                 range: offset..offset + nl + 1,
-                reason,
+                reason: e.to_string(),
             }),
         }
         offset += nl + 1;
@@ -170,15 +172,27 @@ pub(super) fn replay_bytes(
     Ok(out)
 }
 
+/// Why a segment line is unreadable (the reason recorded for a bad or torn line).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum LineError {
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("sequence {seq} not after {prev}")]
+    OutOfOrder { seq: u64, prev: u64 },
+}
+
 /// Parse one segment line; `Ok(None)` for blank lines.
-pub(super) fn parse_line(raw: &[u8], prev_seq: u64) -> Result<Option<Line>, String> {
+pub(super) fn parse_line(raw: &[u8], prev_seq: u64) -> Result<Option<Line>, LineError> {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let line: Line = serde_json::from_slice(raw).map_err(|e| e.to_string())?;
+    let line: Line = serde_json::from_slice(raw)?;
     // Sequence numbers must strictly increase within a segment.
     if line.seq <= prev_seq {
-        return Err(format!("sequence {} not after {prev_seq}", line.seq));
+        return Err(LineError::OutOfOrder {
+            seq: line.seq,
+            prev: prev_seq,
+        });
     }
     Ok(Some(line))
 }

@@ -144,7 +144,8 @@ impl Writer {
                     seq += count as u64;
                 }
             }
-            Err(reason) => {
+            Err(e) => {
+                let reason = e.to_string();
                 tracing::error!(stream = %self.shared.stream, %reason, "journal batch write failed");
                 for ack in acks {
                     let _ = ack.send(Err(StoreError::WriteFailed(reason.clone())));
@@ -155,7 +156,7 @@ impl Writer {
 
     /// Write all records; returns the first assigned seq. On failure the
     /// segment is truncated back and no seq is consumed.
-    fn write_batch(&mut self, requests: Vec<Vec<Vec<u8>>>) -> Result<u64, String> {
+    fn write_batch(&mut self, requests: Vec<Vec<Vec<u8>>>) -> io::Result<u64> {
         let first = self.next_seq;
         let mut seq = first;
         let mut buf = std::mem::take(&mut self.buf);
@@ -189,7 +190,7 @@ impl Writer {
             }
             Err(e) => {
                 self.rollback();
-                Err(e.to_string())
+                Err(e)
             }
         }
     }
