@@ -1,6 +1,7 @@
 //! Dynamic toolsets (`--dynamic-toolsets`): a session starts with three discovery tools
 //! (`list_available_toolsets`, `get_toolset_tools`, `enable_toolset`) plus the toolsets
-//! named in `--toolsets`, and enables more as it needs them, each enabling followed by
+//! and groups named in `--toolsets`, and enables more as it needs them — a whole toolset
+//! or one group of it (`github.actions`) — each enabling followed by
 //! `notifications/tools/list_changed`. Modelled on the official GitHub MCP server's
 //! `--dynamic-toolsets`; here the enabled set belongs to one session (one stdio peer, one
 //! HTTP session), never to the process.
@@ -18,14 +19,14 @@ use rmcp::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::runtime::registry::{Registry, ToolDef, ToolError};
+use crate::runtime::registry::{Group, Registry, ToolDef, ToolError};
 
 pub const LIST_AVAILABLE_TOOLSETS: &str = "list_available_toolsets";
 pub const GET_TOOLSET_TOOLS: &str = "get_toolset_tools";
 pub const ENABLE_TOOLSET: &str = "enable_toolset";
 
 /// Appended to the server instructions in dynamic mode.
-pub const INSTRUCTIONS: &str = "Dynamic toolsets: this session lists some tools only; find the others with list_available_toolsets and get_toolset_tools, add them with enable_toolset.";
+pub const INSTRUCTIONS: &str = "Dynamic toolsets: this session lists some tools only; find the others with list_available_toolsets and get_toolset_tools, add them with enable_toolset (a whole toolset, or a group such as github.actions).";
 
 /// One-line descriptions of the known toolsets; any other toolset (the conformance
 /// fixtures) is described by the first sentence of its instructions.
@@ -56,20 +57,24 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
 ];
 
-/// What one session has enabled beyond the toolsets enabled at start.
+/// What one session has enabled (toolsets and groups) beyond those enabled at start.
 #[derive(Default)]
 pub struct Session {
     added: parking_lot::Mutex<BTreeSet<&'static str>>,
 }
 
+/// A toolset, or a group of one (then `name` is `toolset.part`).
 struct Entry {
     name: &'static str,
+    /// The toolset: `name` itself, or the one the group is part of.
+    toolset: &'static str,
     description: String,
     /// Tool name and the first sentence of its description, in catalog order.
     tools: Vec<(String, String)>,
 }
 
-/// The toolsets a session may enable, which ones it starts with, and the discovery tools.
+/// The toolsets and groups a session may enable, which ones it starts with, and the
+/// discovery tools.
 pub struct Catalog {
     toolsets: Vec<Entry>,
     initial: BTreeSet<&'static str>,
@@ -116,39 +121,61 @@ fn object(value: Value) -> JsonObject {
 }
 
 impl Catalog {
-    /// `toolsets` are the built toolsets in catalog order with their instructions;
-    /// `initial` the ones a session starts with (any toolset the configuration cannot
+    /// `toolsets` are the built toolsets in catalog order with their instructions (each
+    /// toolset is followed by the groups its registered tools sit in); `initial` the
+    /// toolsets and groups a session starts with (any toolset the configuration cannot
     /// name, such as the conformance fixtures, starts enabled too).
     pub fn new(
         toolsets: &[(&'static str, &'static str)],
         registry: &Registry,
         initial: &[String],
     ) -> Self {
-        let entries: Vec<Entry> = toolsets
-            .iter()
-            .map(|&(name, instructions)| Entry {
+        let line = |t: &ToolDef| {
+            let description = t.tool.description.as_deref().unwrap_or("");
+            (t.name().to_string(), first_sentence(description))
+        };
+        let mut entries: Vec<Entry> = Vec::new();
+        for &(name, instructions) in toolsets {
+            let tools: Vec<&ToolDef> = registry
+                .tools()
+                .iter()
+                .filter(|t| t.toolset == name)
+                .collect();
+            entries.push(Entry {
                 name,
+                toolset: name,
                 description: DESCRIPTIONS
                     .iter()
                     .find(|(n, _)| *n == name)
                     .map(|(_, d)| d.to_string())
                     .unwrap_or_else(|| first_sentence(instructions)),
-                tools: registry
-                    .tools()
-                    .iter()
-                    .filter(|t| t.toolset == name)
-                    .map(|t| {
-                        let description = t.tool.description.as_deref().unwrap_or("");
-                        (t.name().to_string(), first_sentence(description))
-                    })
-                    .collect(),
-            })
-            .collect();
+                tools: tools.iter().map(|t| line(t)).collect(),
+            });
+            let mut groups: Vec<Group> = Vec::new();
+            for group in tools.iter().filter_map(|t| t.group) {
+                if !groups.contains(&group) {
+                    groups.push(group);
+                }
+            }
+            entries.extend(groups.into_iter().map(|group| {
+                Entry {
+                    name: group.name,
+                    toolset: name,
+                    description: group.about.to_string(),
+                    tools: tools
+                        .iter()
+                        .filter(|t| t.group == Some(group))
+                        .map(|t| line(t))
+                        .collect(),
+                }
+            }));
+        }
         let initial = entries
             .iter()
             .map(|e| e.name)
             .filter(|name| {
-                initial.iter().any(|i| i == name) || !crate::config::ALL_TOOLSETS.contains(name)
+                initial.iter().any(|i| i == name)
+                    || !name.contains('.') && !crate::config::ALL_TOOLSETS.contains(name)
             })
             .collect();
         let names: Vec<&str> = entries.iter().map(|e| e.name).collect();
@@ -169,7 +196,7 @@ impl Catalog {
         let discovery = vec![
             Tool::new(
                 LIST_AVAILABLE_TOOLSETS,
-                "List every toolset of this server: name, what it is for, whether this session has it enabled, and its tool count. Start here when a tool you need is not listed.",
+                "List every toolset of this server and the groups of the large ones (github.actions): name, what it is for, whether this session has it enabled, and its tool count. Start here when a tool you need is not listed.",
                 object(json!({ "type": "object", "properties": {}, "additionalProperties": false })),
             )
             .with_title("List available toolsets")
@@ -180,6 +207,7 @@ impl Catalog {
                     "type": "object",
                     "properties": {
                         "name": { "type": "string" },
+                        "part_of": { "type": "string", "description": "the toolset of a group" },
                         "description": { "type": "string" },
                         "enabled": { "type": "boolean" },
                         "tools": { "type": "integer", "description": "tool count" },
@@ -190,7 +218,7 @@ impl Catalog {
             })))),
             Tool::new(
                 GET_TOOLSET_TOOLS,
-                "The tools of one toolset, each with a one-line description, without enabling it.",
+                "The tools of one toolset or group, each with a one-line description, without enabling it.",
                 toolset_input.clone(),
             )
             .with_title("Get toolset tools")
@@ -206,7 +234,7 @@ impl Catalog {
             })))),
             Tool::new(
                 ENABLE_TOOLSET,
-                "Enable a toolset for this session: its tools are added to the tool list (notifications/tools/list_changed) and can be called next. Needs a session (stdio, or HTTP with --http-sessions).",
+                "Enable a toolset, or one group of it, for this session: its tools are added to the tool list (notifications/tools/list_changed) and can be called next. Needs a session (stdio, or HTTP with --http-sessions).",
                 toolset_input,
             )
             .with_title("Enable toolset")
@@ -232,15 +260,26 @@ impl Catalog {
         self.toolsets.iter().find(|e| e.name == name)
     }
 
-    /// Whether `session` may list and call the tools of `toolset`.
-    pub fn enabled(&self, session: &Session, toolset: &str) -> bool {
-        self.initial.contains(toolset) || session.added.lock().contains(toolset)
+    /// Whether `name` (a toolset or group) is on for a session that added `added`.
+    fn on(&self, added: &BTreeSet<&'static str>, name: &str) -> bool {
+        self.initial.contains(name) || added.contains(name)
     }
 
-    /// The tools `session` sees: the discovery tools, then the enabled toolsets' tools.
-    pub fn tools(&self, session: &Session, registry: &Registry) -> Vec<Tool> {
+    /// Whether `session` has `entry` enabled: itself, or the toolset it is a group of.
+    fn entry_enabled(&self, session: &Session, entry: &Entry) -> bool {
         let added = session.added.lock();
-        let on = |ts: &str| self.initial.contains(ts) || added.contains(ts);
+        self.on(&added, entry.name) || self.on(&added, entry.toolset)
+    }
+
+    /// Whether `session` may list and call `def`: its toolset or its group is enabled.
+    pub fn tool_enabled(&self, session: &Session, def: &ToolDef) -> bool {
+        let added = session.added.lock();
+        self.on(&added, def.toolset) || def.group.is_some_and(|g| self.on(&added, g.name))
+    }
+
+    /// The tools `session` sees: the discovery tools, then the enabled toolsets' and
+    /// groups' tools.
+    pub fn tools(&self, session: &Session, registry: &Registry) -> Vec<Tool> {
         self.discovery
             .iter()
             .cloned()
@@ -248,7 +287,7 @@ impl Catalog {
                 registry
                     .tools()
                     .iter()
-                    .filter(|t| on(t.toolset))
+                    .filter(|t| self.tool_enabled(session, t))
                     .map(|t| t.tool.clone()),
             )
             .collect()
@@ -259,17 +298,23 @@ impl Catalog {
         self.discovery.iter().find(|t| t.name == name)
     }
 
-    /// The answer to a call of `def` when `session` has not enabled its toolset.
+    /// The answer to a call of `def` when `session` has not enabled its toolset or group.
     pub fn not_enabled(&self, session: &Session, def: &ToolDef) -> Option<CallToolResult> {
-        if self.enabled(session, def.toolset) {
+        if self.tool_enabled(session, def) {
             return None;
         }
+        let (part, enable) = match def.group {
+            Some(g) => (
+                format!("the `{}` group of the `{}` toolset", g.name, def.toolset),
+                g.name,
+            ),
+            None => (format!("the `{}` toolset", def.toolset), def.toolset),
+        };
         Some(
             ToolError::input(format!(
-                "tool `{}` belongs to the `{ts}` toolset, which this session has not enabled; call enable_toolset with {{\"toolset\": \"{ts}\"}} first, then call `{}` again",
+                "tool `{}` belongs to {part}, which this session has not enabled; call enable_toolset with {{\"toolset\": \"{enable}\"}} first, then call `{}` again",
                 def.name(),
                 def.name(),
-                ts = def.toolset,
             ))
             .into_result(),
         )
@@ -308,12 +353,16 @@ impl Catalog {
                     .toolsets
                     .iter()
                     .map(|e| {
-                        json!({
+                        let mut entry = json!({
                             "name": e.name,
                             "description": e.description,
-                            "enabled": self.enabled(session, e.name),
+                            "enabled": self.entry_enabled(session, e),
                             "tools": e.tools.len(),
-                        })
+                        });
+                        if e.toolset != e.name {
+                            entry["part_of"] = json!(e.toolset);
+                        }
+                        entry
                     })
                     .collect();
                 Ok(json!({ "toolsets": toolsets }))
@@ -327,13 +376,13 @@ impl Catalog {
                     .collect();
                 Ok(json!({
                     "toolset": entry.name,
-                    "enabled": self.enabled(session, entry.name),
+                    "enabled": self.entry_enabled(session, entry),
                     "tools": tools,
                 }))
             }
             ENABLE_TOOLSET => {
                 let entry = self.toolset_arg(args)?;
-                let already = self.enabled(session, entry.name);
+                let already = self.entry_enabled(session, entry);
                 if !already {
                     if stateless {
                         return Err(ToolError::business(format!(

@@ -47,6 +47,8 @@ pub enum BuildError {
         "--conformance-fixtures needs a build with the `conformance-fixtures` feature (cargo build --features conformance-fixtures)"
     )]
     FixturesNotBuilt,
+    #[error("option toolsets: unknown group `{group}`; the groups are: {known}")]
+    UnknownGroup { group: String, known: String },
     #[error("tool `{name}` is defined by both the {first} and the {second} toolset")]
     DuplicateTool {
         name: String,
@@ -70,6 +72,30 @@ fn reject_duplicate_names(toolsets: &[Toolset]) -> Result<(), BuildError> {
         }
     }
     Ok(())
+}
+
+/// Every group named in `--toolsets` must be one the built toolsets define.
+fn reject_unknown_groups(config: &Config, toolsets: &[Toolset]) -> Result<(), BuildError> {
+    let known: Vec<&str> = toolsets
+        .iter()
+        .flat_map(|ts| ts.groups())
+        .map(|g| g.name)
+        .collect();
+    match config
+        .toolset_groups
+        .iter()
+        .find(|g| !known.contains(&g.as_str()))
+    {
+        Some(group) => Err(BuildError::UnknownGroup {
+            group: group.clone(),
+            known: if known.is_empty() {
+                "none among the toolsets named".to_string()
+            } else {
+                known.join(", ")
+            },
+        }),
+        None => Ok(()),
+    }
 }
 
 /// `build(runtime)`, or, when the toolset's state cannot load, [`unavailable`]: one
@@ -215,7 +241,7 @@ impl CortexServer {
         let runtime = Runtime::new(config.clone())?;
         let mut toolsets = Vec::new();
         // Dynamic mode builds every toolset; sessions choose which ones they list.
-        let wanted = |name: &str| config.dynamic_toolsets || config.toolset_enabled(name);
+        let wanted = |name: &str| config.dynamic_toolsets || config.toolset_wanted(name);
         if wanted("github") {
             toolsets.push(github::toolset(&runtime)?);
         }
@@ -249,6 +275,7 @@ impl CortexServer {
             return Err(BuildError::FixturesNotBuilt);
         }
         reject_duplicate_names(&toolsets)?;
+        reject_unknown_groups(&config, &toolsets)?;
         Ok(Self::assemble(runtime, toolsets))
     }
 
@@ -261,7 +288,7 @@ impl CortexServer {
         // instructions, and how to enable the others.
         let starts_with = |name: &str| {
             !config.dynamic_toolsets
-                || config.toolset_enabled(name)
+                || config.toolset_wanted(name)
                 || !crate::config::ALL_TOOLSETS.contains(&name)
         };
         let mut instructions = String::from(BASE_INSTRUCTIONS);
@@ -270,24 +297,35 @@ impl CortexServer {
         let mut prompts = Vec::new();
         let mut routes = axum::Router::new();
         for ts in toolsets {
+            if starts_with(ts.name) {
+                // Enabled through some groups only: the instructions name those.
+                let groups: Vec<_> = ts
+                    .groups()
+                    .into_iter()
+                    .filter(|g| {
+                        !config.toolset_enabled(ts.name)
+                            && config.toolset_groups.iter().any(|n| n == g.name)
+                    })
+                    .collect();
+                instructions.push_str("\n\n");
+                instructions.push_str(&ts.instructions_for(&groups));
+            }
             resources.extend(ts.resources);
             prompts.extend(ts.prompts);
             routes = routes.merge(ts.routes);
-            if starts_with(ts.name) {
-                instructions.push_str("\n\n");
-                instructions.push_str(ts.instructions);
-            }
             tools.extend(ts.tools.into_iter().filter(|t| selected(&config, t)));
         }
         let registry = Arc::new(Registry::new(tools, &order));
         let dynamic = config.dynamic_toolsets.then(|| {
             instructions.push_str("\n\n");
             instructions.push_str(dynamic::INSTRUCTIONS);
-            Arc::new(dynamic::Catalog::new(
-                &described,
-                &registry,
-                &config.toolsets,
-            ))
+            let initial: Vec<String> = config
+                .toolsets
+                .iter()
+                .chain(&config.toolset_groups)
+                .cloned()
+                .collect();
+            Arc::new(dynamic::Catalog::new(&described, &registry, &initial))
         });
         CortexServer {
             shared: Arc::new(Shared {
@@ -459,6 +497,12 @@ fn parse_events_uri(rest: &str) -> (String, u64) {
 
 fn selected(config: &Config, tool: &ToolDef) -> bool {
     if config.read_only && !tool.read_only {
+        return false;
+    }
+    // `--toolsets github.actions`: in dynamic mode every group stays registered and
+    // each session lists the groups it enabled.
+    if !config.dynamic_toolsets && !config.group_selected(tool.toolset, tool.group.map(|g| g.name))
+    {
         return false;
     }
     if config.exclude_tools.contains(tool.name()) {

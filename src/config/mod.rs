@@ -105,7 +105,12 @@ impl FromStr for Fsync {
 pub struct Config {
     /// The config file read at start, if any (logged and shown in `cortex://config`).
     pub config_file: Option<PathBuf>,
+    /// Toolsets enabled whole.
     pub toolsets: Vec<String>,
+    /// Groups (`github.actions`) named in `toolsets` whose toolset is not enabled whole:
+    /// only their tools are offered. The server checks the names against the groups the
+    /// toolsets define.
+    pub toolset_groups: Vec<String>,
     pub tools: Option<BTreeSet<String>>,
     pub exclude_tools: BTreeSet<String>,
     pub read_only: bool,
@@ -180,8 +185,8 @@ impl Config {
         let core = o.core;
         let dynamic_toolsets = core.dynamic_toolsets.unwrap_or(false);
         // Dynamic mode starts with only the toolsets named; every known one can be enabled.
-        let toolsets = match core.toolsets {
-            None if dynamic_toolsets => Vec::new(),
+        let (toolsets, toolset_groups) = match core.toolsets {
+            None if dynamic_toolsets => (Vec::new(), Vec::new()),
             requested => expand_toolsets(requested)?,
         };
         let log_level = core.log_level.unwrap_or_else(|| "info".into());
@@ -206,6 +211,7 @@ impl Config {
         Ok(Config {
             config_file: None,
             toolsets,
+            toolset_groups,
             tools: core.tools.map(|t| t.into_iter().collect()),
             exclude_tools: core.exclude_tools.unwrap_or_default().into_iter().collect(),
             read_only: core.read_only.unwrap_or(false),
@@ -232,9 +238,27 @@ impl Config {
         })
     }
 
-    /// Whether a toolset is enabled.
+    /// Whether a toolset is enabled whole.
     pub fn toolset_enabled(&self, name: &str) -> bool {
         self.toolsets.iter().any(|t| t == name)
+    }
+
+    /// Whether a toolset is enabled whole or some of its groups are.
+    pub fn toolset_wanted(&self, name: &str) -> bool {
+        self.toolset_enabled(name)
+            || self
+                .toolset_groups
+                .iter()
+                .any(|g| g.split_once('.').is_some_and(|(t, _)| t == name))
+    }
+
+    /// Whether `--toolsets` keeps a tool of `toolset` in `group` (`github.actions`): yes
+    /// unless the toolset is enabled through some of its groups only and `group` is not
+    /// one of them. (Whether a toolset is built at all is decided apart.)
+    pub fn group_selected(&self, toolset: &str, group: Option<&str>) -> bool {
+        self.toolset_enabled(toolset)
+            || !self.toolset_wanted(toolset)
+            || group.is_some_and(|g| self.toolset_groups.iter().any(|n| n == g))
     }
 
     /// The configuration as served by `cortex://config`: secrets replaced by a marker.
@@ -272,11 +296,28 @@ impl Config {
     }
 }
 
-fn expand_toolsets(requested: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> {
+/// `--toolsets` into the toolsets enabled whole and the groups (`github.actions`) named
+/// of the others, each once, in the order named.
+fn expand_toolsets(
+    requested: Option<Vec<String>>,
+) -> Result<(Vec<String>, Vec<String>), ConfigError> {
     let Some(requested) = requested else {
-        return Ok(DEFAULT_TOOLSETS.iter().map(|s| s.to_string()).collect());
+        return Ok((
+            DEFAULT_TOOLSETS.iter().map(|s| s.to_string()).collect(),
+            Vec::new(),
+        ));
     };
     let mut out: Vec<String> = Vec::new();
+    let mut groups: Vec<String> = Vec::new();
+    let unknown = |name: &str| {
+        invalid(
+            "toolsets",
+            format!(
+                "unknown toolset `{name}`; known: {}, default, all, or a group such as github.actions",
+                ALL_TOOLSETS.join(", ")
+            ),
+        )
+    };
     for name in requested.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
         let names: &[&str] = match name {
             "all" => ALL_TOOLSETS,
@@ -284,15 +325,15 @@ fn expand_toolsets(requested: Option<Vec<String>>) -> Result<Vec<String>, Config
             other if ALL_TOOLSETS.contains(&other) => {
                 std::slice::from_ref(ALL_TOOLSETS.iter().find(|t| **t == other).expect("checked"))
             }
-            other => {
-                return Err(invalid(
-                    "toolsets",
-                    format!(
-                        "unknown toolset `{other}`; known: {}, default, all",
-                        ALL_TOOLSETS.join(", ")
-                    ),
-                ));
-            }
+            other => match other.split_once('.') {
+                Some((toolset, part)) if ALL_TOOLSETS.contains(&toolset) && !part.is_empty() => {
+                    if !groups.iter().any(|g| g == other) {
+                        groups.push(other.to_string());
+                    }
+                    continue;
+                }
+                _ => return Err(unknown(other)),
+            },
         };
         for n in names {
             if !out.iter().any(|o| o == n) {
@@ -300,7 +341,12 @@ fn expand_toolsets(requested: Option<Vec<String>>) -> Result<Vec<String>, Config
             }
         }
     }
-    Ok(out)
+    // A toolset enabled whole has all its groups.
+    groups.retain(|g| {
+        g.split_once('.')
+            .is_none_or(|(t, _)| !out.iter().any(|o| o == t))
+    });
+    Ok((out, groups))
 }
 
 fn tracing_level_check(level: &str) -> Result<(), ConfigError> {

@@ -83,6 +83,46 @@ fn unknown_toolset_names_the_option() {
     assert!(err.contains("toolsets") && err.contains("nope"), "{err}");
 }
 
+fn with_toolsets(names: &[&str]) -> Result<Config, ConfigError> {
+    let over = Options {
+        core: CoreOptions {
+            toolsets: Some(names.iter().map(|n| n.to_string()).collect()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Config::from_layers(Options::default(), over)
+}
+
+#[test]
+fn toolsets_take_groups_and_a_whole_toolset_takes_its_groups_in() {
+    let c = with_toolsets(&[
+        "github.actions",
+        "patchkit",
+        "github.issues",
+        "github.actions",
+    ])
+    .unwrap();
+    assert_eq!(c.toolsets, vec!["patchkit"]);
+    assert_eq!(c.toolset_groups, vec!["github.actions", "github.issues"]);
+    assert!(c.toolset_wanted("github") && !c.toolset_enabled("github"));
+    assert!(c.group_selected("github", Some("github.issues")));
+    assert!(!c.group_selected("github", Some("github.pulls")));
+    assert!(!c.group_selected("github", None));
+    assert!(c.group_selected("patchkit", None));
+    assert!(!c.toolset_wanted("asbr"));
+
+    let c = with_toolsets(&["github.actions", "github"]).unwrap();
+    assert_eq!(c.toolsets, vec!["github"]);
+    assert!(c.toolset_groups.is_empty());
+    assert!(c.group_selected("github", Some("github.pulls")));
+
+    for bad in ["nope.actions", "github.", ".actions"] {
+        let err = with_toolsets(&[bad]).unwrap_err().to_string();
+        assert!(err.contains("toolsets") && err.contains(bad), "{err}");
+    }
+}
+
 #[test]
 fn non_loopback_bind_needs_token() {
     let c = Config::from_layers(Options::default(), Options::default()).unwrap();

@@ -196,6 +196,9 @@ type Preparer = Arc<dyn Fn(JsonObject) -> Result<PreparedCall, ToolError> + Send
 pub struct ToolDef {
     pub tool: Tool,
     pub toolset: &'static str,
+    /// The part of its toolset the tool sits in (`github.actions`), for toolsets that
+    /// can be enabled a part at a time; set by [`super::toolset::Tools::group`].
+    pub group: Option<Group>,
     pub read_only: bool,
     /// The compiled input schema; `None` for a [`raw_tool`], which reads its own
     /// arguments.
@@ -211,6 +214,22 @@ pub struct ToolDef {
     /// The text a model reads for a successful result, when the tool has a better one
     /// than the result's JSON (see [`ToolDef::with_model_text`]).
     model_text: Option<ModelText>,
+}
+
+/// A named part of a toolset (`--toolsets github.actions`): its name, `toolset.part`,
+/// and a few words on what its tools are for (read by people and by
+/// `list_available_toolsets`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Group {
+    pub name: &'static str,
+    pub about: &'static str,
+}
+
+impl Group {
+    /// The toolset the group is part of: its name up to the first `.`.
+    pub fn toolset(&self) -> &'static str {
+        self.name.split_once('.').map_or(self.name, |(t, _)| t)
+    }
 }
 
 /// Renders a successful result as the text block a model reads; `None` keeps the JSON.
@@ -298,6 +317,7 @@ where
     ToolDef {
         tool,
         toolset,
+        group: None,
         read_only: hints.read_only,
         validator: Some(Arc::new(OnceLock::new())),
         validation_schema,
@@ -345,6 +365,7 @@ where
         validation_schema: tool.input_schema.clone(),
         tool,
         toolset,
+        group: None,
         read_only,
         validator: None,
         prepare,

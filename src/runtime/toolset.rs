@@ -13,7 +13,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
     prompts::PromptSource,
-    registry::{CallCtx, Hints, ToolDef, ToolError, tool},
+    registry::{CallCtx, Group, Hints, ToolDef, ToolError, tool},
     resources::ResourceSource,
 };
 
@@ -47,6 +47,39 @@ impl Toolset {
         }
     }
 
+    /// The groups its tools sit in, each once, in catalog order.
+    pub fn groups(&self) -> Vec<Group> {
+        let mut groups: Vec<Group> = Vec::new();
+        for group in self.tools.iter().filter_map(|t| t.group) {
+            if !groups.contains(&group) {
+                groups.push(group);
+            }
+        }
+        groups
+    }
+
+    /// Its instructions when only `groups` of it are enabled. Instructions start with
+    /// `name: what it covers.`; that first sentence becomes the groups' own words, so
+    /// the text names no tool the session does not have. All groups, or none given:
+    /// the instructions as written.
+    pub fn instructions_for(&self, groups: &[Group]) -> String {
+        if groups.is_empty() || groups.len() == self.groups().len() {
+            return self.instructions.to_string();
+        }
+        let covers = groups
+            .iter()
+            .map(|g| format!("{} ({})", g.name, g.about))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let rest = self
+            .instructions
+            .strip_prefix(self.name)
+            .and_then(|r| r.strip_prefix(": "))
+            .and_then(|r| r.split_once(". ").map(|(_, rest)| rest))
+            .unwrap_or(self.instructions);
+        format!("{}: only the groups {covers}. {rest}", self.name)
+    }
+
     /// Adds a family of resources.
     pub fn with_resources(mut self, source: Arc<dyn ResourceSource>) -> Self {
         self.resources.push(source);
@@ -69,8 +102,10 @@ impl Toolset {
 /// The registration builder: binds a toolset's name and its shared state `S` to each
 /// handler `async fn(S, Input, CallCtx) -> Out<Output>`, so a tool's registration is its
 /// name, hints, handler and description.
+#[derive(Clone)]
 pub struct Tools<S> {
     toolset: &'static str,
+    group: Option<Group>,
     state: S,
 }
 
@@ -78,7 +113,24 @@ impl<S: Clone + Send + Sync + 'static> Tools<S> {
     pub fn new(toolset: &'static str, state: &S) -> Self {
         Tools {
             toolset,
+            group: None,
             state: state.clone(),
+        }
+    }
+
+    /// The same builder putting every tool it registers in `group` (whose name must be
+    /// `toolset.part`): a topic file's `register` starts with `let t = t.group(G);`.
+    pub fn group(&self, group: Group) -> Self {
+        assert_eq!(
+            group.toolset(),
+            self.toolset,
+            "group {} is not a part of the {} toolset",
+            group.name,
+            self.toolset
+        );
+        Tools {
+            group: Some(group),
+            ..self.clone()
         }
     }
 
@@ -98,8 +150,10 @@ impl<S: Clone + Send + Sync + 'static> Tools<S> {
         Fut: Future<Output = Out<O>> + Send + 'static,
     {
         let state = self.state.clone();
-        tool(self.toolset, name, description, hints, move |input, ctx| {
+        let mut def = tool(self.toolset, name, description, hints, move |input, ctx| {
             handler(state.clone(), input, ctx)
-        })
+        });
+        def.group = self.group;
+        def
     }
 }

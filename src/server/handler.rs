@@ -87,7 +87,7 @@ impl ServerHandler for CortexServer {
         let def = self.shared.registry.get(name);
         match &self.shared.dynamic {
             Some(dynamic) => dynamic.discovery_tool(name).cloned().or_else(|| {
-                def.filter(|d| dynamic.enabled(&self.session.toolsets, d.toolset))
+                def.filter(|d| dynamic.tool_enabled(&self.session.toolsets, d))
                     .map(|d| d.tool.clone())
             }),
             None => def.map(|t| t.tool.clone()),

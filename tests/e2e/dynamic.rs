@@ -1,6 +1,6 @@
 //! `--dynamic-toolsets` through real rmcp clients: a small first `tools/list`, enabling a
-//! toolset per session with `notifications/tools/list_changed`, sessions kept apart over
-//! HTTP, and the error stateless HTTP answers.
+//! toolset or one github group per session with `notifications/tools/list_changed`,
+//! sessions kept apart over HTTP, and the error stateless HTTP answers.
 
 use std::sync::{
     Arc,
@@ -207,5 +207,127 @@ async fn stateless_http_cannot_enable_and_says_to_use_sessions() {
     let refused = err(&client, "enable_toolset", json!({"toolset": "patchkit"})).await;
     assert!(refused.contains("--http-sessions"), "{refused}");
     assert_eq!(names(&client).await, DISCOVERY);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_session_enables_one_github_group_then_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let changed = ListChanged::default();
+    let client = stdio_client_with(
+        changed.clone(),
+        dir.path(),
+        &["--dynamic-toolsets", "serve"],
+        &[],
+    )
+    .await;
+    let bytes = list_bytes(&client).await;
+    assert!(bytes <= 8 * 1024, "first tools/list is {bytes} bytes");
+
+    let available = ok(&client, "list_available_toolsets", json!({})).await;
+    let actions = available["toolsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "github.actions")
+        .cloned()
+        .unwrap_or_else(|| panic!("github.actions is listed: {available}"));
+    assert_eq!(actions["part_of"], "github");
+    assert_eq!(actions["enabled"], false);
+    let count = actions["tools"].as_u64().unwrap() as usize;
+
+    let listed = ok(
+        &client,
+        "get_toolset_tools",
+        json!({"toolset": "github.actions"}),
+    )
+    .await;
+    let group: Vec<String> = listed["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(group.len(), count);
+    assert!(group.iter().any(|n| n == "get_job_logs"), "{group:?}");
+
+    let enabled = ok(
+        &client,
+        "enable_toolset",
+        json!({"toolset": "github.actions"}),
+    )
+    .await;
+    assert_eq!(enabled["already_enabled"], false);
+    wait_until("tools/list_changed", Duration::from_secs(10), || {
+        changed.count() == 1
+    })
+    .await;
+    let after = names(&client).await;
+    assert_eq!(after[..3], DISCOVERY);
+    assert_eq!(after[3..].to_vec(), group, "exactly the group's tools");
+
+    let refused = err(
+        &client,
+        "get_issue",
+        json!({"repository": "o/r", "number": 1}),
+    )
+    .await;
+    assert!(
+        refused.contains("enable_toolset") && refused.contains("github.issues"),
+        "{refused}"
+    );
+
+    ok(&client, "enable_toolset", json!({"toolset": "github"})).await;
+    wait_until("tools/list_changed", Duration::from_secs(10), || {
+        changed.count() == 2
+    })
+    .await;
+    let all = names(&client).await;
+    assert!(
+        all.iter().any(|n| n == "get_issue") && all.iter().any(|n| n == "get_job_logs"),
+        "{all:?}"
+    );
+    let again = ok(
+        &client,
+        "enable_toolset",
+        json!({"toolset": "github.issues"}),
+    )
+    .await;
+    assert_eq!(again["already_enabled"], true, "github took its groups in");
+    assert_eq!(changed.count(), 2);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_group_named_with_dynamic_mode_starts_enabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = stdio_client(
+        dir.path(),
+        &["--dynamic-toolsets", "--toolsets", "github.pulls", "serve"],
+    )
+    .await;
+    let listed = names(&client).await;
+    assert!(
+        listed.iter().any(|n| n == "merge_pull_request"),
+        "{listed:?}"
+    );
+    assert!(!listed.iter().any(|n| n == "get_issue"), "{listed:?}");
+    let available = ok(&client, "list_available_toolsets", json!({})).await;
+    let enabled: Vec<&str> = available["toolsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["enabled"] == true)
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(enabled, ["github.pulls"]);
+    let instructions = client
+        .peer_info()
+        .and_then(|i| i.instructions.clone())
+        .unwrap_or_default();
+    assert!(
+        instructions.contains("github.pulls") && !instructions.contains("github.issues ("),
+        "{instructions}"
+    );
     client.cancel().await.unwrap();
 }

@@ -12,6 +12,7 @@ use super::super::client::ACCEPT_JSON;
 use super::*;
 
 pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
+    let t = &t.group(REPOS);
     let write = Hints::write_remote();
     vec![
         t.tool(

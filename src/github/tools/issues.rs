@@ -6,6 +6,9 @@
 use super::*;
 
 pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
+    let t = &t.group(ISSUES);
+    // Code and repository search are about repositories, not issues.
+    let repos = &t.group(REPOS);
     let read = Hints::read_remote();
     let write = Hints::write_remote();
     vec![
@@ -58,14 +61,14 @@ pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
             "Search issues and pull requests with GitHub's query syntax (`repo:o/r is:open label:bug words`). Returns the matches and `total_count`; search allows 30 requests a minute and calls queue rather than fail."
         )
         .titled("Search issues"),
-        t.tool(
+        repos.tool(
             "search_code",
             read,
             search_code,
             "Search code with GitHub's query syntax (`repo:o/r fn main`). Returns matching files and `total_count`; code search allows about 9 requests a minute and calls queue rather than fail."
         )
         .titled("Search code"),
-        t.tool(
+        repos.tool(
             "search_repositories",
             read,
             search_repositories,

@@ -1,7 +1,9 @@
 //! The GitHub tools, one file or folder per topic (`pulls`, `repos`, `issues`,
-//! `actions`, `files`, `releases`): each holds its tools' inputs (contract names and defaults kept),
-//! handlers and registration with annotations and descriptions. This module holds what
-//! the handlers share and the toolset's tool list. Writes publish `github.*` events.
+//! `actions`, `files`, `releases`): each holds its tools' inputs (contract names and
+//! defaults kept), handlers and registration with annotations, descriptions and group
+//! (`let t = t.group(ACTIONS);` at the top of its `register`). This module holds what
+//! the handlers share, the groups and the toolset's tool list. Writes publish `github.*`
+//! events.
 //!
 //! Owns tool semantics only: requests go through `client.rs`, shapes come from
 //! `model.rs`. It must not touch lanes or rate-limit state directly.
@@ -20,7 +22,7 @@ use crate::runtime::{
     events::{EventBus, EventPayload},
     executor::LaneStats,
     page::Page,
-    registry::{CallCtx, Hints, ToolDef, ToolError},
+    registry::{CallCtx, Group, Hints, ToolDef, ToolError},
     toolset::Tools,
 };
 
@@ -39,6 +41,30 @@ use super::{
 };
 
 const SOURCE: &str = "cortex-mcp/github";
+
+// The groups of the toolset (`--toolsets github.actions`); every tool is in exactly one,
+// set where it is registered.
+
+/// Repositories, branches, commits, file reads and writes, code and repository search.
+const REPOS: Group = Group {
+    name: "github.repos",
+    about: "Repositories, branches, commits, file reads and writes (push_files), code and repository search",
+};
+/// Issues, their comments and issue search.
+const ISSUES: Group = Group {
+    name: "github.issues",
+    about: "Issues, issue comments and issue search",
+};
+/// Pull requests: open, list, read, files, diff, merge.
+const PULLS: Group = Group {
+    name: "github.pulls",
+    about: "Pull requests: open, list, read, changed files, diff, merge",
+};
+/// GitHub Actions and CI: workflows, runs, jobs, logs, checks, reruns, artifacts.
+const ACTIONS: Group = Group {
+    name: "github.actions",
+    about: "Actions and CI: workflows, runs, jobs, logs, commit checks, dispatch, reruns, cancel, artifacts",
+};
 
 const DEFAULT_BODY_BYTES: usize = 16 * 1024;
 
@@ -218,6 +244,38 @@ mod tests {
         assert!(repo("../etc/passwd").is_err());
         assert!(repo("octo/hello/extra").is_err());
         assert!(repo("octo/..").is_err());
+    }
+
+    #[tokio::test]
+    async fn every_tool_is_in_one_github_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config =
+            crate::config::Config::from_layers(Default::default(), Default::default()).unwrap();
+        config.state_dir = dir.path().to_path_buf();
+        let runtime = crate::runtime::Runtime::new(Arc::new(config)).unwrap();
+        let tools = crate::github::toolset(&runtime).unwrap().tools;
+        assert!(tools.len() > 20, "{}", tools.len());
+        for def in &tools {
+            let group = def.group.unwrap_or_else(|| {
+                panic!(
+                    "github tool `{}` has no group: start its file's `register` with `let t = t.group(..);`",
+                    def.name()
+                )
+            });
+            assert!(
+                [REPOS, ISSUES, PULLS, ACTIONS].contains(&group),
+                "{}: {}",
+                def.name(),
+                group.name
+            );
+        }
+        for group in [REPOS, ISSUES, PULLS, ACTIONS] {
+            assert!(
+                tools.iter().any(|t| t.group == Some(group)),
+                "{} has no tools",
+                group.name
+            );
+        }
     }
 
     #[test]

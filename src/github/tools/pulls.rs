@@ -6,6 +6,7 @@
 use super::*;
 
 pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
+    let t = &t.group(PULLS);
     let read = Hints::read_remote();
     let write = Hints::write_remote();
     vec![

@@ -9,6 +9,7 @@ use super::super::events::ReleaseAction;
 use super::*;
 
 pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
+    let t = &t.group(REPOS);
     let read = Hints::read_remote();
     let write = Hints::write_remote();
     vec![

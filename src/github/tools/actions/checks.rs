@@ -7,6 +7,7 @@
 use super::*;
 
 pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
+    let t = &t.group(ACTIONS);
     let read = Hints::read_remote();
     vec![
         t.tool(

@@ -14,6 +14,7 @@ use crate::runtime::http::BodyLimit;
 use super::{jobs::run_jobs, *};
 
 pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
+    let t = &t.group(ACTIONS);
     let read = Hints::read_remote();
     vec![
         t.tool(

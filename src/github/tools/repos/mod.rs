@@ -12,6 +12,7 @@ mod files;
 mod workflow_runs;
 
 pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
+    let t = &t.group(REPOS);
     let read = Hints::read_remote();
     let write = Hints::write_remote();
     [
