@@ -288,11 +288,11 @@ where
 {
     let mut validation_schema =
         schema_for_input::<I>().unwrap_or_else(|e| panic!("tool {name}: {e}"));
-    portable_schema(Arc::make_mut(&mut validation_schema));
+    super::schema_compact::portable(Arc::make_mut(&mut validation_schema));
     let mut input_schema = validation_schema.clone();
     super::schema_compact::input(Arc::make_mut(&mut input_schema));
     let mut output_schema = schema_for_output::<O>();
-    portable_schema(Arc::make_mut(&mut output_schema));
+    super::schema_compact::portable(Arc::make_mut(&mut output_schema));
     super::schema_compact::output(Arc::make_mut(&mut output_schema));
     let title = name.replace('_', " ");
     let mut tool = Tool::new(name, description.to_string(), input_schema)
@@ -371,48 +371,6 @@ where
         prepare,
         raw: true,
         model_text: None,
-    }
-}
-
-/// Makes schemars' output portable: drops its Rust-specific `format`s (`uint64`, `int32`,
-/// `double`, ...), which JSON Schema 2020-12 does not define and strict clients warn on
-/// (the bounds they imply stay as `minimum`/`maximum`), and spells "any value" as `{}`.
-fn portable_schema(schema: &mut JsonObject) {
-    const RUST_FORMATS: &[&str] = &[
-        "int", "int8", "int16", "int32", "int64", "int128", "uint", "uint8", "uint16", "uint32",
-        "uint64", "uint128", "float", "double",
-    ];
-    if schema
-        .get("format")
-        .and_then(Value::as_str)
-        .is_some_and(|f| RUST_FORMATS.contains(&f))
-    {
-        schema.remove("format");
-    }
-    // A bare `true` schema ("any value") is legal but some clients expect an object:
-    // `{}` means the same.
-    if let Some(Value::Object(properties)) = schema.get_mut("properties") {
-        for value in properties.values_mut() {
-            if *value == Value::Bool(true) {
-                *value = Value::Object(JsonObject::new());
-            }
-        }
-    }
-    if schema.get("items") == Some(&Value::Bool(true)) {
-        schema.insert("items".into(), Value::Object(JsonObject::new()));
-    }
-    for value in schema.values_mut() {
-        match value {
-            Value::Object(inner) => portable_schema(inner),
-            Value::Array(items) => {
-                for item in items {
-                    if let Value::Object(inner) = item {
-                        portable_schema(inner);
-                    }
-                }
-            }
-            _ => {}
-        }
     }
 }
 

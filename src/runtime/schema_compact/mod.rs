@@ -508,3 +508,45 @@ fn without_default(text: &str, default: &str) -> String {
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+/// Makes schemars' output portable: drops its Rust-specific `format`s (`uint64`, `int32`,
+/// `double`, ...), which JSON Schema 2020-12 does not define and strict clients warn on
+/// (the bounds they imply stay as `minimum`/`maximum`), and spells "any value" as `{}`.
+pub fn portable(schema: &mut JsonObject) {
+    const RUST_FORMATS: &[&str] = &[
+        "int", "int8", "int16", "int32", "int64", "int128", "uint", "uint8", "uint16", "uint32",
+        "uint64", "uint128", "float", "double",
+    ];
+    if schema
+        .get("format")
+        .and_then(Value::as_str)
+        .is_some_and(|f| RUST_FORMATS.contains(&f))
+    {
+        schema.remove("format");
+    }
+    // A bare `true` schema ("any value") is legal but some clients expect an object:
+    // `{}` means the same.
+    if let Some(Value::Object(properties)) = schema.get_mut("properties") {
+        for value in properties.values_mut() {
+            if *value == Value::Bool(true) {
+                *value = Value::Object(JsonObject::new());
+            }
+        }
+    }
+    if schema.get("items") == Some(&Value::Bool(true)) {
+        schema.insert("items".into(), Value::Object(JsonObject::new()));
+    }
+    for value in schema.values_mut() {
+        match value {
+            Value::Object(inner) => portable(inner),
+            Value::Array(items) => {
+                for item in items {
+                    if let Value::Object(inner) = item {
+                        portable(inner);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
