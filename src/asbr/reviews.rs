@@ -69,15 +69,15 @@ pub enum ReviewError {
 )]
 #[serde(rename_all = "lowercase")]
 pub enum ReviewerKind {
-    /// The security scan (secrets, SAST, dependencies when advisories are configured).
+    // The security scan (secrets, SAST, dependencies when advisories are configured).
     Security,
-    /// Nested loops, queries/requests inside loops, unbounded reads.
+    // Nested loops, queries/requests inside loops, unbounded reads.
     Performance,
-    /// Large modules, functions with many parameters, deep nesting, wildcard imports.
+    // Large modules, functions with many parameters, deep nesting, wildcard imports.
     Architecture,
-    /// Long lines, long functions, TODO/FIXME markers, trailing whitespace.
+    // Long lines, long functions, TODO/FIXME markers, trailing whitespace.
     Style,
-    /// The model itself: runs no analyser, answers with submit_feedback.
+    // The model itself: runs no analyser, answers with submit_feedback.
     Ai,
 }
 

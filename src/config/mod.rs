@@ -40,8 +40,13 @@ pub use options::{CoreOptions, Options};
 pub use redact::{REDACTED, Secret, redact_url, shown_url};
 pub use transport::{TransportLimits, TransportOptions};
 
-/// Toolsets enabled when none are named. `batch` is opt-in.
-pub const DEFAULT_TOOLSETS: &[&str] = &["github", "integrations", "asbr", "mvp", "patchkit"];
+/// Toolsets enabled whole when none are named. `batch` is opt-in.
+pub const DEFAULT_TOOLSETS: &[&str] = &["integrations", "asbr", "mvp", "patchkit"];
+/// Groups of a toolset enabled by default besides [`DEFAULT_TOOLSETS`]: like the official
+/// GitHub server's default, repositories, issues and pull requests; `github.actions`,
+/// `github.releases` (or `github`, `all`) are opt-in, which keeps the default catalog
+/// within its budget.
+pub const DEFAULT_GROUPS: &[&str] = &["github.repos", "github.issues", "github.pulls"];
 /// Every toolset name the server knows.
 pub const ALL_TOOLSETS: &[&str] = &["github", "integrations", "asbr", "mvp", "patchkit", "batch"];
 
@@ -301,12 +306,7 @@ impl Config {
 fn expand_toolsets(
     requested: Option<Vec<String>>,
 ) -> Result<(Vec<String>, Vec<String>), ConfigError> {
-    let Some(requested) = requested else {
-        return Ok((
-            DEFAULT_TOOLSETS.iter().map(|s| s.to_string()).collect(),
-            Vec::new(),
-        ));
-    };
+    let requested = requested.unwrap_or_else(|| vec!["default".to_string()]);
     let mut out: Vec<String> = Vec::new();
     let mut groups: Vec<String> = Vec::new();
     let unknown = |name: &str| {
@@ -319,6 +319,13 @@ fn expand_toolsets(
         )
     };
     for name in requested.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        if name == "default" {
+            for group in DEFAULT_GROUPS {
+                if !groups.iter().any(|g| g == group) {
+                    groups.push(group.to_string());
+                }
+            }
+        }
         let names: &[&str] = match name {
             "all" => ALL_TOOLSETS,
             "default" => DEFAULT_TOOLSETS,

@@ -112,7 +112,9 @@ layered! {
     #[derive(Debug, Default, Clone, clap::Args, Deserialize)]
     #[serde(rename_all = "kebab-case")]
     pub struct CoreOptions {
-        /// Toolsets to enable (comma-separated; `default`, `all`, or names).
+        /// Toolsets to enable (comma-separated; `default`, `all`, names, or groups such as
+        /// `github.actions`). The default is integrations, asbr, mvp, patchkit and the
+        /// github groups repos, issues and pulls.
         #[arg(long, global = true, env = "CORTEX_MCP_TOOLSETS", value_delimiter = ',')]
         pub toolsets: Option<Vec<String>>,
         /// Only these tools (comma-separated).

@@ -9,10 +9,24 @@ use super::{
 };
 
 #[test]
-fn defaults_enable_the_five_toolsets() {
+fn defaults_enable_four_toolsets_whole_and_three_github_groups() {
     let c = Config::from_layers(Options::default(), Options::default()).unwrap();
     assert_eq!(c.toolsets, DEFAULT_TOOLSETS);
-    assert!(!c.toolset_enabled("batch"));
+    assert_eq!(c.toolset_groups, DEFAULT_GROUPS);
+    assert!(c.toolset_wanted("github"));
+    assert!(!c.toolset_enabled("github") && !c.toolset_enabled("batch"));
+
+    let named = |list: &str| Options {
+        core: CoreOptions {
+            toolsets: Some(list.split(',').map(str::to_string).collect()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let c = Config::from_layers(Options::default(), named("default,github.actions")).unwrap();
+    assert_eq!(c.toolset_groups.len(), DEFAULT_GROUPS.len() + 1);
+    let c = Config::from_layers(Options::default(), named("default,github")).unwrap();
+    assert!(c.toolset_enabled("github") && c.toolset_groups.is_empty());
 }
 
 #[test]

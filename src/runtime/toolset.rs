@@ -59,18 +59,14 @@ impl Toolset {
     }
 
     /// Its instructions when only `groups` of it are enabled. Instructions start with
-    /// `name: what it covers.`; that first sentence becomes the groups' own words, so
-    /// the text names no tool the session does not have. All groups, or none given:
+    /// `name: what it covers.`; that first sentence becomes the names of the groups
+    /// (their tools say the rest), so the text names no tool the session does not have. All groups, or none given:
     /// the instructions as written.
     pub fn instructions_for(&self, groups: &[Group]) -> String {
         if groups.is_empty() || groups.len() == self.groups().len() {
             return self.instructions.to_string();
         }
-        let covers = groups
-            .iter()
-            .map(|g| format!("{} ({})", g.name, g.about))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let covers = groups.iter().map(|g| g.name).collect::<Vec<_>>().join(", ");
         let rest = self
             .instructions
             .strip_prefix(self.name)

@@ -161,6 +161,29 @@ async fn instructions_fit_in_2000_characters_and_name_the_enabled_toolsets() {
         assert!(text.contains(&format!("{toolset}:")), "{toolset}: {text}");
     }
 
+    // The default: four toolsets whole and three github groups, named as groups.
+    let default = tempfile::tempdir().unwrap();
+    let client = stdio_client(default.path(), &[]).await;
+    let text = client
+        .peer_info()
+        .and_then(|i| i.instructions.clone())
+        .unwrap_or_default();
+    client.cancel().await.unwrap();
+    assert!(text.chars().count() <= 2000, "{text}");
+    for named in [
+        "github.repos",
+        "github.issues",
+        "github.pulls",
+        "patchkit:",
+        "asbr:",
+    ] {
+        assert!(text.contains(named), "{named}: {text}");
+    }
+    assert!(
+        !text.contains("github.actions") && !text.contains("batch:"),
+        "{text}"
+    );
+
     let only = tempfile::tempdir().unwrap();
     let client = stdio_client(only.path(), &["--toolsets", "github,patchkit"]).await;
     let text = client

@@ -8,11 +8,12 @@ use std::collections::BTreeSet;
 
 use crate::common::*;
 
-const GROUPS: [&str; 4] = [
+const GROUPS: [&str; 5] = [
     "github.repos",
     "github.issues",
     "github.pulls",
     "github.actions",
+    "github.releases",
 ];
 
 /// The tool names and instructions a server started with `args` offers.

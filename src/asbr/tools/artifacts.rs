@@ -39,7 +39,7 @@ pub(super) fn register(t: &Tools<A>) -> Vec<ToolDef> {
             "list_artifacts",
             read,
             list_artifacts,
-            "List artifact metadata newest first, by kind and creation time; pass `next_cursor` back as `cursor` for more.",
+            "List artifact metadata newest first, by kind and creation time.",
         )
         .titled("List artifacts"),
     ]

@@ -63,7 +63,7 @@ pub(super) fn register(t: &Tools<A>) -> Vec<ToolDef> {
             "list_reviews",
             read,
             list_reviews,
-            "List reviews newest first (summaries without findings), by status and reviewer; returns a page and `next_cursor` to pass back as `cursor`.",
+            "List reviews newest first (summaries without findings), by status and reviewer.",
         )
         .titled("List reviews"),
     ]

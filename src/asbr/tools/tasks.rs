@@ -44,7 +44,7 @@ pub(super) fn register(t: &Tools<A>) -> Vec<ToolDef> {
             "list_tasks",
             read,
             list_tasks,
-            "List tasks newest first, optionally by status; pass `next_cursor` back as `cursor` for more.",
+            "List tasks newest first, optionally by status.",
         )
         .titled("List tasks"),
         t.tool(

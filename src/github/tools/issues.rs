@@ -16,7 +16,7 @@ pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
             "list_issues",
             read,
             list_issues,
-            "Find issues (pull requests left out) by state, labels (all must match) and assignee, newest first. Returns number, title, state, labels and dates per issue, no bodies (see `get_issue`); pass `next_cursor` back as `cursor` for more."
+            "Find issues (pull requests left out) by state, labels (all must match) and assignee, newest first. Returns number, title, state, labels and dates per issue, no bodies (see `get_issue`)."
         )
         .titled("List issues"),
         t.tool(
@@ -51,7 +51,7 @@ pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
             "list_issue_comments",
             read,
             list_issue_comments,
-            "Read the discussion of an issue or pull request: comments oldest first with author, dates and body; pass `next_cursor` back as `cursor` for more."
+            "Read the discussion of an issue or pull request: comments oldest first with author, dates and body."
         )
         .titled("List issue comments"),
         t.tool(

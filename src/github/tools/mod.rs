@@ -65,6 +65,11 @@ const ACTIONS: Group = Group {
     name: "github.actions",
     about: "Actions and CI: workflows, runs, jobs, logs, commit checks, dispatch, reruns, cancel, artifacts",
 };
+/// Tags and releases: list, read, create.
+const RELEASES: Group = Group {
+    name: "github.releases",
+    about: "Tags and releases: list, read one, create a release",
+};
 
 const DEFAULT_BODY_BYTES: usize = 16 * 1024;
 
@@ -263,13 +268,13 @@ mod tests {
                 )
             });
             assert!(
-                [REPOS, ISSUES, PULLS, ACTIONS].contains(&group),
+                [REPOS, ISSUES, PULLS, ACTIONS, RELEASES].contains(&group),
                 "{}: {}",
                 def.name(),
                 group.name
             );
         }
-        for group in [REPOS, ISSUES, PULLS, ACTIONS] {
+        for group in [REPOS, ISSUES, PULLS, ACTIONS, RELEASES] {
             assert!(
                 tools.iter().any(|t| t.group == Some(group)),
                 "{} has no tools",

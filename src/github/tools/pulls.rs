@@ -21,7 +21,7 @@ pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
             "list_pull_requests",
             read,
             list_pull_requests,
-            "Find pull requests by state, head and base branch. Returns number, title, state, branches and dates per pull request (details: `get_pull_request`); pass `next_cursor` back as `cursor` for more."
+            "Find pull requests by state, head and base branch. Returns number, title, state, branches and dates per pull request (details: `get_pull_request`)."
         )
         .titled("List pull requests"),
         t.tool(
@@ -35,7 +35,7 @@ pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
             "get_pull_request_files",
             read,
             get_pull_request_files,
-            "Review a pull request file by file: path, status, additions, deletions and patch (each cut at `maxPatchBytes`); pass `next_cursor` back as `cursor` for more files."
+            "Review a pull request file by file: path, status, additions, deletions and patch (each cut at `maxPatchBytes`)."
         )
         .titled("Get pull request files"),
         t.tool(

@@ -9,7 +9,7 @@ use super::super::events::ReleaseAction;
 use super::*;
 
 pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
-    let t = &t.group(REPOS);
+    let t = &t.group(RELEASES);
     let read = Hints::read_remote();
     let write = Hints::write_remote();
     vec![
@@ -17,7 +17,7 @@ pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
             "list_tags",
             read,
             list_tags,
-            "Tags of a repository with the commit SHA each names, newest name first; pass `next_cursor` back as `cursor` for more. Use `get_tag` for an annotated tag's message."
+            "Tags of a repository with the commit SHA each names, newest name first. Use `get_tag` for an annotated tag's message."
         )
         .titled("List tags"),
         t.tool(
@@ -31,7 +31,7 @@ pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
             "list_releases",
             read,
             list_releases,
-            "Releases of a repository, newest first, drafts and prereleases included (flagged): tag, name, dates, URL. Read one with `get_release_by_tag`; continue with `cursor`."
+            "Releases of a repository, newest first, drafts and prereleases included (flagged): tag, name, dates, URL. Read one with `get_release_by_tag`."
         )
         .titled("List releases"),
         t.tool(

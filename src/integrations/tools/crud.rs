@@ -42,7 +42,7 @@ pub(super) fn register(t: &Tools<SharedIntegrations>) -> Vec<ToolDef> {
             "list_integrations",
             Hints::read(),
             list_integrations,
-            "List registered integrations (id, type, status, config with credential names only), optionally by type and status; pass `next_cursor` back as `cursor` for more."
+            "List registered integrations (id, type, status, config with credential names only), optionally by type and status."
         )
         .titled("List integrations"),
     ]
@@ -94,8 +94,11 @@ pub struct UpdateIn {
     /// `inactive` stops execute_integration until set `active` again.
     #[serde(default)]
     pub status: Option<SettableStatus>,
-    /// Given fields replace the stored ones (`credentials` as a whole set).
+    /// Fields of `config` as in `create_integration`; given fields replace the stored ones
+    /// (`credentials` as a whole set).
+    // The schema is create_integration's, listed beside it: not repeated (2 KB).
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
     pub config: Option<ConfigInput>,
 }
 

@@ -116,8 +116,12 @@ pub struct ValidateGraphIn {
     /// A stored graph to check.
     #[serde(default)]
     pub graph_id: Option<String>,
-    /// Or a definition {name, nodes, edges?} to check without storing it.
+    /// Or a definition as `create_graph` takes it ({name, nodes, edges?}), checked without
+    /// storing it.
+    // Its schema is create_graph's input, listed beside it; repeating it here would
+    // double the bytes of both tools in every tools/list.
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
     pub graph_definition: Option<GraphDef>,
     /// Also report nodes connected to nothing or never runnable, and outputs no one reads.
     #[serde(default)]

@@ -39,7 +39,7 @@ pub(super) fn register(t: &Tools<M>) -> Vec<ToolDef> {
             "list_prp_runs",
             read,
             list_prp_runs,
-            "List PRP runs newest first (the latest are kept), optionally by status; pass `next_cursor` back as `cursor` for more.",
+            "List PRP runs newest first (the latest are kept), optionally by status.",
         )
         .titled("List PRP runs"),
     ]

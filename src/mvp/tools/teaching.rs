@@ -33,7 +33,7 @@ pub(super) fn register(t: &Tools<M>) -> Vec<ToolDef> {
             "list_patterns",
             read,
             list_patterns,
-            "List teaching patterns by type or phase with example counts, confidence and effectiveness; pass `next_cursor` back as `cursor` for more.",
+            "List teaching patterns by type or phase with example counts, confidence and effectiveness.",
         )
         .titled("List patterns"),
         t.tool(

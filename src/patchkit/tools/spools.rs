@@ -64,7 +64,7 @@ pub(super) fn register(t: &Tools<Kit>) -> Vec<ToolDef> {
             "spool_diff",
             read,
             spool_diff,
-            "Review what a session changed since it opened (or last committed): one FilePatch per file; pass `next_cursor` back as `cursor` for more."
+            "Review what a session changed since it opened (or last committed): one FilePatch per file."
         )
         .titled("Spool: diff"),
         t.tool(

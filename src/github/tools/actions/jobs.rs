@@ -14,7 +14,7 @@ pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
             "list_workflow_jobs",
             read,
             list_workflow_jobs,
-            "Jobs of a workflow run with status, conclusion and their failed steps; continue with `cursor`. Use before `get_job_logs`."
+            "Jobs of a workflow run with status, conclusion and their failed steps. Use before `get_job_logs`."
         )
         .titled("List jobs of a run"),
     ]

@@ -15,7 +15,7 @@ pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
             "list_workflows",
             read,
             list_workflows,
-            "GitHub Actions workflows of a repository (id, name, file path, state); continue with `cursor`."
+            "GitHub Actions workflows of a repository (id, name, file path, state)."
         )
         .titled("List workflows"),
         t.tool(
@@ -43,7 +43,7 @@ pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
             "list_workflow_run_artifacts",
             read,
             list_workflow_run_artifacts,
-            "Artifacts a workflow run uploaded (name, size, expiry); continue with `cursor`."
+            "Artifacts a workflow run uploaded (name, size, expiry)."
         )
         .titled("List run artifacts"),
     ]

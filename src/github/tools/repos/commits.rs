@@ -14,7 +14,7 @@ pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
             "list_commits",
             read,
             list_commits,
-            "History of a branch or SHA, optionally only commits touching `path`, newest first: SHA, title, author and date per commit; pass `next_cursor` back as `cursor` for more."
+            "History of a branch or SHA, optionally only commits touching `path`, newest first: SHA, title, author and date per commit."
         )
         .titled("List commits"),
         t.tool(

@@ -35,7 +35,7 @@ pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
                 "list_branches",
                 read,
                 list_branches,
-                "Branches of a repository with their head SHAs and protection; pass `next_cursor` back as `cursor` for more."
+                "Branches of a repository with their head SHAs and protection."
             )
             .titled("List branches"),
             t.tool(

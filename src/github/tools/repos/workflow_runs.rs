@@ -21,7 +21,7 @@ pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
             "list_workflow_runs",
             read,
             list_workflow_runs,
-            "GitHub Actions runs by branch and status, newest first: id, workflow, status, conclusion, SHA and URL per run; pass `next_cursor` back as `cursor` for more."
+            "GitHub Actions runs by branch and status, newest first: id, workflow, status, conclusion, SHA and URL per run."
         )
         .titled("List workflow runs"),
         t.tool(
