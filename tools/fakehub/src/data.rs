@@ -73,6 +73,8 @@ pub struct Pull {
     /// Merge base recorded when merged (the diff stays visible afterwards).
     pub merged_base: Option<String>,
     pub draft: bool,
+    /// Requested reviewers, reviews and review comments (see `reviews.rs`).
+    pub reviews: crate::reviews::PullReviews,
 }
 
 pub struct Issue {
@@ -199,7 +201,7 @@ const NOUN: [&str; 13] = [
 const AREA: [&str; 7] = [
     "startup", "shutdown", "config", "network", "storage", "auth", "cli",
 ];
-const PEOPLE: [&str; 3] = ["octocat", "alice", "bob"];
+pub const PEOPLE: [&str; 3] = ["octocat", "alice", "bob"];
 
 pub fn user_id(login: &str) -> u64 {
     match login {
@@ -668,6 +670,7 @@ fn seed_hello(w: &mut World) -> Repo {
             merge_commit_sha: None,
             merged_base: None,
             draft: k == 7,
+            reviews: Default::default(),
         };
         let issue = Issue {
             number: n,
@@ -1046,6 +1049,7 @@ pub fn pull_json(a: &str, r: &Repo, i: &Issue, detailed: bool) -> Value {
         v["deletions"] = json!(files.iter().map(|f| f.deletions).sum::<usize>());
         v["changed_files"] = json!(files.len());
     }
+    crate::reviews::pull_fields(a, &p.reviews, &mut v);
     v
 }
 

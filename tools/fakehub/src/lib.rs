@@ -84,12 +84,19 @@
 //!   and v0.3.0-rc.1, and releases v0.1.0, v0.2.0 (the latest), v0.3.0-rc.1 (prerelease)
 //!   and a v0.3.0 draft. `POST /releases` answers 422 `already_exists` for a tag that has
 //!   a release and creates a missing tag from `target_commitish` unless the release is a draft.
+//! * Pull request writes and reviews (`reviews.rs`): `PATCH /pulls/{n}`, `PUT
+//!   /pulls/{n}/update-branch` (a merge commit of the base on the head; 422 when
+//!   `expected_head_sha` is stale or both sides changed a path), requested reviewers
+//!   (collaborators octocat, alice, bob; teams core, docs), reviews whose inline comments
+//!   must address lines of the diff (422 "Pull request review thread line must be part
+//!   of the diff" otherwise), review comments and threaded replies.
 
 mod data;
 mod git;
 mod limits;
 mod logs;
 mod releases;
+mod reviews;
 mod routes;
 mod server;
 mod writes;

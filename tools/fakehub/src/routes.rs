@@ -49,6 +49,23 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/repos/{owner}/{repo}/pulls/{number}"),
     ("GET", "/repos/{owner}/{repo}/pulls/{number}/files"),
     ("PUT", "/repos/{owner}/{repo}/pulls/{number}/merge"),
+    ("PATCH", "/repos/{owner}/{repo}/pulls/{number}"),
+    ("PUT", "/repos/{owner}/{repo}/pulls/{number}/update-branch"),
+    (
+        "GET",
+        "/repos/{owner}/{repo}/pulls/{number}/requested_reviewers",
+    ),
+    (
+        "POST",
+        "/repos/{owner}/{repo}/pulls/{number}/requested_reviewers",
+    ),
+    ("GET", "/repos/{owner}/{repo}/pulls/{number}/reviews"),
+    ("POST", "/repos/{owner}/{repo}/pulls/{number}/reviews"),
+    ("GET", "/repos/{owner}/{repo}/pulls/{number}/comments"),
+    (
+        "POST",
+        "/repos/{owner}/{repo}/pulls/{number}/comments/{comment_id}/replies",
+    ),
     ("GET", "/repos/{owner}/{repo}/contents"),
     ("GET", "/repos/{owner}/{repo}/contents/{path*}"),
     ("GET", "/repos/{owner}/{repo}/commits"),
@@ -438,6 +455,9 @@ fn world_route(w: &mut World, c: &Ctx, t: &str) -> Reply {
     let sub = t.strip_prefix("/repos/{owner}/{repo}").unwrap_or("");
     let a = c.api.as_str();
     if c.method != "GET" {
+        if let Some(reply) = crate::reviews::write(w, ri, c, sub, Utc::now()) {
+            return reply;
+        }
         return write_route(w, ri, c, sub);
     }
     let r = &w.repos[ri];
@@ -445,6 +465,9 @@ fn world_route(w: &mut World, c: &Ctx, t: &str) -> Reply {
         return raw(r, c);
     }
     if let Some(reply) = crate::releases::get(r, c, sub) {
+        return reply;
+    }
+    if let Some(reply) = crate::reviews::get(r, c, sub) {
         return reply;
     }
     match sub {
@@ -1141,6 +1164,7 @@ fn create_pull(r: &mut Repo, c: &Ctx, id: u64, pull_id: u64, now: Dt) -> Reply {
             .get("draft")
             .and_then(Value::as_bool)
             .unwrap_or(false),
+        reviews: Default::default(),
     };
     let issue = Issue {
         number,
