@@ -68,11 +68,13 @@ impl EventPayload for IssueAction<'_> {
     const VERSION: u32 = 1;
 }
 
-/// `github.pull_request.action`: a pull request opened or merged.
+/// `github.pull_request.action`: a pull request opened, edited, closed, reopened or
+/// merged, its branch updated, reviewers requested, a review submitted or a review
+/// comment replied to.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum PullRequestAction<'a> {
-    /// opened: the pull request as it now is.
+    /// opened / edited / closed / reopened: the pull request as it now is.
     Changed {
         action: &'a str,
         repository: &'a str,
@@ -92,6 +94,39 @@ pub enum PullRequestAction<'a> {
         number: u64,
         merge_method: &'a str,
         sha: Option<&'a str>,
+    },
+    /// branch_updated: the base merged into the head (GitHub does it asynchronously).
+    BranchUpdated {
+        action: &'a str,
+        repository: &'a str,
+        number: u64,
+        expected_head_sha: Option<&'a str>,
+    },
+    /// reviewers_requested: who is now asked to review.
+    ReviewersRequested {
+        action: &'a str,
+        repository: &'a str,
+        number: u64,
+        reviewers: Vec<&'a str>,
+        team_reviewers: Vec<&'a str>,
+    },
+    /// review_submitted: the review (`state` APPROVED, CHANGES_REQUESTED or COMMENTED)
+    /// and how many inline comments it carries.
+    ReviewSubmitted {
+        action: &'a str,
+        repository: &'a str,
+        number: u64,
+        review_id: u64,
+        state: &'a str,
+        comments: usize,
+    },
+    /// review_comment_replied: the reply and the thread's first comment.
+    ReviewCommentReplied {
+        action: &'a str,
+        repository: &'a str,
+        number: u64,
+        comment_id: u64,
+        in_reply_to_id: u64,
     },
 }
 
@@ -260,6 +295,29 @@ mod tests {
             json!({"action": "opened", "repository": "o/r", "number": 4, "title": "t",
                    "state": "open", "author": "me", "head": "f", "base": "main",
                    "html_url": "h", "updated_at": "u"})
+        );
+        let reviewed = PullRequestAction::ReviewSubmitted {
+            action: "review_submitted",
+            repository: "o/r",
+            number: 4,
+            review_id: 80,
+            state: "APPROVED",
+            comments: 2,
+        };
+        assert_eq!(
+            wire(&reviewed),
+            r#"{"action":"review_submitted","repository":"o/r","number":4,"review_id":80,"state":"APPROVED","comments":2}"#
+        );
+        let requested = PullRequestAction::ReviewersRequested {
+            action: "reviewers_requested",
+            repository: "o/r",
+            number: 4,
+            reviewers: vec!["alice"],
+            team_reviewers: vec![],
+        };
+        assert_eq!(
+            wire(&requested),
+            r#"{"action":"reviewers_requested","repository":"o/r","number":4,"reviewers":["alice"],"team_reviewers":[]}"#
         );
         let workflow = WorkflowStatus::Dispatched {
             repository: "o/r",

@@ -1,11 +1,22 @@
-//! Pull request tools: open, list, read (body, files, diff windows) and merge.
+//! Pull request tools: open, list, read (body, files, diff windows) and merge here;
+//! changing one, updating its branch, requesting reviewers and search in `update.rs`;
+//! reviews, review comments and replies in `reviews.rs`, whose inline comments are
+//! checked against the diff by `diff_lines.rs`.
 //!
 //! Owns their inputs, outputs, handlers and registration; requests go through the
 //! client only.
 
 use super::*;
 
+mod diff_lines;
+mod reviews;
+mod update;
+
 pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
+    [own(t), update::register(t), reviews::register(t)].concat()
+}
+
+fn own(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
     let t = &t.group(PULLS);
     let read = Hints::read_remote();
     let write = Hints::write_remote();
