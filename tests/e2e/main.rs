@@ -17,6 +17,7 @@ mod exec_sandbox;
 mod fsroots;
 mod github;
 mod github_loop;
+mod github_pulls;
 mod github_releases;
 mod groups;
 mod integrations;

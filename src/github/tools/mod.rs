@@ -55,10 +55,10 @@ const ISSUES: Group = Group {
     name: "github.issues",
     about: "Issues, issue comments and issue search",
 };
-/// Pull requests: open, list, read, files, diff, merge.
+/// Pull requests: open, list, read, files, diff, merge, update, reviews, search.
 const PULLS: Group = Group {
     name: "github.pulls",
-    about: "Pull requests: open, list, read, changed files, diff, merge",
+    about: "Pull requests: open, list, read, changed files, diff, merge, update, reviewers, reviews and review comments, search",
 };
 /// GitHub Actions and CI: workflows, runs, jobs, logs, checks, reruns, artifacts.
 const ACTIONS: Group = Group {
