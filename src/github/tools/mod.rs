@@ -121,6 +121,43 @@ fn git_ref(field: &str, raw: &str) -> Result<String, ToolError> {
     Ok(raw.to_string())
 }
 
+/// The object a Git ref names: its SHA and type (`commit`, or `tag` for an annotated tag).
+#[derive(Deserialize)]
+struct RefObject {
+    sha: String,
+    #[serde(rename = "type", default)]
+    kind: String,
+}
+
+/// A Git ref as the refs API answers it (`GET git/ref/..`, `POST git/refs`).
+#[derive(Deserialize)]
+struct GitRef {
+    #[serde(rename = "ref")]
+    name: String,
+    object: RefObject,
+}
+
+/// Reads one Git ref, `{namespace}/{name}` (`heads/main`, `tags/v1.0.0`), through the refs
+/// API. `field` names the input `name` came from (in a refusal of its characters);
+/// a missing ref is `NotFound` with `missing` as what was not found.
+async fn get_ref(
+    c: &GithubClient,
+    ctx: &CallCtx,
+    repo: &str,
+    namespace: &str,
+    (field, name): (&str, &str),
+    missing: impl FnOnce() -> String,
+) -> Result<GitRef, GhError> {
+    let template = format!("repos/{{repository}}/git/ref/{namespace}/{{{field}}}");
+    let url = c.url(&template, &[("repository", repo), (field, name)], &[])?;
+    c.get_json(ctx, url, LaneKind::Read)
+        .await
+        .map_err(|e| match e {
+            GhError::NotFound { .. } => GhError::NotFound { what: missing() },
+            other => other,
+        })
+}
+
 fn cap(text: Option<String>, max: usize) -> (Option<String>, bool) {
     match text {
         Some(mut t) if t.len() > max => {

@@ -415,33 +415,10 @@ pub(super) async fn create_branch(
         Some(b) => git_ref("fromBranch", b)?,
         None => c.default_branch(&ctx, &repo).await?,
     };
-    #[derive(Deserialize)]
-    struct Obj {
-        sha: String,
-    }
-    #[derive(Deserialize)]
-    struct GitRef {
-        #[serde(rename = "ref")]
-        name: String,
-        object: Obj,
-    }
-    let source: GitRef = c
-        .get_json(
-            &ctx,
-            c.url(
-                "repos/{repository}/git/ref/heads/{fromBranch}",
-                &[("repository", &repo), ("fromBranch", &from)],
-                &[],
-            )?,
-            LaneKind::Read,
-        )
-        .await
-        .map_err(|e| match e {
-            GhError::NotFound { .. } => GhError::NotFound {
-                what: format!("branch `{from}` in {repo} (fromBranch)"),
-            },
-            other => other,
-        })?;
+    let source = get_ref(c, &ctx, &repo, "heads", ("fromBranch", &from), || {
+        format!("branch `{from}` in {repo} (fromBranch)")
+    })
+    .await?;
     let body = json!({"ref": format!("refs/heads/{name}"), "sha": source.object.sha});
     let created: GitRef = c
         .send_json(
