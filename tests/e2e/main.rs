@@ -18,6 +18,7 @@ mod fsroots;
 mod github;
 mod github_loop;
 mod github_releases;
+mod github_triage;
 mod groups;
 mod integrations;
 mod integrations_tls;

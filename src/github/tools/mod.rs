@@ -1,5 +1,5 @@
 //! The GitHub tools, one file or folder per topic (`pulls`, `repos`, `issues`,
-//! `actions`, `files`, `releases`): each holds its tools' inputs (contract names and
+//! `actions`, `files`, `releases`, `triage`): each holds its tools' inputs (contract names and
 //! defaults kept), handlers and registration with annotations, descriptions and group
 //! (`let t = t.group(ACTIONS);` at the top of its `register`). This module holds what
 //! the handlers share, the groups and the toolset's tool list. Writes publish `github.*`
@@ -32,10 +32,11 @@ mod issues;
 mod pulls;
 mod releases;
 mod repos;
+mod triage;
 
 use super::{
     client::{ACCEPT_DIFF, GhError, GithubClient, TextWindow, window},
-    events::{ContentsAction, IssueAction, PullRequestAction, WorkflowStatus},
+    events::{ContentsAction, IssueAction, PullRequestAction, RepositoryAction, WorkflowStatus},
     limits::{Bucket, LaneKind},
     model::*,
 };
@@ -69,6 +70,12 @@ const ACTIONS: Group = Group {
 const RELEASES: Group = Group {
     name: "github.releases",
     about: "Tags and releases: list, read one, create a release",
+};
+
+/// Notifications, labels and security alerts (opt-in).
+const TRIAGE: Group = Group {
+    name: "github.triage",
+    about: "Notifications, labels and code, dependabot and secret scanning alerts",
 };
 
 const DEFAULT_BODY_BYTES: usize = 16 * 1024;
@@ -271,6 +278,7 @@ pub fn all(gh: &SharedGithub) -> Vec<ToolDef> {
         actions::register(&t),
         files::register(&t),
         releases::register(&t),
+        triage::register(&t),
     ]
     .concat()
 }
@@ -305,13 +313,13 @@ mod tests {
                 )
             });
             assert!(
-                [REPOS, ISSUES, PULLS, ACTIONS, RELEASES].contains(&group),
+                [REPOS, ISSUES, PULLS, ACTIONS, RELEASES, TRIAGE].contains(&group),
                 "{}: {}",
                 def.name(),
                 group.name
             );
         }
-        for group in [REPOS, ISSUES, PULLS, ACTIONS, RELEASES] {
+        for group in [REPOS, ISSUES, PULLS, ACTIONS, RELEASES, TRIAGE] {
             assert!(
                 tools.iter().any(|t| t.group == Some(group)),
                 "{} has no tools",

@@ -84,14 +84,24 @@
 //!   and v0.3.0-rc.1, and releases v0.1.0, v0.2.0 (the latest), v0.3.0-rc.1 (prerelease)
 //!   and a v0.3.0 draft. `POST /releases` answers 422 `already_exists` for a tag that has
 //!   a release and creates a missing tag from `target_commitish` unless the release is a draft.
+//! * Triage (`triage.rs`, forks and new repositories in `forks.rs`): notifications of the token's user (`octocat`; six seeded, five
+//!   unread) with `all`/`participating`/`since`/`before` and mark-read (global or per
+//!   repository); labels (list, get by name case-insensitively, create, 422
+//!   `already_exists`); code scanning, Dependabot and secret scanning alerts on
+//!   `octo/hello` (secret alerts carry `secret`, as GitHub's do; other repositories answer
+//!   404/403 as when the feature is off); forks (`POST /forks`, 202, a new repository
+//!   `octocat/{name}` or `octo/{name}` with the source's branches and commits) and new
+//!   repositories (`POST /user/repos`, `/orgs/octo/repos`; 422 when the name is taken).
 
 mod data;
+mod forks;
 mod git;
 mod limits;
 mod logs;
 mod releases;
 mod routes;
 mod server;
+mod triage;
 mod writes;
 
 use serde::Serialize;

@@ -3,11 +3,13 @@
 //! Owns their inputs, outputs, handlers and registration; requests go through the
 //! client only. The workflow-run, commit and file-contents handlers, each registered
 //! beside it, are in `workflow_runs.rs`, `commits.rs` and `files.rs`; the inputs and
-//! outputs of all of them stay here.
+//! outputs of all of them stay here. Forking and creating repositories, with their own
+//! inputs and outputs, are in `create.rs`.
 
 use super::*;
 
 mod commits;
+mod create;
 mod files;
 mod workflow_runs;
 
@@ -56,6 +58,7 @@ pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
         workflow_runs::register(t),
         files::register(t),
         commits::register(t),
+        create::register(t),
     ]
     .concat()
 }
