@@ -44,8 +44,8 @@ pub use transport::{TransportLimits, TransportOptions};
 pub const DEFAULT_TOOLSETS: &[&str] = &["integrations", "asbr", "mvp", "patchkit"];
 /// Groups of a toolset enabled by default besides [`DEFAULT_TOOLSETS`]: like the official
 /// GitHub server's default, repositories, issues and pull requests; `github.actions`,
-/// `github.releases` (or `github`, `all`) are opt-in, which keeps the default catalog
-/// within its budget.
+/// `github.releases`, `github.triage` (or `github`, `all`) are opt-in, which keeps the
+/// default catalog within its budget.
 pub const DEFAULT_GROUPS: &[&str] = &["github.repos", "github.issues", "github.pulls"];
 /// Every toolset name the server knows.
 pub const ALL_TOOLSETS: &[&str] = &["github", "integrations", "asbr", "mvp", "patchkit", "batch"];

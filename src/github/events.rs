@@ -1,6 +1,7 @@
 //! The events the GitHub tools publish (`github.issue.action`,
 //! `github.pull_request.action`, `github.workflow.status`, `github.contents.action`,
-//! `github.release.action`): payload shapes and their
+//! `github.release.action`, `github.notifications.read`, `github.label.action`,
+//! `github.repository.action`): payload shapes and their
 //! versions only. Must not publish anything itself; the handlers do.
 
 use serde::Serialize;
@@ -228,6 +229,49 @@ impl EventPayload for ReleaseAction<'_> {
     const VERSION: u32 = 1;
 }
 
+/// `github.notifications.read`: notifications marked read up to `last_read_at`, of one
+/// repository (`repository`) or all (`null`).
+#[derive(Debug, Serialize)]
+pub struct NotificationsRead<'a> {
+    pub repository: Option<&'a str>,
+    pub last_read_at: &'a str,
+}
+
+impl EventPayload for NotificationsRead<'_> {
+    const TYPE: &'static str = "github.notifications.read";
+    const VERSION: u32 = 1;
+}
+
+/// `github.label.action`: a label created (`action`: `created`).
+#[derive(Debug, Serialize)]
+pub struct LabelAction<'a> {
+    pub action: &'a str,
+    pub repository: &'a str,
+    pub name: &'a str,
+    pub color: &'a str,
+}
+
+impl EventPayload for LabelAction<'_> {
+    const TYPE: &'static str = "github.label.action";
+    const VERSION: u32 = 1;
+}
+
+/// `github.repository.action`: a repository forked (`action`: `forked`, `source` the
+/// original) or created (`created`, `source` null).
+#[derive(Debug, Serialize)]
+pub struct RepositoryAction<'a> {
+    pub action: &'a str,
+    pub repository: &'a str,
+    pub source: Option<&'a str>,
+    pub private: bool,
+    pub html_url: &'a str,
+}
+
+impl EventPayload for RepositoryAction<'_> {
+    const TYPE: &'static str = "github.repository.action";
+    const VERSION: u32 = 1;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,6 +421,35 @@ mod tests {
             r#"{"action":"created","repository":"o/r","release_id":7,"tag_name":"v1.0.0","name":"One","draft":false,"prerelease":true,"html_url":"h"}"#
         );
         assert_eq!(ReleaseAction::VERSION, 1);
+        let read = NotificationsRead {
+            repository: None,
+            last_read_at: "2024-01-01T00:00:00Z",
+        };
+        assert_eq!(
+            wire(&read),
+            r#"{"repository":null,"last_read_at":"2024-01-01T00:00:00Z"}"#
+        );
+        let label = LabelAction {
+            action: "created",
+            repository: "o/r",
+            name: "triage",
+            color: "ededed",
+        };
+        assert_eq!(
+            wire(&label),
+            r#"{"action":"created","repository":"o/r","name":"triage","color":"ededed"}"#
+        );
+        let fork = RepositoryAction {
+            action: "forked",
+            repository: "me/r",
+            source: Some("o/r"),
+            private: false,
+            html_url: "h",
+        };
+        assert_eq!(
+            wire(&fork),
+            r#"{"action":"forked","repository":"me/r","source":"o/r","private":false,"html_url":"h"}"#
+        );
         assert_eq!(
             (
                 IssueAction::VERSION,

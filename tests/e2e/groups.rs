@@ -8,12 +8,13 @@ use std::collections::BTreeSet;
 
 use crate::common::*;
 
-const GROUPS: [&str; 5] = [
+const GROUPS: [&str; 6] = [
     "github.repos",
     "github.issues",
     "github.pulls",
     "github.actions",
     "github.releases",
+    "github.triage",
 ];
 
 /// The tool names and instructions a server started with `args` offers.

@@ -19,6 +19,7 @@ mod github;
 mod github_loop;
 mod github_pulls;
 mod github_releases;
+mod github_triage;
 mod groups;
 mod integrations;
 mod integrations_tls;

@@ -1,5 +1,5 @@
 //! The GitHub tools, one file or folder per topic (`pulls`, `repos`, `issues`,
-//! `actions`, `files`, `releases`): each holds its tools' inputs (contract names and
+//! `actions`, `files`, `releases`, `triage`): each holds its tools' inputs (contract names and
 //! defaults kept), handlers and registration with annotations, descriptions and group
 //! (`let t = t.group(ACTIONS);` at the top of its `register`). This module holds what
 //! the handlers share, the groups and the toolset's tool list. Writes publish `github.*`
@@ -32,10 +32,11 @@ mod issues;
 mod pulls;
 mod releases;
 mod repos;
+mod triage;
 
 use super::{
     client::{ACCEPT_DIFF, GhError, GithubClient, TextWindow, window},
-    events::{ContentsAction, IssueAction, PullRequestAction, WorkflowStatus},
+    events::{ContentsAction, IssueAction, PullRequestAction, RepositoryAction, WorkflowStatus},
     limits::{Bucket, LaneKind},
     model::*,
 };
@@ -69,6 +70,12 @@ const ACTIONS: Group = Group {
 const RELEASES: Group = Group {
     name: "github.releases",
     about: "Tags and releases: list, read one, create a release",
+};
+
+/// Notifications, labels and security alerts (opt-in).
+const TRIAGE: Group = Group {
+    name: "github.triage",
+    about: "Notifications, labels and code, dependabot and secret scanning alerts",
 };
 
 const DEFAULT_BODY_BYTES: usize = 16 * 1024;
@@ -119,6 +126,43 @@ fn git_ref(field: &str, raw: &str) -> Result<String, ToolError> {
         )));
     }
     Ok(raw.to_string())
+}
+
+/// The object a Git ref names: its SHA and type (`commit`, or `tag` for an annotated tag).
+#[derive(Deserialize)]
+struct RefObject {
+    sha: String,
+    #[serde(rename = "type", default)]
+    kind: String,
+}
+
+/// A Git ref as the refs API answers it (`GET git/ref/..`, `POST git/refs`).
+#[derive(Deserialize)]
+struct GitRef {
+    #[serde(rename = "ref")]
+    name: String,
+    object: RefObject,
+}
+
+/// Reads one Git ref, `{namespace}/{name}` (`heads/main`, `tags/v1.0.0`), through the refs
+/// API. `field` names the input `name` came from (in a refusal of its characters);
+/// a missing ref is `NotFound` with `missing` as what was not found.
+async fn get_ref(
+    c: &GithubClient,
+    ctx: &CallCtx,
+    repo: &str,
+    namespace: &str,
+    (field, name): (&str, &str),
+    missing: impl FnOnce() -> String,
+) -> Result<GitRef, GhError> {
+    let template = format!("repos/{{repository}}/git/ref/{namespace}/{{{field}}}");
+    let url = c.url(&template, &[("repository", repo), (field, name)], &[])?;
+    c.get_json(ctx, url, LaneKind::Read)
+        .await
+        .map_err(|e| match e {
+            GhError::NotFound { .. } => GhError::NotFound { what: missing() },
+            other => other,
+        })
 }
 
 fn cap(text: Option<String>, max: usize) -> (Option<String>, bool) {
@@ -234,6 +278,7 @@ pub fn all(gh: &SharedGithub) -> Vec<ToolDef> {
         actions::register(&t),
         files::register(&t),
         releases::register(&t),
+        triage::register(&t),
     ]
     .concat()
 }
@@ -268,13 +313,13 @@ mod tests {
                 )
             });
             assert!(
-                [REPOS, ISSUES, PULLS, ACTIONS, RELEASES].contains(&group),
+                [REPOS, ISSUES, PULLS, ACTIONS, RELEASES, TRIAGE].contains(&group),
                 "{}: {}",
                 def.name(),
                 group.name
             );
         }
-        for group in [REPOS, ISSUES, PULLS, ACTIONS, RELEASES] {
+        for group in [REPOS, ISSUES, PULLS, ACTIONS, RELEASES, TRIAGE] {
             assert!(
                 tools.iter().any(|t| t.group == Some(group)),
                 "{} has no tools",

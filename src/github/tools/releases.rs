@@ -252,16 +252,6 @@ pub(super) async fn list_tags(gh: SharedGithub, i: ListTagsIn, ctx: CallCtx) -> 
 
 pub(super) async fn get_tag(gh: SharedGithub, i: GetTagIn, ctx: CallCtx) -> Out<TagDetail> {
     #[derive(Deserialize)]
-    struct Obj {
-        sha: String,
-        #[serde(rename = "type")]
-        kind: String,
-    }
-    #[derive(Deserialize)]
-    struct GitRef {
-        object: Obj,
-    }
-    #[derive(Deserialize)]
     struct RawTagger {
         name: String,
         date: String,
@@ -273,28 +263,15 @@ pub(super) async fn get_tag(gh: SharedGithub, i: GetTagIn, ctx: CallCtx) -> Out<
         message: Option<String>,
         #[serde(default)]
         tagger: Option<RawTagger>,
-        object: Obj,
+        object: RefObject,
     }
     let repo = repo(&i.repository)?;
     let tag = tag_name(&i.tag)?;
     let c = &gh.client;
-    let found: GitRef = c
-        .get_json(
-            &ctx,
-            c.url(
-                "repos/{repository}/git/ref/tags/{tag}",
-                &[("repository", &repo), ("tag", &tag)],
-                &[],
-            )?,
-            LaneKind::Read,
-        )
-        .await
-        .map_err(|e| match e {
-            GhError::NotFound { .. } => GhError::NotFound {
-                what: format!("tag `{tag}` in {repo}; list the tags with list_tags"),
-            },
-            other => other,
-        })?;
+    let found = get_ref(c, &ctx, &repo, "tags", ("tag", &tag), || {
+        format!("tag `{tag}` in {repo}; list the tags with list_tags")
+    })
+    .await?;
     let mut out = TagDetail {
         name: tag,
         commit_sha: found.object.sha.clone(),

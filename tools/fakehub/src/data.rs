@@ -168,6 +168,8 @@ pub struct World {
     /// (repo index, branch): the next `PATCH /git/refs` first moves that branch by a
     /// commit of someone else, as a concurrent push would.
     pub intrude_on_ref_update: Option<(usize, String)>,
+    /// Notifications, alerts, forks and privacy (see `triage.rs`).
+    pub triage: crate::triage::Triage,
 }
 
 const ADJ: [&str; 11] = [
@@ -240,6 +242,7 @@ impl World {
             repos: Vec::new(),
             next_id: 1_000_000,
             intrude_on_ref_update: None,
+            triage: crate::triage::Triage::seed(),
         };
         let hello = seed_hello(&mut w);
         let tools = seed_tools(&mut w);
@@ -248,7 +251,7 @@ impl World {
     }
 }
 
-fn new_repo(id: u64, name: &str, description: &str, languages: Vec<(String, u64)>) -> Repo {
+pub fn new_repo(id: u64, name: &str, description: &str, languages: Vec<(String, u64)>) -> Repo {
     let t = base_time();
     let mut labels = BTreeMap::new();
     for (i, (n, c, d)) in [

@@ -90,8 +90,17 @@
 //!   (collaborators octocat, alice, bob; teams core, docs), reviews whose inline comments
 //!   must address lines of the diff (422 "Pull request review thread line must be part
 //!   of the diff" otherwise), review comments and threaded replies.
+//! * Triage (`triage.rs`, forks and new repositories in `forks.rs`): notifications of the token's user (`octocat`; six seeded, five
+//!   unread) with `all`/`participating`/`since`/`before` and mark-read (global or per
+//!   repository); labels (list, get by name case-insensitively, create, 422
+//!   `already_exists`); code scanning, Dependabot and secret scanning alerts on
+//!   `octo/hello` (secret alerts carry `secret`, as GitHub's do; other repositories answer
+//!   404/403 as when the feature is off); forks (`POST /forks`, 202, a new repository
+//!   `octocat/{name}` or `octo/{name}` with the source's branches and commits) and new
+//!   repositories (`POST /user/repos`, `/orgs/octo/repos`; 422 when the name is taken).
 
 mod data;
+mod forks;
 mod git;
 mod limits;
 mod logs;
@@ -99,6 +108,7 @@ mod releases;
 mod reviews;
 mod routes;
 mod server;
+mod triage;
 mod writes;
 
 use serde::Serialize;

@@ -17,6 +17,18 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/search/issues"),
     ("GET", "/search/code"),
     ("GET", "/search/repositories"),
+    ("GET", "/notifications"),
+    ("PUT", "/notifications"),
+    ("POST", "/user/repos"),
+    ("POST", "/orgs/{org}/repos"),
+    ("PUT", "/repos/{owner}/{repo}/notifications"),
+    ("GET", "/repos/{owner}/{repo}/labels"),
+    ("GET", "/repos/{owner}/{repo}/labels/{name}"),
+    ("POST", "/repos/{owner}/{repo}/labels"),
+    ("GET", "/repos/{owner}/{repo}/code-scanning/alerts"),
+    ("GET", "/repos/{owner}/{repo}/dependabot/alerts"),
+    ("GET", "/repos/{owner}/{repo}/secret-scanning/alerts"),
+    ("POST", "/repos/{owner}/{repo}/forks"),
     ("GET", "/repos/{owner}/{repo}"),
     ("GET", "/repos/{owner}/{repo}/languages"),
     ("GET", "/repos/{owner}/{repo}/branches"),
@@ -443,6 +455,9 @@ fn access_token(sh: &Shared, c: &Ctx) -> Reply {
 }
 
 fn world_route(w: &mut World, c: &Ctx, t: &str) -> Reply {
+    if let Some(reply) = crate::triage::account_route(w, c, t) {
+        return reply;
+    }
     match t {
         "/search/issues" => return search_issues(w, c),
         "/search/code" => return search_code(w, c),
@@ -453,6 +468,9 @@ fn world_route(w: &mut World, c: &Ctx, t: &str) -> Reply {
         return Reply::not_found();
     };
     let sub = t.strip_prefix("/repos/{owner}/{repo}").unwrap_or("");
+    if let Some(reply) = crate::triage::repo_route(w, ri, c, sub) {
+        return reply;
+    }
     let a = c.api.as_str();
     if c.method != "GET" {
         if let Some(reply) = crate::reviews::write(w, ri, c, sub, Utc::now()) {

@@ -3,11 +3,13 @@
 //! Owns their inputs, outputs, handlers and registration; requests go through the
 //! client only. The workflow-run, commit and file-contents handlers, each registered
 //! beside it, are in `workflow_runs.rs`, `commits.rs` and `files.rs`; the inputs and
-//! outputs of all of them stay here.
+//! outputs of all of them stay here. Forking and creating repositories, with their own
+//! inputs and outputs, are in `create.rs`.
 
 use super::*;
 
 mod commits;
+mod create;
 mod files;
 mod workflow_runs;
 
@@ -56,6 +58,7 @@ pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
         workflow_runs::register(t),
         files::register(t),
         commits::register(t),
+        create::register(t),
     ]
     .concat()
 }
@@ -415,33 +418,10 @@ pub(super) async fn create_branch(
         Some(b) => git_ref("fromBranch", b)?,
         None => c.default_branch(&ctx, &repo).await?,
     };
-    #[derive(Deserialize)]
-    struct Obj {
-        sha: String,
-    }
-    #[derive(Deserialize)]
-    struct GitRef {
-        #[serde(rename = "ref")]
-        name: String,
-        object: Obj,
-    }
-    let source: GitRef = c
-        .get_json(
-            &ctx,
-            c.url(
-                "repos/{repository}/git/ref/heads/{fromBranch}",
-                &[("repository", &repo), ("fromBranch", &from)],
-                &[],
-            )?,
-            LaneKind::Read,
-        )
-        .await
-        .map_err(|e| match e {
-            GhError::NotFound { .. } => GhError::NotFound {
-                what: format!("branch `{from}` in {repo} (fromBranch)"),
-            },
-            other => other,
-        })?;
+    let source = get_ref(c, &ctx, &repo, "heads", ("fromBranch", &from), || {
+        format!("branch `{from}` in {repo} (fromBranch)")
+    })
+    .await?;
     let body = json!({"ref": format!("refs/heads/{name}"), "sha": source.object.sha});
     let created: GitRef = c
         .send_json(
