@@ -15,6 +15,10 @@
 //! fsync figures to mean anything). Sizes: `PUBLISHERS`, `EVENTS` (per publisher),
 //! `BASELINE_EVENTS`, `SCAN_MB`.
 
+/// The server binary's allocator (src/main.rs), so in-process figures measure what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 

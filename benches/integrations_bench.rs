@@ -15,6 +15,10 @@
 //! 4. Events lost while the sink target is down for `SINK_DOWN_SECS` (default 30) at
 //!    100 events/s, then back up.
 
+/// The server binary's allocator (src/main.rs), so in-process figures measure what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 

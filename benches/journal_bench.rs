@@ -12,6 +12,10 @@
 //! (default: the system temp dir, which must be a real disk). Sizes: `APPENDERS`,
 //! `APPENDS` (total per row), `PUBLISHES`.
 
+/// The server binary's allocator (src/main.rs), so in-process figures measure what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 

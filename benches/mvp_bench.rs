@@ -4,6 +4,10 @@
 //! capture time over 100,000 captures (in process, journal with fsync never). Prints a
 //! Markdown table.
 
+/// The server binary's allocator (src/main.rs), so in-process figures measure what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 
