@@ -363,7 +363,10 @@ mod tests {
         assert_eq!(limits.observe(200, &h, b"{}"), Verdict::Accept);
         assert!(limits.lane(LaneKind::Write).paused_until().is_some());
         assert!(limits.lane(LaneKind::Read).paused_until().is_none());
-        let graphql = limits.buckets().into_iter().find(|b| b.resource == "graphql");
+        let graphql = limits
+            .buckets()
+            .into_iter()
+            .find(|b| b.resource == "graphql");
         assert_eq!(graphql.map(|b| b.limit), Some(5000));
     }
 }

@@ -572,7 +572,11 @@ async fn draft_changes_through_one_graphql_mutation_and_none_when_already_so() {
     )
     .await;
     assert_eq!(still["draft"], false);
-    assert_eq!(pull_requests_seen(&s.hub), (1, 0, 0), "already ready: no mutation");
+    assert_eq!(
+        pull_requests_seen(&s.hub),
+        (1, 0, 0),
+        "already ready: no mutation"
+    );
 
     // An unknown pull request: isError, and nothing reaches GraphQL.
     s.hub.reset_stats();

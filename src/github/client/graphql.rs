@@ -191,12 +191,14 @@ mod tests {
             matches!(&syntax, GhError::Graphql { kind, .. } if kind == "ERROR"),
             "{syntax}"
         );
-        let limited = answer(json!({"errors": [{"type": "RATE_LIMITED", "message": "API rate limit exceeded"}]}))
-            .unwrap_err();
-        assert!(
-            matches!(limited, GhError::RateLimited { .. }),
-            "{limited}"
-        );
-        assert!(matches!(answer(json!({"data": null})), Err(GhError::Decode(_))));
+        let limited = answer(
+            json!({"errors": [{"type": "RATE_LIMITED", "message": "API rate limit exceeded"}]}),
+        )
+        .unwrap_err();
+        assert!(matches!(limited, GhError::RateLimited { .. }), "{limited}");
+        assert!(matches!(
+            answer(json!({"data": null})),
+            Err(GhError::Decode(_))
+        ));
     }
 }

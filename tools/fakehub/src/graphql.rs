@@ -25,7 +25,9 @@ fn errors(errors: Value) -> Reply {
 }
 
 fn unsupported() -> Reply {
-    errors(json!([{"message": "this fake serves only the mutations convertPullRequestToDraft and markPullRequestReadyForReview (input: {pullRequestId})"}]))
+    errors(
+        json!([{"message": "this fake serves only the mutations convertPullRequestToDraft and markPullRequestReadyForReview (input: {pullRequestId})"}]),
+    )
 }
 
 /// The value of `pullRequestId` in the document: a `$variable` resolved in `variables`,
@@ -88,11 +90,9 @@ pub fn answer(w: &mut World, c: &Ctx) -> Reply {
     };
     let now = chrono::Utc::now();
     let found = w.repos.iter_mut().find_map(|r| {
-        r.issues.values_mut().find(|i| {
-            i.pull
-                .as_ref()
-                .is_some_and(|p| data::pull_node_id(p) == id)
-        })
+        r.issues
+            .values_mut()
+            .find(|i| i.pull.as_ref().is_some_and(|p| data::pull_node_id(p) == id))
     });
     let Some(issue) = found else {
         return errors(json!([{"type": "NOT_FOUND", "path": [mutation],

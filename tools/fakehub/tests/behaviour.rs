@@ -741,8 +741,7 @@ async fn graphql_draft_mutations_flip_a_pull_request_by_node_id() {
     assert_eq!(h(&r, "x-ratelimit-used").unwrap(), "1");
     let v: Value = r.json().await.unwrap();
     assert_eq!(
-        v["data"]["convertPullRequestToDraft"]["pullRequest"]["isDraft"],
-        true,
+        v["data"]["convertPullRequestToDraft"]["pullRequest"]["isDraft"], true,
         "{v}"
     );
     assert_eq!(
@@ -765,8 +764,7 @@ async fn graphql_draft_mutations_flip_a_pull_request_by_node_id() {
     .await;
     let v: Value = r.json().await.unwrap();
     assert_eq!(
-        v["data"]["markPullRequestReadyForReview"]["pullRequest"]["isDraft"],
-        false,
+        v["data"]["markPullRequestReadyForReview"]["pullRequest"]["isDraft"], false,
         "{v}"
     );
     let pull: Value = get_json(&c, &pull_url, "tok-gql").await;

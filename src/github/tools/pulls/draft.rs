@@ -149,10 +149,7 @@ mod tests {
             "{not_allowed}"
         );
         let forbidden = refused("FORBIDDEN", "Resource not accessible by integration");
-        assert!(
-            forbidden.contains("Pull requests: write"),
-            "{forbidden}"
-        );
+        assert!(forbidden.contains("Pull requests: write"), "{forbidden}");
         let missing = refused(
             "NOT_FOUND",
             "Could not resolve to a node with the global id of 'PR_x'",
