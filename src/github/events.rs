@@ -69,13 +69,14 @@ impl EventPayload for IssueAction<'_> {
     const VERSION: u32 = 1;
 }
 
-/// `github.pull_request.action`: a pull request opened, edited, closed, reopened or
-/// merged, its branch updated, reviewers requested, a review submitted or a review
-/// comment replied to.
+/// `github.pull_request.action`: a pull request opened, edited, closed, reopened,
+/// converted to a draft, marked ready for review or merged, its branch updated,
+/// reviewers requested, a review submitted or a review comment replied to.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum PullRequestAction<'a> {
-    /// opened / edited / closed / reopened: the pull request as it now is.
+    /// opened / edited / closed / reopened / converted_to_draft / ready_for_review
+    /// (GitHub's action names): the pull request as it now is.
     Changed {
         action: &'a str,
         repository: &'a str,
@@ -87,6 +88,10 @@ pub enum PullRequestAction<'a> {
         base: &'a str,
         html_url: &'a str,
         updated_at: &'a str,
+        /// The fields `update_pull_request` set (`title`, `body`, `base`, `state`,
+        /// `draft`); left out when empty (every other action).
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        changes: Vec<&'a str>,
     },
     /// merged: how, and the merge commit.
     Merged {
@@ -144,7 +149,16 @@ impl<'a> PullRequestAction<'a> {
             base: &pr.base.branch,
             html_url: &pr.html_url,
             updated_at: &pr.updated_at,
+            changes: Vec::new(),
         }
+    }
+
+    /// The same event naming the fields the call set.
+    pub fn with_changes(mut self, fields: Vec<&'a str>) -> Self {
+        if let PullRequestAction::Changed { changes, .. } = &mut self {
+            *changes = fields;
+        }
+        self
     }
 }
 
@@ -333,12 +347,33 @@ mod tests {
             base: "main",
             html_url: "h",
             updated_at: "u",
+            changes: Vec::new(),
         };
         assert_eq!(
             data(&opened),
             json!({"action": "opened", "repository": "o/r", "number": 4, "title": "t",
                    "state": "open", "author": "me", "head": "f", "base": "main",
                    "html_url": "h", "updated_at": "u"})
+        );
+        let drafted = PullRequestAction::Changed {
+            action: "converted_to_draft",
+            repository: "o/r",
+            number: 4,
+            title: "t",
+            state: "open",
+            author: None,
+            head: "f",
+            base: "main",
+            html_url: "h",
+            updated_at: "u",
+            changes: Vec::new(),
+        }
+        .with_changes(vec!["draft"]);
+        assert_eq!(
+            data(&drafted),
+            json!({"action": "converted_to_draft", "repository": "o/r", "number": 4, "title": "t",
+                   "state": "open", "author": null, "head": "f", "base": "main",
+                   "html_url": "h", "updated_at": "u", "changes": ["draft"]})
         );
         let reviewed = PullRequestAction::ReviewSubmitted {
             action: "review_submitted",

@@ -7,6 +7,11 @@
 //! `code_search` and `write` lanes are adaptive (see `runtime::executor`): the upstream
 //! helper feeds them this module's verdicts, so a secondary-limit answer halves the
 //! window and successes widen it again, never above the configured maximum.
+//!
+//! GraphQL mutations take the `write` lane: GitHub counts them against the same
+//! content-creation limits as REST writes. Their primary budget is the `graphql` bucket
+//! (`x-ratelimit-resource: graphql`), recorded like the others; when it runs out the
+//! lane that spends it, `write`, waits for its reset.
 
 use std::{
     collections::BTreeMap,
@@ -121,6 +126,7 @@ impl CredentialLanes {
     fn for_bucket(&self, bucket: &str) -> Vec<&Arc<Lane>> {
         match bucket {
             "core" => vec![&self.read, &self.write],
+            "graphql" => vec![&self.write],
             "search" => vec![&self.search],
             "code_search" => vec![&self.code_search],
             _ => Vec::new(),
@@ -342,5 +348,25 @@ mod tests {
             limits.observe(403, &h, b"{\"message\":\"API rate limit exceeded\"}"),
             Verdict::RetryAfter(_)
         ));
+    }
+
+    #[tokio::test]
+    async fn an_empty_graphql_bucket_holds_the_write_lane_only() {
+        let limits = Limits::new(&Executor::default(), "t4", GithubConcurrency::default());
+        let reset = (now_epoch() + 30).to_string();
+        let h = headers(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-limit", "5000"),
+            ("x-ratelimit-resource", "graphql"),
+            ("x-ratelimit-reset", &reset),
+        ]);
+        assert_eq!(limits.observe(200, &h, b"{}"), Verdict::Accept);
+        assert!(limits.lane(LaneKind::Write).paused_until().is_some());
+        assert!(limits.lane(LaneKind::Read).paused_until().is_none());
+        let graphql = limits
+            .buckets()
+            .into_iter()
+            .find(|b| b.resource == "graphql");
+        assert_eq!(graphql.map(|b| b.limit), Some(5000));
     }
 }

@@ -4,7 +4,8 @@
 //! posts and reads back with its comments; replies thread; reviewers are requested;
 //! title and state change; a stale `expectedHeadSha` is refused and a current one merges
 //! the base into the head; pull request search finds pull requests only; `--read-only`
-//! hides the writes.
+//! hides the writes; `draft` converts to a draft and back through one GraphQL mutation
+//! each (none when already in that state), on both API layouts.
 
 use crate::common;
 
@@ -25,11 +26,17 @@ struct Setup {
 }
 
 async fn setup(extra: &[&str]) -> Setup {
+    setup_at("", extra).await
+}
+
+/// With the API base at the fake's root plus `layout` (`""` like api.github.com,
+/// `/api/v3` like GitHub Enterprise Server).
+async fn setup_at(layout: &str, extra: &[&str]) -> Setup {
     let hub = fakehub::spawn(FakeConfig::default(), "127.0.0.1:0".parse().unwrap())
         .await
         .expect("fake GitHub starts");
     let state = tempfile::tempdir().unwrap();
-    let base = hub.base_url();
+    let base = format!("{}{layout}", hub.base_url());
     let vars = [("GITHUB_API_URL", base.as_str()), ("GITHUB_TOKEN", TOKEN)];
     let mut args = vec!["--toolsets", "github"];
     args.extend_from_slice(extra);
@@ -468,4 +475,152 @@ async fn read_only_hides_the_pull_request_writes() {
         .find(|t| t.name == "list_pull_request_reviews")
         .unwrap();
     assert_eq!(t.title.as_deref(), Some("List pull request reviews"));
+}
+
+const GET_PULL: &str = "GET /repos/{owner}/{repo}/pulls/{number}";
+const PATCH_PULL: &str = "PATCH /repos/{owner}/{repo}/pulls/{number}";
+const GRAPHQL: &str = "POST /graphql";
+
+/// (GET, PATCH, GraphQL) requests of the pull request seen by the fake.
+fn pull_requests_seen(hub: &FakeHub) -> (u64, u64, u64) {
+    (
+        route(hub, GET_PULL),
+        route(hub, PATCH_PULL),
+        route(hub, GRAPHQL),
+    )
+}
+
+/// `(action, changes)` of the `github.pull_request.action` events so far.
+async fn pull_actions(c: &Client) -> Vec<(String, Value)> {
+    let events = read_json(c, "events://github.*").await;
+    events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "github.pull_request.action")
+        .map(|e| {
+            (
+                e["data"]["action"].as_str().unwrap().to_string(),
+                e["data"]["changes"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draft_changes_through_one_graphql_mutation_and_none_when_already_so() {
+    let s = setup(&[]).await;
+    s.hub.reset_stats();
+    let drafted = ok(
+        &s.client,
+        "update_pull_request",
+        json!({"repository": REPO, "number": PR, "draft": true}),
+    )
+    .await;
+    assert_eq!(drafted["draft"], true, "{drafted}");
+    assert_eq!(drafted["number"], PR);
+    assert_eq!(
+        pull_requests_seen(&s.hub),
+        (1, 0, 1),
+        "one read for the node id, one mutation: {:?}",
+        s.hub.stats().by_route
+    );
+    assert_eq!(fake_pull(&s.hub, PR).await["draft"], true);
+    let read = ok(
+        &s.client,
+        "get_pull_request",
+        json!({"repository": REPO, "number": PR}),
+    )
+    .await;
+    assert_eq!(read["draft"], true, "{read}");
+
+    // Already a draft: a (conditional) read, no mutation.
+    s.hub.reset_stats();
+    let again = ok(
+        &s.client,
+        "update_pull_request",
+        json!({"repository": REPO, "number": PR, "draft": true}),
+    )
+    .await;
+    assert_eq!(again["draft"], true);
+    assert_eq!(pull_requests_seen(&s.hub), (1, 0, 0));
+    assert_eq!(s.hub.stats().not_modified, 1, "served by revalidation");
+
+    // Ready for review together with a title: the PATCH's answer carries the node id.
+    s.hub.reset_stats();
+    let ready = ok(
+        &s.client,
+        "update_pull_request",
+        json!({"repository": REPO, "number": PR, "title": "Feature 1, ready", "draft": false}),
+    )
+    .await;
+    assert_eq!(ready["draft"], false, "{ready}");
+    assert_eq!(ready["title"], "Feature 1, ready");
+    assert_eq!(pull_requests_seen(&s.hub), (0, 1, 1));
+    let stats = s.hub.stats();
+    let charged = &stats.by_token["tok-pull…"].charged;
+    assert_eq!(charged.get("graphql"), Some(&1), "{charged:?}");
+    let seen = fake_pull(&s.hub, PR).await;
+    assert_eq!(seen["draft"], false, "{seen}");
+    assert_eq!(seen["title"], "Feature 1, ready");
+
+    s.hub.reset_stats();
+    let still = ok(
+        &s.client,
+        "update_pull_request",
+        json!({"repository": REPO, "number": PR, "draft": false}),
+    )
+    .await;
+    assert_eq!(still["draft"], false);
+    assert_eq!(
+        pull_requests_seen(&s.hub),
+        (1, 0, 0),
+        "already ready: no mutation"
+    );
+
+    // An unknown pull request: isError, and nothing reaches GraphQL.
+    s.hub.reset_stats();
+    let missing = err(
+        &s.client,
+        "update_pull_request",
+        json!({"repository": REPO, "number": 9999, "draft": true}),
+    )
+    .await;
+    assert!(missing.contains("not found"), "{missing}");
+    assert_eq!(route(&s.hub, GRAPHQL), 0);
+
+    assert_eq!(
+        pull_actions(&s.client).await,
+        [
+            ("converted_to_draft".to_string(), json!(["draft"])),
+            ("edited".to_string(), json!(["title"])),
+            ("ready_for_review".to_string(), json!(["draft"])),
+        ]
+    );
+}
+
+/// GitHub Enterprise Server layout: REST under `/api/v3`, GraphQL at `/api/graphql`
+/// (the fake refuses `/api/v3/graphql`, as GHES does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draft_works_against_an_enterprise_layout() {
+    let s = setup_at("/api/v3", &[]).await;
+    // Pull request 257 is seeded as a draft.
+    let ready = ok(
+        &s.client,
+        "update_pull_request",
+        json!({"repository": REPO, "number": 257, "draft": false}),
+    )
+    .await;
+    assert_eq!(ready["draft"], false, "{ready}");
+    assert_eq!(fake_pull(&s.hub, 257).await["draft"], false);
+    let drafted = ok(
+        &s.client,
+        "update_pull_request",
+        json!({"repository": REPO, "number": 257, "state": "closed", "draft": true}),
+    )
+    .await;
+    assert_eq!(drafted["draft"], true, "{drafted}");
+    assert_eq!(drafted["state"], "closed");
+    assert_eq!(route(&s.hub, GRAPHQL), 2, "{:?}", s.hub.stats().by_route);
+    assert_eq!(route(&s.hub, "POST (unmatched)"), 0);
 }

@@ -32,6 +32,10 @@ pub enum GhError {
     Forbidden { message: String },
     #[error("GitHub rejected the request ({status}: {message}); fix the arguments and try again")]
     Rejected { status: u16, message: String },
+    /// An `errors` answer of the GraphQL API (HTTP 200): GitHub's error class (`type`,
+    /// or `ERROR` when it gave none) and its messages. Callers add what to do.
+    #[error("GitHub's GraphQL API refused the request ({kind}: {message})")]
+    Graphql { kind: String, message: String },
     #[error("GitHub failed ({status}: {message}); try again later")]
     Server { status: u16, message: String },
     #[error(
@@ -98,6 +102,7 @@ impl From<GhError> for ToolError {
             GhError::NotFound { .. }
             | GhError::Rejected { .. }
             | GhError::Forbidden { .. }
+            | GhError::Graphql { .. }
             | GhError::TooLarge(_) => ToolError::Business(e.to_string()),
             GhError::Deadline(m) => ToolError::Deadline(m),
             GhError::Cancelled => ToolError::Cancelled,

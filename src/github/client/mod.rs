@@ -1,6 +1,7 @@
 //! The GitHub REST client: one base URL, standard headers, every request through the
 //! credential's lanes and the shared conditional cache, errors that tell the model what
-//! to do, Link pagination with host-checked cursors, and capped bodies.
+//! to do, Link pagination with host-checked cursors, and capped bodies. GraphQL requests
+//! (`graphql.rs`, for what REST cannot do) take the same path.
 //!
 //! Owns request building and response interpretation. It must not know tool inputs or
 //! output shapes (`tools.rs`, `model.rs`) and never puts a secret in an error or log.
@@ -34,6 +35,7 @@ use super::{
 };
 
 mod error;
+mod graphql;
 mod paths;
 #[cfg(test)]
 mod tests;

@@ -1010,6 +1010,11 @@ pub fn pull_files(r: &Repo, p: &Pull) -> Vec<FileDiff> {
     git::diff_trees(&r.tree_of(&base), &r.tree_of(&head))
 }
 
+/// The stable GraphQL id of a pull request (`node_id` in REST answers).
+pub fn pull_node_id(p: &Pull) -> String {
+    format!("PR_kwDO{:08}", p.id)
+}
+
 pub fn pull_json(a: &str, r: &Repo, i: &Issue, detailed: bool) -> Value {
     let p = i.pull.as_ref().expect("pull");
     let full = r.full();
@@ -1021,7 +1026,7 @@ pub fn pull_json(a: &str, r: &Repo, i: &Issue, detailed: bool) -> Value {
                "user": user_json(a, &r.owner), "repo": repo_json(a, r)})
     };
     let mut v = json!({
-        "url": format!("{a}/repos/{full}/pulls/{n}"), "id": p.id, "node_id": format!("PR_kwDO{:08}", p.id),
+        "url": format!("{a}/repos/{full}/pulls/{n}"), "id": p.id, "node_id": pull_node_id(p),
         "html_url": format!("{WEB}/{full}/pull/{n}"), "diff_url": format!("{WEB}/{full}/pull/{n}.diff"),
         "patch_url": format!("{WEB}/{full}/pull/{n}.patch"), "issue_url": format!("{a}/repos/{full}/issues/{n}"),
         "commits_url": format!("{a}/repos/{full}/pulls/{n}/commits"),

@@ -1,4 +1,5 @@
-//! fakehub: a fake GitHub REST API on loopback that behaves like the real one.
+//! fakehub: a fake GitHub REST API (and the two GraphQL mutations REST lacks) on
+//! loopback that behaves like the real one.
 //!
 //! Used in-process by integration tests (as a library) and by benchmark scripts (as the
 //! `fakehub` binary). It serves deterministic seed data (`octo/hello`, `octo/tools`) and
@@ -69,6 +70,15 @@
 //! * Injected 5xx answers are charged one unit, like any answered request.
 //!   Forced secondaries and injected errors skip `/rate_limit`.
 //! * Unknown routes answer 404 and are charged to `core` (route key `METHOD (unmatched)`).
+//! * GraphQL (`graphql.rs`): `POST /graphql`, or `/api/graphql` beside the `/api/v3`
+//!   layout (both counted as route `POST /graphql`), serves only the mutations
+//!   `convertPullRequestToDraft` and `markPullRequestReadyForReview` (pull request by
+//!   `pullRequestId`, the `node_id` of its REST JSON; answer `{"data": {"<mutation>":
+//!   {"pullRequest": {"id", "number", "isDraft", "updatedAt"}}}}`). It goes through the
+//!   same pipeline (secondary admission at 5 points, rate-limit headers) and is charged
+//!   to the `graphql` bucket (`x-ratelimit-resource: graphql`, `core_limit` per hour).
+//!   Errors are HTTP 200 with `data: null` and `errors` (`NOT_FOUND` for an unknown node
+//!   id; any other document is refused naming the two mutations); no token → 401.
 //! * `link` URLs keep the request's query parameters (in order) and replace or append `page`.
 //! * Extra route beyond the REST API: `GET /raw/{owner}/{repo}/{ref}/{path}` (GHES raw
 //!   layout used by the official MCP server; `download_url` points there). Also
@@ -107,6 +117,7 @@
 mod data;
 mod forks;
 mod git;
+mod graphql;
 mod limits;
 mod logs;
 mod releases;

@@ -350,10 +350,7 @@ pub fn dispatch(sh: &Shared, c: &Ctx, template: &str) -> Reply {
             u["created_at"] = json!(data::ts(&data::base_time()));
             Reply::json(200, u)
         }
-        "/graphql" => Reply::json(
-            200,
-            json!({"data": null, "errors": [{"message": "GraphQL is not implemented by fakehub"}]}),
-        ),
+        "/graphql" => crate::graphql::answer(&mut sh.world.lock(), c),
         "/app/installations/{id}/access_tokens" => access_token(sh, c),
         "/repos/{owner}/{repo}/actions/jobs/{job_id}/logs" => {
             let w = sh.world.lock();

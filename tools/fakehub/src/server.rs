@@ -207,7 +207,10 @@ async fn handle(State(sh): State<Arc<Shared>>, req: Request) -> Response {
     } else {
         parts.method.as_str()
     };
-    let matched = routes::match_route(method, &rel);
+    // GraphQL sits beside the REST API (`/graphql`, or `/api/graphql` for `/api/v3`),
+    // never under `/api/v3`.
+    let matched = routes::match_route(method, &rel)
+        .filter(|m| !(prefix == "/api/v3" && m.template == "/graphql"));
     let template = matched.as_ref().map(|m| m.template);
     let endpoint = format!(
         "{} {}",

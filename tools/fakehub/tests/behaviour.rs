@@ -714,3 +714,106 @@ async fn job_logs_redirect_to_a_log_host_that_refuses_authorization() {
         (3, 1)
     );
 }
+
+#[tokio::test]
+async fn graphql_draft_mutations_flip_a_pull_request_by_node_id() {
+    let hub = hub(FakeConfig::default()).await;
+    let c = Client::new();
+    let pull_url = format!("{}/repos/octo/hello/pulls/251", hub.base_url());
+    let pull: Value = get_json(&c, &pull_url, "tok-gql").await;
+    assert_eq!(pull["draft"], false);
+    let node_id = pull["node_id"].as_str().unwrap().to_string();
+    let again: Value = get_json(&c, &pull_url, "tok-gql").await;
+    assert_eq!(again["node_id"], node_id.as_str(), "node ids are stable");
+
+    let to_draft = "mutation($pullRequestId: ID!) { convertPullRequestToDraft(input: {pullRequestId: $pullRequestId}) { pullRequest { isDraft number } } }";
+    // Root layout and the Enterprise layout both serve GraphQL.
+    let r = send_json(
+        &c,
+        Method::POST,
+        &format!("{}/graphql", hub.base_url()),
+        "tok-gql",
+        json!({"query": to_draft, "variables": {"pullRequestId": node_id}}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(h(&r, "x-ratelimit-resource").unwrap(), "graphql");
+    assert_eq!(h(&r, "x-ratelimit-used").unwrap(), "1");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["data"]["convertPullRequestToDraft"]["pullRequest"]["isDraft"], true,
+        "{v}"
+    );
+    assert_eq!(
+        v["data"]["convertPullRequestToDraft"]["pullRequest"]["number"],
+        251
+    );
+    let pull: Value = get_json(&c, &pull_url, "tok-gql").await;
+    assert_eq!(pull["draft"], true);
+
+    let ready = format!(
+        r#"mutation {{ markPullRequestReadyForReview(input: {{pullRequestId: "{node_id}"}}) {{ pullRequest {{ isDraft }} }} }}"#
+    );
+    let r = send_json(
+        &c,
+        Method::POST,
+        &format!("{}/api/graphql", hub.base_url()),
+        "tok-gql",
+        json!({"query": ready}),
+    )
+    .await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["data"]["markPullRequestReadyForReview"]["pullRequest"]["isDraft"], false,
+        "{v}"
+    );
+    let pull: Value = get_json(&c, &pull_url, "tok-gql").await;
+    assert_eq!(pull["draft"], false);
+
+    // An unknown node id and an unsupported document: HTTP 200 with `errors`.
+    let r = send_json(
+        &c,
+        Method::POST,
+        &format!("{}/graphql", hub.base_url()),
+        "tok-gql",
+        json!({"query": to_draft, "variables": {"pullRequestId": "PR_nope"}}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["data"], Value::Null);
+    assert_eq!(v["errors"][0]["type"], "NOT_FOUND");
+    assert_eq!(
+        v["errors"][0]["message"],
+        "Could not resolve to a node with the global id of 'PR_nope'"
+    );
+    let r = send_json(
+        &c,
+        Method::POST,
+        &format!("{}/graphql", hub.base_url()),
+        "tok-gql",
+        json!({"query": "{ viewer { login } }"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("this fake serves only"),
+        "{v}"
+    );
+    let r = c
+        .post(format!("{}/graphql", hub.base_url()))
+        .json(&json!({"query": to_draft}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "GraphQL needs a token");
+
+    let stats = hub.stats();
+    assert_eq!(stats.by_route["POST /graphql"], 5);
+    let charged = &stats.by_token["tok-gql…"].charged;
+    assert_eq!(charged["graphql"], 4, "{charged:?}");
+}

@@ -1,5 +1,6 @@
 //! Pull request tools: open, list, read (body, files, diff windows) and merge here;
-//! changing one, updating its branch, requesting reviewers and search in `update.rs`;
+//! changing one, updating its branch, requesting reviewers and search in `update.rs`
+//! (the draft state through GraphQL in `draft.rs`);
 //! reviews, review comments and replies in `reviews.rs`, whose inline comments are
 //! checked against the diff by `diff_lines.rs`.
 //!
@@ -9,6 +10,7 @@
 use super::*;
 
 mod diff_lines;
+mod draft;
 mod reviews;
 mod update;
 

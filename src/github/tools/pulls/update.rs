@@ -1,10 +1,14 @@
-//! Changing a pull request: title, body, base and state (`update_pull_request`),
-//! bringing its branch up to date with the base (`update_pull_request_branch`),
-//! requesting reviewers, and pull request search.
+//! Changing a pull request: title, body, base and state through REST, draft state
+//! through GraphQL (`draft.rs`) (`update_pull_request`), bringing its branch up to date
+//! with the base (`update_pull_request_branch`), requesting reviewers, and pull request
+//! search.
 //!
-//! `draft` is not offered: GitHub's REST API cannot change it (only GraphQL's
-//! `convertPullRequestToDraft` / `markPullRequestReadyForReview`), and the client has
-//! no GraphQL path.
+//! `update_pull_request` makes as few requests as it can: the PATCH's answer (or, when
+//! only `draft` is given, one conditional GET) carries the draft state and the `node_id`
+//! the mutation needs, and no mutation is sent when the pull request is already in the
+//! wanted state. Each change publishes GitHub's action: `edited` (or `closed` /
+//! `reopened`) naming the REST fields set, then `converted_to_draft` /
+//! `ready_for_review`.
 //!
 //! Owns these tools' inputs, outputs, handlers and registration; requests go through
 //! the client only.
@@ -20,7 +24,7 @@ pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
             "update_pull_request",
             write,
             update_pull_request,
-            "Change a pull request's title, body, base branch or state.",
+            "Change a pull request's title, body, base, state or draft.",
         )
         .titled("Update pull request"),
         t.tool(
@@ -62,6 +66,16 @@ pub struct UpdatePullIn {
     pub base: Option<String>,
     #[serde(default)]
     pub state: Option<super::super::issues::OpenClosed>,
+    #[serde(default)]
+    pub draft: Option<bool>,
+}
+
+/// A pull request answer with the id GraphQL addresses it by.
+#[derive(Deserialize)]
+struct PullWithNode {
+    #[serde(flatten)]
+    pr: PullRequest,
+    node_id: String,
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -126,22 +140,20 @@ fn pull_url(
     )
 }
 
-pub(super) async fn update_pull_request(
-    gh: SharedGithub,
-    i: UpdatePullIn,
-    ctx: CallCtx,
-) -> Out<PullRequest> {
+/// The REST body of an update and the names of the fields it sets.
+fn rest_changes(
+    i: &UpdatePullIn,
+) -> Result<(serde_json::Map<String, Value>, Vec<&'static str>), ToolError> {
     use super::super::issues::OpenClosed;
-    let repo = repo(&i.repository)?;
     let mut body = serde_json::Map::new();
-    if let Some(t) = i.title {
+    if let Some(t) = &i.title {
         if t.trim().is_empty() {
             return Err(ToolError::input("title: must not be empty"));
         }
-        body.insert("title".into(), t.into());
+        body.insert("title".into(), t.as_str().into());
     }
-    if let Some(b) = i.body {
-        body.insert("body".into(), b.into());
+    if let Some(b) = &i.body {
+        body.insert("body".into(), b.as_str().into());
     }
     if let Some(b) = &i.base {
         body.insert("base".into(), git_ref("base", b)?.into());
@@ -153,15 +165,27 @@ pub(super) async fn update_pull_request(
         };
         body.insert("state".into(), s.into());
     }
-    if body.is_empty() {
-        return Err(ToolError::input(
-            "nothing to change: give at least one of title, body, base, state",
-        ));
-    }
-    let url = pull_url(&gh, &repo, i.number, "")?;
-    let pr: PullRequest = gh
+    let fields = ["title", "body", "base", "state"]
+        .into_iter()
+        .filter(|f| body.contains_key(*f))
+        .collect();
+    Ok((body, fields))
+}
+
+/// PATCHes the REST fields and publishes `edited` / `closed` / `reopened`.
+async fn patch_pull(
+    gh: &SharedGithub,
+    ctx: &CallCtx,
+    repo: &str,
+    i: &UpdatePullIn,
+    body: serde_json::Map<String, Value>,
+    fields: &[&'static str],
+) -> Result<PullWithNode, ToolError> {
+    use super::super::issues::OpenClosed;
+    let url = pull_url(gh, repo, i.number, "")?;
+    let pull: PullWithNode = gh
         .client
-        .send_json(&ctx, Method::PATCH, url, &Value::Object(body))
+        .send_json(ctx, Method::PATCH, url, &Value::Object(body))
         .await
         .map_err(|e| match e {
             GhError::Rejected {
@@ -181,7 +205,42 @@ pub(super) async fn update_pull_request(
         Some(OpenClosed::Open) => "reopened",
         None => "edited",
     };
-    publish(&gh, pr_event(action, &repo, &pr), ctx.principal.owner()).await;
+    let event = pr_event(action, repo, &pull.pr).with_changes(fields.to_vec());
+    publish(gh, event, ctx.principal.owner()).await;
+    Ok(pull)
+}
+
+pub(super) async fn update_pull_request(
+    gh: SharedGithub,
+    i: UpdatePullIn,
+    ctx: CallCtx,
+) -> Out<PullRequest> {
+    let repo = repo(&i.repository)?;
+    let (body, fields) = rest_changes(&i)?;
+    let pull = if !body.is_empty() {
+        patch_pull(&gh, &ctx, &repo, &i, body, &fields).await?
+    } else if i.draft.is_some() {
+        // Only the draft state: one (conditional) read gives it and the node id.
+        let url = pull_url(&gh, &repo, i.number, "")?;
+        gh.client.get_json(&ctx, url, LaneKind::Read).await?
+    } else {
+        return Err(ToolError::input(
+            "nothing to change: give at least one of title, body, base, state, draft",
+        ));
+    };
+    let PullWithNode { mut pr, node_id } = pull;
+    let Some(draft) = i.draft.filter(|d| *d != pr.draft) else {
+        return Ok(pr);
+    };
+    let now = draft::set_draft(&gh, &ctx, &node_id, draft)
+        .await
+        .map_err(|e| draft::draft_error(e, &repo, i.number, draft, &fields))?;
+    pr.draft = now.is_draft;
+    if let Some(at) = now.updated_at {
+        pr.updated_at = at;
+    }
+    let event = pr_event(draft::action_name(pr.draft), &repo, &pr).with_changes(vec!["draft"]);
+    publish(&gh, event, ctx.principal.owner()).await;
     Ok(pr)
 }
 
