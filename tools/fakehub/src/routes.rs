@@ -92,7 +92,10 @@ const ROUTES: &[(&str, &str)] = &[
         "POST",
         "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches",
     ),
-    ("GET", "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs"),
+    (
+        "GET",
+        "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs",
+    ),
     ("GET", "/repos/{owner}/{repo}/actions/runs"),
     ("GET", "/repos/{owner}/{repo}/actions/runs/{run_id}"),
     ("GET", "/repos/{owner}/{repo}/actions/runs/{run_id}/jobs"),

@@ -37,13 +37,7 @@ pub fn red_build(w: &mut World, spec: &Value) -> Result<Value, String> {
         .cloned()
         .ok_or("the repository has no main branch")?;
     let tree = r.tree_of(&base_sha);
-    let head_sha = r.commit_tree(
-        vec![base_sha],
-        tree,
-        "Speed up the scheduler",
-        "bob",
-        now,
-    );
+    let head_sha = r.commit_tree(vec![base_sha], tree, "Speed up the scheduler", "bob", now);
     r.branches.insert(branch.to_string(), head_sha.clone());
     let number = r.issues.keys().last().copied().unwrap_or(0) + 1;
     r.issues.insert(
@@ -77,7 +71,12 @@ pub fn red_build(w: &mut World, spec: &Value) -> Result<Value, String> {
     );
     let workflow_id = r.workflows.first().map(|w| w.0).ok_or("no workflow")?;
     let run_id = r.runs.iter().map(|x| x.id).max().unwrap_or(9000) + 1;
-    let run_number = r.runs.iter().filter(|x| x.workflow_id == workflow_id).count() as u64 + 1;
+    let run_number = r
+        .runs
+        .iter()
+        .filter(|x| x.workflow_id == workflow_id)
+        .count() as u64
+        + 1;
     r.runs.push(Run {
         id: run_id,
         attempt: 1,
