@@ -168,7 +168,10 @@ impl OAuthOptions {
         let Some(issuer) = issuer else {
             for (set, option) in [
                 (self.oauth_audience.is_some(), "oauth-audience"),
-                (self.oauth_required_scopes.is_some(), "oauth-required-scopes"),
+                (
+                    self.oauth_required_scopes.is_some(),
+                    "oauth-required-scopes",
+                ),
                 (
                     self.oauth_jwks_cooldown_secs.is_some(),
                     "oauth-jwks-cooldown-secs",
@@ -236,8 +239,12 @@ pub fn is_loopback_host(url: &url::Url) -> bool {
 /// An issuer or resource URL: absolute, https (http only on a loopback host), no
 /// userinfo, no fragment; an issuer has no query either (RFC 8414 §2).
 fn check_oauth_url(option: &str, raw: &str, query_allowed: bool) -> Result<(), ConfigError> {
-    let url = url::Url::parse(raw)
-        .map_err(|e| invalid(option, format!("{}: not an absolute URL ({e})", super::shown_url(raw))))?;
+    let url = url::Url::parse(raw).map_err(|e| {
+        invalid(
+            option,
+            format!("{}: not an absolute URL ({e})", super::shown_url(raw)),
+        )
+    })?;
     let secure = url.scheme() == "https" || (url.scheme() == "http" && is_loopback_host(&url));
     if !secure {
         return Err(invalid(
@@ -339,10 +346,24 @@ mod tests {
 
     #[test]
     fn scopes_are_rfc6749_scope_tokens() {
-        for ok in ["cortex:read", "mcp", "a", "x-y_z.1/2", "https://api.example.com/read"] {
+        for ok in [
+            "cortex:read",
+            "mcp",
+            "a",
+            "x-y_z.1/2",
+            "https://api.example.com/read",
+        ] {
             assert_eq!(check_scope(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "two words", "quo\"te", "back\\slash", "tab\t", "é", "\u{7f}"] {
+        for bad in [
+            "",
+            "two words",
+            "quo\"te",
+            "back\\slash",
+            "tab\t",
+            "é",
+            "\u{7f}",
+        ] {
             assert!(check_scope(bad).is_err(), "{bad:?}");
         }
         assert!(check_scope(&"s".repeat(129)).is_err());
@@ -380,7 +401,10 @@ mod tests {
     #[test]
     fn an_issuer_needs_an_audience_and_secure_urls() {
         let e = refusal(options(Some("https://auth.example.com"), None));
-        assert!(e.contains("oauth-audience") && e.contains("required"), "{e}");
+        assert!(
+            e.contains("oauth-audience") && e.contains("required"),
+            "{e}"
+        );
         let e = refusal(options(
             Some("http://auth.example.com"),
             Some("https://mcp.example.com/mcp"),

@@ -172,7 +172,10 @@ fn oauth_counts_as_authentication_and_shows_in_the_config_view() {
     let e = Config::from_layers(Options::default(), flags(&["--http-rate-limit", "fast"]))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("http-rate-limit") && e.contains("COUNT/UNIT"), "{e}");
+    assert!(
+        e.contains("http-rate-limit") && e.contains("COUNT/UNIT"),
+        "{e}"
+    );
     let e = Config::from_layers(
         Options::default(),
         flags(&["--oauth-issuer", "https://auth.example.com"]),

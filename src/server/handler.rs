@@ -88,9 +88,11 @@ impl ServerHandler for CortexServer {
         let access = ToolAccess::of_request(&ctx.extensions);
         if access != ToolAccess::All {
             let registry = &self.shared.registry;
-            result
-                .tools
-                .retain(|t| registry.get(&t.name).is_none_or(|d| access.allows(d.read_only)));
+            result.tools.retain(|t| {
+                registry
+                    .get(&t.name)
+                    .is_none_or(|d| access.allows(d.read_only))
+            });
         }
         Ok(result)
     }

@@ -54,7 +54,6 @@ mod oauth;
 mod rate;
 mod sessions;
 
-
 pub use sessions::{CappedSessions, SessionsError};
 
 #[derive(Debug, thiserror::Error)]
@@ -134,10 +133,8 @@ fn router(server: CortexServer, ct: CancellationToken) -> Result<Router, HttpErr
         hosts: config.allowed_hosts.clone(),
         origins,
     });
-    let access = Arc::new(
-        auth::Access::new(&config)
-            .map_err(|e| HttpError::Config(format!("OAuth: {e}")))?,
-    );
+    let access =
+        Arc::new(auth::Access::new(&config).map_err(|e| HttpError::Config(format!("OAuth: {e}")))?);
     if let Some(verifier) = access.oauth().cloned() {
         tokio::spawn(async move { verifier.prefetch().await });
     }

@@ -112,12 +112,14 @@ impl AuthServer {
     /// An access token from the token endpoint (client credentials grant) with these
     /// form fields (`scope`, `aud`, and the script's test fields `sub`, `exp_in`, …).
     async fn token(&self, fields: &[(&str, &str)]) -> String {
-        let mut form = vec![("grant_type", "client_credentials")];
-        form.extend_from_slice(fields);
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", "client_credentials");
+        form.extend_pairs(fields);
         let answer: Value = self
             .http
             .post(format!("{}/token", self.issuer))
-            .form(&form)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.finish())
             .send()
             .await
             .unwrap()
@@ -177,7 +179,11 @@ async fn post_init(base: &str, token: &str) -> (u16, reqwest::header::HeaderMap,
     post_mcp(base, token, INIT).await
 }
 
-async fn post_mcp(base: &str, token: &str, body: &str) -> (u16, reqwest::header::HeaderMap, String) {
+async fn post_mcp(
+    base: &str,
+    token: &str,
+    body: &str,
+) -> (u16, reqwest::header::HeaderMap, String) {
     let mut req = reqwest::Client::new()
         .post(format!("{base}/mcp"))
         .header("accept", "application/json, text/event-stream")
@@ -218,7 +224,8 @@ fn at<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
 /// `token` with its payload changed (`sub` → "mallory") and the signature kept.
 fn tampered(token: &str) -> String {
     let parts: Vec<&str> = token.split('.').collect();
-    let mut payload: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    let mut payload: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
     payload["sub"] = json!("mallory");
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&payload).unwrap());
     format!("{}.{payload}.{}", parts[0], parts[2])
@@ -278,7 +285,10 @@ async fn metadata_and_challenges_point_clients_to_the_authorization_server() {
     assert_eq!(status, 401);
     let c = challenge(&headers);
     assert!(c.starts_with("Bearer "), "{c}");
-    assert!(c.contains(&format!("resource_metadata=\"{metadata_url}\"")), "{c}");
+    assert!(
+        c.contains(&format!("resource_metadata=\"{metadata_url}\"")),
+        "{c}"
+    );
     assert!(!c.contains("error="), "{c}");
 
     // A good token passes; every broken one is 401 invalid_token, and no answer
@@ -287,25 +297,57 @@ async fn metadata_and_challenges_point_clients_to_the_authorization_server() {
     assert_eq!(post_init(base, &good).await.0, 200);
     let aud = audience.as_str();
     let cases = [
-        ("wrong audience", auth.token(&at(&[("aud", "https://other.example/mcp")])).await, "audience"),
+        (
+            "wrong audience",
+            auth.token(&at(&[("aud", "https://other.example/mcp")]))
+                .await,
+            "audience",
+        ),
         ("no audience", auth.token(&at(&[])).await, "claim"),
-        ("expired", auth.token(&at(&[("aud", aud), ("exp_in", "-600")])).await, "expired"),
-        ("not yet valid", auth.token(&at(&[("aud", aud), ("nbf_in", "600")])).await, "not valid yet"),
-        ("wrong issuer", auth.token(&at(&[("aud", aud), ("iss", "http://127.0.0.1:9/other")])).await, "issuer"),
-        ("no subject", auth.token(&[("scope", "cortex:write"), ("aud", aud)]).await, "claim"),
+        (
+            "expired",
+            auth.token(&at(&[("aud", aud), ("exp_in", "-600")])).await,
+            "expired",
+        ),
+        (
+            "not yet valid",
+            auth.token(&at(&[("aud", aud), ("nbf_in", "600")])).await,
+            "not valid yet",
+        ),
+        (
+            "wrong issuer",
+            auth.token(&at(&[("aud", aud), ("iss", "http://127.0.0.1:9/other")]))
+                .await,
+            "issuer",
+        ),
+        (
+            "no subject",
+            auth.token(&[("scope", "cortex:write"), ("aud", aud)]).await,
+            "claim",
+        ),
         ("tampered signature", tampered(&good), "signature"),
         ("alg none", unsigned(&good), "not a well-formed"),
         ("HS256 with the key id", hmac_signed(&good), "algorithm"),
-        ("not a JWT", "not-a-jwt-at-all".to_string(), "not a well-formed"),
+        (
+            "not a JWT",
+            "not-a-jwt-at-all".to_string(),
+            "not a well-formed",
+        ),
     ];
     for (what, token, reason) in cases {
         let (status, headers, body) = post_init(base, &token).await;
         assert_eq!(status, 401, "{what}: {body}");
         let c = challenge(&headers);
         assert!(c.contains("error=\"invalid_token\""), "{what}: {c}");
-        assert!(c.contains(&format!("resource_metadata=\"{metadata_url}\"")), "{what}: {c}");
+        assert!(
+            c.contains(&format!("resource_metadata=\"{metadata_url}\"")),
+            "{what}: {c}"
+        );
         assert!(body.contains(reason), "{what}: {body}");
-        assert!(!body.contains(&token) && !c.contains(&token), "{what} echoed");
+        assert!(
+            !body.contains(&token) && !c.contains(&token),
+            "{what} echoed"
+        );
     }
     // A token for both this server and another is for this one too (aud is a list).
     let both = auth
@@ -353,7 +395,12 @@ async fn a_valid_token_calls_tools_as_its_subject() {
     // Another subject is another principal: alice's task is not bob's to see. Scopes
     // as an `scp` array count the same.
     let bob = auth
-        .token(&[("sub", "bob"), ("scope", "cortex:write"), ("aud", audience.as_str()), ("scp", "1")])
+        .token(&[
+            ("sub", "bob"),
+            ("scope", "cortex:write"),
+            ("aud", audience.as_str()),
+            ("scp", "1"),
+        ])
         .await;
     let client = http_client(&audience, Some(&bob)).await;
     let r = call(&client, "get_task", json!({"taskId": id})).await;
@@ -390,19 +437,41 @@ async fn scopes_decide_which_tools_a_token_reaches() {
     }
 
     // cortex:read lists and calls the read-only tools only.
-    let writer = auth.token_for("carol", "mcp:use cortex:write", &audience).await;
-    let reader = auth.token_for("carol", "mcp:use cortex:read", &audience).await;
+    let writer = auth
+        .token_for("carol", "mcp:use cortex:write", &audience)
+        .await;
+    let reader = auth
+        .token_for("carol", "mcp:use cortex:read", &audience)
+        .await;
     let full = http_client(&audience, Some(&writer)).await;
-    let all: Vec<String> = full.list_all_tools().await.unwrap().into_iter().map(|t| t.name.to_string()).collect();
+    let all: Vec<String> = full
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
     full.cancel().await.unwrap();
     let client = http_client(&audience, Some(&reader)).await;
-    let listed: Vec<String> = client.list_all_tools().await.unwrap().into_iter().map(|t| t.name.to_string()).collect();
+    let listed: Vec<String> = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
     for name in ["get_task", "list_tasks", "watch_task_events"] {
-        assert!(listed.iter().any(|t| t == name), "{name} missing from {listed:?}");
+        assert!(
+            listed.iter().any(|t| t == name),
+            "{name} missing from {listed:?}"
+        );
     }
     for name in ["create_task", "approve_task_step", "cancel_task"] {
         assert!(all.iter().any(|t| t == name), "{name}");
-        assert!(!listed.iter().any(|t| t == name), "{name} listed for cortex:read");
+        assert!(
+            !listed.iter().any(|t| t == name),
+            "{name} listed for cortex:read"
+        );
     }
     assert!(listed.iter().all(|t| all.contains(t)));
     let tasks = ok(&client, "list_tasks", json!({})).await;
@@ -502,7 +571,10 @@ async fn rate_limits_answer_429_per_principal_then_recover() {
     let error: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(error["error"]["code"], -32000, "{error}");
     let message = error["error"]["message"].as_str().unwrap();
-    assert!(message.contains("oauth:alice") && message.contains("2/s"), "{message}");
+    assert!(
+        message.contains("oauth:alice") && message.contains("2/s"),
+        "{message}"
+    );
     assert!(!body.contains(&alice));
 
     // Bob has his own bucket; health and metadata are never limited.
@@ -536,7 +608,11 @@ async fn rate_limits_answer_429_per_principal_then_recover() {
 #[tokio::test]
 async fn without_authentication_the_rate_limit_keys_by_address() {
     let dir = tempfile::tempdir().unwrap();
-    let server = http_server(dir.path(), &["--toolsets", "asbr", "--http-rate-limit", "1/min"], &[]);
+    let server = http_server(
+        dir.path(),
+        &["--toolsets", "asbr", "--http-rate-limit", "1/min"],
+        &[],
+    );
     assert_eq!(post_init(&server.base, "").await.0, 200);
     let (status, headers, body) = post_init(&server.base, "").await;
     assert_eq!(status, 429, "{body}");
@@ -552,11 +628,20 @@ fn an_issuer_without_an_audience_refuses_to_start() {
     let out = std::process::Command::new(BIN)
         .arg("--state-dir")
         .arg(dir.path())
-        .args(["--oauth-issuer", "https://auth.example.com", "serve", "--http", "127.0.0.1:0"])
+        .args([
+            "--oauth-issuer",
+            "https://auth.example.com",
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+        ])
         .env_remove("CORTEX_MCP_OAUTH_AUDIENCE")
         .output()
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("oauth-audience") && stderr.contains("required"), "{stderr}");
+    assert!(
+        stderr.contains("oauth-audience") && stderr.contains("required"),
+        "{stderr}"
+    );
 }

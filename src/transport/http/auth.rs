@@ -54,8 +54,13 @@ enum Outcome {
     /// No authentication is configured.
     Open,
     Pass(Principal, ToolAccess),
-    Unauthorized { reason: Option<String> },
-    Forbidden { principal: Principal, needed: Vec<String> },
+    Unauthorized {
+        reason: Option<String>,
+    },
+    Forbidden {
+        principal: Principal,
+        needed: Vec<String>,
+    },
     Unavailable(KeysError),
 }
 
@@ -255,9 +260,7 @@ pub async fn authenticate(
             rejected("keys_unavailable");
             let wait = match &e {
                 KeysError::CoolingDown(secs) => *secs,
-                _ => access
-                    .settings()
-                    .map_or(30, |s| s.jwks_cooldown.as_secs()),
+                _ => access.settings().map_or(30, |s| s.jwks_cooldown.as_secs()),
             };
             (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -276,8 +279,8 @@ fn rejected(reason: &'static str) {
 }
 
 fn challenge_response(status: StatusCode, challenge: &str, body: String) -> Response {
-    let value = HeaderValue::from_str(challenge)
-        .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
+    let value =
+        HeaderValue::from_str(challenge).unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
     (status, [(header::WWW_AUTHENTICATE, value)], body).into_response()
 }
 
@@ -342,7 +345,10 @@ pub async fn require_write_scope(
         return StatusCode::BAD_REQUEST.into_response();
     };
     if let Some(tool) = called_tool(&bytes)
-        && step_up.registry.get(&tool).is_some_and(|def| !def.read_only)
+        && step_up
+            .registry
+            .get(&tool)
+            .is_some_and(|def| !def.read_only)
     {
         rejected("insufficient_scope");
         let required = step_up
@@ -353,9 +359,14 @@ pub async fn require_write_scope(
         let needed = needed_scopes(&required, SCOPE_WRITE);
         let why = format!("{tool} changes state and needs {SCOPE_WRITE}");
         let challenge = step_up.access.insufficient_scope_challenge(&needed, &why);
-        return challenge_response(StatusCode::FORBIDDEN, &challenge, format!("Forbidden: {why}"));
+        return challenge_response(
+            StatusCode::FORBIDDEN,
+            &challenge,
+            format!("Forbidden: {why}"),
+        );
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// The tool a `tools/call` message calls.
@@ -451,7 +462,8 @@ mod tests {
 
     #[test]
     fn only_tools_call_names_a_tool() {
-        let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create_task"}}"#;
+        let call =
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create_task"}}"#;
         assert_eq!(called_tool(call).as_deref(), Some("create_task"));
         assert_eq!(
             called_tool(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#),

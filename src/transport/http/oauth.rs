@@ -488,9 +488,8 @@ fn jwks_uri_of(doc: &Value, issuer: &str) -> Result<String, String> {
         .get("jwks_uri")
         .and_then(Value::as_str)
         .ok_or("it has no jwks_uri")?;
-    let secure = url::Url::parse(uri).is_ok_and(|u| {
-        u.scheme() == "https" || (u.scheme() == "http" && is_loopback_host(&u))
-    });
+    let secure = url::Url::parse(uri)
+        .is_ok_and(|u| u.scheme() == "https" || (u.scheme() == "http" && is_loopback_host(&u)));
     if !secure {
         return Err(KeysError::InsecureJwksUri(uri.chars().take(200).collect()).to_string());
     }
@@ -575,7 +574,10 @@ mod tests {
 
     #[test]
     fn write_reaches_every_tool_read_the_read_only_ones_and_required_scopes_must_all_be_there() {
-        assert_eq!(grant(&list(&["cortex:write"]), &[]), Grant::Tools(ToolAccess::All));
+        assert_eq!(
+            grant(&list(&["cortex:write"]), &[]),
+            Grant::Tools(ToolAccess::All)
+        );
         assert_eq!(
             grant(&list(&["cortex:read", "cortex:write"]), &[]),
             Grant::Tools(ToolAccess::All)
@@ -678,9 +680,15 @@ mod tests {
             fetched: Some(Instant::now()),
         };
         assert!(set.knows(Some("ec"), Algorithm::ES256));
-        assert!(!set.knows(Some("ec"), Algorithm::ES384), "the JWK names ES256");
+        assert!(
+            !set.knows(Some("ec"), Algorithm::ES384),
+            "the JWK names ES256"
+        );
         assert!(!set.knows(Some("ec"), Algorithm::RS256));
-        assert!(set.knows(Some("ed"), Algorithm::EdDSA), "no alg: by key type");
+        assert!(
+            set.knows(Some("ed"), Algorithm::EdDSA),
+            "no alg: by key type"
+        );
         assert!(!set.knows(Some("hmac"), Algorithm::HS256));
         assert!(set.knows(None, Algorithm::EdDSA));
         assert!(!set.stale());
