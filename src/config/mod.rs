@@ -310,7 +310,7 @@ impl Config {
             return Err(invalid(
                 "http",
                 format!(
-                    "binding {addr} (not loopback) requires authentication: set CORTEX_MCP_AUTH_TOKEN or --auth-token, or --oauth-issuer with --oauth-audience"
+                    "binding {addr} (not loopback) requires an auth token: set CORTEX_MCP_AUTH_TOKEN or --auth-token (or OAuth: --oauth-issuer with --oauth-audience)"
                 ),
             ));
         }
