@@ -349,6 +349,16 @@ async fn metadata_and_challenges_point_clients_to_the_authorization_server() {
             "{what} echoed"
         );
     }
+    // The issuer has no RFC 8414 document: its keys were found through OpenID
+    // discovery, the fallback.
+    let mut auth = auth;
+    assert!(
+        auth.requests("/.well-known/oauth-authorization-server")
+            .await
+            >= 1
+    );
+    assert!(auth.requests("/.well-known/openid-configuration").await >= 1);
+
     // A token for both this server and another is for this one too (aud is a list).
     let both = auth
         .token(&at(&[("aud", "https://other.example/mcp"), ("aud", aud)]))
@@ -644,4 +654,23 @@ fn an_issuer_without_an_audience_refuses_to_start() {
         stderr.contains("oauth-audience") && stderr.contains("required"),
         "{stderr}"
     );
+}
+
+#[test]
+fn an_unreachable_issuer_is_503_with_retry_after_not_401() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let (server, _) = cortex(dir.path(), &closed, &[]);
+    let head = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT","kid":"k1"}"#);
+    let body = URL_SAFE_NO_PAD.encode(br#"{"sub":"alice"}"#);
+    let token = format!("{head}.{body}.c2ln");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (status, headers, text) = rt.block_on(post_init(&server.base, &token));
+    assert_eq!(status, 503, "{text}");
+    let retry_after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=31).contains(&retry_after), "{retry_after}");
+    assert!(text.contains("signing keys could not be fetched"), "{text}");
+    assert!(!text.contains(&token));
+    // Without a token it is still 401 with the metadata to go to.
+    assert_eq!(rt.block_on(post_init(&server.base, "")).0, 401);
 }

@@ -7,8 +7,9 @@
 //! point to with `resource_metadata`.
 //!
 //! Owns the HTTP answers of authentication and rate limiting; token validation is
-//! `oauth.rs`'s, the buckets `rate.rs`'s. It must not pass a client's token anywhere
-//! (the request's principal and [`ToolAccess`] are what reaches the server) nor log it.
+//! `oauth.rs`'s, the buckets `rate.rs`'s. It must not pass a client's token anywhere:
+//! an accepted request goes on without its `Authorization` header, carrying the
+//! principal and its [`ToolAccess`] instead; a token is never logged.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -229,6 +230,8 @@ pub async fn authenticate(
     match outcome {
         Outcome::Open => next.run(request).await,
         Outcome::Pass(principal, tools) => {
+            // The token stops here: what follows (rmcp, the tools) sees the principal.
+            request.headers_mut().remove(header::AUTHORIZATION);
             request.extensions_mut().insert(principal);
             if tools != ToolAccess::All {
                 request.extensions_mut().insert(tools);
