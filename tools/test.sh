@@ -4,8 +4,8 @@
 #
 # What it installs, each only when missing or out of date:
 # - the pinned JS runners (jest, vitest, eslint): `npm ci` into tests/fixtures/js-runners;
-# - the authorization server of the OAuth tests (oauth2-mock-server, Node >= 20.19):
-#   `npm ci` into tools/oauth;
+# - the authorization server and the TypeScript SDK client of the OAuth tests
+#   (oauth2-mock-server, @modelcontextprotocol/sdk; Node >= 20.19): `npm ci` into tools/oauth;
 # - pytest, pytest-cov and ruff, pinned in tools/test-requirements.txt, into a virtual
 #   environment under target/test-venv (never into the system Python); its bin/ goes
 #   first on PATH for the tests;
@@ -44,7 +44,7 @@ npm_tools() {
 
 js_runners() {
   npm_tools tests/fixtures/js-runners "JS runners (jest, vitest, eslint)"
-  npm_tools tools/oauth "OAuth test authorization server (oauth2-mock-server)"
+  npm_tools tools/oauth "OAuth test authorization server and client (oauth2-mock-server, @modelcontextprotocol/sdk)"
 }
 
 python_tools() {

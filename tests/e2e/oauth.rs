@@ -674,3 +674,70 @@ fn an_unreachable_issuer_is_503_with_retry_after_not_401() {
     // Without a token it is still 401 with the metadata to go to.
     assert_eq!(rt.block_on(post_init(&server.base, "")).0, 401);
 }
+
+/// Runs tools/oauth/ts-client.mjs (the TypeScript SDK with a client-credentials OAuth
+/// provider) against `url`; its one line of JSON.
+async fn ts_sdk_client(url: &str, issuer: &str, scope: &str) -> Option<Value> {
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tools/oauth/node_modules/@modelcontextprotocol/sdk/package.json");
+    if !sdk.exists() {
+        skip_unless_ci(
+            "@modelcontextprotocol/sdk is not installed in tools/oauth (tools/test.sh installs it)",
+        );
+        return None;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/oauth/ts-client.mjs");
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        Command::new("node")
+            .arg(script)
+            .args([url, issuer, scope, "ts-client"])
+            .stderr(Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("the TypeScript client finishes within 60 s")
+    .unwrap();
+    let line = String::from_utf8_lossy(&out.stdout);
+    Some(serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{e}: {line}")))
+}
+
+#[tokio::test]
+async fn the_typescript_sdk_follows_the_authorization_flow_by_itself() {
+    let Some(mut auth) = AuthServer::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (server, audience) = cortex(dir.path(), &auth.issuer, &[]);
+    // No token given: the SDK gets 401, reads the protected-resource metadata, the
+    // issuer's metadata, and asks the token endpoint for a token for this resource.
+    let Some(read) = ts_sdk_client(&audience, &auth.issuer, "cortex:read").await else {
+        return;
+    };
+    assert!(read.get("error").is_none(), "{read}");
+    let tools: Vec<&str> = read["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        tools.contains(&"get_task") && !tools.contains(&"create_task"),
+        "{tools:?}"
+    );
+    assert_eq!(read["listTasks"]["items"], json!([]), "{read}");
+    assert!(auth.requests("/token").await >= 1);
+
+    let write = ts_sdk_client(&audience, &auth.issuer, "cortex:write")
+        .await
+        .unwrap();
+    assert!(write.get("error").is_none(), "{write}");
+    assert!(
+        write["tools"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("create_task")),
+        "{write}"
+    );
+    drop(server);
+}

@@ -4,7 +4,8 @@
 // the requests per path.
 //
 // Prints one JSON line when it listens: {"issuer": "http://127.0.0.1:PORT"}.
-// Token requests (grant_type=client_credentials, scope, aud as usual) may carry these
+// Token requests (grant_type=client_credentials, scope, aud as usual; `resource` (RFC
+// 8707) becomes `aud` and the client id `sub` when they are not given) may carry these
 // test fields, applied to the token before it is signed:
 //   sub=S        the subject (client_credentials tokens have none otherwise)
 //   exp_in=N     exp = now + N seconds (negative: already expired)
@@ -23,9 +24,23 @@ const issuer = new OAuth2Issuer();
 await issuer.keys.generate("RS256");
 const service = new OAuth2Service(issuer);
 
+// The client id of a client_secret_basic request (RFC 6749 §2.3.1).
+function basicClientId(req) {
+  const [scheme, value] = (req.headers.authorization ?? "").split(" ");
+  if (scheme?.toLowerCase() !== "basic" || !value) return undefined;
+  return decodeURIComponent(Buffer.from(value, "base64").toString().split(":")[0]);
+}
+
 service.on("beforeTokenSigning", (token, req) => {
   const body = req.body ?? {};
   const now = Math.floor(Date.now() / 1000);
+  // RFC 8707: the resource a client asks a token for is its audience; a client
+  // credentials token's subject is the client, as real authorization servers make them.
+  if (token.payload.aud === undefined && typeof body.resource === "string") {
+    token.payload.aud = body.resource;
+  }
+  const client = basicClientId(req) ?? body.client_id;
+  if (token.payload.sub === undefined && typeof client === "string") token.payload.sub = client;
   if (typeof body.sub === "string") token.payload.sub = body.sub;
   if (body.exp_in !== undefined) token.payload.exp = now + Number(body.exp_in);
   if (body.nbf_in !== undefined) token.payload.nbf = now + Number(body.nbf_in);
