@@ -95,8 +95,9 @@ fn loopback_origins() -> Vec<String> {
     ]
 }
 
-/// Builds the axum router; with OAuth, starts fetching the issuer's keys.
-fn router(server: CortexServer, ct: CancellationToken) -> Result<Router, HttpError> {
+/// Builds the axum router (also for in-process tests); with OAuth, starts fetching the
+/// issuer's keys (a Tokio runtime must be running).
+pub fn router(server: CortexServer, ct: CancellationToken) -> Result<Router, HttpError> {
     let config = server.runtime().config.clone();
     let origins = if config.allowed_origins.is_empty() {
         loopback_origins()
