@@ -4,6 +4,8 @@
 #
 # What it installs, each only when missing or out of date:
 # - the pinned JS runners (jest, vitest, eslint): `npm ci` into tests/fixtures/js-runners;
+# - the authorization server and the TypeScript SDK client of the OAuth tests
+#   (oauth2-mock-server, @modelcontextprotocol/sdk; Node >= 20.19): `npm ci` into tools/oauth;
 # - pytest, pytest-cov and ruff, pinned in tools/test-requirements.txt, into a virtual
 #   environment under target/test-venv (never into the system Python); its bin/ goes
 #   first on PATH for the tests;
@@ -21,22 +23,28 @@ missing=()
 
 note() { printf '== %s\n' "$*"; }
 
-js_runners() {
-  local dir=tests/fixtures/js-runners stamp want
+# npm_tools DIR LABEL: `npm ci` into DIR unless its lock file is installed already.
+npm_tools() {
+  local dir=$1 label=$2 stamp want
   stamp="$dir/node_modules/.cortex-lock-sha256"
   want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-    present+=("JS runners (tests/fixtures/js-runners/node_modules)")
+    present+=("$label ($dir/node_modules)")
     return
   fi
   if ! command -v npm >/dev/null; then
-    missing+=("npm (Node.js): the jest/vitest/eslint tests will fail; install Node.js 20+")
+    missing+=("npm (Node.js): the tests of $label will fail; install Node.js 20.19+")
     return
   fi
-  note "installing the pinned JS runners (npm ci --prefix $dir)"
+  note "installing $label (npm ci --prefix $dir)"
   npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
   echo "$want" >"$stamp"
-  installed+=("JS runners: npm ci --prefix $dir")
+  installed+=("$label: npm ci --prefix $dir")
+}
+
+js_runners() {
+  npm_tools tests/fixtures/js-runners "JS runners (jest, vitest, eslint)"
+  npm_tools tools/oauth "OAuth test authorization server and client (oauth2-mock-server, @modelcontextprotocol/sdk)"
 }
 
 python_tools() {

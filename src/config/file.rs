@@ -21,6 +21,8 @@ pub const WIDENING_KEYS: &[&str] = &[
     "connectors-manifest-path",
     "allowed-hosts",
     "allowed-origins",
+    "oauth-issuer",
+    "oauth-audience",
 ];
 
 /// A parsed config file: its options and the keys it sets.

@@ -22,6 +22,7 @@ mod file;
 mod github;
 mod integrations;
 mod mvp;
+mod oauth;
 mod redact;
 mod transport;
 
@@ -36,6 +37,10 @@ pub use github::{
 };
 pub use integrations::IntegrationsOptions;
 pub use mvp::{DEFAULT_EXEC_ALLOW, DEFAULT_EXEC_ENV_ALLOW, ExecSandbox, MvpOptions, MvpSettings};
+pub use oauth::{
+    OAuthOptions, OAuthSettings, RateLimit, RatePeriod, SCOPE_READ, SCOPE_WRITE, check_scope,
+    is_loopback_host,
+};
 pub use options::{CoreOptions, Options};
 pub use redact::{REDACTED, Secret, redact_url, shown_url};
 pub use transport::{TransportLimits, TransportOptions};
@@ -147,6 +152,10 @@ pub struct Config {
     pub integrations_allow_private: Option<bool>,
     /// Containment limits of the transports.
     pub limits: TransportLimits,
+    /// The OAuth 2.1 resource server (`--oauth-issuer`), off when `None`.
+    pub oauth: Option<OAuthSettings>,
+    /// Requests per principal on `/mcp` and `/metrics` (`--http-rate-limit`), off when `None`.
+    pub http_rate_limit: Option<RateLimit>,
     /// Bytes of results and working data one client tool call may hold, nested calls
     /// (graph nodes, map items, batch items) included.
     #[serde(rename = "callMemoryBudgetBytes")]
@@ -197,6 +206,7 @@ impl Config {
         let log_level = core.log_level.unwrap_or_else(|| "info".into());
         tracing_level_check(&log_level)?;
         let transport = o.transport.settings()?;
+        let access = o.oauth.settings()?;
         let timeout = core.request_timeout_secs.unwrap_or(120);
         if timeout == 0 || timeout > 3600 {
             return Err(invalid(
@@ -239,6 +249,8 @@ impl Config {
             events_sink: o.events.settings()?,
             integrations_allow_private: o.integrations.integrations_allow_private,
             limits: transport.limits,
+            oauth: access.oauth,
+            http_rate_limit: access.http_rate_limit,
             call_memory_budget,
         })
     }
@@ -287,13 +299,18 @@ impl Config {
             .map(|s| s.expose())
     }
 
+    /// Whether HTTP requests must authenticate (a bearer token or OAuth is configured).
+    pub fn http_auth_required(&self) -> bool {
+        self.oauth.is_some() || self.bearer_tokens().next().is_some()
+    }
+
     /// Checks that an HTTP bind address is allowed by the auth settings.
     pub fn check_bind(&self, addr: SocketAddr) -> Result<(), ConfigError> {
-        if !addr.ip().is_loopback() && self.bearer_tokens().next().is_none() {
+        if !addr.ip().is_loopback() && !self.http_auth_required() {
             return Err(invalid(
                 "http",
                 format!(
-                    "binding {addr} (not loopback) requires an auth token: set CORTEX_MCP_AUTH_TOKEN or --auth-token"
+                    "binding {addr} (not loopback) requires an auth token: set CORTEX_MCP_AUTH_TOKEN or --auth-token (or OAuth: --oauth-issuer with --oauth-audience)"
                 ),
             ));
         }

@@ -13,7 +13,8 @@ use serde::Deserialize;
 
 use super::{
     asbr::AsbrOptions, events::EventsOptions, github::GithubOptions,
-    integrations::IntegrationsOptions, mvp::MvpOptions, transport::TransportOptions,
+    integrations::IntegrationsOptions, mvp::MvpOptions, oauth::OAuthOptions,
+    transport::TransportOptions,
 };
 
 /// Declares an option struct whose fields all have an `or` method (`Option<T>` or
@@ -55,6 +56,9 @@ pub struct Options {
     #[command(flatten, next_help_heading = "HTTP and stdio")]
     #[serde(flatten)]
     pub transport: TransportOptions,
+    #[command(flatten, next_help_heading = "OAuth and rate limits (HTTP)")]
+    #[serde(flatten)]
+    pub oauth: OAuthOptions,
     #[command(flatten, next_help_heading = "GitHub")]
     #[serde(flatten)]
     pub github: GithubOptions,
@@ -83,6 +87,7 @@ impl Options {
             config: self.config.or(lower.config),
             core: self.core.or(lower.core),
             transport: self.transport.or(lower.transport),
+            oauth: self.oauth.or(lower.oauth),
             github: self.github.or(lower.github),
             integrations: self.integrations.settled().or(lower.integrations.settled()),
             asbr: self.asbr.or(lower.asbr),

@@ -145,6 +145,57 @@ fn non_loopback_bind_needs_token() {
 }
 
 #[test]
+fn oauth_counts_as_authentication_and_shows_in_the_config_view() {
+    let over = flags(&[
+        "--oauth-issuer",
+        "https://auth.example.com",
+        "--oauth-audience",
+        "https://mcp.example.com/mcp",
+        "--oauth-required-scopes",
+        "mcp:use, org:42",
+        "--http-rate-limit",
+        "600/min",
+    ]);
+    let c = Config::from_layers(Options::default(), over).unwrap();
+    assert!(c.http_auth_required());
+    assert!(c.check_bind("0.0.0.0:7439".parse().unwrap()).is_ok());
+    let shown = c.redacted();
+    assert_eq!(shown["oauth"]["issuer"], "https://auth.example.com");
+    assert_eq!(shown["oauth"]["audience"], "https://mcp.example.com/mcp");
+    assert_eq!(
+        shown["oauth"]["requiredScopes"],
+        serde_json::json!(["mcp:use", "org:42"])
+    );
+    assert_eq!(shown["oauth"]["jwksCooldownSecs"], 30);
+    assert_eq!(shown["httpRateLimit"], "600/min");
+
+    let e = Config::from_layers(Options::default(), flags(&["--http-rate-limit", "fast"]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("http-rate-limit") && e.contains("COUNT/UNIT"),
+        "{e}"
+    );
+    let e = Config::from_layers(
+        Options::default(),
+        flags(&["--oauth-issuer", "https://auth.example.com"]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("oauth-audience"), "{e}");
+    let off = Config::from_layers(Options::default(), Options::default()).unwrap();
+    assert!(off.oauth.is_none() && off.http_rate_limit.is_none());
+    assert!(!off.http_auth_required());
+}
+
+#[test]
+fn a_file_inside_a_workspace_root_cannot_set_the_oauth_issuer() {
+    for key in ["oauth-issuer", "oauth-audience"] {
+        assert!(WIDENING_KEYS.contains(&key), "{key}");
+    }
+}
+
+#[test]
 fn integrations_private_default_follows_the_bind() {
     let base = Config::from_layers(Options::default(), Options::default()).unwrap();
     let mut c = base.clone();

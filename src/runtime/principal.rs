@@ -4,11 +4,13 @@
 //!
 //! Owns the principal's names: `stdio` (a local client on the process's own pipes),
 //! `token:<12 hex>` (an HTTP request carrying one of the configured bearer tokens: the
-//! first 12 hex digits of that token's SHA-256, never the token), `http:anonymous` (HTTP
-//! with no token configured) and `internal` (a call the server makes itself). Must not
-//! touch any toolset, the server or the transport: the HTTP transport leaves the
-//! principal it authenticated in the request's extensions (inside the
-//! `http::request::Parts` rmcp hands the server).
+//! first 12 hex digits of that token's SHA-256, never the token), `oauth:<sub>` (an HTTP
+//! request with a valid OAuth access token: its subject, never the token),
+//! `http:anonymous` (HTTP with no authentication configured) and `internal` (a call the
+//! server makes itself); and [`ToolAccess`], which tools a request's credential grants.
+//! Must not touch any toolset, the server or the transport: the HTTP transport leaves the
+//! principal it authenticated (and its [`ToolAccess`] when narrower than all tools) in
+//! the request's extensions (inside the `http::request::Parts` rmcp hands the server).
 
 use sha2::{Digest, Sha256};
 
@@ -37,6 +39,12 @@ impl Principal {
             }
             None => Self("http:anonymous".into()),
         }
+    }
+
+    /// An HTTP request authenticated by an OAuth access token whose subject (`sub`) the
+    /// transport validated (a bounded string without control characters).
+    pub fn oauth(subject: &str) -> Self {
+        Self(format!("oauth:{subject}"))
     }
 
     /// The principal of a request: over HTTP the one the transport authenticated and left
@@ -81,6 +89,33 @@ impl std::fmt::Display for Principal {
     }
 }
 
+/// Which tools a request's credential lets it list and call: all of them (stdio, a
+/// static bearer token, an OAuth token with `cortex:write`, HTTP without authentication)
+/// or only the read-only ones (an OAuth token with `cortex:read` alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ToolAccess {
+    #[default]
+    All,
+    ReadOnly,
+}
+
+impl ToolAccess {
+    /// The access of a request, as the HTTP transport left it in the request's
+    /// extensions (all tools when it left none, and over stdio).
+    pub fn of_request(extensions: &rmcp::model::Extensions) -> Self {
+        extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<ToolAccess>())
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Whether a tool, read-only or not, may be listed and called.
+    pub fn allows(self, read_only_tool: bool) -> bool {
+        self == Self::All || read_only_tool
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +137,25 @@ mod tests {
         let (parts, ()) = request.into_parts();
         ext.insert(parts);
         assert_eq!(Principal::of_request(&ext), p);
+    }
+
+    #[test]
+    fn oauth_principals_are_their_subject_and_may_be_narrowed_to_read_only_tools() {
+        let p = Principal::oauth("alice");
+        assert_eq!(p.as_str(), "oauth:alice");
+        assert!(p.may_access(p.owner().as_deref(), false));
+        assert!(!Principal::oauth("bob").may_access(p.owner().as_deref(), false));
+
+        let mut ext = rmcp::model::Extensions::new();
+        assert_eq!(ToolAccess::of_request(&ext), ToolAccess::All);
+        let mut request = http::Request::new(());
+        request.extensions_mut().insert(ToolAccess::ReadOnly);
+        let (parts, ()) = request.into_parts();
+        ext.insert(parts);
+        let access = ToolAccess::of_request(&ext);
+        assert_eq!(access, ToolAccess::ReadOnly);
+        assert!(access.allows(true) && !access.allows(false));
+        assert!(ToolAccess::All.allows(false));
     }
 
     #[test]

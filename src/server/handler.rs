@@ -9,7 +9,10 @@
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, model::*, service::RequestContext};
 
 use super::{CortexServer, EVENTS_SCHEME, parse_events_uri, stateless_http};
-use crate::runtime::{principal::Principal, resources::ResourceError};
+use crate::runtime::{
+    principal::{Principal, ToolAccess},
+    resources::ResourceError,
+};
 
 /// Standard MCP requests: rmcp hands one whose params do not parse to
 /// `on_custom_request`, which must then answer -32602, not -32601.
@@ -73,13 +76,24 @@ impl ServerHandler for CortexServer {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let mut result = ListToolsResult::default();
         result.tools = match &self.shared.dynamic {
             Some(dynamic) => dynamic.tools(&self.session.toolsets, &self.shared.registry),
             None => self.catalog(),
         };
+        // An OAuth token with `cortex:read` alone sees the read-only tools only (the
+        // discovery tools of dynamic mode, not in the registry, stay).
+        let access = ToolAccess::of_request(&ctx.extensions);
+        if access != ToolAccess::All {
+            let registry = &self.shared.registry;
+            result.tools.retain(|t| {
+                registry
+                    .get(&t.name)
+                    .is_none_or(|d| access.allows(d.read_only))
+            });
+        }
         Ok(result)
     }
 
@@ -170,6 +184,17 @@ impl ServerHandler for CortexServer {
                 None,
             ));
         };
+        // The HTTP transport answers 403 before this; kept for any other path in.
+        if !ToolAccess::of_request(&ctx.extensions).allows(def.read_only) {
+            return Err(McpError::invalid_request(
+                format!(
+                    "`{}` changes state and needs the OAuth scope {}; this token grants read-only tools",
+                    request.name,
+                    crate::config::SCOPE_WRITE
+                ),
+                None,
+            ));
+        }
         let args = request.arguments.unwrap_or_default();
         let call_ctx = self.call_ctx(&ctx);
         let progress = call_ctx.progress.clone();

@@ -1,9 +1,12 @@
 //! Streamable HTTP transport (axum on a hyper HTTP/1 accept loop): `/mcp` (rmcp
 //! `StreamableHttpService`, both protocol eras), `/healthz`, `/metrics`, plus the
 //! toolsets' own routes (`/hooks/{id}` of integrations, which authenticate by their own
-//! signatures); bearer auth compared in constant time (scheme case-insensitive); Host and
-//! Origin validation (rmcp's for `/mcp`, the same rules here for `/metrics`); TCP_NODELAY
-//! on accepted sockets; graceful shutdown that drains in-flight calls on SIGINT/SIGTERM.
+//! signatures), and with `--oauth-issuer` the protected-resource metadata
+//! (`/.well-known/oauth-protected-resource[/…]`); authentication of `/mcp` and `/metrics`
+//! (static bearer tokens, OAuth access tokens), the per-principal rate limit and the
+//! write-scope step-up are `http/auth.rs`'s; Host and Origin validation (rmcp's for
+//! `/mcp`, the same rules here for `/metrics`); TCP_NODELAY on accepted sockets; graceful
+//! shutdown that drains in-flight calls on SIGINT/SIGTERM.
 //!
 //! Containment, all before the bearer check: at most `--http-max-connections` connections
 //! are served at once (the accept loop waits for a free slot; the rest wait in the
@@ -27,7 +30,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use axum::{
     Router,
     body::Body,
-    extract::State,
+    extract::{ConnectInfo, State},
     http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -42,11 +45,13 @@ use rmcp::{
     },
 };
 use serde_json::Value;
-use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::Config, runtime::principal::Principal, server::CortexServer};
+use crate::{config::Config, server::CortexServer};
 
+mod auth;
+mod oauth;
+mod rate;
 mod sessions;
 
 pub use sessions::{CappedSessions, SessionsError};
@@ -70,9 +75,6 @@ const SESSIONS_RETRY_AFTER_SECS: u64 = 10;
 #[derive(Clone)]
 struct AppState {
     server: CortexServer,
-    /// The accepted bearer tokens, each with the principal it authenticates (empty: no
-    /// authentication, every request is `http:anonymous`).
-    tokens: Arc<[(Arc<str>, Principal)]>,
 }
 
 /// What the body reader needs.
@@ -93,8 +95,9 @@ fn loopback_origins() -> Vec<String> {
     ]
 }
 
-/// Builds the axum router (also used by in-process tests).
-pub fn router(server: CortexServer, ct: CancellationToken) -> Router {
+/// Builds the axum router (also for in-process tests); with OAuth, starts fetching the
+/// issuer's keys (a Tokio runtime must be running).
+pub fn router(server: CortexServer, ct: CancellationToken) -> Result<Router, HttpError> {
     let config = server.runtime().config.clone();
     let origins = if config.allowed_origins.is_empty() {
         loopback_origins()
@@ -131,27 +134,37 @@ pub fn router(server: CortexServer, ct: CancellationToken) -> Router {
         hosts: config.allowed_hosts.clone(),
         origins,
     });
-    let state = AppState {
-        tokens: config
-            .bearer_tokens()
-            .map(|t| (Arc::from(t), Principal::http(Some(t))))
-            .collect(),
-        server,
+    let access =
+        Arc::new(auth::Access::new(&config).map_err(|e| HttpError::Config(format!("OAuth: {e}")))?);
+    if let Some(verifier) = access.oauth().cloned() {
+        tokio::spawn(async move { verifier.prefetch().await });
+    }
+    let step_up = auth::StepUp {
+        access: access.clone(),
+        registry: server.registry().clone(),
     };
-    Router::new()
+    let metadata = config
+        .oauth
+        .as_ref()
+        .map(auth::metadata_routes)
+        .unwrap_or_default();
+    let state = AppState { server };
+    Ok(Router::new()
         .nest_service("/mcp", mcp)
         .route(
             "/metrics",
             get(metrics).layer(middleware::from_fn_with_state(rebinding, check_rebinding)),
         )
-        .layer(middleware::from_fn_with_state(body, read_body))
         .layer(middleware::from_fn_with_state(
-            state.clone(),
-            require_bearer,
+            step_up,
+            auth::require_write_scope,
         ))
+        .layer(middleware::from_fn_with_state(body, read_body))
+        .layer(middleware::from_fn_with_state(access, auth::authenticate))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
-        .merge(toolset_routes)
+        .merge(metadata)
+        .merge(toolset_routes))
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -162,53 +175,6 @@ async fn metrics(State(state): State<AppState>) -> Response {
             HeaderValue::from_static("text/plain; version=0.0.4"),
         )],
         body,
-    )
-        .into_response()
-}
-
-/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive,
-/// RFC 9110 §11.1), or "" when there is none.
-fn bearer_token(headers: &HeaderMap) -> &str {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim_start().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map_or("", |(_, token)| token.trim())
-}
-
-/// Lets a request through when it carries one of the accepted tokens (or none is
-/// configured), leaving the principal that token authenticates in its extensions.
-async fn require_bearer(
-    State(state): State<AppState>,
-    mut request: Request<Body>,
-    next: Next,
-) -> Response {
-    if state.tokens.is_empty() {
-        return next.run(request).await;
-    }
-    let presented = bearer_token(request.headers());
-    // Every token is compared (in constant time), so the time taken does not say which
-    // one matched or how far a guess got.
-    let mut matched = None;
-    for (token, principal) in state.tokens.iter() {
-        if bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
-            matched = Some(principal.clone());
-        }
-    }
-    if let Some(principal) = matched {
-        request.extensions_mut().insert(principal);
-        return next.run(request).await;
-    }
-    let challenge = if presented.is_empty() {
-        "Bearer realm=\"cortex-mcp\""
-    } else {
-        "Bearer realm=\"cortex-mcp\", error=\"invalid_token\""
-    };
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, challenge)],
-        "missing or invalid bearer token",
     )
         .into_response()
 }
@@ -459,7 +425,7 @@ pub async fn serve(server: CortexServer, addr: SocketAddr) -> Result<(), HttpErr
         .check_bind(addr)
         .map_err(|e| HttpError::Config(e.to_string()))?;
     let ct = CancellationToken::new();
-    let app = router(server, ct.child_token());
+    let app = router(server, ct.child_token())?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| HttpError::Bind { addr, source })?;
@@ -485,9 +451,9 @@ pub async fn serve(server: CortexServer, addr: SocketAddr) -> Result<(), HttpErr
             },
             () = &mut shutdown => break,
         };
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
                     tracing::warn!("accept failed: {e}");
@@ -498,7 +464,10 @@ pub async fn serve(server: CortexServer, addr: SocketAddr) -> Result<(), HttpErr
             () = &mut shutdown => break,
         };
         let _ = tcp.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let service = WithPeer {
+            inner: hyper_util::service::TowerToHyperService::new(app.clone()),
+            peer,
+        };
         let connection = graceful.watch(http1.serve_connection(TokioIo::new(tcp), service));
         tokio::spawn(async move {
             let _ = connection.await;
@@ -516,6 +485,27 @@ pub async fn serve(server: CortexServer, addr: SocketAddr) -> Result<(), HttpErr
     graceful.shutdown().await;
     ct.cancel();
     Ok(())
+}
+
+/// A connection's service: each request carries the client's address
+/// (`ConnectInfo<SocketAddr>`, what the rate limit keys unauthenticated callers by).
+struct WithPeer<S> {
+    inner: S,
+    peer: SocketAddr,
+}
+
+impl<S, B> hyper::service::Service<Request<B>> for WithPeer<S>
+where
+    S: hyper::service::Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, mut request: Request<B>) -> Self::Future {
+        request.extensions_mut().insert(ConnectInfo(self.peer));
+        self.inner.call(request)
+    }
 }
 
 async fn shutdown_signal() {
@@ -548,18 +538,6 @@ mod tests {
             );
         }
         map
-    }
-
-    #[test]
-    fn bearer_scheme_is_case_insensitive() {
-        for value in ["Bearer abc", "bearer abc", "BEARER  abc "] {
-            assert_eq!(bearer_token(&headers(&[("authorization", value)])), "abc");
-        }
-        assert_eq!(
-            bearer_token(&headers(&[("authorization", "Basic abc")])),
-            ""
-        );
-        assert_eq!(bearer_token(&headers(&[])), "");
     }
 
     #[test]

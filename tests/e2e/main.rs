@@ -26,6 +26,7 @@ mod integrations_tls;
 mod journal;
 mod mvp;
 mod mvp_runners;
+mod oauth;
 mod ownership;
 mod patchkit;
 mod patchkit_edit;
