@@ -252,3 +252,33 @@ async fn modern_requests_get_log_messages_only_when_they_ask() {
     );
     client.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resources_subscribe_is_offered_where_it_works() {
+    let subscribe = |client: &RunningService<RoleClient, ()>| {
+        client
+            .peer_info()
+            .and_then(|info| info.capabilities.resources.clone())
+            .and_then(|resources| resources.subscribe)
+    };
+    for (flags, legacy_subscribe) in [
+        (&["--toolsets", "asbr"][..], None),
+        (&["--toolsets", "asbr", "--http-sessions"][..], Some(true)),
+    ] {
+        let state = tempfile::tempdir().unwrap();
+        let server = http_server(state.path(), flags, &[]);
+        let url = format!("{}/mcp", server.base);
+        // 2025-11-25 over stateless HTTP: resources/subscribe is refused, so not offered.
+        let legacy = crate::common::http_client(&url, None).await;
+        assert_eq!(subscribe(&legacy), legacy_subscribe, "{flags:?}");
+        legacy.cancel().await.unwrap();
+        // 2026-07-28: subscriptions/listen works in both modes.
+        let config = StreamableHttpClientTransportConfig::with_uri(url.clone());
+        let modern =
+            ().serve_with_lifecycle(StreamableHttpClientTransport::from_config(config), modern())
+                .await
+                .unwrap();
+        assert_eq!(subscribe(&modern), Some(true), "{flags:?}");
+        modern.cancel().await.unwrap();
+    }
+}
