@@ -181,9 +181,13 @@ impl ServerHandler for CortexServer {
             let session = &self.session.toolsets;
             if dynamic.discovery_tool(&request.name).is_some() {
                 let args = request.arguments.unwrap_or_default();
-                let stateless = stateless_http(&ctx);
+                let caller = crate::dynamic::Caller {
+                    peer: &ctx.peer,
+                    stateless: stateless_http(&ctx),
+                    modern: modern_era(&ctx),
+                };
                 return Ok(dynamic
-                    .call(&request.name, args, session, &ctx.peer, stateless)
+                    .call(&request.name, args, session, caller)
                     .await
                     .into());
             }

@@ -1,7 +1,8 @@
 //! `subscriptions/listen` (protocol 2026-07-28): which resource URIs a listen stream
 //! accepts, and the loop that turns the runtime's changes (event-bus events, a
 //! toolset resource's change counter) into `notifications/resources/updated` on that
-//! stream, for the principal of the request that opened it.
+//! stream, for the principal of the request that opened it; with `--dynamic-toolsets`,
+//! also the session's tool list changes into `notifications/tools/list_changed`.
 //!
 //! Owns the listen bounds: URIs per stream ([`MAX_LISTENED_URIS`], longer URIs than
 //! [`MAX_URI_LEN`] refused), events buffered per URI ([`LISTEN_EVENT_BUFFER`]: past it
@@ -64,6 +65,9 @@ impl CortexServer {
     /// exist yet and never updated, so neither leaks.
     pub(super) fn listenable(&self, requested: &SubscriptionFilter) -> SubscriptionFilter {
         let mut accepted = SubscriptionFilter::new();
+        if self.shared.dynamic.is_some() && requested.tools_list_changed == Some(true) {
+            accepted.tools_list_changed = Some(true);
+        }
         let kept = distinct_bounded(
             requested
                 .resource_subscriptions
@@ -93,10 +97,13 @@ impl CortexServer {
             .map_err(|_| ListenError::TooManyStreams)?;
         let principal = Principal::of_request(&ctx.request_context().extensions);
         let uris = distinct_bounded(ctx.accepted().resource_subscriptions.iter().flatten());
-        let changes: Vec<_> = uris
+        let mut changes: Vec<_> = uris
             .into_iter()
             .filter_map(|uri| self.changes_of(uri, &principal))
             .collect();
+        if ctx.accepted().tools_list_changed == Some(true) {
+            changes.push(self.tool_list_changes());
+        }
         tokio::select! {
             _ = ctx.cancelled() => {}
             _ = forward(stream::select_all(changes), ctx.sink().clone()) => {}
@@ -104,9 +111,20 @@ impl CortexServer {
         Ok(())
     }
 
+    /// A stream yielding each change of this session's tool list (`--dynamic-toolsets`).
+    fn tool_list_changes(&self) -> BoxStream<'static, Change> {
+        let mut changes = self.session.toolsets.tool_list_changes();
+        changes.mark_unchanged();
+        stream::unfold(changes, |mut changes| async move {
+            changes.changed().await.ok()?;
+            Some((Change::ToolList, changes))
+        })
+        .boxed()
+    }
+
     /// A stream yielding `uri` each time it changes for `principal`; `None` when it
     /// cannot change for them (not theirs, not found, not subscribable).
-    fn changes_of(&self, uri: String, principal: &Principal) -> Option<BoxStream<'static, String>> {
+    fn changes_of(&self, uri: String, principal: &Principal) -> Option<BoxStream<'static, Change>> {
         if let Some(rest) = uri.strip_prefix(EVENTS_SCHEME) {
             let (topic, _) = parse_events_uri(rest);
             let sub = self
@@ -122,7 +140,7 @@ impl CortexServer {
                         loop {
                             let event = sub.recv().await?;
                             if event.visible_to(&principal) {
-                                return Some((uri, sub));
+                                return Some((Change::Resource(uri), sub));
                             }
                         }
                     }
@@ -144,7 +162,7 @@ impl CortexServer {
                 let uri = uri.clone();
                 async move {
                     changes.changed().await.ok()?;
-                    Some((uri, changes))
+                    Some((Change::Resource(uri), changes))
                 }
             })
             .boxed(),
@@ -152,15 +170,27 @@ impl CortexServer {
     }
 }
 
-/// Sends one `notifications/resources/updated` per change, one at a time: while the
-/// client is slow to read, the changes wait in their bounded buffers. Returns when the
-/// stream is closed; waits forever once nothing can change any more.
+/// One change a listen stream is told of.
+enum Change {
+    /// `notifications/resources/updated` for this URI.
+    Resource(String),
+    /// `notifications/tools/list_changed`.
+    ToolList,
+}
+
+/// Sends one notification per change, one at a time: while the client is slow to read,
+/// the changes wait in their bounded buffers. Returns when the stream is closed; waits
+/// forever once nothing can change any more.
 async fn forward(
-    mut changes: stream::SelectAll<BoxStream<'static, String>>,
+    mut changes: stream::SelectAll<BoxStream<'static, Change>>,
     sink: SubscriptionSink,
 ) {
-    while let Some(uri) = changes.next().await {
-        if let Err(e) = sink.notify_resource_updated(uri).await {
+    while let Some(change) = changes.next().await {
+        let sent = match change {
+            Change::Resource(uri) => sink.notify_resource_updated(uri).await,
+            Change::ToolList => sink.notify_tool_list_changed().await,
+        };
+        if let Err(e) = sent {
             tracing::debug!(error = %e, "listen stream closed");
             return;
         }

@@ -282,3 +282,38 @@ async fn resources_subscribe_is_offered_where_it_works() {
         modern.cancel().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn dynamic_tool_list_changes_arrive_on_listen_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = modern_stdio((), dir.path(), &["--dynamic-toolsets", "serve"]).await;
+    let mut sub = client
+        .listen(
+            SubscriptionFilter::builder()
+                .tools_list_changed()
+                .prompts_list_changed()
+                .build(),
+        )
+        .await
+        .expect("listen acknowledged");
+    assert_eq!(
+        sub.acknowledged(),
+        &SubscriptionFilter::builder().tools_list_changed().build()
+    );
+    let r = call(&client, "enable_toolset", json!({"toolset": "patchkit"})).await;
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    let note = tokio::time::timeout(Duration::from_secs(20), sub.next())
+        .await
+        .expect("no notification on the listen stream")
+        .expect("listen stream failed")
+        .expect("listen stream ended");
+    assert!(
+        matches!(note, ServerNotification::ToolListChangedNotification(_)),
+        "{note:?}"
+    );
+    assert_eq!(note.get_meta().subscription_id().as_ref(), Some(sub.id()));
+    let tools = client.list_all_tools().await.unwrap();
+    assert!(tools.iter().any(|t| t.name == "create_diff"));
+    drop(sub);
+    client.cancel().await.unwrap();
+}
