@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Interop smoke test: drives cortex-mcp (stdio and streamable HTTP) with third-party MCP clients:
 #   1. TypeScript SDK v1 (@modelcontextprotocol/sdk)     - tools/interop/ts-client.mjs
-#   2. Python SDK (mcp, mcp.Client, auto + legacy modes) - tools/interop/py_client.py
+#   2. Python SDK (mcp, mcp.Client, auto + legacy modes) - tools/interop/py_client.py,
+#      and subscriptions/listen in auto mode - tools/interop/py_listen.py
 #   3. MCP Inspector CLI (@modelcontextprotocol/inspector --cli, tools/list --strict: 0 errors, 0 warnings)
 #   1b. TypeScript SDK v2 (@modelcontextprotocol/client, 2026-07-28 era) - tools/interop/ts2-client.mjs
 #   1b'. subscriptions/listen through the TypeScript SDK v2 (2026-07-28)  - tools/interop/ts2-listen.mjs
@@ -206,6 +207,9 @@ if [[ $PY_OK -eq 1 ]]; then
     run_client "py-sdk/stdio/$mode" "$VENV/bin/python" "$DIR/py_client.py" stdio "$BIN" "$(state_dir)" "$mode"
     [[ $HTTP_OK -eq 1 ]] && run_client "py-sdk/http/$mode" "$VENV/bin/python" "$DIR/py_client.py" http "$HTTP_URL" "$mode"
   done
+  # subscriptions/listen (auto mode, 2026-07-28): a task event arrives as ResourceUpdated.
+  run_client "py-sdk/listen/stdio" "$VENV/bin/python" "$DIR/py_listen.py" stdio "$BIN" "$(state_dir)"
+  [[ $HTTP_OK -eq 1 ]] && run_client "py-sdk/listen/http" "$VENV/bin/python" "$DIR/py_listen.py" http "$HTTP_URL"
 else
   skip "py-sdk" "$PY_REASON"
 fi
