@@ -195,6 +195,8 @@ struct SessionState {
     log_level: parking_lot::Mutex<Option<LoggingLevel>>,
     /// The toolsets this session enabled (`--dynamic-toolsets`).
     toolsets: dynamic::Session,
+    /// Listen streams acknowledged and not yet started (their change feeds).
+    listen_feeds: listen::PendingFeeds,
 }
 
 impl Drop for SessionState {

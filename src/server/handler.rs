@@ -301,7 +301,9 @@ impl ServerHandler for CortexServer {
         &self,
         requested: &SubscriptionFilter,
     ) -> Option<SubscriptionFilter> {
-        Some(self.listenable(requested))
+        let candidate = self.listenable(requested);
+        self.prepare_listen(requested, &candidate);
+        Some(candidate)
     }
 
     async fn listen(&self, ctx: rmcp::service::SubscriptionContext) -> Result<(), McpError> {

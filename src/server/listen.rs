@@ -2,7 +2,9 @@
 //! accepts, and the loop that turns the runtime's changes (event-bus events, a
 //! toolset resource's change counter) into `notifications/resources/updated` on that
 //! stream, for the principal of the request that opened it; with `--dynamic-toolsets`,
-//! also the session's tool list changes into `notifications/tools/list_changed`.
+//! also the session's tool list changes into `notifications/tools/list_changed`. The
+//! change feeds are opened in `accepted_subscription_filter`, before rmcp sends the
+//! acknowledgment, so a change made right after it is never missed.
 //!
 //! Owns the listen bounds: URIs per stream ([`MAX_LISTENED_URIS`], longer URIs than
 //! [`MAX_URI_LEN`] refused), events buffered per URI ([`LISTEN_EVENT_BUFFER`]: past it
@@ -11,7 +13,11 @@
 //! through [`CortexServer`]'s shared state; it must not answer any other request nor
 //! keep state beyond one stream (the stream count aside).
 
-use std::{collections::HashSet, sync::Arc};
+use std::{
+    collections::{HashSet, VecDeque},
+    hash::{Hash, Hasher},
+    sync::Arc,
+};
 
 use futures::{
     StreamExt,
@@ -24,7 +30,7 @@ use rmcp::{
 };
 
 use super::{CortexServer, EVENTS_SCHEME, parse_events_uri};
-use crate::runtime::principal::Principal;
+use crate::runtime::{events::Subscription, principal::Principal};
 
 /// Resource URIs one listen stream may watch; the rest of a longer list is not
 /// acknowledged.
@@ -87,6 +93,20 @@ impl CortexServer {
                 || self.source_for(uri).is_some_and(|s| s.listenable(uri)))
     }
 
+    /// Opens the change feeds of `candidate` (what [`Self::listenable`] accepted) and
+    /// keeps them for the stream about to start: rmcp sends the acknowledgment between
+    /// `accepted_subscription_filter` and `listen`, and a change in between must not be
+    /// missed. The feeds are opened for every principal; the stream's own principal
+    /// filters them when it starts.
+    pub(super) fn prepare_listen(
+        &self,
+        requested: &SubscriptionFilter,
+        candidate: &SubscriptionFilter,
+    ) {
+        let feeds = self.open_feeds(candidate);
+        self.session.listen_feeds.put(filter_key(requested), feeds);
+    }
+
     /// Runs one acknowledged listen stream until the client cancels it or goes away.
     pub(super) async fn run_listen(&self, ctx: SubscriptionContext) -> Result<(), McpError> {
         let _slot = self
@@ -96,14 +116,12 @@ impl CortexServer {
             .try_acquire_owned()
             .map_err(|_| ListenError::TooManyStreams)?;
         let principal = Principal::of_request(&ctx.request_context().extensions);
-        let uris = distinct_bounded(ctx.accepted().resource_subscriptions.iter().flatten());
-        let mut changes: Vec<_> = uris
-            .into_iter()
-            .filter_map(|uri| self.changes_of(uri, &principal))
-            .collect();
-        if ctx.accepted().tools_list_changed == Some(true) {
-            changes.push(self.tool_list_changes());
-        }
+        let feeds = self
+            .session
+            .listen_feeds
+            .take(filter_key(ctx.requested()))
+            .unwrap_or_else(|| self.open_feeds(ctx.accepted()));
+        let changes = self.streams(feeds, ctx.accepted(), &principal);
         tokio::select! {
             _ = ctx.cancelled() => {}
             _ = forward(stream::select_all(changes), ctx.sink().clone()) => {}
@@ -111,29 +129,53 @@ impl CortexServer {
         Ok(())
     }
 
-    /// A stream yielding each change of this session's tool list (`--dynamic-toolsets`).
-    fn tool_list_changes(&self) -> BoxStream<'static, Change> {
-        let mut changes = self.session.toolsets.tool_list_changes();
-        changes.mark_unchanged();
-        stream::unfold(changes, |mut changes| async move {
-            changes.changed().await.ok()?;
-            Some((Change::ToolList, changes))
-        })
-        .boxed()
+    /// The feeds of every URI (and list) `filter` names, whoever asks.
+    fn open_feeds(&self, filter: &SubscriptionFilter) -> Feeds {
+        let mut feeds = Feeds::default();
+        for uri in distinct_bounded(filter.resource_subscriptions.iter().flatten()) {
+            if let Some(rest) = uri.strip_prefix(EVENTS_SCHEME) {
+                let (topic, _) = parse_events_uri(rest);
+                let sub = self
+                    .shared
+                    .runtime
+                    .events
+                    .subscribe(&topic, LISTEN_EVENT_BUFFER);
+                feeds.events.push((uri, sub));
+            } else if let Some(Ok(mut changes)) = self
+                .source_for(&uri)
+                .map(|source| source.watch(&uri, &Principal::stdio()))
+            {
+                changes.mark_unchanged();
+                feeds.sources.push((uri, changes));
+            }
+        }
+        if filter.tools_list_changed == Some(true) {
+            let mut changes = self.session.toolsets.tool_list_changes();
+            changes.mark_unchanged();
+            feeds.tool_list = Some(changes);
+        }
+        feeds
     }
 
-    /// A stream yielding `uri` each time it changes for `principal`; `None` when it
-    /// cannot change for them (not theirs, not found, not subscribable).
-    fn changes_of(&self, uri: String, principal: &Principal) -> Option<BoxStream<'static, Change>> {
-        if let Some(rest) = uri.strip_prefix(EVENTS_SCHEME) {
-            let (topic, _) = parse_events_uri(rest);
-            let sub = self
-                .shared
-                .runtime
-                .events
-                .subscribe(&topic, LISTEN_EVENT_BUFFER);
+    /// The feeds `accepted` names as streams of what `principal` may see: events of
+    /// others are passed over, a resource it may not see (not theirs, not found) is
+    /// dropped.
+    fn streams(
+        &self,
+        feeds: Feeds,
+        accepted: &SubscriptionFilter,
+        principal: &Principal,
+    ) -> Vec<BoxStream<'static, Change>> {
+        let wanted = |uri: &String| {
+            accepted
+                .resource_subscriptions
+                .as_ref()
+                .is_some_and(|uris| uris.contains(uri))
+        };
+        let mut streams = Vec::new();
+        for (uri, sub) in feeds.events.into_iter().filter(|(uri, _)| wanted(uri)) {
             let principal = principal.clone();
-            return Some(
+            streams.push(
                 stream::unfold(sub, move |mut sub| {
                     let (uri, principal) = (uri.clone(), principal.clone());
                     async move {
@@ -148,29 +190,85 @@ impl CortexServer {
                 .boxed(),
             );
         }
-        let source = self.source_for(&uri)?;
-        let mut changes = match source.watch(&uri, principal) {
-            Ok(changes) => changes,
-            Err(e) => {
+        for (uri, changes) in feeds.sources.into_iter().filter(|(uri, _)| wanted(uri)) {
+            let refused = self
+                .source_for(&uri)
+                .map(|source| source.watch(&uri, principal));
+            if let Some(Err(e)) = refused {
                 tracing::debug!(%uri, error = %e, "listen: no updates for this uri");
-                return None;
+                continue;
             }
-        };
-        changes.mark_unchanged();
-        Some(
-            stream::unfold(changes, move |mut changes| {
-                let uri = uri.clone();
-                async move {
-                    changes.changed().await.ok()?;
-                    Some((Change::Resource(uri), changes))
-                }
-            })
-            .boxed(),
-        )
+            streams.push(watch_stream(changes, Change::Resource(uri)));
+        }
+        if let Some(changes) = feeds
+            .tool_list
+            .filter(|_| accepted.tools_list_changed == Some(true))
+        {
+            streams.push(watch_stream(changes, Change::ToolList));
+        }
+        streams
     }
 }
 
+/// A stream yielding `change` each time `changes` moves.
+fn watch_stream(
+    changes: tokio::sync::watch::Receiver<u64>,
+    change: Change,
+) -> BoxStream<'static, Change> {
+    stream::unfold(changes, move |mut changes| {
+        let change = change.clone();
+        async move {
+            changes.changed().await.ok()?;
+            Some((change, changes))
+        }
+    })
+    .boxed()
+}
+
+/// The change feeds of one listen stream, opened before its acknowledgment.
+#[derive(Default)]
+pub(super) struct Feeds {
+    events: Vec<(String, Subscription)>,
+    sources: Vec<(String, tokio::sync::watch::Receiver<u64>)>,
+    tool_list: Option<tokio::sync::watch::Receiver<u64>>,
+}
+
+/// Listen streams of one session prepared and not yet started, by their requested
+/// filter; at most [`MAX_PENDING_LISTENS`] (the oldest go first: a listen whose
+/// acknowledgment could not be sent never starts).
+#[derive(Default)]
+pub(super) struct PendingFeeds(parking_lot::Mutex<VecDeque<(u64, Feeds)>>);
+
+/// Prepared listen streams one session may hold.
+const MAX_PENDING_LISTENS: usize = 16;
+
+impl PendingFeeds {
+    fn put(&self, key: u64, feeds: Feeds) {
+        let mut pending = self.0.lock();
+        if pending.len() >= MAX_PENDING_LISTENS {
+            pending.pop_front();
+        }
+        pending.push_back((key, feeds));
+    }
+
+    fn take(&self, key: u64) -> Option<Feeds> {
+        let mut pending = self.0.lock();
+        let at = pending.iter().position(|(k, _)| *k == key)?;
+        pending.remove(at).map(|(_, feeds)| feeds)
+    }
+}
+
+/// Identifies a requested filter (the same request reaches both hooks).
+fn filter_key(filter: &SubscriptionFilter) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(filter)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
 /// One change a listen stream is told of.
+#[derive(Clone)]
 enum Change {
     /// `notifications/resources/updated` for this URI.
     Resource(String),
