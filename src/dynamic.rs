@@ -2,7 +2,8 @@
 //! (`list_available_toolsets`, `get_toolset_tools`, `enable_toolset`) plus the toolsets
 //! and groups named in `--toolsets`, and enables more as it needs them — a whole toolset
 //! or one group of it (`github.actions`) — each enabling followed by
-//! `notifications/tools/list_changed`. Modelled on the official GitHub MCP server's
+//! `notifications/tools/list_changed` (for a 2026-07-28 client, on the session's
+//! `subscriptions/listen` streams that asked for `toolsListChanged`). Modelled on the official GitHub MCP server's
 //! `--dynamic-toolsets`; here the enabled set belongs to one session (one stdio peer, one
 //! HTTP session), never to the process.
 //!
@@ -57,10 +58,29 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
 ];
 
-/// What one session has enabled (toolsets and groups) beyond those enabled at start.
+/// What one session has enabled (toolsets and groups) beyond those enabled at start,
+/// and a counter that moves each time its tool list changes.
 #[derive(Default)]
 pub struct Session {
     added: parking_lot::Mutex<BTreeSet<&'static str>>,
+    changes: tokio::sync::watch::Sender<u64>,
+}
+
+impl Session {
+    /// A receiver that changes whenever this session's tool list does (for
+    /// `subscriptions/listen` streams asking for `toolsListChanged`).
+    pub fn tool_list_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+}
+
+/// Who runs a discovery tool: the session's peer, whether the call came over stateless
+/// HTTP (nothing outlives it), and whether it speaks 2026-07-28 (no unsolicited
+/// notifications: list changes reach its `subscriptions/listen` streams instead).
+pub struct Caller<'a> {
+    pub peer: &'a Peer<RoleServer>,
+    pub stateless: bool,
+    pub modern: bool,
 }
 
 /// A toolset, or a group of one (then `name` is `toolset.part`).
@@ -320,17 +340,16 @@ impl Catalog {
         )
     }
 
-    /// Runs a discovery tool for `session`. `stateless` is true over stateless HTTP,
-    /// where no enabling can outlive the request.
+    /// Runs a discovery tool for `session`. `caller.stateless` is true over stateless
+    /// HTTP, where no enabling can outlive the request.
     pub async fn call(
         &self,
         name: &str,
         args: JsonObject,
         session: &Session,
-        peer: &Peer<RoleServer>,
-        stateless: bool,
+        caller: Caller<'_>,
     ) -> CallToolResult {
-        match self.run(name, args, session, peer, stateless).await {
+        match self.run(name, args, session, caller).await {
             Ok(value) => CallToolResult::structured(value),
             Err(e) => e.into_result(),
         }
@@ -341,8 +360,7 @@ impl Catalog {
         name: &str,
         args: JsonObject,
         session: &Session,
-        peer: &Peer<RoleServer>,
-        stateless: bool,
+        caller: Caller<'_>,
     ) -> Result<Value, ToolError> {
         let args = Value::Object(args);
         match name {
@@ -384,15 +402,18 @@ impl Catalog {
                 let entry = self.toolset_arg(args)?;
                 let already = self.entry_enabled(session, entry);
                 if !already {
-                    if stateless {
+                    if caller.stateless {
                         return Err(ToolError::business(format!(
                             "enable_toolset needs a session, and this is stateless HTTP (every request starts afresh), so `{}` was not enabled; connect over stdio or to a server started with --http-sessions, or start this server with --toolsets {} to enable it from the start",
                             entry.name, entry.name
                         )));
                     }
                     session.added.lock().insert(entry.name);
+                    session.changes.send_modify(|n| *n += 1);
                     // The client re-lists on this; a peer that is gone has no list to refresh.
-                    let _ = peer.notify_tool_list_changed().await;
+                    if !caller.modern {
+                        let _ = caller.peer.notify_tool_list_changed().await;
+                    }
                 }
                 let tools: Vec<&str> = entry.tools.iter().map(|(n, _)| n.as_str()).collect();
                 Ok(json!({ "toolset": entry.name, "already_enabled": already, "tools": tools }))

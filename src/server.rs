@@ -29,6 +29,7 @@ use crate::{
 };
 
 mod handler;
+mod listen;
 
 const BASE_INSTRUCTIONS: &str = "cortex-mcp: Cortex-OS toolsets on one server. Tool errors are results with isError and a message saying what to do next. Lists take `limit` and `cursor` and return `next_cursor` while more remain.";
 
@@ -170,6 +171,8 @@ pub struct Shared {
     pub routes: axum::Router,
     /// `--dynamic-toolsets`: the discovery tools and which toolsets a session starts with.
     pub dynamic: Option<Arc<dynamic::Catalog>>,
+    /// Open `subscriptions/listen` streams (bounded process-wide).
+    pub listen_streams: Arc<tokio::sync::Semaphore>,
 }
 
 /// The server handler; cheap to clone.
@@ -192,6 +195,8 @@ struct SessionState {
     log_level: parking_lot::Mutex<Option<LoggingLevel>>,
     /// The toolsets this session enabled (`--dynamic-toolsets`).
     toolsets: dynamic::Session,
+    /// Listen streams acknowledged and not yet started (their change feeds).
+    listen_feeds: listen::PendingFeeds,
 }
 
 impl Drop for SessionState {
@@ -231,6 +236,23 @@ pub fn stateless_http(ctx: &RequestContext<RoleServer>) -> bool {
     ctx.extensions
         .get::<http::request::Parts>()
         .is_some_and(|parts| !parts.headers.contains_key("mcp-session-id"))
+}
+
+impl CortexServer {
+    /// A 2025-11-25 `initialize` over HTTP without `--http-sessions`: every request is
+    /// its own session there, so `resources/subscribe` is refused.
+    fn legacy_subscribe_refused(&self, ctx: &RequestContext<RoleServer>) -> bool {
+        ctx.extensions.get::<http::request::Parts>().is_some()
+            && !self.shared.runtime.config.http_sessions
+    }
+}
+
+/// Whether this request speaks protocol 2026-07-28 or newer (per-request `_meta`, no
+/// session): logs only when the request asks for a level, subscriptions through
+/// `subscriptions/listen`.
+pub fn modern_era(ctx: &RequestContext<RoleServer>) -> bool {
+    ctx.protocol_version()
+        .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str())
 }
 
 impl CortexServer {
@@ -336,6 +358,7 @@ impl CortexServer {
                 prompts,
                 routes,
                 dynamic,
+                listen_streams: listen::stream_slots(),
             }),
             session: Arc::default(),
         }
@@ -386,8 +409,19 @@ impl CortexServer {
             client: Client {
                 peer: Some(ctx.peer.clone()),
                 stateless: stateless_http(ctx),
-                log_level: *self.session.log_level.lock(),
+                log_level: self.log_level(ctx),
             },
+        }
+    }
+
+    /// The lowest `notifications/message` level the client of `ctx` receives. 2026-07-28
+    /// forbids unsolicited log messages: none unless the request's `_meta` names a level.
+    /// Before it, the level of `logging/setLevel`, everything until one is set.
+    fn log_level(&self, ctx: &RequestContext<RoleServer>) -> Option<LoggingLevel> {
+        if modern_era(ctx) {
+            ctx.meta.log_level()
+        } else {
+            Some(self.session.log_level.lock().unwrap_or(LoggingLevel::Debug))
         }
     }
 

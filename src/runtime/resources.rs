@@ -43,6 +43,12 @@ pub trait ResourceSource: Send + Sync {
         Ok(ResourceContents::text(self.read(uri, principal)?, uri)
             .with_mime_type("application/json"))
     }
+    /// Whether `uri` is one [`ResourceSource::watch`] may accept (by its form, for any
+    /// principal): what a `subscriptions/listen` stream acknowledges. Default: every
+    /// URI this source handles.
+    fn listenable(&self, uri: &str) -> bool {
+        self.handles(uri)
+    }
     /// A receiver that changes whenever `uri` has new content (for resources/subscribe),
     /// refused as [`ResourceError::NotFound`] when `principal` may not see it.
     fn watch(

@@ -1,6 +1,7 @@
 //! The MCP requests of [`CortexServer`] (`impl ServerHandler`): server info, tools,
-//! prompts, resources (the built-in `cortex://` ones and the toolsets'), subscriptions,
-//! logging level and custom-request answers.
+//! prompts, resources (the built-in `cortex://` ones and the toolsets'), subscriptions
+//! (`resources/subscribe` before 2026-07-28, `subscriptions/listen` from it, see
+//! `listen.rs`), logging level and custom-request answers.
 //!
 //! Owns how each request is answered from the shared state; it must not assemble the
 //! server or hold state of its own (that is `server.rs`), and nothing domain-specific.
@@ -8,7 +9,7 @@
 
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, model::*, service::RequestContext};
 
-use super::{CortexServer, EVENTS_SCHEME, parse_events_uri, stateless_http};
+use super::{CortexServer, EVENTS_SCHEME, modern_era, parse_events_uri, stateless_http};
 use crate::runtime::{
     principal::{Principal, ToolAccess},
     resources::ResourceError,
@@ -71,6 +72,24 @@ impl ServerHandler for CortexServer {
                     .with_website_url(env!("CARGO_PKG_REPOSITORY")),
             )
             .with_instructions(self.shared.instructions.clone())
+    }
+
+    /// `resources.subscribe` is advertised for `subscriptions/listen` (every transport);
+    /// a 2025-11-25 client over stateless HTTP, where `resources/subscribe` is refused,
+    /// is not offered it.
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, McpError> {
+        ctx.peer.set_peer_info(request.clone());
+        let mut result = self.negotiate_initialize(&request)?;
+        if self.legacy_subscribe_refused(&ctx)
+            && let Some(resources) = result.capabilities.resources.as_mut()
+        {
+            resources.subscribe = None;
+        }
+        Ok(result)
     }
 
     async fn list_tools(
@@ -162,9 +181,13 @@ impl ServerHandler for CortexServer {
             let session = &self.session.toolsets;
             if dynamic.discovery_tool(&request.name).is_some() {
                 let args = request.arguments.unwrap_or_default();
-                let stateless = stateless_http(&ctx);
+                let caller = crate::dynamic::Caller {
+                    peer: &ctx.peer,
+                    stateless: stateless_http(&ctx),
+                    modern: modern_era(&ctx),
+                };
                 return Ok(dynamic
-                    .call(&request.name, args, session, &ctx.peer, stateless)
+                    .call(&request.name, args, session, caller)
                     .await
                     .into());
             }
@@ -274,6 +297,19 @@ impl ServerHandler for CortexServer {
         Ok(result)
     }
 
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let candidate = self.listenable(requested);
+        self.prepare_listen(requested, &candidate);
+        Some(candidate)
+    }
+
+    async fn listen(&self, ctx: rmcp::service::SubscriptionContext) -> Result<(), McpError> {
+        self.run_listen(ctx).await
+    }
+
     async fn subscribe(
         &self,
         request: SubscribeRequestParams,
@@ -360,10 +396,7 @@ impl ServerHandler for CortexServer {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CustomResult, McpError> {
         let method = request.method.as_str();
-        let removed = REMOVED_IN_2026.contains(&method)
-            && ctx
-                .protocol_version()
-                .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+        let removed = REMOVED_IN_2026.contains(&method) && modern_era(&ctx);
         if KNOWN_METHODS.contains(&method) && !removed {
             let what = if request.params.is_none() {
                 "are missing"

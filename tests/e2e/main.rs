@@ -24,6 +24,7 @@ mod groups;
 mod integrations;
 mod integrations_tls;
 mod journal;
+mod listen;
 mod mvp;
 mod mvp_runners;
 mod oauth;

@@ -42,6 +42,11 @@ impl ResourceSource for TaskStore {
         uri.starts_with(URI_PREFIX)
     }
 
+    /// `asbr://tasks/{id}/events` only: the other task URIs have no change feed.
+    fn listenable(&self, uri: &str) -> bool {
+        parse_uri(uri).is_some()
+    }
+
     fn read(&self, uri: &str, principal: &Principal) -> Result<String, ResourceError> {
         let (id, since) = parse_uri(uri).ok_or_else(|| {
             ResourceError::NotFound(format!("{uri}: expected asbr://tasks/{{id}}/events"))

@@ -94,10 +94,20 @@ pub(super) struct SubIndex {
     /// only the prefixes of an event type that have one of these lengths.
     prefix_lens: Vec<usize>,
     all: Vec<SubEntry>,
+    /// Subscribers added since the last [`SubIndex::prune`].
+    inserted_since_prune: usize,
 }
+
+/// Every this many subscriptions the index drops the closed ones, so subscribers of
+/// filters nothing publishes to (never pruned by fan-out) cannot pile up.
+const PRUNE_EVERY: usize = 1024;
 
 impl SubIndex {
     pub(super) fn insert(&mut self, filter: Filter, entry: SubEntry) {
+        self.inserted_since_prune += 1;
+        if self.inserted_since_prune >= PRUNE_EVERY {
+            self.prune();
+        }
         match filter {
             Filter::All => self.all.push(entry),
             Filter::Prefix(p) => {
@@ -133,6 +143,7 @@ impl SubIndex {
     }
 
     pub(super) fn prune(&mut self) {
+        self.inserted_since_prune = 0;
         self.all.retain(|e| !e.tx.is_closed());
         for map in [&mut self.exact, &mut self.prefix] {
             map.retain(|_, list| {
@@ -198,6 +209,21 @@ mod tests {
             Err(EventError::InvalidType(_))
         ));
         assert!(bus.publish_value("x.*", "t", json!(1)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn closed_subscribers_of_silent_filters_do_not_pile_up() {
+        let bus = bus();
+        let live = bus.subscribe("kept.topic", 8);
+        for i in 0..3 * super::PRUNE_EVERY {
+            drop(bus.subscribe(&format!("never.published.{i}"), 8));
+        }
+        let subs = bus.inner.subs.read();
+        let held: usize = subs.exact.values().map(Vec::len).sum();
+        assert!(held <= super::PRUNE_EVERY, "{held} subscribers held");
+        assert!(subs.exact.contains_key("kept.topic"));
+        drop(subs);
+        drop(live);
     }
 
     #[tokio::test]
