@@ -332,7 +332,7 @@ impl EventBus {
         owner: Option<String>,
     ) -> Result<Arc<Event>, EventError> {
         let ty = payload.event_type();
-        if !Filter::parse(P::TYPE).matches(ty) {
+        if !Filter::pattern_matches(P::TYPE, ty) {
             return Err(EventError::InvalidType(ty.to_string()));
         }
         let data = serde_json::to_value(payload)?;
@@ -355,7 +355,7 @@ impl EventBus {
             id: uuid::Uuid::now_v7().to_string(),
             r#type: r#type.to_string(),
             source: source.to_string(),
-            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
             seq: self.inner.seq.fetch_add(1, Ordering::AcqRel) + 1,
             data,
             data_version,
@@ -405,7 +405,12 @@ impl EventBus {
         if dead {
             self.inner.subs.write().prune();
         }
-        self.inner.latest.send_modify(|v| *v = (*v).max(event.seq));
+        // Only long polls ([`EventBus::wait_for`]) listen, and waking nobody still locks
+        // every waiter list of the channel: skip it when none is open. A poll that opens
+        // after this check has already seen the event in its ring (inserted before).
+        if self.inner.latest.receiver_count() > 0 {
+            self.inner.latest.send_modify(|v| *v = (*v).max(event.seq));
+        }
     }
 
     /// Subscribe to events matching `filter` with a bounded buffer.

@@ -34,6 +34,16 @@ impl Filter {
         }
     }
 
+    /// [`Filter::matches`] for a filter written as `pattern`, without building it.
+    pub(super) fn pattern_matches(pattern: &str, ty: &str) -> bool {
+        let pattern = pattern.trim();
+        match pattern.strip_suffix('*') {
+            _ if pattern.is_empty() => true,
+            Some(prefix) => ty.starts_with(prefix),
+            None => ty == pattern,
+        }
+    }
+
     pub(super) fn matches(&self, ty: &str) -> bool {
         match self {
             Filter::All => true,
@@ -187,6 +197,28 @@ mod tests {
     use super::super::tests::bus;
     use super::super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_pattern_matches_as_the_filter_it_parses_to() {
+        let types = ["asbr.task.created", "asbr.tasks", "github.issue", "a", ""];
+        for pattern in [
+            "*",
+            "",
+            " asbr.* ",
+            "asbr.task.*",
+            "asbr.task.created",
+            "asbr",
+            "b*",
+        ] {
+            for ty in types {
+                assert_eq!(
+                    Filter::pattern_matches(pattern, ty),
+                    Filter::parse(pattern).matches(ty),
+                    "{pattern:?} against {ty:?}"
+                );
+            }
+        }
+    }
 
     #[tokio::test]
     async fn topic_index_routes_only_matches() {
