@@ -378,7 +378,9 @@ fn open_state(origin: &Origin, sealed: &str) -> Result<Value, RoundError> {
 pub struct Ask {
     /// key → `{method, params}`, typed when the result is made.
     requests: Vec<(String, Value)>,
-    state: Option<Value>,
+    /// The state as JSON, or why it could not be made JSON (reported by
+    /// [`Ask::into_result`]).
+    state: Option<Result<Value, String>>,
 }
 
 impl Ask {
@@ -422,7 +424,7 @@ impl Ask {
 
     /// The state the handler finds in [`Rounds::state`] in the next round.
     pub fn with_state<T: Serialize>(mut self, state: &T) -> Self {
-        self.state = serde_json::to_value(state).ok();
+        self.state = Some(serde_json::to_value(state).map_err(|e| e.to_string()));
         self
     }
 
@@ -446,7 +448,11 @@ impl Ask {
                 .map_err(|e| RoundError::Internal(format!("request `{key}`: {e}")))?;
             requests.insert(key, typed);
         }
-        let state = self.state.map(|s| seal_state(origin, &s)).transpose()?;
+        let state = match self.state {
+            Some(Ok(state)) => Some(seal_state(origin, &state)?),
+            Some(Err(e)) => return Err(RoundError::Internal(format!("the state: {e}"))),
+            None => None,
+        };
         if requests.is_empty() && state.is_none() {
             return Err(RoundError::Internal(
                 "an ask with neither requests nor state".into(),
