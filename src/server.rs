@@ -411,6 +411,7 @@ impl CortexServer {
                 stateless: stateless_http(ctx),
                 log_level: self.log_level(ctx),
             },
+            rounds: Default::default(),
         }
     }
 

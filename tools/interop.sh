@@ -6,6 +6,7 @@
 #   3. MCP Inspector CLI (@modelcontextprotocol/inspector --cli, tools/list --strict: 0 errors, 0 warnings)
 #   1b. TypeScript SDK v2 (@modelcontextprotocol/client, 2026-07-28 era) - tools/interop/ts2-client.mjs
 #   1b'. subscriptions/listen through the TypeScript SDK v2 (2026-07-28)  - tools/interop/ts2-listen.mjs
+#   1b''. input_required rounds through the TypeScript SDK v2 (2026-07-28) - tools/interop/ts2-rounds.mjs
 #   1c. --dynamic-toolsets through the TypeScript SDK v2 (list_changed)   - tools/interop/ts2-dynamic.mjs
 #   3b. the conformance suite (@modelcontextprotocol/conformance) for 2025-11-25 and 2026-07-28
 #   4. every toolset's tools through the Python SDK (tools/interop/calls/*.json)
@@ -188,6 +189,13 @@ ts_client "ts-sdk-v2" @modelcontextprotocol/client ts2-client.mjs
 # listen to events://asbr.task.* and a task's events, record a task event, expect
 # notifications/resources/updated for both on the listen stream (stdio and stateless HTTP).
 ts_client "ts-sdk-v2/listen" @modelcontextprotocol/client ts2-listen.mjs
+
+# ---------------------------------------------------------------- 1b''. input_required, TS SDK v2 (2026-07-28)
+# delete_integration asks before deleting a stored credential: the SDK answers through its
+# elicitation/create handler and retries with the answer and the echoed requestState
+# (declined: nothing deleted; accepted: deleted); then a two-round fixture whose signed
+# requestState evolves between rounds (stdio and stateless HTTP).
+ts_client "ts-sdk-v2/rounds" @modelcontextprotocol/client ts2-rounds.mjs
 
 # ---------------------------------------------------------------- 1c. --dynamic-toolsets, TS SDK v2 over stdio
 # enable_toolset -> notifications/tools/list_changed -> the client's listChanged handler sees

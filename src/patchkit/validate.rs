@@ -103,6 +103,18 @@ pub fn check(rules: &Rules, files: &[Candidate<'_>]) -> Vec<String> {
     problems
 }
 
+/// A short digest of `findings` (in order): what a confirmation to commit despite them
+/// is bound to, so it does not cover findings the user was not shown.
+pub fn digest(findings: &[String]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for f in findings {
+        hash.update(f.as_bytes());
+        hash.update(b"\n");
+    }
+    hex::encode(&hash.finalize()[..16])
+}
+
 fn parse_check(path: &str, bytes: &[u8]) -> Option<String> {
     let lower = path.to_ascii_lowercase();
     if lower.ends_with(".json") {

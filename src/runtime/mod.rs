@@ -22,6 +22,7 @@ pub mod progress;
 pub mod prompts;
 pub mod registry;
 pub mod resources;
+pub mod rounds;
 pub mod schema_compact;
 pub mod secrets;
 pub mod stop;

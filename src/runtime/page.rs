@@ -5,7 +5,9 @@
 //! (`cursor.key`, created 0600 on first use, see [`init_key`]) so cursors survive a
 //! restart; a cursor whose signature does not match (forged or edited), that does not
 //! decode, has another version or belongs to another kind is an input error. Owns only
-//! encoding and signing; what a payload means is the tool's business.
+//! encoding and signing (and the key, from which [`derive_key`] gives other signers of
+//! this server, such as `requestState` in `rounds.rs`, keys of their own); what a payload
+//! means is the tool's business.
 
 use std::{path::Path, sync::OnceLock};
 
@@ -79,6 +81,17 @@ fn load_or_create_key(path: &Path) -> std::io::Result<[u8; KEY_LEN]> {
 fn mac() -> HmacSha256 {
     let key = KEY.get_or_init(rand::random);
     <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes any key length")
+}
+
+/// A key for another signing purpose of this server, named by `label`: the HMAC-SHA256
+/// of `label` under the cursor key. It lives as long as the cursor key (it survives a
+/// restart, and replicas sharing the state directory share it), and knowing it reveals
+/// neither the cursor key nor the key of another label.
+pub fn derive_key(label: &str) -> [u8; KEY_LEN] {
+    let mut mac = mac();
+    mac.update(b"cortex-mcp derived key\0");
+    mac.update(label.as_bytes());
+    mac.finalize().into_bytes().into()
 }
 
 /// The `limit` of a list tool when the caller gives none.

@@ -45,6 +45,14 @@ pub enum ToolError {
     /// A fault of this server; the message says what failed.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Not an error: the tool needs input from the client first (MCP 2026-07-28
+    /// `input_required`, see [`super::rounds`]); the server answers with the ask.
+    #[error("the tool needs input from the client first (input_required)")]
+    NeedsInput(Box<super::rounds::Ask>),
+    /// The client's `inputResponses` or `requestState` are unusable: a protocol error,
+    /// answered as a JSON-RPC error rather than a result.
+    #[error(transparent)]
+    Round(#[from] super::rounds::RoundError),
 }
 
 impl ToolError {
@@ -63,7 +71,14 @@ impl ToolError {
             Self::Deadline(_) => "deadline",
             Self::Cancelled => "cancelled",
             Self::Internal(_) => "internal",
+            Self::NeedsInput(_) => "input_required",
+            Self::Round(_) => "input_response",
         }
+    }
+
+    /// Asks the client `ask` before going on (see [`super::rounds`]).
+    pub fn needs_input(ask: super::rounds::Ask) -> Self {
+        Self::NeedsInput(Box::new(ask))
     }
     pub fn into_result(self) -> CallToolResult {
         CallToolResult::error(vec![ContentBlock::text(self.to_string())])
@@ -177,6 +192,9 @@ pub struct CallCtx {
     pub depth: u32,
     /// The client of the call (peer, stateless HTTP, log level).
     pub client: super::client::Client,
+    /// What the client can be asked and what it answered (MCP 2026-07-28
+    /// `input_required`); empty inside a nested call (see [`Registry::run`]).
+    pub rounds: super::rounds::Rounds,
 }
 
 impl CallCtx {
@@ -334,10 +352,11 @@ where
 ///
 /// An `isError` result becomes a business error with its text; any other result is
 /// passed through to the client unchanged (callers through the registry get it as JSON).
+/// The handler's `Err` (e.g. [`ToolError::NeedsInput`]) is the call's.
 pub fn raw_tool<F, Fut>(toolset: &'static str, tool: Tool, read_only: bool, handler: F) -> ToolDef
 where
     F: Fn(JsonObject, CallCtx) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = CallToolResult> + Send + 'static,
+    Fut: Future<Output = Result<CallToolResult, ToolError>> + Send + 'static,
 {
     let handler = Arc::new(handler);
     let prepare: Preparer = Arc::new(move |args: JsonObject| {
@@ -346,7 +365,7 @@ where
             move |ctx: CallCtx| -> BoxFuture<'static, Result<Value, ToolError>> {
                 let fut = handler(args, ctx);
                 Box::pin(async move {
-                    let result = fut.await;
+                    let result = fut.await?;
                     if result.is_error == Some(true) {
                         let text: Vec<&str> = result
                             .content
@@ -506,6 +525,10 @@ impl Registry {
         let _raise = stop.raise_on_drop();
         ctx.stop = stop;
         ctx.depth += 1;
+        if nested {
+            // Its caller could not relay a question to the client.
+            ctx.rounds = ctx.rounds.nested();
+        }
         let result = match budget.exceeded() {
             Some(over) if nested => Err(ToolError::Business(over.to_string())),
             // The call is polled first so one that completes at once never arms the timer.
@@ -529,11 +552,12 @@ impl Registry {
             }
             other => other,
         };
-        super::metrics::record_tool_call(
-            name,
-            started.elapsed(),
-            result.as_ref().err().map(|e| e.kind()),
-        );
+        // Asking the client is a round of the call, not a failure.
+        let failure = result
+            .as_ref()
+            .err()
+            .filter(|e| !matches!(e, ToolError::NeedsInput(_)));
+        super::metrics::record_tool_call(name, started.elapsed(), failure.map(|e| e.kind()));
         result
     }
 

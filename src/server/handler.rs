@@ -12,8 +12,27 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, model::*, service::
 use super::{CortexServer, EVENTS_SCHEME, modern_era, parse_events_uri, stateless_http};
 use crate::runtime::{
     principal::{Principal, ToolAccess},
+    prompts::PromptError,
+    registry::ToolError,
     resources::ResourceError,
+    rounds::{Askable, Origin, RoundError, Rounds},
 };
+
+/// What the client of `ctx` can be asked through `input_required`.
+fn askable(ctx: &RequestContext<RoleServer>) -> Askable {
+    Askable::of(modern_era(ctx), ctx.client_capabilities().as_ref())
+}
+
+/// A round that cannot go on, as the JSON-RPC error the spec names: a state or answer
+/// the client spoiled is invalid params, an ask it cannot answer -32021.
+fn round_error(e: RoundError) -> McpError {
+    match e {
+        RoundError::MissingCapability(caps) => McpError::missing_required_client_capability(*caps),
+        RoundError::NotModern => McpError::invalid_request(e.to_string(), None),
+        RoundError::Internal(_) => McpError::internal_error(e.to_string(), None),
+        _ => McpError::invalid_params(e.to_string(), None),
+    }
+}
 
 /// Standard MCP requests: rmcp hands one whose params do not parse to
 /// `on_custom_request`, which must then answer -32602, not -32601.
@@ -144,8 +163,8 @@ impl ServerHandler for CortexServer {
 
     async fn get_prompt(
         &self,
-        request: GetPromptRequestParams,
-        _ctx: RequestContext<RoleServer>,
+        mut request: GetPromptRequestParams,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         if self.shared.prompts.is_empty() {
             return Err(McpError::invalid_params(
@@ -164,16 +183,31 @@ impl ServerHandler for CortexServer {
                 None,
             ));
         };
-        let args = request.arguments.unwrap_or_default();
-        source
-            .get(&request.name, &args)
-            .map(Into::into)
-            .map_err(|e| McpError::invalid_params(e.to_string(), None))
+        let args = request.arguments.take().unwrap_or_default();
+        let principal = Principal::of_request(&ctx.extensions);
+        let origin = Origin::new("prompts/get", &request.name, Some(&args), &principal);
+        let askable = askable(&ctx);
+        let rounds = Rounds::open(
+            &origin,
+            askable,
+            request.input_responses.take(),
+            request.request_state.as_deref(),
+        )
+        .map_err(round_error)?;
+        match source.get(&request.name, &args, &rounds) {
+            Ok(result) => Ok(result.into()),
+            Err(PromptError::NeedsInput(ask)) => ask
+                .into_result(&origin, askable)
+                .map(Into::into)
+                .map_err(round_error),
+            Err(PromptError::Round(e)) => Err(round_error(e)),
+            Err(e) => Err(McpError::invalid_params(e.to_string(), None)),
+        }
     }
 
     async fn call_tool(
         &self,
-        request: CallToolRequestParams,
+        mut request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let registry = &self.shared.registry;
@@ -218,13 +252,34 @@ impl ServerHandler for CortexServer {
                 None,
             ));
         }
-        let args = request.arguments.unwrap_or_default();
-        let call_ctx = self.call_ctx(&ctx);
+        let mut call_ctx = self.call_ctx(&ctx);
+        let origin = Origin::new(
+            "tools/call",
+            &request.name,
+            request.arguments.as_ref(),
+            &call_ctx.principal,
+        );
+        let askable = askable(&ctx);
+        call_ctx.rounds = Rounds::open(
+            &origin,
+            askable,
+            request.input_responses.take(),
+            request.request_state.as_deref(),
+        )
+        .map_err(round_error)?;
+        let args = request.arguments.take().unwrap_or_default();
         let progress = call_ctx.progress.clone();
         let result = registry.call(&request.name, args, call_ctx).await;
         // Progress after the result would be dropped by the client: send it first.
         progress.flush().await;
-        Ok(def.into_call_result(result).into())
+        match result {
+            Err(ToolError::NeedsInput(ask)) => ask
+                .into_result(&origin, askable)
+                .map(Into::into)
+                .map_err(round_error),
+            Err(ToolError::Round(e)) => Err(round_error(e)),
+            other => Ok(def.into_call_result(other).into()),
+        }
     }
 
     async fn list_resources(

@@ -79,6 +79,39 @@ pub async fn stdio_client_with<H: ClientHandler>(
     handler.serve(child).await.expect("initialize over stdio")
 }
 
+/// Like [`stdio_client_with`], for a client speaking protocol 2026-07-28 (server/discover,
+/// per-request `_meta`, no initialize): its requests declare the capabilities of
+/// `handler.get_info()`, and `call_tool` on it answers `input_required` rounds through
+/// `handler`.
+pub async fn modern_stdio_client_with<H: ClientHandler>(
+    handler: H,
+    state_dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> RunningService<RoleClient, H> {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.arg("--state-dir").arg(state_dir).args(args);
+    cmd.env_remove("RUST_LOG");
+    for var in GITHUB_VARS {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let (child, _) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn cortex-mcp");
+    use rmcp::service::ClientServiceExt as _;
+    let modern = rmcp::ClientLifecycleMode::Discover {
+        preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+    };
+    handler
+        .serve_with_lifecycle(child, modern)
+        .await
+        .expect("server/discover over stdio")
+}
+
 /// Collects the URIs of `notifications/resources/updated`.
 #[derive(Clone, Default)]
 pub struct UpdatedUris(pub Arc<Mutex<Vec<String>>>);

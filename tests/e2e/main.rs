@@ -32,6 +32,7 @@ mod ownership;
 mod patchkit;
 mod patchkit_edit;
 mod progress;
+mod rounds;
 mod server;
 mod setup;
 mod transport;

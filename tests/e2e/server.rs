@@ -26,6 +26,7 @@ async fn stdio_lists_calls_and_reports_errors() {
     #[cfg(feature = "conformance-fixtures")]
     let raw: Vec<String> = cortex_mcp::fixtures::conformance::tools()
         .into_iter()
+        .chain(cortex_mcp::fixtures::rounds::tools())
         .map(|t| t.name.to_string())
         .collect();
     #[cfg(not(feature = "conformance-fixtures"))]
@@ -475,7 +476,7 @@ async fn conformance_fixtures_serve_tools_prompts_and_resources_through_the_tool
     assert!(text(&echoed).starts_with("received "), "{echoed:?}");
 
     let prompts = client.list_all_prompts().await.unwrap();
-    assert_eq!(prompts.len(), 4, "{prompts:?}");
+    assert_eq!(prompts.len(), 5, "{prompts:?}");
     let prompt = client
         .get_prompt(GetPromptRequestParams::new("test_simple_prompt"))
         .await

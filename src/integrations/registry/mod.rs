@@ -70,6 +70,9 @@ pub enum RegistryError {
     Storage(String),
     #[error("{0}")]
     CredentialsLost(String),
+    /// The integration is no longer at the revision a confirmation was given for.
+    #[error("integration {id} changed since (it is at revision {revision} now); nothing was done")]
+    Changed { id: String, revision: u64 },
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> RegistryError {
@@ -389,14 +392,22 @@ impl IntegrationStore {
         self.put(current).await.map(|_| ())
     }
 
-    /// Deletes integration `id` when `principal` may use it.
+    /// Deletes integration `id` when `principal` may use it and, when `revision` is
+    /// given (the one a confirmation was asked for), it is still at that revision.
     pub async fn delete(
         &self,
         id: &str,
         principal: &Principal,
+        revision: Option<u64>,
     ) -> Result<Integration, RegistryError> {
         let _guard = self.writes.lock().await;
         let current = self.get_for(id, principal)?;
+        if revision.is_some_and(|r| r != current.revision) {
+            return Err(RegistryError::Changed {
+                id: id.to_string(),
+                revision: current.revision,
+            });
+        }
         self.stream
             .append(&Record::Delete { id: id.to_string() })
             .await

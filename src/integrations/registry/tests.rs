@@ -123,7 +123,7 @@ async fn many_updates_compact_the_journal_and_the_state_survives_a_restart() {
             .unwrap();
         made.push(i);
     }
-    reg.delete(&made[2].id, &me).await.unwrap();
+    reg.delete(&made[2].id, &me, None).await.unwrap();
     let before = stored_bytes(dir.path());
     let mut last = HashMap::new();
     for n in 0..300 {

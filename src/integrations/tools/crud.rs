@@ -1,6 +1,15 @@
 //! The registry tools: `create_integration`, `update_integration`, `delete_integration`
 //! and `list_integrations`. Storage lives in `registry.rs`; this file must not write
 //! journals or files itself.
+//!
+//! `delete_integration` of an integration holding stored credentials first asks the
+//! user to confirm (MCP 2026-07-28 `input_required`, for a client that declared form
+//! elicitation; see `runtime::rounds`): the question names the integration and the
+//! credentials' names (never their values), its state the revision it was asked about,
+//! and the delete happens in the round that carries a yes, only if the integration is
+//! still at that revision (else the question comes again). No, declined or dismissed:
+//! nothing is deleted, an `isError` result says so. Other clients, and integrations
+//! without credentials, are deleted at once as before.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -8,9 +17,12 @@ use serde::{Deserialize, Serialize};
 use crate::runtime::{
     page::{self, Page},
     registry::{CallCtx, Hints, ToolDef, ToolError},
+    rounds::{Ask, Decision},
 };
 
-use crate::integrations::registry::{Change, ConfigInput, Integration, IntegrationType, Status};
+use crate::integrations::registry::{
+    Change, ConfigInput, Integration, IntegrationType, RegistryError, Status,
+};
 
 use super::SharedIntegrations;
 use crate::runtime::toolset::{Out, Tools};
@@ -152,15 +164,82 @@ pub struct Deleted {
     pub deleted: Integration,
 }
 
+/// The key of the delete confirmation in `inputRequests` / `inputResponses`.
+const CONFIRM_DELETE: &str = "confirm_delete";
+
+/// What the confirmation was asked about: the integration's revision then.
+#[derive(Serialize, Deserialize)]
+struct DeleteAsked {
+    revision: u64,
+}
+
+fn delete_question(integration: &Integration) -> ToolError {
+    let names = integration.config.credential_names.join(", ");
+    let message = format!(
+        "Delete integration `{}` ({}, {}) and its stored credentials ({names})? They cannot be recovered.",
+        integration.name,
+        serde_json::to_value(integration.r#type)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        integration.id,
+    );
+    ToolError::needs_input(
+        Ask::new()
+            .confirm(CONFIRM_DELETE, message, "Delete it and its credentials")
+            .with_state(&DeleteAsked {
+                revision: integration.revision,
+            }),
+    )
+}
+
+/// The revision the user confirmed deleting, `None` when no confirmation is needed
+/// (a client that cannot be asked, an integration without stored credentials), or the
+/// question to ask, or why nothing is deleted.
+fn confirmed_revision(
+    i: &SharedIntegrations,
+    id: &str,
+    ctx: &CallCtx,
+) -> Result<Option<u64>, ToolError> {
+    if !ctx.rounds.can_elicit() {
+        return Ok(None);
+    }
+    let current = i.registry.get_for(id, &ctx.principal)?;
+    if current.config.credential_names.is_empty() {
+        return Ok(None);
+    }
+    let asked = ctx
+        .rounds
+        .state::<DeleteAsked>()
+        .filter(|a| a.revision == current.revision);
+    match (asked, ctx.rounds.decision(CONFIRM_DELETE)?) {
+        (Some(asked), Some(Decision::Yes)) => Ok(Some(asked.revision)),
+        (Some(_), Some(Decision::No(how))) => Err(ToolError::business(format!(
+            "Nothing was deleted: the user {how} when asked to delete integration `{}` ({id}) and its stored credentials.",
+            current.name
+        ))),
+        _ => Err(delete_question(&current)),
+    }
+}
+
 pub(super) async fn delete_integration(
     i: SharedIntegrations,
     input: IdIn,
     ctx: CallCtx,
 ) -> Out<Deleted> {
-    let deleted = i
-        .registry
-        .delete(&input.integration_id, &ctx.principal)
-        .await?;
+    let id = &input.integration_id;
+    let revision = confirmed_revision(&i, id, &ctx)?;
+    let deleted = match i.registry.delete(id, &ctx.principal, revision).await {
+        // Changed since the user confirmed: ask about what it is now.
+        Err(RegistryError::Changed { .. }) => {
+            let current = i.registry.get_for(id, &ctx.principal)?;
+            if !current.config.credential_names.is_empty() {
+                return Err(delete_question(&current));
+            }
+            i.registry.delete(id, &ctx.principal, None).await?
+        }
+        other => other?,
+    };
     i.monitor.forget(&deleted.id);
     i.pools.forget(&deleted.id);
     i.queues.forget(&deleted.id);

@@ -57,8 +57,9 @@ pub enum SpoolError {
     Stopped(#[from] Stopped),
     #[error(transparent)]
     Budget(#[from] BudgetExceeded),
-    #[error("{0}")]
-    Refused(String),
+    /// The validators' findings; nothing was committed.
+    #[error("commit refused, nothing was committed: {}", .0.join("; "))]
+    Findings(Vec<String>),
     #[error(transparent)]
     Patch(#[from] apply::PatchError),
     #[error("{0} does not exist")]
@@ -510,15 +511,18 @@ impl Session {
         Ok(changed.into_iter().map(|(rel, _, _)| rel).collect())
     }
 
-    /// Runs the validators over the changed files; when they pass, returns the patches
-    /// and makes the current state the new baseline.
+    /// Runs the validators over the changed files; when they pass — or find exactly what
+    /// `accepted` (a [`validate::digest`] of findings a user confirmed) stands for —
+    /// returns the patches and the findings committed despite, and makes the current
+    /// state the new baseline.
     pub fn commit(
         &mut self,
         rules: &Rules,
         opts: &DiffOptions,
         stop: &Stop,
         budget: &Budget,
-    ) -> Result<Vec<FilePatch>, SpoolError> {
+        accepted: Option<&str>,
+    ) -> Result<(Vec<FilePatch>, Vec<String>), SpoolError> {
         let changed = self.changes()?;
         let candidates: Vec<validate::Candidate<'_>> = changed
             .iter()
@@ -528,17 +532,14 @@ impl Session {
             })
             .collect();
         let problems = validate::check(rules, &candidates);
-        if !problems.is_empty() {
-            return Err(SpoolError::Refused(format!(
-                "commit refused, nothing was committed: {}",
-                problems.join("; ")
-            )));
+        if !problems.is_empty() && accepted != Some(validate::digest(&problems).as_str()) {
+            return Err(SpoolError::Findings(problems));
         }
         drop(changed);
         let patches = self.diff(opts, stop, budget)?;
         self.baseline.clear();
         self.created_dirs.clear();
-        Ok(patches)
+        Ok((patches, problems))
     }
 
     /// Every touched file and how it stands against its baseline.

@@ -2,14 +2,24 @@
 //!
 //! Owns their inputs, outputs and handlers and the `patchkit.patch` events; file work
 //! is in `spool.rs`, root checks in `runtime::workspace`, commit rules in `validate.rs`.
+//!
+//! `spool_commit` whose validators find problems asks the user whether to commit anyway
+//! when the client can be asked (MCP 2026-07-28 with form elicitation, see
+//! `runtime::rounds`): the question lists the findings, its state holds their digest,
+//! and a yes commits only if the validators still find exactly those (else the new
+//! findings are asked about). No, declined or dismissed: nothing is committed, an
+//! `isError` result says so. Other clients get the refusal as before.
 
 use crate::{
     patchkit::{
         diff::{DiffOptions, PatchSummary},
         spool::{BatchFailure, Op, OpResult, SpoolError},
-        validate::{Globs, Rules},
+        validate::{self, Globs, Rules},
     },
-    runtime::page::{self, Page},
+    runtime::{
+        page::{self, Page},
+        rounds::{Ask, Decision},
+    },
 };
 
 use super::*;
@@ -375,10 +385,71 @@ pub struct CommitOut {
     pub committed: Vec<PatchSummary>,
     /// Sequence numbers of the published `patchkit.patch` events.
     pub event_seqs: Vec<u64>,
+    /// Validator findings the user chose to commit despite.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overridden: Vec<String>,
+}
+
+/// The key of the commit-anyway question in `inputRequests` / `inputResponses`.
+const COMMIT_ANYWAY: &str = "commit_anyway";
+/// Findings listed in the question (the rest are counted).
+const FINDINGS_SHOWN: usize = 20;
+/// Longest finding shown, in bytes.
+const FINDING_BYTES: usize = 300;
+
+/// What the question was about: the digest of the findings it listed.
+#[derive(Serialize, Deserialize)]
+struct CommitAsked {
+    findings: String,
+}
+
+fn commit_question(session: &str, findings: &[String]) -> ToolError {
+    let mut message = format!(
+        "The validators found {} problem(s) in spool session {session}:",
+        findings.len()
+    );
+    for f in findings.iter().take(FINDINGS_SHOWN) {
+        let mut end = f.len().min(FINDING_BYTES);
+        while !f.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.push_str("\n- ");
+        message.push_str(&f[..end]);
+    }
+    if findings.len() > FINDINGS_SHOWN {
+        message.push_str(&format!("\n- and {} more", findings.len() - FINDINGS_SHOWN));
+    }
+    message.push_str("\nCommit anyway?");
+    ToolError::needs_input(
+        Ask::new()
+            .confirm(COMMIT_ANYWAY, message, "Commit anyway")
+            .with_state(&CommitAsked {
+                findings: validate::digest(findings),
+            }),
+    )
+}
+
+/// The digest of the findings the user confirmed committing despite, if they did; why
+/// nothing is committed if they refused.
+fn accepted_findings(ctx: &CallCtx) -> Result<Option<String>, ToolError> {
+    if !ctx.rounds.can_elicit() {
+        return Ok(None);
+    }
+    match (
+        ctx.rounds.state::<CommitAsked>(),
+        ctx.rounds.decision(COMMIT_ANYWAY)?,
+    ) {
+        (Some(asked), Some(Decision::Yes)) => Ok(Some(asked.findings)),
+        (Some(_), Some(Decision::No(how))) => Err(ToolError::business(format!(
+            "Nothing was committed: the user {how} when asked to commit despite the validators' findings. Fix them (spool_diff shows the changes) and commit again."
+        ))),
+        _ => Ok(None),
+    }
 }
 
 pub(super) async fn spool_commit(kit: Kit, i: CommitIn, ctx: CallCtx) -> Out<CommitOut> {
     let s = kit.session(&i.session, &ctx.principal)?;
+    let accepted = accepted_findings(&ctx)?;
     let rules = Rules {
         max_file_bytes: i.max_file_bytes,
         forbidden: Globs::new(&i.forbidden_globs).map_err(|e| ToolError::input(e.to_string()))?,
@@ -388,10 +459,19 @@ pub(super) async fn spool_commit(kit: Kit, i: CommitIn, ctx: CallCtx) -> Out<Com
         ..DiffOptions::default()
     };
     let (stop, budget) = (ctx.stop.clone(), ctx.budget.clone());
-    let patches = kit
-        .cpu(&ctx, move || s.lock().commit(&rules, &opts, &stop, &budget))
-        .await?
-        .map_err(spool_error)?;
+    let committed = kit
+        .cpu(&ctx, move || {
+            s.lock()
+                .commit(&rules, &opts, &stop, &budget, accepted.as_deref())
+        })
+        .await?;
+    let (patches, overridden) = match committed {
+        Ok(committed) => committed,
+        Err(SpoolError::Findings(findings)) if ctx.rounds.can_elicit() => {
+            return Err(commit_question(&i.session, &findings));
+        }
+        Err(e) => return Err(spool_error(e)),
+    };
     let mut event_seqs = Vec::with_capacity(patches.len());
     for p in &patches {
         let data = crate::patchkit::events::Patch(&p.summary);
@@ -407,6 +487,7 @@ pub(super) async fn spool_commit(kit: Kit, i: CommitIn, ctx: CallCtx) -> Out<Com
     Ok(CommitOut {
         committed: patches.into_iter().map(|p| p.summary).collect(),
         event_seqs,
+        overridden,
     })
 }
 

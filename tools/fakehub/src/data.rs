@@ -160,6 +160,8 @@ pub struct Repo {
     /// Tags by name (see `releases.rs`).
     pub tags: BTreeMap<String, crate::releases::Tag>,
     pub releases: Vec<crate::releases::Release>,
+    /// Which merge methods the repository allows: merge commit, squash, rebase.
+    pub merge_methods: [bool; 3],
 }
 
 pub struct World {
@@ -297,6 +299,7 @@ pub fn new_repo(id: u64, name: &str, description: &str, languages: Vec<(String, 
         statuses: HashMap::new(),
         tags: BTreeMap::new(),
         releases: Vec::new(),
+        merge_methods: [true; 3],
     }
 }
 
@@ -914,7 +917,7 @@ fn seed_tools(w: &mut World) -> Repo {
 
 pub fn repo_json(a: &str, r: &Repo) -> Value {
     let full = r.full();
-    json!({
+    let mut v = json!({
         "id": r.id, "node_id": format!("R_kgDO{:06}", r.id), "name": r.name, "full_name": full,
         "private": false, "visibility": "public", "owner": user_json(a, &r.owner),
         "html_url": format!("{WEB}/{full}"), "description": r.description, "fork": false,
@@ -927,7 +930,18 @@ pub fn repo_json(a: &str, r: &Repo) -> Value {
         "has_issues": true, "has_projects": true, "has_wiki": false,
         "license": {"key": "mit", "name": "MIT License", "spdx_id": "MIT", "url": format!("{a}/licenses/mit"), "node_id": "MDc6TGljZW5zZTEz"},
         "permissions": {"admin": true, "maintain": true, "push": true, "triage": true, "pull": true},
-    })
+    });
+    for (key, allowed) in [
+        "allow_merge_commit",
+        "allow_squash_merge",
+        "allow_rebase_merge",
+    ]
+    .into_iter()
+    .zip(r.merge_methods)
+    {
+        v[key] = json!(allowed);
+    }
+    v
 }
 
 pub fn label_json(a: &str, r: &Repo, name: &str) -> Value {

@@ -35,6 +35,7 @@
 //!     pub fn set_ignore_accept(&self, on: bool);
 //!     pub fn set_job_log(&self, repo: &str, job_id: u64, log: String) -> bool;
 //!     pub fn rename_default_branch(&self, repo: &str, branch: &str);
+//!     pub fn set_merge_methods(&self, repo: &str, merge: bool, squash: bool, rebase: bool);
 //!     pub fn revoke_installation_tokens(&self);
 //!     pub fn shutdown(&self);
 //! }
@@ -317,6 +318,19 @@ impl FakeHub {
 
     pub fn set_retry_after(&self, secs: Option<u64>) {
         self.handle.shared.config.lock().retry_after_secs = secs;
+    }
+
+    /// Which merge methods `owner/name` allows (`allow_merge_commit`,
+    /// `allow_squash_merge`, `allow_rebase_merge`); a merge by another is refused (405).
+    pub fn set_merge_methods(&self, repo: &str, merge: bool, squash: bool, rebase: bool) {
+        let mut world = self.handle.shared.world.lock();
+        if let Some(r) = world
+            .repos
+            .iter_mut()
+            .find(|r| format!("{}/{}", r.owner, r.name) == repo)
+        {
+            r.merge_methods = [merge, squash, rebase];
+        }
     }
 
     /// Renames `owner/name`'s default branch (with its head) to `branch`, so a client

@@ -1232,6 +1232,20 @@ fn merge_pull(r: &mut Repo, c: &Ctx, now: Dt) -> Reply {
     if i.state != "open" || p.merged_at.is_some() {
         return Reply::msg(405, "Pull Request is not mergeable");
     }
+    let method = c.s("merge_method").unwrap_or("merge");
+    let allowed = match method {
+        "squash" => r.merge_methods[1],
+        "rebase" => r.merge_methods[2],
+        _ => r.merge_methods[0],
+    };
+    if !allowed {
+        let what = match method {
+            "squash" => "Squash merges",
+            "rebase" => "Rebase merges",
+            _ => "Merge commits",
+        };
+        return Reply::msg(405, &format!("{what} are not allowed on this repository."));
+    }
     let (mb, head) = data::pull_range(r, p);
     if c.s("sha").is_some_and(|s| s != head) {
         return Reply::msg(

@@ -1,4 +1,5 @@
-//! Pull request tools: open, list, read (body, files, diff windows) and merge here;
+//! Pull request tools: open, list and read (body, files, diff windows) here, merge in
+//! `merge.rs`;
 //! changing one, updating its branch, requesting reviewers and search in `update.rs`
 //! (the draft state through GraphQL in `draft.rs`);
 //! reviews, review comments and replies in `reviews.rs`, whose inline comments are
@@ -11,6 +12,7 @@ use super::*;
 
 mod diff_lines;
 mod draft;
+mod merge;
 mod reviews;
 mod update;
 
@@ -61,7 +63,7 @@ fn own(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
         t.tool(
             "merge_pull_request",
             write.destructive(),
-            merge_pull_request,
+            merge::merge_pull_request,
             "Merge a pull request into its base (merge, squash or rebase); pass `sha` to merge only if the head has not moved. Returns whether it merged, the merge commit SHA and GitHub's message."
         )
         .titled("Merge pull request"),
@@ -139,50 +141,11 @@ pub struct PrDiffIn {
     pub max_bytes: u32,
 }
 
-#[derive(Deserialize, JsonSchema, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-pub enum MergeMethod {
-    Merge,
-    Squash,
-    Rebase,
-}
-
-pub(super) fn default_merge() -> MergeMethod {
-    MergeMethod::Merge
-}
-
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MergeIn {
-    /// "owner/name".
-    pub repository: String,
-    #[schemars(range(min = 1))]
-    pub number: u64,
-    #[serde(default = "default_merge")]
-    pub merge_method: MergeMethod,
-    #[serde(default)]
-    pub commit_title: Option<String>,
-    #[serde(default)]
-    pub commit_message: Option<String>,
-    /// Merge only if the head is still at this SHA.
-    #[serde(default)]
-    pub sha: Option<String>,
-}
-
 #[derive(Serialize, JsonSchema)]
 pub struct DiffWindow {
     pub number: u64,
     #[serde(flatten)]
     pub window: TextWindow,
-}
-
-#[derive(Serialize, Deserialize, JsonSchema)]
-pub struct MergeResult {
-    pub merged: bool,
-    #[serde(default)]
-    pub sha: Option<String>,
-    #[serde(default)]
-    pub message: Option<String>,
 }
 
 pub(super) fn pr_event<'a>(
@@ -355,56 +318,4 @@ pub(super) async fn get_pull_request_diff(
         number: i.number,
         window: window(&text, i.offset as usize, i.max_bytes as usize)?,
     })
-}
-
-pub(super) async fn merge_pull_request(
-    gh: SharedGithub,
-    i: MergeIn,
-    ctx: CallCtx,
-) -> Out<MergeResult> {
-    let repo = repo(&i.repository)?;
-    let method = match i.merge_method {
-        MergeMethod::Merge => "merge",
-        MergeMethod::Squash => "squash",
-        MergeMethod::Rebase => "rebase",
-    };
-    let mut body = json!({"merge_method": method});
-    for (k, v) in [
-        ("commit_title", i.commit_title),
-        ("commit_message", i.commit_message),
-        ("sha", i.sha),
-    ] {
-        if let Some(v) = v {
-            body[k] = Value::from(v);
-        }
-    }
-    let url = gh.client.url(
-        "repos/{repository}/pulls/{number}/merge",
-        &[("repository", &repo), ("number", &i.number.to_string())],
-        &[],
-    )?;
-    let result: MergeResult = gh
-        .client
-        .send_json(&ctx, Method::PUT, url, &body)
-        .await
-        .map_err(|e| match e {
-            GhError::Rejected { status: 405, message } => GhError::Rejected {
-                status: 405,
-                message: format!("{message} (the pull request is not mergeable: closed, already merged, or checks pending)"),
-            },
-            other => other,
-        })?;
-    publish(
-        &gh,
-        PullRequestAction::Merged {
-            action: "merged",
-            repository: &repo,
-            number: i.number,
-            merge_method: method,
-            sha: result.sha.as_deref(),
-        },
-        ctx.principal.owner(),
-    )
-    .await;
-    Ok(result)
 }
