@@ -53,14 +53,13 @@ pub async fn stdio_client_env(
     stdio_client_with((), state_dir, args, env).await
 }
 
-/// Like [`stdio_client_env`], with `handler` receiving the server's notifications
-/// (progress, resource updates).
-pub async fn stdio_client_with<H: ClientHandler>(
-    handler: H,
+/// The server binary with `--state-dir state_dir`, `args` and `env`, without the
+/// caller's `RUST_LOG` or GitHub credentials.
+fn server_command(
     state_dir: &std::path::Path,
     args: &[&str],
     env: &[(&str, &str)],
-) -> RunningService<RoleClient, H> {
+) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(BIN);
     cmd.arg("--state-dir").arg(state_dir).args(args);
     cmd.env_remove("RUST_LOG");
@@ -70,6 +69,18 @@ pub async fn stdio_client_with<H: ClientHandler>(
     for (k, v) in env {
         cmd.env(k, v);
     }
+    cmd
+}
+
+/// Like [`stdio_client_env`], with `handler` receiving the server's notifications
+/// (progress, resource updates).
+pub async fn stdio_client_with<H: ClientHandler>(
+    handler: H,
+    state_dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> RunningService<RoleClient, H> {
+    let cmd = server_command(state_dir, args, env);
     // `TokioChildProcess::new` would reset stderr to inherit; the builder keeps the
     // server's log out of the test output.
     let (child, _) = TokioChildProcess::builder(cmd)
@@ -89,15 +100,7 @@ pub async fn modern_stdio_client_with<H: ClientHandler>(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> RunningService<RoleClient, H> {
-    let mut cmd = tokio::process::Command::new(BIN);
-    cmd.arg("--state-dir").arg(state_dir).args(args);
-    cmd.env_remove("RUST_LOG");
-    for var in GITHUB_VARS {
-        cmd.env_remove(var);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+    let cmd = server_command(state_dir, args, env);
     let (child, _) = TokioChildProcess::builder(cmd)
         .stderr(Stdio::null())
         .spawn()

@@ -23,6 +23,19 @@ export function stdioServer(bin, stateDir) {
   };
 }
 
+// PASS/FAIL lines under `tag`: `check(name, fn)` passes when `fn` resolves to `true`,
+// fails with the value (or the error) otherwise; `failures()` counts the failures.
+export function checker(tag) {
+  let failed = 0;
+  const pass = (c) => console.log(`PASS ${tag} ${c}`);
+  const fail = (c, why) => { failed++; console.log(`FAIL ${tag} ${c}: ${String(why).split("\n")[0]}`); };
+  async function check(name, fn) {
+    try { const r = await fn(); if (r === true) pass(name); else fail(name, r); }
+    catch (e) { fail(name, e?.message ?? e); }
+  }
+  return { pass, fail, check, failures: () => failed };
+}
+
 /// Runs the shared checks and exits.
 ///   tag        printed before every check name
 ///   client     an SDK Client; transport: the transport to connect it with
@@ -31,13 +44,7 @@ export function stdioServer(bin, stateDir) {
 ///   connected  async (check) => era-specific checks run right after connecting
 ///   resource   [check name, async () => true | why] for the resource read
 export async function run({ tag, client, transport, callTool, greeting, connected, resource }) {
-  let failed = 0;
-  const pass = (c) => console.log(`PASS ${tag} ${c}`);
-  const fail = (c, why) => { failed++; console.log(`FAIL ${tag} ${c}: ${String(why).split("\n")[0]}`); };
-  async function check(name, fn) {
-    try { const r = await fn(); if (r === true) pass(name); else fail(name, r); }
-    catch (e) { fail(name, e?.message ?? e); }
-  }
+  const { pass, fail, check, failures } = checker(tag);
 
   let up = false;
   await check("connect", async () => { await client.connect(transport, timeout); up = true; return true; });
@@ -64,5 +71,5 @@ export async function run({ tag, client, transport, callTool, greeting, connecte
     await check(...resource);
     try { await client.close(); } catch {}
   }
-  process.exit(failed ? 1 : 0);
+  process.exit(failures() ? 1 : 0);
 }

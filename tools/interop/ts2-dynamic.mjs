@@ -6,17 +6,11 @@
 // Prints one "PASS <check>" / "FAIL <check>: <why>" line per check; exits 1 if any failed.
 import { Client } from "@modelcontextprotocol/client";
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
+import { checker, timeout } from "./ts-checks.mjs";
 
 const [bin, stateDir, negotiation = "legacy"] = process.argv.slice(2);
 const tag = `ts-sdk-v2/dynamic/${negotiation}`;
-const timeout = { timeout: 20000 };
-let failed = 0;
-const pass = (c) => console.log(`PASS ${tag} ${c}`);
-const fail = (c, why) => { failed++; console.log(`FAIL ${tag} ${c}: ${String(why).split("\n")[0]}`); };
-async function check(name, fn) {
-  try { const r = await fn(); if (r === true) pass(name); else fail(name, r); }
-  catch (e) { fail(name, e?.message ?? e); }
-}
+const { pass, fail, check, failures } = checker(tag);
 
 let changed = null;
 const seen = new Promise((resolve) => { changed = resolve; });
@@ -65,4 +59,4 @@ await check("callTool create_diff after enabling", async () => {
   return r.structuredContent?.diff?.includes("+two") ? true : JSON.stringify(r.structuredContent);
 });
 try { await client.close(); } catch {}
-process.exit(failed ? 1 : 0);
+process.exit(failures() ? 1 : 0);

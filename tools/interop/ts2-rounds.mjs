@@ -11,17 +11,11 @@
 // Prints one "PASS <check>" / "FAIL <check>: <why>" line per check; exits 1 if any failed.
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
-import { args, stdioServer, timeout } from "./ts-checks.mjs";
+import { args, checker, stdioServer, timeout } from "./ts-checks.mjs";
 
 const { mode, target, stateDir } = args();
 const tag = `ts-sdk-v2/rounds/${mode}`;
-let failed = 0;
-const pass = (c) => console.log(`PASS ${tag} ${c}`);
-const fail = (c, why) => { failed++; console.log(`FAIL ${tag} ${c}: ${String(why).split("\n")[0]}`); };
-async function check(name, fn) {
-  try { const r = await fn(); if (r === true) pass(name); else fail(name, r); }
-  catch (e) { fail(name, e?.message ?? e); }
-}
+const { pass, fail, check, failures } = checker(tag);
 
 const transport = mode === "stdio"
   ? new StdioClientTransport(stdioServer(target, stateDir))
@@ -89,4 +83,4 @@ if (up) {
   });
 }
 try { await client.close(); } catch {}
-process.exit(failed ? 1 : 0);
+process.exit(failures() ? 1 : 0);
