@@ -525,20 +525,22 @@ async fn shutdown_signal() {
     }
 }
 
+/// A header map of `pairs`, for this module's tests and its submodules'.
+#[cfg(test)]
+fn test_headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (k, v) in pairs {
+        map.insert(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    map
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (k, v) in pairs {
-            map.insert(
-                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        map
-    }
+    use super::{test_headers as headers, *};
 
     #[test]
     fn rebinding_rules_match_rmcp() {

@@ -422,18 +422,8 @@ pub fn metadata_routes(settings: &OAuthSettings) -> Router {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_headers as headers;
     use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (k, v) in pairs {
-            map.insert(
-                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        map
-    }
 
     #[test]
     fn bearer_scheme_is_case_insensitive() {
