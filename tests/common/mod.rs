@@ -53,13 +53,13 @@ pub async fn stdio_client_env(
     stdio_client_with((), state_dir, args, env).await
 }
 
-/// The server binary with `--state-dir state_dir`, `args` and `env`, without the
-/// caller's `RUST_LOG` or GitHub credentials.
-fn server_command(
+/// The server binary started with `--state-dir state_dir`, `args` and `env`, without the
+/// caller's `RUST_LOG` or GitHub credentials, its stdio ready for a client.
+fn server_process(
     state_dir: &std::path::Path,
     args: &[&str],
     env: &[(&str, &str)],
-) -> tokio::process::Command {
+) -> TokioChildProcess {
     let mut cmd = tokio::process::Command::new(BIN);
     cmd.arg("--state-dir").arg(state_dir).args(args);
     cmd.env_remove("RUST_LOG");
@@ -69,7 +69,13 @@ fn server_command(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd
+    // `TokioChildProcess::new` would reset stderr to inherit; the builder keeps the
+    // server's log out of the test output.
+    let (child, _) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn cortex-mcp");
+    child
 }
 
 /// Like [`stdio_client_env`], with `handler` receiving the server's notifications
@@ -80,13 +86,7 @@ pub async fn stdio_client_with<H: ClientHandler>(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> RunningService<RoleClient, H> {
-    let cmd = server_command(state_dir, args, env);
-    // `TokioChildProcess::new` would reset stderr to inherit; the builder keeps the
-    // server's log out of the test output.
-    let (child, _) = TokioChildProcess::builder(cmd)
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn cortex-mcp");
+    let child = server_process(state_dir, args, env);
     handler.serve(child).await.expect("initialize over stdio")
 }
 
@@ -100,11 +100,7 @@ pub async fn modern_stdio_client_with<H: ClientHandler>(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> RunningService<RoleClient, H> {
-    let cmd = server_command(state_dir, args, env);
-    let (child, _) = TokioChildProcess::builder(cmd)
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn cortex-mcp");
+    let child = server_process(state_dir, args, env);
     use rmcp::service::ClientServiceExt as _;
     let modern = rmcp::ClientLifecycleMode::Discover {
         preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
