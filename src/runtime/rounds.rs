@@ -115,6 +115,27 @@ pub struct Origin {
 }
 
 impl Origin {
+    /// [`Origin::new`] when the request can take part in a round: it carries a
+    /// `requestState`, or it speaks 2026-07-28 (it may be asked). Otherwise no state is
+    /// opened or sealed for it ([`Ask::into_result`] refuses an older request first), so
+    /// the arguments are not hashed on every call of an older client.
+    pub fn for_request(
+        method: &str,
+        name: &str,
+        arguments: Option<&JsonObject>,
+        principal: &Principal,
+        askable: Askable,
+        has_state: bool,
+    ) -> Self {
+        if askable.modern || has_state {
+            Origin::new(method, name, arguments, principal)
+        } else {
+            Origin {
+                binding: Vec::new(),
+            }
+        }
+    }
+
     /// `method` is `tools/call` or `prompts/get`, `name` the tool's or prompt's. The
     /// arguments count by a digest of their JSON with object keys sorted, so the order a
     /// client sends them in does not matter.
@@ -520,6 +541,27 @@ mod tests {
         let rounds = Rounds::open(&again, everything(), None, Some(&token)).unwrap();
         assert_eq!(rounds.state::<Value>(), Some(json!({"revision": 3})));
         assert!(rounds.has_state());
+    }
+
+    #[test]
+    fn only_requests_that_can_take_part_in_a_round_are_bound() {
+        let alice = Principal::oauth("alice");
+        let a = args(json!({"id": "x"}));
+        let older = Askable::default();
+        let unbound = Origin::for_request("tools/call", "t", Some(&a), &alice, older, false);
+        assert!(unbound.binding.is_empty());
+        assert!(matches!(
+            Ask::new()
+                .with_state(&json!({"ok": true}))
+                .into_result(&unbound, older),
+            Err(RoundError::NotModern)
+        ));
+        let token = sealed(&tool(Some(&a), &alice), json!({"ok": true}));
+        for (askable, has_state) in [(everything(), false), (older, true)] {
+            let bound =
+                Origin::for_request("tools/call", "t", Some(&a), &alice, askable, has_state);
+            assert!(Rounds::open(&bound, askable, None, Some(&token)).is_ok());
+        }
     }
 
     #[test]

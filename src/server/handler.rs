@@ -253,13 +253,15 @@ impl ServerHandler for CortexServer {
             ));
         }
         let mut call_ctx = self.call_ctx(&ctx);
-        let origin = Origin::new(
+        let askable = askable(&ctx);
+        let origin = Origin::for_request(
             "tools/call",
             &request.name,
             request.arguments.as_ref(),
             &call_ctx.principal,
+            askable,
+            request.request_state.is_some(),
         );
-        let askable = askable(&ctx);
         call_ctx.rounds = Rounds::open(
             &origin,
             askable,
