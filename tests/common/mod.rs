@@ -193,38 +193,86 @@ pub fn http_server_serving(
 
 /// [`http_server_serving`] with `prepare` applied to the command before it is spawned
 /// (resource limits, removed variables).
+///
+/// Ready means the server printed its own "listening on" line: a TCP probe can be
+/// answered by another test's server that took the same port, or by a self-connect.
+/// A server that could not bind its port (another process took it first) is started
+/// again on a fresh one.
 pub fn http_server_prepared(
     state_dir: &std::path::Path,
     extra: &[&str],
     serve_args: &[&str],
     env: &[(&str, &str)],
-    prepare: impl FnOnce(&mut Command),
+    prepare: impl Fn(&mut Command),
 ) -> HttpServer {
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut cmd = Command::new(BIN);
-    cmd.arg("--state-dir")
-        .arg(state_dir)
-        .args(extra)
-        .arg("serve")
-        .args(serve_args)
-        .args(["--http", &addr]);
-    cmd.stderr(Stdio::null()).stdout(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
+    let mut last_error = String::new();
+    for _ in 0..5 {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--state-dir")
+            .arg(state_dir)
+            .args(extra)
+            .arg("serve")
+            .args(serve_args)
+            .args(["--http", &addr]);
+        cmd.stderr(Stdio::piped()).stdout(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        prepare(&mut cmd);
+        let mut child = cmd.spawn().expect("spawn cortex-mcp --http");
+        match wait_for_listening(&mut child, &addr) {
+            Ok(()) => {
+                return HttpServer {
+                    child,
+                    base: format!("http://{addr}"),
+                };
+            }
+            Err(stderr) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                if !stderr.contains("Address already in use") {
+                    panic!("server did not listen on {addr}:\n{stderr}");
+                }
+                last_error = stderr;
+            }
+        }
     }
-    prepare(&mut cmd);
-    let child = cmd.spawn().expect("spawn cortex-mcp --http");
-    let base = format!("http://{addr}");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "server did not listen on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+    panic!("no free port after 5 tries:\n{last_error}")
+}
+
+/// Reads the child's stderr until it says it listens on `addr` (then keeps draining it
+/// in the background so the server never blocks on a full pipe), or until it exits or
+/// 20 s pass, returning what it printed.
+fn wait_for_listening(child: &mut Child, addr: &str) -> Result<(), String> {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let wanted = format!("listening on http://{addr}/mcp");
+    // `Ok(line)`: a line printed before the server listened; `Err(())`: it listens.
+    let (tx, rx) = std::sync::mpsc::channel::<Result<String, ()>>();
+    std::thread::spawn(move || {
+        let mut ready = false;
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if !ready {
+                ready = line.contains(&wanted);
+                let _ = tx.send(if ready { Err(()) } else { Ok(line) });
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut printed = String::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Err(())) => return Ok(()),
+            Ok(Ok(line)) => {
+                printed.push_str(&line);
+                printed.push('\n');
+            }
+            Err(_) => return Err(printed),
+        }
     }
-    HttpServer { child, base }
 }
 
 pub async fn http_client(url: &str, token: Option<&str>) -> Client {

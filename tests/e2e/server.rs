@@ -400,26 +400,13 @@ async fn a_cancelled_call_stops_its_work() {
 #[tokio::test]
 async fn sigterm_drains_in_flight_http_calls() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut child = std::process::Command::new(BIN)
-        .arg("--state-dir")
-        .arg(dir.path())
-        .args([
-            "--toolsets",
-            "all",
-            "serve",
-            "--conformance-fixtures",
-            "--http",
-            &addr,
-        ])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    while std::net::TcpStream::connect(&addr).is_err() {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let client = http_client(&format!("http://{addr}/mcp"), None).await;
+    let mut server = http_server_serving(
+        dir.path(),
+        &["--toolsets", "all"],
+        &["--conformance-fixtures"],
+        &[],
+    );
+    let client = http_client(&format!("{}/mcp", server.base), None).await;
     let args = json!({"steps": 20, "delay_ms": 40})
         .as_object()
         .cloned()
@@ -435,11 +422,11 @@ async fn sigterm_drains_in_flight_http_calls() {
     });
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
     let (result, _client) = slow.await.unwrap();
     let result = result.expect("the in-flight call completes during shutdown");
     assert_eq!(result.structured_content.unwrap()["text"], "counted to 20");
-    let status = tokio::task::spawn_blocking(move || child.wait())
+    let status = tokio::task::spawn_blocking(move || server.child.wait())
         .await
         .unwrap()
         .unwrap();
