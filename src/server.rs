@@ -30,6 +30,7 @@ use crate::{
 
 mod handler;
 mod listen;
+mod tasks;
 
 const BASE_INSTRUCTIONS: &str = "cortex-mcp: Cortex-OS toolsets on one server. Tool errors are results with isError and a message saying what to do next. Lists take `limit` and `cursor` and return `next_cursor` while more remain.";
 
@@ -173,6 +174,8 @@ pub struct Shared {
     pub dynamic: Option<Arc<dynamic::Catalog>>,
     /// Open `subscriptions/listen` streams (bounded process-wide).
     pub listen_streams: Arc<tokio::sync::Semaphore>,
+    /// Tool calls run as tasks (shared by every session: a task outlives its request).
+    pub tasks: crate::runtime::tool_tasks::ToolTasks,
 }
 
 /// The server handler; cheap to clone.
@@ -359,6 +362,7 @@ impl CortexServer {
                 routes,
                 dynamic,
                 listen_streams: listen::stream_slots(),
+                tasks: Default::default(),
             }),
             session: Arc::default(),
         }

@@ -27,6 +27,7 @@ pub mod schema_compact;
 pub mod secrets;
 pub mod stop;
 pub mod store;
+pub mod tool_tasks;
 pub mod toolset;
 pub mod workspace;
 

@@ -232,6 +232,8 @@ pub struct ToolDef {
     /// The text a model reads for a successful result, when the tool has a better one
     /// than the result's JSON (see [`ToolDef::with_model_text`]).
     model_text: Option<ModelText>,
+    /// Whether the tool can run as a task (see [`super::tool_tasks`]).
+    task_support: super::tool_tasks::TaskSupport,
 }
 
 /// A named part of a toolset (`--toolsets github.actions`): its name, `toolset.part`,
@@ -258,6 +260,16 @@ impl ToolDef {
     /// (the JSON stays in `structuredContent`, which clients that validate read): for
     /// results whose point is a text of their own, such as a file, which as a JSON string
     /// would reach the model escaped and wrapped.
+    /// The tool can run as a task (a long one: tests, scans, reviews, workflows).
+    pub fn with_task_support(mut self, support: super::tool_tasks::TaskSupport) -> ToolDef {
+        self.task_support = support;
+        self
+    }
+
+    pub fn task_support(&self) -> super::tool_tasks::TaskSupport {
+        self.task_support
+    }
+
     pub fn with_model_text(mut self, render: ModelText) -> ToolDef {
         self.model_text = Some(render);
         self
@@ -342,6 +354,7 @@ where
         prepare,
         raw: false,
         model_text: None,
+        task_support: Default::default(),
     }
 }
 
@@ -390,6 +403,7 @@ where
         prepare,
         raw: true,
         model_text: None,
+        task_support: Default::default(),
     }
 }
 

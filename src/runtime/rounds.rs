@@ -298,6 +298,23 @@ impl Rounds {
         })
     }
 
+    /// The rounds of a call run as a task (see [`super::tool_tasks`]): the answers the
+    /// task gathered through `tasks/update` and the state its last ask left, both kept on
+    /// the server (so nothing to verify).
+    pub fn in_task(askable: Askable, responses: InputResponses, state: Option<Value>) -> Self {
+        Rounds {
+            askable,
+            responses: Arc::new(responses),
+            state: state.map(Arc::new),
+        }
+    }
+
+    /// The answers and the (verified) state this request came with, which a task started
+    /// from it carries into its later rounds.
+    pub fn parts(&self) -> (InputResponses, Option<Value>) {
+        ((*self.responses).clone(), self.state.as_deref().cloned())
+    }
+
     /// The same client, seen from a call nested in this one: it cannot be asked.
     pub fn nested(&self) -> Rounds {
         Rounds::default()
@@ -459,6 +476,39 @@ impl Ask {
         if !askable.modern {
             return Err(RoundError::NotModern);
         }
+        let (requests, state) = self.into_parts(askable)?;
+        let state = state.map(|state| seal_state(origin, &state)).transpose()?;
+        if requests.is_empty() && state.is_none() {
+            return Err(RoundError::Internal(
+                "an ask with neither requests nor state".into(),
+            ));
+        }
+        Ok(InputRequiredResult::new(
+            (!requests.is_empty()).then_some(requests),
+            state,
+        ))
+    }
+}
+
+impl Ask {
+    /// The ask of a call run as a task, which parks the task (`input_required` on
+    /// `tasks/get`) until `tasks/update` answers every request: the typed requests and
+    /// the state, which stays on the server.
+    pub fn into_task_input(
+        self,
+        askable: Askable,
+    ) -> Result<(InputRequests, Option<Value>), RoundError> {
+        let (requests, state) = self.into_parts(askable)?;
+        if requests.is_empty() {
+            return Err(RoundError::Internal(
+                "a task can only wait for requests, not for a state alone".into(),
+            ));
+        }
+        Ok((requests, state))
+    }
+
+    /// Each request typed (refused when the client cannot answer it) and the state.
+    fn into_parts(self, askable: Askable) -> Result<(InputRequests, Option<Value>), RoundError> {
         let mut requests = InputRequests::new();
         for (key, request) in self.requests {
             let method = request["method"].as_str().unwrap_or_default();
@@ -470,19 +520,11 @@ impl Ask {
             requests.insert(key, typed);
         }
         let state = match self.state {
-            Some(Ok(state)) => Some(seal_state(origin, &state)?),
+            Some(Ok(state)) => Some(state),
             Some(Err(e)) => return Err(RoundError::Internal(format!("the state: {e}"))),
             None => None,
         };
-        if requests.is_empty() && state.is_none() {
-            return Err(RoundError::Internal(
-                "an ask with neither requests nor state".into(),
-            ));
-        }
-        Ok(InputRequiredResult::new(
-            (!requests.is_empty()).then_some(requests),
-            state,
-        ))
+        Ok((requests, state))
     }
 }
 

@@ -25,7 +25,7 @@ fn askable(ctx: &RequestContext<RoleServer>) -> Askable {
 
 /// A round that cannot go on, as the JSON-RPC error the spec names: a state or answer
 /// the client spoiled is invalid params, an ask it cannot answer -32021.
-fn round_error(e: RoundError) -> McpError {
+pub(super) fn round_error(e: RoundError) -> McpError {
     match e {
         RoundError::MissingCapability(caps) => McpError::missing_required_client_capability(*caps),
         RoundError::NotModern => McpError::invalid_request(e.to_string(), None),
@@ -83,6 +83,7 @@ impl ServerHandler for CortexServer {
         {
             tools.list_changed = Some(true);
         }
+        super::tasks::advertise(&mut capabilities);
         ServerConfig::new(capabilities)
             .with_server_info(
                 Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
@@ -107,6 +108,18 @@ impl ServerHandler for CortexServer {
             && let Some(resources) = result.capabilities.resources.as_mut()
         {
             resources.subscribe = None;
+        }
+        // Tasks (SEP-2663) start with 2026-07-28, which has no `initialize`.
+        if let Some(extensions) = result.capabilities.extensions.as_mut() {
+            extensions.remove(TASKS_EXTENSION_ID);
+        }
+        if result
+            .capabilities
+            .extensions
+            .as_ref()
+            .is_some_and(|e| e.is_empty())
+        {
+            result.capabilities.extensions = None;
         }
         Ok(result)
     }
@@ -270,6 +283,11 @@ impl ServerHandler for CortexServer {
         )
         .map_err(round_error)?;
         let args = request.arguments.take().unwrap_or_default();
+        if let super::tasks::Dispatch::Task = super::tasks::dispatch(def.task_support(), &ctx)? {
+            return self
+                .call_as_task(&request.name, args, call_ctx, askable, &origin)
+                .await;
+        }
         let progress = call_ctx.progress.clone();
         let result = registry.call(&request.name, args, call_ctx).await;
         // Progress after the result would be dropped by the client: send it first.
@@ -282,6 +300,30 @@ impl ServerHandler for CortexServer {
             Err(ToolError::Round(e)) => Err(round_error(e)),
             other => Ok(def.into_call_result(other).into()),
         }
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, McpError> {
+        self.get_tool_task(&request.task_id, &ctx)
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.update_tool_task(&request.task_id, request.input_responses, &ctx)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.cancel_tool_task(&request.task_id, &ctx)
     }
 
     async fn list_resources(

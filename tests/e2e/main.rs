@@ -35,4 +35,5 @@ mod progress;
 mod rounds;
 mod server;
 mod setup;
+mod tasks;
 mod transport;

@@ -6,6 +6,7 @@
 //! registration too. What a review runs over is resolved in `reviews/target.rs`, the run
 //! itself is `reviews/run.rs`. It must not touch journals directly.
 
+use crate::runtime::tool_tasks::TaskSupport;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -44,7 +45,8 @@ pub(super) fn register(t: &Tools<A>) -> Vec<ToolDef> {
             create_review,
             "Review a local directory inside the workspace roots, or a GitHub pull request (`repositoryUrl` \"owner/name\" with `pullRequestId`), with security, performance, architecture and style reviewers run as a task; returns the summary by severity and reviewer and the 20 most severe findings.",
         )
-        .titled("Create review"),
+        .titled("Create review")
+        .with_task_support(TaskSupport::Optional),
         t.tool(
             "get_review_status",
             read,

@@ -4,6 +4,7 @@
 //! Owns its input, handler and registration; the rules, walk and advisories live in
 //! `asbr::scan`.
 
+use crate::runtime::tool_tasks::TaskSupport;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +25,8 @@ pub(super) fn register(t: &Tools<A>) -> Vec<ToolDef> {
             run_security_scan,
             "Scan a workspace directory for secrets (redacted), SAST issues, vulnerable dependencies (OSV advisories in ASBR_ADVISORIES_DIR) or `all`; returns a summary and up to 1,000 findings, most severe first.",
         )
-        .titled("Run security scan"),
+        .titled("Run security scan")
+        .with_task_support(TaskSupport::Optional),
     ]
 }
 

@@ -4,6 +4,7 @@
 //! Owns tool semantics only: processes go through `mvp::exec`, paths through
 //! `mvp::workspace`, runners and linters through `mvp::runners`.
 
+use crate::runtime::tool_tasks::TaskSupport;
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
@@ -44,14 +45,16 @@ pub(super) fn register(t: &Tools<M>) -> Vec<ToolDef> {
             test_runner,
             "Run the project's tests (cargo, nextest, vitest, jest or pytest; detected by default); returns totals, failures (a compile error is one named `build`) and coverage when asked.",
         )
-        .titled("Run tests"),
+        .titled("Run tests")
+        .with_task_support(TaskSupport::Optional),
         t.tool(
             "code_analysis",
             runs.destructive().idempotent(),
             code_analysis,
             "Lint the project with cargo clippy, eslint or ruff (detected from its files); returns counts and issues with file, rule, severity and position. Cached by content.",
         )
-        .titled("Analyse code"),
+        .titled("Analyse code")
+        .with_task_support(TaskSupport::Optional),
     ]
 }
 

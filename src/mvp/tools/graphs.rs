@@ -4,6 +4,7 @@
 //!
 //! Owns tool semantics only: validation, execution and storage are the graph modules'.
 
+use crate::runtime::tool_tasks::TaskSupport;
 use std::{sync::Arc, time::Duration};
 
 use schemars::JsonSchema;
@@ -48,7 +49,8 @@ pub(super) fn register(t: &Tools<M>) -> Vec<ToolDef> {
             execute_graph,
             "Run a stored graph with `inputs`, reporting progress per node; returns each node's status, timings, output and error.",
         )
-        .titled("Run graph"),
+        .titled("Run graph")
+        .with_task_support(TaskSupport::Optional),
         t.tool(
             "get_graph_status",
             read,

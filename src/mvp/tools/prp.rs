@@ -3,6 +3,7 @@
 //!
 //! Owns tool semantics only: gates and history are `mvp::prp`'s.
 
+use crate::runtime::tool_tasks::TaskSupport;
 use std::sync::Arc;
 
 use crate::mvp::events::{MetricDetail, PrpPhase};
@@ -27,7 +28,8 @@ pub(super) fn register(t: &Tools<M>) -> Vec<ToolDef> {
             run_prp_workflow,
             "Run a PRP workflow for a blueprint {title, description, requirements[]} through strategy, build and evaluation gates (with `workspace`, build runs its tests and linter); returns phases, status completed|recycled and the decision.",
         )
-        .titled("Run PRP workflow"),
+        .titled("Run PRP workflow")
+        .with_task_support(TaskSupport::Optional),
         t.tool(
             "get_prp_run",
             read,

@@ -1,0 +1,262 @@
+use std::time::Duration;
+
+use rmcp::model::{CallToolResult, ContentBlock};
+use serde_json::json;
+
+use super::*;
+use crate::runtime::rounds::Ask;
+
+fn askable() -> Askable {
+    Askable {
+        elicitation: true,
+        sampling: false,
+        roots: false,
+        modern: true,
+    }
+}
+
+fn new_task(principal: &str) -> NewTask {
+    NewTask {
+        principal: Principal::oauth(principal),
+        askable: askable(),
+        cancel: CancellationToken::new(),
+        answers: Default::default(),
+        state: None,
+    }
+}
+
+fn finish() -> Finish {
+    Box::new(|outcome| match outcome {
+        Ok(v) => CallToolResult::success(vec![ContentBlock::text(v.to_string())]),
+        Err(e) => CallToolResult::error(vec![ContentBlock::text(e.to_string())]),
+    })
+}
+
+fn never_rerun() -> Rerun {
+    Box::new(|_| Box::pin(async { Err(ToolError::Internal("not re-run".into())) }))
+}
+
+/// Asks `first` and `second` until both are answered, then names them.
+fn asking(rounds: Rounds) -> Run {
+    Box::pin(async move {
+        let a = rounds.elicited("first")?;
+        let b = rounds.elicited("second")?;
+        match (a, b) {
+            (Some(_), Some(_)) => Ok(json!("both")),
+            _ => Err(ToolError::needs_input(
+                Ask::new()
+                    .elicit(
+                        "first",
+                        "1?",
+                        json!({"type": "object", "properties": {"v": {"type": "string"}}}),
+                    )
+                    .elicit(
+                        "second",
+                        "2?",
+                        json!({"type": "object", "properties": {"v": {"type": "string"}}}),
+                    ),
+            )),
+        }
+    })
+}
+
+async fn settled(tasks: &ToolTasks, who: &Principal, id: &str) -> DetailedTask {
+    for _ in 0..200 {
+        let task = tasks.get(who, id).unwrap();
+        if task.status().is_terminal() {
+            return task;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("task {id} did not settle");
+}
+
+async fn parked(tasks: &ToolTasks, who: &Principal, id: &str) -> DetailedTask {
+    for _ in 0..200 {
+        let task = tasks.get(who, id).unwrap();
+        if task.status() == TaskStatus::InputRequired {
+            return task;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("task {id} did not ask: {:?}", tasks.get(who, id));
+}
+
+#[tokio::test]
+async fn a_task_is_visible_at_once_and_inlines_its_result() {
+    let tasks = ToolTasks::new();
+    let who = Principal::oauth("alice");
+    let task = tasks
+        .start(
+            new_task("alice"),
+            Box::pin(async { Ok(json!(42)) }),
+            never_rerun(),
+            finish(),
+        )
+        .unwrap();
+    assert_eq!(task.ttl_ms, Some(TASK_TTL.as_millis() as u64));
+    let done = settled(&tasks, &who, &task.task_id).await;
+    match done.payload {
+        TaskPayload::Completed { result } => assert_eq!(result["content"][0]["text"], "42"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_tool_error_completes_and_a_server_fault_fails() {
+    let tasks = ToolTasks::new();
+    let who = Principal::oauth("alice");
+    let business = tasks
+        .start(
+            new_task("alice"),
+            Box::pin(async { Err(ToolError::business("no such thing")) }),
+            never_rerun(),
+            finish(),
+        )
+        .unwrap();
+    let fault = tasks
+        .start(
+            new_task("alice"),
+            Box::pin(async { Err(ToolError::Internal("disk gone".into())) }),
+            never_rerun(),
+            finish(),
+        )
+        .unwrap();
+    let done = settled(&tasks, &who, &business.task_id).await;
+    assert!(
+        matches!(&done.payload, TaskPayload::Completed { result } if result["isError"] == true)
+    );
+    let done = settled(&tasks, &who, &fault.task_id).await;
+    match done.payload {
+        TaskPayload::Failed { error } => {
+            assert_eq!(error["code"], INTERNAL_ERROR);
+            assert!(error["message"].as_str().unwrap().contains("disk gone"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn answers_arrive_in_parts_and_the_call_runs_again_with_all_of_them() {
+    let tasks = ToolTasks::new();
+    let who = Principal::oauth("alice");
+    let task = tasks
+        .start(
+            new_task("alice"),
+            asking(Rounds::default()),
+            Box::new(asking),
+            finish(),
+        )
+        .unwrap();
+    let asked = parked(&tasks, &who, &task.task_id).await;
+    let TaskPayload::InputRequired { input_requests } = asked.payload else {
+        panic!()
+    };
+    assert_eq!(input_requests.len(), 2);
+    let answer = json!({"action": "accept", "content": {}});
+    let first = [("first".to_string(), answer.clone())].into();
+    tasks.update(&who, &task.task_id, first).unwrap();
+    let still = tasks.get(&who, &task.task_id).unwrap();
+    let TaskPayload::InputRequired { input_requests } = still.payload else {
+        panic!("{still:?}")
+    };
+    assert_eq!(input_requests.keys().collect::<Vec<_>>(), ["second"]);
+    // Unknown keys are ignored; a non-object answer is refused.
+    let odd = [("third".to_string(), answer.clone())].into();
+    tasks.update(&who, &task.task_id, odd).unwrap();
+    let bad = [("second".to_string(), json!(5))].into();
+    assert!(matches!(
+        tasks.update(&who, &task.task_id, bad),
+        Err(TaskError::BadResponse { .. })
+    ));
+    let second = [("second".to_string(), answer)].into();
+    tasks.update(&who, &task.task_id, second).unwrap();
+    let done = settled(&tasks, &who, &task.task_id).await;
+    assert!(
+        matches!(&done.payload, TaskPayload::Completed { result } if result["content"][0]["text"] == "\"both\"")
+    );
+}
+
+#[tokio::test]
+async fn cancel_settles_as_cancelled_and_is_idempotent() {
+    let tasks = ToolTasks::new();
+    let who = Principal::oauth("alice");
+    let new = new_task("alice");
+    let cancel = new.cancel.clone();
+    let work: Run = Box::pin(async move {
+        cancel.cancelled().await;
+        Err(ToolError::Cancelled)
+    });
+    let task = tasks.start(new, work, never_rerun(), finish()).unwrap();
+    tasks.cancel(&who, &task.task_id).unwrap();
+    let done = settled(&tasks, &who, &task.task_id).await;
+    assert_eq!(done.status(), TaskStatus::Cancelled);
+    tasks.cancel(&who, &task.task_id).unwrap();
+    assert_eq!(tasks.running(), 0);
+
+    // A parked task is cancelled too.
+    let task = tasks
+        .start(
+            new_task("alice"),
+            asking(Rounds::default()),
+            Box::new(asking),
+            finish(),
+        )
+        .unwrap();
+    parked(&tasks, &who, &task.task_id).await;
+    tasks.cancel(&who, &task.task_id).unwrap();
+    assert_eq!(
+        settled(&tasks, &who, &task.task_id).await.status(),
+        TaskStatus::Cancelled
+    );
+}
+
+#[tokio::test]
+async fn another_principal_cannot_see_touch_or_stop_a_task() {
+    let tasks = ToolTasks::new();
+    let task = tasks
+        .start(
+            new_task("alice"),
+            asking(Rounds::default()),
+            Box::new(asking),
+            finish(),
+        )
+        .unwrap();
+    let mallory = Principal::oauth("mallory");
+    let id = &task.task_id;
+    assert!(matches!(
+        tasks.get(&mallory, id),
+        Err(TaskError::Unknown(_))
+    ));
+    assert!(matches!(
+        tasks.cancel(&mallory, id),
+        Err(TaskError::Unknown(_))
+    ));
+    assert!(matches!(
+        tasks.update(&mallory, id, Default::default()),
+        Err(TaskError::Unknown(_))
+    ));
+    assert!(matches!(
+        tasks.get(&mallory, "no-such-task"),
+        Err(TaskError::Unknown(_))
+    ));
+    assert_eq!(tasks.running(), 1);
+}
+
+#[tokio::test]
+async fn one_principal_holds_a_bounded_number_of_running_tasks() {
+    let tasks = ToolTasks::new();
+    let pending = || -> Run { Box::pin(futures::future::pending()) };
+    for _ in 0..MAX_RUNNING_PER_PRINCIPAL {
+        tasks
+            .start(new_task("alice"), pending(), never_rerun(), finish())
+            .unwrap();
+    }
+    assert!(matches!(
+        tasks.start(new_task("alice"), pending(), never_rerun(), finish()),
+        Err(TaskError::TooManyRunning)
+    ));
+    tasks
+        .start(new_task("bob"), pending(), never_rerun(), finish())
+        .unwrap();
+}
