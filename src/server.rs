@@ -24,6 +24,7 @@ use crate::{
         prompts::PromptSource,
         registry::{CallCtx, Registry, ToolDef},
         resources::ResourceSource,
+        tool_tasks::ToolTasks,
         toolset::Toolset,
     },
 };
@@ -45,6 +46,11 @@ pub enum BuildError {
     Asbr(#[from] asbr::AsbrError),
     #[error(transparent)]
     Mvp(#[from] mvp::MvpError),
+    #[error("tool tasks journal in {dir}: {source}")]
+    Tasks {
+        dir: String,
+        source: crate::runtime::store::StoreError,
+    },
     #[error(
         "--conformance-fixtures needs a build with the `conformance-fixtures` feature (cargo build --features conformance-fixtures)"
     )]
@@ -301,10 +307,15 @@ impl CortexServer {
         }
         reject_duplicate_names(&toolsets)?;
         reject_unknown_groups(&config, &toolsets)?;
-        Ok(Self::assemble(runtime, toolsets))
+        let dir = config.state_dir.join("tool-tasks");
+        let tasks = ToolTasks::open(&dir, config.fsync).map_err(|source| BuildError::Tasks {
+            dir: dir.display().to_string(),
+            source,
+        })?;
+        Ok(Self::assemble(runtime, toolsets, tasks))
     }
 
-    fn assemble(runtime: Runtime, toolsets: Vec<Toolset>) -> Self {
+    fn assemble(runtime: Runtime, toolsets: Vec<Toolset>, tasks: ToolTasks) -> Self {
         let config = runtime.config.clone();
         let order: Vec<&str> = toolsets.iter().map(|t| t.name).collect();
         let described: Vec<(&'static str, &'static str)> =
@@ -362,7 +373,7 @@ impl CortexServer {
                 routes,
                 dynamic,
                 listen_streams: listen::stream_slots(),
-                tasks: Default::default(),
+                tasks,
             }),
             session: Arc::default(),
         }

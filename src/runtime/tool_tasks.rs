@@ -32,6 +32,7 @@ use rmcp::model::{
     CallToolResult, DetailedTask, InputRequests, InputResponses, JsonObject, Task, TaskPayload,
     TaskStatus,
 };
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -40,7 +41,14 @@ use super::{
     principal::Principal,
     registry::ToolError,
     rounds::{Askable, RoundError, Rounds},
+    store::{Compaction, Fsync, LocalBackend, StoreError, Stream, StreamOptions},
 };
+
+/// The journal stream of tasks (under the state directory's `tool-tasks/`).
+const STREAM: &str = "tool-tasks";
+
+/// Journal size after which expired tasks are compacted away.
+const MAX_LOG_BYTES: u64 = 16 * 1024 * 1024;
 
 /// How long a task and its result are kept after it is created (`ttlMs`); its work is
 /// stopped when it has run that long.
@@ -91,6 +99,82 @@ pub enum TaskError {
         "inputResponses `{key}` is not a result object (an elicitation, sampling or roots/list result)"
     )]
     BadResponse { key: String },
+    #[error("the task could not be recorded ({0}); nothing was started, try again")]
+    Store(String),
+}
+
+/// A task as the journal keeps it: written when it is created and when it settles, so a
+/// finished task's result survives a restart for the rest of its TTL, and a task the
+/// restart interrupted is reported as failed rather than lost.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    id: String,
+    owner: String,
+    /// Unix milliseconds.
+    created_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    outcome: Option<Outcome>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+enum Outcome {
+    Completed { result: JsonObject },
+    Failed { error: JsonObject },
+    Cancelled,
+}
+
+impl Outcome {
+    fn of(payload: &TaskPayload) -> Option<Outcome> {
+        match payload {
+            TaskPayload::Completed { result } => Some(Outcome::Completed {
+                result: result.clone(),
+            }),
+            TaskPayload::Failed { error } => Some(Outcome::Failed {
+                error: error.clone(),
+            }),
+            TaskPayload::Cancelled => Some(Outcome::Cancelled),
+            _ => None,
+        }
+    }
+
+    fn into_payload(self) -> TaskPayload {
+        match self {
+            Outcome::Completed { result } => TaskPayload::Completed { result },
+            Outcome::Failed { error } => TaskPayload::Failed { error },
+            Outcome::Cancelled => TaskPayload::Cancelled,
+        }
+    }
+}
+
+fn unix_ms(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn from_unix_ms(ms: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// The journal's compaction: the last record of each task still within its TTL.
+fn compaction() -> Compaction<Record> {
+    Compaction::new(|records: Vec<Record>| {
+        let now = unix_ms(SystemTime::now());
+        let ttl = TASK_TTL.as_millis() as u64;
+        let mut last: HashMap<String, Record> = HashMap::new();
+        let mut order = Vec::new();
+        for r in records {
+            if !last.contains_key(&r.id) {
+                order.push(r.id.clone());
+            }
+            last.insert(r.id.clone(), r);
+        }
+        order
+            .into_iter()
+            .filter_map(|id| last.remove(&id))
+            .filter(|r| r.created_ms + ttl > now)
+            .collect()
+    })
 }
 
 /// One run of the call, with the rounds it sees.
@@ -123,7 +207,8 @@ enum Phase {
 }
 
 struct Entry {
-    owner: Principal,
+    /// The principal that started it ([`Principal::as_str`]).
+    owner: String,
     created: SystemTime,
     updated: SystemTime,
     expires: Instant,
@@ -166,16 +251,100 @@ fn timestamp(at: SystemTime) -> String {
 #[derive(Clone, Default)]
 pub struct ToolTasks {
     table: Arc<Mutex<HashMap<String, Entry>>>,
+    /// Where tasks are recorded; `None` keeps them in memory only.
+    journal: Option<Arc<Stream<Record>>>,
 }
 
+/// The message of a task the restart interrupted.
+const INTERRUPTED: &str =
+    "the server restarted while this task ran and its work was lost; call the tool again";
+
 impl ToolTasks {
+    /// Tasks kept in memory only (lost on restart).
     pub fn new() -> Self {
         ToolTasks::default()
     }
 
+    /// Tasks recorded in `dir`: the finished ones of earlier runs still within their TTL
+    /// are there again; ones a restart interrupted are reported failed.
+    pub fn open(dir: &std::path::Path, policy: Fsync) -> Result<Self, StoreError> {
+        let options = StreamOptions::new(policy, MAX_LOG_BYTES);
+        let (stream, replay) =
+            Stream::open_local(&LocalBackend::new(dir), STREAM, options, compaction())?;
+        for (position, reason) in &replay.undecodable {
+            tracing::warn!(%position, %reason, "tool-tasks: a record that does not decode is skipped");
+        }
+        let mut last: HashMap<String, Record> = HashMap::new();
+        for record in replay.into_records() {
+            last.insert(record.id.clone(), record);
+        }
+        let now = SystemTime::now();
+        let mut table = HashMap::new();
+        let mut interrupted = Vec::new();
+        for (id, record) in last {
+            let created = from_unix_ms(record.created_ms);
+            let Some(left) = (created + TASK_TTL)
+                .duration_since(now)
+                .ok()
+                .filter(|left| !left.is_zero())
+            else {
+                continue;
+            };
+            let outcome = record.outcome.clone().unwrap_or_else(|| {
+                let failed = failed(INTERNAL_ERROR, INTERRUPTED);
+                let outcome = Outcome::of(&failed).expect("a failure is an outcome");
+                interrupted.push(Record {
+                    outcome: Some(outcome.clone()),
+                    ..record.clone()
+                });
+                outcome
+            });
+            table.insert(
+                id,
+                Entry {
+                    owner: record.owner,
+                    created,
+                    updated: now,
+                    expires: Instant::now() + left,
+                    phase: Phase::Done(outcome.into_payload()),
+                    cancel: CancellationToken::new(),
+                    answers: InputResponses::new(),
+                },
+            );
+        }
+        let journal = Arc::new(stream);
+        if !interrupted.is_empty() {
+            let journal = journal.clone();
+            tokio::spawn(async move {
+                if let Err(e) = journal.append_many(&interrupted).await {
+                    tracing::warn!("tool-tasks: recording interrupted tasks failed: {e}");
+                }
+            });
+        }
+        Ok(ToolTasks {
+            table: Arc::new(Mutex::new(table)),
+            journal: Some(journal),
+        })
+    }
+
+    /// Appends `record` when tasks are journaled.
+    async fn record(&self, record: &Record) -> Result<(), StoreError> {
+        match &self.journal {
+            Some(journal) => {
+                journal.append(record).await?;
+                if journal.needs_compaction() {
+                    journal.compact().await?;
+                }
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Creates a task for a call whose first run is `first` and starts driving it; the
-    /// task is in the table (so `tasks/get` finds it) when this returns.
-    pub fn start(
+    /// task is recorded and in the table (so `tasks/get` finds it, after a restart too)
+    /// when this returns.
+    pub async fn start(
         &self,
         new: NewTask,
         first: Run,
@@ -185,7 +354,7 @@ impl ToolTasks {
         let id = uuid::Uuid::new_v4().to_string();
         let now = SystemTime::now();
         let entry = Entry {
-            owner: new.principal,
+            owner: new.principal.as_str().to_string(),
             created: now,
             updated: now,
             expires: Instant::now() + TASK_TTL,
@@ -208,6 +377,16 @@ impl ToolTasks {
                 return Err(TaskError::TooManyRunning);
             }
             table.insert(id.clone(), entry);
+        }
+        let record = Record {
+            id: id.clone(),
+            owner: new.principal.as_str().to_string(),
+            created_ms: unix_ms(now),
+            outcome: None,
+        };
+        if let Err(e) = self.record(&record).await {
+            self.lock().remove(&id);
+            return Err(TaskError::Store(e.to_string()));
         }
         let driver = Driver {
             tasks: self.clone(),
@@ -306,7 +485,22 @@ impl ToolTasks {
         self.lock().get(id).map(|e| e.answers.clone())
     }
 
-    fn settle(&self, id: &str, payload: TaskPayload) {
+    /// Records the task's end, then shows it.
+    async fn settle(&self, id: &str, payload: TaskPayload) {
+        let record = {
+            let table = self.lock();
+            table.get(id).map(|e| Record {
+                id: id.to_string(),
+                owner: e.owner.clone(),
+                created_ms: unix_ms(e.created),
+                outcome: Outcome::of(&payload),
+            })
+        };
+        if let Some(record) = record
+            && let Err(e) = self.record(&record).await
+        {
+            tracing::warn!(task = %id, "tool-tasks: recording the end of a task failed: {e}");
+        }
         if let Some(entry) = self.lock().get_mut(id) {
             entry.phase = Phase::Done(payload);
             entry.updated = SystemTime::now();
@@ -323,7 +517,7 @@ fn owned<'a>(
 ) -> Result<&'a Entry, TaskError> {
     table
         .get(id)
-        .filter(|e| &e.owner == principal)
+        .filter(|e| e.owner == principal.as_str())
         .ok_or_else(|| TaskError::Unknown(id.to_string()))
 }
 
@@ -388,7 +582,7 @@ impl Driver {
                 other => break completed(finish(other)),
             }
         };
-        self.tasks.settle(&self.id, payload);
+        self.tasks.settle(&self.id, payload).await;
     }
 }
 

@@ -126,7 +126,7 @@ impl CortexServer {
             answers,
             state,
         };
-        match self.shared.tasks.start(new, first, rerun, finish) {
+        match self.shared.tasks.start(new, first, rerun, finish).await {
             Ok(task) => Ok(CallToolResponse::Task(CreateTaskResult::new(task))),
             Err(e @ (TaskError::TooManyRunning | TaskError::Full)) => {
                 Ok(CallToolResult::error(vec![Content::text(e.to_string())]).into())

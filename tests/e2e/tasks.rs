@@ -271,3 +271,36 @@ async fn over_http_a_task_belongs_to_the_token_that_started_it() {
         TaskStatus::Cancelled
     );
 }
+
+#[cfg(feature = "conformance-fixtures")]
+#[tokio::test]
+async fn a_finished_task_is_there_after_a_restart_and_an_interrupted_one_failed() {
+    let state = tempfile::tempdir().unwrap();
+    let client =
+        modern_stdio_client_with(TaskClient { tasks: true }, state.path(), FIXTURES, &[]).await;
+    let done = start(
+        &client,
+        "slow_compute",
+        json!({"seconds": 0.1, "label": "kept"}),
+    )
+    .await;
+    wait_for(&client, &done, TaskStatus::Completed).await;
+    let running = start(&client, "slow_compute", json!({"seconds": 60})).await;
+    client.cancel().await.unwrap(); // the server process goes with its stdio
+
+    let client =
+        modern_stdio_client_with(TaskClient { tasks: true }, state.path(), FIXTURES, &[]).await;
+    let again = get(&client, &done).await;
+    assert_eq!(
+        completed(&again)["content"][0]["text"],
+        "computed kept in 0.1 s"
+    );
+    let lost = get(&client, &running).await;
+    let TaskPayload::Failed { error } = &lost.task.payload else {
+        panic!("{lost:?}")
+    };
+    assert!(
+        error["message"].as_str().unwrap().contains("restarted"),
+        "{error:?}"
+    );
+}

@@ -4,6 +4,7 @@ use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::json;
 
 use super::*;
+use crate::config::Fsync;
 use crate::runtime::rounds::Ask;
 
 fn askable() -> Askable {
@@ -93,6 +94,7 @@ async fn a_task_is_visible_at_once_and_inlines_its_result() {
             never_rerun(),
             finish(),
         )
+        .await
         .unwrap();
     assert_eq!(task.ttl_ms, Some(TASK_TTL.as_millis() as u64));
     let done = settled(&tasks, &who, &task.task_id).await;
@@ -113,6 +115,7 @@ async fn a_tool_error_completes_and_a_server_fault_fails() {
             never_rerun(),
             finish(),
         )
+        .await
         .unwrap();
     let fault = tasks
         .start(
@@ -121,6 +124,7 @@ async fn a_tool_error_completes_and_a_server_fault_fails() {
             never_rerun(),
             finish(),
         )
+        .await
         .unwrap();
     let done = settled(&tasks, &who, &business.task_id).await;
     assert!(
@@ -147,6 +151,7 @@ async fn answers_arrive_in_parts_and_the_call_runs_again_with_all_of_them() {
             Box::new(asking),
             finish(),
         )
+        .await
         .unwrap();
     let asked = parked(&tasks, &who, &task.task_id).await;
     let TaskPayload::InputRequired { input_requests } = asked.payload else {
@@ -187,7 +192,10 @@ async fn cancel_settles_as_cancelled_and_is_idempotent() {
         cancel.cancelled().await;
         Err(ToolError::Cancelled)
     });
-    let task = tasks.start(new, work, never_rerun(), finish()).unwrap();
+    let task = tasks
+        .start(new, work, never_rerun(), finish())
+        .await
+        .unwrap();
     tasks.cancel(&who, &task.task_id).unwrap();
     let done = settled(&tasks, &who, &task.task_id).await;
     assert_eq!(done.status(), TaskStatus::Cancelled);
@@ -202,6 +210,7 @@ async fn cancel_settles_as_cancelled_and_is_idempotent() {
             Box::new(asking),
             finish(),
         )
+        .await
         .unwrap();
     parked(&tasks, &who, &task.task_id).await;
     tasks.cancel(&who, &task.task_id).unwrap();
@@ -221,6 +230,7 @@ async fn another_principal_cannot_see_touch_or_stop_a_task() {
             Box::new(asking),
             finish(),
         )
+        .await
         .unwrap();
     let mallory = Principal::oauth("mallory");
     let id = &task.task_id;
@@ -250,13 +260,71 @@ async fn one_principal_holds_a_bounded_number_of_running_tasks() {
     for _ in 0..MAX_RUNNING_PER_PRINCIPAL {
         tasks
             .start(new_task("alice"), pending(), never_rerun(), finish())
+            .await
             .unwrap();
     }
     assert!(matches!(
-        tasks.start(new_task("alice"), pending(), never_rerun(), finish()),
+        tasks
+            .start(new_task("alice"), pending(), never_rerun(), finish())
+            .await,
         Err(TaskError::TooManyRunning)
     ));
     tasks
         .start(new_task("bob"), pending(), never_rerun(), finish())
+        .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_finished_task_survives_a_restart_and_an_interrupted_one_is_reported_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let who = Principal::oauth("alice");
+    let (done_id, running_id) = {
+        let tasks = ToolTasks::open(dir.path(), Fsync::Always).unwrap();
+        let done = tasks
+            .start(
+                new_task("alice"),
+                Box::pin(async { Ok(json!("kept")) }),
+                never_rerun(),
+                finish(),
+            )
+            .await
+            .unwrap();
+        settled(&tasks, &who, &done.task_id).await;
+        let running = tasks
+            .start(
+                new_task("alice"),
+                Box::pin(futures::future::pending()),
+                never_rerun(),
+                finish(),
+            )
+            .await
+            .unwrap();
+        (done.task_id, running.task_id)
+    };
+    let tasks = ToolTasks::open(dir.path(), Fsync::Always).unwrap();
+    let done = tasks.get(&who, &done_id).unwrap();
+    assert!(
+        matches!(&done.payload, TaskPayload::Completed { result } if result["content"][0]["text"] == "\"kept\""),
+        "{done:?}"
+    );
+    let interrupted = tasks.get(&who, &running_id).unwrap();
+    match interrupted.payload {
+        TaskPayload::Failed { error } => {
+            assert!(error["message"].as_str().unwrap().contains("restarted"))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        tasks.get(&Principal::oauth("bob"), &done_id),
+        Err(TaskError::Unknown(_))
+    ));
+    // The interruption is recorded: a third start sees the same.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(tasks);
+    let tasks = ToolTasks::open(dir.path(), Fsync::Always).unwrap();
+    assert_eq!(
+        tasks.get(&who, &running_id).unwrap().status(),
+        TaskStatus::Failed
+    );
 }
