@@ -29,6 +29,7 @@ use crate::{
     },
 };
 
+mod completion;
 mod handler;
 mod listen;
 mod tasks;

@@ -35,4 +35,10 @@ pub trait PromptSource: Send + Sync {
         args: &JsonObject,
         rounds: &Rounds,
     ) -> Result<GetPromptResult, PromptError>;
+    /// Values for `argument` of prompt `name` starting with `prefix`, most relevant
+    /// first, at most `limit` (`completion/complete`). Default: none.
+    fn complete(&self, name: &str, argument: &str, prefix: &str, limit: usize) -> Vec<String> {
+        let _ = (name, argument, prefix, limit);
+        Vec::new()
+    }
 }

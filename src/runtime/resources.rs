@@ -49,6 +49,20 @@ pub trait ResourceSource: Send + Sync {
     fn listenable(&self, uri: &str) -> bool {
         self.handles(uri)
     }
+    /// Values for `argument` of the template `template` (one of
+    /// [`ResourceSource::templates`]) starting with `prefix`, that `principal` may use,
+    /// most relevant first, at most `limit` (`completion/complete`). Default: none.
+    fn complete(
+        &self,
+        template: &str,
+        argument: &str,
+        prefix: &str,
+        principal: &Principal,
+        limit: usize,
+    ) -> Vec<String> {
+        let _ = (template, argument, prefix, principal, limit);
+        Vec::new()
+    }
     /// A receiver that changes whenever `uri` has new content (for resources/subscribe),
     /// refused as [`ResourceError::NotFound`] when `principal` may not see it.
     fn watch(

@@ -77,6 +77,7 @@ impl ServerHandler for CortexServer {
             .enable_resources_subscribe()
             .enable_prompts()
             .enable_logging()
+            .enable_completions()
             .build();
         if self.shared.dynamic.is_some()
             && let Some(tools) = capabilities.tools.as_mut()
@@ -300,6 +301,14 @@ impl ServerHandler for CortexServer {
             Err(ToolError::Round(e)) => Err(round_error(e)),
             other => Ok(def.into_call_result(other).into()),
         }
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        self.complete_argument(&request, &Principal::of_request(&ctx.extensions))
     }
 
     async fn get_task(

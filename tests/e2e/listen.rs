@@ -317,3 +317,66 @@ async fn dynamic_tool_list_changes_arrive_on_listen_streams() {
     drop(sub);
     client.cancel().await.unwrap();
 }
+
+/// `completion/complete` offers a caller its own task ids for `asbr://tasks/{id}/events`
+/// and the topics it has events on for `events://{topic}`, never another token's.
+#[tokio::test]
+async fn completion_offers_only_what_the_caller_may_see() {
+    use rmcp::model::{ArgumentInfo, CompleteRequestParams, Reference};
+    let state = tempfile::tempdir().unwrap();
+    let server = http_server(
+        state.path(),
+        &[
+            "--toolsets",
+            "asbr",
+            "--auth-token",
+            TOKEN_A,
+            "--auth-tokens",
+            TOKEN_B,
+        ],
+        &[],
+    );
+    let url = format!("{}/mcp", server.base);
+    let a = modern_http(&url, TOKEN_A).await;
+    let b = modern_http(&url, TOKEN_B).await;
+    let theirs = create_task(&a, "a only").await;
+    let mine = create_task(&b, "b only").await;
+    let complete = |client: &RunningService<RoleClient, ()>, uri: &str, arg: &str, value: &str| {
+        let request =
+            CompleteRequestParams::new(Reference::for_resource(uri), ArgumentInfo::new(arg, value));
+        let peer = client.peer().clone();
+        async move { peer.complete(request).await.unwrap().completion }
+    };
+    let ids = complete(&b, "asbr://tasks/{id}/events", "id", "").await;
+    assert_eq!(ids.values, [mine.clone()], "B sees its own task only");
+    assert_eq!(ids.has_more, Some(false));
+    let none = complete(
+        &b,
+        "asbr://tasks/{id}/events",
+        "id",
+        &theirs[..theirs.len() - 1],
+    )
+    .await;
+    assert!(none.values.is_empty(), "{none:?}");
+    let ids = complete(&a, "asbr://tasks/{id}/events", "id", &theirs[..8]).await;
+    assert!(ids.values.contains(&theirs), "{ids:?}");
+    assert!(!ids.values.contains(&mine), "{ids:?}");
+
+    let topics = complete(&b, "events://{topic}", "topic", "asbr.task.").await;
+    assert!(
+        topics.values.iter().all(|t| t.starts_with("asbr.task.")) && !topics.values.is_empty(),
+        "{topics:?}"
+    );
+    let unknown = b
+        .peer()
+        .complete(CompleteRequestParams::new(
+            Reference::for_resource("nope://{x}"),
+            ArgumentInfo::new("x", ""),
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        unknown.to_string().contains("resources/templates/list"),
+        "{unknown}"
+    );
+}

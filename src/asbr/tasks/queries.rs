@@ -40,6 +40,21 @@ impl TaskStore {
         (tasks, more)
     }
 
+    /// The ids of the tasks `principal` may see that start with `prefix`, newest first,
+    /// at most `limit`.
+    pub fn ids_visible_to(&self, principal: &Principal, prefix: &str, limit: usize) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .all_slots()
+            .iter()
+            .filter_map(|s| s.task())
+            .filter(|t| t.id.starts_with(prefix) && t.visible_to(principal))
+            .map(|t| t.id.to_string())
+            .collect();
+        ids.sort_by(|a, b| b.cmp(a));
+        ids.truncate(limit);
+        ids
+    }
+
     /// Events after `since` of one task (or of all tasks `principal` may see), filtered
     /// by kind; waits up to `wait` for the first one. Returns the events and the seq to
     /// pass next time.

@@ -13,6 +13,8 @@ use crate::runtime::{
     resources::{ResourceError, ResourceSource},
 };
 
+const TEMPLATE: &str = "asbr://tasks/{id}/events";
+
 /// `asbr://tasks/{id}/events[?since_seq=N]` → the id and `since_seq`.
 fn parse_uri(uri: &str) -> Option<(&str, u64)> {
     let rest = uri.strip_prefix(URI_PREFIX)?;
@@ -32,7 +34,7 @@ fn parse_uri(uri: &str) -> Option<(&str, u64)> {
 impl ResourceSource for TaskStore {
     fn templates(&self) -> Vec<ResourceTemplate> {
         vec![
-            ResourceTemplate::new("asbr://tasks/{id}/events", "task-events")
+            ResourceTemplate::new(TEMPLATE, "task-events")
                 .with_description("Events of one asbr task, oldest first, up to 500 after `?since_seq=N`; subscribe to be notified of new ones")
                 .with_mime_type("application/json"),
         ]
@@ -40,6 +42,21 @@ impl ResourceSource for TaskStore {
 
     fn handles(&self, uri: &str) -> bool {
         uri.starts_with(URI_PREFIX)
+    }
+
+    /// The ids of the tasks `principal` may see, newest first.
+    fn complete(
+        &self,
+        template: &str,
+        argument: &str,
+        prefix: &str,
+        principal: &Principal,
+        limit: usize,
+    ) -> Vec<String> {
+        if template != TEMPLATE || argument != "id" {
+            return Vec::new();
+        }
+        self.ids_visible_to(principal, prefix, limit)
     }
 
     /// `asbr://tasks/{id}/events` only: the other task URIs have no change feed.

@@ -451,6 +451,26 @@ impl EventBus {
         out
     }
 
+    /// The topics with a recent event `principal` may see, starting with `prefix`, in
+    /// name order, at most `limit` (argument completion of `events://{topic}`).
+    pub fn topics_visible_to(
+        &self,
+        principal: &crate::runtime::principal::Principal,
+        prefix: &str,
+        limit: usize,
+    ) -> Vec<String> {
+        let rings = self.inner.rings.read();
+        let mut topics: Vec<String> = rings
+            .iter()
+            .filter(|(ty, _)| ty.starts_with(prefix))
+            .filter(|(_, ring)| ring.events.iter().any(|e| e.visible_to(principal)))
+            .map(|(ty, _)| ty.to_string())
+            .collect();
+        topics.sort();
+        topics.truncate(limit);
+        topics
+    }
+
     /// Long-poll: events matching `filter` newer than `since_seq`, returned
     /// immediately if any exist, else after the first one arrives or empty
     /// after `timeout`.
