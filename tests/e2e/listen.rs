@@ -348,7 +348,11 @@ async fn completion_offers_only_what_the_caller_may_see() {
         async move { peer.complete(request).await.unwrap().completion }
     };
     let ids = complete(&b, "asbr://tasks/{id}/events", "id", "").await;
-    assert_eq!(ids.values, std::slice::from_ref(&mine), "B sees its own task only");
+    assert_eq!(
+        ids.values,
+        std::slice::from_ref(&mine),
+        "B sees its own task only"
+    );
     assert_eq!(ids.has_more, Some(false));
     let none = complete(
         &b,

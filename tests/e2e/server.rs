@@ -27,6 +27,7 @@ async fn stdio_lists_calls_and_reports_errors() {
     let raw: Vec<String> = cortex_mcp::fixtures::conformance::tools()
         .into_iter()
         .chain(cortex_mcp::fixtures::rounds::tools())
+        .chain(cortex_mcp::fixtures::tasks::tools())
         .map(|t| t.name.to_string())
         .collect();
     #[cfg(not(feature = "conformance-fixtures"))]

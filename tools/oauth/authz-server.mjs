@@ -31,8 +31,21 @@ function basicClientId(req) {
   return decodeURIComponent(Buffer.from(value, "base64").toString().split(":")[0]);
 }
 
+// A real authorization server grants a code the scope asked for at /authorize (the
+// mock alone would grant "dummy").
+const codeScopes = new Map();
+service.on("beforeAuthorizeRedirect", (redirect, req) => {
+  const code = redirect.url.searchParams.get("code");
+  const scope = new URL(req.url ?? "/", "http://localhost").searchParams.get("scope");
+  if (code && scope && codeScopes.size < 1000) codeScopes.set(code, scope);
+});
+
 service.on("beforeTokenSigning", (token, req) => {
   const body = req.body ?? {};
+  if (body.grant_type === "authorization_code" && codeScopes.has(body.code)) {
+    token.payload.scope = codeScopes.get(body.code);
+    codeScopes.delete(body.code);
+  }
   const now = Math.floor(Date.now() / 1000);
   // RFC 8707: the resource a client asks a token for is its audience; a client
   // credentials token's subject is the client, as real authorization servers make them.
