@@ -63,6 +63,10 @@ pub const MAX_RUNNING_PER_PRINCIPAL: usize = 32;
 /// Tasks kept in all, finished ones included (until their TTL).
 pub const MAX_TASKS: usize = 4096;
 
+/// Bytes of results and errors (as JSON) kept for finished tasks in all: past it, the
+/// tasks that finished longest ago are forgotten first (then answered as unknown).
+pub const MAX_RESULT_BYTES: usize = 256 * 1024 * 1024;
+
 /// JSON-RPC codes of a failed task's error.
 const INTERNAL_ERROR: i64 = -32603;
 const INVALID_PARAMS: i64 = -32602;
@@ -119,9 +123,15 @@ struct Record {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 enum Outcome {
-    Completed { result: JsonObject },
-    Failed { error: JsonObject },
+    Completed {
+        result: JsonObject,
+    },
+    Failed {
+        error: JsonObject,
+    },
     Cancelled,
+    /// Forgotten before its TTL to keep [`MAX_RESULT_BYTES`].
+    Evicted,
 }
 
 impl Outcome {
@@ -138,11 +148,13 @@ impl Outcome {
         }
     }
 
-    fn into_payload(self) -> TaskPayload {
+    /// The payload it stands for; `None` for a forgotten task.
+    fn into_payload(self) -> Option<TaskPayload> {
         match self {
-            Outcome::Completed { result } => TaskPayload::Completed { result },
-            Outcome::Failed { error } => TaskPayload::Failed { error },
-            Outcome::Cancelled => TaskPayload::Cancelled,
+            Outcome::Completed { result } => Some(TaskPayload::Completed { result }),
+            Outcome::Failed { error } => Some(TaskPayload::Failed { error }),
+            Outcome::Cancelled => Some(TaskPayload::Cancelled),
+            Outcome::Evicted => None,
         }
     }
 }
@@ -173,6 +185,7 @@ fn compaction() -> Compaction<Record> {
             .into_iter()
             .filter_map(|id| last.remove(&id))
             .filter(|r| r.created_ms + ttl > now)
+            .filter(|r| !matches!(r.outcome, Some(Outcome::Evicted)))
             .collect()
     })
 }
@@ -216,6 +229,8 @@ struct Entry {
     cancel: CancellationToken,
     /// Every answer received so far (the call's own, then `tasks/update`'s).
     answers: InputResponses,
+    /// The JSON size of its result or error once finished.
+    bytes: usize,
 }
 
 impl Entry {
@@ -299,6 +314,9 @@ impl ToolTasks {
                 });
                 outcome
             });
+            let Some(payload) = outcome.into_payload() else {
+                continue;
+            };
             table.insert(
                 id,
                 Entry {
@@ -306,13 +324,15 @@ impl ToolTasks {
                     created,
                     updated: now,
                     expires: Instant::now() + left,
-                    phase: Phase::Done(outcome.into_payload()),
+                    phase: Phase::Done(payload.clone()),
                     cancel: CancellationToken::new(),
                     answers: InputResponses::new(),
+                    bytes: payload_bytes(&payload),
                 },
             );
         }
         let journal = Arc::new(stream);
+        interrupted.extend(evict_over_budget(&mut table, None, MAX_RESULT_BYTES));
         if !interrupted.is_empty() {
             let journal = journal.clone();
             tokio::spawn(async move {
@@ -361,6 +381,7 @@ impl ToolTasks {
             phase: Phase::Working,
             cancel: new.cancel.clone(),
             answers: new.answers,
+            bytes: 0,
         };
         let task = entry.detailed(&id).task;
         {
@@ -501,11 +522,65 @@ impl ToolTasks {
         {
             tracing::warn!(task = %id, "tool-tasks: recording the end of a task failed: {e}");
         }
-        if let Some(entry) = self.lock().get_mut(id) {
-            entry.phase = Phase::Done(payload);
-            entry.updated = SystemTime::now();
+        let evicted = {
+            let mut table = self.lock();
+            if let Some(entry) = table.get_mut(id) {
+                entry.bytes = payload_bytes(&payload);
+                entry.phase = Phase::Done(payload);
+                entry.updated = SystemTime::now();
+            }
+            evict_over_budget(&mut table, Some(id), MAX_RESULT_BYTES)
+        };
+        if !evicted.is_empty()
+            && let Some(journal) = &self.journal
+            && let Err(e) = journal.append_many(&evicted).await
+        {
+            tracing::warn!("tool-tasks: recording forgotten tasks failed: {e}");
         }
     }
+}
+
+fn payload_bytes(payload: &TaskPayload) -> usize {
+    match payload {
+        TaskPayload::Completed { result } => serde_json::to_vec(result).map_or(0, |v| v.len()),
+        TaskPayload::Failed { error } => serde_json::to_vec(error).map_or(0, |v| v.len()),
+        _ => 0,
+    }
+}
+
+/// Forgets the finished tasks that finished longest ago (never `keep`) until the
+/// results held fit `budget` ([`MAX_RESULT_BYTES`]); returns their records (outcome `evicted`).
+fn evict_over_budget(
+    table: &mut HashMap<String, Entry>,
+    keep: Option<&str>,
+    budget: usize,
+) -> Vec<Record> {
+    let mut held: usize = table.values().map(|e| e.bytes).sum();
+    if held <= budget {
+        return Vec::new();
+    }
+    let mut finished: Vec<(SystemTime, String)> = table
+        .iter()
+        .filter(|(id, e)| e.finished() && e.bytes > 0 && Some(id.as_str()) != keep)
+        .map(|(id, e)| (e.updated, id.clone()))
+        .collect();
+    finished.sort();
+    let mut evicted = Vec::new();
+    for (_, id) in finished {
+        if held <= budget {
+            break;
+        }
+        if let Some(entry) = table.remove(&id) {
+            held -= entry.bytes;
+            evicted.push(Record {
+                id,
+                owner: entry.owner,
+                created_ms: unix_ms(entry.created),
+                outcome: Some(Outcome::Evicted),
+            });
+        }
+    }
+    evicted
 }
 
 /// The entry `id` if `principal` owns it (another's is reported as unknown, so ids

@@ -328,3 +328,33 @@ async fn a_finished_task_survives_a_restart_and_an_interrupted_one_is_reported_f
         TaskStatus::Failed
     );
 }
+
+#[test]
+fn past_the_result_budget_the_longest_finished_are_forgotten_first() {
+    let entry = |age_secs: u64, bytes: usize, finished: bool| Entry {
+        owner: "stdio".into(),
+        created: SystemTime::UNIX_EPOCH,
+        updated: SystemTime::UNIX_EPOCH + Duration::from_secs(1_000 - age_secs),
+        expires: Instant::now() + TASK_TTL,
+        phase: if finished {
+            Phase::Done(TaskPayload::Cancelled)
+        } else {
+            Phase::Working
+        },
+        cancel: CancellationToken::new(),
+        answers: Default::default(),
+        bytes,
+    };
+    let mut table: HashMap<String, Entry> = [
+        ("oldest".to_string(), entry(30, 400, true)),
+        ("older".to_string(), entry(20, 400, true)),
+        ("newest".to_string(), entry(10, 400, true)),
+        ("running".to_string(), entry(40, 0, false)),
+    ]
+    .into();
+    assert!(evict_over_budget(&mut table, None, 1_200).is_empty());
+    let gone = evict_over_budget(&mut table, Some("oldest"), 500);
+    let gone: Vec<&str> = gone.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(gone, ["older", "newest"], "the kept one is spared");
+    assert!(table.contains_key("oldest") && table.contains_key("running"));
+}
