@@ -5,7 +5,8 @@
 //! `=?base64?...?=` form) reaches GitHub; a missing, different or badly encoded one is
 //! HTTP 400 with JSON-RPC -32020 and GitHub sees nothing. A 2025-11-25 client sends no
 //! such header and is served; rmcp's 2026-07-28 client sends it by itself from the
-//! listed schemas.
+//! listed schemas. With `--conformance-fixtures`, the fixture `test_param_header`
+//! (`Mcp-Param-Region`) is the first annotated tool, the one the conformance suite calls.
 
 use fakehub::{FakeConfig, FakeHub};
 use rmcp::{
@@ -44,11 +45,22 @@ async fn setup(serve_args: &[&str]) -> (FakeHub, HttpServer, tempfile::TempDir) 
 /// A 2026-07-28 `tools/call` of `get_issue` on `repository`, with the standard headers
 /// (`Mcp-Method`, `Mcp-Name`) and `extra`; returns the status and the JSON-RPC message.
 async fn call_get_issue(base: &str, repository: &str, extra: &[(&str, &str)]) -> (u16, Value) {
+    let arguments = json!({"repository": repository, "number": 1});
+    raw_call(base, "get_issue", arguments, extra).await
+}
+
+/// A 2026-07-28 `tools/call` of `tool` with the standard headers and `extra`.
+async fn raw_call(
+    base: &str,
+    tool: &str,
+    arguments: Value,
+    extra: &[(&str, &str)],
+) -> (u16, Value) {
     let body = json!({
         "jsonrpc": "2.0", "id": 7, "method": "tools/call",
         "params": {
-            "name": "get_issue",
-            "arguments": {"repository": repository, "number": 1},
+            "name": tool,
+            "arguments": arguments,
             "_meta": {
                 "io.modelcontextprotocol/protocolVersion": "2026-07-28",
                 "io.modelcontextprotocol/clientInfo": {"name": "e2e-raw", "version": "0"},
@@ -62,7 +74,7 @@ async fn call_get_issue(base: &str, repository: &str, extra: &[(&str, &str)]) ->
         .header("content-type", "application/json")
         .header("mcp-protocol-version", "2026-07-28")
         .header("mcp-method", "tools/call")
-        .header("mcp-name", "get_issue")
+        .header("mcp-name", tool)
         .body(body.to_string());
     for (name, value) in extra {
         request = request.header(*name, *value);
@@ -109,7 +121,10 @@ async fn the_repository_header_must_match_the_argument_before_github_is_called()
         // A missing, different or badly encoded header: refused, GitHub never called.
         let refused: [(&str, &[(&str, &str)]); 4] = [
             ("header omitted", &[]),
-            ("other repository", &[("mcp-param-repository", "octo/other")]),
+            (
+                "other repository",
+                &[("mcp-param-repository", "octo/other")],
+            ),
             // "octo/hello" without its padding.
             (
                 "unpadded base64",
@@ -139,7 +154,11 @@ async fn the_repository_header_must_match_the_argument_before_github_is_called()
             let (status, reply) = call_get_issue(base, REPO, headers).await;
             assert_issue(status, &reply, &format!("{serve_args:?} {case}"));
         }
-        assert!(hub.stats().requests > 0, "{serve_args:?}: {:?}", hub.stats());
+        assert!(
+            hub.stats().requests > 0,
+            "{serve_args:?}: {:?}",
+            hub.stats()
+        );
     }
 }
 
@@ -171,7 +190,12 @@ async fn a_2025_11_25_client_needs_no_repository_header() {
     let client = http_client(&format!("{}/mcp", server.base), None).await;
     let version = client.peer_info().map(|i| i.protocol_version.clone());
     assert_eq!(version, Some(ProtocolVersion::V_2025_11_25));
-    let issue = ok(&client, "get_issue", json!({"repository": REPO, "number": 1})).await;
+    let issue = ok(
+        &client,
+        "get_issue",
+        json!({"repository": REPO, "number": 1}),
+    )
+    .await;
     assert_eq!(issue["number"], 1, "{issue}");
     assert!(hub.stats().requests > 0);
     client.cancel().await.unwrap();
@@ -208,18 +232,75 @@ async fn rmcp_2026_07_28_client_keeps_the_annotated_tools_and_sends_the_header()
         let annotated = tools
             .iter()
             .filter(|t| {
-                t.input_schema.get("properties").map(|p| &p["repository"]["x-mcp-header"])
+                t.input_schema
+                    .get("properties")
+                    .map(|p| &p["repository"]["x-mcp-header"])
                     == Some(&json!("Repository"))
             })
             .count();
         assert!(annotated > 20, "{serve_args:?}: {annotated}");
 
         // The client copies `repository` into Mcp-Param-Repository: the server accepts it.
-        let issue = ok(&client, "get_issue", json!({"repository": REPO, "number": 1})).await;
+        let issue = ok(
+            &client,
+            "get_issue",
+            json!({"repository": REPO, "number": 1}),
+        )
+        .await;
         assert_eq!(issue["number"], 1, "{serve_args:?}: {issue}");
         let pulls = ok(&client, "list_pull_requests", json!({"repository": REPO})).await;
         assert!(pulls["items"].is_array(), "{serve_args:?}: {pulls}");
         assert!(hub.stats().requests >= 2, "{:?}", hub.stats());
         client.cancel().await.unwrap();
     }
+}
+
+/// The conformance fixture `test_param_header` (`serve --conformance-fixtures`) is the
+/// first tool of the catalog with an `x-mcp-header`: the suite's
+/// `http-custom-header-server-validation` calls that one, not a GitHub tool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conformance_fixture_is_the_first_tool_with_a_param_header() {
+    let state = tempfile::tempdir().unwrap();
+    let server = http_server_serving(
+        state.path(),
+        &["--toolsets", "all"],
+        &["--conformance-fixtures"],
+        &[],
+    );
+    let client = modern_http_client(&format!("{}/mcp", server.base)).await;
+    let tools = client.list_all_tools().await.unwrap();
+    let first = tools
+        .iter()
+        .find(|t| {
+            t.input_schema
+                .get("properties")
+                .and_then(Value::as_object)
+                .is_some_and(|p| p.values().any(|p| p.get("x-mcp-header").is_some()))
+        })
+        .map(|t| t.name.to_string());
+    assert_eq!(first.as_deref(), Some("test_param_header"));
+    // rmcp's client sends Mcp-Param-Region by itself; the value needs Base64 here.
+    let echoed = call(
+        &client,
+        "test_param_header",
+        json!({"region": " eu-west 1"}),
+    )
+    .await;
+    assert_eq!(text(&echoed), "region:  eu-west 1");
+    client.cancel().await.unwrap();
+
+    let region = json!({"region": "Hello"});
+    let (status, reply) = raw_call(&server.base, "test_param_header", region.clone(), &[]).await;
+    assert_eq!(
+        (status, &reply["error"]["code"]),
+        (400, &json!(HEADER_MISMATCH)),
+        "{reply}"
+    );
+    let header = [("mcp-param-region", "=?base64?SGVsbG8=?=")];
+    let (status, reply) = raw_call(&server.base, "test_param_header", region, &header).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        reply["result"]["content"][0]["text"], "region: Hello",
+        "{reply}"
+    );
 }

@@ -346,7 +346,11 @@ mod tests {
         let tools = crate::github::toolset(&runtime).unwrap().tools;
         let mut routed = 0;
         for def in &tools {
-            let properties = def.tool.input_schema.get("properties").and_then(Value::as_object);
+            let properties = def
+                .tool
+                .input_schema
+                .get("properties")
+                .and_then(Value::as_object);
             for (name, property) in properties.into_iter().flatten() {
                 let header = property.get("x-mcp-header");
                 if name == "repository" {
