@@ -301,8 +301,10 @@ impl CortexServer {
             ));
         }
         if config.conformance_fixtures {
+            // First in the catalog: suites that call "the first tool" (or the first with
+            // an `x-mcp-header`) get a fixture made for it, not a product tool.
             #[cfg(feature = "conformance-fixtures")]
-            toolsets.push(crate::fixtures::toolset(&runtime));
+            toolsets.insert(0, crate::fixtures::toolset(&runtime));
             #[cfg(not(feature = "conformance-fixtures"))]
             return Err(BuildError::FixturesNotBuilt);
         }

@@ -285,6 +285,31 @@ impl ToolDef {
         self
     }
 
+    /// Publishes the top-level string argument `property` as the HTTP header
+    /// `Mcp-Param-{header}` (SEP-2243 `x-mcp-header`, protocol 2026-07-28): clients copy
+    /// its value into that header so a gateway can route without reading the body, and
+    /// the HTTP transport refuses a call whose header is missing or differs from the
+    /// argument. `header` must be an HTTP token, unique in the tool (rmcp's client drops
+    /// a tool whose annotations break that). A tool without such a property is unchanged.
+    pub fn with_param_header(mut self, property: &str, header: &'static str) -> ToolDef {
+        debug_assert!(
+            !header.is_empty()
+                && header
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "x-mcp-header `{header}` is not a plain HTTP token"
+        );
+        let schema = Arc::make_mut(&mut self.tool.input_schema);
+        if let Some(Value::Object(prop)) = schema
+            .get_mut("properties")
+            .and_then(|properties| properties.get_mut(property))
+            && prop.get("type").and_then(Value::as_str) == Some("string")
+        {
+            prop.insert("x-mcp-header".into(), Value::from(header));
+        }
+        self
+    }
+
     /// The same tool (name, schemas, annotations) answering every call with `message` as
     /// an `isError` result: for a toolset whose state could not load.
     pub fn unavailable(mut self, message: Arc<str>) -> ToolDef {

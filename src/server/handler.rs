@@ -149,15 +149,17 @@ impl ServerHandler for CortexServer {
         Ok(result)
     }
 
+    /// The tool whose `x-mcp-header` annotations rmcp's HTTP transport checks the
+    /// `Mcp-Param-*` headers of a `tools/call` against, before dispatch. rmcp asks a fresh
+    /// service, not the caller's session, so in dynamic mode this is any tool the server
+    /// has: the headers are the tool's, enabled in the session or not (a call to a tool
+    /// the session has not enabled is refused after the check).
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        let def = self.shared.registry.get(name);
-        match &self.shared.dynamic {
-            Some(dynamic) => dynamic.discovery_tool(name).cloned().or_else(|| {
-                def.filter(|d| dynamic.tool_enabled(&self.session.toolsets, d))
-                    .map(|d| d.tool.clone())
-            }),
-            None => def.map(|t| t.tool.clone()),
-        }
+        self.shared
+            .dynamic
+            .as_ref()
+            .and_then(|dynamic| dynamic.discovery_tool(name).cloned())
+            .or_else(|| self.shared.registry.get(name).map(|d| d.tool.clone()))
     }
 
     async fn list_prompts(

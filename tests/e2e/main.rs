@@ -29,6 +29,7 @@ mod mvp;
 mod mvp_runners;
 mod oauth;
 mod ownership;
+mod param_headers;
 mod patchkit;
 mod patchkit_edit;
 mod progress;

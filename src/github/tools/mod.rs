@@ -269,6 +269,11 @@ pub struct SearchPage<T> {
     pub incomplete_results: bool,
 }
 
+/// The HTTP header (`Mcp-Param-Repository`) that carries a tool's `repository` argument
+/// ("owner/name") under protocol 2026-07-28, so a gateway can route or authorise calls by
+/// repository without parsing the body (SEP-2243 `x-mcp-header`).
+pub const REPOSITORY_HEADER: &str = "Repository";
+
 pub fn all(gh: &SharedGithub) -> Vec<ToolDef> {
     let t = Tools::new("github", gh);
     [
@@ -281,6 +286,9 @@ pub fn all(gh: &SharedGithub) -> Vec<ToolDef> {
         triage::register(&t),
     ]
     .concat()
+    .into_iter()
+    .map(|tool| tool.with_param_header("repository", REPOSITORY_HEADER))
+    .collect()
 }
 
 #[cfg(test)]
@@ -326,6 +334,35 @@ mod tests {
                 group.name
             );
         }
+    }
+
+    #[tokio::test]
+    async fn every_repository_argument_is_published_as_a_routing_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config =
+            crate::config::Config::from_layers(Default::default(), Default::default()).unwrap();
+        config.state_dir = dir.path().to_path_buf();
+        let runtime = crate::runtime::Runtime::new(Arc::new(config)).unwrap();
+        let tools = crate::github::toolset(&runtime).unwrap().tools;
+        let mut routed = 0;
+        for def in &tools {
+            let properties = def
+                .tool
+                .input_schema
+                .get("properties")
+                .and_then(Value::as_object);
+            for (name, property) in properties.into_iter().flatten() {
+                let header = property.get("x-mcp-header");
+                if name == "repository" {
+                    assert_eq!(property["type"], "string", "{}", def.name());
+                    assert_eq!(header, Some(&json!(REPOSITORY_HEADER)), "{}", def.name());
+                    routed += 1;
+                } else {
+                    assert_eq!(header, None, "{}.{name}", def.name());
+                }
+            }
+        }
+        assert!(routed > 40, "{routed} tools take a repository");
     }
 
     #[test]
