@@ -354,6 +354,13 @@ conformance_run() {
 }
 if [[ $NODE_OK -eq 1 && -x "$NODE22" && -f "$CONFORMANCE" ]]; then
   echo "# @modelcontextprotocol/conformance $(pkg_version @modelcontextprotocol/conformance) on node $("$NODE22" --version)"
+  # Every check of both revisions passes: the baseline holds no expected failure.
+  if grep -qE '^[[:space:]]*-[[:space:]]' "$DIR/conformance-baseline-2026-07-28.yml" \
+    || ! grep -qE '^server:[[:space:]]*\[\][[:space:]]*$' "$DIR/conformance-baseline-2026-07-28.yml"; then
+    fail "conformance/baseline" "tools/interop/conformance-baseline-2026-07-28.yml lists expected failures; it must stay empty"
+  else
+    pass "conformance/baseline empty"
+  fi
   SESSIONS_URL=""
   sessions_port="$(free_port)"
   "$BIN" --state-dir "$(state_dir)" --toolsets all serve --http "127.0.0.1:$sessions_port" --conformance-fixtures \
