@@ -275,6 +275,18 @@ fn wait_for_listening(child: &mut Child, addr: &str) -> Result<(), String> {
     }
 }
 
+/// The JSON-RPC message of an HTTP response body (plain JSON, or the last SSE `data:`
+/// line).
+pub fn jsonrpc_message(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|_| {
+        body.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            .next_back()
+            .unwrap_or_else(|| panic!("no JSON-RPC message in {body:?}"))
+    })
+}
+
 pub async fn http_client(url: &str, token: Option<&str>) -> Client {
     let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_string());
     if let Some(t) = token {

@@ -63,6 +63,33 @@ async fn modern_stdio<H: ClientHandler>(
         .expect("server/discover over stdio")
 }
 
+/// An asbr server over stateless HTTP taking TOKEN_A and TOKEN_B, and a 2026-07-28
+/// client for each.
+async fn two_token_server(
+    state: &std::path::Path,
+) -> (
+    crate::common::HttpServer,
+    RunningService<RoleClient, ()>,
+    RunningService<RoleClient, ()>,
+) {
+    let server = http_server(
+        state,
+        &[
+            "--toolsets",
+            "asbr",
+            "--auth-token",
+            TOKEN_A,
+            "--auth-tokens",
+            TOKEN_B,
+        ],
+        &[],
+    );
+    let url = format!("{}/mcp", server.base);
+    let a = modern_http(&url, TOKEN_A).await;
+    let b = modern_http(&url, TOKEN_B).await;
+    (server, a, b)
+}
+
 async fn modern_http(url: &str, token: &str) -> RunningService<RoleClient, ()> {
     let config = StreamableHttpClientTransportConfig::with_uri(url.to_string())
         .auth_header(token.to_string());
@@ -160,21 +187,7 @@ async fn listen_over_stdio_delivers_event_and_task_updates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listen_over_stateless_http_respects_ownership() {
     let state = tempfile::tempdir().unwrap();
-    let server = http_server(
-        state.path(),
-        &[
-            "--toolsets",
-            "asbr",
-            "--auth-token",
-            TOKEN_A,
-            "--auth-tokens",
-            TOKEN_B,
-        ],
-        &[],
-    );
-    let url = format!("{}/mcp", server.base);
-    let a = modern_http(&url, TOKEN_A).await;
-    let b = modern_http(&url, TOKEN_B).await;
+    let (_server, a, b) = two_token_server(state.path()).await;
     let theirs = create_task(&a, "a only").await;
     let mine = create_task(&b, "b only").await;
     let (theirs_uri, mine_uri) = (
@@ -324,21 +337,7 @@ async fn dynamic_tool_list_changes_arrive_on_listen_streams() {
 async fn completion_offers_only_what_the_caller_may_see() {
     use rmcp::model::{ArgumentInfo, CompleteRequestParams, Reference};
     let state = tempfile::tempdir().unwrap();
-    let server = http_server(
-        state.path(),
-        &[
-            "--toolsets",
-            "asbr",
-            "--auth-token",
-            TOKEN_A,
-            "--auth-tokens",
-            TOKEN_B,
-        ],
-        &[],
-    );
-    let url = format!("{}/mcp", server.base);
-    let a = modern_http(&url, TOKEN_A).await;
-    let b = modern_http(&url, TOKEN_B).await;
+    let (_server, a, b) = two_token_server(state.path()).await;
     let theirs = create_task(&a, "a only").await;
     let mine = create_task(&b, "b only").await;
     let complete = |client: &RunningService<RoleClient, ()>, uri: &str, arg: &str, value: &str| {

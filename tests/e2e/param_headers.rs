@@ -82,18 +82,7 @@ async fn raw_call(
     let response = request.send().await.expect("POST /mcp");
     let status = response.status().as_u16();
     let text = response.text().await.unwrap_or_default();
-    (status, message(&text))
-}
-
-/// The JSON-RPC message of a response body (plain JSON, or the last SSE `data:` line).
-fn message(body: &str) -> Value {
-    serde_json::from_str(body).unwrap_or_else(|_| {
-        body.lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-            .next_back()
-            .unwrap_or_else(|| panic!("no JSON-RPC message in {body:?}"))
-    })
+    (status, jsonrpc_message(&text))
 }
 
 /// The call was answered with issue #1 of the fake.

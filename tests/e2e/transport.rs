@@ -97,17 +97,6 @@ async fn post(
     (status, headers, resp.text().await.unwrap_or_default())
 }
 
-/// The JSON-RPC message of a response body (plain JSON, or the last SSE `data:` line).
-fn message(body: &str) -> Value {
-    serde_json::from_str(body).unwrap_or_else(|_| {
-        body.lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-            .next_back()
-            .unwrap_or_else(|| panic!("no JSON-RPC message in {body:?}"))
-    })
-}
-
 // ------------------------------------------------------------------ issue 15
 
 #[tokio::test]
@@ -218,7 +207,10 @@ async fn slow_header_clients_are_dropped_and_calls_keep_succeeding() {
         )
         .await;
         assert_eq!(status, 200, "{body}");
-        assert!(message(&body)["result"]["tools"].is_array(), "{body}");
+        assert!(
+            jsonrpc_message(&body)["result"]["tools"].is_array(),
+            "{body}"
+        );
     }
     for t in trickling {
         assert!(
@@ -378,7 +370,7 @@ async fn stateless_subscribes_are_refused_and_hold_nothing() {
         tasks.push(tokio::spawn(async move {
             for i in 0..2500 {
                 let (_, _, body) = post(&client, &base, subscribe(w * 10_000 + i), &[]).await;
-                let reply = message(&body);
+                let reply = jsonrpc_message(&body);
                 assert_eq!(reply["error"]["code"], -32600, "{body}");
                 assert!(
                     reply["error"]["message"]
@@ -615,21 +607,21 @@ async fn http_error_codes_follow_json_rpc() {
     let client = http();
     let (status, _, body) = post(&client, &server.base, "{not json", &[]).await;
     assert_eq!(status, 400, "{body}");
-    assert_eq!(message(&body)["error"]["code"], -32700, "{body}");
+    assert_eq!(jsonrpc_message(&body)["error"]["code"], -32700, "{body}");
 
     let batch = json!([{"jsonrpc":"2.0","id":1,"method":"ping"}]).to_string();
     let (status, _, body) = post(&client, &server.base, batch, &[]).await;
     assert_eq!(status, 400, "{body}");
-    assert_eq!(message(&body)["error"]["code"], -32600, "{body}");
+    assert_eq!(jsonrpc_message(&body)["error"]["code"], -32600, "{body}");
 
     let no_params = json!({"jsonrpc":"2.0","id":2,"method":"tools/call"}).to_string();
     let (_, _, body) = post(&client, &server.base, no_params, &[]).await;
-    assert_eq!(message(&body)["error"]["code"], -32602, "{body}");
-    assert_eq!(message(&body)["id"], 2, "{body}");
+    assert_eq!(jsonrpc_message(&body)["error"]["code"], -32602, "{body}");
+    assert_eq!(jsonrpc_message(&body)["id"], 2, "{body}");
 
     let unknown = json!({"jsonrpc":"2.0","id":3,"method":"vendor/nothing"}).to_string();
     let (_, _, body) = post(&client, &server.base, unknown, &[]).await;
-    assert_eq!(message(&body)["error"]["code"], -32601, "{body}");
+    assert_eq!(jsonrpc_message(&body)["error"]["code"], -32601, "{body}");
 
     let mcp = http_client(&format!("{}/mcp", server.base), None).await;
     let nul = err(&mcp, "read_file", json!({"path": "a\u{0}b"})).await;

@@ -304,14 +304,21 @@ mod tests {
         assert!(repo("octo/..").is_err());
     }
 
-    #[tokio::test]
-    async fn every_tool_is_in_one_github_group() {
+    /// The github toolset's tools, built over a fresh state directory (kept alive by the
+    /// returned guard).
+    fn github_tools() -> (tempfile::TempDir, Vec<crate::runtime::registry::ToolDef>) {
         let dir = tempfile::tempdir().unwrap();
         let mut config =
             crate::config::Config::from_layers(Default::default(), Default::default()).unwrap();
         config.state_dir = dir.path().to_path_buf();
         let runtime = crate::runtime::Runtime::new(Arc::new(config)).unwrap();
         let tools = crate::github::toolset(&runtime).unwrap().tools;
+        (dir, tools)
+    }
+
+    #[tokio::test]
+    async fn every_tool_is_in_one_github_group() {
+        let (_dir, tools) = github_tools();
         assert!(tools.len() > 20, "{}", tools.len());
         for def in &tools {
             let group = def.group.unwrap_or_else(|| {
@@ -338,12 +345,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_repository_argument_is_published_as_a_routing_header() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config =
-            crate::config::Config::from_layers(Default::default(), Default::default()).unwrap();
-        config.state_dir = dir.path().to_path_buf();
-        let runtime = crate::runtime::Runtime::new(Arc::new(config)).unwrap();
-        let tools = crate::github::toolset(&runtime).unwrap().tools;
+        let (_dir, tools) = github_tools();
         let mut routed = 0;
         for def in &tools {
             let properties = def

@@ -61,6 +61,14 @@ fn asking(rounds: Rounds) -> Run {
     })
 }
 
+/// Starts a task of alice's whose call is `run` (never re-run).
+async fn run_once(tasks: &ToolTasks, run: Run) -> Task {
+    tasks
+        .start(new_task("alice"), run, never_rerun(), finish())
+        .await
+        .unwrap()
+}
+
 async fn settled(tasks: &ToolTasks, who: &Principal, id: &str) -> DetailedTask {
     for _ in 0..200 {
         let task = tasks.get(who, id).unwrap();
@@ -87,15 +95,7 @@ async fn parked(tasks: &ToolTasks, who: &Principal, id: &str) -> DetailedTask {
 async fn a_task_is_visible_at_once_and_inlines_its_result() {
     let tasks = ToolTasks::new();
     let who = Principal::oauth("alice");
-    let task = tasks
-        .start(
-            new_task("alice"),
-            Box::pin(async { Ok(json!(42)) }),
-            never_rerun(),
-            finish(),
-        )
-        .await
-        .unwrap();
+    let task = run_once(&tasks, Box::pin(async { Ok(json!(42)) })).await;
     assert_eq!(task.ttl_ms, Some(TASK_TTL.as_millis() as u64));
     let done = settled(&tasks, &who, &task.task_id).await;
     match done.payload {
@@ -108,24 +108,16 @@ async fn a_task_is_visible_at_once_and_inlines_its_result() {
 async fn a_tool_error_completes_and_a_server_fault_fails() {
     let tasks = ToolTasks::new();
     let who = Principal::oauth("alice");
-    let business = tasks
-        .start(
-            new_task("alice"),
-            Box::pin(async { Err(ToolError::business("no such thing")) }),
-            never_rerun(),
-            finish(),
-        )
-        .await
-        .unwrap();
-    let fault = tasks
-        .start(
-            new_task("alice"),
-            Box::pin(async { Err(ToolError::Internal("disk gone".into())) }),
-            never_rerun(),
-            finish(),
-        )
-        .await
-        .unwrap();
+    let business = run_once(
+        &tasks,
+        Box::pin(async { Err(ToolError::business("no such thing")) }),
+    )
+    .await;
+    let fault = run_once(
+        &tasks,
+        Box::pin(async { Err(ToolError::Internal("disk gone".into())) }),
+    )
+    .await;
     let done = settled(&tasks, &who, &business.task_id).await;
     assert!(
         matches!(&done.payload, TaskPayload::Completed { result } if result["isError"] == true)
@@ -281,15 +273,7 @@ async fn a_finished_task_survives_a_restart_and_an_interrupted_one_is_reported_f
     let who = Principal::oauth("alice");
     let (done_id, running_id) = {
         let tasks = ToolTasks::open(dir.path(), Fsync::Always).unwrap();
-        let done = tasks
-            .start(
-                new_task("alice"),
-                Box::pin(async { Ok(json!("kept")) }),
-                never_rerun(),
-                finish(),
-            )
-            .await
-            .unwrap();
+        let done = run_once(&tasks, Box::pin(async { Ok(json!("kept")) })).await;
         settled(&tasks, &who, &done.task_id).await;
         let running = tasks
             .start(
