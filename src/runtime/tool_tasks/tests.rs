@@ -69,6 +69,19 @@ async fn run_once(tasks: &ToolTasks, run: Run) -> Task {
         .unwrap()
 }
 
+/// Starts a task of alice's that asks `first` and `second` (see [`asking`]).
+async fn start_asking(tasks: &ToolTasks) -> Task {
+    tasks
+        .start(
+            new_task("alice"),
+            asking(Rounds::default()),
+            Box::new(asking),
+            finish(),
+        )
+        .await
+        .unwrap()
+}
+
 async fn settled(tasks: &ToolTasks, who: &Principal, id: &str) -> DetailedTask {
     for _ in 0..200 {
         let task = tasks.get(who, id).unwrap();
@@ -136,15 +149,7 @@ async fn a_tool_error_completes_and_a_server_fault_fails() {
 async fn answers_arrive_in_parts_and_the_call_runs_again_with_all_of_them() {
     let tasks = ToolTasks::new();
     let who = Principal::oauth("alice");
-    let task = tasks
-        .start(
-            new_task("alice"),
-            asking(Rounds::default()),
-            Box::new(asking),
-            finish(),
-        )
-        .await
-        .unwrap();
+    let task = start_asking(&tasks).await;
     let asked = parked(&tasks, &who, &task.task_id).await;
     let TaskPayload::InputRequired { input_requests } = asked.payload else {
         panic!()
@@ -195,15 +200,7 @@ async fn cancel_settles_as_cancelled_and_is_idempotent() {
     assert_eq!(tasks.running(), 0);
 
     // A parked task is cancelled too.
-    let task = tasks
-        .start(
-            new_task("alice"),
-            asking(Rounds::default()),
-            Box::new(asking),
-            finish(),
-        )
-        .await
-        .unwrap();
+    let task = start_asking(&tasks).await;
     parked(&tasks, &who, &task.task_id).await;
     tasks.cancel(&who, &task.task_id).unwrap();
     assert_eq!(
@@ -215,15 +212,7 @@ async fn cancel_settles_as_cancelled_and_is_idempotent() {
 #[tokio::test]
 async fn another_principal_cannot_see_touch_or_stop_a_task() {
     let tasks = ToolTasks::new();
-    let task = tasks
-        .start(
-            new_task("alice"),
-            asking(Rounds::default()),
-            Box::new(asking),
-            finish(),
-        )
-        .await
-        .unwrap();
+    let task = start_asking(&tasks).await;
     let mallory = Principal::oauth("mallory");
     let id = &task.task_id;
     assert!(matches!(
