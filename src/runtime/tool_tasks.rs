@@ -27,28 +27,19 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use futures::FutureExt;
 use rmcp::model::{
-    CallToolResult, DetailedTask, InputRequests, InputResponses, JsonObject, Task, TaskPayload,
-    TaskStatus,
+    CallToolResult, DetailedTask, InputRequests, InputResponses, Task, TaskPayload, TaskStatus,
 };
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::{
     principal::Principal,
     registry::ToolError,
-    rounds::{Askable, RoundError, Rounds},
-    store::{Compaction, Fsync, LocalBackend, StoreError, Stream, StreamOptions},
+    rounds::{Askable, Rounds},
+    store::{Fsync, StoreError, Stream},
 };
-
-/// The journal stream of tasks (under the state directory's `tool-tasks/`).
-const STREAM: &str = "tool-tasks";
-
-/// Journal size after which expired tasks are compacted away.
-const MAX_LOG_BYTES: u64 = 16 * 1024 * 1024;
 
 /// How long a task and its result are kept after it is created (`ttlMs`); its work is
 /// stopped when it has run that long.
@@ -66,11 +57,6 @@ pub const MAX_TASKS: usize = 4096;
 /// Bytes of results and errors (as JSON) kept for finished tasks in all: past it, the
 /// tasks that finished longest ago are forgotten first (then answered as unknown).
 pub const MAX_RESULT_BYTES: usize = 256 * 1024 * 1024;
-
-/// JSON-RPC codes of a failed task's error.
-const INTERNAL_ERROR: i64 = -32603;
-const INVALID_PARAMS: i64 = -32602;
-const MISSING_CAPABILITY: i64 = -32021;
 
 /// Whether a tool can run as a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -105,89 +91,6 @@ pub enum TaskError {
     BadResponse { key: String },
     #[error("the task could not be recorded ({0}); nothing was started, try again")]
     Store(String),
-}
-
-/// A task as the journal keeps it: written when it is created and when it settles, so a
-/// finished task's result survives a restart for the rest of its TTL, and a task the
-/// restart interrupted is reported as failed rather than lost.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Record {
-    id: String,
-    owner: String,
-    /// Unix milliseconds.
-    created_ms: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    outcome: Option<Outcome>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-enum Outcome {
-    Completed {
-        result: JsonObject,
-    },
-    Failed {
-        error: JsonObject,
-    },
-    Cancelled,
-    /// Forgotten before its TTL to keep [`MAX_RESULT_BYTES`].
-    Evicted,
-}
-
-impl Outcome {
-    fn of(payload: &TaskPayload) -> Option<Outcome> {
-        match payload {
-            TaskPayload::Completed { result } => Some(Outcome::Completed {
-                result: result.clone(),
-            }),
-            TaskPayload::Failed { error } => Some(Outcome::Failed {
-                error: error.clone(),
-            }),
-            TaskPayload::Cancelled => Some(Outcome::Cancelled),
-            _ => None,
-        }
-    }
-
-    /// The payload it stands for; `None` for a forgotten task.
-    fn into_payload(self) -> Option<TaskPayload> {
-        match self {
-            Outcome::Completed { result } => Some(TaskPayload::Completed { result }),
-            Outcome::Failed { error } => Some(TaskPayload::Failed { error }),
-            Outcome::Cancelled => Some(TaskPayload::Cancelled),
-            Outcome::Evicted => None,
-        }
-    }
-}
-
-fn unix_ms(at: SystemTime) -> u64 {
-    at.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-fn from_unix_ms(ms: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
-}
-
-/// The journal's compaction: the last record of each task still within its TTL.
-fn compaction() -> Compaction<Record> {
-    Compaction::new(|records: Vec<Record>| {
-        let now = unix_ms(SystemTime::now());
-        let ttl = TASK_TTL.as_millis() as u64;
-        let mut last: HashMap<String, Record> = HashMap::new();
-        let mut order = Vec::new();
-        for r in records {
-            if !last.contains_key(&r.id) {
-                order.push(r.id.clone());
-            }
-            last.insert(r.id.clone(), r);
-        }
-        order
-            .into_iter()
-            .filter_map(|id| last.remove(&id))
-            .filter(|r| r.created_ms + ttl > now)
-            .filter(|r| !matches!(r.outcome, Some(Outcome::Evicted)))
-            .collect()
-    })
 }
 
 /// One run of the call, with the rounds it sees.
@@ -270,10 +173,6 @@ pub struct ToolTasks {
     journal: Option<Arc<Stream<Record>>>,
 }
 
-/// The message of a task the restart interrupted.
-const INTERRUPTED: &str =
-    "the server restarted while this task ran and its work was lost; call the tool again";
-
 impl ToolTasks {
     /// Tasks kept in memory only (lost on restart).
     pub fn new() -> Self {
@@ -283,64 +182,7 @@ impl ToolTasks {
     /// Tasks recorded in `dir`: the finished ones of earlier runs still within their TTL
     /// are there again; ones a restart interrupted are reported failed.
     pub fn open(dir: &std::path::Path, policy: Fsync) -> Result<Self, StoreError> {
-        let options = StreamOptions::new(policy, MAX_LOG_BYTES);
-        let (stream, replay) =
-            Stream::open_local(&LocalBackend::new(dir), STREAM, options, compaction())?;
-        for (position, reason) in &replay.undecodable {
-            tracing::warn!(%position, %reason, "tool-tasks: a record that does not decode is skipped");
-        }
-        let mut last: HashMap<String, Record> = HashMap::new();
-        for record in replay.into_records() {
-            last.insert(record.id.clone(), record);
-        }
-        let now = SystemTime::now();
-        let mut table = HashMap::new();
-        let mut interrupted = Vec::new();
-        for (id, record) in last {
-            let created = from_unix_ms(record.created_ms);
-            let Some(left) = (created + TASK_TTL)
-                .duration_since(now)
-                .ok()
-                .filter(|left| !left.is_zero())
-            else {
-                continue;
-            };
-            let outcome = record.outcome.clone().unwrap_or_else(|| {
-                let failed = failed(INTERNAL_ERROR, INTERRUPTED);
-                let outcome = Outcome::of(&failed).expect("a failure is an outcome");
-                interrupted.push(Record {
-                    outcome: Some(outcome.clone()),
-                    ..record.clone()
-                });
-                outcome
-            });
-            let Some(payload) = outcome.into_payload() else {
-                continue;
-            };
-            table.insert(
-                id,
-                Entry {
-                    owner: record.owner,
-                    created,
-                    updated: now,
-                    expires: Instant::now() + left,
-                    phase: Phase::Done(payload.clone()),
-                    cancel: CancellationToken::new(),
-                    answers: InputResponses::new(),
-                    bytes: payload_bytes(&payload),
-                },
-            );
-        }
-        let journal = Arc::new(stream);
-        interrupted.extend(evict_over_budget(&mut table, None, MAX_RESULT_BYTES));
-        if !interrupted.is_empty() {
-            let journal = journal.clone();
-            tokio::spawn(async move {
-                if let Err(e) = journal.append_many(&interrupted).await {
-                    tracing::warn!("tool-tasks: recording interrupted tasks failed: {e}");
-                }
-            });
-        }
+        let (table, journal) = journal::load(dir, policy)?;
         Ok(ToolTasks {
             table: Arc::new(Mutex::new(table)),
             journal: Some(journal),
@@ -540,49 +382,6 @@ impl ToolTasks {
     }
 }
 
-fn payload_bytes(payload: &TaskPayload) -> usize {
-    match payload {
-        TaskPayload::Completed { result } => serde_json::to_vec(result).map_or(0, |v| v.len()),
-        TaskPayload::Failed { error } => serde_json::to_vec(error).map_or(0, |v| v.len()),
-        _ => 0,
-    }
-}
-
-/// Forgets the finished tasks that finished longest ago (never `keep`) until the
-/// results held fit `budget` ([`MAX_RESULT_BYTES`]); returns their records (outcome `evicted`).
-fn evict_over_budget(
-    table: &mut HashMap<String, Entry>,
-    keep: Option<&str>,
-    budget: usize,
-) -> Vec<Record> {
-    let mut held: usize = table.values().map(|e| e.bytes).sum();
-    if held <= budget {
-        return Vec::new();
-    }
-    let mut finished: Vec<(SystemTime, String)> = table
-        .iter()
-        .filter(|(id, e)| e.finished() && e.bytes > 0 && Some(id.as_str()) != keep)
-        .map(|(id, e)| (e.updated, id.clone()))
-        .collect();
-    finished.sort();
-    let mut evicted = Vec::new();
-    for (_, id) in finished {
-        if held <= budget {
-            break;
-        }
-        if let Some(entry) = table.remove(&id) {
-            held -= entry.bytes;
-            evicted.push(Record {
-                id,
-                owner: entry.owner,
-                created_ms: unix_ms(entry.created),
-                outcome: Some(Outcome::Evicted),
-            });
-        }
-    }
-    evicted
-}
-
 /// The entry `id` if `principal` owns it (another's is reported as unknown, so ids
 /// reveal nothing).
 fn owned<'a>(
@@ -608,82 +407,11 @@ fn purge_expired(table: &mut HashMap<String, Entry>) {
     });
 }
 
-/// Runs one task to its end.
-struct Driver {
-    tasks: ToolTasks,
-    id: String,
-    askable: Askable,
-    cancel: CancellationToken,
-    /// The state of the task's last ask.
-    state: Option<Value>,
-}
+mod driver;
+mod journal;
 
-impl Driver {
-    async fn drive(mut self, first: Run, rerun: Rerun, finish: Finish) {
-        let mut run = first;
-        let payload = loop {
-            let outcome = std::panic::AssertUnwindSafe(run).catch_unwind().await;
-            if self.cancel.is_cancelled() {
-                break TaskPayload::Cancelled;
-            }
-            let outcome = match outcome {
-                Ok(outcome) => outcome,
-                Err(_) => {
-                    break failed(
-                        INTERNAL_ERROR,
-                        "the tool stopped unexpectedly (a fault of this server); the call can be tried again",
-                    );
-                }
-            };
-            match outcome {
-                Err(ToolError::NeedsInput(ask)) => match ask.into_task_input(self.askable) {
-                    Ok((pending, state)) => {
-                        self.state = state;
-                        let Some(answers) = self
-                            .tasks
-                            .wait_for_answers(&self.id, pending, &self.cancel)
-                            .await
-                        else {
-                            break TaskPayload::Cancelled;
-                        };
-                        run = rerun(Rounds::in_task(self.askable, answers, self.state.clone()));
-                    }
-                    Err(e) => break round_failure(e),
-                },
-                Err(ToolError::Round(e)) => break round_failure(e),
-                Err(ToolError::Internal(message)) => {
-                    break failed(INTERNAL_ERROR, &format!("internal error: {message}"));
-                }
-                other => break completed(finish(other)),
-            }
-        };
-        self.tasks.settle(&self.id, payload).await;
-    }
-}
-
-fn completed(result: CallToolResult) -> TaskPayload {
-    match serde_json::to_value(result) {
-        Ok(Value::Object(result)) => TaskPayload::Completed { result },
-        _ => failed(INTERNAL_ERROR, "the tool's result could not be serialised"),
-    }
-}
-
-fn round_failure(e: RoundError) -> TaskPayload {
-    let code = match e {
-        RoundError::Internal(_) => INTERNAL_ERROR,
-        RoundError::MissingCapability(_) => MISSING_CAPABILITY,
-        _ => INVALID_PARAMS,
-    };
-    failed(code, &e.to_string())
-}
-
-fn failed(code: i64, message: &str) -> TaskPayload {
-    let error: JsonObject = json!({"code": code, "message": message})
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-    TaskPayload::Failed { error }
-}
+use driver::Driver;
+use journal::{Outcome, Record, evict_over_budget, payload_bytes, unix_ms};
 
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@ use std::time::Duration;
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::json;
 
+use super::driver::INTERNAL_ERROR;
 use super::*;
 use crate::config::Fsync;
 use crate::runtime::rounds::Ask;
