@@ -287,7 +287,7 @@ inspector_oauth_check() {
   SERVER_PIDS+=("$!")
   exec 7>"$fifo" # the authorization server runs while this stays open
   for _ in $(seq 1 100); do
-    issuer="$(sed -n 's/.*"issuer":"\([^"]*\)".*/\1/p' "$WORK/authz.out" | head -n 1)"
+    issuer="$(sed -n 's/.*"issuer":"\([^"]*\)".*/\1/p' "$WORK/authz.out" | head -n 1 || true)"
     [[ -n "$issuer" ]] && break
     sleep 0.1
   done
@@ -302,15 +302,15 @@ inspector_oauth_check() {
     --callback-url "http://127.0.0.1:$cb_port/oauth/callback" --format json) </dev/null >"$out" 2>"$err" &
   local insp=$!
   for _ in $(seq 1 200); do
-    url="$(grep -ho 'Please navigate to: [^ ]*' "$out" "$err" 2>/dev/null | head -n 1 | sed 's/Please navigate to: //')"
+    url="$(grep -ho 'Please navigate to: [^ ]*' "$out" "$err" 2>/dev/null | head -n 1 | sed 's/Please navigate to: //' || true)"
     [[ -n "$url" ]] && break
     sleep 0.1
   done
   if [[ -z "$issuer" || -z "$url" ]]; then
-    kill "$insp" 2>/dev/null; wait "$insp" 2>/dev/null
+    kill "$insp" 2>/dev/null || true; wait "$insp" 2>/dev/null || true
     fail "inspector/oauth" "no authorization URL (issuer '${issuer}'): $(grep -v 'npm notice' "$err" | tail -n 2 | tr '\n' ' ')$(head -c 300 "$out")"
   elif [[ "$url" != "$issuer/authorize?"*"resource=http%3A%2F%2F127.0.0.1%3A$port%2Fmcp"* ]]; then
-    kill "$insp" 2>/dev/null; wait "$insp" 2>/dev/null
+    kill "$insp" 2>/dev/null || true; wait "$insp" 2>/dev/null || true
     fail "inspector/oauth" "the authorization URL does not name $issuer/authorize and this server as resource: $url"
   else
     curl -s -L -o /dev/null "$url" || true
