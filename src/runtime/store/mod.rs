@@ -37,6 +37,8 @@
 
 pub mod local;
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(test)]
 mod tests;
 mod typed;
@@ -48,6 +50,8 @@ use serde_json::Value;
 pub use crate::config::Fsync;
 pub use local::LocalBackend;
 pub use memory::MemoryBackend;
+#[cfg(feature = "redis")]
+pub use redis::RedisBackend;
 pub use typed::{Compaction, Entry, Replay, Stream, Tail};
 
 /// A boxed future, so the seam's traits stay object-safe.
@@ -97,6 +101,10 @@ pub enum StoreError {
     InvalidStream(String),
     #[error("store backend failed: {0}")]
     Backend(String),
+    /// A Redis backend's failure: `store` is its URL with the password masked and its key
+    /// prefix; `message` never holds the password either.
+    #[error("redis store {store}: {message}")]
+    Redis { store: String, message: String },
 }
 
 /// Options of one stream.
