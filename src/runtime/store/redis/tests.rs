@@ -12,6 +12,7 @@ use std::{
 
 use super::*;
 use crate::runtime::store::tests::conformance;
+use crate::runtime::store::{Compaction, Stream};
 
 /// A `redis-server` in a temp dir on a loopback port, killed on drop.
 struct Server {
@@ -294,4 +295,43 @@ async fn a_wrong_password_is_an_error_that_does_not_show_it() {
         backend.open("../kv", StreamOptions::default()).await,
         Err(StoreError::InvalidStream(_))
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_past_the_limit_compact_in_the_background_losing_nothing() {
+    let Some(server) = start(None) else { return };
+    let backend = RedisBackend::new(&server.url(None), DEFAULT_PREFIX).unwrap();
+    let last_per_key = || Compaction::<serde_json::Value>::last_per_key(|v| v["k"].to_string());
+    let options = StreamOptions::new(crate::config::Fsync::Batch, 2048);
+    let (s, _) = Stream::open(&backend, "kv", options, last_per_key())
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..1000u64)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.append(&serde_json::json!({"k": format!("k{}", i % 10), "v": i}))
+                    .await
+            })
+        })
+        .collect();
+    for t in futures::future::join_all(tasks).await {
+        t.unwrap().unwrap();
+    }
+    s.close().await;
+
+    let (s, replay) = Stream::open(&backend, "kv", options, last_per_key())
+        .await
+        .unwrap();
+    assert!(replay.snapshot.is_some(), "compacted");
+    let records = replay.into_records();
+    let mut last = std::collections::HashMap::new();
+    for r in &records {
+        last.insert(r["k"].to_string(), r["v"].as_u64().unwrap());
+    }
+    assert_eq!(last.len(), 10, "every key is there");
+    assert!(records.len() < 1000, "{} records left", records.len());
+    assert_eq!(s.last_position(), Position(1000));
+    assert!(!s.needs_compaction(), "the log was trimmed");
+    s.close().await;
 }
