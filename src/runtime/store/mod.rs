@@ -4,9 +4,11 @@
 //! Owns the seam — [`Backend`] (opens streams by name) and [`Log`] (one open stream:
 //! append → durable [`Position`], read after a position, wait for new records, snapshot
 //! and trim) — its error type, and the typed layer every store uses ([`Stream`]: records
-//! of one Rust type, replay, tail, compaction by a [`Compaction`] rule). The one backend
-//! today is [`local`]: the NDJSON file journal with group commit and quarantine of damaged
-//! lines; [`memory`] keeps streams in the process (the typed layer's tests run on both).
+//! of one Rust type, replay, tail, compaction by a [`Compaction`] rule). The backend in
+//! use today is [`local`]: the NDJSON file journal with group commit and quarantine of
+//! damaged lines; [`memory`] keeps streams in the process (the typed layer's tests run on
+//! both); `redis` (cargo feature `redis`) keeps them in Redis Streams, shared by every
+//! process on one Redis, and passes the same conformance tests but is not selectable yet.
 //! Must not touch any toolset, server or transport module, and knows nothing
 //! about what the records mean.
 //!
@@ -16,7 +18,7 @@
 //!   the first of `n` consecutive positions, and resolves only once they are durable
 //!   (local: written and fsynced under [`Fsync`]; a Redis backend: once the server
 //!   answers — it assigns positions in one script, `INCR` of the stream's counter then
-//!   `XADD` with id `0-<n>`, so every replica sees the same numbers).
+//!   `XADD` with id `0-<n>`, so every process sees the same numbers).
 //! - **Snapshots** stand for every record up to their position. [`Log::compact`] picks
 //!   a cut (the appends acknowledged so far), hands every record up to it to a
 //!   [`Retain`] function and makes what it keeps the new snapshot, then trims the log up
@@ -26,8 +28,9 @@
 //!   fell behind a snapshot gets the snapshot first (it must replace what it held).
 //!   [`Log::durable`] resolves as new records become durable, so [`Stream::tail`] works
 //!   the same over a file or a network log (Redis: `XREAD BLOCK`).
-//! - **Listing** ([`Backend::streams`]) names every stream the backend holds (Redis: a
-//!   set of stream names kept beside them), for an owner with one stream per key.
+//! - **Listing** ([`Backend::streams`]) names every stream the backend holds (Redis:
+//!   `SCAN` of the streams' keys under the backend's prefix), for an owner with one
+//!   stream per key.
 //! - Everything is async and nothing assumes a file; only [`local`] knows paths.
 //!
 //! Owners use [`Stream`], or [`Log`] directly when records are not of one Rust type (the
@@ -37,6 +40,8 @@
 
 pub mod local;
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(test)]
 mod tests;
 mod typed;
@@ -48,6 +53,8 @@ use serde_json::Value;
 pub use crate::config::Fsync;
 pub use local::LocalBackend;
 pub use memory::MemoryBackend;
+#[cfg(feature = "redis")]
+pub use redis::RedisBackend;
 pub use typed::{Compaction, Entry, Replay, Stream, Tail};
 
 /// A boxed future, so the seam's traits stay object-safe.
@@ -97,6 +104,10 @@ pub enum StoreError {
     InvalidStream(String),
     #[error("store backend failed: {0}")]
     Backend(String),
+    /// A Redis backend's failure: `store` is its URL with the password masked and its key
+    /// prefix; `message` never holds the password either.
+    #[error("redis store {store}: {message}")]
+    Redis { store: String, message: String },
 }
 
 /// Options of one stream.
@@ -183,7 +194,8 @@ pub trait Log: Send + Sync + 'static {
 
     /// Compacts now: every record acknowledged before this call goes through `retain`,
     /// what it keeps becomes the snapshot, and the log is trimmed to the records after
-    /// the cut. Appends wait meanwhile.
+    /// the cut. Appends wait meanwhile (local; on Redis, other processes' appends go on
+    /// and stay after the cut).
     fn compact(&self, retain: Retain) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// Queues the same compaction in the background, only if the log is still over size

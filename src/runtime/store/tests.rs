@@ -221,7 +221,7 @@ async fn a_damaged_log_is_quarantined_and_undecodable_records_are_reported() {
 
 /// What every backend must do, run on each: positions, reads from a position, a tail
 /// across a compaction, and reopening.
-async fn conformance(backend: &dyn Backend) {
+pub(super) async fn conformance(backend: &dyn Backend) {
     let options = options(1 << 20);
     let (s, replay) = Stream::open(backend, "kv", options, last_per_key())
         .await

@@ -332,7 +332,7 @@ impl Journal {
     }
 }
 
-fn validate_stream(stream: &str) -> Result<(), StoreError> {
+pub(super) fn validate_stream(stream: &str) -> Result<(), StoreError> {
     let ok = !stream.is_empty()
         && stream.len() <= 128
         && !stream.starts_with('.')
