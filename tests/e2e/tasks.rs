@@ -6,7 +6,10 @@
 //! task is invisible to another token.
 
 // Most tests need the conformance fixtures; without them only the scan test is built.
-#![cfg_attr(not(feature = "conformance-fixtures"), allow(dead_code, unused_imports))]
+#![cfg_attr(
+    not(feature = "conformance-fixtures"),
+    allow(dead_code, unused_imports)
+)]
 
 use std::time::Duration;
 
