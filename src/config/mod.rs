@@ -160,6 +160,8 @@ pub struct Config {
     /// (graph nodes, map items, batch items) included.
     #[serde(rename = "callMemoryBudgetBytes")]
     pub call_memory_budget: u64,
+    /// The `replica` label of every metric (`--replica-id`), none when `None`.
+    pub replica_id: Option<String>,
 }
 
 impl Config {
@@ -223,6 +225,7 @@ impl Config {
                 "must be between 1048576 (1 MiB) and 1099511627776 (1 TiB)",
             ));
         }
+        let replica_id = core.replica_id.map(replica_label).transpose()?;
         Ok(Config {
             config_file: None,
             toolsets,
@@ -252,6 +255,7 @@ impl Config {
             oauth: access.oauth,
             http_rate_limit: access.http_rate_limit,
             call_memory_budget,
+            replica_id,
         })
     }
 
@@ -315,6 +319,19 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+/// `--replica-id`, checked to be a plain label value.
+fn replica_label(id: String) -> Result<String, ConfigError> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if (1..=64).contains(&id.len()) && id.chars().all(plain) {
+        Ok(id)
+    } else {
+        Err(invalid(
+            "replica-id",
+            "must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'",
+        ))
     }
 }
 

@@ -154,5 +154,9 @@ layered! {
         /// (default 64 MiB); past it the call ends with an error naming this budget.
         #[arg(long, global = true, env = "CORTEX_MCP_CALL_MEMORY_BUDGET_BYTES")]
         pub call_memory_budget_bytes: Option<u64>,
+        /// This replica's name, the `replica` label of every metric (replicas behind one
+        /// load balancer); 1-64 of A-Z a-z 0-9 . _ -. Default: no label.
+        #[arg(long, global = true, env = "CORTEX_MCP_REPLICA_ID")]
+        pub replica_id: Option<String>,
     }
 }

@@ -19,14 +19,18 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Installs the recorder once per process; later calls share it.
-    pub fn install() -> Self {
+    /// Installs the recorder once per process (every metric labelled `replica` when
+    /// `replica` is given); later calls share it.
+    pub fn install(replica: Option<&str>) -> Self {
         let handle = HANDLE
             .get_or_init(|| {
-                let recorder = PrometheusBuilder::new()
+                let mut builder = PrometheusBuilder::new()
                     .set_quantiles(&[0.5, 0.95, 0.99])
-                    .expect("static quantiles are valid")
-                    .build_recorder();
+                    .expect("static quantiles are valid");
+                if let Some(replica) = replica {
+                    builder = builder.add_global_label("replica", replica);
+                }
+                let recorder = builder.build_recorder();
                 let handle = recorder.handle();
                 metrics::set_global_recorder(recorder).ok().map(|_| handle)
             })
@@ -114,7 +118,7 @@ mod tests {
 
     #[test]
     fn tool_calls_are_counted() {
-        let m = Metrics::install();
+        let m = Metrics::install(None);
         record_tool_call("unit_probe", Duration::from_millis(2), Some("input"));
         let snap = m.snapshot();
         let calls = snap["cortex_tool_calls_total"].as_array().unwrap();

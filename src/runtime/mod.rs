@@ -77,7 +77,7 @@ impl Runtime {
     /// Opens the state directory's event journals (replaying them) and installs metrics.
     /// Must run inside a tokio runtime.
     pub fn new(config: Arc<Config>) -> Result<Self, RuntimeError> {
-        let metrics = metrics::Metrics::install();
+        let metrics = metrics::Metrics::install(config.replica_id.as_deref());
         page::init_key(&config.state_dir).map_err(|source| RuntimeError::CursorKey {
             dir: config.state_dir.display().to_string(),
             source,

@@ -277,6 +277,49 @@ async fn metrics_gets_the_host_origin_and_token_checks_of_mcp() {
     assert_eq!(metrics("BEARER 0123456789abcdef0123").await, 200);
 }
 
+/// `--replica-id` labels every metric with the replica; a name that is not a plain label
+/// value refuses to start.
+#[tokio::test]
+async fn every_metric_names_its_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = http_server(
+        dir.path(),
+        &["--toolsets", "batch", "--replica-id", "eu-1.b"],
+        &[],
+    );
+    let client = http_client(&format!("{}/mcp", server.base), None).await;
+    client.list_all_tools().await.unwrap();
+    call(&client, "batch", json!({"calls": []})).await;
+    let text = http()
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("cortex_") && l.contains('{'))
+        .collect();
+    assert!(!series.is_empty(), "{text}");
+    for line in &series {
+        assert!(line.contains(r#"replica="eu-1.b""#), "{line}");
+    }
+
+    let out = Command::new(BIN)
+        .args(["--replica-id", "eu 1\"}", "serve"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("replica-id"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Writes `input` to a stdio server and returns its stdout lines as JSON and its peak RSS.
 fn stdio_exchange(
     args: &[&str],
