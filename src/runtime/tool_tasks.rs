@@ -228,17 +228,7 @@ impl ToolTasks {
         let task = entry.detailed(&id).task;
         {
             let mut table = self.lock();
-            purge_expired(&mut table);
-            if table.len() >= MAX_TASKS {
-                return Err(TaskError::Full);
-            }
-            let running = table
-                .values()
-                .filter(|e| e.owner == entry.owner && !e.finished())
-                .count();
-            if running >= MAX_RUNNING_PER_PRINCIPAL {
-                return Err(TaskError::TooManyRunning);
-            }
+            has_room(&mut table, &entry.owner)?;
             table.insert(id.clone(), entry);
         }
         let record = Record {
@@ -260,6 +250,12 @@ impl ToolTasks {
         };
         tokio::spawn(driver.drive(first, rerun, finish));
         Ok(task)
+    }
+
+    /// Whether `principal` may start another task now; checked before a call's first
+    /// run so a refused one does no work (and again by [`ToolTasks::start`]).
+    pub fn check_room(&self, principal: &Principal) -> Result<(), TaskError> {
+        has_room(&mut self.lock(), principal.as_str())
     }
 
     /// The task `id` of `principal`, as `tasks/get` shows it.
@@ -393,6 +389,23 @@ fn owned<'a>(
         .get(id)
         .filter(|e| e.owner == principal.as_str())
         .ok_or_else(|| TaskError::Unknown(id.to_string()))
+}
+
+/// Room for one more task of `owner`: under [`MAX_TASKS`] in all (after dropping expired
+/// ones) and under [`MAX_RUNNING_PER_PRINCIPAL`] unfinished of its own.
+fn has_room(table: &mut HashMap<String, Entry>, owner: &str) -> Result<(), TaskError> {
+    purge_expired(table);
+    if table.len() >= MAX_TASKS {
+        return Err(TaskError::Full);
+    }
+    let running = table
+        .values()
+        .filter(|e| e.owner == owner && !e.finished())
+        .count();
+    if running >= MAX_RUNNING_PER_PRINCIPAL {
+        return Err(TaskError::TooManyRunning);
+    }
+    Ok(())
 }
 
 /// Drops tasks past their TTL, stopping the work of unfinished ones.

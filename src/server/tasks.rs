@@ -88,6 +88,9 @@ impl CortexServer {
         askable: Askable,
         origin: &Origin,
     ) -> Result<CallToolResponse, McpError> {
+        if let Err(e) = self.shared.tasks.check_room(&call_ctx.principal) {
+            return Ok(CallToolResult::error(vec![Content::text(e.to_string())]).into());
+        }
         let cancel = CancellationToken::new();
         let principal = call_ctx.principal.clone();
         let (answers, state) = call_ctx.rounds.parts();

@@ -138,7 +138,7 @@ async fn a_real_scan_as_a_task_gives_what_the_call_itself_gives() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|f| f["ruleId"] == "sh-curl-pipe" || f["rule"] == "sh-curl-pipe"),
+            .any(|f| f["rule"] == "sh-curl-pipe"),
         "{in_task}"
     );
 }
@@ -309,4 +309,34 @@ async fn a_finished_task_is_there_after_a_restart_and_an_interrupted_one_failed(
         error["message"].as_str().unwrap().contains("restarted"),
         "{error:?}"
     );
+}
+
+/// One client holds at most 32 unfinished tasks: the next call is an `isError` result
+/// (no task, no work) until one ends.
+#[cfg(feature = "conformance-fixtures")]
+#[tokio::test]
+async fn a_client_holds_a_bounded_number_of_unfinished_tasks() {
+    let state = tempfile::tempdir().unwrap();
+    let client =
+        modern_stdio_client_with(TaskClient { tasks: true }, state.path(), FIXTURES, &[]).await;
+    let mut ids = Vec::new();
+    for _ in 0..32 {
+        ids.push(start(&client, "slow_compute", json!({"seconds": 60})).await);
+    }
+    let refused = client
+        .call_tool_once(params("slow_compute", json!({"seconds": 60})))
+        .await
+        .unwrap();
+    let CallToolResponse::Complete(refused) = refused else {
+        panic!("a 33rd task was created: {refused:?}")
+    };
+    assert_eq!(refused.is_error, Some(true));
+    let text = format!("{:?}", refused.content);
+    assert!(text.contains("still running"), "{text}");
+    client
+        .cancel_task(CancelTaskParams::new(&ids[0]))
+        .await
+        .unwrap();
+    wait_for(&client, &ids[0], TaskStatus::Cancelled).await;
+    start(&client, "slow_compute", json!({"seconds": 60})).await;
 }
