@@ -126,7 +126,7 @@ fn scope_mode_compat<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ScopeMode
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PullRequestSource {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     pub pull_request_id: u64,
     /// The head commit the files were read at.

@@ -43,7 +43,7 @@ pub(super) fn register(t: &Tools<A>) -> Vec<ToolDef> {
             "create_review",
             write,
             create_review,
-            "Review a local directory inside the workspace roots, or a GitHub pull request (`repositoryUrl` \"owner/name\" with `pullRequestId`), with security, performance, architecture and style reviewers run as a task; returns the summary by severity and reviewer and the 20 most severe findings.",
+            "Review a workspace directory or a GitHub pull request (`repositoryUrl` with `pullRequestId`) with security, performance, architecture and style reviewers; returns a summary by severity and reviewer and the 20 most severe findings.",
         )
         .titled("Create review")
         .with_task_support(TaskSupport::Optional),
@@ -58,7 +58,7 @@ pub(super) fn register(t: &Tools<A>) -> Vec<ToolDef> {
             "submit_feedback",
             write,
             submit_feedback,
-            "Record your verdict on a finished review as the \"ai\" reviewer (or another named one): approve, request_changes (needs a comment) or comment, with comments {file?, line?, severity, message}; returns the feedback and the review.",
+            "Record your verdict on a finished review as the \"ai\" reviewer (or another named one): approve, request_changes (needs a comment) or comment; returns the feedback and the review.",
         )
         .titled("Submit review feedback"),
         t.tool(
@@ -94,19 +94,18 @@ fn default_reviewers() -> Vec<ReviewerKind> {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateReviewIn {
-    /// A local directory inside the workspace roots (absolute, or relative to the first
-    /// root); or, with pullRequestId, the GitHub repository "owner/name" (a
-    /// https://github.com/owner/name URL is accepted too).
+    /// A directory inside the workspace roots (absolute, or relative to the first root);
+    /// or, with pullRequestId, a GitHub "owner/name" or its https://github.com URL.
     #[schemars(length(min = 1, max = 4096))]
     pub repository_url: String,
-    /// Review this pull request of repositoryUrl: its changed files are read at the head
-    /// commit through the github toolset (which must be enabled, with GITHUB_TOKEN set).
+    /// A pull request of repositoryUrl; its files are read at the head commit (needs the
+    /// github toolset and GITHUB_TOKEN).
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub pull_request_id: Option<u64>,
-    /// full: every file; incremental (default): a pull request's changed files, or for a
-    /// local directory the files modified since its last completed review (every file
-    /// the first time); security-only: every file, security reviewer only.
+    /// full: every file; incremental (default): a pull request's changed files, or a
+    /// directory's files modified since its last completed review; security-only: every
+    /// file, security reviewer only.
     #[serde(default)]
     pub scope: ScopeMode,
     /// Limit the review to these globs or paths relative to the repository (gitignore
@@ -114,9 +113,8 @@ pub struct CreateReviewIn {
     #[serde(default)]
     #[schemars(length(max = 100))]
     pub paths: Vec<String>,
-    /// Which analysers run: security (the security scan), performance, architecture,
-    /// style; `ai` is you, answering with submit_feedback. Default: security,
-    /// performance, architecture, style.
+    /// Analysers to run (default: all but `ai`); `ai` is you, answering with
+    /// submit_feedback.
     #[serde(default = "default_reviewers")]
     #[schemars(length(min = 1, max = 5))]
     pub reviewers: Vec<ReviewerKind>,

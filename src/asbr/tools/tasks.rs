@@ -89,8 +89,7 @@ pub(super) fn register(t: &Tools<A>) -> Vec<ToolDef> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTaskIn {
     pub input: TaskInput,
-    /// Same key within 5 minutes, same task (default: a hash of title, brief, inputs and
-    /// scopes).
+    /// Default: a hash of title, brief, inputs and scopes.
     #[serde(default)]
     #[schemars(length(min = 1, max = 128))]
     pub idempotency_key: Option<String>,
@@ -198,7 +197,7 @@ pub struct RecordEventIn {
     #[serde(default)]
     #[schemars(length(min = 1, max = 200))]
     pub step: Option<String>,
-    /// Free-form details; `artifacts` and `evidenceIds` (lists of ids) are added to the task.
+    /// Free-form details.
     #[serde(default)]
     pub data: Option<Map<String, Value>>,
 }

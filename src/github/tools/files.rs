@@ -42,7 +42,7 @@ pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WriteFileIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     /// File path in the repository.
     pub path: String,
@@ -53,8 +53,7 @@ pub struct WriteFileIn {
     /// Branch to commit to (default: the default branch).
     #[serde(default)]
     pub branch: Option<String>,
-    /// Blob sha of the file being replaced (from `get_file_contents`); required to
-    /// update an existing file, omitted to create one.
+    /// Current blob sha: required to update, omitted to create.
     #[serde(default)]
     pub sha: Option<String>,
 }
@@ -62,7 +61,7 @@ pub struct WriteFileIn {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeleteFileIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     /// File path in the repository.
     pub path: String,
@@ -86,7 +85,7 @@ pub struct PushFile {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PushFilesIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     /// Existing branch to push to; it only moves forward.
     pub branch: String,

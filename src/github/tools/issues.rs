@@ -16,7 +16,7 @@ pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
             "list_issues",
             read,
             list_issues,
-            "Find issues (pull requests left out) by state, labels (all must match) and assignee, newest first. Returns number, title, state, labels and dates per issue, no bodies (see `get_issue`)."
+            "Find issues (pull requests left out) by state, labels (all must match) and assignee, newest first. No bodies (see `get_issue`)."
         )
         .titled("List issues"),
         t.tool(
@@ -82,7 +82,7 @@ crate::runtime::page::list_input! {
     #[derive(Deserialize, JsonSchema)]
     #[serde(rename_all = "camelCase")]
     pub struct ListIssuesIn {
-        /// "owner/name".
+        /// owner/name
         pub repository: String,
         #[serde(default = "default_issue_state")]
         pub state: IssueState,
@@ -104,7 +104,7 @@ crate::runtime::page::list_input! {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateIssueIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     pub title: String,
     #[serde(default)]
@@ -126,7 +126,7 @@ pub enum OpenClosed {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateIssueIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     #[schemars(range(min = 1))]
     pub number: u64,
@@ -150,7 +150,7 @@ pub struct UpdateIssueIn {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AddCommentIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     /// Issue or pull request number.
     #[schemars(range(min = 1))]
@@ -163,7 +163,7 @@ crate::runtime::page::list_input! {
     #[derive(Deserialize, JsonSchema)]
     #[serde(rename_all = "camelCase")]
     pub struct ListCommentsIn {
-        /// "owner/name".
+        /// owner/name
         pub repository: String,
         #[schemars(range(min = 1))]
         pub number: u64,

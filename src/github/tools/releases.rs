@@ -62,7 +62,7 @@ crate::runtime::page::list_input! {
     #[derive(Deserialize, JsonSchema)]
     #[serde(rename_all = "camelCase")]
     pub struct ListTagsIn {
-        /// "owner/name".
+        /// owner/name
         pub repository: String,
         ..page_args {
             limit(default = "default_limit_30", max = 100),
@@ -75,7 +75,7 @@ crate::runtime::page::list_input! {
     #[derive(Deserialize, JsonSchema)]
     #[serde(rename_all = "camelCase")]
     pub struct ListReleasesIn {
-        /// "owner/name".
+        /// owner/name
         pub repository: String,
         ..page_args {
             limit(default = "default_limit_30", max = 100),
@@ -87,7 +87,7 @@ crate::runtime::page::list_input! {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GetTagIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     /// Tag name, e.g. `v1.2.0`.
     pub tag: String,
@@ -96,7 +96,7 @@ pub struct GetTagIn {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LatestReleaseIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     /// Longest release notes returned, in bytes (default 16384).
     #[serde(default = "default_body")]
@@ -107,7 +107,7 @@ pub struct LatestReleaseIn {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReleaseByTagIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     /// Tag name, e.g. `v1.2.0`.
     pub tag: String,
@@ -120,7 +120,7 @@ pub struct ReleaseByTagIn {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateReleaseIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     /// Tag to release; created at `targetCommitish` when it does not exist.
     pub tag_name: String,

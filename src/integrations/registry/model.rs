@@ -81,9 +81,8 @@ pub struct ConfigInput {
     /// (message-queue); a password goes in `credentials`, not here.
     #[serde(default)]
     pub endpoint: Option<String>,
-    /// Secrets, stored apart and never returned: `token` (Bearer) or `apiKey` for HTTP,
-    /// `webhookSecret` (HMAC-SHA256 key of POST /hooks/{id}), `password` and `username`
-    /// for database and message-queue.
+    /// `token` (Bearer) or `apiKey` for HTTP, `webhookSecret` (HMAC-SHA256 key of POST
+    /// /hooks/{id}), `password`/`username` for database and message-queue.
     #[serde(default)]
     pub credentials: Option<BTreeMap<String, String>>,
     /// Extra request headers; secrets (Authorization, Cookie, *-Token, ...), Host and

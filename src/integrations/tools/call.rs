@@ -38,7 +38,7 @@ pub(super) fn register(t: &Tools<SharedIntegrations>) -> Vec<ToolDef> {
             "execute_integration",
             Hints::write_remote().destructive(),
             execute_integration,
-            "Call an integration. api/webhook: operation \"METHOD /path\" with a JSON payload (credentials injected; long bodies continue via `next_cursor`). database: SQL with parameters, read-only unless the integration allows writes. message-queue: `publish` or `read` on a Redis stream."
+            "Call an integration: an HTTP request (credentials injected; long bodies continue via `next_cursor`), SQL with parameters (read-only unless the integration allows writes) or a Redis stream `publish`/`read`."
         )
         .titled("Execute integration"),
     ]
@@ -60,8 +60,7 @@ pub struct ExecuteIn {
     #[serde(default)]
     #[schemars(range(min = 1, max = 3600000))]
     pub timeout: Option<u64>,
-    /// `next_cursor` of an earlier capped result: returns its next chunk without calling
-    /// again (`operation` is ignored).
+    /// `next_cursor` of a capped result: its next chunk, without calling again.
     #[serde(default)]
     pub cursor: Option<String>,
 }

@@ -106,8 +106,7 @@ pub struct UpdateIn {
     /// `inactive` stops execute_integration until set `active` again.
     #[serde(default)]
     pub status: Option<SettableStatus>,
-    /// Fields of `config` as in `create_integration`; given fields replace the stored ones
-    /// (`credentials` as a whole set).
+    /// Fields of `config` as in `create_integration`.
     // The schema is create_integration's, listed beside it: not repeated (2 KB).
     #[serde(default)]
     #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]

@@ -71,8 +71,7 @@ pub struct RunCommandIn {
     /// Working directory inside the workspace roots (default: the first root).
     #[serde(default)]
     pub cwd: Option<String>,
-    /// Kill the process group after this many milliseconds (default: the server's, 30 s
-    /// unless configured).
+    /// Kill the process group after this many ms (default: the server's, 30 s).
     #[serde(default)]
     #[schemars(range(min = 1, max = 3600000))]
     pub timeout_ms: Option<u64>,
@@ -132,9 +131,8 @@ pub struct TestRunnerIn {
     /// auto (default) detects from the project files.
     #[serde(default)]
     pub framework: Framework,
-    /// Line coverage (jest; vitest with @vitest/coverage-v8; pytest-cov; cargo-llvm-cov):
-    /// omitted, best effort (a missing tool is named in `coverage.note`); `true` requires
-    /// it; `false` skips it.
+    /// Line coverage: omitted, best effort (a missing tool is named in `coverage.note`);
+    /// `true` requires it; `false` skips it.
     #[serde(default)]
     #[schemars(extend("default" = true))]
     pub coverage: Option<bool>,

@@ -118,8 +118,7 @@ pub struct ValidateGraphIn {
     /// A stored graph to check.
     #[serde(default)]
     pub graph_id: Option<String>,
-    /// Or a definition as `create_graph` takes it ({name, nodes, edges?}), checked without
-    /// storing it.
+    /// Or a definition as `create_graph` takes it, checked without storing it.
     // Its schema is create_graph's input, listed beside it; repeating it here would
     // double the bytes of both tools in every tools/list.
     #[serde(default)]

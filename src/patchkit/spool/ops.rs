@@ -18,8 +18,7 @@ fn default_true() -> bool {
 pub enum Op {
     /// Create or overwrite a file with `content`.
     Write { path: String, content: String },
-    /// As `spool_replace`: `match` (literal unless `regex`) must occur once unless `all`
-    /// or `first`; no match is an error unless `required: false`.
+    /// As `spool_replace`.
     Replace {
         path: String,
         #[serde(rename = "match")]

@@ -21,7 +21,7 @@ pub(super) fn register(t: &Tools<Kit>) -> Vec<ToolDef> {
             "create_diff",
             read,
             create_diff,
-            "Diff two versions of one file: returns hunks, a git-style unified diff (`git apply` accepts it), a summary and each side's SHA-256. Omit `before` for a created file, `after` for a deleted one; past `timeoutMs` a coarser valid diff comes back with `approximate: true`."
+            "Diff two versions of one file: returns hunks, a git-style unified diff (`git apply` accepts it), a summary and each side's SHA-256. Omit `before` for a created file, `after` for a deleted one."
         )
         .titled("Create diff"),
         t.tool(
@@ -162,8 +162,7 @@ pub struct ApplyPatchIn {
     #[serde(default = "default_fuzz")]
     #[schemars(range(max = 3))]
     pub fuzz: u8,
-    /// Which file of a multi-file diff to apply (its new or old path); needed only when
-    /// the diff holds several files.
+    /// For a multi-file diff: which file (its new or old path).
     #[serde(default)]
     pub path: Option<String>,
 }

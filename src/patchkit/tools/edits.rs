@@ -25,7 +25,7 @@ pub(super) fn register(t: &Tools<Kit>) -> Vec<ToolDef> {
             "edit_files",
             write.destructive(),
             edit_files,
-            "Edit workspace files by search and replace: `edits` [{path, oldText, newText, replaceAll?}] in order, each oldText matching once (else the error shows the matches), all-or-nothing; `expectedSha` refuses changed files. Returns a git-style diff (`dryRun` writes nothing); more via `next_cursor`."
+            "Edit workspace files by search and replace: `edits` apply in order, each oldText matching once (else the error shows the matches), all-or-nothing; `expectedSha` refuses changed files. Returns a git-style diff (`dryRun` writes nothing); more via `next_cursor`."
         )
         .titled("Edit files"),
     ]
@@ -47,8 +47,8 @@ pub struct EditIn {
     /// File path, absolute or relative to the first workspace root; the file must exist.
     #[schemars(length(min = 1, max = 4096))]
     pub path: String,
-    /// The exact text to replace (line endings may be LF for a CRLF file). It must occur
-    /// exactly once unless `replaceAll`.
+    /// Exact text to replace (LF matches a CRLF file's line endings); must occur once
+    /// unless `replaceAll`.
     pub old_text: String,
     /// The text to put in its place.
     pub new_text: String,
@@ -60,16 +60,16 @@ pub struct EditIn {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EditFilesIn {
-    /// Edits in order; edits of one file apply one after another, each to the result of
-    /// the ones before. Omit only when passing `cursor`.
+    /// Applied in order, each to the result of the ones before. Omit only when passing
+    /// `cursor`.
     #[serde(default)]
     #[schemars(length(max = 200))]
     pub edits: Vec<EditIn>,
     /// Check everything and return the diff, but write nothing.
     #[serde(default)]
     pub dry_run: bool,
-    /// Path (as in `edits`) → SHA-256 hex of the bytes the agent last saw; a file whose
-    /// bytes on disk now differ is refused (the error names its current SHA-256).
+    /// Path → SHA-256 hex of the bytes you last saw; a file that now differs is refused
+    /// (the error names its current SHA-256).
     #[serde(default)]
     pub expected_sha: BTreeMap<String, String>,
     /// Unchanged lines around each change in the diff (default 3).

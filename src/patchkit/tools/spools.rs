@@ -81,7 +81,7 @@ pub(super) fn register(t: &Tools<Kit>) -> Vec<ToolDef> {
             "spool_commit",
             write.destructive(),
             spool_commit,
-            "Accept the session's changes as its new baseline once they validate (file size, forbidden globs, JSON/TOML must parse) and publish one `patchkit.patch` event per file. If a validator fails nothing is committed and the error lists every problem."
+            "Accept the session's changes as its new baseline once they validate (file size, forbidden globs, JSON/TOML must parse) and publish one `patchkit.patch` event per file. On a failed check nothing is committed; the error lists every problem."
         )
         .titled("Spool: commit"),
         t.tool(
@@ -225,8 +225,7 @@ pub struct ReplaceIn {
     /// Treat `match` as a regular expression.
     #[serde(default)]
     pub regex: bool,
-    /// Replace every occurrence. Without `all` or `first`, `match` must occur exactly
-    /// once: several matches are an error listing each one's line.
+    /// Replace every occurrence.
     #[serde(default)]
     pub all: bool,
     /// Replace only the first of several matches instead of refusing.
@@ -559,7 +558,7 @@ pub(super) async fn spool_status(kit: Kit, i: SessionIn, ctx: CallCtx) -> Out<St
 #[serde(rename_all = "camelCase")]
 pub struct CloseIn {
     pub session: String,
-    /// Restore the baseline before closing (default false: files stay as they are).
+    /// Restore the baseline before closing.
     #[serde(default)]
     pub reset: bool,
 }

@@ -37,7 +37,7 @@ fn default_log_bytes() -> u32 {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CommitChecksIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     /// Branch, tag or SHA (default: the repository's default branch).
     #[serde(default, rename = "ref")]
@@ -51,7 +51,7 @@ pub struct CommitChecksIn {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RepoPageIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     #[serde(default = "crate::runtime::page::default_limit")]
     #[schemars(range(min = 1, max = 100))]
@@ -72,7 +72,7 @@ pub enum JobFilter {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunJobsIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     #[schemars(range(min = 1))]
     pub run_id: u64,
@@ -89,7 +89,7 @@ pub struct RunJobsIn {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunPageIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     #[schemars(range(min = 1))]
     pub run_id: u64,
@@ -103,7 +103,7 @@ pub struct RunPageIn {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunIdIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     #[schemars(range(min = 1))]
     pub run_id: u64,
@@ -112,7 +112,7 @@ pub struct RunIdIn {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobLogsIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     /// One job's log (ids from `list_workflow_jobs` or `get_commit_checks`).
     #[serde(default)]

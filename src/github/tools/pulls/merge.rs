@@ -49,7 +49,7 @@ impl MergeMethod {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MergeIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     #[schemars(range(min = 1))]
     pub number: u64,

@@ -29,14 +29,14 @@ fn own(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
             "create_pull_request",
             write,
             create_pull_request,
-            "Open a pull request from a pushed branch `head` into `base` (default: the default branch). Returns the new pull request: number, state, branches and html_url."
+            "Open a pull request from a pushed branch `head` into `base` (default: the default branch)."
         )
         .titled("Create pull request"),
         t.tool(
             "list_pull_requests",
             read,
             list_pull_requests,
-            "Find pull requests by state, head and base branch. Returns number, title, state, branches and dates per pull request (details: `get_pull_request`)."
+            "Find pull requests by state, head and base branch. Details: `get_pull_request`."
         )
         .titled("List pull requests"),
         t.tool(
@@ -64,7 +64,7 @@ fn own(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
             "merge_pull_request",
             write.destructive(),
             merge::merge_pull_request,
-            "Merge a pull request into its base (merge, squash or rebase); pass `sha` to merge only if the head has not moved. Returns whether it merged, the merge commit SHA and GitHub's message."
+            "Merge a pull request into its base (merge, squash or rebase); pass `sha` to merge only if the head has not moved."
         )
         .titled("Merge pull request"),
     ]
@@ -73,7 +73,7 @@ fn own(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatePullRequestIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     pub title: String,
     /// Markdown description.
@@ -92,7 +92,7 @@ crate::runtime::page::list_input! {
     #[derive(Deserialize, JsonSchema)]
     #[serde(rename_all = "camelCase")]
     pub struct ListPullsIn {
-        /// "owner/name".
+        /// owner/name
         pub repository: String,
         #[serde(default = "default_issue_state")]
         pub state: IssueState,
@@ -110,7 +110,7 @@ crate::runtime::page::list_input! {
     #[derive(Deserialize, JsonSchema)]
     #[serde(rename_all = "camelCase")]
     pub struct PrFilesIn {
-        /// "owner/name".
+        /// owner/name
         pub repository: String,
         #[schemars(range(min = 1))]
         pub number: u64,
@@ -128,7 +128,7 @@ crate::runtime::page::list_input! {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PrDiffIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     #[schemars(range(min = 1))]
     pub number: u64,

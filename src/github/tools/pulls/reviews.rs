@@ -53,7 +53,7 @@ crate::runtime::page::list_input! {
     #[derive(Deserialize, JsonSchema)]
     #[serde(rename_all = "camelCase")]
     pub struct PullListIn {
-        /// "owner/name".
+        /// owner/name
         pub repository: String,
         #[schemars(range(min = 1))]
         pub number: u64,
@@ -102,7 +102,7 @@ pub struct InlineComment {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateReviewIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     #[schemars(range(min = 1))]
     pub number: u64,
@@ -116,7 +116,7 @@ pub struct CreateReviewIn {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplyIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     #[schemars(range(min = 1))]
     pub number: u64,

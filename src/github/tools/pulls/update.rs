@@ -54,7 +54,7 @@ pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdatePullIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     #[schemars(range(min = 1))]
     pub number: u64,
@@ -81,7 +81,7 @@ struct PullWithNode {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateBranchIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     #[schemars(range(min = 1))]
     pub number: u64,
@@ -97,7 +97,7 @@ pub struct UpdateBranchResult {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestReviewersIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     #[schemars(range(min = 1))]
     pub number: u64,

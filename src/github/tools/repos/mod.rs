@@ -30,7 +30,7 @@ pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
                 "create_branch",
                 write,
                 create_branch,
-                "Create branch `branchName` at the head of `fromBranch` (default: the default branch), e.g. before opening a pull request. Returns the new ref and its commit SHA."
+                "Create branch `branchName` at the head of `fromBranch` (default: the default branch), e.g. before opening a pull request."
             )
             .titled("Create branch"),
             t.tool(
@@ -51,7 +51,7 @@ pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
                 "get_rate_limit",
                 read,
                 get_rate_limit,
-                "Check the remaining GitHub budget per bucket (core, search, code_search, graphql), this server's request lanes and any pause after a secondary limit, e.g. before a large job. Costs no budget."
+                "Check the remaining GitHub budget per bucket (core, search, code_search, graphql), this server's request lanes and any pause after a secondary limit. Costs no budget."
             )
             .titled("Get rate limit"),
         ],
@@ -66,7 +66,7 @@ pub(super) fn register(t: &Tools<SharedGithub>) -> Vec<ToolDef> {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RepositoryInfoIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     /// Add languages (bytes per language) and counts.
     #[serde(default)]
@@ -79,7 +79,7 @@ pub struct RepositoryInfoIn {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateBranchIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     /// The new branch's name.
     pub branch_name: String,
@@ -91,7 +91,7 @@ pub struct CreateBranchIn {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunActionIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     /// Workflow file name (e.g. `ci.yml`) or numeric id.
     pub workflow: String,
@@ -106,7 +106,7 @@ pub struct RunActionIn {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FileContentsIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     /// File or directory path ("" for the root).
     #[serde(default)]
@@ -127,7 +127,7 @@ crate::runtime::page::list_input! {
     #[derive(Deserialize, JsonSchema)]
     #[serde(rename_all = "camelCase")]
     pub struct ListCommitsIn {
-        /// "owner/name".
+        /// owner/name
         pub repository: String,
         /// Branch or SHA to start from (default branch when absent).
         #[serde(default)]
@@ -145,7 +145,7 @@ crate::runtime::page::list_input! {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GetCommitIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     /// Commit SHA, branch or tag.
     pub sha: String,
@@ -165,7 +165,7 @@ pub(super) fn default_files() -> u32 {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CompareIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     pub base: String,
     pub head: String,
@@ -181,7 +181,7 @@ crate::runtime::page::list_input! {
     #[derive(Deserialize, JsonSchema)]
     #[serde(rename_all = "camelCase")]
     pub struct ListBranchesIn {
-        /// "owner/name".
+        /// owner/name
         pub repository: String,
         ..page_args {
             limit(default = "default_limit_30", max = 100),
@@ -194,7 +194,7 @@ crate::runtime::page::list_input! {
     #[derive(Deserialize, JsonSchema)]
     #[serde(rename_all = "camelCase")]
     pub struct ListRunsIn {
-        /// "owner/name".
+        /// owner/name
         pub repository: String,
         #[serde(default)]
         pub branch: Option<String>,
@@ -208,7 +208,7 @@ crate::runtime::page::list_input! {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GetRunIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     #[schemars(range(min = 1))]
     pub run_id: u64,

@@ -36,7 +36,7 @@ crate::runtime::page::list_input! {
     #[derive(Deserialize, JsonSchema)]
     #[serde(rename_all = "camelCase")]
     pub struct CodeScanningIn {
-        /// "owner/name".
+        /// owner/name
         pub repository: String,
         /// open, closed, dismissed or fixed.
         #[serde(default)]
@@ -58,7 +58,7 @@ crate::runtime::page::list_input! {
     #[derive(Deserialize, JsonSchema)]
     #[serde(rename_all = "camelCase")]
     pub struct DependabotIn {
-        /// "owner/name".
+        /// owner/name
         pub repository: String,
         /// Comma list of open, fixed, dismissed, auto_dismissed.
         #[serde(default)]
@@ -80,7 +80,7 @@ crate::runtime::page::list_input! {
     #[derive(Deserialize, JsonSchema)]
     #[serde(rename_all = "camelCase")]
     pub struct SecretScanningIn {
-        /// "owner/name".
+        /// owner/name
         pub repository: String,
         /// open or resolved.
         #[serde(default)]

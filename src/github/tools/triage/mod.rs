@@ -93,7 +93,7 @@ crate::runtime::page::list_input! {
     #[derive(Deserialize, JsonSchema)]
     #[serde(rename_all = "camelCase")]
     pub struct ListLabelsIn {
-        /// "owner/name".
+        /// owner/name
         pub repository: String,
         ..page_args {
             limit(default = "default_limit_30", max = 100),
@@ -105,7 +105,7 @@ crate::runtime::page::list_input! {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GetLabelIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     pub name: String,
 }
@@ -113,7 +113,7 @@ pub struct GetLabelIn {
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateLabelIn {
-    /// "owner/name".
+    /// owner/name
     pub repository: String,
     pub name: String,
     /// Six hex digits without '#', e.g. `d73a4a`.
