@@ -24,6 +24,7 @@ mod integrations;
 mod mvp;
 mod oauth;
 mod redact;
+mod store;
 mod transport;
 
 #[cfg(test)]
@@ -43,6 +44,7 @@ pub use oauth::{
 };
 pub use options::{CoreOptions, Options};
 pub use redact::{REDACTED, Secret, redact_url, shown_url};
+pub use store::{STORE_KEY_ENV, StoreOptions, StoreSettings};
 pub use transport::{TransportLimits, TransportOptions};
 
 /// Toolsets enabled whole when none are named. `batch` is opt-in.
@@ -162,6 +164,8 @@ pub struct Config {
     pub call_memory_budget: u64,
     /// The `replica` label of every metric (`--replica-id`), none when `None`.
     pub replica_id: Option<String>,
+    /// Where the event-sourced store lives (`--store`): local files or a shared Redis.
+    pub store: StoreSettings,
 }
 
 impl Config {
@@ -192,6 +196,8 @@ impl Config {
             .ok()
             .filter(|k| !k.is_empty())
             .map(Secret::from);
+        config.store =
+            std::mem::take(&mut config.store).with_key(std::env::var(STORE_KEY_ENV).ok())?;
         Ok(config)
     }
 
@@ -256,6 +262,7 @@ impl Config {
             http_rate_limit: access.http_rate_limit,
             call_memory_budget,
             replica_id,
+            store: o.store.settings()?,
         })
     }
 

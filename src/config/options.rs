@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::{
     asbr::AsbrOptions, events::EventsOptions, github::GithubOptions,
-    integrations::IntegrationsOptions, mvp::MvpOptions, oauth::OAuthOptions,
+    integrations::IntegrationsOptions, mvp::MvpOptions, oauth::OAuthOptions, store::StoreOptions,
     transport::TransportOptions,
 };
 
@@ -74,6 +74,9 @@ pub struct Options {
     #[command(flatten, next_help_heading = "Event sink")]
     #[serde(flatten)]
     pub events: EventsOptions,
+    #[command(flatten, next_help_heading = "Store (replicas)")]
+    #[serde(flatten)]
+    pub store: StoreOptions,
     /// File keys no area knows (kept last: flattened areas take their keys first).
     #[arg(skip)]
     #[serde(flatten)]
@@ -93,6 +96,7 @@ impl Options {
             asbr: self.asbr.or(lower.asbr),
             mvp: self.mvp.or(lower.mvp),
             events: self.events.or(lower.events),
+            store: self.store.or(lower.store),
             unknown: BTreeMap::new(),
         }
     }
