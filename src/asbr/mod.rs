@@ -48,7 +48,8 @@ pub enum AsbrError {
 /// Builds the toolset: replays the journals under `<state-dir>/asbr/`.
 pub fn toolset(runtime: &Runtime) -> Result<Toolset, AsbrError> {
     let dir = runtime.config.state_dir.join("asbr");
-    let tasks = Arc::new(tasks::TaskStore::open_with(
+    let tasks = Arc::new(tasks::TaskStore::open_on(
+        &*runtime.stores.backend("asbr"),
         &dir,
         runtime.events.clone(),
         runtime_policy(runtime),
@@ -58,6 +59,7 @@ pub fn toolset(runtime: &Runtime) -> Result<Toolset, AsbrError> {
             .task_retention
             .unwrap_or(tasks::TERMINAL_TTL),
     )?);
+    tasks.follow_other_replicas();
     let artifacts = Arc::new(artifacts::ArtifactStore::open(
         &dir,
         runtime_policy(runtime),

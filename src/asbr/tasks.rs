@@ -42,7 +42,7 @@ use tokio::sync::watch;
 use crate::runtime::{
     events::{Event, EventBus},
     principal::Principal,
-    store::{Fsync, LocalBackend, Position, Stream, StreamOptions},
+    store::{Backend, Fsync, LocalBackend, Position, Stream, StreamOptions},
 };
 
 use super::AsbrError;
@@ -51,6 +51,7 @@ mod ids;
 mod model;
 mod queries;
 mod rebuild;
+mod replicas;
 mod resources;
 mod transitions;
 
@@ -208,8 +209,20 @@ impl TaskStore {
         policy: Fsync,
         retention: Duration,
     ) -> Result<Self, AsbrError> {
-        let (stream, replay) = Stream::open_local(
-            &LocalBackend::new(dir),
+        Self::open_on(&LocalBackend::new(dir), dir, bus, policy, retention)
+    }
+
+    /// [`TaskStore::open_with`] keeping the `tasks` snapshot on `backend` (`dir` names
+    /// it in damage reports).
+    pub fn open_on(
+        backend: &dyn Backend,
+        dir: &Path,
+        bus: EventBus,
+        policy: Fsync,
+        retention: Duration,
+    ) -> Result<Self, AsbrError> {
+        let (stream, replay) = Stream::open_now(
+            backend,
             STREAM,
             StreamOptions::new(policy, MAX_LOG_BYTES),
             rebuild::compaction(),
@@ -277,6 +290,10 @@ impl TaskStore {
         id: &str,
         principal: &Principal,
     ) -> Result<Arc<Slot>, TaskError> {
+        if self.slot(id).is_err() {
+            // Created through another replica an instant ago, perhaps.
+            self.catch_up().await;
+        }
         let missing = match self.slot(id) {
             Ok(slot) => return visible(slot, principal).ok_or_else(|| self.not_found(id)),
             Err(e) => e,
@@ -476,6 +493,8 @@ impl TaskStore {
         traceparent: String,
         decide: impl FnOnce(&Task) -> Result<Change, TaskError>,
     ) -> Result<Task, TaskError> {
+        // On a shared store, decide on every event acknowledged anywhere so far.
+        self.catch_up().await;
         let slot = self.visible_slot(id, principal)?;
         let _gate = slot.gate.lock().await;
         let current = slot

@@ -46,6 +46,8 @@ pub enum RuntimeError {
     Upstream(#[from] http::UpstreamError),
     #[error("cursor signing key under {dir}: {source}")]
     CursorKey { dir: String, source: std::io::Error },
+    #[error("the store: {0}")]
+    Store(#[from] store::StoreError),
 }
 
 /// Our User-Agent on every outbound request.
@@ -68,6 +70,9 @@ pub struct Runtime {
     /// The workspace roots, opened once (skipped roots are logged here, once): every
     /// file-touching tool goes through them.
     pub roots: workspace::Roots,
+    /// Where event-sourced state lives (`--store`): local files or a Redis every
+    /// replica shares.
+    pub stores: store::Stores,
 }
 
 /// How long shutdown waits for the event sink to deliver what it holds.
@@ -82,15 +87,24 @@ impl Runtime {
             dir: config.state_dir.display().to_string(),
             source,
         })?;
+        let stores = store::Stores::from_settings(&config.store, &config.state_dir)?;
         let dir = config.state_dir.join("events");
-        let policy = config.fsync;
-        // The bus's logs go through the store seam; the server keeps them in local files.
-        let backend = store::LocalBackend::new(dir.clone());
-        let events = events::EventBus::open_local(backend, events::BusOptions::new(policy))
-            .map_err(|source| RuntimeError::Events {
-                dir: dir.display().to_string(),
-                source,
-            })?;
+        let options = events::BusOptions::new(config.fsync);
+        // The bus's logs go through the store seam: local files, or a shared store whose
+        // streams the bus follows.
+        let opened = if stores.is_shared() {
+            events::EventBus::open_now(stores.backend("events"), options)
+        } else {
+            events::EventBus::open_local(store::LocalBackend::new(dir.clone()), options)
+        };
+        let events = opened.map_err(|source| RuntimeError::Events {
+            dir: if stores.is_shared() {
+                stores.describe()
+            } else {
+                dir.display().to_string()
+            },
+            source,
+        })?;
         let sink = config
             .events_sink
             .as_ref()
@@ -107,6 +121,7 @@ impl Runtime {
             sink: Arc::new(parking_lot::Mutex::new(sink)),
             stopping: tokio_util::sync::CancellationToken::new(),
             roots,
+            stores,
         })
     }
 

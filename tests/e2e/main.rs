@@ -9,6 +9,7 @@ mod common;
 
 mod asbr;
 mod catalog;
+mod cluster;
 mod config;
 mod containment;
 mod damage;

@@ -98,11 +98,10 @@ impl EventBus {
         } else {
             match self.open_log(prefix) {
                 None => return Ok(Vec::new()),
-                Some(log) => log.read_after(Position::START).now_or_never().ok_or_else(|| {
-                    StoreError::Backend(format!(
-                        "the history of event stream {prefix} must be read with read_history on this backend"
-                    ))
-                })??,
+                Some(log) => match log.read_after(Position::START).now_or_never() {
+                    Some(read) => read?,
+                    None => crate::runtime::store::block_on_here(log.read_after(Position::START))?,
+                },
             }
         };
         Ok(events_after(read, after_seq))
@@ -159,8 +158,16 @@ impl EventBus {
         let options = self.inner.options.stream();
         let log = cell
             .get_or_try_init(|| async {
-                // A stream that did not exist at start-up: nothing to replay.
+                if self.inner.closed.load(Ordering::Acquire) {
+                    return Err(StoreError::Closed);
+                }
+                // A stream that did not exist at start-up: nothing to replay here; on a
+                // shared backend another process may have written it, so it is followed
+                // from its start.
                 let (log, _) = backend.open(prefix, options).await?;
+                if self.inner.shared {
+                    self.follow(prefix, log.clone(), crate::runtime::store::Position::START);
+                }
                 Ok::<_, StoreError>(log)
             })
             .await?;

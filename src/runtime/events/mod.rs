@@ -41,11 +41,12 @@
 //! Only [`EventBus::attach_http_sink`] spawns a task; the local backend's logs have a
 //! writer thread each.
 
+mod follow;
 mod history;
 mod sink;
 mod topics;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,7 +58,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::store::{Backend, Fsync, LocalBackend, Log, StoreError, StreamOptions};
+use super::store::{Backend, Fsync, LocalBackend, Log, Position, StoreError, StreamOptions};
 
 pub use history::StreamHold;
 pub use sink::{SinkHandle, SinkOptions, SinkReport};
@@ -195,6 +196,16 @@ struct BusInner {
     rings: RwLock<HashMap<String, Ring>>,
     subs: RwLock<SubIndex>,
     latest: watch::Sender<u64>,
+    /// Other processes append to the same logs (a shared backend): the bus follows
+    /// every stream and takes their events in ([`follow`]).
+    shared: bool,
+    /// Ids of this process's events between the append and the ring (shared backend
+    /// only): the follower leaves them to [`EventBus::publish_owned`].
+    own_pending: Mutex<HashSet<String>>,
+    /// Streams a follower task reads, with the position it has taken in up to.
+    followed: Mutex<HashMap<String, Position>>,
+    /// Set by [`EventBus::close`]: no stream is opened any more.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// The event bus. Cheap to clone.
@@ -302,6 +313,10 @@ impl EventBus {
                 rings: RwLock::new(HashMap::new()),
                 subs: RwLock::new(SubIndex::default()),
                 latest: watch::channel(0).0,
+                shared: false,
+                own_pending: Mutex::new(HashSet::new()),
+                followed: Mutex::new(HashMap::new()),
+                closed: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -356,30 +371,60 @@ impl EventBus {
             r#type: r#type.to_string(),
             source: source.to_string(),
             time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-            seq: self.inner.seq.fetch_add(1, Ordering::AcqRel) + 1,
+            seq: self.next_seq().await?,
             data,
             data_version,
             owner,
         });
         if let Some(log) = log {
-            log.append(vec![serde_json::to_vec(&*event)?]).await?;
+            let appended = self.append_own(&log, &event).await;
+            if appended.is_err() {
+                self.inner.own_pending.lock().remove(&event.id);
+            }
+            appended?;
             if log.needs_compaction() {
                 self.queue_compaction(&log);
             }
         }
         self.insert_ring(event.clone(), true);
-        self.notify(&event);
+        if self.inner.shared {
+            self.inner.own_pending.lock().remove(&event.id);
+        }
+        self.notify(&event, false);
         Ok(event)
     }
 
-    /// Adds `event` to its type's ring (in seq order); `count` it as published.
-    fn insert_ring(&self, event: Arc<Event>, count: bool) {
+    /// The next seq: counted in the process, or on a shared backend by its counter so
+    /// seqs stay unique and ordered across every process.
+    async fn next_seq(&self) -> Result<u64, EventError> {
+        if self.inner.shared
+            && let Some(backend) = &self.inner.backend
+            && let Some(seq) = backend.next_in_sequence("bus").await?
+        {
+            self.inner.seq.fetch_max(seq, Ordering::AcqRel);
+            return Ok(seq);
+        }
+        Ok(self.inner.seq.fetch_add(1, Ordering::AcqRel) + 1)
+    }
+
+    /// Appends `event`, marked as this process's own while the follower may see it.
+    async fn append_own(&self, log: &Arc<dyn Log>, event: &Event) -> Result<(), EventError> {
+        if self.inner.shared {
+            self.inner.own_pending.lock().insert(event.id.clone());
+        }
+        log.append(vec![serde_json::to_vec(event)?]).await?;
+        Ok(())
+    }
+
+    /// Adds `event` to its type's ring (in seq order); `count` it as published. Returns
+    /// `false` (changing nothing) when the ring already holds its seq.
+    fn insert_ring(&self, event: Arc<Event>, count: bool) -> bool {
         let mut rings = self.inner.rings.write();
         if !rings.contains_key(&event.r#type) {
             rings.insert(event.r#type.clone(), Ring::default());
         }
         let Some(ring) = rings.get_mut(&event.r#type) else {
-            return;
+            return false;
         };
         if count {
             ring.published
@@ -393,15 +438,19 @@ impl EventBus {
             events.push_back(event);
         } else {
             let pos = events.partition_point(|e| e.seq < event.seq);
+            if events.get(pos).is_some_and(|e| e.seq == event.seq) {
+                return false;
+            }
             events.insert(pos, event);
         }
         if events.len() > self.inner.ring_capacity {
             events.pop_front();
         }
+        true
     }
 
-    fn notify(&self, event: &Arc<Event>) {
-        let dead = self.inner.subs.read().fan_out(event);
+    fn notify(&self, event: &Arc<Event>, foreign: bool) {
+        let dead = self.inner.subs.read().fan_out(event, foreign);
         if dead {
             self.inner.subs.write().prune();
         }
@@ -415,11 +464,28 @@ impl EventBus {
 
     /// Subscribe to events matching `filter` with a bounded buffer.
     pub fn subscribe(&self, filter: &str, buffer: usize) -> Subscription {
+        self.subscribe_with(filter, buffer, false)
+    }
+
+    /// Subscribe to the events matching `filter` that other processes published on a
+    /// shared store (none on a local one): what an owner of event-sourced state applies
+    /// to stay the same as theirs.
+    pub fn subscribe_foreign(&self, filter: &str, buffer: usize) -> Subscription {
+        self.subscribe_with(filter, buffer, true)
+    }
+
+    /// Whether other processes publish on the same logs.
+    pub fn is_shared(&self) -> bool {
+        self.inner.shared
+    }
+
+    fn subscribe_with(&self, filter: &str, buffer: usize, foreign_only: bool) -> Subscription {
         let (tx, rx) = mpsc::channel(buffer.max(1));
         let lagged = Arc::new(AtomicU64::new(0));
         let entry = SubEntry {
             tx,
             lagged: lagged.clone(),
+            foreign_only,
         };
         self.inner.subs.write().insert(Filter::parse(filter), entry);
         Subscription { rx, lagged }
@@ -496,6 +562,7 @@ impl EventBus {
 
     /// Make queued appends durable and close every log. Publishing afterwards fails.
     pub async fn close(&self) {
+        self.inner.closed.store(true, Ordering::Release);
         let logs: Vec<Arc<dyn Log>> = self.open_logs().into_values().collect();
         for log in logs {
             log.close().await;

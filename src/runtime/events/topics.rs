@@ -78,11 +78,16 @@ pub(super) fn validate_type(ty: &str) -> Result<(), EventError> {
 pub(super) struct SubEntry {
     pub(super) tx: mpsc::Sender<Arc<Event>>,
     pub(super) lagged: Arc<AtomicU64>,
+    /// Only events other processes published on a shared store.
+    pub(super) foreign_only: bool,
 }
 
 impl SubEntry {
     /// Deliver without blocking; returns `false` if the subscriber is gone.
-    fn offer(&self, event: &Arc<Event>) -> bool {
+    fn offer(&self, event: &Arc<Event>, foreign: bool) -> bool {
+        if self.foreign_only && !foreign {
+            return !self.tx.is_closed();
+        }
         match self.tx.try_send(Arc::clone(event)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -130,14 +135,14 @@ impl SubIndex {
         }
     }
 
-    /// Offer `event` to every matching subscriber; returns `true` if a
-    /// closed subscriber was seen.
-    pub(super) fn fan_out(&self, event: &Arc<Event>) -> bool {
+    /// Offer `event` (`foreign`: published by another process) to every matching
+    /// subscriber; returns `true` if a closed subscriber was seen.
+    pub(super) fn fan_out(&self, event: &Arc<Event>, foreign: bool) -> bool {
         let ty = event.r#type.as_str();
         let mut dead = false;
         let mut offer_all = |list: &[SubEntry]| {
             for entry in list {
-                dead |= !entry.offer(event);
+                dead |= !entry.offer(event, foreign);
             }
         };
         offer_all(&self.all);

@@ -224,4 +224,126 @@ pub trait Backend: Send + Sync + 'static {
         stream: &'a str,
         options: StreamOptions,
     ) -> BoxFuture<'a, Result<Opened, StoreError>>;
+
+    /// [`Backend::open`] for a constructor that is not async. The default blocks this
+    /// worker thread on the future (multi-threaded tokio runtime only); the local
+    /// backend opens its files without one.
+    fn open_now(&self, stream: &str, options: StreamOptions) -> Result<Opened, StoreError> {
+        block_on_here(self.open(stream, options))
+    }
+
+    /// [`Backend::streams`] for a constructor that is not async.
+    fn streams_now(&self) -> Result<Vec<String>, StoreError> {
+        block_on_here(self.streams())
+    }
+
+    /// Whether other processes append to the same streams (a networked backend): an
+    /// owner then follows its streams to learn their records.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// The next value of a counter shared by every process on the backend (`None`: the
+    /// backend has no such counter, the process counts alone).
+    fn next_in_sequence<'a>(
+        &'a self,
+        _name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<u64>, StoreError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Whether the backend answers now (readiness); local files always do.
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Runs `future` to completion from synchronous code inside a multi-threaded tokio
+/// runtime (the server's), without stalling its other tasks.
+pub fn block_on_here<T>(future: BoxFuture<'_, T>) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => tokio::task::block_in_place(|| handle.block_on(future)),
+        Err(_) => futures::executor::block_on(future),
+    }
+}
+
+/// Where the process's stores live (`--store`): one [`Backend`] per owner namespace
+/// (`events`, `asbr`, `integrations`, …) — a directory of the state dir on the local
+/// backend, a key prefix on Redis. Cheap to clone.
+#[derive(Clone)]
+pub struct Stores {
+    kind: StoresKind,
+}
+
+#[derive(Clone)]
+enum StoresKind {
+    Local(std::path::PathBuf),
+    #[cfg(feature = "redis")]
+    Redis(Arc<RedisBackend>),
+}
+
+impl Stores {
+    /// Local files under `state_dir` (a namespace is a directory there).
+    pub fn local(state_dir: impl Into<std::path::PathBuf>) -> Self {
+        Stores {
+            kind: StoresKind::Local(state_dir.into()),
+        }
+    }
+
+    /// The stores `settings` name, local ones under `state_dir`.
+    pub fn from_settings(
+        settings: &crate::config::StoreSettings,
+        state_dir: &std::path::Path,
+    ) -> Result<Self, StoreError> {
+        match settings {
+            crate::config::StoreSettings::Local => Ok(Self::local(state_dir)),
+            #[cfg(feature = "redis")]
+            crate::config::StoreSettings::Redis {
+                url,
+                prefix,
+                wait_replicas,
+                ..
+            } => Ok(Stores {
+                kind: StoresKind::Redis(Arc::new(
+                    RedisBackend::new(url.expose(), prefix)?.with_wait_replicas(*wait_replicas),
+                )),
+            }),
+            #[cfg(not(feature = "redis"))]
+            crate::config::StoreSettings::Redis { .. } => Err(StoreError::Backend(
+                "this build has no Redis support (cargo feature `redis`)".into(),
+            )),
+        }
+    }
+
+    /// The backend of one owner's streams.
+    pub fn backend(&self, namespace: &str) -> Arc<dyn Backend> {
+        match &self.kind {
+            StoresKind::Local(dir) => Arc::new(LocalBackend::new(dir.join(namespace))),
+            #[cfg(feature = "redis")]
+            StoresKind::Redis(redis) => Arc::new(redis.namespace(namespace)),
+        }
+    }
+
+    /// Whether replicas share these stores.
+    pub fn is_shared(&self) -> bool {
+        !matches!(self.kind, StoresKind::Local(_))
+    }
+
+    /// How the stores are named in `health` and errors (no password).
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            StoresKind::Local(dir) => format!("local files under {}", dir.display()),
+            #[cfg(feature = "redis")]
+            StoresKind::Redis(redis) => format!("redis {}", redis.shown()),
+        }
+    }
+
+    /// Whether the stores answer now (the readiness check).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match &self.kind {
+            StoresKind::Local(_) => Ok(()),
+            #[cfg(feature = "redis")]
+            StoresKind::Redis(redis) => redis.ping().await,
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! The Redis Streams backend (cargo feature `redis`): every stream of the store is a Redis
-//! stream, so several processes pointed at one Redis share the same logs. Not selectable
-//! yet: nothing in the configuration builds a [`RedisBackend`].
+//! stream, so several processes pointed at one Redis share the same logs (`--store
+//! redis://…`, built by [`super::Stores`]).
 //!
 //! Owns its keys on the Redis server and the connections to it; must not touch files, any
 //! toolset, the server or the transport, and knows nothing about what the records mean.
@@ -54,8 +54,13 @@ use super::{
 /// The key prefix when none is given.
 pub const DEFAULT_PREFIX: &str = "cortex:";
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+// A call that needs the store answers within a second when Redis is gone or stuck.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(800);
+/// Compaction reads a whole stream and writes its snapshot: its own, longer deadline.
+const COMPACTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an append waits for `--store-wait-replicas` Redis replicas.
+const WAIT_TIMEOUT: Duration = Duration::from_millis(800);
 /// How long one `XREAD BLOCK` waits before [`Log::durable`] asks again.
 const BLOCK: Duration = Duration::from_secs(1);
 /// The stream entry field holding a record.
@@ -194,7 +199,7 @@ impl Connector {
         let connecting = self
             .client
             .get_multiplexed_async_connection_with_config(&config);
-        match tokio::time::timeout(CONNECT_TIMEOUT + RESPONSE_TIMEOUT, connecting).await {
+        match tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_millis(200), connecting).await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(e)) => Err(self.error("connecting", e)),
             Err(_) => Err(self.error("connecting", "timed out")),
@@ -234,12 +239,57 @@ impl Connector {
         keys: &[&str],
         args: impl IntoIterator<Item = Vec<u8>>,
     ) -> Result<T, StoreError> {
-        let mut cmd = ::redis::cmd("EVAL");
-        cmd.arg(script).arg(keys.len()).arg(keys);
-        for a in args {
-            cmd.arg(a);
+        self.query(doing, &eval_cmd(script, keys, args)).await
+    }
+
+    /// [`Connector::eval`] on a connection of its own with `timeout` (a compaction).
+    async fn eval_long<T: FromRedisValue>(
+        &self,
+        doing: &str,
+        timeout: Duration,
+        script: &str,
+        keys: &[&str],
+        args: impl IntoIterator<Item = Vec<u8>>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.connect(timeout).await?;
+        eval_cmd(script, keys, args)
+            .query_async::<T>(&mut conn)
+            .await
+            .map_err(|e| self.error(doing, e))
+    }
+}
+
+fn eval_cmd(script: &str, keys: &[&str], args: impl IntoIterator<Item = Vec<u8>>) -> Cmd {
+    let mut cmd = ::redis::cmd("EVAL");
+    cmd.arg(script).arg(keys.len()).arg(keys);
+    for a in args {
+        cmd.arg(a);
+    }
+    cmd
+}
+
+impl Connector {
+    /// `WAIT replicas`: every write so far on the shared connection reached that many
+    /// Redis replicas (or an error naming how many did).
+    async fn wait_replicas(&self, doing: &str, replicas: u32) -> Result<(), StoreError> {
+        let reached: u32 = self
+            .query(
+                doing,
+                ::redis::cmd("WAIT")
+                    .arg(replicas)
+                    .arg(WAIT_TIMEOUT.as_millis() as u64),
+            )
+            .await?;
+        if reached < replicas {
+            return Err(self.error(
+                doing,
+                format!(
+                    "only {reached} of the {replicas} Redis replicas --store-wait-replicas asks for acknowledged the write within {} ms",
+                    WAIT_TIMEOUT.as_millis()
+                ),
+            ));
         }
-        self.query(doing, &cmd).await
+        Ok(())
     }
 }
 
@@ -308,6 +358,8 @@ struct Inner {
     compacting: AsyncMutex<()>,
     /// The connection `XREAD BLOCK` waits on (a blocked command holds its connection).
     blocking: AsyncMutex<Option<MultiplexedConnection>>,
+    /// Redis replicas an append waits for (`WAIT`), 0 for none.
+    wait_replicas: u32,
 }
 
 impl Inner {
@@ -329,15 +381,28 @@ impl Inner {
     /// The records after `after` (the snapshot first when `after` is before it, or 0),
     /// with the stream's last position and size, in one atomic read.
     async fn fetch(&self, after: u64) -> Result<Fetched, StoreError> {
-        let (snapshot, entries, last, bytes): ReadReply = self
+        let doing = format!("stream {:?}: reading", self.name);
+        let args = [after.to_string().into_bytes()];
+        let reply: ReadReply = self
             .redis
-            .eval(
-                &format!("stream {:?}: reading", self.name),
-                READ,
-                &self.keys.all(),
-                [after.to_string().into_bytes()],
-            )
+            .eval(&doing, READ, &self.keys.all(), args)
             .await?;
+        self.decode_fetched(after, reply)
+    }
+
+    /// [`Inner::fetch`] with the compaction's deadline.
+    async fn fetch_all_for_compaction(&self) -> Result<Fetched, StoreError> {
+        let doing = format!("stream {:?}: reading to compact", self.name);
+        let args = [b"0".to_vec()];
+        let reply: ReadReply = self
+            .redis
+            .eval_long(&doing, COMPACTION_TIMEOUT, READ, &self.keys.all(), args)
+            .await?;
+        self.decode_fetched(0, reply)
+    }
+
+    fn decode_fetched(&self, after: u64, reply: ReadReply) -> Result<Fetched, StoreError> {
+        let (snapshot, entries, last, bytes) = reply;
         let snapshot = match snapshot {
             Some(raw) => {
                 let doc: SnapshotDoc = serde_json::from_slice(&raw)
@@ -389,6 +454,10 @@ impl Inner {
                 records,
             )
             .await?;
+        if self.wait_replicas > 0 {
+            let doing = format!("stream {:?}: waiting for Redis replicas", self.name);
+            self.redis.wait_replicas(&doing, self.wait_replicas).await?;
+        }
         self.bytes.store(bytes, Ordering::Release);
         self.learn_last((first + count).saturating_sub(1));
         Ok(Position(first))
@@ -459,14 +528,15 @@ impl Inner {
 
     /// Snapshot and trim up to the last position; the caller holds `compacting`.
     async fn compact_locked(&self, retain: Retain) -> Result<(), StoreError> {
-        let fetched = self.fetch(0).await?;
+        let fetched = self.fetch_all_for_compaction().await?;
         let cut = fetched.last;
         let kept = retain(fetched.read.into_values());
         let doc = serde_json::to_vec(&SnapshotDoc { cut, records: kept })?;
         let (_applied, bytes): (u64, u64) = self
             .redis
-            .eval(
+            .eval_long(
                 &format!("stream {:?}: compacting", self.name),
+                COMPACTION_TIMEOUT,
                 COMPACT,
                 &self.keys.all(),
                 [cut.to_string().into_bytes(), doc],
@@ -573,6 +643,7 @@ impl Log for RedisLog {
 pub struct RedisBackend {
     redis: Arc<Connector>,
     prefix: String,
+    wait_replicas: u32,
 }
 
 impl RedisBackend {
@@ -582,16 +653,63 @@ impl RedisBackend {
         Ok(RedisBackend {
             redis: Arc::new(Connector::new(url, prefix)?),
             prefix: prefix.to_string(),
+            wait_replicas: 0,
         })
+    }
+
+    /// This backend acknowledging appends only once `replicas` Redis replicas have them.
+    pub fn with_wait_replicas(mut self, replicas: u32) -> Self {
+        self.wait_replicas = replicas;
+        self
+    }
+
+    /// A backend on the same server and connections whose keys sit under
+    /// `<prefix><namespace>:` (one owner's streams apart from another's).
+    pub fn namespace(&self, namespace: &str) -> RedisBackend {
+        RedisBackend {
+            redis: self.redis.clone(),
+            prefix: format!("{}{namespace}:", self.prefix),
+            wait_replicas: self.wait_replicas,
+        }
     }
 
     /// The store as errors name it (the URL's password masked).
     pub fn shown(&self) -> &str {
         &self.redis.shown
     }
+
+    /// Whether Redis answers (`PING`), within the store's deadline.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let _pong: String = self.redis.query("ping", &::redis::cmd("PING")).await?;
+        Ok(())
+    }
+
+    /// The next value of the counter `name` (1 first), shared by every process on this
+    /// Redis and prefix.
+    pub async fn next_in_sequence(&self, name: &str) -> Result<u64, StoreError> {
+        let key = format!("{}seq:{name}", self.prefix);
+        self.redis
+            .query(&format!("counter {name:?}"), ::redis::cmd("INCR").arg(key))
+            .await
+    }
 }
 
 impl Backend for RedisBackend {
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn next_in_sequence<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<u64>, StoreError>> {
+        Box::pin(async move { RedisBackend::next_in_sequence(self, name).await.map(Some) })
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(RedisBackend::ping(self))
+    }
+
     fn streams(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
         Box::pin(async move {
             let pattern = format!("{}*:meta", glob_escape(&self.prefix));
@@ -649,6 +767,7 @@ impl Backend for RedisBackend {
                 compaction_queued: AtomicBool::new(false),
                 compacting: AsyncMutex::new(()),
                 blocking: AsyncMutex::new(None),
+                wait_replicas: self.wait_replicas,
             });
             let fetched = inner.fetch(0).await?;
             inner.learn_last(fetched.last);

@@ -197,6 +197,17 @@ impl<E: Serialize + DeserializeOwned + Send + 'static> Stream<E> {
         Ok((Self::new(log, compaction), Replay::decode(read)))
     }
 
+    /// [`Stream::open`] for constructors that are not async ([`Backend::open_now`]).
+    pub fn open_now(
+        backend: &dyn Backend,
+        name: &str,
+        options: StreamOptions,
+        compaction: Compaction<E>,
+    ) -> Result<(Self, Replay<E>), StoreError> {
+        let (log, read) = backend.open_now(name, options)?;
+        Ok((Self::new(log, compaction), Replay::decode(read)))
+    }
+
     /// [`Stream::open`] on the local backend, for constructors that are not async.
     pub fn open_local(
         backend: &LocalBackend,

@@ -517,4 +517,12 @@ impl super::Backend for LocalBackend {
     ) -> BoxFuture<'a, Result<Opened, StoreError>> {
         Box::pin(async move { self.open_now(stream, options) })
     }
+
+    fn open_now(&self, stream: &str, options: StreamOptions) -> Result<Opened, StoreError> {
+        LocalBackend::open_now(self, stream, options)
+    }
+
+    fn streams_now(&self) -> Result<Vec<String>, StoreError> {
+        LocalBackend::streams_now(self)
+    }
 }

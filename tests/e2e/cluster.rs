@@ -1,0 +1,140 @@
+//! Replicas on one Redis (`--store redis://…`, issue 21): state one replica writes is
+//! what the others read, watch and are notified of. Real redis-server, real replicas
+//! (the binary over streamable HTTP), the rmcp client.
+
+use crate::common;
+
+use std::time::{Duration, Instant};
+
+use common::{redis::Persistence, redis::RedisServer, *};
+use rmcp::{ServiceExt, model::SubscribeRequestParams};
+use serde_json::{Value, json};
+
+const STORE_KEY: &str = "9f1c2a7e5b3d4c6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f";
+
+/// Three replicas on one Redis, each with its own state dir.
+struct Cluster {
+    _redis: RedisServer,
+    replicas: Vec<HttpServer>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+fn redis_or_skip(persistence: Persistence) -> Option<RedisServer> {
+    let redis = RedisServer::start("cluster-pass-9137", persistence);
+    if redis.is_none() {
+        skip_unless_ci("redis-server is not installed (tools/test.sh installs it as root)");
+    }
+    redis
+}
+
+fn replica(redis: &RedisServer, dir: &std::path::Path, serve: &[&str]) -> HttpServer {
+    let store = redis.url();
+    http_server_serving(
+        dir,
+        &["--toolsets", "asbr", "--store", &store],
+        serve,
+        &[("CORTEX_MCP_STORE_KEY", STORE_KEY)],
+    )
+}
+
+fn cluster(persistence: Persistence, serve: &[&str]) -> Option<Cluster> {
+    let redis = redis_or_skip(persistence)?;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let replicas = dirs
+        .iter()
+        .map(|d| replica(&redis, d.path(), serve))
+        .collect();
+    Some(Cluster {
+        _redis: redis,
+        replicas,
+        _dirs: dirs,
+    })
+}
+
+fn task_input(title: &str) -> Value {
+    json!({"title": title, "brief": "do it", "inputs": [{"kind": "text", "value": "x"}], "scopes": ["repo:read"]})
+}
+
+/// Polls `get_task` on `client` until `check` holds (the replica applies the others'
+/// events as it follows the store), for at most 10 s.
+async fn task_until(
+    client: &rmcp::Peer<rmcp::RoleClient>,
+    id: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = call(client, "get_task", json!({"taskId": id})).await;
+        if r.is_error != Some(true) {
+            let task = structured(&r);
+            if check(&task) {
+                return task;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the task never reached the expected state here: {}",
+            text(&r)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_created_on_one_replica_is_watched_read_and_moved_on_the_others() {
+    let Some(cluster) = cluster(Persistence::None, &["--http-sessions"]) else {
+        return;
+    };
+    let url = |i: usize| format!("{}/mcp", cluster.replicas[i].base);
+    let a = http_client(&url(0), None).await;
+    let b = http_client(&url(1), None).await;
+    let recorder = UpdatedUris::default();
+    let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url(2));
+    let c = recorder.clone().serve(transport).await.unwrap();
+
+    let created = ok(&a, "create_task", json!({"input": task_input("across")})).await;
+    let id = created["id"].as_str().unwrap().to_string();
+
+    // B long-polls the task's events: PlanStarted, published on A.
+    let started = Instant::now();
+    let watched = ok(
+        &b,
+        "watch_task_events",
+        json!({"taskId": id, "since_seq": 0, "wait_ms": 10000}),
+    )
+    .await;
+    let events = watched["events"].as_array().unwrap();
+    assert_eq!(events[0]["data"]["type"], "PlanStarted", "{watched}");
+    eprintln!("A → B task event visible after {:?}", started.elapsed());
+
+    // C reads it, subscribes to its events, and hears of a step recorded on B.
+    let task = task_until(&c, &id, |t| t["status"] == "queued").await;
+    assert_eq!(task["title"], "across");
+    let uri = format!("asbr://tasks/{id}/events");
+    #[allow(deprecated)] // resources/subscribe: the session-era way, what --http-sessions serves
+    c.subscribe(SubscribeRequestParams::new(uri.clone()))
+        .await
+        .unwrap();
+    ok(
+        &b,
+        "record_task_event",
+        json!({"taskId": id, "type": "StepCompleted", "step": "plan"}),
+    )
+    .await;
+    wait_until("resources/updated on C", Duration::from_secs(10), || {
+        recorder.0.lock().unwrap().contains(&uri)
+    })
+    .await;
+    let on_c = task_until(&c, &id, |t| t["status"] == "running").await;
+    assert_eq!(on_c["currentStep"], "plan");
+    // A, where the task was created, sees B's step too, and C's cancel.
+    task_until(&a, &id, |t| t["status"] == "running").await;
+    ok(&c, "cancel_task", json!({"taskId": id})).await;
+    task_until(&a, &id, |t| t["status"] == "canceled").await;
+    task_until(&b, &id, |t| t["status"] == "canceled").await;
+    // The same idempotency key through another replica returns the same task.
+    let again = ok(&b, "create_task", json!({"input": task_input("across")})).await;
+    assert_eq!(again["id"], id.as_str());
+    assert_eq!(again["reused"], true);
+    drop(cluster);
+}
