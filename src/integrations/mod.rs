@@ -59,7 +59,25 @@ pub enum IntegrationsError {
 pub fn toolset(runtime: &Runtime) -> Result<Toolset, IntegrationsError> {
     let policy = runtime.config.fsync;
     let dir = runtime.config.state_dir.join("integrations");
-    let registry = registry::IntegrationStore::open(&dir, policy)?;
+    let sealer = match (runtime.stores.is_shared(), runtime.config.store.key_bytes()) {
+        (false, _) => None,
+        (true, Some(key)) => Some(crate::runtime::sealed::Sealer::new(&key)),
+        (true, None) => {
+            return Err(IntegrationsError::Vault {
+                path: dir.clone(),
+                reason: format!(
+                    "a shared store keeps credentials sealed and needs {}",
+                    crate::config::STORE_KEY_ENV
+                ),
+            });
+        }
+    };
+    let registry = registry::IntegrationStore::open_on(
+        &*runtime.stores.backend("integrations"),
+        &dir,
+        crate::runtime::store::StreamOptions::new(policy, registry::MAX_LOG_BYTES),
+        sealer,
+    )?;
     let addresses = address::AddressPolicy {
         allow_private: runtime.config.integrations_allow_private.unwrap_or(true),
     };

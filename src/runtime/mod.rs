@@ -24,6 +24,7 @@ pub mod registry;
 pub mod resources;
 pub mod rounds;
 pub mod schema_compact;
+pub mod sealed;
 pub mod secrets;
 pub mod stop;
 pub mod store;

@@ -31,7 +31,7 @@ fn replica(redis: &RedisServer, dir: &std::path::Path, serve: &[&str]) -> HttpSe
     let store = redis.url();
     http_server_serving(
         dir,
-        &["--toolsets", "asbr", "--store", &store],
+        &["--toolsets", "asbr,integrations", "--store", &store],
         serve,
         &[("CORTEX_MCP_STORE_KEY", STORE_KEY)],
     )
@@ -137,4 +137,98 @@ async fn a_task_created_on_one_replica_is_watched_read_and_moved_on_the_others()
     assert_eq!(again["id"], id.as_str());
     assert_eq!(again["reused"], true);
     drop(cluster);
+}
+
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A loopback HTTP endpoint recording the `Authorization` header of every request.
+async fn echo_endpoint() -> (Seen, String) {
+    use axum::{Json, Router, http::HeaderMap, routing::any};
+    let seen = Seen::default();
+    let record = seen.clone();
+    let app = Router::new().fallback(any(move |h: HeaderMap| {
+        let record = record.clone();
+        async move {
+            let auth = h
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            record.lock().unwrap().push(auth);
+            Json(json!({"ok": true}))
+        }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (seen, format!("http://{addr}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_integration_created_on_one_replica_calls_through_another_and_its_secret_stays_sealed() {
+    let Some(cluster) = cluster(Persistence::None, &[]) else {
+        return;
+    };
+    let url = |i: usize| format!("{}/mcp", cluster.replicas[i].base);
+    let a = http_client(&url(0), None).await;
+    let b = http_client(&url(1), None).await;
+    let (seen, endpoint) = echo_endpoint().await;
+    let canary = "canary-token-5f0c8e2d7a91b3";
+    let made = ok(
+        &a,
+        "create_integration",
+        json!({"name": "echo", "type": "api", "config": {"endpoint": endpoint, "credentials": {"token": canary}}}),
+    )
+    .await;
+    let id = made["id"].as_str().unwrap();
+    // B has never seen it: it catches up with the store, injects the credential.
+    ok(
+        &b,
+        "execute_integration",
+        json!({"integrationId": id, "operation": "GET /who"}),
+    )
+    .await;
+    assert_eq!(
+        seen.lock().unwrap().last().cloned(),
+        Some(format!("Bearer {canary}")),
+        "B injected the credential created on A"
+    );
+    // Rotated on B, used on A.
+    let rotated = format!("{canary}-rotated");
+    ok(
+        &b,
+        "update_integration",
+        json!({"integrationId": id, "config": {"credentials": {"token": rotated}}}),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        ok(
+            &a,
+            "execute_integration",
+            json!({"integrationId": id, "operation": "GET /who"}),
+        )
+        .await;
+        let last = seen.lock().unwrap().last().cloned();
+        if last == Some(format!("Bearer {rotated}")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "A never used the credentials rotated on B: {last:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Every key and value in Redis: the credential is nowhere in the clear.
+    let everything = cluster._redis.dump_everything();
+    assert!(
+        everything.contains("registry"),
+        "the scan read the store: {everything:.300}"
+    );
+    assert!(
+        !everything.contains("canary-token"),
+        "a credential is readable in Redis"
+    );
 }

@@ -24,12 +24,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::runtime::{
     principal::Principal,
-    store::{Compaction, Fsync, LocalBackend, Stream, StreamOptions},
+    sealed::Sealer,
+    store::{Backend, Compaction, Fsync, LocalBackend, Position, Replay, Stream, StreamOptions},
 };
 
 use super::IntegrationsError;
 
 mod model;
+mod replicas;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -85,16 +87,31 @@ fn invalid(field: &str, reason: impl Into<String>) -> RegistryError {
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
 enum Record {
-    Put { integration: Box<Integration> },
-    Delete { id: String },
+    Put {
+        integration: Box<Integration>,
+    },
+    Delete {
+        id: String,
+    },
+    /// On a shared store: an integration's credentials, sealed with the store key
+    /// ([`Sealer`]); `None` when they were removed.
+    Credentials {
+        id: String,
+        sealed: Option<String>,
+    },
 }
 
 impl Record {
     fn id(&self) -> &str {
         match self {
             Record::Put { integration } => &integration.id,
-            Record::Delete { id } => id,
+            Record::Delete { id } | Record::Credentials { id, .. } => id,
         }
+    }
+
+    /// What a later record of the same key replaces: the definition or the credentials.
+    fn key(&self) -> (bool, &str) {
+        (matches!(self, Record::Credentials { .. }), self.id())
     }
 }
 
@@ -112,13 +129,33 @@ fn live_records(records: Vec<Record>) -> Vec<Record> {
         })
         .collect();
     let mut last = HashMap::new();
+    let mut deleted = std::collections::HashSet::new();
     for (i, r) in records.iter().enumerate() {
-        last.insert(r.id().to_string(), i);
+        let (creds, id) = r.key();
+        last.insert((creds, id.to_string()), i);
+        match r {
+            Record::Delete { id } => {
+                deleted.insert(id.clone());
+            }
+            Record::Put { integration } => {
+                deleted.remove(&integration.id);
+            }
+            Record::Credentials { .. } => {}
+        }
     }
     records
         .into_iter()
         .enumerate()
-        .filter(|(i, r)| last.get(r.id()) == Some(i) && matches!(r, Record::Put { .. }))
+        .filter(|(i, r)| {
+            let (creds, id) = r.key();
+            last.get(&(creds, id.to_string())) == Some(i)
+                && !deleted.contains(id)
+                && match r {
+                    Record::Put { .. } => true,
+                    Record::Credentials { sealed, .. } => sealed.is_some(),
+                    Record::Delete { .. } => false,
+                }
+        })
         .map(|(_, r)| r)
         .collect()
 }
@@ -131,6 +168,17 @@ pub struct IntegrationStore {
     vault: Vault,
     /// Serialises create/update/delete so name checks and writes do not race.
     writes: tokio::sync::Mutex<()>,
+    /// On a shared store: seals credentials into the stream (no credential file), and
+    /// the stream is followed for other replicas' records.
+    sealer: Option<Sealer>,
+    /// On a shared store: the stream position of the record each definition
+    /// (`false`, id) and credential set (`true`, id) was last set by; a record applies
+    /// only past it, so every replica ends with the last record of the log.
+    positions: parking_lot::Mutex<HashMap<(bool, String), u64>>,
+    /// On a shared store: the position up to which other replicas' records are applied.
+    followed: std::sync::atomic::AtomicU64,
+    /// Set by [`IntegrationStore::close`]: the follower stops.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// What a create or update asks for.
@@ -148,28 +196,46 @@ impl IntegrationStore {
 
     /// [`IntegrationStore::open`] with explicit stream options (tests use a small log).
     pub fn open_with(dir: &Path, options: StreamOptions) -> Result<Arc<Self>, IntegrationsError> {
+        Self::open_on(&LocalBackend::new(dir), dir, options, None)
+    }
+
+    /// Opens the registry on `backend`. With a `sealer` (a shared store) credentials are
+    /// kept sealed in the stream itself instead of the credential file under `dir`.
+    pub fn open_on(
+        backend: &dyn Backend,
+        dir: &Path,
+        options: StreamOptions,
+        sealer: Option<Sealer>,
+    ) -> Result<Arc<Self>, IntegrationsError> {
         std::fs::create_dir_all(dir).map_err(|e| IntegrationsError::Vault {
             path: dir.to_path_buf(),
             reason: e.to_string(),
         })?;
-        let (stream, replay) = Stream::open_local(
-            &LocalBackend::new(dir),
-            STREAM,
-            options,
-            Compaction::new(live_records),
-        )
-        .map_err(|source| IntegrationsError::Journal {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
+        let (stream, replay) =
+            Stream::open_now(backend, STREAM, options, Compaction::new(live_records)).map_err(
+                |source| IntegrationsError::Journal {
+                    dir: dir.to_path_buf(),
+                    source,
+                },
+            )?;
         if let Some((position, reason)) = replay.undecodable.first() {
             return Err(IntegrationsError::Replay {
                 reason: format!("record {position}: {reason}"),
             });
         }
+        let end = replay_end(&replay);
         let mut items = BTreeMap::new();
         let mut scrubbed = false;
-        for record in replay.into_records() {
+        let mut sealed_credentials = HashMap::new();
+        let mut positions = HashMap::new();
+        for (position, record) in positioned(replay) {
+            positions.insert(
+                (
+                    matches!(record, Record::Credentials { .. }),
+                    record.id().to_string(),
+                ),
+                position,
+            );
             match record {
                 Record::Put { mut integration } => {
                     scrubbed |= scrub_secret_headers(&mut integration);
@@ -177,6 +243,11 @@ impl IntegrationStore {
                 }
                 Record::Delete { id } => {
                     items.remove(&id);
+                    sealed_credentials.remove(&id);
+                    positions.insert((true, id), position);
+                }
+                Record::Credentials { id, sealed } => {
+                    sealed_credentials.insert(id, sealed);
                 }
             }
         }
@@ -191,16 +262,28 @@ impl IntegrationStore {
                 );
             }
         }
-        Ok(Arc::new(IntegrationStore {
+        let vault = match &sealer {
+            None => Vault::open(dir)?,
+            Some(sealer) => Vault::unsealed(sealer, sealed_credentials),
+        };
+        let store = Arc::new(IntegrationStore {
             stream,
             items: RwLock::new(items),
-            vault: Vault::open(dir)?,
+            vault,
             writes: tokio::sync::Mutex::new(()),
-        }))
+            sealer,
+            positions: parking_lot::Mutex::new(positions),
+            followed: std::sync::atomic::AtomicU64::new(end.get()),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        });
+        store.follow_other_replicas();
+        Ok(store)
     }
 
     /// Makes queued writes (and a compaction under way) durable and closes the stream.
     pub async fn close(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
         self.stream.close().await
     }
 
@@ -294,13 +377,14 @@ impl IntegrationStore {
             shared,
         };
         let id = integration.id.clone();
-        self.vault.update(|v| {
+        self.change_credentials(|v| {
             if creds.is_empty() {
                 v.remove(&id);
             } else {
                 v.insert(id.clone(), creds);
             }
-        })?;
+        })
+        .await?;
         self.put(integration).await
     }
 
@@ -345,9 +429,10 @@ impl IntegrationStore {
             if let Some(creds) = creds {
                 check_credentials(current.r#type, &creds)?;
                 current.config.credential_names = creds.keys().cloned().collect();
-                self.vault.update(|v| {
+                self.change_credentials(|v| {
                     v.insert(id.to_string(), creds);
-                })?;
+                })
+                .await?;
             } else if old_origin != new_origin {
                 let (kept, dropped): (BTreeMap<_, _>, BTreeMap<_, _>) = self
                     .vault
@@ -357,13 +442,14 @@ impl IntegrationStore {
                 if !dropped.is_empty() {
                     let names: Vec<String> = dropped.keys().cloned().collect();
                     current.config.credential_names = kept.keys().cloned().collect();
-                    self.vault.update(|v| {
+                    self.change_credentials(|v| {
                         if kept.is_empty() {
                             v.remove(id);
                         } else {
                             v.insert(id.to_string(), kept);
                         }
-                    })?;
+                    })
+                    .await?;
                     notice = Some(format!(
                         "config.endpoint moved to another origin ({} -> {}), so the stored credentials ({}) were dropped: credentials are bound to the origin they were given for; send them again in config.credentials with the new endpoint",
                         old_origin.as_deref().unwrap_or("none"),
@@ -408,24 +494,33 @@ impl IntegrationStore {
                 revision: current.revision,
             });
         }
-        self.stream
+        let position = self
+            .stream
             .append(&Record::Delete { id: id.to_string() })
             .await
             .map_err(|e| RegistryError::Storage(e.to_string()))?;
+        self.note_position(false, id, position);
+        self.note_position(true, id, position);
         self.items.write().remove(id);
-        self.vault.update(|v| {
-            v.remove(id);
-        })?;
+        if self.sealer.is_some() {
+            self.vault.set(id, None);
+        } else {
+            self.vault.update(|v| {
+                v.remove(id);
+            })?;
+        }
         Ok(current)
     }
 
     async fn put(&self, integration: Integration) -> Result<Integration, RegistryError> {
-        self.stream
+        let position = self
+            .stream
             .append(&Record::Put {
                 integration: Box::new(integration.clone()),
             })
             .await
             .map_err(|e| RegistryError::Storage(e.to_string()))?;
+        self.note_position(false, &integration.id, position);
         self.items
             .write()
             .insert(integration.id.clone(), integration.clone());
@@ -454,4 +549,27 @@ impl IntegrationStore {
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Every record of a replay with the position it was read at (a snapshot's records at
+/// the snapshot's).
+fn positioned(replay: Replay<Record>) -> Vec<(u64, Record)> {
+    let mut out: Vec<(u64, Record)> = Vec::new();
+    if let Some((position, records)) = replay.snapshot {
+        out.extend(records.into_iter().map(|r| (position.get(), r)));
+    }
+    out.extend(replay.records.into_iter().map(|(p, r)| (p.get(), r)));
+    out
+}
+
+/// The last position a replay accounts for.
+fn replay_end(replay: &Replay<Record>) -> Position {
+    let snapshot = replay
+        .snapshot
+        .as_ref()
+        .map_or(Position::START, |(p, _)| *p);
+    replay
+        .records
+        .last()
+        .map_or(snapshot, |(p, _)| (*p).max(snapshot))
 }

@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 
 use super::{RegistryError, VAULT};
 use crate::integrations::IntegrationsError;
+use crate::runtime::sealed::Sealer;
 
 /// Credential values by integration id, persisted with mode 0600.
 pub(super) struct Vault {
@@ -96,6 +97,69 @@ impl Vault {
         Ok(())
     }
 
+    /// A vault with no file (a shared store): the credentials `sealed` by integration
+    /// id, opened with `sealer`. A value that does not open (another store key) is left
+    /// out and reported, and calls needing it are told ([`Vault::lost`]).
+    pub(super) fn unsealed(sealer: &Sealer, sealed: HashMap<String, Option<String>>) -> Self {
+        let mut values = HashMap::new();
+        let mut unopened = Vec::new();
+        for (id, text) in sealed {
+            let Some(text) = text else { continue };
+            match open_credentials(sealer, &id, &text) {
+                Some(creds) => {
+                    values.insert(id, creds);
+                }
+                None => unopened.push(id),
+            }
+        }
+        let lost = (!unopened.is_empty()).then(|| {
+            tracing::error!(count = unopened.len(), "stored integration credentials do not open with this CORTEX_MCP_STORE_KEY");
+            "the stored credentials do not open with this replica's CORTEX_MCP_STORE_KEY (every replica must use the same key); give them again with update_integration (config.credentials)".to_string()
+        });
+        crate::runtime::secrets::register_all(
+            values
+                .values()
+                .flat_map(|m: &BTreeMap<String, String>| m.values()),
+        );
+        Vault {
+            path: PathBuf::new(),
+            values: Mutex::new(values),
+            lost,
+        }
+    }
+
+    /// What `change` would make of each integration's credentials that it changes,
+    /// without applying it (a shared store journals the changes first).
+    pub(super) fn diff(
+        &self,
+        change: impl FnOnce(&mut HashMap<String, BTreeMap<String, String>>),
+    ) -> Vec<(String, Option<BTreeMap<String, String>>)> {
+        let values = self.values.lock();
+        let mut next = values.clone();
+        change(&mut next);
+        let mut ids: Vec<&String> = values.keys().chain(next.keys()).collect();
+        ids.sort();
+        ids.dedup();
+        ids.into_iter()
+            .filter(|id| values.get(*id) != next.get(*id))
+            .map(|id| (id.clone(), next.get(id).cloned()))
+            .collect()
+    }
+
+    /// Sets (or with `None` removes) one integration's credentials in memory.
+    pub(super) fn set(&self, id: &str, creds: Option<BTreeMap<String, String>>) {
+        let mut values = self.values.lock();
+        match creds {
+            Some(creds) => {
+                crate::runtime::secrets::register_all(creds.values());
+                values.insert(id.to_string(), creds);
+            }
+            None => {
+                values.remove(id);
+            }
+        }
+    }
+
     pub(super) fn get(&self, id: &str) -> BTreeMap<String, String> {
         self.values.lock().get(id).cloned().unwrap_or_default()
     }
@@ -117,4 +181,26 @@ fn write_private(
     file.write_all(&bytes)?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)
+}
+
+/// An integration's credentials sealed for a shared store.
+pub(super) fn seal_credentials(
+    sealer: &Sealer,
+    id: &str,
+    creds: &BTreeMap<String, String>,
+) -> Result<String, RegistryError> {
+    let plain = serde_json::to_vec(creds).map_err(|e| RegistryError::Storage(e.to_string()))?;
+    sealer
+        .seal(id, &plain)
+        .map_err(|e| RegistryError::Storage(e.to_string()))
+}
+
+/// The credentials `text` seals for integration `id`, when they open with `sealer`.
+pub(super) fn open_credentials(
+    sealer: &Sealer,
+    id: &str,
+    text: &str,
+) -> Option<BTreeMap<String, String>> {
+    let plain = sealer.open(id, text).ok()?;
+    serde_json::from_slice(&plain).ok()
 }

@@ -225,7 +225,10 @@ pub(super) async fn execute_integration(
     input: ExecuteIn,
     ctx: CallCtx,
 ) -> Out<ExecuteOut> {
-    let integration = i.registry.get_for(&input.integration_id, &ctx.principal)?;
+    let integration = i
+        .registry
+        .find_for(&input.integration_id, &ctx.principal)
+        .await?;
     if let Some(cursor) = input.cursor.as_deref() {
         return spooled_page(&i, &input, cursor);
     }

@@ -231,7 +231,7 @@ pub(super) async fn delete_integration(
     let deleted = match i.registry.delete(id, &ctx.principal, revision).await {
         // Changed since the user confirmed: ask about what it is now.
         Err(RegistryError::Changed { .. }) => {
-            let current = i.registry.get_for(id, &ctx.principal)?;
+            let current = i.registry.find_for(id, &ctx.principal).await?;
             if !current.config.credential_names.is_empty() {
                 return Err(delete_question(&current));
             }

@@ -95,7 +95,10 @@ pub(super) async fn monitor_integration(
     input: MonitorIn,
     ctx: CallCtx,
 ) -> Out<MonitorOut> {
-    let integration = i.registry.get_for(&input.integration_id, &ctx.principal)?;
+    let integration = i
+        .registry
+        .find_for(&input.integration_id, &ctx.principal)
+        .await?;
     let range = input.time_range.unwrap_or_default();
     let end = range
         .end

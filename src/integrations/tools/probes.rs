@@ -218,7 +218,10 @@ pub(super) async fn test_integration(
     input: TestIn,
     ctx: CallCtx,
 ) -> Out<TestOut> {
-    let integration = i.registry.get_for(&input.integration_id, &ctx.principal)?;
+    let integration = i
+        .registry
+        .find_for(&input.integration_id, &ctx.principal)
+        .await?;
     let creds = i.registry.credentials_for_call(&integration)?;
     let timeout = PROBE_TIMEOUT.min(ctx.remaining());
     let (steps, status_code, ok, verdict) = if integration.r#type.is_http() {
