@@ -476,7 +476,8 @@ impl SharedLane {
                     wait
                 }
                 _ => {
-                    let jittered = rand::random_range(poll.as_micros() as u64 / 2..=poll.as_micros() as u64);
+                    let jittered =
+                        rand::random_range(poll.as_micros() as u64 / 2..=poll.as_micros() as u64);
                     poll = (poll * 2).min(POLL_LAST);
                     Duration::from_micros(jittered)
                 }

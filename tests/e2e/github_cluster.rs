@@ -47,7 +47,13 @@ impl Redis {
     /// `redis-cli` against this server; its standard output, trimmed.
     fn cli(&self, args: &[&str]) -> String {
         let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "-a", PASSWORD, "--no-auth-warning"])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-a",
+                PASSWORD,
+                "--no-auth-warning",
+            ])
             .args(args)
             .output()
             .expect("redis-cli runs");
@@ -69,7 +75,14 @@ fn start_redis(port: u16) -> Option<Redis> {
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new(bin)
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no", "--requirepass", PASSWORD])
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            PASSWORD,
+        ])
         .arg("--dir")
         .arg(dir.path())
         .stdout(Stdio::null())
@@ -199,7 +212,12 @@ async fn a_secondary_limit_met_by_one_replica_holds_the_others_until_retry_after
     .await;
     let replicas = cluster(&hub, &redis, 3).await;
     for (n, r) in replicas.iter().enumerate() {
-        ok(&r.client, "get_issue", json!({"repository": REPO, "number": 1 + n})).await;
+        ok(
+            &r.client,
+            "get_issue",
+            json!({"repository": REPO, "number": 1 + n}),
+        )
+        .await;
     }
     hub.force_secondary(1);
     let first = {
@@ -208,9 +226,11 @@ async fn a_secondary_limit_met_by_one_replica_holds_the_others_until_retry_after
             call(&c, "get_issue", json!({"repository": REPO, "number": 10})).await
         })
     };
-    wait_until("the secondary-limit answer", Duration::from_secs(10), || {
-        hub.stats().secondary_limited == 1
-    })
+    wait_until(
+        "the secondary-limit answer",
+        Duration::from_secs(10),
+        || hub.stats().secondary_limited == 1,
+    )
     .await;
     // The replica that got it shares the pause: one key, named by the credential's
     // fingerprint (never the token), expiring with the Retry-After.
@@ -228,7 +248,11 @@ async fn a_secondary_limit_met_by_one_replica_holds_the_others_until_retry_after
         (1, "get_issue", json!({"repository": REPO, "number": 11})),
         (2, "get_issue", json!({"repository": REPO, "number": 12})),
         (1, "list_issues", json!({"repository": REPO, "limit": 5})),
-        (2, "get_pull_request", json!({"repository": REPO, "number": 251})),
+        (
+            2,
+            "get_pull_request",
+            json!({"repository": REPO, "number": 251}),
+        ),
     ]
     .into_iter()
     .map(|(r, tool, args)| {
@@ -253,7 +277,11 @@ async fn a_secondary_limit_met_by_one_replica_holds_the_others_until_retry_after
         assert!(r.is_error != Some(true), "{}", text(&r));
     }
     let stats = hub.stats();
-    assert!(stats.requests >= before + 5, "they proceeded: {}", stats.requests);
+    assert!(
+        stats.requests >= before + 5,
+        "they proceeded: {}",
+        stats.requests
+    );
     assert_eq!(stats.secondary_limited, 1, "nothing was sent early");
 }
 
@@ -266,14 +294,29 @@ async fn without_redis_a_github_call_fails_naming_the_store_then_recovers() {
     let hub = fake(FakeConfig::default()).await;
     let replicas = cluster(&hub, &redis, 1).await;
     let client = &replicas[0].client;
-    ok(client, "get_issue", json!({"repository": REPO, "number": 1})).await;
+    ok(
+        client,
+        "get_issue",
+        json!({"repository": REPO, "number": 1}),
+    )
+    .await;
     drop(redis);
-    let message = err(client, "get_issue", json!({"repository": REPO, "number": 2})).await;
+    let message = err(
+        client,
+        "get_issue",
+        json!({"repository": REPO, "number": 2}),
+    )
+    .await;
     assert!(
         message.contains(&format!("127.0.0.1:{port}")) && message.contains("store"),
         "{message}"
     );
     assert!(!message.contains(PASSWORD), "{message}");
     let _redis = start_redis(port).expect("redis-server starts again");
-    ok(client, "get_issue", json!({"repository": REPO, "number": 3})).await;
+    ok(
+        client,
+        "get_issue",
+        json!({"repository": REPO, "number": 3}),
+    )
+    .await;
 }

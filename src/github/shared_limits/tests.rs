@@ -59,7 +59,14 @@ fn start_on(port: u16) -> Option<Server> {
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new(bin)
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no", "--requirepass", "pw-5150"])
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            "pw-5150",
+        ])
         .arg("--dir")
         .arg(dir.path())
         .stdout(Stdio::null())
@@ -95,7 +102,12 @@ fn far() -> Instant {
 async fn count(server: &Server, key: &str) -> i64 {
     let b = budget(server, "unused");
     b.connector
-        .eval::<i64>("counting", "return redis.call('ZCARD', KEYS[1])", &[key], &[])
+        .eval::<i64>(
+            "counting",
+            "return redis.call('ZCARD', KEYS[1])",
+            &[key],
+            &[],
+        )
         .await
         .unwrap()
 }
@@ -133,7 +145,10 @@ async fn leases_bound_a_window_across_two_replicas_and_are_released() {
     // Releases run in the background.
     let started = Instant::now();
     while count(&server, "test:github:{fp1}:lease:read").await != 0 {
-        assert!(started.elapsed() < Duration::from_secs(5), "leases not released");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "leases not released"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(count(&server, "test:github:{fp1}:lease").await, 0);
@@ -176,7 +191,9 @@ async fn a_pause_holds_every_lane_and_an_empty_bucket_only_its_own() {
     let config = LaneConfig::concurrency(4);
     let read = b.lane("read", &config, &["core"]);
     let search = b.lane("search", &config, &["search"]);
-    b.hold("empty:search", Duration::from_secs(5)).await.unwrap();
+    b.hold("empty:search", Duration::from_secs(5))
+        .await
+        .unwrap();
     assert!(matches!(
         search.ask().await.unwrap().0,
         Answer::Wait(w, Refusal::Paused) if w > Duration::from_secs(4)
@@ -238,7 +255,15 @@ async fn an_unreachable_store_fails_fast_without_its_password_and_recovers() {
         panic!("{refused:?}")
     };
     assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
-    assert!(message.contains("***") && !message.contains("pw-5150"), "{message}");
-    let Some(_server) = start_on(port) else { return };
-    assert!(lane.admit(far(), &cancel).await.is_ok(), "recovered by itself");
+    assert!(
+        message.contains("***") && !message.contains("pw-5150"),
+        "{message}"
+    );
+    let Some(_server) = start_on(port) else {
+        return;
+    };
+    assert!(
+        lane.admit(far(), &cancel).await.is_ok(),
+        "recovered by itself"
+    );
 }
