@@ -168,7 +168,7 @@ pub struct Limits {
     lanes: CredentialLanes,
     buckets: Mutex<BTreeMap<String, Bucket>>,
     secondary_hits: AtomicU64,
-    paused_until: Mutex<Option<Instant>>,
+    paused_until: Arc<Mutex<Option<Instant>>>,
     /// The budget shared with other replicas, on a shared store only.
     #[cfg(feature = "redis")]
     shared: std::sync::OnceLock<Arc<SharedBudget>>,
@@ -203,7 +203,7 @@ impl Limits {
             lanes: CredentialLanes::new(executor, id, max),
             buckets: Mutex::default(),
             secondary_hits: AtomicU64::new(0),
-            paused_until: Mutex::default(),
+            paused_until: Arc::default(),
             #[cfg(feature = "redis")]
             shared: std::sync::OnceLock::new(),
         }
@@ -218,8 +218,27 @@ impl Limits {
         if self.shared.set(budget.clone()).is_err() {
             return;
         }
+        // A pause found on the store pauses this replica's lanes too (weakly held: the
+        // lanes hold the admission that holds this hook).
+        let lanes: Vec<std::sync::Weak<Lane>> =
+            self.lanes.all().iter().map(|l| Arc::downgrade(l)).collect();
+        let paused_until = self.paused_until.clone();
+        let on_pause: super::shared_limits::PauseHook = Arc::new(move |wait| {
+            let Some(until) = Instant::now().checked_add(wait) else {
+                return;
+            };
+            for lane in lanes.iter().filter_map(std::sync::Weak::upgrade) {
+                lane.pause_until(until);
+            }
+            let mut paused = paused_until.lock();
+            if paused.is_none_or(|p| p < until) {
+                *paused = Some(until);
+            }
+        });
         for (kind, name, buckets) in SPENDING_LANES {
-            let admission = budget.lane(name, &lane_config(kind, self.max), buckets);
+            let admission = budget
+                .lane(name, &lane_config(kind, self.max), buckets)
+                .on_pause(on_pause.clone());
             self.lanes.get(kind).share(Arc::new(admission));
         }
     }

@@ -54,21 +54,25 @@ const ROUND_TRIP: Duration = Duration::from_millis(900);
 const POLL_FIRST: Duration = Duration::from_millis(4);
 const POLL_LAST: Duration = Duration::from_millis(80);
 
-/// KEYS: lane leases, credential leases, lane's last-start key, the `h` hold keys, the
-/// lane's rate keys. ARGV: lease id, lease ttl ms, lane max, credential max, spacing ms,
-/// h, then (count, window ms) per rate. Returns {1, 0, 0} when the lease is taken, else
-/// {0, ms to wait (0: poll), why: 1 paused, 2 window full, 3 spacing, 4 rate}.
+/// KEYS: lane leases, credential leases, lane's last-start key, the `h` hold keys (the
+/// credential's pause first, then the lane's buckets), the lane's rate keys. ARGV: lease
+/// id, lease ttl ms, lane max, credential max, spacing ms, h, then (count, window ms) per
+/// rate. Returns {1, 0, 0} when the lease is taken, else {0, ms to wait (0: poll), why:
+/// 1 credential paused, 2 window full, 3 spacing, 4 rate, 5 a bucket exhausted}.
 pub(crate) const ACQUIRE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[2])
 local holds = tonumber(ARGV[6])
+local paused = 0
+if holds > 0 then paused = redis.call('PTTL', KEYS[4]) end
 local wait = 0
-for i = 4, 3 + holds do
+for i = 5, 3 + holds do
   local left = redis.call('PTTL', KEYS[i])
   if left > wait then wait = left end
 end
-if wait > 0 then return {0, wait, 1} end
+if paused > 0 then return {0, math.max(paused, wait), 1} end
+if wait > 0 then return {0, wait, 5} end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3])
@@ -302,6 +306,7 @@ impl SharedBudget {
                 .collect(),
             max: config.max_concurrent.max(1),
             spacing_ms: config.min_interval.map_or(0, |d| d.as_millis() as u64),
+            on_pause: None,
         }
     }
 
@@ -351,7 +356,12 @@ pub struct SharedLane {
     rates: Vec<(String, u32, u64)>,
     max: usize,
     spacing_ms: u64,
+    /// Told of a credential pause found on the store (so this replica shows and keeps it).
+    on_pause: Option<PauseHook>,
 }
+
+/// What a replica does on learning of a pause another replica shared.
+pub type PauseHook = Arc<dyn Fn(Duration) + Send + Sync>;
 
 /// What one ask of [`ACQUIRE`] answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -363,7 +373,10 @@ pub(crate) enum Answer {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
+    /// The credential is paused (secondary limit).
     Paused,
+    /// A primary bucket the lane spends is exhausted until its reset.
+    Exhausted,
     Full,
     Spacing,
     Rate,
@@ -403,6 +416,12 @@ impl Drop for Lease {
 }
 
 impl SharedLane {
+    /// Calls `hook` with the time left whenever an ask finds the credential paused.
+    pub fn on_pause(mut self, hook: PauseHook) -> Self {
+        self.on_pause = Some(hook);
+        self
+    }
+
     /// Asks once; a granted lease comes back held.
     async fn ask(&self) -> Result<(Answer, Option<Lease>), SharedLimitsError> {
         // Made before asking: if this future is dropped while the script runs, the
@@ -439,6 +458,7 @@ impl SharedLane {
                 Duration::from_millis((*ms).max(0) as u64),
                 match why {
                     1 => Refusal::Paused,
+                    5 => Refusal::Exhausted,
                     3 => Refusal::Spacing,
                     4 => Refusal::Rate,
                     _ => Refusal::Full,
@@ -467,11 +487,10 @@ impl SharedLane {
             let wait = match self.ask().await? {
                 (Answer::Granted, Some(lease)) => return Ok(lease),
                 (Answer::Wait(wait, why), _) if !wait.is_zero() => {
-                    if why == Refusal::Paused {
-                        tracing::debug!(
-                            wait_ms = wait.as_millis() as u64,
-                            "GitHub credential paused by another replica"
-                        );
+                    if why == Refusal::Paused
+                        && let Some(on_pause) = &self.on_pause
+                    {
+                        on_pause(wait);
                     }
                     wait
                 }

@@ -277,6 +277,10 @@ async fn a_secondary_limit_met_by_one_replica_holds_the_others_until_retry_after
         assert!(r.is_error != Some(true), "{}", text(&r));
     }
     let stats = hub.stats();
+    eprintln!(
+        "shared pause: {} requests before it, none during it, {} after; {} secondary-limit answer(s)",
+        before, stats.requests, stats.secondary_limited
+    );
     assert!(
         stats.requests >= before + 5,
         "they proceeded: {}",
@@ -312,6 +316,7 @@ async fn without_redis_a_github_call_fails_naming_the_store_then_recovers() {
         "{message}"
     );
     assert!(!message.contains(PASSWORD), "{message}");
+    eprintln!("Redis gone: {message}");
     let _redis = start_redis(port).expect("redis-server starts again");
     ok(
         client,

@@ -196,7 +196,7 @@ async fn a_pause_holds_every_lane_and_an_empty_bucket_only_its_own() {
         .unwrap();
     assert!(matches!(
         search.ask().await.unwrap().0,
-        Answer::Wait(w, Refusal::Paused) if w > Duration::from_secs(4)
+        Answer::Wait(w, Refusal::Exhausted) if w > Duration::from_secs(4)
     ));
     assert_eq!(read.ask().await.unwrap().0, Answer::Granted);
     b.hold("pause", Duration::from_secs(3)).await.unwrap();
@@ -208,13 +208,18 @@ async fn a_pause_holds_every_lane_and_an_empty_bucket_only_its_own() {
         matches!(answer, Answer::Wait(w, Refusal::Paused) if w > Duration::from_secs(2)),
         "{answer:?}"
     );
-    // A caller whose deadline ends within the pause is refused at the deadline.
+    // A caller whose deadline ends within the pause is refused at the deadline; the
+    // replica is told of the pause.
+    let told = Arc::new(parking_lot::Mutex::new(None));
+    let hook = told.clone();
+    let read = read.on_pause(Arc::new(move |wait| *hook.lock() = Some(wait)));
     let cancel = CancellationToken::new();
     let soon = Instant::now() + Duration::from_millis(100);
     assert_eq!(
         read.admit(soon, &cancel).await.err(),
         Some(SharedRefusal::Deadline)
     );
+    assert!(told.lock().is_some_and(|w| w > Duration::from_secs(2)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
