@@ -272,3 +272,60 @@ async fn an_unreachable_store_fails_fast_without_its_password_and_recovers() {
         "recovered by itself"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limits_of_a_shared_credential_write_their_pauses_to_the_store() {
+    use crate::github::limits::Limits;
+    use crate::runtime::{executor::Executor, http::ResponseObserver};
+    use http::{HeaderMap, HeaderValue};
+    let Some(server) = start() else { return };
+    let limits = Limits::new(&Executor::default(), "fp6", Default::default());
+    limits.share(budget(&server, "fp6"));
+    let mut h = HeaderMap::new();
+    let reset = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 30;
+    h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+    h.insert("x-ratelimit-resource", HeaderValue::from_static("search"));
+    h.insert(
+        "x-ratelimit-reset",
+        HeaderValue::from_str(&reset.to_string()).unwrap(),
+    );
+    limits.observe(200, &h, b"{}");
+    limits.observe(
+        429,
+        &HeaderMap::from_iter([(http::header::RETRY_AFTER, HeaderValue::from_static("7"))]),
+        b"",
+    );
+    let probe = budget(&server, "fp6");
+    let pttl = |key: &'static str| {
+        let probe = probe.clone();
+        async move {
+            probe
+                .connector
+                .eval::<i64>("probing", "return redis.call('PTTL', KEYS[1])", &[key], &[])
+                .await
+                .unwrap()
+        }
+    };
+    let started = Instant::now();
+    while pttl("test:github:{fp6}:pause").await < 0
+        || pttl("test:github:{fp6}:empty:search").await < 0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "pauses not written"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!((5_000..=7_000).contains(&pttl("test:github:{fp6}:pause").await));
+    assert!((25_000..=31_000).contains(&pttl("test:github:{fp6}:empty:search").await));
+    // Another replica's read lane is held by the pause, not by the search bucket.
+    let other = budget(&server, "fp6").lane("read", &LaneConfig::concurrency(2), &["core"]);
+    assert!(matches!(
+        other.ask().await.unwrap().0,
+        Answer::Wait(_, Refusal::Paused)
+    ));
+}
