@@ -27,6 +27,8 @@ use parking_lot::Mutex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "redis")]
+use super::shared_limits::SharedBudget;
 use crate::config::GithubConcurrency;
 use crate::runtime::{
     executor::{Executor, Lane, LaneConfig, LaneStats},
@@ -36,7 +38,7 @@ use crate::runtime::{
 /// Pause after a secondary-limit answer that carries no Retry-After (GitHub's advice).
 pub const SECONDARY_DEFAULT_PAUSE: Duration = Duration::from_secs(60);
 /// Requests of one credential in flight across all its lanes (GitHub allows 100).
-const CREDENTIAL_CAP: usize = 64;
+pub const CREDENTIAL_CAP: usize = 64;
 
 /// Which lane a request takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,48 +59,57 @@ pub struct CredentialLanes {
     auth: Arc<Lane>,
 }
 
+/// The configuration of an adaptive lane of `kind` (every kind but `Auth`).
+fn lane_config(kind: LaneKind, max: GithubConcurrency) -> LaneConfig {
+    let minute = Duration::from_secs(60);
+    // Windows start at a quarter of their maximum and widen on success.
+    match kind {
+        // 900 points per minute per endpoint is GitHub's secondary rule; holding all
+        // reads of a credential under it keeps every endpoint under it too.
+        LaneKind::Read => LaneConfig::concurrency(max.read)
+            .adaptive(max.read / 4)
+            .rate(900, minute)
+            .queue(8192),
+        LaneKind::Search => LaneConfig::concurrency(max.search)
+            .adaptive(max.search / 4)
+            .rate(30, minute),
+        LaneKind::CodeSearch => LaneConfig::concurrency(max.code_search)
+            .adaptive(max.code_search / 4)
+            .rate(9, minute),
+        LaneKind::Write => LaneConfig::concurrency(max.write)
+            .adaptive(max.write / 4)
+            .spacing(Duration::from_secs(1))
+            .rate(80, minute)
+            .rate(500, Duration::from_secs(3600)),
+        LaneKind::Auth => LaneConfig::concurrency(1),
+    }
+}
+
+/// The adaptive lanes, by name, with the primary buckets each spends.
+const SPENDING_LANES: [(LaneKind, &str, &[&str]); 4] = [
+    (LaneKind::Read, "read", &["core"]),
+    (LaneKind::Search, "search", &["search"]),
+    (LaneKind::CodeSearch, "code_search", &["code_search"]),
+    (LaneKind::Write, "write", &["core", "graphql"]),
+];
+
 impl CredentialLanes {
     /// Lanes named `github:<id>:<kind>`; `id` is a fingerprint, never the secret.
     pub fn new(executor: &Executor, id: &str, max: GithubConcurrency) -> Self {
         let group = format!("github:{id}");
-        let lane = |kind: &str, config: LaneConfig| {
+        let lane = |kind: &str, kind_of: LaneKind| {
             executor.grouped_lane(&format!("{group}:{kind}"), &group, CREDENTIAL_CAP, || {
-                config
+                lane_config(kind_of, max)
             })
         };
-        let minute = Duration::from_secs(60);
         CredentialLanes {
-            // 900 points per minute per endpoint is GitHub's secondary rule; holding all
-            // reads of a credential under it keeps every endpoint under it too.
-            // Windows start at a quarter of their maximum and widen on success.
-            read: lane(
-                "read",
-                LaneConfig::concurrency(max.read)
-                    .adaptive(max.read / 4)
-                    .rate(900, minute)
-                    .queue(8192),
-            ),
-            search: lane(
-                "search",
-                LaneConfig::concurrency(max.search)
-                    .adaptive(max.search / 4)
-                    .rate(30, minute),
-            ),
-            code_search: lane(
-                "code_search",
-                LaneConfig::concurrency(max.code_search)
-                    .adaptive(max.code_search / 4)
-                    .rate(9, minute),
-            ),
-            write: lane(
-                "write",
-                LaneConfig::concurrency(max.write)
-                    .adaptive(max.write / 4)
-                    .spacing(Duration::from_secs(1))
-                    .rate(80, minute)
-                    .rate(500, Duration::from_secs(3600)),
-            ),
-            auth: executor.lane(&format!("{group}:auth"), || LaneConfig::concurrency(1)),
+            read: lane("read", LaneKind::Read),
+            search: lane("search", LaneKind::Search),
+            code_search: lane("code_search", LaneKind::CodeSearch),
+            write: lane("write", LaneKind::Write),
+            auth: executor.lane(&format!("{group}:auth"), || {
+                lane_config(LaneKind::Auth, max)
+            }),
         }
     }
 
@@ -153,10 +164,14 @@ pub struct Bucket {
 /// Rate-limit state of one credential; also the `ResponseObserver` of its requests.
 pub struct Limits {
     id: String,
+    max: GithubConcurrency,
     lanes: CredentialLanes,
     buckets: Mutex<BTreeMap<String, Bucket>>,
     secondary_hits: AtomicU64,
-    paused_until: Mutex<Option<Instant>>,
+    paused_until: Arc<Mutex<Option<Instant>>>,
+    /// The budget shared with other replicas, on a shared store only.
+    #[cfg(feature = "redis")]
+    shared: std::sync::OnceLock<Arc<SharedBudget>>,
 }
 
 fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
@@ -184,15 +199,57 @@ impl Limits {
     pub fn new(executor: &Executor, id: &str, max: GithubConcurrency) -> Self {
         Limits {
             id: id.to_string(),
+            max,
             lanes: CredentialLanes::new(executor, id, max),
             buckets: Mutex::default(),
             secondary_hits: AtomicU64::new(0),
-            paused_until: Mutex::default(),
+            paused_until: Arc::default(),
+            #[cfg(feature = "redis")]
+            shared: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Shares this credential's budget with every replica on `budget`'s store: each
+    /// spending lane's window and pacing become cluster-wide (the configured maxima then
+    /// bound all replicas together), and pauses (secondary limits, exhausted buckets)
+    /// reach every replica. The auth lane stays local.
+    #[cfg(feature = "redis")]
+    pub fn share(&self, budget: Arc<SharedBudget>) {
+        if self.shared.set(budget.clone()).is_err() {
+            return;
+        }
+        // A pause found on the store pauses this replica's lanes too (weakly held: the
+        // lanes hold the admission that holds this hook).
+        let lanes: Vec<std::sync::Weak<Lane>> =
+            self.lanes.all().iter().map(|l| Arc::downgrade(l)).collect();
+        let paused_until = self.paused_until.clone();
+        let on_pause: super::shared_limits::PauseHook = Arc::new(move |wait| {
+            let Some(until) = Instant::now().checked_add(wait) else {
+                return;
+            };
+            for lane in lanes.iter().filter_map(std::sync::Weak::upgrade) {
+                lane.pause_until(until);
+            }
+            let mut paused = paused_until.lock();
+            if paused.is_none_or(|p| p < until) {
+                *paused = Some(until);
+            }
+        });
+        for (kind, name, buckets) in SPENDING_LANES {
+            let admission = budget
+                .lane(name, &lane_config(kind, self.max), buckets)
+                .on_pause(on_pause.clone());
+            self.lanes.get(kind).share(Arc::new(admission));
         }
     }
 
     pub fn lane(&self, kind: LaneKind) -> &Arc<Lane> {
         self.lanes.get(kind)
+    }
+
+    /// The credential's short fingerprint (never the secret).
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     pub fn lane_stats(&self) -> Vec<LaneStats> {
@@ -235,6 +292,10 @@ impl Limits {
         .set(remaining as f64);
         if remaining == 0 {
             let wait = Duration::from_secs(bucket.reset.saturating_sub(now_epoch()) + 1);
+            #[cfg(feature = "redis")]
+            if let Some(shared) = self.shared.get() {
+                shared.exhausted(&resource, wait);
+            }
             if let Some(until) = Instant::now().checked_add(wait) {
                 for lane in self.lanes.for_bucket(&resource) {
                     lane.pause_until(until);
@@ -246,6 +307,10 @@ impl Limits {
     }
 
     fn pause_credential(&self, wait: Duration) {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = self.shared.get() {
+            shared.pause(wait);
+        }
         let Some(until) = Instant::now().checked_add(wait) else {
             return;
         };

@@ -9,6 +9,8 @@ pub mod client;
 pub mod events;
 pub mod limits;
 pub mod model;
+#[cfg(feature = "redis")]
+pub mod shared_limits;
 pub mod tools;
 
 use std::sync::Arc;
@@ -21,11 +23,26 @@ pub const INSTRUCTIONS: &str = "github: repositories, issues, pull requests, fil
 pub enum GithubError {
     #[error("github toolset: {0}")]
     Auth(#[from] auth::AuthError),
+    #[cfg(feature = "redis")]
+    #[error("github toolset: {0}")]
+    Shared(#[from] shared_limits::SharedLimitsError),
 }
 
-/// Builds the toolset from the runtime and the GitHub settings in its config.
+/// Builds the toolset from the runtime and the GitHub settings in its config. On a
+/// shared store the credential's budget is shared with every replica on it.
 pub fn toolset(runtime: &Runtime) -> Result<Toolset, GithubError> {
     let client = client::GithubClient::new(runtime, &runtime.config.github)?;
+    #[cfg(feature = "redis")]
+    if let crate::config::StoreSettings::Redis { url, prefix, .. } = &runtime.config.store {
+        let limits = client.limits();
+        let budget = shared_limits::SharedBudget::new(
+            url.expose(),
+            prefix,
+            limits.id(),
+            limits::CREDENTIAL_CAP,
+        )?;
+        limits.share(budget);
+    }
     let github = Arc::new(tools::Github {
         client,
         events: runtime.events.clone(),

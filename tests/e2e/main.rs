@@ -17,6 +17,7 @@ mod dynamic;
 mod exec_sandbox;
 mod fsroots;
 mod github;
+mod github_cluster;
 mod github_loop;
 mod github_pulls;
 mod github_releases;

@@ -79,6 +79,10 @@ impl From<UpstreamError> for GhError {
             UpstreamError::Lane(crate::runtime::executor::ExecError::Cancelled { .. }) => {
                 GhError::Cancelled
             }
+            // The budget shared by replicas could not be asked (its store is down).
+            UpstreamError::Lane(e @ crate::runtime::executor::ExecError::Shared { .. }) => {
+                GhError::Upstream(e.to_string())
+            }
             UpstreamError::Lane(e) => GhError::Deadline(format!(
                 "{e}; GitHub requests of this credential are queued or paused — try again shortly"
             )),

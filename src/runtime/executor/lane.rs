@@ -8,7 +8,7 @@
 use std::{
     collections::VecDeque,
     future::Future,
-    sync::Arc,
+    sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -17,7 +17,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::ExecError;
+use super::{ExecError, SharedAdmission, SharedRefusal};
 
 /// How a lane admits work.
 #[derive(Debug, Clone)]
@@ -115,6 +115,9 @@ pub struct Lane {
     group: Option<Arc<Semaphore>>,
     gate: Mutex<Gate>,
     window: Arc<Mutex<Window>>,
+    /// Admission shared with other processes, asked after the lane's own (see
+    /// [`Lane::share`]); unset, the lane is process-local.
+    shared: OnceLock<Arc<dyn SharedAdmission>>,
 }
 
 /// A lane permit; forgotten instead of returned while the lane owes permits after a cut.
@@ -160,7 +163,15 @@ impl Lane {
             config,
             group,
             gate: Mutex::new(Gate::default()),
+            shared: OnceLock::new(),
         }
+    }
+
+    /// Makes every start also need `admission` (e.g. a lease on a store several replicas
+    /// share), asked once the lane itself admitted the work; its ticket is held while the
+    /// work runs. Set once: later calls are ignored (returns whether this one took).
+    pub fn share(&self, admission: Arc<dyn SharedAdmission>) -> bool {
+        self.shared.set(admission).is_ok()
     }
 
     pub fn name(&self) -> &str {
@@ -303,15 +314,41 @@ impl Lane {
             r = tokio::time::timeout_at(deadline.into(), self.admit()) => r,
             _ = cancel.cancelled() => return Err(ExecError::Cancelled { lane: self.name.clone() }),
         };
-        let Ok(guards) = admitted else {
+        let deadline_error = |asked: Instant| {
             let waiting = self.stats().waiting;
             metrics::counter!("cortex_lane_deadline_total", "lane" => self.name.clone())
                 .increment(1);
-            return Err(ExecError::Deadline {
+            ExecError::Deadline {
                 lane: self.name.clone(),
                 waited_ms: asked.elapsed().as_millis() as u64,
                 waiting,
-            });
+            }
+        };
+        let Ok(guards) = admitted else {
+            return Err(deadline_error(asked));
+        };
+        let ticket = match self.shared.get() {
+            None => None,
+            Some(shared) => match tokio::select! {
+                r = tokio::time::timeout_at(deadline.into(), shared.admit(deadline, cancel)) => {
+                    r.unwrap_or(Err(SharedRefusal::Deadline))
+                }
+                _ = cancel.cancelled() => Err(SharedRefusal::Cancelled),
+            } {
+                Ok(ticket) => Some(ticket),
+                Err(SharedRefusal::Deadline) => return Err(deadline_error(asked)),
+                Err(SharedRefusal::Cancelled) => {
+                    return Err(ExecError::Cancelled {
+                        lane: self.name.clone(),
+                    });
+                }
+                Err(SharedRefusal::Failed(message)) => {
+                    return Err(ExecError::Shared {
+                        lane: self.name.clone(),
+                        message,
+                    });
+                }
+            },
         };
         let waited = asked.elapsed();
         metrics::histogram!("cortex_lane_wait_seconds", "lane" => self.name.clone())
@@ -324,7 +361,9 @@ impl Lane {
             metrics::histogram!("cortex_lane_run_seconds", "lane" => self.name.clone())
                 .record(started.elapsed().as_secs_f64());
         });
-        Ok(work(guards).await)
+        let out = work(guards).await;
+        drop(ticket);
+        Ok(out)
     }
 
     async fn admit(&self) -> Guards {

@@ -16,7 +16,7 @@
 //! they come back. (The `tower`/`governor` limiters are fixed-size or rate-only, hence
 //! this small state machine.)
 
-use std::{collections::HashMap, sync::Arc, time::Instant};
+use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc, time::Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
@@ -42,6 +42,33 @@ pub enum ExecError {
     Cancelled { lane: String },
     #[error("work on lane `{lane}` did not finish: {reason}")]
     Aborted { lane: String, reason: String },
+    /// The lane's shared admission (see [`Lane::share`]) failed, e.g. its store is down.
+    #[error("lane `{lane}`: {message}")]
+    Shared { lane: String, message: String },
+}
+
+/// What a [`SharedAdmission`] hands out: held while the admitted work runs, dropped
+/// (releasing whatever it holds) when the work ends or is dropped.
+pub type SharedTicket = Box<dyn Send + Sync>;
+
+/// Why a [`SharedAdmission`] did not admit the work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SharedRefusal {
+    Deadline,
+    Cancelled,
+    /// The admission could not be decided (the text says why and names what failed).
+    Failed(String),
+}
+
+/// Admission decided outside this process, e.g. leases on a store several replicas
+/// share, so a lane's bounds hold across all of them. Asked after the lane's own
+/// admission, within the work's deadline and cancellation.
+pub trait SharedAdmission: Send + Sync {
+    fn admit<'a>(
+        &'a self,
+        deadline: Instant,
+        cancel: &'a CancellationToken,
+    ) -> Pin<Box<dyn Future<Output = Result<SharedTicket, SharedRefusal>> + Send + 'a>>;
 }
 
 /// All lanes by name, plus optional caps shared by a group of lanes.

@@ -294,3 +294,117 @@ async fn fixed_lanes_ignore_feedback() {
     assert_eq!(lane.window(), 4);
     assert_eq!(lane.stats().window, 4);
 }
+
+/// A shared admission held in memory: at most `cap` tickets out, or refusing with `fail`.
+struct Tickets {
+    out: Arc<AtomicUsize>,
+    cap: usize,
+    fail: Option<SharedRefusal>,
+}
+
+struct Ticket(Arc<AtomicUsize>);
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl SharedAdmission for Tickets {
+    fn admit<'a>(
+        &'a self,
+        _deadline: Instant,
+        _cancel: &'a CancellationToken,
+    ) -> Pin<Box<dyn Future<Output = Result<SharedTicket, SharedRefusal>> + Send + 'a>> {
+        Box::pin(async move {
+            if let Some(refusal) = &self.fail {
+                return Err(refusal.clone());
+            }
+            loop {
+                let n = self.out.load(Ordering::SeqCst);
+                if n < self.cap
+                    && self
+                        .out
+                        .compare_exchange(n, n + 1, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok()
+                {
+                    return Ok(Box::new(Ticket(self.out.clone())) as SharedTicket);
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_shared_admission_bounds_the_work_and_its_ticket_lives_while_it_runs() {
+    let ex = Executor::default();
+    let lane = ex.lane("shared", || LaneConfig::concurrency(8));
+    let out = Arc::new(AtomicUsize::new(0));
+    assert!(lane.share(Arc::new(Tickets {
+        out: out.clone(),
+        cap: 2,
+        fail: None,
+    })));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let cancel = CancellationToken::new();
+    let tasks: Vec<_> = (0..12)
+        .map(|_| {
+            let (lane, out, peak, cancel) =
+                (lane.clone(), out.clone(), peak.clone(), cancel.clone());
+            tokio::spawn(async move {
+                lane.run(far(), &cancel, async {
+                    peak.fetch_max(out.load(Ordering::SeqCst), Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(3)).await;
+                })
+                .await
+                .unwrap()
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        2,
+        "each run held a ticket, two at most"
+    );
+    assert_eq!(out.load(Ordering::SeqCst), 0, "every ticket came back");
+}
+
+#[tokio::test]
+async fn a_failing_shared_admission_is_an_error_naming_the_lane() {
+    let ex = Executor::default();
+    let lane = ex.lane("down", || LaneConfig::concurrency(2));
+    lane.share(Arc::new(Tickets {
+        out: Arc::default(),
+        cap: 1,
+        fail: Some(SharedRefusal::Failed("the store is down".into())),
+    }));
+    let e = lane
+        .run(far(), &CancellationToken::new(), async {})
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e,
+        ExecError::Shared {
+            lane: "down".into(),
+            message: "the store is down".into()
+        }
+    );
+    assert_eq!(lane.stats().running, 0, "the lane slot came back");
+    // Admission that never comes ends at the deadline like the lane's own.
+    let stuck = ex.lane("stuck", || LaneConfig::concurrency(2));
+    stuck.share(Arc::new(Tickets {
+        out: Arc::default(),
+        cap: 0,
+        fail: None,
+    }));
+    let soon = Instant::now() + Duration::from_millis(50);
+    let e = stuck
+        .run(soon, &CancellationToken::new(), async {})
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ExecError::Deadline { .. }), "{e}");
+}

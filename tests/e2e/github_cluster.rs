@@ -1,0 +1,327 @@
+//! Three `cortex-mcp serve --http` replicas on one Redis store (`--store redis://…`)
+//! against one fake GitHub (`tools/fakehub`), one credential: the replicas share its
+//! GitHub budget (issue 21). A burst spread round robin over them keeps the cluster-wide
+//! window (the fake sees at most 20 in flight and no secondary limit); a secondary limit
+//! met through one replica holds the other two until its Retry-After has passed; a Redis
+//! that goes away fails GitHub calls with an error naming the store (password masked),
+//! and they work again once it is back. Needs Debian's `redis-server` (skips without it,
+//! fails under `CI=true`).
+
+use crate::common;
+
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::*;
+use fakehub::{FakeConfig, FakeHub};
+use futures::StreamExt;
+use serde_json::json;
+
+const TOKEN: &str = "tok-cluster-0001";
+const REPO: &str = "octo/hello";
+const PASSWORD: &str = "cluster-pw-8080";
+const STORE_KEY: &str = "8d3c0f4a5b6e7d8c9f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60";
+
+/// A redis-server on a loopback port with a password, killed on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Redis {
+    fn url(&self) -> String {
+        format!("redis://:{PASSWORD}@127.0.0.1:{}/", self.port)
+    }
+
+    /// `redis-cli` against this server; its standard output, trimmed.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-a",
+                PASSWORD,
+                "--no-auth-warning",
+            ])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+/// Starts redis-server on `port`, or `None` after [`skip_unless_ci`] when it is missing.
+fn start_redis(port: u16) -> Option<Redis> {
+    let Some(bin) = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        skip_unless_ci(
+            "redis-server is not installed; install it with `apt-get install -y redis-server` (tools/test.sh does as root) to run this test",
+        );
+        return None;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(bin)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            PASSWORD,
+        ])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "redis did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(Redis {
+        child,
+        port,
+        _dir: dir,
+    })
+}
+
+/// One replica: its server process, its state dir and an MCP client over HTTP.
+struct Replica {
+    client: Client,
+    _server: HttpServer,
+    _state: tempfile::TempDir,
+}
+
+async fn replica(hub: &FakeHub, store: &str) -> Replica {
+    let state = tempfile::tempdir().unwrap();
+    let base = hub.base_url();
+    let server = http_server(
+        state.path(),
+        &["--toolsets", "github", "--store", store],
+        &[
+            ("GITHUB_API_URL", base.as_str()),
+            ("GITHUB_TOKEN", TOKEN),
+            ("CORTEX_MCP_STORE_KEY", STORE_KEY),
+        ],
+    );
+    let client = http_client(&format!("{}/mcp", server.base), None).await;
+    Replica {
+        client,
+        _server: server,
+        _state: state,
+    }
+}
+
+async fn cluster(hub: &FakeHub, redis: &Redis, n: usize) -> Vec<Replica> {
+    let mut replicas = Vec::new();
+    for _ in 0..n {
+        replicas.push(replica(hub, &redis.url()).await);
+    }
+    replicas
+}
+
+async fn fake(config: FakeConfig) -> FakeHub {
+    fakehub::spawn(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("fake GitHub starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn six_hundred_calls_over_three_replicas_keep_the_shared_window() {
+    let Some(redis) = start_redis(free_port()) else {
+        return;
+    };
+    let hub = fake(FakeConfig {
+        latency: Duration::from_millis(30),
+        max_concurrent: 20,
+        points_per_minute: 900,
+        // Short, so that a failure of this test does not hang it for a minute.
+        retry_after_secs: Some(2),
+        ..Default::default()
+    })
+    .await;
+    let replicas = cluster(&hub, &redis, 3).await;
+    let started = Instant::now();
+    let results: Vec<_> = futures::stream::iter(0..600u64)
+        .map(|i| {
+            let client = replicas[(i % 3) as usize].client.clone();
+            async move {
+                call(
+                    &client,
+                    "get_issue",
+                    json!({"repository": REPO, "number": 1 + i % 240}),
+                )
+                .await
+            }
+        })
+        .buffer_unordered(300)
+        .collect()
+        .await;
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|r| r.is_error == Some(true))
+        .map(text)
+        .collect();
+    let stats = hub.stats();
+    eprintln!(
+        "600 calls over 3 replicas in {:?}: upstream {} requests, {} 304s, max in flight {}, {} secondary-limit answers",
+        started.elapsed(),
+        stats.requests,
+        stats.not_modified,
+        stats.max_in_flight,
+        stats.secondary_limited
+    );
+    assert!(
+        failed.is_empty(),
+        "{} failed, e.g. {:?}",
+        failed.len(),
+        failed.first()
+    );
+    assert!(stats.max_in_flight <= 20, "{}", stats.max_in_flight);
+    assert_eq!(stats.secondary_limited, 0);
+    assert!(stats.requests >= 240, "{}", stats.requests);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_secondary_limit_met_by_one_replica_holds_the_others_until_retry_after() {
+    let Some(redis) = start_redis(free_port()) else {
+        return;
+    };
+    let hub = fake(FakeConfig {
+        retry_after_secs: Some(3),
+        ..Default::default()
+    })
+    .await;
+    let replicas = cluster(&hub, &redis, 3).await;
+    for (n, r) in replicas.iter().enumerate() {
+        ok(
+            &r.client,
+            "get_issue",
+            json!({"repository": REPO, "number": 1 + n}),
+        )
+        .await;
+    }
+    hub.force_secondary(1);
+    let first = {
+        let c = replicas[0].client.clone();
+        tokio::spawn(async move {
+            call(&c, "get_issue", json!({"repository": REPO, "number": 10})).await
+        })
+    };
+    wait_until(
+        "the secondary-limit answer",
+        Duration::from_secs(10),
+        || hub.stats().secondary_limited == 1,
+    )
+    .await;
+    // The replica that got it shares the pause: one key, named by the credential's
+    // fingerprint (never the token), expiring with the Retry-After.
+    let mut pause = String::new();
+    wait_until("the shared pause", Duration::from_secs(5), || {
+        pause = redis.cli(&["--scan", "--pattern", "cortex:github:*:pause"]);
+        !pause.is_empty()
+    })
+    .await;
+    assert!(!pause.contains(TOKEN), "{pause}");
+    let pttl = |key: &str| redis.cli(&["PTTL", key]).parse::<i64>().unwrap_or(-2);
+    assert!((1..=3000).contains(&pttl(&pause)), "{}", pttl(&pause));
+    let before = hub.stats().requests;
+    let others: Vec<_> = [
+        (1, "get_issue", json!({"repository": REPO, "number": 11})),
+        (2, "get_issue", json!({"repository": REPO, "number": 12})),
+        (1, "list_issues", json!({"repository": REPO, "limit": 5})),
+        (
+            2,
+            "get_pull_request",
+            json!({"repository": REPO, "number": 251}),
+        ),
+    ]
+    .into_iter()
+    .map(|(r, tool, args)| {
+        let c = replicas[r].client.clone();
+        tokio::spawn(async move { call(&c, tool, args).await })
+    })
+    .collect();
+    // Until the Retry-After has passed (with a margin for the fake's own clock), no
+    // replica sends anything for this credential.
+    while pttl(&pause) > 250 {
+        assert_eq!(
+            hub.stats().requests,
+            before,
+            "a request reached GitHub during the shared pause"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let first = first.await.unwrap();
+    assert!(first.is_error != Some(true), "{}", text(&first));
+    for h in others {
+        let r = h.await.unwrap();
+        assert!(r.is_error != Some(true), "{}", text(&r));
+    }
+    let stats = hub.stats();
+    eprintln!(
+        "shared pause: {} requests before it, none during it, {} after; {} secondary-limit answer(s)",
+        before, stats.requests, stats.secondary_limited
+    );
+    assert!(
+        stats.requests >= before + 5,
+        "they proceeded: {}",
+        stats.requests
+    );
+    assert_eq!(stats.secondary_limited, 1, "nothing was sent early");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_redis_a_github_call_fails_naming_the_store_then_recovers() {
+    let port = free_port();
+    let Some(redis) = start_redis(port) else {
+        return;
+    };
+    let hub = fake(FakeConfig::default()).await;
+    let replicas = cluster(&hub, &redis, 1).await;
+    let client = &replicas[0].client;
+    ok(
+        client,
+        "get_issue",
+        json!({"repository": REPO, "number": 1}),
+    )
+    .await;
+    drop(redis);
+    let message = err(
+        client,
+        "get_issue",
+        json!({"repository": REPO, "number": 2}),
+    )
+    .await;
+    assert!(
+        message.contains(&format!("127.0.0.1:{port}")) && message.contains("store"),
+        "{message}"
+    );
+    assert!(!message.contains(PASSWORD), "{message}");
+    eprintln!("Redis gone: {message}");
+    let _redis = start_redis(port).expect("redis-server starts again");
+    ok(
+        client,
+        "get_issue",
+        json!({"repository": REPO, "number": 3}),
+    )
+    .await;
+}
