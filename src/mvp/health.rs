@@ -69,6 +69,15 @@ pub struct Health {
     pub teaching_examples: usize,
     /// Age of the cached disk probe.
     pub probe_age_ms: u64,
+    /// Where event-sourced state lives (`--store`) and whether it answers now.
+    pub store: StoreStatus,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreStatus {
+    pub backend: String,
+    pub ready: bool,
 }
 
 #[derive(Clone)]

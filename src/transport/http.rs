@@ -162,9 +162,30 @@ pub fn router(server: CortexServer, ct: CancellationToken) -> Result<Router, Htt
         .layer(middleware::from_fn_with_state(body, read_body))
         .layer(middleware::from_fn_with_state(access, auth::authenticate))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readiness))
         .with_state(state)
         .merge(metadata)
         .merge(toolset_routes))
+}
+
+/// Readiness, unlike `/healthz` (liveness: the process serves): 200 when the store
+/// answers within a second, else 503 naming it (a load balancer then sends requests to
+/// the other replicas; the process stays up and recovers by itself).
+async fn readiness(State(state): State<AppState>) -> Response {
+    let stores = &state.server.runtime().stores;
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(1), stores.ping()).await;
+    match answer {
+        Ok(Ok(())) => (StatusCode::OK, "ready").into_response(),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}")).into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready: the store ({}) did not answer within 1 s",
+                stores.describe()
+            ),
+        )
+            .into_response(),
+    }
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -232,3 +232,64 @@ async fn an_integration_created_on_one_replica_calls_through_another_and_its_sec
         "a credential is readable in Redis"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_calls_fail_fast_naming_the_store_and_recover_when_it_is_back() {
+    let Some(mut cluster) = cluster(Persistence::AofAlways, &[]) else {
+        return;
+    };
+    let base = cluster.replicas[0].base.clone();
+    let a = http_client(&format!("{base}/mcp"), None).await;
+    let http = reqwest::Client::new();
+    let ready = |http: reqwest::Client, base: String| async move {
+        let r = http.get(format!("{base}/readyz")).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    assert_eq!(ready(http.clone(), base.clone()).await.0, 200);
+    let before = ok(&a, "create_task", json!({"input": task_input("before")})).await;
+
+    cluster._redis.kill();
+    let started = Instant::now();
+    let failed = call(
+        &a,
+        "create_task",
+        json!({"input": task_input("while down")}),
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(failed.is_error, Some(true), "{}", text(&failed));
+    let message = text(&failed);
+    assert!(
+        message.contains("redis"),
+        "the error names the store: {message}"
+    );
+    assert!(
+        !message.contains("cluster-pass-9137"),
+        "no password in errors: {message}"
+    );
+    assert!(took < Duration::from_secs(1), "failed after {took:?}");
+    eprintln!("create_task with Redis down failed after {took:?}: {message}");
+    let (status, body) = ready(http.clone(), base.clone()).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(!body.contains("cluster-pass-9137"), "{body}");
+    let liveness = http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(liveness.status().as_u16(), 200, "alive while not ready");
+
+    cluster._redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let r = call(&a, "create_task", json!({"input": task_input("after")})).await;
+        if r.is_error != Some(true) {
+            break structured(&r);
+        }
+        assert!(Instant::now() < deadline, "never recovered: {}", text(&r));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(ready(http.clone(), base.clone()).await.0, 200);
+    // With AOF `always`, the task acknowledged before the restart is still there, on
+    // every replica.
+    let b = http_client(&format!("{}/mcp", cluster.replicas[1].base), None).await;
+    for id in [&before["id"], &after["id"]] {
+        task_until(&b, id.as_str().unwrap(), |t| t["status"] == "queued").await;
+    }
+}

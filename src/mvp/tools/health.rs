@@ -8,12 +8,15 @@ use serde::Deserialize;
 
 use super::{M, Out};
 use crate::{
-    mvp::health::{Health, Processes},
+    mvp::health::{Health, Processes, StoreStatus},
     runtime::{
         registry::{CallCtx, Hints, ToolDef},
         toolset::Tools,
     },
 };
+
+/// How long `health` waits for the store to answer.
+const STORE_PING: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub(super) fn register(t: &Tools<M>) -> Vec<ToolDef> {
     let read = Hints::read();
@@ -39,6 +42,22 @@ pub(super) async fn health(mvp: M, _input: HealthIn, _ctx: CallCtx) -> Out<Healt
     if let Some(why) = mvp.exec.sandbox().refused() {
         problems.push(format!("child processes are refused: {why}"));
     }
+    let stores = &mvp.runtime.stores;
+    let ready = match tokio::time::timeout(STORE_PING, stores.ping()).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            problems.push(format!("the store does not answer: {e}"));
+            false
+        }
+        Err(_) => {
+            problems.push(format!(
+                "the store ({}) did not answer within {} ms",
+                stores.describe(),
+                STORE_PING.as_millis()
+            ));
+            false
+        }
+    };
     Ok(Health {
         status: if problems.is_empty() {
             "ok"
@@ -71,5 +90,9 @@ pub(super) async fn health(mvp: M, _input: HealthIn, _ctx: CallCtx) -> Out<Healt
         prp_runs: mvp.prp.len(),
         teaching_examples: mvp.teaching.len(),
         probe_age_ms: age,
+        store: StoreStatus {
+            backend: stores.describe(),
+            ready,
+        },
     })
 }

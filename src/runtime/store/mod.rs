@@ -106,7 +106,7 @@ pub enum StoreError {
     Backend(String),
     /// A Redis backend's failure: `store` is its URL with the password masked and its key
     /// prefix; `message` never holds the password either.
-    #[error("redis store {store}: {message}")]
+    #[error("redis store {store}: {message} (the call can be retried once the store answers)")]
     Redis { store: String, message: String },
 }
 
