@@ -87,6 +87,7 @@ debian_packages() {
   local wanted=() apt
   command -v patch >/dev/null && present+=("GNU patch") || wanted+=(patch)
   command -v redis-server >/dev/null && present+=("redis-server") || wanted+=(redis-server)
+  { command -v haproxy || [ -x /usr/sbin/haproxy ]; } >/dev/null && present+=("haproxy") || wanted+=(haproxy)
   if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     present+=("PostgreSQL server")
   else

@@ -26,6 +26,7 @@ mod groups;
 mod integrations;
 mod integrations_tls;
 mod journal;
+mod lb_cluster;
 mod listen;
 mod mvp;
 mod mvp_runners;
