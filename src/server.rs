@@ -147,7 +147,9 @@ fn unavailable(
     let mut shadow = runtime.clone();
     let mut config = (*runtime.config).clone();
     config.state_dir = scratch.clone();
+    config.store = crate::config::StoreSettings::Local;
     shadow.config = Arc::new(config);
+    shadow.stores = crate::runtime::store::Stores::local(scratch.clone());
     let catalog = crate::runtime::events::EventBus::new(None, Default::default())
         .ok()
         .and_then(|bus| {

@@ -85,7 +85,9 @@ fn lane_config(kind: LaneKind, max: GithubConcurrency) -> LaneConfig {
     }
 }
 
-/// The adaptive lanes, by name, with the primary buckets each spends.
+/// The adaptive lanes, by name, with the primary buckets each spends (what a shared
+/// store coordinates: feature `redis`).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 const SPENDING_LANES: [(LaneKind, &str, &[&str]); 4] = [
     (LaneKind::Read, "read", &["core"]),
     (LaneKind::Search, "search", &["search"]),
@@ -164,6 +166,7 @@ pub struct Bucket {
 /// Rate-limit state of one credential; also the `ResponseObserver` of its requests.
 pub struct Limits {
     id: String,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     max: GithubConcurrency,
     lanes: CredentialLanes,
     buckets: Mutex<BTreeMap<String, Bucket>>,

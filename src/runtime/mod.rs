@@ -113,12 +113,13 @@ impl Runtime {
             .transpose()?;
         anchor_timer_wheel(config.request_timeout);
         let roots = workspace::Roots::new(&config.workspace_roots);
+        let upstream = http::Upstream::new(USER_AGENT, conditional_cache(&config))?;
         Ok(Runtime {
             config,
             executor: executor::Executor::default(),
             metrics,
             events,
-            upstream: http::Upstream::new(USER_AGENT, cache::ConditionalCache::default())?,
+            upstream,
             sink: Arc::new(parking_lot::Mutex::new(sink)),
             stopping: tokio_util::sync::CancellationToken::new(),
             roots,
@@ -140,6 +141,26 @@ impl Runtime {
             );
         }
         self.events.close().await;
+    }
+}
+
+/// The conditional cache: the process's own, in front of a tier every replica shares
+/// when the store is Redis.
+fn conditional_cache(config: &Config) -> cache::ConditionalCache {
+    let local = cache::ConditionalCache::default();
+    match &config.store {
+        #[cfg(feature = "redis")]
+        crate::config::StoreSettings::Redis { url, prefix, .. } => {
+            match cache::redis::RedisTier::new(url.expose(), prefix, cache::DEFAULT_MAX_ENTRY_BYTES)
+            {
+                Ok(tier) => local.with_shared_tier(tier),
+                Err(e) => {
+                    tracing::warn!("the conditional cache stays per replica: {e}");
+                    local
+                }
+            }
+        }
+        _ => local,
     }
 }
 

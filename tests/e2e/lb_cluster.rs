@@ -315,3 +315,96 @@ async fn a_replica_killed_mid_burst_and_a_redis_restart_lose_no_acknowledged_tas
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_issues_read_ten_times_over_three_replicas_cost_one_unit_each() {
+    if !haproxy_present() {
+        return skip_unless_ci("haproxy is not installed (tools/test.sh installs it as root)");
+    }
+    let hub: FakeHub = fakehub::spawn(
+        FakeConfig {
+            latency: Duration::from_millis(20),
+            ..Default::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .expect("fake GitHub starts");
+    let api = hub.base_url();
+    let Some(cluster) = start(
+        &["--replicas", "3", "--", "--toolsets", "github"],
+        &[("GITHUB_API_URL", &api), ("GITHUB_TOKEN", TOKEN)],
+    ) else {
+        return;
+    };
+    let client = http_client(&cluster.endpoint, None).await;
+    // Ten rounds; in each, all 20 issues at once (so replicas also ask for the same
+    // issue at the same moment).
+    for round in 0..10 {
+        if round > 0 {
+            // Past the one second in which a just-fetched entry is served as is: every
+            // later read revalidates the shared entry (a 304 costs no budget).
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
+        let results: Vec<_> = futures::stream::iter(1..=20u64)
+            .map(|n| {
+                let client = client.clone();
+                async move {
+                    call(
+                        &client,
+                        "get_issue",
+                        json!({"repository": "octo/hello", "number": n}),
+                    )
+                    .await
+                }
+            })
+            .buffer_unordered(20)
+            .collect()
+            .await;
+        for r in &results {
+            assert_ne!(r.is_error, Some(true), "{}", text(r));
+        }
+    }
+    let stats = hub.stats();
+    let units: u64 = stats
+        .by_token
+        .values()
+        .map(|t| t.charged.get("core").copied().unwrap_or(0))
+        .sum();
+    eprintln!(
+        "200 reads of 20 issues over 3 replicas: {} upstream requests, {} of them 304, {units} primary-budget units",
+        stats.requests, stats.not_modified
+    );
+    assert!(
+        units <= 20,
+        "{units} units for 20 unchanged issues: {stats:?}"
+    );
+
+    // 30 calls at once for one issue no replica has: one upstream request.
+    let before = hub.stats().requests;
+    let results: Vec<_> = futures::stream::iter(0..30)
+        .map(|_| {
+            let client = client.clone();
+            async move {
+                call(
+                    &client,
+                    "get_issue",
+                    json!({"repository": "octo/hello", "number": 99}),
+                )
+                .await
+            }
+        })
+        .buffer_unordered(30)
+        .collect()
+        .await;
+    for r in &results {
+        assert_ne!(r.is_error, Some(true), "{}", text(r));
+    }
+    let after = hub.stats();
+    let upstream = after.requests - before;
+    eprintln!(
+        "30 concurrent reads of one new issue over 3 replicas: {upstream} upstream request(s), {} 304",
+        after.not_modified - stats.not_modified
+    );
+    assert_eq!(upstream, 1, "single flight across replicas");
+}

@@ -330,34 +330,83 @@ impl Upstream {
         observer: &dyn ResponseObserver,
     ) -> Result<UpstreamResponse, UpstreamError> {
         let stored = self.cache.get(&key).await;
+        let tier = self.cache.shared_tier().cloned();
+        if let Some(fresh) = stored
+            .as_ref()
+            .filter(|s| tier.is_some() && s.stored_at.elapsed() < SHARED_FRESH)
+        {
+            // Replicas sharing a cache: fetched by one of them an instant ago, so as if
+            // this call had joined that fetch (a lone process always revalidates).
+            return Ok(from_stored(
+                fresh,
+                HeaderMap::new(),
+                0,
+                CacheOutcome::Shared,
+            ));
+        }
+        let mut locked = None;
+        if stored.is_none()
+            && let Some(tier) = tier
+        {
+            if tier.lock(&key).await {
+                locked = Some(tier);
+            } else if let Some(fresh) = self.wait_for_other_replica(&key, &tier, req).await {
+                // Another replica fetched it an instant ago: served without a request.
+                return Ok(from_stored(
+                    &fresh,
+                    HeaderMap::new(),
+                    0,
+                    CacheOutcome::Shared,
+                ));
+            }
+        }
+        let result = self.fetch_and_store(key, req, observer, stored).await;
+        if let Some(tier) = locked {
+            tier.unlock(&key).await;
+        }
+        result
+    }
+
+    /// While another replica holds `key`'s fetch lock, waits (polling, bounded by the
+    /// lock's lifetime and the request's deadline) for the entry it stores; `None` when
+    /// it let go without one (an error, a response that is not stored).
+    async fn wait_for_other_replica(
+        &self,
+        key: &CacheKey,
+        tier: &Arc<dyn crate::runtime::cache::SharedTier>,
+        req: &UpstreamRequest,
+    ) -> Option<Arc<StoredResponse>> {
+        let until = (std::time::Instant::now() + SHARED_FETCH_WAIT).min(req.deadline);
+        while std::time::Instant::now() < until && !req.cancel.is_cancelled() {
+            tokio::time::sleep(SHARED_FETCH_POLL).await;
+            if let Some(fresh) = self.cache.get_shared(key).await {
+                return Some(fresh);
+            }
+            if !tier.locked(key).await {
+                return self.cache.get_shared(key).await;
+            }
+        }
+        None
+    }
+
+    async fn fetch_and_store(
+        &self,
+        key: CacheKey,
+        req: &UpstreamRequest,
+        observer: &dyn ResponseObserver,
+        stored: Option<Arc<StoredResponse>>,
+    ) -> Result<UpstreamResponse, UpstreamError> {
         let mut resp = self.execute(req, observer, stored.as_deref()).await?;
         resp.outcome = CacheOutcome::Miss;
         match (resp.status, stored) {
             (304, Some(stored)) => {
                 self.cache.note_revalidated();
-                let mut headers = HeaderMap::new();
-                for (name, value) in &stored.headers {
-                    if let (Ok(n), Ok(v)) = (
-                        header::HeaderName::from_bytes(name.as_bytes()),
-                        HeaderValue::from_str(value),
-                    ) {
-                        headers.append(n, v);
-                    }
-                }
-                for (name, value) in &resp.headers {
-                    if name != header::CONTENT_LENGTH && name != header::TRANSFER_ENCODING {
-                        headers.insert(name.clone(), value.clone());
-                    }
-                }
-                Ok(UpstreamResponse {
-                    status: stored.status,
-                    headers,
-                    body: stored.body.clone(),
-                    dropped: 0,
-                    hold: None,
-                    outcome: CacheOutcome::Revalidated,
-                    attempts: resp.attempts,
-                })
+                Ok(from_stored(
+                    &stored,
+                    resp.headers,
+                    resp.attempts,
+                    CacheOutcome::Revalidated,
+                ))
             }
             // A tail of the body is not the resource: never stored.
             (200, _) if resp.dropped == 0 => {
@@ -590,4 +639,44 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     message
+}
+
+/// How long a replica waits for another one that holds a key's shared fetch lock.
+const SHARED_FETCH_WAIT: Duration = crate::runtime::cache::SHARED_LOCK_FOR;
+const SHARED_FETCH_POLL: Duration = Duration::from_millis(15);
+/// With a shared cache, an entry fetched this recently (by any replica) is served
+/// without revalidating it: what joining that fetch would have returned.
+const SHARED_FRESH: Duration = Duration::from_secs(1);
+
+/// A response served from `stored`: its kept headers, then `fresh` ones (a 304's),
+/// without the framing headers.
+fn from_stored(
+    stored: &StoredResponse,
+    fresh: HeaderMap,
+    attempts: u32,
+    outcome: CacheOutcome,
+) -> UpstreamResponse {
+    let mut headers = HeaderMap::new();
+    for (name, value) in &stored.headers {
+        if let (Ok(n), Ok(v)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.append(n, v);
+        }
+    }
+    for (name, value) in &fresh {
+        if name != header::CONTENT_LENGTH && name != header::TRANSFER_ENCODING {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    UpstreamResponse {
+        status: stored.status,
+        headers,
+        body: stored.body.clone(),
+        dropped: 0,
+        hold: None,
+        outcome,
+        attempts,
+    }
 }

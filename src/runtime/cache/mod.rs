@@ -3,6 +3,11 @@
 //! If-Modified-Since, bounded by body bytes; plus single-flight so identical concurrent
 //! requests share one in-flight future.
 //!
+//! With a [`SharedTier`] (on a Redis store: [`redis::RedisTier`]) the process's cache is
+//! the first layer of one every replica shares: a local miss reads the shared entry, a
+//! stored response is written there too (compressed, size-capped, with a TTL), and a
+//! short lock per key lets one replica fetch while the others wait for its entry.
+//!
 //! Owns caching and request coalescing only. It must not know what the upstream is and
 //! imports nothing from `server`, `transport` or any toolset; secrets are never stored,
 //! only their fingerprints.
@@ -20,6 +25,9 @@ use sha2::{Digest, Sha256};
 pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// Default largest single body that is stored: 1 MiB.
 pub const DEFAULT_MAX_ENTRY_BYTES: usize = 1024 * 1024;
+/// How long one replica may hold a key's shared fetch lock (others wait that long at
+/// most for its entry).
+pub const SHARED_LOCK_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 /// Bookkeeping bytes charged per entry on top of its body and headers.
 const ENTRY_OVERHEAD: usize = 128;
 /// Response headers always kept with a stored entry.
@@ -66,6 +74,13 @@ impl CacheKey {
     }
 }
 
+impl CacheKey {
+    /// The key as 64 hex digits (a hash: it reveals nothing of what it selects).
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
 /// A stored 200 response: status, the few headers worth keeping, body and when stored.
 #[derive(Debug, Clone)]
 pub struct StoredResponse {
@@ -73,7 +88,10 @@ pub struct StoredResponse {
     /// Lower-case names: etag, last-modified, link, content-type, plus any extra names.
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
+    /// When it was fetched (for an entry another replica stored: when that replica did).
     pub stored_at: Instant,
+    /// Read from the shared tier: another replica fetched it.
+    pub from_other_replica: bool,
 }
 
 impl StoredResponse {
@@ -93,6 +111,7 @@ impl StoredResponse {
             headers: kept,
             body,
             stored_at: Instant::now(),
+            from_other_replica: false,
         }
     }
 
@@ -120,10 +139,26 @@ impl StoredResponse {
 
 type Flights = Mutex<HashMap<CacheKey, Box<dyn Any + Send + Sync>>>;
 
+/// A cache every replica shares, behind the process's own. Failures are the tier's to
+/// log: a lookup that fails is a miss, a write that fails is skipped.
+pub trait SharedTier: Send + Sync + 'static {
+    /// The shared entry of `key`, if any.
+    fn get<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, Option<StoredResponse>>;
+    /// Stores `stored` for `key`.
+    fn put<'a>(&'a self, key: &'a CacheKey, stored: &'a StoredResponse) -> BoxFuture<'a, ()>;
+    /// Takes the short fetch lock of `key` (`true`), or learns another replica holds it.
+    fn lock<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, bool>;
+    /// Releases the fetch lock of `key` taken by [`SharedTier::lock`].
+    fn unlock<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, ()>;
+    /// Whether some replica holds the fetch lock of `key`.
+    fn locked<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, bool>;
+}
+
 struct Inner {
     entries: moka::future::Cache<CacheKey, Arc<StoredResponse>>,
     max_entry_bytes: usize,
     flights: Flights,
+    shared: Option<Arc<dyn SharedTier>>,
 }
 
 /// The shared conditional cache; cheap to clone.
@@ -149,6 +184,7 @@ impl ConditionalCache {
                 entries,
                 max_entry_bytes,
                 flights: Mutex::new(HashMap::new()),
+                shared: None,
             }),
         }
     }
@@ -191,15 +227,51 @@ impl ConditionalCache {
         Ok(())
     }
 
-    /// The stored entry for `key`, counting a hit or a miss.
+    /// This cache in front of `tier`, shared by every replica.
+    pub fn with_shared_tier(self, tier: Arc<dyn SharedTier>) -> Self {
+        let inner = Inner {
+            entries: self.inner.entries.clone(),
+            max_entry_bytes: self.inner.max_entry_bytes,
+            flights: Mutex::new(HashMap::new()),
+            shared: Some(tier),
+        };
+        ConditionalCache {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The shared tier, when replicas share this cache.
+    pub fn shared_tier(&self) -> Option<&Arc<dyn SharedTier>> {
+        self.inner.shared.as_ref()
+    }
+
+    /// The stored entry for `key` (the shared tier's on a local miss, kept here then),
+    /// counting a hit or a miss.
     pub async fn get(&self, key: &CacheKey) -> Option<Arc<StoredResponse>> {
-        let found = self.inner.entries.get(key).await;
+        let mut found = self.inner.entries.get(key).await;
+        if found.is_none()
+            && let Some(tier) = &self.inner.shared
+            && let Some(stored) = tier.get(key).await
+        {
+            let stored = Arc::new(stored);
+            self.inner.entries.insert(*key, stored.clone()).await;
+            metrics::counter!("cortex_cache_shared_hits_total").increment(1);
+            found = Some(stored);
+        }
         if found.is_some() {
             metrics::counter!("cortex_cache_hits_total").increment(1);
         } else {
             metrics::counter!("cortex_cache_misses_total").increment(1);
         }
         found
+    }
+
+    /// The shared tier's entry for `key` only (what another replica stored meanwhile),
+    /// kept here when found.
+    pub async fn get_shared(&self, key: &CacheKey) -> Option<Arc<StoredResponse>> {
+        let stored = Arc::new(self.inner.shared.as_ref()?.get(key).await?);
+        self.inner.entries.insert(*key, stored.clone()).await;
+        Some(stored)
     }
 
     /// Stores a response if it is storable; otherwise says why it was passed through.
@@ -213,6 +285,9 @@ impl ConditionalCache {
     ) -> Result<(), CacheError> {
         self.check_storable(status, headers, body.len())?;
         let stored = StoredResponse::from_parts(status, headers, extra_headers, body);
+        if let Some(tier) = &self.inner.shared {
+            tier.put(&key, &stored).await;
+        }
         self.inner.entries.insert(key, Arc::new(stored)).await;
         self.update_gauge();
         Ok(())
@@ -285,6 +360,9 @@ impl<T: Clone + Send + Sync + 'static> Drop for FlightGuard<'_, T> {
         }
     }
 }
+
+#[cfg(feature = "redis")]
+pub mod redis;
 
 #[cfg(test)]
 mod tests {
