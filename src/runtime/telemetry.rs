@@ -18,10 +18,6 @@ use http::HeaderMap;
 /// The target of every exported span.
 pub const TARGET: &str = "cortex_mcp::otel";
 
-/// The longest `tracestate` taken from a request (the W3C limit is 32 list members; 512
-/// bytes is the length vendors are asked to keep it under).
-const MAX_TRACESTATE: usize = 512;
-
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
     #[error("OTLP trace exporter for {endpoint}: {message}")]
@@ -152,8 +148,12 @@ mod otlp {
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     use tracing_subscriber::{Layer, Registry, filter::filter_fn};
 
-    use super::{MAX_TRACESTATE, TARGET, TelemetryError};
+    use super::{TARGET, TelemetryError};
     use crate::config::{OtlpSettings, redact_url};
+
+    /// The longest `tracestate` taken from a request (the W3C limit is 32 list members;
+    /// 512 bytes is the length vendors are asked to keep it under).
+    const MAX_TRACESTATE: usize = 512;
 
     /// How long one export POST may take.
     const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
