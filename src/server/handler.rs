@@ -1,7 +1,8 @@
 //! The MCP requests of [`CortexServer`] (`impl ServerHandler`): server info, tools,
 //! prompts, resources (the built-in `cortex://` ones and the toolsets'), subscriptions
 //! (`resources/subscribe` before 2026-07-28, `subscriptions/listen` from it, see
-//! `listen.rs`), logging level and custom-request answers.
+//! `listen.rs`), logging level and custom-request answers; each `tools/call` runs in its
+//! exported span (`runtime::telemetry`), child of the caller's `_meta` trace context.
 //!
 //! Owns how each request is answered from the shared state; it must not assemble the
 //! server or hold state of its own (that is `server.rs`), and nothing domain-specific.
