@@ -270,18 +270,65 @@ fn start(cli: Cli) -> anyhow::Result<()> {
         config.conformance_fixtures = args.conformance_fixtures;
         config.settle_integrations_private(args.http);
     }
-    transport::init_logging(&config.log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    // The trace exporter batches on the runtime: set up inside it.
+    let traces = {
+        let _inside = runtime.enter();
+        init_logging(&command, &config)?
+    };
     match &config.config_file {
         Some(path) => tracing::info!(config_file = %path.display(), "configuration file read"),
         None => {
             tracing::info!("no configuration file read (defaults, CORTEX_MCP_* and flags only)")
         }
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(run(command, config))
+    runtime.block_on(async move {
+        let result = run(command, config).await;
+        if let Some(traces) = traces {
+            traces.shutdown().await;
+        }
+        result
+    })
+}
+
+/// The stderr log and, for `serve` with `--otlp-endpoint`, the trace exporter (flushed
+/// after serving ends).
+#[cfg(feature = "otlp")]
+fn init_logging(
+    command: &Command,
+    config: &Config,
+) -> anyhow::Result<Option<cortex_mcp::runtime::telemetry::TraceExport>> {
+    let otlp = match command {
+        Command::Serve(_) => config.otlp.as_ref(),
+        _ => None,
+    };
+    Ok(transport::init_logging_and_traces(
+        &config.log_level,
+        otlp,
+        config.replica_id.as_deref(),
+    )?)
+}
+
+/// The stderr log (a build without the `otlp` feature refuses `--otlp-endpoint` in the
+/// config, so there is never an exporter here).
+#[cfg(not(feature = "otlp"))]
+fn init_logging(_command: &Command, config: &Config) -> anyhow::Result<Option<NoTraces>> {
+    transport::init_logging(&config.log_level);
+    Ok(None)
+}
+
+/// The exporter of a build without the `otlp` feature: none.
+#[cfg(not(feature = "otlp"))]
+enum NoTraces {}
+
+#[cfg(not(feature = "otlp"))]
+impl NoTraces {
+    async fn shutdown(self) {
+        match self {}
+    }
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {

@@ -18,6 +18,7 @@ pub const WIDENING_KEYS: &[&str] = &[
     "workspace-roots",
     "github-api-url",
     "events-sink-url",
+    "otlp-endpoint",
     "connectors-manifest-path",
     "allowed-hosts",
     "allowed-origins",

@@ -23,6 +23,7 @@ mod github;
 mod integrations;
 mod mvp;
 mod oauth;
+mod otlp;
 mod redact;
 mod store;
 mod transport;
@@ -43,6 +44,7 @@ pub use oauth::{
     is_loopback_host,
 };
 pub use options::{CoreOptions, Options};
+pub use otlp::{OTLP_TRACES_PATH, OtlpOptions, OtlpSettings};
 pub use redact::{REDACTED, Secret, redact_url, shown_url};
 pub use store::{STORE_KEY_ENV, StoreOptions, StoreSettings};
 pub use transport::{TransportLimits, TransportOptions};
@@ -166,6 +168,8 @@ pub struct Config {
     pub replica_id: Option<String>,
     /// Where the event-sourced store lives (`--store`): local files or a shared Redis.
     pub store: StoreSettings,
+    /// OpenTelemetry trace export (`--otlp-endpoint`), off when `None`.
+    pub otlp: Option<OtlpSettings>,
 }
 
 impl Config {
@@ -263,6 +267,7 @@ impl Config {
             call_memory_budget,
             replica_id,
             store: o.store.settings()?,
+            otlp: o.otlp.settings()?,
         })
     }
 

@@ -13,8 +13,8 @@ use serde::Deserialize;
 
 use super::{
     asbr::AsbrOptions, events::EventsOptions, github::GithubOptions,
-    integrations::IntegrationsOptions, mvp::MvpOptions, oauth::OAuthOptions, store::StoreOptions,
-    transport::TransportOptions,
+    integrations::IntegrationsOptions, mvp::MvpOptions, oauth::OAuthOptions, otlp::OtlpOptions,
+    store::StoreOptions, transport::TransportOptions,
 };
 
 /// Declares an option struct whose fields all have an `or` method (`Option<T>` or
@@ -77,6 +77,9 @@ pub struct Options {
     #[command(flatten, next_help_heading = "Store (replicas)")]
     #[serde(flatten)]
     pub store: StoreOptions,
+    #[command(flatten, next_help_heading = "Tracing (OTLP)")]
+    #[serde(flatten)]
+    pub otlp: OtlpOptions,
     /// File keys no area knows (kept last: flattened areas take their keys first).
     #[arg(skip)]
     #[serde(flatten)]
@@ -97,6 +100,7 @@ impl Options {
             mvp: self.mvp.or(lower.mvp),
             events: self.events.or(lower.events),
             store: self.store.or(lower.store),
+            otlp: self.otlp.or(lower.otlp),
             unknown: BTreeMap::new(),
         }
     }

@@ -595,6 +595,14 @@ fn bad_url_options_never_echo_their_secrets() {
             "ftp://user:ghp_SECRETSECRET@host/?access_token=SECRETSECRET",
         ],
         &["--events-sink-url", "not a url access_token=SECRETSECRET"],
+        &[
+            "--otlp-endpoint",
+            "https://user:ghp_SECRETSECRET@host:99999/",
+        ],
+        &[
+            "--otlp-endpoint",
+            "ftp://user:ghp_SECRETSECRET@host/?access_token=SECRETSECRET",
+        ],
     ];
     for args in cases {
         let err = Config::from_layers(Options::default(), flags(args))

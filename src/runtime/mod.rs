@@ -28,6 +28,7 @@ pub mod sealed;
 pub mod secrets;
 pub mod stop;
 pub mod store;
+pub mod telemetry;
 pub mod tool_tasks;
 pub mod toolset;
 pub mod workspace;

@@ -1,7 +1,8 @@
 //! The MCP requests of [`CortexServer`] (`impl ServerHandler`): server info, tools,
 //! prompts, resources (the built-in `cortex://` ones and the toolsets'), subscriptions
 //! (`resources/subscribe` before 2026-07-28, `subscriptions/listen` from it, see
-//! `listen.rs`), logging level and custom-request answers.
+//! `listen.rs`), logging level and custom-request answers; each `tools/call` runs in its
+//! exported span (`runtime::telemetry`), child of the caller's `_meta` trace context.
 //!
 //! Owns how each request is answered from the shared state; it must not assemble the
 //! server or hold state of its own (that is `server.rs`), and nothing domain-specific.
@@ -16,6 +17,7 @@ use crate::runtime::{
     registry::ToolError,
     resources::ResourceError,
     rounds::{Askable, Origin, RoundError, Rounds},
+    telemetry,
 };
 
 /// What the client of `ctx` can be asked through `input_required`.
@@ -223,86 +225,18 @@ impl ServerHandler for CortexServer {
 
     async fn call_tool(
         &self,
-        mut request: CallToolRequestParams,
+        request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let registry = &self.shared.registry;
-        if let Some(dynamic) = &self.shared.dynamic {
-            let session = &self.session.toolsets;
-            if dynamic.discovery_tool(&request.name).is_some() {
-                let args = request.arguments.unwrap_or_default();
-                let caller = crate::dynamic::Caller {
-                    peer: &ctx.peer,
-                    stateless: stateless_http(&ctx),
-                    modern: modern_era(&ctx),
-                };
-                return Ok(dynamic
-                    .call(&request.name, args, session, caller)
-                    .await
-                    .into());
-            }
-            if let Some(refused) = registry
-                .get(&request.name)
-                .and_then(|def| dynamic.not_enabled(session, def))
-            {
-                return Ok(refused.into());
-            }
-        }
-        let Some(def) = registry.get(&request.name) else {
-            return Err(McpError::invalid_params(
-                format!(
-                    "unknown tool `{}`; call tools/list for the enabled tools",
-                    request.name
-                ),
-                None,
-            ));
-        };
-        // The HTTP transport answers 403 before this; kept for any other path in.
-        if !ToolAccess::of_request(&ctx.extensions).allows(def.read_only) {
-            return Err(McpError::invalid_request(
-                format!(
-                    "`{}` changes state and needs the OAuth scope {}; this token grants read-only tools",
-                    request.name,
-                    crate::config::SCOPE_WRITE
-                ),
-                None,
-            ));
-        }
-        let mut call_ctx = self.call_ctx(&ctx);
-        let askable = askable(&ctx);
-        let origin = Origin::for_request(
-            "tools/call",
-            &request.name,
-            request.arguments.as_ref(),
-            &call_ctx.principal,
-            askable,
-            request.request_state.is_some(),
-        );
-        call_ctx.rounds = Rounds::open(
-            &origin,
-            askable,
-            request.input_responses.take(),
-            request.request_state.as_deref(),
-        )
-        .map_err(round_error)?;
-        let args = request.arguments.take().unwrap_or_default();
-        if let super::tasks::Dispatch::Task = super::tasks::dispatch(def.task_support(), &ctx)? {
-            return self
-                .call_as_task(&request.name, args, call_ctx, askable, &origin)
-                .await;
-        }
-        let progress = call_ctx.progress.clone();
-        let result = registry.call(&request.name, args, call_ctx).await;
-        // Progress after the result would be dropped by the client: send it first.
-        progress.flush().await;
-        match result {
-            Err(ToolError::NeedsInput(ask)) => ask
-                .into_result(&origin, askable)
-                .map(Into::into)
-                .map_err(round_error),
-            Err(ToolError::Round(e)) => Err(round_error(e)),
-            other => Ok(def.into_call_result(other).into()),
-        }
+        use tracing::Instrument;
+        let span = self.tool_call_span(&request.name);
+        telemetry::adopt_parent(&span, ctx.meta.get_traceparent(), ctx.meta.get_tracestate());
+        let result = self
+            .answer_tool_call(request, ctx)
+            .instrument(span.clone())
+            .await;
+        telemetry::record_tool_outcome(&span, tool_outcome(&result));
+        result
     }
 
     async fn complete(
@@ -526,5 +460,123 @@ impl ServerHandler for CortexServer {
             request.method,
             None,
         ))
+    }
+}
+
+impl CortexServer {
+    /// The exported span of a `tools/call` (not created unless traces are exported):
+    /// named after a known tool only, never after a caller's unknown name.
+    fn tool_call_span(&self, name: &str) -> tracing::Span {
+        if let Some(def) = self.shared.registry.get(name) {
+            return telemetry::tool_call_span(def.name(), def.toolset);
+        }
+        match self
+            .shared
+            .dynamic
+            .as_ref()
+            .and_then(|d| d.discovery_tool(name))
+        {
+            Some(tool) => telemetry::tool_call_span(&tool.name, "dynamic"),
+            None => telemetry::tool_call_span("(unknown)", "(none)"),
+        }
+    }
+
+    /// `tools/call`: dynamic discovery, access, rounds, then the registry (or a task).
+    async fn answer_tool_call(
+        &self,
+        mut request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let registry = &self.shared.registry;
+        if let Some(dynamic) = &self.shared.dynamic {
+            let session = &self.session.toolsets;
+            if dynamic.discovery_tool(&request.name).is_some() {
+                let args = request.arguments.unwrap_or_default();
+                let caller = crate::dynamic::Caller {
+                    peer: &ctx.peer,
+                    stateless: stateless_http(&ctx),
+                    modern: modern_era(&ctx),
+                };
+                return Ok(dynamic
+                    .call(&request.name, args, session, caller)
+                    .await
+                    .into());
+            }
+            if let Some(refused) = registry
+                .get(&request.name)
+                .and_then(|def| dynamic.not_enabled(session, def))
+            {
+                return Ok(refused.into());
+            }
+        }
+        let Some(def) = registry.get(&request.name) else {
+            return Err(McpError::invalid_params(
+                format!(
+                    "unknown tool `{}`; call tools/list for the enabled tools",
+                    request.name
+                ),
+                None,
+            ));
+        };
+        // The HTTP transport answers 403 before this; kept for any other path in.
+        if !ToolAccess::of_request(&ctx.extensions).allows(def.read_only) {
+            return Err(McpError::invalid_request(
+                format!(
+                    "`{}` changes state and needs the OAuth scope {}; this token grants read-only tools",
+                    request.name,
+                    crate::config::SCOPE_WRITE
+                ),
+                None,
+            ));
+        }
+        let mut call_ctx = self.call_ctx(&ctx);
+        let askable = askable(&ctx);
+        let origin = Origin::for_request(
+            "tools/call",
+            &request.name,
+            request.arguments.as_ref(),
+            &call_ctx.principal,
+            askable,
+            request.request_state.is_some(),
+        );
+        call_ctx.rounds = Rounds::open(
+            &origin,
+            askable,
+            request.input_responses.take(),
+            request.request_state.as_deref(),
+        )
+        .map_err(round_error)?;
+        let args = request.arguments.take().unwrap_or_default();
+        if let super::tasks::Dispatch::Task = super::tasks::dispatch(def.task_support(), &ctx)? {
+            return self
+                .call_as_task(&request.name, args, call_ctx, askable, &origin)
+                .await;
+        }
+        let progress = call_ctx.progress.clone();
+        let result = registry.call(&request.name, args, call_ctx).await;
+        // Progress after the result would be dropped by the client: send it first.
+        progress.flush().await;
+        match result {
+            Err(ToolError::NeedsInput(ask)) => ask
+                .into_result(&origin, askable)
+                .map(Into::into)
+                .map_err(round_error),
+            Err(ToolError::Round(e)) => Err(round_error(e)),
+            other => Ok(def.into_call_result(other).into()),
+        }
+    }
+}
+
+/// How a `tools/call` ended, for its span.
+fn tool_outcome(result: &Result<CallToolResponse, McpError>) -> telemetry::ToolOutcome {
+    match result {
+        Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => {
+            telemetry::ToolOutcome::IsError
+        }
+        Ok(CallToolResponse::Complete(_)) => telemetry::ToolOutcome::Ok,
+        Ok(CallToolResponse::InputRequired(_)) => telemetry::ToolOutcome::InputRequired,
+        Ok(CallToolResponse::Task(_)) => telemetry::ToolOutcome::Task,
+        Ok(_) => telemetry::ToolOutcome::Ok,
+        Err(_) => telemetry::ToolOutcome::ProtocolError,
     }
 }

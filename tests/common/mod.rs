@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod bench;
+pub mod otlp;
 pub mod redis;
 
 use std::{

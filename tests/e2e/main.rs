@@ -31,6 +31,7 @@ mod listen;
 mod mvp;
 mod mvp_runners;
 mod oauth;
+mod otlp;
 mod ownership;
 mod param_headers;
 mod patchkit;

@@ -36,6 +36,7 @@ use url::Url;
 use crate::runtime::budget::{Budget, BudgetExceeded, Held};
 use crate::runtime::cache::{CacheKey, ConditionalCache, StoredResponse};
 use crate::runtime::executor::{ExecError, Lane};
+use crate::runtime::telemetry;
 
 pub use body::BodyLimit;
 use body::{BodyError, BoundedBody};
@@ -84,6 +85,22 @@ pub enum UpstreamError {
     Lane(#[from] ExecError),
 }
 
+impl UpstreamError {
+    /// The failure's kind, a fixed word (span attribute `error.type`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::Client { .. } => "client",
+            UpstreamError::RateLimited { .. } => "rate_limited",
+            UpstreamError::Transport { .. } => "transport",
+            UpstreamError::Rejected { .. } => "rejected",
+            UpstreamError::TooLarge { .. } => "too_large",
+            UpstreamError::Cancelled { .. } => "cancelled",
+            UpstreamError::Deadline { .. } => "deadline",
+            UpstreamError::Lane(_) => "lane",
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct UpstreamRequest {
     pub method: Method,
@@ -114,6 +131,18 @@ pub enum CacheOutcome {
     Bypass,
     /// Joined an identical in-flight request.
     Shared,
+}
+
+impl CacheOutcome {
+    /// The outcome as a word (span attribute `cortex.cache`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheOutcome::Miss => "miss",
+            CacheOutcome::Revalidated => "revalidated",
+            CacheOutcome::Bypass => "bypass",
+            CacheOutcome::Shared => "shared",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -276,8 +305,39 @@ impl Upstream {
     }
 
     /// Sends `req`: cached, coalesced conditional GETs when `use_cache`, retries per the
-    /// policy and the observer's verdicts, each attempt admitted by `req.lane`.
+    /// policy and the observer's verdicts, each attempt admitted by `req.lane`. With
+    /// traces exported, the request is a span (child of the calling tool's) whose W3C
+    /// `traceparent` goes upstream.
     pub async fn send(
+        &self,
+        mut req: UpstreamRequest,
+        observer: Arc<dyn ResponseObserver>,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        use tracing::Instrument;
+        let span = telemetry::upstream_span(req.method.as_str(), &host_of(&req.url));
+        telemetry::inject(&span, &mut req.headers);
+        let result = self
+            .send_untraced(req, observer)
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Ok(resp) => telemetry::record_upstream_answer(
+                &span,
+                resp.status,
+                resp.outcome.as_str(),
+                resp.attempts,
+            ),
+            Err(e) => {
+                if let UpstreamError::Rejected { status, .. } = e {
+                    span.record("http.response.status_code", *status);
+                }
+                telemetry::record_upstream_failure(&span, e.kind());
+            }
+        }
+        result
+    }
+
+    async fn send_untraced(
         &self,
         req: UpstreamRequest,
         observer: Arc<dyn ResponseObserver>,
