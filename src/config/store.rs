@@ -14,8 +14,8 @@ layered! {
     #[serde(rename_all = "kebab-case")]
     pub struct StoreOptions {
         /// Where journals, tasks, registries and events live: `local` (files under the
-        /// state dir, the default) or `redis://[:password@]host:port[/db]` / `rediss://…`
-        /// (Redis or Valkey, shared by every replica pointed at it).
+        /// state dir, the default) or `redis://[:password@]host:port[/db]` (Redis or
+        /// Valkey, shared by every replica pointed at it).
         #[arg(long, global = true, env = "CORTEX_MCP_STORE", value_name = "local|URL")]
         pub store: Option<String>,
         /// Key prefix on a Redis store, so deployments can share one server (default `cortex:`).
@@ -90,6 +90,12 @@ impl StoreOptions {
                     "{} must be `local` or a redis:// or rediss:// URL with a host",
                     shown_url(&raw)
                 ),
+            ));
+        }
+        if url.scheme() == "rediss" {
+            return Err(invalid(
+                "store",
+                "rediss:// (Redis over TLS) is not in this build: the redis client is built without TLS; use redis:// on a private network, or a TLS tunnel (e.g. stunnel) to the server",
             ));
         }
         if !cfg!(feature = "redis") {

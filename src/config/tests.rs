@@ -624,3 +624,44 @@ fn bad_url_options_never_echo_their_secrets() {
     .to_string();
     assert!(err.contains("sink.example"), "{err}");
 }
+
+fn with_store(store: &str, prefix: Option<&str>) -> Result<Config, ConfigError> {
+    let over = Options {
+        store: StoreOptions {
+            store: Some(store.into()),
+            store_prefix: prefix.map(str::to_string),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Config::from_layers(Options::default(), over)
+}
+
+#[test]
+fn the_store_is_local_or_a_redis_url_with_a_key_and_never_shows_its_password() {
+    assert!(!with_store("local", None).unwrap().store.is_shared());
+    let c = with_store("redis://:pw-secret-77@10.0.0.5:6379/2", None).unwrap();
+    assert!(c.store.is_shared());
+    let shown = c.redacted().to_string();
+    assert!(!shown.contains("pw-secret-77"), "{shown}");
+    for bad in ["http://x/", "rediss://h:6380/", "redis://", "not a url"] {
+        let e = with_store(bad, None).unwrap_err().to_string();
+        assert!(e.contains("store"), "{bad}: {e}");
+    }
+    let e = with_store("redis://h/", Some("bad prefix!"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("store-prefix"), "{e}");
+    // The at-rest key: required, 32 bytes as hex or base64.
+    let e = c.store.clone().with_key(None).unwrap_err().to_string();
+    assert!(e.contains(STORE_KEY_ENV), "{e}");
+    assert!(c.store.clone().with_key(Some("short".into())).is_err());
+    let hex = "ab".repeat(32);
+    let keyed = c.store.clone().with_key(Some(hex)).unwrap();
+    assert_eq!(keyed.key_bytes(), Some([0xab; 32]));
+    let b64 = "q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=";
+    assert_eq!(
+        c.store.with_key(Some(b64.into())).unwrap().key_bytes(),
+        Some([0xab; 32])
+    );
+}
