@@ -9,13 +9,12 @@
 
 use crate::common;
 
-use std::{
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use common::*;
+use common::{
+    redis::{Persistence, RedisServer},
+    *,
+};
 use fakehub::{FakeConfig, FakeHub};
 use futures::StreamExt;
 use serde_json::json;
@@ -25,82 +24,16 @@ const REPO: &str = "octo/hello";
 const PASSWORD: &str = "cluster-pw-8080";
 const STORE_KEY: &str = "8d3c0f4a5b6e7d8c9f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60";
 
-/// A redis-server on a loopback port with a password, killed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Redis {
-    fn url(&self) -> String {
-        format!("redis://:{PASSWORD}@127.0.0.1:{}/", self.port)
-    }
-
-    /// `redis-cli` against this server; its standard output, trimmed.
-    fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-a",
-                PASSWORD,
-                "--no-auth-warning",
-            ])
-            .args(args)
-            .output()
-            .expect("redis-cli runs");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-}
-
-/// Starts redis-server on `port`, or `None` after [`skip_unless_ci`] when it is missing.
-fn start_redis(port: u16) -> Option<Redis> {
-    let Some(bin) = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-    else {
+/// A redis-server on a loopback port (`tests/common/redis.rs`), or `None` after
+/// [`skip_unless_ci`] when it is missing.
+fn start_redis() -> Option<RedisServer> {
+    let redis = RedisServer::start(PASSWORD, Persistence::None);
+    if redis.is_none() {
         skip_unless_ci(
             "redis-server is not installed; install it with `apt-get install -y redis-server` (tools/test.sh does as root) to run this test",
         );
-        return None;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(bin)
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args([
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--requirepass",
-            PASSWORD,
-        ])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "redis did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(20));
     }
-    Some(Redis {
-        child,
-        port,
-        _dir: dir,
-    })
+    redis
 }
 
 /// One replica: its server process, its state dir and an MCP client over HTTP.
@@ -130,7 +63,7 @@ async fn replica(hub: &FakeHub, store: &str) -> Replica {
     }
 }
 
-async fn cluster(hub: &FakeHub, redis: &Redis, n: usize) -> Vec<Replica> {
+async fn cluster(hub: &FakeHub, redis: &RedisServer, n: usize) -> Vec<Replica> {
     let mut replicas = Vec::new();
     for _ in 0..n {
         replicas.push(replica(hub, &redis.url()).await);
@@ -146,7 +79,7 @@ async fn fake(config: FakeConfig) -> FakeHub {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn six_hundred_calls_over_three_replicas_keep_the_shared_window() {
-    let Some(redis) = start_redis(free_port()) else {
+    let Some(redis) = start_redis() else {
         return;
     };
     let hub = fake(FakeConfig {
@@ -202,7 +135,7 @@ async fn six_hundred_calls_over_three_replicas_keep_the_shared_window() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_secondary_limit_met_by_one_replica_holds_the_others_until_retry_after() {
-    let Some(redis) = start_redis(free_port()) else {
+    let Some(redis) = start_redis() else {
         return;
     };
     let hub = fake(FakeConfig {
@@ -236,12 +169,21 @@ async fn a_secondary_limit_met_by_one_replica_holds_the_others_until_retry_after
     // fingerprint (never the token), expiring with the Retry-After.
     let mut pause = String::new();
     wait_until("the shared pause", Duration::from_secs(5), || {
-        pause = redis.cli(&["--scan", "--pattern", "cortex:github:*:pause"]);
+        pause = redis
+            .cli(&["--scan", "--pattern", "cortex:github:*:pause"])
+            .trim()
+            .to_string();
         !pause.is_empty()
     })
     .await;
     assert!(!pause.contains(TOKEN), "{pause}");
-    let pttl = |key: &str| redis.cli(&["PTTL", key]).parse::<i64>().unwrap_or(-2);
+    let pttl = |key: &str| {
+        redis
+            .cli(&["PTTL", key])
+            .trim()
+            .parse::<i64>()
+            .unwrap_or(-2)
+    };
     assert!((1..=3000).contains(&pttl(&pause)), "{}", pttl(&pause));
     let before = hub.stats().requests;
     let others: Vec<_> = [
@@ -291,10 +233,10 @@ async fn a_secondary_limit_met_by_one_replica_holds_the_others_until_retry_after
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_redis_a_github_call_fails_naming_the_store_then_recovers() {
-    let port = free_port();
-    let Some(redis) = start_redis(port) else {
+    let Some(mut redis) = start_redis() else {
         return;
     };
+    let port = redis.port;
     let hub = fake(FakeConfig::default()).await;
     let replicas = cluster(&hub, &redis, 1).await;
     let client = &replicas[0].client;
@@ -304,7 +246,7 @@ async fn without_redis_a_github_call_fails_naming_the_store_then_recovers() {
         json!({"repository": REPO, "number": 1}),
     )
     .await;
-    drop(redis);
+    redis.kill();
     let message = err(
         client,
         "get_issue",
@@ -317,7 +259,7 @@ async fn without_redis_a_github_call_fails_naming_the_store_then_recovers() {
     );
     assert!(!message.contains(PASSWORD), "{message}");
     eprintln!("Redis gone: {message}");
-    let _redis = start_redis(port).expect("redis-server starts again");
+    redis.restart();
     ok(
         client,
         "get_issue",

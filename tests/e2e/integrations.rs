@@ -855,63 +855,16 @@ async fn postgres_queries_run_read_only_unless_writes_are_allowed() {
     assert_eq!(m["errorCount"], 3);
 }
 
-/// A redis-server on a loopback port with a password, killed on drop.
-struct Redis(
-    std::process::Child,
-    u16,
-    #[allow(dead_code)] tempfile::TempDir,
-);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_redis(password: &str) -> Option<Redis> {
-    let bin = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())?;
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = std::process::Command::new(bin)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--requirepass",
-            password,
-        ])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "redis did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some(Redis(child, port, dir))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_streams_publish_and_read() {
-    let Some(redis) = start_redis("redis-pass-4321") else {
+    let Some(redis) =
+        common::redis::RedisServer::start("redis-pass-4321", common::redis::Persistence::None)
+    else {
         return missing("redis-server", "redis-server");
     };
     let state = tempfile::tempdir().unwrap();
     let client = stdio_client(state.path(), INTEGRATIONS).await;
-    let made = ok(&client, "create_integration", json!({"name": "q", "type": "message-queue", "config": {"endpoint": format!("redis://127.0.0.1:{}/", redis.1), "credentials": {"password": "nope-wrong"}}})).await;
+    let made = ok(&client, "create_integration", json!({"name": "q", "type": "message-queue", "config": {"endpoint": format!("redis://127.0.0.1:{}/", redis.port), "credentials": {"password": "nope-wrong"}}})).await;
     let id = made["id"].as_str().unwrap();
     let t = probe(&client, id, Some("authentication")).await;
     assert_eq!(t["ok"], false, "{t}");
