@@ -36,18 +36,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ::redis::{AsyncConnectionConfig, Client, FromRedisValue, aio::MultiplexedConnection};
-use tokio::sync::Mutex as AsyncMutex;
+use ::redis::FromRedisValue;
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::executor::{LaneConfig, SharedAdmission, SharedRefusal, SharedTicket};
+use crate::runtime::{
+    executor::{LaneConfig, SharedAdmission, SharedRefusal, SharedTicket},
+    redis_link::{LinkError, RedisLink},
+};
 
 /// Longest life of a lease: a request's attempt is bounded by the HTTP client's 30 s
 /// timeout, so a live lease never expires under its request; a dead replica's lease
 /// is gone after this.
 pub const LEASE_TTL: Duration = Duration::from_secs(60);
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 /// Bound of one round trip including a (re)connection: keeps a failing call near 1 s.
 const ROUND_TRIP: Duration = Duration::from_millis(900);
 /// Back-off while a window is full: from the first to the last, doubling, jittered.
@@ -134,92 +134,38 @@ pub enum SharedLimitsError {
     Store { store: String, message: String },
 }
 
-/// The connection to the store's Redis and how errors name it.
+/// The store's Redis as this module asks it: the runtime's [`RedisLink`], every script
+/// bounded by [`ROUND_TRIP`].
 struct Connector {
-    client: Client,
+    link: RedisLink,
     /// `<url with the password masked> (prefix "<prefix>")`.
     shown: String,
-    /// Text that must never appear in an error (the password, as written and decoded).
-    secrets: Vec<String>,
-    conn: AsyncMutex<Option<MultiplexedConnection>>,
 }
 
-/// Whether a connection that failed this way must be replaced.
-fn is_broken(e: &::redis::RedisError) -> bool {
-    e.is_io_error()
-        || e.is_timeout()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || e.is_unrecoverable_error()
-}
-
-/// `message` with every secret masked.
-fn redact(message: &str, secrets: &[String]) -> String {
-    secrets
-        .iter()
-        .filter(|s| !s.is_empty())
-        .fold(message.to_string(), |m, s| m.replace(s.as_str(), "***"))
+impl From<LinkError> for SharedLimitsError {
+    fn from(e: LinkError) -> Self {
+        SharedLimitsError::Store {
+            store: e.store,
+            message: e.message,
+        }
+    }
 }
 
 impl Connector {
     fn new(url: &str, prefix: &str) -> Result<Self, SharedLimitsError> {
-        let (shown_url, secrets) = match url::Url::parse(url) {
-            Ok(mut parsed) => {
-                let mut secrets = Vec::new();
-                if let Some(pw) = parsed.password().filter(|p| !p.is_empty()) {
-                    secrets.push(pw.to_string());
-                    if let Ok(decoded) = percent_encoding::percent_decode_str(pw).decode_utf8() {
-                        secrets.push(decoded.into_owned());
-                    }
-                    let _ = parsed.set_password(Some("***"));
-                }
-                (parsed.to_string(), secrets)
-            }
-            Err(_) => ("(an unparsable redis URL)".to_string(), Vec::new()),
-        };
-        let shown = format!("{shown_url} (prefix {prefix:?})");
-        let client = Client::open(url).map_err(|e| SharedLimitsError::Store {
-            store: shown.clone(),
-            message: redact(&e.to_string(), &secrets),
-        })?;
+        let link = RedisLink::new(url, prefix)?;
         Ok(Connector {
-            client,
-            shown,
-            secrets,
-            conn: AsyncMutex::new(None),
+            shown: link.shown().to_string(),
+            link,
         })
     }
 
     fn error(&self, doing: &str, message: impl std::fmt::Display) -> SharedLimitsError {
-        SharedLimitsError::Store {
-            store: self.shown.clone(),
-            message: redact(&format!("{doing}: {message}"), &self.secrets),
-        }
-    }
-
-    /// The shared connection, made when there is none.
-    async fn connection(&self) -> Result<MultiplexedConnection, SharedLimitsError> {
-        let mut conn = self.conn.lock().await;
-        if let Some(c) = &*conn {
-            return Ok(c.clone());
-        }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT));
-        let connecting = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config);
-        let made = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(self.error("connecting", e)),
-            Err(_) => return Err(self.error("connecting", "timed out")),
-        };
-        *conn = Some(made.clone());
-        Ok(made)
+        self.link.error(doing, message).into()
     }
 
     /// Runs a Lua script (sent whole: each is a few hundred bytes) within [`ROUND_TRIP`],
-    /// dropping the connection when it broke.
+    /// dropping the connection when it broke or outlived it.
     async fn eval<T: FromRedisValue>(
         &self,
         doing: &str,
@@ -227,24 +173,11 @@ impl Connector {
         keys: &[&str],
         args: &[String],
     ) -> Result<T, SharedLimitsError> {
-        let run = async {
-            let mut conn = self.connection().await?;
-            let mut cmd = ::redis::cmd("EVAL");
-            cmd.arg(script).arg(keys.len()).arg(keys).arg(args);
-            match cmd.query_async::<T>(&mut conn).await {
-                Ok(v) => Ok(v),
-                Err(e) => {
-                    if is_broken(&e) {
-                        self.conn.lock().await.take();
-                    }
-                    Err(self.error(doing, e))
-                }
-            }
-        };
-        match tokio::time::timeout(ROUND_TRIP, run).await {
-            Ok(r) => r,
+        let args = args.iter().map(|a| a.as_bytes().to_vec());
+        match tokio::time::timeout(ROUND_TRIP, self.link.eval(doing, script, keys, args)).await {
+            Ok(r) => r.map_err(Into::into),
             Err(_) => {
-                self.conn.lock().await.take();
+                self.link.forget_connection().await;
                 Err(self.error(doing, "timed out"))
             }
         }

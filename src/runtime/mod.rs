@@ -20,6 +20,8 @@ pub mod page;
 pub mod principal;
 pub mod progress;
 pub mod prompts;
+#[cfg(feature = "redis")]
+pub mod redis_link;
 pub mod registry;
 pub mod resources;
 pub mod rounds;

@@ -11,18 +11,16 @@
 
 use std::{sync::Arc, time::Duration};
 
-use ::redis::{AsyncConnectionConfig, Client, aio::MultiplexedConnection};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Mutex;
 
 use super::{CacheKey, SharedTier, StoredResponse};
+use crate::runtime::redis_link::RedisLink;
 
 /// How long a shared entry lives (it is revalidated with its ETag before use anyway).
 pub const TTL: Duration = Duration::from_secs(6 * 60 * 60);
 use super::SHARED_LOCK_FOR as LOCK_FOR;
-const TIMEOUT: Duration = Duration::from_millis(800);
 
 #[derive(Serialize, Deserialize)]
 struct Head {
@@ -41,58 +39,29 @@ fn unix_ms() -> u64 {
 
 /// The shared tier on one Redis.
 pub struct RedisTier {
-    client: Client,
+    link: RedisLink,
     prefix: String,
     max_entry_bytes: usize,
-    conn: Mutex<Option<MultiplexedConnection>>,
 }
 
 impl RedisTier {
     /// A tier on the Redis at `url`, keys under `prefix`, entries up to
     /// `max_entry_bytes` of body. Connects on first use.
     pub fn new(url: &str, prefix: &str, max_entry_bytes: usize) -> Result<Arc<Self>, String> {
-        let client =
-            Client::open(url).map_err(|_| "the store URL is not a Redis URL".to_string())?;
+        let link = RedisLink::new(url, prefix).map_err(|e| e.to_string())?;
         Ok(Arc::new(RedisTier {
-            client,
+            link,
             prefix: prefix.to_string(),
             max_entry_bytes,
-            conn: Mutex::new(None),
         }))
     }
 
-    async fn connection(&self) -> Option<MultiplexedConnection> {
-        let mut conn = self.conn.lock().await;
-        if let Some(c) = &*conn {
-            return Some(c.clone());
-        }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(TIMEOUT))
-            .set_response_timeout(Some(TIMEOUT));
-        let made = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config);
-        match tokio::time::timeout(TIMEOUT * 2, made).await {
-            Ok(Ok(c)) => {
-                *conn = Some(c.clone());
-                Some(c)
-            }
-            _ => {
-                tracing::debug!("shared cache: Redis unreachable");
-                None
-            }
-        }
-    }
-
+    /// Runs `cmd`; a failure is logged (without the password) and read as nothing.
     async fn run<T: ::redis::FromRedisValue>(&self, cmd: &::redis::Cmd) -> Option<T> {
-        let mut conn = self.connection().await?;
-        match cmd.query_async::<T>(&mut conn).await {
+        match self.link.query("shared cache", cmd).await {
             Ok(v) => Some(v),
             Err(e) => {
-                if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
-                    self.conn.lock().await.take();
-                }
-                tracing::debug!(kind = ?e.kind(), "shared cache command failed");
+                tracing::debug!(error = %e, "shared cache command failed");
                 None
             }
         }

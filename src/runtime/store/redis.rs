@@ -41,10 +41,12 @@ use std::{
     time::Duration,
 };
 
-use ::redis::{AsyncConnectionConfig, Client, Cmd, FromRedisValue, aio::MultiplexedConnection};
+use ::redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{Mutex as AsyncMutex, watch};
+
+use crate::runtime::redis_link::{LinkError, RESPONSE_TIMEOUT, RedisLink as Connector};
 
 use super::{
     Backend, BoxFuture, Log, Opened, Position, Read, Retain, StoreError, StreamOptions,
@@ -54,13 +56,9 @@ use super::{
 /// The key prefix when none is given.
 pub const DEFAULT_PREFIX: &str = "cortex:";
 
-// A call that needs the store answers within a second when Redis is gone or stuck.
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-const RESPONSE_TIMEOUT: Duration = Duration::from_millis(800);
 /// Compaction reads a whole stream and writes its snapshot: its own, longer deadline.
 const COMPACTION_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long an append waits for `--store-wait-replicas` Redis replicas.
-const WAIT_TIMEOUT: Duration = Duration::from_millis(800);
+
 /// How long one `XREAD BLOCK` waits before [`Log::durable`] asks again.
 const BLOCK: Duration = Duration::from_secs(1);
 /// The stream entry field holding a record.
@@ -121,184 +119,20 @@ end
 return {1, left}
 ";
 
+impl From<LinkError> for StoreError {
+    fn from(e: LinkError) -> Self {
+        StoreError::Redis {
+            store: e.store,
+            message: e.message,
+        }
+    }
+}
+
 /// The stored snapshot.
 #[derive(Serialize, Deserialize)]
 struct SnapshotDoc {
     cut: u64,
     records: Vec<Value>,
-}
-
-/// One Redis server: the client, the shared connection, and how the store is named in
-/// errors (never with the URL's password).
-struct Connector {
-    client: Client,
-    /// `<url with the password masked> (prefix <prefix>)`.
-    shown: String,
-    /// Text that must never appear in an error (the password, as written and decoded).
-    secrets: Vec<String>,
-    shared: AsyncMutex<Option<MultiplexedConnection>>,
-}
-
-fn config(response_timeout: Duration) -> AsyncConnectionConfig {
-    AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_response_timeout(Some(response_timeout))
-}
-
-/// Whether a connection that failed this way must be replaced.
-fn is_broken(e: &::redis::RedisError) -> bool {
-    e.is_io_error()
-        || e.is_timeout()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || e.is_unrecoverable_error()
-}
-
-impl Connector {
-    fn new(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        let (shown_url, secrets) = match url::Url::parse(url) {
-            Ok(mut parsed) => {
-                let mut secrets = Vec::new();
-                if let Some(pw) = parsed.password().filter(|p| !p.is_empty()) {
-                    secrets.push(pw.to_string());
-                    if let Ok(decoded) = percent_encoding::percent_decode_str(pw).decode_utf8() {
-                        secrets.push(decoded.into_owned());
-                    }
-                    let _ = parsed.set_password(Some("***"));
-                }
-                (parsed.to_string(), secrets)
-            }
-            Err(_) => ("(an unparsable redis URL)".to_string(), Vec::new()),
-        };
-        let shown = format!("{shown_url} (prefix {prefix:?})");
-        let client = Client::open(url).map_err(|e| StoreError::Redis {
-            store: shown.clone(),
-            message: redact(&e.to_string(), &secrets),
-        })?;
-        Ok(Connector {
-            client,
-            shown,
-            secrets,
-            shared: AsyncMutex::new(None),
-        })
-    }
-
-    fn error(&self, doing: &str, message: impl std::fmt::Display) -> StoreError {
-        StoreError::Redis {
-            store: self.shown.clone(),
-            message: redact(&format!("{doing}: {message}"), &self.secrets),
-        }
-    }
-
-    /// A new connection whose requests time out after `response_timeout`.
-    async fn connect(
-        &self,
-        response_timeout: Duration,
-    ) -> Result<MultiplexedConnection, StoreError> {
-        let config = config(response_timeout);
-        let connecting = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config);
-        match tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_millis(200), connecting).await {
-            Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(e)) => Err(self.error("connecting", e)),
-            Err(_) => Err(self.error("connecting", "timed out")),
-        }
-    }
-
-    /// The shared connection, made when there is none.
-    async fn connection(&self) -> Result<MultiplexedConnection, StoreError> {
-        let mut shared = self.shared.lock().await;
-        if let Some(conn) = &*shared {
-            return Ok(conn.clone());
-        }
-        let conn = self.connect(RESPONSE_TIMEOUT).await?;
-        *shared = Some(conn.clone());
-        Ok(conn)
-    }
-
-    /// Runs `cmd` on the shared connection, dropping it when it broke.
-    async fn query<T: FromRedisValue>(&self, doing: &str, cmd: &Cmd) -> Result<T, StoreError> {
-        let mut conn = self.connection().await?;
-        match cmd.query_async::<T>(&mut conn).await {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                if is_broken(&e) {
-                    self.shared.lock().await.take();
-                }
-                Err(self.error(doing, e))
-            }
-        }
-    }
-
-    /// Runs a Lua script (sent whole each time: the scripts are a few hundred bytes).
-    async fn eval<T: FromRedisValue>(
-        &self,
-        doing: &str,
-        script: &str,
-        keys: &[&str],
-        args: impl IntoIterator<Item = Vec<u8>>,
-    ) -> Result<T, StoreError> {
-        self.query(doing, &eval_cmd(script, keys, args)).await
-    }
-
-    /// [`Connector::eval`] on a connection of its own with `timeout` (a compaction).
-    async fn eval_long<T: FromRedisValue>(
-        &self,
-        doing: &str,
-        timeout: Duration,
-        script: &str,
-        keys: &[&str],
-        args: impl IntoIterator<Item = Vec<u8>>,
-    ) -> Result<T, StoreError> {
-        let mut conn = self.connect(timeout).await?;
-        eval_cmd(script, keys, args)
-            .query_async::<T>(&mut conn)
-            .await
-            .map_err(|e| self.error(doing, e))
-    }
-}
-
-fn eval_cmd(script: &str, keys: &[&str], args: impl IntoIterator<Item = Vec<u8>>) -> Cmd {
-    let mut cmd = ::redis::cmd("EVAL");
-    cmd.arg(script).arg(keys.len()).arg(keys);
-    for a in args {
-        cmd.arg(a);
-    }
-    cmd
-}
-
-impl Connector {
-    /// `WAIT replicas`: every write so far on the shared connection reached that many
-    /// Redis replicas (or an error naming how many did).
-    async fn wait_replicas(&self, doing: &str, replicas: u32) -> Result<(), StoreError> {
-        let reached: u32 = self
-            .query(
-                doing,
-                ::redis::cmd("WAIT")
-                    .arg(replicas)
-                    .arg(WAIT_TIMEOUT.as_millis() as u64),
-            )
-            .await?;
-        if reached < replicas {
-            return Err(self.error(
-                doing,
-                format!(
-                    "only {reached} of the {replicas} Redis replicas --store-wait-replicas asks for acknowledged the write within {} ms",
-                    WAIT_TIMEOUT.as_millis()
-                ),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// `message` with every secret masked.
-fn redact(message: &str, secrets: &[String]) -> String {
-    secrets
-        .iter()
-        .filter(|s| !s.is_empty())
-        .fold(message.to_string(), |m, s| m.replace(s.as_str(), "***"))
 }
 
 /// `*?[]\` escaped for a `SCAN MATCH` pattern.
@@ -366,6 +200,7 @@ impl Inner {
     fn error(&self, doing: &str, message: impl std::fmt::Display) -> StoreError {
         self.redis
             .error(&format!("stream {:?}: {doing}", self.name), message)
+            .into()
     }
 
     fn learn_last(&self, last: u64) {
@@ -675,7 +510,7 @@ impl RedisBackend {
 
     /// The store as errors name it (the URL's password masked).
     pub fn shown(&self) -> &str {
-        &self.redis.shown
+        self.redis.shown()
     }
 
     /// Whether Redis answers (`PING`), within the store's deadline.
@@ -688,9 +523,10 @@ impl RedisBackend {
     /// Redis and prefix.
     pub async fn next_in_sequence(&self, name: &str) -> Result<u64, StoreError> {
         let key = format!("{}seq:{name}", self.prefix);
-        self.redis
+        Ok(self
+            .redis
             .query(&format!("counter {name:?}"), ::redis::cmd("INCR").arg(key))
-            .await
+            .await?)
     }
 }
 
