@@ -169,23 +169,24 @@ pub fn router(server: CortexServer, ct: CancellationToken) -> Result<Router, Htt
 }
 
 /// Readiness, unlike `/healthz` (liveness: the process serves): 200 when the store
-/// answers within a second, else 503 naming it (a load balancer then sends requests to
-/// the other replicas; the process stays up and recovers by itself).
+/// answers within a second, else 503 (a load balancer then sends requests to the other
+/// replicas; the process stays up and recovers by itself). Unauthenticated like
+/// `/healthz`, so the answer names no host: the reason is logged, and the `health` tool
+/// reports it to authenticated callers.
 async fn readiness(State(state): State<AppState>) -> Response {
     let stores = &state.server.runtime().stores;
     let answer = tokio::time::timeout(std::time::Duration::from_secs(1), stores.ping()).await;
-    match answer {
-        Ok(Ok(())) => (StatusCode::OK, "ready").into_response(),
-        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}")).into_response(),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "not ready: the store ({}) did not answer within 1 s",
-                stores.describe()
-            ),
-        )
-            .into_response(),
-    }
+    let why = match answer {
+        Ok(Ok(())) => return (StatusCode::OK, "ready").into_response(),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("{} did not answer within 1 s", stores.describe()),
+    };
+    tracing::warn!(reason = %why, "not ready: the store does not answer");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not ready: the store does not answer (see the server log or the health tool)",
+    )
+        .into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
