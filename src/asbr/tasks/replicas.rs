@@ -127,7 +127,9 @@ impl TaskStore {
             return Some(slot);
         }
         let created = data.task.as_ref()?;
-        let slot = Slot::new(None);
+        // Visible at once as created (a reader must never meet a slot without its task);
+        // the event itself is applied next, under the gate, like any other.
+        let slot = Slot::new(Some(super::Task::clone(created)));
         let slot = self
             .active
             .write()
