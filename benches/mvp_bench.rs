@@ -83,7 +83,7 @@ async fn bench_mvp() {
     // Teaching, in process.
     let dir = tempfile::tempdir().unwrap();
     let teaching = cortex_mcp::mvp::teaching::Teaching::open(
-        dir.path(),
+        &cortex_mcp::runtime::store::LocalBackend::new(dir.path()),
         cortex_mcp::runtime::journal::FsyncPolicy::Never,
         200_000,
     )

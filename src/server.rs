@@ -313,10 +313,12 @@ impl CortexServer {
         reject_duplicate_names(&toolsets)?;
         reject_unknown_groups(&config, &toolsets)?;
         let dir = config.state_dir.join("tool-tasks");
-        let tasks = ToolTasks::open(&dir, config.fsync).map_err(|source| BuildError::Tasks {
-            dir: dir.display().to_string(),
-            source,
-        })?;
+        let tasks = ToolTasks::open(&dir, config.fsync)
+            .map_err(|source| BuildError::Tasks {
+                dir: dir.display().to_string(),
+                source,
+            })?
+            .on_replica(config.replica_id.as_deref());
         Ok(Self::assemble(runtime, toolsets, tasks))
     }
 

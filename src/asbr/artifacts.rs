@@ -1,6 +1,7 @@
 //! Content-addressed artifacts (`cortex.artifact@1`): blobs named by their SHA-256 under
-//! `<state-dir>/asbr/artifacts/`, metadata in the `artifacts` stream of the runtime's
-//! store, rebuilt on start. Once the log passes [`MAX_LOG_BYTES`] it is compacted to the
+//! `<state-dir>/asbr/artifacts/` (on a shared store, in the store itself, up to
+//! `--store-max-artifact-bytes`), metadata in the `artifacts` stream of the runtime's
+//! store, rebuilt on start and the same on every replica sharing it. Once the log passes [`MAX_LOG_BYTES`] it is compacted to the
 //! first record of each principal and content (what the index and the owners rebuild
 //! from; later duplicates, left by concurrent stores of the same bytes, are dropped).
 //!
@@ -18,6 +19,7 @@ use std::{
     collections::{BTreeMap, HashMap, HashSet},
     io::Write,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use parking_lot::RwLock;
@@ -26,10 +28,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::runtime::{
     principal::Principal,
-    store::{Compaction, Fsync, Stream, StreamOptions},
+    store::{Backend, Compaction, Fold, Fsync, Replicated, StreamOptions},
 };
 
-use super::{AsbrError, canonical, open_stream};
+use super::{AsbrError, canonical, open_replicated};
 
 const STREAM: &str = "artifacts";
 /// Log size past which the stream is compacted to the first record of each principal
@@ -75,49 +77,120 @@ pub struct ArtifactMeta {
     pub owner: Option<String>,
 }
 
-/// The metadata index and blob directory.
+/// Where blobs live.
+enum Blobs {
+    /// Files named by their digest (a local store).
+    Files(PathBuf),
+    /// In the shared store, up to `max` bytes each.
+    Shared { backend: Arc<dyn Backend>, max: u64 },
+}
+
+/// The metadata index and the blobs.
 pub struct ArtifactStore {
-    stream: Stream<ArtifactMeta>,
-    blobs: PathBuf,
+    log: Replicated<ArtifactMeta>,
+    blobs: Blobs,
     index: RwLock<BTreeMap<String, ArtifactMeta>>,
     /// Who stored each artifact (`None`: a record from before owners were kept).
     owners: RwLock<HashMap<String, Vec<Option<String>>>>,
 }
 
+impl Fold<ArtifactMeta> for ArtifactStore {
+    fn apply(&self, meta: ArtifactMeta) {
+        self.owners
+            .write()
+            .entry(meta.id.clone())
+            .or_default()
+            .push(meta.owner.clone());
+        self.index.write().entry(meta.id.clone()).or_insert(meta);
+    }
+
+    fn reset(&self, records: Vec<ArtifactMeta>) {
+        let (index, owners) = indexed(records);
+        *self.index.write() = index;
+        *self.owners.write() = owners;
+    }
+}
+
+type Index = (
+    BTreeMap<String, ArtifactMeta>,
+    HashMap<String, Vec<Option<String>>>,
+);
+
+fn indexed(records: Vec<ArtifactMeta>) -> Index {
+    let mut index = BTreeMap::new();
+    let mut owners: HashMap<String, Vec<Option<String>>> = HashMap::new();
+    for meta in records {
+        owners
+            .entry(meta.id.clone())
+            .or_default()
+            .push(meta.owner.clone());
+        index.entry(meta.id.clone()).or_insert(meta);
+    }
+    (index, owners)
+}
+
 impl ArtifactStore {
-    pub fn open(dir: &Path, policy: Fsync) -> Result<Self, AsbrError> {
-        Self::open_with(dir, StreamOptions::new(policy, MAX_LOG_BYTES))
+    /// Opens the store on `backend`: blobs under `dir/artifacts` on a local backend, in
+    /// the backend up to `max_shared` bytes each on a shared one.
+    pub fn open(
+        backend: Arc<dyn Backend>,
+        dir: &Path,
+        policy: Fsync,
+        max_shared: Option<u64>,
+    ) -> Result<Self, AsbrError> {
+        Self::open_with(
+            backend,
+            dir,
+            StreamOptions::new(policy, MAX_LOG_BYTES),
+            max_shared,
+        )
     }
 
     /// [`ArtifactStore::open`] with explicit stream options (tests use a small log).
-    pub fn open_with(dir: &Path, options: StreamOptions) -> Result<Self, AsbrError> {
+    pub fn open_with(
+        backend: Arc<dyn Backend>,
+        dir: &Path,
+        options: StreamOptions,
+        max_shared: Option<u64>,
+    ) -> Result<Self, AsbrError> {
         let compaction = Compaction::new(first_per_owner);
-        let (stream, records) = open_stream(dir, STREAM, options, compaction)?;
-        let blobs = dir.join("artifacts");
-        std::fs::create_dir_all(&blobs).map_err(|source| AsbrError::Io {
-            path: blobs.clone(),
-            source,
-        })?;
-        let mut index = BTreeMap::new();
-        let mut owners: HashMap<String, Vec<Option<String>>> = HashMap::new();
-        for meta in records {
-            owners
-                .entry(meta.id.clone())
-                .or_default()
-                .push(meta.owner.clone());
-            index.entry(meta.id.clone()).or_insert(meta);
-        }
+        let (log, records) = open_replicated(&*backend, STREAM, options, compaction)?;
+        let blobs = if backend.is_shared() {
+            let max = max_shared
+                .unwrap_or(MAX_ARTIFACT_BYTES as u64)
+                .min(MAX_ARTIFACT_BYTES as u64);
+            Blobs::Shared { backend, max }
+        } else {
+            let files = dir.join("artifacts");
+            std::fs::create_dir_all(&files).map_err(|source| AsbrError::Io {
+                path: files.clone(),
+                source,
+            })?;
+            Blobs::Files(files)
+        };
+        let (index, owners) = indexed(records);
         Ok(ArtifactStore {
-            stream,
+            log,
             blobs,
             index: RwLock::new(index),
             owners: RwLock::new(owners),
         })
     }
 
+    /// On a shared store, keeps this replica's index current (see [`Replicated::follow`]).
+    pub fn follow(self: &Arc<Self>) {
+        self.log.follow(self);
+    }
+
+    /// Applies what other replicas stored before this call (shared store only), for a
+    /// read that must see it.
+    pub async fn catch_up(&self) {
+        self.log.catch_up_or_log(self).await
+    }
+
     /// Makes queued writes (and a compaction under way) durable and closes the stream.
     pub async fn close(&self) {
-        self.stream.close().await
+        self.log.close().await
     }
 
     /// Artifact `id`'s metadata as `principal` sees it, if it may.
@@ -133,8 +206,48 @@ impl ArtifactStore {
         Some(meta)
     }
 
-    fn blob_path(&self, hex: &str) -> PathBuf {
-        self.blobs.join(hex)
+    /// The largest artifact this store keeps, and the error that names the limit.
+    fn check_size(&self, len: usize) -> Result<(), ArtifactError> {
+        match &self.blobs {
+            Blobs::Shared { max, .. } if len as u64 > *max => Err(ArtifactError::Input(format!(
+                "content: {len} bytes is more than the {max} bytes this server keeps per artifact on its shared store (--store-max-artifact-bytes); store a smaller artifact or split it"
+            ))),
+            _ if len > MAX_ARTIFACT_BYTES => Err(ArtifactError::Input(format!(
+                "content: {len} bytes is more than the {MAX_ARTIFACT_BYTES} allowed"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    async fn write_blob(&self, hex: &str, bytes: Vec<u8>) -> Result<(), ArtifactError> {
+        match &self.blobs {
+            Blobs::Files(dir) => {
+                let path = dir.join(hex);
+                tokio::task::spawn_blocking(move || write_blob(&path, &bytes))
+                    .await
+                    .map_err(|e| ArtifactError::Storage(format!("blob writer stopped: {e}")))?
+                    .map_err(|e| ArtifactError::Storage(e.to_string()))
+            }
+            Blobs::Shared { backend, .. } => backend
+                .put_blob(hex, &bytes)
+                .await
+                .map_err(|e| ArtifactError::Storage(e.to_string())),
+        }
+    }
+
+    async fn read_blob(&self, id: &str, hex: &str) -> Result<Vec<u8>, ArtifactError> {
+        match &self.blobs {
+            Blobs::Files(dir) => tokio::fs::read(dir.join(hex))
+                .await
+                .map_err(|e| ArtifactError::Storage(format!("blob of {id}: {e}"))),
+            Blobs::Shared { backend, .. } => backend
+                .get_blob(hex)
+                .await
+                .map_err(|e| ArtifactError::Storage(e.to_string()))?
+                .ok_or_else(|| {
+                    ArtifactError::Storage(format!("blob of {id} is missing from the shared store"))
+                }),
+        }
     }
 
     /// Stores `bytes` for `principal`; the same bytes stored again by it return the first
@@ -146,25 +259,17 @@ impl ArtifactStore {
         task_id: Option<String>,
         principal: &Principal,
     ) -> Result<(ArtifactMeta, bool), ArtifactError> {
-        if bytes.len() > MAX_ARTIFACT_BYTES {
-            return Err(ArtifactError::Input(format!(
-                "content: {} bytes is more than the {MAX_ARTIFACT_BYTES} allowed",
-                bytes.len()
-            )));
-        }
+        self.check_size(bytes.len())?;
         let hex = canonical::sha256_hex(&bytes);
         let id = format!("sha256:{hex}");
+        self.catch_up().await;
         if let Some(meta) = self.visible(&id, principal)
             && meta.owner.is_some()
         {
             return Ok((meta, true));
         }
-        let path = self.blob_path(&hex);
         let size = bytes.len() as u64;
-        tokio::task::spawn_blocking(move || write_blob(&path, &bytes))
-            .await
-            .map_err(|e| ArtifactError::Storage(format!("blob writer stopped: {e}")))?
-            .map_err(|e| ArtifactError::Storage(e.to_string()))?;
+        self.write_blob(&hex, bytes).await?;
         let meta = ArtifactMeta {
             id: id.clone(),
             kind,
@@ -174,16 +279,10 @@ impl ArtifactStore {
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             owner: principal.owner(),
         };
-        self.stream
-            .append(&meta)
+        self.log
+            .append(meta, self)
             .await
             .map_err(|e| ArtifactError::Storage(e.to_string()))?;
-        self.index.write().entry(id.clone()).or_insert(meta);
-        self.owners
-            .write()
-            .entry(id.clone())
-            .or_default()
-            .push(principal.owner());
         let meta = self
             .visible(&id, principal)
             .ok_or_else(|| ArtifactError::Storage(format!("{id} left the index")))?;
@@ -204,11 +303,10 @@ impl ArtifactStore {
         id: &str,
         principal: &Principal,
     ) -> Result<(ArtifactMeta, Vec<u8>), ArtifactError> {
+        self.catch_up().await;
         let meta = self.meta(id, principal)?;
-        let hex = id.trim_start_matches("sha256:").to_string();
-        let bytes = tokio::fs::read(self.blob_path(&hex))
-            .await
-            .map_err(|e| ArtifactError::Storage(format!("blob of {id}: {e}")))?;
+        let hex = id.trim_start_matches("sha256:");
+        let bytes = self.read_blob(id, hex).await?;
         if canonical::sha256_hex(&bytes) != hex {
             return Err(ArtifactError::Storage(format!(
                 "blob of {id} does not match its digest"
@@ -279,6 +377,11 @@ pub fn normalise_time(field: &str, raw: &str) -> Result<String, ArtifactError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::store::LocalBackend;
+
+    fn local(dir: &Path) -> Arc<dyn Backend> {
+        Arc::new(LocalBackend::new(dir))
+    }
 
     fn stored_bytes(dir: &Path) -> u64 {
         ["artifacts.ndjson", "artifacts.snapshot.json"]
@@ -294,7 +397,7 @@ mod tests {
     async fn duplicate_records_compact_away_and_the_state_survives_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let options = StreamOptions::new(Fsync::Never, 4096);
-        let store = ArtifactStore::open_with(dir.path(), options).unwrap();
+        let store = ArtifactStore::open_with(local(dir.path()), dir.path(), options, None).unwrap();
         let ada = Principal::stdio();
         let (a, _) = store
             .put(ArtifactKind::Doc, b"alpha".to_vec(), None, &ada)
@@ -314,7 +417,7 @@ mod tests {
             let mut dup = if n % 2 == 0 { a.clone() } else { b.clone() };
             dup.created_at = format!("2099-01-01T00:00:{:02}.000Z", n % 60);
             appended += serde_json::to_vec(&dup).unwrap().len() as u64;
-            store.stream.append(&dup).await.unwrap();
+            store.log.stream().append(&dup).await.unwrap();
         }
         assert_eq!(store.meta(&a.id, &ada).unwrap(), a);
         store.close().await;
@@ -325,7 +428,7 @@ mod tests {
         );
         assert!(dir.path().join("artifacts.snapshot.json").exists());
 
-        let store = ArtifactStore::open_with(dir.path(), options).unwrap();
+        let store = ArtifactStore::open_with(local(dir.path()), dir.path(), options, None).unwrap();
         assert_eq!(store.meta(&a.id, &ada).unwrap(), a);
         assert_eq!(store.meta(&b.id, &ada).unwrap(), b);
         assert_eq!(store.list(&ada, None, None, None).len(), 2);

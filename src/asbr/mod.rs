@@ -33,6 +33,11 @@ pub enum AsbrError {
         dir: PathBuf,
         source: crate::runtime::store::StoreError,
     },
+    #[error("asbr toolset: stream {stream}: {source}")]
+    Store {
+        stream: &'static str,
+        source: crate::runtime::store::StoreError,
+    },
     #[error("asbr toolset: journal {stream} holds a malformed record: {reason}")]
     Replay {
         stream: &'static str,
@@ -48,8 +53,9 @@ pub enum AsbrError {
 /// Builds the toolset: replays the journals under `<state-dir>/asbr/`.
 pub fn toolset(runtime: &Runtime) -> Result<Toolset, AsbrError> {
     let dir = runtime.config.state_dir.join("asbr");
+    let backend = runtime.stores.backend("asbr");
     let tasks = Arc::new(tasks::TaskStore::open_on(
-        &*runtime.stores.backend("asbr"),
+        &*backend,
         &dir,
         runtime.events.clone(),
         runtime_policy(runtime),
@@ -61,10 +67,22 @@ pub fn toolset(runtime: &Runtime) -> Result<Toolset, AsbrError> {
     )?);
     tasks.follow_other_replicas();
     let artifacts = Arc::new(artifacts::ArtifactStore::open(
+        backend.clone(),
         &dir,
         runtime_policy(runtime),
+        runtime.config.store.max_artifact_bytes(),
     )?);
-    let profiles = Arc::new(profiles::ProfileStore::open(&dir, runtime_policy(runtime))?);
+    artifacts.follow();
+    let profiles = Arc::new(profiles::ProfileStore::open(
+        &*backend,
+        runtime_policy(runtime),
+    )?);
+    profiles.follow();
+    let reviews = Arc::new(reviews::ReviewStore::open(
+        &*backend,
+        runtime_policy(runtime),
+    )?);
+    reviews.follow();
     let manifest = Arc::new(manifest::ServiceMaps::new(runtime.config.asbr.clone()));
     let security_rules = Arc::new(scan::Rules::new());
     let scanner = Arc::new(scan::Scanner {
@@ -78,7 +96,7 @@ pub fn toolset(runtime: &Runtime) -> Result<Toolset, AsbrError> {
         profiles,
         manifest,
         scanner,
-        reviews: Arc::new(reviews::ReviewStore::open(&dir, runtime_policy(runtime))?),
+        reviews: reviews.clone(),
         analysers: Arc::new(reviews::Analysers {
             security: security_rules,
             packs: review_rules::ReviewRules::new(),
@@ -94,25 +112,21 @@ fn runtime_policy(runtime: &Runtime) -> crate::runtime::store::Fsync {
     runtime.config.fsync
 }
 
-/// Opens the typed stream `stream` under `dir`, mapping errors to [`AsbrError`], and
-/// returns it with the records it holds; a record that does not decode is an
-/// [`AsbrError::Replay`] (the toolset does not start on a journal it cannot read).
-pub(crate) fn open_stream<E>(
-    dir: &std::path::Path,
+/// Opens the replicated stream `stream` on `backend` (the store's state is the same on
+/// every replica sharing it), mapping errors to [`AsbrError`], and returns it with the
+/// records it holds; a record that does not decode is an [`AsbrError::Replay`].
+pub(crate) fn open_replicated<E>(
+    backend: &dyn crate::runtime::store::Backend,
     stream: &'static str,
     options: crate::runtime::store::StreamOptions,
     compaction: crate::runtime::store::Compaction<E>,
-) -> Result<(crate::runtime::store::Stream<E>, Vec<E>), AsbrError>
+) -> Result<(crate::runtime::store::Replicated<E>, Vec<E>), AsbrError>
 where
-    E: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+    E: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
 {
-    use crate::runtime::store::{LocalBackend, Stream};
-    let (handle, replay) = Stream::open_local(&LocalBackend::new(dir), stream, options, compaction)
-        .map_err(|source| AsbrError::Journal {
-            stream,
-            dir: dir.to_path_buf(),
-            source,
-        })?;
+    let (handle, replay) =
+        crate::runtime::store::Replicated::open_now(backend, stream, options, compaction)
+            .map_err(|source| AsbrError::Store { stream, source })?;
     if let Some((position, reason)) = replay.undecodable.first() {
         return Err(AsbrError::Replay {
             stream,

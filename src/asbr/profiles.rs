@@ -1,19 +1,19 @@
 //! Profiles (`cortex.profile@1`): skill level, preferred tools and accessibility needs,
-//! kept in the `profiles` stream of the runtime's store (last write wins; compacted to
-//! the last write of each profile once the log passes [`MAX_LOG_BYTES`]) and rebuilt on
-//! start.
+//! kept in the `profiles` stream of the runtime's store (last write wins, in log order on
+//! every replica sharing the store; compacted to the last write of each profile once the
+//! log passes [`MAX_LOG_BYTES`]) and rebuilt on start.
 //!
 //! Owns profile storage only; must not touch tasks or tool wiring.
 
-use std::{collections::HashMap, path::Path};
+use std::{collections::HashMap, sync::Arc};
 
 use parking_lot::RwLock;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::store::{Compaction, Fsync, LocalBackend, Stream, StreamOptions};
+use crate::runtime::store::{Backend, Compaction, Fold, Fsync, Replicated, StreamOptions};
 
-use super::AsbrError;
+use super::{AsbrError, open_replicated};
 
 const STREAM: &str = "profiles";
 /// Log size past which the stream is compacted to the last write of each profile.
@@ -60,58 +60,63 @@ pub struct Profile {
 }
 
 pub struct ProfileStore {
-    stream: Stream<Profile>,
+    log: Replicated<Profile>,
     profiles: RwLock<HashMap<String, Profile>>,
 }
 
+impl Fold<Profile> for ProfileStore {
+    fn apply(&self, profile: Profile) {
+        self.profiles.write().insert(profile.id.clone(), profile);
+    }
+
+    fn reset(&self, records: Vec<Profile>) {
+        *self.profiles.write() = by_id(records);
+    }
+}
+
+fn by_id(records: Vec<Profile>) -> HashMap<String, Profile> {
+    records.into_iter().map(|p| (p.id.clone(), p)).collect()
+}
+
 impl ProfileStore {
-    pub fn open(dir: &Path, policy: Fsync) -> Result<Self, AsbrError> {
-        Self::open_with(dir, StreamOptions::new(policy, MAX_LOG_BYTES))
+    pub fn open(backend: &dyn Backend, policy: Fsync) -> Result<Self, AsbrError> {
+        Self::open_with(backend, StreamOptions::new(policy, MAX_LOG_BYTES))
     }
 
     /// [`ProfileStore::open`] with explicit stream options (tests use a small log).
-    pub fn open_with(dir: &Path, options: StreamOptions) -> Result<Self, AsbrError> {
+    pub fn open_with(backend: &dyn Backend, options: StreamOptions) -> Result<Self, AsbrError> {
         let compaction = Compaction::last_per_key(|p: &Profile| p.id.clone());
-        let (stream, replay) =
-            Stream::open_local(&LocalBackend::new(dir), STREAM, options, compaction).map_err(
-                |source| AsbrError::Journal {
-                    stream: STREAM,
-                    dir: dir.to_path_buf(),
-                    source,
-                },
-            )?;
-        if let Some((position, reason)) = replay.undecodable.first() {
-            return Err(AsbrError::Replay {
-                stream: STREAM,
-                reason: format!("record {position}: {reason}"),
-            });
-        }
-        let profiles = replay
-            .into_records()
-            .into_iter()
-            .map(|p| (p.id.clone(), p))
-            .collect();
+        let (log, records) = open_replicated(backend, STREAM, options, compaction)?;
         Ok(ProfileStore {
-            stream,
-            profiles: RwLock::new(profiles),
+            log,
+            profiles: RwLock::new(by_id(records)),
         })
     }
 
-    /// Writes `profile` durably, then makes it visible.
+    /// On a shared store, keeps this replica's copy current (see [`Replicated::follow`]).
+    pub fn follow(self: &Arc<Self>) {
+        self.log.follow(self);
+    }
+
+    /// Applies what other replicas wrote before this call (shared store only).
+    pub async fn catch_up(&self) {
+        self.log.catch_up_or_log(self).await
+    }
+
+    /// Writes `profile` durably, then makes it visible; `true` when it is new.
     pub async fn upsert(&self, profile: Profile) -> Result<(Profile, bool), ProfileError> {
-        self.stream
-            .append(&profile)
+        self.catch_up().await;
+        let existed = self.profiles.read().contains_key(&profile.id);
+        self.log
+            .append(profile.clone(), self)
             .await
             .map_err(|e| ProfileError::Journal(e.to_string()))?;
-        let existed = self
-            .profiles
-            .write()
-            .insert(profile.id.clone(), profile.clone())
-            .is_some();
         Ok((profile, !existed))
     }
 
-    pub fn get(&self, id: &str) -> Result<Profile, ProfileError> {
+    /// Profile `id`, as last written anywhere before this call.
+    pub async fn get(&self, id: &str) -> Result<Profile, ProfileError> {
+        self.catch_up().await;
         self.profiles
             .read()
             .get(id)
@@ -121,13 +126,15 @@ impl ProfileStore {
 
     /// Makes queued writes (and a compaction under way) durable and closes the stream.
     pub async fn close(&self) {
-        self.stream.close().await
+        self.log.close().await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::store::LocalBackend;
+    use std::path::Path;
 
     fn profile(id: &str, n: usize) -> Profile {
         Profile {
@@ -151,7 +158,7 @@ mod tests {
     async fn many_updates_compact_the_journal_and_the_state_survives_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let options = StreamOptions::new(Fsync::Never, 4096);
-        let store = ProfileStore::open_with(dir.path(), options).unwrap();
+        let store = ProfileStore::open_with(&LocalBackend::new(dir.path()), options).unwrap();
         let mut appended = 0;
         for n in 0..600 {
             let p = profile(["ada", "bob", "cy"][n % 3], n);
@@ -166,11 +173,11 @@ mod tests {
         );
         assert!(dir.path().join("profiles.snapshot.json").exists());
 
-        let store = ProfileStore::open_with(dir.path(), options).unwrap();
-        assert_eq!(store.get("ada").unwrap(), profile("ada", 597));
-        assert_eq!(store.get("bob").unwrap(), profile("bob", 598));
-        assert_eq!(store.get("cy").unwrap(), profile("cy", 599));
-        assert!(store.get("dee").is_err());
+        let store = ProfileStore::open_with(&LocalBackend::new(dir.path()), options).unwrap();
+        assert_eq!(store.get("ada").await.unwrap(), profile("ada", 597));
+        assert_eq!(store.get("bob").await.unwrap(), profile("bob", 598));
+        assert_eq!(store.get("cy").await.unwrap(), profile("cy", 599));
+        assert!(store.get("dee").await.is_err());
         store.close().await;
     }
 }

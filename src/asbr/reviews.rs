@@ -15,7 +15,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    path::Path,
+    sync::Arc,
 };
 
 use parking_lot::RwLock;
@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::runtime::{
     principal::Principal,
-    store::{Compaction, Fsync, Stream, StreamOptions},
+    store::{Backend, Compaction, Fold, Fsync, Replicated, StreamOptions},
 };
 
 mod analysis;
@@ -35,7 +35,7 @@ pub use analysis::{
 };
 pub use scope::Scope;
 
-use super::{AsbrError, open_stream, scan::Severity};
+use super::{AsbrError, open_replicated, scan::Severity};
 
 const STREAM: &str = "reviews";
 /// Most reviews kept in memory (the oldest finished ones leave first).
@@ -346,7 +346,7 @@ fn kept_records(records: Vec<Review>, limits: (usize, usize)) -> Vec<Review> {
 }
 
 pub struct ReviewStore {
-    stream: Stream<Review>,
+    log: Replicated<Review>,
     reviews: RwLock<HashMap<String, Review>>,
     /// Serialises read-modify-write changes so concurrent feedback is never lost.
     gate: tokio::sync::Mutex<()>,
@@ -354,50 +354,74 @@ pub struct ReviewStore {
     limits: (usize, usize),
 }
 
+impl Fold<Review> for ReviewStore {
+    fn apply(&self, review: Review) {
+        let mut reviews = self.reviews.write();
+        reviews.insert(review.summary.id.clone(), review);
+        evict(&mut reviews, self.limits);
+    }
+
+    fn reset(&self, records: Vec<Review>) {
+        let mut reviews = by_id(records);
+        evict(&mut reviews, self.limits);
+        *self.reviews.write() = reviews;
+    }
+}
+
+fn by_id(records: Vec<Review>) -> HashMap<String, Review> {
+    records
+        .into_iter()
+        .map(|r| (r.summary.id.clone(), r))
+        .collect()
+}
+
 impl ReviewStore {
-    pub fn open(dir: &Path, policy: Fsync) -> Result<Self, AsbrError> {
-        Self::open_with_limits(dir, policy, (MAX_REVIEWS, MAX_REVIEW_BYTES))
+    pub fn open(backend: &dyn Backend, policy: Fsync) -> Result<Self, AsbrError> {
+        Self::open_with_limits(backend, policy, (MAX_REVIEWS, MAX_REVIEW_BYTES))
     }
 
     /// [`ReviewStore::open`] keeping at most `limits` = (reviews, estimated bytes).
     pub fn open_with_limits(
-        dir: &Path,
+        backend: &dyn Backend,
         policy: Fsync,
         limits: (usize, usize),
     ) -> Result<Self, AsbrError> {
-        Self::open_with(dir, StreamOptions::new(policy, MAX_LOG_BYTES), limits)
+        Self::open_with(backend, StreamOptions::new(policy, MAX_LOG_BYTES), limits)
     }
 
     /// [`ReviewStore::open_with_limits`] with explicit stream options (tests use a small
-    /// log).
+    /// log). A review found pending or running on a local store was interrupted by the
+    /// restart and is marked failed; on a shared store another replica may be running
+    /// it, so it is left as it is.
     pub fn open_with(
-        dir: &Path,
+        backend: &dyn Backend,
         options: StreamOptions,
         limits: (usize, usize),
     ) -> Result<Self, AsbrError> {
         let compaction = Compaction::new(move |records| kept_records(records, limits));
-        let (stream, records) = open_stream(dir, STREAM, options, compaction)?;
-        let mut reviews = HashMap::new();
-        for r in records {
-            reviews.insert(r.summary.id.clone(), r);
-        }
-        for r in reviews.values_mut() {
-            if matches!(
-                r.summary.status,
-                ReviewStatus::Pending | ReviewStatus::InProgress
-            ) {
-                r.summary.status = ReviewStatus::Failed;
-                r.summary.error =
-                    Some("interrupted by a server restart; call create_review again".into());
-            }
+        let (log, records) = open_replicated(backend, STREAM, options, compaction)?;
+        let mut reviews = by_id(records);
+        if !log.is_shared() {
+            mark_interrupted(&mut reviews);
         }
         evict(&mut reviews, limits);
         Ok(ReviewStore {
-            stream,
+            log,
             reviews: RwLock::new(reviews),
             gate: tokio::sync::Mutex::new(()),
             limits,
         })
+    }
+
+    /// On a shared store, keeps this replica's copy current (see [`Replicated::follow`]).
+    pub fn follow(self: &Arc<Self>) {
+        self.log.follow(self);
+    }
+
+    /// Applies what other replicas wrote before this call (shared store only), for a
+    /// read that must see it.
+    pub async fn catch_up(&self) {
+        self.log.catch_up_or_log(self).await
     }
 
     /// Journals `review`, then makes it visible (keeping at most [`MAX_REVIEWS`] reviews
@@ -406,19 +430,16 @@ impl ReviewStore {
     pub async fn put(&self, mut review: Review) -> Result<Review, ReviewError> {
         review.summary.updated_at = now();
         review.summary.feedback_count = review.feedback.len() as u64;
-        self.stream
-            .append(&review)
+        self.log
+            .append(review.clone(), self)
             .await
             .map_err(|e| ReviewError::Journal(e.to_string()))?;
-        let mut reviews = self.reviews.write();
-        reviews.insert(review.summary.id.clone(), review.clone());
-        evict(&mut reviews, self.limits);
         Ok(review)
     }
 
     /// Makes queued writes (and a compaction under way) durable and closes the stream.
     pub async fn close(&self) {
-        self.stream.close().await
+        self.log.close().await
     }
 
     /// The newest completed review `principal` may see of the whole of
@@ -451,6 +472,7 @@ impl ReviewStore {
         change: impl FnOnce(&mut Review) -> Result<(), ReviewError>,
     ) -> Result<Review, ReviewError> {
         let _gate = self.gate.lock().await;
+        self.catch_up().await;
         let mut review = self.get(id, principal)?;
         change(&mut review)?;
         self.put(review).await
@@ -491,6 +513,19 @@ impl ReviewStore {
         let more = items.len() > limit;
         items.truncate(limit);
         (items, more)
+    }
+}
+
+fn mark_interrupted(reviews: &mut HashMap<String, Review>) {
+    for r in reviews.values_mut() {
+        if matches!(
+            r.summary.status,
+            ReviewStatus::Pending | ReviewStatus::InProgress
+        ) {
+            r.summary.status = ReviewStatus::Failed;
+            r.summary.error =
+                Some("interrupted by a server restart; call create_review again".into());
+        }
     }
 }
 

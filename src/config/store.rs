@@ -25,8 +25,17 @@ layered! {
         /// have it (`WAIT`); 0 (the default) waits for the primary only.
         #[arg(long, global = true, env = "CORTEX_MCP_STORE_WAIT_REPLICAS")]
         pub store_wait_replicas: Option<u32>,
+        /// On a Redis store, the largest artifact (`put_artifact`) kept there, in bytes
+        /// (default 4 MiB, at most 16 MiB); a larger one is refused naming this limit.
+        #[arg(long, global = true, env = "CORTEX_MCP_STORE_MAX_ARTIFACT_BYTES")]
+        pub store_max_artifact_bytes: Option<u64>,
     }
 }
+
+/// Default largest artifact on a Redis store.
+pub const DEFAULT_MAX_SHARED_ARTIFACT: u64 = 4 << 20;
+/// The most `--store-max-artifact-bytes` may be (the artifact limit of every store).
+pub const MAX_SHARED_ARTIFACT: u64 = 16 << 20;
 
 /// The environment variable holding the key integration credentials are sealed with on a
 /// shared store (32 bytes, hex or base64).
@@ -48,6 +57,8 @@ pub enum StoreSettings {
         prefix: String,
         /// Redis replicas an append waits for (`WAIT n`), 0 for none.
         wait_replicas: u32,
+        /// The largest artifact kept on the store, in bytes.
+        max_artifact_bytes: u64,
         /// The at-rest key of integration credentials (from [`STORE_KEY_ENV`]).
         key: Option<Secret>,
     },
@@ -72,6 +83,12 @@ impl StoreOptions {
             if self.store_wait_replicas.is_some_and(|n| n > 0) {
                 return Err(invalid(
                     "store-wait-replicas",
+                    "applies to a Redis store only (--store redis://…)",
+                ));
+            }
+            if self.store_max_artifact_bytes.is_some() {
+                return Err(invalid(
+                    "store-max-artifact-bytes",
                     "applies to a Redis store only (--store redis://…)",
                 ));
             }
@@ -116,10 +133,20 @@ impl StoreOptions {
         if wait_replicas > 16 {
             return Err(invalid("store-wait-replicas", "must be between 0 and 16"));
         }
+        let max_artifact_bytes = self
+            .store_max_artifact_bytes
+            .unwrap_or(DEFAULT_MAX_SHARED_ARTIFACT);
+        if !(1..=MAX_SHARED_ARTIFACT).contains(&max_artifact_bytes) {
+            return Err(invalid(
+                "store-max-artifact-bytes",
+                format!("must be between 1 and {MAX_SHARED_ARTIFACT} (16 MiB)"),
+            ));
+        }
         Ok(StoreSettings::Redis {
             url: Secret::from(raw),
             prefix,
             wait_replicas,
+            max_artifact_bytes,
             key: None,
         })
     }
@@ -135,6 +162,7 @@ impl StoreSettings {
                 url,
                 prefix,
                 wait_replicas,
+                max_artifact_bytes,
                 ..
             } => {
                 let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
@@ -157,9 +185,21 @@ impl StoreSettings {
                     url,
                     prefix,
                     wait_replicas,
+                    max_artifact_bytes,
                     key: Some(Secret::from(value.trim().to_string())),
                 })
             }
+        }
+    }
+
+    /// The largest artifact a shared store keeps (`None`: local files, whose limit is the
+    /// toolset's own).
+    pub fn max_artifact_bytes(&self) -> Option<u64> {
+        match self {
+            StoreSettings::Local => None,
+            StoreSettings::Redis {
+                max_artifact_bytes, ..
+            } => Some(*max_artifact_bytes),
         }
     }
 

@@ -8,7 +8,6 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    path::Path,
     sync::Arc,
 };
 
@@ -18,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::graph::{EdgeDef, Graph, MAX_GRAPHS, RUNS_KEPT, Topology};
-use crate::runtime::store::{Compaction, Fsync, LocalBackend, StoreError, Stream, StreamOptions};
+use crate::runtime::store::{
+    Backend, Compaction, Fold, Fsync, Replicated, StoreError, StreamOptions,
+};
 
 // ------------------------------------------------------------------ store
 
@@ -68,9 +69,9 @@ struct Entry {
     runs: VecDeque<Arc<GraphRun>>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
-enum Record {
+pub enum Record {
     Graph { graph: Graph },
     Run { run: GraphRun },
 }
@@ -151,19 +152,32 @@ const MAX_LOG_BYTES: u64 = 32 * 1024 * 1024;
 /// Graphs and their recent runs, kept in the `graphs` stream of the runtime's store.
 pub struct GraphStore {
     entries: Mutex<Graphs>,
-    stream: Stream<Record>,
+    log: Replicated<Record>,
+}
+
+impl Fold<Record> for GraphStore {
+    fn apply(&self, record: Record) {
+        self.entries.lock().apply(record);
+    }
+
+    fn reset(&self, records: Vec<Record>) {
+        let mut graphs = Graphs::default();
+        for r in records {
+            graphs.apply(r);
+        }
+        *self.entries.lock() = graphs;
+    }
 }
 
 impl GraphStore {
-    pub fn open(dir: &Path, policy: Fsync) -> Result<Self, StoreError> {
-        Self::open_with(dir, StreamOptions::new(policy, MAX_LOG_BYTES))
+    pub fn open(backend: &dyn Backend, policy: Fsync) -> Result<Self, StoreError> {
+        Self::open_with(backend, StreamOptions::new(policy, MAX_LOG_BYTES))
     }
 
     /// [`GraphStore::open`] with explicit stream options (tests use a small log).
-    pub fn open_with(dir: &Path, options: StreamOptions) -> Result<Self, StoreError> {
+    pub fn open_with(backend: &dyn Backend, options: StreamOptions) -> Result<Self, StoreError> {
         let compaction = Compaction::new(live_records);
-        let (stream, replay) =
-            Stream::open_local(&LocalBackend::new(dir), "graphs", options, compaction)?;
+        let (log, replay) = Replicated::open_now(backend, "graphs", options, compaction)?;
         for (position, reason) in &replay.undecodable {
             tracing::warn!("graphs journal: skipped record {position}: {reason}");
         }
@@ -173,33 +187,39 @@ impl GraphStore {
         }
         Ok(GraphStore {
             entries: Mutex::new(graphs),
-            stream,
+            log,
         })
+    }
+
+    /// On a shared store, keeps this replica's copy current (see [`Replicated::follow`]).
+    pub fn follow(self: &Arc<Self>) {
+        self.log.follow(self);
+    }
+
+    /// Applies what other replicas wrote before this call (shared store only).
+    pub async fn catch_up(&self) {
+        self.log.catch_up_or_log(self).await
     }
 
     pub async fn add_graph(&self, graph: Graph) -> Result<Arc<Graph>, StoreError> {
         let graph = Arc::new(graph);
-        self.stream
-            .append(&Record::Graph {
-                graph: (*graph).clone(),
-            })
-            .await?;
-        self.entries.lock().insert_graph(graph.clone());
+        let record = Record::Graph {
+            graph: (*graph).clone(),
+        };
+        self.log.append(record, self).await?;
         Ok(graph)
     }
 
     pub async fn add_run(&self, run: GraphRun) -> Result<Arc<GraphRun>, StoreError> {
-        self.stream
-            .append(&Record::Run { run: run.clone() })
+        self.log
+            .append(Record::Run { run: run.clone() }, self)
             .await?;
-        let run = Arc::new(run);
-        self.entries.lock().insert_run(run.clone());
-        Ok(run)
+        Ok(Arc::new(run))
     }
 
     /// Makes queued writes (and a compaction under way) durable and closes the stream.
     pub async fn close(&self) {
-        self.stream.close().await
+        self.log.close().await
     }
 
     pub fn get(&self, id: &str) -> Option<(Arc<Graph>, Vec<Arc<GraphRun>>)> {
@@ -528,7 +548,7 @@ mod tests {
         }
     }
 
-    fn stored_bytes(dir: &Path) -> u64 {
+    fn stored_bytes(dir: &std::path::Path) -> u64 {
         ["graphs.ndjson", "graphs.snapshot.json"]
             .iter()
             .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
@@ -540,7 +560,11 @@ mod tests {
     async fn many_runs_compact_the_journal_and_the_state_survives_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let options = StreamOptions::new(Fsync::Never, 16 * 1024);
-        let store = GraphStore::open_with(dir.path(), options).unwrap();
+        let store = GraphStore::open_with(
+            &crate::runtime::store::LocalBackend::new(dir.path()),
+            options,
+        )
+        .unwrap();
         store.add_graph(graph("g1")).await.unwrap();
         store.add_graph(graph("g2")).await.unwrap();
         let mut appended = 0;
@@ -560,7 +584,11 @@ mod tests {
         );
         assert!(dir.path().join("graphs.snapshot.json").exists());
 
-        let store = GraphStore::open_with(dir.path(), options).unwrap();
+        let store = GraphStore::open_with(
+            &crate::runtime::store::LocalBackend::new(dir.path()),
+            options,
+        )
+        .unwrap();
         assert_eq!(store.len(), 2);
         let (g, runs) = store.get("g1").unwrap();
         assert_eq!(

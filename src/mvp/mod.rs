@@ -56,9 +56,9 @@ pub struct Mvp {
     pub roots: workspace::Roots,
     pub exec: exec::SecureExec,
     pub analysis_cache: runners::AnalysisCache,
-    pub graphs: graph::GraphStore,
-    pub prp: prp::PrpStore,
-    pub teaching: teaching::Teaching,
+    pub graphs: Arc<graph::GraphStore>,
+    pub prp: Arc<prp::PrpStore>,
+    pub teaching: Arc<teaching::Teaching>,
     pub health: health::HealthProbe,
 }
 
@@ -119,10 +119,18 @@ pub fn toolset(runtime: &Runtime) -> Result<Toolset, MvpError> {
         dir: dir.display().to_string(),
         source,
     };
-    let graphs = graph::GraphStore::open(&dir, policy).map_err(journal_err)?;
-    let prp = prp::PrpStore::open(&dir, policy, config.mvp.prp_history).map_err(journal_err)?;
-    let teaching = teaching::Teaching::open(&dir, policy, config.mvp.teaching_max_examples)
-        .map_err(journal_err)?;
+    let backend = runtime.stores.backend("mvp");
+    let graphs = Arc::new(graph::GraphStore::open(&*backend, policy).map_err(journal_err)?);
+    graphs.follow();
+    let prp = Arc::new(
+        prp::PrpStore::open(&*backend, policy, config.mvp.prp_history).map_err(journal_err)?,
+    );
+    prp.follow();
+    let teaching = Arc::new(
+        teaching::Teaching::open(&*backend, policy, config.mvp.teaching_max_examples)
+            .map_err(journal_err)?,
+    );
+    teaching.follow();
     let health = health::HealthProbe::new(&dir, policy).map_err(journal_err)?;
     let mvp = Arc::new(Mvp {
         runtime: runtime.clone(),

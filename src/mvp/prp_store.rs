@@ -1,19 +1,21 @@
 //! The bounded PRP history: a ring of the latest runs (default 1,000), kept in the `prp`
-//! stream of the runtime's store, compacted (in the background, once the log passes
-//! 16 MiB) to the runs the ring would hold, and replayed on start.
+//! stream of the runtime's store (the same on every replica sharing it), compacted (in
+//! the background, once the log passes 16 MiB) to the runs the ring would hold, and
+//! replayed on start.
 //!
 //! Owns storage only: runs are made by `prp.rs`.
 
 use std::{
     collections::{HashMap, VecDeque},
-    path::Path,
     sync::Arc,
 };
 
 use parking_lot::Mutex;
 
 use super::prp::PrpRun;
-use crate::runtime::store::{Compaction, Fsync, LocalBackend, StoreError, Stream, StreamOptions};
+use crate::runtime::store::{
+    Backend, Compaction, Fold, Fsync, Replicated, StoreError, StreamOptions,
+};
 
 /// Log size past which the stream is compacted to the runs the ring holds.
 const MAX_LOG_BYTES: u64 = 16 * 1024 * 1024;
@@ -27,8 +29,21 @@ struct Ring {
 /// The bounded PRP history, journaled.
 pub struct PrpStore {
     ring: Mutex<Ring>,
-    stream: Stream<PrpRun>,
+    log: Replicated<PrpRun>,
     cap: usize,
+}
+
+impl Fold<PrpRun> for PrpStore {
+    fn apply(&self, run: PrpRun) {
+        self.insert(Arc::new(run));
+    }
+
+    fn reset(&self, runs: Vec<PrpRun>) {
+        *self.ring.lock() = Ring::default();
+        for run in runs {
+            self.insert(Arc::new(run));
+        }
+    }
 }
 
 /// The items a ring of `cap` holds after `items` (one recorded again moves to the back).
@@ -48,21 +63,16 @@ fn latest<T>(items: Vec<T>, key: impl Fn(&T) -> &str, cap: usize) -> Vec<T> {
 }
 
 impl PrpStore {
-    pub fn open(dir: &Path, policy: Fsync, cap: usize) -> Result<Self, StoreError> {
-        Self::open_with(dir, StreamOptions::new(policy, MAX_LOG_BYTES), cap)
-    }
-
-    /// [`PrpStore::open`] with explicit stream options (tests use a small log).
-    pub fn open_with(dir: &Path, options: StreamOptions, cap: usize) -> Result<Self, StoreError> {
+    pub fn open(backend: &dyn Backend, policy: Fsync, cap: usize) -> Result<Self, StoreError> {
+        let options = StreamOptions::new(policy, MAX_LOG_BYTES);
         let compaction = Compaction::new(move |runs| latest(runs, |r: &PrpRun| &r.run_id, cap));
-        let (stream, replay) =
-            Stream::open_local(&LocalBackend::new(dir), "prp", options, compaction)?;
+        let (log, replay) = Replicated::open_now(backend, "prp", options, compaction)?;
         for (position, reason) in &replay.undecodable {
             tracing::warn!("prp journal: skipped record {position}: {reason}");
         }
         let store = PrpStore {
             ring: Mutex::new(Ring::default()),
-            stream,
+            log,
             cap,
         };
         for run in replay.into_records() {
@@ -84,10 +94,19 @@ impl PrpStore {
         }
     }
 
+    /// On a shared store, keeps this replica's copy current (see [`Replicated::follow`]).
+    pub fn follow(self: &Arc<Self>) {
+        self.log.follow(self);
+    }
+
+    /// Applies what other replicas recorded before this call (shared store only).
+    pub async fn catch_up(&self) {
+        self.log.catch_up_or_log(self).await
+    }
+
     /// Keeps a finished run (journaled first).
     pub async fn record(&self, run: Arc<PrpRun>) -> Result<(), StoreError> {
-        self.stream.append(&run).await?;
-        self.insert(run);
+        self.log.append(PrpRun::clone(&run), self).await?;
         Ok(())
     }
 

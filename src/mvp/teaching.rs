@@ -12,7 +12,6 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
-    path::Path,
     sync::Arc,
     time::Duration,
 };
@@ -22,7 +21,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::runtime::store::{Compaction, Fsync, LocalBackend, StoreError, Stream, StreamOptions};
+use crate::runtime::store::{
+    Backend, Compaction, Fold, Fsync, Replicated, StoreError, StreamOptions,
+};
 
 /// Log size past which the stream is compacted to the live examples.
 const MAX_LOG_BYTES: u64 = 32 * 1024 * 1024;
@@ -281,8 +282,22 @@ impl Store {
 /// The teaching store, journaled.
 pub struct Teaching {
     store: Mutex<Store>,
-    stream: Stream<Example>,
+    log: Replicated<Example>,
     max: usize,
+}
+
+impl Fold<Example> for Teaching {
+    fn apply(&self, e: Example) {
+        self.store.lock().insert(Arc::new(e), self.max);
+    }
+
+    fn reset(&self, examples: Vec<Example>) {
+        let mut store = Store::default();
+        for e in examples {
+            store.insert(Arc::new(e), self.max);
+        }
+        *self.store.lock() = store;
+    }
 }
 
 /// The examples a store bounded by `max` (and the TTL) holds after `examples`.
@@ -300,15 +315,18 @@ fn live(examples: Vec<Example>, max: usize) -> Vec<Example> {
 }
 
 impl Teaching {
-    pub fn open(dir: &Path, policy: Fsync, max: usize) -> Result<Self, StoreError> {
-        Self::open_with(dir, StreamOptions::new(policy, MAX_LOG_BYTES), max)
+    pub fn open(backend: &dyn Backend, policy: Fsync, max: usize) -> Result<Self, StoreError> {
+        Self::open_with(backend, StreamOptions::new(policy, MAX_LOG_BYTES), max)
     }
 
     /// [`Teaching::open`] with explicit stream options (tests use a small log).
-    pub fn open_with(dir: &Path, options: StreamOptions, max: usize) -> Result<Self, StoreError> {
+    pub fn open_with(
+        backend: &dyn Backend,
+        options: StreamOptions,
+        max: usize,
+    ) -> Result<Self, StoreError> {
         let compaction = Compaction::new(move |examples| live(examples, max));
-        let (stream, replay) =
-            Stream::open_local(&LocalBackend::new(dir), "teaching", options, compaction)?;
+        let (log, replay) = Replicated::open_now(backend, "teaching", options, compaction)?;
         for (position, reason) in &replay.undecodable {
             tracing::warn!("teaching journal: skipped record {position}: {reason}");
         }
@@ -318,23 +336,37 @@ impl Teaching {
         }
         Ok(Teaching {
             store: Mutex::new(store),
-            stream,
+            log,
             max,
         })
     }
 
+    /// On a shared store, keeps this replica's copy current (see [`Replicated::follow`]).
+    pub fn follow(self: &Arc<Self>) {
+        self.log.follow(self);
+    }
+
+    /// Applies what other replicas captured before this call (shared store only).
+    pub async fn catch_up(&self) {
+        self.log.catch_up_or_log(self).await
+    }
+
     /// Stores an example (journaled before it is acknowledged); returns its pattern.
     pub async fn capture(&self, e: Example) -> Result<Pattern, StoreError> {
-        self.stream.append(&e).await?;
         let key = e.pattern_key();
-        let mut s = self.store.lock();
-        s.insert(Arc::new(e), self.max);
-        Ok(s.patterns.get(&key).cloned().unwrap_or_default())
+        self.log.append(e, self).await?;
+        Ok(self
+            .store
+            .lock()
+            .patterns
+            .get(&key)
+            .cloned()
+            .unwrap_or_default())
     }
 
     /// Makes queued captures (and a compaction under way) durable and closes the stream.
     pub async fn close(&self) {
-        self.stream.close().await
+        self.log.close().await
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Example>> {
@@ -416,7 +448,12 @@ mod tests {
     async fn the_journal_is_compacted_to_the_live_examples_and_replays_the_same() {
         let dir = tempfile::tempdir().unwrap();
         let options = StreamOptions::new(Fsync::Never, 8192);
-        let t = Teaching::open_with(dir.path(), options, 5).unwrap();
+        let t = Teaching::open_with(
+            &crate::runtime::store::LocalBackend::new(dir.path()),
+            options,
+            5,
+        )
+        .unwrap();
         for i in 0..300 {
             t.capture(example(&format!("e{i}"), i % 2 == 0))
                 .await
@@ -428,7 +465,12 @@ mod tests {
         assert!(segment.len() <= 2 * 8192, "{} bytes left", segment.len());
         assert!(dir.path().join("teaching.snapshot.json").exists());
 
-        let t = Teaching::open_with(dir.path(), options, 5).unwrap();
+        let t = Teaching::open_with(
+            &crate::runtime::store::LocalBackend::new(dir.path()),
+            options,
+            5,
+        )
+        .unwrap();
         assert_eq!(t.len(), 5);
         assert!(t.get("e299").is_some() && t.get("e294").is_none());
         assert_eq!(t.pattern("correction-build-fix").unwrap(), before);

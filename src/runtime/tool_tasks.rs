@@ -78,6 +78,14 @@ pub enum TaskError {
     )]
     Unknown(String),
     #[error(
+        "task `{id}` belongs to replica `{owner}`, and this request reached replica `{here}`: a task runs on the replica that started it, so its tasks/get, tasks/update and tasks/cancel must reach that replica (give task-using clients session affinity on the load balancer)"
+    )]
+    OnAnotherReplica {
+        id: String,
+        owner: String,
+        here: String,
+    },
+    #[error(
         "{MAX_RUNNING_PER_PRINCIPAL} of your tasks are still running; wait for one to finish or stop one with tasks/cancel"
     )]
     TooManyRunning,
@@ -171,6 +179,9 @@ pub struct ToolTasks {
     table: Arc<Mutex<HashMap<String, Entry>>>,
     /// Where tasks are recorded; `None` keeps them in memory only.
     journal: Option<Arc<Stream<Record>>>,
+    /// This replica's `--replica-id`: a task id ends with `@<replica>`, since a task
+    /// runs on the replica that started it.
+    replica: Option<Arc<str>>,
 }
 
 impl ToolTasks {
@@ -186,7 +197,39 @@ impl ToolTasks {
         Ok(ToolTasks {
             table: Arc::new(Mutex::new(table)),
             journal: Some(journal),
+            replica: None,
         })
+    }
+
+    /// These tasks' ids name `replica` (`--replica-id`).
+    pub fn on_replica(mut self, replica: Option<&str>) -> Self {
+        self.replica = replica.map(Arc::from);
+        self
+    }
+
+    fn new_id(&self) -> String {
+        let id = uuid::Uuid::new_v4().to_string();
+        match &self.replica {
+            Some(replica) => format!("{id}@{replica}"),
+            None => id,
+        }
+    }
+
+    /// An unknown id that names another replica is reported as that replica's.
+    fn locate(&self, error: TaskError) -> TaskError {
+        let TaskError::Unknown(id) = &error else {
+            return error;
+        };
+        match id.rsplit_once('@') {
+            Some((_, owner)) if Some(owner) != self.replica.as_deref() => {
+                TaskError::OnAnotherReplica {
+                    owner: owner.to_string(),
+                    here: self.replica.as_deref().unwrap_or("(unnamed)").to_string(),
+                    id: id.clone(),
+                }
+            }
+            _ => error,
+        }
     }
 
     /// Appends `record` when tasks are journaled.
@@ -213,7 +256,7 @@ impl ToolTasks {
         rerun: Rerun,
         finish: Finish,
     ) -> Result<Task, TaskError> {
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = self.new_id();
         let now = SystemTime::now();
         let entry = Entry {
             owner: new.principal.as_str().to_string(),
@@ -262,7 +305,9 @@ impl ToolTasks {
     pub fn get(&self, principal: &Principal, id: &str) -> Result<DetailedTask, TaskError> {
         let mut table = self.lock();
         purge_expired(&mut table);
-        owned(&table, principal, id).map(|e| e.detailed(id))
+        owned(&table, principal, id)
+            .map(|e| e.detailed(id))
+            .map_err(|e| self.locate(e))
     }
 
     /// Records answers to the task's pending requests; keys it is not waiting for are
@@ -279,7 +324,7 @@ impl ToolTasks {
         }
         let mut table = self.lock();
         purge_expired(&mut table);
-        owned(&table, principal, id)?;
+        owned(&table, principal, id).map_err(|e| self.locate(e))?;
         let Some(entry) = table.get_mut(id) else {
             return Err(TaskError::Unknown(id.to_string()));
         };
@@ -306,7 +351,7 @@ impl ToolTasks {
     pub fn cancel(&self, principal: &Principal, id: &str) -> Result<(), TaskError> {
         let mut table = self.lock();
         purge_expired(&mut table);
-        let entry = owned(&table, principal, id)?;
+        let entry = owned(&table, principal, id).map_err(|e| self.locate(e))?;
         if !entry.finished() {
             entry.cancel.cancel();
         }

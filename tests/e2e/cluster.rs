@@ -296,3 +296,172 @@ async fn without_redis_calls_fail_fast_naming_the_store_and_recover_when_it_is_b
         task_until(&b, id.as_str().unwrap(), |t| t["status"] == "queued").await;
     }
 }
+
+/// A replica named `r<n>` serving asbr, mvp and patchkit over `work`, with artifacts on
+/// the store limited to `max_artifact` bytes.
+fn named_replica(
+    redis: &RedisServer,
+    dir: &std::path::Path,
+    n: usize,
+    work: &std::path::Path,
+    max_artifact: &str,
+) -> HttpServer {
+    let store = redis.url();
+    let name = format!("r{n}");
+    let roots = work.display().to_string();
+    http_server_serving(
+        dir,
+        &[
+            "--toolsets",
+            "asbr,mvp,patchkit",
+            "--store",
+            &store,
+            "--replica-id",
+            &name,
+            "--workspace-roots",
+            &roots,
+            "--store-max-artifact-bytes",
+            max_artifact,
+        ],
+        &[],
+        &[("CORTEX_MCP_STORE_KEY", STORE_KEY)],
+    )
+}
+
+/// Profiles, artifacts, graphs and their runs, and teaching examples written through
+/// one replica are read through the others at once (each replica applies the store's
+/// records in log order); a large artifact is refused naming the shared store's limit;
+/// a spool session, whose files are one replica's, answers elsewhere naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_replicated_store_reads_the_same_on_every_replica_and_spools_name_their_replica() {
+    let Some(redis) = redis_or_skip(Persistence::None) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    write(work.path(), "notes.txt", "shared notes\n");
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let replicas: Vec<HttpServer> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| named_replica(&redis, d.path(), i + 1, work.path(), "1024"))
+        .collect();
+    let mut clients = Vec::new();
+    for r in &replicas {
+        clients.push(http_client(&format!("{}/mcp", r.base), None).await);
+    }
+    let (a, b, c) = (&clients[0], &clients[1], &clients[2]);
+
+    // Profiles: last write wins, read at once anywhere.
+    let p = ok(
+        a,
+        "upsert_profile",
+        json!({"id": "ada", "skill": "beginner", "tools": ["git"], "a11y": {}}),
+    )
+    .await;
+    assert_eq!(p["created"], true);
+    assert_eq!(
+        ok(b, "get_profile", json!({"id": "ada"})).await["skill"],
+        "beginner"
+    );
+    let p = ok(
+        b,
+        "upsert_profile",
+        json!({"id": "ada", "skill": "expert", "tools": ["git"], "a11y": {}}),
+    )
+    .await;
+    assert_eq!(p["created"], false, "B knew A's profile: {p}");
+    assert_eq!(
+        ok(c, "get_profile", json!({"id": "ada"})).await["skill"],
+        "expert"
+    );
+    assert_eq!(
+        ok(a, "get_profile", json!({"id": "ada"})).await["skill"],
+        "expert"
+    );
+
+    // Artifacts: bytes in the store, read through another replica; deduplicated there.
+    let put = ok(
+        a,
+        "put_artifact",
+        json!({"kind": "report", "content": "across replicas"}),
+    )
+    .await;
+    let id = put["artifact"]["id"].as_str().unwrap().to_string();
+    let got = ok(b, "get_artifact", json!({"id": id})).await;
+    assert_eq!(got["content"], "across replicas");
+    let again = ok(
+        c,
+        "put_artifact",
+        json!({"kind": "report", "content": "across replicas"}),
+    )
+    .await;
+    assert_eq!(again["deduplicated"], true, "{again}");
+    let listed = ok(c, "list_artifacts", json!({})).await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+    let big = err(
+        a,
+        "put_artifact",
+        json!({"kind": "doc", "content": "x".repeat(1025)}),
+    )
+    .await;
+    assert!(
+        big.contains("1024") && big.contains("--store-max-artifact-bytes"),
+        "{big}"
+    );
+
+    // Graphs: created on A, run on B, its run read on C.
+    let g = ok(
+        a,
+        "create_graph",
+        json!({"name": "across", "nodes": [{"id": "g", "type": "gate", "config": {"condition": "1 == 1"}}]}),
+    )
+    .await;
+    let graph = g["graphId"].as_str().unwrap().to_string();
+    let run = ok(b, "execute_graph", json!({"graphId": graph})).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    let status = ok(c, "get_graph_status", json!({"graphId": graph})).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(status["lastRun"]["runId"], run["runId"], "{status}");
+
+    // Teaching: examples captured on two replicas form one pattern on the third.
+    for client in [a, b] {
+        ok(
+            client,
+            "capture_example",
+            json!({"type": "correction", "phase": "build",
+                   "context": {"description": "failing parser test", "state": {"module": "parser"}},
+                   "userAction": {"type": "fix", "description": "fix the parser"},
+                   "outcome": {"success": true, "learningValue": 0.7}}),
+        )
+        .await;
+    }
+    let patterns = ok(c, "list_patterns", json!({})).await;
+    assert_eq!(patterns["items"][0]["examples"], 2, "{patterns}");
+
+    // Spool sessions stay on the replica that opened them, and say so elsewhere.
+    let root = work.path().display().to_string();
+    let opened = ok(a, "spool_open", json!({"root": root})).await;
+    let session = opened["session"].as_str().unwrap().to_string();
+    assert!(session.ends_with("@r1"), "{session}");
+    let elsewhere = err(
+        b,
+        "spool_write",
+        json!({"session": session, "path": "n.txt", "content": "x"}),
+    )
+    .await;
+    assert!(
+        elsewhere.contains("replica `r1`") && elsewhere.contains("replica `r2`"),
+        "{elsewhere}"
+    );
+    let closed = err(c, "spool_close", json!({"session": session})).await;
+    assert!(closed.contains("replica `r1`"), "{closed}");
+    ok(
+        a,
+        "spool_write",
+        json!({"session": session, "path": "n.txt", "content": "x"}),
+    )
+    .await;
+    ok(a, "spool_close", json!({"session": session, "reset": true})).await;
+    drop(clients);
+    drop(replicas);
+}

@@ -2,6 +2,7 @@
 //! compaction after many updates, and the state surviving a restart.
 
 use super::*;
+use crate::runtime::store::LocalBackend;
 
 fn finished_review(id: &str, findings: usize) -> Review {
     let finding = ReviewFinding {
@@ -41,7 +42,12 @@ fn finished_review(id: &str, findings: usize) -> Review {
 async fn memory_is_bounded_by_bytes_not_only_by_count() {
     let dir = tempfile::tempdir().unwrap();
     // room for about two reviews of 100 findings (~48 KB each), however many fit by count
-    let store = ReviewStore::open_with_limits(dir.path(), Fsync::Never, (1_000, 100_000)).unwrap();
+    let store = ReviewStore::open_with_limits(
+        &LocalBackend::new(dir.path()),
+        Fsync::Never,
+        (1_000, 100_000),
+    )
+    .unwrap();
     for id in ["r1", "r2", "r3", "r4"] {
         store.put(finished_review(id, 100)).await.unwrap();
     }
@@ -55,7 +61,9 @@ async fn memory_is_bounded_by_bytes_not_only_by_count() {
     );
     // small reviews are bounded by count as before (the journal replays r1..r4)
     drop(store);
-    let store = ReviewStore::open_with_limits(dir.path(), Fsync::Never, (2, 1 << 30)).unwrap();
+    let store =
+        ReviewStore::open_with_limits(&LocalBackend::new(dir.path()), Fsync::Never, (2, 1 << 30))
+            .unwrap();
     store.put(finished_review("r5", 0)).await.unwrap();
     assert_eq!(
         store
@@ -66,7 +74,7 @@ async fn memory_is_bounded_by_bytes_not_only_by_count() {
     );
 }
 
-fn stored_bytes(dir: &Path) -> u64 {
+fn stored_bytes(dir: &std::path::Path) -> u64 {
     ["reviews.ndjson", "reviews.snapshot.json"]
         .iter()
         .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
@@ -80,7 +88,7 @@ async fn many_updates_compact_the_journal_and_the_state_survives_a_restart() {
     let options = StreamOptions::new(Fsync::Never, 32 * 1024);
     let limits = (3, 1 << 30);
     let me = Principal::stdio();
-    let store = ReviewStore::open_with(dir.path(), options, limits).unwrap();
+    let store = ReviewStore::open_with(&LocalBackend::new(dir.path()), options, limits).unwrap();
     for id in ["r1", "r2", "r3", "r4", "r5"] {
         store.put(finished_review(id, 2)).await.unwrap();
     }
@@ -107,7 +115,7 @@ async fn many_updates_compact_the_journal_and_the_state_survives_a_restart() {
     let snapshot = std::fs::read_to_string(dir.path().join("reviews.snapshot.json")).unwrap();
     assert!(!snapshot.contains("\"r1\""), "an evicted review was kept");
 
-    let store = ReviewStore::open_with(dir.path(), options, limits).unwrap();
+    let store = ReviewStore::open_with(&LocalBackend::new(dir.path()), options, limits).unwrap();
     assert_eq!(store.get("r4", &me).unwrap(), last["r4"]);
     assert_eq!(store.get("r5", &me).unwrap(), last["r5"]);
     assert!(store.get("r3", &me).is_ok());

@@ -115,6 +115,7 @@ pub struct GetArtifactOut {
 }
 
 pub(super) async fn get_artifact(a: A, i: GetArtifactIn, ctx: CallCtx) -> Out<GetArtifactOut> {
+    a.artifacts.catch_up().await;
     let meta = a.artifacts.meta(&i.id, &ctx.principal)?;
     let etag = i
         .if_none_match
@@ -176,6 +177,7 @@ pub(super) async fn list_artifacts(
         .as_deref()
         .map(|t| normalise_time("createdBefore", t))
         .transpose()?;
+    a.artifacts.catch_up().await;
     let all = a
         .artifacts
         .list(&ctx.principal, i.kind, after.as_deref(), before.as_deref());

@@ -78,5 +78,5 @@ pub struct ProfileIdIn {
 }
 
 pub(super) async fn get_profile(a: A, i: ProfileIdIn, _ctx: CallCtx) -> Out<Profile> {
-    Ok(a.profiles.get(&i.id)?)
+    Ok(a.profiles.get(&i.id).await?)
 }

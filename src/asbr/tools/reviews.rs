@@ -195,6 +195,7 @@ pub(super) async fn get_review_status(
     i: ReviewStatusIn,
     ctx: CallCtx,
 ) -> Out<ReviewStatusOut> {
+    a.reviews.catch_up().await;
     let review = a.reviews.get(&i.review_id, &ctx.principal)?;
     if !i.include_details {
         return Ok(ReviewStatusOut {
@@ -357,6 +358,7 @@ pub(super) async fn list_reviews(a: A, i: ListReviewsIn, ctx: CallCtx) -> Out<Pa
         .map(|c| page::decode("list_reviews", c))
         .transpose()
         .map_err(ToolError::from)?;
+    a.reviews.catch_up().await;
     let (items, more) = a.reviews.list(
         &ctx.principal,
         i.status,

@@ -139,7 +139,13 @@ pub struct Validation {
 
 /// Graph `id` with its runs when `principal` may see it; another principal's graph
 /// answers as a missing one.
-fn stored(mvp: &Mvp, id: &str, principal: &Principal) -> Out<(Arc<Graph>, Vec<Arc<GraphRun>>)> {
+/// (Another replica may have registered or run it: its records are applied first.)
+async fn stored(
+    mvp: &Mvp,
+    id: &str,
+    principal: &Principal,
+) -> Out<(Arc<Graph>, Vec<Arc<GraphRun>>)> {
+    mvp.graphs.catch_up().await;
     mvp.graphs
         .get(id)
         .filter(|(g, _)| g.visible_to(principal))
@@ -154,7 +160,7 @@ pub(super) async fn validate_graph(
     ctx: CallCtx,
 ) -> Out<Validation> {
     let def = match (input.graph_id, input.graph_definition) {
-        (Some(id), None) => stored(&mvp, &id, &ctx.principal)?.0.def.clone(),
+        (Some(id), None) => stored(&mvp, &id, &ctx.principal).await?.0.def.clone(),
         (None, Some(def)) => def,
         _ => {
             return Err(ToolError::input(
@@ -195,7 +201,7 @@ pub struct ExecuteGraphIn {
 }
 
 pub(super) async fn execute_graph(mvp: M, input: ExecuteGraphIn, ctx: CallCtx) -> Out<GraphRun> {
-    let (g, _) = stored(&mvp, &input.graph_id, &ctx.principal)?;
+    let (g, _) = stored(&mvp, &input.graph_id, &ctx.principal).await?;
     let config = input.config.unwrap_or_default();
     let inputs = Value::Object(input.inputs.unwrap_or_default());
     let run = graph_run::execute(
@@ -283,7 +289,7 @@ pub(super) async fn get_graph_status(
     input: GraphStatusIn,
     ctx: CallCtx,
 ) -> Out<GraphStatus> {
-    let (g, runs) = stored(&mvp, &input.graph_id, &ctx.principal)?;
+    let (g, runs) = stored(&mvp, &input.graph_id, &ctx.principal).await?;
     let last_run = runs.last().map(|r| GraphRunView {
         run_id: r.run_id.clone(),
         status: r.status.clone(),
@@ -352,7 +358,7 @@ pub(super) async fn optimize_graph(
     input: OptimizeGraphIn,
     ctx: CallCtx,
 ) -> Out<Optimization> {
-    let (g, runs) = stored(&mvp, &input.graph_id, &ctx.principal)?;
+    let (g, runs) = stored(&mvp, &input.graph_id, &ctx.principal).await?;
     graph::optimize(
         &g,
         &runs,

@@ -91,6 +91,7 @@ pub struct GetPrpRunIn {
 }
 
 pub(super) async fn get_prp_run(mvp: M, input: GetPrpRunIn, ctx: CallCtx) -> Out<PrpRun> {
+    mvp.prp.catch_up().await;
     mvp.prp
         .get(&input.run_id)
         .filter(|r| ctx.principal.may_access(r.owner.as_deref(), false))
@@ -130,6 +131,7 @@ pub(super) async fn list_prp_runs(
     input: ListPrpRunsIn,
     ctx: CallCtx,
 ) -> Out<Page<PrpRunSummary>> {
+    mvp.prp.catch_up().await;
     let all: Vec<PrpRunSummary> = mvp
         .prp
         .list()

@@ -135,6 +135,7 @@ pub(super) async fn list_patterns(
     input: ListPatternsIn,
     _ctx: CallCtx,
 ) -> Out<Page<Pattern>> {
+    mvp.teaching.catch_up().await;
     let all = mvp.teaching.patterns(input.r#type, input.phase.as_deref());
     page::offset_page(
         "list_patterns",
@@ -169,6 +170,7 @@ pub struct Replay {
 }
 
 pub(super) async fn replay_example(mvp: M, input: ReplayIn, _ctx: CallCtx) -> Out<Replay> {
+    mvp.teaching.catch_up().await;
     let e = mvp.teaching.get(&input.example_id).ok_or_else(|| {
         ToolError::business(format!(
             "no example `{}` (evicted or never captured)",

@@ -73,6 +73,9 @@ pub struct Patchkit {
     edit_diffs: moka::sync::Cache<String, Arc<edits::Kept>>,
     /// The server's `--fsync` policy: whether `edit_files` fsyncs what it writes.
     fsync: crate::config::Fsync,
+    /// This replica's `--replica-id`: a session id ends with `@<replica>`, since a
+    /// session's files are on the disk of the replica that opened it.
+    replica: Option<String>,
 }
 
 type Kit = Arc<Patchkit>;
@@ -99,6 +102,7 @@ impl Patchkit {
         };
         Patchkit {
             batches,
+            replica: runtime.config.replica_id.clone(),
             fsync: runtime.config.fsync,
             executor: runtime.executor.clone(),
             events: runtime.events.clone(),
@@ -141,10 +145,38 @@ impl Patchkit {
                 entry.last_used = Instant::now();
                 Ok(entry.session.clone())
             }
-            None => Err(ToolError::business(format!(
-                "no open spool session `{id}` (closed, or expired after its idle TTL); open one with spool_open"
-            ))),
+            None => Err(self.missing_session(id)),
         }
+    }
+
+    /// A new session id: random, and naming this replica when it has a `--replica-id`.
+    fn new_session_id(&self) -> String {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        match &self.replica {
+            Some(replica) => format!("{id}@{replica}"),
+            None => id,
+        }
+    }
+
+    /// Why session `id` is not here: opened on another replica, or gone.
+    fn missing_session(&self, id: &str) -> ToolError {
+        self.on_another_replica(id).unwrap_or_else(|| {
+            ToolError::business(format!(
+                "no open spool session `{id}` (closed, or expired after its idle TTL); open one with spool_open"
+            ))
+        })
+    }
+
+    /// The error for a session id another replica opened (`None`: it names this one).
+    fn on_another_replica(&self, id: &str) -> Option<ToolError> {
+        let (_, owner) = id.rsplit_once('@')?;
+        if Some(owner) == self.replica.as_deref() {
+            return None;
+        }
+        let here = self.replica.as_deref().unwrap_or("(unnamed)");
+        Some(ToolError::business(format!(
+            "spool session `{id}` belongs to replica `{owner}`, and this call reached replica `{here}`: a session's files are on the disk of the replica that opened it, so its calls must reach that replica (give patchkit clients session affinity on the load balancer), or open a session here with spool_open"
+        )))
     }
 }
 

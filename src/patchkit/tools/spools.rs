@@ -138,7 +138,7 @@ pub(super) async fn spool_open(kit: Kit, i: OpenIn, ctx: CallCtx) -> Out<OpenOut
         .open_dir(Some(&i.root))
         .map_err(|e| ToolError::input(format!("root: {e}")))?;
     let root = dir.path().to_path_buf();
-    let id = uuid::Uuid::new_v4().simple().to_string();
+    let id = kit.new_session_id();
     let mut sessions = kit.sessions.lock();
     sweep(&mut sessions);
     if sessions.len() >= MAX_SESSIONS {
@@ -579,6 +579,9 @@ pub(super) async fn spool_close(kit: Kit, i: CloseIn, ctx: CallCtx) -> Out<Close
         }
     };
     let Some(entry) = entry else {
+        if let Some(elsewhere) = kit.on_another_replica(&i.session) {
+            return Err(elsewhere);
+        }
         return Ok(CloseOut {
             closed: false,
             restored: vec![],

@@ -42,6 +42,7 @@ pub mod local;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
+mod replicated;
 #[cfg(test)]
 mod tests;
 mod typed;
@@ -55,6 +56,7 @@ pub use local::LocalBackend;
 pub use memory::MemoryBackend;
 #[cfg(feature = "redis")]
 pub use redis::RedisBackend;
+pub use replicated::{Fold, Replicated};
 pub use typed::{Compaction, Entry, Replay, Stream, Tail};
 
 /// A boxed future, so the seam's traits stay object-safe.
@@ -250,6 +252,24 @@ pub trait Backend: Send + Sync + 'static {
         _name: &'a str,
     ) -> BoxFuture<'a, Result<Option<u64>, StoreError>> {
         Box::pin(async { Ok(None) })
+    }
+
+    /// Keeps `bytes` under `key`, a content address (the same key always names the same
+    /// bytes, so a second put is a no-op). Only a shared backend keeps blobs: a local
+    /// owner keeps its own files, and the default refuses.
+    fn put_blob<'a>(
+        &'a self,
+        key: &'a str,
+        bytes: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let _ = (key, bytes);
+        Box::pin(async { Err(StoreError::Backend("this store keeps no blobs".into())) })
+    }
+
+    /// The bytes [`Backend::put_blob`] kept under `key` (`None`: none are).
+    fn get_blob<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        let _ = key;
+        Box::pin(async { Err(StoreError::Backend("this store keeps no blobs".into())) })
     }
 
     /// Whether the backend answers now (readiness); local files always do.

@@ -546,6 +546,38 @@ impl Backend for RedisBackend {
         Box::pin(RedisBackend::ping(self))
     }
 
+    fn put_blob<'a>(
+        &'a self,
+        key: &'a str,
+        bytes: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let _: ::redis::Value = self
+                .redis
+                .query(
+                    &format!("blob {key:?}: writing"),
+                    ::redis::cmd("SET")
+                        .arg(format!("{}blob:{key}", self.prefix))
+                        .arg(bytes)
+                        .arg("NX"),
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn get_blob<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        Box::pin(async move {
+            Ok(self
+                .redis
+                .query(
+                    &format!("blob {key:?}: reading"),
+                    ::redis::cmd("GET").arg(format!("{}blob:{key}", self.prefix)),
+                )
+                .await?)
+        })
+    }
+
     fn streams(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
         Box::pin(async move {
             let pattern = format!("{}*:meta", glob_escape(&self.prefix));

@@ -128,6 +128,15 @@ impl<E: DeserializeOwned> Replay<E> {
 }
 
 impl<E> Replay<E> {
+    /// The last position this replay accounts for (0 for an empty stream).
+    pub fn end(&self) -> Position {
+        let snap = self.snapshot.as_ref().map_or(Position::START, |(p, _)| *p);
+        let skipped = self.undecodable.iter().map(|(p, _)| *p).max();
+        let last = self.records.last().map(|(p, _)| *p);
+        snap.max(skipped.unwrap_or_default())
+            .max(last.unwrap_or_default())
+    }
+
     /// The snapshot's records, then the others: what a store rebuilds its state from.
     pub fn into_records(self) -> Vec<E> {
         let mut out = self.snapshot.map(|(_, r)| r).unwrap_or_default();

@@ -68,7 +68,13 @@ pub(super) async fn review_target(
 ) -> Out<ReviewTarget> {
     match i.pull_request_id {
         Some(number) => pull_request_target(a, i, number, id, ctx).await,
-        None => local_target(a, i, &ctx.principal),
+        None => {
+            if i.scope == ScopeMode::Incremental {
+                // The base of an incremental review may have been made on another replica.
+                a.reviews.catch_up().await;
+            }
+            local_target(a, i, &ctx.principal)
+        }
     }
 }
 

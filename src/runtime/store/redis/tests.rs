@@ -335,3 +335,66 @@ async fn appends_past_the_limit_compact_in_the_background_losing_nothing() {
     assert!(!s.needs_compaction(), "the log was trimmed");
     s.close().await;
 }
+
+/// A state that records the order records reached it.
+#[derive(Default)]
+struct Order(parking_lot::Mutex<Vec<String>>);
+
+impl crate::runtime::store::Fold<String> for Order {
+    fn apply(&self, record: String) {
+        self.0.lock().push(record);
+    }
+
+    fn reset(&self, records: Vec<String>) {
+        *self.0.lock() = records;
+    }
+}
+
+/// Two processes' replicated streams on one Redis, appending concurrently: each writer
+/// sees its own record (and everything before it) when its append returns, and both
+/// states end up holding every record in the same (log) order, once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicated_states_apply_every_record_once_in_log_order_on_every_process() {
+    use crate::runtime::store::Replicated;
+    let Some(server) = start(None) else { return };
+    let open = || {
+        let backend = RedisBackend::new(&server.url(None), "rep:").unwrap();
+        Replicated::<String>::open_now(
+            &backend,
+            "names",
+            StreamOptions::default(),
+            Compaction::discard(),
+        )
+        .unwrap()
+        .0
+    };
+    let (one, two) = (Arc::new(open()), Arc::new(open()));
+    let (first, second) = (Arc::new(Order::default()), Arc::new(Order::default()));
+    one.follow(&first);
+    two.follow(&second);
+    let writer = |log: Arc<Replicated<String>>, state: Arc<Order>, tag: &'static str| {
+        tokio::spawn(async move {
+            for i in 0..100 {
+                let record = format!("{tag}{i}");
+                log.append(record.clone(), &*state).await.unwrap();
+                assert!(state.0.lock().contains(&record), "own record applied");
+            }
+        })
+    };
+    let a = writer(one.clone(), first.clone(), "a");
+    let b = writer(two.clone(), second.clone(), "b");
+    a.await.unwrap();
+    b.await.unwrap();
+    one.catch_up(&*first).await.unwrap();
+    two.catch_up(&*second).await.unwrap();
+    let (x, y) = (first.0.lock().clone(), second.0.lock().clone());
+    assert_eq!(x.len(), 200, "every record once");
+    assert_eq!(x, y, "the same order on both");
+    let log: Vec<String> = one
+        .stream()
+        .read_after(Position::START)
+        .await
+        .unwrap()
+        .into_records();
+    assert_eq!(x, log, "the log's order");
+}

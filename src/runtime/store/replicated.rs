@@ -1,0 +1,200 @@
+//! A state folded from one stream, kept the same on every process that shares the
+//! stream's backend (`--store redis://…`): profiles, reviews, artifacts, graphs, PRP
+//! runs and teaching examples.
+//!
+//! Owns the order in which records reach a store's state ([`Fold`]). On a local backend
+//! one process writes: a store applies its own record once it is durable, as before.
+//! On a shared backend every record, its own included, is applied in log order and once:
+//! by the writer up to its own record before it answers (read-your-writes), by a reader
+//! that asks to catch up (one read of the store), and by a follower that tails the
+//! stream so memory stays current without being asked. Must not know what the records
+//! mean, and never writes a record itself.
+
+use std::sync::{Arc, Weak};
+
+use futures::StreamExt;
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::{Backend, Compaction, Entry, Position, Replay, StoreError, Stream, StreamOptions};
+
+/// How long a follower waits before tailing again after a store error.
+const RETRY_AFTER_ERROR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A store's in-memory state, rebuilt from its records (interior mutability: the
+/// replicated stream calls it from its follower as well as from the writer).
+pub trait Fold<E>: Send + Sync + 'static {
+    /// Applies the next record, in log order.
+    fn apply(&self, record: E);
+    /// Replaces the whole state with a snapshot's records (they stand for every record
+    /// up to the snapshot; a follower that fell behind a compaction gets one).
+    fn reset(&self, records: Vec<E>);
+}
+
+/// One stream whose records every sharing process applies in the same order.
+pub struct Replicated<E> {
+    stream: Stream<E>,
+    shared: bool,
+    /// The last position the state reflects (shared backend only).
+    applied: Arc<tokio::sync::Mutex<Position>>,
+}
+
+impl<E> Replicated<E>
+where
+    E: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    /// Opens `name` on `backend` and returns what it holds, for the store to rebuild its
+    /// state from (then [`Replicated::follow`] once it is shared in an `Arc`).
+    pub fn open_now(
+        backend: &dyn Backend,
+        name: &str,
+        options: StreamOptions,
+        compaction: Compaction<E>,
+    ) -> Result<(Self, Replay<E>), StoreError> {
+        let (stream, replay) = Stream::open_now(backend, name, options, compaction)?;
+        let end = replay.end();
+        Ok((
+            Replicated {
+                stream,
+                shared: backend.is_shared(),
+                applied: Arc::new(tokio::sync::Mutex::new(end)),
+            },
+            replay,
+        ))
+    }
+
+    /// Whether other processes append to this stream.
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// Appends `record` and applies it to `state`: at once on a local backend; on a
+    /// shared one, after every record before it (so `state` holds the record and what
+    /// others wrote first when this returns). Resolves once the record is durable.
+    pub async fn append(&self, record: E, state: &dyn Fold<E>) -> Result<Position, StoreError> {
+        let position = self.stream.append(&record).await?;
+        if !self.shared {
+            state.apply(record);
+            return Ok(position);
+        }
+        let mut applied = self.applied.lock().await;
+        if applied.0 + 1 == position.0 {
+            state.apply(record);
+            *applied = position;
+            return Ok(position);
+        }
+        self.read_into(&mut applied, state).await?;
+        if *applied < position {
+            // The read ended before our record (a snapshot cut at an earlier position).
+            state.apply(record);
+            *applied = position;
+        }
+        Ok(position)
+    }
+
+    /// On a shared backend, applies to `state` every record acknowledged anywhere before
+    /// this call (one read of the store); nothing on a local one.
+    pub async fn catch_up(&self, state: &dyn Fold<E>) -> Result<(), StoreError> {
+        if !self.shared {
+            return Ok(());
+        }
+        let mut applied = self.applied.lock().await;
+        self.read_into(&mut applied, state).await
+    }
+
+    /// [`Replicated::catch_up`] for a reader that answers from what it holds when the
+    /// store does not answer (the failure is logged).
+    pub async fn catch_up_or_log(&self, state: &dyn Fold<E>) {
+        if let Err(e) = self.catch_up(state).await {
+            tracing::warn!(stream = self.stream.name(), error = %e, "answering from this replica's copy: the shared store did not answer");
+        }
+    }
+
+    async fn read_into(
+        &self,
+        applied: &mut Position,
+        state: &dyn Fold<E>,
+    ) -> Result<(), StoreError> {
+        let replay = self.stream.read_after(*applied).await?;
+        apply_replay(self.stream.name(), applied, state, replay);
+        Ok(())
+    }
+
+    /// On a shared backend, starts applying to `state` the records other processes
+    /// append, as they arrive (nothing on a local one). The follower stops when `state`
+    /// is dropped or the stream closes.
+    pub fn follow<S: Fold<E>>(&self, state: &Arc<S>) {
+        if !self.shared {
+            return;
+        }
+        let stream = self.stream.clone();
+        let applied = self.applied.clone();
+        let state: Weak<S> = Arc::downgrade(state);
+        tokio::spawn(async move {
+            loop {
+                let from = *applied.lock().await;
+                let mut tail = stream.tail(from);
+                let mut failed = false;
+                while let Some(entry) = tail.next().await {
+                    let Some(state) = state.upgrade() else { return };
+                    match entry {
+                        Ok(entry) => apply_entry(&mut *applied.lock().await, &*state, entry),
+                        Err(e) => {
+                            tracing::warn!(stream = stream.name(), error = %e, "following the shared stream failed; retrying");
+                            failed = true;
+                            break;
+                        }
+                    }
+                }
+                // A tail ends without an error only when the stream closed.
+                if !failed || state.strong_count() == 0 {
+                    return;
+                }
+                tokio::time::sleep(RETRY_AFTER_ERROR).await;
+            }
+        });
+    }
+
+    /// The underlying stream (appends that must not be applied, compaction, close).
+    pub fn stream(&self) -> &Stream<E> {
+        &self.stream
+    }
+
+    /// Makes queued appends durable and closes the stream.
+    pub async fn close(&self) {
+        self.stream.close().await
+    }
+}
+
+fn apply_replay<E: 'static>(
+    name: &str,
+    applied: &mut Position,
+    state: &dyn Fold<E>,
+    replay: Replay<E>,
+) {
+    let end = replay.end();
+    for (position, reason) in &replay.undecodable {
+        tracing::warn!(stream = name, position = position.0, %reason, "skipped a record this build cannot read");
+    }
+    if let Some((position, records)) = replay.snapshot {
+        apply_entry(applied, state, Entry::Snapshot { position, records });
+    }
+    for (position, record) in replay.records {
+        apply_entry(applied, state, Entry::Record { position, record });
+    }
+    *applied = (*applied).max(end);
+}
+
+/// Applies `entry` unless `state` already reflects it.
+fn apply_entry<E: 'static>(applied: &mut Position, state: &dyn Fold<E>, entry: Entry<E>) {
+    match entry {
+        Entry::Snapshot { position, records } if position > *applied => {
+            state.reset(records);
+            *applied = position;
+        }
+        Entry::Record { position, record } if position > *applied => {
+            state.apply(record);
+            *applied = position;
+        }
+        _ => {}
+    }
+}
