@@ -193,6 +193,9 @@ pub struct TaskStore {
     changes: watch::Sender<u64>,
     /// The start-up snapshot being written, awaited by [`TaskStore::close`].
     snapshot: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Shared store: how many other replicas' events the bus handed the applier, and
+    /// how many it has applied (see `replicas.rs`).
+    foreign: replicas::Progress,
 }
 
 impl TaskStore {
@@ -249,6 +252,7 @@ impl TaskStore {
             recent: RwLock::default(),
             changes: watch::channel(0).0,
             snapshot: parking_lot::Mutex::default(),
+            foreign: replicas::Progress::default(),
         };
         store.rebuild(replay)?;
         Ok(store)

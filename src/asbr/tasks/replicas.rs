@@ -21,6 +21,38 @@ use super::{
 
 /// Events buffered for the applier; past it the bus counts them as lagged (logged).
 const BUFFER: usize = 65_536;
+/// The longest a catch-up waits for the applier to take in what the bus handed it.
+const APPLIER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How far the applier is: events the bus put in its buffer, events it applied.
+#[derive(Default)]
+pub(super) struct Progress {
+    delivered: std::sync::OnceLock<Arc<std::sync::atomic::AtomicU64>>,
+    applied: tokio::sync::watch::Sender<u64>,
+}
+
+impl Progress {
+    fn applied_one(&self) {
+        self.applied.send_modify(|n| *n += 1);
+    }
+
+    /// Waits until the applier has applied every event handed to it before this call
+    /// (the follower may have taken an event in that the applier has not reached yet).
+    async fn drained(&self) {
+        let Some(delivered) = self.delivered.get() else {
+            return;
+        };
+        let target = delivered.load(std::sync::atomic::Ordering::Acquire);
+        let mut applied = self.applied.subscribe();
+        let reached = applied.wait_for(|n| *n >= target);
+        if tokio::time::timeout(APPLIER_WAIT, reached).await.is_err() {
+            tracing::warn!(
+                target,
+                "the applier of other replicas' task events is behind; answering from what it applied"
+            );
+        }
+    }
+}
 
 impl TaskStore {
     /// On a shared bus, starts applying the task events other replicas publish (none
@@ -32,6 +64,7 @@ impl TaskStore {
         let mut foreign = self
             .bus
             .subscribe_foreign(&format!("{TYPE_PREFIX}*"), BUFFER);
+        let _ = self.foreign.delivered.set(foreign.delivered());
         // Events that reached the rings before the subscription existed.
         let earlier = self
             .bus
@@ -46,6 +79,7 @@ impl TaskStore {
             while let Some(event) = foreign.recv().await {
                 let Some(store) = store.upgrade() else { return };
                 store.apply_foreign(event).await;
+                store.foreign.applied_one();
                 let lagged = foreign.lagged();
                 if lagged > reported {
                     reported = lagged;
@@ -59,8 +93,9 @@ impl TaskStore {
     }
 
     /// On a shared store, applies every task event acknowledged anywhere before this
-    /// call (one read of the store): a replica then answers for a task another one just
-    /// created or moved. Nothing on a local store; a store error is logged, and the
+    /// call (one read of the store past the follower, then whatever the follower took in
+    /// that the applier has not reached): a replica then answers for a task another one
+    /// just created or moved. Nothing on a local store; a store error is logged, and the
     /// caller answers from what it holds.
     pub(super) async fn catch_up(&self) {
         if !self.bus.is_shared() {
@@ -76,6 +111,7 @@ impl TaskStore {
             }
             Err(e) => tracing::warn!(error = %e, "could not read the shared task events"),
         }
+        self.foreign.drained().await;
     }
 
     /// Applies one task event another replica published, unless this store holds it.

@@ -262,6 +262,7 @@ impl IntegrationStore {
                 );
             }
         }
+        let sealer_is_shared = sealer.is_some();
         let vault = match &sealer {
             None => Vault::open(dir)?,
             Some(sealer) => Vault::unsealed(sealer, sealed_credentials),
@@ -272,7 +273,12 @@ impl IntegrationStore {
             vault,
             writes: tokio::sync::Mutex::new(()),
             sealer,
-            positions: parking_lot::Mutex::new(positions),
+            // Only the shared-store follower reads positions (last write in log order).
+            positions: parking_lot::Mutex::new(if sealer_is_shared {
+                positions
+            } else {
+                HashMap::new()
+            }),
             followed: std::sync::atomic::AtomicU64::new(end.get()),
             closed: std::sync::atomic::AtomicBool::new(false),
         });

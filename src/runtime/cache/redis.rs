@@ -91,7 +91,22 @@ fn encode(stored: &StoredResponse) -> Option<Vec<u8>> {
     Some(lz4_flex::compress_prepend_size(&plain))
 }
 
-fn decode(raw: &[u8]) -> Option<StoredResponse> {
+fn claimed_size(raw: &[u8]) -> usize {
+    raw.get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map_or(usize::MAX, |b| u32::from_le_bytes(b) as usize)
+}
+
+/// Bytes of an entry's head (status, headers, fetch time) allowed on top of its body.
+const MAX_HEAD_BYTES: usize = 256 * 1024;
+
+/// An entry read back; `None` when it does not decode or claims to be larger than any
+/// entry this tier writes (`max_plain`: checked before decompressing, so a damaged or
+/// foreign value cannot make a replica allocate what its size prefix says).
+fn decode(raw: &[u8], max_plain: usize) -> Option<StoredResponse> {
+    if claimed_size(raw) > max_plain {
+        return None;
+    }
     let plain = lz4_flex::decompress_size_prepended(raw).ok()?;
     let split = plain.iter().position(|b| *b == 0)?;
     let head: Head = serde_json::from_slice(&plain[..split]).ok()?;
@@ -112,7 +127,7 @@ impl SharedTier for RedisTier {
             let raw: Option<Vec<u8>> = self
                 .run(::redis::cmd("GET").arg(self.entry_key(key)))
                 .await?;
-            decode(&raw?)
+            decode(&raw?, self.max_entry_bytes + MAX_HEAD_BYTES)
         })
     }
 
@@ -122,6 +137,9 @@ impl SharedTier for RedisTier {
                 return;
             }
             let Some(raw) = encode(stored) else { return };
+            if claimed_size(&raw) > self.max_entry_bytes + MAX_HEAD_BYTES {
+                return; // headers past any real response's: never read back, so never kept
+            }
             let _: Option<()> = self
                 .run(
                     ::redis::cmd("SET")
@@ -182,12 +200,17 @@ mod tests {
         };
         let raw = encode(&stored).unwrap();
         assert!(raw.len() < 1_000, "{}", raw.len());
-        let back = decode(&raw).unwrap();
+        let back = decode(&raw, 20_000).unwrap();
         assert_eq!(back.status, 200);
         assert_eq!(back.etag(), Some("\"abc\""));
         assert_eq!(back.body, stored.body);
         assert!(back.from_other_replica);
         assert!(back.stored_at.elapsed() < Duration::from_secs(5));
-        assert!(decode(b"not lz4").is_none());
+        assert!(decode(b"not lz4", 20_000).is_none());
+        // An entry claiming more than the tier ever writes is refused before decompressing.
+        assert!(decode(&raw, 5_000).is_none());
+        let mut forged = u32::MAX.to_le_bytes().to_vec();
+        forged.extend_from_slice(&raw[4..]);
+        assert!(decode(&forged, 20_000).is_none());
     }
 }

@@ -482,13 +482,19 @@ impl EventBus {
     fn subscribe_with(&self, filter: &str, buffer: usize, foreign_only: bool) -> Subscription {
         let (tx, rx) = mpsc::channel(buffer.max(1));
         let lagged = Arc::new(AtomicU64::new(0));
+        let delivered = Arc::new(AtomicU64::new(0));
         let entry = SubEntry {
             tx,
             lagged: lagged.clone(),
+            delivered: delivered.clone(),
             foreign_only,
         };
         self.inner.subs.write().insert(Filter::parse(filter), entry);
-        Subscription { rx, lagged }
+        Subscription {
+            rx,
+            lagged,
+            delivered,
+        }
     }
 
     /// Recent events (from the in-memory rings) matching `topic_filter` with

@@ -78,6 +78,9 @@ pub(super) fn validate_type(ty: &str) -> Result<(), EventError> {
 pub(super) struct SubEntry {
     pub(super) tx: mpsc::Sender<Arc<Event>>,
     pub(super) lagged: Arc<AtomicU64>,
+    /// Events put in the buffer so far (counted before the send, so a reader of the
+    /// count never misses one already on its way).
+    pub(super) delivered: Arc<AtomicU64>,
     /// Only events other processes published on a shared store.
     pub(super) foreign_only: bool,
 }
@@ -88,7 +91,12 @@ impl SubEntry {
         if self.foreign_only && !foreign {
             return !self.tx.is_closed();
         }
-        match self.tx.try_send(Arc::clone(event)) {
+        self.delivered.fetch_add(1, Ordering::AcqRel);
+        let sent = self.tx.try_send(Arc::clone(event));
+        if sent.is_err() {
+            self.delivered.fetch_sub(1, Ordering::AcqRel);
+        }
+        match sent {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.lagged.fetch_add(1, Ordering::Relaxed);
@@ -178,6 +186,7 @@ impl SubIndex {
 pub struct Subscription {
     pub(super) rx: mpsc::Receiver<Arc<Event>>,
     pub(super) lagged: Arc<AtomicU64>,
+    pub(super) delivered: Arc<AtomicU64>,
 }
 
 impl Subscription {
@@ -189,6 +198,12 @@ impl Subscription {
     /// Next buffered event without waiting.
     pub fn try_recv(&mut self) -> Option<Arc<Event>> {
         self.rx.try_recv().ok()
+    }
+
+    /// The count of events put in this subscription's buffer so far, shared: an owner
+    /// that applies them elsewhere can wait until it has applied that many.
+    pub fn delivered(&self) -> Arc<AtomicU64> {
+        self.delivered.clone()
     }
 
     /// Number of events dropped because the buffer was full.
