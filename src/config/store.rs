@@ -15,7 +15,7 @@ layered! {
     pub struct StoreOptions {
         /// Where journals, tasks, registries and events live: `local` (files under the
         /// state dir, the default) or `redis://[:password@]host:port[/db]` (Redis or
-        /// Valkey, shared by every replica pointed at it).
+        /// Valkey, shared by every replica pointed at it; `rediss://` over TLS).
         #[arg(long, global = true, env = "CORTEX_MCP_STORE", value_name = "local|URL")]
         pub store: Option<String>,
         /// Key prefix on a Redis store, so deployments can share one server (default `cortex:`).
@@ -29,6 +29,10 @@ layered! {
         /// (default 4 MiB, at most 16 MiB); a larger one is refused naming this limit.
         #[arg(long, global = true, env = "CORTEX_MCP_STORE_MAX_ARTIFACT_BYTES")]
         pub store_max_artifact_bytes: Option<u64>,
+        /// On a `rediss://` store, a PEM file of the certificate authorities to trust for
+        /// the Redis server (default: the system's roots).
+        #[arg(long, global = true, env = "CORTEX_MCP_STORE_TLS_CA", value_name = "PEM")]
+        pub store_tls_ca: Option<std::path::PathBuf>,
     }
 }
 
@@ -59,6 +63,9 @@ pub enum StoreSettings {
         wait_replicas: u32,
         /// The largest artifact kept on the store, in bytes.
         max_artifact_bytes: u64,
+        /// PEM certificate authorities a `rediss://` connection trusts instead of the
+        /// system's.
+        tls_ca: Option<std::path::PathBuf>,
         /// The at-rest key of integration credentials (from [`STORE_KEY_ENV`]).
         key: Option<Secret>,
     },
@@ -92,6 +99,9 @@ impl StoreOptions {
                     "applies to a Redis store only (--store redis://…)",
                 ));
             }
+            if self.store_tls_ca.is_some() {
+                return Err(invalid("store-tls-ca", "applies to a rediss:// store only"));
+            }
             return Ok(StoreSettings::Local);
         }
         let url = url::Url::parse(&raw).map_err(|e| {
@@ -109,11 +119,21 @@ impl StoreOptions {
                 ),
             ));
         }
-        if url.scheme() == "rediss" {
-            return Err(invalid(
-                "store",
-                "rediss:// (Redis over TLS) is not in this build: the redis client is built without TLS; use redis:// on a private network, or a TLS tunnel (e.g. stunnel) to the server",
-            ));
+        if let Some(ca) = &self.store_tls_ca {
+            if url.scheme() != "rediss" {
+                return Err(invalid(
+                    "store-tls-ca",
+                    "applies to a rediss:// store only (Redis over TLS)",
+                ));
+            }
+            let pem = std::fs::read_to_string(ca)
+                .map_err(|e| invalid("store-tls-ca", format!("{}: {e}", ca.display())))?;
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(invalid(
+                    "store-tls-ca",
+                    format!("{} holds no PEM certificate", ca.display()),
+                ));
+            }
         }
         if !cfg!(feature = "redis") {
             return Err(invalid(
@@ -147,6 +167,7 @@ impl StoreOptions {
             prefix,
             wait_replicas,
             max_artifact_bytes,
+            tls_ca: self.store_tls_ca,
             key: None,
         })
     }
@@ -163,6 +184,7 @@ impl StoreSettings {
                 prefix,
                 wait_replicas,
                 max_artifact_bytes,
+                tls_ca,
                 ..
             } => {
                 let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
@@ -186,6 +208,7 @@ impl StoreSettings {
                     prefix,
                     wait_replicas,
                     max_artifact_bytes,
+                    tls_ca,
                     key: Some(Secret::from(value.trim().to_string())),
                 })
             }

@@ -644,7 +644,13 @@ fn the_store_is_local_or_a_redis_url_with_a_key_and_never_shows_its_password() {
     assert!(c.store.is_shared());
     let shown = c.redacted().to_string();
     assert!(!shown.contains("pw-secret-77"), "{shown}");
-    for bad in ["http://x/", "rediss://h:6380/", "redis://", "not a url"] {
+    assert!(
+        with_store("rediss://:pw@h:6380/", None)
+            .unwrap()
+            .store
+            .is_shared()
+    );
+    for bad in ["http://x/", "redis://", "not a url"] {
         let e = with_store(bad, None).unwrap_err().to_string();
         assert!(e.contains("store"), "{bad}: {e}");
     }
@@ -664,4 +670,57 @@ fn the_store_is_local_or_a_redis_url_with_a_key_and_never_shows_its_password() {
         c.store.with_key(Some(b64.into())).unwrap().key_bytes(),
         Some([0xab; 32])
     );
+}
+
+fn with_store_options(store: StoreOptions) -> Result<Config, ConfigError> {
+    let over = Options {
+        store,
+        ..Default::default()
+    };
+    Config::from_layers(Options::default(), over)
+}
+
+#[test]
+fn the_store_tls_ca_and_artifact_limit_apply_to_redis_stores_only_and_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let not_pem = dir.path().join("x.txt");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let opts = |store: &str, tls: Option<&std::path::Path>, max: Option<u64>| StoreOptions {
+        store: Some(store.into()),
+        store_tls_ca: tls.map(|p| p.to_path_buf()),
+        store_max_artifact_bytes: max,
+        ..Default::default()
+    };
+    assert!(with_store_options(opts("rediss://h/", Some(&ca), None)).is_ok());
+    for (o, field) in [
+        (opts("redis://h/", Some(&ca), None), "store-tls-ca"),
+        (opts("local", Some(&ca), None), "store-tls-ca"),
+        (opts("rediss://h/", Some(&not_pem), None), "store-tls-ca"),
+        (
+            opts("rediss://h/", Some(&dir.path().join("missing.pem")), None),
+            "store-tls-ca",
+        ),
+        (opts("local", None, Some(1024)), "store-max-artifact-bytes"),
+        (
+            opts("redis://h/", None, Some(0)),
+            "store-max-artifact-bytes",
+        ),
+        (
+            opts("redis://h/", None, Some(32 << 20)),
+            "store-max-artifact-bytes",
+        ),
+    ] {
+        let e = with_store_options(o).unwrap_err().to_string();
+        assert!(e.contains(field), "{e}");
+    }
+    let c = with_store_options(opts("redis://h/", None, Some(1024))).unwrap();
+    assert_eq!(c.store.max_artifact_bytes(), Some(1024));
+    let c = with_store_options(opts("redis://h/", None, None)).unwrap();
+    assert_eq!(c.store.max_artifact_bytes(), Some(4 << 20));
 }

@@ -3,6 +3,10 @@
 //! expires, refreshed once for all concurrent callers, and invalidated once on a 401
 //! (every caller refused with the stale token retries once with the new one).
 //!
+//! On a shared store the installation token is minted once per cluster: a replica
+//! whose token is stale first takes the one another replica stored ([`TokenShare`]),
+//! claims the mint when there is none, and otherwise waits for the claimant's token.
+//!
 //! Owns the secrets and their fingerprints. It must not send requests itself (the
 //! client passes a fetch function) and never logs or returns a secret.
 
@@ -24,6 +28,27 @@ use crate::{
 
 /// Refresh an installation token this long before GitHub says it expires.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+/// Longest wait for another replica's token before minting one here.
+const SHARED_WAIT: Duration = Duration::from_secs(10);
+/// How often a waiting replica looks for that token.
+const SHARED_POLL: Duration = Duration::from_millis(50);
+
+type Boxed<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where replicas sharing a store keep one installation token (`shared_app_token`).
+/// Store failures are the implementation's to log: a replica then acts alone.
+pub trait TokenShare: Send + Sync {
+    /// The token a replica stored, if any.
+    fn load(&self) -> Boxed<'_, Option<MintedToken>>;
+    /// Whether this replica may mint now (no other replica is minting).
+    fn claim(&self) -> Boxed<'_, bool>;
+    /// Stores a freshly minted token for the others and releases the claim.
+    fn publish<'a>(&'a self, token: &'a MintedToken) -> Boxed<'a, ()>;
+    /// Releases the claim without a token (the mint failed).
+    fn release(&self) -> Boxed<'_, ()>;
+    /// Drops the stored token if its fingerprint is `refused_fp` (GitHub refused it).
+    fn forget(&self, refused_fp: String) -> Boxed<'_, ()>;
+}
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AuthError {
@@ -55,6 +80,9 @@ pub struct AppTokens {
     key: EncodingKey,
     current: RwLock<Option<Arc<Cached>>>,
     refresh: tokio::sync::Mutex<()>,
+    shared: std::sync::OnceLock<Arc<dyn TokenShare>>,
+    /// Fingerprint of the last token GitHub refused: never taken from the shared store.
+    refused: parking_lot::Mutex<Option<String>>,
 }
 
 #[derive(Serialize)]
@@ -81,7 +109,14 @@ impl AppTokens {
             key,
             current: RwLock::default(),
             refresh: tokio::sync::Mutex::new(()),
+            shared: std::sync::OnceLock::new(),
+            refused: parking_lot::Mutex::new(None),
         })
+    }
+
+    /// Shares this installation's token with the replicas on one store.
+    pub fn share(&self, shared: Arc<dyn TokenShare>) {
+        let _ = self.shared.set(shared);
     }
 
     pub fn installation_id(&self) -> u64 {
@@ -121,7 +156,59 @@ impl AppTokens {
         if let Some(h) = self.fresh() {
             return Ok(h);
         }
-        let minted = mint(self.jwt()?).await?;
+        let Some(shared) = self.shared.get() else {
+            let minted = mint(self.jwt()?).await?;
+            return self.keep(&minted);
+        };
+        let waited_until = tokio::time::Instant::now() + SHARED_WAIT;
+        loop {
+            if let Some(token) = shared.load().await
+                && self.usable(&token)
+            {
+                return self.keep(&token);
+            }
+            if shared.claim().await {
+                // A claimant publishes its token before it releases the claim: one
+                // stored between our look and our claim is there now.
+                if let Some(token) = shared.load().await
+                    && self.usable(&token)
+                {
+                    shared.release().await;
+                    return self.keep(&token);
+                }
+                break;
+            }
+            if tokio::time::Instant::now() >= waited_until {
+                break;
+            }
+            tokio::time::sleep(SHARED_POLL).await;
+        }
+        let minted = match self.jwt() {
+            Ok(jwt) => mint(jwt).await,
+            Err(e) => Err(e),
+        };
+        match minted {
+            Ok(minted) => {
+                shared.publish(&minted).await;
+                self.keep(&minted)
+            }
+            Err(e) => {
+                shared.release().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether a token another replica stored may be used: not refused here, and not
+    /// due for a refresh.
+    fn usable(&self, token: &MintedToken) -> bool {
+        let refresh_at = token.expires_at.checked_sub(REFRESH_MARGIN);
+        refresh_at.is_some_and(|at| SystemTime::now() < at)
+            && self.refused.lock().as_deref() != Some(fingerprint(&token.token).as_str())
+    }
+
+    /// Caches `minted` as the current token and returns its header.
+    fn keep(&self, minted: &MintedToken) -> Result<HeaderValue, AuthError> {
         let header = bearer(&minted.token)?;
         let refresh_at = minted
             .expires_at
@@ -142,8 +229,25 @@ impl AppTokens {
         let mut current = self.current.write();
         if current.as_ref().is_some_and(|c| c.header == *refused) {
             *current = None;
+            self.forget_shared(refused);
         }
         true
+    }
+
+    /// Never takes `refused` from the shared store again, and drops it there.
+    fn forget_shared(&self, refused: &HeaderValue) {
+        let Some(shared) = self.shared.get().cloned() else {
+            return;
+        };
+        let token = refused
+            .to_str()
+            .unwrap_or_default()
+            .trim_start_matches("Bearer ");
+        let fp = fingerprint(token);
+        *self.refused.lock() = Some(fp.clone());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { shared.forget(fp).await });
+        }
     }
 }
 

@@ -10,6 +10,8 @@ pub mod events;
 pub mod limits;
 pub mod model;
 #[cfg(feature = "redis")]
+pub mod shared_app_token;
+#[cfg(feature = "redis")]
 pub mod shared_limits;
 pub mod tools;
 
@@ -26,10 +28,14 @@ pub enum GithubError {
     #[cfg(feature = "redis")]
     #[error("github toolset: {0}")]
     Shared(#[from] shared_limits::SharedLimitsError),
+    #[cfg(feature = "redis")]
+    #[error("github toolset: {0}")]
+    SharedToken(#[from] shared_app_token::SharedTokenError),
 }
 
 /// Builds the toolset from the runtime and the GitHub settings in its config. On a
-/// shared store the credential's budget is shared with every replica on it.
+/// shared store the credential's budget, and a GitHub App's installation token, are
+/// shared with every replica on it.
 pub fn toolset(runtime: &Runtime) -> Result<Toolset, GithubError> {
     let client = client::GithubClient::new(runtime, &runtime.config.github)?;
     #[cfg(feature = "redis")]
@@ -42,6 +48,16 @@ pub fn toolset(runtime: &Runtime) -> Result<Toolset, GithubError> {
             limits::CREDENTIAL_CAP,
         )?;
         limits.share(budget);
+        if let (Some(app), Some(key)) = (client.auth().app(), runtime.config.store.key_bytes()) {
+            let identity = client.auth().identity();
+            let sealer = crate::runtime::sealed::Sealer::new(&key);
+            app.share(Arc::new(shared_app_token::SharedAppToken::new(
+                url.expose(),
+                prefix,
+                &identity,
+                sealer,
+            )?));
+        }
     }
     let github = Arc::new(tools::Github {
         client,

@@ -52,6 +52,28 @@ pub fn is_broken(e: &::redis::RedisError) -> bool {
         || e.is_unrecoverable_error()
 }
 
+/// The certificate authorities (PEM) every `rediss://` connection trusts instead of the
+/// system's (`--store-tls-ca`): process configuration, set once at start-up.
+static TLS_ROOTS: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+/// Makes `rediss://` connections trust `pem` (the first call wins).
+pub fn trust_tls_roots(pem: Vec<u8>) {
+    let _ = TLS_ROOTS.set(pem);
+}
+
+fn client(url: &str) -> ::redis::RedisResult<Client> {
+    match TLS_ROOTS.get() {
+        Some(pem) if url.starts_with("rediss:") => Client::build_with_tls(
+            url,
+            ::redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            },
+        ),
+        _ => Client::open(url),
+    }
+}
+
 impl RedisLink {
     pub fn new(url: &str, prefix: &str) -> Result<Self, LinkError> {
         let (shown_url, secrets) = match url::Url::parse(url) {
@@ -69,7 +91,7 @@ impl RedisLink {
             Err(_) => ("(an unparsable redis URL)".to_string(), Vec::new()),
         };
         let shown = format!("{shown_url} (prefix {prefix:?})");
-        let client = Client::open(url).map_err(|e| LinkError {
+        let client = client(url).map_err(|e| LinkError {
             store: shown.clone(),
             message: redact(&e.to_string(), &secrets),
         })?;

@@ -26,6 +26,9 @@ pub struct RedisServer {
     persistence: Persistence,
     bin: PathBuf,
     dir: tempfile::TempDir,
+    /// The TLS port, when it also serves TLS (the plain port stays for the tests' own
+    /// checks).
+    pub tls_port: Option<u16>,
 }
 
 impl RedisServer {
@@ -41,9 +44,27 @@ impl RedisServer {
             persistence,
             bin: PathBuf::from(bin),
             dir: tempfile::tempdir().unwrap(),
+            tls_port: None,
         };
         server.restart();
         Some(server)
+    }
+
+    /// [`RedisServer::start`] also serving TLS with `cert_pem` and `key_pem` (clients
+    /// are not asked for certificates).
+    pub fn start_tls(password: &str, cert_pem: &str, key_pem: &str) -> Option<RedisServer> {
+        let mut server = Self::start(password, Persistence::None)?;
+        std::fs::write(server.dir.path().join("tls.crt"), cert_pem).unwrap();
+        std::fs::write(server.dir.path().join("tls.key"), key_pem).unwrap();
+        server.tls_port = Some(super::free_port());
+        server.restart();
+        Some(server)
+    }
+
+    /// `rediss://:password@localhost:tls-port/`.
+    pub fn tls_url(&self) -> String {
+        let port = self.tls_port.expect("started with start_tls");
+        format!("rediss://:{}@localhost:{port}/", self.password)
     }
 
     /// `redis://:password@127.0.0.1:port/`.
@@ -70,6 +91,7 @@ impl RedisServer {
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", aof, "--appendfsync", fsync])
             .args(["--requirepass", &self.password])
+            .args(self.tls_args())
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -77,6 +99,23 @@ impl RedisServer {
             .expect("spawn redis-server");
         self.child = Some(child);
         self.wait_ready();
+    }
+
+    fn tls_args(&self) -> Vec<String> {
+        let Some(port) = self.tls_port else {
+            return Vec::new();
+        };
+        let file = |name: &str| self.dir.path().join(name).display().to_string();
+        vec![
+            "--tls-port".into(),
+            port.to_string(),
+            "--tls-cert-file".into(),
+            file("tls.crt"),
+            "--tls-key-file".into(),
+            file("tls.key"),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ]
     }
 
     /// Waits until it answers `PING` (after AUTH) with `PONG`.

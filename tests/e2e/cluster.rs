@@ -465,3 +465,106 @@ async fn every_replicated_store_reads_the_same_on_every_replica_and_spools_name_
     drop(clients);
     drop(replicas);
 }
+
+/// A CA for one test run and a `localhost` certificate it signed: (CA PEM, leaf
+/// certificate PEM, leaf key PEM).
+fn throwaway_pki() -> (String, String, String) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "redis test ca");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let mut leaf =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    leaf.distinguished_name
+        .push(DnType::CommonName, "localhost");
+    leaf.use_authority_key_identifier_extension = true;
+    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf_pem = leaf.signed_by(&leaf_key, &issuer).unwrap().pem();
+    (ca_pem, leaf_pem, leaf_key.serialize_pem())
+}
+
+/// `rediss://`: replicas reach Redis over TLS, trusting the CA `--store-tls-ca` names;
+/// one that does not trust the server's certificate refuses to start, naming the store
+/// (password masked) and the certificate problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rediss_store_is_reached_over_tls_trusting_the_named_ca_only() {
+    let (ca_pem, cert_pem, key_pem) = throwaway_pki();
+    let Some(redis) = RedisServer::start_tls("tls-pass-5521", &cert_pem, &key_pem) else {
+        skip_unless_ci("redis-server is not installed (tools/test.sh installs it as root)");
+        return;
+    };
+    let pki = tempfile::tempdir().unwrap();
+    let ca_file = pki.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca_pem).unwrap();
+    let ca_arg = ca_file.display().to_string();
+    let store = redis.tls_url();
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let replicas: Vec<HttpServer> = dirs
+        .iter()
+        .map(|d| {
+            http_server_serving(
+                d.path(),
+                &[
+                    "--toolsets",
+                    "asbr",
+                    "--store",
+                    &store,
+                    "--store-tls-ca",
+                    &ca_arg,
+                ],
+                &[],
+                &[("CORTEX_MCP_STORE_KEY", STORE_KEY)],
+            )
+        })
+        .collect();
+    let a = http_client(&format!("{}/mcp", replicas[0].base), None).await;
+    let b = http_client(&format!("{}/mcp", replicas[1].base), None).await;
+    let created = ok(&a, "create_task", json!({"input": task_input("over tls")})).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let task = task_until(&b, &id, |t| t["status"] == "queued").await;
+    assert_eq!(task["title"], "over tls");
+    let keys = redis.cli(&["--scan"]);
+    assert!(
+        keys.contains("cortex:"),
+        "the data went to this Redis: {keys}"
+    );
+
+    // Without the CA, the system's roots do not know the server: no start.
+    let lost = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("--state-dir")
+        .arg(lost.path())
+        .args([
+            "--toolsets",
+            "asbr",
+            "--store",
+            &store,
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+        ])
+        .env("CORTEX_MCP_STORE_KEY", STORE_KEY)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("rediss://:***@localhost") && !stderr.contains("tls-pass-5521"),
+        "{stderr}"
+    );
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
+    drop(replicas);
+}

@@ -267,3 +267,96 @@ async fn without_redis_a_github_call_fails_naming_the_store_then_recovers() {
     )
     .await;
 }
+
+const APP_KEY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/support/github-app-test-key.pem"
+);
+const APP_PUB: &str = include_str!("../support/github-app-test-key.pub.pem");
+
+/// A replica authenticating as a GitHub App installation.
+fn app_replica(hub: &FakeHub, store: &str) -> (HttpServer, tempfile::TempDir) {
+    let state = tempfile::tempdir().unwrap();
+    let base = hub.base_url();
+    let server = http_server(
+        state.path(),
+        &["--toolsets", "github", "--store", store],
+        &[
+            ("GITHUB_API_URL", base.as_str()),
+            ("GITHUB_APP_ID", "4242"),
+            ("GITHUB_APP_INSTALLATION_ID", "77"),
+            ("GITHUB_APP_PRIVATE_KEY_PATH", APP_KEY),
+            ("CORTEX_MCP_STORE_KEY", STORE_KEY),
+        ],
+    );
+    (server, state)
+}
+
+/// Three replicas of one GitHub App installation mint its token once for the cluster
+/// (the others take it, sealed, from the store), mint once again after GitHub revokes
+/// it, and the token is nowhere in Redis in the clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_app_installation_token_is_minted_once_for_the_cluster_and_kept_sealed() {
+    let Some(redis) = start_redis() else { return };
+    let hub = fake(FakeConfig {
+        app: Some(fakehub::AppConfig {
+            app_id: 4242,
+            installation_id: 77,
+            public_key_pem: APP_PUB.to_string(),
+            token_ttl: Duration::from_secs(3600),
+        }),
+        ..Default::default()
+    })
+    .await;
+    let servers: Vec<_> = (0..3).map(|_| app_replica(&hub, &redis.url())).collect();
+    let mut clients = Vec::new();
+    for (server, _) in &servers {
+        clients.push(http_client(&format!("{}/mcp", server.base), None).await);
+    }
+    let burst = |offset: u64| {
+        let calls = (0..30u64).map(|i| {
+            let client = clients[i as usize % 3].clone();
+            async move {
+                call(
+                    &client,
+                    "get_issue",
+                    json!({"repository": REPO, "number": 1 + offset + i}),
+                )
+                .await
+            }
+        });
+        futures::future::join_all(calls)
+    };
+    let first = burst(0).await;
+    assert!(
+        first.iter().all(|r| r.is_error != Some(true)),
+        "{:?}",
+        first.iter().map(text).collect::<Vec<_>>()
+    );
+    assert_eq!(hub.stats().token_requests, 1, "one mint for three replicas");
+
+    // GitHub revokes it: each replica is refused once, and the cluster mints once more.
+    hub.revoke_installation_tokens();
+    let second = burst(30).await;
+    assert!(
+        second.iter().all(|r| r.is_error != Some(true)),
+        "{:?}",
+        second.iter().map(text).collect::<Vec<_>>()
+    );
+    let minted = hub.stats().token_requests;
+    assert!(
+        minted == 2,
+        "after a revocation the cluster mints once more, not once per replica: {minted} mints"
+    );
+
+    let everything = redis.dump_everything();
+    assert!(
+        everything.contains("app-token"),
+        "the scan read the store: {everything:.300}"
+    );
+    assert!(
+        !everything.contains("ghs_"),
+        "an installation token is readable in Redis"
+    );
+    drop(clients);
+}

@@ -130,6 +130,11 @@ impl GithubClient {
         })
     }
 
+    /// How requests are authenticated (to share an App's token across replicas).
+    pub fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
     pub fn limits(&self) -> &Limits {
         &self.limits
     }

@@ -287,6 +287,20 @@ pub fn block_on_here<T>(future: BoxFuture<'_, T>) -> T {
     }
 }
 
+/// Makes every `rediss://` connection of the process trust the certificate authorities
+/// in `ca` (`--store-tls-ca`; none: the system's roots).
+#[cfg(feature = "redis")]
+fn trust_store_ca(ca: Option<&std::path::Path>) -> Result<(), StoreError> {
+    if let Some(path) = ca {
+        let pem = std::fs::read(path).map_err(|source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        crate::runtime::redis_link::trust_tls_roots(pem);
+    }
+    Ok(())
+}
+
 /// Where the process's stores live (`--store`): one [`Backend`] per owner namespace
 /// (`events`, `asbr`, `integrations`, …) — a directory of the state dir on the local
 /// backend, a key prefix on Redis. Cheap to clone.
@@ -322,11 +336,13 @@ impl Stores {
                 url,
                 prefix,
                 wait_replicas,
+                tls_ca,
                 ..
             } => Ok(Stores {
-                kind: StoresKind::Redis(Arc::new(
-                    RedisBackend::new(url.expose(), prefix)?.with_wait_replicas(*wait_replicas),
-                )),
+                kind: StoresKind::Redis(Arc::new({
+                    trust_store_ca(tls_ca.as_deref())?;
+                    RedisBackend::new(url.expose(), prefix)?.with_wait_replicas(*wait_replicas)
+                })),
             }),
             #[cfg(not(feature = "redis"))]
             crate::config::StoreSettings::Redis { .. } => Err(StoreError::Backend(
