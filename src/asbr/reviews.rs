@@ -464,18 +464,36 @@ impl ReviewStore {
     }
 
     /// Applies `change` to review `id`, when `principal` may see it, and journals the
-    /// result, one change at a time.
+    /// result, one change at a time: on a shared store, on the review as every replica
+    /// wrote it, again when another replica changed the reviews meanwhile (so
+    /// concurrent feedback through two replicas is never lost); `change` may run more
+    /// than once.
     pub async fn update(
         &self,
         id: &str,
         principal: &Principal,
-        change: impl FnOnce(&mut Review) -> Result<(), ReviewError>,
+        change: impl Fn(&mut Review) -> Result<(), ReviewError>,
     ) -> Result<Review, ReviewError> {
         let _gate = self.gate.lock().await;
-        self.catch_up().await;
-        let mut review = self.get(id, principal)?;
-        change(&mut review)?;
-        self.put(review).await
+        let make = || {
+            let mut review = self.get(id, principal)?;
+            change(&mut review)?;
+            review.summary.updated_at = now();
+            review.summary.feedback_count = review.feedback.len() as u64;
+            Ok(review)
+        };
+        let mut made = None;
+        let appended = self
+            .log
+            .append_current(self, || {
+                let review = make()?;
+                made = Some(review.clone());
+                Ok(review)
+            })
+            .await
+            .map_err(|e| ReviewError::Journal(e.to_string()))?;
+        appended?;
+        made.ok_or_else(|| ReviewError::Journal("no review was written".into()))
     }
 
     /// Review `id` when `principal` may see it; not found (as a missing one) otherwise.

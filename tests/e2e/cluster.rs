@@ -438,6 +438,27 @@ async fn every_replicated_store_reads_the_same_on_every_replica_and_spools_name_
     let patterns = ok(c, "list_patterns", json!({})).await;
     assert_eq!(patterns["items"][0]["examples"], 2, "{patterns}");
 
+    // Reviews: feedback sent through two replicas at once all lands (a change is made
+    // on the review as every replica wrote it, again when another replica wrote first).
+    write(work.path(), "repo/src/lib.rs", "pub fn f() {}\n");
+    let created = ok(
+        a,
+        "create_review",
+        json!({"repositoryUrl": "repo", "reviewers": ["style"]}),
+    )
+    .await;
+    assert_eq!(created["review"]["status"], "completed", "{created}");
+    let review = created["review"]["id"].as_str().unwrap().to_string();
+    let sends = (0..12).map(|i| {
+        let client = if i % 2 == 0 { b } else { c };
+        let args = json!({"reviewId": review, "verdict": "comment", "reviewer": format!("r{i}"),
+                          "comments": [{"message": format!("note {i}"), "severity": "low"}]});
+        async move { ok(client, "submit_feedback", args).await }
+    });
+    futures::future::join_all(sends).await;
+    let status = ok(a, "get_review_status", json!({"reviewId": review})).await;
+    assert_eq!(status["review"]["feedbackCount"], 12, "{status}");
+
     // Spool sessions stay on the replica that opened them, and say so elsewhere.
     let root = work.path().display().to_string();
     let opened = ok(a, "spool_open", json!({"root": root})).await;

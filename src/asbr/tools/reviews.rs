@@ -307,7 +307,7 @@ pub(super) async fn submit_feedback(
                 )));
             }
             r.summary.verdict = Some(fb.verdict);
-            r.feedback.push(fb);
+            r.feedback.push(fb.clone());
             Ok(())
         })
         .await?;

@@ -181,6 +181,23 @@ pub trait Log: Send + Sync + 'static {
     /// position once all are durable.
     fn append(&self, records: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Position, StoreError>>;
 
+    /// [`Log::append`] only if the stream's last position is `expected` when the records
+    /// would be added (`None`: another writer appended first; nothing was added). For a
+    /// read-modify-write across processes sharing a stream; a backend only one process
+    /// writes does not offer it.
+    fn append_if_at(
+        &self,
+        records: Vec<Vec<u8>>,
+        expected: Position,
+    ) -> BoxFuture<'_, Result<Option<Position>, StoreError>> {
+        let _ = (records, expected);
+        Box::pin(async {
+            Err(StoreError::Backend(
+                "this store appends unconditionally only (one process writes it)".into(),
+            ))
+        })
+    }
+
     /// The last durable position (0 when empty).
     fn last_position(&self) -> Position;
 

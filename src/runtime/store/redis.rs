@@ -78,6 +78,25 @@ local total = redis.call('HINCRBY', KEYS[1], 'bytes', bytes)
 return {first, total}
 ";
 
+/// KEYS: meta, log. ARGV: the position the stream must be at, then the records. Appends
+/// as [`APPEND`] only when the stream's last position is that one. Returns {first
+/// position, bytes in the log}, or {0, the last position} when it is not.
+const APPEND_IF_AT: &str = r"
+local expected = tonumber(ARGV[1])
+local current = tonumber(redis.call('HGET', KEYS[1], 'last')) or 0
+if current ~= expected then return {0, current} end
+local n = #ARGV - 1
+local last = redis.call('HINCRBY', KEYS[1], 'last', n)
+local first = last - n + 1
+local bytes = 0
+for i = 1, n do
+  redis.call('XADD', KEYS[2], string.format('0-%d', first + i - 1), 'r', ARGV[i + 1])
+  bytes = bytes + string.len(ARGV[i + 1]) + 1
+end
+local total = redis.call('HINCRBY', KEYS[1], 'bytes', bytes)
+return {first, total}
+";
+
 /// KEYS: meta, log, snapshot. ARGV: after. Returns {snapshot or nil (only when `after`
 /// is 0 or before the cut), the entries after max(after, cut), last, bytes}.
 const READ: &str = r"
@@ -273,6 +292,18 @@ impl Inner {
     }
 
     async fn append(&self, records: Vec<Vec<u8>>) -> Result<Position, StoreError> {
+        self.append_at(records, None)
+            .await
+            .map(|appended| appended.unwrap_or_default())
+    }
+
+    /// Appends `records`, only when the stream is at `expected` when given (`None`:
+    /// it was elsewhere, nothing appended).
+    async fn append_at(
+        &self,
+        records: Vec<Vec<u8>>,
+        expected: Option<Position>,
+    ) -> Result<Option<Position>, StoreError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
@@ -280,22 +311,28 @@ impl Inner {
             serde_json::from_slice::<serde::de::IgnoredAny>(r)?;
         }
         let count = records.len() as u64;
-        let (first, bytes): (u64, u64) = self
-            .redis
-            .eval(
-                &format!("stream {:?}: appending", self.name),
-                APPEND,
-                &[&self.keys.meta, &self.keys.log],
-                records,
-            )
-            .await?;
+        let doing = format!("stream {:?}: appending", self.name);
+        let keys = [&*self.keys.meta, &*self.keys.log];
+        // {first position, bytes}, or {0, the stream's last position} when not at `expected`.
+        let (first, bytes): (u64, u64) = match expected {
+            None => self.redis.eval(&doing, APPEND, &keys, records).await?,
+            Some(at) => {
+                let args = std::iter::once(at.0.to_string().into_bytes()).chain(records);
+                self.redis.eval(&doing, APPEND_IF_AT, &keys, args).await?
+            }
+        };
+        if first == 0 {
+            let current = bytes;
+            self.learn_last(current);
+            return Ok(None);
+        }
         if self.wait_replicas > 0 {
             let doing = format!("stream {:?}: waiting for Redis replicas", self.name);
             self.redis.wait_replicas(&doing, self.wait_replicas).await?;
         }
         self.bytes.store(bytes, Ordering::Release);
         self.learn_last((first + count).saturating_sub(1));
-        Ok(Position(first))
+        Ok(Some(Position(first)))
     }
 
     /// Waits (at most [`BLOCK`]) for an entry past `known`, then learns the last
@@ -418,6 +455,14 @@ impl Log for RedisLog {
 
     fn append(&self, records: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Position, StoreError>> {
         Box::pin(self.inner.append(records))
+    }
+
+    fn append_if_at(
+        &self,
+        records: Vec<Vec<u8>>,
+        expected: Position,
+    ) -> BoxFuture<'_, Result<Option<Position>, StoreError>> {
+        Box::pin(self.inner.append_at(records, Some(expected)))
     }
 
     fn last_position(&self) -> Position {

@@ -17,6 +17,9 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use super::{Backend, Compaction, Entry, Position, Replay, StoreError, Stream, StreamOptions};
 
+/// Most attempts of a read-modify-write before it gives up (others kept appending).
+const MAX_ATTEMPTS: usize = 32;
+
 /// How long a follower waits before tailing again after a store error.
 const RETRY_AFTER_ERROR: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -89,6 +92,43 @@ where
             *applied = position;
         }
         Ok(position)
+    }
+
+    /// A read-modify-write: `make` builds the record from `state` as it is, and the
+    /// record is appended only if nothing else was appended in between — on a shared
+    /// backend, after applying what others wrote, and again from the new state when
+    /// another process appended first (so two replicas changing one thing at once both
+    /// land, in turn). `make`'s own error is returned as the inner `Err`, nothing
+    /// appended. On a local backend the caller serialises its changes itself.
+    pub async fn append_current<T>(
+        &self,
+        state: &dyn Fold<E>,
+        mut make: impl FnMut() -> Result<E, T>,
+    ) -> Result<Result<Position, T>, StoreError> {
+        if !self.shared {
+            let record = match make() {
+                Ok(record) => record,
+                Err(e) => return Ok(Err(e)),
+            };
+            return self.append(record, state).await.map(Ok);
+        }
+        for _ in 0..MAX_ATTEMPTS {
+            let mut applied = self.applied.lock().await;
+            self.read_into(&mut applied, state).await?;
+            let record = match make() {
+                Ok(record) => record,
+                Err(e) => return Ok(Err(e)),
+            };
+            if let Some(position) = self.stream.append_if_at(&record, *applied).await? {
+                state.apply(record);
+                *applied = position;
+                return Ok(Ok(position));
+            }
+        }
+        Err(StoreError::Backend(format!(
+            "stream {}: other replicas kept writing during {MAX_ATTEMPTS} attempts; try again",
+            self.stream.name()
+        )))
     }
 
     /// On a shared backend, applies to `state` every record acknowledged anywhere before

@@ -246,6 +246,21 @@ impl<E: Serialize + DeserializeOwned + Send + 'static> Stream<E> {
         Ok(position)
     }
 
+    /// Appends `record` only if the stream is still at `expected` (`None`: another
+    /// process appended first; see [`super::Log::append_if_at`]).
+    pub async fn append_if_at(
+        &self,
+        record: &E,
+        expected: Position,
+    ) -> Result<Option<Position>, StoreError> {
+        let line = serde_json::to_vec(record)?;
+        let position = self.log.append_if_at(vec![line], expected).await?;
+        if position.is_some() {
+            self.compact_if_needed();
+        }
+        Ok(position)
+    }
+
     /// Appends `records` contiguously; resolves with the first one's position.
     pub async fn append_many(&self, records: &[E]) -> Result<Position, StoreError> {
         let lines = records

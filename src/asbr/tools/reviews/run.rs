@@ -246,9 +246,9 @@ pub(super) async fn run_review(
             } else {
                 ReviewStatus::Completed
             };
-            r.summary.error = failed;
-            r.summary.findings = summary;
-            r.details = details;
+            r.summary.error = failed.clone();
+            r.summary.findings = summary.clone();
+            r.details = details.clone();
             Ok(())
         })
         .await?;
