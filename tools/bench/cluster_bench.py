@@ -21,7 +21,8 @@ Workloads, on each setup:
       fake, as at GitHub; the server paces reads to 900 a minute): a lone replica may
       send one request per call (a 304 revalidation unless it joins an identical request
       in flight), so more than ~850 calls would meet a secondary-limit answer and a 60 s
-      pause and measure that instead — this row runs under a second
+      pause and measure that instead (seen with 1,000: 4 such answers at the minute's
+      edge, 120 s) — this row runs in about a second
   (c) cross-replica event latency: create_task on one replica, then watch_task_events for
       it on another (the cluster's replicas 1 and 2; the single server for both), p50/p99
   (d) Redis commands per tool call during (a) (INFO commandstats), cluster only
@@ -29,7 +30,8 @@ Workloads, on each setup:
 Usage: cluster_bench.py --single URL --lb URL --replica1 URL --replica2 URL
                         --redis-port P --redis-pass PW --fake URL
                         [--single-pids PID,...] [--cluster-pids PID,...]
-Prints a Markdown table.
+Prints Markdown tables; exits 1 when a call failed (each row counts its failed calls and
+shows the first message).
 """
 
 import argparse
