@@ -61,7 +61,10 @@ pub struct CredentialLanes {
 
 /// The configuration of an adaptive lane of `kind` (every kind but `Auth`).
 fn lane_config(kind: LaneKind, max: GithubConcurrency) -> LaneConfig {
-    let minute = Duration::from_secs(60);
+    // GitHub counts a request when it arrives, the lane when it starts: a request that
+    // left later may arrive sooner, so the windows are a second longer than GitHub's
+    // (with exactly 60 s, a burst past 900 reads met secondary limits at the minute's edge).
+    let minute = Duration::from_secs(61);
     // Windows start at a quarter of their maximum and widen on success.
     match kind {
         // 900 points per minute per endpoint is GitHub's secondary rule; holding all

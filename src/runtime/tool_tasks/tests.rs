@@ -332,3 +332,31 @@ fn past_the_result_budget_the_longest_finished_are_forgotten_first() {
     assert_eq!(gone, ["older", "newest"], "the kept one is spared");
     assert!(table.contains_key("oldest") && table.contains_key("running"));
 }
+
+/// With a replica name, task ids carry it; an unknown id naming another replica says
+/// where the task runs (a load balancer sent the request elsewhere) instead of "unknown".
+#[tokio::test]
+async fn task_ids_name_their_replica_and_another_replica_says_so() {
+    let tasks = ToolTasks::new().on_replica(Some("r1"));
+    let who = Principal::oauth("alice");
+    let task = run_once(&tasks, Box::pin(async { Ok(json!(1)) })).await;
+    assert!(task.task_id.ends_with("@r1"), "{}", task.task_id);
+    settled(&tasks, &who, &task.task_id).await;
+    let elsewhere = tasks.get(&who, "0190-abc@r2").unwrap_err().to_string();
+    assert!(
+        elsewhere.contains("replica `r2`") && elsewhere.contains("replica `r1`"),
+        "{elsewhere}"
+    );
+    assert!(matches!(
+        tasks.cancel(&who, "0190-abc@r2"),
+        Err(TaskError::OnAnotherReplica { .. })
+    ));
+    assert!(matches!(
+        tasks.get(&who, "0190-abc@r1"),
+        Err(TaskError::Unknown(_))
+    ));
+    assert!(matches!(
+        tasks.get(&who, "0190-abc"),
+        Err(TaskError::Unknown(_))
+    ));
+}
