@@ -103,15 +103,19 @@ impl ProfileStore {
         self.log.catch_up_or_log(self).await
     }
 
-    /// Writes `profile` durably, then makes it visible; `true` when it is new.
+    /// Writes `profile` durably, then makes it visible; `true` when it is new (on a
+    /// shared store: when no replica had written it before this write landed).
     pub async fn upsert(&self, profile: Profile) -> Result<(Profile, bool), ProfileError> {
-        self.catch_up().await;
-        let existed = self.profiles.read().contains_key(&profile.id);
+        let mut created = false;
         self.log
-            .append(profile.clone(), self)
+            .append_current(self, || {
+                created = !self.profiles.read().contains_key(&profile.id);
+                Ok::<_, ()>(profile.clone())
+            })
             .await
-            .map_err(|e| ProfileError::Journal(e.to_string()))?;
-        Ok((profile, !existed))
+            .map_err(|e| ProfileError::Journal(e.to_string()))?
+            .map_err(|()| ProfileError::Journal("the profile was not written".into()))?;
+        Ok((profile, created))
     }
 
     /// Profile `id`, as last written anywhere before this call.
