@@ -170,6 +170,8 @@ where
         let applied = self.applied.clone();
         let state: Weak<S> = Arc::downgrade(state);
         tokio::spawn(async move {
+            // Logged once per outage, not once per retry.
+            let mut failing = false;
             loop {
                 let from = *applied.lock().await;
                 let mut tail = stream.tail(from);
@@ -177,9 +179,20 @@ where
                 while let Some(entry) = tail.next().await {
                     let Some(state) = state.upgrade() else { return };
                     match entry {
-                        Ok(entry) => apply_entry(&mut *applied.lock().await, &*state, entry),
+                        Ok(entry) => {
+                            if std::mem::take(&mut failing) {
+                                tracing::info!(
+                                    stream = stream.name(),
+                                    "the shared stream is readable again"
+                                );
+                            }
+                            apply_entry(&mut *applied.lock().await, &*state, entry)
+                        }
                         Err(e) => {
-                            tracing::warn!(stream = stream.name(), error = %e, "following the shared stream failed; retrying");
+                            if !failing {
+                                tracing::warn!(stream = stream.name(), error = %e, "following the shared stream failed; retrying every second");
+                            }
+                            failing = true;
                             failed = true;
                             break;
                         }
