@@ -43,18 +43,30 @@ struct Replica {
     _state: tempfile::TempDir,
 }
 
-async fn replica(hub: &FakeHub, store: &str) -> Replica {
+/// A replica's server on `store` against `hub`, with the GitHub credential `credential`
+/// (environment variables).
+fn replica_server(
+    hub: &FakeHub,
+    store: &str,
+    credential: &[(&str, &str)],
+) -> (HttpServer, tempfile::TempDir) {
     let state = tempfile::tempdir().unwrap();
     let base = hub.base_url();
+    let mut env = vec![
+        ("GITHUB_API_URL", base.as_str()),
+        ("CORTEX_MCP_STORE_KEY", STORE_KEY),
+    ];
+    env.extend_from_slice(credential);
     let server = http_server(
         state.path(),
         &["--toolsets", "github", "--store", store],
-        &[
-            ("GITHUB_API_URL", base.as_str()),
-            ("GITHUB_TOKEN", TOKEN),
-            ("CORTEX_MCP_STORE_KEY", STORE_KEY),
-        ],
+        &env,
     );
+    (server, state)
+}
+
+async fn replica(hub: &FakeHub, store: &str) -> Replica {
+    let (server, state) = replica_server(hub, store, &[("GITHUB_TOKEN", TOKEN)]);
     let client = http_client(&format!("{}/mcp", server.base), None).await;
     Replica {
         client,
@@ -276,20 +288,12 @@ const APP_PUB: &str = include_str!("../support/github-app-test-key.pub.pem");
 
 /// A replica authenticating as a GitHub App installation.
 fn app_replica(hub: &FakeHub, store: &str) -> (HttpServer, tempfile::TempDir) {
-    let state = tempfile::tempdir().unwrap();
-    let base = hub.base_url();
-    let server = http_server(
-        state.path(),
-        &["--toolsets", "github", "--store", store],
-        &[
-            ("GITHUB_API_URL", base.as_str()),
-            ("GITHUB_APP_ID", "4242"),
-            ("GITHUB_APP_INSTALLATION_ID", "77"),
-            ("GITHUB_APP_PRIVATE_KEY_PATH", APP_KEY),
-            ("CORTEX_MCP_STORE_KEY", STORE_KEY),
-        ],
-    );
-    (server, state)
+    let app = [
+        ("GITHUB_APP_ID", "4242"),
+        ("GITHUB_APP_INSTALLATION_ID", "77"),
+        ("GITHUB_APP_PRIVATE_KEY_PATH", APP_KEY),
+    ];
+    replica_server(hub, store, &app)
 }
 
 /// Three replicas of one GitHub App installation mint its token once for the cluster
