@@ -4,11 +4,13 @@
 //! Owns the seam — [`Backend`] (opens streams by name) and [`Log`] (one open stream:
 //! append → durable [`Position`], read after a position, wait for new records, snapshot
 //! and trim) — its error type, and the typed layer every store uses ([`Stream`]: records
-//! of one Rust type, replay, tail, compaction by a [`Compaction`] rule). The backend in
-//! use today is [`local`]: the NDJSON file journal with group commit and quarantine of
-//! damaged lines; [`memory`] keeps streams in the process (the typed layer's tests run on
-//! both); `redis` (cargo feature `redis`) keeps them in Redis Streams, shared by every
-//! process on one Redis, and passes the same conformance tests but is not selectable yet.
+//! of one Rust type, replay, tail, compaction by a [`Compaction`] rule) and
+//! [`Replicated`] (a store's state kept the same by every process sharing a stream).
+//! Backends: [`local`], the NDJSON file journal with group commit and quarantine of
+//! damaged lines (the default); [`memory`] keeps streams in the process (the typed
+//! layer's tests run on both); `redis` (cargo feature `redis`, `--store redis://…`) keeps
+//! them in Redis Streams, shared by every process on one Redis, and passes the same
+//! conformance tests.
 //! Must not touch any toolset, server or transport module, and knows nothing
 //! about what the records mean.
 //!
