@@ -106,6 +106,24 @@ fn start(args: &[&str], env: &[(&str, &str)]) -> Option<LbCluster> {
     })
 }
 
+/// The fake GitHub with `config`, and three `github` replicas behind HAProxy on it with
+/// one token; `None` (skipped) without haproxy.
+async fn github_behind_the_balancer(config: FakeConfig) -> Option<(FakeHub, LbCluster)> {
+    if !haproxy_present() {
+        skip_unless_ci("haproxy is not installed (tools/test.sh installs it as root)");
+        return None;
+    }
+    let hub: FakeHub = fakehub::spawn(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("fake GitHub starts");
+    let api = hub.base_url();
+    let cluster = start(
+        &["--replicas", "3", "--", "--toolsets", "github"],
+        &[("GITHUB_API_URL", &api), ("GITHUB_TOKEN", TOKEN)],
+    )?;
+    Some((hub, cluster))
+}
+
 fn task_input(title: &str) -> Value {
     json!({"title": title, "brief": "b", "inputs": [], "scopes": ["repo:read"]})
 }
@@ -129,26 +147,15 @@ async fn calls_served(replica_url: &str, tool: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn six_hundred_github_calls_through_the_load_balancer_keep_one_budget() {
-    if !haproxy_present() {
-        return skip_unless_ci("haproxy is not installed (tools/test.sh installs it as root)");
-    }
-    let hub: FakeHub = fakehub::spawn(
-        FakeConfig {
-            latency: Duration::from_millis(30),
-            max_concurrent: 20,
-            points_per_minute: 900,
-            retry_after_secs: Some(2),
-            ..Default::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
+    let Some((hub, cluster)) = github_behind_the_balancer(FakeConfig {
+        latency: Duration::from_millis(30),
+        max_concurrent: 20,
+        points_per_minute: 900,
+        retry_after_secs: Some(2),
+        ..Default::default()
+    })
     .await
-    .expect("fake GitHub starts");
-    let api = hub.base_url();
-    let Some(cluster) = start(
-        &["--replicas", "3", "--", "--toolsets", "github"],
-        &[("GITHUB_API_URL", &api), ("GITHUB_TOKEN", TOKEN)],
-    ) else {
+    else {
         return;
     };
     let client = http_client(&cluster.endpoint, None).await;
@@ -318,23 +325,12 @@ async fn a_replica_killed_mid_burst_and_a_redis_restart_lose_no_acknowledged_tas
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_issues_read_ten_times_over_three_replicas_cost_one_unit_each() {
-    if !haproxy_present() {
-        return skip_unless_ci("haproxy is not installed (tools/test.sh installs it as root)");
-    }
-    let hub: FakeHub = fakehub::spawn(
-        FakeConfig {
-            latency: Duration::from_millis(20),
-            ..Default::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
+    let Some((hub, cluster)) = github_behind_the_balancer(FakeConfig {
+        latency: Duration::from_millis(20),
+        ..Default::default()
+    })
     .await
-    .expect("fake GitHub starts");
-    let api = hub.base_url();
-    let Some(cluster) = start(
-        &["--replicas", "3", "--", "--toolsets", "github"],
-        &[("GITHUB_API_URL", &api), ("GITHUB_TOKEN", TOKEN)],
-    ) else {
+    else {
         return;
     };
     let client = http_client(&cluster.endpoint, None).await;
