@@ -18,7 +18,25 @@ use serde::{Serialize, de::DeserializeOwned};
 use super::{Backend, Compaction, Entry, Position, Replay, StoreError, Stream, StreamOptions};
 
 /// Most attempts of a read-modify-write before it gives up (others kept appending).
-const MAX_ATTEMPTS: usize = 32;
+const MAX_ATTEMPTS: usize = 64;
+
+/// The longest a read-modify-write waits in all between attempts.
+const MAX_CONFLICT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The pause after a lost conditional append: exponential with jitter, so that writers
+/// that collided do not collide again in lockstep (without it, one process could lose
+/// every round to a faster one).
+fn conflict_backoff() -> impl Iterator<Item = std::time::Duration> {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(1))
+        .with_max_delay(std::time::Duration::from_millis(25))
+        .with_factor(2.0)
+        .with_jitter()
+        .with_max_times(MAX_ATTEMPTS - 1)
+        .with_total_delay(Some(MAX_CONFLICT_WAIT))
+        .build()
+}
 
 /// How long a follower waits before tailing again after a store error.
 const RETRY_AFTER_ERROR: std::time::Duration = std::time::Duration::from_secs(1);
@@ -112,21 +130,30 @@ where
             };
             return self.append(record, state).await.map(Ok);
         }
-        for _ in 0..MAX_ATTEMPTS {
-            let mut applied = self.applied.lock().await;
-            self.read_into(&mut applied, state).await?;
-            let record = match make() {
-                Ok(record) => record,
-                Err(e) => return Ok(Err(e)),
-            };
-            if let Some(position) = self.stream.append_if_at(&record, *applied).await? {
-                state.apply(record);
-                *applied = position;
-                return Ok(Ok(position));
+        let mut backoff = conflict_backoff();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            {
+                let mut applied = self.applied.lock().await;
+                self.read_into(&mut applied, state).await?;
+                let record = match make() {
+                    Ok(record) => record,
+                    Err(e) => return Ok(Err(e)),
+                };
+                if let Some(position) = self.stream.append_if_at(&record, *applied).await? {
+                    state.apply(record);
+                    *applied = position;
+                    return Ok(Ok(position));
+                }
+            }
+            match backoff.next() {
+                Some(pause) => tokio::time::sleep(pause).await,
+                None => break,
             }
         }
         Err(StoreError::Backend(format!(
-            "stream {}: other replicas kept writing during {MAX_ATTEMPTS} attempts; try again",
+            "stream {}: other replicas kept writing during {attempts} attempts; try again",
             self.stream.name()
         )))
     }

@@ -417,24 +417,26 @@ impl crate::runtime::store::Fold<u64> for Counter {
 /// the other's write), each on the value before it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_read_modify_writes_from_two_processes_lose_nothing() {
-    use crate::runtime::store::Replicated;
+    use crate::runtime::store::{Fold, Replicated};
     let Some(server) = start(None) else { return };
+    // A process's state starts from what the stream held when it opened (the other
+    // may have written by then), as a store's does.
     let open = || {
         let backend = RedisBackend::new(&server.url(None), "rmw:").unwrap();
-        Arc::new(
-            Replicated::<u64>::open_now(
-                &backend,
-                "counter",
-                StreamOptions::default(),
-                Compaction::discard(),
-            )
-            .unwrap()
-            .0,
+        let (log, replay) = Replicated::<u64>::open_now(
+            &backend,
+            "counter",
+            StreamOptions::default(),
+            Compaction::discard(),
         )
+        .unwrap();
+        let state = Counter::default();
+        state.reset(replay.into_records());
+        (Arc::new(log), Arc::new(state))
     };
     let mut tasks = Vec::new();
     for _ in 0..2 {
-        let (log, state) = (open(), Arc::new(Counter::default()));
+        let (log, state) = open();
         tasks.push(tokio::spawn(async move {
             for _ in 0..50 {
                 let next = || Ok::<u64, ()>(*state.0.lock() + 1);
@@ -446,6 +448,7 @@ async fn concurrent_read_modify_writes_from_two_processes_lose_nothing() {
         t.await.unwrap();
     }
     let values: Vec<u64> = open()
+        .0
         .stream()
         .read_after(Position::START)
         .await
