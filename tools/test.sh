@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command. Provisions what the tests drive, idempotently, then runs
-# `cargo test --workspace --locked` (extra arguments are passed on to it).
+# `cargo test --workspace --locked --no-fail-fast` (extra arguments are passed on to it;
+# every test binary runs, so one failing binary does not hide another's failures).
 #
 # What it installs, each only when missing or out of date:
 # - the pinned JS runners (jest, vitest, eslint): `npm ci` into tests/fixtures/js-runners;
@@ -119,5 +120,5 @@ nextest
 debian_packages
 report
 
-note "cargo test --workspace --locked $*"
-exec cargo test --workspace --locked "$@"
+note "cargo test --workspace --locked --no-fail-fast $*"
+exec cargo test --workspace --locked --no-fail-fast "$@"
