@@ -80,6 +80,23 @@ impl RedisServer {
         }
     }
 
+    /// Stops it answering without closing anything (SIGSTOP: a stuck server, whose
+    /// connections stay open and whose port still accepts).
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen server answer again (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, which: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill").args([which, &pid]).status().unwrap();
+        assert!(status.success(), "kill {which} {pid}");
+    }
+
     /// Starts it again (after [`RedisServer::kill`]) on the same port and data.
     pub fn restart(&mut self) {
         self.kill();

@@ -589,3 +589,130 @@ async fn a_rediss_store_is_reached_over_tls_trusting_the_named_ca_only() {
     assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
     drop(replicas);
 }
+
+/// One write of each kind a replica journals on the store, by `i % 4` (`wave` keeps
+/// writes of different waves distinct: a repeated task is answered without a write).
+fn store_write(wave: &str, i: usize) -> (&'static str, Value) {
+    let kind = i % 4;
+    let i = format!("{wave}{i}");
+    match kind {
+        0 => (
+            "create_task",
+            json!({"input": task_input(&format!("t{i}"))}),
+        ),
+        1 => (
+            "upsert_profile",
+            json!({"id": format!("p{i}"), "skill": "beginner", "tools": [], "a11y": {}}),
+        ),
+        2 => (
+            "put_artifact",
+            json!({"kind": "doc", "content": format!("a{i}")}),
+        ),
+        _ => (
+            "create_graph",
+            json!({"name": format!("g{i}"), "nodes": [{"id": "g", "type": "gate", "config": {"condition": "1 == 1"}}]}),
+        ),
+    }
+}
+
+/// `n` writes of every kind at once; each one's tool, how long it took, and its result.
+async fn concurrent_writes(
+    client: &rmcp::Peer<rmcp::RoleClient>,
+    wave: &str,
+    n: usize,
+) -> Vec<(&'static str, Duration, rmcp::model::CallToolResult)> {
+    futures::future::join_all((0..n).map(|i| async move {
+        let (tool, args) = store_write(wave, i);
+        let started = Instant::now();
+        let result = call(client, tool, args).await;
+        (tool, started.elapsed(), result)
+    }))
+    .await
+}
+
+/// Every write failed naming the store, none after `bound`; the slowest time.
+fn all_failed_within(
+    results: &[(&str, Duration, rmcp::model::CallToolResult)],
+    bound: Duration,
+) -> Duration {
+    let mut slowest = Duration::ZERO;
+    for (tool, took, result) in results {
+        let message = text(result);
+        assert_eq!(result.is_error, Some(true), "{tool}: {message}");
+        assert!(message.contains("redis store"), "{tool}: {message}");
+        assert!(!message.contains("cluster-pass-9137"), "{tool}: {message}");
+        assert!(*took < bound, "{tool} took {took:?}: {message}");
+        slowest = slowest.max(*took);
+    }
+    slowest
+}
+
+/// A stuck Redis (SIGSTOP: connections stay open, the port accepts, nothing answers):
+/// 16 concurrent writes of four kinds each fail within one response deadline, not one
+/// deadline after another; writes during the outage fail at once; all succeed again
+/// once Redis answers, without restarting the replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_redis_fails_concurrent_writes_within_a_deadline_then_at_once_and_recovers() {
+    let Some(redis) = redis_or_skip(Persistence::None) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let replica = named_replica(&redis, dir.path(), 1, work.path(), "1024");
+    let client = http_client(&format!("{}/mcp", replica.base), None).await;
+    for i in 0..4 {
+        let (tool, args) = store_write("before", i);
+        ok(&client, tool, args).await;
+    }
+
+    redis.freeze();
+    let onset = all_failed_within(
+        &concurrent_writes(&client, "onset", 16).await,
+        Duration::from_millis(1500),
+    );
+    let during = all_failed_within(
+        &concurrent_writes(&client, "during", 16).await,
+        Duration::from_secs(1),
+    );
+    let started = Instant::now();
+    let ready = reqwest::get(format!("{}/readyz", replica.base))
+        .await
+        .unwrap();
+    assert_eq!(
+        ready.status().as_u16(),
+        503,
+        "not ready while Redis is stuck"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    redis.thaw();
+    let thawed = Instant::now();
+    eprintln!(
+        "with Redis stuck, the slowest of 16 writes failed after {onset:?}; during the outage after {during:?}"
+    );
+
+    loop {
+        let r = call(
+            &client,
+            "create_task",
+            json!({"input": task_input("after")}),
+        )
+        .await;
+        if r.is_error != Some(true) {
+            break;
+        }
+        assert!(
+            thawed.elapsed() < Duration::from_secs(10),
+            "never recovered: {}",
+            text(&r)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "writes succeed again {:?} after Redis answers",
+        thawed.elapsed()
+    );
+    for i in 0..4 {
+        let (tool, args) = store_write("after", i);
+        ok(&client, tool, args).await;
+    }
+}

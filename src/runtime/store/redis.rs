@@ -356,6 +356,7 @@ impl Inner {
             .arg(format!("0-{known}"))
             .query_async::<::redis::Value>(conn)
             .await;
+        self.redis.note(&reply);
         match reply {
             Ok(::redis::Value::Nil) => Ok(()),
             Ok(_) => {
