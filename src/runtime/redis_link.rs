@@ -9,8 +9,9 @@
 //! probe tries it again (connect, `PING`) until it answers, which ends the outage. So
 //! N concurrent calls, or one call of several steps, each fail within one deadline
 //! rather than one deadline after another, and calls succeed again as soon as Redis
-//! answers. A refused or dropped connection is not an outage: it fails at once anyway,
-//! and the next call tries again.
+//! answers. Every link to one server in the process shares its outage. A refused or
+//! dropped connection is not an outage: it fails at once anyway, and the next call
+//! tries again.
 //!
 //! Owns connecting and asking only; it must not know what the keys mean.
 
@@ -45,14 +46,35 @@ pub struct RedisLink {
     /// Text that must never appear in an error (the password, as written and decoded).
     secrets: Vec<String>,
     shared: AsyncMutex<Option<MultiplexedConnection>>,
-    /// Set while Redis is not answering (shared with the probe).
-    outage: Arc<parking_lot::Mutex<Option<Outage>>>,
+    /// Set while Redis is not answering (shared with the probe and with every other
+    /// link to the same server).
+    outage: OutageCell,
 }
 
 /// Redis stopped answering: why, and since when.
 struct Outage {
     cause: String,
     since: std::time::Instant,
+}
+
+type OutageCell = Arc<parking_lot::Mutex<Option<Outage>>>;
+
+/// The outage state of the Redis at `address` (`host:port`), one for every link to it in
+/// this process: the store, the shared budget, the shared cache and the App token each
+/// have a link, and a call that uses two of them must not wait out two deadlines.
+fn outage_of(address: &str) -> OutageCell {
+    type Cells =
+        std::collections::HashMap<String, std::sync::Weak<parking_lot::Mutex<Option<Outage>>>>;
+    static BY_ADDRESS: std::sync::LazyLock<parking_lot::Mutex<Cells>> =
+        std::sync::LazyLock::new(Default::default);
+    let mut by_address = BY_ADDRESS.lock();
+    by_address.retain(|_, cell| cell.strong_count() > 0);
+    if let Some(cell) = by_address.get(address).and_then(std::sync::Weak::upgrade) {
+        return cell;
+    }
+    let cell = OutageCell::default();
+    by_address.insert(address.to_string(), Arc::downgrade(&cell));
+    cell
 }
 
 fn config(response_timeout: Duration) -> AsyncConnectionConfig {
@@ -113,12 +135,13 @@ impl RedisLink {
             store: shown.clone(),
             message: redact(&e.to_string(), &secrets),
         })?;
+        let outage = outage_of(&client.get_connection_info().addr().to_string());
         Ok(RedisLink {
             client,
             shown,
             secrets,
             shared: AsyncMutex::new(None),
-            outage: Arc::default(),
+            outage,
         })
     }
 

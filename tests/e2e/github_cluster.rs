@@ -280,6 +280,64 @@ async fn without_redis_a_github_call_fails_naming_the_store_then_recovers() {
     .await;
 }
 
+/// A stuck Redis (SIGSTOP): a GitHub call, which takes its slot from the shared budget,
+/// fails naming the store within about a second; the next fails at once; once Redis
+/// answers, calls succeed again without restarting the replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_redis_fails_github_calls_fast_and_they_recover_when_it_answers() {
+    let Some(redis) = start_redis() else {
+        return;
+    };
+    let hub = fake(FakeConfig::default()).await;
+    let replicas = cluster(&hub, &redis, 1).await;
+    let client = &replicas[0].client;
+    ok(
+        client,
+        "get_issue",
+        json!({"repository": REPO, "number": 1}),
+    )
+    .await;
+    redis.freeze();
+    let mut took = Vec::new();
+    for number in [2, 3] {
+        let started = Instant::now();
+        let message = err(
+            client,
+            "get_issue",
+            json!({"repository": REPO, "number": number}),
+        )
+        .await;
+        took.push(started.elapsed());
+        assert!(message.contains("store"), "{message}");
+        assert!(!message.contains(PASSWORD), "{message}");
+    }
+    redis.thaw();
+    eprintln!("with Redis stuck, GitHub calls failed after {took:?}");
+    assert!(took[0] < Duration::from_millis(1500), "{took:?}");
+    assert!(
+        took[1] < Duration::from_millis(500),
+        "the second at once: {took:?}"
+    );
+    let thawed = Instant::now();
+    loop {
+        let r = call(
+            client,
+            "get_issue",
+            json!({"repository": REPO, "number": 4}),
+        )
+        .await;
+        if r.is_error != Some(true) {
+            break;
+        }
+        assert!(
+            thawed.elapsed() < Duration::from_secs(10),
+            "never recovered: {}",
+            text(&r)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 const APP_KEY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/support/github-app-test-key.pem"
