@@ -348,6 +348,29 @@ pub async fn ok(client: &Peer<RoleClient>, tool: &str, args: Value) -> Value {
     structured(&call(client, tool, args).await)
 }
 
+/// Calls a tool every 20 ms until it succeeds (a server recovering by itself), for at
+/// most `within`; returns its structured result.
+pub async fn ok_within(
+    client: &Peer<RoleClient>,
+    tool: &str,
+    args: Value,
+    within: std::time::Duration,
+) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let r = call(client, tool, args.clone()).await;
+        if r.is_error != Some(true) {
+            return structured(&r);
+        }
+        assert!(
+            started.elapsed() < within,
+            "{tool} never succeeded within {within:?}: {}",
+            text(&r)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// The structured result of a call, or `None` when it failed at the protocol level (the
 /// server is gone) or returned `isError`: for workloads that run until the server dies.
 pub async fn try_ok(client: &Peer<RoleClient>, tool: &str, args: Value) -> Option<Value> {

@@ -279,15 +279,13 @@ async fn without_redis_calls_fail_fast_naming_the_store_and_recover_when_it_is_b
     assert_eq!(liveness.status().as_u16(), 200, "alive while not ready");
 
     cluster._redis.restart();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let after = loop {
-        let r = call(&a, "create_task", json!({"input": task_input("after")})).await;
-        if r.is_error != Some(true) {
-            break structured(&r);
-        }
-        assert!(Instant::now() < deadline, "never recovered: {}", text(&r));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let after = ok_within(
+        &a,
+        "create_task",
+        json!({"input": task_input("after")}),
+        Duration::from_secs(10),
+    )
+    .await;
     assert_eq!(ready(http.clone(), base.clone()).await.0, 200);
     // With AOF `always`, the task acknowledged before the restart is still there, on
     // every replica.
@@ -690,23 +688,13 @@ async fn a_stuck_redis_fails_concurrent_writes_within_a_deadline_then_at_once_an
         "with Redis stuck, the slowest of 16 writes failed after {onset:?}; during the outage after {during:?}"
     );
 
-    loop {
-        let r = call(
-            &client,
-            "create_task",
-            json!({"input": task_input("after")}),
-        )
-        .await;
-        if r.is_error != Some(true) {
-            break;
-        }
-        assert!(
-            thawed.elapsed() < Duration::from_secs(10),
-            "never recovered: {}",
-            text(&r)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    ok_within(
+        &client,
+        "create_task",
+        json!({"input": task_input("after")}),
+        Duration::from_secs(10),
+    )
+    .await;
     eprintln!(
         "writes succeed again {:?} after Redis answers",
         thawed.elapsed()
