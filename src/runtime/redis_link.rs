@@ -23,8 +23,9 @@ use tokio::sync::Mutex as AsyncMutex;
 // A call that needs the store answers within a second when Redis is gone or stuck.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_millis(800);
-/// How long `WAIT` waits for Redis replicas.
-const WAIT_TIMEOUT: Duration = Duration::from_millis(800);
+/// How long `WAIT` waits for Redis replicas: under the response deadline, so that too
+/// few replicas is answered as such, not as a timeout (an outage).
+const WAIT_TIMEOUT: Duration = Duration::from_millis(500);
 /// The pause between two probes of an unanswering Redis.
 const PROBE_PAUSE: Duration = Duration::from_millis(100);
 

@@ -52,6 +52,11 @@ fn free_port() -> u16 {
 /// Starts `redis-server` (with `requirepass` when `password` is given), or `None` after
 /// [`skip_unless_ci`] when it is not installed.
 fn start(password: Option<&str>) -> Option<Server> {
+    start_with(password, &[])
+}
+
+/// [`start`] with more `redis-server` arguments.
+fn start_with(password: Option<&str>, extra: &[&str]) -> Option<Server> {
     let Some(bin) = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
         .into_iter()
         .find(|p| Path::new(p).exists())
@@ -72,6 +77,7 @@ fn start(password: Option<&str>) -> Option<Server> {
     if let Some(pw) = password {
         cmd.args(["--requirepass", pw]);
     }
+    cmd.args(extra);
     let child = cmd.spawn().unwrap();
     let server = Server {
         child,
@@ -108,6 +114,67 @@ async fn the_redis_backend_conforms() {
     let backend = RedisBackend::new(&server.url(None), DEFAULT_PREFIX).unwrap();
     conformance(&backend).await;
     assert_eq!(backend.streams().await.unwrap(), vec!["kv".to_string()]);
+}
+
+/// `--store-wait-replicas 1`: without a Redis replica an append is refused once `WAIT`
+/// gives up, saying how many replicas acknowledged it (not as a timeout, which would be
+/// an outage); with a replica attached, appends are acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_wait_for_the_redis_replicas_asked_for() {
+    let Some(primary) = start_with(Some("wait-pw"), &["--repl-diskless-sync-delay", "0"]) else {
+        return;
+    };
+    let backend = RedisBackend::new(&primary.url(Some("wait-pw")), "wait:")
+        .unwrap()
+        .with_wait_replicas(1);
+    let (log, _) = backend
+        .open("waited", StreamOptions::default())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let refused = log
+        .append(vec![record("w", 0)])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("only 0 of the 1 Redis replicas"),
+        "{refused}"
+    );
+    assert!(!refused.contains("wait-pw"), "{refused}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+
+    let primary_port = primary.port.to_string();
+    let Some(_replica) = start_with(
+        Some("wait-pw"),
+        &[
+            "--replicaof",
+            "127.0.0.1",
+            &primary_port,
+            "--masterauth",
+            "wait-pw",
+        ],
+    ) else {
+        return;
+    };
+    let attached = Instant::now();
+    loop {
+        match log.append(vec![record("w", 1)]).await {
+            Ok(_) => break,
+            Err(e) => assert!(
+                attached.elapsed() < Duration::from_secs(20),
+                "the replica never acknowledged: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Right after its initial sync a replica takes up to a second (its periodic
+    // `REPLCONF ACK`) before the primary streams writes to it; from then on every append
+    // is acknowledged.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for i in 2..12 {
+        log.append(vec![record("w", i)]).await.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
