@@ -348,6 +348,24 @@ pub async fn ok(client: &Peer<RoleClient>, tool: &str, args: Value) -> Value {
     structured(&call(client, tool, args).await)
 }
 
+/// `get_issue` for each of `numbers` in `repo`, all at once, spread round robin over
+/// `clients`; the results in the order of `numbers`.
+pub async fn get_issues_at_once(
+    clients: &[&Peer<RoleClient>],
+    repo: &str,
+    numbers: std::ops::Range<u64>,
+) -> Vec<CallToolResult> {
+    let calls = numbers.enumerate().map(|(i, number)| {
+        let client = clients[i % clients.len()];
+        call(
+            client,
+            "get_issue",
+            serde_json::json!({"repository": repo, "number": number}),
+        )
+    });
+    futures::future::join_all(calls).await
+}
+
 /// Calls a tool every 20 ms until it succeeds (a server recovering by itself), for at
 /// most `within`; returns its structured result.
 pub async fn ok_within(

@@ -259,20 +259,8 @@ async fn twenty_callers_with_an_expiring_app_token_mint_once() {
         ],
     )
     .await;
-    let burst = |offset: u64| {
-        let calls = (0..20u64).map(|i| {
-            let c = s.client.clone();
-            async move {
-                call(
-                    &c,
-                    "get_issue",
-                    json!({"repository": REPO, "number": 1 + offset + i}),
-                )
-                .await
-            }
-        });
-        futures::future::join_all(calls)
-    };
+    let one: [&rmcp::Peer<rmcp::RoleClient>; 1] = [&s.client];
+    let burst = |offset: u64| get_issues_at_once(&one, REPO, 1 + offset..21 + offset);
     assert!(burst(0).await.iter().all(|r| r.is_error != Some(true)));
     assert_eq!(s.hub.stats().token_requests, 1);
     tokio::time::sleep(Duration::from_millis(2500)).await;

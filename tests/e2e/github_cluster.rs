@@ -363,20 +363,8 @@ async fn an_app_installation_token_is_minted_once_for_the_cluster_and_kept_seale
     for (server, _) in &servers {
         clients.push(http_client(&format!("{}/mcp", server.base), None).await);
     }
-    let burst = |offset: u64| {
-        let calls = (0..30u64).map(|i| {
-            let client = clients[i as usize % 3].clone();
-            async move {
-                call(
-                    &client,
-                    "get_issue",
-                    json!({"repository": REPO, "number": 1 + offset + i}),
-                )
-                .await
-            }
-        });
-        futures::future::join_all(calls)
-    };
+    let peers: Vec<&rmcp::Peer<rmcp::RoleClient>> = clients.iter().map(|c| &**c).collect();
+    let burst = |offset: u64| get_issues_at_once(&peers, REPO, 1 + offset..31 + offset);
     let first = burst(0).await;
     assert!(
         first.iter().all(|r| r.is_error != Some(true)),
